@@ -1,0 +1,31 @@
+"""Errors a user can cause. Each is a ValueError subclass whose message is one sentence."""
+
+from __future__ import annotations
+
+
+class AdvisorError(ValueError):
+    """Base class of every mistake a user can make with the advisor."""
+
+
+class BudgetError(AdvisorError):
+    """A budget that is missing, non-finite, non-positive or combined in a way we do not support."""
+
+
+class InfeasibleBudgetError(BudgetError):
+    """A budget too small to reach any (or the requested) target."""
+
+
+class TargetError(AdvisorError):
+    """A return target outside the fitted range."""
+
+
+class UnknownFitError(AdvisorError):
+    """A fit id that no shipped or installed fit file carries."""
+
+
+class FitFileError(AdvisorError):
+    """A fit file that is malformed, truncated, tampered with or from a future schema."""
+
+
+class ConfigError(AdvisorError):
+    """A utd, params or width that is not a positive finite number."""

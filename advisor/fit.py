@@ -1,0 +1,169 @@
+"""`Fit`: a loaded fit file with its laws ready to evaluate."""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from advisor import laws
+from advisor.errors import ConfigError, TargetError
+from advisor.fitfile import FitFile
+
+# Columns of a coefficient row: [d_min, a, alpha, b, beta].
+_LOG_COLUMNS = np.array([False, True, False, True, False])
+
+
+def _positive(name: str, value: ArrayLike) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(arr)) or not np.all(arr > 0):
+        raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+    return arr
+
+
+def _scalar_or_array(arr: np.ndarray) -> float | np.ndarray:
+    return float(arr) if arr.ndim == 0 else arr
+
+
+class Fit:
+    """A fitted domain. Units: utd in updates per env step, params in critic parameters,
+    data in env steps, compute in FLOPs, target in return."""
+
+    def __init__(self, model: FitFile):
+        self.model = model
+        self.id = model.id
+        rows = [[law.d_min, law.a, law.alpha, law.b, law.beta] for law in model.data_to_target.laws]
+        self.thresholds = np.array([law.target for law in model.data_to_target.laws])
+        # Coefficients stored with a and b in log space so interpolation is linear.
+        self._coef = self._to_interp_space(np.array(rows))
+        self._draws = (
+            self._to_interp_space(np.array(model.bootstrap.draws, dtype=float))
+            if model.bootstrap.draws else None
+        )
+
+    def __repr__(self) -> str:
+        return f"Fit({self.id!r}, targets {self.target_min:g}-{self.target_max:g})"
+
+    @staticmethod
+    def _to_interp_space(arr: np.ndarray) -> np.ndarray:
+        out = arr.copy()
+        out[..., _LOG_COLUMNS] = np.log(out[..., _LOG_COLUMNS])
+        return out
+
+    # --- the fitted range and defaults -------------------------------------------------
+    @property
+    def target_min(self) -> float:
+        return float(self.thresholds[0])
+
+    @property
+    def target_max(self) -> float:
+        return float(self.thresholds[-1])
+
+    @property
+    def delta(self) -> float:
+        return self.model.delta
+
+    @property
+    def learning_rate(self) -> float:
+        return self.model.learning_rate
+
+    def check_target(self, target: float | None) -> float:
+        """The default target (top threshold) or `target` if it lies in the fitted range."""
+        if target is None:
+            return self.target_max
+        if not isinstance(target, (int, float, np.floating, np.integer)) or not math.isfinite(target):
+            raise TargetError(f"target must be a finite return, got {target!r}")
+        lo, hi = self.target_min, self.target_max
+        # A hair of slack so that printed targets (e.g. 779.99999) round-trip.
+        tol = 1e-9 * max(1.0, abs(hi))
+        if not lo - tol <= target <= hi + tol:
+            raise TargetError(
+                f"target {target:g} is outside the fitted range of {self.id}: "
+                f"choose a return between {lo:g} and {hi:g}"
+            )
+        return float(min(max(target, lo), hi))
+
+    # --- coefficients at a target --------------------------------------------------------
+    def coefficients(self, target: float | None = None) -> tuple[float, float, float, float, float]:
+        """(d_min, a, alpha, b, beta) of D_J at `target`, interpolated between thresholds."""
+        row = self._interp(self._coef, self.check_target(target))
+        return (float(row[0]), float(math.exp(row[1])), float(row[2]),
+                float(math.exp(row[3])), float(row[4]))
+
+    def draw_coefficients(self, target: float | None = None) -> np.ndarray | None:
+        """(n_draws, 5) bootstrap coefficient draws at `target`, or None if the fit has none."""
+        if self._draws is None:
+            return None
+        rows = self._interp(self._draws, self.check_target(target))
+        rows = rows.copy()
+        rows[:, _LOG_COLUMNS] = np.exp(rows[:, _LOG_COLUMNS])
+        return rows
+
+    def _interp(self, table: np.ndarray, target: float) -> np.ndarray:
+        """Linear interpolation along the threshold axis (axis -2) of `table`."""
+        t = self.thresholds
+        if len(t) == 1:
+            return table[..., 0, :]
+        j = int(np.clip(np.searchsorted(t, target, side="right") - 1, 0, len(t) - 2))
+        w = (target - t[j]) / (t[j + 1] - t[j])
+        return (1.0 - w) * table[..., j, :] + w * table[..., j + 1, :]
+
+    # --- the laws ------------------------------------------------------------------------
+    def data_to_target(self, utd: ArrayLike, params: ArrayLike, target: float | None = None):
+        """Predicted env steps D_J(utd, params) to reach return `target` (paper A Eq. 7.1)."""
+        utd, params = _positive("utd", utd), _positive("params", params)
+        return _scalar_or_array(laws.data_to_target(utd, params, *self.coefficients(target)))
+
+    def batch_size(self, utd: ArrayLike, params: ArrayLike):
+        """Best batch size B~(utd, params) in transitions (paper A Eq. 6.1)."""
+        utd, params = _positive("utd", utd), _positive("params", params)
+        bs = self.model.batch_size
+        if bs.kind == "fixed":
+            return _scalar_or_array(np.full(np.broadcast(utd, params).shape, bs.a_b))
+        return _scalar_or_array(laws.batch_size(utd, params, bs.a_b, bs.alpha_b, bs.b_b, bs.beta_b))
+
+    def compute(self, utd: ArrayLike, params: ArrayLike, data: ArrayLike):
+        """Training FLOPs under the fit's compute definition."""
+        utd, params, data = _positive("utd", utd), _positive("params", params), _positive("data", data)
+        cd = self.model.compute
+        batch = self.batch_size(utd, params) if cd.count_real_batch else cd.reference_batch_size
+        return _scalar_or_array(laws.compute(utd, params, data, cd.flops_per_param_sample, batch))
+
+    @property
+    def compute_per_update_param(self) -> float:
+        """k in C = k * utd * params * data, when the real batch is not counted."""
+        cd = self.model.compute
+        return cd.flops_per_param_sample * cd.reference_batch_size
+
+    # --- architecture --------------------------------------------------------------------
+    @cached_property
+    def _poly(self) -> np.poly1d:
+        return np.poly1d(self.model.architecture.coefficients)
+
+    def params(self, width: ArrayLike):
+        """Critic parameter count at hidden `width` (the fit's architecture)."""
+        width = _positive("width", width)
+        return _scalar_or_array(self._poly(width))
+
+    def width(self, params: ArrayLike):
+        """Hidden width (unrounded) whose critic has `params` parameters."""
+        params = _positive("params", params)
+        flat = np.atleast_1d(params).ravel()
+        out = np.empty_like(flat)
+        for i, p in enumerate(flat):
+            roots = (self._poly - p).roots
+            real = roots[(np.abs(roots.imag) < 1e-9 * max(1.0, abs(p))) & (roots.real > 0)].real
+            out[i] = real.max() if real.size else np.nan
+        return _scalar_or_array(out.reshape(params.shape))
+
+    def round_width(self, width: float) -> int:
+        m = self.model.architecture.width_multiple
+        return int(max(m, m * round(width / m)))
+
+    # --- domain --------------------------------------------------------------------------
+    def in_domain(self, utd: float, params: float) -> bool:
+        d = self.model.domain
+        return (d.utd.low * (1 - 1e-9) <= utd <= d.utd.high * (1 + 1e-9)
+                and d.params.low * (1 - 1e-9) <= params <= d.params.high * (1 + 1e-9))

@@ -1,0 +1,70 @@
+"""The scaling laws as pure numpy functions (numpy in, numpy out).
+
+Symbols follow paper A (Fu et al. 2025, arXiv 2508.14881):
+sigma = utd (updates per env step), N = params (critic parameters), D = data (env steps),
+C = compute (FLOPs), delta = FLOPs per env step, F = total = C + delta * D.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+
+def data_to_target(
+    utd: ArrayLike, params: ArrayLike, d_min: ArrayLike, a: ArrayLike, alpha: ArrayLike,
+    b: ArrayLike, beta: ArrayLike,
+) -> np.ndarray:
+    """Env steps to reach a return threshold, paper A Eq. 7.1.
+
+    D_J(sigma, N) = D_min + (a / sigma)^alpha + (b / N)^beta   [env steps]
+    """
+    utd = np.asarray(utd, dtype=float)
+    params = np.asarray(params, dtype=float)
+    return d_min + (a / utd) ** alpha + (b / params) ** beta
+
+
+def batch_size(
+    utd: ArrayLike, params: ArrayLike, a_b: float, alpha_b: float, b_b: float, beta_b: float
+) -> np.ndarray:
+    """Best batch size, paper A Eq. 6.1.
+
+    B~(sigma, N) = a_B / (sigma^alpha_B * (1 + b_B * N^(-beta_B)))   [transitions]
+    Computed in log space so that published coefficients such as b_B = 1.33e74 do not overflow.
+    """
+    utd = np.asarray(utd, dtype=float)
+    params = np.asarray(params, dtype=float)
+    log_term = np.log(b_b) - beta_b * np.log(params) if b_b > 0 else np.full_like(params, -np.inf)
+    return a_b / (utd**alpha_b * (1.0 + np.exp(np.minimum(log_term, 700.0))))
+
+
+def compute(
+    utd: ArrayLike, params: ArrayLike, data: ArrayLike, flops_per_param_sample: float = 10.0,
+    batch_size: ArrayLike = 256.0,
+) -> np.ndarray:
+    """Training compute C = k * B * sigma * N * D   [FLOPs].
+
+    With the paper-compatible definition, k = 10 FLOPs per parameter per sample and B is the
+    reference batch of 256 (paper A drops the real batch size from compute).
+    """
+    return (
+        flops_per_param_sample * np.asarray(batch_size, dtype=float) * np.asarray(utd, dtype=float)
+        * np.asarray(params, dtype=float) * np.asarray(data, dtype=float)
+    )
+
+
+def compute_optimal_point(
+    data: ArrayLike, d_min: ArrayLike, a: ArrayLike, alpha: ArrayLike, b: ArrayLike,
+    beta: ArrayLike,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(utd, params) with the least utd * params among those whose D_J equals `data`.
+
+    On that set the optimum satisfies alpha (a/sigma)^alpha = beta (b/N)^beta (paper A, Sec. 7),
+    which splits the excess data R = D - D_min into (a/sigma)^alpha = R beta/(alpha+beta) and
+    (b/N)^beta = R alpha/(alpha+beta). Returns NaN where data <= D_min (unreachable).
+    """
+    data = np.asarray(data, dtype=float)
+    excess = np.where(data > d_min, data - d_min, np.nan)
+    x = excess * beta / (alpha + beta)
+    y = excess * alpha / (alpha + beta)
+    return a * x ** (-1.0 / alpha), b * y ** (-1.0 / beta)

@@ -1,0 +1,51 @@
+"""Best batch sizes from a batch x utd x params grid, and the B~ law (paper A Eq. 6.1)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from advisor import laws
+from calibration.curves import DataTable
+
+
+def best_batch_sizes(tables: dict[float, DataTable]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (utd, params), the mean over bootstrap resamples of the batch size with the least data.
+
+    `tables` maps batch size -> DataTable over the same configs and targets. A resample scores
+    each batch by its mean log D over thresholds, unreached thresholds counted as twice the
+    horizon. Returns (utd, params, best batch) arrays over configs.
+    """
+    batches = np.array(sorted(tables))
+    first = tables[batches[0]]
+    scores = []
+    for b in batches:
+        t = tables[b]
+        if not (np.array_equal(t.utd, first.utd) and np.array_equal(t.params, first.params)):
+            raise ValueError("batch-size tables must cover the same (utd, params) configs")
+        boot = np.where(np.isfinite(t.boot), t.boot, 2.0 * t.horizon[None, :, None])
+        scores.append(np.log(boot).mean(axis=2))  # (R, n)
+    best = batches[np.argmin(np.stack(scores), axis=0)]  # (R, n)
+    return first.utd, first.params, best.mean(axis=0)
+
+
+def fit_batch_law(utd: np.ndarray, params: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, float]:
+    """Fit (a_B, alpha_B, b_B, beta_B) in log space; returns them and the mean relative error."""
+    ls, ln, y = np.log(utd), np.log(params), np.log(best)
+    n_ref = np.exp(ln.mean())
+
+    def resid(t):
+        log_a, alpha, log_bn, beta = t  # b_B N^-beta = exp(log_bn) (N / n_ref)^-beta
+        return log_a - alpha * ls - np.logaddexp(0.0, log_bn - beta * (ln - np.log(n_ref))) - y
+
+    best_fit = None
+    for alpha0, beta0, lbn0 in [(0.3, 0.5, 0.0), (0.1, 2.0, -2.0), (0.5, 1.0, 2.0)]:
+        res = least_squares(resid, [y.mean() + 0.5, alpha0, lbn0, beta0],
+                            bounds=([-20, 0, -30, 0], [30, 3, 30, 15]), method="trf")
+        if best_fit is None or res.cost < best_fit.cost:
+            best_fit = res
+    log_a, alpha, log_bn, beta = best_fit.x
+    b_b = float(np.exp(log_bn + beta * np.log(n_ref)))
+    coef = np.array([np.exp(log_a), alpha, b_b, beta])
+    pred = laws.batch_size(utd, params, *coef)
+    return coef, float(np.mean(np.abs(pred - best) / best))

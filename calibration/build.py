@@ -1,0 +1,272 @@
+"""Published run archives -> fit files. One function a fit: `build_fit`; `regenerate` does all.
+
+The catalogue below says, for every shipped fit, which archive it comes from and the constants of
+paper A Table 2 (return range, delta) and of the architecture (critic input size).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import advisor
+from advisor.errors import AdvisorError
+from advisor.fitfile import (
+    Architecture, BatchSizeLaw, Bootstrap, ComputeDefinition, DataLaw, DataToTarget, Domain,
+    FitFile, GoodnessOfFit, Provenance, Range, write_fit_file,
+)
+from calibration.archives import read_runs
+from calibration.batch import best_batch_sizes, fit_batch_law
+from calibration.curves import TARGET_RANGES, DataTable, data_table, thresholds
+from calibration.fitting import (
+    LawFit, Method, bootstrap_fits, fit_laws, leave_one_config_out,
+    loglinear_leave_one_config_out, relative_errors,
+)
+
+#: The D_J method shipped fits use; chosen by leave-one-config-out error (README, "Accuracy").
+DEFAULT_METHOD = Method(shared_exponents=True, smoothness=0.1, censored=True, weighted=False)
+N_BOOT = 100
+BOOT_SEED = 0
+LEARNING_RATE = 3e-4
+
+#: Published best-batch coefficients (paper A, Appendix D.1): a_B, alpha_B, b_B, beta_B.
+PUBLISHED_BATCH = {
+    "h1-crawl-v0": (1680.64, 0.30, 6.01e7, 1.12),
+    "h1-pole-v0": (4112.98, 0.24, 1.45e1, 0.07),
+    "h1-stand-v0": (1458.10, 0.27, 1.33e74, 12.71),
+    "humanoid-stand": (1160.40, 0.49, 2.77e2, 0.38),
+}
+
+#: delta, FLOPs per env step (paper A Table 2; DMC tasks of the BRO data use 1e11).
+DELTA = {"h1-crawl-v0": 2e12, "h1-pole-v0": 5e11, "h1-stand-v0": 5e11, "humanoid-stand": 5e10}
+DMC_DELTA = 1e11
+
+#: Critic input size (obs + action dims) per env, for the BroNet parameter polynomial.
+INPUT_DIM = {
+    "h1-crawl-v0": 70, "h1-pole-v0": 70, "h1-stand-v0": 70, "humanoid-stand": 88,
+    "acrobot-swingup": 7, "cheetah-run": 23, "finger-turn": 14, "fish-swim": 29,
+    "hopper-hop": 19, "quadruped-run": 90, "walker-run": 30, "dog-run": 261, "dog-trot": 261,
+    "dog-stand": 261, "dog-walk": 261, "humanoid-run": 88, "humanoid-walk": 88,
+}
+DMC_TASKS = ["acrobot-swingup", "cheetah-run", "finger-turn", "fish-swim", "hopper-hop",
+             "quadruped-run", "walker-run", "dog-run", "dog-trot", "dog-stand", "dog-walk",
+             "humanoid-run", "humanoid-walk"]
+
+#: SimbaV2 critic parameters per width (reference.md); exactly a quadratic in width.
+SIMBAV2_WIDTHS = np.array([128, 256, 512, 1024, 2048])
+SIMBAV2_PARAMS = np.array([604_362, 2_322_634, 9_101_514, 36_028_618, 143_360_202])
+
+
+class BuildError(AdvisorError):
+    """A fit that cannot be built from the given archive and names."""
+
+
+def bronet_params_coefficients(input_dim: int, blocks: int = 2, quantiles: int = 100) -> list[float]:
+    """params(width) of the double BroNet critic as [w^2, w, 1] coefficients.
+
+    Per Q-net: Dense(in->w) + LN, `blocks` residual blocks of two Dense(w->w) + two LN, and a
+    Dense(w->quantiles) head: 2*blocks w^2 + (in + 1 + 2 + 6*blocks + quantiles) w + quantiles.
+    For input 70 this is 8w^2 + 370w + 200 (reference.md).
+    """
+    per_w2 = 2 * blocks
+    per_w = input_dim + 1 + 2 + 6 * blocks + quantiles
+    return [2.0 * per_w2, 2.0 * per_w, 2.0 * quantiles]
+
+
+def simbav2_coefficients() -> list[float]:
+    coef = np.polyfit(SIMBAV2_WIDTHS.astype(float), SIMBAV2_PARAMS.astype(float), 2)
+    return [float(c) for c in coef]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one shipped fit is made."""
+
+    algorithm: str
+    env: str
+    archive: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.algorithm}/{self.env}"
+
+
+def catalogue() -> list[Spec]:
+    """Every shipped fit and its archive (file names under ../shared/data)."""
+    specs = [Spec("bro", env, "fitted_bs.zip") for env in
+             ["h1-crawl-v0", "h1-pole-v0", "h1-stand-v0", "humanoid-stand"]]
+    specs += [Spec("simbav2", env, "simbav2_model_scaling_linear20_with_base.zip")
+              for env in ["h1-crawl-v0", "h1-stand-v0"]]
+    specs += [Spec("bro", env, "dmc_bro_ablations.zip") for env in DMC_TASKS]
+    return specs
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _round_sig(x: np.ndarray, sig: int = 6) -> list:
+    return np.vectorize(lambda v: float(f"{v:.{sig}g}"))(x).tolist()
+
+
+@dataclass
+class Built:
+    """A built fit with what went into it (for reports and tests)."""
+
+    fit: FitFile
+    table: DataTable
+    laws: LawFit
+    loco: np.ndarray
+
+
+def build_fit(
+    archive: str | Path, algorithm: str, env: str, *, method: Method = DEFAULT_METHOD,
+    n_boot: int = N_BOOT, seed: int = BOOT_SEED, created: str | None = None,
+    command: str | None = None, target_range: tuple[float, float] | None = None,
+    delta: float | None = None, input_dim: int | None = None,
+) -> Built:
+    """Read `archive`, compute the data-to-target table of `env`, fit the laws, return the fit."""
+    archive = Path(archive)
+    runs = read_runs(archive, env=env)
+    layout = runs[0].layout
+    j_range = target_range or TARGET_RANGES.get(env)
+    if j_range is None:
+        raise BuildError(f"no return range known for env {env!r}; pass target_range=(J_min, J_max)")
+    targets = thresholds(*j_range)
+    notes: list[str] = []
+    batch_relerr = None
+
+    if layout == "simbav2":
+        by_batch: dict[float, list] = {}
+        for r in runs:
+            by_batch.setdefault(r.batch_size, []).append(r)
+        tables = {b: data_table(rs, targets, n_boot, seed) for b, rs in by_batch.items()}
+        utd, params, best = best_batch_sizes(tables)
+        coef_b, batch_relerr = fit_batch_law(utd, params, best)
+        batch = BatchSizeLaw(kind="law", source="fitted", a_b=coef_b[0], alpha_b=coef_b[1],
+                             b_b=coef_b[2], beta_b=coef_b[3], relative_error=batch_relerr)
+        # D_J at each config from the run whose batch is nearest the fitted B~ (in log).
+        fitted_b = np.asarray(advisor.laws.batch_size(utd, params, *coef_b))
+        batches = np.array(sorted(tables))
+        chosen = [batches[np.argmin(np.abs(np.log(batches) - np.log(fb)))] for fb in fitted_b]
+        picked = [next(r for r in by_batch[b] if r.utd == u and r.params == p)
+                  for b, u, p in zip(chosen, utd, params)]
+        table = data_table(picked, targets, n_boot, seed)
+        arch = Architecture(description="SimbaV2 critic (reference.md parameter counts)",
+                            coefficients=simbav2_coefficients(), width_multiple=64)
+        notes.append("D_J per config uses the grid batch size nearest the fitted B~.")
+    else:
+        if layout == "bro":
+            runs = [r for r in runs if r.tags.get("passive_critic", "False") == "False"]
+        table = data_table(runs, targets, n_boot, seed)
+        if layout == "dmc":
+            batch = BatchSizeLaw(kind="fixed", source="fixed", a_b=float(runs[0].batch_size))
+            notes.append(f"All runs used batch size {runs[0].batch_size:g}; the fit recommends it "
+                         "and cannot say whether another is better.")
+        elif env in PUBLISHED_BATCH:
+            a_b, alpha_b, b_b, beta_b = PUBLISHED_BATCH[env]
+            batch = BatchSizeLaw(kind="law", source="published", a_b=a_b, alpha_b=alpha_b,
+                                 b_b=b_b, beta_b=beta_b)
+            notes.append("B~ coefficients are paper A's (Appendix D.1): the raw batch grid is "
+                         "not public.")
+        else:
+            raise BuildError(f"no batch-size law for {env!r}: the archive has one batch per "
+                             "config and no published coefficients exist")
+        dim = input_dim or INPUT_DIM.get(env)
+        if dim is None:
+            raise BuildError(f"no critic input size known for env {env!r}; pass input_dim")
+        arch = Architecture(
+            description=f"BroNet double critic, 2 residual blocks, 100 quantiles, input {dim}",
+            coefficients=bronet_params_coefficients(dim), width_multiple=64)
+        if layout == "dmc":
+            notes.append("The DMC runs varied depth as well as width; widths are for the 2-block "
+                         "BroNet critic with this task's input size.")
+
+    laws = fit_laws(table, method)
+    loco = leave_one_config_out(table, method, laws)
+    in_sample = relative_errors(laws.predict(table.utd, table.params), table.data)
+    loco_err = relative_errors(loco, table.data)
+    head = relative_errors(loco[:, -1:], table.data[:, -1:])
+    base = relative_errors(loglinear_leave_one_config_out(table), table.data)
+    draws = bootstrap_fits(table, method, laws) if n_boot else np.zeros((0, len(targets), 5))
+
+    fit = FitFile(
+        id=f"{algorithm}/{env}", fit_version=1,
+        created=created or _dt.date.today().isoformat(),
+        provenance=Provenance(
+            source=f"{archive.name} (sha256 {_sha256(archive)})",
+            command=command or (f"advisor fit {archive.name} --algorithm {algorithm} --env {env} "
+                                f"-o fits/{algorithm}/{env}.json"),
+            project_version=advisor.__version__, method=method.describe(), notes=notes),
+        compute=ComputeDefinition(),
+        architecture=arch,
+        domain=Domain(
+            utd=Range(low=float(table.utd.min()), high=float(table.utd.max())),
+            params=Range(low=float(table.params.min()), high=float(table.params.max())),
+            target=Range(low=float(targets[0]), high=float(targets[-1]))),
+        data_to_target=DataToTarget(laws=[
+            DataLaw(target=float(t), d_min=float(c[0]), a=float(c[1]), alpha=float(c[2]),
+                    b=float(c[3]), beta=float(c[4])) for t, c in zip(targets, laws.coef)]),
+        batch_size=batch,
+        delta=delta or DELTA.get(env, DMC_DELTA if layout == "dmc" else 1e11),
+        learning_rate=LEARNING_RATE,
+        bootstrap=Bootstrap(n_resamples=n_boot, seed=seed, draws=_round_sig(draws)),
+        goodness_of_fit=GoodnessOfFit(
+            n_configs=len(table.utd), n_points=int(np.isfinite(table.data).sum()),
+            in_sample=float(in_sample.mean()), leave_one_config_out=float(loco_err.mean()),
+            leave_one_config_out_headline=float(head.mean()) if head.size else None,
+            baseline_loglinear_leave_one_config_out=float(base.mean()) if base.size else None),
+    )
+    return Built(fit, table, laws, loco)
+
+
+def regenerate(data_dir: str | Path, out_dir: str | Path, *, n_boot: int = N_BOOT,
+               created: str | None = None, ids: list[str] | None = None, n_jobs: int = 2,
+               progress=None) -> list[Path]:
+    """Rebuild every shipped fit (or those in `ids`) from the archives in `data_dir`."""
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    specs = [s for s in catalogue() if ids is None or s.id in ids]
+    jobs = [(str(data_dir / s.archive), s.algorithm, s.env, n_boot, created) for s in specs]
+    if n_jobs > 1:
+        import multiprocessing
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        # Small least-squares problems run twice as fast on one BLAS thread per worker; spawned
+        # workers inherit the environment before they import numpy.
+        saved = {k: os.environ.get(k) for k in _BLAS_VARS}
+        os.environ.update({k: "1" for k in _BLAS_VARS})
+        try:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(n_jobs, mp_context=ctx) as pool:
+                results = list(pool.map(_build_one, jobs))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    else:
+        results = [_build_one(j) for j in jobs]
+    paths = []
+    for spec, fit in zip(specs, results):
+        paths.append(write_fit_file(fit, out_dir / spec.algorithm / f"{spec.env}.json"))
+        if progress:
+            progress(spec.id)
+    return paths
+
+
+_BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _build_one(job) -> FitFile:
+    archive, algorithm, env, n_boot, created = job
+    return build_fit(archive, algorithm, env, n_boot=n_boot, created=created).fit

@@ -1,0 +1,122 @@
+"""Learning curves -> data-to-target tables: isotonic curves, thresholds, crossings, bootstrap.
+
+Reference recipe (reference.md, steps 1-5): truncate at the env's step limit; mean over seeds;
+increasing isotonic regression of mean return against env step; D_J = first logged step whose
+isotonic value is >= J (no interpolation), NaN if never reached; bootstrap over seed columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import isotonic_regression
+
+from calibration.archives import Run
+
+#: Env step limits of paper A; other envs default to DEFAULT_STEP_LIMIT.
+STEP_LIMITS = {"h1-crawl-v0": 1_000_000, "h1-stand-v0": 1_000_000, "humanoid-stand": 1_000_000,
+               "h1-pole-v0": 1_500_000}
+DEFAULT_STEP_LIMIT = 2_000_000
+
+#: Return ranges [J_min, J_max] of paper A Table 2 and of the DMC BRO tasks.
+TARGET_RANGES = {
+    "h1-crawl-v0": (450, 780), "h1-pole-v0": (300, 680), "h1-stand-v0": (200, 660),
+    "humanoid-stand": (300, 850),
+    "acrobot-swingup": (150, 400), "cheetah-run": (400, 750), "finger-turn": (400, 900),
+    "fish-swim": (200, 710), "hopper-hop": (150, 320), "quadruped-run": (200, 790),
+    "walker-run": (350, 730), "dog-run": (100, 270), "dog-trot": (100, 580),
+    "dog-stand": (100, 910), "dog-walk": (100, 860), "humanoid-run": (75, 190),
+    "humanoid-walk": (200, 650),
+}
+N_THRESHOLDS = 20
+
+
+def thresholds(j_min: float, j_max: float, n: int = N_THRESHOLDS) -> np.ndarray:
+    """`n` return thresholds evenly spaced in [j_min, j_max] (reference recipe step 4)."""
+    return np.linspace(j_min, j_max, n)
+
+
+def isotonic_curve(mean_return: np.ndarray) -> np.ndarray:
+    """Increasing isotonic regression of a mean-return curve (reference recipe step 2)."""
+    return isotonic_regression(mean_return, increasing=True).x
+
+
+def crossings(steps: np.ndarray, curve: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """First logged step whose (monotone) curve value is >= each target; NaN if never."""
+    idx = np.searchsorted(curve, targets, side="left")  # curve is non-decreasing
+    out = np.full(len(targets), np.nan)
+    ok = idx < len(curve)
+    out[ok] = steps[idx[ok]]
+    return out
+
+
+@dataclass
+class DataTable:
+    """D_J over configurations and thresholds, with bootstrap replicates.
+
+    data[i, j]: env steps for config i to reach targets[j] (NaN: not reached by `horizon[i]`).
+    boot[r, i, j]: the same on bootstrap resample r of the seed columns.
+    """
+
+    env: str
+    utd: np.ndarray
+    params: np.ndarray
+    batch_size: np.ndarray
+    targets: np.ndarray
+    horizon: np.ndarray
+    data: np.ndarray
+    boot: np.ndarray
+    n_seeds: np.ndarray
+
+    def subset(self, keep: np.ndarray) -> DataTable:
+        return DataTable(self.env, self.utd[keep], self.params[keep], self.batch_size[keep],
+                         self.targets, self.horizon[keep], self.data[keep], self.boot[:, keep],
+                         self.n_seeds[keep])
+
+
+def truncate(run: Run, step_limit: float, metric: str = "return") -> tuple[np.ndarray, np.ndarray]:
+    steps, values = run.steps[metric], run.values[metric]
+    keep = steps <= step_limit
+    return steps[keep], values[keep]
+
+
+def data_table(
+    runs: list[Run], targets: np.ndarray, n_boot: int = 100, seed: int = 0,
+    step_limit: float | None = None,
+) -> DataTable:
+    """Data-to-target table of `runs` (one env) at `targets`, with `n_boot` seed resamples."""
+    envs = {r.env for r in runs}
+    if len(envs) != 1:
+        raise ValueError(f"data_table needs runs of one env, got {sorted(envs)}")
+    env = envs.pop()
+    limit = step_limit if step_limit is not None else STEP_LIMITS.get(env, DEFAULT_STEP_LIMIT)
+    rng = np.random.default_rng(seed)
+    n, m = len(runs), len(targets)
+    data = np.full((n, m), np.nan)
+    boot = np.full((n_boot, n, m), np.nan)
+    horizon = np.zeros(n)
+    for i, run in enumerate(runs):
+        steps, values = truncate(run, limit)
+        values = _forward_fill(values)
+        horizon[i] = steps[-1]
+        data[i] = crossings(steps, isotonic_curve(np.nanmean(values, axis=1)), targets)
+        s = values.shape[1]
+        cols = rng.integers(0, s, size=(n_boot, s))
+        means = np.nanmean(values[:, cols], axis=2).T  # (n_boot, T)
+        for r in range(n_boot):
+            boot[r, i] = crossings(steps, isotonic_curve(means[r]), targets)
+    return DataTable(env, np.array([r.utd for r in runs]), np.array([r.params for r in runs]),
+                     np.array([r.batch_size for r in runs]), np.asarray(targets, float), horizon,
+                     data, boot, np.array([r.n_seeds for r in runs]))
+
+
+def _forward_fill(values: np.ndarray) -> np.ndarray:
+    """Seeds that stopped early are forward-filled (the archives do it; our own logs may not)."""
+    if not np.isnan(values).any():
+        return values
+    out = values.copy()
+    for t in range(1, len(out)):
+        gap = np.isnan(out[t])
+        out[t, gap] = out[t - 1, gap]
+    return out
