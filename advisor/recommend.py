@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from typing import Annotated, Callable, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from advisor import optimize
 from advisor.errors import BudgetError, InfeasibleBudgetError
@@ -15,6 +15,9 @@ from advisor.fitfile import _one_line
 from advisor.registry import load_fit
 
 DEFAULT_FIT = "bro/h1-crawl-v0"
+
+# Numbers only (ints are fine); no strings or booleans silently coerced.
+StrictFloat = Annotated[float, Strict()]
 
 
 def _check_positive(name: str, value: float | None, unit: str) -> None:
@@ -32,15 +35,19 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    compute: float | None = Field(default=None, description="Training FLOPs.")
-    data: float | None = Field(default=None, description="Environment steps.")
-    total: float | None = Field(default=None, description="FLOPs of compute + delta * data.")
-    delta: float | None = Field(default=None, description="FLOPs charged per env step.")
+    compute: StrictFloat | None = Field(default=None, description="Training FLOPs.")
+    data: StrictFloat | None = Field(default=None, description="Environment steps.")
+    total: StrictFloat | None = Field(default=None, description="FLOPs of compute + delta * data.")
+    delta: StrictFloat | None = Field(default=None, description="FLOPs charged per env step.")
 
     def __init__(self, **data):
         try:
             super().__init__(**data)
         except ValidationError as exc:
+            first = exc.errors()[0]
+            cause = first.get("ctx", {}).get("error")
+            if isinstance(cause, BudgetError):
+                raise BudgetError(str(cause)) from None
             raise BudgetError(f"invalid budget: {_one_line(exc)}") from None
 
     @model_validator(mode="after")

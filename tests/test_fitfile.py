@@ -1,0 +1,85 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import advisor
+from advisor.cli import main
+from advisor.errors import FitFileError
+from advisor.fitfile import SCHEMA_VERSION, content_hash, dump_fit_file, read_fit_file
+from advisor.registry import load_fit
+
+
+@pytest.fixture()
+def fit_path(tmp_path):
+    src = load_fit("bro/h1-crawl-v0")
+    path = tmp_path / "fit.json"
+    path.write_text(dump_fit_file(src.model))
+    return path
+
+
+def test_round_trip_keeps_every_field(fit_path):
+    model = read_fit_file(fit_path)
+    assert model == load_fit("bro/h1-crawl-v0").model
+    assert advisor.load_fit(str(fit_path)).data_to_target(2, 1e6) == pytest.approx(
+        advisor.load_fit("bro/h1-crawl-v0").data_to_target(2, 1e6))
+
+
+def test_tampered_number_is_rejected_by_the_hash(fit_path):
+    doc = json.loads(fit_path.read_text())
+    doc["data_to_target"]["laws"][0]["d_min"] *= 0.5
+    fit_path.write_text(json.dumps(doc))
+    with pytest.raises(FitFileError, match="content hash"):
+        read_fit_file(fit_path)
+
+
+def test_truncated_file_is_rejected(fit_path):
+    text = fit_path.read_text()
+    fit_path.write_text(text[: len(text) // 2])
+    with pytest.raises(FitFileError, match="not valid JSON"):
+        read_fit_file(fit_path)
+
+
+def test_future_schema_version_asks_for_an_upgrade(fit_path):
+    doc = json.loads(fit_path.read_text())
+    doc["schema_version"] = SCHEMA_VERSION + 1
+    doc["content_hash"] = content_hash(doc)
+    fit_path.write_text(json.dumps(doc))
+    with pytest.raises(FitFileError, match="newer.*upgrade"):
+        read_fit_file(fit_path)
+
+
+def test_schema_violation_names_the_field(fit_path):
+    doc = json.loads(fit_path.read_text())
+    doc["data_to_target"]["laws"][3]["alpha"] = -1.0
+    doc["content_hash"] = content_hash(doc)
+    fit_path.write_text(json.dumps(doc))
+    with pytest.raises(FitFileError, match=r"data_to_target\.laws\.3\.alpha"):
+        read_fit_file(fit_path)
+
+
+def test_non_object_and_missing_files_are_one_line_errors(tmp_path):
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(FitFileError, match="JSON object"):
+        read_fit_file(tmp_path / "list.json")
+    with pytest.raises(FitFileError, match="does not exist"):
+        advisor.load_fit(str(tmp_path / "nope.json"))
+
+
+def test_cli_validate_accepts_good_and_rejects_bad(fit_path, tmp_path):
+    runner = CliRunner()
+    ok = runner.invoke(main, ["validate", str(fit_path)])
+    assert ok.exit_code == 0 and "ok:" in ok.output
+    bad = tmp_path / "bad.json"
+    bad.write_text(fit_path.read_text().replace('"d_min": ', '"d_min": 1', 1))
+    res = runner.invoke(main, ["validate", str(bad)])
+    assert res.exit_code == 2
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_schema_command_prints_the_generated_json_schema():
+    res = CliRunner().invoke(main, ["schema"])
+    assert res.exit_code == 0
+    schema = json.loads(res.output)
+    assert schema["title"] == "FitFile"
+    assert "data_to_target" in schema["properties"]

@@ -1,0 +1,124 @@
+"""The Fit API behaves as specified for every shipped fit."""
+
+import math
+
+import numpy as np
+import pytest
+
+import advisor
+from advisor.errors import ConfigError, TargetError, UnknownFitError
+
+FITS = advisor.list_fits()
+
+
+def test_all_shipped_fits_are_listed():
+    expected = {"bro/h1-crawl-v0", "bro/h1-pole-v0", "bro/h1-stand-v0", "bro/humanoid-stand",
+                "simbav2/h1-crawl-v0", "simbav2/h1-stand-v0", "bro/acrobot-swingup",
+                "bro/cheetah-run", "bro/finger-turn", "bro/fish-swim", "bro/hopper-hop",
+                "bro/quadruped-run", "bro/walker-run", "bro/dog-run", "bro/dog-trot",
+                "bro/dog-stand", "bro/dog-walk", "bro/humanoid-run", "bro/humanoid-walk"}
+    assert expected <= set(FITS)
+
+
+@pytest.mark.parametrize("fit_id", FITS)
+def test_data_to_target_interpolates_between_thresholds(fit_id):
+    f = advisor.load_fit(fit_id)
+    t = f.thresholds
+    lo, hi = f.data_to_target(2.0, 2e6, t[3]), f.data_to_target(2.0, 2e6, t[4])
+    mid = f.data_to_target(2.0, 2e6, 0.5 * (t[3] + t[4]))
+    assert min(lo, hi) * 0.999 <= mid <= max(lo, hi) * 1.001
+    assert f.data_to_target(2.0, 2e6) == pytest.approx(f.data_to_target(2.0, 2e6, t[-1]))
+    # At a threshold, the stored law is used exactly.
+    law = f.model.data_to_target.laws[5]
+    direct = law.d_min + (law.a / 3.0) ** law.alpha + (law.b / 1e6) ** law.beta
+    assert f.data_to_target(3.0, 1e6, law.target) == pytest.approx(direct, rel=1e-9)
+
+
+@pytest.mark.parametrize("fit_id", FITS)
+def test_targets_outside_the_fitted_range_are_refused(fit_id):
+    f = advisor.load_fit(fit_id)
+    with pytest.raises(TargetError, match="between"):
+        f.data_to_target(2.0, 2e6, f.target_max + 1)
+    with pytest.raises(TargetError):
+        f.data_to_target(2.0, 2e6, f.target_min - 1)
+    with pytest.raises(TargetError):
+        f.data_to_target(2.0, 2e6, float("nan"))
+
+
+@pytest.mark.parametrize("fit_id", FITS)
+def test_width_and_params_are_inverse(fit_id):
+    f = advisor.load_fit(fit_id)
+    for w in (128, 512, 2048):
+        assert f.width(f.params(w)) == pytest.approx(w)
+
+
+def test_bro_h1_architecture_matches_published_counts():
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    assert f.params(512) == 8 * 512**2 + 370 * 512 + 200 == 2_286_792
+    assert advisor.load_fit("bro/humanoid-stand").params(512) == 2_305_224
+
+
+def test_simbav2_architecture_reproduces_its_table():
+    f = advisor.load_fit("simbav2/h1-crawl-v0")
+    for w, n in {128: 604_362, 256: 2_322_634, 2048: 143_360_202}.items():
+        assert f.params(w) == pytest.approx(n, abs=1)
+
+
+@pytest.mark.parametrize("fit_id", FITS)
+def test_compute_follows_the_declared_definition(fit_id):
+    f = advisor.load_fit(fit_id)
+    cd = f.model.compute
+    assert f.compute(2, 1e6, 3e5) == pytest.approx(
+        cd.flops_per_param_sample * cd.reference_batch_size * 2 * 1e6 * 3e5)
+
+
+def test_batch_size_law_of_bro_h1_crawl_is_the_published_one():
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    expected = 1680.64 / (2**0.30 * (1 + 6.01e7 * 2e6**-1.12))
+    assert f.batch_size(2, 2e6) == pytest.approx(expected)
+
+
+def test_dmc_fits_recommend_the_fixed_batch():
+    f = advisor.load_fit("bro/dog-run")
+    assert f.batch_size(4, 1e6) == 128
+    rec = advisor.recommend(advisor.Budget(data=9e5), fit="bro/dog-run", target=200)
+    assert rec.batch_size == 128 and any("batch size 128" in w for w in rec.warnings)
+
+
+def test_simbav2_batch_law_is_fitted_and_decreases_with_utd():
+    f = advisor.load_fit("simbav2/h1-crawl-v0")
+    assert f.model.batch_size.source == "fitted"
+    assert f.batch_size(1, 9e6) > f.batch_size(8, 9e6)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_configs_are_config_errors(bad):
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    with pytest.raises(ConfigError):
+        f.data_to_target(bad, 1e6)
+    with pytest.raises(ConfigError):
+        f.batch_size(2, bad)
+
+
+def test_unknown_fit_suggests_the_closest():
+    with pytest.raises(UnknownFitError, match="bro/h1-crawl-v0"):
+        advisor.load_fit("bro/h1-crowl-v0")
+
+
+@pytest.mark.parametrize("fit_id", FITS)
+def test_goodness_of_fit_is_recorded_and_sane(fit_id):
+    g = advisor.load_fit(fit_id).model.goodness_of_fit
+    assert 0 < g.in_sample <= g.leave_one_config_out < 0.5
+    assert math.isfinite(g.baseline_loglinear_leave_one_config_out)
+
+
+@pytest.mark.parametrize("fit_id", FITS)
+def test_bootstrap_draws_bracket_the_point_fit(fit_id):
+    f = advisor.load_fit(fit_id)
+    draws = f.draw_coefficients()
+    assert draws is not None and len(draws) >= 90
+    from advisor import laws
+
+    sample = laws.data_to_target(2.0, 2e6, *(draws[:, i] for i in range(5)))
+    point = f.data_to_target(2.0, 2e6)
+    assert np.percentile(sample, 2) <= point * 1.05 and np.percentile(sample, 98) >= point * 0.95

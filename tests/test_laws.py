@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from advisor import laws, optimize
+
+COEF = (2.0e5, 3.0, 0.8, 2.0e6, 0.6)  # d_min, a, alpha, b, beta
+K = 10 * 256
+
+
+def test_data_to_target_matches_equation_7_1():
+    d = laws.data_to_target(2.0, 1e6, *COEF)
+    assert d == pytest.approx(2e5 + (3 / 2) ** 0.8 + (2e6 / 1e6) ** 0.6)
+
+
+def test_batch_size_decreases_in_utd_and_saturates_in_params():
+    b = laws.batch_size([1, 2, 4], 1e6, 1680.64, 0.30, 6.01e7, 1.12)
+    assert np.all(np.diff(b) < 0)
+    big = laws.batch_size(1.0, 1e30, 1680.64, 0.30, 6.01e7, 1.12)
+    assert big == pytest.approx(1680.64)
+
+
+def test_batch_size_handles_huge_published_coefficients():
+    b = laws.batch_size(1.0, [1e5, 1e7], 1458.10, 0.27, 1.33e74, 12.71)
+    assert np.all(np.isfinite(b)) and b[0] < b[1] <= 1458.10
+
+
+def test_compute_is_k_utd_params_data():
+    assert laws.compute(2, 1e6, 3e5) == pytest.approx(10 * 256 * 2 * 1e6 * 3e5)
+
+
+def test_compute_optimal_point_lies_on_the_line_and_reaches_data():
+    d, a, alpha, b, beta = COEF
+    utd, params = laws.compute_optimal_point(5e5, *COEF)
+    assert alpha * (a / utd) ** alpha == pytest.approx(beta * (b / params) ** beta)
+    assert laws.data_to_target(utd, params, *COEF) == pytest.approx(5e5)
+
+
+def test_point_on_line_has_least_utd_times_params_for_its_data():
+    p = optimize.point_at(5e5, COEF, K)
+    # Walk along the iso-data curve: any other split of the excess data costs more.
+    d, a, alpha, b, beta = COEF
+    for share in np.linspace(0.05, 0.95, 19):
+        x = (5e5 - d) * share
+        utd = a * x ** (-1 / alpha)
+        params = b * ((5e5 - d) - x) ** (-1 / beta)
+        assert utd * params >= p.utd * p.params * (1 - 1e-9)
+
+
+def test_unreachable_data_gives_nan():
+    utd, params = laws.compute_optimal_point(1e5, *COEF)
+    assert np.isnan(utd) and np.isnan(params)
