@@ -50,10 +50,11 @@ def log_compute_on_line(u, coef: Coef, k: float):
     return const + np.log(coef[0] + np.exp(u)) - p * u
 
 
-def point_at(data: float, coef: Coef, k: float) -> Point:
-    """The compute-optimal (utd, params) that needs exactly `data` env steps."""
+def point_at(data: float, coef: Coef, k: float, excess: float | None = None) -> Point:
+    """The compute-optimal (utd, params) that needs exactly `data` env steps. Pass `excess`
+    (data - d_min) when known: recomputing it loses precision when it is tiny."""
     d, a, alpha, b, beta = coef
-    r = data - d
+    r = data - d if excess is None else excess
     utd = a * (r * beta / (alpha + beta)) ** (-1.0 / alpha)
     params = b * (r * alpha / (alpha + beta)) ** (-1.0 / beta)
     return Point(utd, params, data, k * utd * params * data)
@@ -113,7 +114,7 @@ def min_data_within_compute(compute_budget: float, coef: Coef, k: float) -> Poin
             if u_hi > 700:
                 return None
     u = brentq(f, lo, u_hi, xtol=1e-12, rtol=1e-12)
-    return point_at(d + math.exp(u), coef, k)
+    return point_at(d + math.exp(u), coef, k, excess=math.exp(u))
 
 
 def min_total(delta: float, coef: Coef, k: float) -> Point:
@@ -132,4 +133,4 @@ def min_total(delta: float, coef: Coef, k: float) -> Point:
     lo, hi = us[max(i - 1, 0)], us[min(i + 1, len(us) - 1)]
     res = minimize_scalar(lambda u: float(log_total(u)), bounds=(lo, hi), method="bounded",
                           options={"xatol": 1e-10})
-    return point_at(d + math.exp(res.x), coef, k)
+    return point_at(d + math.exp(res.x), coef, k, excess=math.exp(res.x))

@@ -1,0 +1,92 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import advisor
+from advisor.cli import main
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(main, [str(a) for a in args])
+
+
+def test_recommend_table_shows_the_configuration():
+    res = run("recommend", "--compute", "1e17")
+    assert res.exit_code == 0, res.output
+    assert "utd" in res.output and "batch_size" in res.output and "predicted data" in res.output
+
+
+def test_recommend_json_matches_the_python_api():
+    res = run("recommend", "--fit", "bro/h1-stand-v0", "--data", "5e5", "--format", "json")
+    assert res.exit_code == 0
+    rec = advisor.recommend(advisor.Budget(data=5e5), fit="bro/h1-stand-v0")
+    assert json.loads(res.output) == json.loads(rec.model_dump_json())
+
+
+def test_recommend_args_are_cleanrl_style():
+    res = run("recommend", "--fit", "bro/h1-stand-v0", "--data", "5e5", "--format", "args")
+    rec = advisor.recommend(advisor.Budget(data=5e5), fit="bro/h1-stand-v0")
+    assert res.output.split() == ["--utd", f"{rec.utd_rounded:g}", "--critic-width", str(rec.width),
+                                  "--batch-size", str(rec.batch_size), "--learning-rate", "0.0003"]
+
+
+def test_recommend_yaml_is_rl_zoo_style():
+    res = run("recommend", "--total", "1e18", "--format", "yaml")
+    assert res.exit_code == 0
+    keys = [line.split(":")[0] for line in res.output.splitlines() if not line.startswith("#")]
+    assert {"batch_size", "learning_rate", "gradient_steps", "policy_kwargs"} <= set(keys)
+
+
+def test_fits_and_show_list_and_describe():
+    res = run("fits")
+    assert res.exit_code == 0 and "bro/h1-crawl-v0" in res.output
+    res = run("show", "bro/humanoid-stand")
+    assert res.exit_code == 0 and "leave-one-config-out" in res.output and "source:" in res.output
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["recommend", "--compute", "-1"], "positive"),
+    (["recommend", "--compute", "nan"], "positive"),
+    (["recommend", "--data", "inf"], "positive"),
+    (["recommend"], "needs compute"),
+    (["recommend", "--compute", "1e17", "--fit", "bro/h1-crowl-v0"], "did you mean"),
+    (["recommend", "--compute", "1e17", "--target", "5000"], "between"),
+    (["recommend", "--data", "10"], "needs more than"),
+    (["recommend", "--total", "1e18", "--data", "1e5"], "not both"),
+    (["recommend", "--delta", "1e9", "--data", "1e6"], "total"),
+    (["show", "nope/nope"], "unknown fit"),
+    (["validate", "/nonexistent/fit.json"], "does not exist"),
+])
+def test_bad_input_exits_2_with_one_line(args, needle):
+    res = run(*args)
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    assert needle in res.output
+    assert len([ln for ln in res.output.splitlines() if ln.startswith("error:")]) == 1
+
+
+def test_help_teaches_the_budget_problems():
+    res = run("recommend", "--help")
+    assert "highest target" in res.output and "FLOPs" in res.output
+
+
+numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(["abc", "",
+                                                                                    "1e400"]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flag=st.sampled_from(["--compute", "--data", "--total"]), x=numbers,
+       target=st.none() | st.floats(allow_nan=True))
+def test_random_cli_budgets_exit_0_or_2_without_traceback(flag, x, target):
+    args = ["recommend", flag, str(x)]
+    if target is not None:
+        args += ["--target", str(target)]
+    res = run(*args)
+    assert res.exit_code in (0, 2), res.output
+    assert "Traceback" not in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)

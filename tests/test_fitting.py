@@ -1,0 +1,108 @@
+"""Curves -> tables -> laws, on synthetic runs with known laws and on the published archives."""
+
+import numpy as np
+import pytest
+
+from calibration.archives import ArchiveError, Run, read_runs
+from calibration.batch import fit_batch_law
+from calibration.curves import crossings, data_table, isotonic_curve, thresholds
+from calibration.fitting import (
+    REFERENCE, Method, fit_laws, leave_one_config_out, relative_errors,
+)
+from advisor import laws
+
+def _coef(d_min, utd_term, params_term, alpha=0.9, beta=0.7):
+    """Coefficients whose utd term is `utd_term` at utd 1 and params term `params_term` at 1e6."""
+    return (d_min, utd_term ** (1 / alpha), alpha, 1e6 * params_term ** (1 / beta), beta)
+
+
+TRUE = {700.0: _coef(1.0e5, 2.0e5, 1.5e5), 800.0: _coef(1.3e5, 2.6e5, 2.0e5)}
+
+
+def synthetic_runs(noise=0.0, seed=0):
+    """Runs whose mean return rises linearly so that D_J follows TRUE exactly at J=700, 800."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(1, 401) * 5_000.0
+    runs = []
+    for utd in (1, 2, 4, 8):
+        for params in (2e5, 6e5, 2e6, 8e6, 3e7):
+            d700 = laws.data_to_target(utd, params, *TRUE[700.0])
+            d800 = laws.data_to_target(utd, params, *TRUE[800.0])
+            slope = 100.0 / (d800 - d700)
+            curve = np.minimum(700.0 + slope * (steps - d700), 900.0)
+            values = curve[:, None] + noise * rng.standard_normal((len(steps), 4))
+            runs.append(Run("bro", "toy", float(utd), params, 256.0, steps={"return": steps},
+                            values={"return": values}))
+    return runs
+
+
+def test_isotonic_curve_is_monotone_and_crossing_is_first_step():
+    curve = isotonic_curve(np.array([0.0, 5.0, 3.0, 6.0, 10.0]))
+    assert np.all(np.diff(curve) >= 0)
+    steps = np.array([10.0, 20.0, 30.0, 40.0, 50.0])
+    assert crossings(steps, curve, np.array([4.0, 6.0, 11.0]))[:2].tolist() == [20.0, 40.0]
+    assert np.isnan(crossings(steps, curve, np.array([11.0]))[0])
+
+
+@pytest.mark.parametrize("method", [Method(), REFERENCE])
+def test_fit_recovers_known_laws(method):
+    runs = synthetic_runs()
+    table = data_table(runs, np.array([700.0, 800.0]), n_boot=5)
+    fit = fit_laws(table, method)
+    pred = fit.predict(table.utd, table.params)
+    # Crossings are quantised to the 5k-step log, so allow that much.
+    assert relative_errors(pred, table.data).mean() < 0.01
+    for j, t in enumerate((700.0, 800.0)):
+        truth = laws.data_to_target(3.0, 1e6, *TRUE[t])
+        assert fit.predict([3.0], [1e6])[0, j] == pytest.approx(truth, rel=0.02)
+
+
+def test_leave_one_config_out_predicts_held_out_configs():
+    table = data_table(synthetic_runs(), np.array([700.0, 800.0]), n_boot=3)
+    loco = leave_one_config_out(table, Method())
+    assert relative_errors(loco, table.data).mean() < 0.05
+
+
+def test_unreached_thresholds_are_nan_and_censored_fit_respects_the_horizon():
+    runs = synthetic_runs()
+    table = data_table(runs, np.array([700.0, 800.0, 1400.0]), n_boot=3)
+    assert np.isnan(table.data[:, 2]).any()
+    fit = fit_laws(table, Method(censored=True))
+    pred = fit.predict(table.utd, table.params)[:, 2]
+    miss = np.isnan(table.data[:, 2])
+    assert np.all(pred[miss] >= table.horizon[miss] * 0.9)
+
+
+def test_batch_law_fit_recovers_coefficients():
+    utd = np.repeat([1.0, 2.0, 4.0, 8.0], 5)
+    params = np.tile([2e5, 6e5, 2e6, 8e6, 3e7], 4)
+    best = laws.batch_size(utd, params, 1500.0, 0.3, 5e6, 1.0)
+    coef, err = fit_batch_law(utd, params, best)
+    assert err < 1e-3
+    assert laws.batch_size(3.0, 1e6, *coef) == pytest.approx(laws.batch_size(3.0, 1e6, 1500.0,
+                                                                             0.3, 5e6, 1.0), rel=1e-3)
+
+
+def test_archive_errors_are_clear(tmp_path):
+    with pytest.raises(ArchiveError, match="does not exist"):
+        read_runs(tmp_path / "missing.zip")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArchiveError, match="holds no runs"):
+        read_runs(tmp_path / "empty")
+
+
+def test_published_archives_read_in_every_layout(data_dir):
+    bro = read_runs(data_dir / "fitted_bs.zip")
+    assert len(bro) == 71 and {r.env for r in bro} == {"h1-crawl-v0", "h1-pole-v0", "h1-stand-v0",
+                                                         "humanoid-stand"}
+    simba = read_runs(data_dir / "simbav2_model_scaling_linear20_with_base.zip", env="h1-crawl-v0")
+    assert {r.batch_size for r in simba} == {256.0, 512.0, 1024.0, 2048.0}
+    dmc = read_runs(data_dir / "dmc_bro_ablations.zip", env="dog-run")
+    assert len(dmc) == 25 and dmc[0].steps["return"][0] == 25_000
+    side = read_runs(data_dir / "side_critic.zip", metrics=("validation_critic_loss",))
+    assert all("validation_critic_loss" in r.values for r in side)
+
+
+def test_reference_thresholds_are_twenty_evenly_spaced():
+    t = thresholds(450, 780)
+    assert len(t) == 20 and t[0] == 450 and t[-1] == 780

@@ -1,0 +1,177 @@
+"""recommend() against brute force over a dense (utd, params) grid, plus bad budgets."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import advisor
+from advisor import laws
+from advisor.errors import AdvisorError, BudgetError, InfeasibleBudgetError, TargetError
+
+# A wide log grid: ~0.4% steps in utd and 0.6% in params.
+UTD = np.logspace(-3, 4, 1800)
+PARAMS = np.logspace(3, 13, 1800)
+S, N = np.meshgrid(UTD, PARAMS, indexing="ij")
+CASES = ["bro/h1-crawl-v0", "bro/h1-stand-v0", "bro/humanoid-stand", "simbav2/h1-crawl-v0",
+         "bro/dog-run"]
+
+
+def grid(fit, target):
+    d = laws.data_to_target(S, N, *fit.coefficients(target))
+    return d, fit.compute_per_update_param * S * N * d
+
+
+@pytest.mark.parametrize("fit_id", CASES)
+@pytest.mark.parametrize("frac", [0.35, 0.6, 0.9])
+def test_data_budget_gives_least_compute(fit_id, frac):
+    f = advisor.load_fit(fit_id)
+    j = f.thresholds[int(frac * (len(f.thresholds) - 1))]
+    d, c = grid(f, j)
+    data_budget = 1.6 * f.coefficients(j)[0]
+    rec = advisor.recommend(advisor.Budget(data=data_budget), fit=fit_id, target=j)
+    brute = c[d <= data_budget].min()
+    assert rec.predicted_data <= data_budget * (1 + 1e-9)
+    assert f.data_to_target(rec.utd, rec.params, j) == pytest.approx(rec.predicted_data)
+    assert rec.predicted_compute <= brute * (1 + 1e-9)
+    assert rec.predicted_compute >= brute * 0.97
+
+
+@pytest.mark.parametrize("fit_id", CASES)
+@pytest.mark.parametrize("scale", [3.0, 30.0])
+def test_compute_budget_gives_least_data(fit_id, scale):
+    f = advisor.load_fit(fit_id)
+    j = f.target_max
+    ref = advisor.recommend(advisor.Budget(data=2.0 * f.coefficients(j)[0]), fit=fit_id)
+    budget = scale * ref.predicted_compute
+    rec = advisor.recommend(advisor.Budget(compute=budget), fit=fit_id)
+    d, c = grid(f, j)
+    brute = d[c <= budget].min()
+    assert rec.predicted_compute <= budget * (1 + 1e-9)
+    assert rec.predicted_data <= brute * (1 + 1e-9)
+    assert rec.predicted_data >= brute * 0.99
+
+
+@pytest.mark.parametrize("fit_id", CASES)
+def test_compute_and_data_gives_highest_reachable_target(fit_id):
+    f = advisor.load_fit(fit_id)
+    mid = f.thresholds[len(f.thresholds) // 2]
+    ref = advisor.recommend(advisor.Budget(data=1.5 * f.coefficients(mid)[0]), fit=fit_id,
+                            target=mid)
+    data_budget, compute_budget = 1.5 * f.coefficients(mid)[0], 2.0 * ref.predicted_compute
+    rec = advisor.recommend(advisor.Budget(compute=compute_budget, data=data_budget), fit=fit_id)
+    assert rec.predicted_data <= data_budget * (1 + 1e-9)
+    assert rec.predicted_compute <= compute_budget * (1 + 1e-9)
+    assert rec.target >= mid
+    # Brute force: no target clearly above ours is reachable anywhere on the grid.
+    step = 0.01 * (f.target_max - f.target_min)
+    for j in np.linspace(rec.target + step, f.target_max, 5):
+        if j > f.target_max:
+            continue
+        d, c = grid(f, j)
+        assert not np.any((d <= data_budget) & (c <= compute_budget)), j
+
+
+@pytest.mark.parametrize("fit_id", CASES)
+def test_total_budget_gives_highest_target_within_c_plus_delta_d(fit_id):
+    f = advisor.load_fit(fit_id)
+    lo = advisor.recommend(advisor.Budget(total=1e30), fit=fit_id, target=f.target_min)
+    budget = 1.5 * lo.predicted_total
+    rec = advisor.recommend(advisor.Budget(total=budget), fit=fit_id)
+    assert rec.predicted_total <= budget * (1 + 1e-9)
+    d, c = grid(f, rec.target)
+    brute = (c + f.delta * d).min()
+    assert rec.predicted_total <= brute * (1 + 1e-9)
+    assert rec.predicted_total >= brute * 0.99
+    step = 0.01 * (f.target_max - f.target_min)
+    if rec.target + step <= f.target_max:
+        d, c = grid(f, rec.target + step)
+        assert (c + f.delta * d).min() > budget
+
+
+def test_total_with_custom_delta_changes_the_trade_off():
+    cheap = advisor.recommend(advisor.Budget(total=1e19, delta=1e9))
+    dear = advisor.recommend(advisor.Budget(total=1e19, delta=1e13))
+    assert dear.predicted_data < cheap.predicted_data or dear.target < cheap.target
+
+
+def test_plain_float_is_a_compute_budget():
+    a = advisor.recommend(1e17)
+    b = advisor.recommend(advisor.Budget(compute=1e17))
+    assert a == b and a.problem == "compute"
+
+
+def test_recommendation_fields_are_consistent():
+    rec = advisor.recommend(advisor.Budget(data=6e5), fit="bro/h1-stand-v0", target=500)
+    f = advisor.load_fit("bro/h1-stand-v0")
+    assert rec.batch_size % 16 == 0
+    assert abs(rec.batch_size - rec.batch_size_exact) <= 8
+    assert rec.width % f.model.architecture.width_multiple == 0
+    assert rec.params_rounded == f.params(rec.width)
+    assert rec.interval.low <= rec.predicted_data * 1.1 and rec.interval.high >= rec.predicted_data * 0.9
+    assert rec.predicted_total == pytest.approx(rec.predicted_compute + f.delta * rec.predicted_data)
+    assert rec.learning_rate == 3e-4
+
+
+def test_extrapolation_is_flagged():
+    far = advisor.recommend(advisor.Budget(compute=1e20))
+    assert far.extrapolated and any("outside the fitted range" in w for w in far.warnings)
+
+
+def test_data_budget_too_small_names_the_smallest_that_works():
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    with pytest.raises(InfeasibleBudgetError, match="needs more than") as err:
+        advisor.recommend(advisor.Budget(data=1e3))
+    assert f"{f.coefficients(f.target_min)[0]:.4g}" in str(err.value)
+
+
+def test_data_budget_between_targets_points_to_the_reachable_one():
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    mid = f.coefficients(f.thresholds[8])[0] * 1.01
+    with pytest.raises(InfeasibleBudgetError, match="highest target this budget reaches"):
+        advisor.recommend(advisor.Budget(data=mid))
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(compute=0.0), dict(data=-5.0),
+                                dict(compute=float("nan")), dict(total=float("inf")),
+                                dict(total=1e18, compute=1e17), dict(delta=1e11, data=1e5),
+                                dict(compute="1e17")])
+def test_bad_budgets_are_one_line_budget_errors(kw):
+    with pytest.raises(BudgetError) as err:
+        advisor.Budget(**kw)
+    assert "\n" not in str(err.value)
+
+
+def test_target_outside_range_is_refused():
+    with pytest.raises(TargetError, match="between 450 and 780"):
+        advisor.recommend(1e17, target=900)
+
+
+budgets = st.floats(min_value=1e-3, max_value=1e40, allow_nan=False) | st.sampled_from(
+    [0.0, -1.0, float("nan"), float("inf"), 1e-300])
+targets = st.none() | st.floats(min_value=0, max_value=1200) | st.just(float("nan"))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(["compute", "data", "both", "total"]), x=budgets, y=budgets,
+       target=targets, fit_id=st.sampled_from(CASES))
+def test_random_budgets_either_fit_or_raise_one_advisor_error(kind, x, y, target, fit_id):
+    kw = {"compute": dict(compute=x), "data": dict(data=x), "both": dict(compute=x, data=y),
+          "total": dict(total=x)}[kind]
+    try:
+        rec = advisor.recommend(advisor.Budget(**kw), fit=fit_id, target=target)
+    except AdvisorError as exc:
+        assert "\n" not in str(exc)
+        return
+    f = advisor.load_fit(fit_id)
+    assert f.target_min <= rec.target <= f.target_max
+    assert all(math.isfinite(v) and v > 0 for v in
+               (rec.utd, rec.params, rec.predicted_data, rec.predicted_compute))
+    if "compute" in kw:
+        assert rec.predicted_compute <= kw["compute"] * (1 + 1e-6)
+    if "data" in kw:
+        assert rec.predicted_data <= kw["data"] * (1 + 1e-6)
+    if "total" in kw:
+        assert rec.predicted_total <= kw["total"] * (1 + 1e-6)

@@ -1,0 +1,59 @@
+"""The committed fit files are what our own code computes from the published archives."""
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from advisor.cli import main
+from advisor.registry import _shipped_root
+from calibration.build import catalogue
+
+SKIP = {"created", "content_hash"}
+
+
+def _compare(a, b, path=""):
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            if path == "" and k in SKIP:
+                continue
+            _compare(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _compare(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        # Identical on one machine; a different BLAS or scipy may move the last digits.
+        assert math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-9), (path, a, b)
+    else:
+        assert a == b, path
+
+
+@pytest.mark.slow
+def test_committed_fits_match_a_fresh_regeneration(data_dir, tmp_path):
+    res = CliRunner().invoke(main, ["regenerate", str(data_dir), "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    for spec in catalogue():
+        rel = f"{spec.algorithm}/{spec.env}.json"
+        fresh = json.loads((tmp_path / rel).read_text())
+        shipped = json.loads((_shipped_root() / rel).read_text())
+        _compare(fresh, shipped)
+
+
+def test_fit_command_writes_a_loadable_fit(data_dir, tmp_path):
+    out = tmp_path / "fit.json"
+    res = CliRunner().invoke(main, ["fit", str(data_dir / "fitted_bs.zip"), "--algorithm", "mine",
+                                    "--env", "h1-stand-v0", "-o", str(out), "--n-boot", "5"])
+    assert res.exit_code == 0, res.output
+    import advisor
+
+    rec = advisor.recommend(advisor.Budget(data=6e5), fit=str(out))
+    assert rec.fit == "mine/h1-stand-v0"
+
+
+def test_fit_command_on_unknown_env_is_a_clear_error(data_dir, tmp_path):
+    res = CliRunner().invoke(main, ["fit", str(data_dir / "fitted_bs.zip"), "--algorithm", "x",
+                                    "--env", "nope-v0", "-o", str(tmp_path / "f.json")])
+    assert res.exit_code == 2 and "holds no runs" in res.output
