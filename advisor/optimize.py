@@ -9,8 +9,9 @@ to one variable: the excess data R = D - d_min, used here as u = log R. On the l
 
 which falls while R < p D and rises after (only possible when p < 1), so:
 - data budget D0: least compute at D = min(D0, D*), D* = d_min / (1 - p) if p < 1 (closed form);
-- compute budget C0: least data is the root of C(u) = C0 on the falling branch (1-D Brent);
-- total F0 = C + delta D: minimise over u (grid, then bounded Brent), compare with F0.
+- compute budget C0: least data is the root of C(u) = C0 on the falling branch (bisection);
+- total F0 = C + delta D: minimise over u (grid, then golden section), compare with F0.
+The 1-D solvers are a few lines of plain Python: scipy.optimize alone would triple import time.
 Here k = FLOPs per (update x parameter), e.g. 10 * 256 for paper A's compute definition.
 """
 
@@ -20,7 +21,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq, minimize_scalar
 
 Coef = tuple[float, float, float, float, float]  # d_min, a, alpha, b, beta
 
@@ -113,7 +113,7 @@ def min_data_within_compute(compute_budget: float, coef: Coef, k: float) -> Poin
             u_hi += 5.0
             if u_hi > 700:
                 return None
-    u = brentq(f, lo, u_hi, xtol=1e-12, rtol=1e-12)
+    u = _bisect_decreasing(f, lo, u_hi)
     return point_at(d + math.exp(u), coef, k, excess=math.exp(u))
 
 
@@ -131,6 +131,35 @@ def min_total(delta: float, coef: Coef, k: float) -> Point:
     vals = log_total(us)
     i = int(np.argmin(vals))
     lo, hi = us[max(i - 1, 0)], us[min(i + 1, len(us) - 1)]
-    res = minimize_scalar(lambda u: float(log_total(u)), bounds=(lo, hi), method="bounded",
-                          options={"xatol": 1e-10})
-    return point_at(d + math.exp(res.x), coef, k, excess=math.exp(res.x))
+    u = _golden_min(lambda u: float(log_total(u)), float(lo), float(hi))
+    return point_at(d + math.exp(u), coef, k, excess=math.exp(u))
+
+
+def _bisect_decreasing(f, lo: float, hi: float, tol: float = 1e-12) -> float:
+    """Root of a decreasing f with f(lo) >= 0 >= f(hi)."""
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if f(mid) > 0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= tol * (1.0 + abs(lo)):
+            break
+    return 0.5 * (lo + hi)
+
+
+def _golden_min(f, lo: float, hi: float, tol: float = 1e-10) -> float:
+    """Minimum of a unimodal f on [lo, hi] by golden-section search."""
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
+    f1, f2 = f(x1), f(x2)
+    while hi - lo > tol * (1.0 + abs(lo)):
+        if f1 <= f2:
+            hi, x2, f2 = x2, x1, f1
+            x1 = hi - g * (hi - lo)
+            f1 = f(x1)
+        else:
+            lo, x1, f1 = x1, x2, f2
+            x2 = lo + g * (hi - lo)
+            f2 = f(x2)
+    return 0.5 * (lo + hi)

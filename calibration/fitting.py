@@ -223,8 +223,20 @@ def fit_laws(table: DataTable, method: Method = Method(), data: np.ndarray | Non
     """Fit D_J at every threshold of `table` (optionally on rows `keep`, or on replacement
     `data` such as a bootstrap replicate). `warm` adds a start from an earlier fit."""
     data = table.data if data is None else data
-    weights = _weights(table, method, data)
     keep = np.ones(len(data), bool) if keep is None else keep
+    if not method.shared_exponents and not method.smoothness and data.shape[1] > 1:
+        # Separable: one small problem per threshold is far faster than one large one.
+        parts = []
+        for j in range(data.shape[1]):
+            sub = DataTable(table.env, table.utd, table.params, table.batch_size,
+                            table.targets[j:j + 1], table.horizon, table.data[:, j:j + 1],
+                            table.boot[:, :, j:j + 1], table.n_seeds)
+            w = None if warm is None else LawFit(warm.targets[j:j + 1], warm.coef[j:j + 1],
+                                                 warm.theta, warm.method)
+            parts.append(fit_laws(sub, method, data=data[:, j:j + 1], keep=keep, warm=w))
+        return LawFit(table.targets, np.concatenate([p.coef for p in parts]),
+                      np.concatenate([p.theta for p in parts]), method)
+    weights = _weights(table, method, data)
     prob = _problem(table.utd[keep], table.params[keep], data[keep], table.horizon[keep],
                     weights[keep])
     m = data.shape[1]
