@@ -1,0 +1,205 @@
+"""The BRO-style SAC update for a population, top to bottom (CleanRL style).
+
+One call of `Population.update` does, for every member at once:
+  1. critic: quantile-Huber TD loss against the target critic (min of the two Q-nets) with the
+     entropy bonus, one AdamW step;
+  2. actor: alpha * log pi(a|s) - Q(s, a) with Q the min over the two Q-nets of the mean quantile;
+  3. temperature: -log_alpha * (log pi + target_entropy);
+  4. target critic: Polyak averaging with tau.
+Members are independent: each loss is a sum over members, so gradients never mix. A per-member
+`mask` skips a member's step (used for members with a smaller utd, or diverged members).
+The vectorisation (stacked parameters, batched matmuls) lives in nets.py and optim.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from calibration.learner import nets
+from calibration.learner.optim import AdamW
+
+LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Hyperparameters of paper A's BRO setup (reference.md)."""
+
+    obs_dim: int
+    act_dim: int
+    width: int = 512
+    critic_blocks: int = 2
+    quantiles: int = 100  # 1 = scalar head with a Huber loss
+    actor_width: int = 256
+    actor_blocks: int = 1
+    learning_rate: float = 3e-4
+    weight_decay: float = 1e-4
+    gamma: float = 0.99
+    tau: float = 5e-3
+    init_temperature: float = 1.0
+    kappa: float = 1.0
+
+    @property
+    def target_entropy(self) -> float:
+        return -self.act_dim / 2.0
+
+    @property
+    def critic_params(self) -> int:
+        return nets.critic_params(self.width, self.obs_dim, self.act_dim, self.critic_blocks,
+                                  self.quantiles)
+
+
+def quantile_huber_loss(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0
+                        ) -> torch.Tensor:
+    """Quantile-regression Huber loss (Dabney et al. 2018), averaged over the batch.
+
+    pred: (..., B, N) predicted quantiles at fractions tau_i = (2i + 1) / 2N;
+    target: (..., B, N') target samples. Returns (...,): sum over i, mean over j and B.
+    With N = N' = 1 this is the Huber loss scaled by 1/2 (tau = 0.5).
+    """
+    n = pred.shape[-1]
+    tau = (torch.arange(n, device=pred.device, dtype=pred.dtype) + 0.5) / n
+    u = target.unsqueeze(-2) - pred.unsqueeze(-1)  # (..., B, N, N')
+    abs_u = u.abs()
+    huber = torch.where(abs_u <= kappa, 0.5 * u * u, kappa * (abs_u - 0.5 * kappa))
+    weight = (tau.unsqueeze(-1) - (u.detach() < 0).to(pred.dtype)).abs()
+    return (weight * huber / kappa).mean(-1).sum(-1).mean(-1)
+
+
+@dataclass
+class Batch:
+    """Transitions for every member: obs (M, B, o), action (M, B, a), reward/done (M, B)."""
+
+    obs: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    next_obs: torch.Tensor
+    done: torch.Tensor
+
+
+@dataclass
+class Noise:
+    """Standard normal draws for the two actor samples of an update, (M, B, a) each."""
+
+    next_action: torch.Tensor
+    action: torch.Tensor
+
+
+@dataclass
+class Population:
+    """M agents with stacked parameters. Critic groups are (member, Q-net) pairs: 2M."""
+
+    cfg: AgentConfig
+    members: int
+    seeds: list[int]
+    device: torch.device
+    learning_rates: torch.Tensor | None = None  # (M,), default cfg.learning_rate
+    critic: nets.Params = field(init=False)
+    target: nets.Params = field(init=False)
+    actor: nets.Params = field(init=False)
+    log_alpha: torch.Tensor = field(init=False)
+
+    def __post_init__(self):
+        cfg, m = self.cfg, self.members
+        if len(self.seeds) != m:
+            raise ValueError(f"need {m} seeds, got {len(self.seeds)}")
+        critics, actors = [], []
+        for seed in self.seeds:  # each member's initial parameters depend only on its seed
+            g = torch.Generator().manual_seed(int(seed))
+            critics.append(nets.init_bronet(2, cfg.obs_dim + cfg.act_dim, cfg.width,
+                                            cfg.quantiles, cfg.critic_blocks, g, "cpu"))
+            actors.append(nets.init_bronet(1, cfg.obs_dim, cfg.actor_width, 2 * cfg.act_dim,
+                                           cfg.actor_blocks, g, "cpu"))
+        self.critic = {k: torch.cat([c[k] for c in critics]).to(self.device) for k in critics[0]}
+        self.actor = {k: torch.cat([a[k] for a in actors]).to(self.device) for k in actors[0]}
+        self.target = {k: v.clone() for k, v in self.critic.items()}
+        for p in (*self.critic.values(), *self.actor.values()):
+            p.requires_grad_(True)
+        self.log_alpha = torch.full((m,), math.log(cfg.init_temperature), device=self.device,
+                                    requires_grad=True)
+        lr = (torch.full((m,), cfg.learning_rate) if self.learning_rates is None
+              else torch.as_tensor(self.learning_rates, dtype=torch.float32))
+        self.learning_rates = lr.to(self.device)
+        self.critic_opt = AdamW(list(self.critic.values()), self.learning_rates, cfg.weight_decay,
+                                groups_per_member=2)
+        self.actor_opt = AdamW(list(self.actor.values()), self.learning_rates, cfg.weight_decay)
+        self.alpha_opt = AdamW([self.log_alpha], self.learning_rates, 0.0)
+
+    # --- networks -----------------------------------------------------------------------
+    def q_values(self, params: nets.Params, obs: torch.Tensor, action: torch.Tensor
+                 ) -> torch.Tensor:
+        """(M, B, o), (M, B, a) -> quantiles (M, 2, B, N) of both Q-nets."""
+        m, b = obs.shape[:2]
+        x = torch.cat([obs, action], -1).unsqueeze(1).expand(m, 2, b, -1).reshape(2 * m, b, -1)
+        return nets.bronet(params, x, self.cfg.critic_blocks).view(m, 2, b, -1)
+
+    def policy(self, obs: torch.Tensor, noise: torch.Tensor | None):
+        """tanh-Gaussian action and its log-probability; noise None -> the mean action."""
+        out = nets.bronet(self.actor, obs, self.cfg.actor_blocks)
+        mean, log_std = out.chunk(2, -1)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        if noise is None:
+            return torch.tanh(mean), None
+        pre = mean + log_std.exp() * noise
+        action = torch.tanh(pre)
+        logp = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        logp = logp - torch.log1p(-action.pow(2) + 1e-6).sum(-1)
+        return action, logp
+
+    # --- the update ---------------------------------------------------------------------
+    def critic_loss(self, batch: Batch, noise: torch.Tensor, params: nets.Params | None = None
+                    ) -> torch.Tensor:
+        """Per-member TD loss (M,), both Q-nets summed."""
+        cfg = self.cfg
+        alpha = self.log_alpha.detach().exp()
+        with torch.no_grad():
+            next_action, next_logp = self.policy(batch.next_obs, noise)
+            z_next = self.q_values(self.target, batch.next_obs, next_action).min(1).values
+            z_next = z_next - (alpha[:, None] * next_logp).unsqueeze(-1)
+            target = (batch.reward.unsqueeze(-1)
+                      + cfg.gamma * (1.0 - batch.done).unsqueeze(-1) * z_next)
+        z = self.q_values(self.critic if params is None else params, batch.obs, batch.action)
+        return quantile_huber_loss(z, target.unsqueeze(1), cfg.kappa).sum(1)
+
+    def update(self, batch: Batch, noise: Noise, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One gradient step for members where mask (M,) is true. Returns per-member metrics."""
+        cfg = self.cfg
+        # 1. critic
+        loss_c = self.critic_loss(batch, noise.next_action)
+        grads = torch.autograd.grad(loss_c.sum(), list(self.critic.values()))
+        self.critic_opt.step(grads, mask)
+        # 2. actor (the critic is held fixed: gradients go to the actor only)
+        action, logp = self.policy(batch.obs, noise.action)
+        q = self.q_values(self.critic, batch.obs, action).mean(-1).min(1).values  # (M, B)
+        alpha = self.log_alpha.detach().exp()
+        loss_a = (alpha[:, None] * logp - q).mean(-1)
+        grads = torch.autograd.grad(loss_a.sum(), list(self.actor.values()))
+        self.actor_opt.step(grads, mask)
+        # 3. temperature
+        entropy_gap = (logp.detach() + cfg.target_entropy).mean(-1)
+        loss_t = -(self.log_alpha * entropy_gap)
+        (grad_t,) = torch.autograd.grad(loss_t.sum(), [self.log_alpha])
+        self.alpha_opt.step([grad_t], mask)
+        # 4. target critic
+        with torch.no_grad():
+            keep = mask.repeat_interleave(2).to(torch.float32)
+            for k, p in self.critic.items():
+                t = self.target[k]
+                w = (cfg.tau * keep).view(-1, *([1] * (p.dim() - 1)))
+                t.add_(w * (p - t))
+        return {"critic_loss": loss_c.detach(), "actor_loss": loss_a.detach(),
+                "temperature": alpha, "entropy": -logp.detach().mean(-1)}
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        return self.policy(obs.unsqueeze(1), None if noise is None else noise.unsqueeze(1))[0][:, 0]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        out = {f"critic.{k}": v.detach() for k, v in self.critic.items()}
+        out.update({f"target.{k}": v for k, v in self.target.items()})
+        out.update({f"actor.{k}": v.detach() for k, v in self.actor.items()})
+        out["log_alpha"] = self.log_alpha.detach()
+        return out
