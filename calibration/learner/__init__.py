@@ -1,11 +1,19 @@
 """The PyTorch TD learner: a BRO-style SAC population trained with stacked parameters.
 
-Needs the `calibrate` extra (torch, gymnasium[mujoco]). `critic_params` is exact.
-"""
+Needs the `calibrate` extra (torch, gymnasium[mujoco]). `critic_params` is exact. Names are
+imported on first use, so `calibration.learner.agent` needs torch alone (no gymnasium)."""
 
-from calibration.learner.agent import AgentConfig, Batch, Noise, Population, quantile_huber_loss
-from calibration.learner.nets import critic_params
-from calibration.learner.trainer import LearnerError, TrainConfig, train_population
+from importlib import import_module
 
-__all__ = ["AgentConfig", "Batch", "LearnerError", "Noise", "Population", "TrainConfig",
-           "critic_params", "quantile_huber_loss", "train_population"]
+_WHERE = {
+    "AgentConfig": "agent", "Batch": "agent", "Noise": "agent", "Population": "agent",
+    "quantile_huber_loss": "agent", "critic_params": "nets", "LearnerError": "trainer",
+    "TrainConfig": "trainer", "train_population": "trainer",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(f"calibration.learner.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'calibration.learner' has no attribute {name!r}")
