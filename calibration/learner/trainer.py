@@ -29,6 +29,7 @@ import torch
 
 from advisor.errors import AdvisorError
 from calibration.learner.agent import AgentConfig, Noise, Population
+from calibration.learner.graphs import GraphedUpdate
 from calibration.learner.replay import Replay
 
 
@@ -55,6 +56,7 @@ class TrainConfig:
     reset_every: int | None = None  # env steps between full parameter resets (None: never)
     buffer_size: int | None = None  # default: steps
     device: str = "auto"
+    cuda_graph: bool = True  # replay the update from a CUDA graph on GPUs
     name: str = "population"
     extra: dict = field(default_factory=dict)
 
@@ -193,6 +195,7 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
     loss_sum = torch.zeros(m, device=device)
     loss_n = 0
     updates = 0
+    graphed = None
     t0 = time.perf_counter()
     out = Path(out_dir)
     params = agent_cfg.critic_params
@@ -251,7 +254,9 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
                 batch = replay.sample(cfg.batch_size, gen)
                 noise = Noise(torch.randn(batch.action.shape, device=device, generator=gen),
                               torch.randn(batch.action.shape, device=device, generator=gen))
-                loss, bad = guarded_update(pop, batch, noise, mask, diverged)
+                if graphed is None:
+                    graphed = GraphedUpdate(pop, batch, noise, mask, cfg.cuda_graph)
+                loss, bad = guarded_update(pop, batch, noise, mask, diverged, graphed)
                 loss_sum += torch.where(mask & ~bad, loss, torch.zeros_like(loss))
                 loss_n += 1
                 updates += int(mask_cpu.sum())
@@ -260,6 +265,7 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
             fresh = Population(agent_cfg, m, [int(s) + 1_000_003 * k for s in cfg.seeds], device,
                                torch.tensor(lrs))
             pop = fresh
+            graphed = None
         if step % cfg.eval_every == 0 or step == cfg.steps:
             log(step)
 
@@ -278,10 +284,11 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
 
 
 def guarded_update(pop: Population, batch, noise: Noise, mask: torch.Tensor,
-                   diverged: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One population update; members whose loss is non-finite are marked in `diverged` (CPU
-    bool tensor, updated in place) and frozen. Returns (critic loss, newly diverged) on device."""
-    loss = pop.update(batch, noise, mask)["critic_loss"]
+                   diverged: torch.Tensor, update=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One population update (`update`: a GraphedUpdate, default the eager one); members whose
+    loss is non-finite are marked in `diverged` (CPU bool tensor, updated in place) and frozen.
+    Returns (critic loss, newly diverged) on the device."""
+    loss = (update or pop.update)(batch, noise, mask)["critic_loss"]
     bad = ~torch.isfinite(loss)
     if bool(bad.any()):
         diverged |= bad.cpu()
