@@ -5,7 +5,9 @@ quantile head, actor, temperature, Polyak target, AdamW; batch 256) done
   - sequential: M single-member populations updated one after another (plain eager loop);
   - population: one stacked update for all M members (eager);
   - population+graph: the stacked update captured once in a CUDA graph and replayed (GPU only);
-  - population+compile: torch.compile of the stacked update (only where --compile lists it).
+  - population+compile: torch.compile of the whole stacked update (cells in --compile);
+  - compiled nets+graph: torch.compile of the networks and loss, the update in a CUDA graph
+    (cells in --compile; GPU only).
 Prints device, versions, both sides of each ratio. Each cell runs for about --seconds.
 
   python benchmarks/learner_throughput.py                       # GPU defaults
@@ -25,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from calibration.learner.agent import AgentConfig, Batch, Noise, Population  # noqa: E402
+from calibration.learner.graphs import GraphedUpdate  # noqa: E402
 
 OBS, ACT = 51, 19  # HumanoidBench h1: critic input 70
 
@@ -69,16 +72,10 @@ def slice_member(batch: Batch, noise: Noise, i: int):
 
 
 def graphed(pop: Population, batch: Batch, noise: Noise, mask):
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            pop.update(batch, noise, mask)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        pop.update(batch, noise, mask)
-    return graph.replay
+    """The trainer's CUDA-graph path; raises if capture fails instead of falling back."""
+    update = GraphedUpdate(pop, batch, noise, mask, enabled=False)
+    update._capture()
+    return lambda: update(batch, noise, mask)
 
 
 def main() -> None:
@@ -92,7 +89,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--max-sequential", type=int, default=64,
                     help="largest M for which the sequential loop is measured")
-    ap.add_argument("--compile", nargs="*", default=["16x512"],
+    ap.add_argument("--compile", nargs="*", default=["16x512", "64x512"],
                     help="MxWIDTH cells to also measure with torch.compile")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
@@ -107,7 +104,8 @@ def main() -> None:
           f"batch {args.batch_size}; quantiles {args.quantiles}; actor width {args.actor_width}; "
           f"TF32 on", flush=True)
     print(f"{'M':>3} {'width':>5} {'sequential':>11} {'population':>11} {'ratio':>6} "
-          f"{'+graph':>9} {'ratio':>6} {'+compile':>9} {'ratio':>6}   (member-updates/s)",
+          f"{'+graph':>9} {'ratio':>6} {'+compile':>9} {'ratio':>6} {'cmp+graph':>9} {'ratio':>6}"
+          "   (member-updates/s)",
           flush=True)
     for width in args.widths:
         for m in args.members:
@@ -128,7 +126,7 @@ def main() -> None:
                 del singles
             pop = Population(cfg, m, list(range(m)), device)
             eager = m * timed(lambda: pop.update(batch, noise, mask), device, args.seconds)
-            graph = comp = float("nan")
+            graph = comp = comp_graph = float("nan")
             if device.type == "cuda":
                 try:
                     replay = graphed(pop, batch, noise, mask)
@@ -145,8 +143,22 @@ def main() -> None:
                     comp = m * timed(lambda: fn(batch, noise, mask), device, args.seconds)
                 except Exception as exc:
                     print(f"    torch.compile failed: {type(exc).__name__}: {exc}"[:300], flush=True)
+                if device.type == "cuda":
+                    try:
+                        cpop = Population(cfg, m, list(range(m)), device, compiled=True)
+                        t = time.perf_counter()
+                        replay = graphed(cpop, batch, noise, mask)
+                        sync(device)
+                        print(f"    compiled nets + capture {time.perf_counter() - t:.1f} s",
+                              flush=True)
+                        comp_graph = m * timed(replay, device, args.seconds)
+                        del cpop
+                    except Exception as exc:
+                        print(f"    compiled nets + graph failed: {type(exc).__name__}: {exc}"[:300],
+                              flush=True)
             print(f"{m:>3} {width:>5} {seq:>11.0f} {eager:>11.0f} {eager / seq:>6.1f} "
-                  f"{graph:>9.0f} {graph / seq:>6.1f} {comp:>9.0f} {comp / seq:>6.1f}", flush=True)
+                  f"{graph:>9.0f} {graph / seq:>6.1f} {comp:>9.0f} {comp / seq:>6.1f} "
+                  f"{comp_graph:>9.0f} {comp_graph / seq:>6.1f}", flush=True)
             del pop
             if device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -97,6 +97,7 @@ class Population:
     seeds: list[int]
     device: torch.device
     learning_rates: torch.Tensor | None = None  # (M,), default cfg.learning_rate
+    compiled: bool = False  # torch.compile the networks and the loss (fuses elementwise work)
     critic: nets.Params = field(init=False)
     target: nets.Params = field(init=False)
     actor: nets.Params = field(init=False)
@@ -127,6 +128,10 @@ class Population:
                                 groups_per_member=2)
         self.actor_opt = AdamW(list(self.actor.values()), self.learning_rates, cfg.weight_decay)
         self.alpha_opt = AdamW([self.log_alpha], self.learning_rates, 0.0)
+        self._net, self._loss = nets.bronet, quantile_huber_loss
+        if self.compiled:
+            self._net = torch.compile(nets.bronet, dynamic=False)
+            self._loss = torch.compile(quantile_huber_loss, dynamic=False)
 
     # --- networks -----------------------------------------------------------------------
     def q_values(self, params: nets.Params, obs: torch.Tensor, action: torch.Tensor
@@ -134,11 +139,11 @@ class Population:
         """(M, B, o), (M, B, a) -> quantiles (M, 2, B, N) of both Q-nets."""
         m, b = obs.shape[:2]
         x = torch.cat([obs, action], -1).unsqueeze(1).expand(m, 2, b, -1).reshape(2 * m, b, -1)
-        return nets.bronet(params, x, self.cfg.critic_blocks).view(m, 2, b, -1)
+        return self._net(params, x, self.cfg.critic_blocks).view(m, 2, b, -1)
 
     def policy(self, obs: torch.Tensor, noise: torch.Tensor | None):
         """tanh-Gaussian action and its log-probability; noise None -> the mean action."""
-        out = nets.bronet(self.actor, obs, self.cfg.actor_blocks)
+        out = self._net(self.actor, obs, self.cfg.actor_blocks)
         mean, log_std = out.chunk(2, -1)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
         if noise is None:
@@ -162,7 +167,7 @@ class Population:
             target = (batch.reward.unsqueeze(-1)
                       + cfg.gamma * (1.0 - batch.done).unsqueeze(-1) * z_next)
         z = self.q_values(self.critic if params is None else params, batch.obs, batch.action)
-        return quantile_huber_loss(z, target.unsqueeze(1), cfg.kappa).sum(1)
+        return self._loss(z, target.unsqueeze(1), cfg.kappa).sum(1)
 
     def update(self, batch: Batch, noise: Noise, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """One gradient step for members where mask (M,) is true. Returns per-member metrics."""
