@@ -57,6 +57,7 @@ class TrainConfig:
     buffer_size: int | None = None  # default: steps
     device: str = "auto"
     cuda_graph: bool = True  # replay the update from a CUDA graph on GPUs
+    compile: bool = False  # torch.compile the networks and loss (about a minute of warm-up)
     name: str = "population"
     extra: dict = field(default_factory=dict)
 
@@ -182,7 +183,8 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
                             actor_width=cfg.actor_width)
     lrs = cfg.learning_rates or [agent_cfg.learning_rate] * m
     torch.manual_seed(int(cfg.seeds[0]))
-    pop = Population(agent_cfg, m, [int(s) for s in cfg.seeds], device, torch.tensor(lrs))
+    pop = Population(agent_cfg, m, [int(s) for s in cfg.seeds], device, torch.tensor(lrs),
+                     compiled=cfg.compile)
     gen = torch.Generator(device=device).manual_seed(int(sum(cfg.seeds)) + 1)
     np_rng = np.random.default_rng(int(cfg.seeds[0]))
     replay = Replay(m, cfg.buffer_size or cfg.steps, obs_dim, act_dim, device)
@@ -263,7 +265,7 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
         if cfg.reset_every and step % cfg.reset_every == 0 and step < cfg.steps:
             k = step // cfg.reset_every
             fresh = Population(agent_cfg, m, [int(s) + 1_000_003 * k for s in cfg.seeds], device,
-                               torch.tensor(lrs))
+                               torch.tensor(lrs), compiled=cfg.compile)
             pop = fresh
             graphed = None
         if step % cfg.eval_every == 0 or step == cfg.steps:
