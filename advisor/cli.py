@@ -222,6 +222,58 @@ def regenerate(data_dir, out_dir, n_boot, created, only, jobs):
 
 
 @main.command()
+@click.option("--env", "env_id", required=True,
+              help="Any gymnasium id with continuous actions, e.g. HalfCheetah-v5.")
+@click.option("--algorithm", default="bro", show_default=True,
+              help="First half of the fit id written.")
+@click.option("--preset", "preset_name", type=click.Choice(["smoke", "reduced", "full"]),
+              default="smoke", show_default=True,
+              help="smoke: CPU, minutes, tiny critics (pipeline check). reduced: one GPU, hours. "
+                   "full: paper-scale axes.")
+@click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
+              help="A grid JSON file instead of a preset (see calibration/grid.py: Grid).")
+@click.option("--steps", type=click.IntRange(min=1), help="Env steps per run (overrides the grid).")
+@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per configuration.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--backend", type=click.Choice(["loky", "ray", "dask"]), default="loky",
+              show_default=True, help="joblib backend: loky on one machine, ray/dask on a cluster.")
+@click.option("--n-jobs", type=click.IntRange(min=1),
+              help="Parallel units (default: one per GPU, or per core on the CPU).")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False),
+              help="Where runs, done markers and the grid go; rerun to resume.")
+@click.option("--fit-out", type=click.Path(dir_okay=False),
+              help="Fit file to write (default: OUT_DIR/ALGORITHM-ENV.json).")
+@click.option("--delta", type=float, default=1e10, show_default=True,
+              help="FLOPs charged per env step in the fit file.")
+@click.option("--n-boot", type=click.IntRange(0, 10_000), default=100, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress lines (for CI).")
+def calibrate(env_id, algorithm, preset_name, grid_file, steps, seeds, device, backend, n_jobs,
+              out_dir, fit_out, delta, n_boot, quiet):
+    """Calibrate a new task: run a reduced grid, fit B~ and D_J, write a fit file.
+
+    Stage 1 sweeps batch x utd at one width and batch x width at one utd and fits B~; stage 2
+    runs utd x width at the fitted batch size and fits D_J. Every finished population is saved
+    atomically under --out-dir: run the same command again to resume after a crash.
+
+    
+    Example:
+      advisor calibrate --env InvertedPendulum-v5 --preset smoke --device cpu --out-dir calib
+      advisor recommend --fit calib/bro-InvertedPendulum-v5.json --data 2e4
+    """
+    try:
+        from calibration.calibrate import calibrate as _calibrate
+    except ImportError as exc:
+        raise click.UsageError(f"calibrate needs the calibrate extra ({exc.name} is missing): "
+                               "pip install 'value-scaling-advisor[calibrate]'") from None
+    path = _calibrate(env_id, out_dir=out_dir, algorithm=algorithm, preset_name=preset_name,
+                      grid_file=grid_file, steps=steps, seeds=seeds, device=device,
+                      backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
+                      n_boot=n_boot, quiet=quiet)
+    click.echo(str(path))
+
+
+@main.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 def validate(path):
     """Check a fit file: JSON, schema, version and content hash."""

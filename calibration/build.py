@@ -190,6 +190,25 @@ def build_fit(
             notes.append("The DMC runs varied depth as well as width; widths are for the 2-block "
                          "BroNet critic with this task's input size.")
 
+    fit, laws, loco = make_fit_file(
+        table, fit_id=f"{algorithm}/{env}", batch=batch, arch=arch,
+        delta=delta or DELTA.get(env, DMC_DELTA if layout == "dmc" else 1e11),
+        provenance=Provenance(
+            source=f"{archive.name} (sha256 {_sha256(archive)})",
+            command=command or (f"advisor fit {archive.name} --algorithm {algorithm} --env {env} "
+                                f"-o fits/{algorithm}/{env}.json"),
+            project_version=advisor.__version__, method=method.describe(), notes=notes),
+        method=method, n_boot=n_boot, seed=seed, created=created)
+    return Built(fit, table, laws, loco)
+
+
+def make_fit_file(
+    table: DataTable, *, fit_id: str, batch: BatchSizeLaw, arch: Architecture, delta: float,
+    provenance: Provenance, method: Method = DEFAULT_METHOD, n_boot: int = N_BOOT,
+    seed: int = BOOT_SEED, created: str | None = None,
+) -> tuple[FitFile, LawFit, np.ndarray]:
+    """Fit D_J on `table`, cross-validate, bootstrap, and assemble the fit file."""
+    targets = table.targets
     laws = fit_laws(table, method)
     loco = leave_one_config_out(table, method, laws)
     in_sample = relative_errors(laws.predict(table.utd, table.params), table.data)
@@ -197,17 +216,9 @@ def build_fit(
     head = relative_errors(loco[:, -1:], table.data[:, -1:])
     base = relative_errors(loglinear_leave_one_config_out(table), table.data)
     draws = bootstrap_fits(table, method, laws) if n_boot else np.zeros((0, len(targets), 5))
-
     fit = FitFile(
-        id=f"{algorithm}/{env}", fit_version=1,
-        created=created or _dt.date.today().isoformat(),
-        provenance=Provenance(
-            source=f"{archive.name} (sha256 {_sha256(archive)})",
-            command=command or (f"advisor fit {archive.name} --algorithm {algorithm} --env {env} "
-                                f"-o fits/{algorithm}/{env}.json"),
-            project_version=advisor.__version__, method=method.describe(), notes=notes),
-        compute=ComputeDefinition(),
-        architecture=arch,
+        id=fit_id, fit_version=1, created=created or _dt.date.today().isoformat(),
+        provenance=provenance, compute=ComputeDefinition(), architecture=arch,
         domain=Domain(
             utd=Range(low=float(table.utd.min()), high=float(table.utd.max())),
             params=Range(low=float(table.params.min()), high=float(table.params.max())),
@@ -215,9 +226,7 @@ def build_fit(
         data_to_target=DataToTarget(laws=[
             DataLaw(target=float(t), d_min=float(c[0]), a=float(c[1]), alpha=float(c[2]),
                     b=float(c[3]), beta=float(c[4])) for t, c in zip(targets, laws.coef)]),
-        batch_size=batch,
-        delta=delta or DELTA.get(env, DMC_DELTA if layout == "dmc" else 1e11),
-        learning_rate=LEARNING_RATE,
+        batch_size=batch, delta=delta, learning_rate=LEARNING_RATE,
         bootstrap=Bootstrap(n_resamples=n_boot, seed=seed, draws=_round_sig(draws)),
         goodness_of_fit=GoodnessOfFit(
             n_configs=len(table.utd), n_points=int(np.isfinite(table.data).sum()),
@@ -225,7 +234,7 @@ def build_fit(
             leave_one_config_out_headline=float(head.mean()) if head.size else None,
             baseline_loglinear_leave_one_config_out=float(base.mean()) if base.size else None),
     )
-    return Built(fit, table, laws, loco)
+    return fit, laws, loco
 
 
 def regenerate(data_dir: str | Path, out_dir: str | Path, *, n_boot: int = N_BOOT,

@@ -1,0 +1,162 @@
+"""Calibration grids: presets and the reduced (factorised) design of paper A.
+
+B~(utd, params) factorises (Eq. 6.1), so two 2-D sweeps replace the 3-D one:
+  stage 1: batch x utd at `anchor_width`, and batch x width at `anchor_utd`;  fit B~;
+  stage 2: utd x width, each at its fitted B~ (rounded to a multiple of 16);  fit D_J.
+A work unit is one population: members share (width, batch_size) and differ in utd and seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from advisor.errors import AdvisorError
+from advisor.fitfile import _one_line
+
+
+class GridError(AdvisorError):
+    """A grid file or preset that does not validate."""
+
+
+PositiveInt = Field(gt=0)
+
+
+class Grid(BaseModel):
+    """A reduced calibration grid. Units: steps in env steps, utd in updates per env step."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "custom"
+    steps: int = Field(gt=0, description="Env steps per run.")
+    seeds: list[int] = Field(min_length=1)
+    batch_sizes: list[int] = Field(min_length=2, description="Stage-1 batch sizes.")
+    utds: list[float] = Field(min_length=2, description="UTDs (stage 1 at anchor_width, stage 2).")
+    widths: list[int] = Field(min_length=2, description="Critic widths (stage 1 and 2).")
+    anchor_width: int = Field(gt=0)
+    anchor_utd: float = Field(gt=0)
+    quantiles: int = Field(default=100, gt=0)
+    actor_width: int = Field(default=256, gt=0)
+    random_steps: int = Field(default=2_500, ge=0)
+    eval_every: int = Field(default=10_000, gt=0)
+    eval_episodes: int = Field(default=1, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Grid:
+        if any(b <= 0 for b in self.batch_sizes) or any(w <= 0 for w in self.widths):
+            raise ValueError("batch_sizes and widths must be positive")
+        if any(not u > 0 for u in self.utds):
+            raise ValueError("utds must be positive")
+        if self.anchor_width not in self.widths:
+            raise ValueError(f"anchor_width {self.anchor_width} must be one of widths {self.widths}")
+        if self.anchor_utd not in self.utds:
+            raise ValueError(f"anchor_utd {self.anchor_utd} must be one of utds {self.utds}")
+        if self.random_steps >= self.steps:
+            raise ValueError("random_steps must be below steps")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds must be distinct")
+        return self
+
+    def with_overrides(self, steps: int | None = None, n_seeds: int | None = None) -> Grid:
+        data = self.model_dump()
+        if steps is not None:
+            data["steps"] = steps
+            data["eval_every"] = min(self.eval_every, max(1, steps // 10))
+            data["random_steps"] = min(self.random_steps, steps // 5)
+        if n_seeds is not None:
+            data["seeds"] = list(range(n_seeds))
+        return load_grid_dict(data)
+
+    def digest(self) -> str:
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+PRESETS: dict[str, dict] = {
+    # CPU, about a minute on 2 cores: tiny critics, few steps. Used in CI; the fit is rough.
+    "smoke": dict(name="smoke", steps=1_000, seeds=[0, 1], batch_sizes=[32, 64],
+                  utds=[1, 2, 4], widths=[16, 32, 64], anchor_width=32, anchor_utd=1,
+                  quantiles=1, actor_width=32, random_steps=200, eval_every=100,
+                  eval_episodes=1),
+    # One GPU, a few hours on a MuJoCo task.
+    "reduced": dict(name="reduced", steps=300_000, seeds=[0, 1, 2],
+                    batch_sizes=[128, 256, 512, 1024], utds=[1, 2, 4, 8],
+                    widths=[128, 256, 512, 1024], anchor_width=512, anchor_utd=2,
+                    eval_every=10_000),
+    # The 3-D grid's axes at paper scale (stage 2 still uses the fitted B~).
+    "full": dict(name="full", steps=1_000_000, seeds=[0, 1, 2, 3, 4],
+                 batch_sizes=[64, 128, 256, 512, 1024, 2048], utds=[1, 2, 4, 8, 16],
+                 widths=[128, 256, 512, 1024, 2048], anchor_width=512, anchor_utd=2,
+                 eval_every=25_000),
+}
+
+
+def load_grid_dict(data: dict) -> Grid:
+    try:
+        return Grid.model_validate(data)
+    except ValidationError as exc:
+        raise GridError(f"grid does not validate: {_one_line(exc)}") from None
+
+
+def preset(name: str) -> Grid:
+    if name not in PRESETS:
+        raise GridError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return load_grid_dict(PRESETS[name])
+
+
+def load_grid(path: str | Path) -> Grid:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GridError(f"grid file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GridError(f"grid file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise GridError(f"grid file {path} must hold a JSON object")
+    return load_grid_dict(data)
+
+
+class Unit(BaseModel):
+    """One population: members share width and batch size."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: Literal[1, 2]
+    width: int
+    batch_size: int
+    utds: list[float]
+    seeds: list[int]
+
+    @property
+    def id(self) -> str:
+        utds = "-".join(f"{u:g}" for u in sorted(set(self.utds)))
+        return f"s{self.stage}_w{self.width}_bs{self.batch_size}_utd{utds}"
+
+
+def stage1_units(grid: Grid) -> list[Unit]:
+    """Batch x utd at the anchor width, batch x width at the anchor utd, merged per population."""
+    members: dict[tuple[int, int], set[float]] = {}
+    for b in grid.batch_sizes:
+        members.setdefault((grid.anchor_width, b), set()).update(grid.utds)
+        for w in grid.widths:
+            members.setdefault((w, b), set()).add(grid.anchor_utd)
+    return [_unit(1, w, b, sorted(us), grid.seeds) for (w, b), us in sorted(members.items())]
+
+
+def stage2_units(grid: Grid, batch_of) -> list[Unit]:
+    """utd x width, each at batch_of(utd, width) (a multiple of 16), grouped per population."""
+    members: dict[tuple[int, int], set[float]] = {}
+    for w in grid.widths:
+        for u in grid.utds:
+            members.setdefault((w, int(batch_of(u, w))), set()).add(u)
+    return [_unit(2, w, b, sorted(us), grid.seeds) for (w, b), us in sorted(members.items())]
+
+
+def _unit(stage: int, width: int, batch: int, utds: list[float], seeds: list[int]) -> Unit:
+    return Unit(stage=stage, width=width, batch_size=batch,
+                utds=[u for u in utds for _ in seeds], seeds=[s for _ in utds for s in seeds])

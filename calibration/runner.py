@@ -1,0 +1,159 @@
+"""Work units through joblib, each written atomically under the out-dir; finished units are
+skipped when the same command runs again.
+
+Layout under OUT: `grid.json` (the grid, refusing another grid's out-dir), `runs/` (logs in the
+published layout, read by calibration.archives), `units/<unit id>.json` (a unit's done marker with
+its manifest, written last and atomically: a unit without it is rerun from scratch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from calibration.grid import Grid, GridError, Unit
+
+BACKENDS = ("loky", "ray", "dask")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    from calibration.learner.trainer import _atomic_save
+
+    _atomic_save(path, text=text)
+
+
+def prepare_out_dir(out_dir: Path, grid: Grid, env_id: str) -> None:
+    """Create OUT/grid.json, or check that an existing one is the same grid and env."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = {"env_id": env_id, "grid": grid.model_dump(mode="json"), "digest": grid.digest()}
+    path = out_dir / "grid.json"
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = {}
+        if old.get("digest") != spec["digest"] or old.get("env_id") != env_id:
+            raise GridError(
+                f"{out_dir} holds results of a different calibration (env {old.get('env_id')!r}, "
+                f"grid {old.get('grid', {}).get('name')!r}); use a new --out-dir or the same "
+                "grid and env to resume")
+        return
+    _atomic_write(path, json.dumps(spec, indent=1))
+
+
+def unit_done(out_dir: Path, unit: Unit) -> dict | None:
+    path = out_dir / "units" / f"{unit.id}.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str) -> dict:
+    """Train one population and mark it done. Runs in a worker process."""
+    import torch
+
+    from calibration.learner.trainer import TrainConfig, train_population
+
+    if device == "cpu" or not torch.cuda.is_available():
+        torch.set_num_threads(1)  # one worker per core; also keeps CPU runs reproducible
+    cfg = TrainConfig(env_id=env_id, steps=grid.steps, utds=list(unit.utds),
+                      seeds=list(unit.seeds), width=unit.width, batch_size=unit.batch_size,
+                      quantiles=grid.quantiles, actor_width=grid.actor_width,
+                      random_steps=grid.random_steps, eval_every=grid.eval_every,
+                      eval_episodes=grid.eval_episodes, device=device, name=f"runs/{unit.id}")
+    out = Path(out_dir)
+    manifest = train_population(cfg, out)
+    record = {"unit": unit.model_dump(mode="json"), "manifest": manifest}
+    _atomic_write(out / "units" / f"{unit.id}.json", json.dumps(record, indent=1))
+    return record
+
+
+def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, device: str,
+              backend: str = "loky", n_jobs: int | None = None, quiet: bool = False,
+              echo: Callable[[str], None] | None = None) -> list[dict]:
+    """Run the units not yet done; returns the records of all units."""
+    if backend not in BACKENDS:
+        raise GridError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
+    done = {u.id: unit_done(out_dir, u) for u in units}
+    todo = [u for u in units if done[u.id] is None]
+    if not todo:
+        return [done[u.id] for u in units]
+    from joblib import Parallel, delayed, parallel_config
+
+    if n_jobs is None:
+        n_jobs = _default_jobs(device)
+    context = _backend_context(backend)
+    progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo)
+    with context:
+        with parallel_config(backend=backend, n_jobs=n_jobs):
+            results = Parallel(return_as="generator_unordered")(
+                delayed(run_unit)(env_id, grid, u, str(out_dir), device) for u in todo)
+            for record in results:
+                done[Unit(**record["unit"]).id] = record
+                progress.update(record)
+    progress.close()
+    return [done[u.id] for u in units]
+
+
+def _default_jobs(device: str) -> int:
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return os.cpu_count() or 1
+
+
+def _backend_context(backend: str):
+    import contextlib
+
+    if backend == "ray":
+        try:
+            from ray.util.joblib import register_ray
+        except ImportError:
+            raise GridError("backend 'ray' needs ray: pip install 'ray[default]'") from None
+        register_ray()
+    elif backend == "dask":
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            raise GridError("backend 'dask' needs dask.distributed: pip install "
+                            "'dask[distributed]'") from None
+    return contextlib.nullcontext()
+
+
+class _Progress:
+    """One line per finished unit (or a redrawn line on a terminal): units, steps/s, time left."""
+
+    def __init__(self, total: int, done: int, todo: list[Unit], grid: Grid, quiet: bool, echo):
+        self.total, self.done, self.quiet, self.echo = total, done, quiet, echo
+        self.steps_left = sum(len(u.seeds) for u in todo) * grid.steps
+        self.steps_done = 0
+        self.t0 = time.perf_counter()
+        self._show()
+
+    def update(self, record: dict) -> None:
+        self.done += 1
+        members = len(record["unit"]["seeds"])
+        self.steps_done += members * record["manifest"]["config"]["steps"]
+        self._show()
+
+    def _show(self) -> None:
+        if self.quiet:
+            return
+        dt = time.perf_counter() - self.t0
+        rate = self.steps_done / dt if dt > 0 and self.steps_done else 0.0
+        left = (self.steps_left - self.steps_done) / rate if rate else float("nan")
+        eta = f"{left / 60:.1f} min left" if rate else "time left: after the first unit"
+        self.echo(f"[{self.done}/{self.total} units] {rate:,.0f} env steps/s, {eta}")
+
+    def close(self) -> None:
+        if not self.quiet:
+            self.echo(f"units done in {(time.perf_counter() - self.t0) / 60:.1f} min")
