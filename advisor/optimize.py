@@ -1,18 +1,18 @@
-"""The budget problems of paper A, solved on the compute-optimal line.
+"""The budget problems of paper A, reduced to one variable: the data D.
 
-For a fixed target the least utd*params that reaches D env steps lies on the line
-alpha (a/utd)^alpha = beta (b/params)^beta (laws.compute_optimal_point), so every problem reduces
-to one variable: the excess data R = D - d_min, used here as u = log R. On the line
-
-    log C(u) = log k + log(d_min + e^u) + log a + log b - u p - log(beta/(alpha+beta))/alpha
-               - log(alpha/(alpha+beta))/beta,          p = 1/alpha + 1/beta,
-
-which falls while R < p D and rises after (only possible when p < 1), so:
-- data budget D0: least compute at D = min(D0, D*), D* = d_min / (1 - p) if p < 1 (closed form);
-- compute budget C0: least data is the root of C(u) = C0 on the falling branch (bisection);
-- total F0 = C + delta D: minimise over u (grid, then golden section), compare with F0.
-The 1-D solvers are a few lines of plain Python: scipy.optimize alone would triple import time.
-Here k = FLOPs per (update x parameter), e.g. 10 * 256 for paper A's compute definition.
+For a fixed target, the configurations that need exactly D env steps form an iso-data curve
+(a/utd)^alpha + (b/params)^beta = R, R = D - d_min. Along it log(utd * params) is convex in the
+split x = (a/utd)^alpha, with its minimum on the compute-optimal line
+alpha (a/utd)^alpha = beta (b/params)^beta, i.e. x = R beta / (alpha + beta) (paper A, Sec. 7).
+The advisor trusts the law only within a `Box` around the fitted domain (by default 4x beyond the
+fitted utd range and 10x beyond the fitted params range), so the best split is that point
+projected onto the box: a closed form for every D. Compute on the curve is C(D) = k D utd params,
+k = FLOPs per (update x parameter), and each problem is a 1-D search over D:
+- data budget D0: least C(D) over D <= D0;
+- compute budget C0: least D with C(D) <= C0;
+- total budget: least C(D) + delta D.
+The search is a log grid over R, then zoomed grids around the answer: vectorised numpy, no
+scipy.optimize (which alone would triple the import time).
 """
 
 from __future__ import annotations
@@ -23,11 +23,33 @@ from dataclasses import dataclass
 import numpy as np
 
 Coef = tuple[float, float, float, float, float]  # d_min, a, alpha, b, beta
+N_GRID = 241
+ZOOM_POINTS = 121
+ZOOM_LEVELS = 4
+
+
+@dataclass(frozen=True)
+class Box:
+    """The (utd, params) region the advisor searches."""
+
+    utd_low: float
+    utd_high: float
+    params_low: float
+    params_high: float
+
+    @classmethod
+    def around(cls, utd: tuple[float, float], params: tuple[float, float],
+               utd_reach: float = 4.0, params_reach: float = 10.0) -> Box:
+        return cls(utd[0] / utd_reach, utd[1] * utd_reach, params[0] / params_reach,
+                   params[1] * params_reach)
+
+
+UNBOUNDED = Box(1e-12, 1e12, 1e-12, 1e30)
 
 
 @dataclass(frozen=True)
 class Point:
-    """A configuration on the compute-optimal line and its predicted cost."""
+    """A configuration and its predicted cost."""
 
     utd: float
     params: float
@@ -35,131 +57,135 @@ class Point:
     compute: float
 
 
-def _line_consts(coef: Coef, k: float) -> tuple[float, float]:
-    """(log of the constant part of C(u) minus log D, p)."""
-    _, a, alpha, b, beta = coef
-    s = alpha + beta
-    const = (math.log(k) + math.log(a) + math.log(b) - math.log(beta / s) / alpha
-             - math.log(alpha / s) / beta)
-    return const, 1.0 / alpha + 1.0 / beta
+class _Curve:
+    """Best configuration on each iso-data curve inside a box, vectorised over R."""
+
+    def __init__(self, coef: Coef, k: float, box: Box):
+        self.d, self.a, self.alpha, self.b, self.beta = coef
+        self.k = k
+        # Ranges of the two terms inside the box.
+        self.x_lo = (self.a / box.utd_high) ** self.alpha
+        self.x_hi = (self.a / box.utd_low) ** self.alpha
+        self.y_lo = (self.b / box.params_high) ** self.beta
+        self.y_hi = (self.b / box.params_low) ** self.beta
+        self.r_lo = self.x_lo + self.y_lo  # least excess data reachable in the box
+        self.r_hi = self.x_hi + self.y_hi
+
+    @property
+    def data_low(self) -> float:
+        """Least data any configuration in the box needs (attained at its largest corner)."""
+        return self.d + self.r_lo
+
+    def split(self, r):
+        """Utd term x for excess data r: the line's split projected onto the feasible range."""
+        r = np.asarray(r, dtype=float)
+        x = r * self.beta / (self.alpha + self.beta)
+        lo = np.maximum(self.x_lo, r - self.y_hi)
+        hi = np.minimum(self.x_hi, r - self.y_lo)
+        return np.clip(x, lo, hi)
+
+    def config(self, r):
+        x = self.split(r)
+        y = np.maximum(np.asarray(r, dtype=float) - x, self.y_lo)
+        return self.a * x ** (-1.0 / self.alpha), self.b * y ** (-1.0 / self.beta)
+
+    def log_compute(self, r):
+        utd, params = self.config(r)
+        return math.log(self.k) + np.log(self.d + r) + np.log(utd) + np.log(params)
+
+    def point(self, r: float) -> Point:
+        utd, params = self.config(r)
+        data = self.d + r
+        return Point(float(utd), float(params), data, self.k * float(utd) * float(params) * data)
+
+    def grid(self, r_max: float | None = None) -> np.ndarray:
+        hi = self.r_hi if r_max is None else min(self.r_hi, r_max)
+        if not hi >= self.r_lo:
+            return np.empty(0)
+        if hi <= self.r_lo * (1 + 1e-12):
+            return np.array([self.r_lo])
+        return np.exp(np.linspace(math.log(self.r_lo), math.log(hi), N_GRID))
 
 
-def log_compute_on_line(u, coef: Coef, k: float):
-    """log C at excess data R = e^u on the compute-optimal line (numpy-friendly)."""
-    const, p = _line_consts(coef, k)
-    return const + np.log(coef[0] + np.exp(u)) - p * u
-
-
-def point_at(data: float, coef: Coef, k: float, excess: float | None = None) -> Point:
-    """The compute-optimal (utd, params) that needs exactly `data` env steps. Pass `excess`
-    (data - d_min) when known: recomputing it loses precision when it is tiny."""
-    d, a, alpha, b, beta = coef
-    r = data - d if excess is None else excess
-    utd = a * (r * beta / (alpha + beta)) ** (-1.0 / alpha)
-    params = b * (r * alpha / (alpha + beta)) ** (-1.0 / beta)
-    return Point(utd, params, data, k * utd * params * data)
-
-
-def data_turning_point(coef: Coef) -> float:
-    """Data D* beyond which more data costs more compute on the line (inf when p >= 1)."""
-    d, _, alpha, _, beta = coef
-    p = 1.0 / alpha + 1.0 / beta
-    return d / (1.0 - p) if p < 1.0 else math.inf
-
-
-def min_compute_within_data(data_budget: float, coef: Coef, k: float) -> Point | None:
-    """Least compute reaching the target with at most `data_budget` env steps (None if
-    data_budget <= d_min, the data no configuration can beat)."""
-    if data_budget <= coef[0] * (1 + 1e-12):
+def _minimise(curve: _Curve, objective, r_max: float | None = None) -> Point | None:
+    """Least objective(log r) on a log grid, then zoomed grids around the best point (each
+    level narrows the bracket 60x; four levels resolve log r to about 1e-9)."""
+    rs = curve.grid(r_max)
+    if rs.size == 0:
         return None
-    return point_at(min(data_budget, data_turning_point(coef)), coef, k)
-
-
-def min_compute(coef: Coef, k: float) -> float:
-    """Infimum of compute over all configurations (0 when p > 1)."""
-    d, _, alpha, _, beta = coef
-    p = 1.0 / alpha + 1.0 / beta
-    const, _ = _line_consts(coef, k)
-    if p > 1.0:
-        return 0.0
-    if p == 1.0:
-        return math.exp(const)  # limit as R -> inf of (d + R) R^-1 * e^const
-    return point_at(data_turning_point(coef), coef, k).compute
-
-
-def min_data_within_compute(compute_budget: float, coef: Coef, k: float) -> Point | None:
-    """Least data reaching the target with at most `compute_budget` FLOPs (None if no
-    configuration reaches it within that compute)."""
-    d = coef[0]
-    log_c0 = math.log(compute_budget)
-    d_star = data_turning_point(coef)
-    u_hi = math.log(d_star - d) if math.isfinite(d_star) else None
-    if u_hi is not None and log_compute_on_line(u_hi, coef, k) > log_c0:
-        return None
-
-    def f(u: float) -> float:
-        return float(log_compute_on_line(u, coef, k)) - log_c0
-
-    # Bracket the root on the falling branch: C -> inf as R -> 0.
-    scale = math.log(max(d, 1.0))
-    lo = scale - 5.0
-    while f(lo) < 0:
-        lo -= 5.0
-        if lo < -700:
+    us = np.log(rs)
+    i = int(np.argmin(objective(us)))
+    u = us[i]
+    for _ in range(ZOOM_LEVELS):
+        if us.size < 3:
             break
-    if u_hi is None:
-        u_hi = lo + 5.0
-        while f(u_hi) > 0:
-            u_hi += 5.0
-            if u_hi > 700:
-                return None
-    u = _bisect_decreasing(f, lo, u_hi)
-    return point_at(d + math.exp(u), coef, k, excess=math.exp(u))
+        lo, hi = us[max(i - 1, 0)], us[min(i + 1, us.size - 1)]
+        us = np.linspace(lo, hi, ZOOM_POINTS)
+        i = int(np.argmin(objective(us)))
+        u = us[i]
+    return curve.point(float(np.exp(u)))
 
 
-def min_total(delta: float, coef: Coef, k: float) -> Point:
-    """The configuration with the least total F = C + delta D for the target."""
-    d = coef[0]
-    scale = math.log(max(d, 1.0))
-    us = np.linspace(scale - 30.0, scale + 30.0, 241)
+def _first_within(f, lo: float, hi: float) -> float:
+    """Smallest u in [lo, hi] with f(u) <= 0, given f(lo) > 0 >= f(hi), by zoomed grids."""
+    for _ in range(ZOOM_LEVELS + 1):
+        us = np.linspace(lo, hi, ZOOM_POINTS)
+        ok = f(us) <= 0
+        j = int(np.argmax(ok))  # ok[-1] holds, so j is the first grid point within budget
+        if j == 0:
+            return float(us[0])
+        lo, hi = us[j - 1], us[j]
+    return float(hi)
+
+
+def min_compute_within_data(data_budget: float, coef: Coef, k: float, box: Box = UNBOUNDED
+                            ) -> Point | None:
+    """Least compute reaching the target with at most `data_budget` env steps in the box
+    (None if even the box's largest configuration needs more data)."""
+    curve = _Curve(coef, k, box)
+    if data_budget <= curve.data_low:
+        return None
+    return _minimise(curve, lambda u: curve.log_compute(np.exp(u)), data_budget - curve.d)
+
+
+def least_data(coef: Coef, k: float, box: Box = UNBOUNDED) -> float:
+    """Least data any configuration in the box needs to reach the target."""
+    return _Curve(coef, k, box).data_low
+
+
+def min_compute(coef: Coef, k: float, box: Box = UNBOUNDED) -> float:
+    """Least compute of any configuration in the box that reaches the target."""
+    curve = _Curve(coef, k, box)
+    p = _minimise(curve, lambda u: curve.log_compute(np.exp(u)))
+    return p.compute if p is not None else math.inf
+
+
+def min_data_within_compute(compute_budget: float, coef: Coef, k: float, box: Box = UNBOUNDED
+                            ) -> Point | None:
+    """Least data reaching the target with at most `compute_budget` FLOPs in the box."""
+    curve = _Curve(coef, k, box)
+    rs = curve.grid()
+    if rs.size == 0:
+        return None
+    log_c0 = math.log(compute_budget)
+    ok = curve.log_compute(rs) <= log_c0
+    if not ok.any():
+        return None
+    i = int(np.argmax(ok))  # the smallest data on the grid within budget
+    if i == 0:
+        return curve.point(rs[0])
+    u = _first_within(lambda v: curve.log_compute(np.exp(v)) - log_c0,
+                      math.log(rs[i - 1]), math.log(rs[i]))
+    return curve.point(math.exp(u))
+
+
+def min_total(delta: float, coef: Coef, k: float, box: Box = UNBOUNDED) -> Point | None:
+    """The configuration in the box with the least total F = C + delta D for the target."""
+    curve = _Curve(coef, k, box)
+    log_delta = math.log(delta)
 
     def log_total(u):
-        lc = log_compute_on_line(u, coef, k)
-        ld = np.log(d + np.exp(u)) + math.log(delta)
-        return np.logaddexp(lc, ld)
+        r = np.exp(u)
+        return np.logaddexp(curve.log_compute(r), np.log(curve.d + r) + log_delta)
 
-    vals = log_total(us)
-    i = int(np.argmin(vals))
-    lo, hi = us[max(i - 1, 0)], us[min(i + 1, len(us) - 1)]
-    u = _golden_min(lambda u: float(log_total(u)), float(lo), float(hi))
-    return point_at(d + math.exp(u), coef, k, excess=math.exp(u))
-
-
-def _bisect_decreasing(f, lo: float, hi: float, tol: float = 1e-12) -> float:
-    """Root of a decreasing f with f(lo) >= 0 >= f(hi)."""
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if f(mid) > 0:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= tol * (1.0 + abs(lo)):
-            break
-    return 0.5 * (lo + hi)
-
-
-def _golden_min(f, lo: float, hi: float, tol: float = 1e-10) -> float:
-    """Minimum of a unimodal f on [lo, hi] by golden-section search."""
-    g = (math.sqrt(5.0) - 1.0) / 2.0
-    x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
-    f1, f2 = f(x1), f(x2)
-    while hi - lo > tol * (1.0 + abs(lo)):
-        if f1 <= f2:
-            hi, x2, f2 = x2, x1, f1
-            x1 = hi - g * (hi - lo)
-            f1 = f(x1)
-        else:
-            lo, x1, f1 = x1, x2, f2
-            x2 = lo + g * (hi - lo)
-            f2 = f(x2)
-    return 0.5 * (lo + hi)
+    return _minimise(curve, log_total)

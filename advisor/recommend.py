@@ -15,6 +15,9 @@ from advisor.fitfile import _one_line
 from advisor.registry import load_fit
 
 DEFAULT_FIT = "bro/h1-crawl-v0"
+#: Recommendations stay within this factor beyond the fitted utd and params ranges.
+UTD_REACH = 4.0
+PARAMS_REACH = 10.0
 
 # Numbers only (ints are fine); no strings or booleans silently coerced.
 StrictFloat = Annotated[float, Strict()]
@@ -152,7 +155,8 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
     - compute and data: the highest target reachable within both (or `target`, if given);
     - total (C + delta D): the highest target whose least total fits (or `target`).
     `target` defaults to the top fitted threshold for single budgets. A plain number is a compute
-    budget in FLOPs.
+    budget in FLOPs. The search stays within UTD_REACH x beyond the fitted utd range and
+    PARAMS_REACH x beyond the fitted params range (flagged `extrapolated` outside the fitted one).
     """
     budget = _as_budget(budget)
     f = load_fit(fit)
@@ -160,34 +164,42 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
         raise BudgetError(f"fit {f.id} counts the real batch in compute, which recommend() does "
                           "not support yet; use a fit with the paper-compatible definition")
     k = f.compute_per_update_param
+    dom = f.model.domain
+    box = optimize.Box.around((dom.utd.low, dom.utd.high), (dom.params.low, dom.params.high),
+                              UTD_REACH, PARAMS_REACH)
     delta = budget.delta if budget.delta is not None else f.delta
     problem = budget.problem
     lo_t, hi_t = f.target_min, f.target_max
 
     if problem == "data":
         j = f.check_target(target)
-        point = optimize.min_compute_within_data(budget.data, f.coefficients(j), k)
+        point = optimize.min_compute_within_data(budget.data, f.coefficients(j), k, box)
         if point is None:
-            best = _highest(lo_t, hi_t, lambda t: f.coefficients(t)[0] < budget.data)
+            def least(t: float) -> float:
+                return optimize.least_data(f.coefficients(t), k, box)
+
+            best = _highest(lo_t, hi_t, lambda t: least(t) < budget.data)
             raise InfeasibleBudgetError(
                 f"data budget {budget.data:.4g} env steps cannot reach target {j:g} on {f.id}: "
-                f"every configuration needs more than {f.coefficients(j)[0]:.4g} env steps"
+                f"every configuration needs more than {least(j):.4g} env steps"
                 + _hint(best, f, f"the lowest target {lo_t:g} needs more than "
-                        f"{f.coefficients(lo_t)[0]:.4g} env steps"))
+                        f"{least(lo_t):.4g} env steps"))
     elif problem == "compute":
         j = f.check_target(target)
-        point = optimize.min_data_within_compute(budget.compute, f.coefficients(j), k)
+        point = optimize.min_data_within_compute(budget.compute, f.coefficients(j), k, box)
         if point is None:
-            best = _highest(lo_t, hi_t, lambda t: optimize.min_data_within_compute(
-                budget.compute, f.coefficients(t), k) is not None)
+            def least(t: float) -> float:
+                return optimize.min_compute(f.coefficients(t), k, box)
+
+            best = _highest(lo_t, hi_t, lambda t: least(t) <= budget.compute)
             raise InfeasibleBudgetError(
                 f"compute budget {budget.compute:.4g} FLOPs cannot reach target {j:g} on {f.id}: "
-                f"it needs at least {optimize.min_compute(f.coefficients(j), k):.4g} FLOPs"
+                f"it needs at least {least(j):.4g} FLOPs"
                 + _hint(best, f, f"the lowest target {lo_t:g} needs at least "
-                        f"{optimize.min_compute(f.coefficients(lo_t), k):.4g} FLOPs"))
+                        f"{least(lo_t):.4g} FLOPs"))
     elif problem == "compute+data":
         def solve(t: float):
-            p = optimize.min_compute_within_data(budget.data, f.coefficients(t), k)
+            p = optimize.min_compute_within_data(budget.data, f.coefficients(t), k, box)
             return p if p is not None and p.compute <= budget.compute * (1 + 1e-9) else None
 
         j = f.check_target(target) if target is not None else _highest(
@@ -195,17 +207,17 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
         point = solve(j) if j is not None else None
         if point is None:
             jj = j if j is not None else lo_t
-            need = optimize.min_compute_within_data(budget.data, f.coefficients(jj), k)
+            need = optimize.min_compute_within_data(budget.data, f.coefficients(jj), k, box)
             why = (f"with {budget.data:.4g} env steps it needs at least {need.compute:.4g} FLOPs"
-                   if need is not None else
-                   f"it needs more than {f.coefficients(jj)[0]:.4g} env steps")
+                   if need is not None else "it needs more than "
+                   f"{optimize.least_data(f.coefficients(jj), k, box):.4g} env steps")
             raise InfeasibleBudgetError(
                 f"compute {budget.compute:.4g} FLOPs and data {budget.data:.4g} env steps cannot "
                 f"reach {'target' if target is not None else 'even the lowest target'} {jj:g} "
                 f"on {f.id}: {why}")
     else:
         def total_of(t: float) -> optimize.Point:
-            return optimize.min_total(delta, f.coefficients(t), k)
+            return optimize.min_total(delta, f.coefficients(t), k, box)
 
         def fits_total(t: float) -> bool:
             p = total_of(t)
@@ -221,7 +233,7 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
                 f"{jj:g} on {f.id}: it needs at least {p.compute + delta * p.data:.4g} FLOPs")
         point = total_of(j)
 
-    return _describe(f, problem, j, point, delta)
+    return _describe(f, problem, j, point, delta, box)
 
 
 def _hint(best: float | None, f: Fit, lowest: str) -> str:
@@ -230,8 +242,8 @@ def _hint(best: float | None, f: Fit, lowest: str) -> str:
     return f"; the highest target this budget reaches is {best:.4g} (use --target/target=)"
 
 
-def _describe(f: Fit, problem: str, target: float, point: optimize.Point, delta: float
-              ) -> Recommendation:
+def _describe(f: Fit, problem: str, target: float, point: optimize.Point, delta: float,
+              box: optimize.Box) -> Recommendation:
     utd, params = point.utd, point.params
     warnings: list[str] = []
     dom = f.model.domain
@@ -242,6 +254,14 @@ def _describe(f: Fit, problem: str, target: float, point: optimize.Point, delta:
     if not dom.params.low * (1 - 1e-9) <= params <= dom.params.high * (1 + 1e-9):
         warnings.append(f"params {params:.3g} is outside the fitted range {dom.params.low:.3g}-"
                         f"{dom.params.high:.3g}: extrapolated")
+    if utd >= box.utd_high * (1 - 1e-9) or utd <= box.utd_low * (1 + 1e-9):
+        warnings.append(f"the budget pulls utd to the edge of the trusted range "
+                        f"{box.utd_low:.3g}-{box.utd_high:.3g} ({UTD_REACH:g}x beyond the fitted "
+                        "utds); the law is not used further out")
+    if params >= box.params_high * (1 - 1e-9) or params <= box.params_low * (1 + 1e-9):
+        warnings.append(f"the budget pulls params to the edge of the trusted range "
+                        f"{box.params_low:.3g}-{box.params_high:.3g} ({PARAMS_REACH:g}x beyond "
+                        "the fitted sizes); the law is not used further out")
     bs = f.model.batch_size
     if bs.kind == "fixed":
         warnings.append(f"the runs behind {f.id} all used batch size {bs.a_b:g}, so the fit "

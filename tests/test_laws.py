@@ -36,14 +36,31 @@ def test_compute_optimal_point_lies_on_the_line_and_reaches_data():
 
 
 def test_point_on_line_has_least_utd_times_params_for_its_data():
-    p = optimize.point_at(5e5, COEF, K)
+    utd0, params0 = laws.compute_optimal_point(5e5, *COEF)
     # Walk along the iso-data curve: any other split of the excess data costs more.
     d, a, alpha, b, beta = COEF
     for share in np.linspace(0.05, 0.95, 19):
         x = (5e5 - d) * share
         utd = a * x ** (-1 / alpha)
         params = b * ((5e5 - d) - x) ** (-1 / beta)
-        assert utd * params >= p.utd * p.params * (1 - 1e-9)
+        assert utd * params >= utd0 * params0 * (1 - 1e-9)
+
+
+def test_optimizer_without_box_lands_on_the_compute_optimal_line():
+    p = optimize.min_compute_within_data(5e5, COEF, K)
+    utd, params = laws.compute_optimal_point(p.data, *COEF)
+    assert p.utd == pytest.approx(utd, rel=1e-6) and p.params == pytest.approx(params, rel=1e-6)
+
+
+def test_box_projection_keeps_the_data_and_stays_inside():
+    box = optimize.Box(0.5, 4.0, 1e5, 1e7)
+    for data in (2.2e5, 3e5, 1e6):
+        p = optimize.min_compute_within_data(data, COEF, K, box)
+        if p is None:
+            continue
+        assert box.utd_low * 0.999 <= p.utd <= box.utd_high * 1.001
+        assert box.params_low * 0.999 <= p.params <= box.params_high * 1.001
+        assert laws.data_to_target(p.utd, p.params, *COEF) <= data * (1 + 1e-9)
 
 
 def test_unreachable_data_gives_nan():

@@ -9,19 +9,23 @@ from hypothesis import strategies as st
 
 import advisor
 from advisor import laws
+from advisor.optimize import Box
+from advisor.recommend import PARAMS_REACH, UTD_REACH
 from advisor.errors import AdvisorError, BudgetError, InfeasibleBudgetError, TargetError
 
-# A wide log grid: ~0.4% steps in utd and 0.6% in params.
-UTD = np.logspace(-3, 4, 1800)
-PARAMS = np.logspace(3, 13, 1800)
-S, N = np.meshgrid(UTD, PARAMS, indexing="ij")
 CASES = ["bro/h1-crawl-v0", "bro/h1-stand-v0", "bro/humanoid-stand", "simbav2/h1-crawl-v0",
          "bro/dog-run"]
 
 
 def grid(fit, target):
-    d = laws.data_to_target(S, N, *fit.coefficients(target))
-    return d, fit.compute_per_update_param * S * N * d
+    """D and C over a dense log grid of the box recommend() searches (~0.1% steps)."""
+    dom = fit.model.domain
+    box = Box.around((dom.utd.low, dom.utd.high), (dom.params.low, dom.params.high),
+                     UTD_REACH, PARAMS_REACH)
+    s, n = np.meshgrid(np.geomspace(box.utd_low, box.utd_high, 1500),
+                       np.geomspace(box.params_low, box.params_high, 1500), indexing="ij")
+    d = laws.data_to_target(s, n, *fit.coefficients(target))
+    return d, fit.compute_per_update_param * s * n * d
 
 
 @pytest.mark.parametrize("fit_id", CASES)
@@ -30,7 +34,7 @@ def test_data_budget_gives_least_compute(fit_id, frac):
     f = advisor.load_fit(fit_id)
     j = f.thresholds[int(frac * (len(f.thresholds) - 1))]
     d, c = grid(f, j)
-    data_budget = 1.6 * f.coefficients(j)[0]
+    data_budget = 1.6 * grid(f, j)[0].min()
     rec = advisor.recommend(advisor.Budget(data=data_budget), fit=fit_id, target=j)
     brute = c[d <= data_budget].min()
     assert rec.predicted_data <= data_budget * (1 + 1e-9)
@@ -44,7 +48,7 @@ def test_data_budget_gives_least_compute(fit_id, frac):
 def test_compute_budget_gives_least_data(fit_id, scale):
     f = advisor.load_fit(fit_id)
     j = f.target_max
-    ref = advisor.recommend(advisor.Budget(data=2.0 * f.coefficients(j)[0]), fit=fit_id)
+    ref = advisor.recommend(advisor.Budget(data=2.0 * grid(f, j)[0].min()), fit=fit_id)
     budget = scale * ref.predicted_compute
     rec = advisor.recommend(advisor.Budget(compute=budget), fit=fit_id)
     d, c = grid(f, j)
@@ -58,9 +62,9 @@ def test_compute_budget_gives_least_data(fit_id, scale):
 def test_compute_and_data_gives_highest_reachable_target(fit_id):
     f = advisor.load_fit(fit_id)
     mid = f.thresholds[len(f.thresholds) // 2]
-    ref = advisor.recommend(advisor.Budget(data=1.5 * f.coefficients(mid)[0]), fit=fit_id,
-                            target=mid)
-    data_budget, compute_budget = 1.5 * f.coefficients(mid)[0], 2.0 * ref.predicted_compute
+    data_budget = 1.5 * grid(f, mid)[0].min()
+    ref = advisor.recommend(advisor.Budget(data=data_budget), fit=fit_id, target=mid)
+    compute_budget = 2.0 * ref.predicted_compute
     rec = advisor.recommend(advisor.Budget(compute=compute_budget, data=data_budget), fit=fit_id)
     assert rec.predicted_data <= data_budget * (1 + 1e-9)
     assert rec.predicted_compute <= compute_budget * (1 + 1e-9)
@@ -124,12 +128,12 @@ def test_data_budget_too_small_names_the_smallest_that_works():
     f = advisor.load_fit("bro/h1-crawl-v0")
     with pytest.raises(InfeasibleBudgetError, match="needs more than") as err:
         advisor.recommend(advisor.Budget(data=1e3))
-    assert f"{f.coefficients(f.target_min)[0]:.4g}" in str(err.value)
+    assert f"{grid(f, f.target_min)[0].min():.3g}"[:3] in str(err.value)
 
 
 def test_data_budget_between_targets_points_to_the_reachable_one():
     f = advisor.load_fit("bro/h1-crawl-v0")
-    mid = f.coefficients(f.thresholds[8])[0] * 1.01
+    mid = grid(f, f.thresholds[8])[0].min() * 1.01
     with pytest.raises(InfeasibleBudgetError, match="highest target this budget reaches"):
         advisor.recommend(advisor.Budget(data=mid))
 
@@ -167,6 +171,9 @@ def test_random_budgets_either_fit_or_raise_one_advisor_error(kind, x, y, target
         return
     f = advisor.load_fit(fit_id)
     assert f.target_min <= rec.target <= f.target_max
+    dom = f.model.domain
+    assert dom.utd.low / UTD_REACH * 0.999 <= rec.utd <= dom.utd.high * UTD_REACH * 1.001
+    assert dom.params.low / PARAMS_REACH * 0.999 <= rec.params <= dom.params.high * PARAMS_REACH * 1.001
     assert all(math.isfinite(v) and v > 0 for v in
                (rec.utd, rec.params, rec.predicted_data, rec.predicted_compute))
     if "compute" in kw:
