@@ -1,0 +1,155 @@
+"""`advisor calibrate`: grid -> runs -> fit file -> recommend, resume after SIGKILL, backends."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("torch")
+pytest.importorskip("gymnasium")
+
+import advisor  # noqa: E402
+from advisor.cli import main  # noqa: E402
+from calibration.grid import GridError, Unit, load_grid_dict, preset, stage1_units  # noqa: E402
+from calibration.runner import run_units  # noqa: E402
+
+ENV = "InvertedPendulum-v5"
+CMD = [sys.executable, "-m", "advisor.cli", "calibrate", "--env", ENV, "--preset", "smoke",
+       "--device", "cpu", "--quiet", "--n-boot", "20", "--n-jobs", "2"]
+
+
+def _calibrate(out: Path, timeout=900):
+    return subprocess.run(CMD + ["--out-dir", str(out)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One uninterrupted smoke calibration; returns (out_dir, fit text)."""
+    out = tmp_path_factory.mktemp("calib") / "run"
+    res = _calibrate(out)
+    assert res.returncode == 0, res.stderr[-2000:]
+    fit_path = Path(res.stdout.strip().splitlines()[-1])
+    return out, fit_path.read_text(), fit_path.name
+
+
+@pytest.mark.slow
+def test_smoke_calibration_gives_a_fit_that_recommend_accepts(smoke):
+    out, text, name = smoke
+    fit = advisor.load_fit(str(out / name))
+    assert fit.id == f"bro/{ENV}"
+    assert fit.model.batch_size.source == "fitted"
+    assert fit.model.goodness_of_fit.n_configs == 9
+    notes = " ".join(fit.model.provenance.notes)
+    assert "smoke" in notes and "seeds [0, 1]" in notes and "cpu" in notes
+    rec = advisor.recommend(advisor.Budget(data=3 * fit.data_to_target(4, 4e4)), fit=str(out / name))
+    assert rec.batch_size >= 16 and rec.predicted_data > 0
+    res = CliRunner().invoke(main, ["validate", str(out / name)])
+    assert res.exit_code == 0
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_units(smoke, tmp_path):
+    out, text, name = smoke
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    t = time.perf_counter()
+    res = _calibrate(copy)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert time.perf_counter() - t < 60  # nothing retrained: only the fits run again
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_loses_no_unit_and_gives_the_same_fit(smoke):
+    out, text, name = smoke
+    # Same out-dir path as the uninterrupted run, so the files must match byte for byte.
+    shutil.rmtree(out)
+    proc = subprocess.Popen(CMD + ["--out-dir", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and len(list((out / "units").glob("*.json"))) < 2:
+        time.sleep(0.2)
+    finished = {p.name: p.read_text() for p in (out / "units").glob("*.json")}
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(finished) >= 2
+    res = _calibrate(out)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for unit, record in finished.items():  # finished units were kept, not retrained
+        assert (out / "units" / unit).read_text() == record
+    assert (out / name).read_text() == text
+
+
+def test_ray_backend_runs_units_on_a_local_ray(tmp_path):
+    ray = pytest.importorskip("ray")
+    grid = load_grid_dict(dict(preset("smoke").model_dump(), steps=300, random_steps=100,
+                               eval_every=100))
+    units = [Unit(stage=1, width=16, batch_size=32, utds=[1.0], seeds=[0]),
+             Unit(stage=1, width=16, batch_size=64, utds=[1.0], seeds=[0])]
+    from calibration.runner import prepare_out_dir
+
+    prepare_out_dir(tmp_path, grid, ENV)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        records = run_units(ENV, grid, units, tmp_path, device="cpu", backend="ray", n_jobs=2,
+                            quiet=True)
+    finally:
+        ray.shutdown()
+    assert [r["unit"]["batch_size"] for r in records] == [32, 64]
+    assert all((tmp_path / "units" / f"{u.id}.json").exists() for u in units)
+
+
+def test_stage1_design_is_the_factorised_grid():
+    grid = preset("smoke")
+    units = stage1_units(grid)
+    pairs = {(u.width, u.batch_size, utd) for u in units for utd in u.utds}
+    expected = ({(grid.anchor_width, b, u) for b in grid.batch_sizes for u in grid.utds}
+                | {(w, b, grid.anchor_utd) for b in grid.batch_sizes for w in grid.widths})
+    assert pairs == expected
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--env", "NoSuchEnv-v0"], "unknown or unavailable"),
+    (["--env", "CartPole-v1"], "continuous"),
+    (["--env", ENV, "--device", "cuda"], "no CUDA GPU"),
+])
+def test_bad_calibrate_input_exits_2(args, needle, tmp_path):
+    import torch
+
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    res = CliRunner().invoke(main, ["calibrate", *args, "--out-dir", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert needle in res.output and "Traceback" not in res.output
+
+
+def test_grid_file_that_does_not_validate_is_refused(tmp_path):
+    bad = tmp_path / "grid.json"
+    bad.write_text(json.dumps(dict(preset("smoke").model_dump(), anchor_width=999)))
+    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--grid", str(bad), "--device",
+                                    "cpu", "--out-dir", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "anchor_width 999" in res.output
+    with pytest.raises(GridError, match="not valid JSON"):
+        (tmp_path / "g2.json").write_text("{")
+        from calibration.grid import load_grid
+
+        load_grid(tmp_path / "g2.json")
+
+
+def test_out_dir_of_another_grid_is_refused_and_kept(tmp_path):
+    out = tmp_path / "o"
+    from calibration.runner import prepare_out_dir
+
+    prepare_out_dir(out, preset("smoke"), ENV)
+    (out / "keep.txt").write_text("results")
+    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--preset", "smoke", "--steps",
+                                    "500", "--device", "cpu", "--out-dir", str(out)])
+    assert res.exit_code == 2 and "different calibration" in res.output
+    assert (out / "keep.txt").read_text() == "results"
