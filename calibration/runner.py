@@ -94,7 +94,9 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
     progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo)
     with context:
         with parallel_config(backend=backend, n_jobs=n_jobs):
-            results = Parallel(return_as="generator_unordered")(
+            # Ray's joblib backend returns lists only: progress then comes at the end.
+            order = "generator_unordered" if backend == "loky" else "list"
+            results = Parallel(return_as=order)(
                 delayed(run_unit)(env_id, grid, u, str(out_dir), device) for u in todo)
             for record in results:
                 done[Unit(**record["unit"]).id] = record
