@@ -7,7 +7,12 @@
 __version__ = "0.1.0"
 
 from advisor.errors import (  # noqa: E402
-    AdvisorError, BudgetError, ConfigError, FitFileError, InfeasibleBudgetError, TargetError,
+    AdvisorError,
+    BudgetError,
+    ConfigError,
+    FitFileError,
+    InfeasibleBudgetError,
+    TargetError,
     UnknownFitError,
 )
 from advisor.fit import Fit  # noqa: E402

@@ -186,8 +186,8 @@ def show(fit_id):
 @click.option("--created", help="Creation date to record (default: today).")
 def fit(archive, algorithm, env, output, n_boot, target_range, delta, input_dim, created):
     """Fit the laws to runs in the published layout (zip or folder) and write a fit file."""
-    from calibration.build import build_fit
     from advisor.fitfile import write_fit_file
+    from calibration.build import build_fit
 
     command = "advisor fit " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
     built = build_fit(archive, algorithm, env, n_boot=n_boot, created=created, command=command,
@@ -208,7 +208,8 @@ def fit(archive, algorithm, env, output, n_boot, target_range, delta, input_dim,
 @click.option("-j", "--jobs", default=2, show_default=True, type=click.IntRange(1, 256))
 def regenerate(data_dir, out_dir, n_boot, created, only, jobs):
     """Rebuild every shipped fit from the published archives in DATA_DIR."""
-    from calibration.build import catalogue, regenerate as _regenerate
+    from calibration.build import catalogue
+    from calibration.build import regenerate as _regenerate
 
     known = {s.id for s in catalogue()}
     unknown = [i for i in only if i not in known]
@@ -271,6 +272,116 @@ def calibrate(env_id, algorithm, preset_name, grid_file, steps, seeds, device, b
                       backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
                       n_boot=n_boot, quiet=quiet)
     click.echo(str(path))
+
+
+def _budget_options(f):
+    f = click.option("--total", type=float, help="Mark the recommendation for this total budget.")(f)
+    f = click.option("--data", type=float, help="Mark the recommendation for this data budget.")(f)
+    f = click.option("--compute", type=float,
+                     help="Mark the recommendation for this compute budget.")(f)
+    return f
+
+
+def _maybe_budget(compute, data, total):
+    if compute is None and data is None and total is None:
+        return None
+    from advisor.recommend import Budget
+
+    return Budget(compute=compute, data=data, total=total)
+
+
+def _report_module():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise click.UsageError("plots need matplotlib: pip install "
+                               "'value-scaling-advisor[plot]'") from None
+    from calibration import report
+
+    return report
+
+
+@main.command()
+@click.argument("fit_id")
+@click.option("--runs", type=click.Path(exists=True),
+              help="Run archive or folder (published layout) to plot the fit against.")
+@click.option("-o", "--output", default="report.html", show_default=True,
+              type=click.Path(dir_okay=False))
+@_budget_options
+def report(fit_id, runs, output, compute, data, total):
+    """Write a self-contained HTML report of a fit: laws against runs, parity, frontier, B~,
+    TD overfitting, and the recommendation for a budget.
+
+    \b
+    Example:
+      advisor report simbav2/h1-crawl-v0 --runs ../shared/data/simbav2_model_scaling_linear20_with_base.zip \\
+          --compute 1e17 -o report.html
+    """
+    rep = _report_module()
+    ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total))
+    path = rep.write_report(ctx, output)
+    click.echo(f"wrote {path}", err=True)
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["data", "parity", "frontier", "batch", "td"]))
+@click.argument("fit_id")
+@click.option("--runs", type=click.Path(exists=True), help="Run archive or folder.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="PNG (or any format matplotlib writes) to create.")
+@_budget_options
+def plot(kind, fit_id, runs, output, compute, data, total):
+    """Write one figure of the report. KIND: data, parity, frontier, batch or td."""
+    rep = _report_module()
+    ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total))
+    click.echo(f"wrote {rep.save_figure(kind, ctx, output)}", err=True)
+
+
+@main.command()
+@click.argument("fit_id")
+@click.option("--budgets", default="1e15,1e16,1e17,1e18", show_default=True,
+              help="Comma-separated budgets.")
+@click.option("--kind", "budget_kind", type=click.Choice(["compute", "data", "total"]),
+              default="compute", show_default=True, help="What the budgets are.")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True)
+def export(fit_id, budgets, budget_kind, fmt):
+    """A per-budget table of recommended hyperparameters (rl-zoo style), one entry per budget.
+    Budgets the fit cannot meet are listed with the reason."""
+    from advisor.recommend import Budget
+    from advisor.recommend import recommend as _recommend
+
+    try:
+        values = [float(b) for b in budgets.split(",") if b.strip()]
+    except ValueError:
+        raise click.BadParameter(f"budgets must be comma-separated numbers, got {budgets!r}",
+                                 param_hint="--budgets") from None
+    rows = []
+    for value in values:
+        budget = Budget(**{budget_kind: value})
+        try:
+            r = _recommend(budget, fit=fit_id)
+        except AdvisorError as exc:
+            rows.append({budget_kind: value, "error": str(exc)})
+            continue
+        rows.append({budget_kind: value, "target": r.target, "utd": r.utd_rounded,
+                     "critic_width": r.width, "batch_size": r.batch_size,
+                     "learning_rate": r.learning_rate, "predicted_data": r.predicted_data,
+                     "predicted_compute": r.predicted_compute, "extrapolated": r.extrapolated})
+    if fmt == "json":
+        click.echo(json.dumps({"fit": fit_id, "budgets": rows}, indent=2))
+        return
+    lines = [f"# advisor export {fit_id}: one entry per {budget_kind} budget"]
+    for row in rows:
+        key = f"{budget_kind}_{row[budget_kind]:.3g}".replace("+", "")
+        lines.append(f"{key}:")
+        for k, v in row.items():
+            if k == budget_kind:
+                continue
+            text = json.dumps(v) if isinstance(v, str) else (f"{v:g}" if isinstance(v, float)
+                                                               else str(v).lower())
+            lines.append(f"  {k}: {text}")
+    click.echo("\n".join(lines))
 
 
 @main.command()

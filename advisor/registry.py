@@ -8,10 +8,10 @@ import os
 from functools import lru_cache
 from importlib import metadata, resources
 from pathlib import Path
+from types import ModuleType
 
-from advisor.errors import UnknownFitError
+from advisor.errors import FitFileError, UnknownFitError
 from advisor.fit import Fit
-from advisor.errors import FitFileError
 from advisor.fitfile import read_fit_file
 
 ENTRY_POINT_GROUP = "advisor.fits"
@@ -42,7 +42,10 @@ def _catalogue() -> dict[str, tuple[Path, str]]:
             target = ep.load()
         except Exception:  # a broken third-party package must not break the advisor
             continue
-        root = Path(str(target() if callable(target) else target))
+        if isinstance(target, ModuleType):  # a package whose folder holds the fit files
+            root = Path(str(resources.files(target)))
+        else:
+            root = Path(str(target() if callable(target) else target))
         dist = ep.dist.name if ep.dist is not None else ep.name
         for fit_id, path in _scan(root).items():
             out[fit_id] = (path, dist)

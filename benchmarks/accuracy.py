@@ -20,7 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from calibration.build import DEFAULT_METHOD, build_fit, catalogue  # noqa: E402
 from calibration.fitting import (  # noqa: E402
-    REFERENCE, fit_laws, leave_one_config_out, loglinear_leave_one_config_out, relative_errors,
+    REFERENCE,
+    fit_laws,
+    leave_one_config_out,
+    loglinear_leave_one_config_out,
+    relative_errors,
 )
 
 

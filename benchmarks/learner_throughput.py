@@ -159,7 +159,7 @@ def main() -> None:
             print(f"{m:>3} {width:>5} {seq:>11.0f} {eager:>11.0f} {eager / seq:>6.1f} "
                   f"{graph:>9.0f} {graph / seq:>6.1f} {comp:>9.0f} {comp / seq:>6.1f} "
                   f"{comp_graph:>9.0f} {comp_graph / seq:>6.1f}", flush=True)
-            del pop
+            pop = None  # free GPU memory before the next cell
             if device.type == "cuda":
                 torch.cuda.empty_cache()
 

@@ -16,15 +16,30 @@ import numpy as np
 import advisor
 from advisor.errors import AdvisorError
 from advisor.fitfile import (
-    Architecture, BatchSizeLaw, Bootstrap, ComputeDefinition, DataLaw, DataToTarget, Domain,
-    FitFile, GoodnessOfFit, Provenance, Range, write_fit_file,
+    Architecture,
+    BatchSizeLaw,
+    Bootstrap,
+    ComputeDefinition,
+    DataLaw,
+    DataToTarget,
+    Domain,
+    FitFile,
+    GoodnessOfFit,
+    Provenance,
+    Range,
+    write_fit_file,
 )
 from calibration.archives import read_runs
 from calibration.batch import best_batch_sizes, fit_batch_law
 from calibration.curves import TARGET_RANGES, DataTable, data_table, thresholds
 from calibration.fitting import (
-    LawFit, Method, bootstrap_fits, fit_laws, leave_one_config_out,
-    loglinear_leave_one_config_out, relative_errors,
+    LawFit,
+    Method,
+    bootstrap_fits,
+    fit_laws,
+    leave_one_config_out,
+    loglinear_leave_one_config_out,
+    relative_errors,
 )
 
 #: The D_J method shipped fits use; chosen by leave-one-config-out error (README, "Accuracy").

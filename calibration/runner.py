@@ -21,7 +21,7 @@ BACKENDS = ("loky", "ray", "dask")
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    from calibration.learner.trainer import _atomic_save
+    from calibration.atomic import atomic_save as _atomic_save
 
     _atomic_save(path, text=text)
 

@@ -3,13 +3,18 @@
 import numpy as np
 import pytest
 
+from advisor import laws
 from calibration.archives import ArchiveError, Run, read_runs
 from calibration.batch import fit_batch_law
 from calibration.curves import crossings, data_table, isotonic_curve, thresholds
 from calibration.fitting import (
-    REFERENCE, Method, fit_laws, leave_one_config_out, relative_errors,
+    REFERENCE,
+    Method,
+    fit_laws,
+    leave_one_config_out,
+    relative_errors,
 )
-from advisor import laws
+
 
 def _coef(d_min, utd_term, params_term, alpha=0.9, beta=0.7):
     """Coefficients whose utd term is `utd_term` at utd 1 and params term `params_term` at 1e6."""

@@ -8,10 +8,17 @@ pytest.importorskip("gymnasium")
 
 from calibration.archives import read_runs  # noqa: E402
 from calibration.learner import (  # noqa: E402
-    AgentConfig, Batch, LearnerError, Noise, Population, TrainConfig, critic_params,
-    quantile_huber_loss, train_population,
+    AgentConfig,
+    Batch,
+    LearnerError,
+    Noise,
+    Population,
+    TrainConfig,
+    critic_params,
+    nets,  # noqa: E402
+    quantile_huber_loss,
+    train_population,
 )
-from calibration.learner import nets  # noqa: E402
 from calibration.learner.trainer import guarded_update, resolve_device  # noqa: E402
 
 CPU = torch.device("cpu")

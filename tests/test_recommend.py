@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 import advisor
 from advisor import laws
+from advisor.errors import AdvisorError, BudgetError, InfeasibleBudgetError, TargetError
 from advisor.optimize import Box
 from advisor.recommend import PARAMS_REACH, UTD_REACH
-from advisor.errors import AdvisorError, BudgetError, InfeasibleBudgetError, TargetError
 
 CASES = ["bro/h1-crawl-v0", "bro/h1-stand-v0", "bro/humanoid-stand", "simbav2/h1-crawl-v0",
          "bro/dog-run"]

@@ -14,12 +14,10 @@ written atomically (temporary file, then rename) at each log point.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import platform
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 import torch
 
 from advisor.errors import AdvisorError
+from calibration.atomic import atomic_save as _atomic_save
 from calibration.learner.agent import AgentConfig, Noise, Population
 from calibration.learner.graphs import GraphedUpdate
 from calibration.learner.replay import Replay
@@ -151,23 +150,6 @@ def evaluate(pop: Population, env_id: str, seeds: list[int], episodes: int, devi
     for e in envs:
         e.close()
     return totals / episodes
-
-
-def _atomic_save(path: Path, array: np.ndarray | None = None, text: str | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if array is not None:
-                buf = io.BytesIO()
-                np.save(buf, array, allow_pickle=False)
-                fh.write(buf.getvalue())
-            else:
-                fh.write(text.encode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None) -> dict:

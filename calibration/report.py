@@ -1,0 +1,369 @@
+"""Figures of a fit against the runs it came from, and a self-contained HTML report.
+
+Needs the `plot` extra (matplotlib). Every figure is a function `figure_<kind>(ctx) -> Figure`;
+`advisor plot KIND FIT -o file.png` writes one, `advisor report FIT -o report.html` all of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import advisor
+from advisor import laws, optimize
+from advisor.errors import AdvisorError
+from advisor.fit import Fit
+from advisor.recommend import PARAMS_REACH, UTD_REACH, Budget, Recommendation, recommend
+from calibration.archives import Run, read_runs
+from calibration.curves import DataTable, data_table
+
+KINDS = ("data", "parity", "frontier", "batch", "td")
+TITLES = {
+    "data": "Data to reach a target against UTD and model size",
+    "parity": "Predicted against measured data (leave one configuration out)",
+    "frontier": "Compute-optimal line and data-compute frontier",
+    "batch": "Best batch size B~ against UTD",
+    "td": "TD overfitting: late-training TD error against batch size",
+}
+
+
+class ReportError(AdvisorError):
+    """A figure that cannot be drawn from what was given."""
+
+
+@dataclass
+class Context:
+    """A fit, optionally its runs, and a budget whose recommendation is marked."""
+
+    fit: Fit
+    runs: list[Run] = field(default_factory=list)
+    budget: Budget | None = None
+    table: DataTable | None = None
+    rec: Recommendation | None = None
+
+    @property
+    def env(self) -> str:
+        return self.fit.id.split("/", 1)[1]
+
+
+def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None = None,
+                 n_boot: int = 30) -> Context:
+    f = advisor.load_fit(fit)
+    ctx = Context(f, budget=budget)
+    if runs is not None:
+        metrics = ("return", "critic_loss", "validation_critic_loss")
+        ctx.runs = read_runs(runs, env=ctx.env, metrics=metrics)
+        # D_J comes from runs without a passive critic, as the shipped fits do.
+        with_return = [r for r in ctx.runs if "return" in r.values
+                       and r.tags.get("passive_critic", "False") == "False"]
+        if with_return:
+            ctx.table = data_table(_nearest_batch(f, with_return), f.thresholds, n_boot=n_boot)
+    if budget is not None:
+        ctx.rec = recommend(budget, fit=f)
+    return ctx
+
+
+def _nearest_batch(f: Fit, runs: list[Run]) -> list[Run]:
+    """One run per (utd, params): the batch nearest the fit's B~ (as the fits were made)."""
+    best: dict[tuple, Run] = {}
+    for r in runs:
+        key = (r.utd, r.params)
+        target = math.log(float(f.batch_size(r.utd, r.params)))
+        if key not in best or (abs(math.log(r.batch_size) - target)
+                               < abs(math.log(best[key].batch_size) - target)):
+            best[key] = r
+    return [best[k] for k in sorted(best)]
+
+
+def _plt():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ReportError("plots need matplotlib: pip install 'value-scaling-advisor[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _band(f: Fit, utd, params, target):
+    draws = f.draw_coefficients(target)
+    if draws is None or not len(draws):
+        return None
+    sample = laws.data_to_target(np.asarray(utd)[None, :], np.asarray(params)[None, :],
+                                 *(draws[:, i, None] for i in range(5)))
+    return np.percentile(sample, [10, 90], axis=0)
+
+
+def figure_data(ctx: Context):
+    plt = _plt()
+    f = ctx.fit
+    target = float(f.thresholds[len(f.thresholds) * 3 // 4])
+    dom = f.model.domain
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    utds = sorted({*np.geomspace(dom.utd.low, dom.utd.high, 4)} if ctx.table is None
+                  else set(ctx.table.utd))
+    params = sorted({*np.geomspace(dom.params.low, dom.params.high, 4)} if ctx.table is None
+                    else set(ctx.table.params))
+    j = int(np.argmin(np.abs(f.thresholds - target)))
+    cmap = plt.get_cmap("viridis")
+    for ax, xs_name, groups, xs_all in ((axes[0], "utd", params, utds),
+                                        (axes[1], "params", utds, params)):
+        grid = np.geomspace(min(xs_all) / 1.3, max(xs_all) * 1.3, 80)
+        for g_i, g in enumerate(groups):
+            color = cmap(g_i / max(1, len(groups) - 1))
+            u, n = (grid, np.full_like(grid, g)) if xs_name == "utd" else (np.full_like(grid, g), grid)
+            label = f"N={g:.3g}" if xs_name == "utd" else f"UTD={g:g}"
+            ax.plot(grid, f.data_to_target(u, n, target), color=color, label=label)
+            band = _band(f, u, n, target)
+            if band is not None:
+                ax.fill_between(grid, band[0], band[1], color=color, alpha=0.15)
+            if ctx.table is not None:
+                t = ctx.table
+                sel = (t.params == g) if xs_name == "utd" else (t.utd == g)
+                x = t.utd[sel] if xs_name == "utd" else t.params[sel]
+                y = t.data[sel, j]
+                lo, hi = np.nanpercentile(t.boot[:, sel, j], [10, 90], axis=0)
+                ok = np.isfinite(y)
+                ax.errorbar(x[ok], y[ok], yerr=[np.clip(y[ok] - lo[ok], 0, None),
+                                                np.clip(hi[ok] - y[ok], 0, None)],
+                            fmt="o", color=color, capsize=3)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("UTD (updates per env step)" if xs_name == "utd" else "critic parameters N")
+        ax.set_ylabel(f"env steps to reach return {target:.4g}")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(f"{f.id}: D_J against UTD and model size (points: runs, 10-90% bootstrap; "
+                 "bands: fit 10-90%)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def figure_parity(ctx: Context):
+    if ctx.table is None:
+        raise ReportError("the parity plot needs the runs: pass --runs ARCHIVE_OR_DIR")
+    from calibration.build import DEFAULT_METHOD
+    from calibration.fitting import leave_one_config_out, relative_errors
+
+    plt = _plt()
+    t = ctx.table
+    loco = leave_one_config_out(t, DEFAULT_METHOD)
+    err = relative_errors(loco, t.data).mean()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ok = np.isfinite(t.data)
+    sc = ax.scatter(t.data[ok], loco[ok], c=np.broadcast_to(t.targets, t.data.shape)[ok], s=12,
+                    cmap="plasma")
+    lim = [np.nanmin(t.data) / 1.3, np.nanmax(t.data) * 1.3]
+    ax.plot(lim, lim, "k--", lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured env steps to target")
+    ax.set_ylabel("predicted env steps (fit without that config)")
+    fig.colorbar(sc, ax=ax, label="target return")
+    ax.set_title(f"{ctx.fit.id}: leave-one-config-out error {100 * err:.1f}%", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
+def figure_frontier(ctx: Context):
+    plt = _plt()
+    f = ctx.fit
+    dom = f.model.domain
+    box = optimize.Box.around((dom.utd.low, dom.utd.high), (dom.params.low, dom.params.high),
+                              UTD_REACH, PARAMS_REACH)
+    k = f.compute_per_update_param
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    cmap = plt.get_cmap("plasma")
+    targets = np.linspace(f.target_min, f.target_max, 4)
+    all_c: list[float] = []
+    frontier: list = []
+    for i, target in enumerate(targets):
+        coef = f.coefficients(target)
+        low = optimize.least_data(coef, k, box)
+        pts = [optimize.min_compute_within_data(d, coef, k, box)
+               for d in np.geomspace(low * 1.02, low * 6, 40)]
+        pts = [p for p in pts if p is not None]
+        color = cmap(i / len(targets))
+        axes[0].plot([p.params for p in pts], [p.utd for p in pts], color=color,
+                     label=f"J={target:.4g}")
+        axes[1].plot([p.compute for p in pts], [p.data for p in pts], color=color,
+                     label=f"J={target:.4g}")
+        all_c += [p.compute for p in pts]
+        frontier = pts
+    axes[0].add_patch(plt.Rectangle((dom.params.low, dom.utd.low), dom.params.high - dom.params.low,
+                                    dom.utd.high - dom.utd.low, fill=False, ls=":", color="gray",
+                                    label="fitted domain"))
+    if frontier:
+        # Iso-total lines C + delta D = F through three points of the top target's frontier.
+        cs = np.geomspace(min(all_c) / 3, max(all_c) * 3, 200)
+        for p in frontier[len(frontier) // 5:: max(1, len(frontier) * 3 // 10)][:3]:
+            total = p.compute + f.delta * p.data
+            d = (total - cs) / f.delta
+            ok = d > 0
+            axes[1].plot(cs[ok], d[ok], color="gray", lw=0.8, ls="--")
+            axes[1].annotate(f"C+δD={total:.2g}", (p.compute, p.data * 1.15), fontsize=7,
+                             color="gray")
+    if ctx.rec is not None:
+        r = ctx.rec
+        axes[0].plot(r.params, r.utd, "k*", ms=14, label="recommended")
+        axes[1].plot(r.predicted_compute, r.predicted_data, "k*", ms=14, label="recommended")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    axes[0].set_xlabel("critic parameters N")
+    axes[0].set_ylabel("UTD")
+    axes[0].set_title("compute-optimal (N, UTD) as the data budget grows", fontsize=10)
+    axes[1].set_xlabel("compute C (FLOPs)")
+    axes[1].set_ylabel("data D (env steps)")
+    axes[1].set_title(f"least compute per data budget; dashed: C + δD, δ={f.delta:.2g}",
+                      fontsize=10)
+    fig.suptitle(f.id, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def figure_batch(ctx: Context):
+    plt = _plt()
+    f = ctx.fit
+    dom = f.model.domain
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    utd = np.geomspace(dom.utd.low, dom.utd.high, 60)
+    params = sorted({r.params for r in ctx.runs}) or list(np.geomspace(dom.params.low,
+                                                                       dom.params.high, 4))
+    cmap = plt.get_cmap("viridis")
+    batches = sorted({r.batch_size for r in ctx.runs if "return" in r.values})
+    measured = None
+    if len(batches) > 1:
+        from calibration.batch import best_batch_sizes
+
+        configs = sorted({(r.utd, r.params) for r in ctx.runs})
+        tables = {}
+        for b in batches:
+            by = {(r.utd, r.params): r for r in ctx.runs if r.batch_size == b and "return" in r.values}
+            if set(by) == set(configs):
+                tables[b] = data_table([by[c] for c in configs], f.thresholds, n_boot=20)
+        if len(tables) > 1:
+            measured = best_batch_sizes(tables)
+    for i, n in enumerate(params):
+        color = cmap(i / max(1, len(params) - 1))
+        ax.plot(utd, f.batch_size(utd, np.full_like(utd, n)), color=color, label=f"N={n:.3g}")
+        if measured is not None:
+            sel = measured[1] == n
+            ax.plot(measured[0][sel], measured[2][sel], "o", color=color)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("UTD (updates per env step)")
+    ax.set_ylabel("best batch size (transitions)")
+    bs = f.model.batch_size
+    src = {"published": "paper A's coefficients", "fitted": "fitted", "fixed": "fixed"}[bs.source]
+    ax.set_title(f"{f.id}: B~ ({src})" + ("; points: measured best" if measured else ""),
+                 fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def figure_td(ctx: Context):
+    runs = [r for r in ctx.runs if "validation_critic_loss" in r.values]
+    if not runs:
+        raise ReportError("the TD-overfitting plot needs runs that carry validation_critic_loss "
+                          "(side_critic, SimbaV2 or this project's learner)")
+    plt = _plt()
+    utd = min(r.utd for r in runs)
+    runs = [r for r in runs if r.utd == utd]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    widths = sorted({r.width or int(r.params) for r in runs})
+    cmap = plt.get_cmap("viridis")
+    for i, w in enumerate(widths):
+        color = cmap(i / max(1, len(widths) - 1))
+        for ax, metric in ((axes[0], "validation_critic_loss"), (axes[1], "critic_loss")):
+            late: dict[float, list[float]] = {}  # batch -> late-training means of its runs
+            for r in runs:
+                if (r.width or int(r.params)) == w and metric in r.values:
+                    v = r.values[metric]
+                    late.setdefault(r.batch_size, []).append(float(np.nanmean(v[int(0.8 * len(v)):])))
+            xs = sorted(late)
+            ax.plot(xs, [np.mean(late[b]) for b in xs], "o-", color=color, label=f"width {w}")
+    for ax, name in ((axes[0], "validation TD error"), (axes[1], "training TD error")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size (transitions)")
+        ax.set_ylabel(f"{name} (late-training mean)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{ctx.fit.id}: TD error against batch size at UTD {utd:g}, one line per "
+                 "critic width (validation left, training right)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+FIGURES = {"data": figure_data, "parity": figure_parity, "frontier": figure_frontier,
+           "batch": figure_batch, "td": figure_td}
+
+
+def save_figure(kind: str, ctx: Context, out: str | Path) -> Path:
+    if kind not in FIGURES:
+        raise ReportError(f"unknown plot {kind!r}; choose one of {', '.join(KINDS)}")
+    fig = FIGURES[kind](ctx)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    _plt().close(fig)
+    return out
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    _plt().close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def render_report(ctx: Context) -> str:
+    """A single HTML page, images embedded, readable offline at laptop width."""
+    f = ctx.fit
+    m = f.model
+    g = m.goodness_of_fit
+    sections = []
+    for kind in KINDS:
+        try:
+            img = f'<img alt="{kind}" src="data:image/png;base64,{_png(FIGURES[kind](ctx))}">'
+        except ReportError as exc:
+            img = f'<p class="note">Not drawn: {html.escape(str(exc))}.</p>'
+        sections.append(f"<section><h2>{TITLES[kind]}</h2>{img}</section>")
+    rec = ""
+    if ctx.rec is not None:
+        r = ctx.rec
+        rec = (f"<p><b>Recommended</b> for {html.escape(str(ctx.budget.model_dump(exclude_none=True)))}: "
+               f"UTD {r.utd:.3g} (use {r.utd_rounded:g}), width {r.width} ({r.params:.3g} params), "
+               f"batch {r.batch_size}, target {r.target:.4g}, predicted {r.predicted_data:.3g} env "
+               f"steps and {r.predicted_compute:.3g} FLOPs.</p>")
+    meta = (f"<p>{html.escape(m.provenance.source)}<br>method: {html.escape(m.provenance.method)}"
+            f"<br>mean relative error of D_J: in-sample {100 * g.in_sample:.1f}%, leave one "
+            f"config out {100 * g.leave_one_config_out:.1f}% ({g.n_configs} configs).</p>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;"
+             "color:#222}img{max-width:100%;height:auto;border:1px solid #ddd}"
+             "h2{font-size:1.1em;margin-top:2em}.note{color:#a33}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' "
+            f"content='width=device-width,initial-scale=1'><title>{html.escape(f.id)} fit report"
+            f"</title><style>{style}</style></head><body><h1>{html.escape(f.id)}</h1>{meta}{rec}"
+            + "".join(sections) + "</body></html>\n")
+
+
+def write_report(ctx: Context, out: str | Path) -> Path:
+    from calibration.atomic import atomic_save as _atomic_save
+
+    out = Path(out)
+    _atomic_save(out, text=render_report(ctx))
+    return out

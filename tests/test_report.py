@@ -1,0 +1,121 @@
+"""Figures, the HTML report, export, and fits shipped by other packages."""
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+import advisor
+from advisor.cli import main
+from advisor.fitfile import dump_fit_file
+
+pytest.importorskip("matplotlib")
+
+from calibration import report  # noqa: E402
+
+SIMBA = "simbav2_model_scaling_linear20_with_base.zip"
+
+
+@pytest.fixture(scope="module")
+def simba_ctx(data_dir):
+    return report.load_context("simbav2/h1-crawl-v0", data_dir / SIMBA,
+                               advisor.Budget(compute=1e17), n_boot=10)
+
+
+@pytest.mark.parametrize("kind", report.KINDS)
+def test_every_figure_renders_from_simbav2(kind, simba_ctx, tmp_path):
+    out = report.save_figure(kind, simba_ctx, tmp_path / f"{kind}.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("fit_id, archive", [("bro/h1-crawl-v0", "fitted_bs.zip"),
+                                             ("bro/dog-run", "dmc_bro_ablations.zip")])
+def test_fit_figures_render_for_other_archives(fit_id, archive, data_dir, tmp_path):
+    ctx = report.load_context(fit_id, data_dir / archive, n_boot=5)
+    for kind in ("data", "frontier", "batch"):
+        assert report.save_figure(kind, ctx, tmp_path / f"{kind}.png").stat().st_size > 10_000
+
+
+def test_td_figure_from_side_critic_archive(data_dir, tmp_path):
+    ctx = report.load_context("bro/h1-pole-v0", data_dir / "side_critic.zip")
+    assert report.save_figure("td", ctx, tmp_path / "td.png").stat().st_size > 10_000
+
+
+def test_figures_without_runs_say_what_is_missing():
+    ctx = report.load_context("bro/h1-stand-v0")
+    with pytest.raises(report.ReportError, match="--runs"):
+        report.figure_parity(ctx)
+    with pytest.raises(report.ReportError, match="validation_critic_loss"):
+        report.figure_td(ctx)
+
+
+def test_report_is_one_offline_html_with_every_image(simba_ctx, tmp_path):
+    path = report.write_report(simba_ctx, tmp_path / "r.html")
+    text = path.read_text()
+    images = re.findall(r'<img alt="(\w+)" src="data:image/png;base64,', text)
+    assert images == list(report.KINDS)
+    assert "http://" not in text and "https://" not in text  # nothing to fetch
+    assert "Recommended" in text
+
+
+def test_cli_report_and_plot(data_dir, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["plot", "frontier", "bro/h1-crawl-v0", "--compute", "1e17", "-o",
+                               str(tmp_path / "f.png")])
+    assert res.exit_code == 0 and (tmp_path / "f.png").exists()
+    res = runner.invoke(main, ["plot", "parity", "bro/h1-crawl-v0", "-o", str(tmp_path / "p.png")])
+    assert res.exit_code == 2 and "--runs" in res.output
+    res = runner.invoke(main, ["report", "bro/h1-stand-v0", "--runs", str(data_dir / "fitted_bs.zip"),
+                               "-o", str(tmp_path / "r.html")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "r.html").read_text().count("data:image/png;base64,") == len(report.KINDS)
+
+
+def test_export_lists_one_entry_per_budget():
+    res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--budgets", "1e10,1e16,1e18",
+                                    "--format", "json"])
+    assert res.exit_code == 0
+    rows = json.loads(res.output)["budgets"]
+    assert [r["compute"] for r in rows] == [1e10, 1e16, 1e18]
+    assert "error" in rows[0] and rows[2]["critic_width"] >= rows[1]["critic_width"]
+    res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--budgets", "1e16,x"])
+    assert res.exit_code == 2
+
+
+def test_fits_from_an_installed_package_are_listed(tmp_path):
+    pkg = tmp_path / "advisor_test_fits"
+    fits = pkg / "advisor_test_fits" / "fits" / "testalg"
+    fits.mkdir(parents=True)
+    (pkg / "advisor_test_fits" / "__init__.py").write_text("")
+    (pkg / "advisor_test_fits" / "fits" / "__init__.py").write_text("")
+    model = advisor.load_fit("bro/h1-stand-v0").model.model_copy(update={"id": "testalg/h1-stand-v0"})
+    (fits / "h1-stand-v0.json").write_text(dump_fit_file(model))
+    (pkg / "pyproject.toml").write_text(textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "advisor-test-fits"
+        version = "0.0.1"
+        [project.entry-points."advisor.fits"]
+        advisor-test-fits = "advisor_test_fits.fits"
+        [tool.setuptools.package-data]
+        "*" = ["*/*.json"]
+    """))
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run(pip + ["install", "-q", "--no-deps", str(pkg)], check=True)
+    try:
+        out = subprocess.run([sys.executable, "-m", "advisor.cli", "fits"], capture_output=True,
+                             text=True, check=True).stdout
+        line = next(ln for ln in out.splitlines() if ln.startswith("testalg/h1-stand-v0"))
+        assert line.rstrip().endswith("advisor-test-fits")
+        rec = subprocess.run([sys.executable, "-m", "advisor.cli", "recommend", "--fit",
+                              "testalg/h1-stand-v0", "--data", "6e5", "--format", "args"],
+                             capture_output=True, text=True)
+        assert rec.returncode == 0 and "--critic-width" in rec.stdout
+    finally:
+        subprocess.run(pip + ["uninstall", "-q", "-y", "advisor-test-fits"], check=True)
