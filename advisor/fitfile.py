@@ -240,15 +240,14 @@ def dump_fit_file(model: FitFile) -> str:
     return text + "\n"
 
 
-def write_fit_file(model: FitFile, path: str | os.PathLike) -> Path:
-    """Write atomically: a temporary file in the same folder, then a rename."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write atomically: a temporary file in the same folder, then a rename (readable 0644)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = dump_fit_file(model)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
@@ -257,6 +256,11 @@ def write_fit_file(model: FitFile, path: str | os.PathLike) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_fit_file(model: FitFile, path: str | os.PathLike) -> Path:
+    """Write a fit file atomically."""
+    return atomic_write_bytes(path, dump_fit_file(model).encode("utf-8"))
 
 
 def _check_finite(obj: object) -> None:

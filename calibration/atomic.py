@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from advisor.fitfile import atomic_write_bytes
+
 
 def atomic_save(path: Path, array: np.ndarray | None = None, text: str | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if array is not None:
-                buf = io.BytesIO()
-                np.save(buf, array, allow_pickle=False)
-                fh.write(buf.getvalue())
-            else:
-                fh.write(text.encode())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Save `array` as .npy (never pickled) or `text` as UTF-8, atomically."""
+    if array is not None:
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=False)
+        atomic_write_bytes(path, buf.getvalue())
+    else:
+        atomic_write_bytes(path, text.encode("utf-8"))
