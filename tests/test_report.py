@@ -119,3 +119,10 @@ def test_fits_from_an_installed_package_are_listed(tmp_path):
         assert rec.returncode == 0 and "--critic-width" in rec.stdout
     finally:
         subprocess.run(pip + ["uninstall", "-q", "-y", "advisor-test-fits"], check=True)
+
+
+@pytest.mark.parametrize("fit_id", advisor.list_fits())
+def test_fit_only_figures_render_for_every_shipped_fit(fit_id, tmp_path):
+    ctx = report.load_context(fit_id, budget=advisor.Budget(total=1e30))
+    for kind in ("data", "frontier", "batch"):
+        assert report.save_figure(kind, ctx, tmp_path / f"{kind}.png").stat().st_size > 10_000
