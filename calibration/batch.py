@@ -23,7 +23,8 @@ def best_batch_sizes(tables: dict[float, DataTable]) -> tuple[np.ndarray, np.nda
         t = tables[b]
         if not (np.array_equal(t.utd, first.utd) and np.array_equal(t.params, first.params)):
             raise ValueError("batch-size tables must cover the same (utd, params) configs")
-        boot = np.where(np.isfinite(t.boot), t.boot, 2.0 * t.horizon[None, :, None])
+        reps = t.boot if t.boot.shape[0] else t.data[None]  # no resamples: the seed mean alone
+        boot = np.where(np.isfinite(reps), reps, 2.0 * t.horizon[None, :, None])
         scores.append(np.log(boot).mean(axis=2))  # (R, n)
     best = batches[np.argmin(np.stack(scores), axis=0)]  # (R, n)
     return first.utd, first.params, best.mean(axis=0)

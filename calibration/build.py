@@ -129,7 +129,7 @@ def _sha256(path: Path) -> str:
 
 
 def _round_sig(x: np.ndarray, sig: int = 6) -> list:
-    return np.vectorize(lambda v: float(f"{v:.{sig}g}"))(x).tolist()
+    return np.vectorize(lambda v: float(f"{v:.{sig}g}"), otypes=[float])(x).tolist()
 
 
 @dataclass

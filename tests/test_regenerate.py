@@ -57,3 +57,15 @@ def test_fit_command_on_unknown_env_is_a_clear_error(data_dir, tmp_path):
     res = CliRunner().invoke(main, ["fit", str(data_dir / "fitted_bs.zip"), "--algorithm", "x",
                                     "--env", "nope-v0", "-o", str(tmp_path / "f.json")])
     assert res.exit_code == 2 and "holds no runs" in res.output
+
+
+def test_fit_without_bootstrap_works_for_a_batch_grid(data_dir, tmp_path):
+    out = tmp_path / "simba.json"
+    res = CliRunner().invoke(main, ["fit", str(data_dir / "simbav2_model_scaling_linear20_with_base.zip"),
+                                    "--algorithm", "s", "--env", "h1-stand-v0", "-o", str(out),
+                                    "--n-boot", "0"])
+    assert res.exit_code == 0, res.output
+    import advisor
+
+    rec = advisor.recommend(advisor.Budget(data=6e5), fit=str(out))
+    assert rec.interval is None and rec.batch_size >= 16
