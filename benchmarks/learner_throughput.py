@@ -92,6 +92,7 @@ def main() -> None:
     ap.add_argument("--compile", nargs="*", default=["16x512", "64x512"],
                     help="MxWIDTH cells to also measure with torch.compile")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--amp", action="store_true", help="bf16 autocast in the population variants")
     args = ap.parse_args()
     device = torch.device(args.device)
     if args.threads:
@@ -102,7 +103,7 @@ def main() -> None:
             else f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)")
     print(f"device {name}; torch {torch.__version__}; python {platform.python_version()}; "
           f"batch {args.batch_size}; quantiles {args.quantiles}; actor width {args.actor_width}; "
-          f"TF32 on", flush=True)
+          f"TF32 on; population variants {'bf16 autocast' if args.amp else 'fp32'}", flush=True)
     print(f"{'M':>3} {'width':>5} {'sequential':>11} {'population':>11} {'ratio':>6} "
           f"{'+graph':>9} {'ratio':>6} {'+compile':>9} {'ratio':>6} {'cmp+graph':>9} {'ratio':>6}"
           "   (member-updates/s)",
@@ -124,7 +125,7 @@ def main() -> None:
 
                 seq = m * timed(sequential, device, args.seconds)
                 del singles
-            pop = Population(cfg, m, list(range(m)), device)
+            pop = Population(cfg, m, list(range(m)), device, amp=args.amp)
             eager = m * timed(lambda: pop.update(batch, noise, mask), device, args.seconds)
             graph = comp = comp_graph = float("nan")
             if device.type == "cuda":
@@ -145,7 +146,8 @@ def main() -> None:
                     print(f"    torch.compile failed: {type(exc).__name__}: {exc}"[:300], flush=True)
                 if device.type == "cuda":
                     try:
-                        cpop = Population(cfg, m, list(range(m)), device, compiled=True)
+                        cpop = Population(cfg, m, list(range(m)), device, compiled=True,
+                                          amp=args.amp)
                         t = time.perf_counter()
                         replay = graphed(cpop, batch, noise, mask)
                         sync(device)

@@ -164,3 +164,15 @@ def test_population_learns_inverted_pendulum_on_cpu(tmp_path):
     (run,) = read_runs(tmp_path / "learn")
     final = run.values["return"][-1]
     assert final.mean() >= 500, final
+
+
+def test_bf16_autocast_population_tracks_fp32():
+    cfg = AgentConfig(obs_dim=6, act_dim=2, width=32, quantiles=5, actor_width=32)
+    fp32 = Population(cfg, 2, [0, 1], CPU)
+    bf16 = Population(cfg, 2, [0, 1], CPU, amp=True)
+    for batch, noise in _batches(2, 16, 6, 2, 20):
+        mask = torch.ones(2, dtype=torch.bool)
+        a = fp32.update(batch, noise, mask)["critic_loss"]
+        b = bf16.update(batch, noise, mask)["critic_loss"]
+    assert all(p.dtype == torch.float32 for p in bf16.critic.values())
+    torch.testing.assert_close(a, b, rtol=0.1, atol=0.05)

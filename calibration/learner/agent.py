@@ -98,6 +98,7 @@ class Population:
     device: torch.device
     learning_rates: torch.Tensor | None = None  # (M,), default cfg.learning_rate
     compiled: bool = False  # torch.compile the networks and the loss (fuses elementwise work)
+    amp: bool = False  # bf16 autocast for the networks; parameters, optimiser and loss stay fp32
     critic: nets.Params = field(init=False)
     target: nets.Params = field(init=False)
     actor: nets.Params = field(init=False)
@@ -139,11 +140,17 @@ class Population:
         """(M, B, o), (M, B, a) -> quantiles (M, 2, B, N) of both Q-nets."""
         m, b = obs.shape[:2]
         x = torch.cat([obs, action], -1).unsqueeze(1).expand(m, 2, b, -1).reshape(2 * m, b, -1)
-        return self._net(params, x, self.cfg.critic_blocks).view(m, 2, b, -1)
+        return self._forward(params, x, self.cfg.critic_blocks).view(m, 2, b, -1)
+
+    def _forward(self, params: nets.Params, x: torch.Tensor, blocks: int) -> torch.Tensor:
+        if not self.amp:
+            return self._net(params, x, blocks)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            return self._net(params, x, blocks).float()
 
     def policy(self, obs: torch.Tensor, noise: torch.Tensor | None):
         """tanh-Gaussian action and its log-probability; noise None -> the mean action."""
-        out = self._net(self.actor, obs, self.cfg.actor_blocks)
+        out = self._forward(self.actor, obs, self.cfg.actor_blocks)
         mean, log_std = out.chunk(2, -1)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
         if noise is None:
