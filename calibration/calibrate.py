@@ -23,7 +23,7 @@ from advisor.errors import AdvisorError
 from advisor.fitfile import Architecture, BatchSizeLaw, Provenance, write_fit_file
 from calibration.archives import Run, read_runs
 from calibration.batch import best_batch_sizes, fit_batch_law
-from calibration.build import DEFAULT_METHOD, N_BOOT, make_fit_file
+from calibration.build import DEFAULT_METHOD, N_BOOT, bronet_params_coefficients, make_fit_file
 from calibration.curves import data_table, isotonic_curve, thresholds
 from calibration.grid import Grid, load_grid, preset, stage1_units, stage2_units
 from calibration.runner import prepare_out_dir, run_units
@@ -124,8 +124,8 @@ def calibrate(
     arch = Architecture(
         description=(f"BroNet double critic (this project's learner), 2 residual blocks, "
                      f"{grid.quantiles} quantiles, input {obs_dim + act_dim}"),
-        coefficients=[8.0, 2.0 * (obs_dim + act_dim + 1 + 2 + 12 + grid.quantiles),
-                      2.0 * grid.quantiles], width_multiple=16 if max(grid.widths) < 256 else 64)
+        coefficients=bronet_params_coefficients(obs_dim + act_dim, quantiles=grid.quantiles),
+        width_multiple=16 if max(grid.widths) < 256 else 64)
     batch = BatchSizeLaw(kind="law", source="fitted", a_b=float(coef_b[0]),
                          alpha_b=float(coef_b[1]), b_b=float(coef_b[2]), beta_b=float(coef_b[3]),
                          relative_error=b_err)
