@@ -1,24 +1,115 @@
-"""`advisor`: a thin click shell over the Python API. Every user mistake exits 2 with one line."""
+"""`advisor`: a thin click shell over the Python API. Every user mistake exits 2 with one line.
+
+The light commands live here. Commands that need the heavy side (`fit`, `regenerate`,
+`calibrate`, `report`, `plot`, `plan`) live next to the code they drive (calibration/cli.py) and
+join the group through the entry-point group `advisor.commands`, loaded only when called: this
+package never imports `calibration`.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import warnings
+from importlib import metadata
 
 import click
 
 from advisor.errors import AdvisorError
 
 FORMATS = ["table", "json", "yaml", "args"]
+COMMANDS_GROUP = "advisor.commands"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def fail(message: str, code: int = 2):
+    """Print `error: message` on one line to stderr and exit (2: the user's mistake)."""
+    click.echo(f"error: {_one_line(message)}", err=True)
+    sys.exit(code)
+
+
+def _plugin_commands() -> dict[str, metadata.EntryPoint]:
+    try:
+        return {ep.name: ep for ep in metadata.entry_points(group=COMMANDS_GROUP)}
+    except Exception:  # broken metadata of some installed package
+        return {}
 
 
 class _Group(click.Group):
-    def invoke(self, ctx):
+    """Loads plugin commands lazily; turns every user mistake into one line and exit 2."""
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(_plugin_commands()))
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        if cmd is not None:
+            return cmd
+        ep = _plugin_commands().get(name)
+        if ep is None:
+            return None
         try:
-            return super().invoke(ctx)
-        except AdvisorError as exc:
-            click.echo(f"error: {exc}", err=True)
+            return ep.load()
+        except Exception as exc:  # a broken plugin must not break the other commands
+            click.echo(f"warning: command {name!r} from {ep.value} cannot be loaded: "
+                       f"{_one_line(exc)}", err=True)
+            return None
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
             sys.exit(2)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            fail(exc.format_message() + hint)
+        except click.Abort:
+            fail("aborted", 130)
+        except click.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code)
+        except AdvisorError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            if exc.errno is None:
+                raise
+            _silence_stdout()
+            fail(f"cannot write output: {exc.strerror or exc}", 1)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        if not standalone_mode:
+            return rv
+        _flush_or_fail()
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _silence_stdout() -> None:
+    """After a failed write to stdout (closed pipe, full disk), point it at /dev/null so that the
+    interpreter's final flush does not print a second error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _flush_or_fail() -> None:
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        _silence_stdout()
+        fail(f"cannot write output: {exc.strerror or exc}", 1)
+
+
+def warn_lines(lines) -> None:
+    for line in lines:
+        click.echo(f"warning: {_one_line(line)}", err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,6 +125,7 @@ def main() -> None:
       advisor recommend --compute 1e17
       advisor recommend --fit bro/h1-stand-v0 --data 5e5 --format args
       advisor recommend --fit bro/humanoid-stand --total 1e17 --delta 5e10
+      advisor calibrate --env Hopper-v5 --preset smoke --out-dir calib   (calibrate extra)
     """
 
 
@@ -59,71 +151,87 @@ def recommend(fit_id, compute, data, total, delta, target, fmt):
     --compute C        least data that reaches the target within C FLOPs
     --compute C --data D   highest target reachable within both
     --total F [--delta d]  highest target with C + d*D <= F
+
+    The configuration printed is rounded (width to the fit's multiple, batch size to 16, utd to
+    gradient_steps/train_freq) and chosen to stay within every budget given; its predictions
+    and the interval for the data a new run needs are for that rounded configuration.
     """
     from advisor.recommend import Budget
     from advisor.recommend import recommend as _recommend
 
-    budget = Budget(compute=compute, data=data, total=total, delta=delta)
+    budget = Budget(**{k: v for k, v in dict(compute=compute, data=data, total=total,
+                                             delta=delta).items() if v is not None})
     rec = _recommend(budget, fit=fit_id, target=target)
     click.echo(format_recommendation(rec, fmt))
+    if fmt in ("table", "args"):
+        warn_lines(rec.warnings)
 
 
 def format_recommendation(rec, fmt: str) -> str:
+    """The recommendation as text: table, json, yaml (rl-zoo hyperparameters) or args."""
     if fmt == "json":
         return rec.model_dump_json(indent=2)
     if fmt == "args":
-        utd = rec.utd_rounded
-        utd_s = f"{utd:g}" if utd >= 1 else f"{utd:.4g}"
-        return (f"--utd {utd_s} --critic-width {rec.width} --batch-size {rec.batch_size} "
-                f"--learning-rate {rec.learning_rate:g}")
+        return (f"--batch-size {rec.batch_size} --q-lr {rec.learning_rate:g} "
+                f"--policy-lr {rec.learning_rate:g} --total-timesteps {int(rec.predicted_data)}")
     if fmt == "yaml":
-        if rec.utd_rounded >= 1:
-            train_freq, steps = 1, int(rec.utd_rounded)
-        else:
-            train_freq, steps = int(round(1 / rec.utd_rounded)), 1
         lines = [
             f"# advisor {rec.fit}: target {rec.target:g}, predicted {rec.predicted_data:.3g} env "
             f"steps, {rec.predicted_compute:.3g} FLOPs",
             f"batch_size: {rec.batch_size}",
             f"learning_rate: {rec.learning_rate:g}",
-            f"train_freq: {train_freq}",
-            f"gradient_steps: {steps}",
-            f'policy_kwargs: "dict(net_arch=dict(pi=[256, 256], qf=[{rec.width}, {rec.width}]))"',
-        ]
+            f"train_freq: {rec.train_freq}",
+            f"gradient_steps: {rec.gradient_steps}",
+            f"# extrapolated: {str(rec.extrapolated).lower()}",
+        ] + [f"# warning: {w}" for w in rec.warnings]
         return "\n".join(lines)
+    iv = rec.interval
+    opt = rec.optimum
     rows = [
-        ("fit", rec.fit), ("problem", rec.problem), ("target (return)", f"{rec.target:.4g}"),
-        ("utd", f"{rec.utd:.3g}  (use {rec.utd_rounded:.3g})"),
-        ("params", f"{rec.params:.4g}  (width {rec.width}: {rec.params_rounded:.4g})"),
-        ("batch_size", f"{rec.batch_size}  (B~ = {rec.batch_size_exact:.1f})"),
+        ("fit", rec.fit), ("problem", f"{rec.problem} ({_budget_text(rec.budget)})"),
+        ("target (return)", f"{rec.target:.4g}"),
+        ("utd", f"{rec.gradient_steps}/{rec.train_freq} = {rec.utd:.4g}  (gradient_steps / "
+                f"train_freq; optimum {opt.utd:.3g})"),
+        ("width", f"{rec.width}  ({rec.params:.4g} critic params; optimum {opt.params:.3g})"),
+        ("batch_size", f"{rec.batch_size}  (B~ = {opt.batch_size:.1f} at the optimum)"),
         ("learning_rate", f"{rec.learning_rate:g}"),
         ("predicted data", f"{rec.predicted_data:.4g} env steps"
-         + (f"  [10-90%: {rec.interval.low:.4g} - {rec.interval.high:.4g}]" if rec.interval else "")),
-        ("  at rounded config", f"{rec.predicted_data_rounded:.4g} env steps"),
+         + (f"  [{100 * iv.level:g}% interval: {iv.low:.4g} - {iv.high:.4g}]" if iv else "")),
         ("predicted compute", f"{rec.predicted_compute:.4g} FLOPs"),
         ("predicted total", f"{rec.predicted_total:.4g} FLOPs (delta {rec.delta:.3g})"),
+        ("within budget", "yes" if rec.within_budget else "NO (see warning)"),
         ("extrapolated", "yes" if rec.extrapolated else "no"),
     ]
     width = max(len(k) for k, _ in rows)
-    out = [f"{k:<{width}}  {v}" for k, v in rows]
-    out += [f"warning: {w}" for w in rec.warnings]
-    return "\n".join(out)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _budget_text(budget: dict) -> str:
+    units = {"compute": "FLOPs", "data": "env steps", "total": "FLOPs", "delta": "FLOPs/step"}
+    return ", ".join(f"{k} {v:.3g} {units.get(k, '')}".strip() for k, v in budget.items())
 
 
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
 def fits(fmt):
-    """List the available fits: shipped ones and those other packages install."""
-    from advisor.registry import fit_sources, load_fit
+    """List the available fits: shipped ones and those other packages install.
 
-    rows = []
+    A fit file or package that cannot be read is reported in one warning line and skipped."""
+    from advisor.registry import catalogue_problems, fit_sources, load_fit
+
+    rows, problems = [], list(catalogue_problems())
     for fit_id, source in fit_sources().items():
-        f = load_fit(fit_id)
+        try:
+            f = load_fit(fit_id)
+        except AdvisorError as exc:
+            problems.append(f"{fit_id} from {source} skipped: {exc}")
+            continue
         g = f.model.goodness_of_fit
         rows.append(dict(id=fit_id, source=source, target_min=f.target_min,
                          target_max=f.target_max, configs=g.n_configs,
                          loco_error=g.leave_one_config_out, batch_size=f.model.batch_size.source))
+    warn_lines(problems)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -172,172 +280,6 @@ def show(fit_id):
 
 
 @main.command()
-@click.argument("archive", type=click.Path(exists=True, dir_okay=True))
-@click.option("--algorithm", required=True, help="Algorithm name, the first half of the fit id.")
-@click.option("--env", required=True, help="Environment name as it appears in the archive.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Where to write the fit file (written atomically).")
-@click.option("--n-boot", default=100, show_default=True, type=click.IntRange(0, 10_000),
-              help="Bootstrap resamples of seeds for intervals.")
-@click.option("--target-range", nargs=2, type=float, default=None,
-              help="J_min J_max for envs not in paper A's Table 2.")
-@click.option("--delta", type=float, help="FLOPs per env step (default: paper A's value).")
-@click.option("--input-dim", type=int, help="Critic input size (obs + action) for new envs.")
-@click.option("--created", help="Creation date to record (default: today).")
-def fit(archive, algorithm, env, output, n_boot, target_range, delta, input_dim, created):
-    """Fit the laws to runs in the published layout (zip or folder) and write a fit file."""
-    from advisor.fitfile import write_fit_file
-    from calibration.build import build_fit
-
-    command = "advisor fit " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
-    built = build_fit(archive, algorithm, env, n_boot=n_boot, created=created, command=command,
-                      target_range=tuple(target_range) if target_range else None, delta=delta,
-                      input_dim=input_dim)
-    path = write_fit_file(built.fit, output)
-    g = built.fit.goodness_of_fit
-    click.echo(f"wrote {path}: {built.fit.id}, leave-one-config-out error "
-               f"{100 * g.leave_one_config_out:.1f}% over {g.n_configs} configs", err=True)
-
-
-@main.command()
-@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--out-dir", default="fits", show_default=True, type=click.Path(file_okay=False))
-@click.option("--n-boot", default=100, show_default=True, type=click.IntRange(0, 10_000))
-@click.option("--created", help="Creation date to record (default: today).")
-@click.option("--only", multiple=True, help="Rebuild only these fit ids.")
-@click.option("-j", "--jobs", default=2, show_default=True, type=click.IntRange(1, 256))
-def regenerate(data_dir, out_dir, n_boot, created, only, jobs):
-    """Rebuild every shipped fit from the published archives in DATA_DIR."""
-    from calibration.build import catalogue
-    from calibration.build import regenerate as _regenerate
-
-    known = {s.id for s in catalogue()}
-    unknown = [i for i in only if i not in known]
-    if unknown:
-        raise click.BadParameter(f"unknown shipped fit {unknown[0]!r}; choose from "
-                                 f"{', '.join(sorted(known))}", param_hint="--only")
-    paths = _regenerate(data_dir, out_dir, n_boot=n_boot, created=created,
-                        ids=list(only) or None, n_jobs=jobs,
-                        progress=lambda i: click.echo(f"  {i}", err=True))
-    click.echo(f"wrote {len(paths)} fit files under {out_dir}", err=True)
-
-
-@main.command()
-@click.option("--env", "env_id", required=True,
-              help="Any gymnasium id with continuous actions, e.g. HalfCheetah-v5.")
-@click.option("--algorithm", default="bro", show_default=True,
-              help="First half of the fit id written.")
-@click.option("--preset", "preset_name", type=click.Choice(["smoke", "reduced", "full"]),
-              default="smoke", show_default=True,
-              help="smoke: CPU, minutes, tiny critics (pipeline check). reduced: one GPU, hours. "
-                   "full: paper-scale axes.")
-@click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
-              help="A grid JSON file instead of a preset (see calibration/grid.py: Grid).")
-@click.option("--steps", type=click.IntRange(min=1), help="Env steps per run (overrides the grid).")
-@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per configuration.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
-@click.option("--backend", type=click.Choice(["loky", "ray", "dask"]), default="loky",
-              show_default=True, help="joblib backend: loky on one machine, ray/dask on a cluster.")
-@click.option("--n-jobs", type=click.IntRange(min=1),
-              help="Parallel units (default: one per GPU, or per core on the CPU).")
-@click.option("--out-dir", required=True, type=click.Path(file_okay=False),
-              help="Where runs, done markers and the grid go; rerun to resume.")
-@click.option("--fit-out", type=click.Path(dir_okay=False),
-              help="Fit file to write (default: OUT_DIR/ALGORITHM-ENV.json).")
-@click.option("--delta", type=float, default=1e10, show_default=True,
-              help="FLOPs charged per env step in the fit file.")
-@click.option("--n-boot", type=click.IntRange(0, 10_000), default=100, show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress lines (for CI).")
-def calibrate(env_id, algorithm, preset_name, grid_file, steps, seeds, device, backend, n_jobs,
-              out_dir, fit_out, delta, n_boot, quiet):
-    """Calibrate a new task: run a reduced grid, fit B~ and D_J, write a fit file.
-
-    Stage 1 sweeps batch x utd at one width and batch x width at one utd and fits B~; stage 2
-    runs utd x width at the fitted batch size and fits D_J. Every finished population is saved
-    atomically under --out-dir: run the same command again to resume after a crash.
-
-    
-    Example:
-      advisor calibrate --env InvertedPendulum-v5 --preset smoke --device cpu --out-dir calib
-      advisor recommend --fit calib/bro-InvertedPendulum-v5.json --data 2e4
-    """
-    try:
-        from calibration.calibrate import calibrate as _calibrate
-    except ImportError as exc:
-        raise click.UsageError(f"calibrate needs the calibrate extra ({exc.name} is missing): "
-                               "pip install 'value-scaling-advisor[calibrate]'") from None
-    path = _calibrate(env_id, out_dir=out_dir, algorithm=algorithm, preset_name=preset_name,
-                      grid_file=grid_file, steps=steps, seeds=seeds, device=device,
-                      backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
-                      n_boot=n_boot, quiet=quiet)
-    click.echo(str(path))
-
-
-def _budget_options(f):
-    f = click.option("--total", type=float, help="Mark the recommendation for this total budget.")(f)
-    f = click.option("--data", type=float, help="Mark the recommendation for this data budget.")(f)
-    f = click.option("--compute", type=float,
-                     help="Mark the recommendation for this compute budget.")(f)
-    return f
-
-
-def _maybe_budget(compute, data, total):
-    if compute is None and data is None and total is None:
-        return None
-    from advisor.recommend import Budget
-
-    return Budget(compute=compute, data=data, total=total)
-
-
-def _report_module():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise click.UsageError("plots need matplotlib: pip install "
-                               "'value-scaling-advisor[plot]'") from None
-    from calibration import report
-
-    return report
-
-
-@main.command()
-@click.argument("fit_id")
-@click.option("--runs", type=click.Path(exists=True),
-              help="Run archive or folder (published layout) to plot the fit against.")
-@click.option("-o", "--output", default="report.html", show_default=True,
-              type=click.Path(dir_okay=False))
-@_budget_options
-def report(fit_id, runs, output, compute, data, total):
-    """Write a self-contained HTML report of a fit: laws against runs, parity, frontier, B~,
-    TD overfitting, and the recommendation for a budget.
-
-    \b
-    Example:
-      advisor report simbav2/h1-crawl-v0 --runs ../shared/data/simbav2_model_scaling_linear20_with_base.zip \\
-          --compute 1e17 -o report.html
-    """
-    rep = _report_module()
-    ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total))
-    path = rep.write_report(ctx, output)
-    click.echo(f"wrote {path}", err=True)
-
-
-@main.command()
-@click.argument("kind", type=click.Choice(["data", "parity", "frontier", "batch", "td"]))
-@click.argument("fit_id")
-@click.option("--runs", type=click.Path(exists=True), help="Run archive or folder.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="PNG (or any format matplotlib writes) to create.")
-@_budget_options
-def plot(kind, fit_id, runs, output, compute, data, total):
-    """Write one figure of the report. KIND: data, parity, frontier, batch or td."""
-    rep = _report_module()
-    ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total))
-    click.echo(f"wrote {rep.save_figure(kind, ctx, output)}", err=True)
-
-
-@main.command()
 @click.argument("fit_id")
 @click.option("--budgets", default="1e15,1e16,1e17,1e18", show_default=True,
               help="Comma-separated budgets.")
@@ -350,21 +292,28 @@ def export(fit_id, budgets, budget_kind, fmt):
     Budgets the fit cannot meet are listed with the reason."""
     from advisor.recommend import Budget
     from advisor.recommend import recommend as _recommend
+    from advisor.registry import load_fit
 
     try:
         values = [float(b) for b in budgets.split(",") if b.strip()]
     except ValueError:
         raise click.BadParameter(f"budgets must be comma-separated numbers, got {budgets!r}",
                                  param_hint="--budgets") from None
+    if not values:
+        raise click.BadParameter("give at least one budget, e.g. 1e15,1e16",
+                                 param_hint="--budgets")
+    if len(set(values)) != len(values):
+        raise click.BadParameter(f"budgets repeat a value: {budgets!r}", param_hint="--budgets")
+    budgets_ = [Budget(**{budget_kind: value}) for value in values]  # bad values fail here
+    fit = load_fit(fit_id)  # an unknown fit fails here, not once per row
     rows = []
-    for value in values:
-        budget = Budget(**{budget_kind: value})
+    for value, budget in zip(values, budgets_):
         try:
-            r = _recommend(budget, fit=fit_id)
+            r = _recommend(budget, fit=fit)
         except AdvisorError as exc:
             rows.append({budget_kind: value, "error": str(exc)})
             continue
-        rows.append({budget_kind: value, "target": r.target, "utd": r.utd_rounded,
+        rows.append({budget_kind: value, "target": r.target, "utd": r.utd,
                      "critic_width": r.width, "batch_size": r.batch_size,
                      "learning_rate": r.learning_rate, "predicted_data": r.predicted_data,
                      "predicted_compute": r.predicted_compute, "extrapolated": r.extrapolated})
@@ -373,7 +322,7 @@ def export(fit_id, budgets, budget_kind, fmt):
         return
     lines = [f"# advisor export {fit_id}: one entry per {budget_kind} budget"]
     for row in rows:
-        key = f"{budget_kind}_{row[budget_kind]:.3g}".replace("+", "")
+        key = f"{budget_kind}_{row[budget_kind]!r}".replace("+", "")
         lines.append(f"{key}:")
         for k, v in row.items():
             if k == budget_kind:
@@ -385,11 +334,14 @@ def export(fit_id, budgets, budget_kind, fmt):
 
 
 @main.command()
-@click.argument("path", type=click.Path(dir_okay=False))
-def validate(path):
-    """Check a fit file: JSON, schema, version and content hash."""
+@click.argument("fit")
+def validate(fit):
+    """Check a fit file (a path, or the id of a shipped or installed fit): JSON, schema, version,
+    meaning (laws finite over the trusted range) and content hash."""
     from advisor.fitfile import read_fit_file
+    from advisor.registry import fit_path
 
+    path = fit_path(fit)
     model = read_fit_file(path)
     click.echo(f"ok: {path} is a valid fit file for {model.id} (schema {model.schema_version}, "
                f"{model.content_hash[:19]}...)")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class AdvisorError(ValueError):
     """Base class of every mistake a user can make with the advisor."""
@@ -29,3 +34,15 @@ class FitFileError(AdvisorError):
 
 class ConfigError(AdvisorError):
     """A utd, params or width that is not a positive finite number."""
+
+
+class OutputError(AdvisorError):
+    """An output path that cannot be written (a directory, no permission, a full disk)."""
+
+
+def one_line(err: ValidationError) -> str:
+    """The first error of a pydantic ValidationError as `where: what (and N more)`."""
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}".replace("\n", " ")

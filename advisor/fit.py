@@ -11,13 +11,24 @@ from numpy.typing import ArrayLike
 from advisor import laws
 from advisor.errors import ConfigError, TargetError
 from advisor.fitfile import FitFile
+from advisor.optimize import Box
 
 # Columns of a coefficient row: [d_min, a, alpha, b, beta].
 _LOG_COLUMNS = np.array([False, True, False, True, False])
+#: Recommended batch sizes are multiples of this.
+BATCH_MULTIPLE = 16
+
+
+def round_batch_size(batch_size: float) -> int:
+    """A batch size rounded to the nearest multiple of BATCH_MULTIPLE (at least one multiple)."""
+    return int(max(BATCH_MULTIPLE, BATCH_MULTIPLE * round(batch_size / BATCH_MULTIPLE)))
 
 
 def _positive(name: str, value: ArrayLike) -> np.ndarray:
-    arr = np.asarray(value, dtype=float)
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{name} must be a positive finite number, got {value!r}") from None
     if not np.all(np.isfinite(arr)) or not np.all(arr > 0):
         raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
     return arr
@@ -73,8 +84,16 @@ class Fit:
         """The default target (top threshold) or `target` if it lies in the fitted range."""
         if target is None:
             return self.target_max
-        if not isinstance(target, (int, float, np.floating, np.integer)) or not math.isfinite(target):
+        if isinstance(target, bool) or not isinstance(
+                target, (int, float, np.floating, np.integer)):
             raise TargetError(f"target must be a finite return, got {target!r}")
+        try:
+            target = float(target)
+        except OverflowError:
+            target = math.inf
+        if not math.isfinite(target):
+            raise TargetError(f"target must be a finite return between {self.target_min:g} and "
+                              f"{self.target_max:g}, got {target!r}")
         lo, hi = self.target_min, self.target_max
         # A hair of slack so that printed targets (e.g. 779.99999) round-trip.
         tol = 1e-9 * max(1.0, abs(hi))
@@ -101,6 +120,21 @@ class Fit:
         rows[:, _LOG_COLUMNS] = np.exp(rows[:, _LOG_COLUMNS])
         return rows
 
+    def coefficient_table(self, targets: ArrayLike) -> np.ndarray:
+        """(len(targets), 5) rows (d_min, a, alpha, b, beta), interpolated like
+        `coefficients`; targets must lie in the fitted range (not checked: internal use)."""
+        t = self.thresholds
+        targets = np.atleast_1d(np.asarray(targets, dtype=float))
+        if len(t) == 1:
+            rows = np.repeat(self._coef[:1], len(targets), axis=0)
+        else:
+            j = np.clip(np.searchsorted(t, targets, side="right") - 1, 0, len(t) - 2)
+            w = ((targets - t[j]) / (t[j + 1] - t[j]))[:, None]
+            rows = (1.0 - w) * self._coef[j] + w * self._coef[j + 1]
+        rows = rows.copy()
+        rows[:, _LOG_COLUMNS] = np.exp(rows[:, _LOG_COLUMNS])
+        return rows
+
     def _interp(self, table: np.ndarray, target: float) -> np.ndarray:
         """Linear interpolation along the threshold axis (axis -2) of `table`."""
         t = self.thresholds
@@ -115,6 +149,51 @@ class Fit:
         """Predicted env steps D_J(utd, params) to reach return `target` (paper A Eq. 7.1)."""
         utd, params = _positive("utd", utd), _positive("params", params)
         return _scalar_or_array(laws.data_to_target(utd, params, *self.coefficients(target)))
+
+    def interval(self, utd: ArrayLike, params: ArrayLike, target: float | None = None,
+                 level: float = 0.8):
+        """(low, high) env steps that the data-to-target of a new run at (utd, params) falls
+        between with probability `level` (arrays in, arrays out, like `data_to_target`).
+
+        Calibrated from cross-validation residuals and widened outside the fitted domain (see
+        `advisor.fitfile.PredictionInterval`). A fit without a calibrated interval (schema 1)
+        falls back to the bootstrap spread of the coefficients, which ignores run-to-run noise;
+        None if it has neither."""
+        utd, params = _positive("utd", utd), _positive("params", params)
+        pi = self.model.prediction_interval
+        if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
+            raise ConfigError(f"level must be a number between 0 and 1, got {level!r}")
+        if pi is None:
+            return self._bootstrap_interval(utd, params, target, level)
+        if not pi.levels[0] <= level <= pi.levels[-1]:
+            raise ConfigError(f"level must lie between {pi.levels[0]:g} and {pi.levels[-1]:g} "
+                              f"(the levels {self.id} is calibrated for), got {level!r}")
+        lo = np.interp(level, pi.levels, pi.log_low)
+        hi = np.interp(level, pi.levels, pi.log_high)
+        scale = 1.0 + pi.widen_per_log * self.distance_outside(utd, params)
+        pred = laws.data_to_target(utd, params, *self.coefficients(target))
+        return (_scalar_or_array(pred * np.exp(lo * scale)),
+                _scalar_or_array(pred * np.exp(hi * scale)))
+
+    def _bootstrap_interval(self, utd, params, target, level):
+        if not 0 < level < 1:
+            raise ConfigError(f"level must lie strictly between 0 and 1, got {level!r}")
+        draws = self.draw_coefficients(target)
+        if draws is None or not len(draws):
+            return None
+        u, n = np.broadcast_arrays(utd, params)
+        sample = laws.data_to_target(u[None], n[None], *(draws[:, i].reshape(
+            (-1,) + (1,) * u.ndim) for i in range(5)))
+        lo, hi = np.percentile(sample, [50 * (1 - level), 50 * (1 + level)], axis=0)
+        return _scalar_or_array(lo), _scalar_or_array(hi)
+
+    def distance_outside(self, utd: ArrayLike, params: ArrayLike) -> np.ndarray:
+        """|log(utd / nearest fitted utd)| + |log(params / nearest fitted params)|: 0 inside
+        the fitted domain, growing with how far a configuration extrapolates."""
+        d = self.model.domain
+        utd, params = np.asarray(utd, dtype=float), np.asarray(params, dtype=float)
+        return (np.abs(np.log(utd / np.clip(utd, d.utd.low, d.utd.high)))
+                + np.abs(np.log(params / np.clip(params, d.params.low, d.params.high))))
 
     def batch_size(self, utd: ArrayLike, params: ArrayLike):
         """Best batch size B~(utd, params) in transitions (paper A Eq. 6.1)."""
@@ -164,6 +243,10 @@ class Fit:
 
     # --- domain --------------------------------------------------------------------------
     def in_domain(self, utd: float, params: float) -> bool:
-        d = self.model.domain
-        return (d.utd.low * (1 - 1e-9) <= utd <= d.utd.high * (1 + 1e-9)
-                and d.params.low * (1 - 1e-9) <= params <= d.params.high * (1 + 1e-9))
+        """Whether (utd, params) lies inside the fitted ranges (else: extrapolated)."""
+        return all(self.model.domain.contains(utd, params))
+
+    def trusted_box(self) -> Box:
+        """The (utd, params) range recommend() searches: UTD_REACH x beyond the fitted utds,
+        PARAMS_REACH x beyond the fitted sizes (advisor.fitfile)."""
+        return Box(*self.model.domain.trusted())

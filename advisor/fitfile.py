@@ -10,15 +10,29 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from advisor.errors import FitFileError
+from advisor.files import MAX_FILE_BYTES, atomic_write_bytes, load_json, read_limited
+from advisor.errors import FitFileError, one_line
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+FIT_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,100}/[A-Za-z0-9_.\-]{1,100}$"
+#: Batch sizes and critic widths a fit may recommend at most.
+MAX_BATCH_SIZE = 1e6
+MAX_WIDTH = 1e6
+#: Versions this package reads (1: no prediction interval; intervals fall back to the bootstrap).
+READABLE_VERSIONS = (1, 2)
+#: How far beyond the fitted domain the advisor trusts a law (factors on utd and on params).
+UTD_REACH = 4.0
+PARAMS_REACH = 10.0
+#: Exponents of the laws are positive and at most this (fits use 0.05-8).
+MAX_EXPONENT = 20.0
+#: log of the largest number a law may produce inside the trusted range (far below overflow).
+_MAX_LOG = 300.0
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -53,7 +67,8 @@ class Architecture(_Strict):
 
     description: str
     coefficients: list[FiniteFloat] = Field(min_length=1, description="Highest power first.")
-    width_multiple: int = Field(ge=1, description="Recommended widths are rounded to this.")
+    width_multiple: int = Field(ge=1, le=4096,
+                                description="Recommended widths are rounded to this.")
 
     @model_validator(mode="after")
     def _leading_positive(self) -> Architecture:
@@ -73,12 +88,30 @@ class Range(_Strict):
         return self
 
 
+class PositiveRange(Range):
+    low: PositiveFloat
+    high: PositiveFloat
+
+
 class Domain(_Strict):
     """The configurations the fit saw; recommendations outside are flagged `extrapolated`."""
 
-    utd: Range
-    params: Range
+    utd: PositiveRange
+    params: PositiveRange
     target: Range
+
+    def contains(self, utd: float, params: float) -> tuple[bool, bool]:
+        """(utd inside the fitted utd range, params inside the fitted params range)."""
+        tol = 1e-9
+        return (self.utd.low * (1 - tol) <= utd <= self.utd.high * (1 + tol),
+                self.params.low * (1 - tol) <= params <= self.params.high * (1 + tol))
+
+    def trusted(self, utd_reach: float = UTD_REACH, params_reach: float = PARAMS_REACH
+                ) -> tuple[float, float, float, float]:
+        """(utd_low, utd_high, params_low, params_high) of the range the advisor searches:
+        `utd_reach` x beyond the fitted utds and `params_reach` x beyond the fitted sizes."""
+        return (self.utd.low / utd_reach, self.utd.high * utd_reach,
+                self.params.low / params_reach, self.params.high * params_reach)
 
 
 class DataLaw(_Strict):
@@ -87,16 +120,16 @@ class DataLaw(_Strict):
     target: FiniteFloat
     d_min: NonNegFloat
     a: PositiveFloat
-    alpha: PositiveFloat
+    alpha: Annotated[float, Field(gt=0, le=MAX_EXPONENT, allow_inf_nan=False)]
     b: PositiveFloat
-    beta: PositiveFloat
+    beta: Annotated[float, Field(gt=0, le=MAX_EXPONENT, allow_inf_nan=False)]
 
 
 class DataToTarget(_Strict):
     """Per-threshold laws, thresholds increasing; targets between thresholds interpolate the
     coefficients linearly (d_min, alpha, beta) and log-linearly (a, b)."""
 
-    laws: list[DataLaw] = Field(min_length=1)
+    laws: list[DataLaw] = Field(min_length=1, max_length=1000)
 
     @model_validator(mode="after")
     def _increasing(self) -> DataToTarget:
@@ -128,9 +161,44 @@ class Bootstrap(_Strict):
 
     draws[k][j] = [d_min, a, alpha, b, beta] of draw k at threshold j."""
 
-    n_resamples: int = Field(ge=0)
-    seed: int
-    draws: list[list[Annotated[list[FiniteFloat], Field(min_length=5, max_length=5)]]]
+    n_resamples: int = Field(ge=0, le=100_000)
+    seed: int = Field(ge=0, le=2**63)
+    draws: list[list[Annotated[list[FiniteFloat], Field(min_length=5, max_length=5)]]] = Field(
+        max_length=100_000)
+
+
+class PredictionInterval(_Strict):
+    """Where the data-to-target of a new run falls, relative to the law's prediction.
+
+    Split conformal from cross-validation residuals r = log(D_observed / D_predicted): at level
+    `levels[i]`, a new run in the fitted domain needs between D_pred * exp(log_low[i]) and
+    D_pred * exp(log_high[i]) env steps. Outside the fitted domain both log offsets grow by the
+    factor (1 + widen_per_log * distance), distance = |log(utd / nearest fitted utd)| +
+    |log(params / nearest fitted params)|, calibrated on fits that left out the edge rows and
+    columns of the grid."""
+
+    method: str = Field(max_length=2000)
+    levels: list[Annotated[float, Field(gt=0, lt=1)]] = Field(min_length=1, max_length=100)
+    log_low: list[Annotated[float, Field(le=0, ge=-20, allow_inf_nan=False)]]
+    log_high: list[Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]]
+    widen_per_log: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+    n_residuals: int = Field(ge=1)
+    coverage: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict, max_length=20,
+        description="Measured coverage of the 80% interval on held-out configurations, by "
+                    "scheme: leave one config / utd row / params column out.")
+
+    @model_validator(mode="after")
+    def _shapes(self) -> PredictionInterval:
+        n = len(self.levels)
+        if len(self.log_low) != n or len(self.log_high) != n:
+            raise ValueError("levels, log_low and log_high must have the same length")
+        if any(b <= a for a, b in zip(self.levels, self.levels[1:])):
+            raise ValueError("levels must be strictly increasing")
+        if any(b > a for a, b in zip(self.log_low, self.log_low[1:])) or any(
+                b < a for a, b in zip(self.log_high, self.log_high[1:])):
+            raise ValueError("intervals must widen with the level")
+        return self
 
 
 class GoodnessOfFit(_Strict):
@@ -149,10 +217,10 @@ class GoodnessOfFit(_Strict):
 class FitFile(_Strict):
     """One fitted domain: (algorithm, environment)."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
-    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+$")
-    fit_version: int = Field(ge=1)
-    created: str = Field(description="ISO date the fit was produced.")
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    id: str = Field(pattern=FIT_ID_PATTERN, max_length=200)
+    fit_version: int = Field(ge=1, le=10**6)
+    created: str = Field(description="ISO date the fit was produced.", max_length=40)
     provenance: Provenance
     compute: ComputeDefinition
     architecture: Architecture
@@ -163,6 +231,8 @@ class FitFile(_Strict):
     learning_rate: PositiveFloat
     bootstrap: Bootstrap
     goodness_of_fit: GoodnessOfFit
+    prediction_interval: PredictionInterval | None = Field(
+        default=None, description="Calibrated interval for new runs (schema 2; absent in 1).")
     content_hash: str = Field(default="", description="sha256 of the canonical JSON without this field.")
 
     @model_validator(mode="after")
@@ -171,7 +241,50 @@ class FitFile(_Strict):
         for k, draw in enumerate(self.bootstrap.draws):
             if len(draw) != n:
                 raise ValueError(f"bootstrap draw {k} has {len(draw)} thresholds, expected {n}")
+        _check_meaning(self)
         return self
+
+
+def _check_meaning(fit: FitFile) -> None:
+    """Numbers that validate one by one but make no sense together: laws that overflow, batch
+    sizes or widths that cannot exist, inside the range the advisor searches."""
+    u_lo, u_hi, n_lo, n_hi = fit.domain.trusted()
+    rows = np.array([[w.d_min, w.a, w.alpha, w.b, w.beta] for w in fit.data_to_target.laws])
+    if fit.bootstrap.draws:
+        draws = np.array(fit.bootstrap.draws, dtype=float).reshape(-1, 5)
+        if not (np.all(draws[:, [1, 3]] > 0) and np.all(draws[:, [2, 4]] > 0)
+                and np.all(draws[:, [2, 4]] <= MAX_EXPONENT) and np.all(draws[:, 0] >= 0)):
+            raise ValueError("bootstrap draws must have d_min >= 0, a, b > 0 and exponents in "
+                             f"(0, {MAX_EXPONENT:g}]")
+        rows = np.concatenate([rows, draws])
+    with np.errstate(all="ignore"):
+        log_x = rows[:, 2] * (np.log(rows[:, 1]) - math.log(u_lo))
+        log_y = rows[:, 4] * (np.log(rows[:, 3]) - math.log(n_lo))
+    if not (np.all(log_x < _MAX_LOG) and np.all(log_y < _MAX_LOG)
+            and np.all(rows[:, 0] < math.exp(_MAX_LOG))):
+        raise ValueError("data_to_target: the law overflows inside the trusted range "
+                         f"(utd {u_lo:.3g}-{u_hi:.3g}, params {n_lo:.3g}-{n_hi:.3g}); check a, b "
+                         "and the exponents")
+    bs = fit.batch_size
+    if bs.kind == "law":
+        corners = [(u, n) for u in (u_lo, u_hi) for n in (n_lo, n_hi)]
+        for u, n in corners:
+            log_term = math.log(bs.b_b) - bs.beta_b * math.log(n) if bs.b_b > 0 else -math.inf
+            log_b = (math.log(bs.a_b) - bs.alpha_b * math.log(u)
+                     - np.logaddexp(0.0, log_term))
+            if not log_b <= math.log(MAX_BATCH_SIZE):  # small B~ is clamped when rounding
+                raise ValueError(f"batch_size: B~ is {math.exp(min(log_b, 700)):.3g} transitions "
+                                 f"at utd {u:.3g}, params {n:.3g} (inside the trusted range); "
+                                 f"it must be at most {MAX_BATCH_SIZE:g}")
+    elif not 1 <= bs.a_b <= MAX_BATCH_SIZE:
+        raise ValueError(f"batch_size: a fixed batch size must lie between 1 and "
+                         f"{MAX_BATCH_SIZE:g}, got {bs.a_b:g}")
+    widths = np.geomspace(1.0, MAX_WIDTH, 400)
+    params = np.polyval(fit.architecture.coefficients, widths)
+    if not (np.all(np.diff(params) > 0) and params[0] <= n_lo and params[-1] >= n_hi):
+        raise ValueError("architecture: params(width) must increase with width and cover the "
+                         f"trusted params range {n_lo:.3g}-{n_hi:.3g} with widths between 1 and "
+                         f"{MAX_WIDTH:g}")
 
 
 def content_hash(doc: dict) -> str:
@@ -181,23 +294,15 @@ def content_hash(doc: dict) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _one_line(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
-
-
-def parse_fit_file(text: str, origin: str = "fit file") -> FitFile:
+def parse_fit_file(text: str | bytes, origin: str = "fit file") -> FitFile:
     """Parse and validate a fit file's text; raises FitFileError with one line on any problem."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FitFileError(f"{origin} is not valid JSON (truncated or malformed): {exc}") from None
+    if len(text) > MAX_FILE_BYTES:
+        raise FitFileError(f"{origin} is larger than {MAX_FILE_BYTES / 2**20:g} MiB")
+    doc = load_json(text, origin, FitFileError)
     if not isinstance(doc, dict):
         raise FitFileError(f"{origin} must hold a JSON object, not {type(doc).__name__}")
     version = doc.get("schema_version")
-    if isinstance(version, int) and version > SCHEMA_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise FitFileError(
             f"{origin} has schema version {version}, newer than the {SCHEMA_VERSION} this "
             "value-scaling-advisor reads; upgrade the package"
@@ -205,7 +310,7 @@ def parse_fit_file(text: str, origin: str = "fit file") -> FitFile:
     try:
         model = FitFile.model_validate(doc)
     except ValidationError as exc:
-        raise FitFileError(f"{origin} does not match the fit-file schema: {_one_line(exc)}") from None
+        raise FitFileError(f"{origin} does not match the fit-file schema: {one_line(exc)}") from None
     expected = content_hash(doc)
     if model.content_hash != expected:
         raise FitFileError(
@@ -216,14 +321,9 @@ def parse_fit_file(text: str, origin: str = "fit file") -> FitFile:
 
 
 def read_fit_file(path: str | os.PathLike) -> FitFile:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FitFileError(f"fit file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FitFileError(f"fit file {path} cannot be read: {exc}") from None
-    return parse_fit_file(text, origin=f"fit file {path}")
+    """Read and validate a fit file (a regular file of at most MAX_FILE_BYTES)."""
+    data = read_limited(path, "fit file", FitFileError)
+    return parse_fit_file(data, origin=f"fit file {path}")
 
 
 def dump_fit_file(model: FitFile) -> str:
@@ -238,24 +338,6 @@ def dump_fit_file(model: FitFile) -> str:
     for i, draw in enumerate(draws):
         text = text.replace(f'"@@DRAW{i}@@"', json.dumps(draw, separators=(",", ":")), 1)
     return text + "\n"
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write atomically: a temporary file in the same folder, then a rename (readable 0644)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_fit_file(model: FitFile, path: str | os.PathLike) -> Path:

@@ -37,11 +37,11 @@ class Box:
     params_low: float
     params_high: float
 
-    @classmethod
-    def around(cls, utd: tuple[float, float], params: tuple[float, float],
-               utd_reach: float = 4.0, params_reach: float = 10.0) -> Box:
-        return cls(utd[0] / utd_reach, utd[1] * utd_reach, params[0] / params_reach,
-                   params[1] * params_reach)
+    def on_edge(self, utd: float, params: float) -> tuple[bool, bool]:
+        """Whether utd, and params, sit on the box's edge (where the search was stopped)."""
+        tol = 1e-9
+        return (utd >= self.utd_high * (1 - tol) or utd <= self.utd_low * (1 + tol),
+                params >= self.params_high * (1 - tol) or params <= self.params_low * (1 + tol))
 
 
 UNBOUNDED = Box(1e-12, 1e12, 1e-12, 1e30)

@@ -1,4 +1,11 @@
-"""Budget -> Recommendation: the compute-optimal utd, critic size and batch size for a budget."""
+"""Budget -> Recommendation: the compute-optimal utd, critic size and batch size for a budget.
+
+`recommend` solves the continuous problem (advisor.optimize), then picks the configuration a
+user can actually run: a width that is a multiple of the fit's width multiple, a batch size that
+is a multiple of 16, and a utd that is gradient_steps / train_freq with small integers. Among the
+rounded neighbours of the optimum it takes the best one that stays within every budget given;
+if none does, it says by how much the closest one exceeds the budget.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +16,35 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from advisor import optimize
-from advisor.errors import BudgetError, InfeasibleBudgetError
-from advisor.fit import Fit
-from advisor.fitfile import _one_line
+from advisor.errors import BudgetError, InfeasibleBudgetError, one_line
+from advisor.fit import Fit, round_batch_size
 from advisor.registry import load_fit
 
 DEFAULT_FIT = "bro/h1-crawl-v0"
-#: Recommendations stay within this factor beyond the fitted utd and params ranges.
-UTD_REACH = 4.0
-PARAMS_REACH = 10.0
+#: The interval printed with a recommendation covers this share of new runs.
+DEFAULT_LEVEL = 0.8
+#: Relative slack when comparing a prediction with a budget (float round-off only).
+_SLACK = 1e-9
 
 # Numbers only (ints are fine); no strings or booleans silently coerced.
 StrictFloat = Annotated[float, Strict()]
+_UNITS = {"compute": "FLOPs", "data": "env steps", "total": "FLOPs", "delta": "FLOPs per env step"}
 
 
-def _check_positive(name: str, value: float | None, unit: str) -> None:
+def _check_positive(name: str, value: float | None) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BudgetError(f"{name} must be a number of {unit}, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise BudgetError(f"{name} must be a positive finite number of {unit}, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise BudgetError(f"{name} must be a positive finite number of {_UNITS[name]}, "
+                          f"got {value!r}")
+
+
+def _budget_error(exc: ValidationError) -> BudgetError:
+    first = exc.errors()[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, BudgetError):
+        return BudgetError(str(cause))
+    return BudgetError(f"invalid budget: {one_line(exc)}")
 
 
 class Budget(BaseModel):
@@ -44,21 +59,41 @@ class Budget(BaseModel):
     delta: StrictFloat | None = Field(default=None, description="FLOPs charged per env step.")
 
     def __init__(self, **data):
+        for name, value in data.items():  # ints too large for a float: say so in one line
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1e308:
+                raise BudgetError(f"{name} must be a positive finite number of "
+                                  f"{_UNITS.get(name, 'units')}, got an integer of "
+                                  f"{len(str(abs(value)))} digits")
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            cause = first.get("ctx", {}).get("error")
-            if isinstance(cause, BudgetError):
-                raise BudgetError(str(cause)) from None
-            raise BudgetError(f"invalid budget: {_one_line(exc)}") from None
+            raise _budget_error(exc) from None
+
+    @classmethod
+    def model_validate(cls, obj, **kw) -> Budget:
+        try:
+            return super().model_validate(obj, **kw)
+        except ValidationError as exc:
+            raise _budget_error(exc) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data, **kw) -> Budget:
+        try:
+            return super().model_validate_json(json_data, **kw)
+        except ValidationError as exc:
+            raise _budget_error(exc) from None
+
+    @classmethod
+    def model_validate_strings(cls, obj, **kw) -> Budget:
+        try:
+            return super().model_validate_strings(obj, **kw)
+        except ValidationError as exc:
+            raise _budget_error(exc) from None
 
     @model_validator(mode="after")
     def _check(self) -> Budget:
-        _check_positive("compute", self.compute, "FLOPs")
-        _check_positive("data", self.data, "env steps")
-        _check_positive("total", self.total, "FLOPs")
-        _check_positive("delta", self.delta, "FLOPs per env step")
+        for name in ("compute", "data", "total", "delta"):
+            _check_positive(name, getattr(self, name))
         if self.total is not None and (self.compute is not None or self.data is not None):
             raise BudgetError("give either total (with optional delta) or compute and/or data, "
                               "not both kinds")
@@ -76,51 +111,77 @@ class Budget(BaseModel):
             return "compute+data"
         return "compute" if self.compute is not None else "data"
 
+    def describe(self) -> str:
+        """e.g. 'compute 1e+17 FLOPs and data 8e+05 env steps'."""
+        parts = [f"{k} {getattr(self, k):.3g} {_UNITS[k]}"
+                 for k in ("compute", "data", "total", "delta") if getattr(self, k) is not None]
+        return " and ".join(parts)
+
 
 class Interval(BaseModel):
+    """Where the data a new run needs falls with probability `level` (env steps)."""
+
     low: float
     high: float
+    level: float
+
+
+class Optimum(BaseModel):
+    """The unrounded solution of the budget problem (what the laws say is best)."""
+
+    utd: float
+    params: float
+    width: float
+    batch_size: float
+    target: float
+    data: float
+    compute: float
+    total: float
 
 
 class Recommendation(BaseModel):
-    """A configuration and what it is predicted to cost. Units: data in env steps, compute and
-    total in FLOPs, batch_size in transitions, params in critic parameters."""
+    """A configuration to run and what it is predicted to cost. Units: data in env steps, compute
+    and total in FLOPs, batch_size in transitions, params in critic parameters.
+
+    utd = gradient_steps / train_freq; width, batch_size and utd are rounded (see `optimum` for
+    the unrounded solution) and every prediction is for this rounded configuration."""
 
     model_config = ConfigDict(frozen=True)
 
     fit: str
     problem: str = Field(description="Which budget problem was solved.")
+    budget: dict[str, float] = Field(description="The budget as given.")
     target: float = Field(description="Return threshold the configuration reaches.")
-    utd: float
-    utd_rounded: float
-    params: float
-    width: int = Field(description="Critic width rounded to the fit's width multiple.")
-    params_rounded: float = Field(description="Critic parameters at the rounded width.")
-    batch_size: int = Field(description="B~ rounded to a multiple of 16.")
-    batch_size_exact: float
+    utd: float = Field(description="gradient_steps / train_freq.")
+    gradient_steps: int = Field(description="Gradient updates every train_freq env steps.")
+    train_freq: int = Field(description="Env steps between rounds of gradient updates.")
+    width: int = Field(description="Critic width, a multiple of the fit's width multiple.")
+    params: float = Field(description="Critic parameters at that width.")
+    batch_size: int = Field(description="B~ at this utd and width, a multiple of 16.")
     learning_rate: float
     predicted_data: float
     predicted_compute: float
     predicted_total: float
     delta: float
-    interval: Interval | None = Field(description="10th-90th percentile of predicted data.")
-    predicted_data_rounded: float = Field(
-        description="Predicted data at (utd_rounded, params_rounded).")
+    interval: Interval | None = Field(
+        description="Interval for the data a new run of this configuration needs.")
+    within_budget: bool = Field(description="Whether the predictions stay within every budget.")
+    optimum: Optimum
     extrapolated: bool
     warnings: list[str]
 
-
-def _round_utd(utd: float) -> float:
-    if utd >= 1.0:
-        return float(max(1, round(utd)))
-    return 1.0 / max(1, round(1.0 / utd))
+    @property
+    def headline(self) -> str:
+        return (f"utd {self.gradient_steps}/{self.train_freq}, width {self.width}, batch size "
+                f"{self.batch_size}")
 
 
 def _as_budget(budget: Budget | float | int) -> Budget:
     if isinstance(budget, Budget):
-        return budget
-    if isinstance(budget, (int, float)) and not isinstance(budget, bool):
-        return Budget(compute=float(budget))
+        # Revalidate: model_copy(update=...) skips validation.
+        return Budget(**budget.model_dump(exclude_none=True))
+    if isinstance(budget, (int, float, np.floating, np.integer)) and not isinstance(budget, bool):
+        return Budget(compute=budget if isinstance(budget, int) else float(budget))
     raise BudgetError(f"budget must be a Budget or a number of FLOPs, got {budget!r}")
 
 
@@ -147,7 +208,7 @@ def _highest(lo: float, hi: float, feasible: Callable[[float], bool], n_grid: in
 
 
 def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
-              target: float | None = None) -> Recommendation:
+              target: float | None = None, level: float = DEFAULT_LEVEL) -> Recommendation:
     """The configuration that spends `budget` best under `fit` (paper A, problems 1 and 2).
 
     - data only: least compute that reaches `target` within the data budget;
@@ -155,8 +216,8 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
     - compute and data: the highest target reachable within both (or `target`, if given);
     - total (C + delta D): the highest target whose least total fits (or `target`).
     `target` defaults to the top fitted threshold for single budgets. A plain number is a compute
-    budget in FLOPs. The search stays within UTD_REACH x beyond the fitted utd range and
-    PARAMS_REACH x beyond the fitted params range (flagged `extrapolated` outside the fitted one).
+    budget in FLOPs. The search stays inside `Fit.trusted_box()` (extrapolated outside the
+    fitted domain is flagged). `level` is the coverage of the returned interval.
     """
     budget = _as_budget(budget)
     f = load_fit(fit)
@@ -164,9 +225,7 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
         raise BudgetError(f"fit {f.id} counts the real batch in compute, which recommend() does "
                           "not support yet; use a fit with the paper-compatible definition")
     k = f.compute_per_update_param
-    dom = f.model.domain
-    box = optimize.Box.around((dom.utd.low, dom.utd.high), (dom.params.low, dom.params.high),
-                              UTD_REACH, PARAMS_REACH)
+    box = f.trusted_box()
     delta = budget.delta if budget.delta is not None else f.delta
     problem = budget.problem
     lo_t, hi_t = f.target_min, f.target_max
@@ -182,7 +241,7 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
             raise InfeasibleBudgetError(
                 f"data budget {budget.data:.4g} env steps cannot reach target {j:g} on {f.id}: "
                 f"every configuration needs more than {least(j):.4g} env steps"
-                + _hint(best, f, f"the lowest target {lo_t:g} needs more than "
+                + _hint(best, f"the lowest target {lo_t:g} needs more than "
                         f"{least(lo_t):.4g} env steps"))
     elif problem == "compute":
         j = f.check_target(target)
@@ -195,12 +254,12 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
             raise InfeasibleBudgetError(
                 f"compute budget {budget.compute:.4g} FLOPs cannot reach target {j:g} on {f.id}: "
                 f"it needs at least {least(j):.4g} FLOPs"
-                + _hint(best, f, f"the lowest target {lo_t:g} needs at least "
+                + _hint(best, f"the lowest target {lo_t:g} needs at least "
                         f"{least(lo_t):.4g} FLOPs"))
     elif problem == "compute+data":
         def solve(t: float):
             p = optimize.min_compute_within_data(budget.data, f.coefficients(t), k, box)
-            return p if p is not None and p.compute <= budget.compute * (1 + 1e-9) else None
+            return p if p is not None and p.compute <= budget.compute * (1 + _SLACK) else None
 
         j = f.check_target(target) if target is not None else _highest(
             lo_t, hi_t, lambda t: solve(t) is not None)
@@ -221,7 +280,7 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
 
         def fits_total(t: float) -> bool:
             p = total_of(t)
-            return p.compute + delta * p.data <= budget.total * (1 + 1e-9)
+            return p.compute + delta * p.data <= budget.total * (1 + _SLACK)
 
         j = f.check_target(target) if target is not None else _highest(lo_t, hi_t, fits_total)
         if j is None or not fits_total(j):
@@ -233,58 +292,155 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
                 f"{jj:g} on {f.id}: it needs at least {p.compute + delta * p.data:.4g} FLOPs")
         point = total_of(j)
 
-    return _describe(f, problem, j, point, delta, box)
+    maximise_target = problem in ("compute+data", "total") and target is None
+    return _describe(f, budget, j, point, delta, box, maximise_target, level)
 
 
-def _hint(best: float | None, f: Fit, lowest: str) -> str:
+def _hint(best: float | None, lowest: str) -> str:
     if best is None:
         return f"; {lowest}"
     return f"; the highest target this budget reaches is {best:.4g} (use --target/target=)"
 
 
-def _describe(f: Fit, problem: str, target: float, point: optimize.Point, delta: float,
-              box: optimize.Box) -> Recommendation:
-    utd, params = point.utd, point.params
+# --- rounding ------------------------------------------------------------------------------
+def utd_fractions(utd: float, max_freq: int = 4, max_steps: int = 256) -> list[tuple[int, int]]:
+    """(gradient_steps, train_freq) pairs in lowest terms around `utd`: for each train_freq up
+    to max(max_freq, 1/utd + 1), the gradient step counts just below and above utd * train_freq."""
+    out = set()
+    for q in range(1, max(max_freq, math.ceil(1.0 / utd) + 1) + 1):
+        base = math.floor(utd * q)
+        for p in (base - 1, base, base + 1, base + 2):
+            if 1 <= p <= max_steps:
+                g = math.gcd(p, q)
+                out.add((p // g, q // g))
+    return sorted(out, key=lambda pq: (pq[0] / pq[1], pq[1]))
+
+
+def _width_candidates(f: Fit, params: float) -> np.ndarray:
+    m = f.model.architecture.width_multiple
+    w = float(f.width(params))
+    base = math.floor(w / m) if math.isfinite(w) else 1
+    return np.array(sorted({m * max(1, k) for k in range(base - 1, base + 3)}), dtype=float)
+
+
+def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
+             maximise_target: bool):
+    """The rounded configuration to recommend: (gradient_steps, train_freq, width, target,
+    within_budget, excess message or None)."""
+    fracs = utd_fractions(point.utd)
+    u = np.array([p / q for p, q in fracs])
+    widths = _width_candidates(f, point.params)
+    n = np.asarray(f.params(widths), dtype=float)
+    uu, nn = np.meshgrid(u, n, indexing="ij")  # (n_utd, n_width)
+    k = f.compute_per_update_param
+    flat_u, flat_n = uu.ravel(), nn.ravel()
+
+    def costs(targets: np.ndarray):
+        """data, compute, total: (n_targets, n_candidates)."""
+        coef = f.coefficient_table(targets)
+        d = (coef[:, 0, None] + (coef[:, 1, None] / flat_u) ** coef[:, 2, None]
+             + (coef[:, 3, None] / flat_n) ** coef[:, 4, None])
+        c = k * flat_u * flat_n * d
+        return d, c, c + delta * d
+
+    def within(d, c, t):
+        ok = np.ones(d.shape, bool)
+        if budget.data is not None:
+            ok &= d <= budget.data * (1 + _SLACK)
+        if budget.compute is not None:
+            ok &= c <= budget.compute * (1 + _SLACK)
+        if budget.total is not None:
+            ok &= t <= budget.total * (1 + _SLACK)
+        return ok
+
+    chosen_target = target
+    if maximise_target:
+        grid = np.linspace(f.target_min, target, 241)
+        d, c, t = costs(grid)
+        ok = within(d, c, t)
+        # reach[i]: the last grid target candidate i reaches within budget (D grows with it).
+        last_ok = np.where(ok, np.arange(len(grid))[:, None], -1).max(axis=0)
+        reach = np.where(last_ok >= 0, grid[np.maximum(last_ok, 0)], -np.inf)
+        if np.isfinite(reach).any():
+            best = reach.max()
+            tie = np.flatnonzero(reach >= best - 1e-12)
+            _, _, t_best = costs(np.array([best]))
+            i = int(tie[np.argmin(t_best[0, tie])])
+            chosen_target = float(best)
+            return (*fracs[i // len(widths)], int(widths[i % len(widths)]), chosen_target,
+                    True, None)
+    d, c, t = (x[0] for x in costs(np.array([target])))
+    ok = within(d, c, t)
+    objective = {"data": c, "compute": d, "compute+data": c, "total": t}[budget.problem]
+    if ok.any():
+        i = int(np.flatnonzero(ok)[np.argmin(objective[ok])])
+        return (*fracs[i // len(widths)], int(widths[i % len(widths)]), chosen_target, True, None)
+    # Nothing rounded fits: the least excess over any budget.
+    ratios = [x / b for x, b in ((d, budget.data), (c, budget.compute), (t, budget.total))
+              if b is not None]
+    excess = np.max(ratios, axis=0)
+    i = int(np.argmin(excess))
+    over = [f"{name} by {100 * (x[i] / b - 1):.2g}% ({x[i]:.4g} > {b:.4g} {_UNITS[name]})"
+            for name, x, b in (("data", d, budget.data), ("compute", c, budget.compute),
+                               ("total", t, budget.total)) if b is not None and x[i] > b]
+    return (*fracs[i // len(widths)], int(widths[i % len(widths)]), chosen_target, False,
+            "; ".join(over))
+
+
+def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
+              box: optimize.Box, maximise_target: bool, level: float) -> Recommendation:
+    steps, freq, width, target_r, within, excess = _rounded(f, budget, target, point, delta,
+                                                            maximise_target)
+    utd_r = steps / freq
+    params_r = float(f.params(width))
+    data_r = float(f.data_to_target(utd_r, params_r, target_r))
+    compute_r = float(f.compute(utd_r, params_r, data_r))
     warnings: list[str] = []
     dom = f.model.domain
-    extrapolated = not f.in_domain(utd, params)
-    if not dom.utd.low * (1 - 1e-9) <= utd <= dom.utd.high * (1 + 1e-9):
-        warnings.append(f"utd {utd:.3g} is outside the fitted range {dom.utd.low:g}-"
+    utd_in, params_in = dom.contains(utd_r, params_r)
+    if not utd_in:
+        warnings.append(f"utd {utd_r:.3g} is outside the fitted range {dom.utd.low:g}-"
                         f"{dom.utd.high:g}: extrapolated")
-    if not dom.params.low * (1 - 1e-9) <= params <= dom.params.high * (1 + 1e-9):
-        warnings.append(f"params {params:.3g} is outside the fitted range {dom.params.low:.3g}-"
-                        f"{dom.params.high:.3g}: extrapolated")
-    if utd >= box.utd_high * (1 - 1e-9) or utd <= box.utd_low * (1 + 1e-9):
+    if not params_in:
+        warnings.append(f"params {params_r:.3g} is outside the fitted range "
+                        f"{dom.params.low:.3g}-{dom.params.high:.3g}: extrapolated")
+    utd_edge, params_edge = box.on_edge(point.utd, point.params)
+    if utd_edge:
         warnings.append(f"the budget pulls utd to the edge of the trusted range "
-                        f"{box.utd_low:.3g}-{box.utd_high:.3g} ({UTD_REACH:g}x beyond the fitted "
-                        "utds); the law is not used further out")
-    if params >= box.params_high * (1 - 1e-9) or params <= box.params_low * (1 + 1e-9):
+                        f"{box.utd_low:.3g}-{box.utd_high:.3g}; the law is not used further out")
+    if params_edge:
         warnings.append(f"the budget pulls params to the edge of the trusted range "
-                        f"{box.params_low:.3g}-{box.params_high:.3g} ({PARAMS_REACH:g}x beyond "
-                        "the fitted sizes); the law is not used further out")
+                        f"{box.params_low:.3g}-{box.params_high:.3g}; the law is not used "
+                        "further out")
     bs = f.model.batch_size
     if bs.kind == "fixed":
         warnings.append(f"the runs behind {f.id} all used batch size {bs.a_b:g}, so the fit "
                         "recommends it and cannot tell whether another is better")
-    batch_exact = float(f.batch_size(utd, params))
-    width_exact = float(f.width(params))
-    width = f.round_width(width_exact) if math.isfinite(width_exact) else 0
-    params_rounded = float(f.params(width)) if width > 0 else params
-    utd_r = _round_utd(utd)
-    draws = f.draw_coefficients(target)
-    interval = None
-    if draws is not None and len(draws):
-        from advisor import laws
-
-        sample = laws.data_to_target(utd, params, *(draws[:, i] for i in range(5)))
-        lo, hi = np.percentile(sample, [10, 90])
-        interval = Interval(low=float(lo), high=float(hi))
+    if not within:
+        warnings.append(f"no rounded configuration near the optimum stays within the budget: "
+                        f"utd {steps}/{freq}, width {width} exceeds {excess} (widths are "
+                        f"multiples of {f.model.architecture.width_multiple}, utd is "
+                        f"gradient_steps/train_freq); the unrounded optimum in `optimum` fits")
+    elif target_r < target - 1e-9 * max(1.0, abs(target)):
+        warnings.append(f"rounding costs target: the rounded configuration reaches {target_r:.4g} "
+                        f"within the budget, the unrounded optimum {target:.4g}")
+    low_high = f.interval(utd_r, params_r, target_r, level)
+    interval = None if low_high is None else Interval(
+        low=float(low_high[0]), high=float(low_high[1]), level=level)
+    if f.model.prediction_interval is None:
+        warnings.append(f"{f.id} carries no calibrated prediction interval (schema version "
+                        f"{f.model.schema_version}); the interval is the bootstrap spread of the "
+                        "coefficients only and understates run-to-run noise")
+    width_exact = float(f.width(point.params))
     return Recommendation(
-        fit=f.id, problem=problem, target=float(target), utd=utd, utd_rounded=utd_r,
-        params=params, width=width, params_rounded=params_rounded,
-        batch_size=int(max(16, 16 * round(batch_exact / 16))), batch_size_exact=batch_exact,
-        learning_rate=f.learning_rate, predicted_data=point.data,
-        predicted_compute=point.compute, predicted_total=point.compute + delta * point.data,
-        delta=delta, interval=interval,
-        predicted_data_rounded=float(f.data_to_target(utd_r, params_rounded, target)),
-        extrapolated=extrapolated, warnings=warnings)
+        fit=f.id, problem=budget.problem, budget=budget.model_dump(exclude_none=True),
+        target=target_r, utd=utd_r, gradient_steps=steps, train_freq=freq, width=width,
+        params=params_r, batch_size=round_batch_size(float(f.batch_size(utd_r, params_r))),
+        learning_rate=f.learning_rate, predicted_data=data_r, predicted_compute=compute_r,
+        predicted_total=compute_r + delta * data_r, delta=delta, interval=interval,
+        within_budget=within,
+        optimum=Optimum(utd=point.utd, params=point.params, width=width_exact,
+                        batch_size=float(f.batch_size(point.utd, point.params)), target=target,
+                        data=point.data, compute=point.compute,
+                        total=point.compute + delta * point.data),
+        extrapolated=not (utd_in and params_in), warnings=warnings)

@@ -1,10 +1,16 @@
 """Where fits come from: files shipped with the package, other packages' entry points
-(group `advisor.fits`), and paths."""
+(group `advisor.fits`), and paths.
+
+A catalogued file `<algorithm>/<env>.json` must hold the fit id `<algorithm>/<env>`. A package
+whose entry point cannot be loaded, or a catalogued file that cannot be read, is reported (a
+`FitWarning`, and one line in `advisor fits`) and never hides the other fits.
+"""
 
 from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from functools import lru_cache
 from importlib import metadata, resources
 from pathlib import Path
@@ -15,6 +21,12 @@ from advisor.fit import Fit
 from advisor.fitfile import read_fit_file
 
 ENTRY_POINT_GROUP = "advisor.fits"
+SHIPPED = "value-scaling-advisor"
+_MAX_KEY = 4096
+
+
+class FitWarning(UserWarning):
+    """A third-party fit package or file that cannot be used."""
 
 
 def _shipped_root() -> Path:
@@ -34,24 +46,30 @@ def _scan(root: Path) -> dict[str, Path]:
 
 
 @lru_cache(maxsize=1)
-def _catalogue() -> dict[str, tuple[Path, str]]:
-    """id -> (path, source package). Shipped fits win over entry-point fits of the same id."""
+def _catalogue() -> tuple[dict[str, tuple[Path, str]], tuple[str, ...]]:
+    """(id -> (path, source package), problems). Shipped fits win over entry-point fits."""
     out: dict[str, tuple[Path, str]] = {}
+    problems: list[str] = []
     for ep in _entry_points():
+        dist = ep.dist.name if getattr(ep, "dist", None) is not None else ep.name
         try:
             target = ep.load()
-        except Exception:  # a broken third-party package must not break the advisor
+            if isinstance(target, ModuleType):  # a package whose folder holds the fit files
+                root = Path(str(resources.files(target)))
+            else:
+                root = Path(str(target() if callable(target) else target))
+            found = _scan(root)
+        except Exception as exc:  # a broken third-party package must not break the advisor
+            problems.append(f"fits of package {dist} (entry point {ep.value!r}) cannot be "
+                            f"loaded: {type(exc).__name__}: {' '.join(str(exc).split())}")
             continue
-        if isinstance(target, ModuleType):  # a package whose folder holds the fit files
-            root = Path(str(resources.files(target)))
-        else:
-            root = Path(str(target() if callable(target) else target))
-        dist = ep.dist.name if ep.dist is not None else ep.name
-        for fit_id, path in _scan(root).items():
+        for fit_id, path in found.items():
             out[fit_id] = (path, dist)
     for fit_id, path in _scan(_shipped_root()).items():
-        out[fit_id] = (path, "value-scaling-advisor")
-    return out
+        out[fit_id] = (path, SHIPPED)
+    for problem in problems:
+        warnings.warn(problem, FitWarning, stacklevel=3)
+    return out, tuple(problems)
 
 
 def _entry_points():
@@ -61,42 +79,71 @@ def _entry_points():
         return []
 
 
+def catalogue_problems() -> tuple[str, ...]:
+    """One line per third-party fit package that could not be loaded."""
+    return _catalogue()[1]
+
+
 def list_fits() -> list[str]:
     """Ids ("<algorithm>/<env>") of every fit shipped or installed by another package."""
-    return sorted(_catalogue())
+    return sorted(_catalogue()[0])
 
 
 def fit_sources() -> dict[str, str]:
     """Fit id -> the package that provides it."""
-    return {k: v[1] for k, v in sorted(_catalogue().items())}
+    return {k: v[1] for k, v in sorted(_catalogue()[0].items())}
 
 
 @lru_cache(maxsize=64)
-def _load_cached(path: str, mtime_ns: int) -> Fit:
-    return Fit(read_fit_file(path))
+def _load_cached(path: str, mtime_ns: int, size: int, expected_id: str | None) -> Fit:
+    fit = Fit(read_fit_file(path))
+    if expected_id is not None and fit.id != expected_id:
+        raise FitFileError(f"fit file {path} is listed as {expected_id!r} but holds fit "
+                           f"{fit.id!r}; rename the file to {fit.id.split('/')[1]}.json under "
+                           f"{fit.id.split('/')[0]}/ or regenerate it")
+    return fit
+
+
+def fit_path(id_or_path: str | os.PathLike) -> Path:
+    """The file behind a fit id (shipped or installed) or a path."""
+    return _resolve(id_or_path)[0]
+
+
+def _resolve(id_or_path) -> tuple[Path, str | None]:
+    if not isinstance(id_or_path, (str, os.PathLike)):
+        raise UnknownFitError(f"fit must be a fit id such as 'bro/h1-crawl-v0', a path to a fit "
+                              f"file, or a Fit, got {type(id_or_path).__name__} {id_or_path!r}")
+    key = os.fspath(id_or_path)
+    if isinstance(key, bytes):
+        raise UnknownFitError("fit must be a str id or path, not bytes")
+    if not key or len(key) > _MAX_KEY or "\x00" in key:
+        raise UnknownFitError(f"fit {key[:60]!r}{'...' if len(key) > 60 else ''} is not a fit id "
+                              "or a usable path")
+    cat = _catalogue()[0]
+    if key in cat:
+        return cat[key][0], key
+    try:
+        exists = Path(key).exists()
+    except OSError:  # e.g. a name longer than the file system allows
+        exists = False
+    if exists or key.endswith(".json"):
+        return Path(key), None
+    close = difflib.get_close_matches(key, list(cat), n=1, cutoff=0.4)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise UnknownFitError(
+        f"unknown fit {key[:200]!r}{hint} (`advisor fits` lists the {len(cat)} available ids, "
+        "or pass a path to a fit file)")
 
 
 def load_fit(id_or_path: str | os.PathLike | Fit) -> Fit:
     """Load a fit by id (see `list_fits()`) or from a fit-file path. Cached per file version."""
     if isinstance(id_or_path, Fit):
         return id_or_path
-    key = os.fspath(id_or_path)
-    cat = _catalogue()
-    if key in cat:
-        path = cat[key][0]
-    elif key.endswith(".json") or Path(key).is_file():
-        path = Path(key)
-        if not path.is_file():
-            raise FitFileError(f"fit file {path} does not exist")
-    else:
-        close = difflib.get_close_matches(key, list(cat), n=1, cutoff=0.4)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownFitError(
-            f"unknown fit {key!r}{hint} (`advisor fits` lists the {len(cat)} available ids, "
-            "or pass a path to a fit file)"
-        )
+    path, expected = _resolve(id_or_path)
     try:
-        mtime = path.stat().st_mtime_ns
+        st = path.stat()
+    except FileNotFoundError:
+        raise FitFileError(f"fit file {path} does not exist") from None
     except OSError as exc:
-        raise FitFileError(f"fit file {path} cannot be read: {exc}") from None
-    return _load_cached(str(path.resolve()), mtime)
+        raise FitFileError(f"fit file {path} cannot be read: {exc.strerror or exc}") from None
+    return _load_cached(str(path.resolve()), st.st_mtime_ns, st.st_size, expected)

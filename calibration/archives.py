@@ -14,6 +14,7 @@ Arrays are read with `allow_pickle=False`: nothing read from an archive is ever 
 from __future__ import annotations
 
 import io
+import math
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -163,6 +164,14 @@ def read_runs(
                                                 sorted(r.tags.items())))
 
 
-def list_envs(path: str | Path) -> list[str]:
-    """Env names present in an archive."""
-    return sorted({r.env for r in read_runs(path)})
+def nearest_batch_runs(runs: list[Run], batch_of) -> list[Run]:
+    """One run per (utd, params): the one whose batch size is nearest (in log) to
+    batch_of(utd, params), e.g. a fitted B~. Sorted by (utd, params)."""
+    best: dict[tuple, Run] = {}
+    for r in runs:
+        key = (r.utd, r.params)
+        want = math.log(float(batch_of(r.utd, r.params)))
+        if key not in best or (abs(math.log(r.batch_size) - want)
+                               < abs(math.log(best[key].batch_size) - want)):
+            best[key] = r
+    return [best[k] for k in sorted(best)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advisor.fitfile import atomic_write_bytes
+from advisor.files import atomic_write_bytes
 
 
 def atomic_save(path: Path, array: np.ndarray | None = None, text: str | None = None) -> None:

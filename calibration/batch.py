@@ -6,7 +6,27 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from advisor import laws
-from calibration.curves import DataTable
+from calibration.archives import Run
+from calibration.curves import DataTable, data_table
+
+
+def tables_by_batch(runs: list[Run], targets: np.ndarray, n_boot: int, seed: int = 0
+                    ) -> dict[float, DataTable]:
+    """One data-to-target table per batch size, each over the same (utd, params) configs in the
+    same order; a batch size that misses a config raises a one-line error."""
+    from calibration.archives import ArchiveError
+
+    configs = sorted({(r.utd, r.params) for r in runs})
+    tables = {}
+    for b in sorted({r.batch_size for r in runs}):
+        by_cfg = {(r.utd, r.params): r for r in runs if r.batch_size == b}
+        missing = [c for c in configs if c not in by_cfg]
+        if missing:
+            raise ArchiveError(f"batch size {b:g} has no run at utd {missing[0][0]:g}, params "
+                               f"{missing[0][1]:.4g}: a batch grid needs every (utd, params) at "
+                               "every batch size")
+        tables[b] = data_table([by_cfg[c] for c in configs], targets, n_boot, seed)
+    return tables
 
 
 def best_batch_sizes(tables: dict[float, DataTable]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

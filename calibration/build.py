@@ -1,8 +1,5 @@
-"""Published run archives -> fit files. One function a fit: `build_fit`; `regenerate` does all.
-
-The catalogue below says, for every shipped fit, which archive it comes from and the constants of
-paper A Table 2 (return range, delta) and of the architecture (critic input size).
-"""
+"""Run archives -> fit files. One function a fit: `build_fit`; `regenerate` does every shipped
+fit (calibration.catalogue); `make_fit_file` assembles a fit file from a data-to-target table."""
 
 from __future__ import annotations
 
@@ -25,13 +22,23 @@ from advisor.fitfile import (
     Domain,
     FitFile,
     GoodnessOfFit,
+    PositiveRange,
     Provenance,
     Range,
     write_fit_file,
 )
-from calibration.archives import read_runs
-from calibration.batch import best_batch_sizes, fit_batch_law
-from calibration.curves import TARGET_RANGES, DataTable, data_table, thresholds
+from calibration.architectures import bronet_params_coefficients, simbav2_coefficients
+from calibration.archives import nearest_batch_runs, read_runs
+from calibration.batch import best_batch_sizes, fit_batch_law, tables_by_batch
+from calibration.catalogue import (
+    DELTA,
+    DMC_DELTA,
+    INPUT_DIM,
+    PUBLISHED_BATCH,
+    TARGET_RANGES,
+    catalogue,
+)
+from calibration.curves import DataTable, data_table, thresholds
 from calibration.fitting import (
     LawFit,
     Method,
@@ -47,77 +54,6 @@ DEFAULT_METHOD = Method(shared_exponents=True, smoothness=0.1, censored=True, we
 N_BOOT = 100
 BOOT_SEED = 0
 LEARNING_RATE = 3e-4
-
-#: Published best-batch coefficients (paper A, Appendix D.1): a_B, alpha_B, b_B, beta_B.
-PUBLISHED_BATCH = {
-    "h1-crawl-v0": (1680.64, 0.30, 6.01e7, 1.12),
-    "h1-pole-v0": (4112.98, 0.24, 1.45e1, 0.07),
-    "h1-stand-v0": (1458.10, 0.27, 1.33e74, 12.71),
-    "humanoid-stand": (1160.40, 0.49, 2.77e2, 0.38),
-}
-
-#: delta, FLOPs per env step (paper A Table 2; DMC tasks of the BRO data use 1e11).
-DELTA = {"h1-crawl-v0": 2e12, "h1-pole-v0": 5e11, "h1-stand-v0": 5e11, "humanoid-stand": 5e10}
-DMC_DELTA = 1e11
-
-#: Critic input size (obs + action dims) per env, for the BroNet parameter polynomial.
-INPUT_DIM = {
-    "h1-crawl-v0": 70, "h1-pole-v0": 70, "h1-stand-v0": 70, "humanoid-stand": 88,
-    "acrobot-swingup": 7, "cheetah-run": 23, "finger-turn": 14, "fish-swim": 29,
-    "hopper-hop": 19, "quadruped-run": 90, "walker-run": 30, "dog-run": 261, "dog-trot": 261,
-    "dog-stand": 261, "dog-walk": 261, "humanoid-run": 88, "humanoid-walk": 88,
-}
-DMC_TASKS = ["acrobot-swingup", "cheetah-run", "finger-turn", "fish-swim", "hopper-hop",
-             "quadruped-run", "walker-run", "dog-run", "dog-trot", "dog-stand", "dog-walk",
-             "humanoid-run", "humanoid-walk"]
-
-#: SimbaV2 critic parameters per width (reference.md); exactly a quadratic in width.
-SIMBAV2_WIDTHS = np.array([128, 256, 512, 1024, 2048])
-SIMBAV2_PARAMS = np.array([604_362, 2_322_634, 9_101_514, 36_028_618, 143_360_202])
-
-
-class BuildError(AdvisorError):
-    """A fit that cannot be built from the given archive and names."""
-
-
-def bronet_params_coefficients(input_dim: int, blocks: int = 2, quantiles: int = 100) -> list[float]:
-    """params(width) of the double BroNet critic as [w^2, w, 1] coefficients.
-
-    Per Q-net: Dense(in->w) + LN, `blocks` residual blocks of two Dense(w->w) + two LN, and a
-    Dense(w->quantiles) head: 2*blocks w^2 + (in + 1 + 2 + 6*blocks + quantiles) w + quantiles.
-    For input 70 this is 8w^2 + 370w + 200 (reference.md).
-    """
-    per_w2 = 2 * blocks
-    per_w = input_dim + 1 + 2 + 6 * blocks + quantiles
-    return [2.0 * per_w2, 2.0 * per_w, 2.0 * quantiles]
-
-
-def simbav2_coefficients() -> list[float]:
-    coef = np.polyfit(SIMBAV2_WIDTHS.astype(float), SIMBAV2_PARAMS.astype(float), 2)
-    return [float(c) for c in coef]
-
-
-@dataclass(frozen=True)
-class Spec:
-    """How one shipped fit is made."""
-
-    algorithm: str
-    env: str
-    archive: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.algorithm}/{self.env}"
-
-
-def catalogue() -> list[Spec]:
-    """Every shipped fit and its archive (file names under ../shared/data)."""
-    specs = [Spec("bro", env, "fitted_bs.zip") for env in
-             ["h1-crawl-v0", "h1-pole-v0", "h1-stand-v0", "humanoid-stand"]]
-    specs += [Spec("simbav2", env, "simbav2_model_scaling_linear20_with_base.zip")
-              for env in ["h1-crawl-v0", "h1-stand-v0"]]
-    specs += [Spec("bro", env, "dmc_bro_ablations.zip") for env in DMC_TASKS]
-    return specs
 
 
 def _sha256(path: Path) -> str:
@@ -160,20 +96,13 @@ def build_fit(
     batch_relerr = None
 
     if layout == "simbav2":
-        by_batch: dict[float, list] = {}
-        for r in runs:
-            by_batch.setdefault(r.batch_size, []).append(r)
-        tables = {b: data_table(rs, targets, n_boot, seed) for b, rs in by_batch.items()}
+        tables = tables_by_batch(runs, targets, n_boot, seed)
         utd, params, best = best_batch_sizes(tables)
         coef_b, batch_relerr = fit_batch_law(utd, params, best)
         batch = BatchSizeLaw(kind="law", source="fitted", a_b=coef_b[0], alpha_b=coef_b[1],
                              b_b=coef_b[2], beta_b=coef_b[3], relative_error=batch_relerr)
         # D_J at each config from the run whose batch is nearest the fitted B~ (in log).
-        fitted_b = np.asarray(advisor.laws.batch_size(utd, params, *coef_b))
-        batches = np.array(sorted(tables))
-        chosen = [batches[np.argmin(np.abs(np.log(batches) - np.log(fb)))] for fb in fitted_b]
-        picked = [next(r for r in by_batch[b] if r.utd == u and r.params == p)
-                  for b, u, p in zip(chosen, utd, params)]
+        picked = nearest_batch_runs(runs, lambda u, n: advisor.laws.batch_size(u, n, *coef_b))
         table = data_table(picked, targets, n_boot, seed)
         arch = Architecture(description="SimbaV2 critic (reference.md parameter counts)",
                             coefficients=simbav2_coefficients(), width_multiple=64)
@@ -210,11 +139,31 @@ def build_fit(
         delta=delta or DELTA.get(env, DMC_DELTA if layout == "dmc" else 1e11),
         provenance=Provenance(
             source=f"{archive.name} (sha256 {_sha256(archive)})",
-            command=command or (f"advisor fit {archive.name} --algorithm {algorithm} --env {env} "
-                                f"-o fits/{algorithm}/{env}.json"),
+            command=command or fit_command(archive, algorithm, env, f"{algorithm}-{env}.json",
+                                           n_boot, created, target_range, delta, input_dim),
             project_version=advisor.__version__, method=method.describe(), notes=notes),
         method=method, n_boot=n_boot, seed=seed, created=created)
     return Built(fit, table, laws, loco)
+
+
+def fit_command(archive: str | Path, algorithm: str, env: str, output: str | Path, n_boot: int,
+                created: str | None, target_range: tuple[float, float] | None = None,
+                delta: float | None = None, input_dim: int | None = None) -> str:
+    """The `advisor fit` command line that rebuilds a fit (as calibration.cli records it)."""
+    import shlex
+
+    parts = ["advisor fit", shlex.quote(str(archive)), "--algorithm", shlex.quote(algorithm),
+             "--env", shlex.quote(env), "--output", shlex.quote(str(output)),
+             "--n-boot", str(n_boot)]
+    if target_range:
+        parts += ["--target-range", repr(float(target_range[0])), repr(float(target_range[1]))]
+    if delta is not None:
+        parts += ["--delta", repr(float(delta))]
+    if input_dim is not None:
+        parts += ["--input-dim", str(input_dim)]
+    if created:
+        parts += ["--created", shlex.quote(created)]
+    return " ".join(parts)
 
 
 def make_fit_file(
@@ -235,8 +184,8 @@ def make_fit_file(
         id=fit_id, fit_version=1, created=created or _dt.date.today().isoformat(),
         provenance=provenance, compute=ComputeDefinition(), architecture=arch,
         domain=Domain(
-            utd=Range(low=float(table.utd.min()), high=float(table.utd.max())),
-            params=Range(low=float(table.params.min()), high=float(table.params.max())),
+            utd=PositiveRange(low=float(table.utd.min()), high=float(table.utd.max())),
+            params=PositiveRange(low=float(table.params.min()), high=float(table.params.max())),
             target=Range(low=float(targets[0]), high=float(targets[-1]))),
         data_to_target=DataToTarget(laws=[
             DataLaw(target=float(t), d_min=float(c[0]), a=float(c[1]), alpha=float(c[2]),
@@ -258,7 +207,8 @@ def regenerate(data_dir: str | Path, out_dir: str | Path, *, n_boot: int = N_BOO
     """Rebuild every shipped fit (or those in `ids`) from the archives in `data_dir`."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     specs = [s for s in catalogue() if ids is None or s.id in ids]
-    jobs = [(str(data_dir / s.archive), s.algorithm, s.env, n_boot, created) for s in specs]
+    jobs = [(str(data_dir / s.archive), s.algorithm, s.env, n_boot, created,
+             str(out_dir / s.algorithm / f"{s.env}.json")) for s in specs]
     if n_jobs > 1:
         import multiprocessing
         import os
@@ -292,5 +242,7 @@ _BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _build_one(job) -> FitFile:
-    archive, algorithm, env, n_boot, created = job
-    return build_fit(archive, algorithm, env, n_boot=n_boot, created=created).fit
+    archive, algorithm, env, n_boot, created, output = job
+    command = fit_command(archive, algorithm, env, output, n_boot, created)
+    return build_fit(archive, algorithm, env, n_boot=n_boot, created=created,
+                     command=command).fit

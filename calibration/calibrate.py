@@ -20,10 +20,12 @@ import numpy as np
 
 import advisor
 from advisor.errors import AdvisorError
+from advisor.fit import round_batch_size
 from advisor.fitfile import Architecture, BatchSizeLaw, Provenance, write_fit_file
+from calibration.architectures import bronet_params, bronet_params_coefficients
 from calibration.archives import Run, read_runs
-from calibration.batch import best_batch_sizes, fit_batch_law
-from calibration.build import DEFAULT_METHOD, N_BOOT, bronet_params_coefficients, make_fit_file
+from calibration.batch import best_batch_sizes, fit_batch_law, tables_by_batch
+from calibration.build import DEFAULT_METHOD, N_BOOT, make_fit_file
 from calibration.curves import data_table, isotonic_curve, thresholds
 from calibration.grid import Grid, load_grid, preset, stage1_units, stage2_units
 from calibration.runner import prepare_out_dir, run_units
@@ -53,19 +55,14 @@ def choose_targets(runs: list[Run], n: int = 20) -> np.ndarray:
     return thresholds(j_lo, j_hi, n)
 
 
-def _round16(x: float) -> int:
-    return int(max(16, 16 * round(x / 16)))
-
-
 def calibrate(
     env_id: str, *, out_dir: str | Path, algorithm: str = "bro", preset_name: str = "smoke",
     grid_file: str | Path | None = None, steps: int | None = None, seeds: int | None = None,
     device: str = "auto", backend: str = "loky", n_jobs: int | None = None,
     fit_out: str | Path | None = None, delta: float = DEFAULT_DELTA, n_boot: int = N_BOOT,
-    quiet: bool = False, echo=None,
+    quiet: bool = False, echo=None, command: str | None = None,
 ) -> Path:
     """Run stage 1, fit B~, run stage 2, fit D_J; write and return the fit file's path."""
-    from calibration.learner.nets import critic_params
     from calibration.learner.trainer import make_env, resolve_device
 
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -83,7 +80,7 @@ def calibrate(
     dev_name = "cpu" if dev.type == "cpu" else "cuda"
 
     def params_of(width: int) -> int:
-        return critic_params(width, obs_dim, act_dim, quantiles=grid.quantiles)
+        return bronet_params(width, obs_dim + act_dim, quantiles=grid.quantiles)
 
     # Stage 1: batch x utd at the anchor width, batch x width at the anchor utd.
     units1 = stage1_units(grid)
@@ -92,21 +89,14 @@ def calibrate(
               quiet=quiet, echo=echo)
     runs1 = _read(out, "s1_", env_id)
     targets1 = choose_targets(runs1)
-    configs = sorted({(r.utd, r.params) for r in runs1})
-    tables = {}
-    for b in grid.batch_sizes:
-        by_cfg = {(r.utd, r.params): r for r in runs1 if r.batch_size == b}
-        if set(by_cfg) != set(configs):
-            raise CalibrationError(f"stage 1 is missing runs at batch size {b}; rerun the same "
-                                   "command to finish them")
-        tables[b] = data_table([by_cfg[c] for c in configs], targets1, n_boot=n_boot)
+    tables = tables_by_batch(runs1, targets1, n_boot)
     utd, params, best = best_batch_sizes(tables)
     coef_b, b_err = fit_batch_law(utd, params, best)
-    say(f"B~ fitted on {len(configs)} configs: a_B={coef_b[0]:.4g} alpha_B={coef_b[1]:.3g} "
+    say(f"B~ fitted on {len(utd)} configs: a_B={coef_b[0]:.4g} alpha_B={coef_b[1]:.3g} "
         f"b_B={coef_b[2]:.3g} beta_B={coef_b[3]:.3g} (mean relative error {100 * b_err:.0f}%)")
 
     def batch_of(u: float, w: int) -> int:
-        return _round16(float(advisor.laws.batch_size(u, params_of(w), *coef_b)))
+        return round_batch_size(float(advisor.laws.batch_size(u, params_of(w), *coef_b)))
 
     # Stage 2: utd x width at the fitted batch size.
     units2 = stage2_units(grid, batch_of)
@@ -129,10 +119,8 @@ def calibrate(
     batch = BatchSizeLaw(kind="law", source="fitted", a_b=float(coef_b[0]),
                          alpha_b=float(coef_b[1]), b_b=float(coef_b[2]), beta_b=float(coef_b[3]),
                          relative_error=b_err)
-    command = (f"advisor calibrate --env {env_id} --algorithm {algorithm} "
-               + (f"--grid {grid_file}" if grid_file else f"--preset {preset_name}")
-               + (f" --steps {steps}" if steps else "") + (f" --seeds {seeds}" if seeds else "")
-               + f" --device {device} --out-dir {out_dir}")
+    command = command or _command(env_id, algorithm, preset_name, grid_file, steps, seeds,
+                                  device, out_dir, fit_out, delta, n_boot)
     notes = [
         f"grid {grid.name} ({grid.digest()}): steps {grid.steps}, seeds {grid.seeds}, "
         f"batch sizes {grid.batch_sizes}, utds {grid.utds}, widths {grid.widths}, anchor width "
@@ -154,6 +142,23 @@ def calibrate(
     say(f"wrote {path}: leave-one-config-out error {100 * g.leave_one_config_out:.1f}% over "
         f"{g.n_configs} configs")
     return path
+
+
+def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, out_dir, fit_out,
+             delta, n_boot) -> str:
+    """The `advisor calibrate` command line equivalent to a Python call (the CLI records its own
+    parsed parameters instead)."""
+    import shlex
+
+    parts = ["advisor calibrate --env", shlex.quote(env_id), "--algorithm", shlex.quote(algorithm)]
+    parts += (["--grid", shlex.quote(str(grid_file))] if grid_file
+              else ["--preset", shlex.quote(preset_name)])
+    parts += ["--steps", str(steps)] if steps else []
+    parts += ["--seeds", str(seeds)] if seeds else []
+    parts += ["--device", device, "--out-dir", shlex.quote(str(out_dir))]
+    parts += ["--fit-out", shlex.quote(str(fit_out))] if fit_out else []
+    parts += ["--delta", repr(float(delta)), "--n-boot", str(n_boot)]
+    return " ".join(parts)
 
 
 def _read(out: Path, prefix: str, env_id: str) -> list[Run]:

@@ -13,22 +13,8 @@ import numpy as np
 from scipy.optimize import isotonic_regression
 
 from calibration.archives import Run
+from calibration.catalogue import DEFAULT_STEP_LIMIT, STEP_LIMITS
 
-#: Env step limits of paper A; other envs default to DEFAULT_STEP_LIMIT.
-STEP_LIMITS = {"h1-crawl-v0": 1_000_000, "h1-stand-v0": 1_000_000, "humanoid-stand": 1_000_000,
-               "h1-pole-v0": 1_500_000}
-DEFAULT_STEP_LIMIT = 2_000_000
-
-#: Return ranges [J_min, J_max] of paper A Table 2 and of the DMC BRO tasks.
-TARGET_RANGES = {
-    "h1-crawl-v0": (450, 780), "h1-pole-v0": (300, 680), "h1-stand-v0": (200, 660),
-    "humanoid-stand": (300, 850),
-    "acrobot-swingup": (150, 400), "cheetah-run": (400, 750), "finger-turn": (400, 900),
-    "fish-swim": (200, 710), "hopper-hop": (150, 320), "quadruped-run": (200, 790),
-    "walker-run": (350, 730), "dog-run": (100, 270), "dog-trot": (100, 580),
-    "dog-stand": (100, 910), "dog-walk": (100, 860), "humanoid-run": (75, 190),
-    "humanoid-walk": (200, 650),
-}
 N_THRESHOLDS = 20
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from advisor.errors import AdvisorError
-from advisor.fitfile import _one_line
+from advisor.errors import one_line
 
 
 class GridError(AdvisorError):
@@ -98,7 +98,7 @@ def load_grid_dict(data: dict) -> Grid:
     try:
         return Grid.model_validate(data)
     except ValidationError as exc:
-        raise GridError(f"grid does not validate: {_one_line(exc)}") from None
+        raise GridError(f"grid does not validate: {one_line(exc)}") from None
 
 
 def preset(name: str) -> Grid:

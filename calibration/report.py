@@ -19,8 +19,8 @@ import advisor
 from advisor import laws, optimize
 from advisor.errors import AdvisorError
 from advisor.fit import Fit
-from advisor.recommend import PARAMS_REACH, UTD_REACH, Budget, Recommendation, recommend
-from calibration.archives import Run, read_runs
+from advisor.recommend import Budget, Recommendation, recommend
+from calibration.archives import Run, nearest_batch_runs, read_runs
 from calibration.curves import DataTable, data_table
 
 KINDS = ("data", "parity", "frontier", "batch", "td")
@@ -63,22 +63,11 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
         with_return = [r for r in ctx.runs if "return" in r.values
                        and r.tags.get("passive_critic", "False") == "False"]
         if with_return:
-            ctx.table = data_table(_nearest_batch(f, with_return), f.thresholds, n_boot=n_boot)
+            ctx.table = data_table(nearest_batch_runs(with_return, f.batch_size), f.thresholds,
+                                   n_boot=n_boot)
     if budget is not None:
         ctx.rec = recommend(budget, fit=f)
     return ctx
-
-
-def _nearest_batch(f: Fit, runs: list[Run]) -> list[Run]:
-    """One run per (utd, params): the batch nearest the fit's B~ (as the fits were made)."""
-    best: dict[tuple, Run] = {}
-    for r in runs:
-        key = (r.utd, r.params)
-        target = math.log(float(f.batch_size(r.utd, r.params)))
-        if key not in best or (abs(math.log(r.batch_size) - target)
-                               < abs(math.log(best[key].batch_size) - target)):
-            best[key] = r
-    return [best[k] for k in sorted(best)]
 
 
 def _plt():
@@ -177,8 +166,7 @@ def figure_frontier(ctx: Context):
     plt = _plt()
     f = ctx.fit
     dom = f.model.domain
-    box = optimize.Box.around((dom.utd.low, dom.utd.high), (dom.params.low, dom.params.high),
-                              UTD_REACH, PARAMS_REACH)
+    box = f.trusted_box()
     k = f.compute_per_update_param
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     cmap = plt.get_cmap("plasma")
@@ -246,12 +234,13 @@ def figure_batch(ctx: Context):
     if len(batches) > 1:
         from calibration.batch import best_batch_sizes
 
-        configs = sorted({(r.utd, r.params) for r in ctx.runs})
-        tables = {}
-        for b in batches:
-            by = {(r.utd, r.params): r for r in ctx.runs if r.batch_size == b and "return" in r.values}
-            if set(by) == set(configs):
-                tables[b] = data_table([by[c] for c in configs], f.thresholds, n_boot=20)
+        from calibration.batch import tables_by_batch
+
+        with_return = [r for r in ctx.runs if "return" in r.values]
+        try:
+            tables = tables_by_batch(with_return, f.thresholds, n_boot=20)
+        except AdvisorError:  # not a full batch grid: no measured best batches to show
+            tables = {}
         if len(tables) > 1:
             measured = best_batch_sizes(tables)
     for i, n in enumerate(params):
@@ -312,15 +301,24 @@ FIGURES = {"data": figure_data, "parity": figure_parity, "frontier": figure_fron
            "batch": figure_batch, "td": figure_td}
 
 
+FORMATS = ("png", "svg", "pdf")
+
+
 def save_figure(kind: str, ctx: Context, out: str | Path) -> Path:
+    """Draw one figure and write it atomically; the format follows the file's suffix."""
     if kind not in FIGURES:
         raise ReportError(f"unknown plot {kind!r}; choose one of {', '.join(KINDS)}")
+    fmt = Path(out).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ReportError(f"cannot write a figure to {str(out)!r}: give a file name ending in "
+                          f"{', '.join('.' + f for f in FORMATS)}")
     fig = FIGURES[kind](ctx)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=110)
     _plt().close(fig)
-    return out
+    from advisor.files import atomic_write_bytes
+
+    return atomic_write_bytes(out, buf.getvalue())
 
 
 def _png(fig) -> str:
@@ -345,10 +343,15 @@ def render_report(ctx: Context) -> str:
     rec = ""
     if ctx.rec is not None:
         r = ctx.rec
-        rec = (f"<p><b>Recommended</b> for {html.escape(str(ctx.budget.model_dump(exclude_none=True)))}: "
-               f"UTD {r.utd:.3g} (use {r.utd_rounded:g}), width {r.width} ({r.params:.3g} params), "
-               f"batch {r.batch_size}, target {r.target:.4g}, predicted {r.predicted_data:.3g} env "
-               f"steps and {r.predicted_compute:.3g} FLOPs.</p>")
+        iv = (f" ({100 * r.interval.level:g}% interval {r.interval.low:.3g}-"
+              f"{r.interval.high:.3g})" if r.interval else "")
+        rec = (f"<p><b>Recommended</b> for {html.escape(ctx.budget.describe())}: "
+               f"UTD {r.gradient_steps}/{r.train_freq} (gradient steps per env steps), width "
+               f"{r.width} ({r.params:.3g} critic params), batch {r.batch_size}, target "
+               f"{r.target:.4g}; predicted {r.predicted_data:.3g} env steps{iv} and "
+               f"{r.predicted_compute:.3g} FLOPs"
+               + ("" if r.within_budget else " (over budget: see the warnings)") + ".</p>"
+               + "".join(f"<p class='note'>{html.escape(w)}</p>" for w in r.warnings))
     meta = (f"<p>{html.escape(m.provenance.source)}<br>method: {html.escape(m.provenance.method)}"
             f"<br>mean relative error of D_J: in-sample {100 * g.in_sample:.1f}%, leave one "
             f"config out {100 * g.leave_one_config_out:.1f}% ({g.n_configs} configs).</p>")
@@ -362,8 +365,7 @@ def render_report(ctx: Context) -> str:
 
 
 def write_report(ctx: Context, out: str | Path) -> Path:
-    from calibration.atomic import atomic_save as _atomic_save
+    """Write the report atomically (a link is followed, a device written through)."""
+    from advisor.files import atomic_write_text
 
-    out = Path(out)
-    _atomic_save(out, text=render_report(ctx))
-    return out
+    return atomic_write_text(out, render_report(ctx))

@@ -31,15 +31,16 @@ def test_recommend_json_matches_the_python_api():
 def test_recommend_args_are_cleanrl_style():
     res = run("recommend", "--fit", "bro/h1-stand-v0", "--data", "5e5", "--format", "args")
     rec = advisor.recommend(advisor.Budget(data=5e5), fit="bro/h1-stand-v0")
-    assert res.output.split() == ["--utd", f"{rec.utd_rounded:g}", "--critic-width", str(rec.width),
-                                  "--batch-size", str(rec.batch_size), "--learning-rate", "0.0003"]
+    assert res.stdout.split() == ["--batch-size", str(rec.batch_size), "--q-lr", "0.0003",
+                                  "--policy-lr", "0.0003", "--total-timesteps",
+                                  str(int(rec.predicted_data))]
 
 
 def test_recommend_yaml_is_rl_zoo_style():
     res = run("recommend", "--total", "1e18", "--format", "yaml")
     assert res.exit_code == 0
     keys = [line.split(":")[0] for line in res.output.splitlines() if not line.startswith("#")]
-    assert {"batch_size", "learning_rate", "gradient_steps", "policy_kwargs"} <= set(keys)
+    assert {"batch_size", "learning_rate", "gradient_steps", "train_freq"} <= set(keys)
 
 
 def test_fits_and_show_list_and_describe():

@@ -1,5 +1,6 @@
 """recommend() against brute force over a dense (utd, params) grid, plus bad budgets."""
 
+import functools
 import math
 
 import numpy as np
@@ -10,8 +11,7 @@ from hypothesis import strategies as st
 import advisor
 from advisor import laws
 from advisor.errors import AdvisorError, BudgetError, InfeasibleBudgetError, TargetError
-from advisor.optimize import Box
-from advisor.recommend import PARAMS_REACH, UTD_REACH
+from advisor.fitfile import PARAMS_REACH, UTD_REACH
 
 CASES = ["bro/h1-crawl-v0", "bro/h1-stand-v0", "bro/humanoid-stand", "simbav2/h1-crawl-v0",
          "bro/dog-run"]
@@ -19,9 +19,7 @@ CASES = ["bro/h1-crawl-v0", "bro/h1-stand-v0", "bro/humanoid-stand", "simbav2/h1
 
 def grid(fit, target):
     """D and C over a dense log grid of the box recommend() searches (~0.1% steps)."""
-    dom = fit.model.domain
-    box = Box.around((dom.utd.low, dom.utd.high), (dom.params.low, dom.params.high),
-                     UTD_REACH, PARAMS_REACH)
+    box = fit.trusted_box()
     s, n = np.meshgrid(np.geomspace(box.utd_low, box.utd_high, 1500),
                        np.geomspace(box.params_low, box.params_high, 1500), indexing="ij")
     d = laws.data_to_target(s, n, *fit.coefficients(target))
@@ -36,11 +34,15 @@ def test_data_budget_gives_least_compute(fit_id, frac):
     d, c = grid(f, j)
     data_budget = 1.6 * grid(f, j)[0].min()
     rec = advisor.recommend(advisor.Budget(data=data_budget), fit=fit_id, target=j)
+    opt = rec.optimum
     brute = c[d <= data_budget].min()
-    assert rec.predicted_data <= data_budget * (1 + 1e-9)
+    assert opt.data <= data_budget * (1 + 1e-9)
+    assert f.data_to_target(opt.utd, opt.params, j) == pytest.approx(opt.data)
+    assert opt.compute <= brute * (1 + 1e-9)
+    assert opt.compute >= brute * 0.97
+    # The rounded configuration the user copies stays within the budget too.
+    assert rec.within_budget and rec.predicted_data <= data_budget * (1 + 1e-9)
     assert f.data_to_target(rec.utd, rec.params, j) == pytest.approx(rec.predicted_data)
-    assert rec.predicted_compute <= brute * (1 + 1e-9)
-    assert rec.predicted_compute >= brute * 0.97
 
 
 @pytest.mark.parametrize("fit_id", CASES)
@@ -49,13 +51,15 @@ def test_compute_budget_gives_least_data(fit_id, scale):
     f = advisor.load_fit(fit_id)
     j = f.target_max
     ref = advisor.recommend(advisor.Budget(data=2.0 * grid(f, j)[0].min()), fit=fit_id)
-    budget = scale * ref.predicted_compute
+    budget = scale * ref.optimum.compute
     rec = advisor.recommend(advisor.Budget(compute=budget), fit=fit_id)
     d, c = grid(f, j)
     brute = d[c <= budget].min()
-    assert rec.predicted_compute <= budget * (1 + 1e-9)
-    assert rec.predicted_data <= brute * (1 + 1e-9)
-    assert rec.predicted_data >= brute * 0.99
+    assert rec.optimum.compute <= budget * (1 + 1e-9)
+    assert rec.optimum.data <= brute * (1 + 1e-9)
+    assert rec.optimum.data >= brute * 0.99
+    assert rec.within_budget and rec.predicted_compute <= budget * (1 + 1e-9)
+    assert rec.predicted_data <= brute * 1.05  # rounding costs a few percent at most
 
 
 @pytest.mark.parametrize("fit_id", CASES)
@@ -64,14 +68,15 @@ def test_compute_and_data_gives_highest_reachable_target(fit_id):
     mid = f.thresholds[len(f.thresholds) // 2]
     data_budget = 1.5 * grid(f, mid)[0].min()
     ref = advisor.recommend(advisor.Budget(data=data_budget), fit=fit_id, target=mid)
-    compute_budget = 2.0 * ref.predicted_compute
+    compute_budget = 2.0 * ref.optimum.compute
     rec = advisor.recommend(advisor.Budget(compute=compute_budget, data=data_budget), fit=fit_id)
+    assert rec.within_budget
     assert rec.predicted_data <= data_budget * (1 + 1e-9)
     assert rec.predicted_compute <= compute_budget * (1 + 1e-9)
-    assert rec.target >= mid
+    assert rec.optimum.target >= mid and rec.target <= rec.optimum.target
     # Brute force: no target clearly above ours is reachable anywhere on the grid.
     step = 0.01 * (f.target_max - f.target_min)
-    for j in np.linspace(rec.target + step, f.target_max, 5):
+    for j in np.linspace(rec.optimum.target + step, f.target_max, 5):
         if j > f.target_max:
             continue
         d, c = grid(f, j)
@@ -82,16 +87,18 @@ def test_compute_and_data_gives_highest_reachable_target(fit_id):
 def test_total_budget_gives_highest_target_within_c_plus_delta_d(fit_id):
     f = advisor.load_fit(fit_id)
     lo = advisor.recommend(advisor.Budget(total=1e30), fit=fit_id, target=f.target_min)
-    budget = 1.5 * lo.predicted_total
+    budget = 1.5 * lo.optimum.total
     rec = advisor.recommend(advisor.Budget(total=budget), fit=fit_id)
-    assert rec.predicted_total <= budget * (1 + 1e-9)
-    d, c = grid(f, rec.target)
+    opt = rec.optimum
+    assert opt.total <= budget * (1 + 1e-9)
+    assert rec.within_budget and rec.predicted_total <= budget * (1 + 1e-9)
+    d, c = grid(f, opt.target)
     brute = (c + f.delta * d).min()
-    assert rec.predicted_total <= brute * (1 + 1e-9)
-    assert rec.predicted_total >= brute * 0.99
+    assert opt.total <= brute * (1 + 1e-9)
+    assert opt.total >= brute * 0.99
     step = 0.01 * (f.target_max - f.target_min)
-    if rec.target + step <= f.target_max:
-        d, c = grid(f, rec.target + step)
+    if opt.target + step <= f.target_max:
+        d, c = grid(f, opt.target + step)
         assert (c + f.delta * d).min() > budget
 
 
@@ -111,10 +118,14 @@ def test_recommendation_fields_are_consistent():
     rec = advisor.recommend(advisor.Budget(data=6e5), fit="bro/h1-stand-v0", target=500)
     f = advisor.load_fit("bro/h1-stand-v0")
     assert rec.batch_size % 16 == 0
-    assert abs(rec.batch_size - rec.batch_size_exact) <= 8
+    assert abs(rec.batch_size - f.batch_size(rec.utd, rec.params)) <= 8
     assert rec.width % f.model.architecture.width_multiple == 0
-    assert rec.params_rounded == f.params(rec.width)
-    assert rec.interval.low <= rec.predicted_data * 1.1 and rec.interval.high >= rec.predicted_data * 0.9
+    assert rec.params == f.params(rec.width)
+    assert rec.utd == rec.gradient_steps / rec.train_freq
+    assert rec.predicted_data == pytest.approx(f.data_to_target(rec.utd, rec.params, 500))
+    assert rec.predicted_compute == pytest.approx(f.compute(rec.utd, rec.params,
+                                                            rec.predicted_data))
+    assert rec.interval.low < rec.predicted_data < rec.interval.high
     assert rec.predicted_total == pytest.approx(rec.predicted_compute + f.delta * rec.predicted_data)
     assert rec.learning_rate == 3e-4
 
@@ -153,32 +164,69 @@ def test_target_outside_range_is_refused():
         advisor.recommend(1e17, target=900)
 
 
-budgets = st.floats(min_value=1e-3, max_value=1e40, allow_nan=False) | st.sampled_from(
-    [0.0, -1.0, float("nan"), float("inf"), 1e-300])
-targets = st.none() | st.floats(min_value=0, max_value=1200) | st.just(float("nan"))
+# Targets as a fraction of the fitted range (a little outside it now and then), or the default.
+targets = st.none() | st.floats(min_value=-0.1, max_value=1.1)
+
+
+OUTCOMES = {"ok": 0, "error": 0, "over": 0}
+
+
+@functools.lru_cache(maxsize=None)
+def _least(fit_id: str) -> dict[str, float]:
+    """Budgets of each kind that just reach the lowest target of a fit (the scale of draws)."""
+    f = advisor.load_fit(fit_id)
+    rec = advisor.recommend(advisor.Budget(data=1.5 * grid(f, f.target_min)[0].min()),
+                            fit=fit_id, target=f.target_min)
+    return {"data": rec.optimum.data, "compute": rec.optimum.compute, "total": rec.optimum.total}
+
+
+# Budgets log-uniform from 0.3x to 1000x the least useful one (bad values: tests above).
+factors = st.floats(min_value=-0.5, max_value=3.0).map(lambda e: 10.0**e)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(["compute", "data", "both", "total"]), x=budgets, y=budgets,
+@given(kind=st.sampled_from(["compute", "data", "both", "total"]), x=factors, y=factors,
        target=targets, fit_id=st.sampled_from(CASES))
 def test_random_budgets_either_fit_or_raise_one_advisor_error(kind, x, y, target, fit_id):
-    kw = {"compute": dict(compute=x), "data": dict(data=x), "both": dict(compute=x, data=y),
-          "total": dict(total=x)}[kind]
+    least = _least(fit_id)
+    f = advisor.load_fit(fit_id)
+    if target is not None:
+        target = f.target_min + target * (f.target_max - f.target_min)
+    kw = {"compute": dict(compute=x * least["compute"]), "data": dict(data=x * least["data"]),
+          "both": dict(compute=x * least["compute"], data=y * least["data"]),
+          "total": dict(total=x * least["total"])}[kind]
     try:
         rec = advisor.recommend(advisor.Budget(**kw), fit=fit_id, target=target)
     except AdvisorError as exc:
         assert "\n" not in str(exc)
+        OUTCOMES["error"] += 1
         return
-    f = advisor.load_fit(fit_id)
     assert f.target_min <= rec.target <= f.target_max
-    dom = f.model.domain
-    assert dom.utd.low / UTD_REACH * 0.999 <= rec.utd <= dom.utd.high * UTD_REACH * 1.001
-    assert dom.params.low / PARAMS_REACH * 0.999 <= rec.params <= dom.params.high * PARAMS_REACH * 1.001
+    opt = rec.optimum
+    box = f.trusted_box()
+    assert box.utd_low * 0.999 <= opt.utd <= box.utd_high * 1.001
+    assert box.params_low * 0.999 <= opt.params <= box.params_high * 1.001
     assert all(math.isfinite(v) and v > 0 for v in
                (rec.utd, rec.params, rec.predicted_data, rec.predicted_compute))
-    if "compute" in kw:
-        assert rec.predicted_compute <= kw["compute"] * (1 + 1e-6)
-    if "data" in kw:
-        assert rec.predicted_data <= kw["data"] * (1 + 1e-6)
-    if "total" in kw:
-        assert rec.predicted_total <= kw["total"] * (1 + 1e-6)
+    # The unrounded optimum always meets the budget; the rounded one does or says it does not.
+    for value, limit in ((opt.compute, kw.get("compute")), (opt.data, kw.get("data")),
+                         (opt.total, kw.get("total"))):
+        assert limit is None or value <= limit * (1 + 1e-6)
+    within = all(limit is None or value <= limit * (1 + 1e-6) for value, limit in (
+        (rec.predicted_compute, kw.get("compute")), (rec.predicted_data, kw.get("data")),
+        (rec.predicted_total, kw.get("total"))))
+    assert within == rec.within_budget
+    if not within:
+        assert any("exceeds" in w for w in rec.warnings)
+        OUTCOMES["over"] += 1
+    OUTCOMES["ok"] += 1
+
+
+def test_random_budgets_mostly_give_a_recommendation():
+    """Runs after the property test above: most random budgets are feasible (so the checks on
+    successes ran), and the rounded configuration rarely has to exceed the budget."""
+    total = sum(OUTCOMES[k] for k in ("ok", "error"))
+    if total == 0:
+        pytest.skip("the property test did not run in this session")
+    assert OUTCOMES["ok"] >= 0.5 * total, OUTCOMES
+    assert OUTCOMES["over"] <= 0.1 * OUTCOMES["ok"], OUTCOMES

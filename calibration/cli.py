@@ -1,0 +1,231 @@
+"""The `advisor` commands that drive the heavy side: fit, regenerate, calibrate, report, plot.
+
+They join the `advisor` group through the entry-point group `advisor.commands` (pyproject.toml),
+so `advisor/` never imports this package. Each command is a thin shell over one function.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.util
+import shlex
+
+import click
+
+from advisor.errors import AdvisorError
+
+
+def recorded_command(ctx: click.Context, skip: tuple[str, ...] = ()) -> str:
+    """The command line that reproduces this invocation, built from the parsed parameters (not
+    from sys.argv): arguments in order, then every option that has a value, long names."""
+    parts = ["advisor", ctx.info_name]
+    options = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in skip or value is None or value is False or value == ():
+            continue
+        if isinstance(param, click.Argument):
+            parts.append(shlex.quote(str(value)))
+            continue
+        name = max(param.opts, key=len)
+        if value is True:
+            options.append(name)
+        elif isinstance(value, tuple):
+            if param.multiple:
+                options += [f"{name} {shlex.quote(_text(v))}" for v in value]
+            else:
+                options.append(f"{name} " + " ".join(shlex.quote(_text(v)) for v in value))
+        else:
+            options.append(f"{name} {shlex.quote(_text(value))}")
+    return " ".join(parts + options)
+
+
+def _text(value) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _today() -> str:
+    return _dt.date.today().isoformat()
+
+
+@click.command()
+@click.argument("archive", type=click.Path(exists=True, dir_okay=True))
+@click.option("--algorithm", required=True, help="Algorithm name, the first half of the fit id.")
+@click.option("--env", required=True, help="Environment name as it appears in the archive.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the fit file (written atomically).")
+@click.option("--n-boot", default=100, show_default=True, type=click.IntRange(0, 10_000),
+              help="Bootstrap resamples of seeds (coefficient spread shown in reports).")
+@click.option("--target-range", nargs=2, type=float, default=None,
+              help="J_min J_max for envs not in paper A's Table 2.")
+@click.option("--delta", type=float, help="FLOPs per env step (default: paper A's value).")
+@click.option("--input-dim", type=click.IntRange(1, 100_000),
+              help="Critic input size (obs + action) for new envs.")
+@click.option("--created", help="Creation date to record (default: today).")
+@click.pass_context
+def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input_dim, created):
+    """Fit the laws to runs in the published layout (zip or folder) and write a fit file.
+
+    The file records the exact command that reproduces it (with --created filled in)."""
+    from advisor.fitfile import write_fit_file
+    from calibration.build import build_fit
+
+    ctx.params["created"] = created = created or _today()
+    built = build_fit(archive, algorithm, env, n_boot=n_boot, created=created,
+                      command=recorded_command(ctx),
+                      target_range=tuple(target_range) if target_range else None, delta=delta,
+                      input_dim=input_dim)
+    path = write_fit_file(built.fit, output)
+    g = built.fit.goodness_of_fit
+    click.echo(f"wrote {path}: {built.fit.id}, leave-one-config-out error "
+               f"{100 * g.leave_one_config_out:.1f}% over {g.n_configs} configs", err=True)
+
+
+@click.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out-dir", default="fits", show_default=True, type=click.Path(file_okay=False))
+@click.option("--n-boot", default=100, show_default=True, type=click.IntRange(0, 10_000))
+@click.option("--created", help="Creation date to record (default: today).")
+@click.option("--only", multiple=True, help="Rebuild only these fit ids.")
+@click.option("-j", "--jobs", default=2, show_default=True, type=click.IntRange(1, 256))
+def regenerate(data_dir, out_dir, n_boot, created, only, jobs):
+    """Rebuild every shipped fit from the published archives in DATA_DIR.
+
+    Each file records the `advisor fit` command that rebuilds it alone."""
+    from calibration.build import regenerate as _regenerate
+    from calibration.catalogue import catalogue
+
+    known = {s.id for s in catalogue()}
+    unknown = [i for i in only if i not in known]
+    if unknown:
+        raise click.BadParameter(f"unknown shipped fit {unknown[0]!r}; choose from "
+                                 f"{', '.join(sorted(known))}", param_hint="--only")
+    paths = _regenerate(data_dir, out_dir, n_boot=n_boot, created=created or _today(),
+                        ids=list(only) or None, n_jobs=jobs,
+                        progress=lambda i: click.echo(f"  {i}", err=True))
+    click.echo(f"wrote {len(paths)} fit files under {out_dir}", err=True)
+
+
+def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.UsageError(f"{what} needs the {extra} extra ({missing[0]} is not installed): "
+                               f"pip install 'value-scaling-advisor[{extra}]'")
+
+
+@click.command()
+@click.option("--env", "env_id", required=True,
+              help="Any gymnasium id with continuous actions, e.g. HalfCheetah-v5.")
+@click.option("--algorithm", default="bro", show_default=True,
+              help="First half of the fit id written.")
+@click.option("--preset", "preset_name", type=click.Choice(["smoke", "reduced", "full"]),
+              default="smoke", show_default=True,
+              help="smoke: CPU, minutes, tiny critics (pipeline check). reduced: one GPU, hours. "
+                   "full: paper-scale axes.")
+@click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
+              help="A grid JSON file instead of a preset (see calibration/grid.py: Grid).")
+@click.option("--steps", type=click.IntRange(min=1), help="Env steps per run (overrides the grid).")
+@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per configuration.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--backend", type=click.Choice(["loky", "ray", "dask"]), default="loky",
+              show_default=True, help="joblib backend: loky on one machine, ray/dask on a cluster.")
+@click.option("--n-jobs", type=click.IntRange(min=1),
+              help="Parallel units (default: one per GPU, or per core on the CPU).")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False),
+              help="Where runs, done markers and the grid go; rerun to resume.")
+@click.option("--fit-out", type=click.Path(dir_okay=False),
+              help="Fit file to write (default: OUT_DIR/ALGORITHM-ENV.json).")
+@click.option("--delta", type=float, default=1e10, show_default=True,
+              help="FLOPs charged per env step in the fit file.")
+@click.option("--n-boot", type=click.IntRange(0, 10_000), default=100, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress lines (for CI).")
+@click.pass_context
+def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, device, backend,
+              n_jobs, out_dir, fit_out, delta, n_boot, quiet):
+    """Calibrate a new task: run a reduced grid, fit B~ and D_J, write a fit file.
+
+    Needs the calibrate extra (torch, gymnasium[mujoco], joblib):
+    pip install 'value-scaling-advisor[calibrate]'.
+
+    Stage 1 sweeps batch x utd at one width and batch x width at one utd and fits B~; stage 2
+    runs utd x width at the fitted batch size and fits D_J. Every finished population is saved
+    atomically under --out-dir: run the same command again to resume after a crash.
+
+    \b
+    Example:
+      advisor calibrate --env InvertedPendulum-v5 --preset smoke --device cpu --out-dir calib
+      advisor recommend --fit calib/bro-InvertedPendulum-v5.json --data 2e4
+    """
+    _need_extra("calibrate", ("torch", "gymnasium", "joblib"), "advisor calibrate")
+    from calibration.calibrate import calibrate as _calibrate
+
+    path = _calibrate(env_id, out_dir=out_dir, algorithm=algorithm, preset_name=preset_name,
+                      grid_file=grid_file, steps=steps, seeds=seeds, device=device,
+                      backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
+                      n_boot=n_boot, quiet=quiet,
+                      command=recorded_command(ctx, skip=("quiet", "n_jobs", "backend")))
+    click.echo(str(path))
+
+
+def _budget_options(f):
+    f = click.option("--total", type=float, help="Mark the recommendation for this total budget.")(f)
+    f = click.option("--data", type=float, help="Mark the recommendation for this data budget.")(f)
+    f = click.option("--compute", type=float,
+                     help="Mark the recommendation for this compute budget.")(f)
+    return f
+
+
+def _maybe_budget(compute, data, total):
+    if compute is None and data is None and total is None:
+        return None
+    from advisor.recommend import Budget
+
+    return Budget(**{k: v for k, v in dict(compute=compute, data=data, total=total).items()
+                     if v is not None})
+
+
+def _report_module():
+    _need_extra("plot", ("matplotlib",), "plots")
+    from calibration import report
+
+    return report
+
+
+@click.command()
+@click.argument("fit_id")
+@click.option("--runs", type=click.Path(exists=True),
+              help="Run archive or folder (published layout) to plot the fit against.")
+@click.option("-o", "--output", default="report.html", show_default=True,
+              type=click.Path(dir_okay=False))
+@_budget_options
+def report(fit_id, runs, output, compute, data, total):
+    """Write a self-contained HTML report of a fit: laws against runs, parity, frontier, B~,
+    TD overfitting, and the recommendation for a budget.
+
+    \b
+    Example:
+      advisor report simbav2/h1-crawl-v0 --runs ../shared/data/simbav2_model_scaling_linear20_with_base.zip \\
+          --compute 1e17 -o report.html
+    """
+    rep = _report_module()
+    ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total))
+    path = rep.write_report(ctx, output)
+    click.echo(f"wrote {path}", err=True)
+
+
+@click.command()
+@click.argument("kind", type=click.Choice(["data", "parity", "frontier", "batch", "td"]))
+@click.argument("fit_id")
+@click.option("--runs", type=click.Path(exists=True), help="Run archive or folder.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="PNG, SVG or PDF to create.")
+@_budget_options
+def plot(kind, fit_id, runs, output, compute, data, total):
+    """Write one figure of the report. KIND: data, parity, frontier, batch or td."""
+    rep = _report_module()
+    ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total))
+    click.echo(f"wrote {rep.save_figure(kind, ctx, output)}", err=True)
+
+
+__all__ = ["AdvisorError", "calibrate", "fit", "plot", "recorded_command", "regenerate", "report"]
