@@ -108,6 +108,8 @@ def _flush_or_fail() -> None:
 
 
 def warn_lines(lines) -> None:
+    """One `warning: ...` line per item on stderr, after whatever stdout holds so far."""
+    sys.stdout.flush()
     for line in lines:
         click.echo(f"warning: {_one_line(line)}", err=True)
 

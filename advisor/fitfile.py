@@ -170,23 +170,24 @@ class Bootstrap(_Strict):
 class PredictionInterval(_Strict):
     """Where the data-to-target of a new run falls, relative to the law's prediction.
 
-    Split conformal from cross-validation residuals r = log(D_observed / D_predicted): at level
-    `levels[i]`, a new run in the fitted domain needs between D_pred * exp(log_low[i]) and
-    D_pred * exp(log_high[i]) env steps. Outside the fitted domain both log offsets grow by the
-    factor (1 + widen_per_log * distance), distance = |log(utd / nearest fitted utd)| +
-    |log(params / nearest fitted params)|, calibrated on fits that left out the edge rows and
-    columns of the grid."""
+    Split conformal from leave-one-config-out residuals r = log(D_observed / D_predicted): at
+    level `levels[i]`, a new run inside the fitted domain needs between D_pred * exp(log_low[i])
+    and D_pred * exp(log_high[i]) env steps. Beyond the fitted domain both log offsets grow by the
+    factor 1 + widen_up * d_up + widen_down * d_down, where d_up = log(utd / largest fitted utd)+
+    + log(params / largest fitted params)+ and d_down the same below the smallest: widen_up and
+    widen_down are calibrated on fits that left out the outermost rows and columns of the grid."""
 
     method: str = Field(max_length=2000)
     levels: list[Annotated[float, Field(gt=0, lt=1)]] = Field(min_length=1, max_length=100)
     log_low: list[Annotated[float, Field(le=0, ge=-20, allow_inf_nan=False)]]
     log_high: list[Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]]
-    widen_per_log: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+    widen_up: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+    widen_down: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
     n_residuals: int = Field(ge=1)
     coverage: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=dict, max_length=20,
         description="Measured coverage of the 80% interval on held-out configurations, by "
-                    "scheme: leave one config / utd row / params column out.")
+                    "scheme (see calibration.intervals).")
 
     @model_validator(mode="after")
     def _shapes(self) -> PredictionInterval:
@@ -329,6 +330,8 @@ def read_fit_file(path: str | os.PathLike) -> FitFile:
 def dump_fit_file(model: FitFile) -> str:
     """The canonical text of a fit file, with its content hash filled in."""
     doc = model.model_dump(mode="json")
+    if doc.get("prediction_interval") is None:  # schema 1 files have no such key
+        doc.pop("prediction_interval", None)
     _check_finite(doc)
     doc["content_hash"] = content_hash(doc)
     # One line per bootstrap draw keeps files small and diffs readable.

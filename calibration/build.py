@@ -39,6 +39,7 @@ from calibration.catalogue import (
     catalogue,
 )
 from calibration.curves import DataTable, data_table, thresholds
+from calibration.intervals import calibrate_interval
 from calibration.fitting import (
     LawFit,
     Method,
@@ -180,6 +181,7 @@ def make_fit_file(
     head = relative_errors(loco[:, -1:], table.data[:, -1:])
     base = relative_errors(loglinear_leave_one_config_out(table), table.data)
     draws = bootstrap_fits(table, method, laws) if n_boot else np.zeros((0, len(targets), 5))
+    interval, _ = calibrate_interval(table, method, laws, loco)
     fit = FitFile(
         id=fit_id, fit_version=1, created=created or _dt.date.today().isoformat(),
         provenance=provenance, compute=ComputeDefinition(), architecture=arch,
@@ -197,6 +199,7 @@ def make_fit_file(
             in_sample=float(in_sample.mean()), leave_one_config_out=float(loco_err.mean()),
             leave_one_config_out_headline=float(head.mean()) if head.size else None,
             baseline_loglinear_leave_one_config_out=float(base.mean()) if base.size else None),
+        prediction_interval=interval,
     )
     return fit, laws, loco
 
