@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from advisor.files import MAX_FILE_BYTES, atomic_write_bytes, load_json, read_limited
 from advisor.errors import FitFileError, one_line
@@ -31,8 +31,10 @@ UTD_REACH = 4.0
 PARAMS_REACH = 10.0
 #: Exponents of the laws are positive and at most this (fits use 0.05-8).
 MAX_EXPONENT = 20.0
-#: log of the largest number a law may produce inside the trusted range (far below overflow).
-_MAX_LOG = 300.0
+#: The most env steps a law term may predict inside the trusted range (no run is that long; the
+#: shipped fits stay below 1e14 even in their bootstrap draws).
+MAX_DATA = 1e20
+_MAX_LOG = math.log(MAX_DATA)
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -236,6 +238,13 @@ class FitFile(_Strict):
         default=None, description="Calibrated interval for new runs (schema 2; absent in 1).")
     content_hash: str = Field(default="", description="sha256 of the canonical JSON without this field.")
 
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _integer_version(cls, value):
+        if isinstance(value, bool):  # true == 1 in Python, but is not a version number
+            raise ValueError("schema_version must be an integer")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> FitFile:
         n = len(self.data_to_target.laws)
@@ -263,9 +272,9 @@ def _check_meaning(fit: FitFile) -> None:
         log_y = rows[:, 4] * (np.log(rows[:, 3]) - math.log(n_lo))
     if not (np.all(log_x < _MAX_LOG) and np.all(log_y < _MAX_LOG)
             and np.all(rows[:, 0] < math.exp(_MAX_LOG))):
-        raise ValueError("data_to_target: the law overflows inside the trusted range "
-                         f"(utd {u_lo:.3g}-{u_hi:.3g}, params {n_lo:.3g}-{n_hi:.3g}); check a, b "
-                         "and the exponents")
+        raise ValueError(f"data_to_target: the law predicts more than {MAX_DATA:g} env steps "
+                         f"inside the trusted range (utd {u_lo:.3g}-{u_hi:.3g}, params "
+                         f"{n_lo:.3g}-{n_hi:.3g}); check d_min, a, b and the exponents")
     bs = fit.batch_size
     if bs.kind == "law":
         corners = [(u, n) for u in (u_lo, u_hi) for n in (n_lo, n_hi)]
