@@ -364,8 +364,11 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
         if np.isfinite(reach).any():
             best = reach.max()
             tie = np.flatnonzero(reach >= best - 1e-12)
-            _, _, t_best = costs(np.array([best]))
-            i = int(tie[np.argmin(t_best[0, tie])])
+            _, c_best, t_best = costs(np.array([best]))
+            # Ties on the target: the problem's own objective (least compute within the data
+            # budget for compute+data, least total for total).
+            cost = c_best if budget.problem == "compute+data" else t_best
+            i = int(tie[np.argmin(cost[0, tie])])
             chosen_target = float(best)
             return (*fracs[i // len(widths)], int(widths[i % len(widths)]), chosen_target,
                     True, None)
