@@ -63,6 +63,7 @@ class _Group(click.Group):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ResourceWarning)
+                warnings.showwarning = _show_warning
                 rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
@@ -87,6 +88,11 @@ class _Group(click.Group):
             return rv
         _flush_or_fail()
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings (e.g. a broken third-party fit package) as one `warning:` line."""
+    click.echo(f"warning: {_one_line(message)}", err=True)
 
 
 def _silence_stdout() -> None:

@@ -86,41 +86,6 @@ def test_export_lists_one_entry_per_budget():
     assert res.exit_code == 2
 
 
-def test_fits_from_an_installed_package_are_listed(tmp_path):
-    pkg = tmp_path / "advisor_test_fits"
-    fits = pkg / "advisor_test_fits" / "fits" / "testalg"
-    fits.mkdir(parents=True)
-    (pkg / "advisor_test_fits" / "__init__.py").write_text("")
-    (pkg / "advisor_test_fits" / "fits" / "__init__.py").write_text("")
-    model = advisor.load_fit("bro/h1-stand-v0").model.model_copy(update={"id": "testalg/h1-stand-v0"})
-    (fits / "h1-stand-v0.json").write_text(dump_fit_file(model))
-    (pkg / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=61"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "advisor-test-fits"
-        version = "0.0.1"
-        [project.entry-points."advisor.fits"]
-        advisor-test-fits = "advisor_test_fits.fits"
-        [tool.setuptools.package-data]
-        "*" = ["*/*.json"]
-    """))
-    pip = [sys.executable, "-m", "pip"]
-    subprocess.run(pip + ["install", "-q", "--no-deps", str(pkg)], check=True)
-    try:
-        out = subprocess.run([sys.executable, "-m", "advisor.cli", "fits"], capture_output=True,
-                             text=True, check=True).stdout
-        line = next(ln for ln in out.splitlines() if ln.startswith("testalg/h1-stand-v0"))
-        assert line.rstrip().endswith("advisor-test-fits")
-        rec = subprocess.run([sys.executable, "-m", "advisor.cli", "recommend", "--fit",
-                              "testalg/h1-stand-v0", "--data", "6e5", "--format", "args"],
-                             capture_output=True, text=True)
-        assert rec.returncode == 0 and "--critic-width" in rec.stdout
-    finally:
-        subprocess.run(pip + ["uninstall", "-q", "-y", "advisor-test-fits"], check=True)
-
-
 @pytest.mark.parametrize("fit_id", advisor.list_fits())
 def test_fit_only_figures_render_for_every_shipped_fit(fit_id, tmp_path):
     ctx = report.load_context(fit_id, budget=advisor.Budget(total=1e30))
