@@ -412,7 +412,9 @@ def _entry_key(kind: str, value: float) -> str:
     """compute_1e16, data_5e5, compute_1.5e16: the shortest text that reads back as `value`."""
     text = next(t for t in (f"{value:.{p}g}" for p in range(1, 18)) if float(t) == value)
     mantissa, e, exponent = text.partition("e")
-    return f"{kind}_{mantissa}{e}{int(exponent) if e else ''}"
+    short = f"{mantissa}{e}{int(exponent) if e else ''}"
+    plain = repr(value).removesuffix(".0")
+    return f"{kind}_{plain if len(plain) <= len(short) else short}"
 
 
 def _export_entry(rec, fit) -> dict:

@@ -15,6 +15,7 @@ from typing import Any
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Words YAML 1.1 reads as booleans or null: always quoted.
 _RESERVED = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 
 
 def scalar(x: Any) -> str:
@@ -40,8 +41,10 @@ def scalar(x: Any) -> str:
             text = f"{mantissa}e{exponent}"
         return text
     if isinstance(x, str):
-        # A JSON string is a valid YAML double-quoted scalar (escapes included).
-        return json.dumps(x)
+        # JSON's escapes are YAML's too; characters YAML cannot hold raw (C1 controls, line
+        # separators, surrogates, BOM) are escaped, the rest stays as written (YAML has no
+        # surrogate pairs, so json's ASCII-only form would not read back).
+        return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(x, ensure_ascii=False))
     raise TypeError(f"cannot write {type(x).__name__} as a YAML scalar")
 
 

@@ -15,11 +15,11 @@ recommendation): it has no flag for the utd (it takes one critic update per env 
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from advisor.errors import AdvisorError
 from advisor.integrations.critic import CLEANRL_WIDTH, critic_match
-from advisor.integrations.sb3 import total_timesteps
 from advisor.integrations.zoo import check_env_id
 
 if TYPE_CHECKING:
@@ -40,7 +40,8 @@ def cleanrl_flags(rec: Recommendation, env_id: str | None = None) -> list[str]:
     if env_id is not None:
         flags += ["--env-id", check_env_id(env_id)]
     lr = f"{rec.learning_rate:g}"
-    flags += ["--total-timesteps", str(total_timesteps(rec)), "--batch-size", str(rec.batch_size),
+    steps = math.ceil(rec.predicted_data * (1 - 1e-12))
+    flags += ["--total-timesteps", str(steps), "--batch-size", str(rec.batch_size),
               "--q-lr", lr, "--policy-lr", lr]
     return flags
 

@@ -57,9 +57,11 @@ def _check_critic(critic: str) -> None:
 
 
 def total_timesteps(rec: Recommendation) -> int:
-    """The predicted data rounded up to whole env steps (`learn(total_timesteps)`,
-    rl-zoo's n_timesteps, CleanRL's --total-timesteps)."""
-    return int(math.ceil(rec.predicted_data - 1e-9 * rec.predicted_data))
+    """The predicted data in env steps, rounded up to whole rounds of train_freq steps (SB3
+    collects train_freq steps between updates, so `learn(n)` runs n exactly; rl-zoo's
+    n_timesteps)."""
+    rounds = math.ceil(rec.predicted_data * (1 - 1e-12) / rec.train_freq)
+    return int(rounds * rec.train_freq)
 
 
 def policy_kwargs(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | None = None

@@ -4,7 +4,7 @@
     python -m rl_zoo3.train --algo sac --env Humanoid-v5 -conf sac.yml
 
 The file has one top-level key, the env id (rl-zoo picks the entry whose key is `--env`), holding
-`n_timesteps` (the predicted data, rounded up), `policy`, `batch_size`, `learning_rate`,
+`n_timesteps` (the predicted data, rounded up to whole rounds of train_freq steps), `policy`, `batch_size`, `learning_rate`,
 `train_freq`, `gradient_steps` (utd = gradient_steps / train_freq) and `policy_kwargs`, a Python
 expression string that rl-zoo evaluates. Numbers are written so that YAML reads numbers. Comments
 (which rl-zoo ignores) carry the fit, target, predicted data and compute, the interval, whether
