@@ -171,7 +171,8 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic):
     Use it in an RL codebase:
       advisor recommend --data 5e5 --format zoo --env Humanoid-v5 > sac.yml
       python -m rl_zoo3.train --algo sac --env Humanoid-v5 -conf sac.yml
-      python sac_continuous_action.py $(advisor recommend --data 5e5 --format args --env Humanoid-v4)
+      python sac_continuous_action.py $(advisor recommend --data 5e5 --format args \\
+          --env Humanoid-v4)
     table, args and zoo print the warnings (and what the codebase cannot express) on stderr.
     """
     from advisor.recommend import Budget

@@ -4,11 +4,12 @@
     python -m rl_zoo3.train --algo sac --env Humanoid-v5 -conf sac.yml
 
 The file has one top-level key, the env id (rl-zoo picks the entry whose key is `--env`), holding
-`n_timesteps` (the predicted data, rounded up to whole rounds of train_freq steps), `policy`, `batch_size`, `learning_rate`,
-`train_freq`, `gradient_steps` (utd = gradient_steps / train_freq) and `policy_kwargs`, a Python
-expression string that rl-zoo evaluates. Numbers are written so that YAML reads numbers. Comments
-(which rl-zoo ignores) carry the fit, target, predicted data and compute, the interval, whether
-the configuration is extrapolated, the warnings and what the critic lacks.
+`n_timesteps` (the predicted data, rounded up to whole rounds of train_freq steps), `policy`,
+`batch_size`, `learning_rate`, `train_freq`, `gradient_steps` (utd = gradient_steps /
+train_freq) and `policy_kwargs`, a Python expression string that rl-zoo evaluates. Numbers are
+written so that YAML reads numbers. Comments (which rl-zoo ignores) carry the fit, target,
+predicted data and compute, the interval, whether the configuration is extrapolated, the
+warnings and what the critic lacks.
 
 The critic (see advisor.integrations.sb3): critic="bronet" (default) names
 `advisor.integrations.sb3_bronet.BroNetSACPolicy`, which rl-zoo imports by its dotted name (so
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["check_env_id", "zoo_hyperparams", "zoo_yaml"]
 
-# Gymnasium ids: optional namespace/, name, optional -vN (e.g. ALE/Pong-v5, dm_control/cheetah-run-v0).
+# Gymnasium ids: [namespace/]name[-vN], e.g. ALE/Pong-v5, dm_control/cheetah-run-v0.
 _ENV_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]*(/[A-Za-z0-9_][A-Za-z0-9_.:\-]*)?$")
 
 
