@@ -81,7 +81,7 @@ def test_export_lists_one_entry_per_budget():
     assert res.exit_code == 0
     rows = json.loads(res.output)["budgets"]
     assert [r["compute"] for r in rows] == [1e10, 1e16, 1e18]
-    assert "error" in rows[0] and rows[2]["critic_width"] >= rows[1]["critic_width"]
+    assert "error" in rows[0] and rows[2]["width"] >= rows[1]["width"]
     res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--budgets", "1e16,x"])
     assert res.exit_code == 2
 
