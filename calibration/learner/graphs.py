@@ -39,16 +39,16 @@ class GraphedUpdate:
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             for _ in range(2):
-                self.pop.update(batch, noise, off)
+                self.pop.update_fn(batch, noise, off)
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self.out = self.pop.update(batch, noise, mask)
+            self.out = self.pop.update_fn(batch, noise, mask)
         self.graph = graph
 
     def __call__(self, batch: Batch, noise: Noise, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.graph is None:
-            return self.pop.update(batch, noise, mask)
+            return self.pop.update_fn(batch, noise, mask)
         sb, sn, sm = self.static
         for dst, src in ((sb.obs, batch.obs), (sb.action, batch.action), (sb.reward, batch.reward),
                          (sb.next_obs, batch.next_obs), (sb.done, batch.done),
