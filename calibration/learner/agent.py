@@ -104,7 +104,7 @@ class Population:
     seeds: list[int]
     device: torch.device
     learning_rates: torch.Tensor | None = None  # (M,), default cfg.learning_rate
-    fused: bool = True  # the quantile-Huber loss with its gradient in one pass (fused.py)
+    fused: bool = True  # fused loss (fused.py) and single-pass AdamW kernels; False: reference
     compiled: bool = False  # torch.compile the whole update (`update_fn`)
     amp: bool = False  # bf16 autocast for the networks; parameters, optimiser and loss stay fp32
     critic: torch.Tensor = field(init=False)
@@ -138,8 +138,10 @@ class Population:
         lr = (torch.full((m,), cfg.learning_rate) if self.learning_rates is None
               else torch.as_tensor(self.learning_rates, dtype=torch.float32))
         self.learning_rates = lr.to(self.device)
-        self.critic_opt = AdamW(self.critic, self.learning_rates, cfg.weight_decay)
-        self.actor_opt = AdamW(self.actor, self.learning_rates, cfg.weight_decay)
+        # Eager fast path: a single-pass AdamW kernel per member; compiled: inductor fuses.
+        kernel = self.fused and not self.compiled
+        self.critic_opt = AdamW(self.critic, self.learning_rates, cfg.weight_decay, kernel=kernel)
+        self.actor_opt = AdamW(self.actor, self.learning_rates, cfg.weight_decay, kernel=kernel)
         self.alpha_opt = AdamW(self.log_alpha, self.learning_rates, 0.0)
         self._loss = fused_quantile_huber_loss if self.fused else quantile_huber_loss
         self.update_fn = compile_update(self.update) if self.compiled else self.update

@@ -6,6 +6,12 @@ it), but a member whose mask is false keeps its parameters and moments bit for b
 its step count. Parameters are any tensor whose first dim is the member, (M, ...); they are
 updated in place through a 2-D view (M, numel per member), where the per-member values
 broadcast over rows.
+
+With `kernel=True` (where this torch has `_fused_adamw_`, the kernel behind
+torch.optim.AdamW(fused=True)) each member's row is one single-pass kernel instead of about ten
+whole-buffer passes; a masked member's call is skipped on the device through its `found_inf`
+flag, so no host sync. Inside torch.compile the plain version is better: it fuses into one
+kernel by itself.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import torch
 
 class AdamW:
     def __init__(self, params: torch.Tensor, lr: torch.Tensor, weight_decay: float,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 kernel: bool = False):
+        self.kernel = kernel and has_fused_kernel()
         self.params = params.view(params.shape[0], -1)  # (M, K), shares storage with params
         self.lr = lr  # (M,)
         self.wd = weight_decay
@@ -23,7 +31,7 @@ class AdamW:
         self.eps = eps
         self.m = torch.zeros_like(self.params)
         self.v = torch.zeros_like(self.params)
-        self.t = torch.zeros_like(lr)  # steps taken per member
+        self.t = torch.zeros(lr.shape, device=lr.device)  # steps taken per member (float32)
 
     @torch.no_grad()
     def step(self, grad: torch.Tensor, mask: torch.Tensor) -> None:
@@ -31,7 +39,15 @@ class AdamW:
         grad = grad.view(self.params.shape)
         maskf = mask.to(self.lr.dtype)
         self.t += maskf
-        t = self.t.clamp(min=1.0)
+        if self.kernel:
+            skip = (~mask).to(torch.float32)  # found_inf: 1 skips the member
+            for i in range(self.params.shape[0]):
+                torch.ops.aten._fused_adamw_.tensor_lr(
+                    [self.params[i]], [grad[i]], [self.m[i]], [self.v[i]], [], [self.t[i]],
+                    lr=self.lr[i], beta1=self.b1, beta2=self.b2, weight_decay=self.wd,
+                    eps=self.eps, amsgrad=False, maximize=False, found_inf=skip[i])
+            return
+        t = self.t.to(self.lr.dtype).clamp(min=1.0)
         # Members that skip get a zero step size and keep their moments (blend weight 0).
         step = (self.lr * torch.sqrt(1 - self.b2**t) / (1 - self.b1**t) * maskf).unsqueeze(1)
         decay = (1.0 - self.lr * self.wd * maskf).unsqueeze(1)
@@ -46,3 +62,10 @@ class AdamW:
         """Zero non-finite moments (of diverged members, which stay masked from then on)."""
         self.m.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
         self.v.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def has_fused_kernel() -> bool:
+    try:
+        return hasattr(torch.ops.aten._fused_adamw_, "tensor_lr")
+    except (AttributeError, RuntimeError):
+        return False
