@@ -136,8 +136,8 @@ class Population:
         self.log_alpha = torch.full((m,), math.log(cfg.init_temperature), device=self.device)
         self.log_alpha_leaf = self.log_alpha.view(m).requires_grad_(True)
         lr = (torch.full((m,), cfg.learning_rate) if self.learning_rates is None
-              else torch.as_tensor(self.learning_rates, dtype=torch.float32))
-        self.learning_rates = lr.to(self.device)
+              else torch.as_tensor(self.learning_rates))
+        self.learning_rates = lr.to(self.device, self.critic.dtype)
         # Eager fast path: a single-pass AdamW kernel per member; compiled: inductor fuses.
         kernel = self.fused and not self.compiled
         self.critic_opt = AdamW(self.critic, self.learning_rates, cfg.weight_decay, kernel=kernel)
@@ -208,7 +208,7 @@ class Population:
         self.alpha_opt.step(grad_t, mask)
         # 4. target critic: Polyak averaging, one pass over the flat buffers
         with torch.no_grad():
-            self.target.lerp_(self.critic, (cfg.tau * mask.to(torch.float32)).view(-1, 1, 1))
+            self.target.lerp_(self.critic, (cfg.tau * mask.to(self.target.dtype)).view(-1, 1, 1))
         return {"critic_loss": loss_c.detach(), "actor_loss": loss_a.detach(),
                 "temperature": alpha, "entropy": -logp.detach().mean(-1)}
 

@@ -11,13 +11,19 @@ Per pair u = target_j - pred_i, with a = |u| and c = min(a, kappa):
     huber(u) = c * (a - c / 2)            (0.5 u^2 inside [-kappa, kappa], linear outside)
     d huber / du = sign(u) * c = clamp(u, -kappa, kappa)
     weight = tau_i if u >= 0 else 1 - tau_i   (= |tau_i - 1{u < 0}|)
-Inside torch.compile (the whole update, Population(compiled=True)) the pairwise arithmetic and
-both reductions fuse into one kernel on the GPU.
+On a GPU `loss_and_grad` is torch.compile'd on first use (one generated kernel: the pairwise
+terms never reach memory; seconds of compile per shape, cached on disk); on the CPU, or if that
+compile fails, it runs eagerly. Inside a compiled update the same fusion happens anyway.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import torch
+
+COMPILE_ON_GPU = True  # set False to keep the loss eager on GPUs too
+_compiled = None
 
 
 def loss_and_grad(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0
@@ -36,10 +42,29 @@ def loss_and_grad(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0
     return loss, grad
 
 
+def _gpu_loss_and_grad(pred, target, kappa):
+    """loss_and_grad through torch.compile, falling back to eager (with a warning) for good
+    if compiling fails. Call it first outside CUDA-graph capture (GraphedUpdate warms up)."""
+    global _compiled
+    if _compiled is None:
+        _compiled = torch.compile(loss_and_grad, dynamic=False)
+    if _compiled is not loss_and_grad:
+        try:
+            return _compiled(pred, target, kappa)
+        except Exception as exc:  # eager is slower, never wrong
+            warnings.warn(f"compiling the fused quantile-Huber loss failed "
+                          f"({type(exc).__name__}: {exc}); using it eagerly", RuntimeWarning,
+                          stacklevel=2)
+            _compiled = loss_and_grad
+    return loss_and_grad(pred, target, kappa)
+
+
 class _QuantileHuber(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pred: torch.Tensor, target: torch.Tensor, kappa: float) -> torch.Tensor:
-        loss, grad = loss_and_grad(pred, target.detach(), kappa)
+        use_compiled = pred.is_cuda and COMPILE_ON_GPU and not torch.compiler.is_compiling()
+        loss, grad = (_gpu_loss_and_grad if use_compiled else loss_and_grad)(
+            pred, target.detach(), kappa)
         ctx.save_for_backward(grad)
         ctx.pred_shape = pred.shape
         return loss

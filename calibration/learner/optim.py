@@ -31,7 +31,7 @@ class AdamW:
         self.eps = eps
         self.m = torch.zeros_like(self.params)
         self.v = torch.zeros_like(self.params)
-        self.t = torch.zeros(lr.shape, device=lr.device)  # steps taken per member (float32)
+        self.t = torch.zeros(lr.shape, dtype=torch.float32, device=lr.device)  # steps per member
 
     @torch.no_grad()
     def step(self, grad: torch.Tensor, mask: torch.Tensor) -> None:
