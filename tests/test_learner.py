@@ -356,6 +356,20 @@ def test_fused_loss_falls_back_to_eager_when_compiling_fails(monkeypatch):
         torch.testing.assert_close(a, b)
 
 
+def test_compiled_update_falls_back_to_eager_when_compiling_fails(monkeypatch):
+    def broken_compile(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no compiler here")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    ref = _run(Population(SMALL, 3, [3, 5, 7], CPU, LRS), 3)
+    pop = Population(SMALL, 3, [3, 5, 7], CPU, LRS, compiled=True)
+    with pytest.warns(RuntimeWarning, match="torch.compile of the update"):
+        _run(pop, 3, pop.update_fn)
+    _assert_same_population(pop, ref, rtol=0, atol=0)
+
+
 # --- replay, environments ---------------------------------------------------------------------
 
 def test_replay_is_a_ring_buffer_of_buffer_size_transitions():

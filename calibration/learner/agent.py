@@ -16,6 +16,7 @@ below is the readable definition the fused loss is tested against.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -228,14 +229,37 @@ class Population:
 
 def compile_update(update):
     """torch.compile the whole update. Where this torch can trace `torch.autograd.grad`
-    (dynamo's `trace_autograd_ops`), the update is one graph; otherwise it breaks at each
-    gradient and the pieces are compiled separately."""
-    compiled = torch.compile(update, dynamic=False)
-    if not hasattr(torch._dynamo.config, "trace_autograd_ops"):
-        return compiled
+    (dynamo's `trace_autograd_ops`), the update is one graph; if that fails to compile it is
+    compiled with a graph break at each gradient; if that fails too, the eager update is used.
+    Each fallback is warned about. A one-graph compile fails before anything runs; with graph
+    breaks a failure midway can leave that first update partly applied (then redone eagerly)."""
+    tries = []
+    if hasattr(torch._dynamo.config, "trace_autograd_ops"):
+        tries.append(("one graph", {"trace_autograd_ops": True}))
+    tries.append(("graph breaks at each gradient", {}))
+    current = {"fn": None}
 
     def call(*args):
-        with torch._dynamo.config.patch(trace_autograd_ops=True):
-            return compiled(*args)
+        if current["fn"] is not None:
+            return current["fn"](*args)
+        for label, options in tries:
+            compiled = torch.compile(update, dynamic=False)
+
+            def run(*a, compiled=compiled, options=options):
+                with torch._dynamo.config.patch(**options):
+                    return compiled(*a)
+
+            try:
+                out = run(*args)
+            except Exception as exc:  # noqa: BLE001 - keep training: eager is never wrong
+                warnings.warn(f"torch.compile of the update ({label}) failed: "
+                              f"{type(exc).__name__}: {str(exc)[:200]}", RuntimeWarning,
+                              stacklevel=2)
+                torch._dynamo.reset()
+                continue
+            current["fn"] = run
+            return out
+        current["fn"] = update
+        return update(*args)
 
     return call
