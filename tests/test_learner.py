@@ -367,7 +367,8 @@ def test_compiled_update_falls_back_to_eager_when_compiling_fails(monkeypatch):
     pop = Population(SMALL, 3, [3, 5, 7], CPU, LRS, compiled=True)
     with pytest.warns(RuntimeWarning, match="torch.compile of the update"):
         _run(pop, 3, pop.update_fn)
-    _assert_same_population(pop, ref, rtol=0, atol=0)
+    # same update; the compiled configuration uses the whole-buffer AdamW (last-bit rounding)
+    _assert_same_population(pop, ref, rtol=1e-5, atol=1e-6)
 
 
 # --- replay, environments ---------------------------------------------------------------------
