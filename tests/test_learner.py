@@ -209,14 +209,17 @@ def test_bf16_autocast_population_tracks_fp32():
 # --- the fast paths equal the readable ones -------------------------------------------------
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
-@pytest.mark.parametrize("kappa", [1.0, 0.5])
-def test_fused_quantile_huber_equals_the_reference_value_and_gradient(dtype, tol, kappa):
+@pytest.mark.parametrize("kappa, n, n_target", [(1.0, 7, 9), (0.5, 7, 9), (1.0, 1, 1)])
+def test_fused_quantile_huber_equals_the_reference_value_and_gradient(dtype, tol, kappa, n,
+                                                                      n_target):
     """Same loss and d loss / d pred to `tol` (relative), target broadcast over both Q-nets,
-    with pairs exactly at u = 0 and |u| = kappa (where the branches meet)."""
+    with pairs exactly at u = 0 and |u| = kappa (where the branches meet); n = 1 is the
+    scalar head."""
     g = torch.Generator().manual_seed(0)
-    pred = (torch.randn(3, 2, 16, 7, generator=g, dtype=dtype) * 2).requires_grad_()
-    target = torch.randn(3, 1, 16, 9, generator=g, dtype=dtype) * 2
-    target[0, 0, 0, :2] = pred[0, 0, 0, 0].detach() + torch.tensor([0.0, kappa], dtype=dtype)
+    pred = (torch.randn(3, 2, 16, n, generator=g, dtype=dtype) * 2).requires_grad_()
+    target = torch.randn(3, 1, 16, n_target, generator=g, dtype=dtype) * 2
+    target[0, 0, 0, 0] = pred[0, 0, 0, 0].detach()
+    target[0, 0, 1, 0] = pred[0, 0, 1, 0].detach() + kappa
     weights = torch.rand(3, 2, generator=g, dtype=dtype)  # a non-uniform upstream gradient
     ref = quantile_huber_loss(pred, target, kappa)
     (ref_grad,) = torch.autograd.grad((ref * weights).sum(), pred)

@@ -1,8 +1,10 @@
 """Replay the population update from a CUDA graph: one launch instead of hundreds.
 
 The update reads fixed ("static") input tensors; each step copies the new batch, noise and mask
-into them and replays the graph captured once. Same arithmetic as `Population.update` (checked by
-benchmarks/gpu_check.sh); on the CPU, or if capture fails, it falls back to the eager update.
+into them and replays the graph captured once. It captures `pop.update_fn` (the eager update, or
+the compiled one), so the fused loss and the AdamW kernels are inside the graph. Same arithmetic
+as the update it captures (benchmarks/gpu_equivalence.py, run by gpu_check.sh); on the CPU, or
+if capture fails, it falls back to that update.
 """
 
 from __future__ import annotations
