@@ -16,6 +16,8 @@ kernel by itself.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 
@@ -42,11 +44,20 @@ class AdamW:
         if self.kernel:
             skip = (~mask).to(torch.float32)  # found_inf: 1 skips the member
             for i in range(self.params.shape[0]):
-                torch.ops.aten._fused_adamw_.tensor_lr(
-                    [self.params[i]], [grad[i]], [self.m[i]], [self.v[i]], [], [self.t[i]],
-                    lr=self.lr[i], beta1=self.b1, beta2=self.b2, weight_decay=self.wd,
-                    eps=self.eps, amsgrad=False, maximize=False, found_inf=skip[i])
-            return
+                try:
+                    torch.ops.aten._fused_adamw_.tensor_lr(
+                        [self.params[i]], [grad[i]], [self.m[i]], [self.v[i]], [], [self.t[i]],
+                        lr=self.lr[i], beta1=self.b1, beta2=self.b2, weight_decay=self.wd,
+                        eps=self.eps, amsgrad=False, maximize=False, found_inf=skip[i])
+                except RuntimeError as exc:  # a torch whose kernel refuses these inputs
+                    if i > 0:
+                        raise
+                    warnings.warn(f"the fused AdamW kernel failed ({exc}); using whole-buffer "
+                                  "operations", RuntimeWarning, stacklevel=2)
+                    self.kernel = False
+                    break
+            else:
+                return
         t = self.t.to(self.lr.dtype).clamp(min=1.0)
         # Members that skip get a zero step size and keep their moments (blend weight 0).
         step = (self.lr * torch.sqrt(1 - self.b2**t) / (1 - self.b1**t) * maskf).unsqueeze(1)
