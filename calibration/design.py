@@ -1,0 +1,492 @@
+"""Calibration designs: which (utd, width) configurations to run, and how to fit a few of them.
+
+Three pieces, numpy/scipy only, on top of `calibration.fitting`:
+
+- **subset fits**: the law D_J(utd, params) = D_min + (a/utd)^alpha + (b/params)^beta fitted on
+  some configurations of a data-to-target table (`subset_fit`), scored on the others
+  (`holdout_error`);
+- **designs**: which k configurations of a candidate grid to run: the factorised utd x width
+  sub-grid of a preset (`factorial_design`), corners (+ centre), random subsets, and a greedy
+  D-optimal design on the law's Jacobian (`d_optimal_design`);
+- **few-shot fits with a family prior**: a law whose exponents and threshold shape come from
+  other tasks (`FamilyPrior`, `family_prior`), with only the per-task terms fitted on k runs
+  (`few_shot_fit`).
+
+Coordinates. Every family quantity lives in one fixed centring (`Centring`): with
+s = log utd - s_ref, n = log params - n_ref, the law at threshold j reads
+    log D_j = L + logsumexp(c0_j, c1_j - alpha s, c2_j - beta n),
+so c0_j = log(D_min_j) - L, c1_j = log of the utd term at utd = exp(s_ref) (minus L), and
+c2_j = log of the params term at params = exp(n_ref) (minus L). These are the coordinates of
+`calibration.fitting` (theta = [c (m x 3), alpha, beta], exponents shared across thresholds),
+so residuals and Jacobians are fitting's own.
+
+Pooled fit (precise definition). For a family of tasks with the same number m of thresholds,
+the pooled fit minimises the sum over tasks of each task's fitting loss (mean squared log error
++ censored hinge + smoothness, `calibration.fitting._residuals`) over
+    c_tjk = shape_jk + offset_tk   (shape shared, one offset per task and term k = 0, 1, 2),
+    alpha, beta shared,
+with the gauge offset_0k = 0. A few-shot fit of task t holds (shape, alpha, beta) at a prior's
+values and fits the 3 offsets of t alone; given all of t's runs and the prior of the pooled fit
+that includes t, it returns the pooled fit's law for t (each offset block is optimal given the
+shared quantities, and the other tasks' terms do not depend on it).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from calibration.curves import DataTable
+from calibration.fitting import (
+    ALPHA_BOUNDS,
+    C_BOUNDS,
+    LawFit,
+    Method,
+    Problem,
+    _problem,
+    _residuals,
+    _to_coef,
+    fit_laws,
+)
+
+#: The D_J method of the shipped fits (calibration.build.DEFAULT_METHOD), restated to keep this
+#: module free of build's fit-file imports.
+DESIGN_METHOD = Method(shared_exponents=True, smoothness=0.1, censored=True, weighted=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Subset fits and hold-out errors
+
+
+def subset_fit(table: DataTable, keep: np.ndarray, method: Method = DESIGN_METHOD,
+               warm: LawFit | None = None) -> LawFit:
+    """Fit D_J on the configurations `keep` (bool mask or indices) of `table`, all thresholds.
+
+    A thin wrapper over `calibration.fitting.fit_laws` (multi-start; `warm` adds a start).
+    """
+    mask = _mask(keep, len(table.utd))
+    fit = fit_laws(table, method, keep=mask)
+    if warm is not None:
+        other = fit_laws(table, method, keep=mask, warm=warm)
+        if _loss_of(other, table, mask, method) < _loss_of(fit, table, mask, method):
+            fit = other
+    return fit
+
+
+def holdout_error(table: DataTable, fit: LawFit, test: np.ndarray) -> float:
+    """Mean relative error |D_pred - D_obs| / D_obs on configurations `test`: the mean over
+    thresholds (with an observed point) of the mean over configurations. NaN if none observed."""
+    mask = _mask(test, len(table.utd))
+    pred = fit.predict(table.utd[mask], table.params[mask])
+    return threshold_mean_error(pred, table.data[mask])
+
+
+def threshold_mean_error(pred: np.ndarray, data: np.ndarray) -> float:
+    """Mean over thresholds of the mean relative error over configs (observed points only)."""
+    per = []
+    for j in range(data.shape[1]):
+        obs = np.isfinite(data[:, j])
+        if obs.any():
+            per.append(np.mean(np.abs(pred[obs, j] - data[obs, j]) / data[obs, j]))
+    return float(np.mean(per)) if per else float("nan")
+
+
+def _mask(keep, n: int) -> np.ndarray:
+    keep = np.asarray(keep)
+    if keep.dtype == bool:
+        if keep.shape != (n,):
+            raise ValueError(f"mask of length {keep.shape} for {n} configurations")
+        return keep
+    mask = np.zeros(n, bool)
+    mask[keep.astype(int)] = True
+    return mask
+
+
+def _loss_of(fit: LawFit, table: DataTable, mask: np.ndarray, method: Method) -> float:
+    cen = Centring.of(table, mask)
+    prob = cen.problem(table, mask)
+    r = _residuals(cen.theta(fit.coef), prob, method)
+    return float(r @ r)
+
+
+# --------------------------------------------------------------------------------------------
+# Fixed centring and the few-shot (family prior) fit
+
+
+@dataclass(frozen=True)
+class Centring:
+    """Reference point of the log coordinates: s_ref = log utd, n_ref = log params, log_scale =
+    log env steps. Family quantities are only comparable in one shared centring."""
+
+    s_ref: float
+    n_ref: float
+    log_scale: float
+
+    @staticmethod
+    def of(table: DataTable, keep: np.ndarray | None = None) -> Centring:
+        keep = np.ones(len(table.utd), bool) if keep is None else keep
+        d = table.data[keep]
+        return Centring(float(np.log(table.utd[keep]).mean()),
+                        float(np.log(table.params[keep]).mean()),
+                        float(np.nanmean(np.log(d))) if np.isfinite(d).any() else 0.0)
+
+    def problem(self, table: DataTable, keep: np.ndarray, data: np.ndarray | None = None
+                ) -> Problem:
+        data = table.data if data is None else data
+        return _problem(table.utd[keep], table.params[keep], data[keep], table.horizon[keep],
+                        np.ones(int(keep.sum()))[:, None] * np.ones(data.shape[1]),
+                        log_scale=self.log_scale, s_mean=self.s_ref, n_mean=self.n_ref)
+
+    def theta(self, coef: np.ndarray) -> np.ndarray:
+        """fitting's theta [c (m x 3), alpha, beta] of coefficients (d_min, a, alpha, b, beta)
+        in this centring (exponents averaged over thresholds)."""
+        d, a, al, b, be = (coef[:, k] for k in range(5))
+        c0 = np.log(np.maximum(d, 1e-300)) - self.log_scale
+        c1 = al * (np.log(a) - self.s_ref) - self.log_scale
+        c2 = be * (np.log(b) - self.n_ref) - self.log_scale
+        return np.concatenate([np.stack([c0, c1, c2], axis=1).ravel(), [al.mean(), be.mean()]])
+
+    def coef(self, theta: np.ndarray, m: int) -> np.ndarray:
+        prob = Problem(np.zeros(0), np.zeros(0), np.zeros((0, m)), np.zeros((0, m)),
+                       np.zeros((0, m)), self.log_scale, self.s_ref, self.n_ref)
+        return _to_coef(theta, prob, Method(shared_exponents=True), m)
+
+
+@dataclass(frozen=True)
+class FamilyPrior:
+    """What a task borrows from its family, in `centring`'s coordinates.
+
+    shape: (m, 3) c_jk up to a per-task offset per term k; alpha, beta: exponents.
+    `offsets` (3,) is a typical task's offset (the family median), used as the fit's start and
+    for designs chosen before any run. `members`: the tasks it was estimated from.
+    """
+
+    centring: Centring
+    shape: np.ndarray
+    alpha: float
+    beta: float
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    members: tuple[str, ...] = ()
+
+    @property
+    def m(self) -> int:
+        return self.shape.shape[0]
+
+    def theta(self, offsets: np.ndarray | None = None) -> np.ndarray:
+        off = self.offsets if offsets is None else np.asarray(offsets, float)
+        c = self.shape + off[None, :]
+        return np.concatenate([c.ravel(), [self.alpha, self.beta]])
+
+    def coef(self, offsets: np.ndarray | None = None) -> np.ndarray:
+        """(m, 5) law coefficients (d_min, a, alpha, b, beta) for given per-task offsets."""
+        return self.centring.coef(self.theta(offsets), self.m)
+
+
+def few_shot_fit(table: DataTable, keep: np.ndarray, prior: FamilyPrior,
+                 method: Method = DESIGN_METHOD, free: str = "offsets",
+                 free_exponents: bool = False) -> LawFit:
+    """Fit task `table` on configurations `keep` with quantities borrowed from `prior`.
+
+    free="offsets": the family's threshold shape and exponents are held; only the 3 per-task
+    offsets (log D_min, log utd term, log params term, each shifted equally at every threshold)
+    are fitted. free="coefficients": only the exponents are held; every (D_min, a, b) is fitted.
+    `free_exponents` also frees alpha, beta. Same loss as `fit_laws` (fitting._residuals), in
+    the prior's centring."""
+    if table.data.shape[1] != prior.m:
+        raise ValueError(f"table has {table.data.shape[1]} thresholds, prior {prior.m}")
+    if not method.shared_exponents:
+        raise ValueError("few-shot fits need a method with shared exponents")
+    mask = _mask(keep, len(table.utd))
+    prob = prior.centring.problem(table, mask)
+    m = prior.m
+    if free not in ("offsets", "coefficients"):
+        raise ValueError(f"free must be 'offsets' or 'coefficients', got {free!r}")
+    # theta = base + M phi, phi = (offsets (3) or every c (3m))[, alpha, beta].
+    n_c = 3 if free == "offsets" else 3 * m
+    M = np.zeros((3 * m + 2, n_c + 2 * free_exponents))
+    if free == "offsets":
+        for k in range(3):
+            M[np.arange(m) * 3 + k, k] = 1.0
+        base = prior.theta(np.zeros(3))
+    else:
+        M[np.arange(3 * m), np.arange(3 * m)] = 1.0
+        base = np.r_[np.zeros(3 * m), prior.alpha, prior.beta]
+    if free_exponents:
+        base[-2:] = 0.0
+        M[3 * m, n_c] = M[3 * m + 1, n_c + 1] = 1.0
+    starts = []
+    for off in _offset_starts(prob, prior):
+        x0 = off if free == "offsets" else (prior.shape + off[None, :]).ravel()
+        starts.append(np.r_[x0, prior.alpha, prior.beta] if free_exponents else x0)
+    phi, _ = _solve_linear(prob, method, base, M, starts, n_c)
+    theta = base + M @ phi
+    return LawFit(table.targets, prior.centring.coef(theta, m), theta, method)
+
+
+def _offset_starts(prob: Problem, prior: FamilyPrior):
+    """Starts: the prior's typical offsets, and the same shifted to the task's data level."""
+    yield prior.offsets.copy()
+    obs = np.isfinite(prob.y)
+    if obs.any():
+        shift = np.mean(prob.y[obs] - _law_log(prior.theta(), prior.m, prob)[obs])
+        yield prior.offsets + shift
+
+
+def _law_log(theta: np.ndarray, m: int, prob: Problem) -> np.ndarray:
+    c = theta[:3 * m].reshape(m, 3)
+    z = np.stack([np.broadcast_to(c[:, 0], (len(prob.s), m)),
+                  c[:, 1] - prob.s[:, None] * theta[3 * m], c[:, 2] - prob.n[:, None] * theta[3 * m + 1]])
+    return np.logaddexp.reduce(z, axis=0)
+
+
+def _solve_linear(prob: Problem, method: Method, base: np.ndarray, M: np.ndarray, starts,
+                  n_c: int) -> tuple[np.ndarray, float]:
+    """min over phi of fitting's loss at theta = base + M phi (trust-region, multi-start);
+    phi[:n_c] are log coefficients, phi[n_c:] exponents."""
+    n_phi = M.shape[1]
+    lo = np.full(n_phi, 2 * C_BOUNDS[0])
+    hi = np.full(n_phi, 2 * C_BOUNDS[1])
+    lo[n_c:], hi[n_c:] = ALPHA_BOUNDS
+
+    def fun(phi):
+        return _residuals(base + M @ phi, prob, method)
+
+    def jac(phi):
+        return _residuals(base + M @ phi, prob, method, jac=True)[1] @ M
+
+    best = (None, np.inf)
+    for x0 in starts:
+        res = least_squares(fun, np.clip(x0, lo + 1e-9, hi - 1e-9), jac=jac, bounds=(lo, hi),
+                            method="trf", x_scale="jac", ftol=1e-10, xtol=1e-10, gtol=1e-10,
+                            max_nfev=400)
+        loss = float(res.fun @ res.fun)
+        if loss < best[1]:
+            best = (res.x, loss)
+    return best
+
+
+# --------------------------------------------------------------------------------------------
+# Pooled family fit and family priors
+
+
+@dataclass
+class PooledFit:
+    """Joint fit of a family (module docstring): shared shape and exponents, per-task offsets.
+
+    offsets[t] is task t's (3,) offset (offsets[0] = 0, the gauge); `laws[t]` its LawFit."""
+
+    prior: FamilyPrior
+    offsets: np.ndarray
+    laws: list[LawFit]
+    loss: float
+
+
+def family_centring(tables: list[DataTable]) -> Centring:
+    """One centring for a family: mean log utd, log params and log data over all its tables."""
+    ls = np.concatenate([np.log(t.utd) for t in tables])
+    ln = np.concatenate([np.log(t.params) for t in tables])
+    ld = np.concatenate([np.log(t.data[np.isfinite(t.data)]) for t in tables])
+    return Centring(float(ls.mean()), float(ln.mean()), float(ld.mean()) if ld.size else 0.0)
+
+
+def pooled_fit(tables: list[DataTable], method: Method = DESIGN_METHOD,
+               keeps: list[np.ndarray] | None = None, centring: Centring | None = None,
+               names: tuple[str, ...] = (), fits: list[LawFit] | None = None) -> PooledFit:
+    """The pooled fit of a family of tasks (module docstring), each on configs keeps[t].
+
+    `fits` (per-task free fits, optional) give the start; otherwise they are fitted here."""
+    if not tables:
+        raise ValueError("a pooled fit needs at least one task")
+    m = tables[0].data.shape[1]
+    if any(t.data.shape[1] != m for t in tables):
+        raise ValueError("every task of a family needs the same number of thresholds")
+    if not method.shared_exponents:
+        raise ValueError("pooled fits need a method with shared exponents")
+    T = len(tables)
+    keeps = [np.ones(len(t.utd), bool) if k is None else _mask(k, len(t.utd))
+             for t, k in zip(tables, keeps or [None] * T)]
+    cen = centring or family_centring(tables)
+    probs = [cen.problem(t, k) for t, k in zip(tables, keeps)]
+    if fits is None:
+        fits = [fit_laws(t, method, keep=k) for t, k in zip(tables, keeps)]
+    thetas = np.array([cen.theta(f.coef) for f in fits])  # (T, 3m+2)
+    c = thetas[:, :3 * m].reshape(T, m, 3)
+    off = c.mean(axis=1)  # (T, 3)
+    shape0 = np.median(c - off[:, None, :], axis=0) + off[0]
+    n_par = 3 * m + 2 + 3 * (T - 1)
+    # x = [shape (3m), alpha, beta, offsets of tasks 1..T-1 (3 each)]
+    maps = []
+    for t in range(T):
+        M = np.zeros((3 * m + 2, n_par))
+        M[np.arange(3 * m + 2), np.arange(3 * m + 2)] = 1.0
+        if t > 0:
+            for k in range(3):
+                M[np.arange(m) * 3 + k, 3 * m + 2 + 3 * (t - 1) + k] = 1.0
+        maps.append(M)
+
+    def fun(x):
+        return np.concatenate([_residuals(M @ x, p, method) for M, p in zip(maps, probs)])
+
+    def jac(x):
+        return np.concatenate([_residuals(M @ x, p, method, jac=True)[1] @ M
+                               for M, p in zip(maps, probs)])
+
+    lo = np.r_[np.full(3 * m, C_BOUNDS[0]), ALPHA_BOUNDS[0], ALPHA_BOUNDS[0],
+               np.full(3 * (T - 1), 2 * C_BOUNDS[0])]
+    hi = np.r_[np.full(3 * m, C_BOUNDS[1]), ALPHA_BOUNDS[1], ALPHA_BOUNDS[1],
+               np.full(3 * (T - 1), 2 * C_BOUNDS[1])]
+    starts = []
+    for ex in ([np.median(thetas[:, -2]), np.median(thetas[:, -1])],
+               np.exp(np.median(np.log(thetas[:, -2:]), axis=0)), [0.5, 0.5], [1.0, 1.0]):
+        starts.append(np.r_[shape0.ravel(), ex, (off[1:] - off[0]).ravel()])
+    best = (None, np.inf)
+    for x0 in starts:
+        res = least_squares(fun, np.clip(x0, lo + 1e-9, hi - 1e-9), jac=jac, bounds=(lo, hi),
+                            method="trf", x_scale="jac", ftol=1e-10, xtol=1e-10, gtol=1e-10,
+                            max_nfev=1000)
+        loss = float(res.fun @ res.fun)
+        if loss < best[1]:
+            best = (res.x, loss)
+    x, loss = best
+    shape = x[:3 * m].reshape(m, 3)
+    offsets = np.vstack([np.zeros(3), x[3 * m + 2:].reshape(T - 1, 3)])
+    prior = FamilyPrior(cen, shape, float(x[3 * m]), float(x[3 * m + 1]),
+                        offsets=np.median(offsets, axis=0), members=tuple(names))
+    laws = [LawFit(t.targets, prior.coef(o), prior.theta(o), method)
+            for t, o in zip(tables, offsets)]
+    return PooledFit(prior, offsets, laws, loss)
+
+
+def median_prior(fits: list[LawFit], centring: Centring, names: tuple[str, ...] = ()
+                 ) -> FamilyPrior:
+    """A family prior from per-task free fits: median exponents, median threshold shape
+    (c_tjk minus the task's mean over thresholds), median offsets."""
+    m = fits[0].coef.shape[0]
+    thetas = np.array([centring.theta(f.coef) for f in fits])
+    c = thetas[:, :3 * m].reshape(len(fits), m, 3)
+    off = c.mean(axis=1)
+    return FamilyPrior(centring, np.median(c - off[:, None, :], axis=0),
+                       float(np.median(thetas[:, -2])), float(np.median(thetas[:, -1])),
+                       offsets=np.median(off, axis=0), members=tuple(names))
+
+
+# --------------------------------------------------------------------------------------------
+# Designs: which configurations of a candidate grid to run
+
+
+def law_jacobian(theta: np.ndarray, m: int, utd: np.ndarray, params: np.ndarray,
+                 centring: Centring) -> np.ndarray:
+    """(n, m, 3m + 2) derivative of log D_j at each (utd, params) with respect to fitting's
+    theta [c (m x 3), alpha, beta] in `centring`'s coordinates."""
+    n = len(utd)
+    prob = Problem(np.log(utd) - centring.s_ref, np.log(params) - centring.n_ref,
+                   np.zeros((n, m)), np.ones((n, m)), np.full((n, m), np.nan), 0.0,
+                   centring.s_ref, centring.n_ref)
+    _, jac = _residuals(theta, prob, Method(shared_exponents=True, censored=False), jac=True)
+    return jac.reshape(n, m, -1) * np.sqrt(n * m)
+
+
+def free_map(m: int, free: str = "coefficients", free_exponents: bool = True) -> np.ndarray:
+    """(3m + 2, p) map from the fitted parameters to theta: every coefficient (and the
+    exponents), or the 3 offsets (and the exponents)."""
+    cols = []
+    if free == "offsets":
+        for k in range(3):
+            col = np.zeros(3 * m + 2)
+            col[np.arange(m) * 3 + k] = 1.0
+            cols.append(col)
+    else:
+        cols += list(np.eye(3 * m + 2)[:3 * m])
+    if free_exponents:
+        cols += list(np.eye(3 * m + 2)[3 * m:])
+    return np.array(cols).T
+
+
+def d_optimal_design(k: int, utd: np.ndarray, params: np.ndarray, thetas: list[np.ndarray],
+                     m: int, centring: Centring, free: str = "coefficients",
+                     free_exponents: bool = True, include: np.ndarray | None = None
+                     ) -> np.ndarray:
+    """Indices of k candidate configurations (utd[i], params[i]) chosen greedily to maximise
+    the mean over `thetas` (plausible laws, e.g. the family's fits) of log det of the
+    information matrix sum_i J_i^T J_i of the fitted parameters (`free_map`), then improved by
+    single exchanges until none helps. `include`: indices that must be in the design.
+
+    A small ridge (1e-6 of the mean diagonal) keeps the determinant finite while the design has
+    fewer observations than parameters, so early picks maximise the product of the largest
+    eigenvalues."""
+    utd, params = np.asarray(utd, float), np.asarray(params, float)
+    n = len(utd)
+    if not 1 <= k <= n:
+        raise ValueError(f"a design of {k} runs from {n} candidate configurations")
+    M = free_map(m, free, free_exponents)
+    infos = []  # per theta: (n, p, p) information of each candidate
+    for th in thetas:
+        J = law_jacobian(th, m, utd, params, centring) @ M  # (n, m, p)
+        infos.append(np.einsum("nmp,nmq->npq", J, J))
+    infos = np.array(infos)  # (T, n, p, p)
+    ridge = 1e-6 * np.mean(np.trace(infos.sum(axis=1), axis1=1, axis2=2)) / M.shape[1]
+    eye = ridge * np.eye(M.shape[1])
+
+    def score(sel):
+        F = infos[:, sel].sum(axis=1) + eye
+        return float(np.mean(np.linalg.slogdet(F)[1]))
+
+    chosen = [] if include is None else [int(i) for i in include]
+    while len(chosen) < k:
+        rest = [i for i in range(n) if i not in chosen]
+        chosen.append(max(rest, key=lambda i: score(chosen + [i])))
+    fixed = set(chosen[: 0 if include is None else len(include)])
+    improved = True
+    while improved:
+        improved = False
+        best = score(chosen)
+        for pos, i in enumerate(chosen):
+            if i in fixed:
+                continue
+            for j in range(n):
+                if j in chosen:
+                    continue
+                trial = chosen[:pos] + [j] + chosen[pos + 1:]
+                s = score(trial)
+                if s > best + 1e-9:
+                    chosen, best, improved = trial, s, True
+    return np.array(sorted(chosen))
+
+
+def factorial_design(utd: np.ndarray, params: np.ndarray, n_utd: int = 3, n_params: int = 3
+                     ) -> np.ndarray:
+    """Indices of the n_utd x n_params sub-grid spread evenly (in rank) over each axis of a
+    candidate grid: the stage-2 utd x width design of a preset (3 x 3 for `reduced`)."""
+    us, ps = _levels(utd, n_utd), _levels(params, n_params)
+    return np.flatnonzero(np.isin(utd, us) & np.isin(params, ps))
+
+
+def corner_design(utd: np.ndarray, params: np.ndarray, centre: bool = True) -> np.ndarray:
+    """Indices of the 4 corners of a candidate grid (smallest and largest utd x params), plus
+    the configuration nearest the centre in log space if `centre`."""
+    ls, ln = np.log(utd), np.log(params)
+    idx = []
+    for u in (ls.min(), ls.max()):
+        for p in (ln.min(), ln.max()):
+            idx.append(int(np.argmin((ls - u) ** 2 + (ln - p) ** 2)))
+    if centre:
+        z = ((ls - ls.mean()) / max(np.ptp(ls), 1e-12)) ** 2 \
+            + ((ln - ln.mean()) / max(np.ptp(ln), 1e-12)) ** 2
+        z[idx] = np.inf
+        idx.append(int(np.argmin(z)))
+    return np.array(sorted(set(idx)))
+
+
+def random_design(k: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """k of n configuration indices uniformly at random."""
+    return np.sort(rng.choice(n, size=k, replace=False))
+
+
+def _levels(x: np.ndarray, k: int) -> np.ndarray:
+    u = np.unique(x)
+    if k >= len(u):
+        return u
+    return u[np.unique(np.round(np.linspace(0, len(u) - 1, k)).astype(int))]
