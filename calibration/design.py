@@ -186,42 +186,67 @@ class FamilyPrior:
 
 
 def few_shot_fit(table: DataTable, keep: np.ndarray, prior: FamilyPrior,
-                 method: Method = DESIGN_METHOD, free: str = "offsets",
-                 free_exponents: bool = False) -> LawFit:
-    """Fit task `table` on configurations `keep` with quantities borrowed from `prior`.
+                 method: Method = DESIGN_METHOD, shape_weight: float = np.inf,
+                 exponent_weight: float = np.inf) -> LawFit:
+    """Fit task `table` on configurations `keep`, borrowing from `prior`.
 
-    free="offsets": the family's threshold shape and exponents are held; only the 3 per-task
-    offsets (log D_min, log utd term, log params term, each shifted equally at every threshold)
-    are fitted. free="coefficients": only the exponents are held; every (D_min, a, b) is fitted.
-    `free_exponents` also frees alpha, beta. Same loss as `fit_laws` (fitting._residuals), in
-    the prior's centring."""
+    The task's law is c_jk = shape_jk + offset_k + dev_jk, alpha = prior.alpha (1 + e_alpha),
+    beta = prior.beta (1 + e_beta). The 3 offsets (log D_min, log utd term, log params term,
+    shifted equally at every threshold) are always fitted. The deviations are penalised by a
+    Gaussian prior: the loss (fitting's mean squared log error + censored hinge + smoothness)
+    gains (shape_weight * sum dev^2 + exponent_weight * (e_alpha^2 + e_beta^2)) / W, W the number
+    of observed points, so a weight is the ratio (noise variance of log D) / (prior variance)
+    and the prior fades as runs accumulate. A weight of inf holds the quantity at the prior
+    (default: only the offsets are fitted); 0 frees it (shape_weight=0, exponent_weight=inf is
+    "exponents borrowed, every coefficient fitted")."""
     if table.data.shape[1] != prior.m:
         raise ValueError(f"table has {table.data.shape[1]} thresholds, prior {prior.m}")
     if not method.shared_exponents:
         raise ValueError("few-shot fits need a method with shared exponents")
+    if shape_weight < 0 or exponent_weight < 0:
+        raise ValueError("prior weights must be >= 0 (inf holds a quantity at the prior)")
     mask = _mask(keep, len(table.utd))
     prob = prior.centring.problem(table, mask)
     m = prior.m
-    if free not in ("offsets", "coefficients"):
-        raise ValueError(f"free must be 'offsets' or 'coefficients', got {free!r}")
-    # theta = base + M phi, phi = (offsets (3) or every c (3m))[, alpha, beta].
-    n_c = 3 if free == "offsets" else 3 * m
-    M = np.zeros((3 * m + 2, n_c + 2 * free_exponents))
-    if free == "offsets":
-        for k in range(3):
-            M[np.arange(m) * 3 + k, k] = 1.0
-        base = prior.theta(np.zeros(3))
-    else:
-        M[np.arange(3 * m), np.arange(3 * m)] = 1.0
-        base = np.r_[np.zeros(3 * m), prior.alpha, prior.beta]
-    if free_exponents:
-        base[-2:] = 0.0
-        M[3 * m, n_c] = M[3 * m + 1, n_c + 1] = 1.0
+    # theta = base + M phi with phi = (offsets 3 | dev 3m (if shape not held) | e 2 (if free)).
+    cols, groups = [], []
+    for k in range(3):
+        col = np.zeros(3 * m + 2)
+        col[np.arange(m) * 3 + k] = 1.0
+        cols.append(col)
+        groups.append("offset")
+    if np.isfinite(shape_weight):
+        eye = np.eye(3 * m + 2)
+        if shape_weight == 0:  # offsets and free deviations are one and the same: drop offsets
+            cols, groups = [], []
+        cols += list(eye[:3 * m])
+        groups += ["shape"] * (3 * m)
+    if np.isfinite(exponent_weight):
+        for k, ex in ((3 * m, prior.alpha), (3 * m + 1, prior.beta)):
+            col = np.zeros(3 * m + 2)
+            col[k] = ex
+            cols.append(col)
+            groups.append("exponent")
+    M = np.array(cols).T
+    groups = np.array(groups)
+    base = prior.theta(np.zeros(3))
+    n_obs = max(int(np.isfinite(prob.y).sum()), 1)
+    pen = np.zeros(M.shape[1])
+    pen[groups == "shape"] = shape_weight
+    pen[groups == "exponent"] = exponent_weight
+    pen = np.sqrt(pen / n_obs)
     starts = []
     for off in _offset_starts(prob, prior):
-        x0 = off if free == "offsets" else (prior.shape + off[None, :]).ravel()
-        starts.append(np.r_[x0, prior.alpha, prior.beta] if free_exponents else x0)
-    phi, _ = _solve_linear(prob, method, base, M, starts, n_c)
+        x0 = np.zeros(M.shape[1])
+        if shape_weight > 0:
+            x0[groups == "offset"] = off
+        else:
+            x0[groups == "shape"] = (base[:3 * m] + np.tile(off, m))
+        starts.append(x0)
+    if shape_weight == 0:
+        base = base.copy()
+        base[:3 * m] = 0.0
+    phi = _solve_penalised(prob, method, base, M, groups, pen, starts, prior)
     theta = base + M @ phi
     return LawFit(table.targets, prior.centring.coef(theta, m), theta, method)
 
@@ -242,20 +267,28 @@ def _law_log(theta: np.ndarray, m: int, prob: Problem) -> np.ndarray:
     return np.logaddexp.reduce(z, axis=0)
 
 
-def _solve_linear(prob: Problem, method: Method, base: np.ndarray, M: np.ndarray, starts,
-                  n_c: int) -> tuple[np.ndarray, float]:
-    """min over phi of fitting's loss at theta = base + M phi (trust-region, multi-start);
-    phi[:n_c] are log coefficients, phi[n_c:] exponents."""
+def _solve_penalised(prob: Problem, method: Method, base: np.ndarray, M: np.ndarray,
+                     groups: np.ndarray, pen: np.ndarray, starts, prior: FamilyPrior
+                     ) -> np.ndarray:
+    """min over phi of fitting's loss at theta = base + M phi plus sum (pen * phi)^2 over the
+    penalised parameters (trust-region least squares, multi-start)."""
     n_phi = M.shape[1]
     lo = np.full(n_phi, 2 * C_BOUNDS[0])
     hi = np.full(n_phi, 2 * C_BOUNDS[1])
-    lo[n_c:], hi[n_c:] = ALPHA_BOUNDS
+    ex = groups == "exponent"
+    # e = exponent / prior exponent - 1, so the exponent stays within ALPHA_BOUNDS.
+    prior_ex = np.array([prior.alpha, prior.beta])[: ex.sum()]
+    lo[ex] = ALPHA_BOUNDS[0] / prior_ex - 1.0
+    hi[ex] = ALPHA_BOUNDS[1] / prior_ex - 1.0
+    if ex.any():
+        base = base.copy()  # exponents enter as prior * (1 + e)
+    P = np.diag(pen)[pen > 0]
 
     def fun(phi):
-        return _residuals(base + M @ phi, prob, method)
+        return np.concatenate([_residuals(base + M @ phi, prob, method), P @ phi])
 
     def jac(phi):
-        return _residuals(base + M @ phi, prob, method, jac=True)[1] @ M
+        return np.vstack([_residuals(base + M @ phi, prob, method, jac=True)[1] @ M, P])
 
     best = (None, np.inf)
     for x0 in starts:
@@ -265,7 +298,7 @@ def _solve_linear(prob: Problem, method: Method, base: np.ndarray, M: np.ndarray
         loss = float(res.fun @ res.fun)
         if loss < best[1]:
             best = (res.x, loss)
-    return best
+    return best[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,56 +422,77 @@ def law_jacobian(theta: np.ndarray, m: int, utd: np.ndarray, params: np.ndarray,
     return jac.reshape(n, m, -1) * np.sqrt(n * m)
 
 
-def free_map(m: int, free: str = "coefficients", free_exponents: bool = True) -> np.ndarray:
-    """(3m + 2, p) map from the fitted parameters to theta: every coefficient (and the
-    exponents), or the 3 offsets (and the exponents)."""
-    cols = []
-    if free == "offsets":
-        for k in range(3):
-            col = np.zeros(3 * m + 2)
-            col[np.arange(m) * 3 + k] = 1.0
-            cols.append(col)
-    else:
-        cols += list(np.eye(3 * m + 2)[:3 * m])
-    if free_exponents:
-        cols += list(np.eye(3 * m + 2)[3 * m:])
-    return np.array(cols).T
+def parameter_map(theta: np.ndarray, m: int, model: str = "free") -> tuple[np.ndarray, np.ndarray]:
+    """(3m + 2, p) derivative of theta with respect to the fitted parameters of a model, and
+    which of them a family prior penalises ("shape", "exponent") or not ("offset", "free").
+
+    model="free": every coefficient and both exponents (a per-task fit, `subset_fit`);
+    "offsets": the 3 per-task offsets; "prior": offsets + penalised threshold deviations +
+    penalised relative exponent changes (`few_shot_fit` with finite weights)."""
+    eye = np.eye(3 * m + 2)
+    offs = []
+    for k in range(3):
+        col = np.zeros(3 * m + 2)
+        col[np.arange(m) * 3 + k] = 1.0
+        offs.append(col)
+    if model == "free":
+        return eye, np.array(["free"] * (3 * m + 2))
+    if model == "offsets":
+        return np.array(offs).T, np.array(["offset"] * 3)
+    if model == "prior":
+        ex = eye[3 * m:] * theta[3 * m:, None]  # alpha = prior alpha * (1 + e)
+        cols = offs + list(eye[:3 * m]) + list(ex)
+        return np.array(cols).T, np.array(["offset"] * 3 + ["shape"] * (3 * m) + ["exponent"] * 2)
+    raise ValueError(f"model must be 'free', 'offsets' or 'prior', got {model!r}")
 
 
-def d_optimal_design(k: int, utd: np.ndarray, params: np.ndarray, thetas: list[np.ndarray],
-                     m: int, centring: Centring, free: str = "coefficients",
-                     free_exponents: bool = True, include: np.ndarray | None = None
-                     ) -> np.ndarray:
-    """Indices of k candidate configurations (utd[i], params[i]) chosen greedily to maximise
-    the mean over `thetas` (plausible laws, e.g. the family's fits) of log det of the
-    information matrix sum_i J_i^T J_i of the fitted parameters (`free_map`), then improved by
-    single exchanges until none helps. `include`: indices that must be in the design.
+def optimal_design(k: int, utd: np.ndarray, params: np.ndarray, thetas: list[np.ndarray],
+                   m: int, centring: Centring, model: str = "free", criterion: str = "D",
+                   shape_weight: float = 0.1, exponent_weight: float = 0.1,
+                   include: np.ndarray | None = None) -> np.ndarray:
+    """Indices of k candidate configurations (utd[i], params[i]) for fitting `model`
+    (`parameter_map`), chosen greedily and then improved by single exchanges.
 
-    A small ridge (1e-6 of the mean diagonal) keeps the determinant finite while the design has
-    fewer observations than parameters, so early picks maximise the product of the largest
-    eigenvalues."""
+    The information of a design S under a plausible law theta is F = sum_{i in S} J_i^T J_i / m
+    (J_i: (m, p) derivative of log D at config i) plus, for model="prior", the prior's precision
+    diag(weights) (the units of `few_shot_fit`'s penalty). `thetas` are plausible laws (e.g. the
+    family's fits, in `centring`); the score is averaged over them (a Bayesian design), so the
+    design is chosen before any of the task's runs. criterion="D": maximise mean log det F;
+    "I": minimise the mean prediction variance trace(J_c F^-1 J_c^T) over every candidate c and
+    threshold. A ridge (1e-6 of the mean diagonal) keeps F invertible below p observations.
+    `include`: indices that must be chosen."""
     utd, params = np.asarray(utd, float), np.asarray(params, float)
     n = len(utd)
     if not 1 <= k <= n:
         raise ValueError(f"a design of {k} runs from {n} candidate configurations")
-    M = free_map(m, free, free_exponents)
-    infos = []  # per theta: (n, p, p) information of each candidate
+    if criterion not in ("D", "I"):
+        raise ValueError(f"criterion must be 'D' or 'I', got {criterion!r}")
+    infos, jacs, precs = [], [], []
     for th in thetas:
+        M, groups = parameter_map(np.asarray(th, float), m, model)
         J = law_jacobian(th, m, utd, params, centring) @ M  # (n, m, p)
-        infos.append(np.einsum("nmp,nmq->npq", J, J))
-    infos = np.array(infos)  # (T, n, p, p)
-    ridge = 1e-6 * np.mean(np.trace(infos.sum(axis=1), axis1=1, axis2=2)) / M.shape[1]
-    eye = ridge * np.eye(M.shape[1])
+        jacs.append(J)
+        infos.append(np.einsum("nmp,nmq->npq", J, J) / m)
+        w = np.where(groups == "shape", shape_weight,
+                     np.where(groups == "exponent", exponent_weight, 0.0))
+        precs.append(np.diag(w))
+    infos, jacs, precs = np.array(infos), np.array(jacs), np.array(precs)
+    p = infos.shape[-1]
+    ridge = 1e-6 * np.mean(np.trace(infos.sum(axis=1), axis1=1, axis2=2)) / p
+    base = precs + ridge * np.eye(p)
 
     def score(sel):
-        F = infos[:, sel].sum(axis=1) + eye
-        return float(np.mean(np.linalg.slogdet(F)[1]))
+        F = infos[:, sel].sum(axis=1) + base
+        if criterion == "D":
+            return float(np.mean(np.linalg.slogdet(F)[1]))
+        Finv = np.linalg.inv(F)
+        return -float(np.mean(np.einsum("tnmp,tpq,tnmq->t", jacs, Finv, jacs)))
 
     chosen = [] if include is None else [int(i) for i in include]
+    fixed = set(chosen)
     while len(chosen) < k:
         rest = [i for i in range(n) if i not in chosen]
         chosen.append(max(rest, key=lambda i: score(chosen + [i])))
-    fixed = set(chosen[: 0 if include is None else len(include)])
     improved = True
     while improved:
         improved = False
@@ -453,6 +507,7 @@ def d_optimal_design(k: int, utd: np.ndarray, params: np.ndarray, thetas: list[n
                 s = score(trial)
                 if s > best + 1e-9:
                     chosen, best, improved = trial, s, True
+                    break
     return np.array(sorted(chosen))
 
 
