@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
+from advisor.errors import AdvisorError
 from calibration.curves import DataTable
 from calibration.fitting import (
     ALPHA_BOUNDS,
@@ -57,6 +58,16 @@ from calibration.fitting import (
 DESIGN_METHOD = Method(shared_exponents=True, smoothness=0.1, censored=True, weighted=False)
 
 
+class DesignError(AdvisorError):
+    """A design or plan that cannot be made or fitted (too few runs, no run reaching a target)."""
+
+
+def _check_observed(table: DataTable, mask: np.ndarray) -> None:
+    if not np.isfinite(table.data[mask]).any():
+        raise DesignError(f"none of the {int(mask.sum())} configurations used reaches any "
+                          "threshold, so there is nothing to fit")
+
+
 # --------------------------------------------------------------------------------------------
 # Subset fits and hold-out errors
 
@@ -68,6 +79,7 @@ def subset_fit(table: DataTable, keep: np.ndarray, method: Method = DESIGN_METHO
     A thin wrapper over `calibration.fitting.fit_laws` (multi-start; `warm` adds a start).
     """
     mask = _mask(keep, len(table.utd))
+    _check_observed(table, mask)
     fit = fit_laws(table, method, keep=mask)
     if warm is not None:
         other = fit_laws(table, method, keep=mask, warm=warm)
@@ -206,6 +218,7 @@ def few_shot_fit(table: DataTable, keep: np.ndarray, prior: FamilyPrior,
     if shape_weight < 0 or exponent_weight < 0:
         raise ValueError("prior weights must be >= 0 (inf holds a quantity at the prior)")
     mask = _mask(keep, len(table.utd))
+    _check_observed(table, mask)
     prob = prior.centring.problem(table, mask)
     m = prior.m
     # theta = base + M phi with phi = (offsets 3 | dev 3m (if shape not held) | e 2 (if free)).
