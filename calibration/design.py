@@ -33,8 +33,9 @@ shared quantities, and the other tasks' terms do not depend on it).
 
 from __future__ import annotations
 
-import itertools
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -52,6 +53,7 @@ from calibration.fitting import (
     _to_coef,
     fit_laws,
 )
+from calibration.grid import Grid, load_grid_dict, preset
 
 #: The D_J method of the shipped fits (calibration.build.DEFAULT_METHOD), restated to keep this
 #: module free of build's fit-file imports.
@@ -558,3 +560,166 @@ def _levels(x: np.ndarray, k: int) -> np.ndarray:
     if k >= len(u):
         return u
     return u[np.unique(np.round(np.linspace(0, len(u) - 1, k)).astype(int))]
+
+
+# --------------------------------------------------------------------------------------------
+# advisor plan: the design the evidence supports, as configurations to run
+
+#: Thresholds each plausible law is resampled to (evenly over its target range) for designs.
+PLAN_THRESHOLDS = 5
+#: Input size assumed for the critic's parameter count when neither --input-dim nor one prior
+#: fit's architecture says it.
+DEFAULT_INPUT_DIM = 64
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One configuration to run. Units: utd updates per env step, width critic units, params
+    critic parameters, batch_size transitions (None: the B~ fitted in stage 1), steps env steps."""
+
+    utd: float
+    width: int
+    params: int
+    batch_size: int | None
+    steps: int
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A planned calibration: k stage-2 configurations chosen from a utd x width candidate
+    grid (`base`'s axes), and how they were chosen."""
+
+    runs: tuple[PlannedRun, ...]
+    base: Grid
+    design: str
+    model: str
+    prior: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def k(self) -> int:
+        return len(self.runs)
+
+    def grid(self) -> Grid:
+        """The grid `advisor calibrate --grid` runs: base's stage 1, these stage-2 configs."""
+        data = self.base.model_dump()
+        data["name"] = f"{self.base.name}-plan{self.k}"
+        data["configs"] = [dict(utd=r.utd, width=r.width, batch_size=r.batch_size)
+                           for r in self.runs]
+        return load_grid_dict(data)
+
+    def to_dict(self) -> dict:
+        return dict(design=self.design, model=self.model, prior=list(self.prior),
+                    notes=list(self.notes),
+                    runs=[dict(utd=r.utd, width=r.width, params=r.params,
+                               batch_size=r.batch_size, steps=r.steps, seeds=list(r.seeds))
+                          for r in self.runs],
+                    grid=self.grid().model_dump(mode="json"))
+
+
+def fit_theta(fit, m: int = PLAN_THRESHOLDS) -> tuple[np.ndarray, Centring]:
+    """A fit file's law (advisor.Fit) as theta at m thresholds evenly over its target range, in
+    the centring of its own domain (log-midpoints of its utd and params ranges)."""
+    dom = fit.model.domain
+    cen = Centring(float(np.log(dom.utd.low * dom.utd.high) / 2),
+                   float(np.log(dom.params.low * dom.params.high) / 2), 0.0)
+    coef = np.array([fit.coefficients(t) for t in np.linspace(fit.target_min, fit.target_max, m)])
+    return cen.theta(coef), cen
+
+
+def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = None,
+         utds: list[float] | None = None, widths: list[int] | None = None,
+         prior: list | tuple | None = None, input_dim: int | None = None,
+         steps: int | None = None, seeds: int | None = None, criterion: str = "D",
+         batch_from_prior: bool = False) -> Plan:
+    """Choose k configurations to run from a utd x width candidate grid.
+
+    Candidates: `utds` x `widths` if given, else the axes of `grid` or of preset `preset_name`
+    (which also give stage 1, steps and seeds; `steps`, `seeds` override them). The choice is a
+    greedy + exchange optimal design (`optimal_design`, criterion "D" or "I") on the law's
+    Jacobian, averaged over plausible laws: the `prior` fits (ids or paths of fit files, the
+    task's family) if given, else every shipped fit. Each law is placed at the candidate grid's
+    log-midpoint in natural log units (a scale-free prior on where the grid sits). With a prior,
+    the design is for a few-shot fit (model "prior": per-task offsets + shrunk deviations);
+    without, for a free per-task fit. Widths become params through the BroNet critic polynomial
+    for `input_dim` (default: the single prior fit's architecture, else 64 inputs).
+    `batch_from_prior` writes the prior's B~ (geometric mean over prior fits, rounded to 16)
+    into each config; otherwise stage 1's fitted B~ decides, as in `advisor calibrate`."""
+    import advisor
+    from calibration.build import bronet_params_coefficients
+
+    base = grid if grid is not None else (
+        preset(preset_name) if preset_name else preset("reduced"))
+    over = base.model_dump()
+    if utds is not None:
+        over["utds"] = sorted({float(u) for u in utds})
+        over["anchor_utd"] = _middle(over["utds"])
+    if widths is not None:
+        over["widths"] = sorted({int(w) for w in widths})
+        over["anchor_width"] = _middle(over["widths"])
+    base = load_grid_dict(over).with_overrides(steps=steps, n_seeds=seeds)
+    cand_u = np.repeat(np.array(base.utds, float), len(base.widths))
+    cand_w = np.tile(np.array(base.widths, int), len(base.utds))
+    n = len(cand_u)
+    if not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
+        raise DesignError(f"--runs must be between 1 and the {n} candidate configurations "
+                          f"({len(base.utds)} utds x {len(base.widths)} widths), got {k}")
+    fits = [advisor.load_fit(p) for p in (prior or [])]
+    notes = []
+    if input_dim is not None:
+        if input_dim <= 0:
+            raise DesignError(f"--input-dim must be a positive number of inputs, got {input_dim}")
+        poly = bronet_params_coefficients(input_dim, quantiles=base.quantiles)
+    elif len(fits) == 1:
+        poly = list(fits[0].model.architecture.coefficients)
+        notes.append(f"params from {fits[0].id}'s critic architecture")
+    else:
+        poly = bronet_params_coefficients(DEFAULT_INPUT_DIM, quantiles=base.quantiles)
+        notes.append(f"params assume a BroNet critic with {DEFAULT_INPUT_DIM} inputs "
+                     "(pass input_dim / --input-dim)")
+    cand_p = np.polyval(poly, cand_w.astype(float))
+    laws = fits or [advisor.load_fit(i) for i in advisor.list_fits()]
+    cen = Centring(float(np.log(cand_u.min() * cand_u.max()) / 2),
+                   float(np.log(cand_p.min() * cand_p.max()) / 2), 0.0)
+    thetas = [fit_theta(f)[0] for f in laws]
+    model = "prior" if fits else "free"
+    if k == n:
+        idx = np.arange(n)
+        design = f"every configuration of the {len(base.utds)} x {len(base.widths)} grid"
+    else:
+        idx = optimal_design(k, cand_u, cand_p, thetas, PLAN_THRESHOLDS, cen, model=model,
+                             criterion=criterion)
+        design = (f"{criterion}-optimal for a {'few-shot' if fits else 'free'} fit, {k} of "
+                  f"{len(base.utds)} x {len(base.widths)} utd x width, averaged over "
+                  f"{len(laws)} {'prior' if fits else 'shipped'} laws")
+    batches: list[int | None] = [None] * n
+    if batch_from_prior:
+        if not fits:
+            raise DesignError("batch sizes from a prior need --prior fit ids")
+        b = np.exp(np.mean([np.log(np.asarray(f.batch_size(cand_u, cand_p), float))
+                            for f in fits], axis=0))
+        batches = [int(max(16, 16 * round(x / 16))) for x in b]
+        notes.append("batch sizes from the prior's B~ (stage 1 still runs and is recorded)")
+    runs = tuple(PlannedRun(float(cand_u[i]), int(cand_w[i]), int(round(cand_p[i])), batches[i],
+                            base.steps, tuple(base.seeds)) for i in sorted(idx, key=lambda i: (cand_w[i], cand_u[i])))
+    return Plan(runs, base, design, model, tuple(f.id for f in fits), tuple(notes))
+
+
+def _middle(values: list) -> float:
+    return sorted(values)[(len(values) - 1) // 2]
+
+
+def write_plan(p: Plan, path) -> Path:
+    """Write `p` as a grid JSON file that `advisor calibrate --grid` accepts (atomically)."""
+    from calibration.atomic import atomic_save
+    from calibration.calibrate import MIN_CONFIGS
+
+    if p.k < MIN_CONFIGS:
+        raise DesignError(
+            f"advisor calibrate fits D_J freely and needs at least {MIN_CONFIGS} configurations; "
+            f"a plan of {p.k} is for a few-shot fit with a family prior (calibration.design."
+            "few_shot_fit), which calibrate does not take yet")
+    path = Path(path)
+    atomic_save(path, text=json.dumps(p.grid().model_dump(mode="json"), indent=1) + "\n")
+    return path
