@@ -24,7 +24,7 @@ k <= 5 runs; shape and exponent deviations penalised with weights w_shape, w_exp
 0 = free). Weights are selected by held-out families (for each dmc40 family, the weights best on
 the other two; bro4 and simbav2 use the weights best on all of dmc40), never on the task scored.
 
-Usage: python benchmarks/calibration_design.py [DATA_DIR] [--quick] [--jobs 2] [--out FILE]
+Usage: python benchmarks/calibration_design.py [DATA_DIR] [--full] [--jobs 2] [--out FILE]
 """
 
 from __future__ import annotations
@@ -130,7 +130,8 @@ def simbav2(data_dir: Path) -> tuple[dict, list[str]]:
         err_s1 = float(np.mean(np.abs(pred_s1 - best) / best))
         notes.append(f"simbav2/{env} B~: full 3-D grid fit {100 * err_full:.1f}% mean relative "
                      f"error over {len(utd)} configs ({4 * len(utd)} runs); stage-1 factorised "
-                     f"design ({int(s1.sum())} configs, {4 * int(s1.sum())} runs) {100 * err_s1:.1f}%")
+                     f"design ({int(s1.sum())} configs, {4 * int(s1.sum())} runs) "
+                     f"{100 * err_s1:.1f}%")
     return out, notes
 
 
@@ -272,7 +273,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("data_dir", nargs="?",
                     default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    ap.add_argument("--quick", action="store_true", help="fewer random draws and prior weights")
+    ap.add_argument("--full", action="store_true",
+                    help="every prior weight (18), I-optimal free designs and 6 random draws "
+                         "(the committed results; about 28 min on 2 busy cores, else about 12)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", help="raw output file (default benchmarks/results/"
                                   "calibration-design-cpu-<date>.txt)")
@@ -291,24 +294,25 @@ def main() -> None:
     say(f"# calibration designs, {_dt.datetime.now().isoformat(timespec='seconds')}")
     say(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, numpy {np.__version__}, jobs {args.jobs}, "
-        f"{'quick' if args.quick else 'full'} run")
+        f"{'full' if args.full else 'quick'} run")
     say(f"method: {METHOD.describe()}")
     tasks = dmc40(data_dir)
     tasks.update(bro4(data_dir))
     simba, s1_notes = simbav2(data_dir)
     tasks.update(simba)
     say(f"grids read in {time.perf_counter() - t0:.0f}s: " + ", ".join(
-        f"{g} {sum(v['grid'] == g for v in tasks.values())} tasks" for g in ("dmc40", "bro4", "simbav2")))
+        f"{g} {sum(v['grid'] == g for v in tasks.values())} tasks"
+        for g in ("dmc40", "bro4", "simbav2")))
 
     refs = {r["name"]: r for r in _map(reference_job, [(k, v["table"]) for k, v in tasks.items()],
                                        args.jobs)}
     say(f"reference fits and LOCO done at {time.perf_counter() - t0:.0f}s")
-    n_random = 3 if args.quick else 6
+    n_random = 6 if args.full else 3
     jobs = []
     for name, v in tasks.items():
         others = [(tasks[o]["table"], refs[o]["full"]) for o in tasks
                   if o != name and tasks[o]["family"] == v["family"]]
-        jobs.append((name, v["table"], others, n_random, args.quick))
+        jobs.append((name, v["table"], others, n_random, not args.full))
     recs = [r for rs in _map(design_job, jobs, args.jobs) for r in rs]
     say(f"designs and few-shot fits done at {time.perf_counter() - t0:.0f}s")
 
@@ -332,11 +336,13 @@ def main() -> None:
         r["validates"] = not why
         say(f"{name:<38} {v['family']:<10} {len(v['table'].utd):>3} {pct(r['in_sample']):>9} "
             f"{pct(r['loco']):>7} {pct(r['loco_raw']):>8} {pct(r['loglin']):>7} "
-            f"{r['alpha']:>6.2f} {r['beta']:>6.2f}  {'yes' if not why else 'no: ' + ', '.join(why)}")
+            f"{r['alpha']:>6.2f} {r['beta']:>6.2f}  "
+            f"{'yes' if not why else 'no: ' + ', '.join(why)}")
 
     # Aggregates.
     def tasks_of(grid, fam=None):
-        return [n for n, v in tasks.items() if v["grid"] == grid and (fam is None or v["family"] == fam)]
+        return [n for n, v in tasks.items()
+                if v["grid"] == grid and (fam is None or v["family"] == fam)]
 
     by = defaultdict(dict)  # (design, k, model, variant) -> task -> errors (mean over draws)
     for r in recs:
@@ -385,43 +391,43 @@ def main() -> None:
             few_keys = sorted({k[:2] for k in agg if k[2] == "few-shot"},
                               key=lambda x: (x[1], few_designs.index(x[0])))
             for design, k in few_keys:
-                if design:
-                    for fixed, wname in (("0/inf", "exponents borrowed"),
-                                         ("inf/inf", "exponents + shape borrowed"),
-                                         ("0.1/0.1", "shrunk to family (w 0.1/0.1)")):
-                        e = mean_over((design, k, "few-shot", fixed), names)
-                        if np.isfinite(e):
-                            rows.append((label, f"few-shot {design}, {wname}", k, e, ref,
-                                         mean_over((design, k, "few-shot", fixed), names, 1)))
-                    # weights selected on held-out families
-                    if grid == "dmc40":
-                        parts = []
-                        for f, fnames in fam_sets.items():
-                            if fam is not None and f != fam:
-                                continue
-                            train = [t for g, tn in fam_sets.items() if g != f for t in tn]
-                            w = select(design, k, train)
-                            if w is None:
-                                continue
-                            parts += [(agg[(design, k, "few-shot", w)][t], w) for t in fnames]
-                        if parts:
-                            e = float(np.mean([p[0][0] for p in parts]))
-                            ws = sorted({p[1] for p in parts})
-                            rows.append((label, f"few-shot {design}, weights from held-out "
-                                                f"families ({', '.join(ws)})", k, e, ref,
-                                         float(np.mean([p[0][1] for p in parts]))))
-                    else:
-                        w = select(design, k, tasks_of("dmc40"))
-                        if w is not None:
-                            e = mean_over((design, k, "few-shot", w), names)
-                            rows.append((label, f"few-shot {design}, weights from dmc40 ({w})", k,
-                                         e, ref, mean_over((design, k, "few-shot", w), names, 1)))
+                for fixed, wname in (("0/inf", "exponents borrowed"),
+                                     ("inf/inf", "exponents + shape borrowed"),
+                                     ("0.1/0.1", "shrunk to family (w 0.1/0.1)")):
+                    e = mean_over((design, k, "few-shot", fixed), names)
+                    if np.isfinite(e):
+                        rows.append((label, f"few-shot {design}, {wname}", k, e, ref,
+                                     mean_over((design, k, "few-shot", fixed), names, 1)))
+                # weights selected on held-out families
+                if grid == "dmc40":
+                    parts = []
+                    for f, fnames in fam_sets.items():
+                        if fam is not None and f != fam:
+                            continue
+                        train = [t for g, tn in fam_sets.items() if g != f for t in tn]
+                        w = select(design, k, train)
+                        if w is None:
+                            continue
+                        parts += [(agg[(design, k, "few-shot", w)][t], w) for t in fnames]
+                    if parts:
+                        e = float(np.mean([p[0][0] for p in parts]))
+                        ws = sorted({p[1] for p in parts})
+                        rows.append((label, f"few-shot {design}, weights from held-out "
+                                            f"families ({', '.join(ws)})", k, e, ref,
+                                     float(np.mean([p[0][1] for p in parts]))))
+                else:
+                    w = select(design, k, tasks_of("dmc40"))
+                    if w is not None:
+                        e = mean_over((design, k, "few-shot", w), names)
+                        rows.append((label, f"few-shot {design}, weights from dmc40 ({w})", k,
+                                     e, ref, mean_over((design, k, "few-shot", w), names, 1)))
             for key in sorted({k for k in agg if k[2] == "few-shot pooled"}):
                 e = mean_over(key, names)
                 if np.isfinite(e):
                     rows.append((label, f"few-shot {key[0]}, pooled prior {key[3]}", key[1], e,
                                  ref, mean_over(key, names, 1)))
-    say(f"{'grid':<18} {'design':<72} {'k':>3} {'error':>7} {'ref':>7} {'ratio':>6} {'uncapped':>9}")
+    say(f"{'grid':<18} {'design':<72} {'k':>3} {'error':>7} {'ref':>7} {'ratio':>6} "
+        f"{'uncapped':>9}")
     for label, what, k, e, ref, raw in rows:
         say(f"{label:<18} {what:<72} {k:>3} {pct(e):>7} {pct(ref):>7} {e / ref:>5.2f}x "
             f"{pct(raw):>9}")

@@ -278,7 +278,8 @@ def _offset_starts(prob: Problem, prior: FamilyPrior):
 def _law_log(theta: np.ndarray, m: int, prob: Problem) -> np.ndarray:
     c = theta[:3 * m].reshape(m, 3)
     z = np.stack([np.broadcast_to(c[:, 0], (len(prob.s), m)),
-                  c[:, 1] - prob.s[:, None] * theta[3 * m], c[:, 2] - prob.n[:, None] * theta[3 * m + 1]])
+                  c[:, 1] - prob.s[:, None] * theta[3 * m],
+                  c[:, 2] - prob.n[:, None] * theta[3 * m + 1]])
     return np.logaddexp.reduce(z, axis=0)
 
 
@@ -701,8 +702,9 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
                             for f in fits], axis=0))
         batches = [int(max(16, 16 * round(x / 16))) for x in b]
         notes.append("batch sizes from the prior's B~ (stage 1 still runs and is recorded)")
-    runs = tuple(PlannedRun(float(cand_u[i]), int(cand_w[i]), int(round(cand_p[i])), batches[i],
-                            base.steps, tuple(base.seeds)) for i in sorted(idx, key=lambda i: (cand_w[i], cand_u[i])))
+    order = sorted(idx, key=lambda i: (cand_w[i], cand_u[i]))
+    runs = tuple(PlannedRun(float(cand_u[i]), int(cand_w[i]), round(float(cand_p[i])), batches[i],
+                            base.steps, tuple(base.seeds)) for i in order)
     return Plan(runs, base, design, model, tuple(f.id for f in fits), tuple(notes))
 
 

@@ -12,7 +12,8 @@ import sys
 import click
 
 from advisor.errors import AdvisorError
-from calibration.design import Plan, plan as make_plan, write_plan
+from calibration.design import Plan, write_plan
+from calibration.design import plan as make_plan
 
 
 def _floats(text: str | None, what: str) -> list[float] | None:
