@@ -60,8 +60,10 @@ def test_few_shot_recovers_a_tasks_offsets_from_three_runs_given_its_family():
     prior = D.FamilyPrior(CEN, law_theta()[:12].reshape(4, 3), 0.8, 0.6)
     table = table_of(law_theta(offsets=(0.4, -0.3, 0.2)))
     keep = D.optimal_design(3, table.utd, table.params, [prior.theta()], 4, CEN, model="offsets")
-    fit = D.few_shot_fit(table, keep, prior)
-    assert D.holdout_error(table, fit, np.setdiff1d(np.arange(25), keep)) < 1e-5
+    for weights in ((np.inf, np.inf), (D.FEW_SHOT_SHAPE_WEIGHT, D.FEW_SHOT_EXPONENT_WEIGHT)):
+        fit = D.few_shot_fit(table, keep, prior, shape_weight=weights[0],
+                             exponent_weight=weights[1])
+        assert D.holdout_error(table, fit, np.setdiff1d(np.arange(25), keep)) < 1e-4
 
 
 def family(noise=0.05):
@@ -76,7 +78,8 @@ def test_few_shot_fit_with_all_runs_equals_the_pooled_fit():
     tables = family()
     pooled = D.pooled_fit(tables)
     for t in (1, 2):
-        few = D.few_shot_fit(tables[t], np.ones(25, bool), pooled.prior)
+        few = D.few_shot_fit(tables[t], np.ones(25, bool), pooled.prior,
+                             shape_weight=np.inf, exponent_weight=np.inf)
         assert np.allclose(few.coef, pooled.laws[t].coef, rtol=1e-4)
     # Free weights on the shape/exponents would move away from the pooled law: not the same.
     free = D.few_shot_fit(tables[1], np.ones(25, bool), pooled.prior, shape_weight=0.0)
@@ -87,7 +90,7 @@ def test_prior_weights_interpolate_between_borrowed_and_free():
     tables = family(noise=0.1)
     prior = D.median_prior([D.subset_fit(t, np.ones(25, bool)) for t in tables[1:]], CEN)
     keep = np.ones(25, bool)
-    held = D.few_shot_fit(tables[0], keep, prior)
+    held = D.few_shot_fit(tables[0], keep, prior, shape_weight=np.inf, exponent_weight=np.inf)
     loose = D.few_shot_fit(tables[0], keep, prior, shape_weight=1e-6, exponent_weight=1e-6)
     tight = D.few_shot_fit(tables[0], keep, prior, shape_weight=1e6, exponent_weight=1e6)
     assert np.allclose(tight.coef, held.coef, rtol=1e-2)
