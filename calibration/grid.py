@@ -26,6 +26,17 @@ class GridError(AdvisorError):
 PositiveInt = Field(gt=0)
 
 
+class StageConfig(BaseModel):
+    """One stage-2 configuration of a planned design (`advisor plan`). Units: utd in updates per
+    env step, width in critic units, batch_size in transitions (None: the fitted B~)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    utd: float = Field(gt=0)
+    width: int = Field(gt=0)
+    batch_size: int | None = Field(default=None, gt=0)
+
+
 class Grid(BaseModel):
     """A reduced calibration grid. Units: steps in env steps, utd in updates per env step."""
 
@@ -44,6 +55,10 @@ class Grid(BaseModel):
     random_steps: int = Field(default=2_500, ge=0)
     eval_every: int = Field(default=10_000, gt=0)
     eval_episodes: int = Field(default=1, gt=0)
+    configs: list[StageConfig] | None = Field(
+        default=None, min_length=1,
+        description="Stage-2 configurations to run instead of every utd x width (a planned "
+                    "design, calibration.design.plan); None: the full product.")
 
     @model_validator(mode="after")
     def _check(self) -> Grid:
@@ -59,6 +74,10 @@ class Grid(BaseModel):
             raise ValueError("random_steps must be below steps")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must be distinct")
+        if self.configs is not None:
+            pairs = [(c.utd, c.width) for c in self.configs]
+            if len(set(pairs)) != len(pairs):
+                raise ValueError("configs must be distinct (utd, width) pairs")
         return self
 
     def with_overrides(self, steps: int | None = None, n_seeds: int | None = None) -> Grid:
@@ -72,7 +91,9 @@ class Grid(BaseModel):
         return load_grid_dict(data)
 
     def digest(self) -> str:
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # A grid without planned configs hashes as before the field existed (resume keeps working).
+        data = self.model_dump(mode="json", exclude={"configs"} if self.configs is None else None)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -164,11 +185,13 @@ def stage1_units(grid: Grid) -> list[Unit]:
 
 
 def stage2_units(grid: Grid, batch_of) -> list[Unit]:
-    """utd x width, each at batch_of(utd, width) (a multiple of 16), grouped per population."""
+    """utd x width (or the grid's planned `configs`), each at batch_of(utd, width) (a multiple
+    of 16) unless a config names its batch size, grouped per population."""
+    pairs = ([(c.utd, c.width, c.batch_size) for c in grid.configs] if grid.configs is not None
+             else [(u, w, None) for w in grid.widths for u in grid.utds])
     members: dict[tuple[int, int], set[float]] = {}
-    for w in grid.widths:
-        for u in grid.utds:
-            members.setdefault((w, int(batch_of(u, w))), set()).add(u)
+    for u, w, b in pairs:
+        members.setdefault((w, int(b if b is not None else batch_of(u, w))), set()).add(u)
     return [_unit(2, w, b, sorted(us), grid.seeds) for (w, b), us in sorted(members.items())]
 
 
