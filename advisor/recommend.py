@@ -415,6 +415,12 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
         warnings.append(f"the budget pulls params to the edge of the trusted range "
                         f"{box.params_low:.3g}-{box.params_high:.3g}; the law is not used "
                         "further out")
+    g = f.model.goodness_of_fit
+    base = g.baseline_loglinear_leave_one_config_out
+    if base is not None and g.leave_one_config_out >= base:
+        warnings.append(f"on {f.id} the law predicts held-out runs no better than a log-linear "
+                        f"baseline (leave-one-config-out error {100 * g.leave_one_config_out:.1f}% "
+                        f"vs {100 * base:.1f}%): the trade-off it recommends is weakly supported")
     bs = f.model.batch_size
     if bs.kind == "fixed":
         warnings.append(f"the runs behind {f.id} all used batch size {bs.a_b:g}, so the fit "

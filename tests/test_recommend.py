@@ -248,3 +248,10 @@ def test_issue_example_rounded_config_stays_within_the_compute_budget():
     assert rec.within_budget and rec.predicted_compute <= 1e17
     f = advisor.load_fit("bro/h1-crawl-v0")
     assert f.compute(rec.utd, rec.params, rec.predicted_data) <= 1e17
+
+
+def test_fits_no_better_than_loglinear_say_so():
+    rec = advisor.recommend(advisor.Budget(data=2e6), fit="bro/hopper-hop")
+    assert any("no better than a log-linear baseline" in w for w in rec.warnings)
+    rec = advisor.recommend(advisor.Budget(data=8e5), fit="bro/h1-stand-v0")
+    assert not any("log-linear" in w for w in rec.warnings)
