@@ -290,17 +290,31 @@ def fits(fmt):
             problems.append(f"{fit_id} from {source} skipped: {exc}")
             continue
         g = f.model.goodness_of_fit
+        pi = f.model.prediction_interval
         rows.append(dict(id=fit_id, source=source, target_min=f.target_min,
                          target_max=f.target_max, configs=g.n_configs,
-                         loco_error=g.leave_one_config_out, batch_size=f.model.batch_size.source))
+                         loco_error=g.leave_one_config_out,
+                         loglinear_error=g.baseline_loglinear_leave_one_config_out,
+                         interval_coverage=None if pi is None else pi.coverage.get(
+                             "leave_one_config_out"),
+                         batch_size=f.model.batch_size.source))
     warn_lines(problems)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'id':<24} {'targets':>11} {'configs':>7} {'LOCO err':>8} {'B~':>9}  source")
+    click.echo(f"{'id':<24} {'targets':>11} {'configs':>7} {'LOCO err':>8} {'log-lin':>7} "
+               f"{'80% cov':>7} {'B~':>9}  source")
     for r in rows:
+        base = r["loglinear_error"]
+        cov = r["interval_coverage"]
         click.echo(f"{r['id']:<24} {r['target_min']:>5g}-{r['target_max']:<5g} {r['configs']:>7} "
-                   f"{100 * r['loco_error']:>7.1f}% {r['batch_size']:>9}  {r['source']}")
+                   f"{100 * r['loco_error']:>7.1f}% "
+                   + (f"{100 * base:>6.1f}%" if base is not None else f"{'-':>7}")
+                   + (f" {100 * cov:>6.0f}%" if cov is not None else f" {'-':>7}")
+                   + f" {r['batch_size']:>9}  {r['source']}")
+    click.echo("\nLOCO err: mean relative error of D_J on configs left out one at a time; "
+               "log-lin: the same for a log-linear baseline; 80% cov: how often the 80% interval "
+               "held on them")
 
 
 @main.command()
