@@ -334,6 +334,12 @@ def show(fit_id):
         f"source:       {m.provenance.source}",
         f"command:      {m.provenance.command}",
         f"method:       {m.provenance.method}",
+    ]
+    if m.provenance.prior is not None:
+        pr = m.provenance.prior
+        lines.append(f"prior:        {pr.family + ': ' if pr.family else ''}"
+                     + ", ".join(p.id for p in pr.fits))
+    lines += [
         f"domain:       utd {m.domain.utd.low:g}-{m.domain.utd.high:g}, params "
         f"{m.domain.params.low:.3g}-{m.domain.params.high:.3g}, target "
         f"{m.domain.target.low:g}-{m.domain.target.high:g}",

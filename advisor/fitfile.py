@@ -45,6 +45,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PriorFit(_Strict):
+    """One fit a few-shot fit borrowed from, pinned by its content hash."""
+
+    id: str = Field(pattern=FIT_ID_PATTERN, max_length=200)
+    content_hash: str = Field(max_length=100)
+
+
+class Prior(_Strict):
+    """The family prior of a few-shot fit: the fits it borrowed exponents and threshold shape
+    from, and how (calibration.prior)."""
+
+    family: str | None = Field(default=None, max_length=100,
+                               description="The family name given (e.g. 'dmc'), if any.")
+    fits: list[PriorFit] = Field(min_length=1, max_length=1000)
+    method: str = Field(max_length=2000)
+
+
 class Provenance(_Strict):
     """Where a fit came from, so that anyone can regenerate it."""
 
@@ -53,6 +70,8 @@ class Provenance(_Strict):
     project_version: str = Field(description="value-scaling-advisor version that produced it.")
     method: str = Field(description="Fitting method, in words.")
     notes: list[str] = Field(default_factory=list)
+    prior: Prior | None = Field(
+        default=None, description="Few-shot fits only: the family prior (absent otherwise).")
 
 
 class ComputeDefinition(_Strict):
@@ -341,6 +360,8 @@ def dump_fit_file(model: FitFile) -> str:
     doc = model.model_dump(mode="json")
     if doc.get("prediction_interval") is None:  # schema 1 files have no such key
         doc.pop("prediction_interval", None)
+    if doc["provenance"].get("prior") is None:  # only few-shot fits have one
+        doc["provenance"].pop("prior", None)
     _check_finite(doc)
     doc["content_hash"] = content_hash(doc)
     # One line per bootstrap draw keeps files small and diffs readable.

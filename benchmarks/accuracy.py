@@ -64,7 +64,8 @@ def main() -> None:
     sums: dict[str, list] = {m: [] for m in methods}
     for spec in specs:
         # The shipped fits use 100 resamples, which also pick the SimbaV2 batch per config.
-        built = build_fit(Path(args.data_dir) / spec.archive, spec.algorithm, spec.env, n_boot=100)
+        built = build_fit(Path(args.data_dir) / spec.archive, spec.algorithm, spec.env, n_boot=100,
+                          name=spec.name)
         table = built.table
         base = relative_errors(loglinear_leave_one_config_out(table), table.data).mean()
         for name, method in methods.items():

@@ -62,7 +62,8 @@ def main() -> None:
     for spec in catalogue():
         if args.only and spec.id not in args.only:
             continue
-        built = build_fit(Path(args.data_dir) / spec.archive, spec.algorithm, spec.env, n_boot=0)
+        built = build_fit(Path(args.data_dir) / spec.archive, spec.algorithm, spec.env, n_boot=0,
+                          name=spec.name)
         t, loco = built.table, built.loco
         interval, preds = calibrate_interval(t, DEFAULT_METHOD, built.laws, loco)
         r = _residuals(t.data, loco)

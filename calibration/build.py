@@ -36,6 +36,7 @@ from calibration.catalogue import (
     DELTA,
     DMC_DELTA,
     INPUT_DIM,
+    INPUT_DIM_NOTES,
     PUBLISHED_BATCH,
     TARGET_RANGES,
     catalogue,
@@ -85,24 +86,43 @@ def build_fit(
     archive: str | Path, algorithm: str, env: str, *, method: Method = DEFAULT_METHOD,
     n_boot: int = N_BOOT, seed: int = BOOT_SEED, created: str | None = None,
     command: str | None = None, target_range: tuple[float, float] | None = None,
-    delta: float | None = None, input_dim: int | None = None,
+    delta: float | None = None, input_dim: int | None = None, name: str | None = None,
+    prior=None,
 ) -> Built:
-    """Read `archive`, compute the data-to-target table of `env`, fit the laws, return the fit."""
+    """Read `archive`, compute the data-to-target table of `env`, fit the laws, return the fit.
+
+    `name`: the env part of the fit id (default `env`, the archive's name for the task).
+    `prior`: a calibration.prior.Prior (or the list of --prior specs) for a few-shot fit."""
     archive = Path(archive)
     notes: list[str] = []
-    if not re.match(FIT_ID_PATTERN, f"{algorithm}/{env}"):
-        raise BuildError(f"fit id {algorithm}/{env!s} is not usable: algorithm and env may hold "
-                         "letters, digits, '.', '_' and '-' only (at most 100 each)")
+    fit_env = name or env
+    if not re.match(FIT_ID_PATTERN, f"{algorithm}/{fit_env}"):
+        raise BuildError(f"fit id {algorithm}/{fit_env!s} is not usable: algorithm and env may "
+                         "hold letters, digits, '.', '_' and '-' only (at most 100 each)")
+    if prior is not None and not hasattr(prior, "fits"):
+        from calibration.prior import resolve_prior
+
+        prior = resolve_prior(prior, data_dirs=[archive.parent])
     if archive.suffix.lower() == ".csv":
         return _build_from_csv(archive, algorithm, env, method=method, n_boot=n_boot, seed=seed,
                                created=created, command=command, target_range=target_range,
-                               delta=delta, input_dim=input_dim)
+                               delta=delta, input_dim=input_dim, name=name, prior=prior)
     runs = read_runs(archive, env=env)
     layout = runs[0].layout
+    if name and name != env:
+        notes.append(f"runs of env {env!r} in {archive.name}")
     j_range = target_range or TARGET_RANGES.get(env)
     if j_range is None:
-        raise BuildError(f"no return range known for env {env!r}; pass target_range=(J_min, J_max)")
-    targets = thresholds(*j_range)
+        from calibration.calibrate import choose_targets
+
+        targets = choose_targets(runs)
+        notes.append(f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
+                     "(no published return range): the top one is the 30th percentile over "
+                     "configurations of the best isotonic mean return, the bottom one 40% of "
+                     "the way from the median starting return to it (calibration.calibrate."
+                     "choose_targets)")
+    else:
+        targets = thresholds(*j_range)
     batch_relerr = None
 
     if layout == "simbav2":
@@ -137,6 +157,8 @@ def build_fit(
         dim = input_dim or INPUT_DIM.get(env)
         if dim is None:
             raise BuildError(f"no critic input size known for env {env!r}; pass input_dim")
+        if input_dim is None and env in INPUT_DIM_NOTES:
+            notes.append(INPUT_DIM_NOTES[env])
         arch = Architecture(
             description=f"BroNet double critic, 2 residual blocks, 100 quantiles, input {dim}",
             coefficients=bronet_params_coefficients(dim), width_multiple=64)
@@ -145,21 +167,28 @@ def build_fit(
                          "BroNet critic with this task's input size.")
 
     fit, laws, loco = make_fit_file(
-        table, fit_id=f"{algorithm}/{env}", batch=batch, arch=arch,
+        table, fit_id=f"{algorithm}/{fit_env}", batch=batch, arch=arch,
         delta=delta or DELTA.get(env, DMC_DELTA if layout == "dmc" else 1e11),
         provenance=Provenance(
             source=f"{archive.name} (sha256 {_sha256(archive)})",
-            command=command or fit_command(archive, algorithm, env, f"{algorithm}-{env}.json",
-                                           n_boot, created, target_range, delta, input_dim),
+            command=command or fit_command(archive, algorithm, env, f"{algorithm}-{fit_env}.json",
+                                           n_boot, created, target_range, delta, input_dim,
+                                           name, _prior_specs(prior)),
             project_version=advisor.__version__, method=method.describe(), notes=notes),
-        method=method, n_boot=n_boot, seed=seed, created=created)
+        method=method, n_boot=n_boot, seed=seed, created=created, prior=prior)
     return Built(fit, table, laws, loco)
+
+
+def _prior_specs(prior) -> tuple[str, ...]:
+    if prior is None:
+        return ()
+    return (prior.family,) if prior.family else tuple(prior.ids)
 
 
 def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, n_boot: int,
                     seed: int, created: str | None, command: str | None,
                     target_range: tuple[float, float] | None, delta: float | None,
-                    input_dim: int | None) -> Built:
+                    input_dim: int | None, name: str | None = None, prior=None) -> Built:
     """A fit from a tidy CSV of any codebase's runs (calibration.tidy)."""
     from calibration.calibrate import choose_targets
     from calibration.tidy import CsvError, read_csv_runs
@@ -211,23 +240,28 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
         picked = nearest_batch_runs(runs, lambda u, n: advisor.laws.batch_size(u, n, *coef_b))
         table = data_table(picked, targets, n_boot, seed, step_limit=horizon)
         notes.append("D_J per config uses the batch size nearest the fitted B~.")
-    if len({(r.utd, r.params) for r in runs}) < 5:
-        raise CsvError(f"{archive.name} has {len({(r.utd, r.params) for r in runs})} (utd, "
-                       "params) configurations; the law needs at least 5 (see `advisor plan`)")
+    n_cfg = len({(r.utd, r.params) for r in runs})
+    need = 5 if prior is None else 3
+    if n_cfg < need:
+        raise CsvError(f"{archive.name} has {n_cfg} (utd, params) configurations; the law needs "
+                       f"at least {need}" + (" (see `advisor plan`)" if prior is None else ""))
+    fit_env = name or env
     fit, laws, loco = make_fit_file(
-        table, fit_id=f"{algorithm}/{env}", batch=batch, arch=arch, delta=delta or 1e11,
+        table, fit_id=f"{algorithm}/{fit_env}", batch=batch, arch=arch, delta=delta or 1e11,
         provenance=Provenance(
             source=f"{archive.name} (sha256 {_sha256(archive)})",
-            command=command or fit_command(archive, algorithm, env, f"{algorithm}-{env}.json",
-                                           n_boot, created, target_range, delta, input_dim),
+            command=command or fit_command(archive, algorithm, env, f"{algorithm}-{fit_env}.json",
+                                           n_boot, created, target_range, delta, input_dim,
+                                           name, _prior_specs(prior)),
             project_version=advisor.__version__, method=method.describe(), notes=notes),
-        method=method, n_boot=n_boot, seed=seed, created=created)
+        method=method, n_boot=n_boot, seed=seed, created=created, prior=prior)
     return Built(fit, table, laws, loco)
 
 
 def fit_command(archive: str | Path, algorithm: str, env: str, output: str | Path, n_boot: int,
                 created: str | None, target_range: tuple[float, float] | None = None,
-                delta: float | None = None, input_dim: int | None = None) -> str:
+                delta: float | None = None, input_dim: int | None = None,
+                name: str | None = None, priors: tuple[str, ...] = ()) -> str:
     """The `advisor fit` command line that rebuilds a fit (as calibration.cli records it)."""
     import shlex
 
@@ -240,6 +274,10 @@ def fit_command(archive: str | Path, algorithm: str, env: str, output: str | Pat
         parts += ["--delta", repr(float(delta))]
     if input_dim is not None:
         parts += ["--input-dim", str(input_dim)]
+    if name is not None and name != env:
+        parts += ["--name", shlex.quote(name)]
+    for p in priors:
+        parts += ["--prior", shlex.quote(p)]
     if created:
         parts += ["--created", shlex.quote(created)]
     return " ".join(parts)
@@ -248,18 +286,25 @@ def fit_command(archive: str | Path, algorithm: str, env: str, output: str | Pat
 def make_fit_file(
     table: DataTable, *, fit_id: str, batch: BatchSizeLaw, arch: Architecture, delta: float,
     provenance: Provenance, method: Method = DEFAULT_METHOD, n_boot: int = N_BOOT,
-    seed: int = BOOT_SEED, created: str | None = None,
+    seed: int = BOOT_SEED, created: str | None = None, prior=None,
 ) -> tuple[FitFile, LawFit, np.ndarray]:
-    """Fit D_J on `table`, cross-validate, bootstrap, and assemble the fit file."""
+    """Fit D_J on `table`, cross-validate, bootstrap, and assemble the fit file.
+
+    With `prior` (calibration.prior.Prior) the law is a few-shot fit borrowing from the family
+    (calibration.prior), and the interval is at least as wide as the family's few-shot error."""
     targets = table.targets
-    laws = fit_laws(table, method)
-    loco = leave_one_config_out(table, method, laws)
+    if prior is None:
+        laws = fit_laws(table, method)
+        loco = leave_one_config_out(table, method, laws)
+        draws = bootstrap_fits(table, method, laws) if n_boot else np.zeros((0, len(targets), 5))
+        interval, _ = calibrate_interval(table, method, laws, loco)
+    else:
+        laws, loco, draws, interval, provenance = _few_shot(table, method, prior, n_boot,
+                                                            provenance)
     in_sample = relative_errors(laws.predict(table.utd, table.params), table.data)
     loco_err = relative_errors(loco, table.data)
     head = relative_errors(loco[:, -1:], table.data[:, -1:])
     base = relative_errors(loglinear_leave_one_config_out(table), table.data)
-    draws = bootstrap_fits(table, method, laws) if n_boot else np.zeros((0, len(targets), 5))
-    interval, _ = calibrate_interval(table, method, laws, loco)
     fit = FitFile(
         id=fit_id, fit_version=1, created=created or _dt.date.today().isoformat(),
         provenance=provenance, compute=ComputeDefinition(), architecture=arch,
@@ -282,6 +327,42 @@ def make_fit_file(
     return fit, laws, loco
 
 
+def _few_shot(table: DataTable, method: Method, prior, n_boot: int, provenance: Provenance):
+    """The few-shot counterpart of make_fit_file's fitting: law, LOCO, bootstrap, interval."""
+    from calibration.prior import MIN_FEW_SHOT_CONFIGS, PriorError, few_shot
+
+    n = len(table.utd)
+    if n < MIN_FEW_SHOT_CONFIGS:
+        raise PriorError(f"a few-shot fit needs at least {MIN_FEW_SHOT_CONFIGS} (utd, params) "
+                         f"configurations, got {n}")
+    if method != DEFAULT_METHOD:
+        raise PriorError("few-shot fits use the shipped method (shared exponents)")
+    fam = prior.family_prior(table.data.shape[1])
+    laws = few_shot(table, fam)
+    loco = np.full(table.data.shape, np.nan)
+    for i in range(n):
+        keep = np.arange(n) != i
+        if np.isfinite(table.data[keep]).any():
+            loco[i] = few_shot(table, fam, keep).predict(table.utd[i:i + 1],
+                                                         table.params[i:i + 1])[0]
+    draws = np.array([few_shot(table, fam, data=table.boot[r]).coef
+                      for r in range(n_boot if table.boot.size else 0)
+                      if np.isfinite(table.boot[r]).sum() >= 5])
+    if not len(draws):
+        draws = np.zeros((0, len(table.targets), 5))
+    interval, _ = calibrate_interval(table, method, laws, loco,
+                                     refit=lambda keep: few_shot(table, fam, keep),
+                                     floor=prior.floor(n))
+    notes = list(provenance.notes)
+    if prior.family:
+        notes.append(f"few-shot fit with the {prior.family!r} family prior "
+                     f"({', '.join(prior.ids)})")
+    provenance = provenance.model_copy(update=dict(
+        method=f"{prior.record().method}; {provenance.method}", notes=notes,
+        prior=prior.record()))
+    return laws, loco, draws, interval, provenance
+
+
 def regenerate(data_dir: str | Path, out_dir: str | Path, *, n_boot: int = N_BOOT,
                created: str | None = None, ids: list[str] | None = None, n_jobs: int = 2,
                progress=None) -> list[Path]:
@@ -289,7 +370,7 @@ def regenerate(data_dir: str | Path, out_dir: str | Path, *, n_boot: int = N_BOO
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     specs = [s for s in catalogue() if ids is None or s.id in ids]
     jobs = [(str(data_dir / s.archive), s.algorithm, s.env, n_boot, created,
-             str(out_dir / s.algorithm / f"{s.env}.json")) for s in specs]
+             str(out_dir / s.algorithm / s.file_name), s.name) for s in specs]
     if n_jobs > 1:
         import multiprocessing
         import os
@@ -313,7 +394,7 @@ def regenerate(data_dir: str | Path, out_dir: str | Path, *, n_boot: int = N_BOO
         results = [_build_one(j) for j in jobs]
     paths = []
     for spec, fit in zip(specs, results):
-        paths.append(write_fit_file(fit, out_dir / spec.algorithm / f"{spec.env}.json"))
+        paths.append(write_fit_file(fit, out_dir / spec.algorithm / spec.file_name))
         if progress:
             progress(spec.id)
     return paths
@@ -323,7 +404,7 @@ _BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _build_one(job) -> FitFile:
-    archive, algorithm, env, n_boot, created, output = job
-    command = fit_command(archive, algorithm, env, output, n_boot, created)
+    archive, algorithm, env, n_boot, created, output, name = job
+    command = fit_command(archive, algorithm, env, output, n_boot, created, name=name)
     return build_fit(archive, algorithm, env, n_boot=n_boot, created=created,
-                     command=command).fit
+                     command=command, name=name).fit

@@ -60,10 +60,18 @@ def calibrate(
     grid_file: str | Path | None = None, steps: int | None = None, seeds: int | None = None,
     device: str = "auto", backend: str = "loky", n_jobs: int | None = None,
     fit_out: str | Path | None = None, delta: float = DEFAULT_DELTA, n_boot: int = N_BOOT,
-    quiet: bool = False, echo=None, command: str | None = None,
+    quiet: bool = False, echo=None, command: str | None = None, prior=None,
 ) -> Path:
-    """Run stage 1, fit B~, run stage 2, fit D_J; write and return the fit file's path."""
+    """Run stage 1, fit B~, run stage 2, fit D_J; write and return the fit file's path.
+
+    `prior`: fit ids, fit files or a family name (calibration.prior): stage 2's D_J is then a
+    few-shot fit, which needs calibration.prior.MIN_FEW_SHOT_CONFIGS configurations, not
+    MIN_CONFIGS."""
     from calibration.learner.trainer import make_env, resolve_device
+    from calibration.prior import MIN_FEW_SHOT_CONFIGS, resolve_prior
+
+    prior = resolve_prior(prior)  # an unusable --prior fails before anything runs
+    min_configs = MIN_CONFIGS if prior is None else MIN_FEW_SHOT_CONFIGS
 
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
     say = (lambda s: None) if quiet else echo
@@ -104,9 +112,9 @@ def calibrate(
     run_units(env_id, grid, units2, out, device=dev_name, backend=backend, n_jobs=n_jobs,
               quiet=quiet, echo=echo)
     runs2 = _read(out, "s2_", env_id)
-    if len({(r.utd, r.params) for r in runs2}) < MIN_CONFIGS:
+    if len({(r.utd, r.params) for r in runs2}) < min_configs:
         raise CalibrationError(f"only {len(runs2)} finished stage-2 configurations; at least "
-                               f"{MIN_CONFIGS} are needed to fit D_J")
+                               f"{min_configs} are needed to fit D_J")
     targets = choose_targets(runs2)
     table = data_table(runs2, targets, n_boot=n_boot, step_limit=grid.steps)
     manifests = [json.loads(p.read_text())["manifest"] for p in sorted((out / "units").glob("*.json"))]
@@ -120,7 +128,7 @@ def calibrate(
                          alpha_b=float(coef_b[1]), b_b=float(coef_b[2]), beta_b=float(coef_b[3]),
                          relative_error=b_err)
     command = command or _command(env_id, algorithm, preset_name, grid_file, steps, seeds,
-                                  device, out_dir, fit_out, delta, n_boot)
+                                  device, out_dir, fit_out, delta, n_boot, prior)
     notes = [
         f"grid {grid.name} ({grid.digest()}): steps {grid.steps}, seeds {grid.seeds}, "
         f"batch sizes {grid.batch_sizes}, utds {grid.utds}, widths {grid.widths}, anchor width "
@@ -135,7 +143,7 @@ def calibrate(
         provenance=Provenance(source=f"advisor calibrate runs in {out}", command=command,
                               project_version=advisor.__version__,
                               method=DEFAULT_METHOD.describe(), notes=notes),
-        n_boot=n_boot, created=_dt.date.today().isoformat())
+        n_boot=n_boot, created=_dt.date.today().isoformat(), prior=prior)
     path = Path(fit_out) if fit_out else out / f"{algorithm}-{env_id}.json"
     write_fit_file(fit, path)
     g = fit.goodness_of_fit
@@ -145,7 +153,7 @@ def calibrate(
 
 
 def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, out_dir, fit_out,
-             delta, n_boot) -> str:
+             delta, n_boot, prior=None) -> str:
     """The `advisor calibrate` command line equivalent to a Python call (the CLI records its own
     parsed parameters instead)."""
     import shlex
@@ -158,6 +166,9 @@ def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, ou
     parts += ["--device", device, "--out-dir", shlex.quote(str(out_dir))]
     parts += ["--fit-out", shlex.quote(str(fit_out))] if fit_out else []
     parts += ["--delta", repr(float(delta)), "--n-boot", str(n_boot)]
+    if prior is not None:
+        specs = (prior.family,) if prior.family else tuple(prior.ids)
+        parts += [f"--prior {shlex.quote(p)}" for p in specs]
     return " ".join(parts)
 
 

@@ -43,10 +43,39 @@ INPUT_DIM = {
     "acrobot-swingup": 7, "cheetah-run": 23, "finger-turn": 14, "fish-swim": 29,
     "hopper-hop": 19, "quadruped-run": 90, "walker-run": 30, "dog-run": 261, "dog-trot": 261,
     "dog-stand": 261, "dog-walk": 261, "humanoid-run": 88, "humanoid-walk": 88,
+    # MetaWorld v2: 39 observations + 4 actions.
+    "stick-pull-v2-goal-observable": 43, "sweep-v2-goal-observable": 43,
+    # MyoSuite (myoHand, 39 muscles): observation sizes of gym.make(...) in MyoSuite 3.0.0
+    # (INPUT_DIM_NOTES); BRO's runs may have used an older MyoSuite.
+    "myo-key-turn": 93 + 39, "myo-pen-twirl-hard": 83 + 39, "myo-reach-hard": 115 + 39,
+    "pendulum-swingup": 3 + 1,
 }
+#: Where an input size is not read off a published table, the fit's notes say so.
+INPUT_DIM_NOTES = {
+    env: f"critic input {dim} = observations + 39 muscle actions of {gym_id} as gym.make builds "
+         "it in MyoSuite 3.0.0 (BRO may have used an older MyoSuite; 10 inputs more or less "
+         "change params by about 2 x 10 x width, under 1% at these sizes)"
+    for env, dim, gym_id in (("myo-key-turn", 132, "myoHandKeyTurnFixed-v0"),
+                             ("myo-pen-twirl-hard", 122, "myoHandPenTwirlRandom-v0"),
+                             ("myo-reach-hard", 154, "myoHandReachRandom-v0"))
+}
+INPUT_DIM_NOTES.update({env: "critic input 43 = 39 observations + 4 actions (MetaWorld v2)"
+                        for env in ("stick-pull-v2-goal-observable", "sweep-v2-goal-observable")})
 DMC_TASKS = ["acrobot-swingup", "cheetah-run", "finger-turn", "fish-swim", "hopper-hop",
              "quadruped-run", "walker-run", "dog-run", "dog-trot", "dog-stand", "dog-walk",
              "humanoid-run", "humanoid-walk"]
+#: Tasks of dmc_bro_ablations.zip without a published return range whose laws validate on the
+#: shipped protocol (thresholds from the data, calibration.calibrate.choose_targets; LOCO error
+#: below the log-linear baseline's and at most MAX_SHIPPED_ERROR, neither exponent at a fit
+#: bound: benchmarks/catalogue_check.py), with the readable fit name of each.
+ABLATION_TASKS = {"stick-pull-v2-goal-observable": "stick-pull-v2",
+                  "sweep-v2-goal-observable": "sweep-v2", "myo-key-turn": "myo-key-turn",
+                  "myo-pen-twirl-hard": "myo-pen-twirl-hard", "myo-reach-hard": "myo-reach-hard"}
+MAX_SHIPPED_ERROR = 0.30
+
+#: Named families a few-shot fit can borrow from (`advisor fit --prior dmc`): many tasks, one
+#: algorithm, one evaluation protocol (calibration.prior).
+FAMILIES = {"dmc": [f"bro/{env}" for env in DMC_TASKS]}
 
 
 @dataclass(frozen=True)
@@ -56,10 +85,15 @@ class Spec:
     algorithm: str
     env: str
     archive: str
+    name: str | None = None  # the env part of the fit id, when not the archive's env name
 
     @property
     def id(self) -> str:
-        return f"{self.algorithm}/{self.env}"
+        return f"{self.algorithm}/{self.name or self.env}"
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name or self.env}.json"
 
 
 def catalogue() -> list[Spec]:
@@ -69,4 +103,6 @@ def catalogue() -> list[Spec]:
     specs += [Spec("simbav2", env, "simbav2_model_scaling_linear20_with_base.zip")
               for env in ["h1-crawl-v0", "h1-stand-v0"]]
     specs += [Spec("bro", env, "dmc_bro_ablations.zip") for env in DMC_TASKS]
+    specs += [Spec("bro", env, "dmc_bro_ablations.zip", None if name == env else name)
+              for env, name in ABLATION_TASKS.items()]
     return specs

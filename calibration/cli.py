@@ -62,8 +62,14 @@ def _today() -> str:
 @click.option("--input-dim", type=click.IntRange(1, 100_000),
               help="Critic input size (obs + action) for new envs.")
 @click.option("--created", help="Creation date to record (default: today).")
+@click.option("--name", help="Env part of the fit id (default: --env, the archive's name).")
+@click.option("--prior", multiple=True, metavar="FIT_OR_FAMILY",
+              help="Few-shot fit: borrow exponents and threshold shape from these fits (ids or "
+                   "files, repeat the option) or a family (dmc); fit only the 3 per-task "
+                   "offsets. For a task with only a few configurations (3 or more).")
 @click.pass_context
-def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input_dim, created):
+def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input_dim, created,
+        name, prior):
     """Fit the laws to runs in the published layout (zip or folder) and write a fit file.
 
     The file records the exact command that reproduces it (with --created filled in)."""
@@ -74,7 +80,7 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
     built = build_fit(archive, algorithm, env, n_boot=n_boot, created=created,
                       command=recorded_command(ctx),
                       target_range=tuple(target_range) if target_range else None, delta=delta,
-                      input_dim=input_dim)
+                      input_dim=input_dim, name=name, prior=list(prior) or None)
     path = write_fit_file(built.fit, output)
     g = built.fit.goodness_of_fit
     click.echo(f"wrote {path}: {built.fit.id}, leave-one-config-out error "
@@ -141,10 +147,14 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 @click.option("--delta", type=float, default=1e10, show_default=True,
               help="FLOPs charged per env step in the fit file.")
 @click.option("--n-boot", type=click.IntRange(0, 10_000), default=100, show_default=True)
+@click.option("--prior", multiple=True, metavar="FIT_OR_FAMILY",
+              help="Few-shot fit of stage 2: borrow exponents and threshold shape from these "
+                   "fits (ids or files, repeat the option) or a family (dmc); then 3 stage-2 "
+                   "configurations suffice (see `advisor plan --prior`).")
 @click.option("--quiet", is_flag=True, help="No progress lines (for CI).")
 @click.pass_context
 def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, device, backend,
-              n_jobs, out_dir, fit_out, delta, n_boot, quiet):
+              n_jobs, out_dir, fit_out, delta, n_boot, prior, quiet):
     """Calibrate a new task: run a reduced grid, fit B~ and D_J, write a fit file.
 
     Needs the calibrate extra (torch, gymnasium[mujoco], joblib):
@@ -165,7 +175,7 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     path = _calibrate(env_id, out_dir=out_dir, algorithm=algorithm, preset_name=preset_name,
                       grid_file=grid_file, steps=steps, seeds=seeds, device=device,
                       backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
-                      n_boot=n_boot, quiet=quiet,
+                      n_boot=n_boot, quiet=quiet, prior=list(prior) or None,
                       command=recorded_command(ctx, skip=("quiet", "n_jobs", "backend")))
     click.echo(str(path))
 

@@ -725,12 +725,16 @@ def write_plan(p: Plan, path) -> Path:
     """Write `p` as a grid JSON file that `advisor calibrate --grid` accepts (atomically)."""
     from calibration.atomic import atomic_save
     from calibration.calibrate import MIN_CONFIGS
+    from calibration.prior import MIN_FEW_SHOT_CONFIGS
 
-    if p.k < MIN_CONFIGS:
+    if not p.prior and p.k < MIN_CONFIGS:
         raise DesignError(
             f"advisor calibrate fits D_J freely and needs at least {MIN_CONFIGS} configurations; "
-            f"a plan of {p.k} is for a few-shot fit with a family prior (calibration.design."
-            "few_shot_fit), which calibrate does not take yet")
+            f"a plan of {p.k} is for a few-shot fit: plan it with --prior and run "
+            "`advisor calibrate --grid PLAN --prior ...`")
+    if p.k < MIN_FEW_SHOT_CONFIGS:
+        raise DesignError(f"a few-shot fit needs at least {MIN_FEW_SHOT_CONFIGS} configurations, "
+                          f"the plan has {p.k}")
     path = Path(path)
     atomic_save(path, text=json.dumps(p.grid().model_dump(mode="json"), indent=1) + "\n")
     return path

@@ -15,6 +15,8 @@ points, and never below a floor taken from the shipped fits (README, "Intervals"
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from advisor.fitfile import PredictionInterval
@@ -40,16 +42,18 @@ def conformal_quantiles(residuals: np.ndarray, level: float, n_units: int) -> tu
 
 
 def group_out(table: DataTable, method: Method, laws: LawFit, axis: str,
-              values: np.ndarray | None = None) -> np.ndarray:
+              values: np.ndarray | None = None, refit=None) -> np.ndarray:
     """(n, m) predictions of every config from a fit without all configs sharing its `axis`
-    value ('utd' or 'params'): a whole row or column of the grid left out at a time."""
+    value ('utd' or 'params'): a whole row or column of the grid left out at a time.
+    `refit(keep) -> LawFit` fits the kept configs (default: `fit_laws` warm-started at `laws`)."""
     col = getattr(table, axis)
     out = np.full(table.data.shape, np.nan)
     for v in (np.unique(col) if values is None else values):
         keep = col != v
-        if len(np.unique(col[keep])) < 1 or keep.sum() < 3:
+        if len(np.unique(col[keep])) < 1 or keep.sum() < 3 or not np.isfinite(
+                table.data[keep]).any():
             continue
-        fit = fit_laws(table, method, keep=keep, warm=laws)
+        fit = refit(keep) if refit else fit_laws(table, method, keep=keep, warm=laws)
         out[~keep] = fit.predict(table.utd[~keep], table.params[~keep])
     return out
 
@@ -63,18 +67,24 @@ def _covered(r: np.ndarray, lo: float, hi: float, scale: np.ndarray | float = 1.
     return (r >= lo * scale) & (r <= hi * scale)
 
 
-def loco_coverage(table: DataTable, loco: np.ndarray, level: float = CHECK_LEVEL) -> float:
+def loco_coverage(table: DataTable, loco: np.ndarray, level: float = CHECK_LEVEL,
+                  floor: tuple[float, float] | None = None, min_own: int = 1) -> float:
     """Coverage of the interval on each config when its quantiles come from the other configs'
-    LOCO residuals only (honest: the held-out config never calibrates its own interval)."""
+    LOCO residuals only (honest: the held-out config never calibrates its own interval), at
+    least as wide as `floor` (log low, log high) where given; with fewer than `min_own` other
+    configs the interval is `floor` alone."""
     r = _residuals(table.data, loco)
     ok = np.isfinite(r)
     n = len(table.utd)
     hits = []
     for i in range(n):
         others = np.concatenate([r[k][ok[k]] for k in range(n) if k != i])
-        if not others.size or not ok[i].any():
+        if not ok[i].any() or (not others.size and floor is None):
             continue
-        lo, hi = conformal_quantiles(others, level, n - 1)
+        lo, hi = (conformal_quantiles(others, level, n - 1) if others.size and n - 1 >= min_own
+                  else (0.0, 0.0))
+        if floor is not None:
+            lo, hi = min(lo, floor[0]), max(hi, floor[1])
         hits.append(_covered(r[i][ok[i]], lo, hi))
     return float(np.concatenate(hits).mean()) if hits else float("nan")
 
@@ -115,21 +125,56 @@ def _interior(table: DataTable, pred: np.ndarray, axis: str) -> np.ndarray:
     return r[np.isfinite(r)]
 
 
-def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.ndarray
+@dataclass(frozen=True)
+class Floor:
+    """Log offsets an interval must at least span, from outside the fit's own configs (e.g.
+    the family residuals of a few-shot fit, calibration.prior): log_low[i], log_high[i] at
+    levels[i]; `min_own`: fewer configs than this and the fit's own residuals are not used;
+    `coverage`: measured coverages to record; `note`: what it is, for the method text."""
+
+    levels: tuple[float, ...]
+    log_low: tuple[float, ...]
+    log_high: tuple[float, ...]
+    min_own: int
+    coverage: dict
+    note: str
+
+    def at(self, level: float) -> tuple[float, float]:
+        return (float(np.interp(level, self.levels, self.log_low)),
+                float(np.interp(level, self.levels, self.log_high)))
+
+
+def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.ndarray,
+                       refit=None, floor: Floor | None = None
                        ) -> tuple[PredictionInterval, dict[str, np.ndarray]]:
     """The prediction interval of a fit, and the held-out predictions behind it
-    ({'utd': rows left out, 'params': columns left out})."""
+    ({'utd': rows left out, 'params': columns left out}). `refit(keep) -> LawFit` refits the
+    law on some configs (default `fit_laws` warm-started); `floor` widens the interval to at
+    least its offsets (and replaces the own residuals below `floor.min_own` configs)."""
     r = _residuals(table.data, loco)
     r = r[np.isfinite(r)]
     n = len(table.utd)
-    bounds = [conformal_quantiles(r, level, n) for level in LEVELS]
-    preds = {axis: group_out(table, method, laws, axis) for axis in ("utd", "params")}
-    lo8, hi8 = conformal_quantiles(r, CHECK_LEVEL, n)
+    own = floor is None or (n >= floor.min_own and r.size > 0)
+
+    def bounds_at(level):
+        lo, hi = conformal_quantiles(r, level, n) if own else (0.0, 0.0)
+        if floor is not None:
+            f_lo, f_hi = floor.at(level)
+            lo, hi = min(lo, f_lo), max(hi, f_hi)
+        return lo, hi
+
+    bounds = [bounds_at(level) for level in LEVELS]
+    preds = {axis: group_out(table, method, laws, axis, refit=refit) for axis in ("utd", "params")}
+    lo8, hi8 = bounds_at(CHECK_LEVEL)
     up_r, up_d = _edges(table, preds, "up")
     down_r, down_d = _edges(table, preds, "down")
     widen_up = max(WIDEN_FLOOR_UP, _least_widen(up_r, up_d, lo8, hi8, CHECK_LEVEL))
     widen_down = max(WIDEN_FLOOR_DOWN, _least_widen(down_r, down_d, lo8, hi8, CHECK_LEVEL))
-    coverage = {"leave_one_config_out": loco_coverage(table, loco)}
+    coverage = {"leave_one_config_out": loco_coverage(
+        table, loco, floor=floor.at(CHECK_LEVEL) if floor else None,
+        min_own=floor.min_own if floor else 1)}
+    if floor is not None:
+        coverage.update(floor.coverage)
     for axis, name in (("utd", "interior_utd_rows_out"), ("params", "interior_params_columns_out")):
         ri = _interior(table, preds[axis], axis)
         if ri.size:
@@ -140,13 +185,22 @@ def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.
     if down_r.size:
         coverage["smallest_row_and_column_out"] = float(
             _covered(down_r, lo8, hi8, 1 + widen_down * down_d).mean())
+    own_text = ("split conformal on leave-one-config-out log residuals (finite-sample "
+                "corrected over configs)")
+    widen_text = ("widened beyond the fitted domain by fits without the outermost rows and "
+                  f"columns (floors {WIDEN_FLOOR_UP:g} above, {WIDEN_FLOOR_DOWN:g} below)")
+    if floor is None:
+        text = f"{own_text}; {widen_text}"
+    elif own:
+        text = f"the wider of {own_text} and {floor.note}; {widen_text}"
+    else:
+        text = (f"{floor.note} (the fit's own residuals are not used below {floor.min_own} "
+                f"configs); {widen_text}")
     interval = PredictionInterval(
-        method=("split conformal on leave-one-config-out log residuals (finite-sample corrected "
-                "over configs); widened beyond the fitted domain by fits without the outermost "
-                f"rows and columns (floors {WIDEN_FLOOR_UP:g} above, {WIDEN_FLOOR_DOWN:g} below)"),
+        method=text,
         levels=list(LEVELS), log_low=[_round(b[0]) for b in bounds],
         log_high=[_round(b[1]) for b in bounds], widen_up=_round(widen_up),
-        widen_down=_round(widen_down), n_residuals=int(r.size),
+        widen_down=_round(widen_down), n_residuals=max(int(r.size), 1),
         coverage={k: _round(v) for k, v in coverage.items() if np.isfinite(v)})
     return interval, preds
 

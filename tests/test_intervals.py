@@ -21,7 +21,7 @@ FITS = advisor.list_fits()
 def test_nominal_80_percent_covers_75_to_85_percent_leave_one_config_out(spec, fresh_fits):
     """Measured in CI on fits regenerated from the archives: each config's interval is built
     from the other configs' residuals only, then checked against that config's data."""
-    doc = json.loads((fresh_fits / spec.algorithm / f"{spec.env}.json").read_text())
+    doc = json.loads((fresh_fits / spec.algorithm / spec.file_name).read_text())
     coverage = doc["prediction_interval"]["coverage"]
     assert 0.75 <= coverage["leave_one_config_out"] <= 0.85, coverage
     # Rows and columns of the grid left out whole: the widened interval must still hold at the

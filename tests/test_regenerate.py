@@ -35,7 +35,7 @@ def _compare(a, b, path=""):
 @pytest.mark.slow
 def test_committed_fits_match_a_fresh_regeneration(fresh_fits):
     for spec in catalogue():
-        rel = f"{spec.algorithm}/{spec.env}.json"
+        rel = f"{spec.algorithm}/{spec.file_name}"
         fresh = json.loads((fresh_fits / rel).read_text())
         shipped = json.loads((_shipped_root() / rel).read_text())
         _compare(fresh, shipped)
