@@ -61,10 +61,17 @@ LEARNING_RATE = 3e-4
 
 
 def _sha256(path: Path) -> str:
+    """sha256 of an archive file; of a folder of runs, over its .npy files' relative names and
+    contents in name order."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+    path = Path(path)
+    files = sorted(path.rglob("*.npy")) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(f.relative_to(path).as_posix().encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
 
 
@@ -304,7 +311,9 @@ def make_fit_file(
     in_sample = relative_errors(laws.predict(table.utd, table.params), table.data)
     loco_err = relative_errors(loco, table.data)
     head = relative_errors(loco[:, -1:], table.data[:, -1:])
-    base = relative_errors(loglinear_leave_one_config_out(table), table.data)
+    ll = loglinear_leave_one_config_out(table)
+    # Points whose threshold too few other configs reach have no baseline prediction.
+    base = relative_errors(ll, np.where(np.isfinite(ll), table.data, np.nan))
     fit = FitFile(
         id=fit_id, fit_version=1, created=created or _dt.date.today().isoformat(),
         provenance=provenance, compute=ComputeDefinition(), architecture=arch,

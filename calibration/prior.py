@@ -28,7 +28,6 @@ found (next to the archive being fitted, or in $ADVISOR_DATA_DIR).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -219,7 +218,7 @@ def member_tables(fits, data_dirs) -> list:
                              "which run archive it was fitted from; name a family "
                              "(e.g. --prior dmc)") from None
         path = next((Path(d) / archive_name for d in data_dirs
-                     if (Path(d) / archive_name).is_file()), None)
+                     if (Path(d) / archive_name).exists()), None)
         if path is None or _sha256(path) != sha:
             where = ", ".join(str(d) for d in data_dirs) or "no folder"
             raise PriorError(
@@ -238,11 +237,9 @@ def member_tables(fits, data_dirs) -> list:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from calibration.build import _sha256 as sha
+
+    return sha(path)
 
 
 def family_residuals(fits, tables, ks=FAMILY_KS) -> dict[int, list[np.ndarray]]:
