@@ -122,12 +122,15 @@ def build_fit(
     if j_range is None:
         from calibration.calibrate import choose_targets
 
+        from calibration.calibrate import SATURATED_TOP
+
         targets = choose_targets(runs)
         notes.append(f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
                      "(no published return range): the top one is the 30th percentile over "
-                     "configurations of the best isotonic mean return, the bottom one 40% of "
-                     "the way from the median starting return to it (calibration.calibrate."
-                     "choose_targets)")
+                     "configurations of the best isotonic mean return (where returns saturate, "
+                     f"{100 * SATURATED_TOP:g}% of the way from the median start to the "
+                     "ceiling), the bottom one 40% of the way from the median starting return "
+                     "to it (calibration.calibrate.choose_targets)")
     else:
         targets = thresholds(*j_range)
     batch_relerr = None

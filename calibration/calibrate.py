@@ -6,7 +6,10 @@
 
 Thresholds are chosen from the data: J_hi is the 30th percentile over configurations of the
 best (isotonic) mean return, so about 70% of configurations reach every threshold; J_lo lies 40%
-of the way from the median starting return to J_hi; 20 thresholds span [J_lo, J_hi].
+of the way from the median starting return to J_hi; 20 thresholds span [J_lo, J_hi]. Where
+returns saturate (that percentile is the highest best return of any configuration, as success
+rates at 1 are), J_hi is 90% of the way from the median start to that ceiling instead: a
+threshold at the ceiling is reached only when every seed is, and seed resamples reach it early.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from calibration.grid import Grid, load_grid, preset, stage1_units, stage2_units
 from calibration.runner import prepare_out_dir, run_units
 
 MIN_CONFIGS = 5
+#: Where returns saturate, the top threshold's place between the median start and the ceiling.
+SATURATED_TOP = 0.9
 DEFAULT_DELTA = 1e10
 
 
@@ -46,6 +51,8 @@ def choose_targets(runs: list[Run], n: int = 20) -> np.ndarray:
         starts.append(curve[0])
         bests.append(curve[-1])
     j_hi = float(np.percentile(bests, 30))
+    if j_hi >= max(bests):  # saturated returns (module docstring)
+        j_hi = float(np.median(starts) + SATURATED_TOP * (max(bests) - np.median(starts)))
     j_lo = float(np.median(starts) + 0.4 * (j_hi - np.median(starts)))
     if not j_hi > j_lo + 1e-9:
         raise CalibrationError(

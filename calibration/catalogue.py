@@ -69,7 +69,7 @@ DMC_TASKS = ["acrobot-swingup", "cheetah-run", "finger-turn", "fish-swim", "hopp
 #: below the log-linear baseline's and at most MAX_SHIPPED_ERROR, neither exponent at a fit
 #: bound: benchmarks/catalogue_check.py), with the readable fit name of each.
 ABLATION_TASKS = {"stick-pull-v2-goal-observable": "stick-pull-v2",
-                  "sweep-v2-goal-observable": "sweep-v2", "myo-key-turn": "myo-key-turn",
+                  "sweep-v2-goal-observable": "sweep-v2",
                   "myo-pen-twirl-hard": "myo-pen-twirl-hard", "myo-reach-hard": "myo-reach-hard"}
 MAX_SHIPPED_ERROR = 0.30
 

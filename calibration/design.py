@@ -725,8 +725,13 @@ def write_plan(p: Plan, path) -> Path:
     """Write `p` as a grid JSON file that `advisor calibrate --grid` accepts (atomically)."""
     from calibration.atomic import atomic_save
     from calibration.calibrate import MIN_CONFIGS
-    from calibration.prior import MIN_FEW_SHOT_CONFIGS
+    from calibration.prior import MIN_FEW_SHOT_CONFIGS, MIN_PRIOR_FITS
 
+    if p.prior and len(p.prior) < MIN_PRIOR_FITS and p.k < MIN_CONFIGS:
+        raise DesignError(
+            f"a few-shot fit needs a family prior of at least {MIN_PRIOR_FITS} fits (families of "
+            f"2-4 tasks predicted worse than a free fit); this plan's has {len(p.prior)}, and a "
+            f"free fit needs at least {MIN_CONFIGS} configurations")
     if not p.prior and p.k < MIN_CONFIGS:
         raise DesignError(
             f"advisor calibrate fits D_J freely and needs at least {MIN_CONFIGS} configurations; "

@@ -16,7 +16,8 @@ def test_all_shipped_fits_are_listed():
                 "simbav2/h1-crawl-v0", "simbav2/h1-stand-v0", "bro/acrobot-swingup",
                 "bro/cheetah-run", "bro/finger-turn", "bro/fish-swim", "bro/hopper-hop",
                 "bro/quadruped-run", "bro/walker-run", "bro/dog-run", "bro/dog-trot",
-                "bro/dog-stand", "bro/dog-walk", "bro/humanoid-run", "bro/humanoid-walk"}
+                "bro/dog-stand", "bro/dog-walk", "bro/humanoid-run", "bro/humanoid-walk",
+                "bro/stick-pull-v2", "bro/sweep-v2", "bro/myo-pen-twirl-hard", "bro/myo-reach-hard"}
     assert expected <= set(FITS)
 
 

@@ -1,0 +1,128 @@
+"""Few-shot fits with a family prior: `advisor fit --prior`, `advisor calibrate --prior`."""
+
+import json
+import shlex
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+import advisor
+from advisor.cli import main
+from calibration.catalogue import FAMILIES
+from calibration.prior import FAMILY_DIR, PriorError, resolve_prior
+
+#: Corners and centre of the utd x size grid: what `advisor plan` would have a user run.
+CONFIGS = ("rr1_xs", "rr1_l", "rr15_xs", "rr15_l", "rr5_sm")
+
+
+def _width(fit, level=0.8):
+    pi = fit.model.prediction_interval
+    i = pi.levels.index(level)
+    return pi.log_high[i] - pi.log_low[i]
+
+
+@pytest.fixture(scope="module")
+def few_runs(data_dir, tmp_path_factory):
+    """5 configs of DMC humanoid-stand (a task outside the dmc family) as a folder of runs."""
+    out = tmp_path_factory.mktemp("few")
+    with zipfile.ZipFile(data_dir / "dmc_bro_ablations.zip") as zf:
+        for name in zf.namelist():
+            if name.endswith("/humanoid-stand.npy") and name.split("/")[-2] in CONFIGS:
+                (out / name).parent.mkdir(parents=True, exist_ok=True)
+                (out / name).write_bytes(zf.read(name))
+    return out
+
+
+def _fit(args):
+    return CliRunner().invoke(main, ["fit", *map(str, args)])
+
+
+def test_few_shot_fit_names_its_prior_and_its_interval_is_honest(few_runs, data_dir, tmp_path):
+    from calibration.build import build_fit
+
+    res = _fit([few_runs, "--algorithm", "t", "--env", "humanoid-stand", "-o",
+                tmp_path / "fs.json", "--n-boot", "5", "--prior", "dmc"])
+    assert res.exit_code == 0, res.output
+    fs = advisor.load_fit(str(tmp_path / "fs.json"))  # validates schema and content hash
+    prior = fs.model.provenance.prior
+    assert prior.family == "dmc" and "few-shot" in prior.method
+    assert [p.id for p in prior.fits] == sorted(FAMILIES["dmc"])
+    assert all(p.content_hash == advisor.load_fit(p.id).model.content_hash for p in prior.fits)
+    assert "few-shot" in fs.model.provenance.method
+    # At least as wide as the family's own few-shot error at k = 5 ...
+    floor = json.loads((FAMILY_DIR / "dmc.json").read_text())
+    i = floor["levels"].index(0.8)
+    pi = fs.model.prediction_interval
+    assert pi.log_low[i] <= floor["by_k"]["5"]["log_low"][i]
+    assert pi.log_high[i] >= floor["by_k"]["5"]["log_high"][i]
+    assert "prior_family_leave_one_task_out" in pi.coverage
+    # ... and wider than the interval of the per-task fit on the task's full 5 x 5 grid, whose
+    # error the few-shot fit cannot match (benchmarks/results/catalogue-check-*.txt).
+    full = build_fit(data_dir / "dmc_bro_ablations.zip", "t", "humanoid-stand", n_boot=0).fit
+    assert _width(fs) > _width(advisor.Fit(full))
+    # A free fit on the same 5 configs has a wider interval still: its own error is far larger.
+    free = build_fit(few_runs, "t", "humanoid-stand", n_boot=0).fit
+    assert free.goodness_of_fit.leave_one_config_out > fs.model.goodness_of_fit.leave_one_config_out
+    assert _width(advisor.Fit(free)) > _width(fs)
+
+
+def test_recorded_command_reproduces_the_few_shot_file(few_runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = _fit([few_runs, "--algorithm", "t", "--env", "humanoid-stand", "--name", "hs-few",
+                "-o", "out/f.json", "--n-boot", "3", "--prior", "dmc"])
+    assert res.exit_code == 0, res.output
+    first = (tmp_path / "out/f.json").read_bytes()
+    doc = json.loads(first)
+    assert doc["id"] == "t/hs-few"
+    command = doc["provenance"]["command"]
+    assert "--prior dmc" in command and "--name hs-few" in command
+    (tmp_path / "out/f.json").unlink()
+    res = CliRunner().invoke(main, shlex.split(command)[1:])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out/f.json").read_bytes() == first
+
+
+@pytest.mark.parametrize("prior, message", [
+    (["nope/never"], "--prior nope/never"),
+    (["bro/dog-run", "bro/cheetah-run"], "at least 5 fits"),
+    (["dmc", "bro/h1-crawl-v0"], "names a family"),
+])
+def test_unusable_prior_is_a_one_line_error(few_runs, tmp_path, prior, message):
+    args = [few_runs, "--algorithm", "t", "--env", "humanoid-stand", "-o", tmp_path / "f.json"]
+    for p in prior:
+        args += ["--prior", p]
+    res = _fit(args)
+    assert res.exit_code == 2
+    assert message in res.output and len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "f.json").exists()
+
+
+def test_stored_family_calibrations_are_for_the_shipped_fits():
+    """A regenerated member fit changes its hash: the stored floor must then be recomputed
+    (`python -m calibration.prior DATA_DIR`)."""
+    for name, ids in FAMILIES.items():
+        doc = json.loads((FAMILY_DIR / f"{name}.json").read_text())
+        assert sorted((m["id"], m["content_hash"]) for m in doc["members"]) == sorted(
+            (i, advisor.load_fit(i).model.content_hash) for i in ids)
+        for k, row in doc["by_k"].items():
+            assert row["log_low"][0] <= 0 <= row["log_high"][0]
+            assert 0.75 <= row["coverage_leave_one_task_out"] <= 0.95, k
+
+
+def test_any_set_of_fits_is_calibrated_from_their_archives(data_dir):
+    ids = ["bro/dog-run", "bro/dog-trot", "bro/dog-walk", "bro/humanoid-run", "bro/walker-run"]
+    with pytest.raises(PriorError, match="ADVISOR_DATA_DIR"):
+        resolve_prior(ids, data_dirs=[data_dir / "nowhere"]).floor(4)
+    floor = resolve_prior(ids, data_dirs=[data_dir]).floor(4)
+    lo, hi = floor.at(0.8)
+    assert lo < 0 < hi and "5 fits" in floor.note
+
+
+def test_a_plan_for_a_few_shot_fit_can_be_written(tmp_path):
+    from calibration.design import DesignError, plan, write_plan
+
+    p = plan(3, prior=FAMILIES["dmc"])
+    assert write_plan(p, tmp_path / "plan.json").exists()
+    with pytest.raises(DesignError, match="--prior"):
+        write_plan(plan(3), tmp_path / "free.json")
