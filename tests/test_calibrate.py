@@ -188,3 +188,17 @@ def test_minutes_preset_validates_and_its_units_build():
     noise = Noise(torch.randn(m, 4, 3, generator=g), torch.randn(m, 4, 3, generator=g))
     loss = pop.update(batch, noise, torch.ones(m, dtype=torch.bool))["critic_loss"]
     assert loss.shape == (m,) and torch.isfinite(loss).all()
+
+
+@pytest.mark.slow
+def test_few_shot_calibration_reuses_the_runs_and_records_its_prior(smoke, tmp_path):
+    """`--prior dmc` makes stage 2's D_J a few-shot fit; finished units are not rerun."""
+    out, _, _ = smoke
+    fit_out = tmp_path / "few.json"
+    res = subprocess.run(CMD + ["--out-dir", str(out), "--prior", "dmc", "--fit-out",
+                                str(fit_out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    fit = advisor.load_fit(str(fit_out))
+    assert fit.model.provenance.prior.family == "dmc"
+    assert "--prior dmc" in fit.model.provenance.command
+    assert "prior_family_leave_one_task_out" in fit.model.prediction_interval.coverage

@@ -126,3 +126,13 @@ def test_a_plan_for_a_few_shot_fit_can_be_written(tmp_path):
     assert write_plan(p, tmp_path / "plan.json").exists()
     with pytest.raises(DesignError, match="--prior"):
         write_plan(plan(3), tmp_path / "free.json")
+
+
+def test_calibrate_with_an_unusable_prior_fails_before_running(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+    res = CliRunner().invoke(main, ["calibrate", "--env", "InvertedPendulum-v5", "--preset",
+                                    "smoke", "--device", "cpu", "--out-dir", str(tmp_path / "o"),
+                                    "--prior", "nope/never"])
+    assert res.exit_code == 2 and "--prior nope/never" in res.output
+    assert not (tmp_path / "o" / "runs").exists()
