@@ -77,7 +77,9 @@ def calibrate(
     from calibration.learner.trainer import make_env, resolve_device
     from calibration.prior import MIN_FEW_SHOT_CONFIGS, resolve_prior
 
-    prior = resolve_prior(prior)  # an unusable --prior fails before anything runs
+    prior = resolve_prior(prior)  # an unusable --prior fails before anything runs ...
+    if prior is not None:
+        prior.calibration()  # ... and so does one whose interval cannot be calibrated
     min_configs = MIN_CONFIGS if prior is None else MIN_FEW_SHOT_CONFIGS
 
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))

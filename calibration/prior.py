@@ -32,6 +32,7 @@ import json
 import os
 import shlex
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -107,12 +108,17 @@ class Prior:
                   "configs (D-optimal design) with the others as prior, on its held-out "
                   "configs"))
 
-    def calibration(self) -> dict:
+    @cached_property
+    def _calibration(self) -> dict:
         stored = _stored_calibration(self.members())
         if stored is not None:
             return stored
         tables = member_tables(self.fits, self.data_dirs)
         return family_calibration(self.fits, tables)
+
+    def calibration(self) -> dict:
+        """The family floors (stored, or computed once from the members' archives)."""
+        return self._calibration
 
 
 def resolve_prior(specs, data_dirs=()) -> Prior | None:
