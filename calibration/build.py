@@ -3,8 +3,10 @@ fit (calibration.catalogue); `make_fit_file` assembles a fit file from a data-to
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,10 @@ DEFAULT_METHOD = Method(shared_exponents=True, smoothness=0.1, censored=True, we
 N_BOOT = 100
 BOOT_SEED = 0
 LEARNING_RATE = 3e-4
+
+
+class BuildError(AdvisorError):
+    """Runs that cannot make a fit (unknown env settings, nothing reached a threshold)."""
 
 
 def _sha256(path: Path) -> str:
@@ -110,6 +116,9 @@ def build_fit(
     else:
         if layout == "bro":
             runs = [r for r in runs if r.tags.get("passive_critic", "False") == "False"]
+            if not runs:
+                raise BuildError(f"{archive} holds only runs with a passive critic for {env!r}; "
+                                 "D_J needs runs without one")
         table = data_table(runs, targets, n_boot, seed)
         if layout == "dmc":
             batch = BatchSizeLaw(kind="fixed", source="fixed", a_b=float(runs[0].batch_size))
@@ -173,6 +182,9 @@ def make_fit_file(
 ) -> tuple[FitFile, LawFit, np.ndarray]:
     """Fit D_J on `table`, cross-validate, bootstrap, and assemble the fit file."""
     targets = table.targets
+    if not np.isfinite(table.data).any():
+        raise BuildError(f"no run on {table.env} reaches any threshold in {targets[0]:.4g}-"
+                         f"{targets[-1]:.4g}: there is nothing to fit")
     laws = fit_laws(table, method)
     loco = leave_one_config_out(table, method, laws)
     in_sample = relative_errors(laws.predict(table.utd, table.params), table.data)
@@ -211,23 +223,13 @@ def regenerate(data_dir: str | Path, out_dir: str | Path, *, n_boot: int = N_BOO
              str(out_dir / s.algorithm / f"{s.env}.json")) for s in specs]
     if n_jobs > 1:
         import multiprocessing
-        import os
         from concurrent.futures import ProcessPoolExecutor
 
-        # Small least-squares problems run twice as fast on one BLAS thread per worker; spawned
-        # workers inherit the environment before they import numpy.
-        saved = {k: os.environ.get(k) for k in _BLAS_VARS}
-        os.environ.update({k: "1" for k in _BLAS_VARS})
-        try:
+        # Small least-squares problems run twice as fast on one BLAS thread per worker.
+        with one_blas_thread_env():
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(n_jobs, mp_context=ctx) as pool:
                 results = list(pool.map(_build_one, jobs))
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
     else:
         results = [_build_one(j) for j in jobs]
     paths = []
@@ -239,6 +241,42 @@ def regenerate(data_dir: str | Path, out_dir: str | Path, *, n_boot: int = N_BOO
 
 
 _BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def one_blas_thread_env():
+    """Set the BLAS thread variables to 1 for processes spawned inside (they read them before
+    numpy loads), restoring them after."""
+    saved = {k: os.environ.get(k) for k in _BLAS_VARS}
+    os.environ.update({k: "1" for k in _BLAS_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def call_with_one_blas_thread(fn, *args, **kwargs):
+    """fn(*args, **kwargs) with BLAS on one thread (the fits' small least-squares problems run
+    about twice as fast): through threadpoolctl where it is installed, else in one spawned
+    process whose environment pins the thread count before numpy loads. `fn`, its arguments
+    and its result must pickle in the second case."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        pass
+    else:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with one_blas_thread_env():
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return pool.submit(fn, *args, **kwargs).result()
 
 
 def _build_one(job) -> FitFile:

@@ -139,18 +139,22 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 @click.option("--delta", type=float, default=1e10, show_default=True,
               help="FLOPs charged per env step in the fit file.")
 @click.option("--n-boot", type=click.IntRange(0, 10_000), default=100, show_default=True)
+@click.option("--created", help="Creation date to record (default: today).")
 @click.option("--quiet", is_flag=True, help="No progress lines (for CI).")
 @click.pass_context
 def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, device, backend,
-              n_jobs, out_dir, fit_out, delta, n_boot, quiet):
+              n_jobs, out_dir, fit_out, delta, n_boot, created, quiet):
     """Calibrate a new task: run a reduced grid, fit B~ and D_J, write a fit file.
 
     Needs the calibrate extra (torch, gymnasium[mujoco], joblib):
     pip install 'value-scaling-advisor[calibrate]'.
 
     Stage 1 sweeps batch x utd at one width and batch x width at one utd and fits B~; stage 2
-    runs utd x width at the fitted batch size and fits D_J. Every finished population is saved
-    atomically under --out-dir: run the same command again to resume after a crash.
+    runs utd x width at the fitted batch size and fits D_J. Every input (names, grid, env,
+    device, memory, output paths) is checked before the first population trains. Every
+    finished population is saved atomically under --out-dir, which is locked while the command
+    runs: run the same command again to resume after a crash. The fit file records the command
+    that reproduces it (with --created filled in).
 
     \b
     Example:
@@ -160,10 +164,11 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     _need_extra("calibrate", ("torch", "gymnasium", "joblib"), "advisor calibrate")
     from calibration.calibrate import calibrate as _calibrate
 
+    ctx.params["created"] = created = created or _today()
     path = _calibrate(env_id, out_dir=out_dir, algorithm=algorithm, preset_name=preset_name,
                       grid_file=grid_file, steps=steps, seeds=seeds, device=device,
                       backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
-                      n_boot=n_boot, quiet=quiet,
+                      n_boot=n_boot, quiet=quiet, created=created,
                       command=recorded_command(ctx, skip=("quiet", "n_jobs", "backend")))
     click.echo(str(path))
 

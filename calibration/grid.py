@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -25,6 +25,11 @@ class GridError(AdvisorError):
 
 PositiveInt = Field(gt=0)
 
+#: UTDs a grid may hold: from one update per 1000 env steps to 1000 updates per env step.
+UTD_RANGE = (1e-3, 1e3)
+#: Seeds are passed to numpy, torch and gymnasium (plus offsets for evaluation envs).
+MAX_SEED = 2**31 - 1 - 100_000
+
 
 class Grid(BaseModel):
     """A reduced calibration grid. Units: steps in env steps, utd in updates per env step."""
@@ -33,7 +38,7 @@ class Grid(BaseModel):
 
     name: str = "custom"
     steps: int = Field(gt=0, description="Env steps per run.")
-    seeds: list[int] = Field(min_length=1)
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field(min_length=1)
     batch_sizes: list[int] = Field(min_length=2, description="Stage-1 batch sizes.")
     utds: list[float] = Field(min_length=2, description="UTDs (stage 1 at anchor_width, stage 2).")
     widths: list[int] = Field(min_length=2, description="Critic widths (stage 1 and 2).")
@@ -49,8 +54,17 @@ class Grid(BaseModel):
     def _check(self) -> Grid:
         if any(b <= 0 for b in self.batch_sizes) or any(w <= 0 for w in self.widths):
             raise ValueError("batch_sizes and widths must be positive")
-        if any(not u > 0 for u in self.utds):
-            raise ValueError("utds must be positive")
+        lo, hi = UTD_RANGE
+        if any(not lo <= u <= hi for u in [*self.utds, self.anchor_utd]):
+            raise ValueError(f"utds must lie in [{lo:g}, {hi:g}] updates per env step, got "
+                             f"{self.utds}")
+        if any(float(f"{u:g}") != u for u in self.utds):
+            # Folder names carry f"{utd:g}" (6 significant digits); it must read back exactly.
+            raise ValueError(f"utds may have at most 6 significant digits, got {self.utds}")
+        for name in ("utds", "widths", "batch_sizes"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} must be distinct, got {values}")
         if self.anchor_width not in self.widths:
             raise ValueError(f"anchor_width {self.anchor_width} must be one of widths {self.widths}")
         if self.anchor_utd not in self.utds:

@@ -10,6 +10,7 @@ import base64
 import html
 import io
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,7 @@ class Context:
     budget: Budget | None = None
     table: DataTable | None = None
     rec: Recommendation | None = None
+    no_table: str = "the runs are not given: pass --runs ARCHIVE_OR_DIR"  # why table is None
 
     @property
     def env(self) -> str:
@@ -62,9 +64,16 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
         # D_J comes from runs without a passive critic, as the shipped fits do.
         with_return = [r for r in ctx.runs if "return" in r.values
                        and r.tags.get("passive_critic", "False") == "False"]
-        if with_return:
-            ctx.table = data_table(nearest_batch_runs(with_return, f.batch_size), f.thresholds,
-                                   n_boot=n_boot)
+        if not with_return:
+            ctx.no_table = f"{runs} holds no return curves without a passive critic for {ctx.env}"
+        else:
+            table = data_table(nearest_batch_runs(with_return, f.batch_size), f.thresholds,
+                               n_boot=n_boot)
+            if np.isfinite(table.data).any():
+                ctx.table = table
+            else:
+                ctx.no_table = (f"no run in {runs} reaches any of the fit's thresholds "
+                                f"({f.target_min:.4g}-{f.target_max:.4g})")
     if budget is not None:
         ctx.rec = recommend(budget, fit=f)
     return ctx
@@ -137,7 +146,7 @@ def figure_data(ctx: Context):
 
 def figure_parity(ctx: Context):
     if ctx.table is None:
-        raise ReportError("the parity plot needs the runs: pass --runs ARCHIVE_OR_DIR")
+        raise ReportError(f"the parity plot needs measured data to target: {ctx.no_table}")
     from calibration.build import DEFAULT_METHOD
     from calibration.fitting import leave_one_config_out, relative_errors
 
@@ -312,13 +321,21 @@ def save_figure(kind: str, ctx: Context, out: str | Path) -> Path:
     if fmt not in FORMATS:
         raise ReportError(f"cannot write a figure to {str(out)!r}: give a file name ending in "
                           f"{', '.join('.' + f for f in FORMATS)}")
-    fig = FIGURES[kind](ctx)
+    fig = _draw(kind, ctx)
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=110)
     _plt().close(fig)
     from advisor.files import atomic_write_bytes
 
     return atomic_write_bytes(out, buf.getvalue())
+
+
+def _draw(kind: str, ctx: Context):
+    """FIGURES[kind](ctx) without numpy's warnings about configurations that reach no target
+    (their points are simply not drawn)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return FIGURES[kind](ctx)
 
 
 def _png(fig) -> str:
@@ -336,7 +353,7 @@ def render_report(ctx: Context) -> str:
     sections = []
     for kind in KINDS:
         try:
-            img = f'<img alt="{kind}" src="data:image/png;base64,{_png(FIGURES[kind](ctx))}">'
+            img = f'<img alt="{kind}" src="data:image/png;base64,{_png(_draw(kind, ctx))}">'
         except ReportError as exc:
             img = f'<p class="note">Not drawn: {html.escape(str(exc))}.</p>'
         sections.append(f"<section><h2>{TITLES[kind]}</h2>{img}</section>")
