@@ -34,7 +34,7 @@ from advisor.fitfile import (
 from calibration.architectures import bronet_params, bronet_params_coefficients
 from calibration.archives import ArchiveError, Run, read_runs
 from calibration.batch import best_batch_sizes, fit_batch_law, tables_by_batch
-from calibration.build import DEFAULT_METHOD, N_BOOT, call_with_one_blas_thread, make_fit_file
+from calibration.build import DEFAULT_METHOD, N_BOOT, make_fit_file, one_blas_thread
 from calibration.curves import data_table, isotonic_curve, seed_mean, thresholds
 from calibration.grid import Grid, GridError, Unit, load_grid, preset, stage1_units, stage2_units
 from calibration.outdir import LOCK_NAME, check_out_dir, check_writable, lock_out_dir
@@ -155,7 +155,13 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
                         f"{n_configs} stage-2 configurations; at least {MIN_CONFIGS} are needed "
                         "to fit D_J")
     dev = resolve_device(device)  # 'cuda' with no GPU fails before anything runs
-    env = make_env(env_id, 0)  # unknown ids and discrete actions fail here too
+    try:
+        env = make_env(env_id, 0)  # unknown ids and discrete actions fail here too
+    except AdvisorError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. 'module:Env-v0' whose module is missing
+        raise CalibrationError(f"env {env_id!r} cannot be made: {type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())}") from None
     try:
         shape = getattr(env.observation_space, "shape", None)
         if shape is None or len(shape) != 1:
@@ -326,12 +332,13 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, n_boot, delta, quiet, ech
         f"delta {delta:g} FLOPs per env step is a default for simulated tasks; pass --delta",
     ]
     # The least-squares fits run about twice as fast on one BLAS thread (as `regenerate`'s do).
-    fit, _, _ = call_with_one_blas_thread(
-        make_fit_file, table, fit_id=plan.fit_id, batch=batch, arch=arch, delta=delta,
-        provenance=Provenance(source=f"advisor calibrate runs in {out}", command=command,
-                              project_version=advisor.__version__,
-                              method=DEFAULT_METHOD.describe(), notes=notes),
-        n_boot=n_boot, created=created)
+    with one_blas_thread():
+        fit, _, _ = make_fit_file(
+            table, fit_id=plan.fit_id, batch=batch, arch=arch, delta=delta,
+            provenance=Provenance(source=f"advisor calibrate runs in {out}", command=command,
+                                  project_version=advisor.__version__,
+                                  method=DEFAULT_METHOD.describe(), notes=notes),
+            n_boot=n_boot, created=created)
     path = plan.fit_path
     write_fit_file(fit, path)
     g = fit.goodness_of_fit

@@ -125,7 +125,7 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
               help="A grid JSON file instead of a preset (see calibration/grid.py: Grid).")
 @click.option("--steps", type=click.IntRange(min=1), help="Env steps per run (overrides the grid).")
-@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per configuration.")
+@click.option("--seeds", type=click.IntRange(1, 1000), help="Seeds per configuration.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--backend", type=click.Choice(["loky", "ray", "dask"]), default="loky",

@@ -29,6 +29,8 @@ PositiveInt = Field(gt=0)
 UTD_RANGE = (1e-3, 1e3)
 #: Seeds are passed to numpy, torch and gymnasium (plus offsets for evaluation envs).
 MAX_SEED = 2**31 - 1 - 100_000
+#: Seeds per configuration a grid may hold.
+MAX_SEEDS = 1000
 
 
 class Grid(BaseModel):
@@ -38,7 +40,8 @@ class Grid(BaseModel):
 
     name: str = "custom"
     steps: int = Field(gt=0, description="Env steps per run.")
-    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field(min_length=1)
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field(min_length=1,
+                                                                  max_length=MAX_SEEDS)
     batch_sizes: list[int] = Field(min_length=2, description="Stage-1 batch sizes.")
     utds: list[float] = Field(min_length=2, description="UTDs (stage 1 at anchor_width, stage 2).")
     widths: list[int] = Field(min_length=2, description="Critic widths (stage 1 and 2).")
@@ -82,6 +85,9 @@ class Grid(BaseModel):
             data["eval_every"] = min(self.eval_every, max(1, steps // 10))
             data["random_steps"] = min(self.random_steps, steps // 5)
         if n_seeds is not None:
+            if not 1 <= n_seeds <= MAX_SEEDS:
+                raise GridError(f"seeds must be from 1 to {MAX_SEEDS} per configuration, got "
+                                f"{n_seeds}")
             data["seeds"] = list(range(n_seeds))
         return load_grid_dict(data)
 
