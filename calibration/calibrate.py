@@ -133,6 +133,8 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
     from calibration.learner.trainer import make_env, resolve_device
 
     fit_id = fit_id_of(algorithm, env_id)
+    if os.fspath(out_dir) == "":  # Path("") is the current folder
+        raise OutputError("the out-dir is empty: give a folder, e.g. --out-dir calib")
     if not (isinstance(delta, (int, float)) and delta > 0 and math.isfinite(delta)):
         raise CalibrationError(f"delta must be a positive number of FLOPs per env step, got {delta}")
     if not (isinstance(n_boot, int) and 0 <= n_boot <= 10_000):

@@ -65,8 +65,6 @@ def read_spec(path: Path) -> dict:
 def check_out_dir(out_dir: Path) -> None:
     """Create OUT (and parents) and check that files can be created in it and that its
     `runs` and `units` entries, where present, are folders: one line if not."""
-    if str(out_dir) == "":
-        raise OutputError("the out-dir is empty: give a folder, e.g. --out-dir calib")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except FileExistsError:

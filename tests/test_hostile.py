@@ -307,3 +307,243 @@ def test_export_yaml_never_repeats_a_key(budgets):
 
 def test_export_of_an_unknown_fit_exits_2():
     assert "unknown fit" in _one_line_exit_2(CliRunner().invoke(main, ["export", "nope/x"]))
+
+
+# --- calibrate: everything checked before the first unit ---------------------------------------
+
+CAL_ENV = "InvertedPendulum-v5"
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """calibrate with training replaced by a failure: a check that passes reaches it."""
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+
+    def trained(*a, **kw):
+        raise AssertionError("a unit was about to train")
+
+    monkeypatch.setattr("calibration.calibrate.run_units", trained)
+
+
+def _calibrate(*args, out=None):
+    out_args = [] if out is None else ["--out-dir", str(out)]
+    return CliRunner().invoke(main, ["calibrate", "--device", "cpu", *args, *out_args])
+
+
+def _grid(tmp_path, **changes) -> str:
+    from calibration.grid import preset
+
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps(dict(preset("smoke").model_dump(), **changes)))
+    return str(path)
+
+
+@pytest.mark.parametrize("case, needle", [
+    (lambda t: ["--env", CAL_ENV, "--algorithm", "my algo/../x"], "cannot name the fit"),
+    (lambda t: ["--env", "nosuchmodule:Foo-v0"], "cannot be made: ModuleNotFoundError"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, utds=[1, 2], widths=[16, 32])],
+     "2 utds x 2 widths = 4 stage-2 configurations; at least 5"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, seeds=[-1, 0])], "seeds.0"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, utds=[1e-9, 1, 2])], "utds must lie in"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, utds=[1, 1.0000001, 2])],
+     "6 significant digits"),
+    (lambda t: ["--env", CAL_ENV, "--steps", str(10**12)], "GiB"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, widths=[16, 32, 10**7])], "GiB"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, quantiles=10**9)], "GiB"),
+    (lambda t: ["--env", CAL_ENV, "--seeds", "100000"], "1<=x<=1000"),
+])
+def test_calibrate_refuses_bad_input_before_the_first_unit(case, needle, tmp_path, no_training):
+    res = _calibrate(*case(tmp_path), out=tmp_path / "out")
+    assert needle in _one_line_exit_2(res)
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_the_memory_refusal_says_what_it_needs_and_what_there_is(tmp_path, no_training):
+    line = _one_line_exit_2(_calibrate("--env", CAL_ENV, "--steps", str(10**12),
+                                       out=tmp_path / "o"))
+    need, have = map(float, re.findall(r"about ([\d.e+]+) GiB.* ([\d.e+]+) GiB of available",
+                                       line)[0])
+    assert need > 1e3 and 0 < have < need
+
+
+@pytest.mark.parametrize("content", ["[]", '"a string"', "{", "dir"])
+def test_a_grid_file_that_is_not_an_object_is_one_line(content, tmp_path, no_training):
+    path = tmp_path / "g.json"
+    path.mkdir() if content == "dir" else path.write_text(content)
+    line = _one_line_exit_2(_calibrate("--env", CAL_ENV, "--grid", str(path),
+                                       out=tmp_path / "o"))
+    assert "g.json" in line
+
+
+@pytest.mark.parametrize("content", ["[]", '"a string"', "{", "dir", "{}"])
+def test_an_out_dir_whose_grid_json_is_not_ours_is_refused(content, tmp_path, no_training):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "grid.json").mkdir() if content == "dir" else (out / "grid.json").write_text(content)
+    line = _one_line_exit_2(_calibrate("--env", CAL_ENV, out=out))
+    assert "grid.json" in line or "different calibration" in line
+
+
+def test_bad_out_dirs_and_fit_files_are_refused_before_training(tmp_path, no_training):
+    (tmp_path / "file").write_text("x")
+    cases = [
+        (["--out-dir", ""], "out-dir is empty"),
+        (["--out-dir", str(tmp_path / "file" / "o")], "cannot create the out-dir"),
+        (["--out-dir", str(tmp_path / "o"), "--fit-out", ""], "fit file path is empty"),
+        (["--out-dir", str(tmp_path / "o"), "--fit-out", str(tmp_path)], "is a directory"),
+        (["--out-dir", str(tmp_path / "o"), "--fit-out", str(tmp_path / "o" / "grid.json")],
+         "keeps its own files"),
+        (["--out-dir", str(tmp_path / "o"), "--fit-out", str(tmp_path / "file" / "f.json")],
+         "cannot create the folder"),
+    ]
+    for args, needle in cases:
+        assert needle in _one_line_exit_2(_calibrate("--env", CAL_ENV, *args)), args
+    from calibration.calibrate import calibrate
+
+    with pytest.raises(Exception, match="exists and is not a folder"):
+        calibrate(CAL_ENV, out_dir=tmp_path / "file", device="cpu")
+
+
+def test_an_out_dir_that_cannot_be_written_is_refused(tmp_path, no_training, monkeypatch):
+    out = tmp_path / "ro"
+    out.mkdir()
+    if os.geteuid() != 0:  # root writes anyway: then fail the write check itself
+        out.chmod(0o555)
+    else:
+        def denied(*a, **kw):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr("tempfile.mkstemp", denied)
+    try:
+        line = _one_line_exit_2(_calibrate("--env", CAL_ENV, out=out))
+    finally:
+        out.chmod(0o755)
+    assert "cannot write in the out-dir" in line and "Permission denied" in line
+
+
+def test_a_done_marker_that_is_a_folder_is_refused(tmp_path, no_training):
+    (tmp_path / "o" / "units" / "s1_x.json").mkdir(parents=True)
+    assert "is not a file" in _one_line_exit_2(_calibrate("--env", CAL_ENV, out=tmp_path / "o"))
+
+
+def test_a_locked_out_dir_is_refused_naming_the_holder(tmp_path, no_training):
+    from calibration.outdir import OutDirBusyError, lock_out_dir
+
+    out = tmp_path / "o"
+    out.mkdir()
+    with lock_out_dir(out):
+        line = _one_line_exit_2(_calibrate("--env", CAL_ENV, out=out))
+        assert f"in use by another advisor calibrate (pid {os.getpid()})" in line
+        with pytest.raises(OutDirBusyError):
+            with lock_out_dir(out):
+                pass
+    with lock_out_dir(out):  # released when the holder is done
+        pass
+
+
+def test_a_done_marker_without_a_manifest_means_not_done(tmp_path):
+    from calibration.grid import Unit
+    from calibration.runner import unit_done
+
+    unit = Unit(stage=1, width=16, batch_size=32, utds=[1.0], seeds=[0])
+    marker = tmp_path / "units" / f"{unit.id}.json"
+    marker.parent.mkdir()
+    manifest = {"device_name": "cpu", "versions": {}, "config": {"steps": 10}}
+    for record, done in [({"unit": unit.model_dump(mode="json")}, False),
+                         ({"unit": unit.model_dump(mode="json"), "manifest": None}, False),
+                         ([], False), ("x", False),
+                         ({"unit": dict(unit.model_dump(mode="json"), width=32),
+                           "manifest": manifest}, False),
+                         ({"unit": unit.model_dump(mode="json"), "manifest": manifest}, True)]:
+        marker.write_text(json.dumps(record))
+        assert (unit_done(tmp_path, unit) is not None) == done, record
+    marker.write_text('{"unit": ')
+    assert unit_done(tmp_path, unit) is None
+
+
+def test_a_truncated_log_of_a_finished_unit_names_the_marker_to_remove(tmp_path):
+    from calibration.calibrate import CalibrationError, _read
+    from calibration.grid import Unit
+
+    unit = Unit(stage=1, width=16, batch_size=32, utds=[1.0], seeds=[0])
+    log = tmp_path / "runs" / unit.id / "w16p100" / "utd_1" / CAL_ENV / "return" / \
+        "bs_32_lr_0.0003_sep_False.npy"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(_npy(_curve(0))[:100])
+    with pytest.raises(CalibrationError, match=rf"remove .*units/{unit.id}\.json"):
+        _read(tmp_path, [unit], CAL_ENV)
+
+
+def test_one_blas_thread_pins_and_restores():
+    from calibration.build import _openblas_thread_setters, one_blas_thread
+
+    setters = _openblas_thread_setters()
+    if not setters:
+        pytest.skip("no OpenBLAS loaded that we can pin")
+    before = [get() for _, get in setters]
+    with one_blas_thread():
+        assert [get() for _, get in setters] == [1] * len(setters)
+    assert [get() for _, get in setters] == before
+
+
+# --- calibrate: one run per out-dir, no orphans ------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_kill_9_of_calibrate_stops_its_workers_and_a_second_run_is_refused(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc")
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "advisor.cli", "calibrate", "--env", CAL_ENV, "--preset",
+           "smoke", "--device", "cpu", "--quiet", "--n-jobs", "2", "--out-dir", str(out)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not list((out / "runs").rglob("*.npy")):
+            time.sleep(0.2)  # until the workers are training (their first logs are written)
+        workers = [p for p in _children(proc.pid)
+                   if b"loky" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert workers, "no loky worker found"
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2
+        assert f"in use by another advisor calibrate (pid {proc.pid})" in second.stderr
+        assert "Traceback" not in second.stderr
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        markers = {p.name: p.read_bytes() for p in (out / "units").glob("*.json")}
+        t = time.time()
+        while time.time() - t < 10 and any(map(_alive, workers)):
+            time.sleep(0.1)
+        assert not any(map(_alive, workers)), "workers outlived their calibration"
+        assert time.time() - t < 5
+        time.sleep(1)
+        assert {p.name: p.read_bytes() for p in (out / "units").glob("*.json")} == markers
+    finally:
+        try:  # the workers share the session's process group
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
