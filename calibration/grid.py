@@ -128,13 +128,10 @@ def preset(name: str) -> Grid:
 
 
 def load_grid(path: str | Path) -> Grid:
+    from advisor.files import load_json, read_limited
+
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise GridError(f"grid file {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GridError(f"grid file {path} is not valid JSON: {exc}") from None
+    data = load_json(read_limited(path, "grid file", GridError), f"grid file {path}", GridError)
     if not isinstance(data, dict):
         raise GridError(f"grid file {path} must hold a JSON object")
     return load_grid_dict(data)
