@@ -15,8 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from advisor.errors import AdvisorError
-from advisor.errors import one_line
+from advisor.errors import AdvisorError, one_line
 
 
 class GridError(AdvisorError):

@@ -10,7 +10,6 @@ from pathlib import Path
 from advisor.errors import OutputError
 from calibration.grid import GridError
 
-
 LOCK_NAME = "calibrate.lock"
 
 

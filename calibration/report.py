@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,9 +240,7 @@ def figure_batch(ctx: Context):
     batches = sorted({r.batch_size for r in ctx.runs if "return" in r.values})
     measured = None
     if len(batches) > 1:
-        from calibration.batch import best_batch_sizes
-
-        from calibration.batch import tables_by_batch
+        from calibration.batch import best_batch_sizes, tables_by_batch
 
         with_return = [r for r in ctx.runs if "return" in r.values]
         try:

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
