@@ -18,7 +18,8 @@ import click
 
 from advisor.errors import AdvisorError
 
-FORMATS = ["table", "json", "yaml", "args"]
+FORMATS = ["table", "json", "yaml", "args", "zoo"]
+CRITIC_CHOICES = ["bronet", "mlp"]
 COMMANDS_GROUP = "advisor.commands"
 
 
@@ -63,6 +64,7 @@ class _Group(click.Group):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ResourceWarning)
+                warnings.showwarning = _show_warning
                 rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
@@ -89,6 +91,11 @@ class _Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings (e.g. a broken third-party fit package) as one `warning:` line."""
+    click.echo(f"warning: {_one_line(message)}", err=True)
+
+
 def _silence_stdout() -> None:
     """After a failed write to stdout (closed pipe, full disk), point it at /dev/null so that the
     interpreter's final flush does not print a second error."""
@@ -108,6 +115,8 @@ def _flush_or_fail() -> None:
 
 
 def warn_lines(lines) -> None:
+    """One `warning: ...` line per item on stderr, after whatever stdout holds so far."""
+    sys.stdout.flush()
     for line in lines:
         click.echo(f"warning: {_one_line(line)}", err=True)
 
@@ -142,8 +151,18 @@ def main() -> None:
               help="Return to reach (default: the top fitted target for a single budget, the "
                    "highest reachable one for compute+data or total).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="table for people, json for programs, yaml for rl-zoo, args for CleanRL.")
-def recommend(fit_id, compute, data, total, delta, target, fmt):
+              help="table for people; json or yaml for programs (the whole recommendation); zoo "
+                   "for an rl-zoo hyperparameter file (needs --env); args for CleanRL's "
+                   "sac_continuous_action.py flags.")
+@click.option("--env", "env_id", metavar="ENV_ID",
+              help="Gymnasium env id: the key of the rl-zoo file (--format zoo, required) or "
+                   "CleanRL's --env-id (--format args).")
+@click.option("--critic", type=click.Choice(CRITIC_CHOICES), default=None,
+              help="Critic of the rl-zoo file: bronet (default: the fit's BroNet, as "
+                   "advisor.integrations.sb3_bronet.BroNetSACPolicy) or mlp (MlpPolicy, a plain "
+                   "MLP of the same Dense layers). Both have a scalar head instead of the fit's "
+                   "quantiles; the file says how many params that leaves out.")
+def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic):
     """Recommend utd, critic width and batch size for a budget.
 
     \b
@@ -155,36 +174,79 @@ def recommend(fit_id, compute, data, total, delta, target, fmt):
     The configuration printed is rounded (width to the fit's multiple, batch size to 16, utd to
     gradient_steps/train_freq) and chosen to stay within every budget given; its predictions
     and the interval for the data a new run needs are for that rounded configuration.
+
+    \b
+    Use it in an RL codebase:
+      advisor recommend --data 5e5 --format zoo --env Humanoid-v5 > sac.yml
+      python -m rl_zoo3.train --algo sac --env Humanoid-v5 -conf sac.yml
+      python sac_continuous_action.py $(advisor recommend --data 5e5 --format args \\
+          --env Humanoid-v4)
+    table, args and zoo print the warnings (and what the codebase cannot express) on stderr.
     """
     from advisor.recommend import Budget
     from advisor.recommend import recommend as _recommend
 
+    _check_client_options(fmt, env_id, critic)
     budget = Budget(**{k: v for k, v in dict(compute=compute, data=data, total=total,
                                              delta=delta).items() if v is not None})
     rec = _recommend(budget, fit=fit_id, target=target)
-    click.echo(format_recommendation(rec, fmt))
-    if fmt in ("table", "args"):
+    text = format_recommendation(rec, fmt, env_id=env_id, critic=critic or "bronet", fit=fit_id)
+    click.echo(text)
+    if fmt in ("table", "args", "zoo"):
         warn_lines(rec.warnings)
+    if fmt in ("args", "zoo"):
+        note_lines([client_note(rec, fmt, critic=critic or "bronet", fit=fit_id)])
 
 
-def format_recommendation(rec, fmt: str) -> str:
-    """The recommendation as text: table, json, yaml (rl-zoo hyperparameters) or args."""
+def _check_client_options(fmt: str, env_id: str | None, critic: str | None) -> None:
+    """--env and --critic only where a format uses them; --format zoo needs --env."""
+    from advisor.integrations.zoo import check_env_id
+
+    if env_id is not None and fmt not in ("zoo", "args"):
+        raise click.UsageError("--env applies to --format zoo and --format args")
+    if critic is not None and fmt != "zoo":
+        raise click.UsageError("--critic applies to --format zoo")
+    if fmt == "zoo" or env_id is not None:
+        check_env_id(env_id)
+
+
+def note_lines(lines) -> None:
+    for line in lines:
+        click.echo(f"note: {_one_line(line)}", err=True)
+
+
+def client_note(rec, fmt: str, *, critic: str = "bronet", fit=None) -> str:
+    """What the client of `fmt` cannot express of `rec` (args: CleanRL; zoo: the critic)."""
+    if fmt == "args":
+        from advisor.integrations.cleanrl import cleanrl_note
+
+        return cleanrl_note(rec, fit=fit)
+    from advisor.integrations.critic import critic_match
+
+    return critic_match(rec, critic, fit=fit).note
+
+
+def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: str = "bronet",
+                          fit=None) -> str:
+    """The recommendation as text: table; json or yaml (every field, extrapolated and warnings
+    included); zoo (an rl-zoo hyperparameter file for `env_id`); args (CleanRL flags).
+    `fit` (id, path or Fit) is the fit rec came from, for zoo."""
     if fmt == "json":
         return rec.model_dump_json(indent=2)
-    if fmt == "args":
-        return (f"--batch-size {rec.batch_size} --q-lr {rec.learning_rate:g} "
-                f"--policy-lr {rec.learning_rate:g} --total-timesteps {int(rec.predicted_data)}")
     if fmt == "yaml":
-        lines = [
-            f"# advisor {rec.fit}: target {rec.target:g}, predicted {rec.predicted_data:.3g} env "
-            f"steps, {rec.predicted_compute:.3g} FLOPs",
-            f"batch_size: {rec.batch_size}",
-            f"learning_rate: {rec.learning_rate:g}",
-            f"train_freq: {rec.train_freq}",
-            f"gradient_steps: {rec.gradient_steps}",
-            f"# extrapolated: {str(rec.extrapolated).lower()}",
-        ] + [f"# warning: {w}" for w in rec.warnings]
-        return "\n".join(lines)
+        from advisor.integrations import _yaml
+
+        return "\n".join(_yaml.dump(rec.model_dump(mode="json")))
+    if fmt == "args":
+        import shlex
+
+        from advisor.integrations.cleanrl import cleanrl_flags
+
+        return " ".join(shlex.quote(f) for f in cleanrl_flags(rec, env_id))
+    if fmt == "zoo":
+        from advisor.integrations.zoo import zoo_yaml
+
+        return zoo_yaml(rec, env_id, critic=critic, fit=fit).rstrip("\n")
     iv = rec.interval
     opt = rec.optimum
     rows = [
@@ -228,23 +290,39 @@ def fits(fmt):
             problems.append(f"{fit_id} from {source} skipped: {exc}")
             continue
         g = f.model.goodness_of_fit
+        pi = f.model.prediction_interval
         rows.append(dict(id=fit_id, source=source, target_min=f.target_min,
                          target_max=f.target_max, configs=g.n_configs,
-                         loco_error=g.leave_one_config_out, batch_size=f.model.batch_size.source))
+                         loco_error=g.leave_one_config_out,
+                         loglinear_error=g.baseline_loglinear_leave_one_config_out,
+                         interval_coverage=None if pi is None else pi.coverage.get(
+                             "leave_one_config_out"),
+                         batch_size=f.model.batch_size.source))
     warn_lines(problems)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'id':<24} {'targets':>11} {'configs':>7} {'LOCO err':>8} {'B~':>9}  source")
+    click.echo(f"{'id':<24} {'targets':>11} {'configs':>7} {'LOCO err':>8} {'log-lin':>7} "
+               f"{'80% cov':>7} {'B~':>9}  source")
     for r in rows:
+        base = r["loglinear_error"]
+        cov = r["interval_coverage"]
         click.echo(f"{r['id']:<24} {r['target_min']:>5g}-{r['target_max']:<5g} {r['configs']:>7} "
-                   f"{100 * r['loco_error']:>7.1f}% {r['batch_size']:>9}  {r['source']}")
+                   f"{100 * r['loco_error']:>7.1f}% "
+                   + (f"{100 * base:>6.1f}%" if base is not None else f"{'-':>7}")
+                   + (f" {100 * cov:>6.0f}%" if cov is not None else f" {'-':>7}")
+                   + f" {r['batch_size']:>9}  {r['source']}")
+    click.echo("\nLOCO err: mean relative error of D_J on configs left out one at a time; "
+               "log-lin: the same for a log-linear baseline; 80% cov: how often the 80% interval "
+               "held on them")
 
 
 @main.command()
 @click.argument("fit_id")
 def show(fit_id):
-    """Describe one fit: provenance, domain, laws and goodness of fit."""
+    """Describe one fit: provenance, domain, laws, goodness of fit and its prediction interval."""
+    import numpy as np
+
     from advisor.registry import load_fit
 
     f = load_fit(fit_id)
@@ -269,6 +347,7 @@ def show(fit_id):
         f"leave-one-config-out {100 * g.leave_one_config_out:.1f}% over {g.n_points} points, "
         f"{g.n_configs} configs",
         f"bootstrap:    {m.bootstrap.n_resamples} resamples of seeds",
+        _interval_line(m),
         "D_J(utd, params) = d_min + (a/utd)^alpha + (b/params)^beta:",
         f"  {'target':>8} {'d_min':>10} {'a':>10} {'alpha':>7} {'b':>10} {'beta':>7}",
     ]
@@ -279,17 +358,49 @@ def show(fit_id):
     click.echo("\n".join(lines))
 
 
+def _interval_line(m) -> str:
+    import numpy as np
+
+    pi = m.prediction_interval
+    if pi is None:
+        return ("interval:     none calibrated (schema 1): recommend falls back to the bootstrap "
+                "spread, which understates run-to-run noise")
+    i = min(range(len(pi.levels)), key=lambda k: abs(pi.levels[k] - 0.8))
+    cov = ", ".join(f"{k.replace('_', ' ')} {100 * v:.0f}%" for k, v in pi.coverage.items())
+    return (f"interval:     80% of new runs need {np.exp(pi.log_low[i]):.2f}x-"
+            f"{np.exp(pi.log_high[i]):.2f}x the predicted data inside the fitted domain; the "
+            f"log offsets grow by {pi.widen_up:g} per log unit beyond it ({pi.widen_down:g} "
+            f"below); measured coverage of the 80% interval: {cov}")
+
+
 @main.command()
 @click.argument("fit_id")
 @click.option("--budgets", default="1e15,1e16,1e17,1e18", show_default=True,
               help="Comma-separated budgets.")
 @click.option("--kind", "budget_kind", type=click.Choice(["compute", "data", "total"]),
               default="compute", show_default=True, help="What the budgets are.")
-@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml",
-              show_default=True)
-def export(fit_id, budgets, budget_kind, fmt):
-    """A per-budget table of recommended hyperparameters (rl-zoo style), one entry per budget.
-    Budgets the fit cannot meet are listed with the reason."""
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json", "zoo"]), default="yaml",
+              show_default=True,
+              help="yaml or json: one entry per budget; zoo: rl-zoo files (needs --env).")
+@click.option("--env", "env_id", metavar="ENV_ID",
+              help="Gymnasium env id, the key of the rl-zoo files (--format zoo).")
+@click.option("--critic", type=click.Choice(CRITIC_CHOICES), default=None,
+              help="Critic of the rl-zoo files (--format zoo): bronet (default) or mlp.")
+@click.option("-o", "--out-dir", type=click.Path(file_okay=False), default=None,
+              help="--format zoo: write one rl-zoo file per budget into this folder.")
+def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir):
+    """Recommended hyperparameters for several budgets.
+
+    \b
+    yaml/json: one entry per budget with `hyperparameters` that Stable-Baselines3 takes as
+      SAC(entry["policy"], env, **entry["hyperparameters"]) (a plain MLP critic: MlpPolicy),
+      n_timesteps, utd, width, params, the predictions, extrapolated, warnings and `critic`
+      (what that critic lacks of the fit's BroNet). Budgets the fit cannot meet carry `error`.
+    zoo: rl-zoo files are keyed by env id, so each budget needs its own file: with one budget
+      the file goes to stdout; with --out-dir DIR one file per budget, DIR/sac_ENV_KIND_VALUE.yml.
+    """
+    from advisor.integrations import _yaml
+    from advisor.integrations.zoo import check_env_id
     from advisor.recommend import Budget
     from advisor.recommend import recommend as _recommend
     from advisor.registry import load_fit
@@ -304,8 +415,21 @@ def export(fit_id, budgets, budget_kind, fmt):
                                  param_hint="--budgets")
     if len(set(values)) != len(values):
         raise click.BadParameter(f"budgets repeat a value: {budgets!r}", param_hint="--budgets")
+    if fmt != "zoo":
+        for name, given in (("--env", env_id), ("--critic", critic), ("--out-dir", out_dir)):
+            if given is not None:
+                raise click.UsageError(f"{name} applies to --format zoo")
+    else:
+        check_env_id(env_id)
+        if out_dir is None and len(values) > 1:
+            raise click.UsageError(
+                "rl-zoo files are keyed by env id, so each budget needs its own file: give one "
+                "budget, or --out-dir DIR to write one file per budget")
     budgets_ = [Budget(**{budget_kind: value}) for value in values]  # bad values fail here
     fit = load_fit(fit_id)  # an unknown fit fails here, not once per row
+    if fmt == "zoo":
+        _export_zoo(fit, values, budgets_, budget_kind, env_id, critic or "bronet", out_dir)
+        return
     rows = []
     for value, budget in zip(values, budgets_):
         try:
@@ -313,24 +437,81 @@ def export(fit_id, budgets, budget_kind, fmt):
         except AdvisorError as exc:
             rows.append({budget_kind: value, "error": str(exc)})
             continue
-        rows.append({budget_kind: value, "target": r.target, "utd": r.utd,
-                     "critic_width": r.width, "batch_size": r.batch_size,
-                     "learning_rate": r.learning_rate, "predicted_data": r.predicted_data,
-                     "predicted_compute": r.predicted_compute, "extrapolated": r.extrapolated})
+        rows.append({budget_kind: value, **_export_entry(r, fit)})
     if fmt == "json":
-        click.echo(json.dumps({"fit": fit_id, "budgets": rows}, indent=2))
+        click.echo(json.dumps({"fit": fit.id, "kind": budget_kind, "budgets": rows}, indent=2))
         return
-    lines = [f"# advisor export {fit_id}: one entry per {budget_kind} budget"]
+    lines = [_yaml.comment(f"advisor export {fit.id}: one entry per {budget_kind} budget; "
+                           "SAC(entry['policy'], env, **entry['hyperparameters'])")]
     for row in rows:
-        key = f"{budget_kind}_{row[budget_kind]!r}".replace("+", "")
-        lines.append(f"{key}:")
-        for k, v in row.items():
-            if k == budget_kind:
-                continue
-            text = json.dumps(v) if isinstance(v, str) else (f"{v:g}" if isinstance(v, float)
-                                                               else str(v).lower())
-            lines.append(f"  {k}: {text}")
+        lines.append(f"{_yaml.key(_entry_key(budget_kind, row[budget_kind]))}:")
+        lines += _yaml.dump(row, indent=2)
     click.echo("\n".join(lines))
+
+
+def _entry_key(kind: str, value: float) -> str:
+    """compute_1e16, data_5e5, compute_1.5e16: the shortest text that reads back as `value`."""
+    text = next(t for t in (f"{value:.{p}g}" for p in range(1, 18)) if float(t) == value)
+    mantissa, e, exponent = text.partition("e")
+    short = f"{mantissa}{e}{int(exponent) if e else ''}"
+    plain = repr(value).removesuffix(".0")
+    return f"{kind}_{plain if len(plain) <= len(short) else short}"
+
+
+def _export_entry(rec, fit) -> dict:
+    """One export entry: SB3 hyperparameters (MlpPolicy), then what the advisor predicts."""
+    from advisor.integrations.critic import critic_match
+    from advisor.integrations.sb3 import sac_kwargs, total_timesteps
+
+    try:
+        hyper, critic = sac_kwargs(rec, fit=fit), critic_match(rec, "mlp", fit=fit).note
+    except AdvisorError as exc:  # a critic SB3 cannot build: leave it to the user
+        hyper = dict(batch_size=rec.batch_size, learning_rate=rec.learning_rate,
+                     train_freq=rec.train_freq, gradient_steps=rec.gradient_steps)
+        critic = str(exc)
+    iv = rec.interval
+    return {"policy": "MlpPolicy", "hyperparameters": hyper,
+            "n_timesteps": total_timesteps(rec), "utd": rec.utd, "width": rec.width,
+            "params": rec.params, "target": rec.target, "predicted_data": rec.predicted_data,
+            "predicted_compute": rec.predicted_compute,
+            "interval": None if iv is None else iv.model_dump(),
+            "within_budget": rec.within_budget, "extrapolated": rec.extrapolated,
+            "warnings": list(rec.warnings), "critic": critic}
+
+
+def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir) -> None:
+    from pathlib import Path
+
+    from advisor.errors import ExportError
+    from advisor.files import atomic_write_text
+    from advisor.integrations.critic import bronet_shape, critic_match
+    from advisor.integrations.zoo import zoo_yaml
+    from advisor.recommend import recommend as _recommend
+
+    bronet_shape(fit)  # a critic rl-zoo cannot build fails before any file is written
+    if out_dir is None:  # exactly one budget (checked): the file to stdout
+        rec = _recommend(budgets_[0], fit=fit)
+        click.echo(zoo_yaml(rec, env_id, critic=critic, fit=fit).rstrip("\n"))
+        warn_lines(rec.warnings)
+        note_lines([critic_match(rec, critic, fit=fit).note])
+        return
+    slug = env_id.replace("/", "_")
+    written, problems = [], []
+    for value, budget in zip(values, budgets_):
+        try:
+            rec = _recommend(budget, fit=fit)
+        except AdvisorError as exc:
+            problems.append(f"{kind} {value:.4g} skipped: {exc}")
+            continue
+        path = Path(out_dir) / f"sac_{slug}_{_entry_key(kind, value)}.yml"
+        atomic_write_text(path, zoo_yaml(rec, env_id, critic=critic, fit=fit))
+        written.append(path)
+    warn_lines(problems)
+    if not written:
+        raise ExportError(f"no {kind} budget in {', '.join(f'{v:g}' for v in values)} can be "
+                          f"met on {fit.id}; no file written")
+    for path in written:
+        click.echo(str(path))
 
 
 @main.command()

@@ -36,6 +36,11 @@ class ConfigError(AdvisorError):
     """A utd, params or width that is not a positive finite number."""
 
 
+class ExportError(AdvisorError):
+    """A recommendation that an RL codebase (rl-zoo, Stable-Baselines3, CleanRL) cannot take as
+    asked: a critic it cannot build, an env id it cannot read, a missing option."""
+
+
 class OutputError(AdvisorError):
     """An output path that cannot be written (a directory, no permission, a full disk)."""
 

@@ -170,7 +170,8 @@ class Fit:
                               f"(the levels {self.id} is calibrated for), got {level!r}")
         lo = np.interp(level, pi.levels, pi.log_low)
         hi = np.interp(level, pi.levels, pi.log_high)
-        scale = 1.0 + pi.widen_per_log * self.distance_outside(utd, params)
+        up, down = self.distance_outside(utd, params)
+        scale = 1.0 + pi.widen_up * up + pi.widen_down * down
         pred = laws.data_to_target(utd, params, *self.coefficients(target))
         return (_scalar_or_array(pred * np.exp(lo * scale)),
                 _scalar_or_array(pred * np.exp(hi * scale)))
@@ -187,13 +188,18 @@ class Fit:
         lo, hi = np.percentile(sample, [50 * (1 - level), 50 * (1 + level)], axis=0)
         return _scalar_or_array(lo), _scalar_or_array(hi)
 
-    def distance_outside(self, utd: ArrayLike, params: ArrayLike) -> np.ndarray:
-        """|log(utd / nearest fitted utd)| + |log(params / nearest fitted params)|: 0 inside
-        the fitted domain, growing with how far a configuration extrapolates."""
+    def distance_outside(self, utd: ArrayLike, params: ArrayLike
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """How far (utd, params) lies beyond the fitted domain, in log units: (above, below),
+        above = log(utd / largest fitted utd)+ + log(params / largest fitted params)+, below the
+        same under the smallest. Both 0 inside the domain."""
         d = self.model.domain
         utd, params = np.asarray(utd, dtype=float), np.asarray(params, dtype=float)
-        return (np.abs(np.log(utd / np.clip(utd, d.utd.low, d.utd.high)))
-                + np.abs(np.log(params / np.clip(params, d.params.low, d.params.high))))
+        up = (np.log(np.maximum(utd / d.utd.high, 1.0))
+              + np.log(np.maximum(params / d.params.high, 1.0)))
+        down = (np.log(np.maximum(d.utd.low / utd, 1.0))
+                + np.log(np.maximum(d.params.low / params, 1.0)))
+        return up, down
 
     def batch_size(self, utd: ArrayLike, params: ArrayLike):
         """Best batch size B~(utd, params) in transitions (paper A Eq. 6.1)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from advisor.files import MAX_FILE_BYTES, atomic_write_bytes, load_json, read_limited
 from advisor.errors import FitFileError, one_line
@@ -31,8 +31,10 @@ UTD_REACH = 4.0
 PARAMS_REACH = 10.0
 #: Exponents of the laws are positive and at most this (fits use 0.05-8).
 MAX_EXPONENT = 20.0
-#: log of the largest number a law may produce inside the trusted range (far below overflow).
-_MAX_LOG = 300.0
+#: The most env steps a law term may predict inside the trusted range (no run is that long; the
+#: shipped fits stay below 1e14 even in their bootstrap draws).
+MAX_DATA = 1e20
+_MAX_LOG = math.log(MAX_DATA)
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -170,23 +172,24 @@ class Bootstrap(_Strict):
 class PredictionInterval(_Strict):
     """Where the data-to-target of a new run falls, relative to the law's prediction.
 
-    Split conformal from cross-validation residuals r = log(D_observed / D_predicted): at level
-    `levels[i]`, a new run in the fitted domain needs between D_pred * exp(log_low[i]) and
-    D_pred * exp(log_high[i]) env steps. Outside the fitted domain both log offsets grow by the
-    factor (1 + widen_per_log * distance), distance = |log(utd / nearest fitted utd)| +
-    |log(params / nearest fitted params)|, calibrated on fits that left out the edge rows and
-    columns of the grid."""
+    Split conformal from leave-one-config-out residuals r = log(D_observed / D_predicted): at
+    level `levels[i]`, a new run inside the fitted domain needs between D_pred * exp(log_low[i])
+    and D_pred * exp(log_high[i]) env steps. Beyond the fitted domain both log offsets grow by the
+    factor 1 + widen_up * d_up + widen_down * d_down, where d_up = log(utd / largest fitted utd)+
+    + log(params / largest fitted params)+ and d_down the same below the smallest: widen_up and
+    widen_down are calibrated on fits that left out the outermost rows and columns of the grid."""
 
     method: str = Field(max_length=2000)
     levels: list[Annotated[float, Field(gt=0, lt=1)]] = Field(min_length=1, max_length=100)
     log_low: list[Annotated[float, Field(le=0, ge=-20, allow_inf_nan=False)]]
     log_high: list[Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]]
-    widen_per_log: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+    widen_up: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+    widen_down: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
     n_residuals: int = Field(ge=1)
     coverage: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=dict, max_length=20,
         description="Measured coverage of the 80% interval on held-out configurations, by "
-                    "scheme: leave one config / utd row / params column out.")
+                    "scheme (see calibration.intervals).")
 
     @model_validator(mode="after")
     def _shapes(self) -> PredictionInterval:
@@ -235,6 +238,13 @@ class FitFile(_Strict):
         default=None, description="Calibrated interval for new runs (schema 2; absent in 1).")
     content_hash: str = Field(default="", description="sha256 of the canonical JSON without this field.")
 
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _integer_version(cls, value):
+        if isinstance(value, bool):  # true == 1 in Python, but is not a version number
+            raise ValueError("schema_version must be an integer")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> FitFile:
         n = len(self.data_to_target.laws)
@@ -262,9 +272,9 @@ def _check_meaning(fit: FitFile) -> None:
         log_y = rows[:, 4] * (np.log(rows[:, 3]) - math.log(n_lo))
     if not (np.all(log_x < _MAX_LOG) and np.all(log_y < _MAX_LOG)
             and np.all(rows[:, 0] < math.exp(_MAX_LOG))):
-        raise ValueError("data_to_target: the law overflows inside the trusted range "
-                         f"(utd {u_lo:.3g}-{u_hi:.3g}, params {n_lo:.3g}-{n_hi:.3g}); check a, b "
-                         "and the exponents")
+        raise ValueError(f"data_to_target: the law predicts more than {MAX_DATA:g} env steps "
+                         f"inside the trusted range (utd {u_lo:.3g}-{u_hi:.3g}, params "
+                         f"{n_lo:.3g}-{n_hi:.3g}); check d_min, a, b and the exponents")
     bs = fit.batch_size
     if bs.kind == "law":
         corners = [(u, n) for u in (u_lo, u_hi) for n in (n_lo, n_hi)]
@@ -329,6 +339,8 @@ def read_fit_file(path: str | os.PathLike) -> FitFile:
 def dump_fit_file(model: FitFile) -> str:
     """The canonical text of a fit file, with its content hash filled in."""
     doc = model.model_dump(mode="json")
+    if doc.get("prediction_interval") is None:  # schema 1 files have no such key
+        doc.pop("prediction_interval", None)
     _check_finite(doc)
     doc["content_hash"] = content_hash(doc)
     # One line per bootstrap draw keeps files small and diffs readable.

@@ -364,8 +364,11 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
         if np.isfinite(reach).any():
             best = reach.max()
             tie = np.flatnonzero(reach >= best - 1e-12)
-            _, _, t_best = costs(np.array([best]))
-            i = int(tie[np.argmin(t_best[0, tie])])
+            _, c_best, t_best = costs(np.array([best]))
+            # Ties on the target: the problem's own objective (least compute within the data
+            # budget for compute+data, least total for total).
+            cost = c_best if budget.problem == "compute+data" else t_best
+            i = int(tie[np.argmin(cost[0, tie])])
             chosen_target = float(best)
             return (*fracs[i // len(widths)], int(widths[i % len(widths)]), chosen_target,
                     True, None)
@@ -412,6 +415,12 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
         warnings.append(f"the budget pulls params to the edge of the trusted range "
                         f"{box.params_low:.3g}-{box.params_high:.3g}; the law is not used "
                         "further out")
+    g = f.model.goodness_of_fit
+    base = g.baseline_loglinear_leave_one_config_out
+    if base is not None and g.leave_one_config_out >= base:
+        warnings.append(f"on {f.id} the law predicts held-out runs no better than a log-linear "
+                        f"baseline (leave-one-config-out error {100 * g.leave_one_config_out:.1f}% "
+                        f"vs {100 * base:.1f}%): the trade-off it recommends is weakly supported")
     bs = f.model.batch_size
     if bs.kind == "fixed":
         warnings.append(f"the runs behind {f.id} all used batch size {bs.a_b:g}, so the fit "

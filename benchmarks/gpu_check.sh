@@ -1,44 +1,35 @@
 #!/usr/bin/env bash
-# One prepared device run: GPU facts, the CUDA equivalence check, then the throughput table.
-# Usage on the device machine: bash benchmarks/gpu_check.sh  (writes $OUT/throughput.txt)
-set -u
+# One prepared device run, about 6 minutes on one H100 (each part has its own time limit):
+#   1. GPU facts;
+#   2. CUDA equivalence of the fast paths (benchmarks/gpu_equivalence.py): the script exits
+#      non-zero if any difference exceeds its stated threshold;
+#   3. throughput at M=16, width 512, batch 256, 100 quantiles (goal >= 20,000 member-updates/s);
+#   4. stage 1 of the `minutes` preset end to end on Hopper-v5, shortened to 5,000 env steps
+#      (goal >= 10,000 member-updates/s aggregate over the stage).
+# Parts 3 and 4 measure; they fail the run only if they crash. Raw output goes to $OUT.
+# Usage on the device machine, from the repository root: bash benchmarks/gpu_check.sh
+set -euo pipefail
 OUT="${OUT:-/tmp}"
+PY="${PYTHON:-python3}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+status=0
+fail() { echo "$1 FAILED (exit $2)"; if [ "$status" -eq 0 ]; then status=$2; fi; }
+
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-python3 - <<'PY' 2>&1 | tee -a "$OUT/gpu.txt"
-import torch
-from calibration.learner.agent import AgentConfig, Batch, Noise, Population
-dev = torch.device("cuda")
-cfg = AgentConfig(obs_dim=51, act_dim=19, width=256, quantiles=100)
-pop = Population(cfg, 4, [0, 1, 2, 3], dev)
-singles = [Population(cfg, 1, [s], dev) for s in range(4)]
-g = torch.Generator(device=dev).manual_seed(0)
-torch.backends.cuda.matmul.allow_tf32 = False
-for it in range(100):
-    b = Batch(torch.randn(4, 64, 51, device=dev, generator=g), torch.rand(4, 64, 19, device=dev, generator=g) * 2 - 1,
-              torch.randn(4, 64, device=dev, generator=g), torch.randn(4, 64, 51, device=dev, generator=g),
-              torch.zeros(4, 64, device=dev))
-    n = Noise(torch.randn(4, 64, 19, device=dev, generator=g), torch.randn(4, 64, 19, device=dev, generator=g))
-    pop.update(b, n, torch.ones(4, dtype=torch.bool, device=dev))
-    for i, s in enumerate(singles):
-        sl = slice(i, i + 1)
-        s.update(Batch(b.obs[sl], b.action[sl], b.reward[sl], b.next_obs[sl], b.done[sl]),
-                 Noise(n.next_action[sl], n.action[sl]), torch.ones(1, dtype=torch.bool, device=dev))
-err = max((pop.critic[k][2 * i:2 * i + 2] - s.critic[k]).abs().max().item() for i, s in enumerate(singles) for k in pop.critic)
-print(f"CUDA equivalence after 100 updates (TF32 off): max critic parameter difference {err:.2e}")
-from calibration.learner.graphs import GraphedUpdate
-eager, graphed_pop = Population(cfg, 4, [0, 1, 2, 3], dev), Population(cfg, 4, [0, 1, 2, 3], dev)
-gu = None
-for it in range(50):
-    b = Batch(torch.randn(4, 64, 51, device=dev, generator=g), torch.rand(4, 64, 19, device=dev, generator=g) * 2 - 1,
-              torch.randn(4, 64, device=dev, generator=g), torch.randn(4, 64, 51, device=dev, generator=g),
-              torch.zeros(4, 64, device=dev))
-    n = Noise(torch.randn(4, 64, 19, device=dev, generator=g), torch.randn(4, 64, 19, device=dev, generator=g))
-    mask = torch.tensor([True, it % 2 == 0, True, it % 3 == 0], device=dev)
-    gu = gu or GraphedUpdate(graphed_pop, b, n, mask)
-    eager.update(b, n, mask)
-    out = gu(b, n, mask)
-err = max((eager.critic[k] - graphed_pop.critic[k]).abs().max().item() for k in eager.critic)
-err = max(err, max((eager.actor[k] - graphed_pop.actor[k]).abs().max().item() for k in eager.actor))
-print(f"CUDA graph replay vs eager after 50 masked updates: captured={gu.graph is not None}, max parameter difference {err:.2e}")
-PY
-timeout 420 python3 benchmarks/learner_throughput.py --seconds 1.5 2>&1 | tee "$OUT/throughput.txt"
+"$PY" -c "import torch, gymnasium, mujoco; print('torch', torch.__version__, 'gymnasium',
+gymnasium.__version__, 'mujoco', mujoco.__version__)" | tee -a "$OUT/gpu.txt"
+
+echo "== equivalence (fails the run above its thresholds)"
+timeout 130 "$PY" benchmarks/gpu_equivalence.py 2>&1 | tee "$OUT/equivalence.txt" \
+    || fail equivalence $?
+
+echo "== throughput, M=16 width 512 (goal 20,000 member-updates/s)"
+timeout 200 "$PY" benchmarks/learner_throughput.py --members 16 --widths 512 --seconds 1.5 \
+    --compile 16x512 --variants "pop ref" "pop fused" "ref+graph" "fused+graph" "cmp+graph" \
+    2>&1 | tee "$OUT/throughput.txt" || fail throughput $?
+
+echo "== minutes preset, stage 1, 5,000 steps (goal 10,000 member-updates/s aggregate)"
+timeout 220 "$PY" benchmarks/minutes_stage.py --steps 5000 --out "$OUT/minutes-run" 2>&1 \
+    | tee "$OUT/minutes.txt" || fail "minutes stage" $?
+
+exit "$status"

@@ -1,5 +1,5 @@
-"""A short real training run of the population trainer (env stepping, replay, CUDA-graph
-update, evaluation, logging) to measure end-to-end throughput on the device.
+"""A short real training run of the population trainer (vector envs stepped while the CUDA-graph
+update runs, replay, evaluation, logging) to measure end-to-end throughput on the device.
 
   python benchmarks/gpu_train_check.py [--env HalfCheetah-v5] [--members 16] [--width 512]
 """
@@ -26,11 +26,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6_000)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--cuda-graph", type=int, default=1)
+    ap.add_argument("--compile", type=int, default=0, help="torch.compile the whole update")
+    ap.add_argument("--vector-env", default="auto", choices=["auto", "sync", "async"])
     args = ap.parse_args()
     cfg = TrainConfig(env_id=args.env, steps=args.steps, utds=[1.0] * args.members,
                       seeds=list(range(args.members)), width=args.width, batch_size=256,
                       random_steps=1_000, eval_every=args.steps // 2, device=args.device,
-                      cuda_graph=bool(args.cuda_graph), name="check")
+                      cuda_graph=bool(args.cuda_graph), compile=bool(args.compile),
+                      vector_env=args.vector_env, name="check")
     with tempfile.TemporaryDirectory() as out:
         m = train_population(cfg, out, progress=lambda s, r: print(
             f"step {s}: mean eval return {r.mean():.1f}", flush=True))

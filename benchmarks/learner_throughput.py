@@ -1,17 +1,23 @@
-"""Aggregate member-updates per second of the population update against a sequential loop.
+"""Aggregate member-updates per second of the population update, old paths against new.
 
-For each population size M and critic width: the same BRO-style update (double critic with a
-quantile head, actor, temperature, Polyak target, AdamW; batch 256) done
-  - sequential: M single-member populations updated one after another (plain eager loop);
-  - population: one stacked update for all M members (eager);
-  - population+graph: the stacked update captured once in a CUDA graph and replayed (GPU only);
-  - population+compile: torch.compile of the whole stacked update (cells in --compile);
-  - compiled nets+graph: torch.compile of the networks and loss, the update in a CUDA graph
-    (cells in --compile; GPU only).
-Prints device, versions, both sides of each ratio. Each cell runs for about --seconds.
+For each population size M and critic width, the same BRO-style update (double critic with a
+quantile head, actor, temperature, Polyak target, AdamW) done as
+  sequential   M single-member populations one after another, reference loss, eager: the
+               baseline of every ratio;
+  pop ref      one stacked update, the reference (materialised) quantile-Huber loss, eager
+               (the population path before the fused loss);
+  pop fused    one stacked update, fused loss (fused.py), one-pass AdamW, eager;
+  ref+graph    pop ref captured in a CUDA graph (GPU only; the old fast path);
+  fused+graph  pop fused captured in a CUDA graph (GPU only; the trainer's default on a GPU);
+  compiled     torch.compile of the whole fused update (cells in --compile);
+  cmp+graph    the compiled update captured in a CUDA graph (cells in --compile; GPU only).
+All populations share flat parameter buffers and the one-pass AdamW (the per-tensor AdamW is
+gone), so "pop ref" isolates the loss. Prints device, versions, both sides of each ratio
+(member-updates/s of the variant and of the sequential loop). Each cell runs about --seconds.
 
   python benchmarks/learner_throughput.py                       # GPU defaults
-  python benchmarks/learner_throughput.py --device cpu --members 1 8 --widths 64 --quantiles 1
+  python benchmarks/learner_throughput.py --device cpu --members 1 4 16 --widths 64 \
+      --quantiles 25 --batch-size 64 --actor-width 64 --compile 16x64
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from calibration.learner.agent import AgentConfig, Batch, Noise, Population  # n
 from calibration.learner.graphs import GraphedUpdate  # noqa: E402
 
 OBS, ACT = 51, 19  # HumanoidBench h1: critic input 70
+VARIANTS = ("pop ref", "pop fused", "ref+graph", "fused+graph", "compiled", "cmp+graph")
 
 
 def make_inputs(m: int, b: int, device, seed: int = 0):
@@ -78,6 +85,22 @@ def graphed(pop: Population, batch: Batch, noise: Noise, mask):
     return lambda: update(batch, noise, mask)
 
 
+def measure(name: str, make_step, m: int, device, seconds: float) -> float:
+    """Member-updates/s of one variant; nan (and a line saying why) if it fails."""
+    try:
+        t = time.perf_counter()
+        step = make_step()
+        step()
+        sync(device)
+        setup = time.perf_counter() - t
+        if setup > 5:
+            print(f"    {name}: set-up and first call {setup:.1f} s", flush=True)
+        return m * timed(step, device, seconds)
+    except Exception as exc:  # report, do not hide
+        print(f"    {name} failed: {type(exc).__name__}: {exc}"[:300], flush=True)
+        return float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -91,6 +114,7 @@ def main() -> None:
                     help="largest M for which the sequential loop is measured")
     ap.add_argument("--compile", nargs="*", default=["16x512", "64x512"],
                     help="MxWIDTH cells to also measure with torch.compile")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--amp", action="store_true", help="bf16 autocast in the population variants")
     args = ap.parse_args()
@@ -99,14 +123,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
+    torch._dynamo.config.recompile_limit = 64  # one compile per cell and variant
     name = (torch.cuda.get_device_name(device) if device.type == "cuda"
             else f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)")
     print(f"device {name}; torch {torch.__version__}; python {platform.python_version()}; "
           f"batch {args.batch_size}; quantiles {args.quantiles}; actor width {args.actor_width}; "
           f"TF32 on; population variants {'bf16 autocast' if args.amp else 'fp32'}", flush=True)
-    print(f"{'M':>3} {'width':>5} {'sequential':>11} {'population':>11} {'ratio':>6} "
-          f"{'+graph':>9} {'ratio':>6} {'+compile':>9} {'ratio':>6} {'cmp+graph':>9} {'ratio':>6}"
-          "   (member-updates/s)",
+    print("member-updates/s; in brackets the ratio to the sequential loop of the same row",
+          flush=True)
+    print(f"{'M':>3} {'width':>5} {'sequential':>10}" + "".join(f" {v:>17}" for v in VARIANTS),
           flush=True)
     for width in args.widths:
         for m in args.members:
@@ -115,7 +140,7 @@ def main() -> None:
             batch, noise, mask = make_inputs(m, args.batch_size, device)
             seq = float("nan")
             if m <= args.max_sequential:
-                singles = [Population(cfg, 1, [i], device) for i in range(m)]
+                singles = [Population(cfg, 1, [i], device, fused=False) for i in range(m)]
                 parts = [slice_member(batch, noise, i) for i in range(m)]
                 one = torch.ones(1, dtype=torch.bool, device=device)
 
@@ -125,45 +150,36 @@ def main() -> None:
 
                 seq = m * timed(sequential, device, args.seconds)
                 del singles
-            pop = Population(cfg, m, list(range(m)), device, amp=args.amp)
-            eager = m * timed(lambda: pop.update(batch, noise, mask), device, args.seconds)
-            graph = comp = comp_graph = float("nan")
-            if device.type == "cuda":
-                try:
-                    replay = graphed(pop, batch, noise, mask)
-                    graph = m * timed(replay, device, args.seconds)
-                except Exception as exc:  # report, do not hide
-                    print(f"    CUDA graph failed: {type(exc).__name__}: {exc}"[:300], flush=True)
-            if f"{m}x{width}" in args.compile:
-                try:
-                    fn = torch.compile(pop.update)
-                    t = time.perf_counter()
-                    fn(batch, noise, mask)
-                    sync(device)
-                    print(f"    torch.compile warm-up {time.perf_counter() - t:.1f} s", flush=True)
-                    comp = m * timed(lambda: fn(batch, noise, mask), device, args.seconds)
-                except Exception as exc:
-                    print(f"    torch.compile failed: {type(exc).__name__}: {exc}"[:300], flush=True)
+
+            def pop(**kw):
+                return Population(cfg, m, list(range(m)), device, amp=args.amp, **kw)
+
+            def update_of(**kw):
+                p = pop(**kw)
+                return lambda: p.update_fn(batch, noise, mask)
+
+            def graph_of(**kw):
+                return graphed(pop(**kw), batch, noise, mask)
+
+            makers = {"pop ref": lambda: update_of(fused=False),
+                      "pop fused": lambda: update_of(),
+                      "ref+graph": lambda: graph_of(fused=False),
+                      "fused+graph": lambda: graph_of(),
+                      "compiled": lambda: update_of(compiled=True),
+                      "cmp+graph": lambda: graph_of(compiled=True)}
+            cells = []
+            for variant in VARIANTS:
+                gpu_only = variant.endswith("graph")
+                compiled = variant.startswith(("compiled", "cmp"))
+                if (variant not in args.variants or (gpu_only and device.type != "cuda")
+                        or (compiled and f"{m}x{width}" not in args.compile)):
+                    cells.append(f" {'':>17}")
+                    continue
+                rate = measure(variant, makers[variant], m, device, args.seconds)
+                cells.append(f" {rate:>9.0f} ({rate / seq:>5.1f}x)")
                 if device.type == "cuda":
-                    try:
-                        cpop = Population(cfg, m, list(range(m)), device, compiled=True,
-                                          amp=args.amp)
-                        t = time.perf_counter()
-                        replay = graphed(cpop, batch, noise, mask)
-                        sync(device)
-                        print(f"    compiled nets + capture {time.perf_counter() - t:.1f} s",
-                              flush=True)
-                        comp_graph = m * timed(replay, device, args.seconds)
-                        del cpop
-                    except Exception as exc:
-                        print(f"    compiled nets + graph failed: {type(exc).__name__}: {exc}"[:300],
-                              flush=True)
-            print(f"{m:>3} {width:>5} {seq:>11.0f} {eager:>11.0f} {eager / seq:>6.1f} "
-                  f"{graph:>9.0f} {graph / seq:>6.1f} {comp:>9.0f} {comp / seq:>6.1f} "
-                  f"{comp_graph:>9.0f} {comp_graph / seq:>6.1f}", flush=True)
-            pop = None  # free GPU memory before the next cell
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+                    torch.cuda.empty_cache()
+            print(f"{m:>3} {width:>5} {seq:>10.0f}" + "".join(cells), flush=True)
 
 
 if __name__ == "__main__":

@@ -57,9 +57,9 @@ def main() -> None:
               f"(goal < 2 ms)")
     t = time.perf_counter()
     from advisor.fitfile import read_fit_file
-    from advisor.registry import _catalogue
+    from advisor.registry import fit_path
 
-    path = _catalogue()["bro/h1-crawl-v0"][0]
+    path = fit_path("bro/h1-crawl-v0")
     times = []
     for _ in range(20):
         t = time.perf_counter()

@@ -7,6 +7,7 @@ import contextlib
 import datetime as _dt
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import advisor
 from advisor.errors import AdvisorError
 from advisor.fitfile import (
+    FIT_ID_PATTERN,
     Architecture,
     BatchSizeLaw,
     Bootstrap,
@@ -41,6 +43,7 @@ from calibration.catalogue import (
     catalogue,
 )
 from calibration.curves import DataTable, data_table, thresholds
+from calibration.intervals import calibrate_interval
 from calibration.fitting import (
     LawFit,
     Method,
@@ -92,13 +95,20 @@ def build_fit(
 ) -> Built:
     """Read `archive`, compute the data-to-target table of `env`, fit the laws, return the fit."""
     archive = Path(archive)
+    notes: list[str] = []
+    if not re.match(FIT_ID_PATTERN, f"{algorithm}/{env}"):
+        raise BuildError(f"fit id {algorithm}/{env!s} is not usable: algorithm and env may hold "
+                         "letters, digits, '.', '_' and '-' only (at most 100 each)")
+    if archive.suffix.lower() == ".csv":
+        return _build_from_csv(archive, algorithm, env, method=method, n_boot=n_boot, seed=seed,
+                               created=created, command=command, target_range=target_range,
+                               delta=delta, input_dim=input_dim)
     runs = read_runs(archive, env=env)
     layout = runs[0].layout
     j_range = target_range or TARGET_RANGES.get(env)
     if j_range is None:
         raise BuildError(f"no return range known for env {env!r}; pass target_range=(J_min, J_max)")
     targets = thresholds(*j_range)
-    notes: list[str] = []
     batch_relerr = None
 
     if layout == "simbav2":
@@ -155,6 +165,75 @@ def build_fit(
     return Built(fit, table, laws, loco)
 
 
+def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, n_boot: int,
+                    seed: int, created: str | None, command: str | None,
+                    target_range: tuple[float, float] | None, delta: float | None,
+                    input_dim: int | None) -> Built:
+    """A fit from a tidy CSV of any codebase's runs (calibration.tidy)."""
+    from calibration.calibrate import choose_targets
+    from calibration.tidy import CsvError, read_csv_runs
+
+    params_of = None
+    if input_dim is not None:
+        coef = bronet_params_coefficients(input_dim)
+        params_of = lambda w: np.polyval(coef, w)  # noqa: E731
+    runs = read_csv_runs(archive, env=env, params_of=params_of)
+    notes = [f"runs from the tidy CSV {archive.name}"]
+    pairs = {(r.width, r.params) for r in runs if r.width is not None}
+    widths = sorted({w for w, _ in pairs})
+    if input_dim is not None:
+        arch = Architecture(
+            description=f"BroNet double critic, 2 residual blocks, 100 quantiles, input {input_dim}",
+            coefficients=bronet_params_coefficients(input_dim), width_multiple=64)
+    elif len(widths) >= 3 and len(pairs) == len(widths):
+        w, n = np.array(sorted(pairs), dtype=float).T
+        coef = np.polyfit(w, n, 2)
+        arch = Architecture(description="critic of the CSV's runs: params(width) fitted to its "
+                            "width and params columns", coefficients=[float(c) for c in coef],
+                            width_multiple=16 if max(widths) < 256 else 64)
+    else:
+        raise CsvError(f"cannot tell how critic width maps to params from {archive.name}: give "
+                       "--input-dim (BroNet critic), or width and params columns with at least "
+                       "3 widths")
+    targets = thresholds(*target_range) if target_range else choose_targets(runs)
+    if not target_range:
+        notes.append(f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
+                     "(calibration.calibrate.choose_targets)")
+    horizon = max(float(r.steps["return"][-1]) for r in runs)
+    batches = sorted({r.batch_size for r in runs})
+    if len(batches) == 1:
+        batch = BatchSizeLaw(kind="fixed", source="fixed", a_b=float(batches[0]))
+        notes.append(f"All runs used batch size {batches[0]:g}; the fit recommends it and cannot "
+                     "say whether another is better.")
+        table = data_table(runs, targets, n_boot, seed, step_limit=horizon)
+    else:
+        try:
+            tables = tables_by_batch(runs, targets, n_boot, seed)
+        except AdvisorError:
+            raise CsvError(f"{archive.name} uses several batch sizes but not at every (utd, "
+                           "params): run one batch size everywhere, or every batch size at every "
+                           "(utd, params) so that B~ can be fitted") from None
+        utd, params, best = best_batch_sizes(tables)
+        coef_b, relerr = fit_batch_law(utd, params, best)
+        batch = BatchSizeLaw(kind="law", source="fitted", a_b=coef_b[0], alpha_b=coef_b[1],
+                             b_b=coef_b[2], beta_b=coef_b[3], relative_error=relerr)
+        picked = nearest_batch_runs(runs, lambda u, n: advisor.laws.batch_size(u, n, *coef_b))
+        table = data_table(picked, targets, n_boot, seed, step_limit=horizon)
+        notes.append("D_J per config uses the batch size nearest the fitted B~.")
+    if len({(r.utd, r.params) for r in runs}) < 5:
+        raise CsvError(f"{archive.name} has {len({(r.utd, r.params) for r in runs})} (utd, "
+                       "params) configurations; the law needs at least 5 (see `advisor plan`)")
+    fit, laws, loco = make_fit_file(
+        table, fit_id=f"{algorithm}/{env}", batch=batch, arch=arch, delta=delta or 1e11,
+        provenance=Provenance(
+            source=f"{archive.name} (sha256 {_sha256(archive)})",
+            command=command or fit_command(archive, algorithm, env, f"{algorithm}-{env}.json",
+                                           n_boot, created, target_range, delta, input_dim),
+            project_version=advisor.__version__, method=method.describe(), notes=notes),
+        method=method, n_boot=n_boot, seed=seed, created=created)
+    return Built(fit, table, laws, loco)
+
+
 def fit_command(archive: str | Path, algorithm: str, env: str, output: str | Path, n_boot: int,
                 created: str | None, target_range: tuple[float, float] | None = None,
                 delta: float | None = None, input_dim: int | None = None) -> str:
@@ -192,6 +271,7 @@ def make_fit_file(
     head = relative_errors(loco[:, -1:], table.data[:, -1:])
     base = relative_errors(loglinear_leave_one_config_out(table), table.data)
     draws = bootstrap_fits(table, method, laws) if n_boot else np.zeros((0, len(targets), 5))
+    interval, _ = calibrate_interval(table, method, laws, loco)
     fit = FitFile(
         id=fit_id, fit_version=1, created=created or _dt.date.today().isoformat(),
         provenance=provenance, compute=ComputeDefinition(), architecture=arch,
@@ -209,6 +289,7 @@ def make_fit_file(
             in_sample=float(in_sample.mean()), leave_one_config_out=float(loco_err.mean()),
             leave_one_config_out_headline=float(head.mean()) if head.size else None,
             baseline_loglinear_leave_one_config_out=float(base.mean()) if base.size else None),
+        prediction_interval=interval,
     )
     return fit, laws, loco
 

@@ -151,11 +151,14 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
                         f"'{'ray[default]' if backend == 'ray' else 'dask[distributed]'}'")
     grid: Grid = load_grid(grid_file) if grid_file else preset(preset_name)
     grid = grid.with_overrides(steps=steps, n_seeds=seeds)
-    n_configs = len(grid.utds) * len(grid.widths)
+    if grid.configs is not None:
+        n_configs, what = len(grid.configs), "planned configs"
+    else:
+        n_configs = len(grid.utds) * len(grid.widths)
+        what = f"{len(grid.utds)} utds x {len(grid.widths)} widths ="
     if n_configs < MIN_CONFIGS:
-        raise GridError(f"the grid has {len(grid.utds)} utds x {len(grid.widths)} widths = "
-                        f"{n_configs} stage-2 configurations; at least {MIN_CONFIGS} are needed "
-                        "to fit D_J")
+        raise GridError(f"the grid has {what} {n_configs} stage-2 configurations; at least "
+                        f"{MIN_CONFIGS} are needed to fit D_J")
     dev = resolve_device(device)  # 'cuda' with no GPU fails before anything runs
     try:
         env = make_env(env_id, 0)  # unknown ids and discrete actions fail here too
@@ -204,10 +207,9 @@ def _check_fit_out(fit_out, out: Path, fit_id: str) -> Path:
 
 def _largest_stage2(grid: Grid) -> list[Unit]:
     """Stage-2 populations before B~ is known: at worst every utd of a width shares one batch,
-    the largest of the grid."""
-    return [Unit(stage=2, width=w, batch_size=max(grid.batch_sizes),
-                 utds=[u for u in grid.utds for _ in grid.seeds],
-                 seeds=[s for _ in grid.utds for s in grid.seeds]) for w in grid.widths]
+    the grid's largest (or the one a planned config names)."""
+    biggest = max(grid.batch_sizes)
+    return stage2_units(grid, lambda utd, width: biggest)
 
 
 def unit_memory(grid: Grid, unit: Unit, obs_dim: int, act_dim: int) -> dict[str, float]:
@@ -258,14 +260,19 @@ def check_memory(plan: _Plan, units: list[Unit], n_jobs: int | None, stage: str)
     if n_jobs is None:
         n_jobs = _default_jobs(plan.device)
     k = max(1, min(n_jobs, len(units)))
+    where = ""
+    if plan.device == "cuda":  # populations go round-robin over the GPUs (runner._unit_device)
+        import torch
+
+        k, where = -(-k // max(1, torch.cuda.device_count())), " per GPU"
     need = sum(e["total"] for e in est[:k])
     if need <= have[0]:
         return
     big, u = est[0], est[0]["unit"]
     gib = 2.0**30
     raise MemoryNeedError(
-        f"{stage} would need about {need / gib:.3g} GiB of {plan.device} memory ({k} "
-        f"population(s) at once; the largest, {len(u.seeds)} members of width {u.width}, "
+        f"{stage} would need about {need / gib:.3g} GiB of memory ({k} population(s) at "
+        f"once{where}; the largest, {len(u.seeds)} members of width {u.width}, "
         f"batch {u.batch_size}, {plan.grid.quantiles} quantiles, {plan.grid.steps} steps, needs "
         f"{big['replay'] / gib:.3g} GiB of replay, {big['networks'] / gib:.3g} GiB of networks and "
         f"{big['update'] / gib:.3g} GiB per update), but {have[0] / gib:.3g} GiB of {have[1]} "

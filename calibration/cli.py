@@ -118,10 +118,12 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
               help="Any gymnasium id with continuous actions, e.g. HalfCheetah-v5.")
 @click.option("--algorithm", default="bro", show_default=True,
               help="First half of the fit id written.")
-@click.option("--preset", "preset_name", type=click.Choice(["smoke", "reduced", "full"]),
-              default="smoke", show_default=True,
-              help="smoke: CPU, minutes, tiny critics (pipeline check). reduced: one GPU, hours. "
-                   "full: paper-scale axes.")
+@click.option("--preset", "preset_name",
+              type=click.Choice(["smoke", "minutes", "reduced", "full"]), default="smoke",
+              show_default=True,
+              help="smoke: CPU, minutes, tiny critics (pipeline check). minutes: one GPU, "
+                   "minutes, Hopper-scale (low thresholds only). reduced: one GPU, hours. full: "
+                   "paper-scale axes.")
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
               help="A grid JSON file instead of a preset (see calibration/grid.py: Grid).")
 @click.option("--steps", type=click.IntRange(min=1), help="Env steps per run (overrides the grid).")

@@ -32,6 +32,17 @@ MAX_SEED = 2**31 - 1 - 100_000
 MAX_SEEDS = 1000
 
 
+class StageConfig(BaseModel):
+    """One stage-2 configuration of a planned design (`advisor plan`). Units: utd in updates per
+    env step, width in critic units, batch_size in transitions (None: the fitted B~)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    utd: float = Field(gt=0)
+    width: int = Field(gt=0)
+    batch_size: int | None = Field(default=None, gt=0)
+
+
 class Grid(BaseModel):
     """A reduced calibration grid. Units: steps in env steps, utd in updates per env step."""
 
@@ -51,18 +62,23 @@ class Grid(BaseModel):
     random_steps: int = Field(default=2_500, ge=0)
     eval_every: int = Field(default=10_000, gt=0)
     eval_episodes: int = Field(default=1, gt=0)
+    configs: list[StageConfig] | None = Field(
+        default=None, min_length=1,
+        description="Stage-2 configurations to run instead of every utd x width (a planned "
+                    "design, calibration.design.plan); None: the full product.")
 
     @model_validator(mode="after")
     def _check(self) -> Grid:
         if any(b <= 0 for b in self.batch_sizes) or any(w <= 0 for w in self.widths):
             raise ValueError("batch_sizes and widths must be positive")
         lo, hi = UTD_RANGE
-        if any(not lo <= u <= hi for u in [*self.utds, self.anchor_utd]):
+        utds = [*self.utds, *(c.utd for c in self.configs or ())]
+        if any(not lo <= u <= hi for u in utds):
             raise ValueError(f"utds must lie in [{lo:g}, {hi:g}] updates per env step, got "
-                             f"{self.utds}")
-        if any(float(f"{u:g}") != u for u in self.utds):
+                             f"{utds}")
+        if any(float(f"{u:g}") != u for u in utds):
             # Folder names carry f"{utd:g}" (6 significant digits); it must read back exactly.
-            raise ValueError(f"utds may have at most 6 significant digits, got {self.utds}")
+            raise ValueError(f"utds may have at most 6 significant digits, got {utds}")
         for name in ("utds", "widths", "batch_sizes"):
             values = getattr(self, name)
             if len(set(values)) != len(values):
@@ -75,6 +91,10 @@ class Grid(BaseModel):
             raise ValueError("random_steps must be below steps")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must be distinct")
+        if self.configs is not None:
+            pairs = [(c.utd, c.width) for c in self.configs]
+            if len(set(pairs)) != len(pairs):
+                raise ValueError("configs must be distinct (utd, width) pairs")
         return self
 
     def with_overrides(self, steps: int | None = None, n_seeds: int | None = None) -> Grid:
@@ -91,7 +111,9 @@ class Grid(BaseModel):
         return load_grid_dict(data)
 
     def digest(self) -> str:
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # A grid without planned configs hashes as before the field existed (resume keeps working).
+        data = self.model_dump(mode="json", exclude={"configs"} if self.configs is None else None)
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -105,6 +127,22 @@ PRESETS: dict[str, dict] = {
     "reduced": dict(name="reduced", steps=200_000, seeds=[0, 1], batch_sizes=[128, 256, 512],
                     utds=[1, 2, 4], widths=[128, 256, 512], anchor_width=256, anchor_utd=2,
                     eval_every=10_000),
+    # One H100, <= 8 min wall on Hopper-v5 (any quick MuJoCo task): `advisor calibrate --env
+    # Hopper-v5 --preset minutes --device cuda`. Arithmetic (9,000 learning steps per run):
+    # stage 1 = 6 populations: (w128, b128|b256) hold utd 1/2/4 x 8 seeds = 24 members and do
+    # 4 updates per step; (w64|w256, b128|b256) hold utd 2 x 8 seeds and do 2. Per step that is
+    # 16 population updates = 256 member-update slots (176 unmasked); over the run 144k
+    # population updates, 2.3M slots, 1.58M member-updates, 800k env steps (+80k validation).
+    # Stage 2 = utd x width at B~: at most 9 populations of 8 (fewer, larger ones where B~
+    # coincides): <= 21 population updates per step, 189k in all, 1.51M member-updates, 720k
+    # env steps. At an assumed ~0.8 ms per population update (M <= 24, w <= 256: launch- and
+    # latency-bound, CUDA graph; populations sharing the GPU add up) that is ~115 s + ~150 s
+    # of GPU time, plus ~20 s start-up per stage (processes, CUDA, graph capture, loss compile)
+    # and ~30 s of fitting: ~5.5 min; >= 10k member-updates/s over stage 1. The 0.8 ms is an
+    # estimate until benchmarks/gpu_check.sh measures it (README).
+    "minutes": dict(name="minutes", steps=10_000, seeds=list(range(8)), batch_sizes=[128, 256],
+                    utds=[1, 2, 4], widths=[64, 128, 256], anchor_width=128, anchor_utd=2,
+                    random_steps=1_000, eval_every=1_000),
     # The 3-D grid's axes at paper scale (stage 2 still uses the fitted B~).
     "full": dict(name="full", steps=1_000_000, seeds=[0, 1, 2, 3, 4],
                  batch_sizes=[64, 128, 256, 512, 1024, 2048], utds=[1, 2, 4, 8, 16],
@@ -164,11 +202,13 @@ def stage1_units(grid: Grid) -> list[Unit]:
 
 
 def stage2_units(grid: Grid, batch_of) -> list[Unit]:
-    """utd x width, each at batch_of(utd, width) (a multiple of 16), grouped per population."""
+    """utd x width (or the grid's planned `configs`), each at batch_of(utd, width) (a multiple
+    of 16) unless a config names its batch size, grouped per population."""
+    pairs = ([(c.utd, c.width, c.batch_size) for c in grid.configs] if grid.configs is not None
+             else [(u, w, None) for w in grid.widths for u in grid.utds])
     members: dict[tuple[int, int], set[float]] = {}
-    for w in grid.widths:
-        for u in grid.utds:
-            members.setdefault((w, int(batch_of(u, w))), set()).add(u)
+    for u, w, b in pairs:
+        members.setdefault((w, int(b if b is not None else batch_of(u, w))), set()).add(u)
     return [_unit(2, w, b, sorted(us), grid.seeds) for (w, b), us in sorted(members.items())]
 
 

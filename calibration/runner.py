@@ -20,6 +20,11 @@ from calibration.grid import Grid, GridError, Unit
 from calibration.outdir import check_out_dir, read_spec
 
 BACKENDS = ("loky", "ray", "dask")
+# Populations trained at once per GPU when --n-jobs is not given. Small populations leave a GPU
+# mostly idle (launch- and latency-bound, and each also steps its environments on the CPU), so
+# several share one; their GPU work is time-sliced, so this fills gaps rather than multiplying
+# throughput. Capped at half the CPU cores (a population's process steps its envs itself).
+JOBS_PER_GPU = 8
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -87,7 +92,8 @@ def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
                       seeds=list(unit.seeds), width=unit.width, batch_size=unit.batch_size,
                       quantiles=grid.quantiles, actor_width=grid.actor_width,
                       random_steps=grid.random_steps, eval_every=grid.eval_every,
-                      eval_episodes=grid.eval_episodes, device=device, name=f"runs/{unit.id}")
+                      eval_episodes=grid.eval_episodes, device=device, name=f"runs/{unit.id}",
+                      vector_env="sync")  # several populations already share the cores
     out = Path(out_dir)
     manifest = train_population(cfg, out)
     if watch and os.getppid() != parent:
@@ -122,7 +128,8 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
             # loky workers are our children: they stop when we die (ray and dask own theirs).
             parent = os.getpid() if backend == "loky" else None
             results = Parallel(return_as=order)(
-                delayed(run_unit)(env_id, grid, u, str(out_dir), device, parent) for u in todo)
+                delayed(run_unit)(env_id, grid, u, str(out_dir), _unit_device(device, i), parent)
+                for i, u in enumerate(todo))
             for record in results:
                 done[Unit(**record["unit"]).id] = record
                 progress.update(record)
@@ -156,8 +163,18 @@ def _default_jobs(device: str) -> int:
     import torch
 
     if device != "cpu" and torch.cuda.is_available():
-        return torch.cuda.device_count()
+        return max(1, min(torch.cuda.device_count() * JOBS_PER_GPU, (os.cpu_count() or 2) // 2))
     return os.cpu_count() or 1
+
+
+def _unit_device(device: str, index: int) -> str:
+    """Spread units over the visible GPUs round-robin ('cuda' alone would put all on GPU 0)."""
+    if device != "cuda":
+        return device
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return f"cuda:{index % count}" if count > 1 else device
 
 
 def _backend_context(backend: str):

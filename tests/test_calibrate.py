@@ -173,3 +173,38 @@ def test_out_dir_of_another_grid_is_refused_and_kept(tmp_path):
                                     "500", "--device", "cpu", "--out-dir", str(out)])
     assert res.exit_code == 2 and "different calibration" in res.output
     assert (out / "keep.txt").read_text() == "results"
+
+
+def test_minutes_preset_validates_and_its_units_build():
+    """The GPU preset's grid and populations as its comment counts them, and its largest
+    population builds and updates (on the CPU, tiny batch: shapes, not speed)."""
+    import torch
+
+    from calibration.grid import stage2_units
+    from calibration.learner import AgentConfig, Batch, Noise, Population, TrainConfig
+
+    grid = preset("minutes")
+    units = stage1_units(grid)
+    assert sorted(len(u.seeds) for u in units) == [8, 8, 8, 8, 24, 24]
+    steps = grid.steps - grid.random_steps
+    assert sum(max(u.utds) for u in units) == 16  # population updates per learning step
+    assert steps * sum(sum(u.utds) for u in units) == 1_584_000  # member-updates, stage 1
+    units2 = stage2_units(grid, lambda utd, width: 256 // int(utd))  # B~ apart for every utd
+    assert len(units2) == 9 and sum(max(u.utds) for u in units2) == 21
+    for unit in units + units2:
+        TrainConfig(env_id="Hopper-v5", steps=grid.steps, utds=list(unit.utds),
+                    seeds=list(unit.seeds), width=unit.width, batch_size=unit.batch_size,
+                    quantiles=grid.quantiles, actor_width=grid.actor_width,
+                    random_steps=grid.random_steps, eval_every=grid.eval_every, device="cpu")
+    big = max(units, key=lambda u: len(u.seeds))
+    m = len(big.seeds)
+    pop = Population(AgentConfig(obs_dim=11, act_dim=3, width=big.width, quantiles=grid.quantiles,
+                                 actor_width=grid.actor_width), m, list(range(m)),
+                     torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(torch.randn(m, 4, 11, generator=g), torch.rand(m, 4, 3, generator=g) * 2 - 1,
+                  torch.randn(m, 4, generator=g), torch.randn(m, 4, 11, generator=g),
+                  torch.zeros(m, 4))
+    noise = Noise(torch.randn(m, 4, 3, generator=g), torch.randn(m, 4, 3, generator=g))
+    loss = pop.update(batch, noise, torch.ones(m, dtype=torch.bool))["critic_loss"]
+    assert loss.shape == (m,) and torch.isfinite(loss).all()

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 from click.testing import CliRunner
@@ -28,19 +29,21 @@ def test_recommend_json_matches_the_python_api():
     assert json.loads(res.output) == json.loads(rec.model_dump_json())
 
 
-def test_recommend_args_are_cleanrl_style():
+def test_recommend_args_are_cleanrl_flags():
     res = run("recommend", "--fit", "bro/h1-stand-v0", "--data", "5e5", "--format", "args")
     rec = advisor.recommend(advisor.Budget(data=5e5), fit="bro/h1-stand-v0")
-    assert res.stdout.split() == ["--batch-size", str(rec.batch_size), "--q-lr", "0.0003",
-                                  "--policy-lr", "0.0003", "--total-timesteps",
-                                  str(int(rec.predicted_data))]
+    assert res.stdout.split() == ["--total-timesteps", str(math.ceil(rec.predicted_data)),
+                                  "--batch-size", str(rec.batch_size), "--q-lr", "0.0003",
+                                  "--policy-lr", "0.0003"]
+    assert "note: CleanRL's sac_continuous_action.py" in res.stderr
 
 
-def test_recommend_yaml_is_rl_zoo_style():
+def test_recommend_yaml_holds_the_recommendation():
     res = run("recommend", "--total", "1e18", "--format", "yaml")
     assert res.exit_code == 0
-    keys = [line.split(":")[0] for line in res.output.splitlines() if not line.startswith("#")]
-    assert {"batch_size", "learning_rate", "gradient_steps", "train_freq"} <= set(keys)
+    keys = [line.split(":")[0] for line in res.output.splitlines() if not line.startswith(" ")]
+    assert {"batch_size", "learning_rate", "gradient_steps", "train_freq", "extrapolated",
+            "warnings"} <= set(keys)
 
 
 def test_fits_and_show_list_and_describe():

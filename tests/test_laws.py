@@ -66,3 +66,33 @@ def test_box_projection_keeps_the_data_and_stays_inside():
 def test_unreachable_data_gives_nan():
     utd, params = laws.compute_optimal_point(1e5, *COEF)
     assert np.isnan(utd) and np.isnan(params)
+
+
+REAL = (1.0e5, 3.6e6, 0.8, 2.2e14, 0.6)  # optimum near utd 1.5, params 4e5 at 4e5 env steps
+
+
+@pytest.mark.parametrize("box, where", [
+    (optimize.Box(0.5, 8.0, 1e5, 1e7), "inside"),       # the line's point is in the box
+    (optimize.Box(2.0, 8.0, 1e4, 1e7), "utd edge"),     # utd clipped at 2, params free
+    (optimize.Box(0.5, 8.0, 1e6, 1e7), "params edge"),  # params clipped at 1e6, utd free
+    (optimize.Box(2.0, 8.0, 1e6, 1e7), "corner"),       # both clipped: data budget unreachable?
+])
+def test_box_projection_inside_on_an_edge_and_at_a_corner(box, where):
+    free = optimize.min_compute_within_data(4e5, REAL, K)
+    p = optimize.min_compute_within_data(4e5, REAL, K, box)
+    assert p is not None
+    on_utd, on_params = box.on_edge(p.utd, p.params)
+    assert (on_utd, on_params) == {"inside": (False, False), "utd edge": (True, False),
+                                   "params edge": (False, True), "corner": (True, True)}[where]
+    assert box.utd_low * 0.999 <= p.utd <= box.utd_high * 1.001
+    assert box.params_low * 0.999 <= p.params <= box.params_high * 1.001
+    assert laws.data_to_target(p.utd, p.params, *REAL) <= 4e5 * (1 + 1e-9)
+    if where == "inside":
+        assert p.utd == pytest.approx(free.utd, rel=1e-6)
+    else:  # the box costs compute, and a brute-force search over the box finds no cheaper point
+        assert p.compute >= free.compute * (1 - 1e-9)
+        s, n = np.meshgrid(np.geomspace(box.utd_low, box.utd_high, 800),
+                           np.geomspace(box.params_low, box.params_high, 800), indexing="ij")
+        d = laws.data_to_target(s, n, *REAL)
+        brute = (K * s * n * d)[d <= 4e5]
+        assert p.compute <= brute.min() * (1 + 1e-6)

@@ -19,16 +19,35 @@ from calibration.learner import (  # noqa: E402
     quantile_huber_loss,
     train_population,
 )
-from calibration.learner.trainer import guarded_update, resolve_device  # noqa: E402
+from calibration.learner.fused import fused_quantile_huber_loss  # noqa: E402
+from calibration.learner.graphs import GraphedUpdate  # noqa: E402
+from calibration.learner.optim import AdamW  # noqa: E402
+from calibration.learner.replay import Replay  # noqa: E402
+from calibration.learner.trainer import (  # noqa: E402
+    DivergenceGuard,
+    VectorEnvs,
+    make_env,
+    resolve_device,
+)
 
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: the update's ops are small, and on a shared 2-core machine
+    OpenMP threads fighting over the cores made these tests 20x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("width", [64, 128, 512, 1024])
 def test_critic_params_matches_published_humanoidbench_counts(width):
     assert critic_params(width, 51, 19) == 8 * width**2 + 370 * width + 200
     pop = Population(AgentConfig(obs_dim=51, act_dim=19, width=width, actor_width=16), 1, [0], CPU)
-    assert 2 * nets.count(pop.critic) == critic_params(width, 51, 19)
+    assert pop.critic[0].numel() == critic_params(width, 51, 19)  # both Q-nets of member 0
 
 
 def test_humanoid_stand_count():
@@ -97,31 +116,40 @@ def test_population_equals_single_member_runs():
                               Noise(noise.next_action[sl], noise.action[sl]),
                               torch.ones(1, dtype=torch.bool))
     for i, single in enumerate(singles):
-        for k in pop.critic:
-            torch.testing.assert_close(pop.critic[k][2 * i:2 * i + 2], single.critic[k],
+        for name in ("critic", "target", "actor", "log_alpha"):
+            torch.testing.assert_close(getattr(pop, name)[i:i + 1], getattr(single, name),
                                        rtol=1e-5, atol=1e-6)
-            torch.testing.assert_close(pop.target[k][2 * i:2 * i + 2], single.target[k],
-                                       rtol=1e-5, atol=1e-6)
-        for k in pop.actor:
-            torch.testing.assert_close(pop.actor[k][i:i + 1], single.actor[k], rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(pop.log_alpha[i:i + 1], single.log_alpha, rtol=1e-5, atol=1e-6)
 
 
-def test_diverged_member_is_frozen_and_others_go_on():
-    cfg = AgentConfig(obs_dim=4, act_dim=1, width=16, quantiles=1, actor_width=16)
-    pop = Population(cfg, 3, [0, 1, 2], CPU)
-    diverged = torch.zeros(3, dtype=torch.bool)
-    batches = list(_batches(3, 8, 4, 1, 3))
-    batch, noise = batches[0]
-    batch.reward[1] = float("nan")
-    guarded_update(pop, batch, noise, torch.ones(3, dtype=torch.bool), diverged)
-    assert diverged.tolist() == [False, True, False]
-    frozen = pop.actor["in.w"][1].clone()
-    batch, noise = batches[1]
-    loss, bad = guarded_update(pop, batch, noise, ~diverged, diverged)
-    assert torch.isfinite(loss[[0, 2]]).all() and not bad.any()
-    assert torch.equal(pop.actor["in.w"][1], frozen)
-    assert all(torch.isfinite(p).all() for p in pop.critic.values())
+def _guarded_run(pop, batches, guard, nan_member=None):
+    """Updates as the trainer does them: masks from guard.diverged, a check when due."""
+    for it, (batch, noise) in enumerate(batches):
+        if it == 0 and nan_member is not None:
+            batch.reward[nan_member] = float("nan")
+        mask = ~guard.diverged
+        guard.record(pop.update(batch, noise, mask)["critic_loss"])
+        if guard.due():
+            guard.check(pop)
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_diverged_member_is_frozen_and_others_go_on(every):
+    """A NaN in member 1's data is found at the next check (every `every` updates), member 1 is
+    frozen with finite parameters, and members 0 and 2 are exactly those of a clean run."""
+    cfg = AgentConfig(obs_dim=4, act_dim=1, width=16, quantiles=3, actor_width=16)
+    pop, clean = Population(cfg, 3, [0, 1, 2], CPU), Population(cfg, 3, [0, 1, 2], CPU)
+    guard, clean_guard = DivergenceGuard(3, CPU, every), DivergenceGuard(3, CPU, every)
+    _guarded_run(pop, list(_batches(3, 8, 4, 1, 4)), guard, nan_member=1)
+    _guarded_run(clean, list(_batches(3, 8, 4, 1, 4)), clean_guard)
+    assert guard.diverged.tolist() == [False, True, False]
+    assert not clean_guard.diverged.any()
+    for name in ("critic", "target", "actor", "log_alpha"):
+        mine, ref = getattr(pop, name), getattr(clean, name)
+        assert torch.isfinite(mine).all()
+        torch.testing.assert_close(mine[[0, 2]], ref[[0, 2]], rtol=0, atol=0)
+    frozen = pop.actor[1].clone()
+    _guarded_run(pop, list(_batches(3, 8, 4, 1, 2, seed=1)), guard)
+    assert torch.equal(pop.actor[1], frozen)
 
 
 def test_bad_requests_are_learner_errors(tmp_path):
@@ -174,5 +202,240 @@ def test_bf16_autocast_population_tracks_fp32():
         mask = torch.ones(2, dtype=torch.bool)
         a = fp32.update(batch, noise, mask)["critic_loss"]
         b = bf16.update(batch, noise, mask)["critic_loss"]
-    assert all(p.dtype == torch.float32 for p in bf16.critic.values())
+    assert bf16.critic.dtype == torch.float32
     torch.testing.assert_close(a, b, rtol=0.1, atol=0.05)
+
+
+# --- the fast paths equal the readable ones -------------------------------------------------
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("kappa, n, n_target", [(1.0, 7, 9), (0.5, 7, 9), (1.0, 1, 1)])
+def test_fused_quantile_huber_equals_the_reference_value_and_gradient(dtype, tol, kappa, n,
+                                                                      n_target):
+    """Same loss and d loss / d pred to `tol` (relative), target broadcast over both Q-nets,
+    with pairs exactly at u = 0 and |u| = kappa (where the branches meet); n = 1 is the
+    scalar head."""
+    g = torch.Generator().manual_seed(0)
+    pred = (torch.randn(3, 2, 16, n, generator=g, dtype=dtype) * 2).requires_grad_()
+    target = torch.randn(3, 1, 16, n_target, generator=g, dtype=dtype) * 2
+    target[0, 0, 0, 0] = pred[0, 0, 0, 0].detach()
+    target[0, 0, 1, 0] = pred[0, 0, 1, 0].detach() + kappa
+    weights = torch.rand(3, 2, generator=g, dtype=dtype)  # a non-uniform upstream gradient
+    ref = quantile_huber_loss(pred, target, kappa)
+    (ref_grad,) = torch.autograd.grad((ref * weights).sum(), pred)
+    got = fused_quantile_huber_loss(pred, target, kappa)
+    (got_grad,) = torch.autograd.grad((got * weights).sum(), pred)
+    torch.testing.assert_close(got, ref, rtol=tol, atol=tol)
+    torch.testing.assert_close(got_grad, ref_grad, rtol=tol, atol=tol * ref_grad.abs().max())
+
+
+@pytest.mark.parametrize("kernel", [False, True])
+def test_flat_adamw_equals_torch_adamw_and_masked_members_keep_their_state(kernel):
+    """Per member, the flat AdamW (whole-buffer ops, or one fused kernel per member) follows
+    torch.optim.AdamW (float64, to 1e-12) with the member's own learning rate; a masked member
+    keeps parameters, moments and step count bit for bit."""
+    g = torch.Generator().manual_seed(0)
+    m, shape = 3, (2, 5)
+    params = torch.randn(m, *shape, generator=g, dtype=torch.float64)
+    lrs = torch.tensor([1e-3, 3e-4, 1e-2], dtype=torch.float64)
+    refs = [params[i].clone().requires_grad_() for i in range(m)]
+    torch_opts = [torch.optim.AdamW([p], lr=float(lr), weight_decay=0.1) for p, lr in
+                  zip(refs, lrs)]
+    opt = AdamW(params, lrs, weight_decay=0.1, kernel=kernel)
+    assert opt.kernel == kernel
+    for it in range(20):
+        grad = torch.randn(m, *shape, generator=g, dtype=torch.float64)
+        mask = torch.tensor([True, it % 3 != 0, True])
+        before = (params[1].clone(), opt.m[1].clone(), opt.v[1].clone(), opt.t[1].clone())
+        opt.step(grad, mask)
+        if not mask[1]:
+            after = (params[1], opt.m[1], opt.v[1], opt.t[1])
+            assert all(torch.equal(a, b) for a, b in zip(before, after))
+        for i in np.flatnonzero(mask.numpy()):
+            refs[i].grad = grad[i].clone()
+            torch_opts[i].step()
+    for i in range(m):
+        torch.testing.assert_close(params[i], refs[i].detach(), rtol=1e-12, atol=1e-12)
+
+
+def _run(pop, n, step=None, seed=0):
+    step = step or pop.update
+    for it, (batch, noise) in enumerate(_batches(pop.members, 16, 6, 2, n, seed)):
+        mask = torch.tensor([True, it % 2 == 0, it % 3 != 0])[:pop.members]
+        step(batch, noise, mask)
+    return pop
+
+
+def _assert_same_population(a, b, rtol, atol):
+    for name in ("critic", "target", "actor", "log_alpha"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name), rtol=rtol, atol=atol)
+
+
+SMALL = AgentConfig(obs_dim=6, act_dim=2, width=32, quantiles=5, actor_width=32)
+LRS = torch.tensor([3e-4, 1e-3, 3e-4])
+
+
+@pytest.fixture
+def float64():
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
+def test_fused_update_equals_the_reference_update(float64):
+    """Fused loss + AdamW kernels vs the reference loss + whole-buffer AdamW, in float64: every
+    buffer within 1e-9 after 50 masked updates. (In float32 Adam's normalisation turns
+    last-bit gradient differences near its eps into parameter differences of ~1e-5 within tens
+    of updates: see the next test.)"""
+    ref = _run(Population(SMALL, 3, [3, 5, 7], CPU, LRS, fused=False), 50)
+    fast = _run(Population(SMALL, 3, [3, 5, 7], CPU, LRS, fused=True), 50)
+    assert fast.critic.dtype == torch.float64
+    _assert_same_population(fast, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_fused_update_tracks_the_reference_update_in_float32():
+    """float32, 5 masked updates: every buffer within rtol 1e-4, atol 1e-4."""
+    ref = _run(Population(SMALL, 3, [3, 5, 7], CPU, LRS, fused=False), 5)
+    fast = _run(Population(SMALL, 3, [3, 5, 7], CPU, LRS, fused=True), 5)
+    _assert_same_population(fast, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_layers_are_views_of_one_flat_buffer():
+    pop = Population(SMALL, 2, [0, 1], CPU)
+    for buf, net in ((pop.critic, pop.critic_net), (pop.actor, pop.actor_net),
+                     (pop.target, pop.target_net)):
+        leaves = nets.leaves(net)
+        assert sum(p[0].numel() for p in leaves) * net.dense_in.weight.shape[0] == buf.numel()
+        assert all(p.untyped_storage().data_ptr() == buf.untyped_storage().data_ptr()
+                   for p in leaves)
+    assert pop.critic_net.dense_in.weight.shape == (4, 8, 32)  # (member x Q-net, in, width)
+    assert pop.critic_net.head.weight.shape == (4, 32, 5)
+    assert pop.actor_net.head.bias.shape == (2, 4)  # mean and log-std of 2 actions
+    assert len(pop.critic_net.blocks) == 2
+
+
+def test_cuda_graph_falls_back_to_the_eager_update_on_cpu():
+    ref = _run(Population(SMALL, 3, [3, 5, 7], CPU, LRS), 5)
+    pop = Population(SMALL, 3, [3, 5, 7], CPU, LRS)
+    (batch, noise), = _batches(3, 16, 6, 2, 1)
+    graphed = GraphedUpdate(pop, batch, noise, torch.ones(3, dtype=torch.bool))
+    assert graphed.graph is None
+    _assert_same_population(_run(pop, 5, graphed), ref, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_compiled_update_equals_the_eager_update(float64):
+    """torch.compile of the whole update (one to two minutes to compile on 2 CPU cores) vs
+    eager, float64: every buffer within 1e-9 after 10 masked updates."""
+    ref = _run(Population(SMALL, 3, [3, 5, 7], CPU, LRS), 10)
+    fast = Population(SMALL, 3, [3, 5, 7], CPU, LRS, compiled=True)
+    _assert_same_population(_run(fast, 10, fast.update_fn), ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_compiled_fused_loss_equals_the_eager_one():
+    """The GPU path of the fused loss (torch.compile'd loss_and_grad), run here on the CPU."""
+    from calibration.learner import fused
+
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.randn(2, 2, 8, 5, generator=g), torch.randn(2, 1, 8, 5, generator=g)
+    for got, ref in zip(fused._gpu_loss_and_grad(pred, target, 1.0),
+                        fused.loss_and_grad(pred, target, 1.0)):
+        torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-7)
+
+
+def test_fused_loss_falls_back_to_eager_when_compiling_fails(monkeypatch):
+    from calibration.learner import fused
+
+    def broken(*args):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(fused, "_compiled", broken)
+    pred, target = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
+    with pytest.warns(RuntimeWarning, match="using it eagerly"):
+        got = fused._gpu_loss_and_grad(pred, target, 1.0)
+    assert fused._compiled is fused.loss_and_grad  # for good: no second try
+    for a, b in zip(got, fused.loss_and_grad(pred, target, 1.0)):
+        torch.testing.assert_close(a, b)
+
+
+def test_compiled_update_falls_back_to_eager_when_compiling_fails(monkeypatch):
+    def broken_compile(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no compiler here")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    ref = _run(Population(SMALL, 3, [3, 5, 7], CPU, LRS), 3)
+    pop = Population(SMALL, 3, [3, 5, 7], CPU, LRS, compiled=True)
+    with pytest.warns(RuntimeWarning, match="torch.compile of the update"):
+        _run(pop, 3, pop.update_fn)
+    # same update; the compiled configuration uses the whole-buffer AdamW (last-bit rounding)
+    _assert_same_population(pop, ref, rtol=1e-5, atol=1e-6)
+
+
+# --- replay, environments ---------------------------------------------------------------------
+
+def test_replay_is_a_ring_buffer_of_buffer_size_transitions():
+    replay = Replay(2, 5, obs_dim=3, act_dim=1, device=CPU)
+    for t in range(7):  # 7 transitions into 5 slots: 0 and 1 are overwritten by 5 and 6
+        obs = np.full((2, 3), t, np.float32) + np.array([[0], [100]], np.float32)
+        replay.add(obs, np.full((2, 1), -t), np.full(2, t), obs + 0.5, np.zeros(2))
+    assert replay.size == 5
+    batch = replay.sample(200, torch.Generator().manual_seed(0))
+    assert set(batch.reward[0].tolist()) == {2, 3, 4, 5, 6}
+    torch.testing.assert_close(batch.obs[1, :, 0], batch.reward[1] + 100)
+    torch.testing.assert_close(batch.next_obs, batch.obs + 0.5)
+    torch.testing.assert_close(batch.action[..., 0], -batch.reward)
+
+
+def _reference_transitions(env_id, seeds, actions):
+    """One env per member stepped in a loop, reset on episode end (the layout before vector
+    envs): the transitions the vector envs must reproduce."""
+    envs = [make_env(env_id, s) for s in seeds]
+    obs = np.stack([e.reset(seed=s)[0] for e, s in zip(envs, seeds)])
+    low, high = (envs[0].action_space.low.astype(np.float64),
+                 envs[0].action_space.high.astype(np.float64))
+    out = []
+    for a in actions:
+        step = [e.step(low + (a[i] + 1.0) * 0.5 * (high - low)) for i, e in enumerate(envs)]
+        next_obs = np.stack([s[0] for s in step])
+        out.append((obs.astype(np.float32), next_obs.astype(np.float32),
+                    np.array([s[1] for s in step], np.float32)))
+        obs = next_obs.copy()
+        for i, s in enumerate(step):
+            if s[2] or s[3]:
+                obs[i] = envs[i].reset()[0]
+    return out
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_vector_envs_keep_per_member_seeding(asynchronous):
+    seeds = [3, 11]
+    actions = np.random.default_rng(0).uniform(-1, 1, (60, 2, 1)).astype(np.float32)
+    ref = _reference_transitions("InvertedPendulum-v5", seeds, actions)
+    envs = VectorEnvs("InvertedPendulum-v5", seeds, asynchronous)
+    ended_any = False
+    try:
+        for (obs, next_obs, rew), a in zip(ref, actions):
+            np.testing.assert_array_equal(envs.obs, obs)
+            got_next, got_rew, _, ended = envs.step(a)
+            np.testing.assert_array_equal(got_next, next_obs)
+            np.testing.assert_array_equal(got_rew, rew)
+            ended_any |= ended.any()
+    finally:
+        envs.close()
+    assert ended_any  # random actions end InvertedPendulum episodes: resets were exercised
+
+
+def test_async_envs_give_the_same_logs_as_sync_envs(tmp_path):
+    kw = dict(steps=150, utds=[1, 2], seeds=[0, 1], width=16, actor_width=16, batch_size=16,
+              quantiles=3, random_steps=50, eval_every=75, device="cpu", buffer_size=60)
+    for mode in ("sync", "async"):
+        train_population(TrainConfig("InvertedPendulum-v5", vector_env=mode, name=mode, **kw),
+                         tmp_path)
+    files = sorted(p.relative_to(tmp_path / "sync") for p in (tmp_path / "sync").rglob("*.npy"))
+    assert len(files) == 6  # 2 utds x 3 metrics
+    for f in files:
+        np.testing.assert_array_equal(np.load(tmp_path / "sync" / f),
+                                      np.load(tmp_path / "async" / f))

@@ -230,3 +230,28 @@ def test_random_budgets_mostly_give_a_recommendation():
         pytest.skip("the property test did not run in this session")
     assert OUTCOMES["ok"] >= 0.5 * total, OUTCOMES
     assert OUTCOMES["over"] <= 0.1 * OUTCOMES["ok"], OUTCOMES
+
+
+def test_rounded_config_minimises_the_problems_own_cost():
+    """With compute to spare, compute+data is the data problem at the top target: the same
+    rounded configuration (least compute within the data), inside both budgets."""
+    both = advisor.recommend(advisor.Budget(compute=3e16, data=8e5))
+    data_only = advisor.recommend(advisor.Budget(data=8e5))
+    assert both.target == data_only.target == 780
+    assert (both.gradient_steps, both.train_freq, both.width) == (
+        data_only.gradient_steps, data_only.train_freq, data_only.width)
+    assert both.predicted_data <= 8e5 and both.predicted_compute <= 3e16
+
+
+def test_issue_example_rounded_config_stays_within_the_compute_budget():
+    rec = advisor.recommend(advisor.Budget(compute=1e17))
+    assert rec.within_budget and rec.predicted_compute <= 1e17
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    assert f.compute(rec.utd, rec.params, rec.predicted_data) <= 1e17
+
+
+def test_fits_no_better_than_loglinear_say_so():
+    rec = advisor.recommend(advisor.Budget(data=2e6), fit="bro/hopper-hop")
+    assert any("no better than a log-linear baseline" in w for w in rec.warnings)
+    rec = advisor.recommend(advisor.Budget(data=8e5), fit="bro/h1-stand-v0")
+    assert not any("log-linear" in w for w in rec.warnings)

@@ -7,7 +7,8 @@ from importlib import import_module
 
 _WHERE = {
     "AgentConfig": "agent", "Batch": "agent", "Noise": "agent", "Population": "agent",
-    "quantile_huber_loss": "agent", "critic_params": "nets", "LearnerError": "trainer",
+    "quantile_huber_loss": "agent", "fused_quantile_huber_loss": "fused",
+    "critic_params": "nets", "LearnerError": "trainer",
     "TrainConfig": "trainer", "train_population": "trainer",
 }
 __all__ = sorted(_WHERE)

@@ -8,17 +8,21 @@ One call of `Population.update` does, for every member at once:
   4. target critic: Polyak averaging with tau.
 Members are independent: each loss is a sum over members, so gradients never mix. A per-member
 `mask` skips a member's step (used for members with a smaller utd, or diverged members).
-The vectorisation (stacked parameters, batched matmuls) lives in nets.py and optim.py.
+The vectorisation (flat stacked parameters, batched matmuls, one-pass AdamW) lives in nets.py
+and optim.py; the fused loss in fused.py; the CUDA graph in graphs.py. `quantile_huber_loss`
+below is the readable definition the fused loss is tested against.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 
 from calibration.learner import nets
+from calibration.learner.fused import fused_quantile_huber_loss
 from calibration.learner.optim import AdamW
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
@@ -90,67 +94,76 @@ class Noise:
 
 @dataclass
 class Population:
-    """M agents with stacked parameters. Critic groups are (member, Q-net) pairs: 2M."""
+    """M agents with stacked parameters, each network in one flat member-major buffer:
+    critic and target (M, 2, P) (both Q-nets of a member side by side), actor (M, P_actor),
+    log_alpha (M,). `critic_net`, `target_net` and `actor_net` are views of those buffers by
+    layer (nets.BroNet, groups 2M for the critics), `log_alpha_leaf` a view of log_alpha;
+    gradients are taken w.r.t. those views, the optimisers write the buffers."""
 
     cfg: AgentConfig
     members: int
     seeds: list[int]
     device: torch.device
     learning_rates: torch.Tensor | None = None  # (M,), default cfg.learning_rate
-    compiled: bool = False  # torch.compile the networks and the loss (fuses elementwise work)
+    fused: bool = True  # fused loss (fused.py) and single-pass AdamW kernels; False: reference
+    compiled: bool = False  # torch.compile the whole update (`update_fn`)
     amp: bool = False  # bf16 autocast for the networks; parameters, optimiser and loss stay fp32
-    critic: nets.Params = field(init=False)
-    target: nets.Params = field(init=False)
-    actor: nets.Params = field(init=False)
+    critic: torch.Tensor = field(init=False)
+    target: torch.Tensor = field(init=False)
+    actor: torch.Tensor = field(init=False)
     log_alpha: torch.Tensor = field(init=False)
 
     def __post_init__(self):
         cfg, m = self.cfg, self.members
         if len(self.seeds) != m:
             raise ValueError(f"need {m} seeds, got {len(self.seeds)}")
+        self.critic_layout = nets.Layout(cfg.obs_dim + cfg.act_dim, cfg.width, cfg.quantiles,
+                                         cfg.critic_blocks)
+        self.actor_layout = nets.Layout(cfg.obs_dim, cfg.actor_width, 2 * cfg.act_dim,
+                                        cfg.actor_blocks)
         critics, actors = [], []
         for seed in self.seeds:  # each member's initial parameters depend only on its seed
             g = torch.Generator().manual_seed(int(seed))
-            critics.append(nets.init_bronet(2, cfg.obs_dim + cfg.act_dim, cfg.width,
-                                            cfg.quantiles, cfg.critic_blocks, g, "cpu"))
-            actors.append(nets.init_bronet(1, cfg.obs_dim, cfg.actor_width, 2 * cfg.act_dim,
-                                           cfg.actor_blocks, g, "cpu"))
-        self.critic = {k: torch.cat([c[k] for c in critics]).to(self.device) for k in critics[0]}
-        self.actor = {k: torch.cat([a[k] for a in actors]).to(self.device) for k in actors[0]}
-        self.target = {k: v.clone() for k, v in self.critic.items()}
-        for p in (*self.critic.values(), *self.actor.values()):
-            p.requires_grad_(True)
-        self.log_alpha = torch.full((m,), math.log(cfg.init_temperature), device=self.device,
-                                    requires_grad=True)
+            critics.append(self.critic_layout.init(2, g))
+            actors.append(self.actor_layout.init(1, g))
+        self.critic = torch.stack(critics).to(self.device)
+        self.target = self.critic.clone()
+        self.actor = torch.cat(actors).to(self.device)
+        self.critic_net = self.critic_layout.views(self.critic.view(2 * m, -1))
+        self.target_net = self.critic_layout.views(self.target.view(2 * m, -1))
+        self.actor_net = self.actor_layout.views(self.actor)
+        for p in (*nets.leaves(self.critic_net), *nets.leaves(self.actor_net)):
+            p.requires_grad_(True)  # leaf views: the optimisers write the buffers below them
+        self.log_alpha = torch.full((m,), math.log(cfg.init_temperature), device=self.device)
+        self.log_alpha_leaf = self.log_alpha.view(m).requires_grad_(True)
         lr = (torch.full((m,), cfg.learning_rate) if self.learning_rates is None
-              else torch.as_tensor(self.learning_rates, dtype=torch.float32))
-        self.learning_rates = lr.to(self.device)
-        self.critic_opt = AdamW(list(self.critic.values()), self.learning_rates, cfg.weight_decay,
-                                groups_per_member=2)
-        self.actor_opt = AdamW(list(self.actor.values()), self.learning_rates, cfg.weight_decay)
-        self.alpha_opt = AdamW([self.log_alpha], self.learning_rates, 0.0)
-        self._net, self._loss = nets.bronet, quantile_huber_loss
-        if self.compiled:
-            self._net = torch.compile(nets.bronet, dynamic=False)
-            self._loss = torch.compile(quantile_huber_loss, dynamic=False)
+              else torch.as_tensor(self.learning_rates))
+        self.learning_rates = lr.to(self.device, self.critic.dtype)
+        # Eager fast path: a single-pass AdamW kernel per member; compiled: inductor fuses.
+        kernel = self.fused and not self.compiled
+        self.critic_opt = AdamW(self.critic, self.learning_rates, cfg.weight_decay, kernel=kernel)
+        self.actor_opt = AdamW(self.actor, self.learning_rates, cfg.weight_decay, kernel=kernel)
+        self.alpha_opt = AdamW(self.log_alpha, self.learning_rates, 0.0)
+        self._loss = fused_quantile_huber_loss if self.fused else quantile_huber_loss
+        self.update_fn = compile_update(self.update) if self.compiled else self.update
 
     # --- networks -----------------------------------------------------------------------
-    def q_values(self, params: nets.Params, obs: torch.Tensor, action: torch.Tensor
+    def q_values(self, net: nets.BroNet, obs: torch.Tensor, action: torch.Tensor
                  ) -> torch.Tensor:
         """(M, B, o), (M, B, a) -> quantiles (M, 2, B, N) of both Q-nets."""
         m, b = obs.shape[:2]
         x = torch.cat([obs, action], -1).unsqueeze(1).expand(m, 2, b, -1).reshape(2 * m, b, -1)
-        return self._forward(params, x, self.cfg.critic_blocks).view(m, 2, b, -1)
+        return self._forward(net, x).view(m, 2, b, -1)
 
-    def _forward(self, params: nets.Params, x: torch.Tensor, blocks: int) -> torch.Tensor:
+    def _forward(self, net: nets.BroNet, x: torch.Tensor) -> torch.Tensor:
         if not self.amp:
-            return self._net(params, x, blocks)
+            return nets.bronet(net, x)
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
-            return self._net(params, x, blocks).float()
+            return nets.bronet(net, x).float()
 
     def policy(self, obs: torch.Tensor, noise: torch.Tensor | None):
         """tanh-Gaussian action and its log-probability; noise None -> the mean action."""
-        out = self._forward(self.actor, obs, self.cfg.actor_blocks)
+        out = self._forward(self.actor_net, obs)
         mean, log_std = out.chunk(2, -1)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
         if noise is None:
@@ -162,18 +175,17 @@ class Population:
         return action, logp
 
     # --- the update ---------------------------------------------------------------------
-    def critic_loss(self, batch: Batch, noise: torch.Tensor, params: nets.Params | None = None
-                    ) -> torch.Tensor:
+    def critic_loss(self, batch: Batch, noise: torch.Tensor) -> torch.Tensor:
         """Per-member TD loss (M,), both Q-nets summed."""
         cfg = self.cfg
-        alpha = self.log_alpha.detach().exp()
+        alpha = self.log_alpha.exp()
         with torch.no_grad():
             next_action, next_logp = self.policy(batch.next_obs, noise)
-            z_next = self.q_values(self.target, batch.next_obs, next_action).min(1).values
+            z_next = self.q_values(self.target_net, batch.next_obs, next_action).min(1).values
             z_next = z_next - (alpha[:, None] * next_logp).unsqueeze(-1)
             target = (batch.reward.unsqueeze(-1)
                       + cfg.gamma * (1.0 - batch.done).unsqueeze(-1) * z_next)
-        z = self.q_values(self.critic if params is None else params, batch.obs, batch.action)
+        z = self.q_values(self.critic_net, batch.obs, batch.action)
         return self._loss(z, target.unsqueeze(1), cfg.kappa).sum(1)
 
     def update(self, batch: Batch, noise: Noise, mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -181,27 +193,23 @@ class Population:
         cfg = self.cfg
         # 1. critic
         loss_c = self.critic_loss(batch, noise.next_action)
-        grads = torch.autograd.grad(loss_c.sum(), list(self.critic.values()))
-        self.critic_opt.step(grads, mask)
+        grads = torch.autograd.grad(loss_c.sum(), nets.leaves(self.critic_net))
+        self.critic_opt.step(nets.flat_grad(grads), mask)
         # 2. actor (the critic is held fixed: gradients go to the actor only)
         action, logp = self.policy(batch.obs, noise.action)
-        q = self.q_values(self.critic, batch.obs, action).mean(-1).min(1).values  # (M, B)
-        alpha = self.log_alpha.detach().exp()
+        q = self.q_values(self.critic_net, batch.obs, action).mean(-1).min(1).values  # (M, B)
+        alpha = self.log_alpha.exp()
         loss_a = (alpha[:, None] * logp - q).mean(-1)
-        grads = torch.autograd.grad(loss_a.sum(), list(self.actor.values()))
-        self.actor_opt.step(grads, mask)
+        grads = torch.autograd.grad(loss_a.sum(), nets.leaves(self.actor_net))
+        self.actor_opt.step(nets.flat_grad(grads), mask)
         # 3. temperature
         entropy_gap = (logp.detach() + cfg.target_entropy).mean(-1)
-        loss_t = -(self.log_alpha * entropy_gap)
-        (grad_t,) = torch.autograd.grad(loss_t.sum(), [self.log_alpha])
-        self.alpha_opt.step([grad_t], mask)
-        # 4. target critic
+        loss_t = -(self.log_alpha_leaf * entropy_gap)
+        (grad_t,) = torch.autograd.grad(loss_t.sum(), [self.log_alpha_leaf])
+        self.alpha_opt.step(grad_t, mask)
+        # 4. target critic: Polyak averaging, one pass over the flat buffers
         with torch.no_grad():
-            keep = mask.repeat_interleave(2).to(torch.float32)
-            for k, p in self.critic.items():
-                t = self.target[k]
-                w = (cfg.tau * keep).view(-1, *([1] * (p.dim() - 1)))
-                t.add_(w * (p - t))
+            self.target.lerp_(self.critic, (cfg.tau * mask.to(self.target.dtype)).view(-1, 1, 1))
         return {"critic_loss": loss_c.detach(), "actor_loss": loss_a.detach(),
                 "temperature": alpha, "entropy": -logp.detach().mean(-1)}
 
@@ -209,9 +217,49 @@ class Population:
     def act(self, obs: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         return self.policy(obs.unsqueeze(1), None if noise is None else noise.unsqueeze(1))[0][:, 0]
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        out = {f"critic.{k}": v.detach() for k, v in self.critic.items()}
-        out.update({f"target.{k}": v for k, v in self.target.items()})
-        out.update({f"actor.{k}": v.detach() for k, v in self.actor.items()})
-        out["log_alpha"] = self.log_alpha.detach()
-        return out
+    @torch.no_grad()
+    def nan_to_num_(self) -> None:
+        """Zero every non-finite parameter and moment (of diverged members, which are then
+        frozen by their mask) so that they cannot turn later arithmetic into NaN."""
+        for buf in (self.critic, self.target, self.actor, self.log_alpha):
+            buf.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        for opt in (self.critic_opt, self.actor_opt, self.alpha_opt):
+            opt.nan_to_num_()
+
+
+def compile_update(update):
+    """torch.compile the whole update. Where this torch can trace `torch.autograd.grad`
+    (dynamo's `trace_autograd_ops`), the update is one graph; if that fails to compile it is
+    compiled with a graph break at each gradient; if that fails too, the eager update is used.
+    Each fallback is warned about. A one-graph compile fails before anything runs; with graph
+    breaks a failure midway can leave that first update partly applied (then redone eagerly)."""
+    tries = []
+    if hasattr(torch._dynamo.config, "trace_autograd_ops"):
+        tries.append(("one graph", {"trace_autograd_ops": True}))
+    tries.append(("graph breaks at each gradient", {}))
+    current = {"fn": None}
+
+    def call(*args):
+        if current["fn"] is not None:
+            return current["fn"](*args)
+        for label, options in tries:
+            compiled = torch.compile(update, dynamic=False)
+
+            def run(*a, compiled=compiled, options=options):
+                with torch._dynamo.config.patch(**options):
+                    return compiled(*a)
+
+            try:
+                out = run(*args)
+            except Exception as exc:  # noqa: BLE001 - keep training: eager is never wrong
+                warnings.warn(f"torch.compile of the update ({label}) failed: "
+                              f"{type(exc).__name__}: {str(exc)[:200]}", RuntimeWarning,
+                              stacklevel=2)
+                torch._dynamo.reset()
+                continue
+            current["fn"] = run
+            return out
+        current["fn"] = update
+        return update(*args)
+
+    return call

@@ -1,8 +1,10 @@
 """Replay the population update from a CUDA graph: one launch instead of hundreds.
 
 The update reads fixed ("static") input tensors; each step copies the new batch, noise and mask
-into them and replays the graph captured once. Same arithmetic as `Population.update` (checked by
-benchmarks/gpu_check.sh); on the CPU, or if capture fails, it falls back to the eager update.
+into them and replays the graph captured once. It captures `pop.update_fn` (the eager update, or
+the compiled one), so the fused loss and the AdamW kernels are inside the graph. Same arithmetic
+as the update it captures (benchmarks/gpu_equivalence.py, run by gpu_check.sh); on the CPU, or
+if capture fails, it falls back to that update.
 """
 
 from __future__ import annotations
@@ -39,16 +41,16 @@ class GraphedUpdate:
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
             for _ in range(2):
-                self.pop.update(batch, noise, off)
+                self.pop.update_fn(batch, noise, off)
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self.out = self.pop.update(batch, noise, mask)
+            self.out = self.pop.update_fn(batch, noise, mask)
         self.graph = graph
 
     def __call__(self, batch: Batch, noise: Noise, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.graph is None:
-            return self.pop.update(batch, noise, mask)
+            return self.pop.update_fn(batch, noise, mask)
         sb, sn, sm = self.static
         for dst, src in ((sb.obs, batch.obs), (sb.action, batch.action), (sb.reward, batch.reward),
                          (sb.next_obs, batch.next_obs), (sb.done, batch.done),

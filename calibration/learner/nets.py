@@ -1,8 +1,11 @@
 """Stacked BroNet networks: G independent copies evaluated with one batched matmul per layer.
 
-Parameters live in plain dicts of tensors whose first dim is the group (population member, or
-member x Q-net for the double critic), so a population update is a handful of `baddbmm` calls
-instead of G small kernels each. The layout per network (reference.md, BRO):
+A network's parameters for all G groups (population member, or member x Q-net for the double
+critic) live in ONE flat buffer of shape (G, numel): row g holds every parameter of group g.
+Layers are named by role (`BroNet.dense_in`, `Block.norm1`, ...) and are views into that
+buffer, so the forward pass reads per layer while the optimiser and the target update see one
+2-D tensor (a per-member learning rate or mask is then a broadcast over rows). The layout per
+network (reference.md, BRO):
     Dense(w) -> LayerNorm -> ReLU, then `blocks` x [Dense -> LN -> ReLU -> Dense -> LN] + skip,
     then a Dense head.
 """
@@ -10,11 +13,35 @@ instead of G small kernels each. The layout per network (reference.md, BRO):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-Params = dict[str, torch.Tensor]
+
+class Dense(NamedTuple):
+    weight: torch.Tensor  # (G, in, out)
+    bias: torch.Tensor  # (G, out)
+
+
+class Norm(NamedTuple):
+    gain: torch.Tensor  # (G, width)
+    bias: torch.Tensor  # (G, width)
+
+
+class Block(NamedTuple):
+    dense1: Dense
+    norm1: Norm
+    dense2: Dense
+    norm2: Norm
+
+
+class BroNet(NamedTuple):
+    dense_in: Dense
+    norm_in: Norm
+    blocks: tuple[Block, ...]
+    head: Dense
 
 
 def critic_params(width: int, obs_dim: int, act_dim: int, blocks: int = 2,
@@ -23,62 +50,91 @@ def critic_params(width: int, obs_dim: int, act_dim: int, blocks: int = 2,
 
     For obs_dim + act_dim = 70 and the defaults this is 8 w^2 + 370 w + 200 (HumanoidBench h1).
     """
-    return 2 * bronet_size(obs_dim + act_dim, width, quantiles, blocks)
+    return 2 * Layout(obs_dim + act_dim, width, quantiles, blocks).numel
 
 
-def bronet_size(in_dim: int, width: int, out_dim: int, blocks: int) -> int:
-    dense_in = in_dim * width + width
-    ln = 2 * width
-    block = 2 * (width * width + width) + 2 * ln
-    head = width * out_dim + out_dim
-    return dense_in + ln + blocks * block + head
+@dataclass(frozen=True)
+class Layout:
+    """Shape of one BroNet and where each of its parameters sits in a row of the flat buffer."""
+
+    in_dim: int
+    width: int
+    out_dim: int
+    blocks: int
+
+    def _build(self, take: Callable[..., object]) -> BroNet:
+        """The network with each parameter made by `take(*shape)`, in buffer order."""
+        w = self.width
+
+        def dense(fan_in: int, fan_out: int) -> Dense:
+            return Dense(take(fan_in, fan_out), take(fan_out))
+
+        def norm() -> Norm:
+            return Norm(take(w), take(w))
+
+        dense_in, norm_in = dense(self.in_dim, w), norm()  # calls in buffer order
+        blocks = tuple(Block(dense(w, w), norm(), dense(w, w), norm()) for _ in range(self.blocks))
+        return BroNet(dense_in, norm_in, blocks, dense(w, self.out_dim))
+
+    @property
+    def numel(self) -> int:
+        """Parameters of one group."""
+        sizes = []
+        self._build(lambda *shape: sizes.append(math.prod(shape)))
+        return sum(sizes)
+
+    def views(self, flat: torch.Tensor) -> BroNet:
+        """The network whose parameters are views (G, *shape) into `flat` (G, numel)."""
+        offset = 0
+
+        def take(*shape: int) -> torch.Tensor:
+            nonlocal offset
+            n = math.prod(shape)
+            view = flat[:, offset:offset + n].view(flat.shape[0], *shape)
+            offset += n
+            return view
+
+        return self._build(take)
+
+    def init(self, groups: int, generator: torch.Generator) -> torch.Tensor:
+        """Flat parameters (groups, numel) of `groups` fresh networks. Dense layers use
+        PyTorch's Linear default (uniform in +-1/sqrt(fan_in)); LayerNorm gains 1, biases 0."""
+        flat = torch.zeros(groups, self.numel)
+        net = self.views(flat)
+        for norm in (net.norm_in, *(n for b in net.blocks for n in (b.norm1, b.norm2))):
+            norm.gain.fill_(1.0)
+        for dense in (net.dense_in, *(d for b in net.blocks for d in (b.dense1, b.dense2)),
+                      net.head):
+            bound = 1.0 / math.sqrt(dense.weight.shape[1])
+            dense.weight.copy_((torch.rand(dense.weight.shape, generator=generator) * 2 - 1)
+                               * bound)
+            dense.bias.copy_((torch.rand(dense.bias.shape, generator=generator) * 2 - 1) * bound)
+        return flat
 
 
-def init_bronet(groups: int, in_dim: int, width: int, out_dim: int, blocks: int,
-                generator: torch.Generator, device, head_scale: float = 1.0) -> Params:
-    """Stacked parameters of `groups` BroNets. Dense layers use orthogonal-like scaled
-    uniform init (PyTorch's Linear default); LayerNorm gains 1, biases 0."""
-
-    def dense(name: str, fan_in: int, fan_out: int, scale: float = 1.0):
-        bound = 1.0 / math.sqrt(fan_in)
-        w = (torch.rand(groups, fan_in, fan_out, generator=generator) * 2 - 1) * bound * scale
-        b = (torch.rand(groups, fan_out, generator=generator) * 2 - 1) * bound * scale
-        p[f"{name}.w"], p[f"{name}.b"] = w, b
-
-    def norm(name: str):
-        p[f"{name}.g"] = torch.ones(groups, width)
-        p[f"{name}.b"] = torch.zeros(groups, width)
-
-    p: Params = {}
-    dense("in", in_dim, width)
-    norm("in_ln")
-    for k in range(blocks):
-        dense(f"b{k}.d1", width, width)
-        norm(f"b{k}.ln1")
-        dense(f"b{k}.d2", width, width)
-        norm(f"b{k}.ln2")
-    dense("head", width, out_dim, head_scale)
-    return {k: v.to(device) for k, v in p.items()}
+def leaves(net: BroNet) -> list[torch.Tensor]:
+    """The parameter tensors of `net` in buffer order."""
+    return list(torch.utils._pytree.tree_leaves(net))
 
 
-def _dense(p: Params, name: str, x: torch.Tensor) -> torch.Tensor:
-    return torch.baddbmm(p[f"{name}.b"].unsqueeze(1), x, p[f"{name}.w"])
+def flat_grad(grads: list[torch.Tensor]) -> torch.Tensor:
+    """Per-layer gradients (G, *shape) -> one (G, numel) tensor in buffer order (one copy)."""
+    return torch.cat([g.reshape(g.shape[0], -1) for g in grads], 1)
 
 
-def _norm(p: Params, name: str, x: torch.Tensor) -> torch.Tensor:
+def dense(layer: Dense, x: torch.Tensor) -> torch.Tensor:
+    return torch.baddbmm(layer.bias.unsqueeze(1), x, layer.weight)
+
+
+def norm(layer: Norm, x: torch.Tensor) -> torch.Tensor:
     x = F.layer_norm(x, x.shape[-1:])
-    return x * p[f"{name}.g"].unsqueeze(1) + p[f"{name}.b"].unsqueeze(1)
+    return x * layer.gain.unsqueeze(1) + layer.bias.unsqueeze(1)
 
 
-def bronet(p: Params, x: torch.Tensor, blocks: int) -> torch.Tensor:
+def bronet(net: BroNet, x: torch.Tensor) -> torch.Tensor:
     """x: (G, B, in) -> (G, B, out)."""
-    h = F.relu(_norm(p, "in_ln", _dense(p, "in", x)))
-    for k in range(blocks):
-        r = F.relu(_norm(p, f"b{k}.ln1", _dense(p, f"b{k}.d1", h)))
-        h = h + _norm(p, f"b{k}.ln2", _dense(p, f"b{k}.d2", r))
-    return _dense(p, "head", h)
-
-
-def count(p: Params) -> int:
-    """Parameters of one group member."""
-    return sum(v[0].numel() for v in p.values())
+    h = F.relu(norm(net.norm_in, dense(net.dense_in, x)))
+    for block in net.blocks:
+        r = F.relu(norm(block.norm1, dense(block.dense1, h)))
+        h = h + norm(block.norm2, dense(block.dense2, r))
+    return dense(net.head, h)

@@ -1,45 +1,82 @@
-"""AdamW over stacked parameters with a learning rate and a skip mask per member.
+"""AdamW over a flat, member-major parameter buffer, with a learning rate and a skip mask per
+member: a handful of whole-buffer operations per step, whatever the number of layers.
 
-Same arithmetic as torch.optim.AdamW (decoupled weight decay, bias correction), but a member
-whose mask is false keeps its parameters and moments untouched, and so does its step count.
+Same arithmetic as torch.optim.AdamW (decoupled weight decay, bias correction; tested against
+it), but a member whose mask is false keeps its parameters and moments bit for bit, and so does
+its step count. Parameters are any tensor whose first dim is the member, (M, ...); they are
+updated in place through a 2-D view (M, numel per member), where the per-member values
+broadcast over rows.
+
+With `kernel=True` (where this torch has `_fused_adamw_`, the kernel behind
+torch.optim.AdamW(fused=True)) each member's row is one single-pass kernel instead of about ten
+whole-buffer passes; a masked member's call is skipped on the device through its `found_inf`
+flag, so no host sync. Inside torch.compile the plain version is better: it fuses into one
+kernel by itself.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 
 
 class AdamW:
-    def __init__(self, params: list[torch.Tensor], lr: torch.Tensor, weight_decay: float,
+    def __init__(self, params: torch.Tensor, lr: torch.Tensor, weight_decay: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 groups_per_member: int = 1):
-        self.params = params
+                 kernel: bool = False):
+        self.kernel = kernel and has_fused_kernel()
+        self.params = params.view(params.shape[0], -1)  # (M, K), shares storage with params
         self.lr = lr  # (M,)
         self.wd = weight_decay
         self.b1, self.b2 = betas
         self.eps = eps
-        self.k = groups_per_member
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-        self.t = torch.zeros_like(lr)  # steps taken per member
-
-    def _per_group(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        if self.k > 1:
-            x = x.repeat_interleave(self.k)
-        return x.view(-1, *([1] * (like.dim() - 1)))
+        self.m = torch.zeros_like(self.params)
+        self.v = torch.zeros_like(self.params)
+        self.t = torch.zeros(lr.shape, dtype=torch.float32, device=lr.device)  # steps per member
 
     @torch.no_grad()
-    def step(self, grads, mask: torch.Tensor) -> None:
+    def step(self, grad: torch.Tensor, mask: torch.Tensor) -> None:
+        """grad: (M, ...) with the layout of the parameters; mask: (M,) bool."""
+        grad = grad.view(self.params.shape)
         maskf = mask.to(self.lr.dtype)
         self.t += maskf
-        t = self.t.clamp(min=1.0)
-        # Members that skip get a zero step size and keep their moments (blend with mask).
-        step = self.lr * torch.sqrt(1 - self.b2**t) / (1 - self.b1**t) * maskf
-        decay = 1.0 - self.lr * self.wd * maskf
-        for p, g, m, v in zip(self.params, grads, self.m, self.v):
-            keep = self._per_group(maskf, p)
-            m.lerp_(g, keep * (1 - self.b1))
-            v.lerp_(g * g, keep * (1 - self.b2))
-            p.mul_(self._per_group(decay, p))
-            p.sub_(self._per_group(step, p) * m / (v.sqrt() + self.eps * torch.sqrt(
-                1 - self.b2 ** self._per_group(t, p))))
+        if self.kernel:
+            skip = (~mask).to(torch.float32)  # found_inf: 1 skips the member
+            for i in range(self.params.shape[0]):
+                try:
+                    torch.ops.aten._fused_adamw_.tensor_lr(
+                        [self.params[i]], [grad[i]], [self.m[i]], [self.v[i]], [], [self.t[i]],
+                        lr=self.lr[i], beta1=self.b1, beta2=self.b2, weight_decay=self.wd,
+                        eps=self.eps, amsgrad=False, maximize=False, found_inf=skip[i])
+                except RuntimeError as exc:  # a torch whose kernel refuses these inputs
+                    if i > 0:
+                        raise
+                    warnings.warn(f"the fused AdamW kernel failed ({exc}); using whole-buffer "
+                                  "operations", RuntimeWarning, stacklevel=2)
+                    self.kernel = False
+                    break
+            else:
+                return
+        t = self.t.to(self.lr.dtype).clamp(min=1.0)
+        # Members that skip get a zero step size and keep their moments (blend weight 0).
+        step = (self.lr * torch.sqrt(1 - self.b2**t) / (1 - self.b1**t) * maskf).unsqueeze(1)
+        decay = (1.0 - self.lr * self.wd * maskf).unsqueeze(1)
+        eps = (self.eps * torch.sqrt(1 - self.b2**t)).unsqueeze(1)
+        keep = maskf.unsqueeze(1)
+        self.m.lerp_(grad, keep * (1 - self.b1))
+        self.v.lerp_(grad * grad, keep * (1 - self.b2))
+        self.params.mul_(decay)
+        self.params.sub_(step * self.m / (self.v.sqrt() + eps))
+
+    def nan_to_num_(self) -> None:
+        """Zero non-finite moments (of diverged members, which stay masked from then on)."""
+        self.m.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        self.v.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def has_fused_kernel() -> bool:
+    try:
+        return hasattr(torch.ops.aten._fused_adamw_, "tensor_lr")
+    except (AttributeError, RuntimeError):
+        return False

@@ -19,7 +19,8 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +53,14 @@ class TrainConfig:
     eval_every: int = 25_000
     eval_episodes: int = 1
     validation_every: int = 10
-    reset_every: int | None = None  # env steps between full parameter resets (None: never)
-    buffer_size: int | None = None  # default: steps
+    buffer_size: int | None = None  # replay capacity per member (default: steps; oldest dropped)
     device: str = "auto"
     cuda_graph: bool = True  # replay the update from a CUDA graph on GPUs
-    compile: bool = False  # torch.compile the networks and loss (about a minute of warm-up)
+    compile: bool = False  # torch.compile the whole update (a minute or more of warm-up)
+    amp: bool = False  # bf16 autocast for the networks
+    vector_env: str = "auto"  # sync | async (a worker process per member) | auto
+    divergence_check_every: int = 100  # updates between host reads of the divergence flags
     name: str = "population"
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if len(self.utds) != len(self.seeds):
@@ -70,6 +72,12 @@ class TrainConfig:
             raise LearnerError(f"utds must be positive, got {self.utds}")
         if self.learning_rates is not None and len(self.learning_rates) != len(self.seeds):
             raise LearnerError("learning_rates must have one entry per member")
+        if self.vector_env not in ("auto", "sync", "async"):
+            raise LearnerError(f"vector_env must be auto, sync or async, got {self.vector_env!r}")
+        if self.buffer_size is not None and self.buffer_size < 1:
+            raise LearnerError(f"buffer_size must be positive, got {self.buffer_size}")
+        if self.divergence_check_every < 1:
+            raise LearnerError("divergence_check_every must be at least 1")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -100,38 +108,45 @@ def make_env(env_id: str, seed: int):
     return env
 
 
-class _Envs:
-    """One env per member, stepped together; actions in [-1, 1] scaled to the bounds."""
+class VectorEnvs:
+    """One env per member in a gymnasium vector env, stepped together; actions in [-1, 1] are
+    scaled to the bounds. `asynchronous` runs each env in a worker process (AsyncVectorEnv),
+    otherwise all in this one (SyncVectorEnv). Seeding is per member and the same either way:
+    env i is reset with seeds[i] once, and an ended episode is reset (unseeded) in the step
+    that ends it, so `obs` is always the observation the next action is taken from."""
 
-    def __init__(self, env_id: str, seeds: list[int]):
-        self.envs = [make_env(env_id, s) for s in seeds]
-        self.seeds = seeds
-        space = self.envs[0].action_space
+    def __init__(self, env_id: str, seeds: list[int], asynchronous: bool = False):
+        import gymnasium as gym
+
+        make_env(env_id, seeds[0]).close()  # unknown ids and discrete actions fail here
+        fns = [partial(gym.make, env_id) for _ in seeds]
+        mode = gym.vector.AutoresetMode.SAME_STEP
+        self.vec = (gym.vector.AsyncVectorEnv(fns, context="spawn", autoreset_mode=mode)
+                    if asynchronous else gym.vector.SyncVectorEnv(fns, autoreset_mode=mode))
+        space = self.vec.single_action_space
         self.low, self.high = space.low.astype(np.float64), space.high.astype(np.float64)
-        self.obs = np.stack([e.reset(seed=s)[0] for e, s in zip(self.envs, seeds)]).astype(
-            np.float32)
+        self.obs = self.vec.reset(seed=[int(s) for s in seeds])[0].astype(np.float32)
 
     def step(self, action: np.ndarray):
-        """Returns next_obs for storage, reward, terminated, and resets finished episodes."""
+        """Returns next_obs for storage (the final observation where an episode ended), reward,
+        terminated and ended; `obs` moves on (to a reset observation where one ended)."""
         scaled = self.low + (action + 1.0) * 0.5 * (self.high - self.low)
-        next_obs, rew, term, ended = [], [], [], []
-        for i, env in enumerate(self.envs):
-            o, r, te, tr, _ = env.step(scaled[i])
-            next_obs.append(o)
-            rew.append(r)
-            term.append(te)
-            ended.append(te or tr)
-        next_obs = np.stack(next_obs).astype(np.float32)
-        self.obs = next_obs.copy()
-        for i, done in enumerate(ended):
-            if done:
-                self.obs[i] = self.envs[i].reset()[0]
-        return next_obs, np.array(rew, np.float32), np.array(term, np.float32), np.array(ended)
+        obs, rew, term, trunc, info = self.vec.step(scaled)
+        next_obs = obs.copy()
+        ended = term | trunc
+        if ended.any():
+            for i in np.flatnonzero(ended):
+                next_obs[i] = info["final_obs"][i]
+        self.obs = obs.astype(np.float32)
+        return (next_obs.astype(np.float32), rew.astype(np.float32), term.astype(np.float32),
+                ended)
+
+    def close(self) -> None:
+        self.vec.close()
 
 
-def evaluate(pop: Population, env_id: str, seeds: list[int], episodes: int, device) -> np.ndarray:
-    """Mean deterministic return per member over `episodes` episodes."""
-    envs = [make_env(env_id, s) for s in seeds]
+def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, device) -> np.ndarray:
+    """Mean deterministic return per member over `episodes` episodes (one env per member)."""
     space = envs[0].action_space
     low, high = space.low, space.high
     totals = np.zeros(len(envs))
@@ -140,24 +155,78 @@ def evaluate(pop: Population, env_id: str, seeds: list[int], episodes: int, devi
         running = np.ones(len(envs), bool)
         while running.any():
             act = pop.act(torch.as_tensor(obs, dtype=torch.float32, device=device), None)
-            act = act.cpu().numpy().astype(np.float64)
+            act = np.nan_to_num(act.cpu().numpy().astype(np.float64))
             for i in np.flatnonzero(running):
                 o, r, te, tr, _ = envs[i].step(low + (act[i] + 1) * 0.5 * (high - low))
                 totals[i] += r
                 obs[i] = o
                 if te or tr:
                     running[i] = False
-    for e in envs:
-        e.close()
     return totals / episodes
 
 
+class DivergenceGuard:
+    """Finds members whose critic loss turned non-finite without a host sync per update.
+
+    `record` accumulates the flags on the device; `check` (every `every` updates, at the end of
+    an env step, and before each log) reads them on the host, marks those members in `diverged`
+    (they are masked out from then on) and zeroes every non-finite parameter and moment so that
+    the population's arithmetic stays finite. Trade-off: a member that diverges keeps being
+    updated, with NaN, for up to `every` - 1 more updates and acts with NaN (sanitised to 0)
+    until the check; members never mix, so the others are unaffected, and the member is logged
+    as NaN either way. every=1 checks after each update (a host sync each)."""
+
+    def __init__(self, members: int, device, every: int = 100):
+        self.diverged = torch.zeros(members, dtype=torch.bool)  # on the host
+        self._flags = torch.zeros(members, dtype=torch.bool, device=device)
+        self.every = every
+        self._pending = 0
+
+    def record(self, loss: torch.Tensor) -> torch.Tensor:
+        """Flag the members whose `loss` (M,) is non-finite; returns those flags (device)."""
+        bad = ~torch.isfinite(loss)
+        self._flags |= bad
+        self._pending += 1
+        return bad
+
+    def due(self) -> bool:
+        return self._pending >= self.every
+
+    def check(self, pop: Population) -> None:
+        self._pending = 0
+        new = self._flags.cpu()
+        if bool(new.any()):
+            self.diverged |= new
+            self._flags.zero_()
+            pop.nan_to_num_()
+
+
 def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None) -> dict:
-    """Train every member for cfg.steps env steps; returns the manifest (also written)."""
+    """Train every member for cfg.steps env steps; returns the manifest (also written).
+
+    Each env step: (1) act with the current policy (the one host sync of a step), (2) launch
+    the step's updates, which sample the replay as it was before this step's transition, (3)
+    step the environments while the device works through the updates, (4) store the
+    transitions. On a GPU (2) is asynchronous, so env stepping and updates overlap."""
     device = resolve_device(cfg.device)
     m = len(cfg.seeds)
-    envs = _Envs(cfg.env_id, [int(s) for s in cfg.seeds])
-    val_envs = _Envs(cfg.env_id, [int(s) + 10_000 for s in cfg.seeds])
+    seeds = [int(s) for s in cfg.seeds]
+    asynchronous = (cfg.vector_env == "async"
+                    or (cfg.vector_env == "auto" and device.type == "cuda" and m >= 8))
+    envs = VectorEnvs(cfg.env_id, seeds, asynchronous)
+    val_envs = VectorEnvs(cfg.env_id, [s + 10_000 for s in seeds])
+    eval_seeds = [s + 20_000 for s in seeds]
+    eval_envs = [make_env(cfg.env_id, s) for s in eval_seeds]
+    try:
+        return _train(cfg, out_dir, progress, device, envs, val_envs, eval_envs, eval_seeds)
+    finally:
+        for e in (envs, val_envs, *eval_envs):
+            e.close()
+
+
+def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_envs: VectorEnvs,
+           eval_envs: list, eval_seeds: list[int]) -> dict:
+    m = len(cfg.seeds)
     obs_dim = envs.obs.shape[1]
     act_dim = envs.low.shape[0]
     agent_cfg = AgentConfig(obs_dim=obs_dim, act_dim=act_dim, width=cfg.width,
@@ -166,14 +235,14 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
     lrs = cfg.learning_rates or [agent_cfg.learning_rate] * m
     torch.manual_seed(int(cfg.seeds[0]))
     pop = Population(agent_cfg, m, [int(s) for s in cfg.seeds], device, torch.tensor(lrs),
-                     compiled=cfg.compile)
+                     compiled=cfg.compile, amp=cfg.amp)
     gen = torch.Generator(device=device).manual_seed(int(sum(cfg.seeds)) + 1)
     np_rng = np.random.default_rng(int(cfg.seeds[0]))
     replay = Replay(m, cfg.buffer_size or cfg.steps, obs_dim, act_dim, device)
     val_replay = Replay(m, cfg.steps // cfg.validation_every + 1, obs_dim, act_dim, device)
     utds = torch.tensor(cfg.utds, dtype=torch.float64)
     credit = torch.zeros(m, dtype=torch.float64)
-    diverged = torch.zeros(m, dtype=torch.bool)
+    guard = DivergenceGuard(m, device, cfg.divergence_check_every)
     logs: dict[str, list] = {"step": [], "return": [], "critic_loss": [],
                              "validation_critic_loss": []}
     loss_sum = torch.zeros(m, device=device)
@@ -184,10 +253,15 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
     out = Path(out_dir)
     params = agent_cfg.critic_params
 
+    def act(obs: np.ndarray) -> np.ndarray:
+        noise = torch.randn(m, act_dim, device=device, generator=gen)
+        action = pop.act(torch.as_tensor(obs, device=device), noise).cpu().numpy()
+        return np.nan_to_num(action)  # a diverged member acts with NaN until the next check
+
     def log(step: int) -> None:
         nonlocal loss_sum, loss_n
-        ret = evaluate(pop, cfg.env_id, [int(s) + 20_000 for s in cfg.seeds], cfg.eval_episodes,
-                       device)
+        guard.check(pop)
+        ret = evaluate(pop, eval_envs, eval_seeds, cfg.eval_episodes, device)
         if val_replay.size > 0:
             with torch.no_grad():
                 vb = val_replay.sample(cfg.batch_size, gen)
@@ -196,7 +270,7 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
         else:
             vloss = np.full(m, np.nan)
         closs = (loss_sum / max(loss_n, 1)).cpu().numpy() if loss_n else np.full(m, np.nan)
-        dead = diverged.numpy()
+        dead = guard.diverged.numpy()
         for key, val in (("return", ret), ("critic_loss", closs),
                          ("validation_critic_loss", vloss)):
             val = np.where(dead, np.nan, val)
@@ -209,47 +283,46 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
             progress(step, ret)
 
     for step in range(1, cfg.steps + 1):
-        obs_t = torch.as_tensor(envs.obs, device=device)
-        if step <= cfg.random_steps:
-            action = np_rng.uniform(-1, 1, (m, act_dim)).astype(np.float32)
-        else:
-            noise = torch.randn(m, act_dim, device=device, generator=gen)
-            action = pop.act(obs_t, noise).cpu().numpy()
-        next_obs, rew, term, _ = envs.step(action)
-        replay.add(obs_t, torch.as_tensor(action), torch.as_tensor(rew),
-                   torch.as_tensor(next_obs), torch.as_tensor(term))
-        if step % cfg.validation_every == 0:
-            vobs = torch.as_tensor(val_envs.obs, device=device)
-            vnoise = torch.randn(m, act_dim, device=device, generator=gen)
-            vact = pop.act(vobs, vnoise).cpu().numpy() if step > cfg.random_steps else \
-                np_rng.uniform(-1, 1, (m, act_dim)).astype(np.float32)
-            vnext, vrew, vterm, _ = val_envs.step(vact)
-            val_replay.add(vobs, torch.as_tensor(vact), torch.as_tensor(vrew),
-                           torch.as_tensor(vnext), torch.as_tensor(vterm))
-        if step > cfg.random_steps:
+        learning = step > cfg.random_steps
+        # 1. act with the current policy
+        obs = envs.obs
+        action = act(obs) if learning else np_rng.uniform(-1, 1, (m, act_dim)).astype(np.float32)
+        validating = step % cfg.validation_every == 0
+        if validating:
+            vobs = val_envs.obs
+            vact = act(vobs) if learning else np_rng.uniform(-1, 1, (m, act_dim)).astype(
+                np.float32)
+        # 2. launch this step's updates (asynchronous on a GPU)
+        if learning and replay.size > 0:
             credit += utds
             n_updates = torch.floor(credit + 1e-9)
             credit -= n_updates
-            for u in range(int(n_updates.max())):
-                mask_cpu = (n_updates > u) & ~diverged
-                if not mask_cpu.any():
+            rounds = int(n_updates.max())
+            masks_cpu = (n_updates > torch.arange(rounds, dtype=torch.float64)[:, None]) \
+                & ~guard.diverged
+            masks = (masks_cpu.pin_memory() if device.type == "cuda" else masks_cpu).to(
+                device, non_blocking=True)
+            for u in range(rounds):
+                if not masks_cpu[u].any():
                     break
-                mask = mask_cpu.to(device)
                 batch = replay.sample(cfg.batch_size, gen)
                 noise = Noise(torch.randn(batch.action.shape, device=device, generator=gen),
                               torch.randn(batch.action.shape, device=device, generator=gen))
                 if graphed is None:
-                    graphed = GraphedUpdate(pop, batch, noise, mask, cfg.cuda_graph)
-                loss, bad = guarded_update(pop, batch, noise, mask, diverged, graphed)
-                loss_sum += torch.where(mask & ~bad, loss, torch.zeros_like(loss))
+                    graphed = GraphedUpdate(pop, batch, noise, masks[u], cfg.cuda_graph)
+                loss = graphed(batch, noise, masks[u])["critic_loss"]
+                bad = guard.record(loss)
+                loss_sum += torch.where(masks[u] & ~bad, loss, torch.zeros_like(loss))
                 loss_n += 1
-                updates += int(mask_cpu.sum())
-        if cfg.reset_every and step % cfg.reset_every == 0 and step < cfg.steps:
-            k = step // cfg.reset_every
-            fresh = Population(agent_cfg, m, [int(s) + 1_000_003 * k for s in cfg.seeds], device,
-                               torch.tensor(lrs), compiled=cfg.compile)
-            pop = fresh
-            graphed = None
+                updates += int(masks_cpu[u].sum())
+        # 3. step the environments while the device works, 4. store the transitions
+        next_obs, rew, term, _ = envs.step(action)
+        replay.add(obs, action, rew, next_obs, term)
+        if validating:
+            vnext, vrew, vterm, _ = val_envs.step(vact)
+            val_replay.add(vobs, vact, vrew, vnext, vterm)
+        if guard.due():
+            guard.check(pop)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             log(step)
 
@@ -261,34 +334,10 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
         platform.processor() or platform.machine(),
         "versions": _versions(), "wall_time_s": wall,
         "env_steps_per_s": cfg.steps / wall, "member_updates": updates,
-        "member_updates_per_s": updates / wall, "diverged": diverged.tolist(),
+        "member_updates_per_s": updates / wall, "diverged": guard.diverged.tolist(),
     }
     _atomic_save(out / cfg.name / "manifest.json", text=json.dumps(manifest, indent=1))
     return manifest
-
-
-def guarded_update(pop: Population, batch, noise: Noise, mask: torch.Tensor,
-                   diverged: torch.Tensor, update=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One population update (`update`: a GraphedUpdate, default the eager one); members whose
-    loss is non-finite are marked in `diverged` (CPU bool tensor, updated in place) and frozen.
-    Returns (critic loss, newly diverged) on the device."""
-    loss = (update or pop.update)(batch, noise, mask)["critic_loss"]
-    bad = ~torch.isfinite(loss)
-    if bool(bad.any()):
-        diverged |= bad.cpu()
-        _restore_finite(pop)
-    return loss, bad
-
-
-def _restore_finite(pop: Population) -> None:
-    """Replace non-finite parameters of diverged members by zeros so the batch stays finite;
-    those members are frozen (masked) from now on and logged as NaN."""
-    with torch.no_grad():
-        for p in (*pop.critic.values(), *pop.actor.values(), *pop.target.values()):
-            p.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-        for opt in (pop.critic_opt, pop.actor_opt, pop.alpha_opt):
-            for buf in (*opt.m, *opt.v):
-                buf.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _write_logs(cfg: TrainConfig, out: Path, logs: dict, params: int, lrs: list[float]) -> None:

@@ -1,0 +1,71 @@
+"""Flags for CleanRL's cleanrl/sac_continuous_action.py (its tyro `Args`).
+
+    python cleanrl/sac_continuous_action.py $(advisor recommend --data 5e5 --format args \\
+        --env Humanoid-v4)
+
+Set: --env-id (when given), --total-timesteps (the predicted data, rounded up), --batch-size,
+--q-lr and --policy-lr (the fit's learning_rate; CleanRL's default q-lr is 1e-3).
+
+What the script cannot express (`NOT_EXPRESSIBLE`, and `cleanrl_note(rec)` for one
+recommendation): it has no flag for the utd (it takes one critic update per env step, utd 1;
+--policy-frequency only delays the actor) nor for the critic (SoftQNetwork is a hard-coded
+256-256 ReLU MLP with a scalar head, not the fit's BroNet at the recommended width with a
+100-quantile head). Follow those by editing the script.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from advisor.errors import AdvisorError
+from advisor.integrations.critic import CLEANRL_WIDTH, critic_match
+from advisor.integrations.zoo import check_env_id
+
+if TYPE_CHECKING:
+    from advisor.fit import Fit
+    from advisor.recommend import Recommendation
+
+__all__ = ["NOT_EXPRESSIBLE", "SCRIPT", "cleanrl_flags", "cleanrl_note"]
+
+SCRIPT = "cleanrl/sac_continuous_action.py"
+NOT_EXPRESSIBLE = (
+    "utd (one critic update per env step, utd 1, no flag) and the critic "
+    f"(a hard-coded {CLEANRL_WIDTH}-{CLEANRL_WIDTH} MLP with a scalar head, no width flag)")
+
+
+def cleanrl_flags(rec: Recommendation, env_id: str | None = None) -> list[str]:
+    """Command-line flags sac_continuous_action.py accepts, in its tyro spelling."""
+    flags = []
+    if env_id is not None:
+        flags += ["--env-id", check_env_id(env_id)]
+    lr = f"{rec.learning_rate:g}"
+    steps = math.ceil(rec.predicted_data * (1 - 1e-12))
+    flags += ["--total-timesteps", str(steps), "--batch-size", str(rec.batch_size),
+              "--q-lr", lr, "--policy-lr", lr]
+    return flags
+
+
+def cleanrl_note(rec: Recommendation, *, fit: Fit | str | None = None) -> str:
+    """One line: what of `rec` the flags leave out."""
+    if rec.gradient_steps == rec.train_freq:
+        utd = "the utd 1 matches its one critic update per env step"
+    else:
+        utd = (f"it cannot take the recommended utd {rec.gradient_steps}/{rec.train_freq} = "
+               f"{rec.utd:.3g} (one critic update per env step, utd 1, and no flag for it")
+        if rec.gradient_steps == 1:  # one update per vector step of train_freq envs
+            utd += (f"; --num-envs {rec.train_freq} would give utd 1/{rec.train_freq} but "
+                    f"collects with {rec.train_freq} parallel envs and counts --total-timesteps "
+                    "in vector steps")
+        utd += ")"
+    critic = (f"its critic is a hard-coded {CLEANRL_WIDTH}-{CLEANRL_WIDTH} ReLU MLP with a scalar "
+              f"head and no width flag, not the fit's critic at width {rec.width} "
+              f"({rec.params:.4g} params)")
+    try:
+        m = critic_match(rec, "cleanrl", fit=fit)
+        critic += (f": {m.params_client:,} params at input {m.input_dim}, "
+                   f"{100 * m.share:.2g}% of the fit's")
+    except AdvisorError:  # a fit that is not a BroNet, or not at hand: the words suffice
+        pass
+    return (f"CleanRL's sac_continuous_action.py: {utd}; {critic}; edit the script to follow "
+            "them")

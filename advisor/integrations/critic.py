@@ -1,0 +1,168 @@
+"""The critic a fit describes, and what each RL codebase can build of it.
+
+The BroNet fits describe the double critic of calibration/learner/nets.py. Per Q-net:
+Dense(in -> w) -> LayerNorm -> ReLU, `blocks` residual blocks
+[Dense -> LayerNorm -> ReLU -> Dense -> LayerNorm] + skip, and a Dense head with `quantiles`
+outputs. Both Q-nets together (the fit's `architecture.coefficients`):
+
+    params(w) = 4 blocks w^2 + 2 (in + 3 + 6 blocks + quantiles) w + 2 quantiles
+
+so blocks = c0 / 4, quantiles = c2 / 2 and in = c1 / 2 - 3 - 6 blocks - quantiles (input 70,
+2 blocks, 100 quantiles: 8w^2 + 370w + 200). Stable-Baselines3's SAC learns a scalar Q, so no
+client here builds the quantile head: `CriticMatch` says exactly how many parameters are missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from advisor.errors import ExportError
+
+if TYPE_CHECKING:
+    from advisor.fit import Fit
+    from advisor.recommend import Recommendation
+
+Critic = Literal["bronet", "mlp"]
+#: Critics the Stable-Baselines3 exports can build: the fit's BroNet (with BroNetSACPolicy) or
+#: the plain MLP with the same Dense layers (SB3's MlpPolicy).
+CRITICS: tuple[str, ...] = ("bronet", "mlp")
+N_QNETS = 2
+#: CleanRL's sac_continuous_action.py: SoftQNetwork is Linear(in, 256) -> Linear(256, 256) ->
+#: Linear(256, 1) with ReLU, hard-coded.
+CLEANRL_WIDTH = 256
+
+
+@dataclass(frozen=True)
+class BroNetShape:
+    """The BroNet of a fit: critic input dim (obs + action), residual blocks, quantile outputs."""
+
+    input_dim: int
+    blocks: int
+    quantiles: int
+
+    def per_qnet(self, width: int, head: int | None = None) -> int:
+        """Parameters of one Q-net at `width` with `head` outputs (default: the quantiles)."""
+        q = self.quantiles if head is None else head
+        b, w = self.blocks, width
+        return 2 * b * w * w + (self.input_dim + 3 + 6 * b + q) * w + q
+
+    def params(self, width: int, head: int | None = None) -> int:
+        """Parameters of both Q-nets (what the fit calls params at `width` for head=None)."""
+        return N_QNETS * self.per_qnet(width, head)
+
+    @property
+    def hidden_layers(self) -> int:
+        """Dense w -> w layers plus the input layer: the depth of the matching plain MLP."""
+        return 1 + 2 * self.blocks
+
+
+def _poly(c: list[float]) -> str:
+    terms = [f"{v:g}w^{len(c) - 1 - i}" if len(c) - 1 - i > 1 else
+             (f"{v:g}w" if len(c) - 1 - i == 1 else f"{v:g}") for i, v in enumerate(c)]
+    return " + ".join(terms).replace("+ -", "- ")
+
+
+def bronet_shape(fit: Fit) -> BroNetShape:
+    """The BroNet a fit describes, read from its architecture; ExportError if it is no BroNet
+    (SimbaV2 fits: hyperspherical-normalised blocks no client here can build)."""
+    arch = fit.model.architecture
+    c = arch.coefficients
+    if "bronet" in arch.description.lower() and len(c) == 3:
+        blocks, quantiles = c[0] / 4, c[2] / 2
+        input_dim = c[1] / 2 - 3 - 6 * blocks - quantiles
+        values = (blocks, quantiles, input_dim)
+        if all(abs(v - round(v)) < 1e-9 and round(v) >= 1 for v in values):
+            return BroNetShape(input_dim=round(input_dim), blocks=round(blocks),
+                               quantiles=round(quantiles))
+    raise ExportError(
+        f"{fit.id} describes a critic that is not a BroNet ({arch.description}: params(width) = "
+        f"{_poly(c)}), which Stable-Baselines3 and rl-zoo cannot build; use a bro/ fit, or the "
+        "CleanRL flags or json/yaml, which leave the critic to you")
+
+
+def fit_of(rec: Recommendation, fit: Fit | str | None = None) -> Fit:
+    """The fit behind `rec`: `fit` (a Fit, an id or a path) if given, else rec.fit by id."""
+    from advisor.registry import load_fit
+
+    f = load_fit(rec.fit if fit is None else fit)
+    if f.id != rec.fit:
+        raise ExportError(f"the recommendation comes from fit {rec.fit}, not {f.id}: pass the "
+                          "fit it was made with")
+    return f
+
+
+@dataclass(frozen=True)
+class CriticMatch:
+    """A client's critic against the fit's at the recommended width (both Q-nets)."""
+
+    client: str
+    structure: str
+    width: int
+    input_dim: int
+    params_fit: int
+    params_client: int
+    missing: str
+
+    @property
+    def shortfall(self) -> int:
+        """Parameters the client's critic lacks (negative: it has more)."""
+        return self.params_fit - self.params_client
+
+    @property
+    def share(self) -> float:
+        """params_client / params_fit."""
+        return self.params_client / self.params_fit
+
+    @property
+    def note(self) -> str:
+        """One line: structure and parameter shortfall."""
+        return (f"{self.client} critic: {self.structure}; {self.params_client:,} params, "
+                f"{100 * self.share:.1f}% of the fit's {self.params_fit:,} (BroNet at width "
+                f"{self.width}, input {self.input_dim} = obs + action): {self.missing}")
+
+
+def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | None = None
+                 ) -> CriticMatch:
+    """What Stable-Baselines3 builds for `critic` ("bronet": BroNetSACPolicy, "mlp": MlpPolicy
+    with the BroNet's Dense layers, "cleanrl": CleanRL's fixed SoftQNetwork) against the fit's
+    BroNet at rec.width. ExportError for fits that are not BroNets or an unknown critic."""
+    f = fit_of(rec, fit)
+    shape = bronet_shape(f)
+    w, b, q, n_in = rec.width, shape.blocks, shape.quantiles, shape.input_dim
+    params_fit = shape.params(w)
+    if abs(params_fit - rec.params) > 1e-6 * rec.params:  # the polynomial and its reading agree
+        raise AssertionError(f"BroNet reading of {f.id} gives {params_fit} params at width {w}, "
+                             f"the fit {rec.params}")
+    head = f"a scalar head instead of {q} quantiles"
+    if critic == "bronet":
+        return CriticMatch(
+            client="SB3 BroNetSACPolicy",
+            structure=f"the fit's BroNet ({b} residual blocks, LayerNorm, width {w}) x "
+                      f"{N_QNETS} Q-nets, scalar head",
+            width=w, input_dim=n_in, params_fit=params_fit, params_client=shape.params(w, 1),
+            missing=f"{head} (SB3's SAC learns a scalar Q): {q - 1}w+{q - 1} = "
+                    f"{(q - 1) * (w + 1):,} fewer params per Q-net")
+    if critic == "mlp":
+        layers = shape.hidden_layers
+        per_qnet = (n_in + 1) * w + (layers - 1) * (w * w + w) + (w + 1)
+        ln = 2 * (1 + 2 * b)
+        return CriticMatch(
+            client="SB3 MlpPolicy",
+            structure=f"plain MLP, {layers} hidden layers of width {w} with ReLU (the BroNet's "
+                      f"Dense layers without LayerNorm or residual skips) x {N_QNETS} Q-nets, "
+                      "scalar head",
+            width=w, input_dim=n_in, params_fit=params_fit, params_client=N_QNETS * per_qnet,
+            missing=f"no LayerNorm ({ln}w) and {head} ({q - 1}w+{q - 1}): {ln + q - 1}w+{q - 1} = "
+                    f"{(ln + q - 1) * w + q - 1:,} fewer params per Q-net; the bronet critic "
+                    "(BroNetSACPolicy) keeps the fit's structure")
+    if critic == "cleanrl":
+        c = CLEANRL_WIDTH
+        per_qnet = (n_in + 1) * c + (c * c + c) + (c + 1)
+        return CriticMatch(
+            client="CleanRL sac_continuous_action.py",
+            structure=f"hard-coded {c}-{c} ReLU MLP x {N_QNETS} Q-nets, scalar head (no flag "
+                      "sets its width)",
+            width=w, input_dim=n_in, params_fit=params_fit, params_client=N_QNETS * per_qnet,
+            missing=f"no flag sets the recommended width {w}")
+    raise ExportError(f"critic must be one of {', '.join(CRITICS)}, got {critic!r}")

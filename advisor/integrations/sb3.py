@@ -1,0 +1,102 @@
+"""Stable-Baselines3 SAC keyword arguments from a recommendation (imports neither torch nor SB3).
+
+    from stable_baselines3 import SAC
+    from advisor.integrations import sb3
+
+    SAC("MlpPolicy", env, **sb3.sac_kwargs(rec)).learn(sb3.total_timesteps(rec))
+    SAC(sb3.sac_policy("bronet"), env, **sb3.sac_kwargs(rec, critic="bronet"))
+
+What SB3 can build of the fit's critic (see advisor.integrations.critic):
+
+- critic="mlp" (the default, for the "MlpPolicy" alias): SB3's ContinuousCritic is a plain MLP
+  (`create_mlp`) on concat(features, action), and `policy_kwargs` only sets its layer widths
+  (`net_arch`), activation and number of Q-nets: no LayerNorm, no residual skips, and a
+  features extractor sees the observation alone. So "mlp" gives the BroNet's Dense layers as a
+  plain MLP (1 + 2 blocks hidden layers of the recommended width, 2 Q-nets): per Q-net
+  (2 + 4 blocks) w LayerNorm params and (quantiles - 1)(w + 1) head params fewer than the fit's.
+- critic="bronet": the fit's BroNet needs a policy class, `BroNetSACPolicy` in
+  advisor.integrations.sb3_bronet (imports torch and SB3; pass it as the policy, or
+  "advisor.integrations.sb3_bronet.BroNetSACPolicy" in an rl-zoo file). SAC learns a scalar Q,
+  so the 100-quantile head becomes one output: (quantiles - 1)(w + 1) fewer params per Q-net.
+
+`critic_match(rec, critic)` states the structure and the exact shortfall. The actor is SB3's
+default (256-256 MLP): the fits say nothing about it. Fits that are not BroNets (SimbaV2) raise
+ExportError.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from advisor.errors import ExportError
+from advisor.integrations.critic import (
+    CRITICS,
+    CriticMatch,
+    bronet_shape,
+    critic_match,
+    fit_of,
+)
+
+if TYPE_CHECKING:
+    from advisor.fit import Fit
+    from advisor.recommend import Recommendation
+
+__all__ = ["ACTOR_NET_ARCH", "BRONET_POLICY", "CriticMatch", "critic_match", "policy_kwargs",
+           "sac_kwargs", "sac_policy", "total_timesteps"]
+
+#: SB3's default actor (the fits do not describe the actor).
+ACTOR_NET_ARCH = [256, 256]
+#: Where the BroNet policy lives (the dotted name rl-zoo resolves with importlib).
+BRONET_POLICY = "advisor.integrations.sb3_bronet.BroNetSACPolicy"
+
+
+def _check_critic(critic: str) -> None:
+    if critic not in CRITICS:
+        raise ExportError(f"critic must be one of {', '.join(CRITICS)}, got {critic!r}")
+
+
+def total_timesteps(rec: Recommendation) -> int:
+    """The predicted data in env steps, rounded up to whole rounds of train_freq steps (SB3
+    collects train_freq steps between updates, so `learn(n)` runs n exactly; rl-zoo's
+    n_timesteps)."""
+    rounds = math.ceil(rec.predicted_data * (1 - 1e-12) / rec.train_freq)
+    return int(rounds * rec.train_freq)
+
+
+def policy_kwargs(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | None = None
+                  ) -> dict[str, Any]:
+    """SACPolicy keyword arguments that build the critic: for "mlp" the MlpPolicy's net_arch
+    (actor 256-256, critic the BroNet's Dense layers at rec.width) and n_critics; for "bronet"
+    BroNetSACPolicy's critic_width and critic_blocks."""
+    _check_critic(critic)
+    shape = bronet_shape(fit_of(rec, fit))
+    if critic == "bronet":
+        return dict(critic_width=rec.width, critic_blocks=shape.blocks)
+    return dict(net_arch=dict(pi=list(ACTOR_NET_ARCH), qf=[rec.width] * shape.hidden_layers),
+                n_critics=2)
+
+
+def sac_kwargs(rec: Recommendation, *, critic: str = "mlp", fit: Fit | str | None = None
+               ) -> dict[str, Any]:
+    """Keyword arguments for `SAC(policy, env, **sac_kwargs(rec))`: batch_size, learning_rate,
+    train_freq and gradient_steps (utd = gradient_steps / train_freq) and policy_kwargs.
+
+    critic="mlp" (default) works with the "MlpPolicy" alias: a plain MLP with the BroNet's
+    Dense layers; critic="bronet" needs `sac_policy("bronet")` (BroNetSACPolicy). Neither has
+    the fit's 100-quantile head; `critic_match(rec, critic).note` says what is missing. `fit`
+    (a Fit, id or path) is needed when rec came from a fit file that is not installed."""
+    return dict(batch_size=rec.batch_size, learning_rate=rec.learning_rate,
+                train_freq=rec.train_freq, gradient_steps=rec.gradient_steps,
+                policy_kwargs=policy_kwargs(rec, critic, fit=fit))
+
+
+def sac_policy(critic: str = "mlp"):
+    """The policy to pass to SAC with `sac_kwargs(rec, critic=critic)`: "MlpPolicy", or the
+    BroNetSACPolicy class (imports torch and SB3)."""
+    _check_critic(critic)
+    if critic == "mlp":
+        return "MlpPolicy"
+    from advisor.integrations.sb3_bronet import BroNetSACPolicy
+
+    return BroNetSACPolicy

@@ -1,0 +1,158 @@
+"""Equivalence of the learner's fast paths on the device; exits 1 if any difference exceeds its
+threshold (so benchmarks/gpu_check.sh fails). TF32 off, M = 4 members, width 256,
+100 quantiles, batch 64, masks that skip members (as smaller UTDs do). Each check prints the
+largest parameter difference, the threshold, and how far the parameters moved from their
+initial values (the scale the difference should be small against).
+
+  float32  population vs 4 single-member populations, 50 updates               <= 1e-4
+  float64  fused (loss + AdamW kernels) vs reference (materialised loss, whole-
+           buffer AdamW), 50 updates                                           <= 1e-9
+  float32  fused update in a CUDA graph vs eager, 50 updates                   <= 1e-6
+  float64  torch.compile'd update in a CUDA graph vs eager, 20 updates         <= 1e-9
+Paths that round differently are compared in float64: in float32 Adam's normalisation turns
+last-bit differences in gradients near its eps (1e-8) into visible parameter differences
+within tens of updates, which says nothing about the arithmetic being the same.
+
+  python benchmarks/gpu_equivalence.py            # on a GPU
+  python benchmarks/gpu_equivalence.py --device cpu --width 32 --quantiles 5   # dry run
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from calibration.learner.agent import AgentConfig, Batch, Noise, Population  # noqa: E402
+from calibration.learner.graphs import GraphedUpdate  # noqa: E402
+
+BUFFERS = ("critic", "target", "actor", "log_alpha")
+
+
+def inputs(m: int, b: int, n: int, device, seed: int = 0):
+    g = torch.Generator(device=device).manual_seed(seed)
+    for it in range(n):
+        batch = Batch(torch.randn(m, b, 51, device=device, generator=g),
+                      torch.rand(m, b, 19, device=device, generator=g) * 2 - 1,
+                      torch.randn(m, b, device=device, generator=g),
+                      torch.randn(m, b, 51, device=device, generator=g),
+                      (torch.rand(m, b, device=device, generator=g) < 0.05).float())
+        noise = Noise(torch.randn(m, b, 19, device=device, generator=g),
+                      torch.randn(m, b, 19, device=device, generator=g))
+        mask = torch.tensor([True, it % 2 == 0, True, it % 3 == 0][:m], device=device)
+        yield batch, noise, mask
+
+
+@contextlib.contextmanager
+def float64():
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def snapshot(pop: Population) -> dict[str, torch.Tensor]:
+    return {k: getattr(pop, k).detach().clone() for k in BUFFERS}
+
+
+def largest(a: dict, b: dict) -> float:
+    return max((a[k] - b[k]).abs().max().item() for k in BUFFERS)
+
+
+def report(name: str, got: dict, ref: dict, init: dict, threshold: float) -> bool:
+    err = largest(got, ref)
+    moved = largest(ref, init)
+    finite = all(torch.isfinite(v).all() for v in (*got.values(), *ref.values()))
+    ok = finite and err <= threshold
+    print(f"{'PASS' if ok else 'FAIL'}  {name}: max parameter difference {err:.2e} "
+          f"(threshold {threshold:.0e}; parameters moved up to {moved:.2e}; finite {finite})",
+          flush=True)
+    return ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--quantiles", type=int, default=100)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--skip-compile", action="store_true")
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    print(f"device {name}; torch {torch.__version__}; TF32 off; M 4, width {args.width}, "
+          f"quantiles {args.quantiles}, batch {args.batch_size}", flush=True)
+    cfg = AgentConfig(obs_dim=51, act_dim=19, width=args.width, quantiles=args.quantiles)
+    m, b, seeds = 4, args.batch_size, [0, 1, 2, 3]
+
+    def population(**kw) -> Population:
+        return Population(cfg, m, seeds, dev, **kw)
+
+    ok = True
+    # 1. population vs single-member populations (fused eager)
+    pop, singles = population(), [Population(cfg, 1, [s], dev) for s in seeds]
+    init = snapshot(pop)
+    for batch, noise, mask in inputs(m, b, 50, dev):
+        pop.update(batch, noise, mask)
+        for i, single in enumerate(singles):
+            if mask[i]:
+                s = slice(i, i + 1)
+                single.update(Batch(batch.obs[s], batch.action[s], batch.reward[s],
+                                    batch.next_obs[s], batch.done[s]),
+                              Noise(noise.next_action[s], noise.action[s]),
+                              torch.ones(1, dtype=torch.bool, device=dev))
+    joined = {k: torch.cat([getattr(s, k).detach() for s in singles]) for k in BUFFERS}
+    ok &= report("population vs single members, 50 updates", snapshot(pop), joined, init, 1e-4)
+
+    # 2. fused vs reference (float64)
+    with float64():
+        fused, ref = population(), population(fused=False)
+        init64 = snapshot(ref)
+        for batch, noise, mask in inputs(m, b, 50, dev):
+            fused.update(batch, noise, mask)
+            ref.update(batch, noise, mask)
+    ok &= report("float64: fused vs reference loss and optimiser, 50 updates", snapshot(fused),
+                 snapshot(ref), init64, 1e-9)
+
+    # 3. CUDA graph vs eager (on a CPU the graph falls back to eager: a dry run)
+    graphed_pop, graphed = population(), None
+    for batch, noise, mask in inputs(m, b, 50, dev):
+        graphed = graphed or GraphedUpdate(graphed_pop, batch, noise, mask)
+        graphed(batch, noise, mask)
+    captured = graphed.graph is not None
+    print(f"      CUDA graph captured: {captured}", flush=True)
+    ok &= report("fused update in a CUDA graph vs eager, 50 updates", snapshot(graphed_pop),
+                 snapshot(pop), init, 1e-6)
+    ok &= captured or dev.type != "cuda"
+
+    # 4. compiled update (in a CUDA graph on a GPU) vs eager (float64)
+    if not args.skip_compile:
+        with float64():
+            eager = population()
+            init64 = snapshot(eager)
+            for batch, noise, mask in inputs(m, b, 20, dev):
+                eager.update(batch, noise, mask)
+            fast, graphed = population(compiled=True), None
+            t = time.perf_counter()
+            for batch, noise, mask in inputs(m, b, 20, dev):
+                graphed = graphed or GraphedUpdate(fast, batch, noise, mask)
+                graphed(batch, noise, mask)
+        print(f"      compile + capture + 20 updates {time.perf_counter() - t:.1f} s; "
+              f"CUDA graph captured: {graphed.graph is not None}", flush=True)
+        ok &= report("float64: compiled update (CUDA graph) vs eager, 20 updates",
+                     snapshot(fast), snapshot(eager), init64, 1e-9)
+    print("equivalence: " + ("all checks passed" if ok else "FAILED"), flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

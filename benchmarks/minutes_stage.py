@@ -1,0 +1,86 @@
+"""End to end on the device: the `minutes` preset's stage 1 (or the whole calibration), timed.
+
+Stage 1 runs the preset's populations as `advisor calibrate` does (joblib workers sharing the
+GPU, env stepping, replay, CUDA-graph updates, evaluation, logs) and prints, per population and
+for the stage, member-updates (unmasked) and env steps against wall time; the goal is
+>= 10,000 member-updates/s aggregate over the stage. `--all` runs the whole calibration
+(stage 1, B~ fit, stage 2, D_J fit; goal <= 8 min wall on one H100).
+
+  python benchmarks/minutes_stage.py --steps 5000          # stage 1, shortened (gpu_check.sh)
+  python benchmarks/minutes_stage.py --all                 # the full preset, about 6 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from calibration.archives import read_runs  # noqa: E402
+from calibration.grid import preset, stage1_units  # noqa: E402
+from calibration.runner import _default_jobs, prepare_out_dir, run_units  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--env", default="Hopper-v5")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--steps", type=int, default=None, help="override the preset's env steps")
+    ap.add_argument("--n-jobs", type=int, default=None)
+    ap.add_argument("--out", default=None, help="out-dir (default: a temporary one)")
+    ap.add_argument("--all", action="store_true", help="the whole calibration, not stage 1")
+    ap.add_argument("--preset", default="minutes", help="another preset (smoke: a CPU dry run)")
+    args = ap.parse_args()
+    import torch
+
+    name = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
+    grid = preset(args.preset).with_overrides(steps=args.steps)
+    jobs = args.n_jobs or _default_jobs(args.device)
+    print(f"device {name}; torch {torch.__version__}; python {platform.python_version()}; "
+          f"env {args.env}; grid {grid.name}: steps {grid.steps}, random {grid.random_steps}, "
+          f"seeds {len(grid.seeds)}, widths {grid.widths}, utds {grid.utds}, batch sizes "
+          f"{grid.batch_sizes}; {jobs} populations at once", flush=True)
+    out = Path(args.out or tempfile.mkdtemp(prefix="minutes-"))
+    t0 = time.perf_counter()
+    if args.all:
+        from calibration.calibrate import calibrate
+
+        path = calibrate(args.env, out_dir=out, preset_name=args.preset, steps=args.steps,
+                         device=args.device, n_jobs=args.n_jobs)
+        wall = time.perf_counter() - t0
+        print(f"whole calibration: {wall:.0f} s wall ({wall / 60:.1f} min; goal <= 8 min); "
+              f"fit file {path}", flush=True)
+        return
+    prepare_out_dir(out, grid, args.env)
+    units = stage1_units(grid)
+    records = run_units(args.env, grid, units, out, device=args.device, n_jobs=jobs)
+    wall = time.perf_counter() - t0
+    total_updates = total_steps = 0
+    for record in records:
+        unit, man = record["unit"], record["manifest"]
+        total_updates += man["member_updates"]
+        total_steps += man["config"]["steps"] * len(unit["seeds"])
+        runs = read_runs(out / man["config"]["name"], env=args.env)
+        final = {f"utd {r.utd:g}": round(float(np.nanmean(r.values["return"][-1])), 1)
+                 for r in runs}
+        print(f"  w{unit['width']:<4} bs{unit['batch_size']:<4} {len(unit['seeds']):>2} members, "
+              f"utd max {max(unit['utds']):g}: {man['wall_time_s']:6.1f} s, "
+              f"{man['member_updates']:>9,} member-updates ({man['member_updates_per_s']:,.0f}/s),"
+              f" {man['env_steps_per_s']:,.0f} env steps/s per member; final return {final}",
+              flush=True)
+    rate = total_updates / wall
+    print(f"stage 1: {total_updates:,} member-updates and {total_steps:,} env steps in "
+          f"{wall:.1f} s wall = {rate:,.0f} member-updates/s, {total_steps / wall:,.0f} env "
+          f"steps/s (goal >= 10,000 member-updates/s: {'met' if rate >= 10_000 else 'not met'})",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The quantile-Huber loss with its gradient computed in the same pass (the update's hot spot).
+
+`quantile_huber_loss` in agent.py is the readable definition; autograd through it materialises
+the pairwise (..., B, N, N') tensor about a dozen times in the forward pass and again in the
+backward pass, and keeps several of them alive in between. Here the forward pass reduces the
+pairwise terms to the loss and to d loss / d pred at once, keeps only the (..., B, N) gradient,
+and the backward pass is one multiplication. The target is a constant (it is computed without
+gradient in the TD update), so it gets no gradient.
+
+Per pair u = target_j - pred_i, with a = |u| and c = min(a, kappa):
+    huber(u) = c * (a - c / 2)            (0.5 u^2 inside [-kappa, kappa], linear outside)
+    d huber / du = sign(u) * c = clamp(u, -kappa, kappa)
+    weight = tau_i if u >= 0 else 1 - tau_i   (= |tau_i - 1{u < 0}|)
+On a GPU `loss_and_grad` is torch.compile'd on first use (one generated kernel: the pairwise
+terms never reach memory; seconds of compile per shape, cached on disk); on the CPU, or if that
+compile fails, it runs eagerly. Inside a compiled update the same fusion happens anyway.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+COMPILE_ON_GPU = True  # set False to keep the loss eager on GPUs too
+_compiled = None
+
+
+def loss_and_grad(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """pred (..., B, N), target (..., B, N') -> loss (...,) and d loss / d pred (..., B, N).
+
+    The loss is the same as agent.quantile_huber_loss: sum over i, mean over j and B."""
+    n, n_target, batch = pred.shape[-1], target.shape[-1], pred.shape[-2]
+    tau = (torch.arange(n, device=pred.device, dtype=pred.dtype) + 0.5) / n
+    u = target.unsqueeze(-2) - pred.unsqueeze(-1)  # (..., B, N, N'): the one pairwise input
+    a = u.abs()
+    c = a.clamp(max=kappa)
+    weight = torch.where(u < 0, (1 - tau).unsqueeze(-1), tau.unsqueeze(-1))
+    loss = (weight * (c * (a - 0.5 * c))).sum(-1).sum(-1).sum(-1) / (kappa * n_target * batch)
+    grad = (weight * u.clamp(-kappa, kappa)).sum(-1) * (-1.0 / (kappa * n_target * batch))
+    return loss, grad
+
+
+def _gpu_loss_and_grad(pred, target, kappa):
+    """loss_and_grad through torch.compile, falling back to eager (with a warning) for good
+    if compiling fails. Call it first outside CUDA-graph capture (GraphedUpdate warms up)."""
+    global _compiled
+    if _compiled is None:
+        _compiled = torch.compile(loss_and_grad, dynamic=False)
+    if _compiled is not loss_and_grad:
+        try:
+            return _compiled(pred, target, kappa)
+        except Exception as exc:  # eager is slower, never wrong
+            warnings.warn(f"compiling the fused quantile-Huber loss failed "
+                          f"({type(exc).__name__}: {exc}); using it eagerly", RuntimeWarning,
+                          stacklevel=2)
+            _compiled = loss_and_grad
+    return loss_and_grad(pred, target, kappa)
+
+
+class _QuantileHuber(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pred: torch.Tensor, target: torch.Tensor, kappa: float) -> torch.Tensor:
+        use_compiled = pred.is_cuda and COMPILE_ON_GPU and not torch.compiler.is_compiling()
+        loss, grad = (_gpu_loss_and_grad if use_compiled else loss_and_grad)(
+            pred, target.detach(), kappa)
+        ctx.save_for_backward(grad)
+        ctx.pred_shape = pred.shape
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        (grad,) = ctx.saved_tensors
+        grad_pred = grad_loss.unsqueeze(-1).unsqueeze(-1) * grad
+        return grad_pred.sum_to_size(ctx.pred_shape), None, None
+
+
+def fused_quantile_huber_loss(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0
+                              ) -> torch.Tensor:
+    """Same value and gradient (w.r.t. pred) as agent.quantile_huber_loss, one pairwise pass."""
+    return _QuantileHuber.apply(pred, target, kappa)

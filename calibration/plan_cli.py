@@ -1,0 +1,110 @@
+"""`advisor plan`: which configurations to run to calibrate a new task (calibration.design.plan).
+
+`plan_command` is the whole command as a function; `plan` is the click command, meant to be
+registered on the `advisor` group (`main.add_command(plan)`). numpy, scipy, pydantic, click only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from advisor.errors import AdvisorError
+from calibration.design import Plan, write_plan
+from calibration.design import plan as make_plan
+
+
+def _floats(text: str | None, what: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if len(values) < 2 or any(not v > 0 for v in values):
+        raise click.BadParameter(f"{what} needs at least two positive values, got {text!r}")
+    return values
+
+
+def format_plan(p: Plan, fmt: str = "table") -> str:
+    """The plan as a table (one run per line) or JSON (`Plan.to_dict`)."""
+    if fmt == "json":
+        return json.dumps(p.to_dict(), indent=1)
+    lines = [f"{p.k} runs: {p.design}"]
+    if p.prior:
+        lines.append(f"prior (family): {', '.join(p.prior)}")
+    lines.append(f"{'utd':>6} {'width':>6} {'params':>12} {'batch_size':>12} {'steps':>9}  seeds")
+    for r in p.runs:
+        batch = str(r.batch_size) if r.batch_size else "B~ (stage 1)"
+        lines.append(f"{r.utd:>6g} {r.width:>6d} {r.params:>12,d} {batch:>12} {r.steps:>9,d}  "
+                     f"{','.join(map(str, r.seeds))}")
+    g = p.base
+    lines.append(f"stage 1 (B~): batch {g.batch_sizes} x utd {g.utds} at width {g.anchor_width}, "
+                 f"and x width {g.widths} at utd {g.anchor_utd:g}")
+    lines += [f"note: {n}" for n in p.notes]
+    return "\n".join(lines)
+
+
+def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | None = None,
+                 widths: str | None = None, prior: tuple[str, ...] = (),
+                 input_dim: int | None = None, steps: int | None = None,
+                 seeds: int | None = None, criterion: str = "D", batch_from_prior: bool = False,
+                 output: str | None = None, fmt: str = "table") -> str:
+    """Plan `runs` configurations, optionally write them as a grid JSON to `output`, and return
+    the text to print. Raises AdvisorError subclasses for user mistakes."""
+    widths_f = _floats(widths, "--widths")
+    p = make_plan(runs, preset_name=preset_name, utds=_floats(utds, "--utds"),
+                  widths=[int(w) for w in widths_f] if widths_f else None,
+                  prior=list(prior) or None, input_dim=input_dim, steps=steps, seeds=seeds,
+                  criterion=criterion, batch_from_prior=batch_from_prior)
+    text = format_plan(p, fmt)
+    if output:
+        path = write_plan(p, output)
+        if fmt == "table":
+            text += f"\nwrote {path}: advisor calibrate --env ENV --grid {path} --out-dir DIR"
+    return text
+
+
+@click.command("plan")
+@click.option("--runs", "runs", required=True, type=click.IntRange(min=1),
+              help="Number of stage-2 (utd, width) configurations to run.")
+@click.option("--preset", "preset_name", type=click.Choice(["smoke", "reduced", "full"]),
+              default="reduced", show_default=True,
+              help="Candidate utd x width axes, stage 1, steps and seeds.")
+@click.option("--utds", help="Candidate UTDs (updates per env step), comma-separated.")
+@click.option("--widths", help="Candidate critic widths (units), comma-separated.")
+@click.option("--prior", multiple=True,
+              help="Fit id or file of the task's family (repeat); plans for a few-shot fit.")
+@click.option("--input-dim", type=click.IntRange(min=1),
+              help="Critic input size (obs + action dims) for the parameter count.")
+@click.option("--steps", type=click.IntRange(min=1), help="Env steps per run.")
+@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per configuration.")
+@click.option("--criterion", type=click.Choice(["D", "I"]), default="D", show_default=True,
+              help="D: most information on the law's coefficients; I: least mean prediction "
+                   "variance over the candidate grid.")
+@click.option("--batch-from-prior", is_flag=True,
+              help="Write the prior's B~ into each configuration instead of stage 1's.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write a grid JSON for `advisor calibrate --grid`.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def plan(runs, preset_name, utds, widths, prior, input_dim, steps, seeds, criterion,
+         batch_from_prior, output, fmt):
+    """Plan a calibration: which (utd, width) configurations to run, with a family prior or not.
+
+    \b
+    Examples:
+      advisor plan --runs 5 --preset reduced -o grid.json
+      advisor calibrate --env HalfCheetah-v5 --grid grid.json --out-dir calib
+      advisor plan --runs 3 --prior bro/dog-run --prior bro/dog-walk --input-dim 261
+    """
+    try:
+        click.echo(plan_command(runs, preset_name=preset_name, utds=utds, widths=widths,
+                                prior=prior, input_dim=input_dim, steps=steps, seeds=seeds,
+                                criterion=criterion, batch_from_prior=batch_from_prior,
+                                output=output, fmt=fmt))
+    except AdvisorError as exc:  # the advisor group does the same; standalone use needs it too
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,335 @@
+"""Exports that RL codebases take unchanged: rl-zoo files, Stable-Baselines3 SAC kwargs and CleanRL
+flags. The clients themselves run where the `clients` extra is installed (a few hundred CPU steps
+on Pendulum-v1 with a tiny synthetic fit); CleanRL runs when ADVISOR_CLEANRL_SAC points at its
+sac_continuous_action.py (it is not on PyPI in a usable form)."""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+import advisor
+from advisor.cli import main
+from advisor.errors import ExportError
+from advisor.fitfile import (
+    Architecture,
+    BatchSizeLaw,
+    Bootstrap,
+    DataLaw,
+    DataToTarget,
+    Domain,
+    dump_fit_file,
+)
+from advisor.integrations import _yaml, cleanrl, sb3, zoo
+from advisor.integrations.critic import bronet_shape, critic_match
+
+yaml = pytest.importorskip("yaml")
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = "Pendulum-v1"
+PENDULUM_INPUT = 3 + 1  # obs + action
+
+
+@pytest.fixture(scope="module")
+def pendulum_fit(tmp_path_factory) -> Path:
+    """A tiny BroNet fit for Pendulum-v1 (input 4): widths 16-64, a few hundred env steps."""
+    base = advisor.load_fit("bro/h1-stand-v0").model
+    model = base.model_copy(update=dict(
+        id="test/pendulum-v1",
+        architecture=Architecture(
+            description="BroNet double critic, 2 residual blocks, 100 quantiles, input 4",
+            coefficients=[8.0, 2.0 * (PENDULUM_INPUT + 3 + 12 + 100), 200.0], width_multiple=16),
+        domain=Domain.model_validate(dict(utd=dict(low=1, high=4),
+                                          params=dict(low=8000, high=40000),
+                                          target=dict(low=-1200, high=-800))),
+        data_to_target=DataToTarget(laws=[
+            DataLaw(target=-1200, d_min=100, a=150, alpha=1.0, b=1e6, beta=1.0),
+            DataLaw(target=-800, d_min=150, a=300, alpha=1.0, b=2e6, beta=1.0)]),
+        batch_size=BatchSizeLaw(kind="fixed", source="fixed", a_b=64),
+        delta=1e6,
+        bootstrap=Bootstrap(n_resamples=0, seed=0, draws=[]),
+    ))
+    path = tmp_path_factory.mktemp("fits") / "pendulum-v1.json"
+    path.write_text(dump_fit_file(model))
+    return path
+
+
+@pytest.fixture(scope="module")
+def rec(pendulum_fit):
+    r = advisor.recommend(advisor.Budget(data=400), fit=str(pendulum_fit))
+    assert (r.gradient_steps, r.train_freq, r.width) == (5, 2, 32)  # utd > 1, a tiny critic
+    return r
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def client_env() -> dict:
+    """Subprocesses import this checkout's advisor (rl-zoo imports BroNetSACPolicy by name)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    env["OMP_NUM_THREADS"] = "1"  # tiny nets: more threads only spin (13x slower on 2 busy cores)
+    return env
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks on CPU: one torch thread (several spin on a busy machine)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# --- without the clients ---------------------------------------------------------------------
+def test_integrations_import_neither_torch_nor_sb3():
+    code = ("import sys, advisor; from advisor.integrations import sb3, zoo, cleanrl; "
+            "r = advisor.recommend(1e17); sb3.sac_kwargs(r); zoo.zoo_yaml(r, 'Humanoid-v5'); "
+            "cleanrl.cleanrl_flags(r); print([m for m in ('torch', 'stable_baselines3', "
+            "'gymnasium', 'rl_zoo3', 'calibration', 'yaml') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=client_env())
+    assert out.stdout.strip() == "[]"
+
+
+@given(st.one_of(st.floats(allow_nan=False), st.integers(-10**20, 10**20), st.booleans(),
+                 st.none(), st.text(max_size=30)))
+def test_yaml_scalars_read_back_as_the_same_value(x):
+    assert yaml.safe_load(f"k: {_yaml.scalar(x)}")["k"] == x
+
+
+@pytest.mark.parametrize("fit_id", [f for f in advisor.list_fits() if f.startswith("bro/")])
+def test_every_bronet_fit_reads_as_its_described_bronet(fit_id):
+    fit = advisor.load_fit(fit_id)
+    shape = bronet_shape(fit)
+    assert (shape.blocks, shape.quantiles) == (2, 100)
+    assert fit.model.architecture.description.endswith(f"input {shape.input_dim}")
+    for w in (64, 512, 4096):
+        assert shape.params(w) == fit.params(w)
+
+
+def test_simbav2_fits_are_refused_in_one_line():
+    rec = advisor.recommend(1e17, fit="simbav2/h1-crawl-v0")
+    with pytest.raises(ExportError, match="not a BroNet") as err:
+        sb3.sac_kwargs(rec)
+    assert "\n" not in str(err.value)
+    res = run("recommend", "--fit", "simbav2/h1-crawl-v0", "--compute", "1e17", "--format",
+              "zoo", "--env", ENV)
+    assert res.exit_code == 2 and "not a BroNet" in res.output and "Traceback" not in res.output
+    assert run("recommend", "--fit", "simbav2/h1-crawl-v0", "--compute", "1e17", "--format",
+               "args").exit_code == 0
+
+
+def test_critic_shortfall_is_stated_exactly(rec, pendulum_fit):
+    w, q = rec.width, 100
+    bro = critic_match(rec, "bronet", fit=pendulum_fit)
+    mlp = critic_match(rec, "mlp", fit=pendulum_fit)
+    assert bro.params_fit == rec.params == 8 * w * w + 238 * w + 200
+    assert bro.shortfall == 2 * (q - 1) * (w + 1)
+    assert mlp.shortfall == 2 * (10 * w + (q - 1) * (w + 1))
+    assert "99w+99" in bro.note and "109w+99" in mlp.note and "LayerNorm" in mlp.note
+
+
+def test_zoo_file_is_an_rl_zoo_entry_with_real_numbers(rec, pendulum_fit):
+    text = zoo.zoo_yaml(rec, ENV, fit=pendulum_fit)
+    doc = yaml.safe_load(text)
+    assert list(doc) == [ENV]
+    entry = doc[ENV]
+    assert entry == zoo.zoo_hyperparams(rec, ENV, fit=pendulum_fit)[ENV]
+    assert entry["n_timesteps"] == sb3.total_timesteps(rec) >= rec.predicted_data
+    assert isinstance(entry["n_timesteps"], int) and isinstance(entry["learning_rate"], float)
+    assert (entry["train_freq"], entry["gradient_steps"]) == (2, 5)
+    assert entry["policy"] == sb3.BRONET_POLICY
+    assert eval(entry["policy_kwargs"]) == dict(critic_width=32, critic_blocks=2)
+    comments = [ln for ln in text.splitlines() if ln.startswith("#")]
+    assert any("extrapolated: false" in c for c in comments)
+    assert sum("warning:" in c for c in comments) == len(rec.warnings) > 0
+    assert any("99w+99" in c for c in comments)
+    mlp = yaml.safe_load(zoo.zoo_yaml(rec, ENV, critic="mlp", fit=pendulum_fit))[ENV]
+    assert mlp["policy"] == "MlpPolicy"
+    assert eval(mlp["policy_kwargs"]) == sb3.policy_kwargs(rec, "mlp", fit=pendulum_fit)
+
+
+def test_cli_zoo_needs_an_env_and_prints_the_file(rec, pendulum_fit):
+    args = ["recommend", "--fit", pendulum_fit, "--data", "400", "--format", "zoo"]
+    res = run(*args)
+    assert res.exit_code == 2 and res.output.count("error:") == 1 and "--env" in res.output
+    res = run(*args, "--env", ENV)
+    assert res.exit_code == 0
+    assert res.stdout.strip() == zoo.zoo_yaml(rec, ENV, fit=pendulum_fit).strip()
+    assert "warning:" in res.stderr and "note: SB3 BroNetSACPolicy critic" in res.stderr
+    for bad in (["--env", "a b"], ["--format", "json", "--env", ENV],
+                ["--format", "table", "--critic", "mlp"]):
+        res = run("recommend", "--fit", pendulum_fit, "--data", "400", *bad)
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_cli_args_are_cleanrl_flags_with_a_note_on_stderr(rec, pendulum_fit):
+    res = run("recommend", "--fit", pendulum_fit, "--data", "400", "--format", "args", "--env",
+              ENV)
+    assert res.exit_code == 0
+    assert res.stdout.split() == ["--env-id", ENV, "--total-timesteps",
+                                  str(math.ceil(rec.predicted_data)), "--batch-size", "64",
+                                  "--q-lr", "0.0003", "--policy-lr", "0.0003"]
+    assert res.stdout.split() == cleanrl.cleanrl_flags(rec, ENV)
+    note = [ln for ln in res.stderr.splitlines() if ln.startswith("note:")]
+    assert len(note) == 1 and "utd 5/2" in note[0] and "256-256" in note[0]
+    assert sum(ln.startswith("warning:") for ln in res.stderr.splitlines()) == len(rec.warnings)
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_json_and_yaml_keep_every_field(fmt, pendulum_fit):
+    res = run("recommend", "--fit", "bro/h1-crawl-v0", "--compute", "1e17", "--format", fmt)
+    assert res.exit_code == 0 and res.stderr == ""
+    doc = json.loads(res.stdout) if fmt == "json" else yaml.safe_load(res.stdout)
+    rec = advisor.recommend(1e17)
+    assert doc == json.loads(rec.model_dump_json())
+    assert doc["extrapolated"] is True and doc["warnings"] == rec.warnings
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        assert len(keys) == len(set(keys)), f"duplicate keys {keys}"
+        return super().construct_mapping(node, deep)
+
+
+def test_export_yaml_has_real_numbers_unique_keys_and_sac_entries():
+    res = run("export", "bro/h1-crawl-v0", "--budgets", "1e10,1e15,1.5e16,1e18")
+    assert res.exit_code == 0
+    doc = yaml.load(res.stdout, Loader=_UniqueKeyLoader)
+    assert list(doc) == ["compute_1e10", "compute_1e15", "compute_1.5e16", "compute_1e18"]
+    assert "error" in doc["compute_1e10"]
+    for key in list(doc)[1:]:
+        e = doc[key]
+        for k in ("compute", "utd", "params", "target", "predicted_data", "predicted_compute"):
+            assert isinstance(e[k], float), (key, k, e[k])
+        assert isinstance(e["n_timesteps"], int) and isinstance(e["extrapolated"], bool)
+        assert set(e["hyperparameters"]) == {"batch_size", "learning_rate", "train_freq",
+                                             "gradient_steps", "policy_kwargs"}
+        assert e["policy"] == "MlpPolicy" and "LayerNorm" in e["critic"]
+        assert e["warnings"] == advisor.recommend(e["compute"]).warnings
+    js = json.loads(run("export", "bro/h1-crawl-v0", "--budgets", "1e10,1e15,1.5e16,1e18",
+                        "--format", "json").stdout)["budgets"]
+    assert js == [{k: v for k, v in doc[key].items()} for key in doc]
+
+
+def test_export_zoo_is_one_file_per_budget(tmp_path, pendulum_fit):
+    res = run("export", pendulum_fit, "--kind", "data", "--budgets", "400,500", "--format", "zoo",
+              "--env", ENV)
+    assert res.exit_code == 2 and "one file per budget" in res.output
+    res = run("export", pendulum_fit, "--kind", "data", "--budgets", "10,400,500", "--format",
+              "zoo", "--env", ENV, "--out-dir", tmp_path / "zoo")
+    assert res.exit_code == 0, res.output
+    paths = res.stdout.split()
+    assert [Path(p).name for p in paths] == [f"sac_{ENV}_data_400.yml", f"sac_{ENV}_data_500.yml"]
+    assert "warning: data 10 skipped" in res.stderr
+    first = yaml.safe_load(Path(paths[0]).read_text())[ENV]
+    assert first["n_timesteps"] == sb3.total_timesteps(
+        advisor.recommend(advisor.Budget(data=400), fit=str(pendulum_fit)))
+    res = run("export", pendulum_fit, "--kind", "data", "--budgets", "400", "--format", "zoo",
+              "--env", ENV)
+    assert res.exit_code == 0 and yaml.safe_load(res.stdout)[ENV] == first
+    res = run("export", "bro/h1-crawl-v0", "--budgets", "1e16", "--env", ENV)
+    assert res.exit_code == 2 and "--format zoo" in res.output
+
+
+# --- the clients, run ------------------------------------------------------------------------
+def _critic_params(model) -> int:
+    return sum(p.numel() for p in model.critic.parameters())
+
+
+def test_sb3_sac_trains_with_sac_kwargs_and_the_stated_critic(rec, pendulum_fit, one_thread):
+    pytest.importorskip("stable_baselines3")
+    from stable_baselines3 import SAC
+
+    for critic in ("mlp", "bronet"):
+        kwargs = sb3.sac_kwargs(rec, critic=critic, fit=pendulum_fit)
+        model = SAC(sb3.sac_policy(critic), ENV, seed=0, device="cpu", **kwargs)
+        match = critic_match(rec, critic, fit=pendulum_fit)
+        assert _critic_params(model) == match.params_client
+        assert rec.params - _critic_params(model) == match.shortfall
+        assert model.batch_size == rec.batch_size and model.gradient_steps == 5
+        assert model.train_freq.frequency == 2
+        norms = sum(type(m).__name__ == "LayerNorm" for m in model.critic.modules())
+        assert norms == (2 * (1 + 2 * 2) if critic == "bronet" else 0)
+        model.learn(300)
+        assert model.num_timesteps == 300
+    model = SAC("MlpPolicy", ENV, device="cpu", **sb3.sac_kwargs(rec, fit=pendulum_fit))
+    model.learn(sb3.total_timesteps(rec))  # whole rounds of train_freq steps: SB3 runs it exactly
+    assert model.num_timesteps == sb3.total_timesteps(rec) == 2 * math.ceil(rec.predicted_data / 2)
+
+
+def test_sb3_takes_export_entries_unchanged(pendulum_fit, one_thread):
+    pytest.importorskip("stable_baselines3")
+    from stable_baselines3 import SAC
+
+    res = run("export", pendulum_fit, "--kind", "data", "--budgets", "400", "--format", "json")
+    entry = json.loads(res.stdout)["budgets"][0]
+    model = SAC(entry["policy"], ENV, device="cpu", **entry["hyperparameters"])
+    model.learn(200)
+    assert _critic_params(model) == int(entry["params"]) - (
+        2 * (10 * entry["width"] + 99 * (entry["width"] + 1)))
+
+
+@pytest.mark.parametrize("critic", ["bronet", "mlp"])
+def test_rl_zoo_trains_with_the_generated_file(critic, tmp_path, rec, pendulum_fit):
+    pytest.importorskip("rl_zoo3")
+    from stable_baselines3 import SAC
+
+    conf = tmp_path / "sac.yml"
+    res = run("recommend", "--fit", pendulum_fit, "--data", "400", "--format", "zoo", "--env",
+              ENV, "--critic", critic)
+    conf.write_text(res.stdout)
+    out = subprocess.run([sys.executable, "-m", "rl_zoo3.train", "--algo", "sac", "--env", ENV,
+                          "-conf", str(conf), "-f", str(tmp_path / "logs"), "--seed", "0",
+                          "--device", "cpu", "--eval-freq", "-1", "--verbose", "0"],
+                         capture_output=True, text=True, env=client_env(), cwd=tmp_path,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    saved = list((tmp_path / "logs" / "sac").glob(f"{ENV}_*/{ENV}.zip"))
+    assert len(saved) == 1, out.stdout[-2000:]
+    model = SAC.load(saved[0], device="cpu")
+    assert model.num_timesteps == sb3.total_timesteps(rec)  # n_timesteps from the file
+    assert model.batch_size == rec.batch_size and model.gradient_steps == rec.gradient_steps
+    assert _critic_params(model) == critic_match(rec, critic, fit=pendulum_fit).params_client
+    config = (saved[0].parent / ENV / "config.yml").read_text()  # rl-zoo's record of the run
+    assert yaml.safe_load(conf.read_text())[ENV]["policy"] in config
+
+
+CLEANRL_SAC = os.environ.get("ADVISOR_CLEANRL_SAC")
+
+
+@pytest.mark.skipif(not CLEANRL_SAC, reason="set ADVISOR_CLEANRL_SAC to CleanRL's "
+                                            "cleanrl/sac_continuous_action.py to run it")
+def test_cleanrl_sac_runs_with_the_flags(tmp_path, rec, pendulum_fit):
+    pytest.importorskip("tyro")
+    script = Path(CLEANRL_SAC).resolve()
+    repo = script.parent.parent  # cleanrl_utils lives beside cleanrl/
+    res = run("recommend", "--fit", pendulum_fit, "--data", "400", "--format", "args", "--env",
+              ENV)
+    flags = res.stdout.split()
+    # CleanRL expects gymnasium 0.29: on 1.x its `infos["final_observation"]` fails at the first
+    # truncation (Pendulum: step 200), so stop before it and start learning early. tyro takes
+    # the last value of a repeated flag.
+    extra = ["--total-timesteps", "190", "--learning-starts", "50", "--no-cuda"]
+    env = client_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(repo), env["PYTHONPATH"]])
+    out = subprocess.run([sys.executable, str(script), *flags, *extra], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "SPS:" in out.stdout  # it reached the training loop's logging
+    events = list((tmp_path / "runs").glob(f"{ENV}__*/events.*"))
+    assert events, "no tensorboard log written"
+    text = events[0].read_bytes()
+    assert re.search(rb"batch_size\|64\|", text) and re.search(rb"q_lr\|0\.0003\|", text)

@@ -1,0 +1,169 @@
+"""calibration.design: subset fits, few-shot fits with a family prior, designs, `advisor plan`."""
+
+import json
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from calibration import design as D
+from calibration.curves import DataTable
+from calibration.grid import load_grid, load_grid_dict, preset, stage2_units
+from calibration.plan_cli import plan as plan_cmd
+
+UTDS = np.array([1.0, 2.0, 5.0, 10.0, 15.0])
+PARAMS = np.array([0.55e6, 1.05e6, 2.83e6, 4.92e6, 26.31e6])
+CEN = D.Centring(float(np.log(UTDS).mean()), float(np.log(PARAMS).mean()), float(np.log(2e5)))
+
+
+def law_theta(offsets=(0.0, 0.0, 0.0), alpha=0.8, beta=0.6, m=4):
+    """theta in CEN with each of c0, c1, c2 linear across thresholds (zero smoothness penalty)."""
+    j = np.arange(m)[:, None]
+    shape = np.array([-1.0, -0.3, -0.6]) + np.array([0.25, 0.12, 0.2]) * j
+    return np.r_[(shape + np.asarray(offsets)[None, :]).ravel(), alpha, beta]
+
+
+def table_of(theta, m=4, noise=0.0, seed=0, env="toy") -> DataTable:
+    """A 5 x 5 utd x params data-to-target table whose D_J follows `theta` (in CEN) exactly,
+    times log-normal noise."""
+    u, p = np.meshgrid(UTDS, PARAMS, indexing="ij")
+    u, p = u.ravel(), p.ravel()
+    coef = CEN.coef(theta, m)
+    data = coef[:, 0] + (coef[:, 1] / u[:, None]) ** coef[:, 2] \
+        + (coef[:, 3] / p[:, None]) ** coef[:, 4]
+    data = data * np.exp(noise * np.random.default_rng(seed).standard_normal(data.shape))
+    n = len(u)
+    return DataTable(env, u, p, np.full(n, 128.0), np.linspace(100.0, 400.0, m),
+                     np.full(n, 1e9), data, np.zeros((0, n, m)), np.full(n, 10))
+
+
+def test_centring_round_trips_coefficients():
+    theta = law_theta()
+    assert np.allclose(CEN.theta(CEN.coef(theta, 4)), theta)
+
+
+def test_subset_fit_recovers_known_laws_from_noise_free_runs():
+    theta = law_theta()
+    table = table_of(theta)
+    keep = D.factorial_design(table.utd, table.params, 3, 3)
+    assert len(keep) == 9
+    fit = D.subset_fit(table, keep)
+    true = CEN.coef(theta, 4)
+    assert np.allclose(fit.coef[:, [2, 4]], true[:, [2, 4]], rtol=1e-3)  # exponents
+    assert np.allclose(fit.coef[:, [0, 1, 3]], true[:, [0, 1, 3]], rtol=1e-2)
+    rest = np.setdiff1d(np.arange(25), keep)
+    assert D.holdout_error(table, fit, rest) < 1e-4
+
+
+def test_few_shot_recovers_a_tasks_offsets_from_three_runs_given_its_family():
+    prior = D.FamilyPrior(CEN, law_theta()[:12].reshape(4, 3), 0.8, 0.6)
+    table = table_of(law_theta(offsets=(0.4, -0.3, 0.2)))
+    keep = D.optimal_design(3, table.utd, table.params, [prior.theta()], 4, CEN, model="offsets")
+    for weights in ((np.inf, np.inf), (D.FEW_SHOT_SHAPE_WEIGHT, D.FEW_SHOT_EXPONENT_WEIGHT)):
+        fit = D.few_shot_fit(table, keep, prior, shape_weight=weights[0],
+                             exponent_weight=weights[1])
+        assert D.holdout_error(table, fit, np.setdiff1d(np.arange(25), keep)) < 1e-4
+
+
+def family(noise=0.05):
+    offsets = [(0.0, 0.0, 0.0), (0.5, -0.2, 0.3), (-0.3, 0.4, -0.1)]
+    return [table_of(law_theta(o), noise=noise, seed=i, env=f"t{i}") for i, o in enumerate(offsets)]
+
+
+def test_few_shot_fit_with_all_runs_equals_the_pooled_fit():
+    """Pooled fit: shape and exponents shared, 3 offsets per task (design.py docstring). Each
+    task's offsets are optimal given the shared quantities, so a few-shot fit of that task on
+    all its runs, with the pooled fit as its prior, returns the pooled fit's law for it."""
+    tables = family()
+    pooled = D.pooled_fit(tables)
+    for t in (1, 2):
+        few = D.few_shot_fit(tables[t], np.ones(25, bool), pooled.prior,
+                             shape_weight=np.inf, exponent_weight=np.inf)
+        assert np.allclose(few.coef, pooled.laws[t].coef, rtol=1e-4)
+    # Free weights on the shape/exponents would move away from the pooled law: not the same.
+    free = D.few_shot_fit(tables[1], np.ones(25, bool), pooled.prior, shape_weight=0.0)
+    assert not np.allclose(free.coef, pooled.laws[1].coef, rtol=1e-3)
+
+
+def test_prior_weights_interpolate_between_borrowed_and_free():
+    tables = family(noise=0.1)
+    prior = D.median_prior([D.subset_fit(t, np.ones(25, bool)) for t in tables[1:]], CEN)
+    keep = np.ones(25, bool)
+    held = D.few_shot_fit(tables[0], keep, prior, shape_weight=np.inf, exponent_weight=np.inf)
+    loose = D.few_shot_fit(tables[0], keep, prior, shape_weight=1e-6, exponent_weight=1e-6)
+    tight = D.few_shot_fit(tables[0], keep, prior, shape_weight=1e6, exponent_weight=1e6)
+    assert np.allclose(tight.coef, held.coef, rtol=1e-2)
+    err = [D.holdout_error(tables[0], f, keep) for f in (held, loose)]
+    assert err[1] <= err[0] + 1e-9  # more freedom never fits its own runs worse
+
+
+def test_a_subset_without_any_reached_threshold_is_a_design_error():
+    table = table_of(law_theta())
+    table.data[:3] = np.nan
+    with pytest.raises(D.DesignError, match="nothing to fit"):
+        D.subset_fit(table, np.arange(3))
+
+
+def test_designs_pick_the_expected_configurations():
+    u, p = np.meshgrid(UTDS, PARAMS, indexing="ij")
+    u, p = u.ravel(), p.ravel()
+    corners = D.corner_design(u, p)
+    assert {(u[i], p[i]) for i in corners} == {(1, 0.55e6), (1, 26.31e6), (15, 0.55e6),
+                                               (15, 26.31e6), (5, 2.83e6)}
+    fact = D.factorial_design(u, p, 3, 3)
+    assert set(u[fact]) == {1, 5, 15} and set(p[fact]) == {0.55e6, 2.83e6, 26.31e6}
+    for model in ("free", "offsets", "prior"):
+        idx = D.optimal_design(6, u, p, [law_theta()], 4, CEN, model=model, include=[12])
+        assert len(set(idx)) == 6 and 12 in idx
+
+
+def test_plan_round_trips_through_the_grid_loader_calibrate_uses(tmp_path):
+    p = D.plan(5, preset_name="reduced", input_dim=30, steps=50_000, seeds=3)
+    assert p.k == 5 and len({(r.utd, r.width) for r in p.runs}) == 5
+    assert all(r.steps == 50_000 and r.seeds == (0, 1, 2) for r in p.runs)
+    path = D.write_plan(p, tmp_path / "grid.json")
+    grid = load_grid(path)  # what `advisor calibrate --grid FILE` calls
+    assert grid == p.grid()
+    assert [(c.utd, c.width) for c in grid.configs] == [(r.utd, r.width) for r in p.runs]
+    units = stage2_units(grid, lambda u, w: 256)
+    assert sorted((u, unit.width) for unit in units for u in set(unit.utds)) == \
+        sorted((r.utd, r.width) for r in p.runs)
+    assert set(grid.utds) == {1, 2, 4} and set(grid.widths) == {128, 256, 512}  # stage 1 axes
+
+
+def test_grid_configs_are_additive():
+    """Grids without planned configs keep their digest (resume) and their stage 2."""
+    g = preset("reduced")
+    assert g.configs is None
+    dumped = g.model_dump()
+    del dumped["configs"]
+    assert load_grid_dict(dumped).digest() == g.digest()
+    units = stage2_units(g, lambda u, w: 128)
+    assert sum(len(set(unit.utds)) for unit in units) == len(g.utds) * len(g.widths)
+    with pytest.raises(ValueError, match="distinct"):
+        load_grid_dict(dict(dumped, configs=[{"utd": 1, "width": 128}] * 2))
+
+
+def test_plan_with_a_family_prior_plans_a_few_shot_fit():
+    p = D.plan(3, prior=["bro/dog-run", "bro/dog-walk"], batch_from_prior=True)
+    assert p.model == "prior" and p.prior == ("bro/dog-run", "bro/dog-walk")
+    assert all(r.batch_size == 128 for r in p.runs)  # the DMC fits' fixed batch
+    with pytest.raises(D.DesignError, match="at least 5"):
+        D.write_plan(p, "unused.json")
+
+
+def test_plan_click_command_on_a_standalone_group(tmp_path):
+    group = click.Group("advisor")
+    group.add_command(plan_cmd)
+    out = tmp_path / "g.json"
+    res = CliRunner().invoke(group, ["plan", "--runs", "5", "--utds", "1,2,4,8",
+                                     "--widths", "128,256,512", "--input-dim", "30",
+                                     "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert len(load_grid(out).configs) == 5 and "wrote" in res.output
+    res = CliRunner().invoke(group, ["plan", "--runs", "4", "--format", "json"])
+    assert res.exit_code == 0
+    assert len(json.loads(res.output)["runs"]) == 4
+    res = CliRunner().invoke(group, ["plan", "--runs", "40"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "between 1 and" in res.output

@@ -1,0 +1,208 @@
+"""Hostile inputs to the light package: every one gets a one-line AdvisorError (exit 2 at the
+CLI), never a traceback. One regression test per failure a hostile tester found."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+import advisor
+from advisor.cli import main
+from advisor.errors import AdvisorError, BudgetError, FitFileError, OutputError, UnknownFitError
+from advisor.files import atomic_write_bytes
+from advisor.fitfile import content_hash, read_fit_file
+
+runner = CliRunner()
+
+
+def _doc(fit_id: str = "bro/h1-crawl-v0") -> dict:
+    return json.loads(advisor.registry.fit_path(fit_id).read_text())
+
+
+def _write(tmp_path, doc: dict, name: str = "fit.json"):
+    """A fit file whose content hash is recomputed: it passes the hash check, so only the
+    validation of its meaning can refuse it."""
+    doc["content_hash"] = content_hash(doc)
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _set(doc: dict, dotted: str, value):
+    keys = dotted.split(".")
+    node = doc
+    for k in keys[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node[k]
+    node[keys[-1]] = value
+    return doc
+
+
+@pytest.mark.parametrize("where, value", [
+    ("domain.utd.low", -5.0),
+    ("domain.params.low", 0.0),
+    ("data_to_target.laws.3.a", 1e308),
+    ("data_to_target.laws.3.alpha", 1e300),
+    ("data_to_target.laws.3.b", 1e300),
+    ("architecture.coefficients", [8.0, 370.0, 1e12]),
+    ("architecture.coefficients", [-8.0, 370.0, 200.0]),
+    ("batch_size.a_b", 1e308),
+    ("architecture.width_multiple", 10**9),
+    ("schema_version", True),
+    ("id", "x" * 300 + "/y"),
+])
+def test_fit_files_that_validate_by_type_but_not_by_meaning_are_refused(tmp_path, where, value):
+    path = _write(tmp_path, _set(_doc(), where, value))
+    with pytest.raises(FitFileError) as err:
+        read_fit_file(path)
+    assert "\n" not in str(err.value)
+    res = runner.invoke(main, ["validate", str(path)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    res = runner.invoke(main, ["recommend", "--fit", str(path), "--compute", "1e17"])
+    assert res.exit_code == 2 and res.output.startswith("error: ")
+
+
+def test_a_deeply_nested_fit_file_is_refused(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 20_000 + "]" * 20_000)
+    with pytest.raises(FitFileError, match="nested too deeply"):
+        read_fit_file(path)
+
+
+def test_a_fit_file_with_a_huge_integer_is_refused(tmp_path):
+    path = tmp_path / "int.json"
+    path.write_text('{"schema_version": ' + "9" * 5000 + "}")
+    with pytest.raises(FitFileError, match="not a usable JSON document"):
+        read_fit_file(path)
+
+
+def test_fifos_devices_directories_and_huge_files_are_refused_unread(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(FitFileError, match="not a regular file"):
+        read_fit_file(fifo)  # would hang if opened
+    with pytest.raises(FitFileError, match="not a regular file"):
+        read_fit_file("/dev/zero")  # would read until out of memory
+    with pytest.raises(FitFileError, match="directory"):
+        read_fit_file(tmp_path)
+    big = tmp_path / "big.json"
+    with open(big, "wb") as fh:
+        fh.truncate(17 * 2**20)
+    with pytest.raises(FitFileError, match="larger than"):
+        read_fit_file(big)
+    for bad in (fifo, tmp_path):
+        res = runner.invoke(main, ["recommend", "--fit", str(bad), "--compute", "1e17"])
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+
+
+@pytest.mark.parametrize("fit", [None, 5, b"bro/h1-crawl-v0", "x" * 300, "a/" * 3000, "", "\x00"])
+def test_fit_arguments_of_the_wrong_kind_are_one_line_errors(fit):
+    with pytest.raises((UnknownFitError, FitFileError)) as err:
+        advisor.recommend(1e17, fit=fit)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: advisor.recommend(10**400),
+    lambda: advisor.recommend(1e17, target=10**400),
+    lambda: advisor.recommend(advisor.Budget(compute=10**400)),
+    lambda: advisor.Budget.model_validate_json('{"compute": NaN}'),
+    lambda: advisor.Budget.model_validate({"compute": "lots"}),
+    lambda: advisor.recommend(advisor.Budget(compute=1e17).model_copy(update={"compute": -5.0})),
+    lambda: advisor.recommend("1e17"),
+    lambda: advisor.load_fit("bro/h1-crawl-v0").data_to_target(2, 10**400),
+    lambda: advisor.load_fit("bro/h1-crawl-v0").interval([1, "a"], 1e6),
+])
+def test_python_api_mistakes_raise_one_documented_error(make):
+    with pytest.raises(AdvisorError) as err:
+        make()
+    assert "\n" not in str(err.value)
+
+
+def test_budget_errors_say_what_is_allowed():
+    with pytest.raises(BudgetError, match="positive finite number of FLOPs"):
+        advisor.Budget.model_validate_json('{"compute": -1}')
+
+
+@pytest.mark.parametrize("args", [
+    ["recommend", "--compute"],
+    ["recommend", "--nope", "1"],
+    ["recommend", "--compute", "abc"],
+    ["recommend", "--format", "xml", "--compute", "1e17"],
+    ["nosuchcommand"],
+    ["export", "bro/h1-crawl-v0", "--budgets", ""],
+    ["export", "nope/x"],
+    ["export", "bro/h1-crawl-v0", "--budgets", "1e15,1e15"],
+    ["validate", "nope/nothing"],
+])
+def test_usage_errors_are_one_line_and_exit_2(args):
+    res = runner.invoke(main, args)
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+
+
+def test_validate_takes_a_fit_id_as_well_as_a_path():
+    res = runner.invoke(main, ["validate", "bro/dog-run"])
+    assert res.exit_code == 0 and "valid fit file for bro/dog-run" in res.output
+
+
+def test_a_fit_file_copied_under_another_id_is_refused_by_the_catalogue(tmp_path, monkeypatch):
+    from advisor import registry
+
+    root = tmp_path / "fits" / "bro"
+    root.mkdir(parents=True)
+    (root / "renamed.json").write_text(registry.fit_path("bro/h1-crawl-v0").read_text())
+    monkeypatch.setattr(registry, "_shipped_root", lambda: tmp_path / "fits")
+    registry._catalogue.cache_clear()
+    try:
+        with pytest.raises(FitFileError, match="holds fit 'bro/h1-crawl-v0'"):
+            advisor.load_fit("bro/renamed")
+        res = runner.invoke(main, ["fits"])
+        assert res.exit_code == 0 and "skipped" in res.output
+    finally:
+        registry._catalogue.cache_clear()
+
+
+def test_atomic_writes_follow_links_and_write_through_devices(tmp_path):
+    target = tmp_path / "real.txt"
+    target.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    atomic_write_bytes(link, b"new")
+    assert link.is_symlink() and target.read_text() == "new"
+    atomic_write_bytes("/dev/null", b"x")  # written through, not replaced
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    atomic_write_bytes(fifo, b"through the fifo")
+    assert reader.communicate(timeout=10)[0] == b"through the fifo"
+    assert not fifo.is_file()
+    with pytest.raises(OutputError, match="directory"):
+        atomic_write_bytes(tmp_path, b"x")
+    with pytest.raises(OutputError, match="empty"):
+        atomic_write_bytes("", b"x")
+    with pytest.raises(OutputError, match="No space left|cannot write"):
+        atomic_write_bytes("/dev/full", b"x")
+
+
+def test_stdout_to_a_full_device_is_one_line():
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "advisor.cli", "recommend", "--compute",
+                              "1e17", "--format", "json"], stdout=full, stderr=subprocess.PIPE,
+                             text=True, timeout=60)
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.strip().count("\n") == 0 and "Traceback" not in res.stderr, res.stderr
+    assert "cannot write output" in res.stderr
+
+
+def test_stdout_to_a_closed_pipe_is_quiet():
+    proc = subprocess.Popen([sys.executable, "-m", "advisor.cli", "schema"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader went away (like `| head -0`)
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err, err
