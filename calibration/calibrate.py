@@ -141,8 +141,10 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
         raise CalibrationError(f"n_boot must be a whole number from 0 to 10000, got {n_boot!r}")
     if n_jobs is not None and not (isinstance(n_jobs, int) and n_jobs >= 1):
         raise CalibrationError(f"n_jobs must be a positive whole number, got {n_jobs!r}")
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(created)):
-        raise CalibrationError(f"created must be a date YYYY-MM-DD, got {created!r}")
+    try:
+        _dt.date.fromisoformat(str(created))
+    except ValueError:
+        raise CalibrationError(f"created must be a date YYYY-MM-DD, got {created!r}") from None
     if backend not in BACKENDS:
         raise GridError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     need = {"ray": "ray", "dask": "dask.distributed"}.get(backend)

@@ -351,6 +351,13 @@ def _grid(tmp_path, **changes) -> str:
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, widths=[16, 32, 10**7])], "GiB"),
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, quantiles=10**9)], "GiB"),
     (lambda t: ["--env", CAL_ENV, "--seeds", "100000"], "1<=x<=1000"),
+    (lambda t: ["--env", CAL_ENV, "--created", "2026-13-45"], "YYYY-MM-DD"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, configs=[
+        {"utd": 1, "width": 16}, {"utd": 2, "width": 32}, {"utd": 4, "width": 64}])],
+     "planned configs 3 stage-2 configurations; at least 5"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, configs=[
+        {"utd": 1e-7, "width": 16}] + [{"utd": 1, "width": w} for w in (16, 32, 64, 128)])],
+     "utds must lie in"),
 ])
 def test_calibrate_refuses_bad_input_before_the_first_unit(case, needle, tmp_path, no_training):
     res = _calibrate(*case(tmp_path), out=tmp_path / "out")
