@@ -157,14 +157,31 @@ def figure_parity(ctx: Context):
     ok = np.isfinite(t.data)
     sc = ax.scatter(t.data[ok], loco[ok], c=np.broadcast_to(t.targets, t.data.shape)[ok], s=12,
                     cmap="plasma")
-    lim = [np.nanmin(t.data) / 1.3, np.nanmax(t.data) * 1.3]
+    lim = np.array([np.nanmin(t.data) / 1.3, np.nanmax(t.data) * 1.3])
     ax.plot(lim, lim, "k--", lw=1)
+    title = f"{ctx.fit.id}: leave-one-config-out error {100 * err:.1f}%"
+    pi = ctx.fit.model.prediction_interval
+    if pi is not None:
+        # The 80% prediction interval: measured within [pred e^low, pred e^high], i.e. the
+        # prediction within [measured e^-high, measured e^-low].
+        lo = float(np.interp(0.8, pi.levels, pi.log_low))
+        hi = float(np.interp(0.8, pi.levels, pi.log_high))
+        ax.fill_between(lim, lim * np.exp(-hi), lim * np.exp(-lo), color="gray", alpha=0.15,
+                        label="80% prediction interval")
+        r = np.log(t.data[ok] / loco[ok])
+        outside = (r < lo) | (r > hi)
+        ax.scatter(t.data[ok][outside], loco[ok][outside], facecolors="none", edgecolors="k",
+                   s=30, lw=0.7, label=f"outside ({100 * outside.mean():.0f}%)")
+        ax.legend(fontsize=7, loc="upper left")
+        held = pi.coverage.get("leave_one_config_out")
+        title += (f"\n80% interval holds {100 * (1 - outside.mean()):.0f}% of these points"
+                  + (f" ({100 * held:.0f}% when no config calibrates its own)" if held else ""))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("measured env steps to target")
     ax.set_ylabel("predicted env steps (fit without that config)")
     fig.colorbar(sc, ax=ax, label="target return")
-    ax.set_title(f"{ctx.fit.id}: leave-one-config-out error {100 * err:.1f}%", fontsize=10)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return fig
