@@ -4,7 +4,7 @@ For each task: mean relative error |D_pred - D_obs| / D_obs over (config, thresh
   in-sample, leave-one-config-out (LOCO), LOCO at the top threshold only,
   extrapolation to the largest utd (fit on the others) and to the largest model (same),
   and the log-linear baseline's LOCO.
-Usage: python benchmarks/accuracy.py [DATA_DIR] [--dmc] [--quick]
+Usage: python benchmarks/accuracy.py [DATA_DIR] [--dmc] [--no-reference]
 """
 
 from __future__ import annotations

@@ -13,10 +13,12 @@ Arrays are read with `allow_pickle=False`: nothing read from an archive is ever 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -41,14 +43,17 @@ DMC_SIZE_PARAMS = {"xs": 0.55e6, "s": 1.05e6, "sm": 2.83e6, "m": 4.92e6, "l": 26
 DMC_BATCH_SIZE = 128
 DMC_STEP_EVERY = 25_000
 
+#: A number as Python's `f"{x:g}"` writes it (`2`, `0.5`, `1e-05`, `1e+06`): what our learner
+#: writes is read back exactly.
+_NUM = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _BRO = re.compile(
-    r"(?:^|/)w(?P<width>\d+)p(?P<params>\d+)/utd_(?P<utd>[\d.]+)/(?P<env>[^/]+)/(?P<metric>[^/]+)/"
-    r"bs_(?P<bs>\d+)_lr_(?P<lr>[\d.eE+-]+)(?P<rest>[^/]*)\.npy$"
+    rf"(?:^|/)w(?P<width>\d+)p(?P<params>\d+)/utd_(?P<utd>{_NUM})/(?P<env>[^/]+)/(?P<metric>[^/]+)/"
+    rf"bs_(?P<bs>\d+)_lr_(?P<lr>{_NUM})(?P<rest>[^/]*)\.npy$"
 )
 _SIMBA = re.compile(
-    r"(?:^|/)w(?P<width>\d+)/utd_(?P<utd>[\d.]+)/(?P<env>[^/]+)/(?P<metric>[^/]+)/bs_(?P<bs>\d+)\.npy$"
+    rf"(?:^|/)w(?P<width>\d+)/utd_(?P<utd>{_NUM})/(?P<env>[^/]+)/(?P<metric>[^/]+)/bs_(?P<bs>\d+)\.npy$"
 )
-_DMC = re.compile(r"(?:^|/)rr(?P<utd>[\d.]+)_(?P<size>[a-z]+)/(?P<env>[^/]+)\.npy$")
+_DMC = re.compile(rf"(?:^|/)rr(?P<utd>{_NUM})_(?P<size>[a-z]+)/(?P<env>[^/]+)\.npy$")
 
 
 @dataclass
@@ -109,18 +114,97 @@ def _parse(name: str) -> tuple[dict, str] | None:
     return None
 
 
+#: The largest run file we read (the published ones are under 100 KB); larger is refused unread.
+MAX_MEMBER_BYTES = 256 * 2**20
+
+
 def _members(path: Path):
-    """Yield (name, loader) for every .npy in a zip or folder."""
+    """Yield (name, loader) for every .npy in a zip or folder; a zip is closed when the
+    generator is (read_runs closes it). Loaders raise ArchiveError naming the member."""
     if path.is_dir():
         for p in sorted(path.rglob("*.npy")):
-            yield p.relative_to(path).as_posix(), (lambda p=p: p.read_bytes())
-    elif zipfile.is_zipfile(path):
-        zf = zipfile.ZipFile(path)
-        for name in sorted(zf.namelist()):
-            if name.endswith(".npy"):
-                yield name, (lambda name=name: zf.read(name))
-    else:
+            name = p.relative_to(path).as_posix()
+            yield name, (lambda p=p: _read_file(p))
+        return
+    try:
+        zf = zipfile.ZipFile(path) if zipfile.is_zipfile(path) else None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ArchiveError(f"{path} is not a readable zip archive: {exc}") from None
+    if zf is None:
         raise ArchiveError(f"{path} is neither a folder nor a zip archive of runs")
+    with zf:
+        for info in sorted(zf.infolist(), key=lambda i: i.filename):
+            if info.filename.endswith(".npy") and not info.is_dir():
+                yield info.filename, (lambda info=info: _read_member(zf, info, path))
+
+
+def _read_file(p: Path) -> bytes:
+    from advisor.files import read_limited
+
+    return read_limited(p, "run file", ArchiveError, limit=MAX_MEMBER_BYTES)
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive: Path) -> bytes:
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise ArchiveError(f"{info.filename} in {archive} is {info.file_size / 2**20:.0f} MiB "
+                           f"uncompressed, more than the {MAX_MEMBER_BYTES / 2**20:g} MiB a run "
+                           "file may be")
+    try:
+        with zf.open(info) as fh:
+            data = fh.read(MAX_MEMBER_BYTES + 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
+            NotImplementedError, ValueError) as exc:
+        # BadZipFile: bad CRC or header; RuntimeError: encrypted; NotImplementedError:
+        # unsupported compression; zlib.error / EOFError: corrupt or truncated data.
+        raise ArchiveError(f"{info.filename} in {archive} cannot be read (corrupt zip member: "
+                           f"{_one_line(exc)})") from None
+    if len(data) > MAX_MEMBER_BYTES:
+        raise ArchiveError(f"{info.filename} in {archive} is larger than the "
+                           f"{MAX_MEMBER_BYTES / 2**20:g} MiB a run file may be")
+    return data
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def load_array(data: bytes, name: str, archive: Path, has_steps: bool) -> np.ndarray:
+    """The (T, columns) float64 array of one run file, or ArchiveError naming it: not a .npy,
+    truncated, pickled objects (never loaded), not real numbers, wrong shape, bad step column.
+    Non-finite values (diverged or missing seeds) become NaN."""
+    where = f"{name} in {archive}"
+    if not data.startswith(b"\x93NUMPY"):
+        raise ArchiveError(f"{where} is not a .npy file (it does not start with the .npy magic "
+                           "bytes)")
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        if "object arrays" in str(exc).lower() or "pickle" in str(exc).lower():
+            raise ArchiveError(f"{where} holds Python objects (pickled data), which are never "
+                               "loaded; a run file must be a numeric array") from None
+        raise ArchiveError(f"{where} is not a readable .npy array: {_one_line(exc)}") from None
+    except (EOFError, OSError, UnicodeDecodeError, SyntaxError) as exc:
+        raise ArchiveError(f"{where} is not a readable .npy array (truncated or not a .npy "
+                           f"file): {_one_line(exc)}") from None
+    if not isinstance(arr, np.ndarray) or not (np.issubdtype(arr.dtype, np.integer)
+                                               or np.issubdtype(arr.dtype, np.floating)
+                                               or arr.dtype == bool):
+        raise ArchiveError(f"{where} holds {getattr(arr, 'dtype', type(arr))} values; a run "
+                           "file holds real numbers")
+    need = 2 if has_steps else 1
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] < need:
+        what = "(steps, 1 + seeds)" if has_steps else "(evaluations, seeds)"
+        raise ArchiveError(f"{where} is not a {what} array with at least one seed column: "
+                           f"shape {arr.shape}")
+    arr = arr.astype(float)
+    if has_steps:
+        steps = arr[:, 0]
+        if not np.isfinite(steps).all() or (steps < 0).any() or (np.diff(steps) < 0).any():
+            raise ArchiveError(f"{where} has a step column (column 0) that is not finite, "
+                               "non-negative and non-decreasing")
+    values = arr[:, 1:] if has_steps else arr
+    values[~np.isfinite(values)] = np.nan
+    return arr
 
 
 def read_runs(
@@ -129,34 +213,38 @@ def read_runs(
     """Read every run (optionally of one env) with the given metrics from an archive.
 
     Returns runs sorted by (env, utd, params, batch_size). Steps are env steps; values are
-    float64 with one column per seed.
+    float64 with one column per seed (NaN where a seed has no finite value). A member that
+    cannot be read raises ArchiveError naming it.
     """
     path = Path(path)
     if not path.exists():
         raise ArchiveError(f"run archive {path} does not exist")
     runs: dict[tuple, Run] = {}
-    for name, load in _members(path):
-        if PurePosixPath(name).name.startswith("._"):
-            continue
-        parsed = _parse(name)
-        if parsed is None:
-            continue
-        fields, metric = parsed
-        metric = METRIC_ALIASES.get(metric, metric)
-        if metric not in metrics or (env is not None and fields["env"] != env):
-            continue
-        arr = np.load(io.BytesIO(load()), allow_pickle=False).astype(float)
-        if arr.ndim != 2 or arr.shape[0] == 0:
-            raise ArchiveError(f"{name} in {path} is not a (steps, seeds) array: shape {arr.shape}")
-        if fields["layout"] == "dmc":
-            steps = DMC_STEP_EVERY * np.arange(1, arr.shape[0] + 1, dtype=float)
-            values = arr
-        else:
-            steps, values = arr[:, 0], arr[:, 1:]
-        run = Run(**fields)
-        run = runs.setdefault(run.key, run)
-        run.steps[metric] = steps
-        run.values[metric] = values
+    with contextlib.closing(_members(path)) as members:
+        for name, load in members:
+            if PurePosixPath(name).name.startswith("._"):
+                continue
+            parsed = _parse(name)
+            if parsed is None:
+                continue
+            fields, metric = parsed
+            metric = METRIC_ALIASES.get(metric, metric)
+            if metric not in metrics or (env is not None and fields["env"] != env):
+                continue
+            if not (0 < fields["utd"] < math.inf and 0 < fields["params"] < math.inf
+                    and fields["batch_size"] > 0):
+                raise ArchiveError(f"{name} in {path}: the utd, parameter count and batch size in "
+                                   "its name must be positive numbers")
+            arr = load_array(load(), name, path, has_steps=fields["layout"] != "dmc")
+            if fields["layout"] == "dmc":
+                steps = DMC_STEP_EVERY * np.arange(1, arr.shape[0] + 1, dtype=float)
+                values = arr
+            else:
+                steps, values = arr[:, 0], arr[:, 1:]
+            run = Run(**fields)
+            run = runs.setdefault(run.key, run)
+            run.steps[metric] = steps
+            run.values[metric] = values
     if not runs:
         what = f" for env {env!r}" if env else ""
         raise ArchiveError(f"{path} holds no runs{what} in a layout this version reads")

@@ -3,8 +3,10 @@ fit (calibration.catalogue); `make_fit_file` assembles a fit file from a data-to
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,10 @@ DEFAULT_METHOD = Method(shared_exponents=True, smoothness=0.1, censored=True, we
 N_BOOT = 100
 BOOT_SEED = 0
 LEARNING_RATE = 3e-4
+
+
+class BuildError(AdvisorError):
+    """Runs that cannot make a fit (unknown env settings, nothing reached a threshold)."""
 
 
 def _sha256(path: Path) -> str:
@@ -150,6 +156,9 @@ def build_fit(
     else:
         if layout == "bro":
             runs = [r for r in runs if r.tags.get("passive_critic", "False") == "False"]
+            if not runs:
+                raise BuildError(f"{archive} holds only runs with a passive critic for {env!r}; "
+                                 "D_J needs runs without one")
         table = data_table(runs, targets, n_boot, seed)
         if layout == "dmc":
             batch = BatchSizeLaw(kind="fixed", source="fixed", a_b=float(runs[0].batch_size))
@@ -303,6 +312,9 @@ def make_fit_file(
     With `prior` (calibration.prior.Prior) the law is a few-shot fit borrowing from the family
     (calibration.prior), and the interval is at least as wide as the family's few-shot error."""
     targets = table.targets
+    if not np.isfinite(table.data).any():
+        raise BuildError(f"no run on {table.env} reaches any threshold in {targets[0]:.4g}-"
+                         f"{targets[-1]:.4g}: there is nothing to fit")
     if prior is None:
         laws = fit_laws(table, method)
         loco = leave_one_config_out(table, method, laws)
@@ -385,23 +397,13 @@ def regenerate(data_dir: str | Path, out_dir: str | Path, *, n_boot: int = N_BOO
              str(out_dir / s.algorithm / s.file_name), s.name) for s in specs]
     if n_jobs > 1:
         import multiprocessing
-        import os
         from concurrent.futures import ProcessPoolExecutor
 
-        # Small least-squares problems run twice as fast on one BLAS thread per worker; spawned
-        # workers inherit the environment before they import numpy.
-        saved = {k: os.environ.get(k) for k in _BLAS_VARS}
-        os.environ.update({k: "1" for k in _BLAS_VARS})
-        try:
+        # Small least-squares problems run twice as fast on one BLAS thread per worker.
+        with one_blas_thread_env():
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(n_jobs, mp_context=ctx) as pool:
                 results = list(pool.map(_build_one, jobs))
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
     else:
         results = [_build_one(j) for j in jobs]
     paths = []
@@ -413,6 +415,79 @@ def regenerate(data_dir: str | Path, out_dir: str | Path, *, n_boot: int = N_BOO
 
 
 _BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def one_blas_thread_env():
+    """Set the BLAS thread variables to 1 for processes spawned inside (they read them before
+    numpy loads), restoring them after."""
+    saved = {k: os.environ.get(k) for k in _BLAS_VARS}
+    os.environ.update({k: "1" for k in _BLAS_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run the block with BLAS on one thread, in this process: the fits' small least-squares
+    problems run about twice as fast. Through threadpoolctl where it is installed, else through
+    the thread setters of the OpenBLAS libraries numpy and scipy load (Linux); elsewhere the
+    block runs unchanged."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        pass
+    else:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+        return
+    setters = _openblas_thread_setters()
+    saved = [(set_, get()) for set_, get in setters]
+    for set_, _ in setters:
+        set_(1)
+    try:
+        yield
+    finally:
+        for set_, n in saved:
+            set_(n)
+
+
+#: OpenBLAS's thread setter and getter, under the prefixes and suffixes of the numpy and scipy
+#: wheels' builds.
+_OPENBLAS_SYMBOLS = [(f"{p}openblas_set_num_threads{s}", f"{p}openblas_get_num_threads{s}")
+                     for p in ("", "scipy_") for s in ("", "64_")]
+
+
+def _openblas_thread_setters() -> list:
+    """(set, get) of the number of threads of each loaded OpenBLAS (numpy's and scipy's wheels
+    each bundle one, with prefixed symbol names)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {line.split()[-1] for line in fh if "openblas" in line.lower()}
+    except OSError:
+        return []
+    out = []
+    for path in sorted(p for p in paths if p.startswith("/") and "openblas" in
+                       os.path.basename(p).lower()):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for set_name, get_name in _OPENBLAS_SYMBOLS:
+            set_, get = getattr(lib, set_name, None), getattr(lib, get_name, None)
+            if set_ is not None and get is not None:
+                set_.argtypes, set_.restype, get.restype = [ctypes.c_int], None, ctypes.c_int
+                out.append((set_, get))
+                break
+    return out
 
 
 def _build_one(job) -> FitFile:

@@ -1,7 +1,7 @@
 """`advisor calibrate`: run a reduced grid on a new task and fit its laws into a fit file.
 
     from calibration.calibrate import calibrate
-    path = calibrate("InvertedPendulum-v5", preset="smoke", out_dir="calib/", device="cpu")
+    path = calibrate("InvertedPendulum-v5", preset_name="smoke", out_dir="calib/", device="cpu")
     advisor.recommend(advisor.Budget(data=2e4), fit=str(path))
 
 Thresholds are chosen from the data: J_hi is the 30th percentile over configurations of the
@@ -10,28 +10,41 @@ of the way from the median starting return to J_hi; 20 thresholds span [J_lo, J_
 returns saturate (that percentile is the highest best return of any configuration, as success
 rates at 1 are), J_hi is 90% of the way from the median start to that ceiling instead: a
 threshold at the ceiling is reached only when every seed is, and seed resamples reach it early.
+
+With `prior` (`--prior`, calibration.prior) stage 2's D_J is a few-shot fit that borrows from a
+family of fits, and 3 stage-2 configurations suffice.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
+import math
+import os
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import advisor
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, OutputError
 from advisor.fit import round_batch_size
-from advisor.fitfile import Architecture, BatchSizeLaw, Provenance, write_fit_file
+from advisor.fitfile import (
+    FIT_ID_PATTERN,
+    Architecture,
+    BatchSizeLaw,
+    Provenance,
+    write_fit_file,
+)
 from calibration.architectures import bronet_params, bronet_params_coefficients
-from calibration.archives import Run, read_runs
+from calibration.archives import ArchiveError, Run, read_runs
 from calibration.batch import best_batch_sizes, fit_batch_law, tables_by_batch
-from calibration.build import DEFAULT_METHOD, N_BOOT, make_fit_file
-from calibration.curves import data_table, isotonic_curve, thresholds
-from calibration.grid import Grid, load_grid, preset, stage1_units, stage2_units
-from calibration.runner import prepare_out_dir, run_units
+from calibration.build import DEFAULT_METHOD, N_BOOT, make_fit_file, one_blas_thread
+from calibration.curves import data_table, isotonic_curve, seed_mean, thresholds
+from calibration.grid import Grid, GridError, Unit, load_grid, preset, stage1_units, stage2_units
+from calibration.outdir import LOCK_NAME, check_out_dir, check_writable, lock_out_dir
+from calibration.runner import BACKENDS, _default_jobs, prepare_out_dir, run_units
 
 MIN_CONFIGS = 5
 #: Where returns saturate, the top threshold's place between the median start and the ceiling.
@@ -47,9 +60,15 @@ def choose_targets(runs: list[Run], n: int = 20) -> np.ndarray:
     """Thresholds from the data (module docstring gives the rule)."""
     starts, bests = [], []
     for r in runs:
-        curve = isotonic_curve(np.nanmean(r.values["return"], axis=1))
+        mean = seed_mean(r.values["return"])
+        finite = mean[np.isfinite(mean)]
+        if not len(finite):  # every seed diverged: this config says nothing about the range
+            continue
+        curve = isotonic_curve(finite)
         starts.append(curve[0])
         bests.append(curve[-1])
+    if not starts:
+        raise CalibrationError("no run logged a finite return: every member diverged")
     j_hi = float(np.percentile(bests, 30))
     if j_hi >= max(bests):  # saturated returns (module docstring)
         j_hi = float(np.median(starts) + SATURATED_TOP * (max(bests) - np.median(starts)))
@@ -62,49 +81,245 @@ def choose_targets(runs: list[Run], n: int = 20) -> np.ndarray:
     return thresholds(j_lo, j_hi, n)
 
 
+def fit_id_of(algorithm: str, env_id: str) -> str:
+    """`algorithm/env`, env without gymnasium's `module:` prefix; one line if it is not a valid
+    fit id (the env name also names folders, so it may not hold '/')."""
+    fit_id = f"{algorithm}/{env_id.split(':', 1)[-1]}"
+    if not re.fullmatch(FIT_ID_PATTERN, fit_id):
+        raise CalibrationError(
+            f"cannot name the fit {fit_id!r}: the algorithm and the env name (after any "
+            "'module:') must each be 1-100 letters, digits, '_', '.' or '-'; choose another "
+            "--algorithm, or register the env under such a name")
+    return fit_id
+
+
 def calibrate(
     env_id: str, *, out_dir: str | Path, algorithm: str = "bro", preset_name: str = "smoke",
     grid_file: str | Path | None = None, steps: int | None = None, seeds: int | None = None,
     device: str = "auto", backend: str = "loky", n_jobs: int | None = None,
     fit_out: str | Path | None = None, delta: float = DEFAULT_DELTA, n_boot: int = N_BOOT,
-    quiet: bool = False, echo=None, command: str | None = None, prior=None,
+    quiet: bool = False, echo=None, command: str | None = None, created: str | None = None,
+    prior=None,
 ) -> Path:
     """Run stage 1, fit B~, run stage 2, fit D_J; write and return the fit file's path.
 
-    `prior`: fit ids, fit files or a family name (calibration.prior): stage 2's D_J is then a
-    few-shot fit, which needs calibration.prior.MIN_FEW_SHOT_CONFIGS configurations, not
-    MIN_CONFIGS."""
-    from calibration.learner.trainer import make_env, resolve_device
-    from calibration.prior import MIN_FEW_SHOT_CONFIGS, resolve_prior
-
-    prior = resolve_prior(prior)  # an unusable --prior fails before anything runs ...
-    if prior is not None:
-        prior.calibration()  # ... and so does one whose interval cannot be calibrated
-    min_configs = MIN_CONFIGS if prior is None else MIN_FEW_SHOT_CONFIGS
+    Every input is checked before the first unit trains (names, grid, env, device, memory,
+    output paths, the prior); the out-dir is locked while this runs. `prior`: fit ids, fit
+    files or a family name (calibration.prior) for a few-shot fit of D_J."""
+    from calibration.prior import resolve_prior
 
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
     say = (lambda s: None) if quiet else echo
-    dev = resolve_device(device)  # 'cuda' with no GPU fails before anything runs
-    env = make_env(env_id, 0)  # unknown ids and discrete actions fail here too
-    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    env.close()
-    if not (delta > 0 and np.isfinite(delta)):
+    created = created or _dt.date.today().isoformat()
+    prior = resolve_prior(prior)
+    if prior is not None:
+        prior.calibration()  # a prior whose interval cannot be calibrated fails here too
+    plan = _preflight(env_id, out_dir=out_dir, algorithm=algorithm, preset_name=preset_name,
+                      grid_file=grid_file, steps=steps, seeds=seeds, device=device,
+                      backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
+                      n_boot=n_boot, created=created, prior=prior)
+    command = command or _command(env_id, algorithm, preset_name, grid_file, steps, seeds,
+                                  device, out_dir, fit_out, delta, n_boot, created, prior)
+    with lock_out_dir(plan.out):
+        prepare_out_dir(plan.out, plan.grid, env_id)
+        return _run(plan, env_id, backend=backend, n_jobs=n_jobs, n_boot=n_boot, delta=delta,
+                    quiet=quiet, echo=echo, say=say, command=command, created=created)
+
+
+@dataclass
+class _Plan:
+    """What the checks before the first unit established."""
+
+    fit_id: str
+    grid: Grid
+    out: Path
+    fit_path: Path
+    device: str  # 'cpu' or 'cuda'
+    obs_dim: int
+    act_dim: int
+    prior: object = None  # calibration.prior.Prior of a few-shot fit
+    min_configs: int = MIN_CONFIGS
+
+    def params_of(self, width: int) -> int:
+        return bronet_params(width, self.obs_dim + self.act_dim, quantiles=self.grid.quantiles)
+
+
+def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, seeds, device,
+               backend, n_jobs, fit_out, delta, n_boot, created, prior=None) -> _Plan:
+    """Every check a user's input can fail, before anything trains; one line each."""
+    import importlib.util
+
+    from calibration.learner.trainer import make_env, resolve_device
+
+    fit_id = fit_id_of(algorithm, env_id)
+    if os.fspath(out_dir) == "":  # Path("") is the current folder
+        raise OutputError("the out-dir is empty: give a folder, e.g. --out-dir calib")
+    if not (isinstance(delta, (int, float)) and delta > 0 and math.isfinite(delta)):
         raise CalibrationError(f"delta must be a positive number of FLOPs per env step, got {delta}")
+    if not (isinstance(n_boot, int) and 0 <= n_boot <= 10_000):
+        raise CalibrationError(f"n_boot must be a whole number from 0 to 10000, got {n_boot!r}")
+    if n_jobs is not None and not (isinstance(n_jobs, int) and n_jobs >= 1):
+        raise CalibrationError(f"n_jobs must be a positive whole number, got {n_jobs!r}")
+    try:
+        _dt.date.fromisoformat(str(created))
+    except ValueError:
+        raise CalibrationError(f"created must be a date YYYY-MM-DD, got {created!r}") from None
+    if backend not in BACKENDS:
+        raise GridError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    need = {"ray": "ray", "dask": "dask.distributed"}.get(backend)
+    if need and importlib.util.find_spec(need.split(".")[0]) is None:
+        raise GridError(f"backend {backend!r} needs {need}: pip install "
+                        f"'{'ray[default]' if backend == 'ray' else 'dask[distributed]'}'")
     grid: Grid = load_grid(grid_file) if grid_file else preset(preset_name)
     grid = grid.with_overrides(steps=steps, n_seeds=seeds)
-    out = Path(out_dir)
-    prepare_out_dir(out, grid, env_id)
+    if grid.configs is not None:
+        n_configs, what = len(grid.configs), "planned configs"
+    else:
+        n_configs = len(grid.utds) * len(grid.widths)
+        what = f"{len(grid.utds)} utds x {len(grid.widths)} widths ="
+    from calibration.prior import MIN_FEW_SHOT_CONFIGS
+
+    min_configs = MIN_CONFIGS if prior is None else MIN_FEW_SHOT_CONFIGS
+    if n_configs < min_configs:
+        raise GridError(f"the grid has {what} {n_configs} stage-2 configurations; at least "
+                        f"{min_configs} are needed to fit D_J"
+                        + ("" if prior else " (3 with a family prior, --prior)"))
+    dev = resolve_device(device)  # 'cuda' with no GPU fails before anything runs
+    try:
+        env = make_env(env_id, 0)  # unknown ids and discrete actions fail here too
+    except AdvisorError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. 'module:Env-v0' whose module is missing
+        raise CalibrationError(f"env {env_id!r} cannot be made: {type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())}") from None
+    try:
+        shape = getattr(env.observation_space, "shape", None)
+        if shape is None or len(shape) != 1:
+            raise CalibrationError(f"env {env_id!r} has a {type(env.observation_space).__name__} "
+                                   f"observation space of shape {shape}; the learner needs a flat "
+                                   "vector (a 1-D Box)")
+        obs_dim, act_dim = int(shape[0]), int(env.action_space.shape[0])
+    finally:
+        env.close()
     dev_name = "cpu" if dev.type == "cpu" else "cuda"
+    plan = _Plan(fit_id, grid, Path(out_dir), Path(), dev_name, obs_dim, act_dim, prior,
+                 min_configs)
+    check_memory(plan, stage1_units(grid), n_jobs, "stage 1")
+    check_memory(plan, _largest_stage2(grid), n_jobs, "stage 2")
+    check_out_dir(plan.out)
+    plan.fit_path = _check_fit_out(fit_out, plan.out, fit_id)
+    return plan
 
-    def params_of(width: int) -> int:
-        return bronet_params(width, obs_dim + act_dim, quantiles=grid.quantiles)
 
+def _check_fit_out(fit_out, out: Path, fit_id: str) -> Path:
+    if fit_out is not None and str(fit_out) == "":
+        raise OutputError("the fit file path is empty: give a file name, e.g. --fit-out fit.json")
+    path = Path(fit_out) if fit_out else out / (fit_id.replace("/", "-") + ".json")
+    if path.is_dir():
+        raise OutputError(f"cannot write the fit file {path}: it is a directory; give a file name")
+    real, base = Path(os.path.realpath(path)), Path(os.path.realpath(out))
+    if real in (base / "grid.json", base / LOCK_NAME) or any(
+            base / sub in real.parents for sub in ("runs", "units")):
+        raise OutputError(f"cannot write the fit file to {path}: the calibration keeps its own "
+                          "files there; choose another --fit-out")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder of the fit file {path}: "
+                          f"{exc.strerror or exc}") from None
+    check_writable(path.parent, "the fit file's folder")
+    return path
+
+
+def _largest_stage2(grid: Grid) -> list[Unit]:
+    """Stage-2 populations before B~ is known: at worst every utd of a width shares one batch,
+    the grid's largest (or the one a planned config names)."""
+    biggest = max(grid.batch_sizes)
+    return stage2_units(grid, lambda utd, width: biggest)
+
+
+def unit_memory(grid: Grid, unit: Unit, obs_dim: int, act_dim: int) -> dict[str, float]:
+    """Estimated bytes one population needs on its device (float32): replay buffers (training
+    and validation), networks with targets, gradients and Adam moments, and one update's
+    activations (the quantile loss compares every pair of quantiles). An estimate, to refuse
+    what cannot fit before it runs; the real peak may be somewhat higher."""
+    m, f = len(unit.seeds), 4.0
+    row = 2 * obs_dim + act_dim + 2  # obs, next_obs, action, reward, done
+    replay = m * (grid.steps + grid.steps // 10 + 1) * row * f
+    critic = bronet_params(unit.width, obs_dim + act_dim, quantiles=grid.quantiles)
+    aw = grid.actor_width
+    actor = (obs_dim + 2 * act_dim + 4 * aw + 16) * aw
+    nets = m * (5 * critic + 4 * actor) * f  # critic: params, target, grad, 2 moments
+    q = grid.quantiles
+    update = m * 2 * unit.batch_size * (12 * unit.width + 4 * q * q + 4 * aw) * f
+    return {"replay": replay, "networks": nets, "update": update,
+            "total": replay + nets + update}
+
+
+def available_memory(device: str) -> tuple[float, str] | None:
+    """(bytes, what) free for training on `device`, or None if it cannot be told."""
+    if device == "cuda":
+        import torch
+
+        return float(torch.cuda.get_device_properties(0).total_memory), "GPU memory"
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024, "available memory"
+    except OSError:
+        pass
+    try:
+        return (float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")),
+                "available memory")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(plan: _Plan, units: list[Unit], n_jobs: int | None, stage: str) -> None:
+    """Refuse, in one line, units that would not fit in memory when run n_jobs at a time."""
+    have = available_memory(plan.device)
+    if have is None or not units:
+        return
+    est = sorted((unit_memory(plan.grid, u, plan.obs_dim, plan.act_dim) | {"unit": u}
+                  for u in units), key=lambda e: -e["total"])
+    if n_jobs is None:
+        n_jobs = _default_jobs(plan.device)
+    k = max(1, min(n_jobs, len(units)))
+    where = ""
+    if plan.device == "cuda":  # populations go round-robin over the GPUs (runner._unit_device)
+        import torch
+
+        k, where = -(-k // max(1, torch.cuda.device_count())), " per GPU"
+    need = sum(e["total"] for e in est[:k])
+    if need <= have[0]:
+        return
+    big, u = est[0], est[0]["unit"]
+    gib = 2.0**30
+    raise MemoryNeedError(
+        f"{stage} would need about {need / gib:.3g} GiB of memory ({k} population(s) at "
+        f"once{where}; the largest, {len(u.seeds)} members of width {u.width}, "
+        f"batch {u.batch_size}, {plan.grid.quantiles} quantiles, {plan.grid.steps} steps, needs "
+        f"{big['replay'] / gib:.3g} GiB of replay, {big['networks'] / gib:.3g} GiB of networks and "
+        f"{big['update'] / gib:.3g} GiB per update), but {have[0] / gib:.3g} GiB of {have[1]} "
+        "is there; lower --steps, --seeds, --n-jobs or the grid's widths, batch sizes or "
+        "quantiles")
+
+
+class MemoryNeedError(CalibrationError):
+    """A calibration whose populations would not fit in memory."""
+
+
+def _run(plan: _Plan, env_id: str, *, backend, n_jobs, n_boot, delta, quiet, echo, say,
+         command, created) -> Path:
+    grid, out = plan.grid, plan.out
     # Stage 1: batch x utd at the anchor width, batch x width at the anchor utd.
     units1 = stage1_units(grid)
-    say(f"stage 1: {len(units1)} populations (batch x utd, batch x width) on {env_id}, {dev_name}")
-    run_units(env_id, grid, units1, out, device=dev_name, backend=backend, n_jobs=n_jobs,
-              quiet=quiet, echo=echo)
-    runs1 = _read(out, "s1_", env_id)
+    say(f"stage 1: {len(units1)} populations (batch x utd, batch x width) on {env_id}, "
+        f"{plan.device}")
+    records1 = run_units(env_id, grid, units1, out, device=plan.device, backend=backend,
+                         n_jobs=n_jobs, quiet=quiet, echo=echo)
+    runs1 = _read(out, units1, env_id)
     targets1 = choose_targets(runs1)
     tables = tables_by_batch(runs1, targets1, n_boot)
     utd, params, best = best_batch_sizes(tables)
@@ -113,21 +328,27 @@ def calibrate(
         f"b_B={coef_b[2]:.3g} beta_B={coef_b[3]:.3g} (mean relative error {100 * b_err:.0f}%)")
 
     def batch_of(u: float, w: int) -> int:
-        return round_batch_size(float(advisor.laws.batch_size(u, params_of(w), *coef_b)))
+        b = float(advisor.laws.batch_size(u, plan.params_of(w), *coef_b))
+        if not (math.isfinite(b) and b > 0):
+            raise CalibrationError(f"the fitted B~ gives no usable batch size at utd {u:g}, "
+                                   f"width {w} ({b}); the stage-1 runs may be too short")
+        return round_batch_size(b)
 
     # Stage 2: utd x width at the fitted batch size.
     units2 = stage2_units(grid, batch_of)
+    check_memory(plan, units2, n_jobs, "stage 2")
     say(f"stage 2: {len(units2)} populations (utd x width at the fitted batch size)")
-    run_units(env_id, grid, units2, out, device=dev_name, backend=backend, n_jobs=n_jobs,
-              quiet=quiet, echo=echo)
-    runs2 = _read(out, "s2_", env_id)
-    if len({(r.utd, r.params) for r in runs2}) < min_configs:
+    records2 = run_units(env_id, grid, units2, out, device=plan.device, backend=backend,
+                         n_jobs=n_jobs, quiet=quiet, echo=echo)
+    runs2 = _read(out, units2, env_id)
+    if len({(r.utd, r.params) for r in runs2}) < plan.min_configs:
         raise CalibrationError(f"only {len(runs2)} finished stage-2 configurations; at least "
-                               f"{min_configs} are needed to fit D_J")
+                               f"{plan.min_configs} are needed to fit D_J")
     targets = choose_targets(runs2)
     table = data_table(runs2, targets, n_boot=n_boot, step_limit=grid.steps)
-    manifests = [json.loads(p.read_text())["manifest"] for p in sorted((out / "units").glob("*.json"))]
+    manifests = [r["manifest"] for r in records1 + records2]
     device_names = sorted({m["device_name"] for m in manifests})
+    obs_dim, act_dim = plan.obs_dim, plan.act_dim
     arch = Architecture(
         description=(f"BroNet double critic (this project's learner), 2 residual blocks, "
                      f"{grid.quantiles} quantiles, input {obs_dim + act_dim}"),
@@ -136,24 +357,24 @@ def calibrate(
     batch = BatchSizeLaw(kind="law", source="fitted", a_b=float(coef_b[0]),
                          alpha_b=float(coef_b[1]), b_b=float(coef_b[2]), beta_b=float(coef_b[3]),
                          relative_error=b_err)
-    command = command or _command(env_id, algorithm, preset_name, grid_file, steps, seeds,
-                                  device, out_dir, fit_out, delta, n_boot, prior)
     notes = [
         f"grid {grid.name} ({grid.digest()}): steps {grid.steps}, seeds {grid.seeds}, "
         f"batch sizes {grid.batch_sizes}, utds {grid.utds}, widths {grid.widths}, anchor width "
         f"{grid.anchor_width}, anchor utd {grid.anchor_utd}, quantiles {grid.quantiles}",
-        f"trained on {', '.join(device_names)} ({dev_name}); torch "
+        f"trained on {', '.join(device_names)} ({plan.device}); torch "
         f"{manifests[0]['versions'].get('torch')}, gymnasium {manifests[0]['versions'].get('gymnasium')}",
         f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data (calibration.calibrate)",
         f"delta {delta:g} FLOPs per env step is a default for simulated tasks; pass --delta",
     ]
-    fit, _, _ = make_fit_file(
-        table, fit_id=f"{algorithm}/{env_id}", batch=batch, arch=arch, delta=delta,
-        provenance=Provenance(source=f"advisor calibrate runs in {out}", command=command,
-                              project_version=advisor.__version__,
-                              method=DEFAULT_METHOD.describe(), notes=notes),
-        n_boot=n_boot, created=_dt.date.today().isoformat(), prior=prior)
-    path = Path(fit_out) if fit_out else out / f"{algorithm}-{env_id}.json"
+    # The least-squares fits run about twice as fast on one BLAS thread (as `regenerate`'s do).
+    with one_blas_thread():
+        fit, _, _ = make_fit_file(
+            table, fit_id=plan.fit_id, batch=batch, arch=arch, delta=delta,
+            provenance=Provenance(source=f"advisor calibrate runs in {out}", command=command,
+                                  project_version=advisor.__version__,
+                                  method=DEFAULT_METHOD.describe(), notes=notes),
+            n_boot=n_boot, created=created, prior=plan.prior)
+    path = plan.fit_path
     write_fit_file(fit, path)
     g = fit.goodness_of_fit
     say(f"wrote {path}: leave-one-config-out error {100 * g.leave_one_config_out:.1f}% over "
@@ -162,7 +383,7 @@ def calibrate(
 
 
 def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, out_dir, fit_out,
-             delta, n_boot, prior=None) -> str:
+             delta, n_boot, created, prior=None) -> str:
     """The `advisor calibrate` command line equivalent to a Python call (the CLI records its own
     parsed parameters instead)."""
     import shlex
@@ -174,18 +395,22 @@ def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, ou
     parts += ["--seeds", str(seeds)] if seeds else []
     parts += ["--device", device, "--out-dir", shlex.quote(str(out_dir))]
     parts += ["--fit-out", shlex.quote(str(fit_out))] if fit_out else []
-    parts += ["--delta", repr(float(delta)), "--n-boot", str(n_boot)]
+    parts += ["--delta", repr(float(delta)), "--n-boot", str(n_boot), "--created", created]
     if prior is not None:
-        specs = (prior.family,) if prior.family else tuple(prior.ids)
-        parts += [f"--prior {shlex.quote(p)}" for p in specs]
+        parts += [f"--prior {shlex.quote(p)}" for p in
+                  ((prior.family,) if prior.family else tuple(prior.ids))]
     return " ".join(parts)
 
 
-def _read(out: Path, prefix: str, env_id: str) -> list[Run]:
+def _read(out: Path, units: list[Unit], env_id: str) -> list[Run]:
+    """The runs of `units` (all finished), and only theirs: a unit of an earlier B~ left in the
+    out-dir is not read."""
     runs = []
-    for unit_dir in sorted((out / "runs").glob(f"{prefix}*")):
-        if (out / "units" / f"{unit_dir.name}.json").exists():
-            runs += read_runs(unit_dir, env=env_id)
-    if not runs:
-        raise CalibrationError(f"no finished {prefix[:2]} units under {out}; nothing to fit")
+    for unit in units:
+        try:
+            runs += read_runs(out / "runs" / unit.id, env=env_id)
+        except ArchiveError as exc:
+            raise CalibrationError(f"the logs of finished unit {unit.id} cannot be used: {exc}; "
+                                   f"remove {out / 'units' / (unit.id + '.json')} to train it "
+                                   "again") from None
     return runs

@@ -133,7 +133,7 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
               help="A grid JSON file instead of a preset (see calibration/grid.py: Grid).")
 @click.option("--steps", type=click.IntRange(min=1), help="Env steps per run (overrides the grid).")
-@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per configuration.")
+@click.option("--seeds", type=click.IntRange(1, 1000), help="Seeds per configuration.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--backend", type=click.Choice(["loky", "ray", "dask"]), default="loky",
@@ -147,6 +147,7 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 @click.option("--delta", type=float, default=1e10, show_default=True,
               help="FLOPs charged per env step in the fit file.")
 @click.option("--n-boot", type=click.IntRange(0, 10_000), default=100, show_default=True)
+@click.option("--created", help="Creation date to record (default: today).")
 @click.option("--prior", multiple=True, metavar="FIT_OR_FAMILY",
               help="Few-shot fit of stage 2: borrow exponents and threshold shape from these "
                    "fits (ids or files, repeat the option) or a family (dmc); then 3 stage-2 "
@@ -154,15 +155,18 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 @click.option("--quiet", is_flag=True, help="No progress lines (for CI).")
 @click.pass_context
 def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, device, backend,
-              n_jobs, out_dir, fit_out, delta, n_boot, prior, quiet):
+              n_jobs, out_dir, fit_out, delta, n_boot, created, prior, quiet):
     """Calibrate a new task: run a reduced grid, fit B~ and D_J, write a fit file.
 
     Needs the calibrate extra (torch, gymnasium[mujoco], joblib):
     pip install 'value-scaling-advisor[calibrate]'.
 
     Stage 1 sweeps batch x utd at one width and batch x width at one utd and fits B~; stage 2
-    runs utd x width at the fitted batch size and fits D_J. Every finished population is saved
-    atomically under --out-dir: run the same command again to resume after a crash.
+    runs utd x width at the fitted batch size and fits D_J. Every input (names, grid, env,
+    device, memory, output paths) is checked before the first population trains. Every
+    finished population is saved atomically under --out-dir, which is locked while the command
+    runs: run the same command again to resume after a crash. The fit file records the command
+    that reproduces it (with --created filled in).
 
     \b
     Example:
@@ -172,10 +176,11 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     _need_extra("calibrate", ("torch", "gymnasium", "joblib"), "advisor calibrate")
     from calibration.calibrate import calibrate as _calibrate
 
+    ctx.params["created"] = created = created or _today()
     path = _calibrate(env_id, out_dir=out_dir, algorithm=algorithm, preset_name=preset_name,
                       grid_file=grid_file, steps=steps, seeds=seeds, device=device,
                       backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
-                      n_boot=n_boot, quiet=quiet, prior=list(prior) or None,
+                      n_boot=n_boot, quiet=quiet, created=created, prior=list(prior) or None,
                       command=recorded_command(ctx, skip=("quiet", "n_jobs", "backend")))
     click.echo(str(path))
 

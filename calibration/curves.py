@@ -12,10 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import isotonic_regression
 
+from advisor.errors import AdvisorError
 from calibration.archives import Run
 from calibration.catalogue import DEFAULT_STEP_LIMIT, STEP_LIMITS
 
 N_THRESHOLDS = 20
+
+
+class CurveError(AdvisorError):
+    """Runs that give no usable learning curve (nothing logged within the step limit)."""
 
 
 def thresholds(j_min: float, j_max: float, n: int = N_THRESHOLDS) -> np.ndarray:
@@ -37,6 +42,31 @@ def crossings(steps: np.ndarray, curve: np.ndarray, targets: np.ndarray) -> np.n
     return out
 
 
+def seed_mean(values: np.ndarray) -> np.ndarray:
+    """Mean over seed columns (T, S) -> (T,) of the finite values; NaN where no seed has one
+    (without numpy's empty-slice warnings)."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=-1)
+    total = np.where(finite, values, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def curve_crossings(steps: np.ndarray, mean_return: np.ndarray, targets: np.ndarray
+                    ) -> np.ndarray:
+    """D_J of one mean-return curve: isotonic regression from its first finite value on (steps
+    before it were not evaluated: no target is reached there), then first crossings. An all-NaN
+    curve reaches no target."""
+    finite = np.flatnonzero(np.isfinite(mean_return))
+    if not len(finite):
+        return np.full(len(targets), np.nan)
+    k = finite[0]
+    tail = mean_return[k:]
+    if not np.isfinite(tail).all():  # gaps after the first value: carry the last value forward
+        tail = _forward_fill(tail[:, None])[:, 0]
+    return crossings(steps[k:], isotonic_curve(tail), targets)
+
+
 @dataclass
 class DataTable:
     """D_J over configurations and thresholds, with bootstrap replicates.
@@ -54,11 +84,6 @@ class DataTable:
     data: np.ndarray
     boot: np.ndarray
     n_seeds: np.ndarray
-
-    def subset(self, keep: np.ndarray) -> DataTable:
-        return DataTable(self.env, self.utd[keep], self.params[keep], self.batch_size[keep],
-                         self.targets, self.horizon[keep], self.data[keep], self.boot[:, keep],
-                         self.n_seeds[keep])
 
 
 def truncate(run: Run, step_limit: float, metric: str = "return") -> tuple[np.ndarray, np.ndarray]:
@@ -84,14 +109,18 @@ def data_table(
     horizon = np.zeros(n)
     for i, run in enumerate(runs):
         steps, values = truncate(run, limit)
+        if not len(steps):
+            raise CurveError(f"the run at utd {run.utd:g}, params {run.params:.4g}, batch size "
+                             f"{run.batch_size:g} on {env} has no logged step within the step "
+                             f"limit {limit:g}")
         values = _forward_fill(values)
         horizon[i] = steps[-1]
-        data[i] = crossings(steps, isotonic_curve(np.nanmean(values, axis=1)), targets)
+        data[i] = curve_crossings(steps, seed_mean(values), targets)
         s = values.shape[1]
         cols = rng.integers(0, s, size=(n_boot, s))
-        means = np.nanmean(values[:, cols], axis=2).T  # (n_boot, T)
+        means = seed_mean(values[:, cols]).T  # (n_boot, T)
         for r in range(n_boot):
-            boot[r, i] = crossings(steps, isotonic_curve(means[r]), targets)
+            boot[r, i] = curve_crossings(steps, means[r], targets)
     return DataTable(env, np.array([r.utd for r in runs]), np.array([r.params for r in runs]),
                      np.array([r.batch_size for r in runs]), np.asarray(targets, float), horizon,
                      data, boot, np.array([r.n_seeds for r in runs]))

@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from advisor.errors import AdvisorError
-from advisor.errors import one_line
+from advisor.errors import AdvisorError, one_line
 
 
 class GridError(AdvisorError):
@@ -24,6 +23,13 @@ class GridError(AdvisorError):
 
 
 PositiveInt = Field(gt=0)
+
+#: UTDs a grid may hold: from one update per 1000 env steps to 1000 updates per env step.
+UTD_RANGE = (1e-3, 1e3)
+#: Seeds are passed to numpy, torch and gymnasium (plus offsets for evaluation envs).
+MAX_SEED = 2**31 - 1 - 100_000
+#: Seeds per configuration a grid may hold.
+MAX_SEEDS = 1000
 
 
 class StageConfig(BaseModel):
@@ -44,7 +50,8 @@ class Grid(BaseModel):
 
     name: str = "custom"
     steps: int = Field(gt=0, description="Env steps per run.")
-    seeds: list[int] = Field(min_length=1)
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field(min_length=1,
+                                                                  max_length=MAX_SEEDS)
     batch_sizes: list[int] = Field(min_length=2, description="Stage-1 batch sizes.")
     utds: list[float] = Field(min_length=2, description="UTDs (stage 1 at anchor_width, stage 2).")
     widths: list[int] = Field(min_length=2, description="Critic widths (stage 1 and 2).")
@@ -64,8 +71,18 @@ class Grid(BaseModel):
     def _check(self) -> Grid:
         if any(b <= 0 for b in self.batch_sizes) or any(w <= 0 for w in self.widths):
             raise ValueError("batch_sizes and widths must be positive")
-        if any(not u > 0 for u in self.utds):
-            raise ValueError("utds must be positive")
+        lo, hi = UTD_RANGE
+        utds = [*self.utds, *(c.utd for c in self.configs or ())]
+        if any(not lo <= u <= hi for u in utds):
+            raise ValueError(f"utds must lie in [{lo:g}, {hi:g}] updates per env step, got "
+                             f"{utds}")
+        if any(float(f"{u:g}") != u for u in utds):
+            # Folder names carry f"{utd:g}" (6 significant digits); it must read back exactly.
+            raise ValueError(f"utds may have at most 6 significant digits, got {utds}")
+        for name in ("utds", "widths", "batch_sizes"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{name} must be distinct, got {values}")
         if self.anchor_width not in self.widths:
             raise ValueError(f"anchor_width {self.anchor_width} must be one of widths {self.widths}")
         if self.anchor_utd not in self.utds:
@@ -87,6 +104,9 @@ class Grid(BaseModel):
             data["eval_every"] = min(self.eval_every, max(1, steps // 10))
             data["random_steps"] = min(self.random_steps, steps // 5)
         if n_seeds is not None:
+            if not 1 <= n_seeds <= MAX_SEEDS:
+                raise GridError(f"seeds must be from 1 to {MAX_SEEDS} per configuration, got "
+                                f"{n_seeds}")
             data["seeds"] = list(range(n_seeds))
         return load_grid_dict(data)
 
@@ -145,13 +165,10 @@ def preset(name: str) -> Grid:
 
 
 def load_grid(path: str | Path) -> Grid:
+    from advisor.files import load_json, read_limited
+
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise GridError(f"grid file {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GridError(f"grid file {path} is not valid JSON: {exc}") from None
+    data = load_json(read_limited(path, "grid file", GridError), f"grid file {path}", GridError)
     if not isinstance(data, dict):
         raise GridError(f"grid file {path} must hold a JSON object")
     return load_grid_dict(data)

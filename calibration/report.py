@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +46,7 @@ class Context:
     budget: Budget | None = None
     table: DataTable | None = None
     rec: Recommendation | None = None
+    no_table: str = "the runs are not given: pass --runs ARCHIVE_OR_DIR"  # why table is None
 
     @property
     def env(self) -> str:
@@ -62,9 +63,16 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
         # D_J comes from runs without a passive critic, as the shipped fits do.
         with_return = [r for r in ctx.runs if "return" in r.values
                        and r.tags.get("passive_critic", "False") == "False"]
-        if with_return:
-            ctx.table = data_table(nearest_batch_runs(with_return, f.batch_size), f.thresholds,
-                                   n_boot=n_boot)
+        if not with_return:
+            ctx.no_table = f"{runs} holds no return curves without a passive critic for {ctx.env}"
+        else:
+            table = data_table(nearest_batch_runs(with_return, f.batch_size), f.thresholds,
+                               n_boot=n_boot)
+            if np.isfinite(table.data).any():
+                ctx.table = table
+            else:
+                ctx.no_table = (f"no run in {runs} reaches any of the fit's thresholds "
+                                f"({f.target_min:.4g}-{f.target_max:.4g})")
     if budget is not None:
         ctx.rec = recommend(budget, fit=f)
     return ctx
@@ -137,7 +145,7 @@ def figure_data(ctx: Context):
 
 def figure_parity(ctx: Context):
     if ctx.table is None:
-        raise ReportError("the parity plot needs the runs: pass --runs ARCHIVE_OR_DIR")
+        raise ReportError(f"the parity plot needs measured data to target: {ctx.no_table}")
     from calibration.build import DEFAULT_METHOD
     from calibration.fitting import leave_one_config_out, relative_errors
 
@@ -149,14 +157,31 @@ def figure_parity(ctx: Context):
     ok = np.isfinite(t.data)
     sc = ax.scatter(t.data[ok], loco[ok], c=np.broadcast_to(t.targets, t.data.shape)[ok], s=12,
                     cmap="plasma")
-    lim = [np.nanmin(t.data) / 1.3, np.nanmax(t.data) * 1.3]
+    lim = np.array([np.nanmin(t.data) / 1.3, np.nanmax(t.data) * 1.3])
     ax.plot(lim, lim, "k--", lw=1)
+    title = f"{ctx.fit.id}: leave-one-config-out error {100 * err:.1f}%"
+    pi = ctx.fit.model.prediction_interval
+    if pi is not None:
+        # The 80% prediction interval: measured within [pred e^low, pred e^high], i.e. the
+        # prediction within [measured e^-high, measured e^-low].
+        lo = float(np.interp(0.8, pi.levels, pi.log_low))
+        hi = float(np.interp(0.8, pi.levels, pi.log_high))
+        ax.fill_between(lim, lim * np.exp(-hi), lim * np.exp(-lo), color="gray", alpha=0.15,
+                        label="80% prediction interval")
+        r = np.log(t.data[ok] / loco[ok])
+        outside = (r < lo) | (r > hi)
+        ax.scatter(t.data[ok][outside], loco[ok][outside], facecolors="none", edgecolors="k",
+                   s=30, lw=0.7, label=f"outside ({100 * outside.mean():.0f}%)")
+        ax.legend(fontsize=7, loc="upper left")
+        held = pi.coverage.get("leave_one_config_out")
+        title += (f"\n80% interval holds {100 * (1 - outside.mean()):.0f}% of these points"
+                  + (f" ({100 * held:.0f}% when no config calibrates its own)" if held else ""))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("measured env steps to target")
     ax.set_ylabel("predicted env steps (fit without that config)")
     fig.colorbar(sc, ax=ax, label="target return")
-    ax.set_title(f"{ctx.fit.id}: leave-one-config-out error {100 * err:.1f}%", fontsize=10)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return fig
@@ -232,9 +257,7 @@ def figure_batch(ctx: Context):
     batches = sorted({r.batch_size for r in ctx.runs if "return" in r.values})
     measured = None
     if len(batches) > 1:
-        from calibration.batch import best_batch_sizes
-
-        from calibration.batch import tables_by_batch
+        from calibration.batch import best_batch_sizes, tables_by_batch
 
         with_return = [r for r in ctx.runs if "return" in r.values]
         try:
@@ -312,13 +335,21 @@ def save_figure(kind: str, ctx: Context, out: str | Path) -> Path:
     if fmt not in FORMATS:
         raise ReportError(f"cannot write a figure to {str(out)!r}: give a file name ending in "
                           f"{', '.join('.' + f for f in FORMATS)}")
-    fig = FIGURES[kind](ctx)
+    fig = _draw(kind, ctx)
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=110)
     _plt().close(fig)
     from advisor.files import atomic_write_bytes
 
     return atomic_write_bytes(out, buf.getvalue())
+
+
+def _draw(kind: str, ctx: Context):
+    """FIGURES[kind](ctx) without numpy's warnings about configurations that reach no target
+    (their points are simply not drawn)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return FIGURES[kind](ctx)
 
 
 def _png(fig) -> str:
@@ -336,7 +367,7 @@ def render_report(ctx: Context) -> str:
     sections = []
     for kind in KINDS:
         try:
-            img = f'<img alt="{kind}" src="data:image/png;base64,{_png(FIGURES[kind](ctx))}">'
+            img = f'<img alt="{kind}" src="data:image/png;base64,{_png(_draw(kind, ctx))}">'
         except ReportError as exc:
             img = f'<p class="note">Not drawn: {html.escape(str(exc))}.</p>'
         sections.append(f"<section><h2>{TITLES[kind]}</h2>{img}</section>")

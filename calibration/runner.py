@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
 
 from calibration.grid import Grid, GridError, Unit
+from calibration.outdir import check_out_dir, read_spec
 
 BACKENDS = ("loky", "ray", "dask")
 # Populations trained at once per GPU when --n-jobs is not given. Small populations leave a GPU
@@ -33,35 +35,53 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def prepare_out_dir(out_dir: Path, grid: Grid, env_id: str) -> None:
     """Create OUT/grid.json, or check that an existing one is the same grid and env."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out_dir)
     spec = {"env_id": env_id, "grid": grid.model_dump(mode="json"), "digest": grid.digest()}
     path = out_dir / "grid.json"
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            old = {}
+    if path.exists() or path.is_symlink():
+        old = read_spec(path)
         if old.get("digest") != spec["digest"] or old.get("env_id") != env_id:
+            name = old.get("grid", {}).get("name") if isinstance(old.get("grid"), dict) else None
             raise GridError(
                 f"{out_dir} holds results of a different calibration (env {old.get('env_id')!r}, "
-                f"grid {old.get('grid', {}).get('name')!r}); use a new --out-dir or the same "
-                "grid and env to resume")
+                f"grid {name!r}); use a new --out-dir or the same grid and env to resume")
         return
     _atomic_write(path, json.dumps(spec, indent=1))
 
 
 def unit_done(out_dir: Path, unit: Unit) -> dict | None:
+    """The done marker of `unit` if it is complete (its unit and a manifest), else None: the
+    unit is then trained again and the marker replaced."""
+    from advisor.files import load_json, read_limited
+
     path = out_dir / "units" / f"{unit.id}.json"
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
+        record = load_json(read_limited(path, "done marker", GridError), str(path), GridError)
+    except GridError:
         return None
+    if not (isinstance(record, dict) and record.get("unit") == unit.model_dump(mode="json")
+            and _manifest_ok(record.get("manifest"))):
+        return None
+    return record
 
 
-def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str) -> dict:
-    """Train one population and mark it done. Runs in a worker process."""
+def _manifest_ok(manifest) -> bool:
+    try:
+        return (isinstance(manifest["device_name"], str) and isinstance(manifest["versions"], dict)
+                and int(manifest["config"]["steps"]) > 0)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
+             parent: int | None = None) -> dict:
+    """Train one population and mark it done. Runs in a worker process; `parent`: the pid of
+    the calibration, whose death ends this process (no orphan trains on, no marker is written)."""
+    watch = parent is not None and parent != os.getpid()  # n_jobs=1 runs in the parent itself
+    if watch:
+        _exit_with_parent(parent)
     import torch
 
     from calibration.learner.trainer import TrainConfig, train_population
@@ -76,6 +96,8 @@ def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str) -> 
                       vector_env="sync")  # several populations already share the cores
     out = Path(out_dir)
     manifest = train_population(cfg, out)
+    if watch and os.getppid() != parent:
+        os._exit(1)
     record = {"unit": unit.model_dump(mode="json"), "manifest": manifest}
     _atomic_write(out / "units" / f"{unit.id}.json", json.dumps(record, indent=1))
     return record
@@ -96,20 +118,45 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
 
     if n_jobs is None:
         n_jobs = _default_jobs(device)
+    n_jobs = min(n_jobs, len(todo))
     context = _backend_context(backend)
     progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo)
     with context:
         with parallel_config(backend=backend, n_jobs=n_jobs):
             # Ray's joblib backend returns lists only: progress then comes at the end.
             order = "generator_unordered" if backend == "loky" else "list"
+            # loky workers are our children: they stop when we die (ray and dask own theirs).
+            parent = os.getpid() if backend == "loky" else None
             results = Parallel(return_as=order)(
-                delayed(run_unit)(env_id, grid, u, str(out_dir), _unit_device(device, i))
+                delayed(run_unit)(env_id, grid, u, str(out_dir), _unit_device(device, i), parent)
                 for i, u in enumerate(todo))
             for record in results:
                 done[Unit(**record["unit"]).id] = record
                 progress.update(record)
     progress.close()
     return [done[u.id] for u in units]
+
+
+_watching: int | None = None
+
+
+def _exit_with_parent(parent: int, every: float = 0.25) -> None:
+    """Start (once per process) a thread that ends this worker as soon as its parent, the
+    calibration, is gone (re-parented: its ppid changes), even after kill -9 of the parent."""
+    global _watching
+    if _watching == parent:
+        return
+    _watching = parent
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _default_jobs(device: str) -> int:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -56,14 +57,24 @@ def test_smoke_calibration_gives_a_fit_that_recommend_accepts(smoke):
 
 
 @pytest.mark.slow
-def test_rerun_skips_finished_units(smoke, tmp_path):
+def test_rerun_skips_finished_units(smoke, tmp_path, monkeypatch):
     out, text, name = smoke
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
-    t = time.perf_counter()
-    res = _calibrate(copy)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert time.perf_counter() - t < 60  # nothing retrained: only the fits run again
+    logs = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (copy / "runs").rglob("*.npy")}
+    markers = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (copy / "units").glob("*.json")}
+    import calibration.runner as runner
+
+    def trained(*a, **kw):
+        raise AssertionError("a finished unit was trained again")
+
+    monkeypatch.setattr(runner, "run_unit", trained)
+    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--preset", "smoke", "--device",
+                                    "cpu", "--quiet", "--n-boot", "20", "--out-dir", str(copy)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in logs} == logs
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes())
+            for p in (copy / "units").glob("*.json")} == markers
 
 
 @pytest.mark.slow
@@ -84,6 +95,15 @@ def test_sigkill_then_resume_loses_no_unit_and_gives_the_same_fit(smoke):
     assert res.returncode == 0, res.stderr[-2000:]
     for unit, record in finished.items():  # finished units were kept, not retrained
         assert (out / "units" / unit).read_text() == record
+    assert (out / name).read_text() == text
+    # The command the fit file records reproduces it byte for byte.
+    recorded = advisor.load_fit(str(out / name)).model.provenance.command
+    argv = shlex.split(recorded)
+    assert argv[:2] == ["advisor", "calibrate"] and "--created" in argv
+    (out / name).unlink()
+    res = subprocess.run([sys.executable, "-m", "advisor.cli", *argv[1:], "--quiet"],
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
     assert (out / name).read_text() == text
 
 

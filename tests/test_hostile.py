@@ -1,0 +1,555 @@
+"""Hostile input to the heavy side: malformed archives, curves that never learn, bad output
+paths, calibrations that must fail before the first unit trains, locks and orphaned workers.
+
+Every case here once gave a traceback, trained for nothing, or lost or mixed results; each must
+now give one line (exit 2 at the CLI) or behave as the comment says.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from advisor.cli import main
+from calibration.archives import ArchiveError, _parse, read_runs
+from calibration.curves import data_table
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = "h1-crawl-v0"  # a shipped fit's env, so that report/plot can use synthetic runs
+MEMBER = f"runs/w64p10000/utd_{{utd}}/{ENV}/return/bs_{{bs}}_lr_0.0003_sep_False.npy"
+
+
+def _npy(arr, **kw) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, **kw)
+    return buf.getvalue()
+
+
+def _curve(seed: int, n_seeds: int = 2, t: int = 40, top: float = 900.0) -> np.ndarray:
+    steps = np.linspace(25_000, 1_000_000, t)
+    rng = np.random.default_rng(seed)
+    vals = top * (1 - np.exp(-steps[:, None] / (2e5 * (1 + seed % 3)))) + rng.normal(
+        0, 5, (t, n_seeds))
+    return np.c_[steps, vals]
+
+
+def _members(n: int = 6) -> dict[str, bytes]:
+    return {MEMBER.format(utd=u, bs=b): _npy(_curve(i))
+            for i, (u, b) in enumerate([(u, b) for u in (1, 2, 4) for b in (128, 256)][:n])}
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def _folder(path: Path, members: dict[str, bytes]) -> Path:
+    for name, data in members.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_bytes(data)
+    return path
+
+
+def _one_line_exit_2(res) -> str:
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert "Traceback" not in res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    return lines[0]
+
+
+FIRST = MEMBER.format(utd=1, bs=128)
+BAD_MEMBERS = {
+    "truncated": (lambda d: d[: len(d) // 2], "not a readable .npy"),
+    "not npy": (lambda d: b"hello, world", "not a .npy file"),
+    "object": (lambda d: _npy(np.array([{"a": 1}], dtype=object), allow_pickle=True),
+               "Python objects"),
+    "strings": (lambda d: _npy(np.array([["a", "b"]])), "real numbers"),
+    "complex": (lambda d: _npy(_curve(0).astype(complex)), "real numbers"),
+    "1-D": (lambda d: _npy(_curve(0)[:, 0]), "at least one seed column"),
+    "steps only": (lambda d: _npy(_curve(0)[:, :1]), "at least one seed column"),
+    "empty": (lambda d: _npy(np.zeros((0, 3))), "at least one seed column"),
+    "NaN steps": (lambda d: _npy(np.c_[np.full(40, np.nan), _curve(0)[:, 1:]]), "step column"),
+    "decreasing steps": (lambda d: _npy(_curve(0)[::-1]), "step column"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_MEMBERS)
+@pytest.mark.parametrize("container", ["zip", "folder"])
+def test_a_malformed_member_gives_one_line_naming_it(kind, container, tmp_path):
+    mutate, needle = BAD_MEMBERS[kind]
+    members = _members()
+    members[FIRST] = mutate(members[FIRST])
+    make = _zip if container == "zip" else _folder
+    archive = make(tmp_path / ("a.zip" if container == "zip" else "a"), members)
+    with pytest.raises(ArchiveError, match=needle) as err:
+        read_runs(archive, env=ENV)
+    assert "bs_128_lr_0.0003_sep_False.npy" in str(err.value) and "\n" not in str(err.value)
+    res = CliRunner().invoke(main, ["fit", str(archive), "--algorithm", "x", "--env", ENV,
+                                    "-o", str(tmp_path / "f.json"), "--n-boot", "0"])
+    assert "bs_128_lr_0.0003_sep_False.npy" in _one_line_exit_2(res)
+
+
+def test_a_member_with_a_bad_crc_gives_one_line_naming_it(tmp_path):
+    members = _members()
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    raw = bytearray(path.read_bytes())
+    at = raw.index(members[FIRST]) + 200  # inside the first member's data, past the header
+    raw[at] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ArchiveError, match="corrupt zip member") as err:
+        read_runs(path, env=ENV)
+    assert FIRST in str(err.value)
+
+
+def test_a_zip_that_is_not_one_and_a_folder_member_that_is_not_a_file(tmp_path):
+    (tmp_path / "half.zip").write_bytes(_zip(tmp_path / "a.zip", _members()).read_bytes()[:300])
+    with pytest.raises(ArchiveError, match="half.zip"):
+        read_runs(tmp_path / "half.zip")
+    folder = _folder(tmp_path / "f", _members())
+    (folder / FIRST).unlink()
+    (folder / FIRST).mkdir()
+    with pytest.raises(ArchiveError, match="is a directory"):
+        read_runs(folder, env=ENV)
+    (folder / FIRST).rmdir()
+    os.symlink("/dev/zero", folder / FIRST)  # would never end without the regular-file check
+    with pytest.raises(ArchiveError, match="not a regular file"):
+        read_runs(folder, env=ENV)
+
+
+def test_the_zip_is_closed_after_reading_and_after_an_error(tmp_path, monkeypatch):
+    opened = []
+
+    class Tracked(zipfile.ZipFile):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            opened.append(self)
+
+    good = _zip(tmp_path / "good.zip", _members())
+    members = _members()
+    members[FIRST] = b"junk"
+    bad = _zip(tmp_path / "bad.zip", members)
+    monkeypatch.setattr("calibration.archives.zipfile.ZipFile", Tracked)
+    assert len(read_runs(good, env=ENV)) == 6
+    with pytest.raises(ArchiveError):
+        read_runs(bad, env=ENV)
+    assert len(opened) == 2 and all(z.fp is None for z in opened)
+
+
+def test_a_name_with_a_non_positive_utd_is_refused_not_divided_by(tmp_path):
+    members = {MEMBER.format(utd=0, bs=128): _npy(_curve(0))}
+    with pytest.raises(ArchiveError, match="must be positive"):
+        read_runs(_zip(tmp_path / "a.zip", members), env=ENV)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1e-3, 1e3).map(lambda u: float(f"{u:.6g}")))
+def test_every_grid_utd_the_learner_writes_is_read_back_exactly(utd):
+    # The learner names folders utd_{utd:g}; 1e-05 and 1e+06 forms were once silently skipped.
+    parsed = _parse(f"runs/s1/w16p100/utd_{utd:g}/Env-v0/return/bs_32_lr_0.0003_sep_False.npy")
+    assert parsed is not None and parsed[0]["utd"] == utd
+    for form in ("1e-09", "1e+06", "2.5E-3"):
+        assert _parse(f"w16p1/utd_{form}/E/return/bs_32_lr_1e-4_sep_False.npy")[0]["utd"] == \
+            float(form)
+
+
+# --- curves that never learn, a single seed --------------------------------------------------
+
+
+def _runs(tmp_path, transform) -> list:
+    members = {name: _npy(transform(np.load(io.BytesIO(data))))
+               for name, data in _members().items()}
+    return read_runs(_zip(tmp_path / "t.zip", members), env=ENV)
+
+
+def test_all_nan_returns_reach_no_target_without_warnings(tmp_path):
+    def nan(a):
+        a = a.copy()
+        a[:, 1:] = np.nan
+        return a
+
+    runs = _runs(tmp_path, nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = data_table(runs, np.linspace(100, 800, 5), n_boot=10)
+    assert np.isnan(table.data).all() and np.isnan(table.boot).all()
+    assert (table.horizon == 1_000_000).all()
+
+
+def test_leading_nan_rows_are_not_evaluated_yet_and_one_seed_is_fine(tmp_path):
+    def late_one_seed(a):
+        a = a[:, :2].copy()
+        a[:5, 1] = np.nan  # first 5 evaluations missing
+        return a
+
+    runs = _runs(tmp_path, late_one_seed)
+    assert all(r.n_seeds == 1 for r in runs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = data_table(runs, np.linspace(-1e9, 800, 5), n_boot=10)
+    steps = runs[0].steps["return"]
+    assert (table.data[:, 0] == steps[5]).all()  # even the lowest target: not before step 6
+    assert np.array_equal(table.boot[0], table.data, equal_nan=True)  # one seed: every resample is the run
+
+
+def test_fit_of_runs_that_reach_no_threshold_is_one_line(tmp_path):
+    members = {name: _npy(np.c_[np.load(io.BytesIO(d))[:, 0], np.full((40, 2), np.nan)])
+               for name, d in _members().items()}
+    res = CliRunner().invoke(main, ["fit", str(_zip(tmp_path / "a.zip", members)),
+                                    "--algorithm", "x", "--env", ENV, "-o",
+                                    str(tmp_path / "f.json"), "--n-boot", "0"])
+    assert "nothing to fit" in _one_line_exit_2(res)
+
+
+def test_fit_errors_of_the_build_are_one_line(tmp_path):
+    # BuildError was raised but never defined (NameError); passive-critic-only archives
+    # crashed in data_table.
+    members = {k.replace(ENV, "New-v0"): v for k, v in _members().items()}
+    res = CliRunner().invoke(main, ["fit", str(_zip(tmp_path / "a.zip", members)), "--algorithm",
+                                    "x", "--env", "New-v0", "-o", str(tmp_path / "f.json")])
+    assert "no return range known" in _one_line_exit_2(res)
+    members = {k.replace("sep_False", "sep_True"): v for k, v in _members().items()}
+    res = CliRunner().invoke(main, ["fit", str(_zip(tmp_path / "b.zip", members)), "--algorithm",
+                                    "x", "--env", ENV, "-o", str(tmp_path / "f.json")])
+    assert "passive critic" in _one_line_exit_2(res)
+
+
+# --- report, plot, export ----------------------------------------------------------------------
+
+
+def test_report_of_runs_that_never_learn_draws_what_it_can(tmp_path):
+    pytest.importorskip("matplotlib")
+    from calibration import report
+
+    members = {name: _npy(np.c_[np.load(io.BytesIO(d))[:, 0], np.full((40, 2), np.nan)])
+               for name, d in _members().items()}
+    ctx = report.load_context(f"bro/{ENV}", _zip(tmp_path / "a.zip", members), n_boot=5)
+    assert ctx.table is None
+    with pytest.raises(report.ReportError, match="reaches any of the fit's thresholds"):
+        report.figure_parity(ctx)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert report.save_figure("data", ctx, tmp_path / "d.png").stat().st_size > 1000
+    res = CliRunner().invoke(main, ["report", f"bro/{ENV}", "--runs", str(tmp_path / "a.zip"),
+                                    "-o", str(tmp_path / "r.html")])
+    assert res.exit_code == 0, res.output
+    assert "Not drawn: the parity plot needs measured data" in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.parametrize("out, needle", [
+    ("", "give a file name"),
+    ("p.xyz", "ending in .png"),
+    ("{file}/x.png", "cannot write"),
+    ("{tmp}", "is a directory"),
+])
+def test_plot_and_report_to_a_bad_output_path_are_one_line(out, needle, tmp_path):
+    pytest.importorskip("matplotlib")
+    (tmp_path / "file").write_text("x")
+    out = out.format(file=tmp_path / "file", tmp=tmp_path)
+    res = CliRunner().invoke(main, ["plot", "batch", f"bro/{ENV}", "-o", out])
+    assert needle in _one_line_exit_2(res)
+    if out != "p.xyz":  # a report may have any name
+        res = CliRunner().invoke(main, ["report", "bro/h1-stand-v0", "-o", out])
+        _one_line_exit_2(res)
+
+
+def _cli(*args, **kw):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    kw.setdefault("stdout", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "advisor.cli", *args], env=env,
+                          stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.mark.parametrize("args", [["recommend", "--compute", "1e17"],
+                                  ["export", "bro/h1-crawl-v0"], ["fits"], ["--help"]])
+def test_stdout_on_a_full_disk_is_one_line_not_a_traceback(args):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    with open("/dev/full", "w") as full:
+        res = _cli(*args, stdout=full)
+    assert res.returncode == 1
+    assert res.stderr.strip() == "error: cannot write output: No space left on device"
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.floats(1e14, 1e20), min_size=2, max_size=4, unique=True))
+def test_export_yaml_never_repeats_a_key(budgets):
+    res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--budgets",
+                                    ",".join(repr(b) for b in budgets)])
+    if res.exit_code == 2:  # values that print alike are refused as repeats
+        assert "repeat" in res.output
+        return
+    assert res.exit_code == 0, res.output
+    keys = [line for line in res.output.splitlines() if re.match(r"^\S.*:$", line)]
+    assert len(keys) == len(set(keys)) == len(budgets)
+
+
+def test_export_of_an_unknown_fit_exits_2():
+    assert "unknown fit" in _one_line_exit_2(CliRunner().invoke(main, ["export", "nope/x"]))
+
+
+# --- calibrate: everything checked before the first unit ---------------------------------------
+
+CAL_ENV = "InvertedPendulum-v5"
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """calibrate with training replaced by a failure: a check that passes reaches it."""
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+
+    def trained(*a, **kw):
+        raise AssertionError("a unit was about to train")
+
+    monkeypatch.setattr("calibration.calibrate.run_units", trained)
+
+
+def _calibrate(*args, out=None):
+    out_args = [] if out is None else ["--out-dir", str(out)]
+    return CliRunner().invoke(main, ["calibrate", "--device", "cpu", *args, *out_args])
+
+
+def _grid(tmp_path, **changes) -> str:
+    from calibration.grid import preset
+
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps(dict(preset("smoke").model_dump(), **changes)))
+    return str(path)
+
+
+@pytest.mark.parametrize("case, needle", [
+    (lambda t: ["--env", CAL_ENV, "--algorithm", "my algo/../x"], "cannot name the fit"),
+    (lambda t: ["--env", "nosuchmodule:Foo-v0"], "cannot be made: ModuleNotFoundError"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, utds=[1, 2], widths=[16, 32])],
+     "2 utds x 2 widths = 4 stage-2 configurations; at least 5"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, seeds=[-1, 0])], "seeds.0"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, utds=[1e-9, 1, 2])], "utds must lie in"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, utds=[1, 1.0000001, 2])],
+     "6 significant digits"),
+    (lambda t: ["--env", CAL_ENV, "--steps", str(10**12)], "GiB"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, widths=[16, 32, 10**7])], "GiB"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, quantiles=10**9)], "GiB"),
+    (lambda t: ["--env", CAL_ENV, "--seeds", "100000"], "1<=x<=1000"),
+    (lambda t: ["--env", CAL_ENV, "--created", "2026-13-45"], "YYYY-MM-DD"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, configs=[
+        {"utd": 1, "width": 16}, {"utd": 2, "width": 32}, {"utd": 4, "width": 64}])],
+     "planned configs 3 stage-2 configurations; at least 5"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, configs=[
+        {"utd": 1e-7, "width": 16}] + [{"utd": 1, "width": w} for w in (16, 32, 64, 128)])],
+     "utds must lie in"),
+])
+def test_calibrate_refuses_bad_input_before_the_first_unit(case, needle, tmp_path, no_training):
+    res = _calibrate(*case(tmp_path), out=tmp_path / "out")
+    assert needle in _one_line_exit_2(res)
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_the_memory_refusal_says_what_it_needs_and_what_there_is(tmp_path, no_training):
+    line = _one_line_exit_2(_calibrate("--env", CAL_ENV, "--steps", str(10**12),
+                                       out=tmp_path / "o"))
+    need, have = map(float, re.findall(r"about ([\d.e+]+) GiB.* ([\d.e+]+) GiB of available",
+                                       line)[0])
+    assert need > 1e3 and 0 < have < need
+
+
+@pytest.mark.parametrize("content", ["[]", '"a string"', "{", "dir"])
+def test_a_grid_file_that_is_not_an_object_is_one_line(content, tmp_path, no_training):
+    path = tmp_path / "g.json"
+    path.mkdir() if content == "dir" else path.write_text(content)
+    line = _one_line_exit_2(_calibrate("--env", CAL_ENV, "--grid", str(path),
+                                       out=tmp_path / "o"))
+    assert "g.json" in line
+
+
+@pytest.mark.parametrize("content", ["[]", '"a string"', "{", "dir", "{}"])
+def test_an_out_dir_whose_grid_json_is_not_ours_is_refused(content, tmp_path, no_training):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "grid.json").mkdir() if content == "dir" else (out / "grid.json").write_text(content)
+    line = _one_line_exit_2(_calibrate("--env", CAL_ENV, out=out))
+    assert "grid.json" in line or "different calibration" in line
+
+
+def test_bad_out_dirs_and_fit_files_are_refused_before_training(tmp_path, no_training):
+    (tmp_path / "file").write_text("x")
+    cases = [
+        (["--out-dir", ""], "out-dir is empty"),
+        (["--out-dir", str(tmp_path / "file" / "o")], "cannot create the out-dir"),
+        (["--out-dir", str(tmp_path / "o"), "--fit-out", ""], "fit file path is empty"),
+        (["--out-dir", str(tmp_path / "o"), "--fit-out", str(tmp_path)], "is a directory"),
+        (["--out-dir", str(tmp_path / "o"), "--fit-out", str(tmp_path / "o" / "grid.json")],
+         "keeps its own files"),
+        (["--out-dir", str(tmp_path / "o"), "--fit-out", str(tmp_path / "file" / "f.json")],
+         "cannot create the folder"),
+    ]
+    for args, needle in cases:
+        assert needle in _one_line_exit_2(_calibrate("--env", CAL_ENV, *args)), args
+    from calibration.calibrate import calibrate
+
+    with pytest.raises(Exception, match="exists and is not a folder"):
+        calibrate(CAL_ENV, out_dir=tmp_path / "file", device="cpu")
+
+
+def test_an_out_dir_that_cannot_be_written_is_refused(tmp_path, no_training, monkeypatch):
+    out = tmp_path / "ro"
+    out.mkdir()
+    if os.geteuid() != 0:  # root writes anyway: then fail the write check itself
+        out.chmod(0o555)
+    else:
+        def denied(*a, **kw):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr("tempfile.mkstemp", denied)
+    try:
+        line = _one_line_exit_2(_calibrate("--env", CAL_ENV, out=out))
+    finally:
+        out.chmod(0o755)
+    assert "cannot write in the out-dir" in line and "Permission denied" in line
+
+
+def test_a_done_marker_that_is_a_folder_is_refused(tmp_path, no_training):
+    (tmp_path / "o" / "units" / "s1_x.json").mkdir(parents=True)
+    assert "is not a file" in _one_line_exit_2(_calibrate("--env", CAL_ENV, out=tmp_path / "o"))
+
+
+def test_a_locked_out_dir_is_refused_naming_the_holder(tmp_path, no_training):
+    from calibration.outdir import OutDirBusyError, lock_out_dir
+
+    out = tmp_path / "o"
+    out.mkdir()
+    with lock_out_dir(out):
+        line = _one_line_exit_2(_calibrate("--env", CAL_ENV, out=out))
+        assert f"in use by another advisor calibrate (pid {os.getpid()})" in line
+        with pytest.raises(OutDirBusyError):
+            with lock_out_dir(out):
+                pass
+    with lock_out_dir(out):  # released when the holder is done
+        pass
+
+
+def test_a_done_marker_without_a_manifest_means_not_done(tmp_path):
+    from calibration.grid import Unit
+    from calibration.runner import unit_done
+
+    unit = Unit(stage=1, width=16, batch_size=32, utds=[1.0], seeds=[0])
+    marker = tmp_path / "units" / f"{unit.id}.json"
+    marker.parent.mkdir()
+    manifest = {"device_name": "cpu", "versions": {}, "config": {"steps": 10}}
+    for record, done in [({"unit": unit.model_dump(mode="json")}, False),
+                         ({"unit": unit.model_dump(mode="json"), "manifest": None}, False),
+                         ([], False), ("x", False),
+                         ({"unit": dict(unit.model_dump(mode="json"), width=32),
+                           "manifest": manifest}, False),
+                         ({"unit": unit.model_dump(mode="json"), "manifest": manifest}, True)]:
+        marker.write_text(json.dumps(record))
+        assert (unit_done(tmp_path, unit) is not None) == done, record
+    marker.write_text('{"unit": ')
+    assert unit_done(tmp_path, unit) is None
+
+
+def test_a_truncated_log_of_a_finished_unit_names_the_marker_to_remove(tmp_path):
+    from calibration.calibrate import CalibrationError, _read
+    from calibration.grid import Unit
+
+    unit = Unit(stage=1, width=16, batch_size=32, utds=[1.0], seeds=[0])
+    log = tmp_path / "runs" / unit.id / "w16p100" / "utd_1" / CAL_ENV / "return" / \
+        "bs_32_lr_0.0003_sep_False.npy"
+    log.parent.mkdir(parents=True)
+    log.write_bytes(_npy(_curve(0))[:100])
+    with pytest.raises(CalibrationError, match=rf"remove .*units/{unit.id}\.json"):
+        _read(tmp_path, [unit], CAL_ENV)
+
+
+def test_one_blas_thread_pins_and_restores():
+    from calibration.build import _openblas_thread_setters, one_blas_thread
+
+    setters = _openblas_thread_setters()
+    if not setters:
+        pytest.skip("no OpenBLAS loaded that we can pin")
+    before = [get() for _, get in setters]
+    with one_blas_thread():
+        assert [get() for _, get in setters] == [1] * len(setters)
+    assert [get() for _, get in setters] == before
+
+
+# --- calibrate: one run per out-dir, no orphans ------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_kill_9_of_calibrate_stops_its_workers_and_a_second_run_is_refused(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("gymnasium")
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc")
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "advisor.cli", "calibrate", "--env", CAL_ENV, "--preset",
+           "smoke", "--device", "cpu", "--quiet", "--n-jobs", "2", "--out-dir", str(out)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not list((out / "runs").rglob("*.npy")):
+            time.sleep(0.2)  # until the workers are training (their first logs are written)
+        workers = [p for p in _children(proc.pid)
+                   if b"loky" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert workers, "no loky worker found"
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2
+        assert f"in use by another advisor calibrate (pid {proc.pid})" in second.stderr
+        assert "Traceback" not in second.stderr
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        markers = {p.name: p.read_bytes() for p in (out / "units").glob("*.json")}
+        t = time.time()
+        while time.time() - t < 10 and any(map(_alive, workers)):
+            time.sleep(0.1)
+        assert not any(map(_alive, workers)), "workers outlived their calibration"
+        assert time.time() - t < 5
+        time.sleep(1)
+        assert {p.name: p.read_bytes() for p in (out / "units").glob("*.json")} == markers
+    finally:
+        try:  # the workers share the session's process group
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
