@@ -44,7 +44,6 @@ from calibration.catalogue import (
     catalogue,
 )
 from calibration.curves import DataTable, data_table, thresholds
-from calibration.intervals import calibrate_interval
 from calibration.fitting import (
     LawFit,
     Method,
@@ -54,6 +53,7 @@ from calibration.fitting import (
     loglinear_leave_one_config_out,
     relative_errors,
 )
+from calibration.intervals import calibrate_interval
 
 #: The D_J method shipped fits use; chosen by leave-one-config-out error (README, "Accuracy").
 DEFAULT_METHOD = Method(shared_exponents=True, smoothness=0.1, censored=True, weighted=False)
@@ -126,9 +126,7 @@ def build_fit(
         notes.append(f"runs of env {env!r} in {archive.name}")
     j_range = target_range or TARGET_RANGES.get(env)
     if j_range is None:
-        from calibration.calibrate import choose_targets
-
-        from calibration.calibrate import SATURATED_TOP
+        from calibration.calibrate import SATURATED_TOP, choose_targets
 
         targets = choose_targets(runs)
         notes.append(f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "

@@ -7,6 +7,7 @@ registered on the `advisor` group (`main.add_command(plan)`). numpy, scipy, pyda
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 
 import click
@@ -63,7 +64,9 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
     if output:
         path = write_plan(p, output)
         if fmt == "table":
-            text += f"\nwrote {path}: advisor calibrate --env ENV --grid {path} --out-dir DIR"
+            priors = "".join(f" --prior {shlex.quote(i)}" for i in p.prior)
+            text += (f"\nwrote {path}: advisor calibrate --env ENV --grid {path} --out-dir DIR"
+                     f"{priors}")
     return text
 
 

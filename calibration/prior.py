@@ -74,7 +74,8 @@ class Prior:
 
     def record(self):
         """The provenance record (advisor.fitfile.Prior)."""
-        from advisor.fitfile import Prior as PriorRecord, PriorFit
+        from advisor.fitfile import Prior as PriorRecord
+        from advisor.fitfile import PriorFit
         from calibration.design import FEW_SHOT_EXPONENT_WEIGHT, FEW_SHOT_SHAPE_WEIGHT
 
         held = "held at the family median" if np.isinf(FEW_SHOT_EXPONENT_WEIGHT) else \
