@@ -74,7 +74,7 @@ def test_fits_from_an_installed_package_are_listed_and_recommend(installed):
 def test_broken_packages_are_one_warning_each_and_hide_nothing(installed):
     res = _advisor("fits")
     assert res.returncode == 0, res.stderr
-    listed = {ln.split()[0] for ln in res.stdout.splitlines()[1:]}
+    listed = {ln.split()[0] for ln in res.stdout.splitlines()[1:] if ln.strip()}
     assert set(advisor.list_fits()) <= listed | {"broken/h1-stand-v0"}
     assert "bro/h1-crawl-v0" in listed and "testalg/h1-stand-v0" in listed
     warnings = [ln for ln in res.stderr.splitlines() if ln.startswith("warning:")]
