@@ -145,12 +145,13 @@ def test_grid_configs_are_additive():
         load_grid_dict(dict(dumped, configs=[{"utd": 1, "width": 128}] * 2))
 
 
-def test_plan_with_a_family_prior_plans_a_few_shot_fit():
+def test_plan_with_a_family_prior_plans_a_few_shot_fit(tmp_path):
     p = D.plan(3, prior=["bro/dog-run", "bro/dog-walk"], batch_from_prior=True)
     assert p.model == "prior" and p.prior == ("bro/dog-run", "bro/dog-walk")
     assert all(r.batch_size == 128 for r in p.runs)  # the DMC fits' fixed batch
     with pytest.raises(D.DesignError, match="at least 5"):
-        D.write_plan(p, "unused.json")
+        D.write_plan(p, tmp_path / "unused.json")
+    assert not (tmp_path / "unused.json").exists()
 
 
 def test_plan_click_command_on_a_standalone_group(tmp_path):
