@@ -19,7 +19,8 @@ from advisor.errors import (  # noqa: E402
 from advisor.fit import Fit  # noqa: E402
 
 __all__ = [
-    "AdvisorError", "BudgetError", "ConfigError", "ExportError", "Fit", "FitFileError", "InfeasibleBudgetError",
+    "AdvisorError", "BudgetError", "ConfigError", "ExportError", "Fit", "FitFileError",
+    "InfeasibleBudgetError",
     "TargetError", "UnknownFitError", "__version__",
 ]
 from advisor.recommend import Budget, Recommendation, recommend  # noqa: E402

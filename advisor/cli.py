@@ -321,7 +321,6 @@ def fits(fmt):
 @click.argument("fit_id")
 def show(fit_id):
     """Describe one fit: provenance, domain, laws, goodness of fit and its prediction interval."""
-    import numpy as np
 
     from advisor.registry import load_fit
 
@@ -343,7 +342,8 @@ def show(fit_id):
         f"domain:       utd {m.domain.utd.low:g}-{m.domain.utd.high:g}, params "
         f"{m.domain.params.low:.3g}-{m.domain.params.high:.3g}, target "
         f"{m.domain.target.low:g}-{m.domain.target.high:g}",
-        f"compute:      C = {m.compute.flops_per_param_sample:g} * {m.compute.reference_batch_size:g}"
+        f"compute:      C = {m.compute.flops_per_param_sample:g} * "
+        f"{m.compute.reference_batch_size:g}"
         f" * utd * params * data FLOPs; delta = {m.delta:.3g} FLOPs/env step",
         f"architecture: {m.architecture.description}; params(width) coefficients "
         f"{m.architecture.coefficients}",

@@ -211,7 +211,8 @@ class Fit:
 
     def compute(self, utd: ArrayLike, params: ArrayLike, data: ArrayLike):
         """Training FLOPs under the fit's compute definition."""
-        utd, params, data = _positive("utd", utd), _positive("params", params), _positive("data", data)
+        utd, params = _positive("utd", utd), _positive("params", params)
+        data = _positive("data", data)
         cd = self.model.compute
         batch = self.batch_size(utd, params) if cd.count_real_batch else cd.reference_batch_size
         return _scalar_or_array(laws.compute(utd, params, data, cd.flops_per_param_sample, batch))

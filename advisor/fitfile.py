@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from advisor.files import MAX_FILE_BYTES, atomic_write_bytes, load_json, read_limited
 from advisor.errors import FitFileError, one_line
+from advisor.files import MAX_FILE_BYTES, atomic_write_bytes, load_json, read_limited
 
 SCHEMA_VERSION = 2
 FIT_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,100}/[A-Za-z0-9_.\-]{1,100}$"
@@ -255,7 +255,8 @@ class FitFile(_Strict):
     goodness_of_fit: GoodnessOfFit
     prediction_interval: PredictionInterval | None = Field(
         default=None, description="Calibrated interval for new runs (schema 2; absent in 1).")
-    content_hash: str = Field(default="", description="sha256 of the canonical JSON without this field.")
+    content_hash: str = Field(default="",
+                              description="sha256 of the canonical JSON without this field.")
 
     @field_validator("schema_version", mode="before")
     @classmethod
@@ -339,7 +340,8 @@ def parse_fit_file(text: str | bytes, origin: str = "fit file") -> FitFile:
     try:
         model = FitFile.model_validate(doc)
     except ValidationError as exc:
-        raise FitFileError(f"{origin} does not match the fit-file schema: {one_line(exc)}") from None
+        raise FitFileError(
+            f"{origin} does not match the fit-file schema: {one_line(exc)}") from None
     expected = content_hash(doc)
     if model.content_hash != expected:
         raise FitFileError(

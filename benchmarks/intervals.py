@@ -54,8 +54,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="*")
     args = ap.parse_args()
     print(f"nominal level {CHECK_LEVEL:g}; widening floor above the domain {WIDEN_FLOOR_UP:g}")
-    head = (f"| fit | LOCO | interior rows | interior columns | largest edge, honest | "
-            f"largest edge, as shipped | median width | LOCO error |")
+    head = ("| fit | LOCO | interior rows | interior columns | largest edge, honest | "
+            "largest edge, as shipped | median width | LOCO error |")
     print(head)
     print("|" + "---|" * 8)
     totals = []

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 import advisor
 from advisor import laws
 from advisor.errors import AdvisorError, BudgetError, InfeasibleBudgetError, TargetError
-from advisor.fitfile import PARAMS_REACH, UTD_REACH
 
 CASES = ["bro/h1-crawl-v0", "bro/h1-stand-v0", "bro/humanoid-stand", "simbav2/h1-crawl-v0",
          "bro/dog-run"]

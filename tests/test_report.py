@@ -2,16 +2,12 @@
 
 import json
 import re
-import subprocess
-import sys
-import textwrap
 
 import pytest
 from click.testing import CliRunner
 
 import advisor
 from advisor.cli import main
-from advisor.fitfile import dump_fit_file
 
 pytest.importorskip("matplotlib")
 
