@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from advisor.fitfile import Architecture
 from calibration.archives import SIMBAV2_PARAMS
 
 
@@ -35,3 +36,14 @@ def simbav2_coefficients() -> list[float]:
     counts = np.array([SIMBAV2_PARAMS[w] for w in sorted(SIMBAV2_PARAMS)], dtype=float)
     coef = np.polyfit(widths, counts, 2)
     return [float(round(c)) for c in coef]
+
+
+def bronet_architecture(input_dim: int, quantiles: int = 100, width_multiple: int = 64,
+                        whose: str = "") -> Architecture:
+    """The fit-file architecture of a double BroNet critic with 2 residual blocks."""
+    who = f" ({whose})" if whose else ""
+    return Architecture(
+        description=f"BroNet double critic{who}, 2 residual blocks, {quantiles} quantiles, "
+                    f"input {input_dim}",
+        coefficients=bronet_params_coefficients(input_dim, quantiles=quantiles),
+        width_multiple=width_multiple)

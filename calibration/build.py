@@ -31,7 +31,11 @@ from advisor.fitfile import (
     Range,
     write_fit_file,
 )
-from calibration.architectures import bronet_params_coefficients, simbav2_coefficients
+from calibration.architectures import (
+    bronet_architecture,
+    bronet_params_coefficients,
+    simbav2_coefficients,
+)
 from calibration.archives import nearest_batch_runs, read_runs
 from calibration.batch import best_batch_sizes, fit_batch_law, tables_by_batch
 from calibration.catalogue import (
@@ -176,16 +180,25 @@ def build_fit(
             raise BuildError(f"no critic input size known for env {env!r}; pass input_dim")
         if input_dim is None and env in INPUT_DIM_NOTES:
             notes.append(INPUT_DIM_NOTES[env])
-        arch = Architecture(
-            description=f"BroNet double critic, 2 residual blocks, 100 quantiles, input {dim}",
-            coefficients=bronet_params_coefficients(dim), width_multiple=64)
+        arch = bronet_architecture(dim)
         if layout == "dmc":
             notes.append("The DMC runs varied depth as well as width; widths are for the 2-block "
                          "BroNet critic with this task's input size.")
 
+    return _finish(table, archive, algorithm, env, fit_env, batch=batch, arch=arch,
+                   fit_delta=delta or DELTA.get(env, DMC_DELTA if layout == "dmc" else 1e11),
+                   notes=notes, method=method, n_boot=n_boot, seed=seed, created=created,
+                   command=command, target_range=target_range, delta=delta,
+                   input_dim=input_dim, name=name, prior=prior)
+
+
+def _finish(table: DataTable, archive: Path, algorithm: str, env: str, fit_env: str, *,
+            batch: BatchSizeLaw, arch: Architecture, fit_delta: float, notes: list[str],
+            method: Method, n_boot: int, seed: int, created: str | None, command: str | None,
+            target_range, delta, input_dim, name, prior) -> Built:
+    """The fit file of `table`, with the provenance of `archive` and of the command."""
     fit, laws, loco = make_fit_file(
-        table, fit_id=f"{algorithm}/{fit_env}", batch=batch, arch=arch,
-        delta=delta or DELTA.get(env, DMC_DELTA if layout == "dmc" else 1e11),
+        table, fit_id=f"{algorithm}/{fit_env}", batch=batch, arch=arch, delta=fit_delta,
         provenance=Provenance(
             source=f"{archive.name} (sha256 {_sha256(archive)})",
             command=command or fit_command(archive, algorithm, env, f"{algorithm}-{fit_env}.json",
@@ -219,9 +232,7 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
     pairs = {(r.width, r.params) for r in runs if r.width is not None}
     widths = sorted({w for w, _ in pairs})
     if input_dim is not None:
-        arch = Architecture(
-            description=f"BroNet double critic, 2 residual blocks, 100 quantiles, input {input_dim}",
-            coefficients=bronet_params_coefficients(input_dim), width_multiple=64)
+        arch = bronet_architecture(input_dim)
     elif len(widths) >= 3 and len(pairs) == len(widths):
         w, n = np.array(sorted(pairs), dtype=float).T
         coef = np.polyfit(w, n, 2)
@@ -262,17 +273,10 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
     if n_cfg < need:
         raise CsvError(f"{archive.name} has {n_cfg} (utd, params) configurations; the law needs "
                        f"at least {need}" + (" (see `advisor plan`)" if prior is None else ""))
-    fit_env = name or env
-    fit, laws, loco = make_fit_file(
-        table, fit_id=f"{algorithm}/{fit_env}", batch=batch, arch=arch, delta=delta or 1e11,
-        provenance=Provenance(
-            source=f"{archive.name} (sha256 {_sha256(archive)})",
-            command=command or fit_command(archive, algorithm, env, f"{algorithm}-{fit_env}.json",
-                                           n_boot, created, target_range, delta, input_dim,
-                                           name, _prior_specs(prior)),
-            project_version=advisor.__version__, method=method.describe(), notes=notes),
-        method=method, n_boot=n_boot, seed=seed, created=created, prior=prior)
-    return Built(fit, table, laws, loco)
+    return _finish(table, archive, algorithm, env, name or env, batch=batch, arch=arch,
+                   fit_delta=delta or 1e11, notes=notes, method=method, n_boot=n_boot,
+                   seed=seed, created=created, command=command, target_range=target_range,
+                   delta=delta, input_dim=input_dim, name=name, prior=prior)
 
 
 def fit_command(archive: str | Path, algorithm: str, env: str, output: str | Path, n_boot: int,

@@ -32,12 +32,11 @@ from advisor.errors import AdvisorError, OutputError
 from advisor.fit import round_batch_size
 from advisor.fitfile import (
     FIT_ID_PATTERN,
-    Architecture,
     BatchSizeLaw,
     Provenance,
     write_fit_file,
 )
-from calibration.architectures import bronet_params, bronet_params_coefficients
+from calibration.architectures import bronet_architecture, bronet_params
 from calibration.archives import ArchiveError, Run, read_runs
 from calibration.batch import best_batch_sizes, fit_batch_law, tables_by_batch
 from calibration.build import DEFAULT_METHOD, N_BOOT, make_fit_file, one_blas_thread
@@ -349,11 +348,9 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, n_boot, delta, quiet, ech
     manifests = [r["manifest"] for r in records1 + records2]
     device_names = sorted({m["device_name"] for m in manifests})
     obs_dim, act_dim = plan.obs_dim, plan.act_dim
-    arch = Architecture(
-        description=(f"BroNet double critic (this project's learner), 2 residual blocks, "
-                     f"{grid.quantiles} quantiles, input {obs_dim + act_dim}"),
-        coefficients=bronet_params_coefficients(obs_dim + act_dim, quantiles=grid.quantiles),
-        width_multiple=16 if max(grid.widths) < 256 else 64)
+    arch = bronet_architecture(obs_dim + act_dim, quantiles=grid.quantiles,
+                               width_multiple=16 if max(grid.widths) < 256 else 64,
+                               whose="this project's learner")
     batch = BatchSizeLaw(kind="law", source="fitted", a_b=float(coef_b[0]),
                          alpha_b=float(coef_b[1]), b_b=float(coef_b[2]), beta_b=float(coef_b[3]),
                          relative_error=b_err)

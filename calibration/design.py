@@ -315,15 +315,7 @@ def _solve_penalised(prob: Problem, method: Method, base: np.ndarray, M: np.ndar
     def jac(phi):
         return np.vstack([_residuals(base + M @ phi, prob, method, jac=True)[1] @ M, P])
 
-    best = (None, np.inf)
-    for x0 in starts:
-        res = least_squares(fun, np.clip(x0, lo + 1e-9, hi - 1e-9), jac=jac, bounds=(lo, hi),
-                            method="trf", x_scale="jac", ftol=1e-10, xtol=1e-10, gtol=1e-10,
-                            max_nfev=400)
-        loss = float(res.fun @ res.fun)
-        if loss < best[1]:
-            best = (res.x, loss)
-    return best[0]
+    return _best_start(fun, jac, starts, lo, hi, max_nfev=400)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,15 +392,7 @@ def pooled_fit(tables: list[DataTable], method: Method = DESIGN_METHOD,
     for ex in ([np.median(thetas[:, -2]), np.median(thetas[:, -1])],
                np.exp(np.median(np.log(thetas[:, -2:]), axis=0)), [0.5, 0.5], [1.0, 1.0]):
         starts.append(np.r_[shape0.ravel(), ex, (off[1:] - off[0]).ravel()])
-    best = (None, np.inf)
-    for x0 in starts:
-        res = least_squares(fun, np.clip(x0, lo + 1e-9, hi - 1e-9), jac=jac, bounds=(lo, hi),
-                            method="trf", x_scale="jac", ftol=1e-10, xtol=1e-10, gtol=1e-10,
-                            max_nfev=1000)
-        loss = float(res.fun @ res.fun)
-        if loss < best[1]:
-            best = (res.x, loss)
-    x, loss = best
+    x, loss = _best_start(fun, jac, starts, lo, hi, max_nfev=1000)
     shape = x[:3 * m].reshape(m, 3)
     offsets = np.vstack([np.zeros(3), x[3 * m + 2:].reshape(T - 1, 3)])
     prior = FamilyPrior(cen, shape, float(x[3 * m]), float(x[3 * m + 1]),
@@ -416,6 +400,19 @@ def pooled_fit(tables: list[DataTable], method: Method = DESIGN_METHOD,
     laws = [LawFit(t.targets, prior.coef(o), prior.theta(o), method)
             for t, o in zip(tables, offsets)]
     return PooledFit(prior, offsets, laws, loss)
+
+
+def _best_start(fun, jac, starts, lo, hi, max_nfev: int) -> tuple[np.ndarray, float]:
+    """Bounded trust-region least squares from each start; the (x, loss) with the least loss."""
+    best = (None, np.inf)
+    for x0 in starts:
+        res = least_squares(fun, np.clip(x0, lo + 1e-9, hi - 1e-9), jac=jac, bounds=(lo, hi),
+                            method="trf", x_scale="jac", ftol=1e-10, xtol=1e-10, gtol=1e-10,
+                            max_nfev=max_nfev)
+        loss = float(res.fun @ res.fun)
+        if loss < best[1]:
+            best = (res.x, loss)
+    return best
 
 
 def median_prior(fits: list[LawFit], centring: Centring, names: tuple[str, ...] = ()
