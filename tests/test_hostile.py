@@ -227,7 +227,8 @@ def test_fit_errors_of_the_build_are_one_line(tmp_path):
     members = {k.replace(ENV, "New-v0"): v for k, v in _members().items()}
     res = CliRunner().invoke(main, ["fit", str(_zip(tmp_path / "a.zip", members)), "--algorithm",
                                     "x", "--env", "New-v0", "-o", str(tmp_path / "f.json")])
-    assert "no return range known" in _one_line_exit_2(res)
+    # (thresholds now come from the data when no range is known; the batch law is missing)
+    assert "no batch-size law for 'New-v0'" in _one_line_exit_2(res)
     members = {k.replace("sep_False", "sep_True"): v for k, v in _members().items()}
     res = CliRunner().invoke(main, ["fit", str(_zip(tmp_path / "b.zip", members)), "--algorithm",
                                     "x", "--env", ENV, "-o", str(tmp_path / "f.json")])
