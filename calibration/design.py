@@ -708,6 +708,11 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
                             for f in fits], axis=0))
         batches = [int(max(16, 16 * round(x / 16))) for x in b]
         notes.append("batch sizes from the prior's B~ (stage 1 still runs and is recorded)")
+    from calibration.calibrate import MIN_CONFIGS
+
+    if not fits and k < MIN_CONFIGS:
+        notes.append(f"{k} runs are too few for a free fit (it needs {MIN_CONFIGS}): plan a "
+                     "few-shot fit with --prior FITS_OR_FAMILY (e.g. --prior dmc)")
     order = sorted(idx, key=lambda i: (cand_w[i], cand_u[i]))
     runs = tuple(PlannedRun(float(cand_u[i]), int(cand_w[i]), round(float(cand_p[i])), batches[i],
                             base.steps, tuple(base.seeds)) for i in order)
