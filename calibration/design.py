@@ -672,7 +672,12 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
     if not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
         raise DesignError(f"--runs must be between 1 and the {n} candidate configurations "
                           f"({len(base.utds)} utds x {len(base.widths)} widths), got {k}")
-    fits = [advisor.load_fit(p) for p in (prior or [])]
+    from calibration.catalogue import FAMILIES
+
+    specs = list(prior or [])
+    if len(specs) == 1 and specs[0] in FAMILIES:  # a family name, as --prior takes elsewhere
+        specs = list(FAMILIES[specs[0]])
+    fits = [advisor.load_fit(p) for p in specs]
     notes = []
     if input_dim is not None:
         if input_dim <= 0:
