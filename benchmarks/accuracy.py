@@ -18,7 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from calibration.build import DEFAULT_METHOD, build_fit, catalogue  # noqa: E402
+from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
+from calibration.catalogue import catalogue  # noqa: E402
 from calibration.fitting import (  # noqa: E402
     REFERENCE,
     fit_laws,

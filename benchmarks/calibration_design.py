@@ -50,7 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from calibration import design as D  # noqa: E402
 from calibration.archives import read_runs  # noqa: E402
 from calibration.batch import best_batch_sizes, fit_batch_law  # noqa: E402
-from calibration.curves import TARGET_RANGES, data_table, isotonic_curve, thresholds  # noqa: E402
+from calibration.catalogue import TARGET_RANGES  # noqa: E402
+from calibration.curves import data_table, isotonic_curve, thresholds  # noqa: E402
 from calibration.fitting import (  # noqa: E402
     ALPHA_BOUNDS,
     fit_laws,

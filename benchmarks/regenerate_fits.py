@@ -14,7 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from calibration.build import N_BOOT, catalogue, regenerate  # noqa: E402
+from calibration.build import N_BOOT, regenerate  # noqa: E402
+from calibration.catalogue import catalogue  # noqa: E402
 
 
 def main() -> None:

@@ -654,7 +654,7 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
     `batch_from_prior` writes the prior's B~ (geometric mean over prior fits, rounded to 16)
     into each config; otherwise stage 1's fitted B~ decides, as in `advisor calibrate`."""
     import advisor
-    from calibration.build import bronet_params_coefficients
+    from calibration.architectures import bronet_params_coefficients
 
     base = grid if grid is not None else (
         preset(preset_name) if preset_name else preset("reduced"))
