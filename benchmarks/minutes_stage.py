@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="out-dir (default: a temporary one)")
     ap.add_argument("--all", action="store_true", help="the whole calibration, not stage 1")
     ap.add_argument("--preset", default="minutes", help="another preset (smoke: a CPU dry run)")
+    ap.add_argument("--algorithm", default="bro-torch", help="the fit id's first half (--all)")
     args = ap.parse_args()
     import torch
 
@@ -52,8 +53,9 @@ def main() -> None:
     if args.all:
         from calibration.calibrate import calibrate
 
-        path = calibrate(args.env, out_dir=out, preset_name=args.preset, steps=args.steps,
-                         device=args.device, n_jobs=args.n_jobs)
+        path = calibrate(args.env, out_dir=out, algorithm=args.algorithm,
+                         preset_name=args.preset, steps=args.steps, device=args.device,
+                         n_jobs=args.n_jobs)
         wall = time.perf_counter() - t0
         print(f"whole calibration: {wall:.0f} s wall ({wall / 60:.1f} min; goal <= 8 min); "
               f"fit file {path}", flush=True)

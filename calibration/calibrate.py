@@ -318,6 +318,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, n_boot, delta, quiet, ech
         f"{plan.device}")
     records1 = run_units(env_id, grid, units1, out, device=plan.device, backend=backend,
                          n_jobs=n_jobs, quiet=quiet, echo=echo)
+    say(stage_summary("stage 1", records1))
     runs1 = _read(out, units1, env_id)
     targets1 = choose_targets(runs1)
     tables = tables_by_batch(runs1, targets1, n_boot)
@@ -339,6 +340,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, n_boot, delta, quiet, ech
     say(f"stage 2: {len(units2)} populations (utd x width at the fitted batch size)")
     records2 = run_units(env_id, grid, units2, out, device=plan.device, backend=backend,
                          n_jobs=n_jobs, quiet=quiet, echo=echo)
+    say(stage_summary("stage 2", records2))
     runs2 = _read(out, units2, env_id)
     if len({(r.utd, r.params) for r in runs2}) < plan.min_configs:
         raise CalibrationError(f"only {len(runs2)} finished stage-2 configurations; at least "
@@ -362,6 +364,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, n_boot, delta, quiet, ech
         f"{manifests[0]['versions'].get('torch')}, gymnasium {manifests[0]['versions'].get('gymnasium')}",
         f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data (calibration.calibrate)",
         f"delta {delta:g} FLOPs per env step is a default for simulated tasks; pass --delta",
+        stage_summary("stage 1", records1), stage_summary("stage 2", records2),
     ]
     # The least-squares fits run about twice as fast on one BLAS thread (as `regenerate`'s do).
     with one_blas_thread():
@@ -377,6 +380,28 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, n_boot, delta, quiet, ech
     say(f"wrote {path}: leave-one-config-out error {100 * g.leave_one_config_out:.1f}% over "
         f"{g.n_configs} configs")
     return path
+
+
+def stage_summary(stage: str, records: list[dict]) -> str:
+    """One line on a stage's training, from its units' manifests (so a resumed calibration
+    records the same line): populations, member-updates and env steps, and the span from the
+    first unit's start to the last one's end (manifests written before start/end times were
+    recorded give the sum of their train times instead)."""
+    manifests = [r["manifest"] for r in records]
+    updates = sum(int(m["member_updates"]) for m in manifests)
+    steps = sum(int(m["config"]["steps"]) * len(r["unit"]["seeds"])
+                for m, r in zip(manifests, records))
+    devices = ", ".join(sorted({str(m["device_name"]) for m in manifests}))
+    if manifests and all("started_unix" in m and "finished_unix" in m for m in manifests):
+        span = (max(float(m["finished_unix"]) for m in manifests)
+                - min(float(m["started_unix"]) for m in manifests))
+        how = "from the first population's start to the last one's end"
+    else:
+        span = sum(float(m["wall_time_s"]) for m in manifests)
+        how = "summed over populations"
+    rate = f" = {updates / span:,.0f} member-updates/s" if span > 0 else ""
+    return (f"{stage}: {len(manifests)} populations, {updates:,} member-updates, {steps:,} env "
+            f"steps in {span:,.0f} s ({how}){rate} on {devices}")
 
 
 def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, out_dir, fit_out,

@@ -86,8 +86,9 @@ def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
 
     from calibration.learner.trainer import TrainConfig, train_population
 
-    if device == "cpu" or not torch.cuda.is_available():
-        torch.set_num_threads(1)  # one worker per core; also keeps CPU runs reproducible
+    # One thread per worker: one worker per core on a CPU (and reproducible runs); on a GPU
+    # the populations sharing it would otherwise oversubscribe the cores their envs step on.
+    torch.set_num_threads(1)
     cfg = TrainConfig(env_id=env_id, steps=grid.steps, utds=list(unit.utds),
                       seeds=list(unit.seeds), width=unit.width, batch_size=unit.batch_size,
                       quantiles=grid.quantiles, actor_width=grid.actor_width,

@@ -249,6 +249,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     loss_n = 0
     updates = 0
     graphed = None
+    started = time.time()
     t0 = time.perf_counter()
     out = Path(out_dir)
     params = agent_cfg.critic_params
@@ -333,6 +334,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else
         platform.processor() or platform.machine(),
         "versions": _versions(), "wall_time_s": wall,
+        "started_unix": round(started, 3), "finished_unix": round(started + wall, 3),
         "env_steps_per_s": cfg.steps / wall, "member_updates": updates,
         "member_updates_per_s": updates / wall, "diverged": guard.diverged.tolist(),
     }
