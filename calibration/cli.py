@@ -136,8 +136,11 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 @click.option("--seeds", type=click.IntRange(1, 1000), help="Seeds per configuration.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
-@click.option("--backend", type=click.Choice(["loky", "ray", "dask"]), default="loky",
-              show_default=True, help="joblib backend: loky on one machine, ray/dask on a cluster.")
+@click.option("--backend", type=click.Choice(["loky", "threads", "ray", "dask"]), default="loky",
+              show_default=True,
+              help="joblib backend: loky (a process per population) or threads (populations as "
+                   "threads, each on its own CUDA stream: one GPU) on one machine; ray/dask on "
+                   "a cluster.")
 @click.option("--n-jobs", type=click.IntRange(min=1),
               help="Parallel units (default: one per GPU, or per core on the CPU).")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False),

@@ -19,7 +19,10 @@ from typing import Callable
 from calibration.grid import Grid, GridError, Unit
 from calibration.outdir import check_out_dir, read_spec
 
-BACKENDS = ("loky", "ray", "dask")
+# threads: the populations of a stage run as threads of this process, each on its own CUDA
+# stream, so their GPU work overlaps (one CUDA context; processes sharing a GPU without MPS take
+# turns on it); loky: one process per population (CPU runs, or GPUs with MPS).
+BACKENDS = ("loky", "threads", "ray", "dask")
 # Populations trained at once per GPU when --n-jobs is not given. Small populations leave a GPU
 # mostly idle (launch- and latency-bound, and each also steps its environments on the CPU), so
 # several share one; their GPU work is time-sliced, so this fills gaps rather than multiplying
@@ -84,11 +87,21 @@ def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
         _exit_with_parent(parent)
     import torch
 
-    from calibration.learner.trainer import TrainConfig, train_population
-
     # One thread per worker: one worker per core on a CPU (and reproducible runs); on a GPU
     # the populations sharing it would otherwise oversubscribe the cores their envs step on.
     torch.set_num_threads(1)
+    if threading.current_thread() is not threading.main_thread() and device.startswith("cuda"):
+        # A population in a thread (backend "threads") works on a stream of its own.
+        with torch.cuda.device(torch.device(device)):
+            with torch.cuda.stream(torch.cuda.Stream()):
+                return _train_unit(env_id, grid, unit, out_dir, device, parent, watch)
+    return _train_unit(env_id, grid, unit, out_dir, device, parent, watch)
+
+
+def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
+                parent: int | None, watch: bool) -> dict:
+    from calibration.learner.trainer import TrainConfig, train_population
+
     cfg = TrainConfig(env_id=env_id, steps=grid.steps, utds=list(unit.utds),
                       seeds=list(unit.seeds), width=unit.width, batch_size=unit.batch_size,
                       quantiles=grid.quantiles, actor_width=grid.actor_width,
@@ -123,9 +136,10 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
     context = _backend_context(backend)
     progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo)
     with context:
-        with parallel_config(backend=backend, n_jobs=n_jobs):
+        with parallel_config(backend="threading" if backend == "threads" else backend,
+                             n_jobs=n_jobs):
             # Ray's joblib backend returns lists only: progress then comes at the end.
-            order = "generator_unordered" if backend == "loky" else "list"
+            order = "generator_unordered" if backend in ("loky", "threads") else "list"
             # loky workers are our children: they stop when we die (ray and dask own theirs).
             parent = os.getpid() if backend == "loky" else None
             results = Parallel(return_as=order)(

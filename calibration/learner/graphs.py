@@ -9,11 +9,17 @@ if capture fails, it falls back to that update.
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import torch
 
 from calibration.learner.agent import Batch, Noise, Population
+
+
+# One capture at a time in this process: populations trained as threads (runner backend
+# "threads") capture their graphs while the others keep working on their own streams.
+_CAPTURE = threading.Lock()
 
 
 class GraphedUpdate:
@@ -44,7 +50,10 @@ class GraphedUpdate:
                 self.pop.update_fn(batch, noise, off)
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: other threads' CUDA work during this capture is allowed (and not
+        # captured); a stream of its own, since torch's default capture stream is per process.
+        with _CAPTURE, torch.cuda.graph(graph, stream=torch.cuda.Stream(),
+                                        capture_error_mode="thread_local"):
             self.out = self.pop.update_fn(batch, noise, mask)
         self.graph = graph
 
