@@ -364,7 +364,10 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, n_boot, delta, quiet, ech
         f"{manifests[0]['versions'].get('torch')}, gymnasium {manifests[0]['versions'].get('gymnasium')}",
         f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data (calibration.calibrate)",
         f"delta {delta:g} FLOPs per env step is a default for simulated tasks; pass --delta",
-        stage_summary("stage 1", records1), stage_summary("stage 2", records2),
+        # Without times: a resumed calibration writes the same file as an uninterrupted one
+        # (the times are printed, and kept in the out-dir's unit manifests).
+        stage_summary("stage 1", records1, timing=False),
+        stage_summary("stage 2", records2, timing=False),
     ]
     # The least-squares fits run about twice as fast on one BLAS thread (as `regenerate`'s do).
     with one_blas_thread():
@@ -382,11 +385,11 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, n_boot, delta, quiet, ech
     return path
 
 
-def stage_summary(stage: str, records: list[dict]) -> str:
-    """One line on a stage's training, from its units' manifests (so a resumed calibration
-    records the same line): populations, member-updates and env steps, and the span from the
-    first unit's start to the last one's end (manifests written before start/end times were
-    recorded give the sum of their train times instead)."""
+def stage_summary(stage: str, records: list[dict], timing: bool = True) -> str:
+    """One line on a stage's training, from its units' manifests: populations, member-updates,
+    env steps and devices, and with `timing` the span from the first unit's start to the last
+    one's end (manifests written before start/end times were recorded give the sum of their
+    train times instead) and the member-updates per second over it."""
     manifests = [r["manifest"] for r in records]
     updates = sum(int(m["member_updates"]) for m in manifests)
     steps = sum(int(m["config"]["steps"]) * len(r["unit"]["seeds"])
@@ -399,8 +402,12 @@ def stage_summary(stage: str, records: list[dict]) -> str:
     else:
         span = sum(float(m["wall_time_s"]) for m in manifests)
         how = "summed over populations"
+    pops = f"{len(manifests)} population{'' if len(manifests) == 1 else 's'}"
+    if not timing:
+        return (f"{stage}: {pops}, {updates:,} member-updates, {steps:,} "
+                f"env steps on {devices}")
     rate = f" = {updates / span:,.0f} member-updates/s" if span > 0 else ""
-    return (f"{stage}: {len(manifests)} populations, {updates:,} member-updates, {steps:,} env "
+    return (f"{stage}: {pops}, {updates:,} member-updates, {steps:,} env "
             f"steps in {span:,.0f} s ({how}){rate} on {devices}")
 
 

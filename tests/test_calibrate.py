@@ -50,6 +50,8 @@ def test_smoke_calibration_gives_a_fit_that_recommend_accepts(smoke):
     assert fit.model.goodness_of_fit.n_configs == 9
     notes = " ".join(fit.model.provenance.notes)
     assert "smoke" in notes and "seeds [0, 1]" in notes and "cpu" in notes
+    assert "stage 1: 6 populations" in notes and "stage 2: " in notes
+    assert "member-updates, " in notes and " s (" not in notes  # no times: resume-proof
     rec = advisor.recommend(advisor.Budget(data=3 * fit.data_to_target(4, 4e4)), fit=str(out / name))
     assert rec.batch_size >= 16 and rec.predicted_data > 0
     res = CliRunner().invoke(main, ["validate", str(out / name)])
@@ -124,6 +126,57 @@ def test_ray_backend_runs_units_on_a_local_ray(tmp_path):
         ray.shutdown()
     assert [r["unit"]["batch_size"] for r in records] == [32, 64]
     assert all((tmp_path / "units" / f"{u.id}.json").exists() for u in units)
+
+
+def test_threads_backend_trains_the_same_runs_as_processes(tmp_path):
+    """Populations as threads of one process (one CUDA stream each on a GPU) give the runs
+    that one process per population gives: same logs, bit for bit, on the CPU."""
+    import numpy as np
+
+    from calibration.archives import read_runs
+    from calibration.runner import prepare_out_dir
+
+    grid = load_grid_dict(dict(preset("smoke").model_dump(), steps=300, random_steps=100,
+                               eval_every=100))
+    units = [Unit(stage=1, width=16, batch_size=32, utds=[1.0, 2.0], seeds=[0, 0]),
+             Unit(stage=1, width=32, batch_size=32, utds=[1.0], seeds=[1])]
+    logs = {}
+    for backend in ("loky", "threads"):
+        out = tmp_path / backend
+        prepare_out_dir(out, grid, ENV)
+        records = run_units(ENV, grid, units, out, device="cpu", backend=backend, n_jobs=2,
+                            quiet=True)
+        assert [r["unit"]["width"] for r in records] == [16, 32]
+        assert all(r["manifest"]["finished_unix"] >= r["manifest"]["started_unix"]
+                   for r in records)
+        logs[backend] = [run.values for u in units
+                         for run in read_runs(out / "runs" / u.id, env=ENV)]
+    assert len(logs["loky"]) == len(logs["threads"]) == 3
+    for a, b in zip(logs["loky"], logs["threads"]):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_stage_summary_reads_the_manifests():
+    from calibration.calibrate import stage_summary
+
+    def record(seeds, updates, start, end):
+        return {"unit": {"seeds": seeds},
+                "manifest": {"member_updates": updates, "config": {"steps": 1000},
+                             "device_name": "NVIDIA H100 80GB HBM3", "wall_time_s": end - start,
+                             "started_unix": start, "finished_unix": end}}
+
+    line = stage_summary("stage 1", [record([0, 1], 4000, 100.0, 110.0),
+                                     record([0], 1000, 105.0, 120.0)])
+    assert line == ("stage 1: 2 populations, 5,000 member-updates, 3,000 env steps in 20 s "
+                    "(from the first population's start to the last one's end) = 250 "
+                    "member-updates/s on NVIDIA H100 80GB HBM3")
+    old = record([0], 1000, 0.0, 8.0)
+    del old["manifest"]["started_unix"]
+    assert "in 8 s (summed over populations) = 125 member-updates/s" in stage_summary("s", [old])
+    assert stage_summary("s", [old], timing=False) == (
+        "s: 1 population, 1,000 member-updates, 1,000 env steps on NVIDIA H100 80GB HBM3")
 
 
 def test_stage1_design_is_the_factorised_grid():

@@ -18,12 +18,19 @@ compile fails, it runs eagerly. Inside a compiled update the same fusion happens
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import torch
 
 COMPILE_ON_GPU = True  # set False to keep the loss eager on GPUs too
 _compiled = None
+# Held while the compiled loss is called outside a CUDA graph (its first call per shape
+# compiles, and compiling synchronises the device) and while a graph is captured
+# (graphs.GraphedUpdate): populations trained as threads of one process (runner backend
+# "threads") then never compile during another's capture, and dynamo never compiles in two
+# threads at once.
+CUDA_LOCK = threading.RLock()
 
 
 def loss_and_grad(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0
@@ -46,17 +53,28 @@ def _gpu_loss_and_grad(pred, target, kappa):
     """loss_and_grad through torch.compile, falling back to eager (with a warning) for good
     if compiling fails. Call it first outside CUDA-graph capture (GraphedUpdate warms up)."""
     global _compiled
-    if _compiled is None:
-        _compiled = torch.compile(loss_and_grad, dynamic=False)
-    if _compiled is not loss_and_grad:
-        try:
-            return _compiled(pred, target, kappa)
-        except Exception as exc:  # eager is slower, never wrong
-            warnings.warn(f"compiling the fused quantile-Huber loss failed "
-                          f"({type(exc).__name__}: {exc}); using it eagerly", RuntimeWarning,
-                          stacklevel=2)
-            _compiled = loss_and_grad
+    with CUDA_LOCK:
+        if _compiled is None:
+            _allow_recompiles()
+            _compiled = torch.compile(loss_and_grad, dynamic=False)
+        if _compiled is not loss_and_grad:
+            try:
+                return _compiled(pred, target, kappa)
+            except Exception as exc:  # eager is slower, never wrong
+                warnings.warn(f"compiling the fused quantile-Huber loss failed "
+                              f"({type(exc).__name__}: {exc}); using it eagerly",
+                              RuntimeWarning, stacklevel=2)
+                _compiled = loss_and_grad
     return loss_and_grad(pred, target, kappa)
+
+
+def _allow_recompiles(limit: int = 64) -> None:
+    """One compile per population shape: a worker process (or threads sharing one) may train
+    more shapes than dynamo's default limit of 8, past which it would silently run eagerly."""
+    config = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit"):  # the name changed across versions
+        if hasattr(config, name) and getattr(config, name) < limit:
+            setattr(config, name, limit)
 
 
 class _QuantileHuber(torch.autograd.Function):

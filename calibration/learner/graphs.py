@@ -9,17 +9,14 @@ if capture fails, it falls back to that update.
 
 from __future__ import annotations
 
-import threading
 import warnings
 
 import torch
 
 from calibration.learner.agent import Batch, Noise, Population
+from calibration.learner.fused import CUDA_LOCK
 
 
-# One capture at a time in this process: populations trained as threads (runner backend
-# "threads") capture their graphs while the others keep working on their own streams.
-_CAPTURE = threading.Lock()
 
 
 class GraphedUpdate:
@@ -40,6 +37,12 @@ class GraphedUpdate:
             self.graph = None
 
     def _capture(self) -> None:
+        # One warm-up and capture at a time per process (populations trained as threads, runner
+        # backend "threads", keep replaying their own graphs on their own streams meanwhile).
+        with CUDA_LOCK:
+            self._capture_locked()
+
+    def _capture_locked(self) -> None:
         batch, noise, mask = self.static
         # Warm-up on a side stream with every member masked out: no parameter changes.
         off = torch.zeros_like(mask)
@@ -52,8 +55,8 @@ class GraphedUpdate:
         graph = torch.cuda.CUDAGraph()
         # thread_local: other threads' CUDA work during this capture is allowed (and not
         # captured); a stream of its own, since torch's default capture stream is per process.
-        with _CAPTURE, torch.cuda.graph(graph, stream=torch.cuda.Stream(),
-                                        capture_error_mode="thread_local"):
+        with torch.cuda.graph(graph, stream=torch.cuda.Stream(),
+                              capture_error_mode="thread_local"):
             self.out = self.pop.update_fn(batch, noise, mask)
         self.graph = graph
 
