@@ -34,6 +34,10 @@ class AdamW:
         self.m = torch.zeros_like(self.params)
         self.v = torch.zeros_like(self.params)
         self.t = torch.zeros(lr.shape, dtype=torch.float32, device=lr.device)  # steps per member
+        # The CUDA kernel takes its learning rate as float32 only (a float64 one was refused on
+        # an H100 with torch 2.11: float64 populations fell back to whole-buffer operations);
+        # the CPU kernel takes the parameters' dtype.
+        self.lr_kernel = lr.to(torch.float32) if lr.device.type == "cuda" else lr
 
     @torch.no_grad()
     def step(self, grad: torch.Tensor, mask: torch.Tensor) -> None:
@@ -47,7 +51,7 @@ class AdamW:
                 try:
                     torch.ops.aten._fused_adamw_.tensor_lr(
                         [self.params[i]], [grad[i]], [self.m[i]], [self.v[i]], [], [self.t[i]],
-                        lr=self.lr[i], beta1=self.b1, beta2=self.b2, weight_decay=self.wd,
+                        lr=self.lr_kernel[i], beta1=self.b1, beta2=self.b2, weight_decay=self.wd,
                         eps=self.eps, amsgrad=False, maximize=False, found_inf=skip[i])
                 except RuntimeError as exc:  # a torch whose kernel refuses these inputs
                     if i > 0:
