@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--all", action="store_true", help="the whole calibration, not stage 1")
     ap.add_argument("--preset", default="minutes", help="another preset (smoke: a CPU dry run)")
     ap.add_argument("--backend", default="loky", help="runner backend: loky, threads, ...")
+    ap.add_argument("--compile", action="store_true", help="torch.compile each update")
     ap.add_argument("--algorithm", default="bro-torch", help="the fit id's first half (--all)")
     args = ap.parse_args()
     import torch
@@ -45,7 +46,7 @@ def main() -> None:
     name = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
     grid = preset(args.preset).with_overrides(steps=args.steps)
     jobs = args.n_jobs or _default_jobs(args.device)
-    print(f"backend {args.backend}; device {name}; torch {torch.__version__}; python {platform.python_version()}; "
+    print(f"backend {args.backend}{'; compiled update' if args.compile else ''}; device {name}; torch {torch.__version__}; python {platform.python_version()}; "
           f"env {args.env}; grid {grid.name}: steps {grid.steps}, random {grid.random_steps}, "
           f"seeds {len(grid.seeds)}, widths {grid.widths}, utds {grid.utds}, batch sizes "
           f"{grid.batch_sizes}; {jobs} populations at once", flush=True)
@@ -56,7 +57,7 @@ def main() -> None:
 
         path = calibrate(args.env, out_dir=out, algorithm=args.algorithm,
                          preset_name=args.preset, steps=args.steps, device=args.device,
-                         n_jobs=args.n_jobs, backend=args.backend)
+                         n_jobs=args.n_jobs, backend=args.backend, compile=args.compile)
         wall = time.perf_counter() - t0
         print(f"whole calibration: {wall:.0f} s wall ({wall / 60:.1f} min; goal <= 8 min); "
               f"fit file {path}", flush=True)
@@ -64,7 +65,7 @@ def main() -> None:
     prepare_out_dir(out, grid, args.env)
     units = stage1_units(grid)
     records = run_units(args.env, grid, units, out, device=args.device, n_jobs=jobs,
-                        backend=args.backend)
+                        backend=args.backend, compile=args.compile)
     wall = time.perf_counter() - t0
     total_updates = total_steps = 0
     for record in records:

@@ -98,13 +98,14 @@ def calibrate(
     device: str = "auto", backend: str = "loky", n_jobs: int | None = None,
     fit_out: str | Path | None = None, delta: float = DEFAULT_DELTA, n_boot: int = N_BOOT,
     quiet: bool = False, echo=None, command: str | None = None, created: str | None = None,
-    prior=None,
+    prior=None, compile: bool = False,
 ) -> Path:
     """Run stage 1, fit B~, run stage 2, fit D_J; write and return the fit file's path.
 
     Every input is checked before the first unit trains (names, grid, env, device, memory,
     output paths, the prior); the out-dir is locked while this runs. `prior`: fit ids, fit
-    files or a family name (calibration.prior) for a few-shot fit of D_J."""
+    files or a family name (calibration.prior) for a few-shot fit of D_J. `compile`: train with
+    each population's whole update through torch.compile (same arithmetic up to rounding)."""
     from calibration.prior import resolve_prior
 
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -118,11 +119,13 @@ def calibrate(
                       backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
                       n_boot=n_boot, created=created, prior=prior)
     command = command or _command(env_id, algorithm, preset_name, grid_file, steps, seeds,
-                                  device, out_dir, fit_out, delta, n_boot, created, prior)
+                                  device, out_dir, fit_out, delta, n_boot, created, prior,
+                                  compile)
     with lock_out_dir(plan.out):
         prepare_out_dir(plan.out, plan.grid, env_id)
-        return _run(plan, env_id, backend=backend, n_jobs=n_jobs, n_boot=n_boot, delta=delta,
-                    quiet=quiet, echo=echo, say=say, command=command, created=created)
+        return _run(plan, env_id, backend=backend, n_jobs=n_jobs, compile=compile,
+                    n_boot=n_boot, delta=delta, quiet=quiet, echo=echo, say=say,
+                    command=command, created=created)
 
 
 @dataclass
@@ -309,15 +312,15 @@ class MemoryNeedError(CalibrationError):
     """A calibration whose populations would not fit in memory."""
 
 
-def _run(plan: _Plan, env_id: str, *, backend, n_jobs, n_boot, delta, quiet, echo, say,
-         command, created) -> Path:
+def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, quiet, echo,
+         say, command, created) -> Path:
     grid, out = plan.grid, plan.out
     # Stage 1: batch x utd at the anchor width, batch x width at the anchor utd.
     units1 = stage1_units(grid)
     say(f"stage 1: {len(units1)} populations (batch x utd, batch x width) on {env_id}, "
         f"{plan.device}")
     records1 = run_units(env_id, grid, units1, out, device=plan.device, backend=backend,
-                         n_jobs=n_jobs, quiet=quiet, echo=echo)
+                         n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile)
     say(stage_summary("stage 1", records1))
     runs1 = _read(out, units1, env_id)
     targets1 = choose_targets(runs1)
@@ -339,7 +342,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, n_boot, delta, quiet, ech
     check_memory(plan, units2, n_jobs, "stage 2")
     say(f"stage 2: {len(units2)} populations (utd x width at the fitted batch size)")
     records2 = run_units(env_id, grid, units2, out, device=plan.device, backend=backend,
-                         n_jobs=n_jobs, quiet=quiet, echo=echo)
+                         n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile)
     say(stage_summary("stage 2", records2))
     runs2 = _read(out, units2, env_id)
     if len({(r.utd, r.params) for r in runs2}) < plan.min_configs:
@@ -412,7 +415,7 @@ def stage_summary(stage: str, records: list[dict], timing: bool = True) -> str:
 
 
 def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, out_dir, fit_out,
-             delta, n_boot, created, prior=None) -> str:
+             delta, n_boot, created, prior=None, compile=False) -> str:
     """The `advisor calibrate` command line equivalent to a Python call (the CLI records its own
     parsed parameters instead)."""
     import shlex
@@ -422,7 +425,8 @@ def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, ou
               else ["--preset", shlex.quote(preset_name)])
     parts += ["--steps", str(steps)] if steps else []
     parts += ["--seeds", str(seeds)] if seeds else []
-    parts += ["--device", device, "--out-dir", shlex.quote(str(out_dir))]
+    parts += ["--device", device] + (["--compile"] if compile else [])
+    parts += ["--out-dir", shlex.quote(str(out_dir))]
     parts += ["--fit-out", shlex.quote(str(fit_out))] if fit_out else []
     parts += ["--delta", repr(float(delta)), "--n-boot", str(n_boot), "--created", created]
     if prior is not None:

@@ -142,7 +142,12 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
                    "threads, each on its own CUDA stream: one GPU) on one machine; ray/dask on "
                    "a cluster.")
 @click.option("--n-jobs", type=click.IntRange(min=1),
-              help="Parallel units (default: one per GPU, or per core on the CPU).")
+              help="Populations trained at once (default: up to 8 per GPU, at most half the "
+                   "CPU cores; one per core on the CPU).")
+@click.option("--compile", "compile_update", is_flag=True,
+              help="torch.compile each population's whole update (GPU: fuses its elementwise "
+                   "kernels; about a minute of compiling per population shape; the same "
+                   "arithmetic up to rounding).")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False),
               help="Where runs, done markers and the grid go; rerun to resume.")
 @click.option("--fit-out", type=click.Path(dir_okay=False),
@@ -158,7 +163,7 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 @click.option("--quiet", is_flag=True, help="No progress lines (for CI).")
 @click.pass_context
 def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, device, backend,
-              n_jobs, out_dir, fit_out, delta, n_boot, created, prior, quiet):
+              n_jobs, compile_update, out_dir, fit_out, delta, n_boot, created, prior, quiet):
     """Calibrate a new task: run a reduced grid, fit B~ and D_J, write a fit file.
 
     Needs the calibrate extra (torch, gymnasium[mujoco], joblib):
@@ -184,7 +189,7 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
                       grid_file=grid_file, steps=steps, seeds=seeds, device=device,
                       backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
                       n_boot=n_boot, quiet=quiet, created=created, prior=list(prior) or None,
-                      command=recorded_command(ctx, skip=("quiet", "n_jobs", "backend")))
+                      compile=compile_update, command=recorded_command(ctx, skip=("quiet", "n_jobs", "backend")))
     click.echo(str(path))
 
 

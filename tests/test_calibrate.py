@@ -158,6 +158,41 @@ def test_threads_backend_trains_the_same_runs_as_processes(tmp_path):
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+def test_compile_option_reaches_each_population(tmp_path, monkeypatch):
+    import calibration.learner.trainer as trainer
+    from calibration.runner import prepare_out_dir
+
+    seen = []
+
+    def fake_train(cfg, out_dir, progress=None):
+        seen.append(cfg.compile)
+        return {"device_name": "cpu", "versions": {}, "config": {"steps": cfg.steps},
+                "member_updates": 0, "wall_time_s": 1.0}
+
+    monkeypatch.setattr(trainer, "train_population", fake_train)
+    grid = preset("smoke")
+    unit = Unit(stage=1, width=16, batch_size=32, utds=[1.0], seeds=[0])
+    for compile in (False, True):
+        out = tmp_path / str(compile)
+        prepare_out_dir(out, grid, ENV)
+        run_units(ENV, grid, [unit], out, device="cpu", n_jobs=1, quiet=True, compile=compile)
+    assert seen == [False, True]
+    from calibration.calibrate import _command
+
+    line = _command(ENV, "bro", "smoke", None, None, None, "cuda", "out", None, 1e10, 100,
+                    "2026-11-26", compile=True)
+    assert "--device cuda --compile --out-dir out" in line
+
+
+def test_mps_daemon_is_found_by_its_control_pipe(tmp_path, monkeypatch):
+    from calibration.runner import mps_running
+
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", str(tmp_path))
+    assert not mps_running()
+    os.mkfifo(tmp_path / "control")
+    assert mps_running()
+
+
 def test_stage_summary_reads_the_manifests():
     from calibration.calibrate import stage_summary
 
