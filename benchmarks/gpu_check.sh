@@ -1,51 +1,81 @@
 #!/usr/bin/env bash
-# One prepared device run inside a time budget (BUDGET seconds, default 530), on one GPU:
-#   1. GPU facts;
-#   2. CUDA equivalence of the trainer's fast paths (benchmarks/gpu_equivalence.py; the
-#      compiled path too unless SKIP_COMPILE=1): exits non-zero above its thresholds;
-#   3. throughput at width 512, batch 256, 100 quantiles, M = 16 and 64 (goal >= 20,000
-#      member-updates/s at M=16), fp32 and bf16 autocast; a profile of the M=16 update;
-#   4. the whole `minutes` preset on Hopper-v5 (`advisor calibrate --preset minutes
-#      --algorithm bro-torch`; goal <= 8 min wall and >= 10,000 member-updates/s over a stage)
-#      in the time left; its out-dir comes back as $OUT/minutes-out.tgz (resumable) and the
-#      fit file as $OUT/bro-torch-Hopper-v5.json.
-# Parts 3 and 4 measure; they fail the run only if they crash. Raw output goes to $OUT.
-# Usage on the device machine, from the repository root: bash benchmarks/gpu_check.sh
+# The prepared device run, in a time budget (BUDGET seconds, default 530) on one GPU. PARTS
+# picks what runs, in this order (default: all four):
+#   equivalence  CUDA equivalence of the fast paths (benchmarks/gpu_equivalence.py; the
+#                compiled update too unless SKIP_COMPILE=1): fails the run above its thresholds;
+#   throughput   width 512, batch 256, 100 quantiles, M = 16 and 64 (goal >= 20,000
+#                member-updates/s at M = 16), and a `minutes`-sized cell (M = 24, width 128,
+#                batch 128: latency-bound), eager, CUDA graph and compiled + graph; a profile;
+#   backends     stage 1 of `minutes`, shortened to STEPS (2,000) env steps, for each of
+#                BACKENDS (default "threads loky+mps"; add ":compile" to compile, e.g.
+#                "threads:compile"), LIMIT (90) seconds each (benchmarks/gpu_backends.sh);
+#   minutes      the whole `minutes` preset on ENV_ID (Hopper-v5) with MINUTES_BACKEND
+#                (loky+mps) and MINUTES_COMPILE=1 to compile, in the time left (goal <= 8 min;
+#                >= 10,000 member-updates/s over a stage); its out-dir comes back as
+#                $OUT/minutes-out.tgz (resumable) and the fit file as $OUT/bro-torch-*.json.
+# Only equivalence fails the run on a wrong result; the others fail it only if they crash.
+# Usage on the device machine, from the repository root:
+#   PARTS="equivalence throughput minutes" BUDGET=540 bash benchmarks/gpu_check.sh
 set -uo pipefail
 OUT="${OUT:-/tmp}"
 PY="${PYTHON:-python3}"
 BUDGET="${BUDGET:-530}"
+PARTS="${PARTS:-equivalence throughput backends minutes}"
 ENV_ID="${ENV_ID:-Hopper-v5}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 start=$SECONDS
 left() { echo $((BUDGET - (SECONDS - start))); }
 status=0
 fail() { echo "$1 FAILED (exit $2)"; if [ "$status" -eq 0 ]; then status=$2; fi; }
+want() { case " $PARTS " in *" $1 "*) return 0;; *) return 1;; esac; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 "$PY" -c "import torch, gymnasium, mujoco, os; print('torch', torch.__version__, 'gymnasium',
 gymnasium.__version__, 'mujoco', mujoco.__version__, 'cpus', os.cpu_count())" | tee -a "$OUT/gpu.txt"
 
-echo "== equivalence (fails the run above its thresholds) [$(left) s left]"
-timeout 120 "$PY" benchmarks/gpu_equivalence.py ${SKIP_COMPILE:+--skip-compile} 2>&1 \
-    | tee "$OUT/equivalence.txt" || fail equivalence $?
+if want equivalence; then
+  echo "== equivalence (fails the run above its thresholds) [$(left) s left]"
+  timeout 150 "$PY" benchmarks/gpu_equivalence.py ${SKIP_COMPILE:+--skip-compile} 2>&1 \
+      | tee "$OUT/equivalence.txt" || fail equivalence $?
+fi
 
-echo "== throughput, width 512 (goal 20,000 member-updates/s at M=16) [$(left) s left]"
-timeout 100 "$PY" benchmarks/learner_throughput.py --members 16 64 --widths 512 --seconds 1.0 \
-    --max-sequential 16 --compile --variants "pop ref" "pop fused" "ref+graph" "fused+graph" \
-    2>&1 | tee "$OUT/throughput.txt" || fail throughput $?
-timeout 40 "$PY" benchmarks/learner_throughput.py --members 16 --widths 512 --seconds 1.0 \
-    --max-sequential 16 --compile --amp --variants "pop fused" "fused+graph" \
-    2>&1 | tee -a "$OUT/throughput.txt" || fail "throughput bf16" $?
-timeout 40 "$PY" benchmarks/profile_update.py 2>&1 | tee -a "$OUT/throughput.txt" \
-    || echo "profile failed (not counted)"
+if want throughput; then
+  echo "== throughput (goal 20,000 member-updates/s at M=16, width 512) [$(left) s left]"
+  timeout 150 "$PY" benchmarks/learner_throughput.py --members 16 64 --widths 512 \
+      --seconds 1.0 --max-sequential 16 --compile 16x512 \
+      --variants "pop ref" "pop fused" "fused+graph" "cmp+graph" 2>&1 \
+      | tee "$OUT/throughput.txt" || fail throughput $?
+  timeout 120 "$PY" benchmarks/learner_throughput.py --members 24 --widths 128 \
+      --batch-size 128 --seconds 1.0 --max-sequential 0 --compile 24x128 \
+      --variants "pop fused" "fused+graph" "cmp+graph" 2>&1 \
+      | tee -a "$OUT/throughput.txt" || fail "throughput, minutes cell" $?
+  timeout 40 "$PY" benchmarks/profile_update.py 2>&1 | tee -a "$OUT/throughput.txt" \
+      || echo "profile failed (not counted)"
+fi
 
-run=/tmp/minutes-out
-t=$(( $(left) - 20 ))
-echo "== the minutes preset on $ENV_ID, whole calibration (goal <= 8 min) [limit ${t} s]"
-timeout "$t" "$PY" benchmarks/minutes_stage.py --all --env "$ENV_ID" --out "$run" 2>&1 \
-    | tee "$OUT/minutes.txt" || fail "minutes preset" $?
-tar -czf "$OUT/minutes-out.tgz" -C /tmp minutes-out 2>/dev/null || true
-cp "$run"/*.json "$OUT/" 2>/dev/null || true
+if want backends; then
+  echo "== backends, stage 1 of minutes at ${STEPS:-2000} steps [$(left) s left]"
+  OUT="$OUT" STEPS="${STEPS:-2000}" LIMIT="${LIMIT:-90}" \
+      BACKENDS="${BACKENDS:-threads loky+mps}" bash benchmarks/gpu_backends.sh \
+      || fail backends $?
+fi
+
+if want minutes; then
+  run=/tmp/minutes-out
+  t=$(( $(left) - 20 ))
+  mb="${MINUTES_BACKEND:-loky+mps}"
+  echo "== the minutes preset on $ENV_ID, whole calibration, $mb (goal <= 8 min) [limit ${t} s]"
+  mps=""
+  if [ "$mb" = "loky+mps" ]; then
+    source benchmarks/mps.sh && mps_start && mps=1
+    mb=loky
+  fi
+  timeout "$t" "$PY" benchmarks/minutes_stage.py --all --env "$ENV_ID" --out "$run" \
+      --backend "$mb" ${MINUTES_COMPILE:+--compile} 2>&1 | tee "$OUT/minutes.txt" \
+      || fail "minutes preset" $?
+  [ -n "$mps" ] && mps_stop
+  tar -czf "$OUT/minutes-out.tgz" -C /tmp minutes-out 2>/dev/null || true
+  cp "$run"/*.json "$OUT/" 2>/dev/null || true
+fi
 echo "gpu_check: done in $((SECONDS - start)) s, status $status"
 exit "$status"

@@ -127,19 +127,14 @@ PRESETS: dict[str, dict] = {
     "reduced": dict(name="reduced", steps=200_000, seeds=[0, 1], batch_sizes=[128, 256, 512],
                     utds=[1, 2, 4], widths=[128, 256, 512], anchor_width=256, anchor_utd=2,
                     eval_every=10_000),
-    # One H100, <= 8 min wall on Hopper-v5 (any quick MuJoCo task): `advisor calibrate --env
-    # Hopper-v5 --preset minutes --device cuda`. Arithmetic (9,000 learning steps per run):
-    # stage 1 = 6 populations: (w128, b128|b256) hold utd 1/2/4 x 8 seeds = 24 members and do
-    # 4 updates per step; (w64|w256, b128|b256) hold utd 2 x 8 seeds and do 2. Per step that is
-    # 16 population updates = 256 member-update slots (176 unmasked); over the run 144k
-    # population updates, 2.3M slots, 1.58M member-updates, 800k env steps (+80k validation).
-    # Stage 2 = utd x width at B~: at most 9 populations of 8 (fewer, larger ones where B~
-    # coincides): <= 21 population updates per step, 189k in all, 1.51M member-updates, 720k
-    # env steps. At an assumed ~0.8 ms per population update (M <= 24, w <= 256: launch- and
-    # latency-bound, CUDA graph; populations sharing the GPU add up) that is ~115 s + ~150 s
-    # of GPU time, plus ~20 s start-up per stage (processes, CUDA, graph capture, loss compile)
-    # and ~30 s of fitting: ~5.5 min; >= 10k member-updates/s over stage 1. The 0.8 ms is an
-    # estimate until benchmarks/gpu_check.sh measures it (README).
+    # Meant for one H100 in <= 8 min wall on Hopper-v5 (any quick MuJoCo task): `advisor
+    # calibrate --env Hopper-v5 --preset minutes --device cuda`. Per run 9,000 learning steps.
+    # Stage 1 = 6 populations: (w128, b128|b256) hold utd 1/2/4 x 8 seeds = 24 members and do
+    # 4 updates per step; (w64|w256, b128|b256) hold utd 2 x 8 seeds and do 2: 1.58M
+    # member-updates, 800k env steps (+80k validation). Stage 2 = utd x width at B~: <= 9
+    # populations of 8, 1.51M member-updates, 720k env steps. Measured on an H100 (README,
+    # Throughput): not yet within 8 min; each update is latency-bound (hundreds of small
+    # kernels) at these sizes, so wall time follows population steps, not FLOPs.
     "minutes": dict(name="minutes", steps=10_000, seeds=list(range(8)), batch_sizes=[128, 256],
                     utds=[1, 2, 4], widths=[64, 128, 256], anchor_width=128, anchor_utd=2,
                     random_steps=1_000, eval_every=1_000),
