@@ -73,7 +73,8 @@ def main() -> None:
             t = time.perf_counter()
             r = evaluate(table, method)
             sums[name].append(list(r.values()))
-            print(f"{spec.id:<22} {name:<10} {100 * r['in_sample']:>8.1f}% {100 * r['loco']:>6.1f}% "
+            print(f"{spec.id:<22} {name:<10} {100 * r['in_sample']:>8.1f}% "
+                  f"{100 * r['loco']:>6.1f}% "
                   f"{100 * r['loco_top']:>7.1f}% {100 * r['extra_utd']:>7.1f}% "
                   f"{100 * r['extra_params']:>6.1f}% {100 * base:>6.1f}% "
                   f"{time.perf_counter() - t:>5.1f}s", flush=True)

@@ -125,7 +125,8 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = True
     torch._dynamo.config.recompile_limit = 64  # one compile per cell and variant
     name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-            else f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)")
+            else f"{platform.processor() or platform.machine()} "
+                 f"({torch.get_num_threads()} threads)")
     print(f"device {name}; torch {torch.__version__}; python {platform.python_version()}; "
           f"batch {args.batch_size}; quantiles {args.quantiles}; actor width {args.actor_width}; "
           f"TF32 on; population variants {'bf16 autocast' if args.amp else 'fp32'}", flush=True)

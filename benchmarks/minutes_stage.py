@@ -46,7 +46,8 @@ def main() -> None:
     name = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
     grid = preset(args.preset).with_overrides(steps=args.steps)
     jobs = args.n_jobs or _default_jobs(args.device)
-    print(f"backend {args.backend}{'; compiled update' if args.compile else ''}; device {name}; torch {torch.__version__}; python {platform.python_version()}; "
+    print(f"backend {args.backend}{'; compiled update' if args.compile else ''}; device {name}; "
+          f"torch {torch.__version__}; python {platform.python_version()}; "
           f"env {args.env}; grid {grid.name}: steps {grid.steps}, random {grid.random_steps}, "
           f"seeds {len(grid.seeds)}, widths {grid.widths}, utds {grid.utds}, batch sizes "
           f"{grid.batch_sizes}; {jobs} populations at once", flush=True)

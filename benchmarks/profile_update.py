@@ -51,7 +51,8 @@ def main() -> None:
     events = prof.key_averages()
     total = sum(getattr(e, "self_device_time_total" if cuda else "self_cpu_time_total", 0)
                 for e in events)
-    n_kernels = sum(e.count for e in events if cuda and e.device_type == torch.autograd.DeviceType.CUDA)
+    n_kernels = sum(e.count for e in events
+                    if cuda and e.device_type == torch.autograd.DeviceType.CUDA)
     print(f"M {args.members}, width {args.width}, batch {args.batch_size}, quantiles "
           f"{args.quantiles}: {total / args.updates / 1000:.2f} ms of "
           f"{'GPU' if cuda else 'CPU'} time per update; {n_kernels / args.updates:.0f} kernels "

@@ -11,7 +11,8 @@ from advisor.fitfile import Architecture
 from calibration.archives import SIMBAV2_PARAMS
 
 
-def bronet_params_coefficients(input_dim: int, blocks: int = 2, quantiles: int = 100) -> list[float]:
+def bronet_params_coefficients(input_dim: int, blocks: int = 2, quantiles: int = 100
+                               ) -> list[float]:
     """params(width) of the double BroNet critic as [w^2, w, 1] coefficients.
 
     Per Q-net: Dense(in->w) + LN, `blocks` residual blocks of two Dense(w->w) + two LN, and a

@@ -50,7 +50,8 @@ def best_batch_sizes(tables: dict[float, DataTable]) -> tuple[np.ndarray, np.nda
     return first.utd, first.params, best.mean(axis=0)
 
 
-def fit_batch_law(utd: np.ndarray, params: np.ndarray, best: np.ndarray) -> tuple[np.ndarray, float]:
+def fit_batch_law(utd: np.ndarray, params: np.ndarray, best: np.ndarray
+                  ) -> tuple[np.ndarray, float]:
     """Fit (a_B, alpha_B, b_B, beta_B) in log space; returns them and the mean relative error."""
     ls, ln, y = np.log(utd), np.log(params), np.log(best)
     n_ref = np.exp(ln.mean())

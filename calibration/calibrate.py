@@ -157,7 +157,8 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
     if os.fspath(out_dir) == "":  # Path("") is the current folder
         raise OutputError("the out-dir is empty: give a folder, e.g. --out-dir calib")
     if not (isinstance(delta, (int, float)) and delta > 0 and math.isfinite(delta)):
-        raise CalibrationError(f"delta must be a positive number of FLOPs per env step, got {delta}")
+        raise CalibrationError(f"delta must be a positive number of FLOPs per env step, got "
+                               f"{delta}")
     if not (isinstance(n_boot, int) and 0 <= n_boot <= 10_000):
         raise CalibrationError(f"n_boot must be a whole number from 0 to 10000, got {n_boot!r}")
     if n_jobs is not None and not (isinstance(n_jobs, int) and n_jobs >= 1):
@@ -364,8 +365,10 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         f"batch sizes {grid.batch_sizes}, utds {grid.utds}, widths {grid.widths}, anchor width "
         f"{grid.anchor_width}, anchor utd {grid.anchor_utd}, quantiles {grid.quantiles}",
         f"trained on {', '.join(device_names)} ({plan.device}); torch "
-        f"{manifests[0]['versions'].get('torch')}, gymnasium {manifests[0]['versions'].get('gymnasium')}",
-        f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data (calibration.calibrate)",
+        f"{manifests[0]['versions'].get('torch')}, gymnasium "
+        f"{manifests[0]['versions'].get('gymnasium')}",
+        f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
+        "(calibration.calibrate)",
         f"delta {delta:g} FLOPs per env step is a default for simulated tasks; pass --delta",
         # Without times: a resumed calibration writes the same file as an uninterrupted one
         # (the times are printed, and kept in the out-dir's unit manifests).

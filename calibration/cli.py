@@ -89,7 +89,8 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
 
 @click.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--out-dir", default="fits", show_default=True, type=click.Path(file_okay=False))
+@click.option("-o", "--out-dir", default="fits", show_default=True,
+              type=click.Path(file_okay=False))
 @click.option("--n-boot", default=100, show_default=True, type=click.IntRange(0, 10_000))
 @click.option("--created", help="Creation date to record (default: today).")
 @click.option("--only", multiple=True, help="Rebuild only these fit ids.")
@@ -189,12 +190,14 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
                       grid_file=grid_file, steps=steps, seeds=seeds, device=device,
                       backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
                       n_boot=n_boot, quiet=quiet, created=created, prior=list(prior) or None,
-                      compile=compile_update, command=recorded_command(ctx, skip=("quiet", "n_jobs", "backend")))
+                      compile=compile_update,
+                      command=recorded_command(ctx, skip=("quiet", "n_jobs", "backend")))
     click.echo(str(path))
 
 
 def _budget_options(f):
-    f = click.option("--total", type=float, help="Mark the recommendation for this total budget.")(f)
+    f = click.option("--total", type=float,
+                     help="Mark the recommendation for this total budget.")(f)
     f = click.option("--data", type=float, help="Mark the recommendation for this data budget.")(f)
     f = click.option("--compute", type=float,
                      help="Mark the recommendation for this compute budget.")(f)
@@ -230,7 +233,8 @@ def report(fit_id, runs, output, compute, data, total):
 
     \b
     Example:
-      advisor report simbav2/h1-crawl-v0 --runs ../shared/data/simbav2_model_scaling_linear20_with_base.zip \\
+      advisor report simbav2/h1-crawl-v0 \\
+          --runs ../shared/data/simbav2_model_scaling_linear20_with_base.zip \\
           --compute 1e17 -o report.html
     """
     rep = _report_module()

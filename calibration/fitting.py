@@ -5,7 +5,8 @@ The law (paper A Eq. 7.1) at threshold j is fitted in log space:
 written, with centred inputs s = log utd - mean, n = log params - mean and a data scale S, as
     log(D/S) = logsumexp(c0_j, c1_j - alpha_j s, c2_j - beta_j n),
 so residuals and Jacobian are a few vectorised numpy lines and one trust-region least-squares
-problem fits every threshold at once. Options beyond the reference recipe (chosen by leave-one-config-out error):
+problem fits every threshold at once. Options beyond the reference recipe (chosen by
+leave-one-config-out error):
 - `shared_exponents`: one (alpha, beta) for all thresholds of a task (pooling across thresholds);
 - `smoothness`: a penalty on second differences of (c0, c1, c2) across thresholds;
 - `censored`: configs that never reach J still say D_J > horizon (a one-sided squared hinge);

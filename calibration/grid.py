@@ -84,7 +84,8 @@ class Grid(BaseModel):
             if len(set(values)) != len(values):
                 raise ValueError(f"{name} must be distinct, got {values}")
         if self.anchor_width not in self.widths:
-            raise ValueError(f"anchor_width {self.anchor_width} must be one of widths {self.widths}")
+            raise ValueError(f"anchor_width {self.anchor_width} must be one of widths "
+                             f"{self.widths}")
         if self.anchor_utd not in self.utds:
             raise ValueError(f"anchor_utd {self.anchor_utd} must be one of utds {self.utds}")
         if self.random_steps >= self.steps:

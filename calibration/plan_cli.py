@@ -79,7 +79,8 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
 @click.option("--utds", help="Candidate UTDs (updates per env step), comma-separated.")
 @click.option("--widths", help="Candidate critic widths (units), comma-separated.")
 @click.option("--prior", multiple=True,
-              help="Fit id or file of the task's family (repeat), or a family name (dmc); plans for a few-shot fit.")
+              help="Fit id or file of the task's family (repeat), or a family name (dmc); "
+                   "plans for a few-shot fit.")
 @click.option("--input-dim", type=click.IntRange(min=1),
               help="Critic input size (obs + action dims) for the parameter count.")
 @click.option("--steps", type=click.IntRange(min=1), help="Env steps per run.")

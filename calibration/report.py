@@ -82,7 +82,8 @@ def _plt():
     try:
         import matplotlib
     except ImportError:
-        raise ReportError("plots need matplotlib: pip install 'value-scaling-advisor[plot]'") from None
+        raise ReportError("plots need matplotlib: pip install "
+                          "'value-scaling-advisor[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -115,7 +116,8 @@ def figure_data(ctx: Context):
         grid = np.geomspace(min(xs_all) / 1.3, max(xs_all) * 1.3, 80)
         for g_i, g in enumerate(groups):
             color = cmap(g_i / max(1, len(groups) - 1))
-            u, n = (grid, np.full_like(grid, g)) if xs_name == "utd" else (np.full_like(grid, g), grid)
+            u, n = ((grid, np.full_like(grid, g)) if xs_name == "utd"
+                    else (np.full_like(grid, g), grid))
             label = f"N={g:.3g}" if xs_name == "utd" else f"UTD={g:g}"
             ax.plot(grid, f.data_to_target(u, n, target), color=color, label=label)
             band = _band(f, u, n, target)
@@ -304,7 +306,8 @@ def figure_td(ctx: Context):
             for r in runs:
                 if (r.width or int(r.params)) == w and metric in r.values:
                     v = r.values[metric]
-                    late.setdefault(r.batch_size, []).append(float(np.nanmean(v[int(0.8 * len(v)):])))
+                    late.setdefault(r.batch_size, []).append(
+                        float(np.nanmean(v[int(0.8 * len(v)):])))
             xs = sorted(late)
             ax.plot(xs, [np.mean(late[b]) for b in xs], "o-", color=color, label=f"width {w}")
     for ax, name in ((axes[0], "validation TD error"), (axes[1], "training TD error")):

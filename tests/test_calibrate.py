@@ -52,7 +52,8 @@ def test_smoke_calibration_gives_a_fit_that_recommend_accepts(smoke):
     assert "smoke" in notes and "seeds [0, 1]" in notes and "cpu" in notes
     assert "stage 1: 6 populations" in notes and "stage 2: " in notes
     assert "member-updates, " in notes and " s (" not in notes  # no times: resume-proof
-    rec = advisor.recommend(advisor.Budget(data=3 * fit.data_to_target(4, 4e4)), fit=str(out / name))
+    rec = advisor.recommend(advisor.Budget(data=3 * fit.data_to_target(4, 4e4)),
+                            fit=str(out / name))
     assert rec.batch_size >= 16 and rec.predicted_data > 0
     res = CliRunner().invoke(main, ["validate", str(out / name)])
     assert res.exit_code == 0

@@ -84,8 +84,8 @@ def test_batch_law_fit_recovers_coefficients():
     best = laws.batch_size(utd, params, 1500.0, 0.3, 5e6, 1.0)
     coef, err = fit_batch_law(utd, params, best)
     assert err < 1e-3
-    assert laws.batch_size(3.0, 1e6, *coef) == pytest.approx(laws.batch_size(3.0, 1e6, 1500.0,
-                                                                             0.3, 5e6, 1.0), rel=1e-3)
+    expected = laws.batch_size(3.0, 1e6, 1500.0, 0.3, 5e6, 1.0)
+    assert laws.batch_size(3.0, 1e6, *coef) == pytest.approx(expected, rel=1e-3)
 
 
 def test_archive_errors_are_clear(tmp_path):

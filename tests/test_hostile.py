@@ -209,7 +209,8 @@ def test_leading_nan_rows_are_not_evaluated_yet_and_one_seed_is_fine(tmp_path):
         table = data_table(runs, np.linspace(-1e9, 800, 5), n_boot=10)
     steps = runs[0].steps["return"]
     assert (table.data[:, 0] == steps[5]).all()  # even the lowest target: not before step 6
-    assert np.array_equal(table.boot[0], table.data, equal_nan=True)  # one seed: every resample is the run
+    # one seed: every resample is the run
+    assert np.array_equal(table.boot[0], table.data, equal_nan=True)
 
 
 def test_fit_of_runs_that_reach_no_threshold_is_one_line(tmp_path):

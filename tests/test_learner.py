@@ -91,10 +91,12 @@ def test_quantile_huber_pushes_quantiles_towards_their_fractions():
 def _batches(m, b, obs_dim, act_dim, n, seed=0):
     g = torch.Generator().manual_seed(seed)
     for _ in range(n):
-        yield (Batch(torch.randn(m, b, obs_dim, generator=g), torch.rand(m, b, act_dim, generator=g) * 2 - 1,
+        yield (Batch(torch.randn(m, b, obs_dim, generator=g),
+                     torch.rand(m, b, act_dim, generator=g) * 2 - 1,
                      torch.randn(m, b, generator=g), torch.randn(m, b, obs_dim, generator=g),
                      (torch.rand(m, b, generator=g) < 0.05).float()),
-               Noise(torch.randn(m, b, act_dim, generator=g), torch.randn(m, b, act_dim, generator=g)))
+               Noise(torch.randn(m, b, act_dim, generator=g),
+                     torch.randn(m, b, act_dim, generator=g)))
 
 
 def test_population_equals_single_member_runs():

@@ -125,7 +125,8 @@ def test_recommendation_fields_are_consistent():
     assert rec.predicted_compute == pytest.approx(f.compute(rec.utd, rec.params,
                                                             rec.predicted_data))
     assert rec.interval.low < rec.predicted_data < rec.interval.high
-    assert rec.predicted_total == pytest.approx(rec.predicted_compute + f.delta * rec.predicted_data)
+    assert rec.predicted_total == pytest.approx(rec.predicted_compute
+                                                + f.delta * rec.predicted_data)
     assert rec.learning_rate == 3e-4
 
 

@@ -85,7 +85,8 @@ def test_fit_command_on_unknown_env_is_a_clear_error(data_dir, tmp_path):
 
 def test_fit_without_bootstrap_works_for_a_batch_grid(data_dir, tmp_path):
     out = tmp_path / "simba.json"
-    res = CliRunner().invoke(main, ["fit", str(data_dir / "simbav2_model_scaling_linear20_with_base.zip"),
+    archive = data_dir / "simbav2_model_scaling_linear20_with_base.zip"
+    res = CliRunner().invoke(main, ["fit", str(archive),
                                     "--algorithm", "s", "--env", "h1-stand-v0", "-o", str(out),
                                     "--n-boot", "0"])
     assert res.exit_code == 0, res.output

@@ -65,8 +65,8 @@ def test_cli_report_and_plot(data_dir, tmp_path):
     assert res.exit_code == 0 and (tmp_path / "f.png").exists()
     res = runner.invoke(main, ["plot", "parity", "bro/h1-crawl-v0", "-o", str(tmp_path / "p.png")])
     assert res.exit_code == 2 and "--runs" in res.output
-    res = runner.invoke(main, ["report", "bro/h1-stand-v0", "--runs", str(data_dir / "fitted_bs.zip"),
-                               "-o", str(tmp_path / "r.html")])
+    res = runner.invoke(main, ["report", "bro/h1-stand-v0", "--runs",
+                               str(data_dir / "fitted_bs.zip"), "-o", str(tmp_path / "r.html")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "r.html").read_text().count("data:image/png;base64,") == len(report.KINDS)
 

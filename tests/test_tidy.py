@@ -58,7 +58,8 @@ def test_csv_of_the_published_runs_gives_the_shipped_fit(cheetah_csv, tmp_path):
 def test_csv_thresholds_come_from_the_data_when_no_range_is_given(cheetah_csv, tmp_path):
     out = tmp_path / "fit.json"
     res = CliRunner().invoke(main, ["fit", str(cheetah_csv), "--algorithm", "mine", "--env",
-                                    "cheetah", "--input-dim", "23", "--n-boot", "0", "-o", str(out)])
+                                    "cheetah", "--input-dim", "23", "--n-boot", "0",
+                                    "-o", str(out)])
     assert res.exit_code == 0, res.output
     f = advisor.load_fit(str(out))
     assert 0 < f.target_min < f.target_max

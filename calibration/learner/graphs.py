@@ -17,8 +17,6 @@ from calibration.learner.agent import Batch, Noise, Population
 from calibration.learner.fused import CUDA_LOCK
 
 
-
-
 class GraphedUpdate:
     def __init__(self, pop: Population, batch: Batch, noise: Noise, mask: torch.Tensor,
                  enabled: bool = True):
