@@ -9,6 +9,8 @@ initial values (the scale the difference should be small against).
            buffer AdamW), 50 updates                                           <= 1e-9
   float32  fused update in a CUDA graph vs eager, 50 updates                   <= 1e-6
   float64  torch.compile'd update in a CUDA graph vs eager, 20 updates         <= 1e-9
+  float32  two populations graphed and updated in two threads at once, each on
+           its own stream (runner backend "threads") vs one after another      <= 1e-6
 Paths that round differently are compared in float64: in float32 Adam's normalisation turns
 last-bit differences in gradients near its eps (1e-8) into visible parameter differences
 within tens of updates, which says nothing about the arithmetic being the same.
@@ -75,6 +77,48 @@ def report(name: str, got: dict, ref: dict, init: dict, threshold: float) -> boo
           f"(threshold {threshold:.0e}; parameters moved up to {moved:.2e}; finite {finite})",
           flush=True)
     return ok
+
+
+def threads_check(population, dev) -> bool:
+    """Two populations (different data) updated 50 times in two threads at once, each on a
+    CUDA stream of its own with its own graph, against the same two updated in turn."""
+    import threading
+
+    def train(pop, seed):
+        graphed = None
+        for batch, noise, mask in inputs(4, 64, 50, dev, seed=seed):
+            graphed = graphed or GraphedUpdate(pop, batch, noise, mask)
+            graphed(batch, noise, mask)
+        if dev.type == "cuda":
+            torch.cuda.current_stream().synchronize()
+
+    ref = [population(), population()]
+    for i, pop in enumerate(ref):
+        train(pop, seed=10 + i)
+    pops, errors = [population(), population()], []
+
+    def worker(i):
+        try:
+            if dev.type == "cuda":
+                with torch.cuda.stream(torch.cuda.Stream()):
+                    train(pops[i], 10 + i)
+            else:
+                train(pops[i], 10 + i)
+        except Exception as exc:  # reported below
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        print(f"FAIL  populations in threads: {errors[0][:300]}", flush=True)
+        return False
+    init = snapshot(population())
+    results = [report(f"population {i} in a thread (own stream and graph) vs alone, 50 updates",
+                      snapshot(pops[i]), snapshot(ref[i]), init, 1e-6) for i in range(2)]
+    return all(results)
 
 
 def main() -> int:
@@ -150,6 +194,8 @@ def main() -> int:
               f"CUDA graph captured: {graphed.graph is not None}", flush=True)
         ok &= report("float64: compiled update (CUDA graph) vs eager, 20 updates",
                      snapshot(fast), snapshot(eager), init64, 1e-9)
+    # 5. populations as threads: capture and replay on their own streams at the same time
+    ok &= threads_check(population, dev)
     print("equivalence: " + ("all checks passed" if ok else "FAILED"), flush=True)
     return 0 if ok else 1
 
