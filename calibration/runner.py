@@ -80,8 +80,9 @@ def _manifest_ok(manifest) -> bool:
 
 def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
              parent: int | None = None, compile: bool = False) -> dict:
-    """Train one population and mark it done. Runs in a worker process; `parent`: the pid of
-    the calibration, whose death ends this process (no orphan trains on, no marker is written)."""
+    """Train one population and mark it done. Runs in a worker process (or a thread, backend
+    "threads"); `parent`: the pid of the calibration, whose death ends this process (no orphan
+    trains on, no marker is written)."""
     watch = parent is not None and parent != os.getpid()  # n_jobs=1 runs in the parent itself
     if watch:
         _exit_with_parent(parent)
@@ -139,7 +140,7 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
     if not quiet and backend == "loky" and device != "cpu" and n_jobs > 1 and not mps_running():
         echo(f"note: {n_jobs} populations share the GPU in turns: no CUDA MPS control daemon "
              "found. Started first (`nvidia-cuda-mps-control -d`), it lets their kernels run at "
-             "once: about 1.5-2x faster per population on an H100 (README, Calibration speed)")
+             "once: about 1.5-2x faster per population on an H100 (README, Throughput)")
     progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo)
     with context:
         with parallel_config(backend="threading" if backend == "threads" else backend,
