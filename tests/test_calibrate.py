@@ -145,9 +145,12 @@ def test_threads_backend_trains_the_same_runs_as_processes(tmp_path):
     for backend in ("loky", "threads"):
         out = tmp_path / backend
         prepare_out_dir(out, grid, ENV)
+        lines = []
         records = run_units(ENV, grid, units, out, device="cpu", backend=backend, n_jobs=2,
-                            quiet=True)
+                            echo=lines.append)
         assert [r["unit"]["width"] for r in records] == [16, 32]
+        assert any("--backend loky runs them in parallel" in x for x in lines) == (
+            backend == "threads")
         assert all(r["manifest"]["finished_unix"] >= r["manifest"]["started_unix"]
                    for r in records)
         logs[backend] = [run.values for u in units
