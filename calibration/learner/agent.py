@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from calibration.learner import nets
-from calibration.learner.fused import fused_quantile_huber_loss
+from calibration.learner.fused import CUDA_LOCK, fused_quantile_huber_loss
 from calibration.learner.optim import AdamW
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
@@ -242,6 +242,12 @@ def compile_update(update):
     def call(*args):
         if current["fn"] is not None:
             return current["fn"](*args)
+        # Dynamo compiles in one thread at a time (populations trained as threads, runner
+        # backend "threads", compile one after another; processes compile in parallel).
+        with CUDA_LOCK:
+            return first_call(*args)
+
+    def first_call(*args):
         for label, options in tries:
             compiled = torch.compile(update, dynamic=False)
 
