@@ -144,7 +144,7 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
     if not quiet and backend == "threads" and device == "cpu" and n_jobs > 1:
         echo("note: on the CPU, populations as threads share one Python interpreter (the same "
              "runs, more slowly); --backend loky runs them in parallel")
-    progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo)
+    progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo, n_jobs)
     with context:
         with parallel_config(backend="threading" if backend == "threads" else backend,
                              n_jobs=n_jobs):
@@ -229,28 +229,53 @@ def _backend_context(backend: str):
 
 
 class _Progress:
-    """One line per finished unit (or a redrawn line on a terminal): units, steps/s, time left."""
+    """One line per finished unit (or a redrawn line on a terminal): units, steps/s, time left.
 
-    def __init__(self, total: int, done: int, todo: list[Unit], grid: Grid, quiet: bool, echo):
+    Time left: the units not yet finished are laid out on `n_jobs` workers in the order they
+    were handed out, each lasting its member-steps times the time per member-step measured on
+    the finished ones (which ran alongside the others, so sharing is priced in); finished
+    units take the time they took. Before the first unit ends there is no estimate."""
+
+    def __init__(self, total: int, done: int, todo: list[Unit], grid: Grid, quiet: bool, echo,
+                 n_jobs: int = 1):
         self.total, self.done, self.quiet, self.echo = total, done, quiet, echo
-        self.steps_left = sum(len(u.seeds) for u in todo) * grid.steps
+        self.member_steps = {u.id: len(u.seeds) * grid.steps for u in todo}
+        self.order = [u.id for u in todo]
+        self.n_jobs = max(1, n_jobs)
+        self.finished: dict[str, float] = {}  # unit id -> its train time
+        self.steps_left = sum(self.member_steps.values())
         self.steps_done = 0
         self.t0 = time.perf_counter()
         self._show()
 
     def update(self, record: dict) -> None:
         self.done += 1
-        members = len(record["unit"]["seeds"])
-        self.steps_done += members * record["manifest"]["config"]["steps"]
+        unit_id = Unit(**record["unit"]).id
+        steps = len(record["unit"]["seeds"]) * record["manifest"]["config"]["steps"]
+        self.steps_done += steps
+        self.finished[unit_id] = float(record["manifest"].get("wall_time_s") or 0.0)
         self._show()
+
+    def time_left(self, elapsed: float) -> float | None:
+        done = [u for u in self.order if u in self.finished]
+        spent = sum(self.finished[u] for u in done)
+        if not done or spent <= 0:
+            return None
+        per_step = spent / sum(self.member_steps[u] for u in done)
+        free = [0.0] * self.n_jobs  # when each worker is next free
+        for u in self.order:
+            j = free.index(min(free))
+            free[j] += self.finished.get(u, self.member_steps[u] * per_step)
+        return max(max(free) - elapsed, 0.0)
 
     def _show(self) -> None:
         if self.quiet:
             return
         dt = time.perf_counter() - self.t0
         rate = self.steps_done / dt if dt > 0 and self.steps_done else 0.0
-        left = (self.steps_left - self.steps_done) / rate if rate else float("nan")
-        eta = f"{left / 60:.1f} min left" if rate else "time left: after the first unit"
+        left = self.time_left(dt)
+        eta = (f"about {left / 60:.1f} min left" if left is not None
+               else "time left: after the first unit")
         self.echo(f"[{self.done}/{self.total} units] {rate:,.0f} env steps/s, {eta}")
 
     def close(self) -> None:

@@ -197,6 +197,27 @@ def test_mps_daemon_is_found_by_its_control_pipe(tmp_path, monkeypatch):
     assert mps_running()
 
 
+def test_time_left_lays_the_remaining_units_on_the_workers():
+    """The H100 run of `minutes` stage 1: six populations at once; when the first 8-member one
+    ended after 262 s, the two 24-member ones had about 3 x 262 - 262 s to go."""
+    from calibration.runner import _Progress
+
+    grid = load_grid_dict(dict(preset("minutes").model_dump()))
+    units = stage1_units(grid)
+    sizes = sorted(len(u.seeds) for u in units)
+    assert sizes == [8, 8, 8, 8, 24, 24]
+    small = next(u for u in units if len(u.seeds) == 8)
+    lines = []
+    for n_jobs, expected in ((8, 3 * 262.0 - 262.0), (1, (4 + 2 * 3) * 262.0 - 262.0)):
+        progress = _Progress(len(units), 0, units, grid, False, lines.append, n_jobs)
+        assert progress.time_left(0.0) is None and lines[-1].endswith("after the first unit")
+        progress.finished[small.id] = 262.0
+        assert progress.time_left(262.0) == pytest.approx(expected)
+    progress.update({"unit": small.model_dump(mode="json"),
+                     "manifest": {"config": {"steps": grid.steps}, "wall_time_s": 262.0}})
+    assert "min left" in lines[-1]
+
+
 def test_stage_summary_reads_the_manifests():
     from calibration.calibrate import stage_summary
 
