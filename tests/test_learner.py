@@ -210,6 +210,29 @@ def test_bf16_autocast_population_tracks_fp32():
 
 # --- the fast paths equal the readable ones -------------------------------------------------
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_sample_weights_give_each_member_the_mean_over_its_own_batch(fused):
+    """Member i weighted 1/b_i on the first b_i of B samples (0 after) gets the loss and
+    gradient of the plain loss on those b_i samples alone (float64, 1e-12)."""
+    loss = fused_quantile_huber_loss if fused else quantile_huber_loss
+    g = torch.Generator().manual_seed(1)
+    sizes = [4, 16, 9]
+    pred = torch.randn(3, 2, 16, 5, generator=g, dtype=torch.float64).requires_grad_()
+    target = torch.randn(3, 1, 16, 5, generator=g, dtype=torch.float64)
+    w = torch.zeros(3, 1, 16, dtype=torch.float64)
+    for i, b in enumerate(sizes):
+        w[i, 0, :b] = 1.0 / b
+    got = loss(pred, target, 1.0, w)
+    (got_grad,) = torch.autograd.grad(got.sum(), pred)
+    for i, b in enumerate(sizes):
+        part = pred[i:i + 1, :, :b].detach().requires_grad_()
+        ref = quantile_huber_loss(part, target[i:i + 1, :, :b], 1.0)
+        (ref_grad,) = torch.autograd.grad(ref.sum(), part)
+        torch.testing.assert_close(got[i], ref[0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(got_grad[i, :, :b], ref_grad[0], rtol=1e-12, atol=1e-12)
+        assert (got_grad[i, :, b:] == 0).all()
+
+
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("kappa, n, n_target", [(1.0, 7, 9), (0.5, 7, 9), (1.0, 1, 1)])
 def test_fused_quantile_huber_equals_the_reference_value_and_gradient(dtype, tol, kappa, n,
@@ -293,6 +316,33 @@ def test_fused_update_equals_the_reference_update(float64):
     fast = _run(Population(SMALL, 3, [3, 5, 7], CPU, LRS, fused=True), 50)
     assert fast.critic.dtype == torch.float64
     _assert_same_population(fast, ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_packed_batch_sizes_equal_separate_populations(float64, fused):
+    """Members with batch sizes 8, 16 and 12 in one population (batches of 16, each member
+    learning from its first b samples) end where three single-member populations fed those
+    samples alone end: every buffer within 1e-9 after 30 masked updates (float64)."""
+    sizes, seeds = [8, 16, 12], [3, 5, 7]
+    packed = Population(SMALL, 3, seeds, CPU, LRS, fused=fused, batch_sizes=sizes)
+    singles = [Population(SMALL, 1, [s], CPU, LRS[i:i + 1], fused=fused)
+               for i, s in enumerate(seeds)]
+    for it, (batch, noise) in enumerate(_batches(3, 16, 6, 2, 30, 0)):
+        mask = torch.tensor([True, it % 2 == 0, it % 3 != 0])
+        packed.update(batch, noise, mask)
+        for i, (single, b) in enumerate(zip(singles, sizes)):
+            if mask[i]:
+                part = Batch(batch.obs[i:i + 1, :b], batch.action[i:i + 1, :b],
+                             batch.reward[i:i + 1, :b], batch.next_obs[i:i + 1, :b],
+                             batch.done[i:i + 1, :b])
+                single.update(part, Noise(noise.next_action[i:i + 1, :b],
+                                          noise.action[i:i + 1, :b]),
+                              torch.ones(1, dtype=torch.bool))
+    for name in ("critic", "target", "actor", "log_alpha"):
+        joined = torch.cat([getattr(single, name) for single in singles])
+        torch.testing.assert_close(getattr(packed, name), joined, rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="batch sizes"):
+        Population(SMALL, 3, seeds, CPU, batch_sizes=[8, 16])
 
 
 def test_fused_update_tracks_the_reference_update_in_float32():

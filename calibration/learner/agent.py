@@ -56,13 +56,15 @@ class AgentConfig:
                                   self.quantiles)
 
 
-def quantile_huber_loss(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0
-                        ) -> torch.Tensor:
+def quantile_huber_loss(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0,
+                        sample_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Quantile-regression Huber loss (Dabney et al. 2018), averaged over the batch.
 
     pred: (..., B, N) predicted quantiles at fractions tau_i = (2i + 1) / 2N;
     target: (..., B, N') target samples. Returns (...,): sum over i, mean over j and B.
-    With N = N' = 1 this is the Huber loss scaled by 1/2 (tau = 0.5).
+    With N = N' = 1 this is the Huber loss scaled by 1/2 (tau = 0.5). `sample_weight`
+    (..., B), broadcastable, replaces the mean over B by a weighted sum (a member whose batch
+    is the first b of B samples: 1/b on those, 0 after).
     """
     n = pred.shape[-1]
     tau = (torch.arange(n, device=pred.device, dtype=pred.dtype) + 0.5) / n
@@ -70,7 +72,10 @@ def quantile_huber_loss(pred: torch.Tensor, target: torch.Tensor, kappa: float =
     abs_u = u.abs()
     huber = torch.where(abs_u <= kappa, 0.5 * u * u, kappa * (abs_u - 0.5 * kappa))
     weight = (tau.unsqueeze(-1) - (u.detach() < 0).to(pred.dtype)).abs()
-    return (weight * huber / kappa).mean(-1).sum(-1).mean(-1)
+    per_sample = (weight * huber / kappa).mean(-1).sum(-1)
+    if sample_weight is None:
+        return per_sample.mean(-1)
+    return (per_sample * sample_weight).sum(-1)
 
 
 @dataclass
@@ -108,6 +113,10 @@ class Population:
     fused: bool = True  # fused loss (fused.py) and single-pass AdamW kernels; False: reference
     compiled: bool = False  # torch.compile the whole update (`update_fn`)
     amp: bool = False  # bf16 autocast for the networks; parameters, optimiser and loss stay fp32
+    # Per-member batch sizes (packing): batches hold max(batch_sizes) samples per member and
+    # member i learns from its first batch_sizes[i] of them (weighted means, same arithmetic as
+    # a population of that batch size). None: every member uses the whole batch.
+    batch_sizes: list[int] | None = None
     critic: torch.Tensor = field(init=False)
     target: torch.Tensor = field(init=False)
     actor: torch.Tensor = field(init=False)
@@ -145,6 +154,16 @@ class Population:
         self.actor_opt = AdamW(self.actor, self.learning_rates, cfg.weight_decay, kernel=kernel)
         self.alpha_opt = AdamW(self.log_alpha, self.learning_rates, 0.0)
         self._loss = fused_quantile_huber_loss if self.fused else quantile_huber_loss
+        self.sample_weight = None  # (M, B) where members' batch sizes differ
+        if self.batch_sizes is not None:
+            sizes = [int(b) for b in self.batch_sizes]
+            if len(sizes) != m or min(sizes) < 1:
+                raise ValueError(f"need {m} positive batch sizes, got {self.batch_sizes}")
+            if len(set(sizes)) > 1:
+                w = torch.zeros(m, max(sizes), dtype=self.critic.dtype)
+                for i, b in enumerate(sizes):
+                    w[i, :b] = 1.0 / b
+                self.sample_weight = w.to(self.device)
         self.update_fn = compile_update(self.update) if self.compiled else self.update
 
     # --- networks -----------------------------------------------------------------------
@@ -186,7 +205,12 @@ class Population:
             target = (batch.reward.unsqueeze(-1)
                       + cfg.gamma * (1.0 - batch.done).unsqueeze(-1) * z_next)
         z = self.q_values(self.critic_net, batch.obs, batch.action)
-        return self._loss(z, target.unsqueeze(1), cfg.kappa).sum(1)
+        w = None if self.sample_weight is None else self.sample_weight.unsqueeze(1)
+        return self._loss(z, target.unsqueeze(1), cfg.kappa, w).sum(1)
+
+    def batch_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """(M, B) -> (M,): the mean over each member's own batch."""
+        return x.mean(-1) if self.sample_weight is None else (x * self.sample_weight).sum(-1)
 
     def update(self, batch: Batch, noise: Noise, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """One gradient step for members where mask (M,) is true. Returns per-member metrics."""
@@ -199,11 +223,11 @@ class Population:
         action, logp = self.policy(batch.obs, noise.action)
         q = self.q_values(self.critic_net, batch.obs, action).mean(-1).min(1).values  # (M, B)
         alpha = self.log_alpha.exp()
-        loss_a = (alpha[:, None] * logp - q).mean(-1)
+        loss_a = self.batch_mean(alpha[:, None] * logp - q)
         grads = torch.autograd.grad(loss_a.sum(), nets.leaves(self.actor_net))
         self.actor_opt.step(nets.flat_grad(grads), mask)
         # 3. temperature
-        entropy_gap = (logp.detach() + cfg.target_entropy).mean(-1)
+        entropy_gap = self.batch_mean(logp.detach() + cfg.target_entropy)
         loss_t = -(self.log_alpha_leaf * entropy_gap)
         (grad_t,) = torch.autograd.grad(loss_t.sum(), [self.log_alpha_leaf])
         self.alpha_opt.step(grad_t, mask)
@@ -211,7 +235,7 @@ class Population:
         with torch.no_grad():
             self.target.lerp_(self.critic, (cfg.tau * mask.to(self.target.dtype)).view(-1, 1, 1))
         return {"critic_loss": loss_c.detach(), "actor_loss": loss_a.detach(),
-                "temperature": alpha, "entropy": -logp.detach().mean(-1)}
+                "temperature": alpha, "entropy": -self.batch_mean(logp.detach())}
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:

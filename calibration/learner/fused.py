@@ -33,23 +33,31 @@ _compiled = None
 CUDA_LOCK = threading.RLock()
 
 
-def loss_and_grad(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0
+def loss_and_grad(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0,
+                  sample_weight: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """pred (..., B, N), target (..., B, N') -> loss (...,) and d loss / d pred (..., B, N).
 
-    The loss is the same as agent.quantile_huber_loss: sum over i, mean over j and B."""
+    The loss is the same as agent.quantile_huber_loss: sum over i, mean over j and B (or, with
+    `sample_weight` (..., B), a weighted sum over B)."""
     n, n_target, batch = pred.shape[-1], target.shape[-1], pred.shape[-2]
     tau = (torch.arange(n, device=pred.device, dtype=pred.dtype) + 0.5) / n
     u = target.unsqueeze(-2) - pred.unsqueeze(-1)  # (..., B, N, N'): the one pairwise input
     a = u.abs()
     c = a.clamp(max=kappa)
     weight = torch.where(u < 0, (1 - tau).unsqueeze(-1), tau.unsqueeze(-1))
-    loss = (weight * (c * (a - 0.5 * c))).sum(-1).sum(-1).sum(-1) / (kappa * n_target * batch)
-    grad = (weight * u.clamp(-kappa, kappa)).sum(-1) * (-1.0 / (kappa * n_target * batch))
+    if sample_weight is None:
+        loss = (weight * (c * (a - 0.5 * c))).sum(-1).sum(-1).sum(-1) / (kappa * n_target * batch)
+        grad = (weight * u.clamp(-kappa, kappa)).sum(-1) * (-1.0 / (kappa * n_target * batch))
+        return loss, grad
+    per_sample = (weight * (c * (a - 0.5 * c))).sum(-1).sum(-1)  # (..., B)
+    loss = (per_sample * sample_weight).sum(-1) / (kappa * n_target)
+    grad = ((weight * u.clamp(-kappa, kappa)).sum(-1) * (-1.0 / (kappa * n_target))
+            * sample_weight.unsqueeze(-1))
     return loss, grad
 
 
-def _gpu_loss_and_grad(pred, target, kappa):
+def _gpu_loss_and_grad(pred, target, kappa, sample_weight=None):
     """loss_and_grad through torch.compile, falling back to eager (with a warning) for good
     if compiling fails. Call it first outside CUDA-graph capture (GraphedUpdate warms up)."""
     global _compiled
@@ -59,13 +67,13 @@ def _gpu_loss_and_grad(pred, target, kappa):
             _compiled = torch.compile(loss_and_grad, dynamic=False)
         if _compiled is not loss_and_grad:
             try:
-                return _compiled(pred, target, kappa)
+                return _compiled(pred, target, kappa, sample_weight)
             except Exception as exc:  # eager is slower, never wrong
                 warnings.warn(f"compiling the fused quantile-Huber loss failed "
                               f"({type(exc).__name__}: {exc}); using it eagerly",
                               RuntimeWarning, stacklevel=2)
                 _compiled = loss_and_grad
-    return loss_and_grad(pred, target, kappa)
+    return loss_and_grad(pred, target, kappa, sample_weight)
 
 
 def _allow_recompiles(limit: int = 64) -> None:
@@ -79,10 +87,11 @@ def _allow_recompiles(limit: int = 64) -> None:
 
 class _QuantileHuber(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, pred: torch.Tensor, target: torch.Tensor, kappa: float) -> torch.Tensor:
+    def forward(ctx, pred: torch.Tensor, target: torch.Tensor, kappa: float,
+                sample_weight: torch.Tensor | None) -> torch.Tensor:
         use_compiled = pred.is_cuda and COMPILE_ON_GPU and not torch.compiler.is_compiling()
         loss, grad = (_gpu_loss_and_grad if use_compiled else loss_and_grad)(
-            pred, target.detach(), kappa)
+            pred, target.detach(), kappa, sample_weight)
         ctx.save_for_backward(grad)
         ctx.pred_shape = pred.shape
         return loss
@@ -91,10 +100,10 @@ class _QuantileHuber(torch.autograd.Function):
     def backward(ctx, grad_loss: torch.Tensor):
         (grad,) = ctx.saved_tensors
         grad_pred = grad_loss.unsqueeze(-1).unsqueeze(-1) * grad
-        return grad_pred.sum_to_size(ctx.pred_shape), None, None
+        return grad_pred.sum_to_size(ctx.pred_shape), None, None, None
 
 
-def fused_quantile_huber_loss(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0
-                              ) -> torch.Tensor:
+def fused_quantile_huber_loss(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0,
+                              sample_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Same value and gradient (w.r.t. pred) as agent.quantile_huber_loss, one pairwise pass."""
-    return _QuantileHuber.apply(pred, target, kappa)
+    return _QuantileHuber.apply(pred, target, kappa, sample_weight)
