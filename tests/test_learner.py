@@ -184,6 +184,19 @@ def test_logs_use_the_published_layout_and_read_back(tmp_path):
     assert (tmp_path / "tiny" / "manifest.json").exists()
 
 
+def test_packed_batch_sizes_are_logged_per_batch_size(tmp_path):
+    cfg = TrainConfig("InvertedPendulum-v5", steps=200, utds=[1, 1, 2], seeds=[0, 1, 0],
+                      batch_sizes=[16, 32, 32], width=16, actor_width=16, quantiles=3,
+                      random_steps=100, eval_every=100, device="cpu", name="packed")
+    manifest = train_population(cfg, tmp_path)
+    assert manifest["config"]["batch_sizes"] == [16, 32, 32]
+    runs = read_runs(tmp_path / "packed")
+    assert sorted((r.utd, r.batch_size, r.n_seeds) for r in runs) == [(1.0, 16, 1), (1.0, 32, 1),
+                                                                      (2.0, 32, 1)]
+    with pytest.raises(LearnerError, match="batch_sizes"):
+        TrainConfig("InvertedPendulum-v5", 10, [1, 1], [0, 1], batch_sizes=[16])
+
+
 @pytest.mark.slow
 def test_population_learns_inverted_pendulum_on_cpu(tmp_path):
     torch.set_num_threads(1)

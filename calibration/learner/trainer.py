@@ -45,6 +45,9 @@ class TrainConfig:
     seeds: list[int]
     width: int = 512
     batch_size: int = 256
+    # Per-member batch sizes (packing several batch sizes into one population; Population);
+    # None: every member uses batch_size.
+    batch_sizes: list[int] | None = None
     learning_rates: list[float] | None = None
     quantiles: int = 100
     critic_blocks: int = 2
@@ -70,6 +73,10 @@ class TrainConfig:
             raise LearnerError("a population needs at least one member")
         if any(not (u > 0 and math.isfinite(u)) for u in self.utds):
             raise LearnerError(f"utds must be positive, got {self.utds}")
+        if self.batch_sizes is not None and (len(self.batch_sizes) != len(self.seeds)
+                                             or min(self.batch_sizes) < 1):
+            raise LearnerError(f"batch_sizes must have one positive entry per member, got "
+                               f"{self.batch_sizes}")
         if self.learning_rates is not None and len(self.learning_rates) != len(self.seeds):
             raise LearnerError("learning_rates must have one entry per member")
         if self.vector_env not in ("auto", "sync", "async"):
@@ -235,7 +242,8 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     lrs = cfg.learning_rates or [agent_cfg.learning_rate] * m
     torch.manual_seed(int(cfg.seeds[0]))
     pop = Population(agent_cfg, m, [int(s) for s in cfg.seeds], device, torch.tensor(lrs),
-                     compiled=cfg.compile, amp=cfg.amp)
+                     compiled=cfg.compile, amp=cfg.amp, batch_sizes=cfg.batch_sizes)
+    sample_size = max(cfg.batch_sizes) if cfg.batch_sizes else cfg.batch_size
     gen = torch.Generator(device=device).manual_seed(int(sum(cfg.seeds)) + 1)
     np_rng = np.random.default_rng(int(cfg.seeds[0]))
     replay = Replay(m, cfg.buffer_size or cfg.steps, obs_dim, act_dim, device)
@@ -265,7 +273,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         ret = evaluate(pop, eval_envs, eval_seeds, cfg.eval_episodes, device)
         if val_replay.size > 0:
             with torch.no_grad():
-                vb = val_replay.sample(cfg.batch_size, gen)
+                vb = val_replay.sample(sample_size, gen)
                 noise = torch.randn(vb.action.shape, device=device, generator=gen)
                 vloss = pop.critic_loss(vb, noise).cpu().numpy()
         else:
@@ -306,7 +314,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
             for u in range(rounds):
                 if not masks_cpu[u].any():
                     break
-                batch = replay.sample(cfg.batch_size, gen)
+                batch = replay.sample(sample_size, gen)
                 noise = Noise(torch.randn(batch.action.shape, device=device, generator=gen),
                               torch.randn(batch.action.shape, device=device, generator=gen))
                 if graphed is None:
@@ -345,13 +353,14 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
 def _write_logs(cfg: TrainConfig, out: Path, logs: dict, params: int, lrs: list[float]) -> None:
     steps = np.array(logs["step"], dtype=np.float64)[:, None]
     groups: dict[tuple, list[int]] = {}
-    for i, (u, lr) in enumerate(zip(cfg.utds, lrs)):
-        groups.setdefault((float(u), float(lr)), []).append(i)
-    for (u, lr), members in groups.items():
+    sizes = cfg.batch_sizes or [cfg.batch_size] * len(cfg.seeds)
+    for i, (u, lr, b) in enumerate(zip(cfg.utds, lrs, sizes)):
+        groups.setdefault((float(u), float(lr), int(b)), []).append(i)
+    for (u, lr, b), members in groups.items():
         for metric in ("return", "critic_loss", "validation_critic_loss"):
             values = np.array(logs[metric], dtype=np.float64)[:, members]
             path = (out / cfg.name / f"w{cfg.width}p{params}" / f"utd_{u:g}" / cfg.env_id / metric
-                    / f"bs_{cfg.batch_size}_lr_{lr:g}_sep_False.npy")
+                    / f"bs_{b}_lr_{lr:g}_sep_False.npy")
             _atomic_save(path, np.concatenate([steps, values], axis=1))
 
 
