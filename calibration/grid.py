@@ -66,6 +66,12 @@ class Grid(BaseModel):
         default=None, min_length=1,
         description="Stage-2 configurations to run instead of every utd x width (a planned "
                     "design, calibration.design.plan); None: the full product.")
+    pack_batch_sizes: bool = Field(
+        default=False,
+        description="Train every batch size of a width in one population (each member learns "
+                    "from its own first b samples of the largest batch): fewer, larger "
+                    "populations, for small networks whose updates are latency-bound; costs "
+                    "up to largest/smallest batch times the FLOPs of the smaller batches.")
 
     @model_validator(mode="after")
     def _check(self) -> Grid:
@@ -112,8 +118,11 @@ class Grid(BaseModel):
         return load_grid_dict(data)
 
     def digest(self) -> str:
-        # A grid without planned configs hashes as before the field existed (resume keeps working).
-        data = self.model_dump(mode="json", exclude={"configs"} if self.configs is None else None)
+        # A grid without planned configs, or without packing, hashes as before those fields
+        # existed (resume keeps working).
+        skip = {name for name, off in (("configs", self.configs is None),
+                                       ("pack_batch_sizes", not self.pack_batch_sizes)) if off}
+        data = self.model_dump(mode="json", exclude=skip or None)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -130,15 +139,17 @@ PRESETS: dict[str, dict] = {
                     eval_every=10_000),
     # Meant for one H100 in <= 8 min wall on Hopper-v5 (any quick MuJoCo task): `advisor
     # calibrate --env Hopper-v5 --preset minutes --device cuda`. Per run 9,000 learning steps.
-    # Stage 1 = 6 populations: (w128, b128|b256) hold utd 1/2/4 x 8 seeds = 24 members and do
-    # 4 updates per step; (w64|w256, b128|b256) hold utd 2 x 8 seeds and do 2: 1.58M
-    # member-updates, 800k env steps (+80k validation). Stage 2 = utd x width at B~: <= 9
-    # populations of 8, 1.51M member-updates, 720k env steps. Measured on an H100 (README,
-    # Throughput): not yet within 8 min; each update is latency-bound (hundreds of small
-    # kernels) at these sizes, so wall time follows population steps, not FLOPs.
+    # Batch sizes packed: stage 1 = 3 populations, one per width: w128 holds utd 1/2/4 x batch
+    # 128/256 x 8 seeds = 48 members and does 4 updates per step; w64 and w256 hold utd 2 x
+    # 2 batch sizes x 8 seeds and do 2: 8 population updates per step (16 unpacked), 1.58M
+    # member-updates, 800k env steps (+80k validation). Stage 2 = utd x width at B~: 3
+    # populations of 24, 12 population updates per step (<= 21 unpacked), 1.51M
+    # member-updates. Measured on an H100 before packing (README, Throughput): not within 8
+    # min; each update is latency-bound (hundreds of small kernels) at these sizes, so wall
+    # time follows population updates per step, not FLOPs.
     "minutes": dict(name="minutes", steps=10_000, seeds=list(range(8)), batch_sizes=[128, 256],
                     utds=[1, 2, 4], widths=[64, 128, 256], anchor_width=128, anchor_utd=2,
-                    random_steps=1_000, eval_every=1_000),
+                    random_steps=1_000, eval_every=1_000, pack_batch_sizes=True),
     # The 3-D grid's axes at paper scale (stage 2 still uses the fitted B~).
     "full": dict(name="full", steps=1_000_000, seeds=[0, 1, 2, 3, 4],
                  batch_sizes=[64, 128, 256, 512, 1024, 2048], utds=[1, 2, 4, 8, 16],
@@ -177,24 +188,27 @@ class Unit(BaseModel):
 
     stage: Literal[1, 2]
     width: int
-    batch_size: int
+    batch_size: int  # the batch sampled (the largest of batch_sizes where those are given)
     utds: list[float]
     seeds: list[int]
+    batch_sizes: list[int] | None = None  # per member, where they differ (a packed unit)
 
     @property
     def id(self) -> str:
         utds = "-".join(f"{u:g}" for u in sorted(set(self.utds)))
-        return f"s{self.stage}_w{self.width}_bs{self.batch_size}_utd{utds}"
+        sizes = "-".join(str(b) for b in sorted(set(self.batch_sizes or [self.batch_size])))
+        return f"s{self.stage}_w{self.width}_bs{sizes}_utd{utds}"
 
 
 def stage1_units(grid: Grid) -> list[Unit]:
-    """Batch x utd at the anchor width, batch x width at the anchor utd, merged per population."""
+    """Batch x utd at the anchor width, batch x width at the anchor utd, merged per population
+    (one per width and batch size, or one per width where the grid packs batch sizes)."""
     members: dict[tuple[int, int], set[float]] = {}
     for b in grid.batch_sizes:
         members.setdefault((grid.anchor_width, b), set()).update(grid.utds)
         for w in grid.widths:
             members.setdefault((w, b), set()).add(grid.anchor_utd)
-    return [_unit(1, w, b, sorted(us), grid.seeds) for (w, b), us in sorted(members.items())]
+    return _units(1, members, grid)
 
 
 def stage2_units(grid: Grid, batch_of) -> list[Unit]:
@@ -205,9 +219,24 @@ def stage2_units(grid: Grid, batch_of) -> list[Unit]:
     members: dict[tuple[int, int], set[float]] = {}
     for u, w, b in pairs:
         members.setdefault((w, int(b if b is not None else batch_of(u, w))), set()).add(u)
-    return [_unit(2, w, b, sorted(us), grid.seeds) for (w, b), us in sorted(members.items())]
+    return _units(2, members, grid)
 
 
-def _unit(stage: int, width: int, batch: int, utds: list[float], seeds: list[int]) -> Unit:
-    return Unit(stage=stage, width=width, batch_size=batch,
-                utds=[u for u in utds for _ in seeds], seeds=[s for _ in utds for s in seeds])
+def _units(stage: int, members: dict[tuple[int, int], set[float]], grid: Grid) -> list[Unit]:
+    """Populations from {(width, batch size): utds}: one per key, or one per width (members
+    keeping their batch sizes) where the grid packs batch sizes."""
+    if not grid.pack_batch_sizes:
+        return [_unit(stage, w, [(u, b) for u in sorted(us)], grid.seeds)
+                for (w, b), us in sorted(members.items())]
+    by_width: dict[int, list[tuple[float, int]]] = {}
+    for (w, b), us in sorted(members.items()):
+        by_width.setdefault(w, []).extend((u, b) for u in sorted(us))
+    return [_unit(stage, w, pairs, grid.seeds) for w, pairs in sorted(by_width.items())]
+
+
+def _unit(stage: int, width: int, pairs: list[tuple[float, int]], seeds: list[int]) -> Unit:
+    """A population of (utd, batch size) pairs x seeds."""
+    sizes = [b for _, b in pairs for _ in seeds]
+    return Unit(stage=stage, width=width, batch_size=max(sizes),
+                utds=[u for u, _ in pairs for _ in seeds], seeds=[s for _ in pairs for s in seeds],
+                batch_sizes=sizes if len(set(sizes)) > 1 else None)

@@ -64,10 +64,21 @@ def unit_done(out_dir: Path, unit: Unit) -> dict | None:
         record = load_json(read_limited(path, "done marker", GridError), str(path), GridError)
     except GridError:
         return None
-    if not (isinstance(record, dict) and record.get("unit") == unit.model_dump(mode="json")
+    if not (isinstance(record, dict) and _same_unit(record.get("unit"), unit)
             and _manifest_ok(record.get("manifest"))):
         return None
     return record
+
+
+def _same_unit(recorded, unit: Unit) -> bool:
+    """Whether a done marker's unit is `unit` (markers written before units could pack batch
+    sizes have no batch_sizes: the same unit)."""
+    if not isinstance(recorded, dict):
+        return False
+    try:
+        return Unit(**recorded) == unit
+    except (TypeError, ValueError):
+        return False
 
 
 def _manifest_ok(manifest) -> bool:
@@ -105,6 +116,7 @@ def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
 
     cfg = TrainConfig(env_id=env_id, steps=grid.steps, utds=list(unit.utds),
                       seeds=list(unit.seeds), width=unit.width, batch_size=unit.batch_size,
+                      batch_sizes=list(unit.batch_sizes) if unit.batch_sizes else None,
                       quantiles=grid.quantiles, actor_width=grid.actor_width,
                       random_steps=grid.random_steps, eval_every=grid.eval_every,
                       eval_episodes=grid.eval_episodes, device=device, name=f"runs/{unit.id}",

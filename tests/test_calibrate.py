@@ -198,11 +198,12 @@ def test_mps_daemon_is_found_by_its_control_pipe(tmp_path, monkeypatch):
 
 
 def test_time_left_lays_the_remaining_units_on_the_workers():
-    """The H100 run of `minutes` stage 1: six populations at once; when the first 8-member one
-    ended after 262 s, the two 24-member ones had about 3 x 262 - 262 s to go."""
+    """The H100 run of `minutes` stage 1 (before it packed batch sizes): six populations at
+    once; when the first 8-member one ended after 262 s, the two 24-member ones had about
+    3 x 262 - 262 s to go."""
     from calibration.runner import _Progress
 
-    grid = load_grid_dict(dict(preset("minutes").model_dump()))
+    grid = load_grid_dict(dict(preset("minutes").model_dump(), pack_batch_sizes=False))
     units = stage1_units(grid)
     sizes = sorted(len(u.seeds) for u in units)
     assert sizes == [8, 8, 8, 8, 24, 24]
@@ -297,16 +298,27 @@ def test_minutes_preset_validates_and_its_units_build():
     from calibration.learner import AgentConfig, Batch, Noise, Population, TrainConfig
 
     grid = preset("minutes")
-    units = stage1_units(grid)
-    assert sorted(len(u.seeds) for u in units) == [8, 8, 8, 8, 24, 24]
+    units = stage1_units(grid)  # batch sizes packed: one population per width
+    assert sorted(len(u.seeds) for u in units) == [16, 16, 48]
     steps = grid.steps - grid.random_steps
-    assert sum(max(u.utds) for u in units) == 16  # population updates per learning step
+    assert sum(max(u.utds) for u in units) == 8  # population updates per learning step
     assert steps * sum(sum(u.utds) for u in units) == 1_584_000  # member-updates, stage 1
+    unpacked = stage1_units(load_grid_dict(dict(grid.model_dump(), pack_batch_sizes=False)))
+    assert sum(max(u.utds) for u in unpacked) == 16
+
+    def members(us):
+        return sorted((u.width, utd, b, seed) for u in us
+                      for utd, b, seed in zip(u.utds, u.batch_sizes or [u.batch_size] * len(
+                          u.seeds), u.seeds))
+
+    assert members(units) == members(unpacked)  # the same runs, fewer populations
     units2 = stage2_units(grid, lambda utd, width: 256 // int(utd))  # B~ apart for every utd
-    assert len(units2) == 9 and sum(max(u.utds) for u in units2) == 21
+    assert len(units2) == 3 and sum(max(u.utds) for u in units2) == 12
+    assert len({u.id for u in units + units2}) == 6
     for unit in units + units2:
         TrainConfig(env_id="Hopper-v5", steps=grid.steps, utds=list(unit.utds),
                     seeds=list(unit.seeds), width=unit.width, batch_size=unit.batch_size,
+                    batch_sizes=unit.batch_sizes,
                     quantiles=grid.quantiles, actor_width=grid.actor_width,
                     random_steps=grid.random_steps, eval_every=grid.eval_every, device="cpu")
     big = max(units, key=lambda u: len(u.seeds))

@@ -466,6 +466,10 @@ def test_a_done_marker_without_a_manifest_means_not_done(tmp_path):
                          ({"unit": unit.model_dump(mode="json"), "manifest": manifest}, True)]:
         marker.write_text(json.dumps(record))
         assert (unit_done(tmp_path, unit) is not None) == done, record
+    # a marker written before units could pack batch sizes (no batch_sizes key) still counts
+    old = {k: v for k, v in unit.model_dump(mode="json").items() if k != "batch_sizes"}
+    marker.write_text(json.dumps({"unit": old, "manifest": manifest}))
+    assert unit_done(tmp_path, unit) is not None
     marker.write_text('{"unit": ')
     assert unit_done(tmp_path, unit) is None
 
