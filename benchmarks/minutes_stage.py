@@ -74,9 +74,11 @@ def main() -> None:
         total_updates += man["member_updates"]
         total_steps += man["config"]["steps"] * len(unit["seeds"])
         runs = read_runs(out / man["config"]["name"], env=args.env)
-        final = {f"utd {r.utd:g}": round(float(np.nanmean(r.values["return"][-1])), 1)
-                 for r in runs}
-        print(f"  w{unit['width']:<4} bs{unit['batch_size']:<4} {len(unit['seeds']):>2} members, "
+        final = {f"utd {r.utd:g} bs {r.batch_size:g}": round(float(np.nanmean(
+            r.values["return"][-1])), 1) for r in runs}
+        sizes = "-".join(str(b) for b in sorted(set(unit.get("batch_sizes")
+                                                     or [unit["batch_size"]])))
+        print(f"  w{unit['width']:<4} bs{sizes:<8} {len(unit['seeds']):>2} members, "
               f"utd max {max(unit['utds']):g}: {man['wall_time_s']:6.1f} s, "
               f"{man['member_updates']:>9,} member-updates ({man['member_updates_per_s']:,.0f}/s),"
               f" {man['env_steps_per_s']:,.0f} env steps/s per member; final return {final}",
