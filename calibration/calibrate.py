@@ -363,7 +363,8 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
     notes = [
         f"grid {grid.name} ({grid.digest()}): steps {grid.steps}, seeds {grid.seeds}, "
         f"batch sizes {grid.batch_sizes}, utds {grid.utds}, widths {grid.widths}, anchor width "
-        f"{grid.anchor_width}, anchor utd {grid.anchor_utd}, quantiles {grid.quantiles}",
+        f"{grid.anchor_width}, anchor utd {grid.anchor_utd}, quantiles {grid.quantiles}"
+        + ("; batch sizes packed per width" if grid.pack_batch_sizes else ""),
         f"trained on {', '.join(device_names)} ({plan.device}); torch "
         f"{manifests[0]['versions'].get('torch')}, gymnasium "
         f"{manifests[0]['versions'].get('gymnasium')}",

@@ -51,6 +51,7 @@ def test_smoke_calibration_gives_a_fit_that_recommend_accepts(smoke):
     notes = " ".join(fit.model.provenance.notes)
     assert "smoke" in notes and "seeds [0, 1]" in notes and "cpu" in notes
     assert "stage 1: 6 populations" in notes and "stage 2: " in notes
+    assert "batch sizes packed" not in notes  # smoke does not pack
     assert "member-updates, " in notes and " s (" not in notes  # no times: resume-proof
     rec = advisor.recommend(advisor.Budget(data=3 * fit.data_to_target(4, 4e4)),
                             fit=str(out / name))
