@@ -149,10 +149,7 @@ def main() -> int:
         pop.update(batch, noise, mask)
         for i, single in enumerate(singles):
             if mask[i]:
-                s = slice(i, i + 1)
-                single.update(Batch(batch.obs[s], batch.action[s], batch.reward[s],
-                                    batch.next_obs[s], batch.done[s]),
-                              Noise(noise.next_action[s], noise.action[s]),
+                single.update(batch.member(i), noise.member(i),
                               torch.ones(1, dtype=torch.bool, device=dev))
     joined = {k: torch.cat([getattr(s, k).detach() for s in singles]) for k in BUFFERS}
     ok &= report("population vs single members, 50 updates", snapshot(pop), joined, init, 1e-4)

@@ -72,12 +72,6 @@ def timed(step, device, seconds: float, min_iters: int = 3) -> float:
                 return n / dt
 
 
-def slice_member(batch: Batch, noise: Noise, i: int):
-    s = slice(i, i + 1)
-    return (Batch(batch.obs[s], batch.action[s], batch.reward[s], batch.next_obs[s],
-                  batch.done[s]), Noise(noise.next_action[s], noise.action[s]))
-
-
 def graphed(pop: Population, batch: Batch, noise: Noise, mask):
     """The trainer's CUDA-graph path; raises if capture fails instead of falling back."""
     update = GraphedUpdate(pop, batch, noise, mask, enabled=False)
@@ -142,7 +136,7 @@ def main() -> None:
             seq = float("nan")
             if m <= args.max_sequential:
                 singles = [Population(cfg, 1, [i], device, fused=False) for i in range(m)]
-                parts = [slice_member(batch, noise, i) for i in range(m)]
+                parts = [(batch.member(i), noise.member(i)) for i in range(m)]
                 one = torch.ones(1, dtype=torch.bool, device=device)
 
                 def sequential():

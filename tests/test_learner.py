@@ -112,11 +112,7 @@ def test_population_equals_single_member_runs():
         pop.update(batch, noise, mask)
         for i, single in enumerate(singles):
             if mask[i]:
-                sl = slice(i, i + 1)
-                single.update(Batch(batch.obs[sl], batch.action[sl], batch.reward[sl],
-                                    batch.next_obs[sl], batch.done[sl]),
-                              Noise(noise.next_action[sl], noise.action[sl]),
-                              torch.ones(1, dtype=torch.bool))
+                single.update(batch.member(i), noise.member(i), torch.ones(1, dtype=torch.bool))
     for i, single in enumerate(singles):
         for name in ("critic", "target", "actor", "log_alpha"):
             torch.testing.assert_close(getattr(pop, name)[i:i + 1], getattr(single, name),
@@ -345,11 +341,7 @@ def test_packed_batch_sizes_equal_separate_populations(float64, fused):
         packed.update(batch, noise, mask)
         for i, (single, b) in enumerate(zip(singles, sizes)):
             if mask[i]:
-                part = Batch(batch.obs[i:i + 1, :b], batch.action[i:i + 1, :b],
-                             batch.reward[i:i + 1, :b], batch.next_obs[i:i + 1, :b],
-                             batch.done[i:i + 1, :b])
-                single.update(part, Noise(noise.next_action[i:i + 1, :b],
-                                          noise.action[i:i + 1, :b]),
+                single.update(batch.member(i, b), noise.member(i, b),
                               torch.ones(1, dtype=torch.bool))
     for name in ("critic", "target", "actor", "log_alpha"):
         joined = torch.cat([getattr(single, name) for single in singles])

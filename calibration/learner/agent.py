@@ -88,6 +88,11 @@ class Batch:
     next_obs: torch.Tensor
     done: torch.Tensor
 
+    def member(self, i: int, batch_size: int | None = None) -> Batch:
+        """Member i's transitions (its first `batch_size`) as a batch of one member."""
+        return Batch(*(t[i:i + 1, :batch_size] for t in (self.obs, self.action, self.reward,
+                                                         self.next_obs, self.done)))
+
 
 @dataclass
 class Noise:
@@ -95,6 +100,10 @@ class Noise:
 
     next_action: torch.Tensor
     action: torch.Tensor
+
+    def member(self, i: int, batch_size: int | None = None) -> Noise:
+        """Member i's draws (its first `batch_size`) for a population of one."""
+        return Noise(self.next_action[i:i + 1, :batch_size], self.action[i:i + 1, :batch_size])
 
 
 @dataclass
