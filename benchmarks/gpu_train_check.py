@@ -27,20 +27,23 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--cuda-graph", type=int, default=1)
     ap.add_argument("--compile", type=int, default=0, help="torch.compile the whole update")
+    ap.add_argument("--optimizer", default="auto", choices=["auto", "ops", "kernel", "compiled"],
+                    help="AdamW implementation (calibration/learner/optim.py)")
     ap.add_argument("--vector-env", default="auto", choices=["auto", "sync", "async"])
     args = ap.parse_args()
     cfg = TrainConfig(env_id=args.env, steps=args.steps, utds=[1.0] * args.members,
                       seeds=list(range(args.members)), width=args.width, batch_size=256,
                       random_steps=1_000, eval_every=args.steps // 2, device=args.device,
                       cuda_graph=bool(args.cuda_graph), compile=bool(args.compile),
-                      vector_env=args.vector_env, name="check")
+                      optimizer=args.optimizer, vector_env=args.vector_env, name="check")
     with tempfile.TemporaryDirectory() as out:
         m = train_population(cfg, out, progress=lambda s, r: print(
             f"step {s}: mean eval return {r.mean():.1f}", flush=True))
         runs = read_runs(Path(out) / "check", metrics=("return", "critic_loss",
                                                       "validation_critic_loss"))
     print(json.dumps({k: m[k] for k in ("device", "device_name", "wall_time_s", "env_steps_per_s",
-                                        "member_updates", "member_updates_per_s", "diverged")}))
+                                        "member_updates", "member_updates_per_s", "diverged",
+                                        "phase_s")}))
     print(f"logs read back: {len(runs)} run(s), {runs[0].n_seeds} seeds, metrics "
           f"{sorted(runs[0].values)}")
 

@@ -24,6 +24,7 @@ from calibration.learner.graphs import GraphedUpdate  # noqa: E402
 from calibration.learner.optim import AdamW  # noqa: E402
 from calibration.learner.replay import Replay  # noqa: E402
 from calibration.learner.trainer import (  # noqa: E402
+    PHASES,
     DivergenceGuard,
     VectorEnvs,
     make_env,
@@ -157,6 +158,9 @@ def test_bad_requests_are_learner_errors(tmp_path):
         train_population(TrainConfig("NoSuchEnv-v0", 10, [1], [0], device="cpu"), tmp_path)
     with pytest.raises(LearnerError, match="one entry per member"):
         TrainConfig("InvertedPendulum-v5", 10, [1, 2], [0])
+    with pytest.raises(LearnerError, match="optimizer must be auto or one of ops, kernel, "
+                                           "compiled, got 'adam'"):
+        TrainConfig("InvertedPendulum-v5", 10, [1], [0], optimizer="adam")
     if not torch.cuda.is_available():
         with pytest.raises(LearnerError, match="no CUDA GPU"):
             resolve_device("cuda")
@@ -178,6 +182,10 @@ def test_logs_use_the_published_layout_and_read_back(tmp_path):
     assert run.steps["return"].tolist() == [100.0, 200.0, 300.0]
     assert np.isfinite(run.values["validation_critic_loss"][1:]).all()
     assert (tmp_path / "tiny" / "manifest.json").exists()
+    # where the wall time went, by phase of the loop: every phase ran, none exceeds the total
+    phases = manifest["phase_s"]
+    assert sorted(phases) == sorted(PHASES) and all(v > 0 for v in phases.values())
+    assert sum(phases.values()) <= manifest["wall_time_s"] + 0.003  # each rounded to 1 ms
 
 
 def test_packed_batch_sizes_are_logged_per_batch_size(tmp_path):
@@ -263,9 +271,11 @@ def test_fused_quantile_huber_equals_the_reference_value_and_gradient(dtype, tol
     torch.testing.assert_close(got_grad, ref_grad, rtol=tol, atol=tol * ref_grad.abs().max())
 
 
-@pytest.mark.parametrize("kernel", [False, True])
-def test_flat_adamw_equals_torch_adamw_and_masked_members_keep_their_state(kernel):
-    """Per member, the flat AdamW (whole-buffer ops, or one fused kernel per member) follows
+@pytest.mark.parametrize("impl", ["ops", "kernel",
+                                  pytest.param("compiled", marks=pytest.mark.slow)])
+def test_flat_adamw_equals_torch_adamw_and_masked_members_keep_their_state(impl):
+    """Per member, the flat AdamW (whole-buffer ops, one fused kernel per member, or the ops
+    compiled into one kernel for all members) follows
     torch.optim.AdamW (float64, to 1e-12) with the member's own learning rate; a masked member
     keeps parameters, moments and step count bit for bit."""
     g = torch.Generator().manual_seed(0)
@@ -275,8 +285,8 @@ def test_flat_adamw_equals_torch_adamw_and_masked_members_keep_their_state(kerne
     refs = [params[i].clone().requires_grad_() for i in range(m)]
     torch_opts = [torch.optim.AdamW([p], lr=float(lr), weight_decay=0.1) for p, lr in
                   zip(refs, lrs)]
-    opt = AdamW(params, lrs, weight_decay=0.1, kernel=kernel)
-    assert opt.kernel == kernel
+    opt = AdamW(params, lrs, weight_decay=0.1, impl=impl)
+    assert opt.impl == impl
     for it in range(20):
         grad = torch.randn(m, *shape, generator=g, dtype=torch.float64)
         mask = torch.tensor([True, it % 3 != 0, True])
@@ -325,6 +335,48 @@ def test_fused_update_equals_the_reference_update(float64):
     fast = _run(Population(SMALL, 3, [3, 5, 7], CPU, LRS, fused=True), 50)
     assert fast.critic.dtype == torch.float64
     _assert_same_population(fast, ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_update_with_the_compiled_optimiser_equals_the_reference_update(float64):
+    """Population(optimizer="compiled"): critic, actor and temperature steps each one
+    torch.compile'd kernel (here Inductor's CPU code) vs the reference update, float64."""
+    ref = _run(Population(SMALL, 3, [3, 5, 7], CPU, LRS, fused=False), 20)
+    fast = Population(SMALL, 3, [3, 5, 7], CPU, LRS, optimizer="compiled")
+    assert {fast.critic_opt.impl, fast.actor_opt.impl, fast.alpha_opt.impl} == {"compiled"}
+    _assert_same_population(_run(fast, 20), ref, rtol=1e-9, atol=1e-9)
+    from calibration.learner import optim
+
+    assert optim._COMPILED_STEP._compiled is not optim._masked_step  # compiled, no fallback
+
+
+def test_adamw_rejects_an_unknown_implementation():
+    with pytest.raises(ValueError, match="unknown AdamW implementation 'fast'; choose one of "
+                                         "ops, kernel, compiled"):
+        AdamW(torch.zeros(2, 3), torch.full((2,), 1e-3), 0.0, impl="fast")
+
+
+def test_adamw_kernel_that_refuses_its_inputs_falls_back_to_whole_buffer_ops(monkeypatch):
+    """A torch whose `_fused_adamw_` refuses the inputs (as float64 did on an H100): the same
+    step with whole-buffer ops, warned once, step counts not counted twice."""
+    g = torch.Generator().manual_seed(1)
+    params, grad = torch.randn(2, 4, generator=g), torch.randn(2, 4, generator=g)
+    lrs, mask = torch.tensor([1e-3, 3e-3]), torch.tensor([True, False])
+    ref = AdamW(params.clone(), lrs, 0.1, impl="ops")
+    ref.step(grad, mask)
+    opt = AdamW(params.clone(), lrs, 0.1, impl="kernel")
+
+    class Refusing:
+        @staticmethod
+        def tensor_lr(*args, **kwargs):
+            raise RuntimeError("expected scalar type Float but found Double")
+
+    monkeypatch.setattr(torch.ops.aten, "_fused_adamw_", Refusing)
+    with pytest.warns(RuntimeWarning, match="fused AdamW kernel failed"):
+        opt.step(grad, mask)
+    assert opt.impl == "ops"
+    for a, b in ((opt.params, ref.params), (opt.m, ref.m), (opt.v, ref.v), (opt.t, ref.t)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("fused", [False, True])
@@ -396,7 +448,7 @@ def test_compiled_fused_loss_equals_the_eager_one():
 
     g = torch.Generator().manual_seed(0)
     pred, target = torch.randn(2, 2, 8, 5, generator=g), torch.randn(2, 1, 8, 5, generator=g)
-    for got, ref in zip(fused._gpu_loss_and_grad(pred, target, 1.0),
+    for got, ref in zip(fused.COMPILED_LOSS(pred, target, 1.0),
                         fused.loss_and_grad(pred, target, 1.0)):
         torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-7)
 
@@ -407,11 +459,12 @@ def test_fused_loss_falls_back_to_eager_when_compiling_fails(monkeypatch):
     def broken(*args):
         raise RuntimeError("no compiler here")
 
-    monkeypatch.setattr(fused, "_compiled", broken)
+    lazy = fused.LazyCompiled(fused.loss_and_grad, "the fused quantile-Huber loss")
+    monkeypatch.setattr(lazy, "_compiled", broken)
     pred, target = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
-    with pytest.warns(RuntimeWarning, match="using it eagerly"):
-        got = fused._gpu_loss_and_grad(pred, target, 1.0)
-    assert fused._compiled is fused.loss_and_grad  # for good: no second try
+    with pytest.warns(RuntimeWarning, match="quantile-Huber loss failed.*using it eagerly"):
+        got = lazy(pred, target, 1.0)
+    assert lazy._compiled is fused.loss_and_grad  # for good: no second try
     for a, b in zip(got, fused.loss_and_grad(pred, target, 1.0)):
         torch.testing.assert_close(a, b)
 

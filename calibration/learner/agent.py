@@ -23,7 +23,7 @@ import torch
 
 from calibration.learner import nets
 from calibration.learner.fused import CUDA_LOCK, fused_quantile_huber_loss
-from calibration.learner.optim import AdamW
+from calibration.learner.optim import IMPLS, AdamW
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
 
@@ -122,6 +122,10 @@ class Population:
     fused: bool = True  # fused loss (fused.py) and single-pass AdamW kernels; False: reference
     compiled: bool = False  # torch.compile the whole update (`update_fn`)
     amp: bool = False  # bf16 autocast for the networks; parameters, optimiser and loss stay fp32
+    # AdamW implementation (optim.IMPLS) of the critic and actor steps (and, when "compiled",
+    # the temperature's); "auto": "kernel" on the fused eager path, "ops" otherwise (reference,
+    # or a compiled update, which fuses the optimiser itself).
+    optimizer: str = "auto"
     # Per-member batch sizes (packing): batches hold max(batch_sizes) samples per member and
     # member i learns from its first batch_sizes[i] of them (weighted means, same arithmetic as
     # a population of that batch size). None: every member uses the whole batch.
@@ -157,11 +161,16 @@ class Population:
         lr = (torch.full((m,), cfg.learning_rate) if self.learning_rates is None
               else torch.as_tensor(self.learning_rates))
         self.learning_rates = lr.to(self.device, self.critic.dtype)
-        # Eager fast path: a single-pass AdamW kernel per member; compiled: inductor fuses.
-        kernel = self.fused and not self.compiled
-        self.critic_opt = AdamW(self.critic, self.learning_rates, cfg.weight_decay, kernel=kernel)
-        self.actor_opt = AdamW(self.actor, self.learning_rates, cfg.weight_decay, kernel=kernel)
-        self.alpha_opt = AdamW(self.log_alpha, self.learning_rates, 0.0)
+        impl = self.optimizer
+        if impl not in ("auto", *IMPLS):
+            raise ValueError(f"unknown optimizer {impl!r}; choose auto or one of "
+                             f"{', '.join(IMPLS)}")
+        if impl == "auto":
+            impl = "kernel" if self.fused and not self.compiled else "ops"
+        self.critic_opt = AdamW(self.critic, self.learning_rates, cfg.weight_decay, impl=impl)
+        self.actor_opt = AdamW(self.actor, self.learning_rates, cfg.weight_decay, impl=impl)
+        self.alpha_opt = AdamW(self.log_alpha, self.learning_rates, 0.0,
+                               impl="compiled" if impl == "compiled" else "ops")
         self._loss = fused_quantile_huber_loss if self.fused else quantile_huber_loss
         self.sample_weight = None  # (M, B) where members' batch sizes differ
         if self.batch_sizes is not None:

@@ -24,7 +24,6 @@ import warnings
 import torch
 
 COMPILE_ON_GPU = True  # set False to keep the loss eager on GPUs too
-_compiled = None
 # Held while the compiled loss is called outside a CUDA graph (its first call per shape
 # compiles, and compiling synchronises the device) and while a graph is captured
 # (graphs.GraphedUpdate): populations trained as threads of one process (runner backend
@@ -57,23 +56,29 @@ def loss_and_grad(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0,
     return loss, grad
 
 
-def _gpu_loss_and_grad(pred, target, kappa, sample_weight=None):
-    """loss_and_grad through torch.compile, falling back to eager (with a warning) for good
-    if compiling fails. Call it first outside CUDA-graph capture (GraphedUpdate warms up)."""
-    global _compiled
-    with CUDA_LOCK:
-        if _compiled is None:
-            _allow_recompiles()
-            _compiled = torch.compile(loss_and_grad, dynamic=False)
-        if _compiled is not loss_and_grad:
-            try:
-                return _compiled(pred, target, kappa, sample_weight)
-            except Exception as exc:  # eager is slower, never wrong
-                warnings.warn(f"compiling the fused quantile-Huber loss failed "
-                              f"({type(exc).__name__}: {exc}); using it eagerly",
-                              RuntimeWarning, stacklevel=2)
-                _compiled = loss_and_grad
-    return loss_and_grad(pred, target, kappa, sample_weight)
+class LazyCompiled:
+    """`fn` through torch.compile (static shapes), compiled on its first call per shape; if
+    compiling fails, `fn` eagerly from then on (warned once). Calls hold CUDA_LOCK (a first
+    call per shape compiles, which synchronises the device), so call it first outside CUDA-graph
+    capture (GraphedUpdate warms up) and never compile in two threads at once."""
+
+    def __init__(self, fn, what: str):
+        self.fn, self.what = fn, what
+        self._compiled = None
+
+    def __call__(self, *args):
+        with CUDA_LOCK:
+            if self._compiled is None:
+                _allow_recompiles()
+                self._compiled = torch.compile(self.fn, dynamic=False)
+            if self._compiled is not self.fn:
+                try:
+                    return self._compiled(*args)
+                except Exception as exc:  # eager is slower, never wrong
+                    warnings.warn(f"compiling {self.what} failed ({type(exc).__name__}: {exc}); "
+                                  "using it eagerly", RuntimeWarning, stacklevel=2)
+                    self._compiled = self.fn
+        return self.fn(*args)
 
 
 def _allow_recompiles(limit: int = 64) -> None:
@@ -85,12 +90,15 @@ def _allow_recompiles(limit: int = 64) -> None:
             setattr(config, name, limit)
 
 
+COMPILED_LOSS = LazyCompiled(loss_and_grad, "the fused quantile-Huber loss")
+
+
 class _QuantileHuber(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pred: torch.Tensor, target: torch.Tensor, kappa: float,
                 sample_weight: torch.Tensor | None) -> torch.Tensor:
         use_compiled = pred.is_cuda and COMPILE_ON_GPU and not torch.compiler.is_compiling()
-        loss, grad = (_gpu_loss_and_grad if use_compiled else loss_and_grad)(
+        loss, grad = (COMPILED_LOSS if use_compiled else loss_and_grad)(
             pred, target.detach(), kappa, sample_weight)
         ctx.save_for_backward(grad)
         ctx.pred_shape = pred.shape

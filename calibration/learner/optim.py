@@ -7,11 +7,15 @@ its step count. Parameters are any tensor whose first dim is the member, (M, ...
 updated in place through a 2-D view (M, numel per member), where the per-member values
 broadcast over rows.
 
-With `kernel=True` (where this torch has `_fused_adamw_`, the kernel behind
-torch.optim.AdamW(fused=True)) each member's row is one single-pass kernel instead of about ten
-whole-buffer passes; a masked member's call is skipped on the device through its `found_inf`
-flag, so no host sync. Inside torch.compile the plain version is better: it fuses into one
-kernel by itself.
+Three implementations of the same step (`impl`):
+  ops       about ten whole-buffer operations (any device; inside a torch.compile'd update
+            this is the one to use: it fuses into the update's kernels by itself);
+  kernel    where this torch has `_fused_adamw_` (the kernel behind
+            torch.optim.AdamW(fused=True)), one single-pass kernel per member, a masked
+            member's call skipped on the device through its `found_inf` flag (no host sync):
+            M launches per step;
+  compiled  the `ops` step through torch.compile (fused.LazyCompiled): one generated kernel
+            for all members, whatever M; eager `ops` if compiling fails.
 """
 
 from __future__ import annotations
@@ -20,12 +24,19 @@ import warnings
 
 import torch
 
+from calibration.learner.fused import LazyCompiled
+
+IMPLS = ("ops", "kernel", "compiled")
+
 
 class AdamW:
     def __init__(self, params: torch.Tensor, lr: torch.Tensor, weight_decay: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 kernel: bool = False):
-        self.kernel = kernel and has_fused_kernel()
+                 impl: str = "ops"):
+        if impl not in IMPLS:
+            raise ValueError(f"unknown AdamW implementation {impl!r}; choose one of "
+                             f"{', '.join(IMPLS)}")
+        self.impl = "ops" if impl == "kernel" and not has_fused_kernel() else impl
         self.params = params.view(params.shape[0], -1)  # (M, K), shares storage with params
         self.lr = lr  # (M,)
         self.wd = weight_decay
@@ -43,40 +54,57 @@ class AdamW:
     def step(self, grad: torch.Tensor, mask: torch.Tensor) -> None:
         """grad: (M, ...) with the layout of the parameters; mask: (M,) bool."""
         grad = grad.view(self.params.shape)
-        maskf = mask.to(self.lr.dtype)
-        self.t += maskf
-        if self.kernel:
-            skip = (~mask).to(torch.float32)  # found_inf: 1 skips the member
-            for i in range(self.params.shape[0]):
-                try:
-                    torch.ops.aten._fused_adamw_.tensor_lr(
-                        [self.params[i]], [grad[i]], [self.m[i]], [self.v[i]], [], [self.t[i]],
-                        lr=self.lr_kernel[i], beta1=self.b1, beta2=self.b2, weight_decay=self.wd,
-                        eps=self.eps, amsgrad=False, maximize=False, found_inf=skip[i])
-                except RuntimeError as exc:  # a torch whose kernel refuses these inputs
-                    if i > 0:
-                        raise
-                    warnings.warn(f"the fused AdamW kernel failed ({exc}); using whole-buffer "
-                                  "operations", RuntimeWarning, stacklevel=2)
-                    self.kernel = False
-                    break
-            else:
+        if self.impl == "compiled":
+            _COMPILED_STEP(self.params, grad, self.m, self.v, self.t, self.lr, mask, self.b1,
+                           self.b2, self.wd, self.eps)
+            return
+        if self.impl == "ops":
+            _masked_step(self.params, grad, self.m, self.v, self.t, self.lr, mask, self.b1,
+                         self.b2, self.wd, self.eps)
+            return
+        self.t += mask.to(self.lr.dtype)
+        skip = (~mask).to(torch.float32)  # found_inf: 1 skips the member
+        for i in range(self.params.shape[0]):
+            try:
+                torch.ops.aten._fused_adamw_.tensor_lr(
+                    [self.params[i]], [grad[i]], [self.m[i]], [self.v[i]], [], [self.t[i]],
+                    lr=self.lr_kernel[i], beta1=self.b1, beta2=self.b2, weight_decay=self.wd,
+                    eps=self.eps, amsgrad=False, maximize=False, found_inf=skip[i])
+            except RuntimeError as exc:  # a torch whose kernel refuses these inputs
+                if i > 0:
+                    raise
+                warnings.warn(f"the fused AdamW kernel failed ({exc}); using whole-buffer "
+                              "operations", RuntimeWarning, stacklevel=2)
+                self.impl = "ops"
+                self.t -= mask.to(self.lr.dtype)  # counted above; counted again below
+                self.step(grad, mask)
                 return
-        t = self.t.to(self.lr.dtype).clamp(min=1.0)
-        # Members that skip get a zero step size and keep their moments (blend weight 0).
-        step = (self.lr * torch.sqrt(1 - self.b2**t) / (1 - self.b1**t) * maskf).unsqueeze(1)
-        decay = (1.0 - self.lr * self.wd * maskf).unsqueeze(1)
-        eps = (self.eps * torch.sqrt(1 - self.b2**t)).unsqueeze(1)
-        keep = maskf.unsqueeze(1)
-        self.m.lerp_(grad, keep * (1 - self.b1))
-        self.v.lerp_(grad * grad, keep * (1 - self.b2))
-        self.params.mul_(decay)
-        self.params.sub_(step * self.m / (self.v.sqrt() + eps))
 
     def nan_to_num_(self) -> None:
         """Zero non-finite moments (of diverged members, which stay masked from then on)."""
         self.m.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
         self.v.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _masked_step(params: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor,
+                 t: torch.Tensor, lr: torch.Tensor, mask: torch.Tensor, b1: float, b2: float,
+                 wd: float, eps: float) -> None:
+    """The `ops` step in place: params, grad, m, v (M, K); t, lr, mask (M,)."""
+    maskf = mask.to(lr.dtype)
+    t += maskf
+    tt = t.to(lr.dtype).clamp(min=1.0)
+    # Members that skip get a zero step size and keep their moments (blend weight 0).
+    step = (lr * torch.sqrt(1 - b2**tt) / (1 - b1**tt) * maskf).unsqueeze(1)
+    decay = (1.0 - lr * wd * maskf).unsqueeze(1)
+    eps_t = (eps * torch.sqrt(1 - b2**tt)).unsqueeze(1)
+    keep = maskf.unsqueeze(1)
+    m.lerp_(grad, keep * (1 - b1))
+    v.lerp_(grad * grad, keep * (1 - b2))
+    params.mul_(decay)
+    params.sub_(step * m / (v.sqrt() + eps_t))
+
+
+_COMPILED_STEP = LazyCompiled(_masked_step, "the AdamW step")
 
 
 def has_fused_kernel() -> bool:

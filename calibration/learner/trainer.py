@@ -30,6 +30,7 @@ from advisor.errors import AdvisorError
 from calibration.atomic import atomic_save as _atomic_save
 from calibration.learner.agent import AgentConfig, Noise, Population
 from calibration.learner.graphs import GraphedUpdate
+from calibration.learner.optim import IMPLS
 from calibration.learner.replay import Replay
 
 
@@ -61,6 +62,7 @@ class TrainConfig:
     cuda_graph: bool = True  # replay the update from a CUDA graph on GPUs
     compile: bool = False  # torch.compile the whole update (a minute or more of warm-up)
     amp: bool = False  # bf16 autocast for the networks
+    optimizer: str = "auto"  # AdamW implementation (Population.optimizer, optim.IMPLS)
     vector_env: str = "auto"  # sync | async (a worker process per member) | auto
     divergence_check_every: int = 100  # updates between host reads of the divergence flags
     name: str = "population"
@@ -83,6 +85,9 @@ class TrainConfig:
             raise LearnerError(f"vector_env must be auto, sync or async, got {self.vector_env!r}")
         if self.buffer_size is not None and self.buffer_size < 1:
             raise LearnerError(f"buffer_size must be positive, got {self.buffer_size}")
+        if self.optimizer not in ("auto", *IMPLS):
+            raise LearnerError(f"optimizer must be auto or one of {', '.join(IMPLS)}, got "
+                               f"{self.optimizer!r}")
         if self.divergence_check_every < 1:
             raise LearnerError("divergence_check_every must be at least 1")
 
@@ -208,6 +213,20 @@ class DivergenceGuard:
             pop.nan_to_num_()
 
 
+PHASES = ("act", "update", "env", "store", "eval_log")
+"""Phases of a training step timed in the manifest's `phase_s` (seconds over the run): act
+(policy forward and its host sync: on a GPU, the wait for the device), update (sampling and
+launching the step's updates; all of their work on the CPU), env (stepping the training and
+validation envs), store (replay writes, divergence checks), eval_log (evaluation episodes,
+validation loss, log files)."""
+
+
+def _lap(phases: dict, name: str, tick: float, clock) -> float:
+    now = clock()
+    phases[name] += now - tick
+    return now
+
+
 def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None) -> dict:
     """Train every member for cfg.steps env steps; returns the manifest (also written).
 
@@ -242,7 +261,8 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     lrs = cfg.learning_rates or [agent_cfg.learning_rate] * m
     torch.manual_seed(int(cfg.seeds[0]))
     pop = Population(agent_cfg, m, [int(s) for s in cfg.seeds], device, torch.tensor(lrs),
-                     compiled=cfg.compile, amp=cfg.amp, batch_sizes=cfg.batch_sizes)
+                     compiled=cfg.compile, amp=cfg.amp, batch_sizes=cfg.batch_sizes,
+                     optimizer=cfg.optimizer)
     sample_size = max(cfg.batch_sizes) if cfg.batch_sizes else cfg.batch_size
     gen = torch.Generator(device=device).manual_seed(int(sum(cfg.seeds)) + 1)
     np_rng = np.random.default_rng(int(cfg.seeds[0]))
@@ -257,8 +277,12 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     loss_n = 0
     updates = 0
     graphed = None
+    # Wall time by phase of the loop: where a slow run spends it. On a GPU "act" includes the
+    # wait for the previous step's updates (its .cpu() is the step's one host sync).
+    phases = dict.fromkeys(PHASES, 0.0)
+    clock = time.perf_counter
     started = time.time()
-    t0 = time.perf_counter()
+    t0 = clock()
     out = Path(out_dir)
     params = agent_cfg.critic_params
 
@@ -294,6 +318,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     for step in range(1, cfg.steps + 1):
         learning = step > cfg.random_steps
         # 1. act with the current policy
+        tick = clock()
         obs = envs.obs
         action = act(obs) if learning else np_rng.uniform(-1, 1, (m, act_dim)).astype(np.float32)
         validating = step % cfg.validation_every == 0
@@ -301,6 +326,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
             vobs = val_envs.obs
             vact = act(vobs) if learning else np_rng.uniform(-1, 1, (m, act_dim)).astype(
                 np.float32)
+        tick = _lap(phases, "act", tick, clock)
         # 2. launch this step's updates (asynchronous on a GPU)
         if learning and replay.size > 0:
             credit += utds
@@ -324,18 +350,23 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
                 loss_sum += torch.where(masks[u] & ~bad, loss, torch.zeros_like(loss))
                 loss_n += 1
                 updates += int(masks_cpu[u].sum())
+        tick = _lap(phases, "update", tick, clock)
         # 3. step the environments while the device works, 4. store the transitions
         next_obs, rew, term, _ = envs.step(action)
-        replay.add(obs, action, rew, next_obs, term)
         if validating:
             vnext, vrew, vterm, _ = val_envs.step(vact)
+        tick = _lap(phases, "env", tick, clock)
+        replay.add(obs, action, rew, next_obs, term)
+        if validating:
             val_replay.add(vobs, vact, vrew, vnext, vterm)
         if guard.due():
             guard.check(pop)
+        tick = _lap(phases, "store", tick, clock)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             log(step)
+            _lap(phases, "eval_log", tick, clock)
 
-    wall = time.perf_counter() - t0
+    wall = clock() - t0
     manifest = {
         "config": asdict(cfg), "critic_params": params, "obs_dim": obs_dim, "act_dim": act_dim,
         "device": str(device),
@@ -345,6 +376,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         "started_unix": round(started, 3), "finished_unix": round(started + wall, 3),
         "env_steps_per_s": cfg.steps / wall, "member_updates": updates,
         "member_updates_per_s": updates / wall, "diverged": guard.diverged.tolist(),
+        "phase_s": {k: round(v, 3) for k, v in phases.items()},
     }
     _atomic_save(out / cfg.name / "manifest.json", text=json.dumps(manifest, indent=1))
     return manifest
