@@ -83,6 +83,9 @@ def main() -> None:
               f"{man['member_updates']:>9,} member-updates ({man['member_updates_per_s']:,.0f}/s),"
               f" {man['env_steps_per_s']:,.0f} env steps/s per member; final return {final}",
               flush=True)
+        phases = man.get("phase_s") or {}
+        if phases:  # where that unit's wall time went (trainer.PHASES)
+            print("      " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()), flush=True)
     rate = total_updates / wall
     print(f"stage 1: {total_updates:,} member-updates and {total_steps:,} env steps in "
           f"{wall:.1f} s wall = {rate:,.0f} member-updates/s, {total_steps / wall:,.0f} env "
