@@ -2,8 +2,9 @@
 # Stage 1 of the `minutes` preset on Hopper-v5, shortened to STEPS env steps (default 2,000),
 # once per entry of BACKENDS (default "threads loky loky+mps"): threads = one process, a CUDA
 # stream per population; loky = a process per population (without MPS the GPU takes them in
-# turns); loky+mps = the same under a CUDA MPS daemon (benchmarks/mps.sh). Append ":compile"
-# to an entry to torch.compile each update. LIMIT (90) seconds each. Raw output in $OUT.
+# turns); loky+mps = the same under a CUDA MPS daemon (benchmarks/mps.sh). Append ":update"
+# (or ":compile") to an entry to torch.compile each whole update, ":regions" to compile only
+# the LayerNorm regions and AdamW steps. LIMIT (90) seconds each. Raw output in $OUT.
 # Usage on the device machine, from the repository root: bash benchmarks/gpu_backends.sh
 set -uo pipefail
 OUT="${OUT:-/tmp}"
@@ -14,7 +15,10 @@ source "$(dirname "$0")/mps.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 for entry in ${BACKENDS:-threads loky loky+mps}; do
   name="${entry%%:*}"; flags=""
-  [ "$entry" != "$name" ] && flags="--compile"
+  if [ "$entry" != "$name" ]; then
+    mode="${entry#*:}"; [ "$mode" = compile ] && mode=update
+    flags="--compile $mode"
+  fi
   backend="${name%+mps}"; mps=""
   echo "== $entry [$STEPS steps, limit ${LIMIT:-90} s]" | tee -a "$OUT/backends.txt"
   if [ "$name" != "$backend" ]; then mps_start && mps=1 || continue; fi

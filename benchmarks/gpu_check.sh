@@ -7,11 +7,12 @@
 #                member-updates/s at M = 16), and a `minutes`-sized cell (M = 24, width 128,
 #                batch 128: latency-bound), eager, CUDA graph and compiled + graph; a profile;
 #   backends     stage 1 of `minutes`, shortened to STEPS (2,000) env steps, for each of
-#                BACKENDS (default "threads loky+mps"; add ":compile" to compile, e.g.
-#                "threads:compile"), LIMIT (90) seconds each (benchmarks/gpu_backends.sh);
+#                BACKENDS (default "threads loky+mps"; add ":regions" or ":update" to
+#                compile, e.g. "threads:regions"), LIMIT (90) seconds each
+#                (benchmarks/gpu_backends.sh);
 #   minutes      the whole `minutes` preset on ENV_ID (Hopper-v5) with MINUTES_BACKEND
-#                (loky+mps) and MINUTES_COMPILE=1 to compile, in the time left (goal <= 8 min;
-#                >= 10,000 member-updates/s over a stage); its out-dir comes back as
+#                (loky+mps) and MINUTES_COMPILE (none, regions or update), in the time left
+#                (goal <= 8 min; >= 10,000 member-updates/s over a stage); its out-dir comes back as
 #                $OUT/minutes-out.tgz (resumable) and the fit file as $OUT/bro-torch-*.json.
 # Only equivalence fails the run on a wrong result; the others fail it only if they crash.
 # Usage on the device machine, from the repository root:
@@ -43,11 +44,12 @@ if want throughput; then
   echo "== throughput (goal 20,000 member-updates/s at M=16, width 512) [$(left) s left]"
   timeout 150 "$PY" benchmarks/learner_throughput.py --members 16 64 --widths 512 \
       --seconds 1.0 --max-sequential 16 --compile 16x512 \
-      --variants "pop ref" "pop fused" "fused+graph" "cmp+graph" 2>&1 \
+      --variants "pop ref" "pop fused" "fused+graph" "optc+graph" "regions+graph" \
+      "cmp+graph" 2>&1 \
       | tee "$OUT/throughput.txt" || fail throughput $?
   timeout 120 "$PY" benchmarks/learner_throughput.py --members 24 --widths 128 \
       --batch-size 128 --seconds 1.0 --max-sequential 0 --compile 24x128 \
-      --variants "pop fused" "fused+graph" "cmp+graph" 2>&1 \
+      --variants "pop fused" "fused+graph" "optc+graph" "regions+graph" "cmp+graph" 2>&1 \
       | tee -a "$OUT/throughput.txt" || fail "throughput, minutes cell" $?
   timeout 40 "$PY" benchmarks/profile_update.py 2>&1 | tee -a "$OUT/throughput.txt" \
       || echo "profile failed (not counted)"
@@ -71,7 +73,7 @@ if want minutes; then
     mb=loky
   fi
   timeout "$t" "$PY" benchmarks/minutes_stage.py --all --env "$ENV_ID" --out "$run" \
-      --backend "$mb" ${MINUTES_COMPILE:+--compile} 2>&1 | tee "$OUT/minutes.txt" \
+      --backend "$mb" --compile "${MINUTES_COMPILE:-none}" 2>&1 | tee "$OUT/minutes.txt" \
       || fail "minutes preset" $?
   [ -n "$mps" ] && mps_stop
   tar -czf "$OUT/minutes-out.tgz" -C /tmp minutes-out 2>/dev/null || true

@@ -9,8 +9,11 @@ initial values (the scale the difference should be small against).
            buffer AdamW), 50 updates                                           <= 1e-9
   float32  fused update in a CUDA graph vs eager, 50 updates                   <= 1e-6
   float64  torch.compile'd update in a CUDA graph vs eager, 20 updates         <= 1e-9
+  float64  compiled regions and AdamW steps (`--compile regions`) in a CUDA
+           graph vs eager, 20 updates                                          <= 1e-9
   float32  two populations graphed and updated in two threads at once, each on
-           its own stream (runner backend "threads") vs one after another      <= 1e-6
+           its own stream (runner backend "threads") vs one after another, the
+           fused eager update and compiled regions                             <= 1e-6
 Paths that round differently are compared in float64: in float32 Adam's normalisation turns
 last-bit differences in gradients near its eps (1e-8) into visible parameter differences
 within tens of updates, which says nothing about the arithmetic being the same.
@@ -79,9 +82,10 @@ def report(name: str, got: dict, ref: dict, init: dict, threshold: float) -> boo
     return ok
 
 
-def threads_check(population, dev) -> bool:
+def threads_check(population, dev, **kw) -> bool:
     """Two populations (different data) updated 50 times in two threads at once, each on a
-    CUDA stream of its own with its own graph, against the same two updated in turn."""
+    CUDA stream of its own with its own graph, against the same two updated in turn; `kw`
+    for Population (regions=True: each thread's first update compiles)."""
     import threading
 
     def train(pop, seed):
@@ -92,10 +96,10 @@ def threads_check(population, dev) -> bool:
         if dev.type == "cuda":
             torch.cuda.current_stream().synchronize()
 
-    ref = [population(), population()]
+    ref = [population(**kw), population(**kw)]
     for i, pop in enumerate(ref):
         train(pop, seed=10 + i)
-    pops, errors = [population(), population()], []
+    pops, errors = [population(**kw), population(**kw)], []
 
     def worker(i):
         try:
@@ -116,8 +120,10 @@ def threads_check(population, dev) -> bool:
         print(f"FAIL  populations in threads: {errors[0][:300]}", flush=True)
         return False
     init = snapshot(population())
-    results = [report(f"population {i} in a thread (own stream and graph) vs alone, 50 updates",
-                      snapshot(pops[i]), snapshot(ref[i]), init, 1e-6) for i in range(2)]
+    what = f" ({', '.join(f'{k}={v}' for k, v in kw.items())})" if kw else ""
+    results = [report(f"population {i}{what} in a thread (own stream and graph) vs alone, 50 "
+                      "updates", snapshot(pops[i]), snapshot(ref[i]), init, 1e-6)
+               for i in range(2)]
     return all(results)
 
 
@@ -191,8 +197,21 @@ def main() -> int:
               f"CUDA graph captured: {graphed.graph is not None}", flush=True)
         ok &= report("float64: compiled update (CUDA graph) vs eager, 20 updates",
                      snapshot(fast), snapshot(eager), init64, 1e-9)
-    # 5. populations as threads: capture and replay on their own streams at the same time
+        # 5. compiled regions and AdamW steps (seconds to compile) in a CUDA graph vs eager
+        with float64():
+            fast, graphed = population(regions=True), None
+            t = time.perf_counter()
+            for batch, noise, mask in inputs(m, b, 20, dev):
+                graphed = graphed or GraphedUpdate(fast, batch, noise, mask)
+                graphed(batch, noise, mask)
+        print(f"      regions: compile + capture + 20 updates {time.perf_counter() - t:.1f} s; "
+              f"CUDA graph captured: {graphed.graph is not None}", flush=True)
+        ok &= report("float64: compiled regions + AdamW (CUDA graph) vs eager, 20 updates",
+                     snapshot(fast), snapshot(eager), init64, 1e-9)
+    # 6. populations as threads: capture and replay on their own streams at the same time
     ok &= threads_check(population, dev)
+    if not args.skip_compile:
+        ok &= threads_check(population, dev, regions=True)
     print("equivalence: " + ("all checks passed" if ok else "FAILED"), flush=True)
     return 0 if ok else 1
 

@@ -12,6 +12,9 @@ quantile head, actor, temperature, Polyak target, AdamW) done as
   optc         pop fused with the AdamW steps compiled into one kernel each for all members
                (Population optimizer="compiled"; seconds to compile) instead of one per member;
   optc+graph   optc captured in a CUDA graph (GPU only);
+  regions      optc with the LayerNorm regions (LayerNorm, gain, bias, ReLU, skip; forward and
+               backward) compiled too (Population regions=True; `--compile regions`);
+  regions+graph  regions captured in a CUDA graph (GPU only);
   compiled     torch.compile of the whole fused update (cells in --compile);
   cmp+graph    the compiled update captured in a CUDA graph (cells in --compile; GPU only).
 All populations share flat parameter buffers and the one-pass AdamW (the per-tensor AdamW is
@@ -39,8 +42,8 @@ from calibration.learner.agent import AgentConfig, Batch, Noise, Population  # n
 from calibration.learner.graphs import GraphedUpdate  # noqa: E402
 
 OBS, ACT = 51, 19  # HumanoidBench h1: critic input 70
-VARIANTS = ("pop ref", "pop fused", "ref+graph", "fused+graph", "optc", "optc+graph", "compiled",
-            "cmp+graph")
+VARIANTS = ("pop ref", "pop fused", "ref+graph", "fused+graph", "optc", "optc+graph", "regions",
+            "regions+graph", "compiled", "cmp+graph")
 
 
 def make_inputs(m: int, b: int, device, seed: int = 0):
@@ -166,6 +169,8 @@ def main() -> None:
                       "fused+graph": lambda: graph_of(),
                       "optc": lambda: update_of(optimizer="compiled"),
                       "optc+graph": lambda: graph_of(optimizer="compiled"),
+                      "regions": lambda: update_of(regions=True),
+                      "regions+graph": lambda: graph_of(regions=True),
                       "compiled": lambda: update_of(compiled=True),
                       "cmp+graph": lambda: graph_of(compiled=True)}
             cells = []

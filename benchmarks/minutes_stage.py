@@ -38,7 +38,9 @@ def main() -> None:
     ap.add_argument("--all", action="store_true", help="the whole calibration, not stage 1")
     ap.add_argument("--preset", default="minutes", help="another preset (smoke: a CPU dry run)")
     ap.add_argument("--backend", default="loky", help="runner backend: loky, threads, ...")
-    ap.add_argument("--compile", action="store_true", help="torch.compile each update")
+    ap.add_argument("--compile", nargs="?", const="update", default="none",
+                    choices=["none", "regions", "update"],
+                    help="torch.compile: regions (LayerNorm regions + AdamW) or update (whole)")
     ap.add_argument("--algorithm", default="bro-torch", help="the fit id's first half (--all)")
     args = ap.parse_args()
     import torch
@@ -46,7 +48,7 @@ def main() -> None:
     name = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
     grid = preset(args.preset).with_overrides(steps=args.steps)
     jobs = args.n_jobs or _default_jobs(args.device)
-    print(f"backend {args.backend}{'; compiled update' if args.compile else ''}; device {name}; "
+    print(f"backend {args.backend}; compile {args.compile}; device {name}; "
           f"torch {torch.__version__}; python {platform.python_version()}; "
           f"env {args.env}; grid {grid.name}: steps {grid.steps}, random {grid.random_steps}, "
           f"seeds {len(grid.seeds)}, widths {grid.widths}, utds {grid.utds}, batch sizes "

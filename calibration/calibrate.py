@@ -98,14 +98,15 @@ def calibrate(
     device: str = "auto", backend: str = "loky", n_jobs: int | None = None,
     fit_out: str | Path | None = None, delta: float = DEFAULT_DELTA, n_boot: int = N_BOOT,
     quiet: bool = False, echo=None, command: str | None = None, created: str | None = None,
-    prior=None, compile: bool = False,
+    prior=None, compile: bool | str = "none",
 ) -> Path:
     """Run stage 1, fit B~, run stage 2, fit D_J; write and return the fit file's path.
 
     Every input is checked before the first unit trains (names, grid, env, device, memory,
     output paths, the prior); the out-dir is locked while this runs. `prior`: fit ids, fit
-    files or a family name (calibration.prior) for a few-shot fit of D_J. `compile`: train with
-    each population's whole update through torch.compile (same arithmetic up to rounding)."""
+    files or a family name (calibration.prior) for a few-shot fit of D_J. `compile`: "regions"
+    (the LayerNorm regions and AdamW steps) or "update" (True: each population's whole update)
+    through torch.compile (same arithmetic up to rounding; TrainConfig.compile)."""
     from calibration.prior import resolve_prior
 
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -419,7 +420,7 @@ def stage_summary(stage: str, records: list[dict], timing: bool = True) -> str:
 
 
 def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, out_dir, fit_out,
-             delta, n_boot, created, prior=None, compile=False) -> str:
+             delta, n_boot, created, prior=None, compile="none") -> str:
     """The `advisor calibrate` command line equivalent to a Python call (the CLI records its own
     parsed parameters instead)."""
     import shlex
@@ -429,7 +430,8 @@ def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, ou
               else ["--preset", shlex.quote(preset_name)])
     parts += ["--steps", str(steps)] if steps else []
     parts += ["--seeds", str(seeds)] if seeds else []
-    parts += ["--device", device] + (["--compile"] if compile else [])
+    mode = {True: "update", False: "none", None: "none"}.get(compile, compile)
+    parts += ["--device", device] + (["--compile", mode] if mode != "none" else [])
     parts += ["--out-dir", shlex.quote(str(out_dir))]
     parts += ["--fit-out", shlex.quote(str(fit_out))] if fit_out else []
     parts += ["--delta", repr(float(delta)), "--n-boot", str(n_boot), "--created", created]

@@ -145,10 +145,13 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 @click.option("--n-jobs", type=click.IntRange(min=1),
               help="Populations trained at once (default: up to 8 per GPU, at most half the "
                    "CPU cores; one per core on the CPU).")
-@click.option("--compile", "compile_update", is_flag=True,
-              help="torch.compile each population's whole update (GPU: fuses its elementwise "
-                   "kernels; about a minute of compiling per population shape; the same "
-                   "arithmetic up to rounding).")
+@click.option("--compile", "compile_update", type=click.Choice(["none", "regions", "update"]),
+              is_flag=False, flag_value="update", default=None,
+              help="torch.compile (GPU: fewer, fused kernels; the same arithmetic up to "
+                   "rounding): 'update' (the default of a bare --compile) each population's "
+                   "whole update, about a minute of compiling per population shape; 'regions' "
+                   "the LayerNorm regions and AdamW steps only, seconds. Their GPU speed at "
+                   "preset sizes is not yet measured (README, Throughput).")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False),
               help="Where runs, done markers and the grid go; rerun to resume.")
 @click.option("--fit-out", type=click.Path(dir_okay=False),
@@ -190,7 +193,7 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
                       grid_file=grid_file, steps=steps, seeds=seeds, device=device,
                       backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
                       n_boot=n_boot, quiet=quiet, created=created, prior=list(prior) or None,
-                      compile=compile_update,
+                      compile=compile_update or "none",
                       command=recorded_command(ctx, skip=("quiet", "n_jobs", "backend")))
     click.echo(str(path))
 

@@ -90,7 +90,7 @@ def _manifest_ok(manifest) -> bool:
 
 
 def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
-             parent: int | None = None, compile: bool = False) -> dict:
+             parent: int | None = None, compile: bool | str = "none") -> dict:
     """Train one population and mark it done. Runs in a worker process (or a thread, backend
     "threads"); `parent`: the pid of the calibration, whose death ends this process (no orphan
     trains on, no marker is written)."""
@@ -111,7 +111,7 @@ def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
 
 
 def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
-                parent: int | None, watch: bool, compile: bool) -> dict:
+                parent: int | None, watch: bool, compile: bool | str) -> dict:
     from calibration.learner.trainer import TrainConfig, train_population
 
     cfg = TrainConfig(env_id=env_id, steps=grid.steps, utds=list(unit.utds),
@@ -133,9 +133,10 @@ def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
 
 def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, device: str,
               backend: str = "loky", n_jobs: int | None = None, quiet: bool = False,
-              echo: Callable[[str], None] | None = None, compile: bool = False) -> list[dict]:
-    """Run the units not yet done; returns the records of all units. `compile`: each
-    population's whole update through torch.compile (TrainConfig.compile)."""
+              echo: Callable[[str], None] | None = None,
+              compile: bool | str = "none") -> list[dict]:
+    """Run the units not yet done; returns the records of all units. `compile`: what of each
+    population's update goes through torch.compile (TrainConfig.compile)."""
     if backend not in BACKENDS:
         raise GridError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))

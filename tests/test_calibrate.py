@@ -177,16 +177,30 @@ def test_compile_option_reaches_each_population(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "train_population", fake_train)
     grid = preset("smoke")
     unit = Unit(stage=1, width=16, batch_size=32, utds=[1.0], seeds=[0])
-    for compile in (False, True):
-        out = tmp_path / str(compile)
+    for compile in ("none", "regions", "update"):
+        out = tmp_path / compile
         prepare_out_dir(out, grid, ENV)
         run_units(ENV, grid, [unit], out, device="cpu", n_jobs=1, quiet=True, compile=compile)
-    assert seen == [False, True]
+    assert seen == ["none", "regions", "update"]
     from calibration.calibrate import _command
 
-    line = _command(ENV, "bro", "smoke", None, None, None, "cuda", "out", None, 1e10, 100,
-                    "2026-11-26", compile=True)
-    assert "--device cuda --compile --out-dir out" in line
+    def line(compile):
+        return _command(ENV, "bro", "smoke", None, None, None, "cuda", "out", None, 1e10, 100,
+                        "2026-11-26", compile=compile)
+
+    assert "--device cuda --compile update --out-dir out" in line(True)
+    assert "--device cuda --compile regions --out-dir out" in line("regions")
+    assert "--compile" not in line("none") + line(False)
+
+
+def test_compile_modes_are_checked_and_old_booleans_still_read():
+    from calibration.learner.trainer import LearnerError, TrainConfig
+
+    assert TrainConfig(ENV, 10, [1], [0], compile=True).compile == "update"
+    assert TrainConfig(ENV, 10, [1], [0], compile=False).compile == "none"
+    with pytest.raises(LearnerError, match="compile must be one of none, regions, update, got "
+                                           "'fast'"):
+        TrainConfig(ENV, 10, [1], [0], compile="fast")
 
 
 def test_mps_daemon_is_found_by_its_control_pipe(tmp_path, monkeypatch):

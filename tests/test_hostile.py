@@ -367,6 +367,23 @@ def test_calibrate_refuses_bad_input_before_the_first_unit(case, needle, tmp_pat
     assert not (tmp_path / "out" / "runs").exists()
 
 
+def test_compile_takes_a_mode_a_bare_flag_means_the_whole_update(tmp_path, monkeypatch):
+    seen = []
+
+    def calibrate(env_id, **kw):
+        seen.append((kw["compile"], kw["command"]))
+        return tmp_path / "fit.json"
+
+    monkeypatch.setattr("calibration.calibrate.calibrate", calibrate)
+    for args in ([], ["--compile"], ["--compile", "regions"], ["--compile", "none"]):
+        res = _calibrate("--env", CAL_ENV, *args, out=tmp_path / "o")
+        assert res.exit_code == 0, res.output
+    assert [mode for mode, _ in seen] == ["none", "update", "regions", "none"]
+    assert "--compile" not in seen[0][1] and "--compile update" in seen[1][1]
+    line = _one_line_exit_2(_calibrate("--env", CAL_ENV, "--compile", "fast", out=tmp_path))
+    assert "'fast' is not one of 'none', 'regions', 'update'" in line
+
+
 def test_the_memory_refusal_says_what_it_needs_and_what_there_is(tmp_path, no_training):
     line = _one_line_exit_2(_calibrate("--env", CAL_ENV, "--steps", str(10**12),
                                        out=tmp_path / "o"))

@@ -350,6 +350,20 @@ def test_update_with_the_compiled_optimiser_equals_the_reference_update(float64)
     assert optim._COMPILED_STEP._compiled is not optim._masked_step  # compiled, no fallback
 
 
+@pytest.mark.slow
+def test_update_with_compiled_regions_equals_the_reference_update(float64):
+    """Population(regions=True, optimizer="compiled"): the LayerNorm regions (forward and
+    backward) and the AdamW steps compiled (here Inductor's CPU code), the rest eager, vs the
+    reference update, float64; and nothing fell back to eager."""
+    from calibration.learner import agent, optim
+
+    ref = _run(Population(SMALL, 3, [3, 5, 7], CPU, LRS, fused=False), 20)
+    fast = Population(SMALL, 3, [3, 5, 7], CPU, LRS, regions=True, optimizer="compiled")
+    _assert_same_population(_run(fast, 20, fast.update_fn), ref, rtol=1e-9, atol=1e-9)
+    assert agent.COMPILED_NORM._compiled is not nets.norm
+    assert optim._COMPILED_STEP._compiled is not optim._masked_step
+
+
 def test_adamw_rejects_an_unknown_implementation():
     with pytest.raises(ValueError, match="unknown AdamW implementation 'fast'; choose one of "
                                          "ops, kernel, compiled"):

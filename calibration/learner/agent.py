@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from calibration.learner import nets
-from calibration.learner.fused import CUDA_LOCK, fused_quantile_huber_loss
+from calibration.learner.fused import CUDA_LOCK, LazyCompiled, fused_quantile_huber_loss
 from calibration.learner.optim import IMPLS, AdamW
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
@@ -121,10 +121,14 @@ class Population:
     learning_rates: torch.Tensor | None = None  # (M,), default cfg.learning_rate
     fused: bool = True  # fused loss (fused.py) and single-pass AdamW kernels; False: reference
     compiled: bool = False  # torch.compile the whole update (`update_fn`)
+    # torch.compile only what lies between two matmuls (nets.norm: LayerNorm, gain and bias,
+    # ReLU, skip; forward and backward), a few small compiles per population shape instead of
+    # one large one; the matmuls and the rest stay eager. Ignored when `compiled`.
+    regions: bool = False
     amp: bool = False  # bf16 autocast for the networks; parameters, optimiser and loss stay fp32
     # AdamW implementation (optim.IMPLS) of the critic and actor steps (and, when "compiled",
-    # the temperature's); "auto": "kernel" on the fused eager path, "ops" otherwise (reference,
-    # or a compiled update, which fuses the optimiser itself).
+    # the temperature's); "auto": "kernel" on the fused eager path, "compiled" with `regions`,
+    # "ops" otherwise (reference, or a compiled update, which fuses the optimiser itself).
     optimizer: str = "auto"
     # Per-member batch sizes (packing): batches hold max(batch_sizes) samples per member and
     # member i learns from its first batch_sizes[i] of them (weighted means, same arithmetic as
@@ -165,8 +169,9 @@ class Population:
         if impl not in ("auto", *IMPLS):
             raise ValueError(f"unknown optimizer {impl!r}; choose auto or one of "
                              f"{', '.join(IMPLS)}")
-        if impl == "auto":
-            impl = "kernel" if self.fused and not self.compiled else "ops"
+        if impl == "auto":  # compiled regions come with a compiled optimiser
+            impl = ("ops" if self.compiled or not self.fused
+                    else "compiled" if self.regions else "kernel")
         self.critic_opt = AdamW(self.critic, self.learning_rates, cfg.weight_decay, impl=impl)
         self.actor_opt = AdamW(self.actor, self.learning_rates, cfg.weight_decay, impl=impl)
         self.alpha_opt = AdamW(self.log_alpha, self.learning_rates, 0.0,
@@ -182,7 +187,12 @@ class Population:
                 for i, b in enumerate(sizes):
                     w[i, :b] = 1.0 / b
                 self.sample_weight = w.to(self.device)
-        self.update_fn = compile_update(self.update) if self.compiled else self.update
+        self._norm = COMPILED_NORM if self.regions and not self.compiled else nets.norm
+        self.update_fn = self.update
+        if self.compiled:
+            self.update_fn = compile_update(self.update)
+        elif self.regions or impl == "compiled":
+            self.update_fn = _first_call_locked(self.update)
 
     # --- networks -----------------------------------------------------------------------
     def q_values(self, net: nets.BroNet, obs: torch.Tensor, action: torch.Tensor
@@ -194,9 +204,9 @@ class Population:
 
     def _forward(self, net: nets.BroNet, x: torch.Tensor) -> torch.Tensor:
         if not self.amp:
-            return nets.bronet(net, x)
+            return nets.bronet(net, x, self._norm)
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
-            return nets.bronet(net, x).float()
+            return nets.bronet(net, x, self._norm).float()
 
     def policy(self, obs: torch.Tensor, noise: torch.Tensor | None):
         """tanh-Gaussian action and its log-probability; noise None -> the mean action."""
@@ -267,6 +277,27 @@ class Population:
             buf.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
         for opt in (self.critic_opt, self.actor_opt, self.alpha_opt):
             opt.nan_to_num_()
+
+
+COMPILED_NORM = LazyCompiled(nets.norm, "the LayerNorm regions")
+
+
+def _first_call_locked(update):
+    """`update` whose first call holds CUDA_LOCK: it compiles the backward passes of compiled
+    regions (the forward passes compile under the lock in LazyCompiled), so that threads
+    sharing a process never compile during another's graph capture."""
+    done = False
+
+    def call(*args):
+        nonlocal done
+        if done:
+            return update(*args)
+        with CUDA_LOCK:
+            out = update(*args)
+        done = True
+        return out
+
+    return call
 
 
 def compile_update(update):

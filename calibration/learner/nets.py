@@ -126,15 +126,20 @@ def dense(layer: Dense, x: torch.Tensor) -> torch.Tensor:
     return torch.baddbmm(layer.bias.unsqueeze(1), x, layer.weight)
 
 
-def norm(layer: Norm, x: torch.Tensor) -> torch.Tensor:
-    x = F.layer_norm(x, x.shape[-1:])
-    return x * layer.gain.unsqueeze(1) + layer.bias.unsqueeze(1)
+def norm(layer: Norm, x: torch.Tensor, relu: bool = False,
+         residual: torch.Tensor | None = None) -> torch.Tensor:
+    """LayerNorm with a per-group gain and bias, then ReLU (`relu`), then `residual` + that:
+    everything between two matmuls, one function, so that it can be compiled as one region."""
+    y = F.layer_norm(x, x.shape[-1:]) * layer.gain.unsqueeze(1) + layer.bias.unsqueeze(1)
+    if relu:
+        y = F.relu(y)
+    return y if residual is None else residual + y
 
 
-def bronet(net: BroNet, x: torch.Tensor) -> torch.Tensor:
-    """x: (G, B, in) -> (G, B, out)."""
-    h = F.relu(norm(net.norm_in, dense(net.dense_in, x)))
+def bronet(net: BroNet, x: torch.Tensor, norm_fn: Callable = norm) -> torch.Tensor:
+    """x: (G, B, in) -> (G, B, out). `norm_fn`: `norm`, or a compiled version of it."""
+    h = norm_fn(net.norm_in, dense(net.dense_in, x), True)
     for block in net.blocks:
-        r = F.relu(norm(block.norm1, dense(block.dense1, h)))
-        h = h + norm(block.norm2, dense(block.dense2, r))
+        r = norm_fn(block.norm1, dense(block.dense1, h), True)
+        h = norm_fn(block.norm2, dense(block.dense2, r), False, h)
     return dense(net.head, h)

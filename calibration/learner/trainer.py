@@ -33,6 +33,8 @@ from calibration.learner.graphs import GraphedUpdate
 from calibration.learner.optim import IMPLS
 from calibration.learner.replay import Replay
 
+COMPILE_MODES = ("none", "regions", "update")
+
 
 class LearnerError(AdvisorError):
     """A training request that cannot run: unknown env, discrete actions, missing device."""
@@ -60,7 +62,9 @@ class TrainConfig:
     buffer_size: int | None = None  # replay capacity per member (default: steps; oldest dropped)
     device: str = "auto"
     cuda_graph: bool = True  # replay the update from a CUDA graph on GPUs
-    compile: bool = False  # torch.compile the whole update (a minute or more of warm-up)
+    # torch.compile: "none"; "regions" (LayerNorm regions and AdamW steps: seconds of warm-up;
+    # Population.regions); "update" (the whole update: a minute or more). True = "update".
+    compile: bool | str = "none"
     amp: bool = False  # bf16 autocast for the networks
     optimizer: str = "auto"  # AdamW implementation (Population.optimizer, optim.IMPLS)
     vector_env: str = "auto"  # sync | async (a worker process per member) | auto
@@ -85,6 +89,10 @@ class TrainConfig:
             raise LearnerError(f"vector_env must be auto, sync or async, got {self.vector_env!r}")
         if self.buffer_size is not None and self.buffer_size < 1:
             raise LearnerError(f"buffer_size must be positive, got {self.buffer_size}")
+        self.compile = {True: "update", False: "none"}.get(self.compile, self.compile)
+        if self.compile not in COMPILE_MODES:
+            raise LearnerError(f"compile must be one of {', '.join(COMPILE_MODES)}, got "
+                               f"{self.compile!r}")
         if self.optimizer not in ("auto", *IMPLS):
             raise LearnerError(f"optimizer must be auto or one of {', '.join(IMPLS)}, got "
                                f"{self.optimizer!r}")
@@ -261,7 +269,8 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     lrs = cfg.learning_rates or [agent_cfg.learning_rate] * m
     torch.manual_seed(int(cfg.seeds[0]))
     pop = Population(agent_cfg, m, [int(s) for s in cfg.seeds], device, torch.tensor(lrs),
-                     compiled=cfg.compile, amp=cfg.amp, batch_sizes=cfg.batch_sizes,
+                     compiled=cfg.compile == "update", regions=cfg.compile == "regions",
+                     amp=cfg.amp, batch_sizes=cfg.batch_sizes,
                      optimizer=cfg.optimizer)
     sample_size = max(cfg.batch_sizes) if cfg.batch_sizes else cfg.batch_size
     gen = torch.Generator(device=device).manual_seed(int(sum(cfg.seeds)) + 1)
