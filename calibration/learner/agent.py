@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 import torch
 
 from calibration.learner import nets
-from calibration.learner.fused import CUDA_LOCK, LazyCompiled, fused_quantile_huber_loss
+from calibration.learner.fused import (
+    CUDA_LOCK,
+    LazyCompiled,
+    allow_recompiles,
+    fused_quantile_huber_loss,
+)
 from calibration.learner.optim import IMPLS, AdamW
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
@@ -321,6 +326,7 @@ def compile_update(update):
             return first_call(*args)
 
     def first_call(*args):
+        allow_recompiles()  # one compile per population shape in this process
         for label, options in tries:
             compiled = torch.compile(update, dynamic=False)
 

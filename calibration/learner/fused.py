@@ -69,7 +69,7 @@ class LazyCompiled:
     def __call__(self, *args):
         with CUDA_LOCK:
             if self._compiled is None:
-                _allow_recompiles()
+                allow_recompiles()
                 self._compiled = torch.compile(self.fn, dynamic=False)
             if self._compiled is not self.fn:
                 try:
@@ -81,13 +81,17 @@ class LazyCompiled:
         return self.fn(*args)
 
 
-def _allow_recompiles(limit: int = 64) -> None:
-    """One compile per population shape: a worker process (or threads sharing one) may train
-    more shapes than dynamo's default limit of 8, past which it would silently run eagerly."""
+def allow_recompiles(limit: int = 256, total: int = 2048) -> None:
+    """One compile per shape: a worker process (or threads sharing one) may train more shapes
+    than dynamo's default limit of 8 per function, past which it would silently run eagerly
+    (a compiled region, nets.norm, sees about ten shapes per population: critic and actor,
+    with and without gradients, acting; six populations in one process reach 60)."""
     config = torch._dynamo.config
-    for name in ("recompile_limit", "cache_size_limit"):  # the name changed across versions
-        if hasattr(config, name) and getattr(config, name) < limit:
-            setattr(config, name, limit)
+    for names, value in ((("recompile_limit", "cache_size_limit"), limit),
+                         (("accumulated_recompile_limit", "accumulated_cache_size_limit"), total)):
+        for name in names:  # the names changed across versions
+            if hasattr(config, name) and getattr(config, name) < value:
+                setattr(config, name, value)
 
 
 COMPILED_LOSS = LazyCompiled(loss_and_grad, "the fused quantile-Huber loss")
