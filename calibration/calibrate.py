@@ -416,7 +416,22 @@ def stage_summary(stage: str, records: list[dict], timing: bool = True) -> str:
                 f"env steps on {devices}")
     rate = f" = {updates / span:,.0f} member-updates/s" if span > 0 else ""
     return (f"{stage}: {pops}, {updates:,} member-updates, {steps:,} env "
-            f"steps in {span:,.0f} s ({how}){rate} on {devices}")
+            f"steps in {span:,.0f} s ({how}){rate} on {devices}{_phases(manifests)}")
+
+
+def _phases(manifests: list[dict]) -> str:
+    """'; time by phase ...' over the populations whose manifests time the phases of their
+    loop (trainer.PHASES), as shares of their summed train time; '' where none do."""
+    timed = [m["phase_s"] for m in manifests if isinstance(m.get("phase_s"), dict)]
+    totals: dict[str, float] = {}
+    for phases in timed:
+        for name, seconds in phases.items():
+            totals[name] = totals.get(name, 0.0) + float(seconds)
+    whole = sum(totals.values())
+    if not timed or whole <= 0:
+        return ""
+    shares = ", ".join(f"{name} {value / whole:.0%}" for name, value in totals.items())
+    return f"; time by phase, summed over populations: {shares}"
 
 
 def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, out_dir, fit_out,

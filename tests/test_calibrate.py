@@ -248,6 +248,12 @@ def test_stage_summary_reads_the_manifests():
     assert line == ("stage 1: 2 populations, 5,000 member-updates, 3,000 env steps in 20 s "
                     "(from the first population's start to the last one's end) = 250 "
                     "member-updates/s on NVIDIA H100 80GB HBM3")
+    timed = record([0], 1000, 0.0, 10.0)
+    timed["manifest"]["phase_s"] = {"act": 1.0, "update": 6.0, "env": 2.0, "store": 0.0,
+                                    "eval_log": 1.0}
+    assert stage_summary("s", [timed]).endswith(
+        "; time by phase, summed over populations: act 10%, update 60%, env 20%, store 0%, "
+        "eval_log 10%")
     old = record([0], 1000, 0.0, 8.0)
     del old["manifest"]["started_unix"]
     assert "in 8 s (summed over populations) = 125 member-updates/s" in stage_summary("s", [old])
