@@ -364,6 +364,30 @@ def test_update_with_compiled_regions_equals_the_reference_update(float64):
     assert optim._COMPILED_STEP._compiled is not optim._masked_step
 
 
+def test_compiled_adamw_that_cannot_compile_steps_eagerly_then_uses_the_kernel(monkeypatch):
+    from calibration.learner import fused, optim
+
+    def broken(*args):
+        raise RuntimeError("no compiler here")
+
+    lazy = fused.LazyCompiled(optim._masked_step, "the AdamW step")
+    monkeypatch.setattr(lazy, "_compiled", broken)
+    monkeypatch.setattr(optim, "_COMPILED_STEP", lazy)
+    g = torch.Generator().manual_seed(2)
+    params, lrs = torch.randn(3, 4, generator=g), torch.tensor([1e-3, 3e-3, 1e-2])
+    ref, opt = AdamW(params.clone(), lrs, 0.1), AdamW(params.clone(), lrs, 0.1, impl="compiled")
+    for it in range(3):
+        grad, mask = torch.randn(3, 4, generator=g), torch.tensor([True, it != 1, True])
+        ref.step(grad, mask)
+        if it == 0:
+            with pytest.warns(RuntimeWarning, match="compiling the AdamW step failed"):
+                opt.step(grad, mask)
+        else:
+            opt.step(grad, mask)
+            assert opt.impl == "kernel"
+    torch.testing.assert_close(opt.params, ref.params, rtol=1e-6, atol=1e-7)
+
+
 def test_adamw_rejects_an_unknown_implementation():
     with pytest.raises(ValueError, match="unknown AdamW implementation 'fast'; choose one of "
                                          "ops, kernel, compiled"):
@@ -478,7 +502,7 @@ def test_fused_loss_falls_back_to_eager_when_compiling_fails(monkeypatch):
     pred, target = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
     with pytest.warns(RuntimeWarning, match="quantile-Huber loss failed.*using it eagerly"):
         got = lazy(pred, target, 1.0)
-    assert lazy._compiled is fused.loss_and_grad  # for good: no second try
+    assert lazy._compiled is fused.loss_and_grad and lazy.failed  # for good: no second try
     for a, b in zip(got, fused.loss_and_grad(pred, target, 1.0)):
         torch.testing.assert_close(a, b)
 

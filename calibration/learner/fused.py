@@ -66,6 +66,11 @@ class LazyCompiled:
         self.fn, self.what = fn, what
         self._compiled = None
 
+    @property
+    def failed(self) -> bool:
+        """True once compiling failed (calls run `fn` eagerly from then on)."""
+        return self._compiled is self.fn
+
     def __call__(self, *args):
         with CUDA_LOCK:
             if self._compiled is None:

@@ -15,7 +15,8 @@ Three implementations of the same step (`impl`):
             member's call skipped on the device through its `found_inf` flag (no host sync):
             M launches per step;
   compiled  the `ops` step through torch.compile (fused.LazyCompiled): one generated kernel
-            for all members, whatever M; eager `ops` if compiling fails.
+            for all members, whatever M; if compiling fails, that step runs as `ops` and
+            later ones as `kernel` (or `ops` where there is no such kernel).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class AdamW:
     def step(self, grad: torch.Tensor, mask: torch.Tensor) -> None:
         """grad: (M, ...) with the layout of the parameters; mask: (M,) bool."""
         grad = grad.view(self.params.shape)
+        if self.impl == "compiled" and _COMPILED_STEP.failed:  # (warned): the next best
+            self.impl = "kernel" if has_fused_kernel() else "ops"
         if self.impl == "compiled":
             _COMPILED_STEP(self.params, grad, self.m, self.v, self.t, self.lr, mask, self.b1,
                            self.b2, self.wd, self.eps)
