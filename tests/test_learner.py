@@ -491,6 +491,26 @@ def test_compiled_fused_loss_equals_the_eager_one():
         torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-7)
 
 
+def test_compiled_code_called_in_a_thread_gets_the_raised_recompile_limits():
+    """Dynamo's settings are per thread: populations trained as threads (backend "threads")
+    each call compiled regions with the default limit of 8 shapes unless raised there too."""
+    import threading
+
+    from calibration.learner import fused
+
+    lazy, seen = fused.LazyCompiled(fused.loss_and_grad, "the loss"), []
+
+    def worker():
+        lazy._compiled = lazy.fn  # no compile needed to see the settings: run eagerly
+        lazy(torch.randn(1, 2, 3), torch.randn(1, 2, 3), 1.0)
+        seen.append(torch._dynamo.config.recompile_limit)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen and seen[0] >= 64
+
+
 def test_fused_loss_falls_back_to_eager_when_compiling_fails(monkeypatch):
     from calibration.learner import fused
 

@@ -72,9 +72,9 @@ class LazyCompiled:
         return self._compiled is self.fn
 
     def __call__(self, *args):
+        allow_recompiles()  # in this thread (populations may train as threads)
         with CUDA_LOCK:
             if self._compiled is None:
-                allow_recompiles()
                 self._compiled = torch.compile(self.fn, dynamic=False)
             if self._compiled is not self.fn:
                 try:
@@ -86,11 +86,18 @@ class LazyCompiled:
         return self.fn(*args)
 
 
+_LIMITS_RAISED = threading.local()
+
+
 def allow_recompiles(limit: int = 256, total: int = 2048) -> None:
     """One compile per shape: a worker process (or threads sharing one) may train more shapes
-    than dynamo's default limit of 8 per function, past which it would silently run eagerly
-    (a compiled region, nets.norm, sees about ten shapes per population: critic and actor,
-    with and without gradients, acting; six populations in one process reach 60)."""
+    than dynamo's default limit of 8 per function, past which it would run eagerly with a
+    warning (a compiled region, nets.norm, sees about ten shapes per population: critic and
+    actor, with and without gradients, acting; six populations in one process reach 60).
+    Dynamo's settings are per thread: called in each thread that calls compiled code."""
+    if getattr(_LIMITS_RAISED, "done", False):
+        return
+    _LIMITS_RAISED.done = True
     config = torch._dynamo.config
     for names, value in ((("recompile_limit", "cache_size_limit"), limit),
                          (("accumulated_recompile_limit", "accumulated_cache_size_limit"), total)):
