@@ -323,6 +323,9 @@ def _width_candidates(f: Fit, params: float) -> np.ndarray:
     return np.array(sorted({m * max(1, k) for k in range(base - 1, base + 3)}), dtype=float)
 
 
+_WIDE = 100.0  # an interval wider than this factor (high / low) is flagged as uninformative
+
+
 def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
              maximise_target: bool):
     """The rounded configuration to recommend: (gradient_steps, train_freq, width, target,
@@ -436,6 +439,11 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
     low_high = f.interval(utd_r, params_r, target_r, level)
     interval = None if low_high is None else Interval(
         low=float(low_high[0]), high=float(low_high[1]), level=level)
+    if interval is not None and interval.low > 0 and interval.high / interval.low > _WIDE:
+        warnings.append(f"the {100 * level:g}% interval spans a factor of "
+                        f"{interval.high / interval.low:.3g} ({interval.low:.3g}-"
+                        f"{interval.high:.3g} env steps): this far from the fitted runs the "
+                        "predicted data says little; run a configuration inside the fitted range")
     if f.model.prediction_interval is None:
         warnings.append(f"{f.id} carries no calibrated prediction interval (schema version "
                         f"{f.model.schema_version}); the interval is the bootstrap spread of the "

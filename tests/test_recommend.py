@@ -113,6 +113,20 @@ def test_plain_float_is_a_compute_budget():
     assert a == b and a.problem == "compute"
 
 
+def test_an_interval_too_wide_to_inform_is_flagged():
+    """Far outside the fitted domain the widened interval can span orders of magnitude (a
+    smoke-calibrated fit printed 0.28-2.8e5 env steps): say so instead of printing it bare."""
+    f = advisor.load_fit("bro/h1-stand-v0")
+    rec = advisor.recommend(advisor.Budget(data=6e5), fit=f, target=500)
+    assert not any("interval spans" in w for w in rec.warnings)
+    pi = f.model.prediction_interval.model_copy(update={"widen_up": 1000.0,
+                                                        "widen_down": 1000.0})
+    wide = advisor.Fit(f.model.model_copy(update={"prediction_interval": pi}))
+    rec = advisor.recommend(advisor.Budget(compute=1e19), fit=wide, target=500)
+    assert rec.extrapolated and rec.interval.high / rec.interval.low > 100
+    assert any(w.startswith("the 80% interval spans a factor of") for w in rec.warnings)
+
+
 def test_recommendation_fields_are_consistent():
     rec = advisor.recommend(advisor.Budget(data=6e5), fit="bro/h1-stand-v0", target=500)
     f = advisor.load_fit("bro/h1-stand-v0")
@@ -184,7 +198,11 @@ def _least(fit_id: str) -> dict[str, float]:
 factors = st.floats(min_value=-0.5, max_value=3.0).map(lambda e: 10.0**e)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the rate checked in the next test is over these draws, and a rate over fresh
+# random draws each run sits near its bound often enough to fail a CI run by chance (once in
+# about three runs here: 13 over for 120 ok, bound 12).
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          derandomize=True)
 @given(kind=st.sampled_from(["compute", "data", "both", "total"]), x=factors, y=factors,
        target=targets, fit_id=st.sampled_from(CASES))
 def test_random_budgets_either_fit_or_raise_one_advisor_error(kind, x, y, target, fit_id):
