@@ -201,6 +201,8 @@ def test_compile_modes_are_checked_and_old_booleans_still_read():
     with pytest.raises(LearnerError, match="compile must be one of none, regions, update, got "
                                            "'fast'"):
         TrainConfig(ENV, 10, [1], [0], compile="fast")
+    with pytest.raises(LearnerError, match="compile must be one of"):
+        TrainConfig(ENV, 10, [1], [0], compile=["update"])
 
 
 def test_mps_daemon_is_found_by_its_control_pipe(tmp_path, monkeypatch):

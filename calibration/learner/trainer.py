@@ -89,7 +89,8 @@ class TrainConfig:
             raise LearnerError(f"vector_env must be auto, sync or async, got {self.vector_env!r}")
         if self.buffer_size is not None and self.buffer_size < 1:
             raise LearnerError(f"buffer_size must be positive, got {self.buffer_size}")
-        self.compile = {True: "update", False: "none"}.get(self.compile, self.compile)
+        if isinstance(self.compile, bool):
+            self.compile = "update" if self.compile else "none"
         if self.compile not in COMPILE_MODES:
             raise LearnerError(f"compile must be one of {', '.join(COMPILE_MODES)}, got "
                                f"{self.compile!r}")
