@@ -302,16 +302,20 @@ def fits(fmt):
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'id':<24} {'targets':>11} {'configs':>7} {'LOCO err':>8} {'log-lin':>7} "
-               f"{'80% cov':>7} {'B~':>9}  source")
+    head = ["id", "targets", "configs", "LOCO err", "log-lin", "80% cov", "B~", "source"]
+    table = [head]
     for r in rows:
-        base = r["loglinear_error"]
-        cov = r["interval_coverage"]
-        click.echo(f"{r['id']:<24} {r['target_min']:>5g}-{r['target_max']:<5g} {r['configs']:>7} "
-                   f"{100 * r['loco_error']:>7.1f}% "
-                   + (f"{100 * base:>6.1f}%" if base is not None else f"{'-':>7}")
-                   + (f" {100 * cov:>6.0f}%" if cov is not None else f" {'-':>7}")
-                   + f" {r['batch_size']:>9}  {r['source']}")
+        base, cov = r["loglinear_error"], r["interval_coverage"]
+        table.append([r["id"], f"{r['target_min']:.4g}-{r['target_max']:.4g}", str(r["configs"]),
+                      f"{100 * r['loco_error']:.1f}%",
+                      f"{100 * base:.1f}%" if base is not None else "-",
+                      f"{100 * cov:.0f}%" if cov is not None else "-",
+                      r["batch_size"], r["source"]])
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in table:  # id and source left-aligned, numbers right-aligned
+        cells = [c.ljust(w) if i in (0, len(head) - 1) else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(row, widths))]
+        click.echo("  ".join(cells).rstrip())
     click.echo("\nLOCO err: mean relative error of D_J on configs left out one at a time; "
                "log-lin: the same for a log-linear baseline; 80% cov: how often the 80% interval "
                "held on them")

@@ -327,9 +327,10 @@ _WIDE = 100.0  # an interval wider than this factor (high / low) is flagged as u
 
 
 def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
-             maximise_target: bool):
+             maximise_target: bool, box: optimize.Box):
     """The rounded configuration to recommend: (gradient_steps, train_freq, width, target,
-    within_budget, excess message or None)."""
+    within_budget, excess message or None). Candidates outside `box` (where the law is not
+    trusted) are only taken when none is inside."""
     fracs = utd_fractions(point.utd)
     u = np.array([p / q for p, q in fracs])
     widths = _width_candidates(f, point.params)
@@ -337,6 +338,11 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
     uu, nn = np.meshgrid(u, n, indexing="ij")  # (n_utd, n_width)
     k = f.compute_per_update_param
     flat_u, flat_n = uu.ravel(), nn.ravel()
+    tol = 1e-9
+    inside = ((flat_u >= box.utd_low * (1 - tol)) & (flat_u <= box.utd_high * (1 + tol))
+              & (flat_n >= box.params_low * (1 - tol)) & (flat_n <= box.params_high * (1 + tol)))
+    if not inside.any():
+        inside[:] = True
 
     def costs(targets: np.ndarray):
         """data, compute, total: (n_targets, n_candidates)."""
@@ -347,7 +353,7 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
         return d, c, c + delta * d
 
     def within(d, c, t):
-        ok = np.ones(d.shape, bool)
+        ok = np.broadcast_to(inside, d.shape).copy()
         if budget.data is not None:
             ok &= d <= budget.data * (1 + _SLACK)
         if budget.compute is not None:
@@ -384,7 +390,7 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
     # Nothing rounded fits: the least excess over any budget.
     ratios = [x / b for x, b in ((d, budget.data), (c, budget.compute), (t, budget.total))
               if b is not None]
-    excess = np.max(ratios, axis=0)
+    excess = np.where(inside, np.max(ratios, axis=0), np.inf)
     i = int(np.argmin(excess))
     over = [f"{name} by {100 * (x[i] / b - 1):.2g}% ({x[i]:.4g} > {b:.4g} {_UNITS[name]})"
             for name, x, b in (("data", d, budget.data), ("compute", c, budget.compute),
@@ -396,7 +402,7 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
 def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
               box: optimize.Box, maximise_target: bool, level: float) -> Recommendation:
     steps, freq, width, target_r, within, excess = _rounded(f, budget, target, point, delta,
-                                                            maximise_target)
+                                                            maximise_target, box)
     utd_r = steps / freq
     params_r = float(f.params(width))
     data_r = float(f.data_to_target(utd_r, params_r, target_r))

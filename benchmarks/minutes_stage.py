@@ -64,6 +64,14 @@ def main() -> None:
         wall = time.perf_counter() - t0
         print(f"whole calibration: {wall:.0f} s wall ({wall / 60:.1f} min; goal <= 8 min); "
               f"fit file {path}", flush=True)
+        import advisor
+        from calibration.checks import fit_checks
+
+        checks = fit_checks(advisor.load_fit(str(path)).model, list(grid.batch_sizes))
+        for c in checks:
+            print(f"  {c}", flush=True)
+        print(f"sane fit (calibration.checks): {'met' if all(c.ok for c in checks) else 'NOT met'}",
+              flush=True)
         return
     prepare_out_dir(out, grid, args.env)
     units = stage1_units(grid)

@@ -50,6 +50,12 @@ def best_batch_sizes(tables: dict[float, DataTable]) -> tuple[np.ndarray, np.nda
     return first.utd, first.params, best.mean(axis=0)
 
 
+#: Bounds of the B~ fit (fit_batch_law) on alpha_B and beta_B; a fit at one says the grid did
+#: not pin that exponent down (calibration.checks).
+ALPHA_B_BOUNDS = (0.0, 3.0)
+BETA_B_BOUNDS = (0.0, 15.0)
+
+
 def fit_batch_law(utd: np.ndarray, params: np.ndarray, best: np.ndarray
                   ) -> tuple[np.ndarray, float]:
     """Fit (a_B, alpha_B, b_B, beta_B) in log space; returns them and the mean relative error."""
@@ -63,7 +69,9 @@ def fit_batch_law(utd: np.ndarray, params: np.ndarray, best: np.ndarray
     best_fit = None
     for alpha0, beta0, lbn0 in [(0.3, 0.5, 0.0), (0.1, 2.0, -2.0), (0.5, 1.0, 2.0)]:
         res = least_squares(resid, [y.mean() + 0.5, alpha0, lbn0, beta0],
-                            bounds=([-20, 0, -30, 0], [30, 3, 30, 15]), method="trf")
+                            bounds=([-20, ALPHA_B_BOUNDS[0], -30, BETA_B_BOUNDS[0]],
+                                    [30, ALPHA_B_BOUNDS[1], 30, BETA_B_BOUNDS[1]]),
+                            method="trf")
         if best_fit is None or res.cost < best_fit.cost:
             best_fit = res
     log_a, alpha, log_bn, beta = best_fit.x

@@ -40,6 +40,7 @@ from calibration.architectures import bronet_architecture, bronet_params
 from calibration.archives import ArchiveError, Run, read_runs
 from calibration.batch import best_batch_sizes, fit_batch_law, tables_by_batch
 from calibration.build import DEFAULT_METHOD, N_BOOT, make_fit_file, one_blas_thread
+from calibration.checks import fit_checks
 from calibration.curves import data_table, isotonic_curve, seed_mean, thresholds
 from calibration.grid import Grid, GridError, Unit, load_grid, preset, stage1_units, stage2_units
 from calibration.outdir import LOCK_NAME, check_out_dir, check_writable, lock_out_dir
@@ -385,11 +386,22 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
                                   project_version=advisor.__version__,
                                   method=DEFAULT_METHOD.describe(), notes=notes),
             n_boot=n_boot, created=created, prior=plan.prior)
+    # Is the fit fit to use (calibration.checks)? Printed, and recorded in the file's notes.
+    checks = fit_checks(fit, batch_sizes=list(grid.batch_sizes))  # the stage-1 sweep's
+    failed = [c for c in checks if not c.ok]
+    for c in checks:
+        say(f"check {c}")
+    verdict = ("fit checks passed: " + ", ".join(c.name for c in checks) if not failed else
+               "fit checks FAILED (do not trust these laws; a longer or wider grid may help): "
+               + "; ".join(f"{c.name}: {c.message}" for c in failed))
+    fit = fit.model_copy(update=dict(provenance=fit.provenance.model_copy(
+        update=dict(notes=[*fit.provenance.notes, verdict]))))
     path = plan.fit_path
     write_fit_file(fit, path)
     g = fit.goodness_of_fit
     say(f"wrote {path}: leave-one-config-out error {100 * g.leave_one_config_out:.1f}% over "
-        f"{g.n_configs} configs")
+        f"{g.n_configs} configs" + (f"; {len(failed)} of {len(checks)} fit checks FAILED "
+                                    "(above)" if failed else "; fit checks passed"))
     return path
 
 

@@ -728,25 +728,32 @@ def _middle(values: list) -> float:
     return sorted(values)[(len(values) - 1) // 2]
 
 
-def write_plan(p: Plan, path) -> Path:
-    """Write `p` as a grid JSON file that `advisor calibrate --grid` accepts (atomically)."""
-    from calibration.atomic import atomic_save
+def plan_problem(p: Plan) -> str | None:
+    """Why `advisor calibrate` could not run plan `p` (one line), or None when it can."""
     from calibration.calibrate import MIN_CONFIGS
     from calibration.prior import MIN_FEW_SHOT_CONFIGS, MIN_PRIOR_FITS
 
     if p.prior and len(p.prior) < MIN_PRIOR_FITS and p.k < MIN_CONFIGS:
-        raise DesignError(
-            f"a few-shot fit needs a family prior of at least {MIN_PRIOR_FITS} fits (families of "
-            f"2-4 tasks predicted worse than a free fit); this plan's has {len(p.prior)}, and a "
-            f"free fit needs at least {MIN_CONFIGS} configurations")
+        return (f"a few-shot fit needs a family prior of at least {MIN_PRIOR_FITS} fits (families "
+                f"of 2-4 tasks predicted worse than a free fit); this plan's has {len(p.prior)}, "
+                f"and a free fit needs at least {MIN_CONFIGS} configurations")
     if not p.prior and p.k < MIN_CONFIGS:
-        raise DesignError(
-            f"advisor calibrate fits D_J freely and needs at least {MIN_CONFIGS} configurations; "
-            f"a plan of {p.k} is for a few-shot fit: plan it with --prior and run "
-            "`advisor calibrate --grid PLAN --prior ...`")
+        return (f"advisor calibrate fits D_J freely and needs at least {MIN_CONFIGS} "
+                f"configurations; a plan of {p.k} is for a few-shot fit: plan it with --prior and "
+                "run `advisor calibrate --grid PLAN --prior ...`")
     if p.k < MIN_FEW_SHOT_CONFIGS:
-        raise DesignError(f"a few-shot fit needs at least {MIN_FEW_SHOT_CONFIGS} configurations, "
-                          f"the plan has {p.k}")
+        return (f"a few-shot fit needs at least {MIN_FEW_SHOT_CONFIGS} configurations, the plan "
+                f"has {p.k}")
+    return None
+
+
+def write_plan(p: Plan, path) -> Path:
+    """Write `p` as a grid JSON file that `advisor calibrate --grid` accepts (atomically)."""
+    from calibration.atomic import atomic_save
+
+    problem = plan_problem(p)
+    if problem:
+        raise DesignError(problem)
     path = Path(path)
     atomic_save(path, text=json.dumps(p.grid().model_dump(mode="json"), indent=1) + "\n")
     return path

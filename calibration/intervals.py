@@ -6,6 +6,12 @@ interval at level L is split conformal on those residuals: the (1 - L')/2 and (1
 quantiles, L' = L (1 + 1/n) for n configs (the finite-sample correction; configs, not points,
 are the exchangeable units since a config's thresholds share one noisy curve).
 
+A new run between the fitted ones (another utd or critic size) is predicted by a fit that saw no
+run at its row or column, and whole rows and columns can sit off the law together (a width that
+learns better than its neighbours): LOCO residuals understate that. So the offsets are scaled,
+level by level, by the least factor >= 1 that also covers the level's share of the residuals of
+the interior rows and columns each left out whole (`group_scale`).
+
 Outside the fitted domain the residuals grow. Refitting without the outermost row (largest or
 smallest utd) or column (largest or smallest params) of the grid and predicting it measures how
 fast: the interval's log offsets are scaled by 1 + widen * distance (distance in log units beyond
@@ -30,6 +36,8 @@ CHECK_LEVEL = 0.8
 #: whose own edges happen to extrapolate well still gets a wider interval outside its domain.
 WIDEN_FLOOR_UP = 0.25
 WIDEN_FLOOR_DOWN = 1.0
+#: Scale factors tried for the in-domain offsets (group_scale).
+_SCALE_GRID = np.round(np.arange(1.0, 5.0001, 0.01), 2)
 _WIDEN_GRID = np.concatenate([np.linspace(0, 2, 81), np.linspace(2.1, 50, 480),
                               np.linspace(51, 1000, 950)])
 
@@ -67,25 +75,108 @@ def _covered(r: np.ndarray, lo: float, hi: float, scale: np.ndarray | float = 1.
     return (r >= lo * scale) & (r <= hi * scale)
 
 
+def group_scale(lo: float, hi: float, residuals: np.ndarray, level: float) -> float:
+    """Least factor k >= 1 (in steps of 0.01, at most 5) for which [k lo, k hi] covers `level`
+    of `residuals` (log residuals of rows or columns left out whole); 1 with none."""
+    if not residuals.size:
+        return 1.0
+    for k in _SCALE_GRID:
+        if _covered(residuals, lo, hi, k).mean() >= level:
+            return float(k)
+    return float(_SCALE_GRID[-1])
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Residuals of the interior rows and columns of a grid, each left out whole: `residuals`
+    (n, m) per axis ('utd', 'params'), NaN outside the interior; `members[axis]` the boolean
+    (n,) mask of each left-out row or column."""
+
+    residuals: dict[str, np.ndarray]
+    members: dict[str, list[np.ndarray]]
+
+    def of(self, axis: str, keep: np.ndarray | None = None) -> np.ndarray:
+        """The finite residuals of one axis's groups, of the configs in `keep` (default all)."""
+        r = self.residuals[axis] if keep is None else self.residuals[axis][keep]
+        return r[np.isfinite(r)]
+
+    def scale(self, lo: float, hi: float, level: float, keep: np.ndarray | None = None) -> float:
+        """The least factor covering `level` of the interior rows' residuals and of the interior
+        columns' residuals, each axis on its own (of the configs in `keep`)."""
+        return max([group_scale(lo, hi, self.of(axis, keep), level) for axis in self.residuals]
+                   or [1.0])
+
+
+def interior_groups(table: DataTable, preds: dict[str, np.ndarray]) -> Groups:
+    residuals, members = {}, {}
+    for axis, pred in preds.items():
+        col = getattr(table, axis)
+        u = np.unique(col)
+        r = np.full(table.data.shape, np.nan)
+        members[axis] = []
+        for v in u[1:-1]:
+            rows = col == v
+            r[rows] = _residuals(table.data[rows], pred[rows])
+            members[axis].append(rows)
+        residuals[axis] = r
+    return Groups(residuals, members)
+
+
+def _honest_bounds(r: np.ndarray, ok: np.ndarray, keep: np.ndarray, level: float,
+                   groups: Groups | None, floor: tuple[float, float] | None,
+                   min_own: int) -> tuple[float, float] | None:
+    """The interval built only from configs in `keep`: their LOCO residuals, scaled to cover
+    their interior group residuals, at least `floor`; None when nothing calibrates it."""
+    n_keep = int(keep.sum())
+    others = r[keep][ok[keep]]
+    if not others.size and floor is None:
+        return None
+    lo, hi = (conformal_quantiles(others, level, n_keep) if others.size and n_keep >= min_own
+              else (0.0, 0.0))
+    if groups is not None and others.size and n_keep >= min_own:
+        k = groups.scale(lo, hi, level, keep)
+        lo, hi = k * lo, k * hi
+    if floor is not None:
+        lo, hi = min(lo, floor[0]), max(hi, floor[1])
+    return lo, hi
+
+
 def loco_coverage(table: DataTable, loco: np.ndarray, level: float = CHECK_LEVEL,
-                  floor: tuple[float, float] | None = None, min_own: int = 1) -> float:
-    """Coverage of the interval on each config when its quantiles come from the other configs'
-    LOCO residuals only (honest: the held-out config never calibrates its own interval), at
-    least as wide as `floor` (log low, log high) where given; with fewer than `min_own` other
-    configs the interval is `floor` alone."""
+                  floor: tuple[float, float] | None = None, min_own: int = 1,
+                  groups: Groups | None = None) -> float:
+    """Coverage of the interval on each config when it is built from the other configs only
+    (honest: the held-out config never calibrates its own interval): their LOCO residuals,
+    scaled to cover their residuals in `groups` where given, at least as wide as `floor` (log
+    low, log high) where given; with fewer than `min_own` other configs, `floor` alone."""
     r = _residuals(table.data, loco)
     ok = np.isfinite(r)
     n = len(table.utd)
     hits = []
     for i in range(n):
-        others = np.concatenate([r[k][ok[k]] for k in range(n) if k != i])
-        if not ok[i].any() or (not others.size and floor is None):
+        keep = np.arange(n) != i
+        bounds = _honest_bounds(r, ok, keep, level, groups, floor, min_own)
+        if not ok[i].any() or bounds is None:
             continue
-        lo, hi = (conformal_quantiles(others, level, n - 1) if others.size and n - 1 >= min_own
-                  else (0.0, 0.0))
-        if floor is not None:
-            lo, hi = min(lo, floor[0]), max(hi, floor[1])
-        hits.append(_covered(r[i][ok[i]], lo, hi))
+        hits.append(_covered(r[i][ok[i]], *bounds))
+    return float(np.concatenate(hits).mean()) if hits else float("nan")
+
+
+def group_coverage(table: DataTable, loco: np.ndarray, groups: Groups, axis: str,
+                   level: float = CHECK_LEVEL, floor: tuple[float, float] | None = None,
+                   min_own: int = 1) -> float:
+    """Coverage on the interior rows ('utd') or columns ('params') left out whole, each with an
+    interval built without any of its configs (LOCO residuals and group residuals of the other
+    configs only, and `floor`): how the interval holds at a new utd or critic size between
+    the fitted ones."""
+    r = _residuals(table.data, loco)
+    ok = np.isfinite(r)
+    hits = []
+    for rows in groups.members[axis]:
+        g = groups.residuals[axis][rows]
+        g = g[np.isfinite(g)]
+        bounds = _honest_bounds(r, ok, ~rows, level, groups, floor, min_own)
+        if g.size and bounds is not None:
+            hits.append(_covered(g, *bounds))
     return float(np.concatenate(hits).mean()) if hits else float("nan")
 
 
@@ -115,14 +206,6 @@ def _least_widen(r: np.ndarray, d: np.ndarray, lo: float, hi: float, level: floa
         if _covered(r, lo, hi, 1 + w * d).mean() >= level:
             return float(w)
     return float(_WIDEN_GRID[-1])
-
-
-def _interior(table: DataTable, pred: np.ndarray, axis: str) -> np.ndarray:
-    col = getattr(table, axis)
-    u = np.unique(col)
-    inner = (col != u[0]) & (col != u[-1])
-    r = _residuals(table.data[inner], pred[inner])
-    return r[np.isfinite(r)]
 
 
 @dataclass(frozen=True)
@@ -155,30 +238,38 @@ def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.
     r = r[np.isfinite(r)]
     n = len(table.utd)
     own = floor is None or (n >= floor.min_own and r.size > 0)
+    preds = {axis: group_out(table, method, laws, axis, refit=refit) for axis in ("utd", "params")}
+    groups = interior_groups(table, preds)
+    scales = {}
 
     def bounds_at(level):
         lo, hi = conformal_quantiles(r, level, n) if own else (0.0, 0.0)
+        if own:
+            scales[level] = groups.scale(lo, hi, level)
+            lo, hi = scales[level] * lo, scales[level] * hi
         if floor is not None:
             f_lo, f_hi = floor.at(level)
             lo, hi = min(lo, f_lo), max(hi, f_hi)
         return lo, hi
 
-    bounds = [bounds_at(level) for level in LEVELS]
-    preds = {axis: group_out(table, method, laws, axis, refit=refit) for axis in ("utd", "params")}
-    lo8, hi8 = bounds_at(CHECK_LEVEL)
+    # Nested: a higher level's interval contains a lower one's (the scale can shrink).
+    raw = [bounds_at(level) for level in LEVELS]
+    lows = np.minimum.accumulate([b[0] for b in raw])
+    highs = np.maximum.accumulate([b[1] for b in raw])
+    bounds = list(zip(lows, highs))
+    i8 = LEVELS.index(CHECK_LEVEL)
+    lo8, hi8 = float(lows[i8]), float(highs[i8])
     up_r, up_d = _edges(table, preds, "up")
     down_r, down_d = _edges(table, preds, "down")
     widen_up = max(WIDEN_FLOOR_UP, _least_widen(up_r, up_d, lo8, hi8, CHECK_LEVEL))
     widen_down = max(WIDEN_FLOOR_DOWN, _least_widen(down_r, down_d, lo8, hi8, CHECK_LEVEL))
-    coverage = {"leave_one_config_out": loco_coverage(
-        table, loco, floor=floor.at(CHECK_LEVEL) if floor else None,
-        min_own=floor.min_own if floor else 1)}
+    honest = dict(floor=floor.at(CHECK_LEVEL) if floor else None,
+                  min_own=floor.min_own if floor else 1)
+    coverage = {"leave_one_config_out": loco_coverage(table, loco, groups=groups, **honest)}
     if floor is not None:
         coverage.update(floor.coverage)
     for axis, name in (("utd", "interior_utd_rows_out"), ("params", "interior_params_columns_out")):
-        ri = _interior(table, preds[axis], axis)
-        if ri.size:
-            coverage[name] = float(_covered(ri, lo8, hi8).mean())
+        coverage[name] = group_coverage(table, loco, groups, axis, **honest)
     if up_r.size:
         coverage["largest_row_and_column_out"] = float(
             _covered(up_r, lo8, hi8, 1 + widen_up * up_d).mean())
@@ -186,7 +277,9 @@ def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.
         coverage["smallest_row_and_column_out"] = float(
             _covered(down_r, lo8, hi8, 1 + widen_down * down_d).mean())
     own_text = ("split conformal on leave-one-config-out log residuals (finite-sample "
-                "corrected over configs)")
+                "corrected over configs), scaled to cover as many residuals of interior rows and "
+                f"columns left out whole (x{scales.get(CHECK_LEVEL, 1.0):g} at "
+                f"{CHECK_LEVEL:g})")
     widen_text = ("widened beyond the fitted domain by fits without the outermost rows and "
                   f"columns (floors {WIDEN_FLOOR_UP:g} above, {WIDEN_FLOOR_DOWN:g} below)")
     if floor is None:

@@ -13,7 +13,7 @@ import sys
 import click
 
 from advisor.errors import AdvisorError
-from calibration.design import Plan, write_plan
+from calibration.design import Plan, plan_problem, write_plan
 from calibration.design import plan as make_plan
 
 
@@ -61,10 +61,13 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
                   prior=list(prior) or None, input_dim=input_dim, steps=steps, seeds=seeds,
                   criterion=criterion, batch_from_prior=batch_from_prior)
     text = format_plan(p, fmt)
+    problem = plan_problem(p)
+    if problem and not output:  # with -o: write_plan refuses it (one line, exit 2)
+        click.echo(f"note: advisor calibrate cannot run this plan: {problem}", err=True)
     if output:
         path = write_plan(p, output)
         if fmt == "table":
-            priors = "".join(f" --prior {shlex.quote(i)}" for i in p.prior)
+            priors = "".join(f" --prior {shlex.quote(i)}" for i in prior)  # as given: dmc
             text += (f"\nwrote {path}: advisor calibrate --env ENV --grid {path} --out-dir DIR"
                      f"{priors}")
     return text
@@ -102,7 +105,7 @@ def plan(runs, preset_name, utds, widths, prior, input_dim, steps, seeds, criter
     Examples:
       advisor plan --runs 5 --preset reduced -o grid.json
       advisor calibrate --env HalfCheetah-v5 --grid grid.json --out-dir calib
-      advisor plan --runs 3 --prior bro/dog-run --prior bro/dog-walk --input-dim 261
+      advisor plan --runs 3 --prior dmc --input-dim 261
     """
     try:
         click.echo(plan_command(runs, preset_name=preset_name, utds=utds, widths=widths,

@@ -53,6 +53,17 @@ def test_fits_and_show_list_and_describe():
     assert res.exit_code == 0 and "leave-one-config-out" in res.output and "source:" in res.output
 
 
+def test_fits_table_columns_line_up():
+    """Every row's numbers end under their header (they did not on the myo rows, whose targets
+    print as 0.3176-0.704)."""
+    lines = run("fits").output.split("\n\n")[0].splitlines()
+    head = lines[0]
+    for name in ("targets", "configs", "LOCO err", "80% cov"):
+        end = head.index(name) + len(name)
+        for line in lines[1:]:
+            assert line[end - 1] != " " and line[end] == " ", (name, line)
+
+
 @pytest.mark.parametrize("args, needle", [
     (["recommend", "--compute", "-1"], "positive"),
     (["recommend", "--compute", "nan"], "positive"),

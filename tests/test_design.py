@@ -165,6 +165,14 @@ def test_plan_click_command_on_a_standalone_group(tmp_path):
     assert len(load_grid(out).configs) == 5 and "wrote" in res.output
     res = CliRunner().invoke(group, ["plan", "--runs", "4", "--format", "json"])
     assert res.exit_code == 0
-    assert len(json.loads(res.output)["runs"]) == 4
+    assert len(json.loads(res.stdout)["runs"]) == 4
+    assert "cannot run this plan" in res.stderr and "at least 5 configurations" in res.stderr
+    # A prior of 2 fits: printed, with the reason calibrate would refuse it (as -o does).
+    res = CliRunner().invoke(group, ["plan", "--runs", "3", "--prior", "bro/dog-run",
+                                     "--prior", "bro/dog-walk"])
+    assert res.exit_code == 0 and "utd" in res.stdout
+    assert "cannot run this plan" in res.stderr and "at least 5 fits" in res.stderr
+    res = CliRunner().invoke(group, ["plan", "--runs", "5"])
+    assert res.exit_code == 0 and not res.stderr
     res = CliRunner().invoke(group, ["plan", "--runs", "40"])
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "between 1 and" in res.output

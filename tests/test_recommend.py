@@ -273,3 +273,23 @@ def test_fits_no_better_than_loglinear_say_so():
     assert any("no better than a log-linear baseline" in w for w in rec.warnings)
     rec = advisor.recommend(advisor.Budget(data=8e5), fit="bro/h1-stand-v0")
     assert not any("log-linear" in w for w in rec.warnings)
+
+
+@pytest.mark.parametrize("fit_id", CASES)
+def test_rounded_config_stays_inside_the_trusted_box(fit_id):
+    """Rounding to gradient_steps/train_freq and to the width multiple must not step outside
+    the region where the law is used (it did: params 3.501e8 past the box's 3.43e8 for
+    --compute 1e18 on bro/h1-crawl-v0), budgets pushing to every edge of the box."""
+    f = advisor.load_fit(fit_id)
+    box = f.trusted_box()
+    tol = 1e-9
+    budgets = [advisor.Budget(compute=c) for c in (1e13, 1e15, 1e17, 1e18, 1e20)]
+    budgets += [advisor.Budget(data=d) for d in (1.5e5, 3e5, 1e6, 3e6)]
+    for budget in budgets:
+        try:
+            rec = advisor.recommend(budget, fit=fit_id)
+        except AdvisorError:
+            continue
+        assert box.utd_low * (1 - tol) <= rec.utd <= box.utd_high * (1 + tol), (budget, rec.utd)
+        assert box.params_low * (1 - tol) <= rec.params <= box.params_high * (1 + tol), (
+            budget, rec.params)

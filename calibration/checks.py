@@ -1,0 +1,100 @@
+"""Is a fitted law fit to use? The checks `advisor calibrate` runs on the fit it writes.
+
+A calibration grid that is too short, too noisy or too narrow still gives a fit: least squares
+always returns something. These say where it should not be trusted:
+  exponents   every D_J exponent (alpha, beta) strictly inside the bounds of the fit
+              (calibration.fitting.ALPHA_BOUNDS): one at a bound was not determined by the runs;
+  batch size  B~'s exponents below their upper bounds (calibration.batch), and B~ at the corners
+              of the fitted domain within 4x of the batch sizes the runs used: a B~ that
+              recommends batch sizes far from any run (a smoke fit on Hopper had b_B = 1.7e49,
+              beta_B = 14) is a fit of noise;
+  baseline    leave-one-config-out error below the log-linear baseline's: otherwise the law's
+              curvature, which is what sets the trade-offs it recommends, is not supported.
+
+    problems = [c for c in fit_checks(fit, batch_sizes=[128, 256]) if not c.ok]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from advisor import laws
+from advisor.fitfile import FitFile
+from calibration.batch import ALPHA_B_BOUNDS, BETA_B_BOUNDS
+from calibration.fitting import ALPHA_BOUNDS
+
+#: B~ at the domain's corners may lie this factor beyond the batch sizes the runs used.
+BATCH_SPAN = 4.0
+_AT_BOUND = 1e-3  # relative distance to a bound that counts as on it
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    message: str
+
+    def __str__(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'} {self.name}: {self.message}"
+
+
+def _at_bound(x: float, lo: float, hi: float) -> str | None:
+    if x >= hi * (1 - _AT_BOUND):
+        return f"at its upper bound {hi:g}"
+    if x <= lo * (1 + _AT_BOUND) + 1e-12:
+        return f"at its lower bound {lo:g}"
+    return None
+
+
+def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None) -> list[Check]:
+    """The checks of the module docstring on one fit file; `batch_sizes`: those the runs used
+    (without them the batch-size range check is skipped)."""
+    out = []
+    lo, hi = ALPHA_BOUNDS
+    bad = []
+    for law in fit.data_to_target.laws:
+        for name, x in (("alpha", law.alpha), ("beta", law.beta)):
+            where = _at_bound(x, lo, hi)
+            if where:
+                bad.append(f"{name} {x:.3g} {where} at target {law.target:.4g}")
+    alphas = sorted({round(law.alpha, 3) for law in fit.data_to_target.laws})
+    betas = sorted({round(law.beta, 3) for law in fit.data_to_target.laws})
+    out.append(Check("exponents", not bad, "; ".join(sorted(set(bad))[:3]) if bad else
+                     f"alpha {_span(alphas)}, beta {_span(betas)}, inside ({lo:g}, {hi:g})"))
+
+    bs = fit.batch_size
+    if bs.kind == "law" and bs.source == "fitted":
+        bad = []
+        for name, x, (b_lo, b_hi) in (("alpha_B", bs.alpha_b, ALPHA_B_BOUNDS),
+                                      ("beta_B", bs.beta_b, BETA_B_BOUNDS)):
+            if x >= b_hi * (1 - _AT_BOUND):
+                bad.append(f"{name} {x:.3g} at its upper bound {b_hi:g}")
+        dom = fit.domain
+        corners = np.array([[u, n] for u in (dom.utd.low, dom.utd.high)
+                            for n in (dom.params.low, dom.params.high)])
+        b = laws.batch_size(corners[:, 0], corners[:, 1], bs.a_b, bs.alpha_b, bs.b_b, bs.beta_b)
+        span = f"B~ {np.min(b):.3g}-{np.max(b):.3g} over the fitted domain"
+        if batch_sizes:
+            b_min, b_max = min(batch_sizes) / BATCH_SPAN, max(batch_sizes) * BATCH_SPAN
+            if not (np.all(np.isfinite(b)) and np.min(b) >= b_min and np.max(b) <= b_max):
+                bad.append(f"{span}, beyond {BATCH_SPAN:g}x the runs' batch sizes "
+                           f"{min(batch_sizes)}-{max(batch_sizes)}")
+        out.append(Check("batch size", not bad, "; ".join(bad) if bad else
+                         f"{span} (a_B {bs.a_b:.3g}, alpha_B {bs.alpha_b:.3g}, b_B {bs.b_b:.3g}, "
+                         f"beta_B {bs.beta_b:.3g})"))
+
+    g = fit.goodness_of_fit
+    base = g.baseline_loglinear_leave_one_config_out
+    if base is not None:
+        loco = g.leave_one_config_out
+        out.append(Check("baseline", loco < base,
+                         f"leave-one-config-out error {100 * loco:.1f}% "
+                         f"{'below' if loco < base else 'not below'} the log-linear baseline's "
+                         f"{100 * base:.1f}%"))
+    return out
+
+
+def _span(values: list[float]) -> str:
+    return f"{values[0]:g}" if len(values) == 1 else f"{values[0]:g}-{values[-1]:g}"

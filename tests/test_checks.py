@@ -1,0 +1,41 @@
+"""calibration.checks: the verdict `advisor calibrate` prints and records on the fit it writes."""
+
+import advisor
+from calibration.checks import fit_checks
+
+
+def _by_name(checks):
+    return {c.name: c for c in checks}
+
+
+def test_a_shipped_fit_passes_every_check():
+    checks = _by_name(fit_checks(advisor.load_fit("simbav2/h1-crawl-v0").model,
+                                 batch_sizes=[128, 256, 512, 1024]))
+    assert set(checks) == {"exponents", "batch size", "baseline"}
+    assert all(c.ok for c in checks.values()), checks
+
+
+def test_an_exponent_at_its_bound_fails():
+    model = advisor.load_fit("bro/h1-crawl-v0").model
+    laws = [law.model_copy(update={"beta": 8.0}) if i == 3 else law
+            for i, law in enumerate(model.data_to_target.laws)]
+    bad = model.model_copy(update={"data_to_target": model.data_to_target.model_copy(
+        update={"laws": laws})})
+    check = _by_name(fit_checks(bad))["exponents"]
+    assert not check.ok and "beta 8 at its upper bound 8" in check.message
+
+
+def test_a_batch_law_far_from_the_runs_fails():
+    """The smoke fit on Hopper the issue quotes: b_B = 1.7e49, beta_B = 14."""
+    model = advisor.load_fit("simbav2/h1-crawl-v0").model
+    cliff = model.model_copy(update={"batch_size": model.batch_size.model_copy(
+        update={"b_b": 1.7e49, "beta_b": 14.0})})
+    check = _by_name(fit_checks(cliff, batch_sizes=[128, 256]))["batch size"]
+    assert not check.ok and "beyond 4x the runs' batch sizes 128-256" in check.message
+    # The same law passes where its batch sizes stay near the runs'.
+    assert _by_name(fit_checks(model, batch_sizes=[256, 512]))["batch size"].ok
+
+
+def test_a_law_no_better_than_log_linear_fails_the_baseline_check():
+    check = _by_name(fit_checks(advisor.load_fit("bro/hopper-hop").model))["baseline"]
+    assert not check.ok and "not below the log-linear baseline's 23.9%" in check.message
