@@ -53,15 +53,18 @@ def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None) -> list[Check
     (without them the batch-size range check is skipped)."""
     out = []
     lo, hi = ALPHA_BOUNDS
-    bad = []
+    n_laws = len(fit.data_to_target.laws)
+    at: dict[str, int] = {}  # "beta 8 at its upper bound 8" -> targets where it is
     for law in fit.data_to_target.laws:
         for name, x in (("alpha", law.alpha), ("beta", law.beta)):
             where = _at_bound(x, lo, hi)
             if where:
-                bad.append(f"{name} {x:.3g} {where} at target {law.target:.4g}")
+                key = f"{name} {x:.3g} {where}"
+                at[key] = at.get(key, 0) + 1
+    bad = [f"{key} ({count} of {n_laws} targets)" for key, count in at.items()]
     alphas = sorted({round(law.alpha, 3) for law in fit.data_to_target.laws})
     betas = sorted({round(law.beta, 3) for law in fit.data_to_target.laws})
-    out.append(Check("exponents", not bad, "; ".join(sorted(set(bad))[:3]) if bad else
+    out.append(Check("exponents", not bad, "; ".join(bad) if bad else
                      f"alpha {_span(alphas)}, beta {_span(betas)}, inside ({lo:g}, {hi:g})"))
 
     bs = fit.batch_size
