@@ -13,7 +13,9 @@
 #   minutes      the whole `minutes` preset on ENV_ID (Hopper-v5) with MINUTES_BACKEND
 #                (loky+mps) and MINUTES_COMPILE (none, regions or update), in the time left
 #                (goal <= 8 min; >= 10,000 member-updates/s over a stage); its out-dir comes back as
-#                $OUT/minutes-out.tgz (resumable) and the fit file as $OUT/bro-torch-*.json.
+#                $OUT/minutes-out.tgz (resumable) and the fit file as $OUT/bro-torch-*.json;
+#                MINUTES_RESUME=path/to/minutes-out.tgz (carried from an earlier call) resumes
+#                it: finished populations are kept, the rest run.
 # Only equivalence fails the run on a wrong result; the others fail it only if they crash.
 # Usage on the device machine, from the repository root:
 #   PARTS="equivalence throughput minutes" BUDGET=540 bash benchmarks/gpu_check.sh
@@ -64,6 +66,10 @@ fi
 
 if want minutes; then
   run=/tmp/minutes-out
+  if [ -n "${MINUTES_RESUME:-}" ]; then
+    tar -xzf "$MINUTES_RESUME" -C /tmp && rm -f "$run/calibrate.lock" \
+        && echo "resuming $MINUTES_RESUME: $(ls "$run/units" 2>/dev/null | wc -l) populations done"
+  fi
   t=$(( $(left) - 20 ))
   mb="${MINUTES_BACKEND:-loky+mps}"
   echo "== the minutes preset on $ENV_ID, whole calibration, $mb (goal <= 8 min) [limit ${t} s]"
