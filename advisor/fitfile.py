@@ -62,6 +62,11 @@ class Prior(_Strict):
     method: str = Field(max_length=2000)
 
 
+#: How a note in `Provenance.notes` starts when the fit failed the checks `advisor calibrate`
+#: runs on it (calibration.checks); `recommend` then warns.
+CHECKS_FAILED_NOTE = "fit checks FAILED"
+
+
 class Provenance(_Strict):
     """Where a fit came from, so that anyone can regenerate it."""
 

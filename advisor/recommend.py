@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, mode
 from advisor import optimize
 from advisor.errors import BudgetError, InfeasibleBudgetError, one_line
 from advisor.fit import Fit, round_batch_size
+from advisor.fitfile import CHECKS_FAILED_NOTE
 from advisor.registry import load_fit
 
 DEFAULT_FIT = "bro/h1-crawl-v0"
@@ -430,6 +431,9 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
         warnings.append(f"on {f.id} the law predicts held-out runs no better than a log-linear "
                         f"baseline (leave-one-config-out error {100 * g.leave_one_config_out:.1f}% "
                         f"vs {100 * base:.1f}%): the trade-off it recommends is weakly supported")
+    for note in f.model.provenance.notes:
+        if note.startswith(CHECKS_FAILED_NOTE):
+            warnings.append(f"{f.id}: {note}")  # as `advisor calibrate` wrote it
     bs = f.model.batch_size
     if bs.kind == "fixed":
         warnings.append(f"the runs behind {f.id} all used batch size {bs.a_b:g}, so the fit "

@@ -31,6 +31,7 @@ import advisor
 from advisor.errors import AdvisorError, OutputError
 from advisor.fit import round_batch_size
 from advisor.fitfile import (
+    CHECKS_FAILED_NOTE,
     FIT_ID_PATTERN,
     BatchSizeLaw,
     Provenance,
@@ -392,7 +393,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
     for c in checks:
         say(f"check {c}")
     verdict = ("fit checks passed: " + ", ".join(c.name for c in checks) if not failed else
-               "fit checks FAILED (do not trust these laws; a longer or wider grid may help): "
+               f"{CHECKS_FAILED_NOTE} (do not trust these laws; a longer or wider grid may help): "
                + "; ".join(f"{c.name}: {c.message}" for c in failed))
     fit = fit.model_copy(update=dict(provenance=fit.provenance.model_copy(
         update=dict(notes=[*fit.provenance.notes, verdict]))))

@@ -39,3 +39,18 @@ def test_a_batch_law_far_from_the_runs_fails():
 def test_a_law_no_better_than_log_linear_fails_the_baseline_check():
     check = _by_name(fit_checks(advisor.load_fit("bro/hopper-hop").model))["baseline"]
     assert not check.ok and "not below the log-linear baseline's 23.9%" in check.message
+
+
+def test_recommend_warns_on_a_fit_that_failed_its_checks(tmp_path):
+    """`advisor calibrate` records the failed checks in the fit's notes; recommend repeats them."""
+    from advisor.fitfile import CHECKS_FAILED_NOTE, write_fit_file
+
+    model = advisor.load_fit("simbav2/h1-crawl-v0").model
+    note = f"{CHECKS_FAILED_NOTE} (do not trust these laws): exponents: beta 8 at its upper bound"
+    bad = model.model_copy(update={"provenance": model.provenance.model_copy(
+        update={"notes": [*model.provenance.notes, note]})})
+    path = write_fit_file(bad, tmp_path / "bad.json")
+    rec = advisor.recommend(advisor.Budget(data=1e6), fit=str(path))
+    assert any(CHECKS_FAILED_NOTE in w and "beta 8" in w for w in rec.warnings), rec.warnings
+    rec = advisor.recommend(advisor.Budget(data=1e6), fit="simbav2/h1-crawl-v0")
+    assert not any(CHECKS_FAILED_NOTE in w for w in rec.warnings)
