@@ -29,6 +29,7 @@ gone), so "pop ref" isolates the loss. Prints device, versions, both sides of ea
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import time
@@ -118,7 +119,10 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--amp", action="store_true", help="bf16 autocast in the population variants")
+    ap.add_argument("--json", help="also write the rates to this file: {'MxWIDTH': {variant: "
+                                   "member-updates/s}} (gpu_check.sh's pick part reads it)")
     args = ap.parse_args()
+    rates: dict[str, dict[str, float]] = {}
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -182,10 +186,13 @@ def main() -> None:
                     cells.append(f" {'':>17}")
                     continue
                 rate = measure(variant, makers[variant], m, device, args.seconds)
+                rates.setdefault(f"{m}x{width}", {})[variant] = rate
                 cells.append(f" {rate:>9.0f} ({rate / seq:>5.1f}x)")
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
             print(f"{m:>3} {width:>5} {seq:>10.0f}" + "".join(cells), flush=True)
+            if args.json:  # after each cell: a later crash keeps what was measured
+                Path(args.json).write_text(json.dumps(rates, indent=1) + "\n")
 
 
 if __name__ == "__main__":
