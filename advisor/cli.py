@@ -380,7 +380,8 @@ def _interval_line(m) -> str:
     return (f"interval:     80% of new runs need {np.exp(pi.log_low[i]):.2f}x-"
             f"{np.exp(pi.log_high[i]):.2f}x the predicted data inside the fitted domain; the "
             f"log offsets grow by {pi.widen_up:g} per log unit beyond it ({pi.widen_down:g} "
-            f"below); measured coverage of the 80% interval: {cov}")
+            f"below); measured coverage of the 80% interval: {cov}\n"
+            f"interval method: {pi.method}")
 
 
 @main.command()
