@@ -330,8 +330,9 @@ _WIDE = 100.0  # an interval wider than this factor (high / low) is flagged as u
 def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
              maximise_target: bool, box: optimize.Box):
     """The rounded configuration to recommend: (gradient_steps, train_freq, width, target,
-    within_budget, excess message or None). Candidates outside `box` (where the law is not
-    trusted) are only taken when none is inside."""
+    within_budget, excess message or None, outside_box). Candidates inside `box` (where the law
+    is trusted) come first; one outside it is taken only where none inside fits the budget (or,
+    for the highest target, reaches as high)."""
     fracs = utd_fractions(point.utd)
     u = np.array([p / q for p, q in fracs])
     widths = _width_candidates(f, point.params)
@@ -342,8 +343,10 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
     tol = 1e-9
     inside = ((flat_u >= box.utd_low * (1 - tol)) & (flat_u <= box.utd_high * (1 + tol))
               & (flat_n >= box.params_low * (1 - tol)) & (flat_n <= box.params_high * (1 + tol)))
-    if not inside.any():
-        inside[:] = True
+
+    def config(i: int, target_i: float, fits: bool, excess: str | None = None):
+        return (*fracs[i // len(widths)], int(widths[i % len(widths)]), target_i, fits, excess,
+                not bool(inside[i]))
 
     def costs(targets: np.ndarray):
         """data, compute, total: (n_targets, n_candidates)."""
@@ -354,7 +357,7 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
         return d, c, c + delta * d
 
     def within(d, c, t):
-        ok = np.broadcast_to(inside, d.shape).copy()
+        ok = np.ones(d.shape, bool)
         if budget.data is not None:
             ok &= d <= budget.data * (1 + _SLACK)
         if budget.compute is not None:
@@ -363,7 +366,6 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
             ok &= t <= budget.total * (1 + _SLACK)
         return ok
 
-    chosen_target = target
     if maximise_target:
         grid = np.linspace(f.target_min, target, 241)
         d, c, t = costs(grid)
@@ -374,36 +376,34 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
         if np.isfinite(reach).any():
             best = reach.max()
             tie = np.flatnonzero(reach >= best - 1e-12)
+            if inside[tie].any():
+                tie = tie[inside[tie]]
             _, c_best, t_best = costs(np.array([best]))
             # Ties on the target: the problem's own objective (least compute within the data
             # budget for compute+data, least total for total).
             cost = c_best if budget.problem == "compute+data" else t_best
-            i = int(tie[np.argmin(cost[0, tie])])
-            chosen_target = float(best)
-            return (*fracs[i // len(widths)], int(widths[i % len(widths)]), chosen_target,
-                    True, None)
+            return config(int(tie[np.argmin(cost[0, tie])]), float(best), True)
     d, c, t = (x[0] for x in costs(np.array([target])))
     ok = within(d, c, t)
     objective = {"data": c, "compute": d, "compute+data": c, "total": t}[budget.problem]
-    if ok.any():
-        i = int(np.flatnonzero(ok)[np.argmin(objective[ok])])
-        return (*fracs[i // len(widths)], int(widths[i % len(widths)]), chosen_target, True, None)
+    for allowed in (ok & inside, ok):
+        if allowed.any():
+            return config(int(np.flatnonzero(allowed)[np.argmin(objective[allowed])]), target,
+                          True)
     # Nothing rounded fits: the least excess over any budget.
     ratios = [x / b for x, b in ((d, budget.data), (c, budget.compute), (t, budget.total))
               if b is not None]
-    excess = np.where(inside, np.max(ratios, axis=0), np.inf)
-    i = int(np.argmin(excess))
+    i = int(np.argmin(np.max(ratios, axis=0)))
     over = [f"{name} by {100 * (x[i] / b - 1):.2g}% ({x[i]:.4g} > {b:.4g} {_UNITS[name]})"
             for name, x, b in (("data", d, budget.data), ("compute", c, budget.compute),
                                ("total", t, budget.total)) if b is not None and x[i] > b]
-    return (*fracs[i // len(widths)], int(widths[i % len(widths)]), chosen_target, False,
-            "; ".join(over))
+    return config(i, target, False, "; ".join(over))
 
 
 def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
               box: optimize.Box, maximise_target: bool, level: float) -> Recommendation:
-    steps, freq, width, target_r, within, excess = _rounded(f, budget, target, point, delta,
-                                                            maximise_target, box)
+    steps, freq, width, target_r, within, excess, outside_box = _rounded(
+        f, budget, target, point, delta, maximise_target, box)
     utd_r = steps / freq
     params_r = float(f.params(width))
     data_r = float(f.data_to_target(utd_r, params_r, target_r))
@@ -425,6 +425,12 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
         warnings.append(f"the budget pulls params to the edge of the trusted range "
                         f"{box.params_low:.3g}-{box.params_high:.3g}; the law is not used "
                         "further out")
+    if outside_box:
+        warnings.append(f"rounded to utd {steps}/{freq} and width {width} ({params_r:.3g} params), "
+                        f"just outside the trusted range (utd {box.utd_low:.3g}-"
+                        f"{box.utd_high:.3g}, params {box.params_low:.3g}-"
+                        f"{box.params_high:.3g}): no rounded configuration inside it does as well "
+                        "within the budget")
     g = f.model.goodness_of_fit
     base = g.baseline_loglinear_leave_one_config_out
     if base is not None and g.leave_one_config_out >= base:
