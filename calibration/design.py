@@ -677,6 +677,9 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
     specs = list(prior or [])
     if len(specs) == 1 and specs[0] in FAMILIES:  # a family name, as --prior takes elsewhere
         specs = list(FAMILIES[specs[0]])
+    for spec in specs:
+        if spec in FAMILIES:  # the words calibrate's --prior uses (calibration.prior)
+            raise DesignError(f"--prior {spec} names a family; give it alone, or list fits")
     fits = [advisor.load_fit(p) for p in specs]
     notes = []
     if input_dim is not None:
@@ -713,15 +716,24 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
                             for f in fits], axis=0))
         batches = [int(max(16, 16 * round(x / 16))) for x in b]
         notes.append("batch sizes from the prior's B~ (stage 1 still runs and is recorded)")
-    from calibration.calibrate import MIN_CONFIGS
-
-    if not fits and k < MIN_CONFIGS:
-        notes.append(f"{k} runs are too few for a free fit (it needs {MIN_CONFIGS}): plan a "
-                     "few-shot fit with --prior FITS_OR_FAMILY (e.g. --prior dmc)")
     order = sorted(idx, key=lambda i: (cand_w[i], cand_u[i]))
     runs = tuple(PlannedRun(float(cand_u[i]), int(cand_w[i]), round(float(cand_p[i])), batches[i],
                             base.steps, tuple(base.seeds)) for i in order)
-    return Plan(runs, base, design, model, tuple(f.id for f in fits), tuple(notes))
+    p = Plan(runs, base, design, model, tuple(f.id for f in fits), tuple(notes))
+    problem = plan_problem(p)
+    if problem:
+        notes.append(f"advisor calibrate cannot run this plan: {problem}")
+    elif not few_shot_prior(p):
+        notes.append(f"the prior's {len(set(p.prior))} fits are too few for a few-shot fit: "
+                     "advisor calibrate fits this grid freely (run it without --prior)")
+    return Plan(runs, base, design, model, p.prior, tuple(notes))
+
+
+def few_shot_prior(p: Plan) -> bool:
+    """Whether `advisor calibrate --prior` would take the plan's prior (no prior: True)."""
+    from calibration.prior import MIN_PRIOR_FITS
+
+    return not p.prior or (len(set(p.prior)) == len(p.prior) >= MIN_PRIOR_FITS)
 
 
 def _middle(values: list) -> float:
@@ -733,6 +745,9 @@ def plan_problem(p: Plan) -> str | None:
     from calibration.calibrate import MIN_CONFIGS
     from calibration.prior import MIN_FEW_SHOT_CONFIGS, MIN_PRIOR_FITS
 
+    twice = sorted({i for i in p.prior if p.prior.count(i) > 1})
+    if twice:
+        return f"--prior names fit {twice[0]} twice"
     if p.prior and len(p.prior) < MIN_PRIOR_FITS and p.k < MIN_CONFIGS:
         return (f"a few-shot fit needs a family prior of at least {MIN_PRIOR_FITS} fits (families "
                 f"of 2-4 tasks predicted worse than a free fit); this plan's has {len(p.prior)}, "

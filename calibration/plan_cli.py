@@ -13,7 +13,7 @@ import sys
 import click
 
 from advisor.errors import AdvisorError
-from calibration.design import Plan, plan_problem, write_plan
+from calibration.design import Plan, few_shot_prior, write_plan
 from calibration.design import plan as make_plan
 
 
@@ -61,13 +61,11 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
                   prior=list(prior) or None, input_dim=input_dim, steps=steps, seeds=seeds,
                   criterion=criterion, batch_from_prior=batch_from_prior)
     text = format_plan(p, fmt)
-    problem = plan_problem(p)
-    if problem and not output:  # with -o: write_plan refuses it (one line, exit 2)
-        click.echo(f"note: advisor calibrate cannot run this plan: {problem}", err=True)
     if output:
-        path = write_plan(p, output)
+        path = write_plan(p, output)  # refuses a plan calibrate could not run (its note says why)
         if fmt == "table":
-            priors = "".join(f" --prior {shlex.quote(i)}" for i in prior)  # as given: dmc
+            priors = ("".join(f" --prior {shlex.quote(i)}" for i in prior)  # as given: dmc
+                      if few_shot_prior(p) else "")
             text += (f"\nwrote {path}: advisor calibrate --env ENV --grid {path} --out-dir DIR"
                      f"{priors}")
     return text

@@ -165,14 +165,31 @@ def test_plan_click_command_on_a_standalone_group(tmp_path):
     assert len(load_grid(out).configs) == 5 and "wrote" in res.output
     res = CliRunner().invoke(group, ["plan", "--runs", "4", "--format", "json"])
     assert res.exit_code == 0
-    assert len(json.loads(res.stdout)["runs"]) == 4
-    assert "cannot run this plan" in res.stderr and "at least 5 configurations" in res.stderr
-    # A prior of 2 fits: printed, with the reason calibrate would refuse it (as -o does).
-    res = CliRunner().invoke(group, ["plan", "--runs", "3", "--prior", "bro/dog-run",
-                                     "--prior", "bro/dog-walk"])
-    assert res.exit_code == 0 and "utd" in res.stdout
-    assert "cannot run this plan" in res.stderr and "at least 5 fits" in res.stderr
+    doc = json.loads(res.stdout)
+    assert len(doc["runs"]) == 4
+    assert any("cannot run this plan" in n and "at least 5 configurations" in n
+               for n in doc["notes"])
+    # A prior of 2 fits: printed, with the reason calibrate would refuse it, and -o refuses it.
+    args = ["plan", "--runs", "3", "--prior", "bro/dog-run", "--prior", "bro/dog-walk"]
+    res = CliRunner().invoke(group, args)
+    assert res.exit_code == 0 and "note: advisor calibrate cannot run this plan" in res.stdout
+    assert "at least 5 fits" in res.stdout and res.stdout.count("cannot run") == 1
+    res = CliRunner().invoke(group, [*args, "-o", str(tmp_path / "no.json")])
+    assert res.exit_code == 2 and "at least 5 fits" in res.output
+    # 5 runs with that prior: a free fit can run the grid: written, without --prior in the hint.
+    res = CliRunner().invoke(group, ["plan", "--runs", "5", "--preset", "smoke", "--prior",
+                                     "bro/h1-crawl-v0", "--prior", "bro/h1-stand-v0", "-o",
+                                     str(tmp_path / "free.json")])
+    assert res.exit_code == 0 and "fits this grid freely" in res.stdout
+    assert "--prior" not in res.stdout.splitlines()[-1]
+    # The same fit five times, and a family name among fits: as calibrate says.
+    res = CliRunner().invoke(group, ["plan", "--runs", "3", *["--prior", "bro/dog-run"] * 5,
+                                     "-o", str(tmp_path / "twice.json")])
+    assert res.exit_code == 2 and "names fit bro/dog-run twice" in res.output
+    res = CliRunner().invoke(group, ["plan", "--runs", "3", "--prior", "dmc", "--prior",
+                                     "bro/dog-run"])
+    assert res.exit_code == 2 and "names a family; give it alone" in res.output
     res = CliRunner().invoke(group, ["plan", "--runs", "5"])
-    assert res.exit_code == 0 and not res.stderr
+    assert res.exit_code == 0 and "cannot run" not in res.output
     res = CliRunner().invoke(group, ["plan", "--runs", "40"])
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "between 1 and" in res.output
