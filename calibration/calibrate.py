@@ -395,6 +395,8 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
     verdict = ("fit checks passed: " + ", ".join(c.name for c in checks) if not failed else
                f"{CHECKS_FAILED_NOTE} (do not trust these laws; a longer or wider grid may help): "
                + "; ".join(f"{c.name}: {c.message}" for c in failed))
+    if failed and quiet:  # --quiet silences progress, not this
+        echo(f"warning: {verdict}")
     fit = fit.model_copy(update=dict(provenance=fit.provenance.model_copy(
         update=dict(notes=[*fit.provenance.notes, verdict]))))
     path = plan.fit_path

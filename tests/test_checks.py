@@ -54,3 +54,18 @@ def test_recommend_warns_on_a_fit_that_failed_its_checks(tmp_path):
     assert any(CHECKS_FAILED_NOTE in w and "beta 8" in w for w in rec.warnings), rec.warnings
     rec = advisor.recommend(advisor.Budget(data=1e6), fit="simbav2/h1-crawl-v0")
     assert not any(CHECKS_FAILED_NOTE in w for w in rec.warnings)
+
+
+def test_a_failed_baseline_check_is_warned_once(tmp_path):
+    from advisor.fitfile import CHECKS_FAILED_NOTE, write_fit_file
+
+    model = advisor.load_fit("bro/hopper-hop").model  # fails the baseline check
+    note = (f"{CHECKS_FAILED_NOTE} (do not trust these laws): baseline: leave-one-config-out "
+            "error 25.4% not below the log-linear baseline's 23.9%")
+    noted = model.model_copy(update={"provenance": model.provenance.model_copy(
+        update={"notes": [*model.provenance.notes, note]})})
+    rec = advisor.recommend(advisor.Budget(data=2e6), fit=str(write_fit_file(
+        noted, tmp_path / "hop.json")))
+    assert sum("log-linear" in w for w in rec.warnings) == 1, rec.warnings
+    shipped = advisor.recommend(advisor.Budget(data=2e6), fit="bro/hopper-hop")
+    assert sum("log-linear" in w for w in shipped.warnings) == 1, shipped.warnings

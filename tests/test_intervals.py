@@ -25,9 +25,9 @@ def test_nominal_80_percent_covers_75_to_85_percent_leave_one_config_out(spec, f
     doc = json.loads((fresh_fits / spec.algorithm / spec.file_name).read_text())
     coverage = doc["prediction_interval"]["coverage"]
     assert 0.75 <= coverage["leave_one_config_out"] <= 0.92, coverage
-    # Rows and columns of the grid left out whole: the widened interval must still hold at the
-    # edges (calibrated there), and interpolation must not collapse.
-    assert coverage["largest_row_and_column_out"] >= 0.75, coverage
+    # Rows and columns of the grid left out whole, each measured without calibrating on itself
+    # (at the edges: the widening chosen on the other edge): no collapse on any fit.
+    assert coverage["largest_row_and_column_out"] >= 0.55, coverage
     assert coverage["interior_utd_rows_out"] >= 0.6, coverage
     assert coverage["interior_params_columns_out"] >= 0.5, coverage
 
@@ -41,7 +41,8 @@ def test_whole_rows_and_columns_left_out_are_covered_near_80_percent_on_average(
         "prediction_interval"]["coverage"] for s in catalogue()]
     rows = np.mean([c["interior_utd_rows_out"] for c in cov])
     cols = np.mean([c["interior_params_columns_out"] for c in cov])
-    assert rows >= 0.8 and cols >= 0.75, (rows, cols)
+    edge = np.mean([c["largest_row_and_column_out"] for c in cov])
+    assert rows >= 0.8 and cols >= 0.75 and edge >= 0.8, (rows, cols, edge)
     assert np.mean([c["leave_one_config_out"] for c in cov]) <= 0.87
 
 
