@@ -255,5 +255,8 @@ class Fit:
 
     def trusted_box(self) -> Box:
         """The (utd, params) range recommend() searches: UTD_REACH x beyond the fitted utds,
-        PARAMS_REACH x beyond the fitted sizes (advisor.fitfile)."""
-        return Box(*self.model.domain.trusted())
+        PARAMS_REACH x beyond the fitted sizes (advisor.fitfile), and no smaller than the
+        critic of the narrowest width the fit can recommend (its width multiple)."""
+        u_lo, u_hi, n_lo, n_hi = self.model.domain.trusted()
+        smallest = float(self.params(self.model.architecture.width_multiple))
+        return Box(u_lo, u_hi, min(max(n_lo, smallest), n_hi), n_hi)

@@ -309,3 +309,13 @@ def test_a_budget_only_a_config_just_outside_the_box_fits_is_kept_within_budget(
     assert any("just outside the trusted range" in w for w in rec.warnings)
     both = advisor.recommend(advisor.Budget(compute=1e14, data=1e6), fit="bro/cheetah-run")
     assert both.within_budget and both.target > 670  # not 570: the rounding keeps the target
+
+
+@pytest.mark.parametrize("fit_id", advisor.list_fits())
+def test_the_trusted_box_starts_at_the_narrowest_width_a_fit_can_recommend(fit_id):
+    """The search never goes below the critic of one width multiple, which rounding could not
+    express anyway (bro/h1-crawl-v0's box began at 1.79e4 params, width 64 has 5.66e4)."""
+    f = advisor.load_fit(fit_id)
+    box = f.trusted_box()
+    assert box.params_low >= f.params(f.model.architecture.width_multiple) * (1 - 1e-12)
+    assert box.params_low < box.params_high
