@@ -10,7 +10,7 @@ A new run between the fitted ones (another utd or critic size) is predicted by a
 run at its row or column, and whole rows and columns can sit off the law together (a width that
 learns better than its neighbours): LOCO residuals understate that. So the offsets are scaled,
 level by level, by the least factor >= 1 that also covers the level's share of the residuals of
-the interior rows and columns each left out whole (`group_scale`).
+the interior rows left out whole, and of the interior columns left out whole (`Groups.scale`).
 
 Outside the fitted domain the residuals grow. Refitting without the outermost row (largest or
 smallest utd) or column (largest or smallest params) of the grid and predicting it measures how
@@ -108,6 +108,8 @@ class Groups:
 
 
 def interior_groups(table: DataTable, preds: dict[str, np.ndarray]) -> Groups:
+    """Groups from group_out's predictions ({'utd': rows left out, 'params': columns left out});
+    the outermost row and column on each side are left to the widening (calibrate_interval)."""
     residuals, members = {}, {}
     for axis, pred in preds.items():
         col = getattr(table, axis)
