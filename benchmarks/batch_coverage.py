@@ -1,0 +1,62 @@
+"""How the shipped 80% interval holds for runs at batch sizes other than the one it predicts.
+
+The laws predict the data a run at B~(utd, params) needs; a user may run another batch size.
+The SimbaV2 archive has every (utd, params) at batch sizes 256-2048, of which the fit used the
+one nearest B~: the others are runs the D_J fit never saw. For each, the residual
+log(D_observed / D_predicted) against the shipped fit and interval, by distance |log(B / B~)|.
+
+Usage: python benchmarks/batch_coverage.py [DATA_DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+import advisor  # noqa: E402
+from calibration.archives import read_runs  # noqa: E402
+from calibration.batch import tables_by_batch  # noqa: E402
+
+BANDS = ((0.0, 0.35), (0.35, 0.7), (0.7, 1.4), (1.4, np.inf))  # |log(B / B~)|
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2]
+                                                       / "shared" / "data"))
+    args = ap.parse_args()
+    archive = Path(args.data_dir) / "simbav2_model_scaling_linear20_with_base.zip"
+    print("coverage of the shipped 80% interval on runs at every batch size of the grid, by "
+          "|log(B / B~)| (B within 1.4x, 2x, 4x of B~, further)")
+    print("| fit | " + " | ".join(f"{lo:g}-{hi:g}" for lo, hi in BANDS) + " | all |")
+    print("|" + "---|" * (len(BANDS) + 2))
+    for env in ("h1-crawl-v0", "h1-stand-v0"):
+        f = advisor.load_fit(f"simbav2/{env}")
+        pi = f.model.prediction_interval
+        i8 = pi.levels.index(0.8)
+        lo, hi = pi.log_low[i8], pi.log_high[i8]
+        rs, ds = [], []
+        for b, t in tables_by_batch(read_runs(archive, env=env), f.thresholds, 0).items():
+            pred = np.array([f.data_to_target(t.utd, t.params, j) for j in f.thresholds]).T
+            r = np.log(t.data / pred)
+            d = np.abs(np.log(b / np.asarray(f.batch_size(t.utd, t.params))))[:, None]
+            ok = np.isfinite(r)
+            rs.append(r[ok])
+            ds.append(np.broadcast_to(d, r.shape)[ok])
+        r, d = np.concatenate(rs), np.concatenate(ds)
+        cells = []
+        for a, z in BANDS:
+            m = (d >= a) & (d < z)
+            hit = ((r[m] >= lo) & (r[m] <= hi)).mean() if m.any() else np.nan
+            cells.append(f"{100 * hit:.0f}% (n {m.sum()}, median {np.median(r[m]):+.2f})")
+        cells.append(f"{100 * ((r >= lo) & (r <= hi)).mean():.0f}% (n {r.size})")
+        print(f"| simbav2/{env} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
