@@ -178,7 +178,9 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     device, memory, output paths) is checked before the first population trains. Every
     finished population is saved atomically under --out-dir, which is locked while the command
     runs: run the same command again to resume after a crash. The fit file records the command
-    that reproduces it (with --created filled in).
+    that reproduces it (with --created filled in). The fit is then checked (exponents not at a
+    bound, B~ near the batch sizes run, better than a log-linear baseline): a failed check is
+    printed (even with --quiet), recorded in the file, and repeated by `advisor recommend`.
 
     \b
     Example:
