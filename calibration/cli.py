@@ -72,7 +72,9 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
         name, prior):
     """Fit the laws to runs in the published layout (zip or folder) and write a fit file.
 
-    The file records the exact command that reproduces it (with --created filled in)."""
+    The file records the exact command that reproduces it (with --created filled in). A fit
+    whose exponents sit at a bound, or that predicts held-out configs no better than a
+    log-linear baseline, is written with a warning (calibration.checks)."""
     from advisor.fitfile import write_fit_file
     from calibration.build import build_fit
 
@@ -85,6 +87,11 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
     g = built.fit.goodness_of_fit
     click.echo(f"wrote {path}: {built.fit.id}, leave-one-config-out error "
                f"{100 * g.leave_one_config_out:.1f}% over {g.n_configs} configs", err=True)
+    from calibration.checks import fit_checks
+
+    for check in fit_checks(built.fit):  # as calibrate's (without the batch-size range)
+        if not check.ok:
+            click.echo(f"warning: check {check}", err=True)
 
 
 @click.command()

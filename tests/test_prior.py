@@ -137,3 +137,11 @@ def test_calibrate_with_an_unusable_prior_fails_before_running(tmp_path):
                                     "--prior", "nope/never"])
     assert res.exit_code == 2 and "--prior nope/never" in res.output
     assert not (tmp_path / "o" / "runs").exists()
+
+
+def test_a_free_fit_on_five_configs_is_written_with_its_failed_checks(few_runs, tmp_path):
+    """5 configs cannot pin the law down freely: `advisor fit` says so (calibration.checks)."""
+    res = _fit([few_runs, "--algorithm", "t", "--env", "humanoid-stand", "-o",
+                tmp_path / "free.json", "--n-boot", "0"])
+    assert res.exit_code == 0, res.output
+    assert "warning: check FAIL baseline" in res.output and (tmp_path / "free.json").exists()
