@@ -62,9 +62,9 @@ class Prior(_Strict):
     method: str = Field(max_length=2000)
 
 
-#: How a note in `Provenance.notes` starts when the fit failed the checks `advisor calibrate`
-#: runs on it (calibration.checks); `recommend` then warns.
-CHECKS_FAILED_NOTE = "fit checks FAILED"
+#: How a note in `Provenance.notes` starts for each check the fit failed when it was made
+#: (calibration.checks): "fit check FAILED: <check>: <what>"; `recommend` repeats them.
+CHECKS_FAILED_NOTE = "fit check FAILED"
 
 
 class Provenance(_Strict):

@@ -431,13 +431,13 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         f"{box.utd_high:.3g}, params {box.params_low:.3g}-"
                         f"{box.params_high:.3g}): no rounded configuration inside it does as well "
                         "within the budget")
-    failed_checks = [n for n in f.model.provenance.notes if n.startswith(CHECKS_FAILED_NOTE)]
-    for note in failed_checks:
-        warnings.append(f"{f.id}: {note}")  # as `advisor calibrate` wrote it
+    for note in f.model.provenance.notes:  # "fit check FAILED: <check>: <what>"
+        check = note.removeprefix(CHECKS_FAILED_NOTE).lstrip(": ").split(":")[0]
+        if note.startswith(CHECKS_FAILED_NOTE) and check != "baseline":  # that one: below
+            warnings.append(f"{f.id}: {note} (when it was made; do not trust what it names)")
     g = f.model.goodness_of_fit
     base = g.baseline_loglinear_leave_one_config_out
-    said = any("baseline:" in n for n in failed_checks)  # that note says it already
-    if base is not None and g.leave_one_config_out >= base and not said:
+    if base is not None and g.leave_one_config_out >= base:
         warnings.append(f"on {f.id} the law predicts held-out runs no better than a log-linear "
                         f"baseline (leave-one-config-out error {100 * g.leave_one_config_out:.1f}% "
                         f"vs {100 * base:.1f}%): the trade-off it recommends is weakly supported")

@@ -308,8 +308,11 @@ def make_fit_file(
     table: DataTable, *, fit_id: str, batch: BatchSizeLaw, arch: Architecture, delta: float,
     provenance: Provenance, method: Method = DEFAULT_METHOD, n_boot: int = N_BOOT,
     seed: int = BOOT_SEED, created: str | None = None, prior=None,
+    batch_sizes: list[int] | None = None,
 ) -> tuple[FitFile, LawFit, np.ndarray]:
-    """Fit D_J on `table`, cross-validate, bootstrap, and assemble the fit file.
+    """Fit D_J on `table`, cross-validate, bootstrap, and assemble the fit file, with the
+    verdict of its checks in the notes (calibration.checks; `batch_sizes`: those the runs
+    swept, for the B~ range check).
 
     With `prior` (calibration.prior.Prior) the law is a few-shot fit borrowing from the family
     (calibration.prior), and the interval is at least as wide as the family's few-shot error."""
@@ -352,6 +355,12 @@ def make_fit_file(
             baseline_loglinear_leave_one_config_out=float(base.mean()) if base.size else None),
         prediction_interval=interval,
     )
+    # Is it fit to use? Recorded (calibration.checks); `recommend` repeats a failure.
+    from calibration.checks import check_notes, fit_checks
+
+    notes = check_notes(fit_checks(fit, batch_sizes=batch_sizes))
+    fit = fit.model_copy(update=dict(provenance=fit.provenance.model_copy(
+        update=dict(notes=[*fit.provenance.notes, *notes]))))
     return fit, laws, loco
 
 

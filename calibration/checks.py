@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from advisor import laws
-from advisor.fitfile import FitFile
+from advisor.fitfile import CHECKS_FAILED_NOTE, FitFile
 from calibration.batch import ALPHA_B_BOUNDS, BETA_B_BOUNDS
 from calibration.fitting import ALPHA_BOUNDS
 
@@ -101,3 +101,12 @@ def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None) -> list[Check
 
 def _span(values: list[float]) -> str:
     return f"{values[0]:g}" if len(values) == 1 else f"{values[0]:g}-{values[-1]:g}"
+
+
+def check_notes(checks: list[Check]) -> list[str]:
+    """The notes a fit file records: one per failed check ("fit check FAILED: name: what"),
+    or one saying which passed."""
+    failed = [c for c in checks if not c.ok]
+    if not failed:
+        return [f"fit checks passed: {', '.join(c.name for c in checks)} (calibration.checks)"]
+    return [f"{CHECKS_FAILED_NOTE}: {c.name}: {c.message}" for c in failed]

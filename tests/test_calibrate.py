@@ -53,7 +53,7 @@ def test_smoke_calibration_gives_a_fit_that_recommend_accepts(smoke):
     assert "stage 1: 6 populations" in notes and "stage 2: " in notes
     assert "batch sizes packed" not in notes  # smoke does not pack
     assert "member-updates, " in notes and " s (" not in notes  # no times: resume-proof
-    assert "fit checks passed: " in notes or "fit checks FAILED" in notes  # calibration.checks
+    assert "fit checks passed: " in notes or "fit check FAILED: " in notes  # calibration.checks
     rec = advisor.recommend(advisor.Budget(data=3 * fit.data_to_target(4, 4e4)),
                             fit=str(out / name))
     assert rec.batch_size >= 16 and rec.predicted_data > 0

@@ -42,11 +42,11 @@ def test_a_law_no_better_than_log_linear_fails_the_baseline_check():
 
 
 def test_recommend_warns_on_a_fit_that_failed_its_checks(tmp_path):
-    """`advisor calibrate` records the failed checks in the fit's notes; recommend repeats them."""
+    """Fit files record each failed check in their notes; recommend repeats them."""
     from advisor.fitfile import CHECKS_FAILED_NOTE, write_fit_file
 
     model = advisor.load_fit("simbav2/h1-crawl-v0").model
-    note = f"{CHECKS_FAILED_NOTE} (do not trust these laws): exponents: beta 8 at its upper bound"
+    note = f"{CHECKS_FAILED_NOTE}: exponents: beta 8 at its upper bound 8 (20 of 20 targets)"
     bad = model.model_copy(update={"provenance": model.provenance.model_copy(
         update={"notes": [*model.provenance.notes, note]})})
     path = write_fit_file(bad, tmp_path / "bad.json")
@@ -60,8 +60,8 @@ def test_a_failed_baseline_check_is_warned_once(tmp_path):
     from advisor.fitfile import CHECKS_FAILED_NOTE, write_fit_file
 
     model = advisor.load_fit("bro/hopper-hop").model  # fails the baseline check
-    note = (f"{CHECKS_FAILED_NOTE} (do not trust these laws): baseline: leave-one-config-out "
-            "error 25.4% not below the log-linear baseline's 23.9%")
+    note = (f"{CHECKS_FAILED_NOTE}: baseline: leave-one-config-out error 25.4% not below the "
+            "log-linear baseline's 23.9%")
     noted = model.model_copy(update={"provenance": model.provenance.model_copy(
         update={"notes": [*model.provenance.notes, note]})})
     rec = advisor.recommend(advisor.Budget(data=2e6), fit=str(write_fit_file(
@@ -69,3 +69,13 @@ def test_a_failed_baseline_check_is_warned_once(tmp_path):
     assert sum("log-linear" in w for w in rec.warnings) == 1, rec.warnings
     shipped = advisor.recommend(advisor.Budget(data=2e6), fit="bro/hopper-hop")
     assert sum("log-linear" in w for w in shipped.warnings) == 1, shipped.warnings
+
+
+def test_fit_files_record_their_checks():
+    """Every fit made by this project carries the verdict (calibration.build.make_fit_file)."""
+    from advisor.fitfile import CHECKS_FAILED_NOTE
+
+    notes = advisor.load_fit("bro/hopper-hop").model.provenance.notes
+    assert f"{CHECKS_FAILED_NOTE}: baseline: leave-one-config-out error 25.4%" in " ".join(notes)
+    notes = advisor.load_fit("bro/h1-crawl-v0").model.provenance.notes
+    assert any(n.startswith("fit checks passed: exponents, baseline") for n in notes), notes
