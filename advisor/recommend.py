@@ -327,15 +327,40 @@ def _width_candidates(f: Fit, params: float) -> np.ndarray:
 _WIDE = 100.0  # an interval wider than this factor (high / low) is flagged as uninformative
 
 
+def _wide_fractions(utd: float, max_freq: int = 8, max_steps: int = 256,
+                    count: int = 160) -> list[tuple[int, int]]:
+    """(gradient_steps, train_freq) in lowest terms within 2x of `utd`, train_freq up to
+    `max_freq`: the `count` nearest to utd in log."""
+    out = {}
+    for q in range(1, max_freq + 1):
+        for p in range(max(1, math.floor(utd * q / 2)), min(max_steps, math.ceil(utd * q * 2)) + 1):
+            g = math.gcd(p, q)
+            out[(p // g, q // g)] = abs(math.log(p / q / utd))
+    return sorted(sorted(out, key=out.get)[:count], key=lambda pq: (pq[0] / pq[1], pq[1]))
+
+
+def _wide_widths(f: Fit, params: float, count: int = 40) -> np.ndarray:
+    """Width multiples within 2x of the width of `params` (at most `count`, nearest first)."""
+    m = f.model.architecture.width_multiple
+    w = float(f.width(params))
+    if not math.isfinite(w):
+        return _width_candidates(f, params)
+    ks = range(max(1, math.floor(w / m / 2)), math.ceil(2 * w / m) + 1)
+    near = sorted(ks, key=lambda k: abs(math.log(k * m / w)))[:count]
+    return np.array(sorted(m * k for k in near), dtype=float)
+
+
 def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
-             maximise_target: bool, box: optimize.Box):
+             maximise_target: bool, box: optimize.Box, wide: bool = False):
     """The rounded configuration to recommend: (gradient_steps, train_freq, width, target,
     within_budget, excess message or None, outside_box). Candidates inside `box` (where the law
     is trusted) come first; one outside it is taken only where none inside fits the budget (or,
-    for the highest target, reaches as high)."""
-    fracs = utd_fractions(point.utd)
+    for the highest target, reaches as high). The candidates are the neighbours of the
+    optimum (train_freq up to 4, the widths around it), or with `wide` every utd with
+    train_freq up to 8 and every width within 2x of it."""
+    fracs = _wide_fractions(point.utd) if wide else utd_fractions(point.utd)
     u = np.array([p / q for p, q in fracs])
-    widths = _width_candidates(f, point.params)
+    widths = _wide_widths(f, point.params) if wide else _width_candidates(f, point.params)
     n = np.asarray(f.params(widths), dtype=float)
     uu, nn = np.meshgrid(u, n, indexing="ij")  # (n_utd, n_width)
     k = f.compute_per_update_param
@@ -376,7 +401,12 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
         if np.isfinite(reach).any():
             best = reach.max()
             tie = np.flatnonzero(reach >= best - 1e-12)
-            if inside[tie].any():
+            # Inside the box, a target within 1% of the fitted range below the best is as good.
+            near = inside & (reach >= best - 0.01 * (f.target_max - f.target_min))
+            if not inside[tie].any() and near.any():
+                best = reach[near].max()
+                tie = np.flatnonzero(near & (reach >= best - 1e-12))
+            elif inside[tie].any():
                 tie = tie[inside[tie]]
             _, c_best, t_best = costs(np.array([best]))
             # Ties on the target: the problem's own objective (least compute within the data
@@ -402,8 +432,12 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
 
 def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
               box: optimize.Box, maximise_target: bool, level: float) -> Recommendation:
-    steps, freq, width, target_r, within, excess, outside_box = _rounded(
-        f, budget, target, point, delta, maximise_target, box)
+    rounded = _rounded(f, budget, target, point, delta, maximise_target, box)
+    if not rounded[4] or rounded[6]:  # over budget or outside the box: look further
+        wider = _rounded(f, budget, target, point, delta, maximise_target, box, wide=True)
+        if (wider[4], not wider[6], wider[3]) > (rounded[4], not rounded[6], rounded[3]):
+            rounded = wider
+    steps, freq, width, target_r, within, excess, outside_box = rounded
     utd_r = steps / freq
     params_r = float(f.params(width))
     data_r = float(f.data_to_target(utd_r, params_r, target_r))
@@ -425,12 +459,12 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
         warnings.append(f"the budget pulls params to the edge of the trusted range "
                         f"{box.params_low:.3g}-{box.params_high:.3g}; the law is not used "
                         "further out")
-    if outside_box:
+    if outside_box and within:
         warnings.append(f"rounded to utd {steps}/{freq} and width {width} ({params_r:.3g} params), "
                         f"just outside the trusted range (utd {box.utd_low:.3g}-"
                         f"{box.utd_high:.3g}, params {box.params_low:.3g}-"
-                        f"{box.params_high:.3g}): no rounded configuration inside it does as well "
-                        "within the budget")
+                        f"{box.params_high:.3g}): no rounded configuration tried inside it "
+                        "(train_freq up to 8, widths within 2x) does as well within the budget")
     for note in f.model.provenance.notes:  # "fit check FAILED: <check>: <what>"
         check = note.removeprefix(CHECKS_FAILED_NOTE).lstrip(": ").split(":")[0]
         if note.startswith(CHECKS_FAILED_NOTE) and check != "baseline":  # that one: below
@@ -447,7 +481,9 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         "recommends it and cannot tell whether another is better")
     if not within:
         warnings.append(f"no rounded configuration near the optimum stays within the budget: "
-                        f"utd {steps}/{freq}, width {width} exceeds {excess} (widths are "
+                        f"utd {steps}/{freq}, width {width}"
+                        + (" (outside the trusted range)" if outside_box else "")
+                        + f" exceeds {excess} (widths are "
                         f"multiples of {f.model.architecture.width_multiple}, utd is "
                         f"gradient_steps/train_freq); the unrounded optimum in `optimum` fits")
     elif target_r < target - 1e-9 * max(1.0, abs(target)):

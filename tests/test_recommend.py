@@ -319,3 +319,19 @@ def test_the_trusted_box_starts_at_the_narrowest_width_a_fit_can_recommend(fit_i
     box = f.trusted_box()
     assert box.params_low >= f.params(f.model.architecture.width_multiple) * (1 - 1e-12)
     assert box.params_low < box.params_high
+
+
+@pytest.mark.parametrize("fit_id, kw", [
+    ("bro/h1-crawl-v0", dict(compute=3.16e14, data=3.16e5)),
+    ("bro/h1-stand-v0", dict(compute=1e15, data=3.16e5)),
+    ("bro/walker-run", dict(compute=1e15, data=1e6, target=730)),
+    ("bro/humanoid-walk", dict(compute=1e16, data=1e6, target=650)),
+])
+def test_a_rounded_config_within_budget_is_found_beyond_the_nearest_neighbours(fit_id, kw):
+    """Budgets a hostile tester found where the neighbours of the optimum (train_freq <= 4) all
+    exceed a budget but another rounded configuration fits (e.g. utd 20/7): within budget."""
+    target = kw.pop("target", None)
+    rec = advisor.recommend(advisor.Budget(**kw), fit=fit_id, target=target)
+    assert rec.within_budget, rec.warnings
+    assert rec.predicted_compute <= kw["compute"] * 1.001
+    assert rec.predicted_data <= kw["data"] * 1.001
