@@ -8,7 +8,8 @@ coverage when held out are (each interval built without the held-out configs, as
     groups only);
   - edge (honest): the largest utd row and the largest params column, each predicted by a fit
     without it, with the widening chosen on the *other* edge only (and the floor);
-  - edge (as shipped): the same points with the shipped widening, which was chosen on them.
+  - edge (as shipped): the same points with the shipped widening, which was chosen on them;
+  - smallest edge (honest): the smallest utd row and params column, as the largest (last column).
 Also prints the factor the group scaling applied at 80%, the interval's median relative width
 and the mean relative error it wraps. `--no-scale`: the same without the scaling for rows and
 columns (the interval before it), for comparison.
@@ -53,9 +54,10 @@ def main() -> None:
           f"fits built as shipped ({N_BOOT} bootstrap resamples); "
           f"{'LOCO residuals alone' if args.no_scale else 'scaled for rows and columns'}")
     head = ("| fit | LOCO | interior rows | interior columns | largest edge, honest | "
-            "largest edge, as shipped | scale | median width | LOCO error |")
+            "largest edge, as shipped | scale | median width | LOCO error | "
+            "smallest edge, honest |")
     print(head)
-    print("|" + "---|" * 9)
+    print("|" + "---|" * 10)
     totals = []
     for spec in catalogue():
         if args.only and spec.id not in args.only:
@@ -78,7 +80,7 @@ def main() -> None:
         err = np.nanmean(np.abs(np.exp(r) - 1))
         row = [cov["leave_one_config_out"], cov["interior_utd_rows_out"],
                cov["interior_params_columns_out"], cov["largest_row_and_column_out"], shipped,
-               scale, width, err]
+               scale, width, err, cov.get("smallest_row_and_column_out", np.nan)]
         totals.append(row)
         print(f"| {spec.id} | " + " | ".join(_cell(j, v) for j, v in enumerate(row)) + " |",
               flush=True)
