@@ -10,7 +10,7 @@ if none does, it says by how much the closest one exceeds the budget.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Callable, Literal
+from typing import Annotated, Callable, Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
@@ -350,10 +350,23 @@ def _wide_widths(f: Fit, params: float, count: int = 40) -> np.ndarray:
     return np.array(sorted(m * k for k in near), dtype=float)
 
 
+class _Rounded(NamedTuple):
+    gradient_steps: int
+    train_freq: int
+    width: int
+    target: float
+    within_budget: bool
+    excess: str | None  # which budget it exceeds and by how much (not within budget)
+    outside_box: bool
+
+    def rank(self) -> tuple:
+        """Larger is better: within budget, then inside the box, then a higher target."""
+        return self.within_budget, not self.outside_box, self.target
+
+
 def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
-             maximise_target: bool, box: optimize.Box, wide: bool = False):
-    """The rounded configuration to recommend: (gradient_steps, train_freq, width, target,
-    within_budget, excess message or None, outside_box). Candidates inside `box` (where the law
+             maximise_target: bool, box: optimize.Box, wide: bool = False) -> _Rounded:
+    """The rounded configuration to recommend. Candidates inside `box` (where the law
     is trusted) come first; one outside it is taken only where none inside fits the budget (or,
     for the highest target, reaches as high). The candidates are the neighbours of the
     optimum (train_freq up to 4, the widths around it), or with `wide` every utd with
@@ -369,9 +382,9 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
     inside = ((flat_u >= box.utd_low * (1 - tol)) & (flat_u <= box.utd_high * (1 + tol))
               & (flat_n >= box.params_low * (1 - tol)) & (flat_n <= box.params_high * (1 + tol)))
 
-    def config(i: int, target_i: float, fits: bool, excess: str | None = None):
-        return (*fracs[i // len(widths)], int(widths[i % len(widths)]), target_i, fits, excess,
-                not bool(inside[i]))
+    def config(i: int, target_i: float, fits: bool, excess: str | None = None) -> _Rounded:
+        return _Rounded(*fracs[i // len(widths)], int(widths[i % len(widths)]), target_i, fits,
+                        excess, not bool(inside[i]))
 
     def costs(targets: np.ndarray):
         """data, compute, total: (n_targets, n_candidates)."""
@@ -433,9 +446,9 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
 def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
               box: optimize.Box, maximise_target: bool, level: float) -> Recommendation:
     rounded = _rounded(f, budget, target, point, delta, maximise_target, box)
-    if not rounded[4] or rounded[6]:  # over budget or outside the box: look further
+    if not rounded.within_budget or rounded.outside_box:  # look further
         wider = _rounded(f, budget, target, point, delta, maximise_target, box, wide=True)
-        if (wider[4], not wider[6], wider[3]) > (rounded[4], not rounded[6], rounded[3]):
+        if wider.rank() > rounded.rank():
             rounded = wider
     steps, freq, width, target_r, within, excess, outside_box = rounded
     utd_r = steps / freq
