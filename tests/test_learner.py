@@ -388,6 +388,17 @@ def test_compiled_adamw_that_cannot_compile_steps_eagerly_then_uses_the_kernel(m
     torch.testing.assert_close(opt.params, ref.params, rtol=1e-6, atol=1e-7)
 
 
+def test_adamw_kernel_only_where_it_is_exact():
+    """The CUDA kernel rounds its learning rate to float32: a float64 population there takes
+    `ops` (the H100 equivalence check measured 4e-8 against the reference, threshold 1e-9);
+    float32 on CUDA and any dtype on the CPU keep the kernel where torch has it."""
+    from calibration.learner.optim import has_fused_kernel, kernel_takes
+
+    assert not kernel_takes(torch.float64, "cuda")
+    assert kernel_takes(torch.float32, "cuda") == has_fused_kernel()
+    assert kernel_takes(torch.float64, "cpu") == has_fused_kernel()
+
+
 def test_adamw_rejects_an_unknown_implementation():
     with pytest.raises(ValueError, match="unknown AdamW implementation 'fast'; choose one of "
                                          "ops, kernel, compiled"):

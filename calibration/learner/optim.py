@@ -37,7 +37,12 @@ class AdamW:
         if impl not in IMPLS:
             raise ValueError(f"unknown AdamW implementation {impl!r}; choose one of "
                              f"{', '.join(IMPLS)}")
-        self.impl = "ops" if impl == "kernel" and not has_fused_kernel() else impl
+        # The CUDA kernel takes its learning rate as float32 only (a float64 one was refused on
+        # an H100 with torch 2.11), which rounds a float64 population's step (4e-8 apart from
+        # the reference after 50 updates, H100): there, and without the kernel, `ops`.
+        if impl == "kernel" and not kernel_takes(params.dtype, params.device.type):
+            impl = "ops"
+        self.impl = impl
         self.params = params.view(params.shape[0], -1)  # (M, K), shares storage with params
         self.lr = lr  # (M,)
         self.wd = weight_decay
@@ -46,9 +51,6 @@ class AdamW:
         self.m = torch.zeros_like(self.params)
         self.v = torch.zeros_like(self.params)
         self.t = torch.zeros(lr.shape, dtype=torch.float32, device=lr.device)  # steps per member
-        # The CUDA kernel takes its learning rate as float32 only (a float64 one was refused on
-        # an H100 with torch 2.11: float64 populations fell back to whole-buffer operations);
-        # the CPU kernel takes the parameters' dtype.
         self.lr_kernel = lr.to(torch.float32) if lr.device.type == "cuda" else lr
 
     @torch.no_grad()
@@ -108,6 +110,11 @@ def _masked_step(params: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: t
 
 
 _COMPILED_STEP = LazyCompiled(_masked_step, "the AdamW step")
+
+
+def kernel_takes(dtype: torch.dtype, device_type: str) -> bool:
+    """Whether the `kernel` step is exact for parameters of this dtype on this device type."""
+    return has_fused_kernel() and (device_type != "cuda" or dtype == torch.float32)
 
 
 def has_fused_kernel() -> bool:
