@@ -100,7 +100,9 @@ if want minutes; then
       --backend "$mb" --compile "${MINUTES_COMPILE:-none}" 2>&1 | tee "$OUT/minutes.txt" \
       || fail "minutes preset" $?
   [ -n "$mps" ] && mps_stop
-  tar -czf "$OUT/minutes-out.tgz" -C /tmp minutes-out 2>/dev/null || true
+  # Without population checkpoints (tens of MB each: over what a call brings back).
+  tar -czf "$OUT/minutes-out.tgz" --exclude='checkpoint.npz*' -C /tmp minutes-out 2>/dev/null \
+      || true
   cp "$run"/*.json "$OUT/" 2>/dev/null || true
 fi
 echo "gpu_check: done in $((SECONDS - start)) s, status $status"

@@ -184,7 +184,8 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     runs utd x width at the fitted batch size and fits D_J. Every input (names, grid, env,
     device, memory, output paths) is checked before the first population trains. Every
     finished population is saved atomically under --out-dir, which is locked while the command
-    runs: run the same command again to resume after a crash. The fit file records the command
+    runs, and an unfinished one keeps a checkpoint every 2 minutes of training: run the same
+    command again to resume after a crash. The fit file records the command
     that reproduces it (with --created filled in). The fit is then checked (exponents not at a
     bound, B~ near the batch sizes run, better than a log-linear baseline): a failed check is
     printed (even with --quiet), recorded in the file, and repeated by `advisor recommend`.

@@ -3,7 +3,8 @@ skipped when the same command runs again.
 
 Layout under OUT: `grid.json` (the grid, refusing another grid's out-dir), `runs/` (logs in the
 published layout, read by calibration.archives), `units/<unit id>.json` (a unit's done marker with
-its manifest, written last and atomically: a unit without it is rerun from scratch).
+its manifest, written last and atomically: a unit without it is trained again, from its last
+checkpoint where it has one: learner.checkpoint, every 2 minutes of training at a log point).
 """
 
 from __future__ import annotations

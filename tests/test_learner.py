@@ -618,3 +618,100 @@ def test_async_envs_give_the_same_logs_as_sync_envs(tmp_path):
     for f in files:
         np.testing.assert_array_equal(np.load(tmp_path / "sync" / f),
                                       np.load(tmp_path / "async" / f))
+
+
+CKPT_KW = dict(steps=300, utds=[1, 2], seeds=[0, 1], width=16, actor_width=16, batch_size=16,
+               quantiles=3, random_steps=50, eval_every=50, device="cpu", checkpoint_s=0)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _train_until(tmp_path, name: str, stop_at: int, **kw):
+    """Train, interrupted (as by a crash) at the log point of step `stop_at`."""
+    def progress(step, ret):
+        if step == stop_at:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_population(TrainConfig("InvertedPendulum-v5", name=name, **{**CKPT_KW, **kw}),
+                         tmp_path, progress=progress)
+
+
+def _logs(run_dir):
+    return {p.relative_to(run_dir): np.load(p) for p in sorted(run_dir.rglob("*.npy"))}
+
+
+def test_interrupted_population_resumes_from_its_checkpoint(tmp_path):
+    """A run stopped at step 200 resumes from its checkpoint at 150: the logs up to 150 are the
+    uninterrupted run's, it takes the same number of member-updates, logs every step once,
+    records where it resumed and removes its checkpoint when it ends."""
+    from calibration.learner.checkpoint import FILE
+
+    full = train_population(TrainConfig("InvertedPendulum-v5", name="full", **CKPT_KW), tmp_path)
+    assert not (tmp_path / "full" / FILE).exists()
+    _train_until(tmp_path, "cut", 200)
+    assert (tmp_path / "cut" / FILE).exists()
+    res = train_population(TrainConfig("InvertedPendulum-v5", name="cut", **CKPT_KW), tmp_path)
+    assert res["resumed_from"] == [150] and "resumed_from" not in full
+    assert res["member_updates"] == full["member_updates"] == 250 + 2 * 250
+    assert not (tmp_path / "cut" / FILE).exists()
+    a, b = _logs(tmp_path / "full"), _logs(tmp_path / "cut")
+    assert a.keys() == b.keys() and len(a) == 6
+    for key in a:
+        assert a[key].shape == b[key].shape == (6, 2)  # steps, one seed per utd
+        np.testing.assert_array_equal(a[key][:3], b[key][:3])  # steps 50-150
+        assert np.isfinite(b[key][3:]).all()
+
+
+def test_resuming_is_deterministic_from_the_checkpoint(tmp_path):
+    """Two resumes of one checkpoint give the same logs bit for bit: what the run carries over
+    comes from the file (replay, networks, optimisers, generators, credit), nothing from the
+    interrupted process."""
+    import shutil
+
+    _train_until(tmp_path, "a", 200)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for name in ("a", "b"):
+        train_population(TrainConfig("InvertedPendulum-v5", name=name, **CKPT_KW), tmp_path)
+    a, b = _logs(tmp_path / "a"), _logs(tmp_path / "b")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_checkpoint_restores_every_population_tensor_in_place():
+    from calibration.learner.checkpoint import population_tensors, restore_tensors
+
+    pop = Population(SMALL, 2, [0, 1], CPU, LRS[:2])
+    for batch, noise in _batches(2, 8, 6, 2, 3, 0):
+        pop.update(batch, noise, torch.ones(2, dtype=torch.bool))
+    saved = {k: v.detach().clone().numpy() for k, v in population_tensors(pop).items()}
+    assert {"critic", "target", "actor", "log_alpha", "critic_opt.m", "actor_opt.v",
+            "alpha_opt.t"} <= saved.keys()
+    fresh = Population(SMALL, 2, [5, 6], CPU, LRS[:2])
+    views = [p.data_ptr() for p in nets.leaves(fresh.critic_net)]
+    restore_tensors(population_tensors(fresh), saved)
+    for k, v in population_tensors(fresh).items():
+        np.testing.assert_array_equal(v.detach().numpy(), saved[k])
+    assert [p.data_ptr() for p in nets.leaves(fresh.critic_net)] == views  # views still alias
+
+
+@pytest.mark.parametrize("bad", ["other config", "torn file"])
+def test_checkpoint_of_another_run_is_set_aside(tmp_path, bad):
+    from calibration.learner.checkpoint import FILE
+
+    _train_until(tmp_path, "run", 200)
+    path = tmp_path / "run" / FILE
+    kw = {}
+    if bad == "torn file":
+        path.write_bytes(path.read_bytes()[:1000])
+    else:
+        kw = {"batch_size": 32}
+    with pytest.warns(RuntimeWarning, match="training from the start"):
+        res = train_population(TrainConfig("InvertedPendulum-v5", name="run",
+                                           **{**CKPT_KW, **kw}), tmp_path)
+    assert "resumed_from" not in res
+    assert (tmp_path / "run" / (FILE + ".stale")).exists() and not path.exists()
+    with pytest.raises(LearnerError, match="checkpoint_s"):
+        TrainConfig("InvertedPendulum-v5", 10, [1], [0], checkpoint_s=-1)

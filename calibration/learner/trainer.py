@@ -28,6 +28,7 @@ import torch
 
 from advisor.errors import AdvisorError
 from calibration.atomic import atomic_save as _atomic_save
+from calibration.learner import checkpoint
 from calibration.learner.agent import AgentConfig, Noise, Population
 from calibration.learner.graphs import GraphedUpdate
 from calibration.learner.optim import IMPLS
@@ -70,6 +71,9 @@ class TrainConfig:
     vector_env: str = "auto"  # sync | async (a worker process per member) | auto
     divergence_check_every: int = 100  # updates between host reads of the divergence flags
     name: str = "population"
+    # Seconds of training between checkpoints (written at log points, removed at the end; a
+    # rerun resumes from the last: learner.checkpoint); None: none.
+    checkpoint_s: float | None = 120.0
 
     def __post_init__(self):
         if len(self.utds) != len(self.seeds):
@@ -99,6 +103,9 @@ class TrainConfig:
                                f"{self.optimizer!r}")
         if self.divergence_check_every < 1:
             raise LearnerError("divergence_check_every must be at least 1")
+        if self.checkpoint_s is not None and not self.checkpoint_s >= 0:
+            raise LearnerError(f"checkpoint_s must be None or >= 0 seconds, got "
+                               f"{self.checkpoint_s}")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -146,6 +153,10 @@ class VectorEnvs:
                     if asynchronous else gym.vector.SyncVectorEnv(fns, autoreset_mode=mode))
         space = self.vec.single_action_space
         self.low, self.high = space.low.astype(np.float64), space.high.astype(np.float64)
+        self.reset(seeds)
+
+    def reset(self, seeds: list[int]) -> None:
+        """New episodes, env i reset with seeds[i]."""
         self.obs = self.vec.reset(seed=[int(s) for s in seeds])[0].astype(np.float32)
 
     def step(self, action: np.ndarray):
@@ -287,14 +298,71 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     loss_n = 0
     updates = 0
     graphed = None
+    first = 1  # the first env step this attempt takes
+    resumed: list[int] = []  # the steps earlier attempts had reached
+    wall_before = 0.0  # training time of earlier attempts
     # Wall time by phase of the loop: where a slow run spends it. On a GPU "act" includes the
     # wait for the previous step's updates (its .cpu() is the step's one host sync).
     phases = dict.fromkeys(PHASES, 0.0)
     clock = time.perf_counter
     started = time.time()
-    t0 = clock()
     out = Path(out_dir)
     params = agent_cfg.critic_params
+    ckpt_path = out / cfg.name / checkpoint.FILE
+    found = checkpoint.load(ckpt_path, cfg) if cfg.checkpoint_s is not None else None
+    replays = {"replay": replay, "val_replay": val_replay}
+
+    def save_checkpoint(step: int) -> None:
+        arrays = {f"pop.{k}": v.detach().cpu().numpy()
+                  for k, v in checkpoint.population_tensors(pop).items()}
+        for key, rep_ in replays.items():
+            arrays[f"{key}.data"] = rep_.data[:, :rep_.size].cpu().numpy()
+        arrays.update({"gen": gen.get_state().numpy(), "credit": credit.numpy(),
+                       "guard.diverged": guard.diverged.numpy(),
+                       "guard.flags": guard._flags.cpu().numpy(),
+                       "loss_sum": loss_sum.cpu().numpy(),
+                       "logs.step": np.array(logs["step"], dtype=np.int64)})
+        for key in ("return", "critic_loss", "validation_critic_loss"):
+            arrays[f"logs.{key}"] = np.array(logs[key], dtype=np.float64).reshape(-1, m)
+        meta = {"config": checkpoint._json(checkpoint.comparable(cfg)), "step": step,
+                "updates": updates, "loss_n": loss_n, "guard_pending": guard._pending,
+                "np_rng": np_rng.bit_generator.state, "phases": phases,
+                "wall_s": wall_before + clock() - t0, "started_unix": started,
+                "resumed": resumed,
+                **{f"{k}.pos": r.pos for k, r in replays.items()},
+                **{f"{k}.size": r.size for k, r in replays.items()}}
+        checkpoint.save(ckpt_path, arrays, meta)
+
+    if found is not None:
+        arrays, meta = found
+        checkpoint.restore_tensors(checkpoint.population_tensors(pop), arrays, "pop.")
+        for key, rep_ in replays.items():
+            rep_.size, rep_.pos = int(meta[f"{key}.size"]), int(meta[f"{key}.pos"])
+            data = arrays[f"{key}.data"]
+            if data.shape[0] != m or data.shape[1] != rep_.size or data.shape[1] > rep_.capacity:
+                raise LearnerError(f"checkpoint {ckpt_path}: {key} has shape {data.shape}; "
+                                   "remove the file to train from the start")
+            rep_.data[:, :rep_.size].copy_(torch.from_numpy(data))
+        gen.set_state(torch.from_numpy(arrays["gen"]))
+        np_rng.bit_generator.state = meta["np_rng"]
+        credit.copy_(torch.from_numpy(arrays["credit"]))
+        guard.diverged.copy_(torch.from_numpy(arrays["guard.diverged"]))
+        guard._flags.copy_(torch.from_numpy(arrays["guard.flags"]))
+        guard._pending = int(meta["guard_pending"])
+        loss_sum.copy_(torch.from_numpy(arrays["loss_sum"]))
+        loss_n, updates = int(meta["loss_n"]), int(meta["updates"])
+        logs["step"] = [int(x) for x in arrays["logs.step"]]
+        for key in ("return", "critic_loss", "validation_critic_loss"):
+            logs[key] = list(arrays[f"logs.{key}"])
+        phases.update(meta["phases"])
+        wall_before, started = float(meta["wall_s"]), float(meta["started_unix"])
+        first = int(meta["step"]) + 1
+        resumed = [*meta["resumed"], first - 1]
+        # New episodes: a step's env state is not in the checkpoint.
+        envs.reset([s + 30_000 + first for s in seeds_of(cfg)])
+        val_envs.reset([s + 40_000 + first for s in seeds_of(cfg)])
+    t0 = clock()
+    last_checkpoint = t0
 
     def act(obs: np.ndarray) -> np.ndarray:
         noise = torch.randn(m, act_dim, device=device, generator=gen)
@@ -325,7 +393,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         if progress:
             progress(step, ret)
 
-    for step in range(1, cfg.steps + 1):
+    for step in range(first, cfg.steps + 1):
         learning = step > cfg.random_steps
         # 1. act with the current policy
         tick = clock()
@@ -374,22 +442,33 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         tick = _lap(phases, "store", tick, clock)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             log(step)
+            if (cfg.checkpoint_s is not None and step < cfg.steps
+                    and clock() - last_checkpoint >= cfg.checkpoint_s):
+                save_checkpoint(step)
+                last_checkpoint = clock()
             _lap(phases, "eval_log", tick, clock)
 
-    wall = clock() - t0
+    wall = wall_before + clock() - t0
     manifest = {
         "config": asdict(cfg), "critic_params": params, "obs_dim": obs_dim, "act_dim": act_dim,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else
         platform.processor() or platform.machine(),
         "versions": _versions(), "wall_time_s": wall,
-        "started_unix": round(started, 3), "finished_unix": round(started + wall, 3),
+        "started_unix": round(started, 3), "finished_unix": round(time.time(), 3),
         "env_steps_per_s": cfg.steps / wall, "member_updates": updates,
         "member_updates_per_s": updates / wall, "diverged": guard.diverged.tolist(),
         "phase_s": {k: round(v, 3) for k, v in phases.items()},
     }
+    if resumed:  # the steps it resumed from (learner.checkpoint); wall_time_s sums the attempts
+        manifest["resumed_from"] = resumed
     _atomic_save(out / cfg.name / "manifest.json", text=json.dumps(manifest, indent=1))
+    ckpt_path.unlink(missing_ok=True)
     return manifest
+
+
+def seeds_of(cfg: TrainConfig) -> list[int]:
+    return [int(s) for s in cfg.seeds]
 
 
 def _write_logs(cfg: TrainConfig, out: Path, logs: dict, params: int, lrs: list[float]) -> None:

@@ -1,0 +1,95 @@
+"""Checkpoints of a population in training: a long run resumes where it stopped.
+
+A checkpoint is one .npz file beside the run's logs (numpy arrays only, read back with
+allow_pickle=False; its metadata is a JSON string), written atomically at a log point once
+`TrainConfig.checkpoint_s` seconds have passed since the last one, and removed when the run
+finishes. It holds everything the run carries from one env step to the next except the
+environments: networks, target networks, optimiser moments and step counts, temperatures, both
+replay buffers, the random generators, the UTD credit, the divergence flags, the logs so far and
+the running sums (loss, member-updates, time by phase).
+
+A resumed run starts new episodes (training and validation envs reset with seeds derived from
+each member's seed and the step), so it continues the same run statistically, not bit for bit;
+its manifest lists the steps it resumed from. A checkpoint written for another configuration
+(anything that changes the arithmetic), or one that does not read, is set aside with a warning
+and the run starts over.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from calibration.atomic import atomic_savez
+
+FILE = "checkpoint.npz"
+VERSION = 1
+# Settings that change how fast a run goes, not what it computes: a run may resume with others.
+SPEED_ONLY = ("device", "cuda_graph", "compile", "optimizer", "vector_env",
+              "divergence_check_every", "name", "checkpoint_s")
+
+
+def comparable(cfg) -> dict:
+    """The configuration a checkpoint must share to be resumed."""
+    return {k: v for k, v in asdict(cfg).items() if k not in SPEED_ONLY}
+
+
+def population_tensors(pop) -> dict[str, torch.Tensor]:
+    """Every tensor of a Population that training changes (restored in place: the networks'
+    layer views, the optimisers and any captured CUDA graph keep pointing at them)."""
+    out = {"critic": pop.critic, "target": pop.target, "actor": pop.actor,
+           "log_alpha": pop.log_alpha}
+    for name in ("critic_opt", "actor_opt", "alpha_opt"):
+        opt = getattr(pop, name)
+        out.update({f"{name}.m": opt.m, f"{name}.v": opt.v, f"{name}.t": opt.t})
+    return out
+
+
+def save(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    arrays = dict(arrays)
+    arrays["meta"] = np.array(json.dumps({"version": VERSION, **meta}))
+    atomic_savez(path, arrays)
+
+
+def load(path: Path, cfg) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The checkpoint at `path` if there is one for `cfg`, else None (a checkpoint that does not
+    read, or of another configuration, is renamed to `<name>.stale` and warned about)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        if not isinstance(meta, dict) or meta.get("version") != VERSION:
+            raise ValueError(f"version {meta.get('version') if isinstance(meta, dict) else '?'}"
+                             f", expected {VERSION}")
+        why = None if meta.get("config") == _json(comparable(cfg)) else "another configuration"
+    except Exception as exc:  # a torn or foreign file: never fatal, the run starts over
+        why = f"unreadable ({type(exc).__name__}: {exc})"
+    if why is None:
+        return arrays, meta
+    stale = path.with_name(path.name + ".stale")
+    path.replace(stale)
+    warnings.warn(f"checkpoint {path} is {why}: moved to {stale.name}; training from the start",
+                  RuntimeWarning, stacklevel=2)
+    return None
+
+
+def restore_tensors(tensors: dict[str, torch.Tensor], arrays: dict[str, np.ndarray],
+                    prefix: str = "") -> None:
+    for name, t in tensors.items():
+        a = arrays[prefix + name]
+        if tuple(a.shape) != tuple(t.shape):
+            raise ValueError(f"checkpoint {prefix + name} has shape {a.shape}, expected "
+                             f"{tuple(t.shape)}")
+        t.copy_(torch.from_numpy(a).to(t.dtype))
+
+
+def _json(x):
+    """x as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(x))
