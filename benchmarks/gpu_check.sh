@@ -10,9 +10,11 @@
 #                BACKENDS (default "threads loky+mps"; add ":regions" or ":update" to
 #                compile, e.g. "threads:regions"), LIMIT (90) seconds each
 #                (benchmarks/gpu_backends.sh);
-#   pick         the packed `minutes` cell (M = 48, width 128, batch 256) eager+graph against
-#                regions+graph, 1 s each: MINUTES_COMPILE becomes regions where that is at least
-#                1.1x faster (unless MINUTES_COMPILE is set); $OUT/pick.json holds the rates;
+#   pick         the `minutes` cell PICK_CELL ("24 128 240": a stage-2 population, Hopper's
+#                sizes; "48 128 256" for stage 1) eager, compiled regions and the compiled
+#                update, each in a CUDA graph, 1 s each: MINUTES_COMPILE becomes the mode with
+#                the least set-up + 36,000 updates (benchmarks/pick_compile.py), where that is
+#                at least 10% less than eager (unless MINUTES_COMPILE is set); $OUT/pick.json;
 #   minutes      the whole `minutes` preset on ENV_ID (Hopper-v5) with MINUTES_BACKEND
 #                (loky+mps) and MINUTES_COMPILE (none, regions or update), in the time left
 #                (goal <= 8 min; >= 10,000 member-updates/s over a stage); its out-dir comes back as
@@ -68,17 +70,18 @@ if want backends; then
 fi
 
 if want pick; then
-  echo "== pick: eager vs compiled regions, in a CUDA graph, at the minutes cell [$(left) s left]"
-  timeout 120 "$PY" benchmarks/learner_throughput.py --members 48 --widths 128 \
-      --batch-size 256 --seconds 1.0 --max-sequential 0 --compile \
-      --variants "fused+graph" "regions+graph" --json "$OUT/pick.json" 2>&1 \
-      | tee "$OUT/pick.txt" || echo "pick failed (not counted): eager"
+  read -r pm pw pb <<< "${PICK_CELL:-24 128 240}"
+  echo "== pick: eager, compiled regions, compiled update, in a CUDA graph, M=$pm width $pw" \
+       "batch $pb [$(left) s left]"
+  timeout 240 "$PY" benchmarks/learner_throughput.py --members "$pm" --widths "$pw" \
+      --batch-size "$pb" --obs-act 11 3 --seconds 1.0 --max-sequential 0 --compile "${pm}x${pw}" \
+      --variants "fused+graph" "regions+graph" "cmp+graph" --json "$OUT/pick.json" 2>&1 \
+      | tee "$OUT/pick.txt" || echo "pick failed (not counted)"
   if [ -z "${MINUTES_COMPILE:-}" ]; then
-    MINUTES_COMPILE=$("$PY" -c "import json, math, sys
-r = json.load(open(sys.argv[1])).get('48x128', {})
-e, g = r.get('fused+graph', math.nan), r.get('regions+graph', math.nan)
-print('regions' if g >= 1.1 * e else 'none')" "$OUT/pick.json" 2>/dev/null || echo none)
-    echo "pick: MINUTES_COMPILE=$MINUTES_COMPILE"
+    MINUTES_COMPILE=$("$PY" benchmarks/pick_compile.py "$OUT/pick.json" --cell "${pm}x${pw}" \
+                      2>>"$OUT/pick.txt" || echo none)
+    echo "pick: MINUTES_COMPILE=$MINUTES_COMPILE" >> "$OUT/pick.txt"
+    grep '^pick:' "$OUT/pick.txt"
   fi
 fi
 

@@ -47,15 +47,15 @@ VARIANTS = ("pop ref", "pop fused", "ref+graph", "fused+graph", "optc", "optc+gr
             "regions+graph", "compiled", "cmp+graph")
 
 
-def make_inputs(m: int, b: int, device, seed: int = 0):
+def make_inputs(m: int, b: int, device, seed: int = 0, obs: int = OBS, act: int = ACT):
     g = torch.Generator(device=device).manual_seed(seed)
-    batch = Batch(torch.randn(m, b, OBS, device=device, generator=g),
-                  torch.rand(m, b, ACT, device=device, generator=g) * 2 - 1,
+    batch = Batch(torch.randn(m, b, obs, device=device, generator=g),
+                  torch.rand(m, b, act, device=device, generator=g) * 2 - 1,
                   torch.randn(m, b, device=device, generator=g),
-                  torch.randn(m, b, OBS, device=device, generator=g),
+                  torch.randn(m, b, obs, device=device, generator=g),
                   (torch.rand(m, b, device=device, generator=g) < 0.01).float())
-    noise = Noise(torch.randn(m, b, ACT, device=device, generator=g),
-                  torch.randn(m, b, ACT, device=device, generator=g))
+    noise = Noise(torch.randn(m, b, act, device=device, generator=g),
+                  torch.randn(m, b, act, device=device, generator=g))
     return batch, noise, torch.ones(m, dtype=torch.bool, device=device)
 
 
@@ -87,14 +87,20 @@ def graphed(pop: Population, batch: Batch, noise: Noise, mask):
     return lambda: update(batch, noise, mask)
 
 
+SETUP_S: dict[str, float] = {}  # the last measure()'s set-up and first call, by variant
+
+
 def measure(name: str, make_step, m: int, device, seconds: float) -> float:
-    """Member-updates/s of one variant; nan (and a line saying why) if it fails."""
+    """Member-updates/s of one variant; nan (and a line saying why) if it fails. Its set-up
+    time (compiling, capturing, the first call) goes to SETUP_S[name]."""
+    SETUP_S.pop(name, None)
     try:
         t = time.perf_counter()
         step = make_step()
         step()
         sync(device)
         setup = time.perf_counter() - t
+        SETUP_S[name] = round(setup, 2)
         if setup > 5:
             print(f"    {name}: set-up and first call {setup:.1f} s", flush=True)
         return m * timed(step, device, seconds)
@@ -111,6 +117,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--quantiles", type=int, default=100)
     ap.add_argument("--actor-width", type=int, default=256)
+    ap.add_argument("--obs-act", type=int, nargs=2, default=[OBS, ACT], metavar=("OBS", "ACT"),
+                    help="observation and action sizes (default HumanoidBench h1's; Hopper: 11 3)")
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--max-sequential", type=int, default=64,
                     help="largest M for which the sequential loop is measured")
@@ -120,7 +128,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--amp", action="store_true", help="bf16 autocast in the population variants")
     ap.add_argument("--json", help="also write the rates to this file: {'MxWIDTH': {variant: "
-                                   "member-updates/s}} (gpu_check.sh's pick part reads it)")
+                                   "member-updates/s}, 'MxWIDTH setup_s': {variant: seconds}} "
+                                   "(gpu_check.sh's pick part reads it)")
     args = ap.parse_args()
     rates: dict[str, dict[str, float]] = {}
     device = torch.device(args.device)
@@ -134,6 +143,7 @@ def main() -> None:
                  f"({torch.get_num_threads()} threads)")
     print(f"device {name}; torch {torch.__version__}; python {platform.python_version()}; "
           f"batch {args.batch_size}; quantiles {args.quantiles}; actor width {args.actor_width}; "
+          f"obs {args.obs_act[0]}, act {args.obs_act[1]}; "
           f"TF32 on; population variants {'bf16 autocast' if args.amp else 'fp32'}", flush=True)
     print("member-updates/s; in brackets the ratio to the sequential loop of the same row",
           flush=True)
@@ -141,9 +151,10 @@ def main() -> None:
           flush=True)
     for width in args.widths:
         for m in args.members:
-            cfg = AgentConfig(obs_dim=OBS, act_dim=ACT, width=width, quantiles=args.quantiles,
+            obs, act = args.obs_act
+            cfg = AgentConfig(obs_dim=obs, act_dim=act, width=width, quantiles=args.quantiles,
                               actor_width=args.actor_width)
-            batch, noise, mask = make_inputs(m, args.batch_size, device)
+            batch, noise, mask = make_inputs(m, args.batch_size, device, obs=obs, act=act)
             seq = float("nan")
             if m <= args.max_sequential:
                 singles = [Population(cfg, 1, [i], device, fused=False) for i in range(m)]
@@ -187,6 +198,8 @@ def main() -> None:
                     continue
                 rate = measure(variant, makers[variant], m, device, args.seconds)
                 rates.setdefault(f"{m}x{width}", {})[variant] = rate
+                if variant in SETUP_S:
+                    rates.setdefault(f"{m}x{width} setup_s", {})[variant] = SETUP_S[variant]
                 cells.append(f" {rate:>9.0f} ({rate / seq:>5.1f}x)")
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
