@@ -6,6 +6,7 @@ so `advisor/` never imports this package. Each command is a thin shell over one 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import importlib.util
 import shlex
@@ -199,13 +200,56 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     from calibration.calibrate import calibrate as _calibrate
 
     ctx.params["created"] = created = created or _today()
-    path = _calibrate(env_id, out_dir=out_dir, algorithm=algorithm, preset_name=preset_name,
-                      grid_file=grid_file, steps=steps, seeds=seeds, device=device,
-                      backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
-                      n_boot=n_boot, quiet=quiet, created=created, prior=list(prior) or None,
-                      compile=compile_update or "none",
-                      command=recorded_command(ctx, skip=("quiet", "n_jobs", "backend")))
+    with _interruptible(out_dir):
+        path = _calibrate(env_id, out_dir=out_dir, algorithm=algorithm, preset_name=preset_name,
+                          grid_file=grid_file, steps=steps, seeds=seeds, device=device,
+                          backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
+                          n_boot=n_boot, quiet=quiet, created=created,
+                          prior=list(prior) or None, compile=compile_update or "none",
+                          command=recorded_command(ctx, skip=("quiet", "n_jobs", "backend")))
     click.echo(str(path))
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C or SIGTERM during a calibration: one line saying what is kept; exit 130 / 143."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Terminated(KeyboardInterrupt):
+    pass
+
+
+@contextlib.contextmanager
+def _interruptible(out_dir):
+    """SIGTERM (a cluster's time limit, `kill`) ends the calibration as Ctrl-C does, and either
+    says what is kept: the finished populations, and the checkpoints of unfinished ones."""
+    import signal
+    import threading
+    from pathlib import Path
+
+    def terminate(signum, frame):
+        raise _Terminated
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if main else None
+    try:
+        yield None
+    except KeyboardInterrupt as exc:
+        units = Path(out_dir) / "units"
+        done = len(list(units.glob("*.json"))) if units.is_dir() else 0
+        partial = len(list(Path(out_dir, "runs").glob("*/checkpoint.npz")))
+        what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        raise Interrupted(
+            f"{what}: {done} finished population(s) kept in {out_dir}"
+            + (f", {partial} unfinished one(s) with a checkpoint" if partial else "")
+            + "; run the same command again to resume",
+            143 if isinstance(exc, _Terminated) else 130) from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _budget_options(f):

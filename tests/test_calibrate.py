@@ -112,6 +112,27 @@ def test_sigkill_then_resume_loses_no_unit_and_gives_the_same_fit(smoke):
     assert (out / name).read_text() == text
 
 
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"),
+                                             (signal.SIGINT, 130, "interrupted")])
+def test_sigterm_or_ctrl_c_says_what_is_kept_in_one_line(tmp_path, sig, code, word):
+    """A cluster's SIGTERM (or Ctrl-C) ends calibrate with one line naming what is kept and how
+    to resume, no traceback and no leaked-semaphore warnings from the workers."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(CMD + ["--out-dir", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((out / "units").glob("*.json")):
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    kept = len(list((out / "units").glob("*.json")))
+    assert kept >= 1
+    lines = err.strip().splitlines()
+    assert lines == [f"error: {word}: {kept} finished population(s) kept in {out}; run the same "
+                     "command again to resume"], err[-2000:]
+
+
 def test_ray_backend_runs_units_on_a_local_ray(tmp_path):
     ray = pytest.importorskip("ray")
     grid = load_grid_dict(dict(preset("smoke").model_dump(), steps=300, random_steps=100,
