@@ -1,5 +1,7 @@
 """The PyTorch population learner (needs the `calibrate` extra)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -621,7 +623,8 @@ def test_async_envs_give_the_same_logs_as_sync_envs(tmp_path):
 
 
 CKPT_KW = dict(steps=300, utds=[1, 2], seeds=[0, 1], width=16, actor_width=16, batch_size=16,
-               quantiles=3, random_steps=50, eval_every=50, device="cpu", checkpoint_s=0)
+               quantiles=3, random_steps=50, eval_every=50, device="cpu", checkpoint_s=0,
+               buffer_size=120)  # a ring buffer that has wrapped by the checkpoint
 
 
 class _Stop(Exception):
@@ -652,7 +655,11 @@ def test_interrupted_population_resumes_from_its_checkpoint(tmp_path):
     full = train_population(TrainConfig("InvertedPendulum-v5", name="full", **CKPT_KW), tmp_path)
     assert not (tmp_path / "full" / FILE).exists()
     _train_until(tmp_path, "cut", 200)
-    assert (tmp_path / "cut" / FILE).exists()
+    with np.load(tmp_path / "cut" / FILE, allow_pickle=False) as z:
+        meta, data = json.loads(str(z["meta"])), z["replay.data"]
+    # step 150 of a 120-row ring: full, next write at row 30
+    assert (meta["step"], meta["replay.size"], meta["replay.pos"]) == (150, 120, 30)
+    assert data.shape[:2] == (2, 120) and np.isfinite(data).all()
     res = train_population(TrainConfig("InvertedPendulum-v5", name="cut", **CKPT_KW), tmp_path)
     assert res["resumed_from"] == [150] and "resumed_from" not in full
     assert res["member_updates"] == full["member_updates"] == 250 + 2 * 250
