@@ -2,9 +2,11 @@
 environments in parallel? Only if the simulator releases Python's GIL while it works. Steps
 N gymnasium envs (one per thread, the way each population's loop steps its own vector env)
 one after another and then in N threads at once, and prints both rates and their ratio, for
-the raw simulator call (mj_step) and for the whole env.step.
+the raw simulator call (mj_step) and for the whole env.step. Then the trainer's VectorEnvs of
+--members envs (a population's), stepped with random actions: sync against threads
+(`TrainConfig(vector_env="threads", env_threads=K)`, what `advisor calibrate` uses on a GPU).
 
-  python benchmarks/env_threads.py [--env Hopper-v5] [--threads 2] [--steps 3000]
+  python benchmarks/env_threads.py [--env Hopper-v5] [--threads 2] [--steps 3000] [--members 48]
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def main() -> None:
     ap.add_argument("--env", default="Hopper-v5")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--members", type=int, default=48)
+    ap.add_argument("--vector-steps", type=int, default=300)
     args = ap.parse_args()
     import gymnasium as gym
     import mujoco
@@ -66,6 +70,36 @@ def main() -> None:
         n = args.threads * args.steps
         print(f"{label:>9}: one after another {n / seq:,.0f} steps/s, {args.threads} threads at "
               f"once {n / par:,.0f} steps/s ({seq / par:.2f}x)", flush=True)
+    vector(args)
+
+
+def vector(args) -> None:
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from calibration.learner.trainer import VectorEnvs
+
+    m = args.members
+    actions = np.random.default_rng(0).uniform(-1, 1, (args.vector_steps, m, 1))
+    base = None
+    for threads in sorted({1, 2, args.threads}):
+        envs = VectorEnvs(args.env, list(range(m)), threads=threads)
+        acts = np.broadcast_to(actions, (*actions.shape[:2], envs.low.shape[0]))
+        try:
+            envs.step(acts[0])
+            t = time.perf_counter()
+            for a in acts[1:]:
+                envs.step(a)
+            dt = (time.perf_counter() - t) / (len(acts) - 1)
+        finally:
+            envs.close()
+        base = base or dt
+        print(f"VectorEnvs, {m} members, {'sync' if threads == 1 else f'{threads} threads'}: "
+              f"{dt * 1e3:.2f} ms per population step ({m / dt:,.0f} env steps/s, "
+              f"{base / dt:.2f}x sync)", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,12 @@ import numpy as np  # noqa: E402
 
 from calibration.archives import read_runs  # noqa: E402
 from calibration.grid import preset, stage1_units  # noqa: E402
-from calibration.runner import _default_jobs, prepare_out_dir, run_units  # noqa: E402
+from calibration.runner import (  # noqa: E402
+    _default_jobs,
+    env_threads_per_population,
+    prepare_out_dir,
+    run_units,
+)
 
 
 def main() -> None:
@@ -52,7 +57,9 @@ def main() -> None:
           f"torch {torch.__version__}; python {platform.python_version()}; "
           f"env {args.env}; grid {grid.name}: steps {grid.steps}, random {grid.random_steps}, "
           f"seeds {len(grid.seeds)}, widths {grid.widths}, utds {grid.utds}, batch sizes "
-          f"{grid.batch_sizes}; {jobs} populations at once", flush=True)
+          f"{grid.batch_sizes}; {jobs} populations at once, envs stepped in "
+          f"{env_threads_per_population(args.device, min(jobs, len(stage1_units(grid))))} "
+          "threads each (stage 1)", flush=True)
     out = Path(args.out or tempfile.mkdtemp(prefix="minutes-"))
     t0 = time.perf_counter()
     if args.all:

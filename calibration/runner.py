@@ -91,10 +91,11 @@ def _manifest_ok(manifest) -> bool:
 
 
 def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
-             parent: int | None = None, compile: bool | str = "none") -> dict:
+             parent: int | None = None, compile: bool | str = "none",
+             env_threads: int = 1) -> dict:
     """Train one population and mark it done. Runs in a worker process (or a thread, backend
     "threads"); `parent`: the pid of the calibration, whose death ends this process (no orphan
-    trains on, no marker is written)."""
+    trains on, no marker is written); `env_threads` > 1 steps its envs in that many threads."""
     watch = parent is not None and parent != os.getpid()  # n_jobs=1 runs in the parent itself
     if watch:
         _exit_with_parent(parent)
@@ -107,12 +108,13 @@ def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
         # A population in a thread (backend "threads") works on a stream of its own.
         with torch.cuda.device(torch.device(device)):
             with torch.cuda.stream(torch.cuda.Stream()):
-                return _train_unit(env_id, grid, unit, out_dir, device, parent, watch, compile)
-    return _train_unit(env_id, grid, unit, out_dir, device, parent, watch, compile)
+                return _train_unit(env_id, grid, unit, out_dir, device, parent, watch, compile,
+                                   env_threads)
+    return _train_unit(env_id, grid, unit, out_dir, device, parent, watch, compile, env_threads)
 
 
 def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
-                parent: int | None, watch: bool, compile: bool | str) -> dict:
+                parent: int | None, watch: bool, compile: bool | str, env_threads: int) -> dict:
     from calibration.learner.trainer import TrainConfig, train_population
 
     cfg = TrainConfig(env_id=env_id, steps=grid.steps, utds=list(unit.utds),
@@ -121,8 +123,8 @@ def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
                       quantiles=grid.quantiles, actor_width=grid.actor_width,
                       random_steps=grid.random_steps, eval_every=grid.eval_every,
                       eval_episodes=grid.eval_episodes, device=device, name=f"runs/{unit.id}",
-                      vector_env="sync",  # several populations already share the cores
-                      compile=compile)
+                      vector_env="threads" if env_threads > 1 else "sync",
+                      env_threads=env_threads, compile=compile)
     out = Path(out_dir)
     manifest = train_population(cfg, out)
     if watch and os.getppid() != parent:
@@ -158,6 +160,7 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
     if not quiet and backend == "threads" and device == "cpu" and n_jobs > 1:
         echo("note: on the CPU, populations as threads share one Python interpreter (the same "
              "runs, more slowly); --backend loky runs them in parallel")
+    threads = env_threads_per_population(device, n_jobs)
     progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo, n_jobs)
     with context:
         with parallel_config(backend="threading" if backend == "threads" else backend,
@@ -168,7 +171,7 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
             parent = os.getpid() if backend == "loky" else None
             results = Parallel(return_as=order)(
                 delayed(run_unit)(env_id, grid, u, str(out_dir), _unit_device(device, i), parent,
-                                  compile)
+                                  compile, threads)
                 for i, u in enumerate(todo))
             for record in results:
                 done[Unit(**record["unit"]).id] = record
@@ -204,6 +207,19 @@ def mps_running() -> bool:
     CUDA_MPS_PIPE_DIRECTORY or the default /tmp/nvidia-mps."""
     pipe_dir = os.environ.get("CUDA_MPS_PIPE_DIRECTORY") or "/tmp/nvidia-mps"
     return Path(pipe_dir, "control").exists()
+
+
+ENV_THREADS_MAX = 4
+
+
+def env_threads_per_population(device: str, n_jobs: int) -> int:
+    """Threads that step each population's envs: on a GPU, the cores the populations running
+    at once leave (at most 4 each; MuJoCo simulates without the GIL, and a GPU-bound loop
+    steps its envs while the device works); on the CPU 1 (the populations already use every
+    core). Same results either way (ThreadedEnvs)."""
+    if not device.startswith("cuda"):
+        return 1
+    return max(1, min(ENV_THREADS_MAX, (os.cpu_count() or 1) // max(1, n_jobs)))
 
 
 def _default_jobs(device: str) -> int:

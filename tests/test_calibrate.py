@@ -392,3 +392,13 @@ def test_few_shot_calibration_reuses_the_runs_and_records_its_prior(smoke, tmp_p
     assert fit.model.provenance.prior.family == "dmc"
     assert "--prior dmc" in fit.model.provenance.command
     assert "prior_family_leave_one_task_out" in fit.model.prediction_interval.coverage
+
+
+def test_env_threads_use_the_cores_left_on_a_gpu_and_none_on_the_cpu(monkeypatch):
+    from calibration.runner import env_threads_per_population
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert env_threads_per_population("cpu", 1) == 1  # loky already fills the cores
+    assert env_threads_per_population("cuda", 3) == 4  # capped
+    assert env_threads_per_population("cuda:1", 8) == 2
+    assert env_threads_per_population("cuda", 32) == 1

@@ -590,12 +590,17 @@ def _reference_transitions(env_id, seeds, actions):
     return out
 
 
-@pytest.mark.parametrize("asynchronous", [False, True])
-def test_vector_envs_keep_per_member_seeding(asynchronous):
-    seeds = [3, 11]
-    actions = np.random.default_rng(0).uniform(-1, 1, (60, 2, 1)).astype(np.float32)
+@pytest.mark.parametrize("mode", ["sync", "async", "threads"])
+def test_vector_envs_keep_per_member_seeding(mode):
+    """Each way of stepping gives every member the transitions of its own env stepped alone
+    (threads: 3 envs in 2 chunks of uneven size)."""
+    seeds = [3, 11, 5]
+    actions = np.random.default_rng(0).uniform(-1, 1, (60, 3, 1)).astype(np.float32)
     ref = _reference_transitions("InvertedPendulum-v5", seeds, actions)
-    envs = VectorEnvs("InvertedPendulum-v5", seeds, asynchronous)
+    envs = VectorEnvs("InvertedPendulum-v5", seeds, mode == "async",
+                      threads=2 if mode == "threads" else 1)
+    assert type(envs.vec).__name__ == {"sync": "SyncVectorEnv", "async": "AsyncVectorEnv",
+                                       "threads": "ThreadedEnvs"}[mode]
     ended_any = False
     try:
         for (obs, next_obs, rew), a in zip(ref, actions):
@@ -609,17 +614,24 @@ def test_vector_envs_keep_per_member_seeding(asynchronous):
     assert ended_any  # random actions end InvertedPendulum episodes: resets were exercised
 
 
-def test_async_envs_give_the_same_logs_as_sync_envs(tmp_path):
+def test_async_and_threaded_envs_give_the_same_logs_as_sync_envs(tmp_path):
     kw = dict(steps=150, utds=[1, 2], seeds=[0, 1], width=16, actor_width=16, batch_size=16,
-              quantiles=3, random_steps=50, eval_every=75, device="cpu", buffer_size=60)
-    for mode in ("sync", "async"):
+              quantiles=3, random_steps=50, eval_every=75, device="cpu", buffer_size=60,
+              env_threads=2)
+    for mode in ("sync", "async", "threads"):
         train_population(TrainConfig("InvertedPendulum-v5", vector_env=mode, name=mode, **kw),
                          tmp_path)
     files = sorted(p.relative_to(tmp_path / "sync") for p in (tmp_path / "sync").rglob("*.npy"))
     assert len(files) == 6  # 2 utds x 3 metrics
     for f in files:
-        np.testing.assert_array_equal(np.load(tmp_path / "sync" / f),
-                                      np.load(tmp_path / "async" / f))
+        for mode in ("async", "threads"):
+            np.testing.assert_array_equal(np.load(tmp_path / "sync" / f),
+                                          np.load(tmp_path / mode / f))
+    with pytest.raises(LearnerError, match="vector_env must be one of auto, sync, threads, "
+                                           "async, got 'pool'"):
+        TrainConfig("InvertedPendulum-v5", 10, [1], [0], vector_env="pool")
+    with pytest.raises(LearnerError, match="env_threads must be at least 1"):
+        TrainConfig("InvertedPendulum-v5", 10, [1], [0], env_threads=0)
 
 
 CKPT_KW = dict(steps=300, utds=[1, 2], seeds=[0, 1], width=16, actor_width=16, batch_size=16,

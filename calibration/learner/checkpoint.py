@@ -30,7 +30,7 @@ from calibration.atomic import atomic_savez
 FILE = "checkpoint.npz"
 VERSION = 1
 # Settings that change how fast a run goes, not what it computes: a run may resume with others.
-SPEED_ONLY = ("device", "cuda_graph", "compile", "optimizer", "vector_env",
+SPEED_ONLY = ("device", "cuda_graph", "compile", "optimizer", "vector_env", "env_threads",
               "divergence_check_every", "name", "checkpoint_s")
 
 

@@ -35,6 +35,7 @@ from calibration.learner.optim import IMPLS
 from calibration.learner.replay import Replay
 
 COMPILE_MODES = ("none", "regions", "update")
+VECTOR_ENVS = ("auto", "sync", "threads", "async")
 
 
 class LearnerError(AdvisorError):
@@ -68,7 +69,11 @@ class TrainConfig:
     compile: bool | str = "none"
     amp: bool = False  # bf16 autocast for the networks
     optimizer: str = "auto"  # AdamW implementation (Population.optimizer, optim.IMPLS)
-    vector_env: str = "auto"  # sync | async (a worker process per member) | auto
+    # How the members' envs step: sync (one after another in this process), threads (chunks of
+    # them in env_threads threads: MuJoCo simulates without the GIL; same results as sync),
+    # async (a worker process per member), auto (async on a GPU from 8 members, else sync).
+    vector_env: str = "auto"
+    env_threads: int = 4
     divergence_check_every: int = 100  # updates between host reads of the divergence flags
     name: str = "population"
     # Seconds of training between checkpoints (written at log points, removed at the end; a
@@ -89,8 +94,11 @@ class TrainConfig:
                                f"{self.batch_sizes}")
         if self.learning_rates is not None and len(self.learning_rates) != len(self.seeds):
             raise LearnerError("learning_rates must have one entry per member")
-        if self.vector_env not in ("auto", "sync", "async"):
-            raise LearnerError(f"vector_env must be auto, sync or async, got {self.vector_env!r}")
+        if self.vector_env not in VECTOR_ENVS:
+            raise LearnerError(f"vector_env must be one of {', '.join(VECTOR_ENVS)}, got "
+                               f"{self.vector_env!r}")
+        if self.env_threads < 1:
+            raise LearnerError(f"env_threads must be at least 1, got {self.env_threads}")
         if self.buffer_size is not None and self.buffer_size < 1:
             raise LearnerError(f"buffer_size must be positive, got {self.buffer_size}")
         if isinstance(self.compile, bool):
@@ -138,19 +146,25 @@ def make_env(env_id: str, seed: int):
 
 class VectorEnvs:
     """One env per member in a gymnasium vector env, stepped together; actions in [-1, 1] are
-    scaled to the bounds. `asynchronous` runs each env in a worker process (AsyncVectorEnv),
-    otherwise all in this one (SyncVectorEnv). Seeding is per member and the same either way:
+    scaled to the bounds. `asynchronous` runs each env in a worker process (AsyncVectorEnv);
+    `threads` > 1 steps chunks of them in that many threads of this process (ThreadedEnvs);
+    otherwise all in this one (SyncVectorEnv). Seeding is per member and the same every way:
     env i is reset with seeds[i] once, and an ended episode is reset (unseeded) in the step
     that ends it, so `obs` is always the observation the next action is taken from."""
 
-    def __init__(self, env_id: str, seeds: list[int], asynchronous: bool = False):
+    def __init__(self, env_id: str, seeds: list[int], asynchronous: bool = False,
+                 threads: int = 1):
         import gymnasium as gym
 
         make_env(env_id, seeds[0]).close()  # unknown ids and discrete actions fail here
         fns = [partial(gym.make, env_id) for _ in seeds]
         mode = gym.vector.AutoresetMode.SAME_STEP
-        self.vec = (gym.vector.AsyncVectorEnv(fns, context="spawn", autoreset_mode=mode)
-                    if asynchronous else gym.vector.SyncVectorEnv(fns, autoreset_mode=mode))
+        if asynchronous:
+            self.vec = gym.vector.AsyncVectorEnv(fns, context="spawn", autoreset_mode=mode)
+        elif threads > 1 and len(seeds) > 1:
+            self.vec = ThreadedEnvs(fns, threads)
+        else:
+            self.vec = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
         space = self.vec.single_action_space
         self.low, self.high = space.low.astype(np.float64), space.high.astype(np.float64)
         self.reset(seeds)
@@ -175,6 +189,49 @@ class VectorEnvs:
 
     def close(self) -> None:
         self.vec.close()
+
+
+class ThreadedEnvs:
+    """SyncVectorEnv's work (same-step autoreset) with its envs split into `threads` chunks of
+    consecutive envs, each chunk stepped by one thread of a pool. MuJoCo releases Python's GIL
+    while it simulates (benchmarks/env_threads.py), so the chunks' physics runs in parallel;
+    each env is only ever touched by its chunk's thread, so the results are SyncVectorEnv's,
+    bit for bit (tested). Only what VectorEnvs uses: reset, step (info holds final_obs), close."""
+
+    def __init__(self, fns, threads: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.envs = [fn() for fn in fns]
+        self.single_action_space = self.envs[0].action_space
+        k = min(threads, len(self.envs))
+        edges = np.linspace(0, len(self.envs), k + 1).round().astype(int)
+        self.chunks = [range(a, b) for a, b in zip(edges[:-1], edges[1:])]
+        self.pool = ThreadPoolExecutor(k, thread_name_prefix="envs")
+
+    def reset(self, seed: list[int]):
+        return np.stack([env.reset(seed=int(s))[0] for env, s in zip(self.envs, seed)]), {}
+
+    def step(self, actions: np.ndarray):
+        n = len(self.envs)
+        obs, final = [None] * n, [None] * n
+        rew, term, trunc = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
+
+        def run(chunk: range) -> None:
+            for i in chunk:
+                o, rew[i], term[i], trunc[i], _ = self.envs[i].step(actions[i])
+                if term[i] or trunc[i]:
+                    final[i] = o
+                    o = self.envs[i].reset()[0]
+                obs[i] = o
+
+        for _ in self.pool.map(run, self.chunks):  # re-raises an env's exception here
+            pass
+        return np.stack(obs), rew, term, trunc, {"final_obs": final}
+
+    def close(self) -> None:
+        self.pool.shutdown()
+        for env in self.envs:
+            env.close()
 
 
 def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, device) -> np.ndarray:
@@ -259,7 +316,8 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
     seeds = [int(s) for s in cfg.seeds]
     asynchronous = (cfg.vector_env == "async"
                     or (cfg.vector_env == "auto" and device.type == "cuda" and m >= 8))
-    envs = VectorEnvs(cfg.env_id, seeds, asynchronous)
+    threads = cfg.env_threads if cfg.vector_env == "threads" else 1
+    envs = VectorEnvs(cfg.env_id, seeds, asynchronous, threads)
     val_envs = VectorEnvs(cfg.env_id, [s + 10_000 for s in seeds])
     eval_seeds = [s + 20_000 for s in seeds]
     eval_envs = [make_env(cfg.env_id, s) for s in eval_seeds]
