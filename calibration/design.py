@@ -680,7 +680,9 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
     for spec in specs:
         if spec in FAMILIES:  # the words calibrate's --prior uses (calibration.prior)
             raise DesignError(f"--prior {spec} names a family; give it alone, or list fits")
-    fits = [advisor.load_fit(p) for p in specs]
+    from calibration.prior import load_prior_fit
+
+    fits = [load_prior_fit(p, DesignError) for p in specs]
     notes = []
     if input_dim is not None:
         if input_dim <= 0:

@@ -122,9 +122,25 @@ class Prior:
         return self._calibration
 
 
+def load_prior_fit(spec: str, error=None):
+    """One --prior fit (id or file); a spec that is neither says so in one line, naming the
+    family it may have meant (--prior also takes a family name)."""
+    import difflib
+
+    import advisor
+    from calibration.catalogue import FAMILIES
+
+    try:
+        return advisor.load_fit(spec)
+    except AdvisorError as exc:
+        close = difflib.get_close_matches(spec, list(FAMILIES), n=1, cutoff=0.6)
+        hint = (f"; or did you mean the family {close[0]!r}?" if close
+                else f"; --prior also takes a family name ({', '.join(sorted(FAMILIES))})")
+        raise (error or PriorError)(f"--prior {spec}: {exc}{hint}") from None
+
+
 def resolve_prior(specs, data_dirs=()) -> Prior | None:
     """Fit ids, fit files or one family name -> Prior (None for no specs). Raises PriorError."""
-    import advisor
     from calibration.catalogue import FAMILIES
 
     specs = list(specs or ())
@@ -140,12 +156,7 @@ def resolve_prior(specs, data_dirs=()) -> Prior | None:
             ids += FAMILIES[spec]
         else:
             ids.append(spec)
-    fits = []
-    for i in ids:
-        try:
-            fits.append(advisor.load_fit(i))
-        except AdvisorError as exc:
-            raise PriorError(f"--prior {i}: {exc}") from None
+    fits = [load_prior_fit(i, PriorError) for i in ids]
     seen = {}
     for f in fits:
         if f.id in seen:

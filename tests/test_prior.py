@@ -1,6 +1,7 @@
 """Few-shot fits with a family prior: `advisor fit --prior`, `advisor calibrate --prior`."""
 
 import json
+import re
 import shlex
 import zipfile
 
@@ -145,3 +146,18 @@ def test_a_free_fit_on_five_configs_is_written_with_its_failed_checks(few_runs, 
                 tmp_path / "free.json", "--n-boot", "0"])
     assert res.exit_code == 0, res.output
     assert "warning: check FAIL baseline" in res.output and (tmp_path / "free.json").exists()
+
+
+@pytest.mark.parametrize("spec, hint", [
+    ("dmcc", "or did you mean the family 'dmc'?"),
+    ("xyz", "--prior also takes a family name (dmc)"),
+])
+def test_unknown_prior_names_the_family_it_may_mean(spec, hint):
+    from calibration.design import DesignError, plan
+
+    with pytest.raises(PriorError, match=f"^--prior {spec}: unknown fit .*{re.escape(hint)}"):
+        resolve_prior([spec])
+    with pytest.raises(DesignError, match=f"^--prior {spec}: unknown fit .*{re.escape(hint)}"):
+        plan(3, prior=[spec])
+    res = CliRunner().invoke(main, ["plan", "--runs", "3", "--prior", spec])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and hint in res.output
