@@ -234,23 +234,43 @@ class ThreadedEnvs:
             env.close()
 
 
-def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, device) -> np.ndarray:
-    """Mean deterministic return per member over `episodes` episodes (one env per member)."""
+def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, device,
+             threads: int = 1) -> np.ndarray:
+    """Mean deterministic return per member over `episodes` episodes (one env per member);
+    `threads` > 1 steps chunks of the envs in that many threads (same returns)."""
     space = envs[0].action_space
     low, high = space.low, space.high
     totals = np.zeros(len(envs))
-    for ep in range(episodes):
-        obs = np.stack([e.reset(seed=s + 7919 * ep)[0] for e, s in zip(envs, seeds)])
-        running = np.ones(len(envs), bool)
-        while running.any():
-            act = pop.act(torch.as_tensor(obs, dtype=torch.float32, device=device), None)
-            act = np.nan_to_num(act.cpu().numpy().astype(np.float64))
-            for i in np.flatnonzero(running):
-                o, r, te, tr, _ = envs[i].step(low + (act[i] + 1) * 0.5 * (high - low))
-                totals[i] += r
-                obs[i] = o
-                if te or tr:
-                    running[i] = False
+    pool = None
+    if threads > 1 and len(envs) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(min(threads, len(envs)), thread_name_prefix="eval")
+    try:
+        for ep in range(episodes):
+            obs = np.stack([e.reset(seed=s + 7919 * ep)[0] for e, s in zip(envs, seeds)])
+            running = np.ones(len(envs), bool)
+            while running.any():
+                act = pop.act(torch.as_tensor(obs, dtype=torch.float32, device=device), None)
+                act = np.nan_to_num(act.cpu().numpy().astype(np.float64))
+
+                def run(chunk) -> None:  # each env is stepped by one thread only
+                    for i in chunk:
+                        o, r, te, tr, _ = envs[i].step(low + (act[i] + 1) * 0.5 * (high - low))
+                        totals[i] += r
+                        obs[i] = o
+                        if te or tr:
+                            running[i] = False
+
+                live = np.flatnonzero(running)
+                if pool is None:
+                    run(live)
+                else:
+                    for _ in pool.map(run, np.array_split(live, pool._max_workers)):
+                        pass
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return totals / episodes
 
 
@@ -430,7 +450,8 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     def log(step: int) -> None:
         nonlocal loss_sum, loss_n
         guard.check(pop)
-        ret = evaluate(pop, eval_envs, eval_seeds, cfg.eval_episodes, device)
+        ret = evaluate(pop, eval_envs, eval_seeds, cfg.eval_episodes, device,
+                       cfg.env_threads if cfg.vector_env == "threads" else 1)
         if val_replay.size > 0:
             with torch.no_grad():
                 vb = val_replay.sample(sample_size, gen)
