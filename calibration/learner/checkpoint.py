@@ -68,7 +68,7 @@ def load(path: Path, cfg) -> tuple[dict[str, np.ndarray], dict] | None:
         if not isinstance(meta, dict) or meta.get("version") != VERSION:
             raise ValueError(f"version {meta.get('version') if isinstance(meta, dict) else '?'}"
                              f", expected {VERSION}")
-        why = None if meta.get("config") == _json(comparable(cfg)) else "another configuration"
+        why = None if meta.get("config") == as_json(comparable(cfg)) else "another configuration"
     except Exception as exc:  # a torn or foreign file: never fatal, the run starts over
         why = f"unreadable ({type(exc).__name__}: {exc})"
     if why is None:
@@ -90,6 +90,6 @@ def restore_tensors(tensors: dict[str, torch.Tensor], arrays: dict[str, np.ndarr
         t.copy_(torch.from_numpy(a).to(t.dtype))
 
 
-def _json(x):
+def as_json(x):
     """x as it reads back from JSON (tuples become lists)."""
     return json.loads(json.dumps(x))

@@ -241,11 +241,11 @@ def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, devic
     space = envs[0].action_space
     low, high = space.low, space.high
     totals = np.zeros(len(envs))
-    pool = None
-    if threads > 1 and len(envs) > 1:
+    pool, k = None, min(threads, len(envs))
+    if k > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        pool = ThreadPoolExecutor(min(threads, len(envs)), thread_name_prefix="eval")
+        pool = ThreadPoolExecutor(k, thread_name_prefix="eval")
     try:
         for ep in range(episodes):
             obs = np.stack([e.reset(seed=s + 7919 * ep)[0] for e, s in zip(envs, seeds)])
@@ -266,7 +266,7 @@ def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, devic
                 if pool is None:
                     run(live)
                 else:
-                    for _ in pool.map(run, np.array_split(live, pool._max_workers)):
+                    for _ in pool.map(run, np.array_split(live, k)):
                         pass
     finally:
         if pool is not None:
@@ -297,6 +297,16 @@ class DivergenceGuard:
         self._flags |= bad
         self._pending += 1
         return bad
+
+    def state(self) -> dict[str, np.ndarray]:
+        """For a checkpoint: what `restore` takes back."""
+        return {"guard.diverged": self.diverged.numpy(), "guard.flags": self._flags.cpu().numpy(),
+                "guard.pending": np.array(self._pending)}
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self.diverged.copy_(torch.from_numpy(arrays["guard.diverged"]))
+        self._flags.copy_(torch.from_numpy(arrays["guard.flags"]))
+        self._pending = int(arrays["guard.pending"])
 
     def due(self) -> bool:
         return self._pending >= self.every
@@ -396,14 +406,12 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         for key, rep_ in replays.items():
             arrays[f"{key}.data"] = rep_.data[:, :rep_.size].cpu().numpy()
         arrays.update({"gen": gen.get_state().numpy(), "credit": credit.numpy(),
-                       "guard.diverged": guard.diverged.numpy(),
-                       "guard.flags": guard._flags.cpu().numpy(),
-                       "loss_sum": loss_sum.cpu().numpy(),
+                       **guard.state(), "loss_sum": loss_sum.cpu().numpy(),
                        "logs.step": np.array(logs["step"], dtype=np.int64)})
         for key in ("return", "critic_loss", "validation_critic_loss"):
             arrays[f"logs.{key}"] = np.array(logs[key], dtype=np.float64).reshape(-1, m)
-        meta = {"config": checkpoint._json(checkpoint.comparable(cfg)), "step": step,
-                "updates": updates, "loss_n": loss_n, "guard_pending": guard._pending,
+        meta = {"config": checkpoint.as_json(checkpoint.comparable(cfg)), "step": step,
+                "updates": updates, "loss_n": loss_n,
                 "np_rng": np_rng.bit_generator.state, "phases": phases,
                 "wall_s": wall_before + clock() - t0, "started_unix": started,
                 "resumed": resumed,
@@ -424,9 +432,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         gen.set_state(torch.from_numpy(arrays["gen"]))
         np_rng.bit_generator.state = meta["np_rng"]
         credit.copy_(torch.from_numpy(arrays["credit"]))
-        guard.diverged.copy_(torch.from_numpy(arrays["guard.diverged"]))
-        guard._flags.copy_(torch.from_numpy(arrays["guard.flags"]))
-        guard._pending = int(meta["guard_pending"])
+        guard.restore(arrays)
         loss_sum.copy_(torch.from_numpy(arrays["loss_sum"]))
         loss_n, updates = int(meta["loss_n"]), int(meta["updates"])
         logs["step"] = [int(x) for x in arrays["logs.step"]]
