@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import threading
 import time
@@ -161,21 +162,29 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
         echo("note: on the CPU, populations as threads share one Python interpreter (the same "
              "runs, more slowly); --backend loky runs them in parallel")
     threads = env_threads_per_population(device, n_jobs)
-    progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo, n_jobs)
-    with context:
-        with parallel_config(backend="threading" if backend == "threads" else backend,
-                             n_jobs=n_jobs):
-            # Ray's joblib backend returns lists only: progress then comes at the end.
-            order = "generator_unordered" if backend in ("loky", "threads") else "list"
-            # loky workers are our children: they stop when we die (ray and dask own theirs).
-            parent = os.getpid() if backend == "loky" else None
-            results = Parallel(return_as=order)(
-                delayed(run_unit)(env_id, grid, u, str(out_dir), _unit_device(device, i), parent,
-                                  compile, threads)
-                for i, u in enumerate(todo))
-            for record in results:
-                done[Unit(**record["unit"]).id] = record
-                progress.update(record)
+    progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo, n_jobs,
+                         out_dir=Path(out_dir))
+    stop = threading.Event()
+    if not quiet:  # a line every POLL_S from the populations' logs, before any unit ends
+        threading.Thread(target=_poll, args=(progress, stop), name="progress",
+                         daemon=True).start()
+    try:
+        with context:
+            with parallel_config(backend="threading" if backend == "threads" else backend,
+                                 n_jobs=n_jobs):
+                # Ray's joblib backend returns lists only: unit lines then come at the end.
+                order = "generator_unordered" if backend in ("loky", "threads") else "list"
+                # loky workers are our children: they stop when we die (ray and dask own theirs).
+                parent = os.getpid() if backend == "loky" else None
+                results = Parallel(return_as=order)(
+                    delayed(run_unit)(env_id, grid, u, str(out_dir), _unit_device(device, i),
+                                      parent, compile, threads)
+                    for i, u in enumerate(todo))
+                for record in results:
+                    done[Unit(**record["unit"]).id] = record
+                    progress.update(record)
+    finally:
+        stop.set()
     progress.close()
     return [done[u.id] for u in units]
 
@@ -258,55 +267,132 @@ def _backend_context(backend: str):
     return contextlib.nullcontext()
 
 
-class _Progress:
-    """One line per finished unit (or a redrawn line on a terminal): units, steps/s, time left.
+POLL_S = 30.0  # seconds between progress lines read from the populations' logs
 
-    Time left: the units not yet finished are laid out on `n_jobs` workers in the order they
-    were handed out, each lasting its member-steps times the time per member-step measured on
-    the finished ones (which ran alongside the others, so sharing is priced in); finished
-    units take the time they took. Before the first unit ends there is no estimate."""
+
+def _poll(progress: "_Progress", stop: threading.Event) -> None:
+    while not stop.wait(POLL_S):
+        try:
+            progress.poll()
+        except Exception:  # a progress line is never worth a failed calibration
+            pass
+
+
+def logged_step(run_dir: Path) -> int:
+    """The last env step a population has logged under `run_dir` (0 if none yet): the step
+    column of its `return` logs, written atomically at each evaluation."""
+    import numpy as np
+
+    last = 0
+    for path in run_dir.glob("*/*/*/return/*.npy"):
+        try:
+            steps = np.load(path, allow_pickle=False)[:, 0]
+        except (OSError, ValueError, IndexError):
+            continue
+        if steps.size:
+            last = max(last, int(steps[-1]))
+    return last
+
+
+class _Progress:
+    """A line per finished unit, and every POLL_S from the logs of the running ones: units, env
+    steps/s, time left (and the share of env steps done once the logs show it).
+
+    Time left: each running unit that has logged twice goes on at its own rate; the others are
+    laid out on `n_jobs` workers in the order they were handed out, each lasting its
+    member-steps times the time per member-step measured on the finished units (which ran
+    alongside the others, so sharing is priced in), or else on the running ones. Finished units
+    take the time they took. Until a unit ends or has logged twice there is no estimate."""
 
     def __init__(self, total: int, done: int, todo: list[Unit], grid: Grid, quiet: bool, echo,
-                 n_jobs: int = 1):
+                 n_jobs: int = 1, out_dir: Path | None = None):
         self.total, self.done, self.quiet, self.echo = total, done, quiet, echo
+        self.steps = grid.steps
+        self.members = {u.id: len(u.seeds) for u in todo}
         self.member_steps = {u.id: len(u.seeds) * grid.steps for u in todo}
         self.order = [u.id for u in todo]
         self.n_jobs = max(1, n_jobs)
+        self.out_dir = out_dir
         self.finished: dict[str, float] = {}  # unit id -> its train time
+        # unit id -> (first time, first step, last time, last step) seen in its logs
+        self.seen: dict[str, tuple[float, int, float, int]] = {}
         self.steps_left = sum(self.member_steps.values())
         self.steps_done = 0
+        self.lock = threading.Lock()
         self.t0 = time.perf_counter()
         self._show()
 
     def update(self, record: dict) -> None:
-        self.done += 1
-        unit_id = Unit(**record["unit"]).id
-        steps = len(record["unit"]["seeds"]) * record["manifest"]["config"]["steps"]
-        self.steps_done += steps
-        self.finished[unit_id] = float(record["manifest"].get("wall_time_s") or 0.0)
-        self._show()
+        with self.lock:
+            self.done += 1
+            unit_id = Unit(**record["unit"]).id
+            steps = len(record["unit"]["seeds"]) * record["manifest"]["config"]["steps"]
+            self.steps_done += steps
+            self.finished[unit_id] = float(record["manifest"].get("wall_time_s") or 0.0)
+            self._show()
+
+    def observe(self, unit_id: str, step: int, now: float) -> None:
+        """A running unit's last logged step, seen at `now` (seconds since the start)."""
+        first = self.seen.get(unit_id)
+        if first is None:
+            self.seen[unit_id] = (now, step, now, step)
+        elif step > first[3]:
+            self.seen[unit_id] = (first[0], first[1], now, step)
+
+    def poll(self) -> None:
+        """Read the running units' logs and show a line if any has moved on."""
+        if self.out_dir is None:
+            return
+        with self.lock:
+            before = dict(self.seen)
+            now = time.perf_counter() - self.t0
+            for u in self.order:
+                if u not in self.finished:
+                    step = logged_step(self.out_dir / "runs" / u)
+                    if step:
+                        self.observe(u, step, now)
+            if self.seen != before:
+                self._show()
+
+    def _rates(self) -> dict[str, float]:
+        """Env steps per second of each running unit that has logged twice."""
+        return {u: (s1 - s0) / (t1 - t0) for u, (t0, s0, t1, s1) in self.seen.items()
+                if u not in self.finished and s1 > s0 and t1 > t0}
 
     def time_left(self, elapsed: float) -> float | None:
         done = [u for u in self.order if u in self.finished]
         spent = sum(self.finished[u] for u in done)
-        if not done or spent <= 0:
+        rates = self._rates()
+        if done and spent > 0:
+            per_step = spent / sum(self.member_steps[u] for u in done)
+        elif rates:
+            per_step = statistics.median(1.0 / (r * self.members[u]) for u, r in rates.items())
+        else:
             return None
-        per_step = spent / sum(self.member_steps[u] for u in done)
         free = [0.0] * self.n_jobs  # when each worker is next free
         for u in self.order:
             j = free.index(min(free))
-            free[j] += self.finished.get(u, self.member_steps[u] * per_step)
+            if u in self.finished:
+                free[j] += self.finished[u]
+            elif u in rates:  # running: all of its steps at the rate it logs them
+                free[j] += self.steps / rates[u]
+            else:
+                free[j] += self.member_steps[u] * per_step
         return max(max(free) - elapsed, 0.0)
 
     def _show(self) -> None:
         if self.quiet:
             return
         dt = time.perf_counter() - self.t0
-        rate = self.steps_done / dt if dt > 0 and self.steps_done else 0.0
+        partial = sum(self.seen[u][3] * self.members[u] for u in self.seen
+                      if u not in self.finished)
+        done = self.steps_done + partial
+        rate = done / dt if dt > 0 and done else 0.0
         left = self.time_left(dt)
         eta = (f"about {left / 60:.1f} min left" if left is not None
-               else "time left: after the first unit")
-        self.echo(f"[{self.done}/{self.total} units] {rate:,.0f} env steps/s, {eta}")
+               else "time left: once a unit has ended or logged twice")
+        share = f", {100 * done / self.steps_left:.0f}% of env steps" if done else ""
+        self.echo(f"[{self.done}/{self.total} units{share}] {rate:,.0f} env steps/s, {eta}")
 
     def close(self) -> None:
         if not self.quiet:

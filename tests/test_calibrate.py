@@ -250,7 +250,7 @@ def test_time_left_lays_the_remaining_units_on_the_workers():
     lines = []
     for n_jobs, expected in ((8, 3 * 262.0 - 262.0), (1, (4 + 2 * 3) * 262.0 - 262.0)):
         progress = _Progress(len(units), 0, units, grid, False, lines.append, n_jobs)
-        assert progress.time_left(0.0) is None and lines[-1].endswith("after the first unit")
+        assert progress.time_left(0.0) is None and lines[-1].endswith("ended or logged twice")
         progress.finished[small.id] = 262.0
         assert progress.time_left(262.0) == pytest.approx(expected)
     progress.update({"unit": small.model_dump(mode="json"),
@@ -402,3 +402,40 @@ def test_env_threads_use_the_cores_left_on_a_gpu_and_none_on_the_cpu(monkeypatch
     assert env_threads_per_population("cuda", 3) == 4  # capped
     assert env_threads_per_population("cuda:1", 8) == 2
     assert env_threads_per_population("cuda", 32) == 1
+
+
+def test_progress_reads_running_populations_logs_before_any_unit_ends(tmp_path):
+    """Every POLL_S the runner reads the populations' `return` logs: a running unit that has
+    logged twice goes on at its own rate, a queued one at the running ones' time per
+    member-step, and the line says what share of env steps is done."""
+    import time
+
+    import numpy as np
+
+    from calibration.runner import _Progress, logged_step
+
+    grid = load_grid_dict(dict(preset("smoke").model_dump(), steps=1000))
+    units = [u for u in stage1_units(grid) if len(u.seeds) == 2][:2]
+    a, b = units
+    run = tmp_path / "runs" / a.id / "w16p100" / "utd_1" / ENV / "return"
+    assert logged_step(tmp_path / "runs" / a.id) == 0
+    lines = []
+    progress = _Progress(2, 0, units, grid, False, lines.append, n_jobs=1, out_dir=tmp_path)
+
+    def log_at(steps, seconds):  # a's log holds `steps`, read `seconds` after the start
+        np.save(run / "bs_32_lr_0.0003_sep_False.npy",
+                np.array([[float(t), 1.0] for t in steps]))
+        progress.t0 = time.perf_counter() - seconds
+        progress.poll()
+
+    run.mkdir(parents=True)
+    log_at([100], 10.0)
+    assert logged_step(tmp_path / "runs" / a.id) == 100
+    assert progress.time_left(10.0) is None  # one log: no rate yet
+    assert lines[-1].startswith("[0/2 units, 5% of env steps]")  # 200 of 2 x 2 x 1,000
+    log_at([100, 200], 20.0)  # 10 env steps/s: 100 s for a's 1,000 steps
+    # one worker: a takes 100 s, then b (2 members) 2,000 member-steps at 1/20 s each: 100 s
+    assert progress.time_left(20.0) == pytest.approx(180.0, rel=0.01)
+    assert "about 3.0 min left" in lines[-1] and len(lines) == 3
+    log_at([100, 200], 25.0)  # nothing moved: no line
+    assert len(lines) == 3
