@@ -731,6 +731,56 @@ def test_checkpoint_of_another_run_is_set_aside(tmp_path, bad):
         res = train_population(TrainConfig("InvertedPendulum-v5", name="run",
                                            **{**CKPT_KW, **kw}), tmp_path)
     assert "resumed_from" not in res
-    assert (tmp_path / "run" / (FILE + ".stale")).exists() and not path.exists()
+    # the set-aside file is removed with the rest when the run ends
+    assert not (tmp_path / "run" / (FILE + ".stale")).exists() and not path.exists()
     with pytest.raises(LearnerError, match="checkpoint_s"):
         TrainConfig("InvertedPendulum-v5", 10, [1], [0], checkpoint_s=-1)
+
+
+def _edit_checkpoint(path, **changes):
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays.update(changes)
+    np.savez(path, **arrays)
+
+
+def test_checkpoint_that_does_not_fit_the_run_is_set_aside_before_anything_is_restored(tmp_path):
+    from calibration.learner.checkpoint import FILE
+
+    _train_until(tmp_path, "run", 200)
+    path = tmp_path / "run" / FILE
+    _edit_checkpoint(path, credit=np.zeros(5))  # 2 members
+    (tmp_path / "run" / f".{FILE}.abc.tmp").write_bytes(b"half")  # a write that was killed
+    with pytest.warns(RuntimeWarning, match="holding credit of shape"):
+        res = train_population(TrainConfig("InvertedPendulum-v5", name="run", **CKPT_KW),
+                               tmp_path)
+    assert "resumed_from" not in res
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["manifest.json", "w16p2790"]
+
+
+def test_checkpoint_from_another_device_type_resumes_with_a_fresh_generator(tmp_path):
+    """A CUDA generator's state (16 bytes) does not fit a CPU generator: the run resumes with a
+    generator seeded from its seeds and step, deterministically."""
+    import shutil
+
+    from calibration.learner.checkpoint import FILE
+
+    _train_until(tmp_path, "a", 200)
+    _edit_checkpoint(tmp_path / "a" / FILE, gen=np.zeros(16, np.uint8))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for name in ("a", "b"):
+        res = train_population(TrainConfig("InvertedPendulum-v5", name=name, **CKPT_KW),
+                               tmp_path)
+        assert res["resumed_from"] == [150]
+    a, b = _logs(tmp_path / "a"), _logs(tmp_path / "b")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_numpy_numbers_in_the_config_become_plain_ones(tmp_path):
+    cfg = TrainConfig("InvertedPendulum-v5", 10, np.array([1.0, 2.0]), [np.int64(0), 1],
+                      batch_sizes=[np.int32(8), 16])
+    assert cfg.seeds == [0, 1] and type(cfg.seeds[0]) is int and cfg.utds == [1.0, 2.0]
+    assert json.dumps(cfg.batch_sizes) == "[8, 16]"
+    with pytest.raises(LearnerError, match="seeds holds 1.5, not a whole number"):
+        TrainConfig("InvertedPendulum-v5", 10, [1], [1.5])

@@ -62,7 +62,7 @@ def load(path: Path, cfg) -> tuple[dict[str, np.ndarray], dict] | None:
     if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(str(arrays.pop("meta")))
         if not isinstance(meta, dict) or meta.get("version") != VERSION:
@@ -73,11 +73,24 @@ def load(path: Path, cfg) -> tuple[dict[str, np.ndarray], dict] | None:
         why = f"unreadable ({type(exc).__name__}: {exc})"
     if why is None:
         return arrays, meta
+    set_aside(path, why)
+    return None
+
+
+def set_aside(path: Path, why: str) -> None:
+    """Rename a checkpoint that cannot be resumed to `<name>.stale` (removed when the run ends),
+    with a warning saying why."""
     stale = path.with_name(path.name + ".stale")
     path.replace(stale)
     warnings.warn(f"checkpoint {path} is {why}: moved to {stale.name}; training from the start",
-                  RuntimeWarning, stacklevel=2)
-    return None
+                  RuntimeWarning, stacklevel=3)
+
+
+def clean(run_dir: Path) -> None:
+    """Remove what checkpoints leave in `run_dir`: the checkpoint, a stale one, and temporary
+    files of a write that was killed."""
+    for p in (run_dir / FILE, run_dir / (FILE + ".stale"), *run_dir.glob(f".{FILE}.*.tmp")):
+        p.unlink(missing_ok=True)
 
 
 def restore_tensors(tensors: dict[str, torch.Tensor], arrays: dict[str, np.ndarray],

@@ -81,6 +81,18 @@ class TrainConfig:
     checkpoint_s: float | None = 120.0
 
     def __post_init__(self):
+        # Plain Python numbers (numpy ones would not go into the manifest's or a checkpoint's
+        # JSON); a seed or batch size that is not a whole number is refused.
+        try:
+            self.utds = [float(u) for u in self.utds]
+            self.seeds = [_whole(s, "seeds") for s in self.seeds]
+            if self.batch_sizes is not None:
+                self.batch_sizes = [_whole(b, "batch_sizes") for b in self.batch_sizes]
+            if self.learning_rates is not None:
+                self.learning_rates = [float(x) for x in self.learning_rates]
+        except (TypeError, ValueError) as exc:
+            raise LearnerError(f"utds, seeds, batch_sizes and learning_rates must be lists of "
+                               f"numbers: {exc}") from None
         if len(self.utds) != len(self.seeds):
             raise LearnerError(f"utds ({len(self.utds)}) and seeds ({len(self.seeds)}) must "
                                "have one entry per member")
@@ -114,6 +126,12 @@ class TrainConfig:
         if self.checkpoint_s is not None and not self.checkpoint_s >= 0:
             raise LearnerError(f"checkpoint_s must be None or >= 0 seconds, got "
                                f"{self.checkpoint_s}")
+
+
+def _whole(x, name: str) -> int:
+    if float(x) != int(x):
+        raise ValueError(f"{name} holds {x}, not a whole number")
+    return int(x)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -397,8 +415,15 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     out = Path(out_dir)
     params = agent_cfg.critic_params
     ckpt_path = out / cfg.name / checkpoint.FILE
-    found = checkpoint.load(ckpt_path, cfg) if cfg.checkpoint_s is not None else None
     replays = {"replay": replay, "val_replay": val_replay}
+    for tmp in ckpt_path.parent.glob(f".{checkpoint.FILE}.*.tmp"):  # a write that was killed
+        tmp.unlink(missing_ok=True)
+    found = checkpoint.load(ckpt_path, cfg) if cfg.checkpoint_s is not None else None
+    if found is not None:
+        why = _unfit_checkpoint(*found, pop, replays, m)
+        if why:
+            checkpoint.set_aside(ckpt_path, why)
+            found = None
 
     def save_checkpoint(step: int) -> None:
         arrays = {f"pop.{k}": v.detach().cpu().numpy()
@@ -429,7 +454,10 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
                 raise LearnerError(f"checkpoint {ckpt_path}: {key} has shape {data.shape}; "
                                    "remove the file to train from the start")
             rep_.data[:, :rep_.size].copy_(torch.from_numpy(data))
-        gen.set_state(torch.from_numpy(arrays["gen"]))
+        try:
+            gen.set_state(torch.from_numpy(arrays["gen"]))
+        except RuntimeError:  # written on another device type: a fresh stream, deterministic
+            gen.manual_seed(int(sum(cfg.seeds)) + 1 + int(meta["step"]))
         np_rng.bit_generator.state = meta["np_rng"]
         credit.copy_(torch.from_numpy(arrays["credit"]))
         guard.restore(arrays)
@@ -548,8 +576,37 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     if resumed:  # the steps it resumed from (learner.checkpoint); wall_time_s sums the attempts
         manifest["resumed_from"] = resumed
     _atomic_save(out / cfg.name / "manifest.json", text=json.dumps(manifest, indent=1))
-    ckpt_path.unlink(missing_ok=True)
+    checkpoint.clean(ckpt_path.parent)
     return manifest
+
+
+def _unfit_checkpoint(arrays: dict, meta: dict, pop: Population, replays: dict,
+                      m: int) -> str | None:
+    """Why a checkpoint that reads cannot be restored into this run (None if it can): every
+    array there, of the shape it must have, checked before anything is overwritten."""
+    try:
+        want = {f"pop.{k}": tuple(v.shape) for k, v in checkpoint.population_tensors(pop).items()}
+        for key, rep_ in replays.items():
+            size = int(meta[f"{key}.size"])
+            if not (0 <= int(meta[f"{key}.pos"]) < rep_.capacity and 0 <= size <= rep_.capacity):
+                return f"holding a {key} position or size outside its capacity"
+            want[f"{key}.data"] = (m, size, rep_.data.shape[2])
+        n_logs = len(arrays["logs.step"])
+        want.update({"credit": (m,), "guard.diverged": (m,), "guard.flags": (m,),
+                     "guard.pending": (), "loss_sum": (m,), "logs.step": (n_logs,),
+                     **{f"logs.{k}": (n_logs, m)
+                        for k in ("return", "critic_loss", "validation_critic_loss")}})
+        for key, shape in want.items():
+            if tuple(arrays[key].shape) != shape:
+                return f"holding {key} of shape {arrays[key].shape}, not {shape}"
+        for key in ("step", "updates", "loss_n", "np_rng", "phases", "wall_s", "started_unix",
+                    "resumed"):
+            meta[key]  # noqa: B018 (present)
+        if "gen" not in arrays:
+            return "without its random generator"
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"incomplete ({type(exc).__name__}: {exc})"
+    return None
 
 
 def seeds_of(cfg: TrainConfig) -> list[int]:
