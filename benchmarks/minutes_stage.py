@@ -59,7 +59,7 @@ def main() -> None:
           f"seeds {len(grid.seeds)}, widths {grid.widths}, utds {grid.utds}, batch sizes "
           f"{grid.batch_sizes}; {jobs} populations at once, envs stepped in "
           f"{env_threads_per_population(args.device, min(jobs, len(stage1_units(grid))))} "
-          "threads each (stage 1)", flush=True)
+          "thread(s) each (stage 1)", flush=True)
     out = Path(args.out or tempfile.mkdtemp(prefix="minutes-"))
     t0 = time.perf_counter()
     if args.all:

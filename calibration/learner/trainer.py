@@ -599,9 +599,10 @@ def _unfit_checkpoint(arrays: dict, meta: dict, pop: Population, replays: dict,
         for key, shape in want.items():
             if tuple(arrays[key].shape) != shape:
                 return f"holding {key} of shape {arrays[key].shape}, not {shape}"
-        for key in ("step", "updates", "loss_n", "np_rng", "phases", "wall_s", "started_unix",
-                    "resumed"):
-            meta[key]  # noqa: B018 (present)
+        missing = [k for k in ("step", "updates", "loss_n", "np_rng", "phases", "wall_s",
+                               "started_unix", "resumed") if k not in meta]
+        if missing:
+            return f"without {', '.join(missing)}"
         if "gen" not in arrays:
             return "without its random generator"
     except (KeyError, TypeError, ValueError) as exc:
