@@ -168,25 +168,67 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
     if not quiet:  # a line every POLL_S from the populations' logs, before any unit ends
         threading.Thread(target=_poll, args=(progress, stop), name="progress",
                          daemon=True).start()
-    try:
+    # Ray's joblib backend returns lists only: unit lines then come at the end.
+    order = "generator_unordered" if backend in ("loky", "threads") else "list"
+    # loky workers are our children: they stop when we die (ray and dask own theirs).
+    parent = os.getpid() if backend == "loky" else None
+    parallels = []  # the running Parallel, made under parallel_config (which picks its backend)
+
+    def consume():
         with context:
             with parallel_config(backend="threading" if backend == "threads" else backend,
                                  n_jobs=n_jobs):
-                # Ray's joblib backend returns lists only: unit lines then come at the end.
-                order = "generator_unordered" if backend in ("loky", "threads") else "list"
-                # loky workers are our children: they stop when we die (ray and dask own theirs).
-                parent = os.getpid() if backend == "loky" else None
-                results = Parallel(return_as=order)(
+                parallels.append(Parallel(return_as=order))
+                results = parallels[0](
                     delayed(run_unit)(env_id, grid, u, str(out_dir), _unit_device(device, i),
                                       parent, compile, threads)
                     for i, u in enumerate(todo))
                 for record in results:
                     done[Unit(**record["unit"]).id] = record
                     progress.update(record)
+
+    try:
+        if backend == "loky" and n_jobs > 1:
+            _consume_interruptibly(consume, parallels)
+        else:
+            consume()
     finally:
         stop.set()
     progress.close()
     return [done[u.id] for u in units]
+
+
+def _consume_interruptibly(consume: Callable[[], None], parallels: list) -> None:
+    """Run `consume` (which drives the worker processes) in a thread, while this one only
+    waits: a Ctrl-C or SIGTERM then lands here, never inside joblib or loky code (where, landing
+    between a semaphore's unlink and its release, it left loky's resource tracker warning of a
+    leaked semaphore at exit). On one, stop the workers as joblib does on an error, then raise
+    it."""
+    failure: list[BaseException] = []
+
+    def run():
+        try:
+            consume()
+        except BaseException as exc:  # re-raised in the calling thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="units", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        # joblib's own stop on an error: kills the workers.
+        abort = getattr(parallels[0], "_abort", None) if parallels else None
+        if abort is not None:
+            try:
+                abort()
+            except Exception:
+                pass
+        thread.join(30.0)
+        raise
+    if failure:
+        raise failure[0]
 
 
 _watching: int | None = None

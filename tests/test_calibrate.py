@@ -176,6 +176,10 @@ def test_threads_backend_trains_the_same_runs_as_processes(tmp_path):
             backend == "threads")
         assert all(r["manifest"]["finished_unix"] >= r["manifest"]["started_unix"]
                    for r in records)
+        # Both ways the two populations train at once (not one after the other in-process).
+        (a0, a1), (b0, b1) = sorted((r["manifest"]["started_unix"], r["manifest"]["finished_unix"])
+                                    for r in records)
+        assert b0 < a1, (a0, a1, b0, b1)
         logs[backend] = [run.values for u in units
                          for run in read_runs(out / "runs" / u.id, env=ENV)]
     assert len(logs["loky"]) == len(logs["threads"]) == 3
