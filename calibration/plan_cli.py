@@ -63,11 +63,13 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
     text = format_plan(p, fmt)
     if output:
         path = write_plan(p, output)  # refuses a plan calibrate could not run (its note says why)
+        priors = ("".join(f" --prior {shlex.quote(i)}" for i in prior)  # as given: dmc
+                  if few_shot_prior(p) else "")
+        wrote = f"wrote {path}: advisor calibrate --env ENV --grid {path} --out-dir DIR{priors}"
         if fmt == "table":
-            priors = ("".join(f" --prior {shlex.quote(i)}" for i in prior)  # as given: dmc
-                      if few_shot_prior(p) else "")
-            text += (f"\nwrote {path}: advisor calibrate --env ENV --grid {path} --out-dir DIR"
-                     f"{priors}")
+            text += "\n" + wrote
+        else:  # stdout stays one JSON document; the line goes to stderr
+            click.echo(wrote, err=True)
     return text
 
 

@@ -169,6 +169,13 @@ def test_plan_click_command_on_a_standalone_group(tmp_path):
     assert len(doc["runs"]) == 4
     assert any("cannot run this plan" in n and "at least 5 configurations" in n
                for n in doc["notes"])
+    # With -o, stdout stays one JSON document and the "wrote" line goes to stderr.
+    res = CliRunner().invoke(group, ["plan", "--runs", "5", "--utds", "1,2,4,8", "--widths",
+                                     "128,256,512", "--input-dim", "30", "--format", "json",
+                                     "-o", str(tmp_path / "j.json")])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.stdout)["runs"]) == 5
+    assert res.stderr.startswith(f"wrote {tmp_path / 'j.json'}: advisor calibrate")
     # A prior of 2 fits: printed, with the reason calibrate would refuse it, and -o refuses it.
     args = ["plan", "--runs", "3", "--prior", "bro/dog-run", "--prior", "bro/dog-walk"]
     res = CliRunner().invoke(group, args)
