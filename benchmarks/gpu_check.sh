@@ -6,6 +6,9 @@
 #   throughput   width 512, batch 256, 100 quantiles, M = 16 and 64 (goal >= 20,000
 #                member-updates/s at M = 16), and a `minutes`-sized cell (M = 24, width 128,
 #                batch 128: latency-bound), eager, CUDA graph and compiled + graph; a profile;
+#   profile      where the GPU time of one update goes at PROFILE_CELL ("48 128 256": the
+#                `minutes` stage-1 pole, Hopper's sizes): top kernels, kernels and GPU ms per
+#                update, CUDA-graph replay ms (benchmarks/profile_update.py); $OUT/profile.txt;
 #   backends     stage 1 of `minutes`, shortened to STEPS (2,000) env steps, for each of
 #                BACKENDS (default "threads loky+mps"; add ":regions" or ":update" to
 #                compile, e.g. "threads:regions"), LIMIT (90) seconds each
@@ -59,6 +62,14 @@ if want throughput; then
       --variants "pop fused" "fused+graph" "optc+graph" "regions+graph" "cmp+graph" 2>&1 \
       | tee -a "$OUT/throughput.txt" || fail "throughput, minutes cell" $?
   timeout 40 "$PY" benchmarks/profile_update.py 2>&1 | tee -a "$OUT/throughput.txt" \
+      || echo "profile failed (not counted)"
+fi
+
+if want profile; then
+  read -r fm fw fb <<< "${PROFILE_CELL:-48 128 256}"
+  echo "== profile: M=$fm width $fw batch $fb, Hopper's sizes [$(left) s left]"
+  timeout 90 "$PY" benchmarks/profile_update.py --members "$fm" --width "$fw" \
+      --batch-size "$fb" --obs-act 11 3 --rows 25 2>&1 | tee "$OUT/profile.txt" \
       || echo "profile failed (not counted)"
 fi
 

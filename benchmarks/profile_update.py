@@ -3,6 +3,7 @@ trainer captures in a CUDA graph) under torch.profiler, top kernels by GPU time,
 time per update against the CUDA-graph replay's wall time.
 
   python benchmarks/profile_update.py                  # M=16, width 512 on a GPU
+  python benchmarks/profile_update.py --members 48 --width 128 --obs-act 11 3   # minutes' pole
   python benchmarks/profile_update.py --device cpu --width 64 --quantiles 25   # dry run
 """
 
@@ -32,12 +33,15 @@ def main() -> None:
     ap.add_argument("--quantiles", type=int, default=100)
     ap.add_argument("--updates", type=int, default=20)
     ap.add_argument("--rows", type=int, default=15)
+    ap.add_argument("--obs-act", type=int, nargs=2, default=[OBS, ACT], metavar=("OBS", "ACT"),
+                    help="observation and action sizes (default HumanoidBench h1; Hopper: 11 3)")
     args = ap.parse_args()
+    obs, act = args.obs_act
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
-    cfg = AgentConfig(obs_dim=OBS, act_dim=ACT, width=args.width, quantiles=args.quantiles)
+    cfg = AgentConfig(obs_dim=obs, act_dim=act, width=args.width, quantiles=args.quantiles)
     pop = Population(cfg, args.members, list(range(args.members)), device)
-    batch, noise, mask = make_inputs(args.members, args.batch_size, device)
+    batch, noise, mask = make_inputs(args.members, args.batch_size, device, obs=obs, act=act)
     for _ in range(3):
         pop.update_fn(batch, noise, mask)
     sync(device)
@@ -54,7 +58,7 @@ def main() -> None:
     n_kernels = sum(e.count for e in events
                     if cuda and e.device_type == torch.autograd.DeviceType.CUDA)
     print(f"M {args.members}, width {args.width}, batch {args.batch_size}, quantiles "
-          f"{args.quantiles}: {total / args.updates / 1000:.2f} ms of "
+          f"{args.quantiles}, obs {obs} act {act}: {total / args.updates / 1000:.2f} ms of "
           f"{'GPU' if cuda else 'CPU'} time per update; {n_kernels / args.updates:.0f} kernels "
           "per update", flush=True)
     print(events.table(sort_by=key, row_limit=args.rows, max_name_column_width=60), flush=True)

@@ -44,3 +44,14 @@ def test_gpu_check_pick_part_runs_and_falls_back_to_eager_without_a_gpu(tmp_path
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "pick: MINUTES_COMPILE=none" in res.stdout
     assert json.loads((tmp_path / "pick.json").read_text()) == {}  # nothing measured
+
+
+def test_gpu_check_profile_part_profiles_the_cell_at_hoppers_sizes(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "PARTS": "profile",
+           "BUDGET": "120", "PROFILE_CELL": "2 16 8"}
+    res = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, env=env, text=True,
+                         capture_output=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    first = (tmp_path / "profile.txt").read_text().splitlines()
+    head = next(line for line in first if line.startswith("M 2, width 16"))
+    assert "batch 8" in head and "obs 11 act 3" in head and "time per update" in head
