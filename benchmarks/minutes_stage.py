@@ -64,10 +64,17 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.all:
         from calibration.calibrate import calibrate
+        from calibration.cli import Interrupted, _interruptible
 
-        path = calibrate(args.env, out_dir=out, algorithm=args.algorithm,
-                         preset_name=args.preset, steps=args.steps, device=args.device,
-                         n_jobs=args.n_jobs, backend=args.backend, compile=args.compile)
+        try:  # gpu_check.sh's `timeout` ends it with SIGTERM: one line on what is kept
+            with _interruptible(out):
+                path = calibrate(args.env, out_dir=out, algorithm=args.algorithm,
+                                 preset_name=args.preset, steps=args.steps, device=args.device,
+                                 n_jobs=args.n_jobs, backend=args.backend, compile=args.compile)
+        except Interrupted as exc:
+            print(f"whole calibration: stopped after {time.perf_counter() - t0:.0f} s "
+                  f"({exc.message})", flush=True)
+            sys.exit(exc.exit_code)
         wall = time.perf_counter() - t0
         print(f"whole calibration: {wall:.0f} s wall ({wall / 60:.1f} min; goal <= 8 min); "
               f"fit file {path}", flush=True)
