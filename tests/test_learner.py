@@ -733,8 +733,25 @@ def test_checkpoint_of_another_run_is_set_aside(tmp_path, bad):
     assert "resumed_from" not in res
     # the set-aside file is removed with the rest when the run ends
     assert not (tmp_path / "run" / (FILE + ".stale")).exists() and not path.exists()
+    # and what is left to read is this run's logs only (not the other attempt's, partial)
+    names = {p.name for p in (tmp_path / "run").rglob("*.npy")}
+    assert names == {f"bs_{kw.get('batch_size', 16)}_lr_0.0003_sep_False.npy"}, names
     with pytest.raises(LearnerError, match="checkpoint_s"):
         TrainConfig("InvertedPendulum-v5", 10, [1], [0], checkpoint_s=-1)
+
+
+def test_set_aside_logs_are_removed_inside_the_run_folder_only(tmp_path):
+    from calibration.learner.checkpoint import remove_logs
+
+    run = tmp_path / "run"
+    (run / "w8p1" / "utd_1" / "E" / "return").mkdir(parents=True)
+    (run / "w8p1" / "utd_1" / "E" / "return" / "bs_8.npy").write_bytes(b"x")
+    (run / "keep.npy").write_bytes(b"x")
+    (tmp_path / "outside.npy").write_bytes(b"x")
+    remove_logs(run, ["w8p1/utd_1/E/return/bs_8.npy", "../outside.npy", "manifest.json", 3])
+    assert sorted(p.name for p in run.iterdir()) == ["keep.npy"]  # emptied folders gone
+    assert (tmp_path / "outside.npy").exists()
+    remove_logs(run, "not a list")
 
 
 def _edit_checkpoint(path, **changes):
@@ -784,3 +801,21 @@ def test_numpy_numbers_in_the_config_become_plain_ones(tmp_path):
     assert json.dumps(cfg.batch_sizes) == "[8, 16]"
     with pytest.raises(LearnerError, match="seeds holds 1.5, not a whole number"):
         TrainConfig("InvertedPendulum-v5", 10, [1], [1.5])
+
+
+def test_a_run_from_the_start_clears_the_logs_an_earlier_attempt_left(tmp_path, monkeypatch):
+    """Logs of an attempt that died without a checkpoint are not read as this run's before
+    its first log point (progress lines, a crash before then)."""
+    import calibration.learner.trainer as trainer
+
+    _train_until(tmp_path, "run", 100, checkpoint_s=None)
+    logged = sorted((tmp_path / "run").rglob("*.npy"))
+    assert len(logged) == 6 and all(np.load(p).shape[0] == 2 for p in logged)  # steps 50, 100
+
+    def first_log(*args):
+        raise _Stop
+
+    monkeypatch.setattr(trainer, "_write_logs", first_log)
+    with pytest.raises(_Stop):  # stopped at its first log point, before writing it
+        train_population(TrainConfig("InvertedPendulum-v5", name="run", **CKPT_KW), tmp_path)
+    assert not list((tmp_path / "run").rglob("*.npy"))

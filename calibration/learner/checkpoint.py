@@ -12,7 +12,8 @@ A resumed run starts new episodes (training and validation envs reset with seeds
 each member's seed and the step), so it continues the same run statistically, not bit for bit;
 its manifest lists the steps it resumed from. A checkpoint written for another configuration
 (anything that changes the arithmetic), or one that does not read, is set aside with a warning
-and the run starts over.
+and the run starts over; the log files the other configuration's attempt wrote (the checkpoint
+lists them) are removed, so that only this run's logs are there to be read and fitted.
 """
 
 from __future__ import annotations
@@ -70,11 +71,36 @@ def load(path: Path, cfg) -> tuple[dict[str, np.ndarray], dict] | None:
                              f", expected {VERSION}")
         why = None if meta.get("config") == as_json(comparable(cfg)) else "another configuration"
     except Exception as exc:  # a torn or foreign file: never fatal, the run starts over
-        why = f"unreadable ({type(exc).__name__}: {exc})"
+        why, meta = f"unreadable ({type(exc).__name__}: {exc})", None
     if why is None:
         return arrays, meta
     set_aside(path, why)
+    if why == "another configuration":  # its partial logs are not this run's: never fitted
+        remove_logs(path.parent, meta.get("log_files"))
     return None
+
+
+def remove_logs(run_dir: Path, files) -> None:
+    """Remove the log files (relative paths, as a checkpoint lists them) of an abandoned
+    attempt from `run_dir`, and the folders that leaves empty; nothing outside `run_dir`, and
+    only .npy files."""
+    if not isinstance(files, list):
+        return
+    root = run_dir.resolve()
+    for rel in files:
+        if not isinstance(rel, str) or not rel.endswith(".npy"):
+            continue
+        target = (run_dir / rel).resolve()
+        if root not in target.parents:
+            continue
+        target.unlink(missing_ok=True)
+        for folder in target.parents:
+            if folder == root:
+                break
+            try:
+                folder.rmdir()  # only if empty
+            except OSError:
+                break
 
 
 def set_aside(path: Path, why: str) -> None:

@@ -424,6 +424,8 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         if why:
             checkpoint.set_aside(ckpt_path, why)
             found = None
+    if found is None:  # from the start: logs an earlier attempt left are rewritten, not read
+        checkpoint.remove_logs(out / cfg.name, sorted(_log_files(cfg, params, lrs)))
 
     def save_checkpoint(step: int) -> None:
         arrays = {f"pop.{k}": v.detach().cpu().numpy()
@@ -439,7 +441,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
                 "updates": updates, "loss_n": loss_n,
                 "np_rng": np_rng.bit_generator.state, "phases": phases,
                 "wall_s": wall_before + clock() - t0, "started_unix": started,
-                "resumed": resumed,
+                "resumed": resumed, "log_files": sorted(_log_files(cfg, params, lrs)),
                 **{f"{k}.pos": r.pos for k, r in replays.items()},
                 **{f"{k}.size": r.size for k, r in replays.items()}}
         checkpoint.save(ckpt_path, arrays, meta)
@@ -614,18 +616,26 @@ def seeds_of(cfg: TrainConfig) -> list[int]:
     return [int(s) for s in cfg.seeds]
 
 
-def _write_logs(cfg: TrainConfig, out: Path, logs: dict, params: int, lrs: list[float]) -> None:
-    steps = np.array(logs["step"], dtype=np.float64)[:, None]
+METRICS = ("return", "critic_loss", "validation_critic_loss")
+
+
+def _log_files(cfg: TrainConfig, params: int, lrs: list[float]) -> dict[str, list[int]]:
+    """The population's log files, relative to its run folder (published layout), each with
+    the members it holds."""
     groups: dict[tuple, list[int]] = {}
     sizes = cfg.batch_sizes or [cfg.batch_size] * len(cfg.seeds)
     for i, (u, lr, b) in enumerate(zip(cfg.utds, lrs, sizes)):
         groups.setdefault((float(u), float(lr), int(b)), []).append(i)
-    for (u, lr, b), members in groups.items():
-        for metric in ("return", "critic_loss", "validation_critic_loss"):
-            values = np.array(logs[metric], dtype=np.float64)[:, members]
-            path = (out / cfg.name / f"w{cfg.width}p{params}" / f"utd_{u:g}" / cfg.env_id / metric
-                    / f"bs_{b}_lr_{lr:g}_sep_False.npy")
-            _atomic_save(path, np.concatenate([steps, values], axis=1))
+    return {f"w{cfg.width}p{params}/utd_{u:g}/{cfg.env_id}/{metric}/bs_{b}_lr_{lr:g}_sep_False.npy":
+            members for (u, lr, b), members in groups.items() for metric in METRICS}
+
+
+def _write_logs(cfg: TrainConfig, out: Path, logs: dict, params: int, lrs: list[float]) -> None:
+    steps = np.array(logs["step"], dtype=np.float64)[:, None]
+    for rel, members in _log_files(cfg, params, lrs).items():
+        metric = rel.split("/")[-2]
+        values = np.array(logs[metric], dtype=np.float64)[:, members]
+        _atomic_save(out / cfg.name / rel, np.concatenate([steps, values], axis=1))
 
 
 def _versions() -> dict:
