@@ -99,7 +99,8 @@ class Budget(BaseModel):
             raise BudgetError("give either total (with optional delta) or compute and/or data, "
                               "not both kinds")
         if self.delta is not None and self.total is None:
-            raise BudgetError("delta only applies to a total budget: add total=FLOPs")
+            raise BudgetError("delta only applies to a total budget: add total=FLOPs "
+                              "(--total on the command line)")
         if self.total is None and self.compute is None and self.data is None:
             raise BudgetError("a budget needs compute (FLOPs), data (env steps), both, or total")
         return self

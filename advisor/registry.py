@@ -128,7 +128,8 @@ def _resolve(id_or_path) -> tuple[Path, str | None]:
         exists = False
     if exists or key.endswith(".json"):
         return Path(key), None
-    close = difflib.get_close_matches(key, list(cat), n=1, cutoff=0.4)
+    # typos score above 0.8; the shared 'bro/' prefix alone lifts a wrong id to ~0.6
+    close = difflib.get_close_matches(key, list(cat), n=1, cutoff=0.75)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise UnknownFitError(
         f"unknown fit {key[:200]!r}{hint} (`advisor fits` lists the {len(cat)} available ids, "

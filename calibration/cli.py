@@ -124,8 +124,8 @@ def regenerate(data_dir, out_dir, n_boot, created, only, jobs):
 def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        raise click.UsageError(f"{what} needs the {extra} extra ({missing[0]} is not installed): "
-                               f"pip install 'value-scaling-advisor[{extra}]'")
+        raise click.UsageError(f"the {extra} extra is needed for {what} ({missing[0]} is not "
+                               f"installed): pip install '.[{extra}]' in the repository")
 
 
 @click.command()
@@ -179,7 +179,7 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     """Calibrate a new task: run a reduced grid, fit B~ and D_J, write a fit file.
 
     Needs the calibrate extra (torch, gymnasium[mujoco], joblib):
-    pip install 'value-scaling-advisor[calibrate]'.
+    pip install '.[calibrate]' in the repository.
 
     Stage 1 sweeps batch x utd at one width and batch x width at one utd and fits B~; stage 2
     runs utd x width at the fitted batch size and fits D_J. Every input (names, grid, env,

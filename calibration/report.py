@@ -82,8 +82,8 @@ def _plt():
     try:
         import matplotlib
     except ImportError:
-        raise ReportError("plots need matplotlib: pip install "
-                          "'value-scaling-advisor[plot]'") from None
+        raise ReportError("plots need matplotlib: pip install '.[plot]' in the repository"
+                          ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

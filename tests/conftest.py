@@ -7,11 +7,24 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("ADVISOR_DATA_DIR", ROOT.parent / "shared" / "data"))
 
 
+NO_DATA = f"published run archives not found in {DATA_DIR} (set ADVISOR_DATA_DIR)"
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA_DIR / "fitted_bs.zip").exists():
-        pytest.skip(f"published run archives not found in {DATA_DIR} (set ADVISOR_DATA_DIR)")
+        pytest.skip(NO_DATA)
     return DATA_DIR
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say it in the summary when the tests on the published archives did not run."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and NO_DATA in str(r.longrepr[-1])]
+    if skipped:
+        terminalreporter.write_line(
+            f"note: {len(skipped)} tests skipped: {NO_DATA}, e.g. "
+            "ADVISOR_DATA_DIR=/path/to/shared/data python -m pytest", yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")

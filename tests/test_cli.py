@@ -73,7 +73,7 @@ def test_fits_table_columns_line_up():
     (["recommend", "--compute", "1e17", "--target", "5000"], "between"),
     (["recommend", "--data", "10"], "needs more than"),
     (["recommend", "--total", "1e18", "--data", "1e5"], "not both"),
-    (["recommend", "--delta", "1e9", "--data", "1e6"], "total"),
+    (["recommend", "--delta", "1e9", "--data", "1e6"], "--total on the command line"),
     (["show", "nope/nope"], "unknown fit"),
     (["validate", "/nonexistent/fit.json"], "does not exist"),
 ])
@@ -105,3 +105,26 @@ def test_random_cli_budgets_exit_0_or_2_without_traceback(flag, x, target):
     assert res.exit_code in (0, 2), res.output
     assert "Traceback" not in res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_a_missing_extra_is_named_with_the_install_command_for_a_checkout():
+    import click
+
+    from calibration.cli import _need_extra
+
+    with pytest.raises(click.UsageError) as info:
+        _need_extra("plot", ("json", "no_such_module_xyz"), "plots")
+    assert info.value.message == ("the plot extra is needed for plots (no_such_module_xyz is not "
+                                  "installed): pip install '.[plot]' in the repository")
+    _need_extra("plot", ("json",), "plots")  # present: nothing said
+
+
+def test_a_far_off_fit_id_gets_no_suggestion():
+    from advisor.errors import UnknownFitError
+    from advisor.registry import _resolve
+
+    with pytest.raises(UnknownFitError) as info:  # shares only the 'bro/' prefix
+        _resolve("bro/nope")
+    assert "did you mean" not in str(info.value)
+    with pytest.raises(UnknownFitError, match="did you mean 'bro/dog-run'"):
+        _resolve("bro/dog-rn")
