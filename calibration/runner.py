@@ -201,9 +201,9 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
 def _consume_interruptibly(consume: Callable[[], None], parallels: list) -> None:
     """Run `consume` (which drives the worker processes) in a thread, while this one only
     waits: a Ctrl-C or SIGTERM then lands here, never inside joblib or loky code (where, landing
-    between a semaphore's unlink and its release, it left loky's resource tracker warning of a
-    leaked semaphore at exit). On one, stop the workers as joblib does on an error, then raise
-    it."""
+    between a semaphore's unlink and its unregistering, it left loky's resource tracker warning
+    of a leaked semaphore at exit). On one, stop the workers as joblib does on an error, then
+    raise it."""
     failure: list[BaseException] = []
 
     def run():
