@@ -315,6 +315,13 @@ class MemoryNeedError(CalibrationError):
     """A calibration whose populations would not fit in memory."""
 
 
+def _compile_modes(records: list[dict]) -> str:
+    """The compile modes a stage's populations trained with (a resumed calibration may have
+    changed --compile between stages: same arithmetic up to rounding, other speed)."""
+    modes = sorted({str(r["manifest"].get("config", {}).get("compile", "none")) for r in records})
+    return "/".join(modes) or "none"
+
+
 def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, quiet, echo,
          say, command, created) -> Path:
     grid, out = plan.grid, plan.out
@@ -369,7 +376,8 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         + ("; batch sizes packed per width" if grid.pack_batch_sizes else ""),
         f"trained on {', '.join(device_names)} ({plan.device}); torch "
         f"{manifests[0]['versions'].get('torch')}, gymnasium "
-        f"{manifests[0]['versions'].get('gymnasium')}",
+        f"{manifests[0]['versions'].get('gymnasium')}; torch.compile of the update: "
+        f"stage 1 {_compile_modes(records1)}, stage 2 {_compile_modes(records2)}",
         f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
         "(calibration.calibrate)",
         f"delta {delta:g} FLOPs per env step is a default for simulated tasks; pass --delta",

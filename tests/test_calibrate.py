@@ -52,6 +52,7 @@ def test_smoke_calibration_gives_a_fit_that_recommend_accepts(smoke):
     assert "smoke" in notes and "seeds [0, 1]" in notes and "cpu" in notes
     assert "stage 1: 6 populations" in notes and "stage 2: " in notes
     assert "batch sizes packed" not in notes  # smoke does not pack
+    assert "torch.compile of the update: stage 1 none, stage 2 none" in notes
     assert "member-updates, " in notes and " s (" not in notes  # no times: resume-proof
     assert "fit checks passed: " in notes or "fit check FAILED: " in notes  # calibration.checks
     rec = advisor.recommend(advisor.Budget(data=3 * fit.data_to_target(4, 4e4)),
@@ -443,3 +444,14 @@ def test_progress_reads_running_populations_logs_before_any_unit_ends(tmp_path):
     assert "about 3.0 min left" in lines[-1] and len(lines) == 3
     log_at([100, 200], 25.0)  # nothing moved: no line
     assert len(lines) == 3
+
+
+def test_the_fit_says_how_each_stage_compiled_its_update():
+    """A calibration resumed with another --compile records both (same arithmetic up to
+    rounding, other speed)."""
+    from calibration.calibrate import _compile_modes
+
+    rec = [{"manifest": {"config": {"compile": mode}}} for mode in ("update", "none", "update")]
+    assert _compile_modes(rec) == "none/update"
+    assert _compile_modes(rec[:1]) == "update"
+    assert _compile_modes([{"manifest": {"config": {}}}]) == "none"  # older manifests
