@@ -455,3 +455,32 @@ def test_the_fit_says_how_each_stage_compiled_its_update():
     assert _compile_modes(rec) == "none/update"
     assert _compile_modes(rec[:1]) == "update"
     assert _compile_modes([{"manifest": {"config": {}}}]) == "none"  # older manifests
+
+
+def test_ship_fit_adds_the_timings_and_refuses_a_fit_that_fails_its_checks(smoke, tmp_path,
+                                                                             monkeypatch):
+    """benchmarks/ship_fit.py: the shipped copy is the fit plus a timed line per stage (the
+    fit calibrate wrote has none: resume-proof), and loads; a fit failing a check is refused."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import benchmarks.ship_fit as ship_fit
+    from calibration.checks import Check
+
+    out, text, name = smoke
+    shipped = tmp_path / "fits" / "bro" / f"{ENV}.json"
+    monkeypatch.setattr(ship_fit, "fit_checks", lambda fit, batch_sizes: [Check("x", True, "ok")])
+    assert ship_fit.main([str(out / name), "--out-dir", str(out), "-o", str(shipped)]) == 0
+    original, copy = advisor.load_fit(str(out / name)), advisor.load_fit(str(shipped))
+    added = copy.model.provenance.notes[len(original.model.provenance.notes):]
+    assert copy.model.provenance.notes[:len(added) * -1] == original.model.provenance.notes
+    assert [n.split(":")[1] for n in added] == [" stage 1", " stage 2"]
+    assert all(" s (from the first population's start" in n and "member-updates/s" in n
+               for n in added)
+    assert copy.model.goodness_of_fit == original.model.goodness_of_fit
+    assert (out / name).read_text() == text  # the calibrated file is left as it was
+
+    monkeypatch.setattr(ship_fit, "fit_checks",
+                        lambda fit, batch_sizes: [Check("exponents", False, "at a bound")])
+    refused = tmp_path / "refused.json"
+    assert ship_fit.main([str(out / name), "--out-dir", str(out), "-o", str(refused)]) == 2
+    assert not refused.exists()
+    assert ship_fit.main([str(out / name), "--out-dir", str(tmp_path), "-o", str(refused)]) == 2
