@@ -4,7 +4,9 @@ skipped when the same command runs again.
 Layout under OUT: `grid.json` (the grid, refusing another grid's out-dir), `runs/` (logs in the
 published layout, read by calibration.archives), `units/<unit id>.json` (a unit's done marker with
 its manifest, written last and atomically: a unit without it is trained again, from its last
-checkpoint where it has one: learner.checkpoint, every 2 minutes of training at a log point).
+checkpoint where it has one: learner.checkpoint, every 2 minutes of training at a log point),
+`resource_tracker.log` (with loky: what loky's resource tracker, the process that removes the
+semaphores of killed workers, has to say; kept off the terminal).
 """
 
 from __future__ import annotations
@@ -161,6 +163,8 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
     if not quiet and backend == "threads" and device == "cpu" and n_jobs > 1:
         echo("note: on the CPU, populations as threads share one Python interpreter (the same "
              "runs, more slowly); --backend loky runs them in parallel")
+    if backend == "loky":
+        _tracker_output_to(Path(out_dir) / TRACKER_LOG)
     threads = env_threads_per_population(device, n_jobs)
     progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo, n_jobs,
                          out_dir=Path(out_dir))
@@ -229,6 +233,35 @@ def _consume_interruptibly(consume: Callable[[], None], parallels: list) -> None
         raise
     if failure:
         raise failure[0]
+
+
+TRACKER_LOG = "resource_tracker.log"
+
+
+def _tracker_output_to(path: Path) -> None:
+    """Start loky's resource tracker (once per process) with its stderr on `path`. The tracker
+    outlives this process by a moment and removes whatever semaphores a stopped run left. After a
+    Ctrl-C or SIGTERM it may find one that a loky thread unlinked just before the interpreter
+    froze it, and warns of a "leaked semlock" that is already gone. That warning belongs in
+    the out-dir, not under our one-line message. A tracker already running is left as it is."""
+    from joblib.externals.loky.backend import resource_tracker
+
+    tracker = resource_tracker._resource_tracker
+    if getattr(tracker, "_fd", None) is not None:
+        return
+    sys.stderr.flush()
+    try:
+        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        return  # the tracker then writes to our stderr, as loky does by default
+    saved = os.dup(2)
+    try:
+        os.dup2(log, 2)
+        resource_tracker.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log)
 
 
 _watching: int | None = None

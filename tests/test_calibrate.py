@@ -132,6 +132,28 @@ def test_sigterm_or_ctrl_c_says_what_is_kept_in_one_line(tmp_path, sig, code, wo
     lines = err.strip().splitlines()
     assert lines == [f"error: {word}: {kept} finished population(s) kept in {out}; run the same "
                      "command again to resume"], err[-2000:]
+    assert (out / "resource_tracker.log").is_file()  # where loky's tracker says what it removed
+
+
+def test_resource_tracker_writes_to_the_out_dir_not_the_terminal(tmp_path):
+    """loky's resource tracker outlives the calibration by a moment; its warnings about
+    semaphores a stopped run left (removed by it all the same) go to OUT/resource_tracker.log.
+    Here a process leaves a semaphore behind on purpose (exit without clean-up)."""
+    code = ("import os, sys; from pathlib import Path\n"
+            "from calibration.runner import _tracker_output_to\n"
+            "from joblib.externals.loky.backend.context import get_context\n"
+            "_tracker_output_to(Path(sys.argv[1]))\n"
+            "lock = get_context('loky').Lock()\n"
+            "print('started', flush=True); os._exit(0)\n")
+    log = tmp_path / "resource_tracker.log"
+    res = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0 and res.stdout == "started\n", res.stderr
+    deadline = time.time() + 30  # the tracker ends when the last writer is gone
+    while time.time() < deadline and "leaked semlock" not in log.read_text():
+        time.sleep(0.1)
+    assert "leaked semlock" in log.read_text()
+    assert "leaked" not in res.stderr
 
 
 def test_ray_backend_runs_units_on_a_local_ray(tmp_path):
