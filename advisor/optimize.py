@@ -110,6 +110,12 @@ class _Curve:
 def _minimise(curve: _Curve, objective, r_max: float | None = None) -> Point | None:
     """Least objective(log r) on a log grid, then zoomed grids around the best point (each
     level narrows the bracket 60x; four levels resolve log r to about 1e-9)."""
+    u = _argmin_log_r(curve, objective, r_max)
+    return None if u is None else curve.point(float(np.exp(u)))
+
+
+def _argmin_log_r(curve: _Curve, objective, r_max: float | None = None) -> float | None:
+    """The log r of _minimise's point."""
     rs = curve.grid(r_max)
     if rs.size == 0:
         return None
@@ -123,7 +129,7 @@ def _minimise(curve: _Curve, objective, r_max: float | None = None) -> Point | N
         us = np.linspace(lo, hi, ZOOM_POINTS)
         i = int(np.argmin(objective(us)))
         u = us[i]
-    return curve.point(float(np.exp(u)))
+    return float(u)
 
 
 def _first_within(f, lo: float, hi: float) -> float:
@@ -168,15 +174,24 @@ def min_data_within_compute(compute_budget: float, coef: Coef, k: float, box: Bo
     if rs.size == 0:
         return None
     log_c0 = math.log(compute_budget)
+
+    def over(v):
+        return curve.log_compute(np.exp(v)) - log_c0
+
     ok = curve.log_compute(rs) <= log_c0
     if not ok.any():
-        return None
+        # A budget just above the least compute (min_compute's point, between two grid
+        # points): the same zoomed search decides, so that every budget min_compute allows
+        # has an answer.
+        u_min = _argmin_log_r(curve, lambda u: curve.log_compute(np.exp(u)))
+        if u_min is None or not over(u_min) <= 0:
+            return None
+        lo = math.log(rs[max(int(np.searchsorted(rs, math.exp(u_min))) - 1, 0)])
+        return curve.point(math.exp(_first_within(over, lo, u_min) if lo < u_min else u_min))
     i = int(np.argmax(ok))  # the smallest data on the grid within budget
     if i == 0:
         return curve.point(rs[0])
-    u = _first_within(lambda v: curve.log_compute(np.exp(v)) - log_c0,
-                      math.log(rs[i - 1]), math.log(rs[i]))
-    return curve.point(math.exp(u))
+    return curve.point(math.exp(_first_within(over, math.log(rs[i - 1]), math.log(rs[i]))))
 
 
 def min_total(delta: float, coef: Coef, k: float, box: Box = UNBOUNDED) -> Point | None:

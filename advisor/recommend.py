@@ -10,6 +10,7 @@ if none does, it says by how much the closest one exceeds the budget.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Annotated, Callable, Literal, NamedTuple
 
 import numpy as np
@@ -239,12 +240,14 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
             def least(t: float) -> float:
                 return optimize.least_data(f.coefficients(t), k, box)
 
-            best = _highest(lo_t, hi_t, lambda t: least(t) < budget.data)
+            # The same test as the answer's, so that the hinted target is one it accepts.
+            best = _highest(lo_t, hi_t, lambda t: optimize.min_compute_within_data(
+                budget.data, f.coefficients(t), k, box) is not None)
             raise InfeasibleBudgetError(
                 f"data budget {budget.data:.4g} env steps cannot reach target {j:g} on {f.id}: "
-                f"every configuration needs more than {least(j):.4g} env steps"
+                f"every configuration needs more than {_g4(least(j), 'up')} env steps"
                 + _hint(best, f"the lowest target {lo_t:g} needs more than "
-                        f"{least(lo_t):.4g} env steps"))
+                        f"{_g4(least(lo_t), 'up')} env steps"))
     elif problem == "compute":
         j = f.check_target(target)
         point = optimize.min_data_within_compute(budget.compute, f.coefficients(j), k, box)
@@ -252,12 +255,13 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
             def least(t: float) -> float:
                 return optimize.min_compute(f.coefficients(t), k, box)
 
-            best = _highest(lo_t, hi_t, lambda t: least(t) <= budget.compute)
+            best = _highest(lo_t, hi_t, lambda t: optimize.min_data_within_compute(
+                budget.compute, f.coefficients(t), k, box) is not None)
             raise InfeasibleBudgetError(
                 f"compute budget {budget.compute:.4g} FLOPs cannot reach target {j:g} on {f.id}: "
-                f"it needs at least {least(j):.4g} FLOPs"
+                f"it needs at least {_g4(least(j), 'up')} FLOPs"
                 + _hint(best, f"the lowest target {lo_t:g} needs at least "
-                        f"{least(lo_t):.4g} FLOPs"))
+                        f"{_g4(least(lo_t), 'up')} FLOPs"))
     elif problem == "compute+data":
         def solve(t: float):
             p = optimize.min_compute_within_data(budget.data, f.coefficients(t), k, box)
@@ -269,9 +273,10 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
         if point is None:
             jj = j if j is not None else lo_t
             need = optimize.min_compute_within_data(budget.data, f.coefficients(jj), k, box)
-            why = (f"with {budget.data:.4g} env steps it needs at least {need.compute:.4g} FLOPs"
+            why = (f"with {budget.data:.4g} env steps it needs at least "
+                   f"{_g4(need.compute, 'up')} FLOPs"
                    if need is not None else "it needs more than "
-                   f"{optimize.least_data(f.coefficients(jj), k, box):.4g} env steps")
+                   f"{_g4(optimize.least_data(f.coefficients(jj), k, box), 'up')} env steps")
             raise InfeasibleBudgetError(
                 f"compute {budget.compute:.4g} FLOPs and data {budget.data:.4g} env steps cannot "
                 f"reach {'target' if target is not None else 'even the lowest target'} {jj:g} "
@@ -291,7 +296,8 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
             raise InfeasibleBudgetError(
                 f"total budget {budget.total:.4g} FLOPs (delta {delta:.3g} FLOPs per env step) "
                 f"cannot reach {'target' if target is not None else 'even the lowest target'} "
-                f"{jj:g} on {f.id}: it needs at least {p.compute + delta * p.data:.4g} FLOPs")
+                f"{jj:g} on {f.id}: it needs at least "
+                f"{_g4(p.compute + delta * p.data, 'up')} FLOPs")
         point = total_of(j)
 
     maximise_target = problem in ("compute+data", "total") and target is None
@@ -301,7 +307,22 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
 def _hint(best: float | None, lowest: str) -> str:
     if best is None:
         return f"; {lowest}"
-    return f"; the highest target this budget reaches is {best:.4g} (use --target/target=)"
+    return (f"; the highest target this budget reaches is {_g4(best, 'down')} "
+            "(use --target/target=)")
+
+
+def _g4(x: float, toward: str) -> str:
+    """`x` to 4 significant digits, rounded `toward` "down" or "up": a hinted target (down) is
+    always reachable and a needed budget (up) always enough when typed back in as printed."""
+    s = f"{x:.4g}"
+    for _ in range(3):
+        v = float(s)
+        if not math.isfinite(x) or (v <= x if toward == "down" else v >= x):
+            return s
+        d = Decimal(s)
+        step = Decimal(1).scaleb(d.adjusted() - 3)
+        s = f"{float(d - step if toward == 'down' else d + step):.4g}"
+    return s
 
 
 # --- rounding ------------------------------------------------------------------------------

@@ -163,6 +163,37 @@ def test_data_budget_between_targets_points_to_the_reachable_one():
         advisor.recommend(advisor.Budget(data=mid))
 
 
+def test_the_numbers_an_infeasible_budget_prints_work_when_typed_back():
+    """The hinted target (printed to 4 digits) is reachable with that budget, and the budget a
+    target "needs at least" is enough for it. Before: the hint was rounded to nearest (half the
+    hints failed), and a compute budget just above the least compute had no answer."""
+    import random
+    import re
+
+    rng = random.Random(3)
+    hints = needs = 0
+    for _ in range(300):
+        fid = rng.choice(advisor.list_fits())
+        kind = rng.choice(["compute", "data"])
+        value = 10 ** (rng.uniform(13, 18) if kind == "compute" else rng.uniform(4, 6.5))
+        budget = advisor.Budget(**{kind: value})
+        try:
+            advisor.recommend(budget, fit=fid)
+            continue
+        except InfeasibleBudgetError as exc:
+            text = str(exc)
+        hint = re.search(r"highest target this budget reaches is (\S+) ", text)
+        if hint:
+            hints += 1
+            advisor.recommend(budget, fit=fid, target=float(hint.group(1)))
+        target = float(re.search(r"reach target (\S+) on", text).group(1))
+        need = re.search(r"needs (?:at least|more than) (\S+) (FLOPs|env steps)", text)
+        needs += 1
+        key = "compute" if need.group(2) == "FLOPs" else "data"
+        advisor.recommend(advisor.Budget(**{key: float(need.group(1))}), fit=fid, target=target)
+    assert hints >= 20 and needs >= 50
+
+
 @pytest.mark.parametrize("kw", [dict(), dict(compute=0.0), dict(data=-5.0),
                                 dict(compute=float("nan")), dict(total=float("inf")),
                                 dict(total=1e18, compute=1e17), dict(delta=1e11, data=1e5),
