@@ -8,6 +8,8 @@ package never imports `calibration`.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import sys
@@ -61,6 +63,8 @@ class _Group(click.Group):
             return None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if sys.stdout is None:  # started with stdout closed (`>&-`): writes to it fail, -o works
+            sys.stdout = _ClosedStdout()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ResourceWarning)
@@ -94,6 +98,17 @@ class _Group(click.Group):
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Python warnings (e.g. a broken third-party fit package) as one `warning:` line."""
     click.echo(f"warning: {_one_line(message)}", err=True)
+
+
+class _ClosedStdout(io.TextIOBase):
+    """sys.stdout when the process started without one: a write is the OSError that a closed
+    pipe gives, so the command fails with one `cannot write output` line."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
 
 
 def _silence_stdout() -> None:

@@ -126,6 +126,9 @@ def _members(path: Path):
             name = p.relative_to(path).as_posix()
             yield name, (lambda p=p: _read_file(p))
         return
+    if not path.is_file():  # a FIFO would block the read, a device never end it
+        raise ArchiveError(f"run archive {path} is not a regular file (a FIFO, socket or "
+                           "device); give a zip archive or a folder of runs")
     try:
         zf = zipfile.ZipFile(path) if zipfile.is_zipfile(path) else None
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:

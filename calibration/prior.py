@@ -236,7 +236,7 @@ def member_tables(fits, data_dirs) -> list:
                              "which run archive it was fitted from; name a family "
                              "(e.g. --prior dmc)") from None
         path = next((Path(d) / archive_name for d in data_dirs
-                     if (Path(d) / archive_name).exists()), None)
+                     if (Path(d) / archive_name).is_file()), None)
         if path is None or _sha256(path) != sha:
             where = ", ".join(str(d) for d in data_dirs) or "no folder"
             raise PriorError(

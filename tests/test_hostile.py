@@ -576,3 +576,34 @@ def test_kill_9_of_calibrate_stops_its_workers_and_a_second_run_is_refused(tmp_p
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+@pytest.mark.parametrize("argv", [
+    ["fit", "{bad}", "--algorithm", "a", "--env", "b", "-o", "{tmp}/q.json"],
+    ["report", "bro/h1-crawl-v0", "--runs", "{bad}", "-o", "{tmp}/q.html"],
+])
+@pytest.mark.parametrize("bad", ["fifo", "/dev/zero"])
+def test_run_archives_that_are_fifos_or_devices_are_refused_unread(tmp_path, argv, bad):
+    """A FIFO blocked `advisor fit` forever and /dev/zero ate memory until killed (in
+    zipfile.is_zipfile); fit files already had this check, run archives now do."""
+    if bad == "fifo":
+        bad = str(tmp_path / "runs.fifo")
+        os.mkfifo(bad)
+    args = [a.format(bad=bad, tmp=tmp_path) for a in argv]
+    res = subprocess.run([sys.executable, "-m", "advisor.cli", *args], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2, res.stderr[-1000:]
+    assert res.stderr.count("\n") == 1 and "not a regular file" in res.stderr, res.stderr
+    assert not list(tmp_path.glob("q.*"))
+
+
+@pytest.mark.parametrize("argv", [["recommend", "--compute", "1e17"], ["fits"], ["schema"],
+                                  ["recommend", "--compute", "1e17", "--format", "args"]])
+def test_a_closed_stdout_is_one_line_not_a_traceback(argv):
+    """`advisor recommend >&-`: Python starts with sys.stdout None; that was an AttributeError
+    traceback from every command."""
+    res = subprocess.run([sys.executable, "-m", "advisor.cli", *argv], capture_output=False,
+                         stderr=subprocess.PIPE, text=True, timeout=120,
+                         preexec_fn=lambda: os.close(1))
+    assert res.returncode == 1
+    assert res.stderr == "error: cannot write output: standard output is closed\n", res.stderr
