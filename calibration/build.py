@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 import advisor
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, one_line
 from advisor.fitfile import (
     FIT_ID_PATTERN,
     Architecture,
@@ -175,7 +176,15 @@ def build_fit(
         else:
             raise BuildError(f"no batch-size law for {env!r}: the archive has one batch per "
                              "config and no published coefficients exist")
-        dim = input_dim or INPUT_DIM.get(env)
+        known = INPUT_DIM.get(env)
+        if input_dim is not None and known is not None and input_dim != known:
+            if env not in INPUT_DIM_NOTES:  # read off a published table: not a guess to override
+                raise BuildError(f"env {env!r} has a critic input of {known} (observations + "
+                                 f"actions), not {input_dim}; --input-dim is for envs not in "
+                                 "the catalogue")
+            notes.append(f"critic input {input_dim} given for this fit (the catalogue's is "
+                         f"{known})")
+        dim = input_dim or known
         if dim is None:
             raise BuildError(f"no critic input size known for env {env!r}; pass input_dim")
         if input_dim is None and env in INPUT_DIM_NOTES:
@@ -336,25 +345,31 @@ def make_fit_file(
     ll = loglinear_leave_one_config_out(table)
     # Points whose threshold too few other configs reach have no baseline prediction.
     base = relative_errors(ll, np.where(np.isfinite(ll), table.data, np.nan))
-    fit = FitFile(
-        id=fit_id, fit_version=1, created=created or _dt.date.today().isoformat(),
-        provenance=provenance, compute=ComputeDefinition(), architecture=arch,
-        domain=Domain(
-            utd=PositiveRange(low=float(table.utd.min()), high=float(table.utd.max())),
-            params=PositiveRange(low=float(table.params.min()), high=float(table.params.max())),
-            target=Range(low=float(targets[0]), high=float(targets[-1]))),
-        data_to_target=DataToTarget(laws=[
-            DataLaw(target=float(t), d_min=float(c[0]), a=float(c[1]), alpha=float(c[2]),
-                    b=float(c[3]), beta=float(c[4])) for t, c in zip(targets, laws.coef)]),
-        batch_size=batch, delta=delta, learning_rate=LEARNING_RATE,
-        bootstrap=Bootstrap(n_resamples=n_boot, seed=seed, draws=_round_sig(draws)),
-        goodness_of_fit=GoodnessOfFit(
-            n_configs=len(table.utd), n_points=int(np.isfinite(table.data).sum()),
-            in_sample=float(in_sample.mean()), leave_one_config_out=float(loco_err.mean()),
-            leave_one_config_out_headline=float(head.mean()) if head.size else None,
-            baseline_loglinear_leave_one_config_out=float(base.mean()) if base.size else None),
-        prediction_interval=interval,
-    )
+    try:
+        fit = FitFile(
+            id=fit_id, fit_version=1, created=created or _dt.date.today().isoformat(),
+            provenance=provenance, compute=ComputeDefinition(), architecture=arch,
+            domain=Domain(
+                utd=PositiveRange(low=float(table.utd.min()), high=float(table.utd.max())),
+                params=PositiveRange(low=float(table.params.min()),
+                                     high=float(table.params.max())),
+                target=Range(low=float(targets[0]), high=float(targets[-1]))),
+            data_to_target=DataToTarget(laws=[
+                DataLaw(target=float(t), d_min=float(c[0]), a=float(c[1]), alpha=float(c[2]),
+                        b=float(c[3]), beta=float(c[4])) for t, c in zip(targets, laws.coef)]),
+            batch_size=batch, delta=delta, learning_rate=LEARNING_RATE,
+            bootstrap=Bootstrap(n_resamples=n_boot, seed=seed, draws=_round_sig(draws)),
+            goodness_of_fit=GoodnessOfFit(
+                n_configs=len(table.utd), n_points=int(np.isfinite(table.data).sum()),
+                in_sample=float(in_sample.mean()), leave_one_config_out=float(loco_err.mean()),
+                leave_one_config_out_headline=float(head.mean()) if head.size else None,
+                baseline_loglinear_leave_one_config_out=(float(base.mean()) if base.size
+                                                         else None)),
+            prediction_interval=interval,
+        )
+    except ValidationError as exc:  # e.g. an --input-dim whose widths cannot cover the runs
+        raise BuildError(f"these runs and options make no valid fit file: {one_line(exc)}"
+                         ) from None
     # Is it fit to use? Recorded (calibration.checks); `recommend` repeats a failure.
     from calibration.checks import check_notes, fit_checks
 

@@ -49,6 +49,32 @@ def _today() -> str:
     return _dt.date.today().isoformat()
 
 
+def _positive_finite(ctx, param, value):
+    """A click callback: None, or a float > 0 and finite."""
+    if value is not None and not 0 < value < float("inf"):
+        raise click.BadParameter(f"must be a positive finite number of FLOPs, got {value!r}")
+    return value
+
+
+def _iso_date(ctx, param, value):
+    """A click callback: None, or a date YYYY-MM-DD (what fit files record as `created`)."""
+    if value is not None:
+        try:
+            _dt.date.fromisoformat(value)
+        except ValueError:
+            raise click.BadParameter(f"must be a date YYYY-MM-DD, got {value!r}") from None
+    return value
+
+
+def _target_range(ctx, param, value):
+    """A click callback: None, or finite J_MIN < J_MAX."""
+    if value:
+        lo, hi = value
+        if not (abs(lo) < float("inf") and abs(hi) < float("inf") and lo < hi):
+            raise click.BadParameter(f"needs finite J_MIN < J_MAX, got {lo!r} {hi!r}")
+    return value
+
+
 @click.command()
 @click.argument("archive", type=click.Path(exists=True, dir_okay=True))
 @click.option("--algorithm", required=True, help="Algorithm name, the first half of the fit id.")
@@ -57,12 +83,14 @@ def _today() -> str:
               help="Where to write the fit file (written atomically).")
 @click.option("--n-boot", default=100, show_default=True, type=click.IntRange(0, 10_000),
               help="Bootstrap resamples of seeds (coefficient spread shown in reports).")
-@click.option("--target-range", nargs=2, type=float, default=None,
-              help="J_min J_max for envs not in paper A's Table 2.")
-@click.option("--delta", type=float, help="FLOPs per env step (default: paper A's value).")
+@click.option("--target-range", nargs=2, type=float, default=None, callback=_target_range,
+              metavar="J_MIN J_MAX", help="J_min J_max for envs not in paper A's Table 2.")
+@click.option("--delta", type=float, callback=_positive_finite,
+              help="FLOPs per env step (default: paper A's value).")
 @click.option("--input-dim", type=click.IntRange(1, 100_000),
               help="Critic input size (obs + action) for new envs.")
-@click.option("--created", help="Creation date to record (default: today).")
+@click.option("--created", callback=_iso_date,
+              help="Creation date to record, YYYY-MM-DD (default: today).")
 @click.option("--name", help="Env part of the fit id (default: --env, the archive's name).")
 @click.option("--prior", multiple=True, metavar="FIT_OR_FAMILY",
               help="Few-shot fit: borrow exponents and threshold shape from these fits (ids or "
@@ -100,7 +128,8 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
 @click.option("-o", "--out-dir", default="fits", show_default=True,
               type=click.Path(file_okay=False))
 @click.option("--n-boot", default=100, show_default=True, type=click.IntRange(0, 10_000))
-@click.option("--created", help="Creation date to record (default: today).")
+@click.option("--created", callback=_iso_date,
+              help="Creation date to record, YYYY-MM-DD (default: today).")
 @click.option("--only", multiple=True, help="Rebuild only these fit ids.")
 @click.option("-j", "--jobs", default=2, show_default=True, type=click.IntRange(1, 256))
 def regenerate(data_dir, out_dir, n_boot, created, only, jobs):
@@ -164,10 +193,11 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
               help="Where runs, done markers and the grid go; rerun to resume.")
 @click.option("--fit-out", type=click.Path(dir_okay=False),
               help="Fit file to write (default: OUT_DIR/ALGORITHM-ENV.json).")
-@click.option("--delta", type=float, default=1e10, show_default=True,
+@click.option("--delta", type=float, default=1e10, show_default=True, callback=_positive_finite,
               help="FLOPs charged per env step in the fit file.")
 @click.option("--n-boot", type=click.IntRange(0, 10_000), default=100, show_default=True)
-@click.option("--created", help="Creation date to record (default: today).")
+@click.option("--created", callback=_iso_date,
+              help="Creation date to record, YYYY-MM-DD (default: today).")
 @click.option("--prior", multiple=True, metavar="FIT_OR_FAMILY",
               help="Few-shot fit of stage 2: borrow exponents and threshold shape from these "
                    "fits (ids or files, repeat the option) or a family (dmc); then 3 stage-2 "

@@ -24,9 +24,17 @@ def _floats(text: str | None, what: str) -> list[float] | None:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise click.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from None
-    if len(values) < 2 or any(not v > 0 for v in values):
-        raise click.BadParameter(f"{what} needs at least two positive values, got {text!r}")
+    if len(values) < 2 or any(not 0 < v < float("inf") for v in values):
+        raise click.BadParameter(f"{what} needs at least two positive finite values, got "
+                                 f"{text!r}")
     return values
+
+
+def _widths(text: str | None) -> list[int] | None:
+    values = _floats(text, "--widths")
+    if values is not None and any(v != int(v) for v in values):
+        raise click.BadParameter(f"--widths are whole numbers of units, got {text!r}")
+    return None if values is None else [int(v) for v in values]
 
 
 def format_plan(p: Plan, fmt: str = "table") -> str:
@@ -55,9 +63,8 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
                  output: str | None = None, fmt: str = "table") -> str:
     """Plan `runs` configurations, optionally write them as a grid JSON to `output`, and return
     the text to print. Raises AdvisorError subclasses for user mistakes."""
-    widths_f = _floats(widths, "--widths")
     p = make_plan(runs, preset_name=preset_name, utds=_floats(utds, "--utds"),
-                  widths=[int(w) for w in widths_f] if widths_f else None,
+                  widths=_widths(widths),
                   prior=list(prior) or None, input_dim=input_dim, steps=steps, seeds=seeds,
                   criterion=criterion, batch_from_prior=batch_from_prior)
     text = format_plan(p, fmt)

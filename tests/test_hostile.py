@@ -607,3 +607,29 @@ def test_a_closed_stdout_is_one_line_not_a_traceback(argv):
                          preexec_fn=lambda: os.close(1))
     assert res.returncode == 1
     assert res.stderr == "error: cannot write output: standard output is closed\n", res.stderr
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--delta", "-1"], "--delta"), (["--delta", "nan"], "--delta"), (["--delta", "0"], "--delta"),
+    (["--target-range", "100", "50"], "J_MIN < J_MAX"), (["--target-range", "nan", "50"], "finite"),
+    (["--created", "2026-13-45"], "YYYY-MM-DD"), (["--created", "x" * 50], "YYYY-MM-DD"),
+    (["--input-dim", "20000"], "critic input of 7"),
+])
+def test_fit_options_that_make_no_valid_fit_are_one_line_errors(tmp_path, data_dir, extra,
+                                                                 needle):
+    """These were pydantic tracebacks (exit 1) after the whole fit, or silently replaced
+    (`--delta 0` became the default while the file recorded `--delta 0.0`)."""
+    archive = data_dir / "dmc_bro_ablations.zip"
+    out = tmp_path / "g.json"
+    res = CliRunner().invoke(main, ["fit", str(archive), "--algorithm", "bro", "--env",
+                               "acrobot-swingup", "-o", str(out), "--n-boot", "0", *extra])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and needle in res.output, \
+        res.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("widths", ["inf,64", "64,1e400", "64.9,128.2"])
+def test_plan_widths_must_be_finite_whole_numbers(widths):
+    res = CliRunner().invoke(main, ["plan", "--runs", "3", "--widths", widths])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "--widths" in res.output, \
+        res.output

@@ -55,6 +55,17 @@ def test_csv_of_the_published_runs_gives_the_shipped_fit(cheetah_csv, tmp_path):
     assert rec.fit == "bro/cheetah-run"
 
 
+def test_an_input_dim_whose_widths_cannot_cover_the_runs_is_one_line(cheetah_csv, tmp_path):
+    """The fit file's own check (params(width) covers the trusted range) was a pydantic
+    traceback after the whole fit."""
+    out = tmp_path / "fit.json"
+    res = CliRunner().invoke(main, ["fit", str(cheetah_csv), "--algorithm", "bro", "--env",
+                                    "cheetah-run", "--target-range", "400", "750", "--input-dim",
+                                    "100000", "--n-boot", "0", "-o", str(out)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "no valid fit file" in res.output and not out.exists()
+
+
 def test_csv_thresholds_come_from_the_data_when_no_range_is_given(cheetah_csv, tmp_path):
     out = tmp_path / "fit.json"
     res = CliRunner().invoke(main, ["fit", str(cheetah_csv), "--algorithm", "mine", "--env",
