@@ -380,7 +380,13 @@ def show(fit_id):
         lines.append(f"  {law.target:>8.4g} {law.d_min:>10.4g} {law.a:>10.4g} {law.alpha:>7.3f} "
                      f"{law.b:>10.4g} {law.beta:>7.3f}")
     lines += [f"note: {n}" for n in m.provenance.notes]
-    click.echo("\n".join(lines))
+    click.echo("\n".join(_printable(line) for line in lines))
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters escaped: a fit file's strings cannot move the cursor,
+    recolour the terminal (ANSI/OSC sequences) or break a line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _interval_line(m) -> str:

@@ -173,8 +173,9 @@ class Fit:
         up, down = self.distance_outside(utd, params)
         scale = 1.0 + pi.widen_up * up + pi.widen_down * down
         pred = laws.data_to_target(utd, params, *self.coefficients(target))
-        return (_scalar_or_array(pred * np.exp(lo * scale)),
-                _scalar_or_array(pred * np.exp(hi * scale)))
+        with np.errstate(over="ignore", under="ignore"):  # far outside: 0 - inf, said so
+            return (_scalar_or_array(pred * np.exp(lo * scale)),
+                    _scalar_or_array(pred * np.exp(hi * scale)))
 
     def _bootstrap_interval(self, utd, params, target, level):
         if not 0 < level < 1:

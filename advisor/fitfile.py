@@ -126,6 +126,15 @@ class Domain(_Strict):
     params: PositiveRange
     target: Range
 
+    @model_validator(mode="after")
+    def _plausible(self) -> Domain:
+        # Far past any RL run; beyond these the laws' powers overflow float64.
+        if not (1e-6 <= self.utd.low and self.utd.high <= 1e6):
+            raise ValueError("domain utd must lie within 1e-6 - 1e6 updates per env step")
+        if not self.params.high <= 1e15:
+            raise ValueError("domain params must be at most 1e15")
+        return self
+
     def contains(self, utd: float, params: float) -> tuple[bool, bool]:
         """(utd inside the fitted utd range, params inside the fitted params range)."""
         tol = 1e-9
@@ -222,6 +231,9 @@ class PredictionInterval(_Strict):
             raise ValueError("levels, log_low and log_high must have the same length")
         if any(b <= a for a, b in zip(self.levels, self.levels[1:])):
             raise ValueError("levels must be strictly increasing")
+        if not self.levels[0] <= 0.8 <= self.levels[-1]:  # recommend's level
+            raise ValueError(f"levels must span 0.8, the level recommend reports; got "
+                             f"{self.levels[0]:g}-{self.levels[-1]:g}")
         if any(b > a for a, b in zip(self.log_low, self.log_low[1:])) or any(
                 b < a for a, b in zip(self.log_high, self.log_high[1:])):
             raise ValueError("intervals must widen with the level")
@@ -254,7 +266,7 @@ class FitFile(_Strict):
     domain: Domain
     data_to_target: DataToTarget
     batch_size: BatchSizeLaw
-    delta: PositiveFloat = Field(description="FLOPs charged per env step.")
+    delta: PositiveFloat = Field(le=1e20, description="FLOPs charged per env step.")
     learning_rate: PositiveFloat
     bootstrap: Bootstrap
     goodness_of_fit: GoodnessOfFit

@@ -527,9 +527,10 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
     low_high = f.interval(utd_r, params_r, target_r, level)
     interval = None if low_high is None else Interval(
         low=float(low_high[0]), high=float(low_high[1]), level=level)
-    if interval is not None and interval.low > 0 and interval.high / interval.low > _WIDE:
+    if interval is not None and not interval.high <= interval.low * _WIDE:  # or 0 - inf
+        factor = interval.high / interval.low if interval.low > 0 else math.inf
         warnings.append(f"the {100 * level:g}% interval spans a factor of "
-                        f"{interval.high / interval.low:.3g} ({interval.low:.3g}-"
+                        f"{factor:.3g} ({interval.low:.3g}-"
                         f"{interval.high:.3g} env steps): this far from the fitted runs the "
                         "predicted data says little; run a configuration inside the fitted range")
     if f.model.prediction_interval is None:

@@ -52,6 +52,11 @@ def _set(doc: dict, dotted: str, value):
     ("architecture.width_multiple", 10**9),
     ("schema_version", True),
     ("id", "x" * 300 + "/y"),
+    # found by a hostile tester: each validated and then failed or overflowed in recommend
+    ("prediction_interval.levels", [0.5]),  # every recommend failed: no 0.8 level
+    ("delta", 1e308),
+    ("domain.utd", {"low": 1e300, "high": 1e300}),
+    ("domain.params.high", 1e300),
 ])
 def test_fit_files_that_validate_by_type_but_not_by_meaning_are_refused(tmp_path, where, value):
     path = _write(tmp_path, _set(_doc(), where, value))
@@ -206,3 +211,31 @@ def test_stdout_to_a_closed_pipe_is_quiet():
     err = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert "Traceback" not in err, err
+
+
+def test_show_escapes_control_characters_from_the_file(tmp_path):
+    """A fit file's strings reach the terminal: escape sequences and newlines are shown
+    escaped, not obeyed."""
+    doc = _set(_doc(), "provenance.command", "\x1b]0;pwned\x07 advisor fit x")
+    doc = _set(doc, "provenance.notes", ["one\ntwo"])
+    res = runner.invoke(main, ["show", str(_write(tmp_path, doc))])
+    assert res.exit_code == 0, res.output
+    assert "\x1b" not in res.output and "\x07" not in res.output
+    assert "command:      \\x1b]0;pwned\\x07 advisor fit x" in res.output
+    assert "note: one\\ntwo" in res.output
+
+
+def test_an_interval_that_overflows_is_warned_about_not_hidden(tmp_path):
+    """Widened far outside the domain, the interval is 0 - inf: that is said, without numpy
+    overflow warnings."""
+    doc = _set(_doc(), "prediction_interval.widen_up", 1000.0)
+    n = len(doc["prediction_interval"]["levels"])
+    doc = _set(doc, "prediction_interval.log_high", [20.0] * n)
+    doc = _set(doc, "prediction_interval.log_low", [-20.0] * n)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec = advisor.recommend(advisor.Budget(compute=1e20), fit=str(_write(tmp_path, doc)))
+    assert rec.interval.low == 0 and rec.interval.high == float("inf")
+    assert any("interval spans a factor of inf (0-inf" in w for w in rec.warnings), rec.warnings
