@@ -26,7 +26,10 @@ def round_batch_size(batch_size: float) -> int:
 
 def _positive(name: str, value: ArrayLike) -> np.ndarray:
     try:
-        arr = np.asarray(value, dtype=float)
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "iuf":  # not '512', True or 10**400 (object)
+            raise TypeError
+        arr = arr.astype(float)
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{name} must be a positive finite number, got {value!r}") from None
     if not np.all(np.isfinite(arr)) or not np.all(arr > 0):
@@ -216,7 +219,11 @@ class Fit:
         data = _positive("data", data)
         cd = self.model.compute
         batch = self.batch_size(utd, params) if cd.count_real_batch else cd.reference_batch_size
-        return _scalar_or_array(laws.compute(utd, params, data, cd.flops_per_param_sample, batch))
+        with np.errstate(over="ignore"):
+            out = laws.compute(utd, params, data, cd.flops_per_param_sample, batch)
+        if not np.all(np.isfinite(out)):
+            raise ConfigError("utd x params x data is too large: the compute overflows a float")
+        return _scalar_or_array(out)
 
     @property
     def compute_per_update_param(self) -> float:
@@ -232,7 +239,11 @@ class Fit:
     def params(self, width: ArrayLike):
         """Critic parameter count at hidden `width` (the fit's architecture)."""
         width = _positive("width", width)
-        return _scalar_or_array(self._poly(width))
+        with np.errstate(over="ignore"):
+            out = self._poly(width)
+        if not np.all(np.isfinite(out)):
+            raise ConfigError(f"width {width.max():g} gives more critic params than a float holds")
+        return _scalar_or_array(out)
 
     def width(self, params: ArrayLike):
         """Hidden width (unrounded) whose critic has `params` parameters."""
@@ -242,7 +253,10 @@ class Fit:
         for i, p in enumerate(flat):
             roots = (self._poly - p).roots
             real = roots[(np.abs(roots.imag) < 1e-9 * max(1.0, abs(p))) & (roots.real > 0)].real
-            out[i] = real.max() if real.size else np.nan
+            if not real.size:
+                raise ConfigError(f"no width of {self.id}'s critic has {p:g} params (it has "
+                                  f"{self._poly(0.0):g} at width 0 and more above)")
+            out[i] = real.max()
         return _scalar_or_array(out.reshape(params.shape))
 
     def round_width(self, width: float) -> int:

@@ -10,6 +10,7 @@ import contextlib
 import datetime as _dt
 import importlib.util
 import shlex
+from pathlib import Path
 
 import click
 
@@ -99,7 +100,8 @@ def _target_range(ctx, param, value):
 @click.pass_context
 def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input_dim, created,
         name, prior):
-    """Fit the laws to runs in the published layout (zip or folder) and write a fit file.
+    """Fit the laws to runs (ARCHIVE: a zip or folder in the published layout, or a tidy CSV)
+    and write a fit file.
 
     The file records the exact command that reproduces it (with --created filled in). A fit
     whose exponents sit at a bound, or that predicts held-out configs no better than a
@@ -296,8 +298,19 @@ def _maybe_budget(compute, data, total):
         return None
     from advisor.recommend import Budget
 
+    if total is not None and (compute is not None or data is not None):
+        raise click.UsageError("give either --total or --compute and/or --data, not both kinds")
     return Budget(**{k: v for k, v in dict(compute=compute, data=data, total=total).items()
                      if v is not None})
+
+
+def _check_html(output: str) -> None:
+    """The report is one HTML file: its name ends in .html (or it is a device: /dev/stdout)."""
+    path = Path(output)
+    if path.suffix.lower() not in (".html", ".htm") and not (
+            path.exists() and not path.is_file() and not path.is_dir()):
+        raise click.BadParameter(f"the report is HTML: give a file name ending in .html, got "
+                                 f"{output!r}", param_hint="'-o'")
 
 
 def _report_module():
@@ -324,6 +337,7 @@ def report(fit_id, runs, output, compute, data, total):
           --runs ../shared/data/simbav2_model_scaling_linear20_with_base.zip \\
           --compute 1e17 -o report.html
     """
+    _check_html(output)
     rep = _report_module()
     ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total))
     path = rep.write_report(ctx, output)

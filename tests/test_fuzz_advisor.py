@@ -239,3 +239,22 @@ def test_an_interval_that_overflows_is_warned_about_not_hidden(tmp_path):
         rec = advisor.recommend(advisor.Budget(compute=1e20), fit=str(_write(tmp_path, doc)))
     assert rec.interval.low == 0 and rec.interval.high == float("inf")
     assert any("interval spans a factor of inf (0-inf" in w for w in rec.warnings), rec.warnings
+
+
+@pytest.mark.parametrize("call", [
+    lambda f: f.width(1),  # below the smallest critic: was nan
+    lambda f: f.params("512"),  # strings and booleans were read as numbers
+    lambda f: f.params(True),
+    lambda f: f.params(1e300),  # overflowed to inf with a numpy warning
+    lambda f: f.compute(1e200, 1e200, 1e200),
+    lambda f: f.data_to_target("2", 1e6),
+])
+def test_fit_methods_refuse_what_is_not_a_usable_number(call):
+    import warnings
+
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AdvisorError) as err:
+            call(f)
+    assert "\n" not in str(err.value)

@@ -270,9 +270,15 @@ def test_plot_and_report_to_a_bad_output_path_are_one_line(out, needle, tmp_path
     out = out.format(file=tmp_path / "file", tmp=tmp_path)
     res = CliRunner().invoke(main, ["plot", "batch", f"bro/{ENV}", "-o", out])
     assert needle in _one_line_exit_2(res)
-    if out != "p.xyz":  # a report may have any name
-        res = CliRunner().invoke(main, ["report", "bro/h1-stand-v0", "-o", out])
-        _one_line_exit_2(res)
+    res = CliRunner().invoke(main, ["report", "bro/h1-stand-v0", "-o", out])
+    _one_line_exit_2(res)
+
+
+def test_a_report_is_written_only_to_an_html_name(tmp_path):
+    """HTML went into r.pdf without a word; plot already refused a wrong suffix."""
+    res = CliRunner().invoke(main, ["report", "bro/h1-stand-v0", "-o", str(tmp_path / "r.pdf")])
+    assert "ending in .html" in _one_line_exit_2(res)
+    assert not (tmp_path / "r.pdf").exists()
 
 
 def _cli(*args, **kw):
@@ -633,3 +639,11 @@ def test_plan_widths_must_be_finite_whole_numbers(widths):
     res = CliRunner().invoke(main, ["plan", "--runs", "3", "--widths", widths])
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "--widths" in res.output, \
         res.output
+
+
+def test_plot_budget_of_both_kinds_names_the_options_it_has():
+    """plot and report have no --delta; the message named one."""
+    res = CliRunner().invoke(main, ["plot", "frontier", "bro/h1-crawl-v0", "--total", "1e18",
+                                    "--compute", "1e17", "-o", "x.png"])
+    line = _one_line_exit_2(res)
+    assert "--total" in line and "delta" not in line
