@@ -249,15 +249,37 @@ class Fit:
         """Hidden width (unrounded) whose critic has `params` parameters."""
         params = _positive("params", params)
         flat = np.atleast_1d(params).ravel()
+        smallest = float(self._poly(0.0))
+        if np.any(flat <= smallest):
+            raise ConfigError(f"no width of {self.id}'s critic has {flat.min():g} params (it "
+                              f"has {smallest:g} at width 0 and more above)")
         out = np.empty_like(flat)
         for i, p in enumerate(flat):
-            roots = (self._poly - p).roots
+            try:
+                with np.errstate(all="ignore"):
+                    roots = (self._poly - p).roots
+            except np.linalg.LinAlgError:
+                out[i] = np.nan
+                continue
             real = roots[(np.abs(roots.imag) < 1e-9 * max(1.0, abs(p))) & (roots.real > 0)].real
-            if not real.size:
-                raise ConfigError(f"no width of {self.id}'s critic has {p:g} params (it has "
-                                  f"{self._poly(0.0):g} at width 0 and more above)")
-            out[i] = real.max()
-        return _scalar_or_array(out.reshape(params.shape))
+            out[i] = real.max() if real.size else np.nan
+        with np.errstate(over="ignore", invalid="ignore"):
+            exact = np.abs(self._poly(out) - flat) <= 1e-9 * flat
+        if np.all(exact):
+            return _scalar_or_array(out.reshape(params.shape))
+        # Bisection on the increasing polynomial (the schema checks that it increases), where
+        # the roots of an ill-conditioned one (a negligible leading coefficient) are wrong.
+        lo, hi = np.zeros_like(flat), np.ones_like(flat)
+        with np.errstate(over="ignore"):
+            while np.any(self._poly(hi) < flat):
+                hi = np.where(self._poly(hi) < flat, 2 * hi, hi)
+            for _ in range(200):
+                mid = 0.5 * (lo + hi)
+                if not np.any((mid > lo) & (mid < hi)):
+                    break
+                below = self._poly(mid) < flat
+                lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+        return _scalar_or_array(hi.reshape(params.shape))
 
     def round_width(self, width: float) -> int:
         m = self.model.architecture.width_multiple

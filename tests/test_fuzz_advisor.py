@@ -258,3 +258,15 @@ def test_fit_methods_refuse_what_is_not_a_usable_number(call):
         with pytest.raises(AdvisorError) as err:
             call(f)
     assert "\n" not in str(err.value)
+
+
+def test_width_inverts_an_ill_conditioned_params_polynomial(tmp_path):
+    """A negligible leading coefficient (valid by the schema) made numpy's roots wrong: the
+    fit recommended width 192 (3.7e5 params) for an optimum of 7.8e7 params."""
+    doc = _set(_doc(), "architecture.coefficients", [1e-300, 8.0, 370.0, 200.0])
+    f = advisor.load_fit(str(_write(tmp_path, doc)))
+    for params in (2e5, 7.79e7, 3e8):
+        assert f.params(f.width(params)) == pytest.approx(params, rel=1e-9)
+    rec = advisor.recommend(advisor.Budget(compute=1e17), fit=str(_write(tmp_path, doc)))
+    assert rec.params == pytest.approx(f.params(rec.width), rel=1e-9)
+    assert rec.params > 1e7
