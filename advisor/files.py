@@ -65,10 +65,28 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+class DuplicateKeyError(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key)
+            seen.add(key)
+    return out
+
+
 def load_json(text: str | bytes, origin: str, error: type[Exception]):
     """json.loads with one-line errors for malformed, too deeply nested or oversized input."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except DuplicateKeyError as exc:
+        raise error(f"{origin} is ambiguous: the key {exc.args[0]!r} appears twice in one "
+                    "object") from None
     except json.JSONDecodeError as exc:
         raise error(f"{origin} is not valid JSON (truncated or malformed): {exc}") from None
     except RecursionError:
@@ -103,3 +121,18 @@ def read_limited(path: str | os.PathLike, what: str, error: type[Exception],
     if len(data) > limit:
         raise error(f"{what} {path} is larger than the {limit / 2**20:g} MiB a {what} may be")
     return data
+
+
+def is_iso_date(text) -> bool:
+    """YYYY-MM-DD and a real date (date.fromisoformat alone also takes 2026-W48-5 and
+    20261127): what fit files record as `created`."""
+    import datetime
+    import re
+
+    if not (isinstance(text, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text)):
+        return False
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True

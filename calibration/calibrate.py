@@ -29,6 +29,7 @@ import numpy as np
 
 import advisor
 from advisor.errors import AdvisorError, OutputError
+from advisor.files import is_iso_date
 from advisor.fit import round_batch_size
 from advisor.fitfile import (
     FIT_ID_PATTERN,
@@ -110,16 +111,23 @@ def calibrate(
     through torch.compile (same arithmetic up to rounding; TrainConfig.compile)."""
     from calibration.prior import resolve_prior
 
+    _check_types(env_id=(env_id, str), algorithm=(algorithm, str), device=(device, str),
+                 out_dir=(out_dir, (str, os.PathLike)), preset_name=(preset_name, str),
+                 steps=(steps, (int, type(None))), seeds=(seeds, (int, type(None))),
+                 created=(created, (str, type(None))))
+    if isinstance(prior, (str, os.PathLike)):  # one id, file or family, not its characters
+        prior = [prior]
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
     say = (lambda s: None) if quiet else echo
     created = created or _dt.date.today().isoformat()
+    inputs = [grid_file, *(prior or [])]  # files the fit file must not overwrite
     prior = resolve_prior(prior)
     if prior is not None:
         prior.calibration()  # a prior whose interval cannot be calibrated fails here too
     plan = _preflight(env_id, out_dir=out_dir, algorithm=algorithm, preset_name=preset_name,
                       grid_file=grid_file, steps=steps, seeds=seeds, device=device,
                       backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
-                      n_boot=n_boot, created=created, prior=prior)
+                      n_boot=n_boot, created=created, prior=prior, inputs=inputs)
     command = command or _command(env_id, algorithm, preset_name, grid_file, steps, seeds,
                                   device, out_dir, fit_out, delta, n_boot, created, prior,
                                   compile)
@@ -149,7 +157,8 @@ class _Plan:
 
 
 def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, seeds, device,
-               backend, n_jobs, fit_out, delta, n_boot, created, prior=None) -> _Plan:
+               backend, n_jobs, fit_out, delta, n_boot, created, prior=None,
+               inputs=()) -> _Plan:
     """Every check a user's input can fail, before anything trains; one line each."""
     import importlib.util
 
@@ -165,10 +174,8 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
         raise CalibrationError(f"n_boot must be a whole number from 0 to 10000, got {n_boot!r}")
     if n_jobs is not None and not (isinstance(n_jobs, int) and n_jobs >= 1):
         raise CalibrationError(f"n_jobs must be a positive whole number, got {n_jobs!r}")
-    try:
-        _dt.date.fromisoformat(str(created))
-    except ValueError:
-        raise CalibrationError(f"created must be a date YYYY-MM-DD, got {created!r}") from None
+    if not is_iso_date(created):
+        raise CalibrationError(f"created must be a date YYYY-MM-DD, got {created!r}")
     if backend not in BACKENDS:
         raise GridError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     need = {"ray": "ray", "dask": "dask.distributed"}.get(backend)
@@ -199,11 +206,20 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
                                f"{' '.join(str(exc).split())}") from None
     try:
         shape = getattr(env.observation_space, "shape", None)
-        if shape is None or len(shape) != 1:
+        if shape is None or len(shape) != 1 or shape[0] < 1:
             raise CalibrationError(f"env {env_id!r} has a {type(env.observation_space).__name__} "
                                    f"observation space of shape {shape}; the learner needs a flat "
-                                   "vector (a 1-D Box)")
+                                   "non-empty vector (a 1-D Box)")
         obs_dim, act_dim = int(shape[0]), int(env.action_space.shape[0])
+        try:  # one step, as the learner takes them
+            out = env.step(env.action_space.sample())
+            if not (isinstance(out, tuple) and len(out) == 5):
+                raise TypeError(f"step() returned {len(out) if isinstance(out, tuple) else 1} "
+                                "values, not (obs, reward, terminated, truncated, info)")
+        except Exception as exc:  # noqa: BLE001 - a user's env
+            raise CalibrationError(f"env {env_id!r} fails the gymnasium API: "
+                                   f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                                   ) from None
     finally:
         env.close()
     dev_name = "cpu" if dev.type == "cpu" else "cuda"
@@ -213,7 +229,21 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
     check_memory(plan, _largest_stage2(grid), n_jobs, "stage 2")
     check_out_dir(plan.out)
     plan.fit_path = _check_fit_out(fit_out, plan.out, fit_id)
+    for given in inputs:
+        if given is not None and os.path.isfile(given) and os.path.exists(plan.fit_path) \
+                and os.path.samefile(given, plan.fit_path):
+            raise OutputError(f"the fit file {plan.fit_path} would overwrite {given}, an input "
+                              "of this calibration; choose another --fit-out")
     return plan
+
+
+def _check_types(**values) -> None:
+    """calibrate()'s arguments from Python: the wrong type is one line, not a traceback later."""
+    for name, (value, kinds) in values.items():
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+            allowed = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+            raise CalibrationError(f"{name} must be {allowed}, got {value!r}")
 
 
 def _check_fit_out(fit_out, out: Path, fit_id: str) -> Path:

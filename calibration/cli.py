@@ -59,11 +59,10 @@ def _positive_finite(ctx, param, value):
 
 def _iso_date(ctx, param, value):
     """A click callback: None, or a date YYYY-MM-DD (what fit files record as `created`)."""
-    if value is not None:
-        try:
-            _dt.date.fromisoformat(value)
-        except ValueError:
-            raise click.BadParameter(f"must be a date YYYY-MM-DD, got {value!r}") from None
+    from advisor.files import is_iso_date
+
+    if value is not None and not is_iso_date(value):
+        raise click.BadParameter(f"must be a date YYYY-MM-DD, got {value!r}")
     return value
 
 

@@ -36,7 +36,7 @@ class StageConfig(BaseModel):
     """One stage-2 configuration of a planned design (`advisor plan`). Units: utd in updates per
     env step, width in critic units, batch_size in transitions (None: the fitted B~)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     utd: float = Field(gt=0)
     width: int = Field(gt=0)
@@ -46,7 +46,8 @@ class StageConfig(BaseModel):
 class Grid(BaseModel):
     """A reduced calibration grid. Units: steps in env steps, utd in updates per env step."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: true is not width 1, nor "1" a utd (a JSON int still passes for a float)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     name: str = "custom"
     steps: int = Field(gt=0, description="Env steps per run.")
@@ -96,6 +97,12 @@ class Grid(BaseModel):
             raise ValueError(f"anchor_utd {self.anchor_utd} must be one of utds {self.utds}")
         if self.random_steps >= self.steps:
             raise ValueError("random_steps must be below steps")
+        learning_evals = self.steps // self.eval_every - self.random_steps // self.eval_every
+        if learning_evals < 2:  # one point is no learning curve: the runs could only fail
+            raise ValueError(f"{self.steps} steps with eval_every {self.eval_every} and "
+                             f"random_steps {self.random_steps} give {learning_evals} "
+                             "evaluation(s) of the learning policy; at least 2 are needed "
+                             "(lower eval_every or raise steps)")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must be distinct")
         if self.configs is not None:

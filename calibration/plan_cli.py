@@ -68,6 +68,9 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
                   prior=list(prior) or None, input_dim=input_dim, steps=steps, seeds=seeds,
                   criterion=criterion, batch_from_prior=batch_from_prior)
     text = format_plan(p, fmt)
+    if output is not None and str(output) == "":
+        raise click.BadParameter("the grid file path is empty: give a file name, e.g. -o "
+                                 "grid.json")
     if output:
         path = write_plan(p, output)  # refuses a plan calibrate could not run (its note says why)
         priors = ("".join(f" --prior {shlex.quote(i)}" for i in prior)  # as given: dmc

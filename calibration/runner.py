@@ -17,6 +17,7 @@ import statistics
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -53,6 +54,12 @@ def prepare_out_dir(out_dir: Path, grid: Grid, env_id: str) -> None:
                 f"{out_dir} holds results of a different calibration (env {old.get('env_id')!r}, "
                 f"grid {name!r}); use a new --out-dir or the same grid and env to resume")
         return
+    left = [sub for sub in ("units", "runs") if (out_dir / sub).is_dir()
+            and any((out_dir / sub).iterdir())]
+    if left:  # whose grid they belong to is not known: never take them for this one's
+        raise GridError(f"{out_dir} holds {' and '.join(left)} but no grid.json, so which "
+                        "calibration wrote them is unknown; use a new --out-dir (or remove "
+                        f"{' and '.join(str(out_dir / x) for x in left)})")
     _atomic_write(path, json.dumps(spec, indent=1))
 
 
@@ -129,6 +136,7 @@ def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
                       vector_env="threads" if env_threads > 1 else "sync",
                       env_threads=env_threads, compile=compile)
     out = Path(out_dir)
+    _tracker_output_to(out / TRACKER_LOG)  # a worker's compile pools start their own
     manifest = train_population(cfg, out)
     if watch and os.getppid() != parent:
         os._exit(1)
@@ -163,7 +171,7 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
     if not quiet and backend == "threads" and device == "cpu" and n_jobs > 1:
         echo("note: on the CPU, populations as threads share one Python interpreter (the same "
              "runs, more slowly); --backend loky runs them in parallel")
-    if backend == "loky":
+    if backend in ("loky", "threads"):  # processes of this machine: ours to start
         _tracker_output_to(Path(out_dir) / TRACKER_LOG)
     threads = env_threads_per_population(device, n_jobs)
     progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo, n_jobs,
@@ -230,6 +238,8 @@ def _consume_interruptibly(consume: Callable[[], None], parallels: list) -> None
             except Exception:
                 pass
         thread.join(30.0)
+        # joblib, at exit, on the temporary folder of the workers it just killed
+        warnings.filterwarnings("ignore", message="Failed to delete temporary folder")
         raise
     if failure:
         raise failure[0]
@@ -239,29 +249,32 @@ TRACKER_LOG = "resource_tracker.log"
 
 
 def _tracker_output_to(path: Path) -> None:
-    """Start loky's resource tracker (once per process) with its stderr on `path`. The tracker
-    outlives this process by a moment and removes whatever semaphores a stopped run left. After a
-    Ctrl-C or SIGTERM it may find one that a loky thread unlinked just before the interpreter
-    froze it, and warns of a "leaked semlock" that is already gone. That warning belongs in
-    the out-dir, not under our one-line message. A tracker already running is left as it is."""
-    from joblib.externals.loky.backend import resource_tracker
+    """Start the resource trackers (once per process: loky's, and the standard library's that
+    torch.compile's worker pools use) with their stderr on `path`. A tracker outlives its
+    process by a moment and removes whatever semaphores a stopped run left. After a Ctrl-C or
+    SIGTERM it may find one that a daemon thread unlinked just before the interpreter froze it,
+    and warns of a "leaked semlock" that is already gone. That warning belongs in the out-dir,
+    not under our one-line message. A tracker already running is left as it is."""
+    from multiprocessing import resource_tracker as stdlib_tracker
 
-    tracker = resource_tracker._resource_tracker
-    if getattr(tracker, "_fd", None) is not None:
-        return
-    sys.stderr.flush()
-    try:
-        log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    except OSError:
-        return  # the tracker then writes to our stderr, as loky does by default
-    saved = os.dup(2)
-    try:
-        os.dup2(log, 2)
-        resource_tracker.ensure_running()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(log)
+    from joblib.externals.loky.backend import resource_tracker as loky_tracker
+
+    for module in (loky_tracker, stdlib_tracker):
+        if getattr(module._resource_tracker, "_fd", None) is not None:
+            continue
+        sys.stderr.flush()
+        try:
+            log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:
+            return  # the trackers then write to our stderr, as they do by default
+        saved = os.dup(2)
+        try:
+            os.dup2(log, 2)
+            module.ensure_running()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(log)
 
 
 _watching: int | None = None

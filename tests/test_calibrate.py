@@ -10,16 +10,27 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 pytest.importorskip("torch")
 pytest.importorskip("gymnasium")
 
+import gymnasium as gym  # noqa: E402
+
 import advisor  # noqa: E402
 from advisor.cli import main  # noqa: E402
-from calibration.grid import GridError, Unit, load_grid_dict, preset, stage1_units  # noqa: E402
-from calibration.runner import run_units  # noqa: E402
+from advisor.errors import AdvisorError  # noqa: E402
+from calibration.grid import (  # noqa: E402
+    GridError,
+    Unit,
+    load_grid,
+    load_grid_dict,
+    preset,
+    stage1_units,
+)
+from calibration.runner import prepare_out_dir, run_units  # noqa: E402
 
 ENV = "InvertedPendulum-v5"
 CMD = [sys.executable, "-m", "advisor.cli", "calibrate", "--env", ENV, "--preset", "smoke",
@@ -144,15 +155,18 @@ def test_resource_tracker_writes_to_the_out_dir_not_the_terminal(tmp_path):
             "from joblib.externals.loky.backend.context import get_context\n"
             "_tracker_output_to(Path(sys.argv[1]))\n"
             "lock = get_context('loky').Lock()\n"
+            "import multiprocessing\n"  # the standard library's tracker (torch.compile's pools)
+            "lock2 = multiprocessing.get_context('spawn').Lock()\n"
             "print('started', flush=True); os._exit(0)\n")
     log = tmp_path / "resource_tracker.log"
     res = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0 and res.stdout == "started\n", res.stderr
     deadline = time.time() + 30  # the tracker ends when the last writer is gone
-    while time.time() < deadline and "leaked semlock" not in log.read_text():
+    while time.time() < deadline and not ("leaked semlock" in log.read_text()
+                                          and "leaked semaphore" in log.read_text()):
         time.sleep(0.1)
-    assert "leaked semlock" in log.read_text()
+    assert "leaked semlock" in log.read_text() and "leaked semaphore" in log.read_text()
     assert "leaked" not in res.stderr
 
 
@@ -334,6 +348,109 @@ def test_bad_calibrate_input_exits_2(args, needle, tmp_path):
     res = CliRunner().invoke(main, ["calibrate", *args, "--out-dir", str(tmp_path / "o")])
     assert res.exit_code == 2, res.output
     assert needle in res.output and "Traceback" not in res.output
+
+
+class _Env(gym.Env):
+    """A gymnasium env whose spaces or API a user got wrong (a hostile tester's list)."""
+
+    def __init__(self, act_shape=(2,), obs_shape=(3,), low=-1.0, old_api=False):
+        self.action_space = gym.spaces.Box(low, 1.0, act_shape)
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, obs_shape)
+        self.old_api = old_api
+
+    def reset(self, seed=None, options=None):
+        obs = np.zeros(self.observation_space.shape, np.float32)
+        return obs if self.old_api == "reset" else (obs, {})
+
+    def step(self, action):
+        obs = np.zeros(self.observation_space.shape, np.float32)
+        return (obs, 0.0, False, {}) if self.old_api == "step" else (obs, 0.0, False, False, {})
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(act_shape=()), "non-empty 1-D Box"),  # was an IndexError traceback
+    (dict(act_shape=(2, 2)), "non-empty 1-D Box"),  # a worker's broadcasting traceback
+    (dict(low=-np.inf), "finite bounds"),  # trained on NaN actions
+    (dict(obs_shape=(0,)), "non-empty vector"),  # a worker's ZeroDivisionError
+    (dict(old_api="reset"), "gymnasium API"),
+    (dict(old_api="step"), "gymnasium API"),
+])
+def test_envs_the_learner_cannot_drive_are_refused_before_training(tmp_path, kwargs, needle):
+    env_id = f"Hostile{abs(hash(str(kwargs)))}-v0"
+    gym.register(id=env_id, entry_point=lambda **_: _Env(**kwargs), disable_env_checker=True,
+                 order_enforce=False)
+    try:
+        res = CliRunner().invoke(main, ["calibrate", "--env", env_id, "--preset", "smoke",
+                                        "--device", "cpu", "--out-dir", str(tmp_path / "o")])
+    finally:
+        gym.registry.pop(env_id, None)
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert needle in res.output
+    assert not (tmp_path / "o" / "runs").exists()
+
+
+def test_an_out_dir_with_runs_but_no_grid_json_is_refused(tmp_path):
+    """Done markers match on width, batch size, utds and seeds only: without grid.json, a
+    finished population of another grid (other steps) was taken for this one's."""
+    out = tmp_path / "o"
+    (out / "units").mkdir(parents=True)
+    (out / "units" / "s1_w32_bs32_utd1.json").write_text("{}")
+    with pytest.raises(GridError, match="no grid.json"):
+        prepare_out_dir(out, preset("smoke"), ENV)
+    assert not (out / "grid.json").exists()
+
+
+def test_the_fit_file_may_not_overwrite_the_grid_it_calibrates(tmp_path):
+    grid = tmp_path / "g.json"
+    grid.write_text(json.dumps(preset("smoke").model_dump(mode="json")))
+    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--grid", str(grid), "--device",
+                                    "cpu", "--out-dir", str(tmp_path / "o"), "--fit-out",
+                                    str(grid)])
+    assert res.exit_code == 2 and "would overwrite" in res.output, res.output
+    assert json.loads(grid.read_text())["name"] == "smoke"
+
+
+@pytest.mark.parametrize("change, needle", [
+    (dict(widths=[True, 32, 64]), "widths.0"),  # trained width-1 critics
+    (dict(utds=["1", 2, 4]), "utds.0"),
+    (dict(eval_every=1000), "at least 2 are needed"),  # one evaluation: could only fail
+])
+def test_grid_values_of_the_wrong_kind_or_one_evaluation_are_refused(change, needle):
+    with pytest.raises(GridError, match=needle):
+        load_grid_dict(dict(preset("smoke").model_dump(), **change))
+
+
+def test_a_grid_file_with_a_key_twice_is_refused(tmp_path):
+    text = json.dumps(preset("smoke").model_dump(mode="json"))
+    path = tmp_path / "g.json"
+    path.write_text(text[:-1] + ', "steps": 5000}')
+    with pytest.raises(GridError, match="'steps' appears twice"):
+        load_grid(path)
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(env_id=123), "env_id must be str"), (dict(device=None), "device must be str"),
+    (dict(steps="100"), "steps must be int or None"), (dict(out_dir=None), "out_dir must be"),
+    (dict(created=20250101), "created must be"), (dict(created="2026-W48-5"), "YYYY-MM-DD"),
+    (dict(algorithm=None), "algorithm must be str"),
+])
+def test_calibrate_from_python_checks_its_argument_types(tmp_path, kwargs, needle):
+    from calibration.calibrate import calibrate
+
+    args = {**dict(env_id=ENV, out_dir=str(tmp_path / "o"), device="cpu"), **kwargs}
+    with pytest.raises(AdvisorError, match=needle):
+        calibrate(args.pop("env_id"), **args)
+
+
+def test_a_prior_given_as_one_string_is_one_prior_not_its_letters(tmp_path):
+    from calibration.calibrate import calibrate
+
+    # A bad backend stops it after the prior is read: the error is the backend's.
+    with pytest.raises(GridError, match="unknown backend"):
+        calibrate(ENV, out_dir=str(tmp_path / "o"), device="cpu", prior="dmc", backend="x")
 
 
 def test_grid_file_that_does_not_validate_is_refused(tmp_path):

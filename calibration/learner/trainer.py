@@ -154,10 +154,25 @@ def make_env(env_id: str, seed: int):
         env = gym.make(env_id)
     except gym.error.Error as exc:
         raise LearnerError(f"unknown or unavailable gymnasium env {env_id!r}: {exc}") from None
-    if not isinstance(env.action_space, gym.spaces.Box):
-        raise LearnerError(f"env {env_id!r} has a {type(env.action_space).__name__} action "
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box):
+        env.close()
+        raise LearnerError(f"env {env_id!r} has a {type(space).__name__} action "
                            "space; the SAC learner needs continuous (Box) actions")
-    env.reset(seed=seed)
+    if len(space.shape) != 1 or space.shape[0] < 1 or not (
+            np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+        env.close()
+        raise LearnerError(f"env {env_id!r} has a Box action space of shape {space.shape} "
+                           f"with bounds {np.min(space.low):g} to {np.max(space.high):g}; the "
+                           "learner needs a non-empty 1-D Box with finite bounds")
+    try:
+        out = env.reset(seed=seed)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise TypeError(f"reset() returned {type(out).__name__}, not (obs, info)")
+    except Exception as exc:  # noqa: BLE001 - a user's env: say which call failed and how
+        env.close()
+        raise LearnerError(f"env {env_id!r} fails the gymnasium API: {type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())}") from None
     env.action_space.seed(seed)
     return env
 
