@@ -175,7 +175,9 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
         _tracker_output_to(Path(out_dir) / TRACKER_LOG)
     threads = env_threads_per_population(device, n_jobs)
     progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo, n_jobs,
-                         out_dir=Path(out_dir))
+                         out_dir=Path(out_dir),
+                         earlier_steps=sum(len(u.seeds) * grid.steps for u in units
+                                           if done[u.id] is not None))
     stop = threading.Event()
     if not quiet:  # a line every POLL_S from the populations' logs, before any unit ends
         threading.Thread(target=_poll, args=(progress, stop), name="progress",
@@ -393,8 +395,11 @@ class _Progress:
     take the time they took. Until a unit ends or has logged twice there is no estimate."""
 
     def __init__(self, total: int, done: int, todo: list[Unit], grid: Grid, quiet: bool, echo,
-                 n_jobs: int = 1, out_dir: Path | None = None):
+                 n_jobs: int = 1, out_dir: Path | None = None, earlier_steps: int = 0):
         self.total, self.done, self.quiet, self.echo = total, done, quiet, echo
+        # member-steps of the units an earlier run finished: in the share, as the units count
+        # is (not in the rate: this run did not take them)
+        self.earlier_steps = earlier_steps
         self.steps = grid.steps
         self.members = {u.id: len(u.seeds) for u in todo}
         self.member_steps = {u.id: len(u.seeds) * grid.steps for u in todo}
@@ -479,7 +484,9 @@ class _Progress:
         left = self.time_left(dt)
         eta = (f"about {left / 60:.1f} min left" if left is not None
                else "time left: once a unit has ended or logged twice")
-        share = f", {100 * done / self.steps_left:.0f}% of env steps" if done else ""
+        whole = self.earlier_steps + self.steps_left
+        share = (f", {100 * (self.earlier_steps + done) / whole:.0f}% of env steps"
+                 if done or self.earlier_steps else "")
         self.echo(f"[{self.done}/{self.total} units{share}] {rate:,.0f} env steps/s, {eta}")
 
     def close(self) -> None:

@@ -583,6 +583,14 @@ def test_progress_reads_running_populations_logs_before_any_unit_ends(tmp_path):
     assert "about 3.0 min left" in lines[-1] and len(lines) == 3
     log_at([100, 200], 25.0)  # nothing moved: no line
     assert len(lines) == 3
+    # Resumed with a finished unit of 2 x 1,000 member-steps: it counts in the share, as it
+    # does in the units (before: [1/3 units, 0%] mixed the two bases).
+    resumed = _Progress(3, 1, units, grid, False, lines.append, n_jobs=1, out_dir=tmp_path,
+                        earlier_steps=2000)
+    assert lines[-1].startswith("[1/3 units, 33% of env steps]")
+    resumed.update({"unit": a.model_dump(mode="json"),
+                    "manifest": {"config": {"steps": 1000}, "wall_time_s": 10.0}})
+    assert lines[-1].startswith("[2/3 units, 67% of env steps]")
 
 
 def test_the_fit_says_how_each_stage_compiled_its_update():
