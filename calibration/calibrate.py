@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import numbers
 import os
 import re
 import sys
@@ -113,8 +114,10 @@ def calibrate(
 
     _check_types(env_id=(env_id, str), algorithm=(algorithm, str), device=(device, str),
                  out_dir=(out_dir, (str, os.PathLike)), preset_name=(preset_name, str),
-                 steps=(steps, (int, type(None))), seeds=(seeds, (int, type(None))),
+                 steps=(steps, (numbers.Integral, type(None))),
+                 seeds=(seeds, (numbers.Integral, type(None))),
                  created=(created, (str, type(None))))
+    steps, seeds = (None if v is None else int(v) for v in (steps, seeds))  # numpy ints too
     if isinstance(prior, (str, os.PathLike)):  # one id, file or family, not its characters
         prior = [prior]
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -242,7 +245,8 @@ def _check_types(**values) -> None:
     for name, (value, kinds) in values.items():
         if isinstance(value, bool) or not isinstance(value, kinds):
             kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-            allowed = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+            allowed = " or ".join("None" if k is type(None) else "int" if k is numbers.Integral
+                                  else k.__name__ for k in kinds)
             raise CalibrationError(f"{name} must be {allowed}, got {value!r}")
 
 

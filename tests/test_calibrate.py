@@ -445,6 +445,19 @@ def test_calibrate_from_python_checks_its_argument_types(tmp_path, kwargs, needl
         calibrate(args.pop("env_id"), **args)
 
 
+def test_numpy_integers_pass_the_type_check(tmp_path):
+    import torch
+
+    from calibration.calibrate import calibrate
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    # The device check comes after the grid is built with them: its error is the device's.
+    with pytest.raises(AdvisorError, match="no CUDA GPU"):
+        calibrate(ENV, out_dir=str(tmp_path / "o"), device="cuda", steps=np.int64(1000),
+                  seeds=np.int32(2))
+
+
 def test_a_prior_given_as_one_string_is_one_prior_not_its_letters(tmp_path):
     from calibration.calibrate import calibrate
 
