@@ -36,7 +36,7 @@ class StageConfig(BaseModel):
     """One stage-2 configuration of a planned design (`advisor plan`). Units: utd in updates per
     env step, width in critic units, batch_size in transitions (None: the fitted B~)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     utd: float = Field(gt=0)
     width: int = Field(gt=0)
@@ -46,8 +46,27 @@ class StageConfig(BaseModel):
 class Grid(BaseModel):
     """A reduced calibration grid. Units: steps in env steps, utd in updates per env step."""
 
-    # strict: true is not width 1, nor "1" a utd (a JSON int still passes for a float)
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_only(cls, data):
+        """true is not width 1, nor "1" a utd (pydantic's lax mode takes both); 2e5 steps, a
+        float of a whole number in JSON, stays accepted."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if key in ("name", "pack_batch_sizes"):
+                    continue
+                items = value if isinstance(value, list) else [value]
+                rows = [(f"{key}.{i}" if isinstance(value, list) else key, v)
+                        for i, v in enumerate(items)]
+                if key == "configs" and isinstance(value, list):
+                    rows = [(f"configs.{i}.{k}", v) for i, c in enumerate(value)
+                            if isinstance(c, dict) for k, v in c.items()]
+                for where, v in rows:
+                    if isinstance(v, (bool, str)):
+                        raise ValueError(f"{where}: {v!r} is not a number")
+        return data
 
     name: str = "custom"
     steps: int = Field(gt=0, description="Env steps per run.")

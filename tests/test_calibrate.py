@@ -423,6 +423,12 @@ def test_grid_values_of_the_wrong_kind_or_one_evaluation_are_refused(change, nee
         load_grid_dict(dict(preset("smoke").model_dump(), **change))
 
 
+def test_a_grid_may_write_whole_numbers_as_json_floats():
+    """2e5 steps in a grid file is a float in JSON: still a whole number of steps."""
+    grid = load_grid_dict(dict(preset("smoke").model_dump(), steps=1000.0, widths=[16.0, 32, 64]))
+    assert grid.steps == 1000 and isinstance(grid.steps, int) and grid.widths == [16, 32, 64]
+
+
 def test_a_grid_file_with_a_key_twice_is_refused(tmp_path):
     text = json.dumps(preset("smoke").model_dump(mode="json"))
     path = tmp_path / "g.json"
