@@ -7,8 +7,11 @@ quantile head, actor, temperature, Polyak target, AdamW) done as
   pop ref      one stacked update, the reference (materialised) quantile-Huber loss, eager
                (the population path before the fused loss);
   pop fused    one stacked update, fused loss (fused.py), one-pass AdamW, eager;
+  pop ops      pop fused with the whole-buffer AdamW (Population optimizer="ops": about ten
+               operations over all members' parameters) instead of one AdamW kernel per member;
   ref+graph    pop ref captured in a CUDA graph (GPU only; the old fast path);
   fused+graph  pop fused captured in a CUDA graph (GPU only; the trainer's default on a GPU);
+  ops+graph    pop ops captured in a CUDA graph (GPU only);
   optc         pop fused with the AdamW steps compiled into one kernel each for all members
                (Population optimizer="compiled"; seconds to compile) instead of one per member;
   optc+graph   optc captured in a CUDA graph (GPU only);
@@ -43,8 +46,8 @@ from calibration.learner.agent import AgentConfig, Batch, Noise, Population  # n
 from calibration.learner.graphs import GraphedUpdate  # noqa: E402
 
 OBS, ACT = 51, 19  # HumanoidBench h1: critic input 70
-VARIANTS = ("pop ref", "pop fused", "ref+graph", "fused+graph", "optc", "optc+graph", "regions",
-            "regions+graph", "compiled", "cmp+graph")
+VARIANTS = ("pop ref", "pop fused", "pop ops", "ref+graph", "fused+graph", "ops+graph", "optc",
+            "optc+graph", "regions", "regions+graph", "compiled", "cmp+graph")
 
 
 def make_inputs(m: int, b: int, device, seed: int = 0, obs: int = OBS, act: int = ACT):
@@ -182,6 +185,8 @@ def main() -> None:
                       "pop fused": lambda: update_of(),
                       "ref+graph": lambda: graph_of(fused=False),
                       "fused+graph": lambda: graph_of(),
+                      "pop ops": lambda: update_of(optimizer="ops"),
+                      "ops+graph": lambda: graph_of(optimizer="ops"),
                       "optc": lambda: update_of(optimizer="compiled"),
                       "optc+graph": lambda: graph_of(optimizer="compiled"),
                       "regions": lambda: update_of(regions=True),
