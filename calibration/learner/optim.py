@@ -16,7 +16,8 @@ Three implementations of the same step (`impl`):
             M launches per step;
   compiled  the `ops` step through torch.compile (fused.LazyCompiled): one generated kernel
             for all members, whatever M; if compiling fails, that step runs as `ops` and
-            later ones as `kernel` (or `ops` where there is no such kernel).
+            later ones as `kernel` on a CPU (`ops` on a GPU, where it is the faster of the two,
+            or where there is no such kernel). The default on a GPU (agent.default_optimizer).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class AdamW:
         """grad: (M, ...) with the layout of the parameters; mask: (M,) bool."""
         grad = grad.view(self.params.shape)
         if self.impl == "compiled" and _COMPILED_STEP.failed:  # (warned): the next best
-            self.impl = "kernel" if has_fused_kernel() else "ops"
+            self.impl = after_failed_compile(self.params.dtype, self.params.device.type)
         if self.impl == "compiled":
             _COMPILED_STEP(self.params, grad, self.m, self.v, self.t, self.lr, mask, self.b1,
                            self.b2, self.wd, self.eps)
@@ -115,6 +116,13 @@ _COMPILED_STEP = LazyCompiled(_masked_step, "the AdamW step")
 def kernel_takes(dtype: torch.dtype, device_type: str) -> bool:
     """Whether the `kernel` step is exact for parameters of this dtype on this device type."""
     return has_fused_kernel() and (device_type != "cuda" or dtype == torch.float32)
+
+
+def after_failed_compile(dtype: torch.dtype, device_type: str) -> str:
+    """The implementation a `compiled` step falls back to when it cannot compile: `kernel` on a
+    CPU where it is exact; `ops` on a GPU (faster there than a kernel per member, measured in
+    a CUDA graph: benchmarks/gpu_adamw.sh) and wherever the kernel is missing or inexact."""
+    return "kernel" if device_type != "cuda" and kernel_takes(dtype, device_type) else "ops"
 
 
 def has_fused_kernel() -> bool:
