@@ -395,7 +395,9 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
     targets = choose_targets(runs2)
     table = data_table(runs2, targets, n_boot=n_boot, step_limit=grid.steps)
     manifests = [r["manifest"] for r in records1 + records2]
-    device_names = sorted({m["device_name"] for m in manifests})
+    # Where the runs trained (their manifests), not the --device of this call: a calibration
+    # resumed elsewhere to refit only (say with --prior) keeps the runs' devices.
+    device_names = sorted({f"{m['device_name']} ({m['device']})" for m in manifests})
     obs_dim, act_dim = plan.obs_dim, plan.act_dim
     arch = bronet_architecture(obs_dim + act_dim, quantiles=grid.quantiles,
                                width_multiple=16 if max(grid.widths) < 256 else 64,
@@ -408,7 +410,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         f"batch sizes {grid.batch_sizes}, utds {grid.utds}, widths {grid.widths}, anchor width "
         f"{grid.anchor_width}, anchor utd {grid.anchor_utd}, quantiles {grid.quantiles}"
         + ("; batch sizes packed per width" if grid.pack_batch_sizes else ""),
-        f"trained on {', '.join(device_names)} ({plan.device}); torch "
+        f"trained on {', '.join(device_names)}; torch "
         f"{manifests[0]['versions'].get('torch')}, gymnasium "
         f"{manifests[0]['versions'].get('gymnasium')}; torch.compile of the update: "
         f"stage 1 {_compile_modes(records1)}, stage 2 {_compile_modes(records2)}",

@@ -557,6 +557,26 @@ def test_few_shot_calibration_reuses_the_runs_and_records_its_prior(smoke, tmp_p
     assert "prior_family_leave_one_task_out" in fit.model.prediction_interval.coverage
 
 
+@pytest.mark.slow
+def test_a_refit_elsewhere_names_the_device_the_runs_trained_on(smoke, tmp_path):
+    """Runs trained on a GPU, refitted on a CPU (all units finished): the fit names the GPU
+    from the runs' manifests, not the refit's --device (it said 'H100 (cpu)')."""
+    out, _, _ = smoke
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    (copy / "calibrate.lock").unlink(missing_ok=True)
+    for path in (copy / "units").glob("*.json"):
+        record = json.loads(path.read_text())
+        record["manifest"].update(device="cuda", device_name="Test GPU 80GB")
+        path.write_text(json.dumps(record))
+    res = subprocess.run(CMD + ["--out-dir", str(copy), "--fit-out", str(tmp_path / "f.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    notes = advisor.load_fit(str(tmp_path / "f.json")).model.provenance.notes
+    trained = [n for n in notes if n.startswith("trained on ")]
+    assert trained and trained[0].startswith("trained on Test GPU 80GB (cuda); torch "), notes
+
+
 def test_env_threads_use_the_cores_left_on_a_gpu_and_none_on_the_cpu(monkeypatch):
     from calibration.runner import env_threads_per_population
 
