@@ -372,7 +372,7 @@ def show(fit_id):
         f"leave-one-config-out {100 * g.leave_one_config_out:.1f}% over {g.n_points} points, "
         f"{g.n_configs} configs",
         f"bootstrap:    {m.bootstrap.n_resamples} resamples of seeds",
-        _interval_line(m),
+        *_interval_lines(m),
         "D_J(utd, params) = d_min + (a/utd)^alpha + (b/params)^beta:",
         f"  {'target':>8} {'d_min':>10} {'a':>10} {'alpha':>7} {'b':>10} {'beta':>7}",
     ]
@@ -389,20 +389,20 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _interval_line(m) -> str:
+def _interval_lines(m) -> list[str]:
     import numpy as np
 
     pi = m.prediction_interval
     if pi is None:
-        return ("interval:     none calibrated (schema 1): recommend falls back to the bootstrap "
-                "spread, which understates run-to-run noise")
+        return ["interval:     none calibrated (schema 1): recommend falls back to the bootstrap "
+                "spread, which understates run-to-run noise"]
     i = min(range(len(pi.levels)), key=lambda k: abs(pi.levels[k] - 0.8))
     cov = ", ".join(f"{k.replace('_', ' ')} {100 * v:.0f}%" for k, v in pi.coverage.items())
-    return (f"interval:     80% of new runs need {np.exp(pi.log_low[i]):.2f}x-"
+    return [f"interval:     80% of new runs need {np.exp(pi.log_low[i]):.2f}x-"
             f"{np.exp(pi.log_high[i]):.2f}x the predicted data inside the fitted domain; the "
             f"log offsets grow by {pi.widen_up:g} per log unit beyond it ({pi.widen_down:g} "
-            f"below); measured coverage of the 80% interval: {cov}\n"
-            f"interval method: {pi.method}")
+            f"below); measured coverage of the 80% interval: {cov}",
+            f"interval method: {pi.method}"]
 
 
 @main.command()

@@ -7,7 +7,7 @@ by phase, read from the out-dir's unit manifests. A fit that fails its checks
 (calibration.checks) is not shipped.
 
   python benchmarks/ship_fit.py CALIB/bro-torch-Hopper-v5.json --out-dir CALIB \\
-      -o fits/bro-torch/Hopper-v5.json
+      -o fits/bro-torch/Hopper-v5.json [--note "why this fit borrows a prior" ...]
 """
 
 from __future__ import annotations
@@ -45,15 +45,18 @@ def timing_notes(out_dir: Path) -> list[str]:
             for s in (1, 2)]
 
 
-def ship(fit_path: Path, out_dir: Path, output: Path) -> list[str]:
-    """Write the shipped copy; returns the fit's check lines. ShipError if it fails one."""
+def ship(fit_path: Path, out_dir: Path, output: Path, notes: list[str] = ()) -> list[str]:
+    """Write the shipped copy, with `notes` (what the out-dir cannot say, e.g. why a prior)
+    added to its provenance; returns the fit's check lines. ShipError if it fails one."""
     fit = advisor.load_fit(str(fit_path)).model
     grid = load_grid_dict(read_spec(out_dir / "grid.json")["grid"])
     checks = fit_checks(fit, batch_sizes=list(grid.batch_sizes))
     failed = [str(c) for c in checks if not c.ok]
     if failed:
         raise ShipError(f"{fit_path} fails its checks, not shipped: {'; '.join(failed)}")
-    notes = [*fit.provenance.notes, *timing_notes(out_dir)]
+    if any(not str(n).strip() for n in notes):
+        raise ShipError("a --note is empty")
+    notes = [*fit.provenance.notes, *timing_notes(out_dir), *notes]
     shipped = fit.model_copy(update={"provenance": fit.provenance.model_copy(
         update={"notes": notes})})
     write_fit_file(shipped, output)
@@ -67,9 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", type=Path, required=True, help="that calibration's out-dir")
     ap.add_argument("-o", "--output", type=Path, required=True,
                     help="where the shipped copy goes (fits/<algorithm>/<env>.json)")
+    ap.add_argument("--note", action="append", default=[],
+                    help="a line for the provenance's notes (repeat the option)")
     args = ap.parse_args(argv)
     try:
-        lines = ship(args.fit, args.out_dir, args.output)
+        lines = ship(args.fit, args.out_dir, args.output, args.note)
     except (AdvisorError, OSError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

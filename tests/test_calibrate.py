@@ -663,6 +663,13 @@ def test_ship_fit_adds_the_timings_and_refuses_a_fit_that_fails_its_checks(smoke
                for n in added)
     assert copy.model.goodness_of_fit == original.model.goodness_of_fit
     assert (out / name).read_text() == text  # the calibrated file is left as it was
+    noted = tmp_path / "noted.json"
+    assert ship_fit.main([str(out / name), "--out-dir", str(out), "-o", str(noted), "--note",
+                          "why a prior", "--note", "where the stages ran"]) == 0
+    assert advisor.load_fit(str(noted)).model.provenance.notes[-2:] == [
+        "why a prior", "where the stages ran"]
+    assert ship_fit.main([str(out / name), "--out-dir", str(out), "-o",
+                          str(tmp_path / "empty.json"), "--note", " "]) == 2
 
     monkeypatch.setattr(ship_fit, "fit_checks",
                         lambda fit, batch_sizes: [Check("exponents", False, "at a bound")])

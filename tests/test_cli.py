@@ -51,6 +51,10 @@ def test_fits_and_show_list_and_describe():
     assert res.exit_code == 0 and "bro/h1-crawl-v0" in res.output
     res = run("show", "bro/humanoid-stand")
     assert res.exit_code == 0 and "leave-one-config-out" in res.output and "source:" in res.output
+    # The interval's method on a line of its own (escaping control characters had printed
+    # our own line break as a literal backslash-n).
+    assert "\\n" not in res.output
+    assert any(line.startswith("interval method: ") for line in res.output.splitlines())
 
 
 def test_fits_table_columns_line_up():
