@@ -379,6 +379,22 @@ def make_fit_file(
     return fit, laws, loco
 
 
+def few_shot_loco(table: DataTable, fam) -> np.ndarray:
+    """Leave-one-config-out predictions (configs x targets) of few-shot fits with the family
+    prior `fam` (calibration.design.FamilyPrior): the few-shot counterpart of
+    calibration.fitting.leave_one_config_out."""
+    from calibration.prior import few_shot
+
+    n = len(table.utd)
+    loco = np.full(table.data.shape, np.nan)
+    for i in range(n):
+        keep = np.arange(n) != i
+        if np.isfinite(table.data[keep]).any():
+            loco[i] = few_shot(table, fam, keep).predict(table.utd[i:i + 1],
+                                                         table.params[i:i + 1])[0]
+    return loco
+
+
 def _few_shot(table: DataTable, method: Method, prior, n_boot: int, provenance: Provenance):
     """The few-shot counterpart of make_fit_file's fitting: law, LOCO, bootstrap, interval."""
     from calibration.prior import MIN_FEW_SHOT_CONFIGS, PriorError, few_shot
@@ -391,12 +407,7 @@ def _few_shot(table: DataTable, method: Method, prior, n_boot: int, provenance: 
         raise PriorError("few-shot fits use the shipped method (shared exponents)")
     fam = prior.family_prior(table.data.shape[1])
     laws = few_shot(table, fam)
-    loco = np.full(table.data.shape, np.nan)
-    for i in range(n):
-        keep = np.arange(n) != i
-        if np.isfinite(table.data[keep]).any():
-            loco[i] = few_shot(table, fam, keep).predict(table.utd[i:i + 1],
-                                                         table.params[i:i + 1])[0]
+    loco = few_shot_loco(table, fam)
     draws = np.array([few_shot(table, fam, data=table.boot[r]).coef
                       for r in range(n_boot if table.boot.size else 0)
                       if np.isfinite(table.boot[r]).sum() >= 5])

@@ -153,7 +153,11 @@ def figure_parity(ctx: Context):
 
     plt = _plt()
     t = ctx.table
-    loco = leave_one_config_out(t, DEFAULT_METHOD)
+    record = ctx.fit.model.provenance.prior
+    if record is None:
+        loco = leave_one_config_out(t, DEFAULT_METHOD)
+    else:  # a few-shot fit: held out the way it was fitted, with its family prior
+        loco = _few_shot_loco(t, record)
     err = relative_errors(loco, t.data).mean()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ok = np.isfinite(t.data)
@@ -177,7 +181,7 @@ def figure_parity(ctx: Context):
         ax.legend(fontsize=7, loc="upper left")
         held = pi.coverage.get("leave_one_config_out")
         title += (f"\n80% interval holds {100 * (1 - outside.mean()):.0f}% of these points"
-                  + (f" ({100 * held:.0f}% when no config calibrates its own)" if held else ""))
+                  + (f"\n({100 * held:.0f}% when no config calibrates its own)" if held else ""))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("measured env steps to target")
@@ -187,6 +191,20 @@ def figure_parity(ctx: Context):
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return fig
+
+
+def _few_shot_loco(table, record):
+    """Leave-one-config-out predictions of a few-shot fit, with the prior its provenance
+    records (a family, or fit ids)."""
+    from calibration.build import few_shot_loco
+    from calibration.prior import PriorError, resolve_prior
+
+    try:
+        prior = resolve_prior([record.family] if record.family else [f.id for f in record.fits])
+    except PriorError as exc:
+        raise ReportError(f"the parity plot refits this few-shot fit with its prior: {exc}") \
+            from None
+    return few_shot_loco(table, prior.family_prior(table.data.shape[1]))
 
 
 def figure_frontier(ctx: Context):

@@ -555,6 +555,13 @@ def test_few_shot_calibration_reuses_the_runs_and_records_its_prior(smoke, tmp_p
     assert fit.model.provenance.prior.family == "dmc"
     assert "--prior dmc" in fit.model.provenance.command
     assert "prior_family_leave_one_task_out" in fit.model.prediction_interval.coverage
+    # The report's parity plot holds configs out the way this fit was made (it refitted them
+    # freely, and its title named another error than the fit's).
+    from calibration.report import figure_parity, load_context
+
+    fig = figure_parity(load_context(str(fit_out), runs=out / "runs"))
+    loco = fit.model.goodness_of_fit.leave_one_config_out
+    assert f"leave-one-config-out error {100 * loco:.1f}%" in fig.axes[0].get_title()
 
 
 @pytest.mark.slow
