@@ -446,7 +446,20 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         f"{g.n_configs} configs" + (f"; {len(failed)} of {len(checks)} fit checks FAILED "
                                     "(above: do not trust what they name; a longer or wider "
                                     "grid may help)" if failed else "; fit checks passed"))
+    if plan.prior is None and any(c.name == "exponents" for c in failed):
+        echo(prior_hint(command))
     return path
+
+
+def prior_hint(command: str) -> str:
+    """What to do when the runs do not determine an exponent (the Hopper `minutes` runs on an
+    H100 put alpha at its bound: UTD 1-4 barely mattered in 10k steps)."""
+    from calibration.catalogue import FAMILIES
+
+    family = sorted(FAMILIES)[0]
+    return ("hint: these runs do not determine an exponent; a few-shot fit borrows the "
+            f"exponents from a family of fits ({', '.join(sorted(FAMILIES))}) and fits the rest "
+            f"to these runs, without training again: {command} --prior {family}")
 
 
 def stage_summary(stage: str, records: list[dict], timing: bool = True) -> str:

@@ -565,6 +565,32 @@ def test_few_shot_calibration_reuses_the_runs_and_records_its_prior(smoke, tmp_p
 
 
 @pytest.mark.slow
+def test_an_exponent_the_runs_cannot_determine_gets_a_prior_hint(smoke, tmp_path, monkeypatch):
+    """A free fit failing its exponent check says how to refit the same runs few-shot (the
+    Hopper minutes runs put alpha at its bound); the few-shot refit it names runs from the
+    same out-dir without training and gets no such hint."""
+    import calibration.calibrate as cal
+    from calibration.checks import Check
+
+    out, _, _ = smoke
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    (copy / "calibrate.lock").unlink(missing_ok=True)
+    monkeypatch.setattr(cal, "fit_checks", lambda fit, batch_sizes: [
+        Check("exponents", False, "alpha 8 at its upper bound 8 (20 of 20 targets)")])
+    lines = []
+    cal.calibrate(ENV, out_dir=copy, device="cpu", quiet=True, echo=lines.append, n_boot=5,
+                  command="advisor calibrate --env X --out-dir D")
+    hints = [line for line in lines if line.startswith("hint: ")]
+    assert len(hints) == 1 and hints[0].endswith(
+        "without training again: advisor calibrate --env X --out-dir D --prior dmc"), lines
+    lines.clear()  # a few-shot fit gets no such hint
+    cal.calibrate(ENV, out_dir=copy, device="cpu", quiet=True, echo=lines.append, n_boot=5,
+                  prior="dmc")
+    assert not [line for line in lines if line.startswith("hint: ")], lines
+
+
+@pytest.mark.slow
 def test_a_refit_elsewhere_names_the_device_the_runs_trained_on(smoke, tmp_path):
     """Runs trained on a GPU, refitted on a CPU (all units finished): the fit names the GPU
     from the runs' manifests, not the refit's --device (it said 'H100 (cpu)')."""
