@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Which AdamW path an update should use on a GPU: the trainer's default ("kernel": one
-# `_fused_adamw_` launch per member and network, 2M per update), the whole-buffer operations
-# ("ops": about ten launches over all members) and the compiled whole-buffer step ("optc"),
+# Which AdamW path an update should use on a GPU: one `_fused_adamw_` launch per member and
+# network ("kernel", 2M per update; the GPU default before session 9), the whole-buffer
+# operations ("ops": about ten launches over all members) and the compiled whole-buffer step
+# ("optc"; the GPU default since, agent.default_optimizer),
 # each captured in a CUDA graph as the trainer runs it, at the `minutes` cells (Hopper's sizes:
 # stage-1 pole 48x128 batch 256, stage-2 population 24x128 batch 240) and the goal cell
 # (16x512, batch 256). Uncompiled paths first for every cell, then the compiled one, in
@@ -14,7 +15,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 start=$SECONDS
 left() { echo $((BUDGET - (SECONDS - start))); }
 cells=("48 128 256 11 3" "24 128 240 11 3" "16 512 256 51 19")
-for variants in "fused+graph ops+graph" "optc+graph"; do
+for variants in "kernel+graph ops+graph" "optc+graph"; do
   for cell in "${cells[@]}"; do
     read -r m w b o a <<< "$cell"
     t=$(left); [ "$t" -gt 10 ] || break 2

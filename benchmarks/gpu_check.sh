@@ -54,12 +54,12 @@ if want throughput; then
   echo "== throughput (goal 20,000 member-updates/s at M=16, width 512) [$(left) s left]"
   timeout 150 "$PY" benchmarks/learner_throughput.py --members 16 64 --widths 512 \
       --seconds 1.0 --max-sequential 16 --compile 16x512 \
-      --variants "pop ref" "pop fused" "fused+graph" "optc+graph" "regions+graph" \
+      --variants "pop ref" "pop fused" "fused+graph" "kernel+graph" "regions+graph" \
       "cmp+graph" 2>&1 \
       | tee "$OUT/throughput.txt" || fail throughput $?
   timeout 120 "$PY" benchmarks/learner_throughput.py --members 24 --widths 128 \
       --batch-size 128 --seconds 1.0 --max-sequential 0 --compile 24x128 \
-      --variants "pop fused" "fused+graph" "optc+graph" "regions+graph" "cmp+graph" 2>&1 \
+      --variants "pop fused" "fused+graph" "kernel+graph" "regions+graph" "cmp+graph" 2>&1 \
       | tee -a "$OUT/throughput.txt" || fail "throughput, minutes cell" $?
   timeout 40 "$PY" benchmarks/profile_update.py 2>&1 | tee -a "$OUT/throughput.txt" \
       || echo "profile failed (not counted)"

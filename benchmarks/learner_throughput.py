@@ -6,11 +6,15 @@ quantile head, actor, temperature, Polyak target, AdamW) done as
                baseline of every ratio;
   pop ref      one stacked update, the reference (materialised) quantile-Huber loss, eager
                (the population path before the fused loss);
-  pop fused    one stacked update, fused loss (fused.py), one-pass AdamW, eager;
+  pop fused    one stacked update, fused loss (fused.py), the default AdamW
+               (agent.default_optimizer: compiled on a GPU, a kernel per member on a CPU), eager;
+  pop kernel   pop fused with one single-pass AdamW kernel per member (optimizer="kernel";
+               the GPU default until session 9's measurement);
   pop ops      pop fused with the whole-buffer AdamW (Population optimizer="ops": about ten
-               operations over all members' parameters) instead of one AdamW kernel per member;
+               operations over all members' parameters);
   ref+graph    pop ref captured in a CUDA graph (GPU only; the old fast path);
   fused+graph  pop fused captured in a CUDA graph (GPU only; the trainer's default on a GPU);
+  kernel+graph pop kernel captured in a CUDA graph (GPU only);
   ops+graph    pop ops captured in a CUDA graph (GPU only);
   optc         pop fused with the AdamW steps compiled into one kernel each for all members
                (Population optimizer="compiled"; seconds to compile) instead of one per member;
@@ -46,8 +50,9 @@ from calibration.learner.agent import AgentConfig, Batch, Noise, Population  # n
 from calibration.learner.graphs import GraphedUpdate  # noqa: E402
 
 OBS, ACT = 51, 19  # HumanoidBench h1: critic input 70
-VARIANTS = ("pop ref", "pop fused", "pop ops", "ref+graph", "fused+graph", "ops+graph", "optc",
-            "optc+graph", "regions", "regions+graph", "compiled", "cmp+graph")
+VARIANTS = ("pop ref", "pop fused", "pop kernel", "pop ops", "ref+graph", "fused+graph",
+            "kernel+graph", "ops+graph", "optc", "optc+graph", "regions", "regions+graph",
+            "compiled", "cmp+graph")
 
 
 def make_inputs(m: int, b: int, device, seed: int = 0, obs: int = OBS, act: int = ACT):
@@ -185,6 +190,8 @@ def main() -> None:
                       "pop fused": lambda: update_of(),
                       "ref+graph": lambda: graph_of(fused=False),
                       "fused+graph": lambda: graph_of(),
+                      "pop kernel": lambda: update_of(optimizer="kernel"),
+                      "kernel+graph": lambda: graph_of(optimizer="kernel"),
                       "pop ops": lambda: update_of(optimizer="ops"),
                       "ops+graph": lambda: graph_of(optimizer="ops"),
                       "optc": lambda: update_of(optimizer="compiled"),
