@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -95,3 +96,39 @@ def test_fit_without_bootstrap_works_for_a_batch_grid(data_dir, tmp_path):
     rec = advisor.recommend(advisor.Budget(data=6e5), fit=str(out))
     # The prediction interval comes from cross-validation, not from the bootstrap.
     assert rec.interval is not None and rec.batch_size >= 16
+
+
+RUNS = Path(__file__).resolve().parent.parent / "runs"
+
+
+@pytest.mark.slow
+def test_the_shipped_bro_torch_fit_is_what_calibrate_makes_of_its_runs(tmp_path):
+    """fits/bro-torch/Hopper-v5.json from the out-dir its H100 calibration left (committed as
+    runs/bro-torch-Hopper-v5-minutes.tgz: our own runs, not a published archive): the recorded
+    command, run again on it, trains nothing and writes the same fit, up to the lines
+    benchmarks/ship_fit.py added (timings, why a prior) and the out-dir's path."""
+    import shlex
+    import subprocess
+    import sys
+    import tarfile
+
+    with tarfile.open(RUNS / "bro-torch-Hopper-v5-minutes.tgz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    out = tmp_path / "minutes-out"
+    shipped = json.loads((_shipped_root() / "bro-torch" / "Hopper-v5.json").read_text())
+    words = shlex.split(shipped["provenance"]["command"])
+    words[words.index("--out-dir") + 1] = str(out)
+    assert words[:2] == ["advisor", "calibrate"] and "--prior" in words
+    res = subprocess.run([sys.executable, "-m", "advisor.cli", *words[1:], "--quiet"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "stage 1:" not in res.stderr  # quiet, and nothing trained
+    fresh = json.loads((out / "bro-torch-Hopper-v5.json").read_text())
+    fresh_notes, shipped_notes = (f["provenance"].pop("notes") for f in (fresh, shipped))
+    assert shipped_notes[:len(fresh_notes)] == fresh_notes
+    assert all(n.startswith("shipped with its timings: stage ")
+               for n in shipped_notes[len(fresh_notes):len(fresh_notes) + 2])
+    for f in (fresh, shipped):
+        f["provenance"].pop("source")
+        f["provenance"].pop("command")
+    _compare(fresh, shipped)
