@@ -366,7 +366,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
     records1 = run_units(env_id, grid, units1, out, device=plan.device, backend=backend,
                          n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile)
     say(stage_summary("stage 1", records1))
-    runs1 = _read(out, units1, env_id)
+    runs1 = _read(out, units1, env_id, grid)
     targets1 = choose_targets(runs1)
     tables = tables_by_batch(runs1, targets1, n_boot)
     utd, params, best = best_batch_sizes(tables)
@@ -388,7 +388,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
     records2 = run_units(env_id, grid, units2, out, device=plan.device, backend=backend,
                          n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile)
     say(stage_summary("stage 2", records2))
-    runs2 = _read(out, units2, env_id)
+    runs2 = _read(out, units2, env_id, grid)
     if len({(r.utd, r.params) for r in runs2}) < plan.min_configs:
         raise CalibrationError(f"only {len(runs2)} finished stage-2 configurations; at least "
                                f"{plan.min_configs} are needed to fit D_J")
@@ -525,15 +525,42 @@ def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, ou
     return " ".join(parts)
 
 
-def _read(out: Path, units: list[Unit], env_id: str) -> list[Run]:
+def _read(out: Path, units: list[Unit], env_id: str, grid: Grid | None = None) -> list[Run]:
     """The runs of `units` (all finished), and only theirs: a unit of an earlier B~ left in the
-    out-dir is not read."""
+    out-dir is not read. With `grid`, each unit's logs must be whole: a return curve for each
+    of its (utd, batch size) configurations, with a column per seed and a row per evaluation
+    (a missing or cut file was fitted without a word)."""
     runs = []
     for unit in units:
+        fix = f"remove {out / 'units' / (unit.id + '.json')} to train it again"
         try:
-            runs += read_runs(out / "runs" / unit.id, env=env_id)
+            found = read_runs(out / "runs" / unit.id, env=env_id)
         except ArchiveError as exc:
             raise CalibrationError(f"the logs of finished unit {unit.id} cannot be used: {exc}; "
-                                   f"remove {out / 'units' / (unit.id + '.json')} to train it "
-                                   "again") from None
+                                   f"{fix}") from None
+        if grid is not None:
+            why = _incomplete(unit, found, grid)
+            if why:
+                raise CalibrationError(f"the logs of finished unit {unit.id} are incomplete: "
+                                       f"{why}; {fix}")
+        runs += found
     return runs
+
+
+def _incomplete(unit: Unit, runs: list[Run], grid: Grid) -> str | None:
+    """What is missing from a finished unit's return curves, or None."""
+    sizes = unit.batch_sizes or [unit.batch_size] * len(unit.utds)
+    want: dict[tuple[float, int], int] = {}
+    for u, b in zip(unit.utds, sizes):
+        want[(float(u), int(b))] = want.get((float(u), int(b)), 0) + 1
+    rows = grid.steps // grid.eval_every + (1 if grid.steps % grid.eval_every else 0)
+    have = {(float(r.utd), int(r.batch_size)): r for r in runs if "return" in r.values}
+    for (u, b), seeds in sorted(want.items()):
+        r = have.get((u, b))
+        if r is None:
+            return f"no return curve for utd {u:g}, batch size {b}"
+        shape = np.shape(r.values["return"])
+        if shape != (rows, seeds):
+            return (f"the return curve of utd {u:g}, batch size {b} has {shape[0]} evaluations "
+                    f"of {shape[1] if len(shape) > 1 else 1} seeds, not {rows} of {seeds}")
+    return None

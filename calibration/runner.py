@@ -4,7 +4,8 @@ skipped when the same command runs again.
 Layout under OUT: `grid.json` (the grid, refusing another grid's out-dir), `runs/` (logs in the
 published layout, read by calibration.archives), `units/<unit id>.json` (a unit's done marker with
 its manifest, written last and atomically: a unit without it is trained again, from its last
-checkpoint where it has one: learner.checkpoint, every 2 minutes of training at a log point),
+checkpoint where it has one: learner.checkpoint, every 2 minutes of training at a log point;
+one that cannot be read is refused, not trained over),
 `resource_tracker.log` (with loky: what loky's resource tracker, the process that removes the
 semaphores of killed workers, has to say; kept off the terminal).
 """
@@ -64,20 +65,26 @@ def prepare_out_dir(out_dir: Path, grid: Grid, env_id: str) -> None:
 
 
 def unit_done(out_dir: Path, unit: Unit) -> dict | None:
-    """The done marker of `unit` if it is complete (its unit and a manifest), else None: the
-    unit is then trained again and the marker replaced."""
+    """The done marker of `unit`, or None where there is none (the unit is then trained). A
+    marker is written last and atomically, so one that cannot be read (not JSON, another
+    unit, no manifest) was damaged after the fact: GridError, rather than training the unit
+    again over the logs it finished."""
     from advisor.files import load_json, read_limited
 
     path = out_dir / "units" / f"{unit.id}.json"
-    if not path.exists():
+    if not (path.exists() or path.is_symlink()):
         return None
+    fix = (f"restore it, or remove it to train that population again (its logs in "
+           f"{out_dir / 'runs' / unit.id} are then rewritten)")
     try:
         record = load_json(read_limited(path, "done marker", GridError), str(path), GridError)
-    except GridError:
-        return None
-    if not (isinstance(record, dict) and _same_unit(record.get("unit"), unit)
-            and _manifest_ok(record.get("manifest"))):
-        return None
+    except GridError as exc:
+        raise GridError(f"{exc}: not a done marker; {fix}") from None
+    if not isinstance(record, dict) or not _same_unit(record.get("unit"), unit):
+        raise GridError(f"{path} is not the done marker of unit {unit.id}; {fix}")
+    if not _manifest_ok(record.get("manifest")):
+        raise GridError(f"{path} has no usable manifest (device_name, versions, config.steps); "
+                        f"{fix}")
     return record
 
 

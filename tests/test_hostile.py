@@ -473,28 +473,38 @@ def test_a_locked_out_dir_is_refused_naming_the_holder(tmp_path, no_training):
         pass
 
 
-def test_a_done_marker_without_a_manifest_means_not_done(tmp_path):
-    from calibration.grid import Unit
+def test_a_damaged_done_marker_is_refused_not_trained_over(tmp_path):
+    """Markers are written last and atomically: one that cannot be read was damaged later, and
+    training the unit again would overwrite the logs it finished (a hostile round saw a
+    truncated marker retrain a finished GPU population on the CPU)."""
+    from calibration.grid import GridError, Unit
     from calibration.runner import unit_done
 
     unit = Unit(stage=1, width=16, batch_size=32, utds=[1.0], seeds=[0])
     marker = tmp_path / "units" / f"{unit.id}.json"
+    assert unit_done(tmp_path, unit) is None  # no marker: not done
     marker.parent.mkdir()
     manifest = {"device_name": "cpu", "versions": {}, "config": {"steps": 10}}
-    for record, done in [({"unit": unit.model_dump(mode="json")}, False),
-                         ({"unit": unit.model_dump(mode="json"), "manifest": None}, False),
-                         ([], False), ("x", False),
-                         ({"unit": dict(unit.model_dump(mode="json"), width=32),
-                           "manifest": manifest}, False),
-                         ({"unit": unit.model_dump(mode="json"), "manifest": manifest}, True)]:
+    for record, needle in [({"unit": unit.model_dump(mode="json")}, "no usable manifest"),
+                           ({"unit": unit.model_dump(mode="json"), "manifest": None},
+                            "no usable manifest"),
+                           ([], "not the done marker"), ("x", "not the done marker"),
+                           ({"unit": dict(unit.model_dump(mode="json"), width=32),
+                             "manifest": manifest}, "not the done marker")]:
         marker.write_text(json.dumps(record))
-        assert (unit_done(tmp_path, unit) is not None) == done, record
+        with pytest.raises(GridError, match=needle) as err:
+            unit_done(tmp_path, unit)
+        assert "remove it to train that population again" in str(err.value)
+        assert "\n" not in str(err.value)
+    marker.write_text('{"unit": ')
+    with pytest.raises(GridError, match="not a done marker; restore it"):
+        unit_done(tmp_path, unit)
+    marker.write_text(json.dumps({"unit": unit.model_dump(mode="json"), "manifest": manifest}))
+    assert unit_done(tmp_path, unit) is not None
     # a marker written before units could pack batch sizes (no batch_sizes key) still counts
     old = {k: v for k, v in unit.model_dump(mode="json").items() if k != "batch_sizes"}
     marker.write_text(json.dumps({"unit": old, "manifest": manifest}))
     assert unit_done(tmp_path, unit) is not None
-    marker.write_text('{"unit": ')
-    assert unit_done(tmp_path, unit) is None
 
 
 def test_a_truncated_log_of_a_finished_unit_names_the_marker_to_remove(tmp_path):
@@ -647,3 +657,34 @@ def test_plot_budget_of_both_kinds_names_the_options_it_has():
                                     "--compute", "1e17", "-o", "x.png"])
     line = _one_line_exit_2(res)
     assert "--total" in line and "delta" not in line
+
+
+@pytest.mark.parametrize("damage, needle", [
+    ("remove", "no return curve for utd 1, batch size 240"),
+    ("rows", "the return curve of utd 1, batch size 240 has 2 evaluations of 8 seeds, not 10 of 8"),
+    ("seeds", "the return curve of utd 1, batch size 240 has 10 evaluations of 4 seeds, not 10 "
+              "of 8"),
+])
+def test_a_finished_unit_with_missing_logs_is_refused_not_fitted(tmp_path, damage, needle):
+    """The Hopper out-dir behind bro-torch/Hopper-v5 with one return curve removed, cut to 2
+    of its 10 evaluations, or to 4 of its 8 seeds: fitted without a word before (8 configs)."""
+    import tarfile
+
+    pytest.importorskip("gymnasium")
+    runs = Path(__file__).resolve().parent.parent / "runs" / "bro-torch-Hopper-v5-minutes.tgz"
+    with tarfile.open(runs) as tar:
+        tar.extractall(tmp_path, filter="data")
+    out = tmp_path / "minutes-out"
+    unit = "s2_w128_bs208-224-240_utd1-2-4"
+    curve = (out / "runs" / unit / "w128p164296" / "utd_1" / "Hopper-v5" / "return"
+             / "bs_240_lr_0.0003_sep_False.npy")
+    if damage == "remove":
+        curve.unlink()
+    else:
+        values = np.load(curve, allow_pickle=False)
+        # rows: evaluations; columns: the env step, then one per seed
+        np.save(curve, values[:2] if damage == "rows" else values[:, :1 + 4])
+    line = _one_line_exit_2(_calibrate("--env", "Hopper-v5", "--algorithm", "bro-torch",
+                                       "--preset", "minutes", "--prior", "dmc", "--quiet", out=out))
+    assert f"the logs of finished unit {unit} are incomplete: {needle}" in line, line
+    assert f"remove {out / 'units' / unit}.json to train it again" in line
