@@ -18,6 +18,7 @@ family of fits, and 3 stage-2 configurations suffice.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import numbers
 import os
@@ -367,12 +368,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
                          n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile)
     say(stage_summary("stage 1", records1))
     runs1 = _read(out, units1, env_id, grid)
-    targets1 = choose_targets(runs1)
-    tables = tables_by_batch(runs1, targets1, n_boot)
-    utd, params, best = best_batch_sizes(tables)
-    coef_b, b_err = fit_batch_law(utd, params, best)
-    say(f"B~ fitted on {len(utd)} configs: a_B={coef_b[0]:.4g} alpha_B={coef_b[1]:.3g} "
-        f"b_B={coef_b[2]:.3g} beta_B={coef_b[3]:.3g} (mean relative error {100 * b_err:.0f}%)")
+    coef_b, b_err = _batch_law(out, units1, runs1, n_boot, say)
 
     def batch_of(u: float, w: int) -> int:
         b = float(advisor.laws.batch_size(u, plan.params_of(w), *coef_b))
@@ -449,6 +445,53 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
     if plan.prior is None and any(c.name == "exponents" for c in failed):
         echo(prior_hint(command))
     return path
+
+
+BATCH_LAW_FILE = "batch_law.json"
+
+
+def _batch_law(out: Path, units1: list[Unit], runs1: list[Run], n_boot: int,
+               say) -> tuple[list[float], float]:
+    """B~ from the stage-1 runs, fitted once per out-dir and kept in OUT/batch_law.json: stage
+    2's populations are trained at its batch sizes, so a rerun (another --n-boot, another
+    machine's rounding) must plan the same ones rather than train new populations."""
+    from advisor.files import load_json, read_limited
+
+    path = out / BATCH_LAW_FILE
+    ids = sorted(u.id for u in units1)
+    if path.exists() or path.is_symlink():
+        fix = ("remove it to fit B~ again (stage-2 populations trained at other batch sizes "
+               "are then not used)")
+        kept = load_json(read_limited(path, "B~ file", CalibrationError), str(path),
+                         CalibrationError)
+        try:
+            coef = [float(x) for x in kept["coefficients"]]
+            err = float(kept["relative_error"])
+            ok = (len(coef) == 4 and all(math.isfinite(x) for x in coef) and math.isfinite(err)
+                  and err >= 0 and coef[0] > 0 and isinstance(kept["stage1_units"], list))
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise CalibrationError(f"{path} is not a B~ this calibration wrote; {fix}")
+        if kept["stage1_units"] == ids:
+            say(f"B~ as fitted when stage 1 finished ({path}; {fix}): a_B={coef[0]:.4g} "
+                f"alpha_B={coef[1]:.3g} b_B={coef[2]:.3g} beta_B={coef[3]:.3g}")
+            return coef, err
+    targets1 = choose_targets(runs1)
+    tables = tables_by_batch(runs1, targets1, n_boot)
+    utd, params, best = best_batch_sizes(tables)
+    coef_b, b_err = fit_batch_law(utd, params, best)
+    coef = [float(x) for x in coef_b]
+    say(f"B~ fitted on {len(utd)} configs: a_B={coef[0]:.4g} alpha_B={coef[1]:.3g} "
+        f"b_B={coef[2]:.3g} beta_B={coef[3]:.3g} (mean relative error {100 * b_err:.0f}%)")
+    from calibration.atomic import atomic_save
+
+    atomic_save(path, text=json.dumps({
+        "stage1_units": ids, "coefficients": coef, "relative_error": float(b_err),
+        "n_boot": int(n_boot), "configs": len(utd),
+        "note": "B~ fitted on stage 1; stage 2 trains at its batch sizes (calibration.calibrate)"},
+        indent=1))
+    return coef, float(b_err)
 
 
 def prior_hint(command: str) -> str:

@@ -659,6 +659,19 @@ def test_plot_budget_of_both_kinds_names_the_options_it_has():
     assert "--total" in line and "delta" not in line
 
 
+def _hopper_out_dir(tmp_path) -> Path:
+    import tarfile
+
+    runs = Path(__file__).resolve().parent.parent / "runs" / "bro-torch-Hopper-v5-minutes.tgz"
+    with tarfile.open(runs) as tar:
+        tar.extractall(tmp_path, filter="data")
+    return tmp_path / "minutes-out"
+
+
+HOPPER = ("--env", "Hopper-v5", "--algorithm", "bro-torch", "--preset", "minutes")
+
+
+
 @pytest.mark.parametrize("damage, needle", [
     ("remove", "no return curve for utd 1, batch size 240"),
     ("rows", "the return curve of utd 1, batch size 240 has 2 evaluations of 8 seeds, not 10 of 8"),
@@ -668,13 +681,8 @@ def test_plot_budget_of_both_kinds_names_the_options_it_has():
 def test_a_finished_unit_with_missing_logs_is_refused_not_fitted(tmp_path, damage, needle):
     """The Hopper out-dir behind bro-torch/Hopper-v5 with one return curve removed, cut to 2
     of its 10 evaluations, or to 4 of its 8 seeds: fitted without a word before (8 configs)."""
-    import tarfile
-
     pytest.importorskip("gymnasium")
-    runs = Path(__file__).resolve().parent.parent / "runs" / "bro-torch-Hopper-v5-minutes.tgz"
-    with tarfile.open(runs) as tar:
-        tar.extractall(tmp_path, filter="data")
-    out = tmp_path / "minutes-out"
+    out = _hopper_out_dir(tmp_path)
     unit = "s2_w128_bs208-224-240_utd1-2-4"
     curve = (out / "runs" / unit / "w128p164296" / "utd_1" / "Hopper-v5" / "return"
              / "bs_240_lr_0.0003_sep_False.npy")
@@ -684,7 +692,31 @@ def test_a_finished_unit_with_missing_logs_is_refused_not_fitted(tmp_path, damag
         values = np.load(curve, allow_pickle=False)
         # rows: evaluations; columns: the env step, then one per seed
         np.save(curve, values[:2] if damage == "rows" else values[:, :1 + 4])
-    line = _one_line_exit_2(_calibrate("--env", "Hopper-v5", "--algorithm", "bro-torch",
-                                       "--preset", "minutes", "--prior", "dmc", "--quiet", out=out))
+    line = _one_line_exit_2(_calibrate(*HOPPER, "--prior", "dmc", "--quiet", out=out))
     assert f"the logs of finished unit {unit} are incomplete: {needle}" in line, line
     assert f"remove {out / 'units' / unit}.json to train it again" in line
+
+
+def test_a_rerun_with_another_n_boot_plans_the_same_stage_2(tmp_path, monkeypatch):
+    """B~ is fitted once per out-dir (OUT/batch_law.json): rerunning the Hopper calibration with
+    --n-boot 10 refitted B~ from other seed resamples, planned stage-2 populations at other
+    batch sizes and started training them on the CPU for hours."""
+    pytest.importorskip("gymnasium")
+    out = _hopper_out_dir(tmp_path)
+
+    def trained(*a, **kw):
+        raise AssertionError("a unit was about to train")
+
+    monkeypatch.setattr("calibration.runner.run_unit", trained)
+    res = _calibrate(*HOPPER, "--prior", "dmc", "--fit-out", str(tmp_path / "a.json"), out=out)
+    assert res.exit_code == 0, res.output
+    assert "B~ fitted on 5 configs" in res.output and (out / "batch_law.json").is_file()
+    res = _calibrate(*HOPPER, "--prior", "dmc", "--n-boot", "10", "--fit-out",
+                     str(tmp_path / "b.json"), out=out)
+    assert res.exit_code == 0, res.output
+    assert "B~ as fitted when stage 1 finished" in res.output
+    a, b = (json.loads((tmp_path / f).read_text())["batch_size"] for f in ("a.json", "b.json"))
+    assert a == b
+    (out / "batch_law.json").write_text('{"coefficients": [1, 2]}')
+    line = _one_line_exit_2(_calibrate(*HOPPER, "--prior", "dmc", "--quiet", out=out))
+    assert "batch_law.json is not a B~ this calibration wrote; remove it to fit B~ again" in line
