@@ -41,6 +41,22 @@ def _scalar_or_array(arr: np.ndarray) -> float | np.ndarray:
     return float(arr) if arr.ndim == 0 else arr
 
 
+def round_toward(x: float, toward: str, digits: int = 6) -> str:
+    """`x` to `digits` significant digits, rounded `toward` "down" or "up", as printed: a
+    bound, a target or a budget typed back in as printed stays on the right side of `x`."""
+    from decimal import Decimal
+
+    s = f"{x:.{digits}g}"
+    for _ in range(3):
+        v = float(s)
+        if not math.isfinite(x) or (v <= x if toward == "down" else v >= x):
+            return s
+        d = Decimal(s)
+        step = Decimal(1).scaleb(d.adjusted() - digits + 1)
+        s = f"{float(d - step if toward == 'down' else d + step):.{digits}g}"
+    return s
+
+
 class Fit:
     """A fitted domain. Units: utd in updates per env step, params in critic parameters,
     data in env steps, compute in FLOPs, target in return."""
@@ -101,9 +117,12 @@ class Fit:
         # A hair of slack so that printed targets (e.g. 779.99999) round-trip.
         tol = 1e-9 * max(1.0, abs(hi))
         if not lo - tol <= target <= hi + tol:
+            # The bounds rounded inward, so that either one typed back as printed is taken
+            # (96.7982 for 96.79825 was refused).
             raise TargetError(
                 f"target {target:g} is outside the fitted range of {self.id}: "
-                f"choose a return between {lo:g} and {hi:g}"
+                f"choose a return between {round_toward(lo, 'up')} and "
+                f"{round_toward(hi, 'down')}"
             )
         return float(min(max(target, lo), hi))
 

@@ -10,7 +10,6 @@ if none does, it says by how much the closest one exceeds the budget.
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from typing import Annotated, Callable, Literal, NamedTuple
 
 import numpy as np
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, mode
 
 from advisor import optimize
 from advisor.errors import BudgetError, InfeasibleBudgetError, one_line
-from advisor.fit import Fit, round_batch_size
+from advisor.fit import Fit, round_batch_size, round_toward
 from advisor.fitfile import CHECKS_FAILED_NOTE
 from advisor.registry import load_fit
 
@@ -314,15 +313,7 @@ def _hint(best: float | None, lowest: str) -> str:
 def _g4(x: float, toward: str) -> str:
     """`x` to 4 significant digits, rounded `toward` "down" or "up": a hinted target (down) is
     always reachable and a needed budget (up) always enough when typed back in as printed."""
-    s = f"{x:.4g}"
-    for _ in range(3):
-        v = float(s)
-        if not math.isfinite(x) or (v <= x if toward == "down" else v >= x):
-            return s
-        d = Decimal(s)
-        step = Decimal(1).scaleb(d.adjusted() - 3)
-        s = f"{float(d - step if toward == 'down' else d + step):.4g}"
-    return s
+    return round_toward(x, toward, 4)
 
 
 # --- rounding ------------------------------------------------------------------------------
