@@ -466,8 +466,10 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir):
     for value, budget in zip(values, budgets_):
         try:
             r = _recommend(budget, fit=fit)
-        except AdvisorError as exc:
-            rows.append({budget_kind: value, "error": str(exc)})
+        except AdvisorError as exc:  # export takes no target: no hint to pass one
+            from advisor.recommend import TARGET_HINT
+
+            rows.append({budget_kind: value, "error": str(exc).replace(TARGET_HINT, "")})
             continue
         rows.append({budget_kind: value, **_export_entry(r, fit)})
     if fmt == "json":

@@ -306,8 +306,11 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
 def _hint(best: float | None, lowest: str) -> str:
     if best is None:
         return f"; {lowest}"
-    return (f"; the highest target this budget reaches is {_g4(best, 'down')} "
-            "(use --target/target=)")
+    return f"; the highest target this budget reaches is {_g4(best, 'down')}{TARGET_HINT}"
+
+
+#: How to ask for that target (left out where there is no way to, as in `advisor export`).
+TARGET_HINT = " (use --target/target=)"
 
 
 def _g4(x: float, toward: str) -> str:

@@ -238,10 +238,11 @@ def member_tables(fits, data_dirs) -> list:
         path = next((Path(d) / archive_name for d in data_dirs
                      if (Path(d) / archive_name).is_file()), None)
         if path is None or _sha256(path) != sha:
-            where = ", ".join(str(d) for d in data_dirs) or "no folder"
+            where = (f"is not in {', '.join(str(d) for d in data_dirs)}" if data_dirs
+                     else "was looked for in no folder")
             raise PriorError(
                 f"no stored calibration for this prior, and the run archive of {f.id} "
-                f"({archive_name}, sha256 {sha[:12]}...) is not in {where}: set "
+                f"({archive_name}, sha256 {sha[:12]}...) {where}: set "
                 "ADVISOR_DATA_DIR to the folder that holds it, or name a family (e.g. --prior "
                 "dmc)")
         runs = read_runs(path, env=env)

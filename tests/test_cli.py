@@ -38,6 +38,17 @@ def test_recommend_args_are_cleanrl_flags():
     assert "note: CleanRL's sac_continuous_action.py" in res.stderr
 
 
+def test_the_cleanrl_note_prints_the_critic_share_as_a_plain_percentage():
+    """It printed '2.8e+02% of the fit's' for the Hopper fit's smallest critic."""
+    from advisor.integrations.cleanrl import _percent
+
+    assert [_percent(x) for x in (2.83, 0.45, 0.0052, 31.2)] == ["283%", "45%", "0.52%",
+                                                                 "3,120%"]
+    res = CliRunner().invoke(main, ["recommend", "--fit", "bro-torch/Hopper-v5", "--data", "1e4",
+                                    "--format", "args"])
+    assert res.exit_code == 0 and "e+" not in res.output.split("params at input")[1]
+
+
 def test_recommend_yaml_holds_the_recommendation():
     res = run("recommend", "--total", "1e18", "--format", "yaml")
     assert res.exit_code == 0

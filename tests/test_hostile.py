@@ -312,6 +312,15 @@ def test_export_yaml_never_repeats_a_key(budgets):
     assert len(keys) == len(set(keys)) == len(budgets)
 
 
+def test_export_errors_do_not_hint_at_a_target_option_it_lacks():
+    res = CliRunner().invoke(main, ["export", "bro-torch/Hopper-v5", "--kind", "data",
+                                    "--budgets", "5e3", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.output)["budgets"]
+    assert "the highest target this budget reaches is" in row["error"]
+    assert "--target" not in row["error"]
+
+
 def test_export_of_an_unknown_fit_exits_2():
     assert "unknown fit" in _one_line_exit_2(CliRunner().invoke(main, ["export", "nope/x"]))
 

@@ -64,8 +64,13 @@ def cleanrl_note(rec: Recommendation, *, fit: Fit | str | None = None) -> str:
     try:
         m = critic_match(rec, "cleanrl", fit=fit)
         critic += (f": {m.params_client:,} params at input {m.input_dim}, "
-                   f"{100 * m.share:.2g}% of the fit's")
+                   f"{_percent(m.share)} of the fit's")
     except AdvisorError:  # a fit that is not a BroNet, or not at hand: the words suffice
         pass
     return (f"CleanRL's sac_continuous_action.py: {utd}; {critic}; edit the script to follow "
             "them")
+
+
+def _percent(share: float) -> str:
+    """283% (it printed 2.8e+02%), 45%, 0.52%."""
+    return f"{100 * share:,.0f}%" if 100 * share >= 10 else f"{100 * share:.2g}%"
