@@ -32,6 +32,9 @@ class ShipError(AdvisorError):
     pass
 
 
+SHIPPED = "shipped with its timings: "
+
+
 def timing_notes(out_dir: Path) -> list[str]:
     """A line per stage, with times, from the unit manifests under `out_dir`/units."""
     records: dict[int, list[dict]] = {}
@@ -41,15 +44,23 @@ def timing_notes(out_dir: Path) -> list[str]:
     if sorted(records) != [1, 2]:
         raise ShipError(f"{out_dir}/units holds stages {sorted(records)}, not both 1 and 2: "
                         "not a finished calibration")
-    return [f"shipped with its timings: {stage_summary(f'stage {s}', records[s])}"
-            for s in (1, 2)]
+    return [f"{SHIPPED}{stage_summary(f'stage {s}', records[s])}" for s in (1, 2)]
 
 
 def ship(fit_path: Path, out_dir: Path, output: Path, notes: list[str] = ()) -> list[str]:
     """Write the shipped copy, with `notes` (what the out-dir cannot say, e.g. why a prior)
     added to its provenance; returns the fit's check lines. ShipError if it fails one."""
     fit = advisor.load_fit(str(fit_path)).model
-    grid = load_grid_dict(read_spec(out_dir / "grid.json")["grid"])
+    spec = read_spec(out_dir / "grid.json")
+    grid = load_grid_dict(spec["grid"])
+    if not fit.provenance.command.startswith("advisor calibrate ") or not any(
+            n.startswith(f"grid {grid.name} ({spec.get('digest')})") for n in fit.provenance.notes):
+        raise ShipError(f"{fit_path} was not made by advisor calibrate from {out_dir} (its "
+                        f"grid {grid.name}, digest {spec.get('digest')}): its timings would not "
+                        "be its own")
+    if any(n.startswith(SHIPPED) for n in fit.provenance.notes):
+        raise ShipError(f"{fit_path} is already shipped (its notes hold the timings); ship the "
+                        "fit advisor calibrate wrote")
     checks = fit_checks(fit, batch_sizes=list(grid.batch_sizes))
     failed = [str(c) for c in checks if not c.ok]
     if failed:

@@ -64,8 +64,12 @@ def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None) -> list[Check
     bad = [f"{key} ({count} of {n_laws} targets)" for key, count in at.items()]
     alphas = sorted({round(law.alpha, 3) for law in fit.data_to_target.laws})
     betas = sorted({round(law.beta, 3) for law in fit.data_to_target.laws})
+    prior = fit.provenance.prior
+    held = (f" (held at the {prior.family + ' family' if prior.family else 'prior'}'s "
+            "medians: a few-shot fit does not fit them)" if prior is not None else "")
     out.append(Check("exponents", not bad, "; ".join(bad) if bad else
-                     f"alpha {_span(alphas)}, beta {_span(betas)}, inside ({lo:g}, {hi:g})"))
+                     f"alpha {_span(alphas)}, beta {_span(betas)}, inside ({lo:g}, {hi:g})"
+                     + held))
 
     bs = fit.batch_size
     if bs.kind == "law" and bs.source == "fitted":

@@ -703,6 +703,14 @@ def test_ship_fit_adds_the_timings_and_refuses_a_fit_that_fails_its_checks(smoke
         "why a prior", "where the stages ran"]
     assert ship_fit.main([str(out / name), "--out-dir", str(out), "-o",
                           str(tmp_path / "empty.json"), "--note", " "]) == 2
+    # Only a fit calibrate made from this out-dir, and only once (a shipped copy shipped again
+    # doubled its notes; a published fit took the out-dir's timings).
+    from advisor.registry import fit_path
+
+    for other in (noted, fit_path("bro/walker-run")):
+        assert ship_fit.main([str(other), "--out-dir", str(out), "-o",
+                              str(tmp_path / "again.json")]) == 2
+    assert not (tmp_path / "again.json").exists()
 
     monkeypatch.setattr(ship_fit, "fit_checks",
                         lambda fit, batch_sizes: [Check("exponents", False, "at a bound")])
