@@ -404,9 +404,17 @@ def render_report(ctx: Context) -> str:
                f"{r.predicted_compute:.3g} FLOPs"
                + ("" if r.within_budget else " (over budget: see the warnings)") + ".</p>"
                + "".join(f"<p class='note'>{html.escape(w)}</p>" for w in r.warnings))
+    pr = m.provenance.prior
+    prior = ("" if pr is None else
+             f"<br>prior: {html.escape((pr.family + ': ') if pr.family else '')}"
+             f"{html.escape(', '.join(p.id for p in pr.fits))}")
+    # What the fit says of itself (what it is good for, why a prior, timings), as `show` does.
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in m.provenance.notes)
     meta = (f"<p>{html.escape(m.provenance.source)}<br>method: {html.escape(m.provenance.method)}"
-            f"<br>mean relative error of D_J: in-sample {100 * g.in_sample:.1f}%, leave one "
-            f"config out {100 * g.leave_one_config_out:.1f}% ({g.n_configs} configs).</p>")
+            f"{prior}<br>mean relative error of D_J: in-sample {100 * g.in_sample:.1f}%, leave "
+            f"one config out {100 * g.leave_one_config_out:.1f}% ({g.n_configs} configs).</p>"
+            + (f"<details><summary>notes ({len(m.provenance.notes)})</summary><ul>{notes}</ul>"
+               "</details>" if notes else ""))
     style = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;"
              "color:#222}img{max-width:100%;height:auto;border:1px solid #ddd}"
              "h2{font-size:1.1em;margin-top:2em}.note{color:#a33}")

@@ -58,6 +58,16 @@ def test_report_is_one_offline_html_with_every_image(simba_ctx, tmp_path):
     assert "Recommended" in text
 
 
+def test_the_report_of_a_few_shot_fit_names_its_prior_and_its_notes(tmp_path):
+    """bro-torch/Hopper-v5's page said neither that its exponents are the dmc family's nor
+    what the fit is good for."""
+    ctx = report.load_context("bro-torch/Hopper-v5")
+    text = report.render_report(ctx)
+    assert "prior: dmc: bro/acrobot-swingup" in text
+    assert "<summary>notes (" in text and "few-shot on purpose" in text
+    assert "short runs, low thresholds" in text
+
+
 def test_cli_report_and_plot(data_dir, tmp_path):
     runner = CliRunner()
     res = runner.invoke(main, ["plot", "frontier", "bro/h1-crawl-v0", "--compute", "1e17", "-o",
