@@ -59,8 +59,8 @@ def prepare_out_dir(out_dir: Path, grid: Grid, env_id: str) -> None:
             and any((out_dir / sub).iterdir())]
     if left:  # whose grid they belong to is not known: never take them for this one's
         raise GridError(f"{out_dir} holds {' and '.join(left)} but no grid.json, so which "
-                        "calibration wrote them is unknown; use a new --out-dir (or remove "
-                        f"{' and '.join(str(out_dir / x) for x in left)})")
+                        "calibration wrote them is unknown; put back the grid.json it had, or "
+                        "use a new --out-dir")
     _atomic_write(path, json.dumps(spec, indent=1))
 
 
