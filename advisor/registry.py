@@ -130,7 +130,9 @@ def _resolve(id_or_path) -> tuple[Path, str | None]:
         return Path(key), None
     # typos score above 0.8; the shared 'bro/' prefix alone lifts a wrong id to ~0.6
     close = difflib.get_close_matches(key, list(cat), n=1, cutoff=0.75)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    if not close and "/" not in key:  # an env without its algorithm: 'Hopper-v5'
+        close = sorted(i for i in cat if i.split("/", 1)[-1].lower() == key.lower())
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownFitError(
         f"unknown fit {key[:200]!r}{hint} (`advisor fits` lists the {len(cat)} available ids, "
         "or pass a path to a fit file)")

@@ -143,3 +143,14 @@ def test_a_far_off_fit_id_gets_no_suggestion():
     assert "did you mean" not in str(info.value)
     with pytest.raises(UnknownFitError, match="did you mean 'bro/dog-run'"):
         _resolve("bro/dog-rn")
+
+
+def test_an_env_without_its_algorithm_is_pointed_to_its_fits():
+    from advisor.errors import UnknownFitError
+    from advisor.registry import _resolve
+
+    with pytest.raises(UnknownFitError, match="did you mean 'bro-torch/Hopper-v5'"):
+        _resolve("Hopper-v5")
+    with pytest.raises(UnknownFitError, match="did you mean 'bro/h1-stand-v0' or "
+                                              "'simbav2/h1-stand-v0'"):
+        _resolve("H1-Stand-v0")
