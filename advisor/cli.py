@@ -360,7 +360,8 @@ def show(fit_id):
     lines += [
         f"domain:       utd {m.domain.utd.low:g}-{m.domain.utd.high:g}, params "
         f"{m.domain.params.low:.3g}-{m.domain.params.high:.3g}, target "
-        f"{m.domain.target.low:g}-{m.domain.target.high:g}",
+        f"{m.domain.target.low:g}-{m.domain.target.high:g}"
+        + (f", runs up to {m.domain.horizon:.4g} env steps" if m.domain.horizon else ""),
         f"compute:      C = {m.compute.flops_per_param_sample:g} * "
         f"{m.compute.reference_batch_size:g}"
         f" * utd * params * data FLOPs; delta = {m.delta:.3g} FLOPs/env step",

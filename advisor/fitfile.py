@@ -125,6 +125,9 @@ class Domain(_Strict):
     utd: PositiveRange
     params: PositiveRange
     target: Range
+    # Env steps of the longest run the laws were fitted on: a prediction of more data than that
+    # lies beyond every measured crossing (extrapolated). Optional: fit files written before it.
+    horizon: Annotated[float, Field(gt=0, le=1e15, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _plausible(self) -> Domain:

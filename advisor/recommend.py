@@ -480,6 +480,10 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
     if not params_in:
         warnings.append(f"params {params_r:.3g} is outside the fitted range "
                         f"{dom.params.low:.3g}-{dom.params.high:.3g}: extrapolated")
+    beyond = dom.horizon is not None and data_r > dom.horizon * (1 + 1e-9)
+    if beyond:
+        warnings.append(f"the predicted data {data_r:.4g} env steps is beyond the longest run "
+                        f"the fit saw ({dom.horizon:.4g} steps): extrapolated")
     utd_edge, params_edge = box.on_edge(point.utd, point.params)
     if utd_edge:
         warnings.append(f"the budget pulls utd to the edge of the trusted range "
@@ -543,4 +547,4 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         batch_size=float(f.batch_size(point.utd, point.params)), target=target,
                         data=point.data, compute=point.compute,
                         total=point.compute + delta * point.data),
-        extrapolated=not (utd_in and params_in), warnings=warnings)
+        extrapolated=not (utd_in and params_in) or beyond, warnings=warnings)

@@ -353,7 +353,8 @@ def make_fit_file(
                 utd=PositiveRange(low=float(table.utd.min()), high=float(table.utd.max())),
                 params=PositiveRange(low=float(table.params.min()),
                                      high=float(table.params.max())),
-                target=Range(low=float(targets[0]), high=float(targets[-1]))),
+                target=Range(low=float(targets[0]), high=float(targets[-1])),
+                horizon=float(np.max(table.horizon)) if np.max(table.horizon) > 0 else None),
             data_to_target=DataToTarget(laws=[
                 DataLaw(target=float(t), d_min=float(c[0]), a=float(c[1]), alpha=float(c[2]),
                         b=float(c[3]), beta=float(c[4])) for t, c in zip(targets, laws.coef)]),

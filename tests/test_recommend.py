@@ -366,3 +366,21 @@ def test_a_rounded_config_within_budget_is_found_beyond_the_nearest_neighbours(f
     assert rec.within_budget, rec.warnings
     assert rec.predicted_compute <= kw["compute"] * 1.001
     assert rec.predicted_data <= kw["data"] * 1.001
+
+
+def test_more_data_than_the_longest_fitted_run_is_extrapolated():
+    """bro-torch/Hopper-v5's runs end at 10,000 steps: a recommendation predicting 10,667 said
+    `extrapolated: False`, though no run measured a crossing that late."""
+    fit = advisor.load_fit("bro-torch/Hopper-v5")
+    assert fit.model.domain.horizon == 10_000
+    rec = advisor.recommend(advisor.Budget(compute=1.5e12), fit=fit)
+    assert rec.predicted_data > 10_000 and rec.extrapolated
+    assert any("beyond the longest run the fit saw (1e+04 steps)" in w for w in rec.warnings)
+    inside = advisor.recommend(advisor.Budget(data=9_000), fit=fit)
+    assert inside.predicted_data <= 10_000
+    assert not any("beyond the longest run" in w for w in inside.warnings)
+    # A fit file written before the field (no horizon) loads and says nothing of it.
+    old = fit.model.model_copy(update={"domain": fit.model.domain.model_copy(
+        update={"horizon": None})})
+    rec = advisor.recommend(advisor.Budget(compute=1.5e12), fit=advisor.Fit(old))
+    assert not any("beyond the longest run" in w for w in rec.warnings)
