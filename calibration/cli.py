@@ -189,14 +189,18 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
                    "rounding): 'update' (the default of a bare --compile) each population's "
                    "whole update, about a minute of compiling per population shape; 'regions' "
                    "the LayerNorm regions and AdamW steps only, seconds. Their GPU speed at "
-                   "preset sizes is not yet measured (README, Throughput).")
+                   "preset sizes is not yet measured (README, Throughput). With none, a GPU "
+                   "still compiles the AdamW step alone (measured 1.3-2x the update).")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False),
               help="Where runs, done markers and the grid go; rerun to resume.")
 @click.option("--fit-out", type=click.Path(dir_okay=False),
               help="Fit file to write (default: OUT_DIR/ALGORITHM-ENV.json).")
 @click.option("--delta", type=float, default=1e10, show_default=True, callback=_positive_finite,
               help="FLOPs charged per env step in the fit file.")
-@click.option("--n-boot", type=click.IntRange(0, 10_000), default=100, show_default=True)
+@click.option("--n-boot", type=click.IntRange(0, 10_000), default=100, show_default=True,
+              help="Bootstrap resamples of seeds: D_J's coefficient spread (report bands) and, "
+                   "on the first run, B~'s best batch per config (B~ is then kept in "
+                   "OUT_DIR/batch_law.json, so stage 2's plan never changes).")
 @click.option("--created", callback=_iso_date,
               help="Creation date to record, YYYY-MM-DD (default: today).")
 @click.option("--prior", multiple=True, metavar="FIT_OR_FAMILY",
@@ -217,7 +221,8 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     device, memory, output paths) is checked before the first population trains. Every
     finished population is saved atomically under --out-dir, which is locked while the command
     runs, and an unfinished one keeps a checkpoint every 2 minutes of training: run the same
-    command again to resume after a crash. The fit file records the command
+    command again to resume after a crash. On a finished out-dir nothing trains: add --prior
+    (or another --fit-out) to refit its runs in seconds. The fit file records the command
     that reproduces it (with --created filled in). The fit is then checked (exponents not at a
     bound, B~ near the batch sizes run, better than a log-linear baseline): a failed check is
     printed (even with --quiet), recorded in the file, and repeated by `advisor recommend`.
