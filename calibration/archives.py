@@ -128,17 +128,57 @@ def _members(path: Path):
         return
     if not path.is_file():  # a FIFO would block the read, a device never end it
         raise ArchiveError(f"run archive {path} is not a regular file (a FIFO, socket or "
-                           "device); give a zip archive or a folder of runs")
+                           "device); give a zip or tar archive or a folder of runs")
     try:
         zf = zipfile.ZipFile(path) if zipfile.is_zipfile(path) else None
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise ArchiveError(f"{path} is not a readable zip archive: {exc}") from None
     if zf is None:
-        raise ArchiveError(f"{path} is neither a folder nor a zip archive of runs")
+        yield from _tar_members(path)
+        return
     with zf:
         for info in sorted(zf.infolist(), key=lambda i: i.filename):
             if info.filename.endswith(".npy") and not info.is_dir():
                 yield info.filename, (lambda info=info: _read_member(zf, info, path))
+
+
+def _tar_members(path: Path):
+    """(name, loader) for every regular .npy file in a tar archive (gzip, bz2 or xz too), such
+    as a calibration out-dir packed up; anything else is ArchiveError. Links, devices and
+    folders inside are skipped, and a member larger than a run file may be is refused unread."""
+    import tarfile
+
+    try:
+        tf = tarfile.open(path) if tarfile.is_tarfile(path) else None
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        raise ArchiveError(f"{path} is not a readable tar archive: {_one_line(exc)}") from None
+    if tf is None:
+        raise ArchiveError(f"{path} is neither a folder nor a zip or tar archive of runs")
+    with tf:
+        try:
+            # In the archive's order: a compressed stream read backwards starts over
+            # (read_runs sorts what it returns).
+            infos = [i for i in tf.getmembers() if i.isfile() and i.name.endswith(".npy")]
+        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+            raise ArchiveError(f"{path} is not a readable tar archive: {_one_line(exc)}") \
+                from None
+        for info in infos:
+            yield info.name, (lambda info=info: _read_tar_member(tf, info, path))
+
+
+def _read_tar_member(tf, info, archive: Path) -> bytes:
+    import tarfile
+
+    if info.size > MAX_MEMBER_BYTES:
+        raise ArchiveError(f"{info.name} in {archive} is {info.size / 2**20:.0f} MiB, more than "
+                           f"the {MAX_MEMBER_BYTES / 2**20:g} MiB a run file may be")
+    try:
+        fh = tf.extractfile(info)
+        data = fh.read(MAX_MEMBER_BYTES + 1) if fh is not None else b""
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        raise ArchiveError(f"{info.name} in {archive} cannot be read (corrupt tar member: "
+                           f"{_one_line(exc)})") from None
+    return data
 
 
 def _read_file(p: Path) -> bytes:

@@ -327,7 +327,8 @@ def _report_module():
 @click.command()
 @click.argument("fit_id")
 @click.option("--runs", type=click.Path(exists=True),
-              help="Run archive or folder (published layout) to plot the fit against.")
+              help="Runs to plot the fit against: a zip or tar archive (.tgz too) or a "
+                   "folder, in the published layout or an advisor calibrate out-dir's.")
 @click.option("-o", "--output", default="report.html", show_default=True,
               type=click.Path(dir_okay=False))
 @_budget_options
@@ -351,7 +352,8 @@ def report(fit_id, runs, output, compute, data, total):
 @click.command()
 @click.argument("kind", type=click.Choice(["data", "parity", "frontier", "batch", "td"]))
 @click.argument("fit_id")
-@click.option("--runs", type=click.Path(exists=True), help="Run archive or folder.")
+@click.option("--runs", type=click.Path(exists=True),
+              help="Runs: a zip or tar archive (.tgz too) or a folder.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="PNG, SVG or PDF to create.")
 @_budget_options

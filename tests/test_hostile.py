@@ -137,6 +137,33 @@ def test_a_zip_that_is_not_one_and_a_folder_member_that_is_not_a_file(tmp_path):
         read_runs(folder, env=ENV)
 
 
+def test_a_tar_archive_of_runs_reads_as_its_folder_does(tmp_path, monkeypatch):
+    """`--runs calib.tgz` (a packed out-dir, as runs/bro-torch-Hopper-v5-minutes.tgz) was
+    refused as 'neither a folder nor a zip'; links in it are skipped, an oversized member is
+    refused unread, a file that is no archive at all is named."""
+    import tarfile
+
+    import calibration.archives as archives
+
+    folder = _folder(tmp_path / "f", _members())
+    packed = tmp_path / "runs.tgz"
+    with tarfile.open(packed, "w:gz") as tar:
+        tar.add(folder, arcname="out/runs")
+        link = tarfile.TarInfo("out/runs/evil.npy")
+        link.type, link.linkname = tarfile.SYMTYPE, "/dev/zero"
+        tar.addfile(link)
+    from_tar, from_folder = read_runs(packed, env=ENV), read_runs(folder, env=ENV)
+    assert [r.key for r in from_tar] == [r.key for r in from_folder] and from_tar
+    for a, b in zip(from_tar, from_folder):
+        np.testing.assert_array_equal(a.values["return"], b.values["return"])
+    monkeypatch.setattr(archives, "MAX_MEMBER_BYTES", 10)
+    with pytest.raises(ArchiveError, match="more than the .* MiB a run file may be"):
+        read_runs(packed, env=ENV)
+    (tmp_path / "notes.txt").write_text("not runs")
+    with pytest.raises(ArchiveError, match="neither a folder nor a zip or tar archive of runs"):
+        read_runs(tmp_path / "notes.txt")
+
+
 def test_the_zip_is_closed_after_reading_and_after_an_error(tmp_path, monkeypatch):
     opened = []
 
