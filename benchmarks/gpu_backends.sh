@@ -4,7 +4,9 @@
 # stream per population; loky = a process per population (without MPS the GPU takes them in
 # turns); loky+mps = the same under a CUDA MPS daemon (benchmarks/mps.sh). Append ":update"
 # (or ":compile") to an entry to torch.compile each whole update, ":regions" to compile only
-# the LayerNorm regions and AdamW steps. LIMIT (90) seconds each. Raw output in $OUT.
+# the LayerNorm regions and AdamW steps, ":nospans" to update every member in every round,
+# masked (no spans of members: the comparison for TrainConfig.spans); modes combine
+# ("loky+mps:regions:nospans"). LIMIT (90) seconds each. Raw output in $OUT.
 # Usage on the device machine, from the repository root: bash benchmarks/gpu_backends.sh
 set -uo pipefail
 OUT="${OUT:-/tmp}"
@@ -15,10 +17,15 @@ source "$(dirname "$0")/mps.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 for entry in ${BACKENDS:-threads loky loky+mps}; do
   name="${entry%%:*}"; flags=""
-  if [ "$entry" != "$name" ]; then
-    mode="${entry#*:}"; [ "$mode" = compile ] && mode=update
-    flags="--compile $mode"
-  fi
+  IFS=: read -r -a modes <<< "${entry#"$name"}"
+  for mode in "${modes[@]}"; do
+    case "$mode" in
+      "") ;;
+      nospans) flags="$flags --no-spans" ;;
+      compile) flags="$flags --compile update" ;;
+      *) flags="$flags --compile $mode" ;;
+    esac
+  done
   backend="${name%+mps}"; mps=""
   echo "== $entry [$STEPS steps, limit ${LIMIT:-90} s]" | tee -a "$OUT/backends.txt"
   if [ "$name" != "$backend" ]; then mps_start && mps=1 || continue; fi

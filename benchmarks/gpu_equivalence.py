@@ -8,6 +8,8 @@ initial values (the scale the difference should be small against).
   float64  fused (loss + AdamW kernels) vs reference (materialised loss, whole-
            buffer AdamW), 50 updates                                           <= 1e-9
   float32  fused update in a CUDA graph vs eager, 50 updates                   <= 1e-6
+  float64  rounds of updates on spans of members (utds 1, 2, 4, 4), each span in
+           its own CUDA graph, vs the whole population masked, eager, 40 updates  <= 1e-9
   float64  torch.compile'd update in a CUDA graph vs eager, 20 updates         <= 1e-9
   float64  compiled regions and AdamW steps (`--compile regions`) in a CUDA
            graph vs eager, 20 updates                                          <= 1e-9
@@ -127,6 +129,32 @@ def threads_check(population, dev, **kw) -> bool:
     return all(results)
 
 
+def spans_check(population, dev, m: int, b: int) -> bool:
+    """Rounds of updates on spans of members (utds 1, 2, 4, 4: the trainer's TrainConfig.spans),
+    each span a population of views with its CUDA graph, vs the whole population with the
+    other members masked out, eager; float64, 40 updates."""
+    utds = torch.tensor([1.0, 2.0, 4.0, 4.0][:m], device=dev)
+    with float64():
+        whole, parts = population(), population()
+        init64 = snapshot(whole)
+        graphs: dict[tuple[int, int], GraphedUpdate] = {}
+        for it, (batch, noise, _) in enumerate(inputs(m, b, 40, dev, seed=5)):
+            mask = utds > it % 4
+            whole.update(batch, noise, mask)
+            on = torch.nonzero(mask).flatten().tolist()
+            lo, hi = on[0], on[-1] + 1
+            args = (batch.members(lo, hi), noise.members(lo, hi), mask[lo:hi])
+            if (lo, hi) not in graphs:
+                part = parts if (lo, hi) == (0, m) else parts.span(lo, hi)
+                graphs[lo, hi] = GraphedUpdate(part, *args)
+            graphs[lo, hi](*args)
+    captured = all(g.graph is not None for g in graphs.values()) or dev.type != "cuda"
+    print(f"      spans {sorted(graphs)}, CUDA graphs captured: {captured}", flush=True)
+    return captured and report("float64: rounds on spans of members (own graphs) vs the whole "
+                               "population masked, eager, 40 updates", snapshot(parts),
+                               snapshot(whole), init64, 1e-9)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda")
@@ -180,6 +208,7 @@ def main() -> int:
     ok &= report("fused update in a CUDA graph vs eager, 50 updates", snapshot(graphed_pop),
                  snapshot(pop), init, 1e-6)
     ok &= captured or dev.type != "cuda"
+    ok &= spans_check(population, dev, m, b)
 
     if not args.skip_compile:
         with float64():

@@ -46,14 +46,20 @@ def main() -> None:
     ap.add_argument("--compile", nargs="?", const="update", default="none",
                     choices=["none", "regions", "update"],
                     help="torch.compile: regions (LayerNorm regions + AdamW) or update (whole)")
+    ap.add_argument("--no-spans", action="store_true",
+                    help="update every member in every round, masked (TrainConfig.spans off): "
+                         "the comparison for the spans of members")
     ap.add_argument("--algorithm", default="bro-torch", help="the fit id's first half (--all)")
     args = ap.parse_args()
     import torch
 
+    if args.all and args.no_spans:
+        ap.error("--no-spans compares stage 1 alone: leave out --all")
     name = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
     grid = preset(args.preset).with_overrides(steps=args.steps)
     jobs = args.n_jobs or _default_jobs(args.device)
-    print(f"backend {args.backend}; compile {args.compile}; device {name}; "
+    print(f"backend {args.backend}; compile {args.compile}; "
+          f"spans {'off' if args.no_spans else 'on'}; device {name}; "
           f"torch {torch.__version__}; python {platform.python_version()}; "
           f"env {args.env}; grid {grid.name}: steps {grid.steps}, random {grid.random_steps}, "
           f"seeds {len(grid.seeds)}, widths {grid.widths}, utds {grid.utds}, batch sizes "
@@ -90,7 +96,7 @@ def main() -> None:
     prepare_out_dir(out, grid, args.env)
     units = stage1_units(grid)
     records = run_units(args.env, grid, units, out, device=args.device, n_jobs=jobs,
-                        backend=args.backend, compile=args.compile)
+                        backend=args.backend, compile=args.compile, spans=not args.no_spans)
     wall = time.perf_counter() - t0
     total_updates = total_steps = 0
     for record in records:

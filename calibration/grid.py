@@ -257,7 +257,9 @@ def _units(stage: int, members: dict[tuple[int, int], set[float]], grid: Grid) -
     by_width: dict[int, list[tuple[float, int]]] = {}
     for (w, b), us in sorted(members.items()):
         by_width.setdefault(w, []).extend((u, b) for u in sorted(us))
-    return [_unit(stage, w, pairs, grid.seeds) for w, pairs in sorted(by_width.items())]
+    # Members by utd, then batch size: the members of each later round of updates (those with
+    # a higher utd) are then the last ones, one span (TrainConfig.spans).
+    return [_unit(stage, w, sorted(pairs), grid.seeds) for w, pairs in sorted(by_width.items())]
 
 
 def _unit(stage: int, width: int, pairs: list[tuple[float, int]], seeds: list[int]) -> Unit:

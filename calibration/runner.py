@@ -89,14 +89,21 @@ def unit_done(out_dir: Path, unit: Unit) -> dict | None:
 
 
 def _same_unit(recorded, unit: Unit) -> bool:
-    """Whether a done marker's unit is `unit` (markers written before units could pack batch
-    sizes have no batch_sizes: the same unit)."""
+    """Whether a done marker's unit is `unit`: the same members in any order (packed units
+    listed theirs by batch size before they listed them by utd; markers written before units
+    could pack batch sizes have no batch_sizes)."""
     if not isinstance(recorded, dict):
         return False
     try:
-        return Unit(**recorded) == unit
+        return _members(Unit(**recorded)) == _members(unit)
     except (TypeError, ValueError):
         return False
+
+
+def _members(unit: Unit) -> tuple:
+    sizes = unit.batch_sizes or [unit.batch_size] * len(unit.seeds)
+    return (unit.stage, unit.width, unit.batch_size,
+            sorted(zip(unit.utds, unit.seeds, sizes, strict=True)))
 
 
 def _manifest_ok(manifest) -> bool:
@@ -109,7 +116,7 @@ def _manifest_ok(manifest) -> bool:
 
 def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
              parent: int | None = None, compile: bool | str = "none",
-             env_threads: int = 1) -> dict:
+             env_threads: int = 1, spans: bool = True) -> dict:
     """Train one population and mark it done. Runs in a worker process (or a thread, backend
     "threads"); `parent`: the pid of the calibration, whose death ends this process (no orphan
     trains on, no marker is written); `env_threads` > 1 steps its envs in that many threads."""
@@ -126,12 +133,14 @@ def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
         with torch.cuda.device(torch.device(device)):
             with torch.cuda.stream(torch.cuda.Stream()):
                 return _train_unit(env_id, grid, unit, out_dir, device, parent, watch, compile,
-                                   env_threads)
-    return _train_unit(env_id, grid, unit, out_dir, device, parent, watch, compile, env_threads)
+                                   env_threads, spans)
+    return _train_unit(env_id, grid, unit, out_dir, device, parent, watch, compile, env_threads,
+                       spans)
 
 
 def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
-                parent: int | None, watch: bool, compile: bool | str, env_threads: int) -> dict:
+                parent: int | None, watch: bool, compile: bool | str, env_threads: int,
+                spans: bool = True) -> dict:
     from calibration.learner.trainer import TrainConfig, train_population
 
     cfg = TrainConfig(env_id=env_id, steps=grid.steps, utds=list(unit.utds),
@@ -141,7 +150,7 @@ def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
                       random_steps=grid.random_steps, eval_every=grid.eval_every,
                       eval_episodes=grid.eval_episodes, device=device, name=f"runs/{unit.id}",
                       vector_env="threads" if env_threads > 1 else "sync",
-                      env_threads=env_threads, compile=compile)
+                      env_threads=env_threads, compile=compile, spans=spans)
     out = Path(out_dir)
     _tracker_output_to(out / TRACKER_LOG)  # a worker's compile pools start their own
     manifest = train_population(cfg, out)
@@ -155,9 +164,10 @@ def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
 def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, device: str,
               backend: str = "loky", n_jobs: int | None = None, quiet: bool = False,
               echo: Callable[[str], None] | None = None,
-              compile: bool | str = "none") -> list[dict]:
+              compile: bool | str = "none", spans: bool = True) -> list[dict]:
     """Run the units not yet done; returns the records of all units. `compile`: what of each
-    population's update goes through torch.compile (TrainConfig.compile)."""
+    population's update goes through torch.compile (TrainConfig.compile); `spans`: False
+    updates every member in every round, masked (TrainConfig.spans; for benchmarks)."""
     if backend not in BACKENDS:
         raise GridError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -202,7 +212,7 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
                 parallels.append(Parallel(return_as=order))
                 results = parallels[0](
                     delayed(run_unit)(env_id, grid, u, str(out_dir), _unit_device(device, i),
-                                      parent, compile, threads)
+                                      parent, compile, threads, spans)
                     for i, u in enumerate(todo))
                 for record in results:
                     done[Unit(**record["unit"]).id] = record

@@ -541,6 +541,21 @@ def test_a_damaged_done_marker_is_refused_not_trained_over(tmp_path):
     old = {k: v for k, v in unit.model_dump(mode="json").items() if k != "batch_sizes"}
     marker.write_text(json.dumps({"unit": old, "manifest": manifest}))
     assert unit_done(tmp_path, unit) is not None
+    # a packed unit whose marker lists the same members in another order (by batch size, as
+    # before members were listed by utd) counts; one with a member of another utd does not
+    packed = Unit(stage=1, width=16, batch_size=64, utds=[1.0, 2.0, 1.0, 2.0],
+                  seeds=[0, 0, 0, 0], batch_sizes=[32, 32, 64, 64])
+    now = Unit(stage=1, width=16, batch_size=64, utds=[1.0, 1.0, 2.0, 2.0],
+               seeds=[0, 0, 0, 0], batch_sizes=[32, 64, 32, 64])
+    assert now.id == packed.id
+    marker = tmp_path / "units" / f"{now.id}.json"
+    marker.write_text(json.dumps({"unit": packed.model_dump(mode="json"), "manifest": manifest}))
+    assert unit_done(tmp_path, now) is not None
+    other = packed.model_dump(mode="json")
+    other["utds"] = [1.0, 2.0, 2.0, 2.0]
+    marker.write_text(json.dumps({"unit": other, "manifest": manifest}))
+    with pytest.raises(GridError, match="not the done marker"):
+        unit_done(tmp_path, now)
 
 
 def test_a_truncated_log_of_a_finished_unit_names_the_marker_to_remove(tmp_path):

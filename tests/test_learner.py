@@ -655,6 +655,54 @@ def test_async_and_threaded_envs_give_the_same_logs_as_sync_envs(tmp_path):
         TrainConfig("InvertedPendulum-v5", 10, [1], [0], env_threads=0)
 
 
+def test_a_span_of_members_updates_those_members_as_the_masked_population_does():
+    """Population.span(lo, hi): an update of the span changes members lo..hi-1 of the whole
+    population exactly as the whole population's update with the others masked out does,
+    moments and step counts included; the others keep every buffer bit for bit."""
+    whole = Population(SMALL, 3, [3, 5, 7], CPU, LRS, batch_sizes=[16, 8, 16])
+    spans = Population(SMALL, 3, [3, 5, 7], CPU, LRS, batch_sizes=[16, 8, 16])
+    for it, (batch, noise) in enumerate(_batches(3, 16, 6, 2, 12)):
+        lo, hi = [(0, 3), (1, 3), (2, 3), (1, 2)][it % 4]
+        mask = torch.zeros(3, dtype=torch.bool)
+        mask[lo:hi] = True
+        whole.update(batch, noise, mask)
+        before = spans.critic.clone()
+        part = spans.span(lo, hi)
+        assert part.critic.data_ptr() == spans.critic[lo].data_ptr()  # a view, not a copy
+        part.update(batch.members(lo, hi), noise.members(lo, hi), mask[lo:hi])
+        assert torch.equal(spans.critic[~mask], before[~mask])
+    _assert_same_population(spans, whole, rtol=0, atol=0)
+    for name in ("critic_opt", "actor_opt", "alpha_opt"):
+        for buf in ("m", "v", "t"):
+            assert torch.equal(getattr(getattr(spans, name), buf),
+                               getattr(getattr(whole, name), buf))
+    with pytest.raises(ValueError, match="need 0 <= lo < hi <= 3"):
+        spans.span(2, 2)
+
+
+def test_rounds_on_spans_of_members_give_the_logs_of_masked_rounds(tmp_path, monkeypatch):
+    """Members with utds 1, 2 and 0.5: the trainer's later rounds (and the half-utd member's
+    skipped ones) run on spans of members (TrainConfig.spans), and every log is what the
+    whole population with masks writes, bit for bit; the manifest counts the same updates."""
+    kw = dict(steps=120, utds=[0.5, 1, 2, 2], seeds=[0, 1, 2, 3], width=16, actor_width=16,
+              batch_size=16, quantiles=3, random_steps=40, eval_every=40, device="cpu",
+              vector_env="sync")
+    made = []
+    span = Population.span
+    monkeypatch.setattr(Population, "span",
+                        lambda self, lo, hi: made.append((lo, hi)) or span(self, lo, hi))
+    masked = train_population(TrainConfig("InvertedPendulum-v5", name="masked", spans=False,
+                                          **kw), tmp_path)
+    assert made == []
+    spans = train_population(TrainConfig("InvertedPendulum-v5", name="spans", **kw), tmp_path)
+    assert masked["member_updates"] == spans["member_updates"] == 80 * (0.5 + 1 + 2 + 2)
+    assert sorted(made) == [(1, 4), (2, 4)]  # one population (and graph) per span
+    a, b = _logs(tmp_path / "masked"), _logs(tmp_path / "spans")
+    assert a.keys() == b.keys() and len(a) == 9  # 3 utds x 3 metrics
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
 CKPT_KW = dict(steps=300, utds=[1, 2], seeds=[0, 1], width=16, actor_width=16, batch_size=16,
                quantiles=3, random_steps=50, eval_every=50, device="cpu", checkpoint_s=0,
                buffer_size=120)  # a ring buffer that has wrapped by the checkpoint

@@ -15,6 +15,7 @@ below is the readable definition the fused loss is tested against.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -98,6 +99,11 @@ class Batch:
         return Batch(*(t[i:i + 1, :batch_size] for t in (self.obs, self.action, self.reward,
                                                          self.next_obs, self.done)))
 
+    def members(self, lo: int, hi: int) -> Batch:
+        """Members lo..hi-1's transitions (views; Population.span)."""
+        return Batch(*(t[lo:hi] for t in (self.obs, self.action, self.reward, self.next_obs,
+                                          self.done)))
+
 
 @dataclass
 class Noise:
@@ -109,6 +115,10 @@ class Noise:
     def member(self, i: int, batch_size: int | None = None) -> Noise:
         """Member i's draws (its first `batch_size`) for a population of one."""
         return Noise(self.next_action[i:i + 1, :batch_size], self.action[i:i + 1, :batch_size])
+
+    def members(self, lo: int, hi: int) -> Noise:
+        """Members lo..hi-1's draws (views; Population.span)."""
+        return Noise(self.next_action[lo:hi], self.action[lo:hi])
 
 
 @dataclass
@@ -159,13 +169,7 @@ class Population:
         self.critic = torch.stack(critics).to(self.device)
         self.target = self.critic.clone()
         self.actor = torch.cat(actors).to(self.device)
-        self.critic_net = self.critic_layout.views(self.critic.view(2 * m, -1))
-        self.target_net = self.critic_layout.views(self.target.view(2 * m, -1))
-        self.actor_net = self.actor_layout.views(self.actor)
-        for p in (*nets.leaves(self.critic_net), *nets.leaves(self.actor_net)):
-            p.requires_grad_(True)  # leaf views: the optimisers write the buffers below them
         self.log_alpha = torch.full((m,), math.log(cfg.init_temperature), device=self.device)
-        self.log_alpha_leaf = self.log_alpha.view(m).requires_grad_(True)
         lr = (torch.full((m,), cfg.learning_rate) if self.learning_rates is None
               else torch.as_tensor(self.learning_rates))
         self.learning_rates = lr.to(self.device, self.critic.dtype)
@@ -180,7 +184,6 @@ class Population:
         self.actor_opt = AdamW(self.actor, self.learning_rates, cfg.weight_decay, impl=impl)
         self.alpha_opt = AdamW(self.log_alpha, self.learning_rates, 0.0,
                                impl="compiled" if impl == "compiled" else "ops")
-        self._loss = fused_quantile_huber_loss if self.fused else quantile_huber_loss
         self.sample_weight = None  # (M, B) where members' batch sizes differ
         if self.batch_sizes is not None:
             sizes = [int(b) for b in self.batch_sizes]
@@ -191,12 +194,45 @@ class Population:
                 for i, b in enumerate(sizes):
                     w[i, :b] = 1.0 / b
                 self.sample_weight = w.to(self.device)
+        self._wire()
+
+    def _wire(self) -> None:
+        """The layer views of the buffers, the loss and the update function."""
+        m = self.members
+        self.critic_net = self.critic_layout.views(self.critic.view(2 * m, -1))
+        self.target_net = self.critic_layout.views(self.target.view(2 * m, -1))
+        self.actor_net = self.actor_layout.views(self.actor)
+        for p in (*nets.leaves(self.critic_net), *nets.leaves(self.actor_net)):
+            p.requires_grad_(True)  # leaf views: the optimisers write the buffers below them
+        self.log_alpha_leaf = self.log_alpha.view(m).requires_grad_(True)
+        self._loss = fused_quantile_huber_loss if self.fused else quantile_huber_loss
         self._norm = COMPILED_NORM if self.regions and not self.compiled else nets.norm
         self.update_fn = self.update
         if self.compiled:
             self.update_fn = compile_update(self.update)
-        elif self.regions or impl == "compiled":
+        elif self.regions or self.critic_opt.impl == "compiled":
             self.update_fn = _first_call_locked(self.update)
+
+    def span(self, lo: int, hi: int) -> Population:
+        """Members lo..hi-1 as a population of their own whose every tensor (parameters,
+        target, moments, step counts, learning rates) is a view of this one's: its update
+        changes those members here, and costs what hi - lo members cost. A round of updates
+        that only some members take (those with a higher utd: trainer) runs on the span that
+        holds them instead of on all members with the rest masked out."""
+        if not 0 <= lo < hi <= self.members:
+            raise ValueError(f"need 0 <= lo < hi <= {self.members}, got {lo}, {hi}")
+        part = copy.copy(self)
+        part.members, part.seeds = hi - lo, self.seeds[lo:hi]
+        for name in ("critic", "target", "actor", "log_alpha", "learning_rates"):
+            setattr(part, name, getattr(self, name)[lo:hi])
+        for name in ("critic_opt", "actor_opt", "alpha_opt"):
+            setattr(part, name, getattr(self, name).span(lo, hi))
+        if self.sample_weight is not None:
+            part.sample_weight = self.sample_weight[lo:hi]
+        if self.batch_sizes is not None:
+            part.batch_sizes = self.batch_sizes[lo:hi]
+        part._wire()
+        return part
 
     # --- networks -----------------------------------------------------------------------
     def q_values(self, net: nets.BroNet, obs: torch.Tensor, action: torch.Tensor

@@ -22,6 +22,7 @@ Three implementations of the same step (`impl`):
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import torch
@@ -53,6 +54,14 @@ class AdamW:
         self.v = torch.zeros_like(self.params)
         self.t = torch.zeros(lr.shape, dtype=torch.float32, device=lr.device)  # steps per member
         self.lr_kernel = lr.to(torch.float32) if lr.device.type == "cuda" else lr
+
+    def span(self, lo: int, hi: int) -> AdamW:
+        """The optimiser of members lo..hi-1: its parameters, moments, step counts and learning
+        rates are views of this one's (Population.span)."""
+        part = copy.copy(self)
+        for name in ("params", "m", "v", "t", "lr", "lr_kernel"):
+            setattr(part, name, getattr(self, name)[lo:hi])
+        return part
 
     @torch.no_grad()
     def step(self, grad: torch.Tensor, mask: torch.Tensor) -> None:

@@ -35,6 +35,7 @@ from calibration.learner.optim import IMPLS
 from calibration.learner.replay import Replay
 
 COMPILE_MODES = ("none", "regions", "update")
+MAX_SPANS = 8  # CUDA graphs per population, one per span of members (TrainConfig.spans)
 VECTOR_ENVS = ("auto", "sync", "threads", "async")
 
 
@@ -69,6 +70,12 @@ class TrainConfig:
     compile: bool | str = "none"
     amp: bool = False  # bf16 autocast for the networks
     optimizer: str = "auto"  # AdamW implementation (Population.optimizer, optim.IMPLS)
+    # A round of updates that only some members take (members with a higher utd than others:
+    # with utds 1, 2, 4, the second round is for the last two thirds, the third and fourth for
+    # the last third) runs on the contiguous span of members that holds them (Population.span,
+    # its own CUDA graph), not on every member with the rest masked out: same arithmetic,
+    # fewer member-updates computed. Not with compile "update" (a compile per span).
+    spans: bool = True
     # How the members' envs step: sync (one after another in this process), threads (chunks of
     # them in env_threads threads: MuJoCo simulates without the GIL; same results as sync),
     # async (a worker process per member), auto (async on a GPU from 8 members, else sync).
@@ -418,7 +425,9 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     loss_sum = torch.zeros(m, device=device)
     loss_n = 0
     updates = 0
-    graphed = None
+    # CUDA graphs (or eager updates) by the span of members they update: (0, m) is everyone.
+    graphed: dict[tuple[int, int], GraphedUpdate] = {}
+    use_spans = cfg.spans and cfg.compile != "update"
     first = 1  # the first env step this attempt takes
     resumed: list[int] = []  # the steps earlier attempts had reached
     wall_before = 0.0  # training time of earlier attempts
@@ -551,9 +560,16 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
                 batch = replay.sample(sample_size, gen)
                 noise = Noise(torch.randn(batch.action.shape, device=device, generator=gen),
                               torch.randn(batch.action.shape, device=device, generator=gen))
-                if graphed is None:
-                    graphed = GraphedUpdate(pop, batch, noise, masks[u], cfg.cuda_graph)
-                loss = graphed(batch, noise, masks[u])["critic_loss"]
+                lo, hi = _span(masks_cpu[u]) if use_spans else (0, m)
+                if (lo, hi) not in graphed and len(graphed) >= MAX_SPANS:
+                    lo, hi = 0, m  # irregular masks (fractional utds, diverged members)
+                args = (batch.members(lo, hi), noise.members(lo, hi), masks[u][lo:hi])
+                if (lo, hi) not in graphed:
+                    part = pop if (lo, hi) == (0, m) else pop.span(lo, hi)
+                    graphed[lo, hi] = GraphedUpdate(part, *args, enabled=cfg.cuda_graph)
+                loss = graphed[lo, hi](*args)["critic_loss"]
+                if (lo, hi) != (0, m):
+                    loss = torch.nn.functional.pad(loss, (lo, m - hi))
                 bad = guard.record(loss)
                 loss_sum += torch.where(masks[u] & ~bad, loss, torch.zeros_like(loss))
                 loss_n += 1
@@ -595,6 +611,12 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     _atomic_save(out / cfg.name / "manifest.json", text=json.dumps(manifest, indent=1))
     checkpoint.clean(ckpt_path.parent)
     return manifest
+
+
+def _span(row: torch.Tensor) -> tuple[int, int]:
+    """The smallest contiguous span lo..hi-1 of members holding every true entry of `row`."""
+    on = torch.nonzero(row).flatten()
+    return int(on[0]), int(on[-1]) + 1
 
 
 def _unfit_checkpoint(arrays: dict, meta: dict, pop: Population, replays: dict,
