@@ -4,7 +4,7 @@ threshold (so benchmarks/gpu_check.sh fails). TF32 off, M = 4 members, width 256
 largest parameter difference, the threshold, and how far the parameters moved from their
 initial values (the scale the difference should be small against).
 
-  float32  population vs 4 single-member populations, 50 updates               <= 1e-4
+  float64  population vs 4 single-member populations, 50 updates               <= 1e-9
   float64  fused (loss + AdamW kernels) vs reference (materialised loss, whole-
            buffer AdamW), 50 updates                                           <= 1e-9
   float32  fused update in a CUDA graph vs eager, 50 updates                   <= 1e-6
@@ -148,9 +148,9 @@ def spans_check(population, dev, m: int, b: int) -> bool:
                 part = parts if (lo, hi) == (0, m) else parts.span(lo, hi)
                 graphs[lo, hi] = GraphedUpdate(part, *args)
             graphs[lo, hi](*args)
-    captured = all(g.graph is not None for g in graphs.values()) or dev.type != "cuda"
+    captured = all(g.graph is not None for g in graphs.values())
     print(f"      spans {sorted(graphs)}, CUDA graphs captured: {captured}", flush=True)
-    return captured and report("float64: rounds on spans of members (own graphs) vs the whole "
+    return (captured or dev.type != "cuda") and report("float64: rounds on spans of members (own graphs) vs the whole "
                                "population masked, eager, 40 updates", snapshot(parts),
                                snapshot(whole), init64, 1e-9)
 
@@ -176,17 +176,26 @@ def main() -> int:
         return Population(cfg, m, seeds, dev, **kw)
 
     ok = True
-    # 1. population vs single-member populations (fused eager)
-    pop, singles = population(), [Population(cfg, 1, [s], dev) for s in seeds]
+    # 1. population vs single-member populations (fused eager), float64: in float32 on an
+    # H100 the compiled AdamW step (the GPU default since session 9) rounds differently at
+    # M = 4 and M = 1, and Adam grew that to 1.85e-4 in 50 updates (7.3e-6 with the kernel
+    # per member), over the 1e-4 this check had in float32 (session 10)
+    with float64():
+        pop, singles = population(), [Population(cfg, 1, [s], dev) for s in seeds]
+        init64 = snapshot(pop)
+        for batch, noise, mask in inputs(m, b, 50, dev):
+            pop.update(batch, noise, mask)
+            for i, single in enumerate(singles):
+                if mask[i]:
+                    single.update(batch.member(i), noise.member(i),
+                                  torch.ones(1, dtype=torch.bool, device=dev))
+    joined = {k: torch.cat([getattr(s, k).detach() for s in singles]) for k in BUFFERS}
+    ok &= report("float64: population vs single members, 50 updates", snapshot(pop), joined,
+                 init64, 1e-9)
+    pop = population()  # the float32 eager reference of the graph check below
     init = snapshot(pop)
     for batch, noise, mask in inputs(m, b, 50, dev):
         pop.update(batch, noise, mask)
-        for i, single in enumerate(singles):
-            if mask[i]:
-                single.update(batch.member(i), noise.member(i),
-                              torch.ones(1, dtype=torch.bool, device=dev))
-    joined = {k: torch.cat([getattr(s, k).detach() for s in singles]) for k in BUFFERS}
-    ok &= report("population vs single members, 50 updates", snapshot(pop), joined, init, 1e-4)
 
     # 2. fused vs reference (float64)
     with float64():
