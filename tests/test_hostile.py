@@ -724,9 +724,9 @@ HOPPER = ("--env", "Hopper-v5", "--algorithm", "bro-torch", "--preset", "minutes
 
 
 @pytest.mark.parametrize("damage, needle", [
-    ("remove", "no return curve for utd 1, batch size 240"),
-    ("rows", "the return curve of utd 1, batch size 240 has 2 evaluations of 8 seeds, not 10 of 8"),
-    ("seeds", "the return curve of utd 1, batch size 240 has 10 evaluations of 4 seeds, not 10 "
+    ("remove", "no return curve for utd 1, batch size {b}"),
+    ("rows", "the return curve of utd 1, batch size {b} has 2 evaluations of 8 seeds, not 10 of 8"),
+    ("seeds", "the return curve of utd 1, batch size {b} has 10 evaluations of 4 seeds, not 10 "
               "of 8"),
 ])
 def test_a_finished_unit_with_missing_logs_is_refused_not_fitted(tmp_path, damage, needle):
@@ -734,9 +734,10 @@ def test_a_finished_unit_with_missing_logs_is_refused_not_fitted(tmp_path, damag
     of its 10 evaluations, or to 4 of its 8 seeds: fitted without a word before (8 configs)."""
     pytest.importorskip("gymnasium")
     out = _hopper_out_dir(tmp_path)
-    unit = "s2_w128_bs208-224-240_utd1-2-4"
-    curve = (out / "runs" / unit / "w128p164296" / "utd_1" / "Hopper-v5" / "return"
-             / "bs_240_lr_0.0003_sep_False.npy")
+    (unit_dir,) = (out / "runs").glob("s2_w128_*")  # its batch sizes are the fitted B~'s
+    unit = unit_dir.name
+    (curve,) = (unit_dir / "w128p164296" / "utd_1" / "Hopper-v5" / "return").glob("bs_*.npy")
+    needle = needle.format(b=curve.name.split("_")[1])
     if damage == "remove":
         curve.unlink()
     else:
@@ -754,6 +755,7 @@ def test_a_rerun_with_another_n_boot_plans_the_same_stage_2(tmp_path, monkeypatc
     batch sizes and started training them on the CPU for hours."""
     pytest.importorskip("gymnasium")
     out = _hopper_out_dir(tmp_path)
+    (out / "batch_law.json").unlink(missing_ok=True)  # as an out-dir from before B~ was kept
 
     def trained(*a, **kw):
         raise AssertionError("a unit was about to train")
