@@ -47,10 +47,15 @@ def main() -> None:
     ap.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared"
                                               / "data"))
     args = ap.parse_args()
+    if not (args.out_dir / "grid.json").is_file():
+        ap.error(f"{args.out_dir} is not an advisor calibrate out-dir (no grid.json)")
     spec = read_spec(args.out_dir / "grid.json")
     grid = load_grid_dict(spec["grid"])
     units = [Unit(**json.loads(f.read_text())["unit"])
              for f in sorted((args.out_dir / "units").glob("s2_*.json"))]
+    if not units:
+        ap.error(f"{args.out_dir} has no finished stage-2 populations (units/s2_*.json): "
+                 "finish the calibration first")
     runs = _read(args.out_dir, units, args.env, grid)
     table = data_table(runs, choose_targets(runs), n_boot=0, step_limit=grid.steps)
     free = fit_laws(table, DEFAULT_METHOD)

@@ -29,8 +29,10 @@ for entry in ${BACKENDS:-threads loky loky+mps}; do
   backend="${name%+mps}"; mps=""
   echo "== $entry [$STEPS steps, limit ${LIMIT:-90} s]" | tee -a "$OUT/backends.txt"
   if [ "$name" != "$backend" ]; then mps_start && mps=1 || continue; fi
+  run="/tmp/stage-${entry//[:+]/-}"
+  rm -rf "$run"  # an earlier run's populations would be reported as this one's
   timeout "${LIMIT:-90}" "$PY" benchmarks/minutes_stage.py --steps "$STEPS" --backend "$backend" \
-      $flags --out "/tmp/stage-${entry//[:+]/-}" 2>&1 | grep -v "^\[" | tee -a "$OUT/backends.txt"
+      $flags --out "$run" 2>&1 | grep -v "^\[" | tee -a "$OUT/backends.txt"
   echo "exit ${PIPESTATUS[0]}" | tee -a "$OUT/backends.txt"
   [ -n "$mps" ] && mps_stop
 done

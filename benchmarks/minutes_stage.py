@@ -59,7 +59,8 @@ def main() -> None:
     grid = preset(args.preset).with_overrides(steps=args.steps)
     jobs = args.n_jobs or _default_jobs(args.device)
     print(f"backend {args.backend}; compile {args.compile}; "
-          f"spans {'off' if args.no_spans else 'on'}; device {name}; "
+          f"spans {'off' if args.no_spans or args.compile == 'update' else 'on'}; "
+          f"device {name}; "
           f"torch {torch.__version__}; python {platform.python_version()}; "
           f"env {args.env}; grid {grid.name}: steps {grid.steps}, random {grid.random_steps}, "
           f"seeds {len(grid.seeds)}, widths {grid.widths}, utds {grid.utds}, batch sizes "
@@ -93,6 +94,9 @@ def main() -> None:
         print(f"sane fit (calibration.checks): {'met' if all(c.ok for c in checks) else 'NOT met'}",
               flush=True)
         return
+    if (out / "units").is_dir() and any((out / "units").iterdir()):
+        ap.error(f"{out} holds finished populations: their times would be reported as this "
+                 "run's; pass a new --out")
     prepare_out_dir(out, grid, args.env)
     units = stage1_units(grid)
     records = run_units(args.env, grid, units, out, device=args.device, n_jobs=jobs,

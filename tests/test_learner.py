@@ -703,6 +703,55 @@ def test_rounds_on_spans_of_members_give_the_logs_of_masked_rounds(tmp_path, mon
         np.testing.assert_array_equal(a[key], b[key])
 
 
+def test_irregular_masks_make_at_most_max_spans_spans(tmp_path, monkeypatch):
+    """Utds 0.5 to 6 on 9 members give more distinct spans than MAX_SPANS: rounds past the cap
+    run on the narrowest span made that holds their members, or on all; the logs are those of
+    the masked rounds still."""
+    from calibration.learner import trainer
+
+    made = []
+    graphed = trainer.GraphedUpdate
+    monkeypatch.setattr(trainer, "GraphedUpdate",
+                        lambda pop, *a, **kw: made.append(pop.members) or graphed(pop, *a, **kw))
+    monkeypatch.setattr(trainer, "MAX_SPANS", 3)
+    kw = dict(steps=60, utds=[0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6], seeds=list(range(9)),
+              width=8, actor_width=8, batch_size=8, quantiles=1, random_steps=40, eval_every=20,
+              device="cpu", vector_env="sync", checkpoint_s=None)
+    off = train_population(TrainConfig("InvertedPendulum-v5", name="off", spans=False, **kw),
+                           tmp_path)
+    assert made == [9]
+    made.clear()
+    on = train_population(TrainConfig("InvertedPendulum-v5", name="on", **kw), tmp_path)
+    assert len([n for n in made if n < 9]) == 3 and made.count(9) <= 1
+    assert off["member_updates"] == on["member_updates"]
+    a, b = _logs(tmp_path / "off"), _logs(tmp_path / "on")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+@pytest.mark.parametrize("every", [1, 100])
+def test_a_member_that_diverges_is_logged_alike_with_and_without_spans(tmp_path, every):
+    """A hostile round: member 0 (utd 1, learning rate 1e10) blows up; the second round of each
+    step is the span of members 1 and 2, which does not compute member 0's loss. Flags came
+    from masked members' losses without spans, so with checks after each round a log point
+    saw member 0 diverged without spans (NaN) and finite with them. Flags now come from the
+    members that took the round, and each check also reads which parameters are non-finite."""
+    kw = dict(steps=70, utds=[1, 2, 2], seeds=[0, 1, 2], learning_rates=[1e10, 3e-4, 3e-4],
+              width=16, actor_width=16, batch_size=16, quantiles=3, random_steps=50,
+              eval_every=1, divergence_check_every=every, device="cpu", vector_env="sync",
+              checkpoint_s=None)
+    off = train_population(TrainConfig("InvertedPendulum-v5", name="off", spans=False, **kw),
+                           tmp_path)
+    on = train_population(TrainConfig("InvertedPendulum-v5", name="on", **kw), tmp_path)
+    assert off["diverged"] == on["diverged"] == [True, False, False]
+    assert off["member_updates"] == on["member_updates"]
+    a, b = _logs(tmp_path / "off"), _logs(tmp_path / "on")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    ret = next(v for k, v in a.items() if "utd_1/" in str(k) and "return" in str(k))
+    assert np.isnan(ret[-1, 1])  # logged as diverged
+
+
 CKPT_KW = dict(steps=300, utds=[1, 2], seeds=[0, 1], width=16, actor_width=16, batch_size=16,
                quantiles=3, random_steps=50, eval_every=50, device="cpu", checkpoint_s=0,
                buffer_size=120)  # a ring buffer that has wrapped by the checkpoint

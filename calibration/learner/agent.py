@@ -310,6 +310,15 @@ class Population:
         return self.policy(obs.unsqueeze(1), None if noise is None else noise.unsqueeze(1))[0][:, 0]
 
     @torch.no_grad()
+    def nonfinite_members(self) -> torch.Tensor:
+        """(M,) bool on the device: members with a non-finite parameter or temperature."""
+        m = self.members
+        finite = (torch.isfinite(self.critic.view(m, -1)).all(1)
+                  & torch.isfinite(self.actor.view(m, -1)).all(1)
+                  & torch.isfinite(self.log_alpha))
+        return ~finite
+
+    @torch.no_grad()
     def nan_to_num_(self) -> None:
         """Zero every non-finite parameter and moment (of diverged members, which are then
         frozen by their mask) so that they cannot turn later arithmetic into NaN."""

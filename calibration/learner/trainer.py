@@ -35,7 +35,7 @@ from calibration.learner.optim import IMPLS
 from calibration.learner.replay import Replay
 
 COMPILE_MODES = ("none", "regions", "update")
-MAX_SPANS = 8  # CUDA graphs per population, one per span of members (TrainConfig.spans)
+MAX_SPANS = 8  # spans of members per population, each with its CUDA graph (TrainConfig.spans)
 VECTOR_ENVS = ("auto", "sync", "threads", "async")
 
 
@@ -317,8 +317,10 @@ def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, devic
 class DivergenceGuard:
     """Finds members whose critic loss turned non-finite without a host sync per update.
 
-    `record` accumulates the flags on the device; `check` (every `every` updates, at the end of
-    an env step, and before each log) reads them on the host, marks those members in `diverged`
+    `record` accumulates the flags on the device (of the members that took the round: the
+    others' losses are not computed on a span of members); `check` (every `every` rounds, at the
+    end of an env step, and before each log) reads them, and which members have non-finite
+    parameters, on the host, marks those members in `diverged`
     (they are masked out from then on) and zeroes every non-finite parameter and moment so that
     the population's arithmetic stays finite. Trade-off: a member that diverges keeps being
     updated, with NaN, for up to `every` - 1 more updates and acts with NaN (sanitised to 0)
@@ -353,7 +355,9 @@ class DivergenceGuard:
 
     def check(self, pop: Population) -> None:
         self._pending = 0
-        new = self._flags.cpu()
+        # Also members whose parameters are non-finite: one that blew up in its last update
+        # shows it in a loss only when it next updates (a lower-utd member, rounds later).
+        new = (self._flags | pop.nonfinite_members()).cpu()
         if bool(new.any()):
             self.diverged |= new
             self._flags.zero_()
@@ -561,8 +565,11 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
                 noise = Noise(torch.randn(batch.action.shape, device=device, generator=gen),
                               torch.randn(batch.action.shape, device=device, generator=gen))
                 lo, hi = _span(masks_cpu[u]) if use_spans else (0, m)
-                if (lo, hi) not in graphed and len(graphed) >= MAX_SPANS:
-                    lo, hi = 0, m  # irregular masks (fractional utds, diverged members)
+                if (lo, hi) not in graphed and sum(k != (0, m) for k in graphed) >= MAX_SPANS:
+                    # irregular masks (fractional utds, diverged members): the narrowest span
+                    # made so far that holds these members (masks skip the others), or all
+                    lo, hi = min((k for k in graphed if k[0] <= lo and k[1] >= hi),
+                                 key=lambda k: k[1] - k[0], default=(0, m))
                 args = (batch.members(lo, hi), noise.members(lo, hi), masks[u][lo:hi])
                 if (lo, hi) not in graphed:
                     part = pop if (lo, hi) == (0, m) else pop.span(lo, hi)
@@ -570,7 +577,9 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
                 loss = graphed[lo, hi](*args)["critic_loss"]
                 if (lo, hi) != (0, m):
                     loss = torch.nn.functional.pad(loss, (lo, m - hi))
-                bad = guard.record(loss)
+                # The losses of the members that took the round, spans or not (a masked member's
+                # loss is not computed on a span): the same flags either way.
+                bad = guard.record(torch.where(masks[u], loss, torch.zeros_like(loss)))
                 loss_sum += torch.where(masks[u] & ~bad, loss, torch.zeros_like(loss))
                 loss_n += 1
                 updates += int(masks_cpu[u].sum())
