@@ -333,9 +333,12 @@ class DivergenceGuard:
         self.every = every
         self._pending = 0
 
-    def record(self, loss: torch.Tensor) -> torch.Tensor:
-        """Flag the members whose `loss` (M,) is non-finite; returns those flags (device)."""
+    def record(self, loss: torch.Tensor, took: torch.Tensor | None = None) -> torch.Tensor:
+        """Flag the members whose `loss` (M,) is non-finite, of those that `took` (M,) the
+        round where given; returns those flags (device)."""
         bad = ~torch.isfinite(loss)
+        if took is not None:
+            bad &= took
         self._flags |= bad
         self._pending += 1
         return bad
@@ -577,9 +580,9 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
                 loss = graphed[lo, hi](*args)["critic_loss"]
                 if (lo, hi) != (0, m):
                     loss = torch.nn.functional.pad(loss, (lo, m - hi))
-                # The losses of the members that took the round, spans or not (a masked member's
-                # loss is not computed on a span): the same flags either way.
-                bad = guard.record(torch.where(masks[u], loss, torch.zeros_like(loss)))
+                # The members that took the round, spans or not (a masked member's loss is not
+                # computed on a span): the same flags either way.
+                bad = guard.record(loss, masks[u])
                 loss_sum += torch.where(masks[u] & ~bad, loss, torch.zeros_like(loss))
                 loss_n += 1
                 updates += int(masks_cpu[u].sum())
