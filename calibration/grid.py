@@ -166,13 +166,13 @@ PRESETS: dict[str, dict] = {
     # Meant for one H100 in <= 8 min wall on Hopper-v5 (any quick MuJoCo task): `advisor
     # calibrate --env Hopper-v5 --preset minutes --device cuda`. Per run 9,000 learning steps.
     # Batch sizes packed: stage 1 = 3 populations, one per width: w128 holds utd 1/2/4 x batch
-    # 128/256 x 8 seeds = 48 members and does 4 updates per step; w64 and w256 hold utd 2 x
-    # 2 batch sizes x 8 seeds and do 2: 8 population updates per step (16 unpacked), 1.58M
-    # member-updates, 800k env steps (+80k validation). Stage 2 = utd x width at B~: 3
-    # populations of 24, 12 population updates per step (<= 21 unpacked), 1.51M
-    # member-updates. Measured on an H100 before packing (README, Throughput): not within 8
-    # min; each update is latency-bound (hundreds of small kernels) at these sizes, so wall
-    # time follows population updates per step, not FLOPs.
+    # 128/256 x 8 seeds = 48 members, listed by utd, and does 4 rounds of updates per step on
+    # spans of 48, 32, 16 and 16 members (TrainConfig.spans); w64 and w256 hold utd 2 x 2
+    # batch sizes x 8 seeds and do 2: 1.58M member-updates, 800k env steps (+80k
+    # validation). Stage 2 = utd x width at B~: 3 populations of 24 (spans of 24, 16, 8, 8),
+    # 1.51M member-updates. Each update is latency-bound (hundreds of small kernels) at these
+    # sizes, so wall time follows population updates per step more than FLOPs. Measured on
+    # one H100 (README, Throughput): 471 s in all, stages of 235 s and 208 s.
     "minutes": dict(name="minutes", steps=10_000, seeds=list(range(8)), batch_sizes=[128, 256],
                     utds=[1, 2, 4], widths=[64, 128, 256], anchor_width=128, anchor_utd=2,
                     random_steps=1_000, eval_every=1_000, pack_batch_sizes=True),
