@@ -15,8 +15,9 @@
 #                (benchmarks/gpu_backends.sh);
 #   pick         the `minutes` cell PICK_CELL ("24 128 240": a stage-2 population, Hopper's
 #                sizes; "48 128 256" for stage 1) eager, compiled regions and the compiled
-#                update, each in a CUDA graph, 1 s each: MINUTES_COMPILE becomes the mode with
-#                the least set-up + 36,000 updates (benchmarks/pick_compile.py), where that is
+#                update, each in a CUDA graph, 1 s each (eager and regions also at 2/3 and 1/3
+#                of the members: their spans): MINUTES_COMPILE becomes the mode with the least
+#                set-up + 9,000 steps of 4 rounds (benchmarks/pick_compile.py), where that is
 #                at least 10% less than eager (unless MINUTES_COMPILE is set); $OUT/pick.json;
 #   minutes      the whole `minutes` preset on ENV_ID (Hopper-v5) with MINUTES_BACKEND
 #                (loky+mps) and MINUTES_COMPILE (none, regions or update), in the time left
@@ -84,13 +85,16 @@ if want pick; then
   read -r pm pw pb <<< "${PICK_CELL:-24 128 240}"
   echo "== pick: eager, compiled regions, compiled update, in a CUDA graph, M=$pm width $pw" \
        "batch $pb [$(left) s left]"
-  timeout 240 "$PY" benchmarks/learner_throughput.py --members "$pm" --widths "$pw" \
+  # the cell and its spans of members (utds 1, 2, 4: 2/3 and 1/3 of the members; eager and
+  # regions run later rounds on those, the compiled update on all)
+  p2=$((pm * 2 / 3 > 0 ? pm * 2 / 3 : 1)); p1=$((pm / 3 > 0 ? pm / 3 : 1))
+  timeout 240 "$PY" benchmarks/learner_throughput.py --members "$pm" $p2 $p1 --widths "$pw" \
       --batch-size "$pb" --obs-act 11 3 --seconds 1.0 --max-sequential 0 --compile "${pm}x${pw}" \
       --variants "fused+graph" "regions+graph" "cmp+graph" --json "$OUT/pick.json" 2>&1 \
       | tee "$OUT/pick.txt" || echo "pick failed (not counted)"
   if [ -z "${MINUTES_COMPILE:-}" ]; then
     MINUTES_COMPILE=$("$PY" benchmarks/pick_compile.py "$OUT/pick.json" --cell "${pm}x${pw}" \
-                      2>>"$OUT/pick.txt" || echo none)
+                      --rounds "$pm,$p2,$p1,$p1" 2>>"$OUT/pick.txt" || echo none)
     echo "pick: MINUTES_COMPILE=$MINUTES_COMPILE" >> "$OUT/pick.txt"
     grep '^pick:' "$OUT/pick.txt"
   fi

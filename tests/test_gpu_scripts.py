@@ -34,6 +34,25 @@ def test_pick_weighs_compile_time_against_the_updates_it_saves():
     assert pick(_rates(float("nan"), 3000, float("nan")), "24x128", 36_000) == "regions"
 
 
+def test_pick_counts_the_spans_of_members_eager_and_regions_update_on():
+    """With rounds on spans (24, 16, 8, 8 members per env step), eager and regions update
+    fewer members in later rounds; the compiled whole update (no spans) updates all 24 each
+    round. A span whose cell was not measured costs what all members cost (an upper bound)."""
+    rates = _rates(2400, 3000, 4000)  # 24x128: 100, 125 and 167 updates/s
+    rates["16x128"] = {"fused+graph": 2000.0, "regions+graph": 2400.0}
+    rates["8x128"] = {"fused+graph": 1200.0, "regions+graph": 1500.0}
+    # eager, per step: 24/2400 + 16/2000 + 2 x 8/1200 = 0.0313 s; 9,000 steps
+    times = projected(rates, "24x128", 36_000, rounds=[24, 16, 8, 8])
+    assert times["none"] == pytest.approx(1 + 9000 * (0.01 + 0.008 + 2 * 8 / 1200))
+    assert times["update"] == pytest.approx(projected(rates, "24x128", 36_000)["update"])
+    assert pick(rates, "24x128", 36_000) == "update"  # without spans the compiled one wins
+    assert pick(rates, "24x128", 36_000, rounds=[24, 16, 8, 8]) != "update"
+    # spans not measured: no cheaper than all members
+    bare = _rates(2400, 3000, 4000)
+    assert projected(bare, "24x128", 36_000, rounds=[24, 16, 8, 8]) == pytest.approx(
+        {mode: t for mode, t in projected(bare, "24x128", 36_000).items()})
+
+
 def test_gpu_check_pick_part_runs_and_falls_back_to_eager_without_a_gpu(tmp_path):
     """On the CPU the CUDA-graph variants are not measured: the part still runs end to end
     and picks `none`."""
