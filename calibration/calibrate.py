@@ -281,8 +281,8 @@ def _largest_stage2(grid: Grid) -> list[Unit]:
 def unit_memory(grid: Grid, unit: Unit, obs_dim: int, act_dim: int) -> dict[str, float]:
     """Estimated bytes one population needs on its device (float32): replay buffers (training
     and validation), networks with targets, gradients and Adam moments, and one update's
-    activations (the quantile loss compares every pair of quantiles). An estimate, to refuse
-    what cannot fit before it runs; the real peak may be somewhat higher."""
+    activations per span of members (the quantile loss compares every pair of quantiles). An
+    estimate, to refuse what cannot fit before it runs; the real peak may be somewhat higher."""
     m, f = len(unit.seeds), 4.0
     row = 2 * obs_dim + act_dim + 2  # obs, next_obs, action, reward, done
     replay = m * (grid.steps + grid.steps // 10 + 1) * row * f
@@ -291,7 +291,11 @@ def unit_memory(grid: Grid, unit: Unit, obs_dim: int, act_dim: int) -> dict[str,
     actor = (obs_dim + 2 * act_dim + 4 * aw + 16) * aw
     nets = m * (5 * critic + 4 * actor) * f  # critic: params, target, grad, 2 moments
     q = grid.quantiles
-    update = m * 2 * unit.batch_size * (12 * unit.width + 4 * q * q + 4 * aw) * f
+    # On a GPU each span of members (TrainConfig.spans: the members of utd >= each of the
+    # unit's utds) keeps its own CUDA graph and so its own update's activations.
+    utds = sorted(unit.utds)
+    span_members = sum(sum(1 for u in utds if u >= v) for v in sorted(set(utds)))
+    update = span_members * 2 * unit.batch_size * (12 * unit.width + 4 * q * q + 4 * aw) * f
     return {"replay": replay, "networks": nets, "update": update,
             "total": replay + nets + update}
 

@@ -718,3 +718,18 @@ def test_ship_fit_adds_the_timings_and_refuses_a_fit_that_fails_its_checks(smoke
     assert ship_fit.main([str(out / name), "--out-dir", str(out), "-o", str(refused)]) == 2
     assert not refused.exists()
     assert ship_fit.main([str(out / name), "--out-dir", str(tmp_path), "-o", str(refused)]) == 2
+
+
+def test_memory_estimate_counts_an_update_per_span_of_members():
+    """A population with utds 1, 2 and 4 runs its rounds on spans of 6, 4 and 2 members, each
+    with its own CUDA graph (and activations) on a GPU: twice the update memory of one utd."""
+    from calibration.calibrate import unit_memory
+    from calibration.grid import Unit, preset
+
+    grid = preset("smoke")
+    one = Unit(stage=1, width=32, batch_size=64, utds=[2.0] * 6, seeds=[0, 1] * 3)
+    three = Unit(stage=1, width=32, batch_size=64, utds=[1.0, 1.0, 2.0, 2.0, 4.0, 4.0],
+                 seeds=[0, 1] * 3)
+    a, b = (unit_memory(grid, u, 11, 3) for u in (one, three))
+    assert b["update"] == pytest.approx(2 * a["update"])
+    assert b["replay"] == a["replay"] and b["networks"] == a["networks"]
