@@ -5,8 +5,9 @@
 # turns); loky+mps = the same under a CUDA MPS daemon (benchmarks/mps.sh). Append ":update"
 # (or ":compile") to an entry to torch.compile each whole update, ":regions" to compile only
 # the LayerNorm regions and AdamW steps, ":nospans" to update every member in every round,
-# masked (no spans of members: the comparison for TrainConfig.spans); modes combine
-# ("loky+mps:regions:nospans"). LIMIT (90) seconds each. Raw output in $OUT.
+# masked (no spans of members: the comparison for TrainConfig.spans), ":nopack" to train a
+# population per (width, batch size) instead of one per width (the grid's pack_batch_sizes
+# off: stage 1 as 6 populations); modes combine ("loky+mps:regions:nospans"). LIMIT (90) seconds each. Raw output in $OUT.
 # Usage on the device machine, from the repository root: bash benchmarks/gpu_backends.sh
 set -uo pipefail
 OUT="${OUT:-/tmp}"
@@ -22,6 +23,7 @@ for entry in ${BACKENDS:-threads loky loky+mps}; do
     case "$mode" in
       "") ;;
       nospans) flags="$flags --no-spans" ;;
+      nopack) flags="$flags --no-pack" ;;
       compile) flags="$flags --compile update" ;;
       *) flags="$flags --compile $mode" ;;
     esac

@@ -7,7 +7,8 @@ for the stage, member-updates (unmasked) and env steps against wall time; the go
 (stage 1, B~ fit, stage 2, D_J fit; goal <= 8 min wall on one H100).
 
   python benchmarks/minutes_stage.py --steps 5000          # stage 1, shortened (gpu_check.sh)
-  python benchmarks/minutes_stage.py --all                 # the full preset, about 6 min
+  python benchmarks/minutes_stage.py --all                 # the full preset, about 8 min
+  python benchmarks/minutes_stage.py --steps 2000 --no-pack   # a population per batch size
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from calibration.archives import read_runs  # noqa: E402
-from calibration.grid import preset, stage1_units  # noqa: E402
+from calibration.grid import load_grid, load_grid_dict, preset, stage1_units  # noqa: E402
 from calibration.runner import (  # noqa: E402
     _default_jobs,
     env_threads_per_population,
@@ -42,6 +43,8 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="out-dir (default: a temporary one)")
     ap.add_argument("--all", action="store_true", help="the whole calibration, not stage 1")
     ap.add_argument("--preset", default="minutes", help="another preset (smoke: a CPU dry run)")
+    ap.add_argument("--grid", default=None, help="a grid JSON file instead of the preset "
+                                                 "(stage 1 only)")
     ap.add_argument("--backend", default="loky", help="runner backend: loky, threads, ...")
     ap.add_argument("--compile", nargs="?", const="update", default="none",
                     choices=["none", "regions", "update"],
@@ -49,16 +52,25 @@ def main() -> None:
     ap.add_argument("--no-spans", action="store_true",
                     help="update every member in every round, masked (TrainConfig.spans off): "
                          "the comparison for the spans of members")
+    ap.add_argument("--no-pack", action="store_true",
+                    help="a population per (width, batch size), not per width (the grid's "
+                         "pack_batch_sizes off): stage 1 as 6 populations, the 48-member one "
+                         "split in two; no member computes on a larger batch than its own")
     ap.add_argument("--algorithm", default="bro-torch", help="the fit id's first half (--all)")
     args = ap.parse_args()
     import torch
 
-    if args.all and args.no_spans:
-        ap.error("--no-spans compares stage 1 alone: leave out --all")
+    if args.all and (args.no_spans or args.no_pack or args.grid):
+        flag = "--no-spans" if args.no_spans else "--no-pack" if args.no_pack else "--grid"
+        ap.error(f"{flag} is for stage 1 alone: leave out --all")
     name = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
-    grid = preset(args.preset).with_overrides(steps=args.steps)
+    grid = (load_grid(args.grid) if args.grid else preset(args.preset)).with_overrides(
+        steps=args.steps)
+    if args.no_pack:
+        grid = load_grid_dict({**grid.model_dump(), "pack_batch_sizes": False})
     jobs = args.n_jobs or _default_jobs(args.device)
     print(f"backend {args.backend}; compile {args.compile}; "
+          f"batch sizes {'packed' if grid.pack_batch_sizes else 'a population each'}; "
           f"spans {'off' if args.no_spans or args.compile == 'update' else 'on'}; "
           f"device {name}; "
           f"torch {torch.__version__}; python {platform.python_version()}; "

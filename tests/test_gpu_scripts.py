@@ -74,3 +74,26 @@ def test_gpu_check_profile_part_profiles_the_cell_at_hoppers_sizes(tmp_path):
     first = (tmp_path / "profile.txt").read_text().splitlines()
     head = next(line for line in first if line.startswith("M 2, width 16"))
     assert "batch 8" in head and "obs 11 act 3" in head and "time per update" in head
+
+
+def test_minutes_stage_no_pack_trains_a_population_per_batch_size(tmp_path):
+    """`--no-pack` (gpu_backends.sh ":nopack"): stage 1 of a grid that packs batch sizes, with
+    packing off: one population per (width, batch size), not one per width. Refused with
+    --all (a stage-1 comparison)."""
+    script = [sys.executable, "benchmarks/minutes_stage.py"]
+    res = subprocess.run([*script, "--all", "--no-pack", "--device", "cpu"], cwd=ROOT,
+                         text=True, capture_output=True, timeout=120)
+    assert res.returncode == 2 and "--no-pack is for stage 1 alone" in res.stderr
+    from calibration.grid import PRESETS
+
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({**PRESETS["smoke"], "pack_batch_sizes": True}))
+    res = subprocess.run([*script, "--grid", str(grid), "--device", "cpu", "--steps", "150",
+                          "--n-jobs", "2", "--no-pack", "--out", str(tmp_path / "out")],
+                         cwd=ROOT, text=True, capture_output=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "batch sizes a population each" in res.stdout
+    units = sorted(p.stem for p in (tmp_path / "out" / "units").iterdir())
+    # packed, these would be s1_w16_bs32-64_utd1, s1_w32_bs32-64_utd1-2-4, s1_w64_bs32-64_utd1
+    assert units == [f"s1_w{w}_bs{b}_utd{u}" for w, u in ((16, "1"), (32, "1-2-4"), (64, "1"))
+                     for b in (32, 64)]
