@@ -7,7 +7,8 @@
 # the LayerNorm regions and AdamW steps, ":nospans" to update every member in every round,
 # masked (no spans of members: the comparison for TrainConfig.spans), ":nopack" to train a
 # population per (width, batch size) instead of one per width (the grid's pack_batch_sizes
-# off: stage 1 as 6 populations); modes combine ("loky+mps:regions:nospans"). LIMIT (90) seconds each. Raw output in $OUT.
+# off: stage 1 as 6 populations), ":evalbg" to run evaluation episodes in a thread beside
+# training (TrainConfig.eval_background); modes combine ("loky+mps:regions:nospans"). LIMIT (90) seconds each. Raw output in $OUT.
 # Usage on the device machine, from the repository root: bash benchmarks/gpu_backends.sh
 set -uo pipefail
 OUT="${OUT:-/tmp}"
@@ -24,6 +25,7 @@ for entry in ${BACKENDS:-threads loky loky+mps}; do
       "") ;;
       nospans) flags="$flags --no-spans" ;;
       nopack) flags="$flags --no-pack" ;;
+      evalbg) flags="$flags --eval-background" ;;
       compile) flags="$flags --compile update" ;;
       *) flags="$flags --compile $mode" ;;
     esac

@@ -12,7 +12,8 @@
 #   backends     stage 1 of `minutes`, shortened to STEPS (2,000) env steps, for each of
 #                BACKENDS (default "threads loky+mps"; add ":regions" or ":update" to
 #                compile, e.g. "threads:regions", ":nospans" or ":nopack" for the
-#                comparisons without spans or packing), LIMIT (90) seconds each
+#                comparisons without spans or packing, ":evalbg" for evaluation beside
+#                training), LIMIT (90) seconds each
 #                (benchmarks/gpu_backends.sh);
 #   pick         the `minutes` cell PICK_CELL ("24 128 240": a stage-2 population, Hopper's
 #                sizes; "48 128 256" for stage 1) eager, compiled regions and the compiled

@@ -56,12 +56,16 @@ def main() -> None:
                     help="a population per (width, batch size), not per width (the grid's "
                          "pack_batch_sizes off): stage 1 as 6 populations, the 48-member one "
                          "split in two; no member computes on a larger batch than its own")
+    ap.add_argument("--eval-background", action="store_true",
+                    help="evaluation episodes in a thread beside training, on a copy of the "
+                         "actor (TrainConfig.eval_background): the same returns")
     ap.add_argument("--algorithm", default="bro-torch", help="the fit id's first half (--all)")
     args = ap.parse_args()
     import torch
 
-    if args.all and (args.no_spans or args.no_pack or args.grid):
-        flag = "--no-spans" if args.no_spans else "--no-pack" if args.no_pack else "--grid"
+    if args.all and (args.no_spans or args.no_pack or args.grid or args.eval_background):
+        flag = ("--no-spans" if args.no_spans else "--no-pack" if args.no_pack
+                else "--grid" if args.grid else "--eval-background")
         ap.error(f"{flag} is for stage 1 alone: leave out --all")
     name = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
     grid = (load_grid(args.grid) if args.grid else preset(args.preset)).with_overrides(
@@ -71,6 +75,7 @@ def main() -> None:
     jobs = args.n_jobs or _default_jobs(args.device)
     print(f"backend {args.backend}; compile {args.compile}; "
           f"batch sizes {'packed' if grid.pack_batch_sizes else 'a population each'}; "
+          f"evaluation {'in the background' if args.eval_background else 'inline'}; "
           f"spans {'off' if args.no_spans or args.compile == 'update' else 'on'}; "
           f"device {name}; "
           f"torch {torch.__version__}; python {platform.python_version()}; "
@@ -112,7 +117,8 @@ def main() -> None:
     prepare_out_dir(out, grid, args.env)
     units = stage1_units(grid)
     records = run_units(args.env, grid, units, out, device=args.device, n_jobs=jobs,
-                        backend=args.backend, compile=args.compile, spans=not args.no_spans)
+                        backend=args.backend, compile=args.compile, spans=not args.no_spans,
+                        eval_background=args.eval_background)
     wall = time.perf_counter() - t0
     total_updates = total_steps = 0
     for record in records:

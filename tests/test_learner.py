@@ -1,6 +1,8 @@
 """The PyTorch population learner (needs the `calibrate` extra)."""
 
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -937,3 +939,71 @@ def test_a_run_from_the_start_clears_the_logs_an_earlier_attempt_left(tmp_path, 
     with pytest.raises(_Stop):  # stopped at its first log point, before writing it
         train_population(TrainConfig("InvertedPendulum-v5", name="run", **CKPT_KW), tmp_path)
     assert not list((tmp_path / "run").rglob("*.npy"))
+
+
+BG_KW = dict(steps=160, utds=[1, 2, 2], seeds=[0, 1, 2], learning_rates=[1e10, 3e-4, 3e-4],
+             width=16, actor_width=16, batch_size=16, quantiles=3, random_steps=40,
+             eval_every=20, device="cpu", vector_env="sync", checkpoint_s=None)
+
+
+def test_evaluation_in_the_background_logs_what_inline_evaluation_logs(tmp_path, monkeypatch):
+    """TrainConfig.eval_background: the episodes run in a thread of their own on a copy of the
+    actor while training goes on; every log (returns, losses, a member that diverged midway)
+    is the inline run's, bit for bit, and progress sees every log step once, in order."""
+    from calibration.learner import trainer
+
+    where = []
+    evaluate = trainer.evaluate
+
+    def late(*a, **kw):  # in the background, episodes that start after training has moved on
+        where.append(threading.current_thread().name)
+        if where[-1] != "MainThread":
+            time.sleep(0.3)
+        return evaluate(*a, **kw)
+
+    monkeypatch.setattr(trainer, "evaluate", late)
+    seen = {"inline": [], "background": []}
+    for name in seen:
+        res = train_population(TrainConfig("InvertedPendulum-v5", name=name,
+                                           eval_background=name == "background", **BG_KW),
+                               tmp_path, progress=lambda s, r, n=name: seen[n].append(s))
+        assert res["diverged"] == [True, False, False]
+    assert seen["inline"] == seen["background"] == list(range(20, 161, 20))
+    assert where[:8] == ["MainThread"] * 8
+    assert len(where) == 16 and all(w.startswith("evaluate") for w in where[8:])
+    a, b = _logs(tmp_path / "inline"), _logs(tmp_path / "background")
+    assert a.keys() == b.keys() and len(a) == 6
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    ret = next(v for k, v in a.items() if "utd_1/" in str(k) and "return" in str(k))
+    assert np.isnan(ret[-1, 1]) and np.isfinite(ret[0, 1])  # member 0: diverged midway
+
+
+def test_background_evaluation_resumes_from_a_checkpoint_like_inline(tmp_path):
+    """With checkpoints, each one waits for the evaluation in flight (a checkpoint holds every
+    logged row): stopped at step 200 and resumed, the logs are the inline run's."""
+    from calibration.learner.checkpoint import FILE
+
+    _train_until(tmp_path, "cut", 200, eval_background=True)
+    assert (tmp_path / "cut" / FILE).exists()
+    res = train_population(TrainConfig("InvertedPendulum-v5", name="cut", eval_background=True,
+                                       **CKPT_KW), tmp_path)
+    assert res["resumed_from"] == [150]
+    _train_until(tmp_path, "inline", 200)
+    train_population(TrainConfig("InvertedPendulum-v5", name="inline", **CKPT_KW), tmp_path)
+    a, b = _logs(tmp_path / "inline"), _logs(tmp_path / "cut")
+    assert a.keys() == b.keys() and len(a) == 6
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_frozen_actor_acts_as_the_actor_did_when_it_was_copied():
+    pop = Population(SMALL, 3, [3, 5, 7], CPU, LRS)
+    obs = torch.randn(3, SMALL.obs_dim)
+    frozen = pop.frozen_actor()
+    before = pop.act(obs, None)
+    assert frozen.actor.data_ptr() != pop.actor.data_ptr()
+    for batch, noise in _batches(3, 16, SMALL.obs_dim, SMALL.act_dim, 4):
+        pop.update(batch, noise, torch.ones(3, dtype=torch.bool))
+    assert torch.equal(frozen.act(obs, None), before)
+    assert not torch.equal(pop.act(obs, None), before)

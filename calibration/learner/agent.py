@@ -234,6 +234,14 @@ class Population:
         part._wire()
         return part
 
+    def frozen_actor(self) -> Population:
+        """This population with a copy of its actor as it is now (BackgroundEval): `act` on it
+        gives what `act` on this one gives now, whatever this one's updates do later."""
+        part = copy.copy(self)
+        part.actor = self.actor.detach().clone()
+        part.actor_net = self.actor_layout.views(part.actor)
+        return part
+
     # --- networks -----------------------------------------------------------------------
     def q_values(self, net: nets.BroNet, obs: torch.Tensor, action: torch.Tensor
                  ) -> torch.Tensor:

@@ -32,7 +32,7 @@ FILE = "checkpoint.npz"
 VERSION = 1
 # Settings that change how fast a run goes, not what it computes: a run may resume with others.
 SPEED_ONLY = ("device", "cuda_graph", "compile", "optimizer", "vector_env", "env_threads",
-              "divergence_check_every", "name", "checkpoint_s", "spans")
+              "divergence_check_every", "name", "checkpoint_s", "spans", "eval_background")
 
 
 def comparable(cfg) -> dict:

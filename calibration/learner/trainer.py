@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import threading
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -81,6 +82,13 @@ class TrainConfig:
     # async (a worker process per member), auto (async on a GPU from 8 members, else sync).
     vector_env: str = "auto"
     env_threads: int = 4
+    # Evaluation episodes in a thread of their own (a CUDA stream of its own on a GPU), on a
+    # copy of the actor taken at the log step, while training goes on: the same returns (the
+    # episodes depend only on that copy and the eval envs' seeds), logged when they end (at
+    # the next log step at the latest). An episode's steps wait for the GPU one by one, so
+    # inline they stall the population for seconds at each log step. Off by default: on a
+    # CPU the thread takes a core training would use; on a GPU not yet measured.
+    eval_background: bool = False
     divergence_check_every: int = 100  # updates between host reads of the divergence flags
     name: str = "population"
     # Seconds of training between checkpoints (written at log points, removed at the end; a
@@ -275,9 +283,10 @@ class ThreadedEnvs:
 
 
 def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, device,
-             threads: int = 1) -> np.ndarray:
+             threads: int = 1, stop: threading.Event | None = None) -> np.ndarray:
     """Mean deterministic return per member over `episodes` episodes (one env per member);
-    `threads` > 1 steps chunks of the envs in that many threads (same returns)."""
+    `threads` > 1 steps chunks of the envs in that many threads (same returns). `stop`, once
+    set, ends it early (BackgroundEval.close: the returns are then meaningless)."""
     space = envs[0].action_space
     low, high = space.low, space.high
     totals = np.zeros(len(envs))
@@ -290,7 +299,7 @@ def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, devic
         for ep in range(episodes):
             obs = np.stack([e.reset(seed=s + 7919 * ep)[0] for e, s in zip(envs, seeds)])
             running = np.ones(len(envs), bool)
-            while running.any():
+            while running.any() and not (stop is not None and stop.is_set()):
                 act = pop.act(torch.as_tensor(obs, dtype=torch.float32, device=device), None)
                 act = np.nan_to_num(act.cpu().numpy().astype(np.float64))
 
@@ -312,6 +321,55 @@ def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, devic
         if pool is not None:
             pool.shutdown()
     return totals / episodes
+
+
+class BackgroundEval:
+    """Evaluation episodes (`evaluate`) in one worker thread, on a copy of the actor, while the
+    population trains on. `submit` hands over the next evaluation; `collect` waits for the one
+    in flight and returns what was submitted with it and its returns (in submission order: at
+    most one is in flight). On a GPU the worker runs on a stream of its own, after the copy."""
+
+    def __init__(self, envs: list, seeds: list[int], episodes: int, device, threads: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.args = (envs, seeds, episodes, device, threads)
+        self.device = device
+        self.stop = threading.Event()
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="evaluate")
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        self.pending = None  # (future, what was submitted with it)
+
+    def submit(self, pop: Population, **extra) -> None:
+        """Evaluate `pop`'s actor as it is now (the worker gets a copy of it)."""
+        if self.pending is not None:
+            raise RuntimeError("collect() the evaluation in flight first")
+        actor = pop.frozen_actor()
+        ready = None
+        if self.stream is not None:
+            ready = torch.cuda.Event()
+            ready.record()  # on this thread's current stream, after the copy
+        self.pending = (self.pool.submit(self._run, actor, ready), extra)
+
+    def _run(self, actor: Population, ready) -> np.ndarray:
+        if self.stream is None:
+            return evaluate(actor, *self.args, stop=self.stop)
+        with torch.cuda.device(self.device), torch.cuda.stream(self.stream):
+            self.stream.wait_event(ready)
+            return evaluate(actor, *self.args, stop=self.stop)
+
+    def collect(self) -> tuple[np.ndarray, dict] | None:
+        """(returns, extra) of the evaluation in flight (waits for it), or None if none is; an
+        exception the episodes raised is raised here."""
+        if self.pending is None:
+            return None
+        future, extra = self.pending
+        self.pending = None
+        return future.result(), extra
+
+    def close(self) -> None:
+        """End the evaluation in flight early (its returns are dropped) and the worker."""
+        self.stop.set()
+        self.pool.shutdown(wait=True)
 
 
 class DivergenceGuard:
@@ -398,15 +456,21 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
     val_envs = VectorEnvs(cfg.env_id, [s + 10_000 for s in seeds])
     eval_seeds = [s + 20_000 for s in seeds]
     eval_envs = [make_env(cfg.env_id, s) for s in eval_seeds]
+    threads = cfg.env_threads if cfg.vector_env == "threads" else 1
+    background = (BackgroundEval(eval_envs, eval_seeds, cfg.eval_episodes, device, threads)
+                  if cfg.eval_background else None)
     try:
-        return _train(cfg, out_dir, progress, device, envs, val_envs, eval_envs, eval_seeds)
+        return _train(cfg, out_dir, progress, device, envs, val_envs, eval_envs, eval_seeds,
+                      background)
     finally:
+        if background is not None:
+            background.close()  # before its envs close
         for e in (envs, val_envs, *eval_envs):
             e.close()
 
 
 def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_envs: VectorEnvs,
-           eval_envs: list, eval_seeds: list[int]) -> dict:
+           eval_envs: list, eval_seeds: list[int], background: BackgroundEval | None) -> dict:
     m = len(cfg.seeds)
     obs_dim = envs.obs.shape[1]
     act_dim = envs.low.shape[0]
@@ -514,11 +578,32 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         action = pop.act(torch.as_tensor(obs, device=device), noise).cpu().numpy()
         return np.nan_to_num(action)  # a diverged member acts with NaN until the next check
 
+    eval_threads = cfg.env_threads if cfg.vector_env == "threads" else 1
+
+    def record(step: int, ret: np.ndarray, closs: np.ndarray, vloss: np.ndarray,
+               dead: np.ndarray) -> None:
+        """One row of the logs (members that diverged by `step` as NaN), written out."""
+        for key, val in (("return", ret), ("critic_loss", closs),
+                         ("validation_critic_loss", vloss)):
+            logs[key].append(np.where(dead, np.nan, val))
+        logs["step"].append(step)
+        _write_logs(cfg, out, logs, params, lrs)
+        if progress:
+            progress(step, ret)
+
+    def collect() -> None:
+        """Log the background evaluation in flight, if one is (waits for it)."""
+        done = background.collect() if background is not None else None
+        if done is not None:
+            ret, row = done
+            record(ret=ret, **row)
+
     def log(step: int) -> None:
         nonlocal loss_sum, loss_n
         guard.check(pop)
-        ret = evaluate(pop, eval_envs, eval_seeds, cfg.eval_episodes, device,
-                       cfg.env_threads if cfg.vector_env == "threads" else 1)
+        ret = None
+        if background is None:
+            ret = evaluate(pop, eval_envs, eval_seeds, cfg.eval_episodes, device, eval_threads)
         if val_replay.size > 0:
             with torch.no_grad():
                 vb = val_replay.sample(sample_size, gen)
@@ -527,17 +612,14 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         else:
             vloss = np.full(m, np.nan)
         closs = (loss_sum / max(loss_n, 1)).cpu().numpy() if loss_n else np.full(m, np.nan)
-        dead = guard.diverged.numpy()
-        for key, val in (("return", ret), ("critic_loss", closs),
-                         ("validation_critic_loss", vloss)):
-            val = np.where(dead, np.nan, val)
-            logs[key].append(val)
-        logs["step"].append(step)
+        dead = guard.diverged.numpy().copy()
         loss_sum = torch.zeros(m, device=device)
         loss_n = 0
-        _write_logs(cfg, out, logs, params, lrs)
-        if progress:
-            progress(step, ret)
+        if background is None:
+            record(step, ret, closs, vloss, dead)
+            return
+        collect()  # the previous log step's, then this one's in flight
+        background.submit(pop, step=step, closs=closs, vloss=vloss, dead=dead)
 
     for step in range(first, cfg.steps + 1):
         learning = step > cfg.random_steps
@@ -600,8 +682,11 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         tick = _lap(phases, "store", tick, clock)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             log(step)
-            if (cfg.checkpoint_s is not None and step < cfg.steps
-                    and clock() - last_checkpoint >= cfg.checkpoint_s):
+            checkpoint_due = (cfg.checkpoint_s is not None and step < cfg.steps
+                              and clock() - last_checkpoint >= cfg.checkpoint_s)
+            if step == cfg.steps or checkpoint_due:
+                collect()  # a checkpoint holds every logged row; the end waits for the last
+            if checkpoint_due:
                 save_checkpoint(step)
                 last_checkpoint = clock()
             _lap(phases, "eval_log", tick, clock)
