@@ -22,7 +22,8 @@
 #                set-up + 9,000 steps of 4 rounds (benchmarks/pick_compile.py), where that is
 #                at least 10% less than eager (unless MINUTES_COMPILE is set); $OUT/pick.json;
 #   minutes      the whole `minutes` preset on ENV_ID (Hopper-v5) with MINUTES_BACKEND
-#                (loky+mps) and MINUTES_COMPILE (none, regions or update), in the time left
+#                (loky+mps) and MINUTES_COMPILE (none, regions or update), evaluation in a
+#                thread beside training if MINUTES_EVALBG=1, in the time left
 #                (goal <= 8 min; >= 10,000 member-updates/s over a stage); its out-dir comes back as
 #                $OUT/minutes-out.tgz (resumable) and the fit file as $OUT/bro-torch-*.json;
 #                MINUTES_RESUME=path/to/minutes-out.tgz (carried from an earlier call) resumes
@@ -117,7 +118,8 @@ if want minutes; then
     mb=loky
   fi
   timeout "$t" "$PY" benchmarks/minutes_stage.py --all --env "$ENV_ID" --out "$run" \
-      --backend "$mb" --compile "${MINUTES_COMPILE:-none}" 2>&1 | tee "$OUT/minutes.txt" \
+      --backend "$mb" --compile "${MINUTES_COMPILE:-none}" \
+      ${MINUTES_EVALBG:+--eval-background} 2>&1 | tee "$OUT/minutes.txt" \
       || fail "minutes preset" $?
   [ -n "$mps" ] && mps_stop
   # Without population checkpoints (tens of MB each: over what a call brings back).

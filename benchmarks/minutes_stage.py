@@ -63,9 +63,8 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    if args.all and (args.no_spans or args.no_pack or args.grid or args.eval_background):
-        flag = ("--no-spans" if args.no_spans else "--no-pack" if args.no_pack
-                else "--grid" if args.grid else "--eval-background")
+    if args.all and (args.no_spans or args.no_pack or args.grid):
+        flag = "--no-spans" if args.no_spans else "--no-pack" if args.no_pack else "--grid"
         ap.error(f"{flag} is for stage 1 alone: leave out --all")
     name = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
     grid = (load_grid(args.grid) if args.grid else preset(args.preset)).with_overrides(
@@ -94,7 +93,8 @@ def main() -> None:
             with _interruptible(out):
                 path = calibrate(args.env, out_dir=out, algorithm=args.algorithm,
                                  preset_name=args.preset, steps=args.steps, device=args.device,
-                                 n_jobs=args.n_jobs, backend=args.backend, compile=args.compile)
+                                 n_jobs=args.n_jobs, backend=args.backend, compile=args.compile,
+                                 eval_background=args.eval_background)
         except Interrupted as exc:
             print(f"whole calibration: stopped after {time.perf_counter() - t0:.0f} s "
                   f"({exc.message})", flush=True)

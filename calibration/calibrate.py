@@ -102,7 +102,7 @@ def calibrate(
     device: str = "auto", backend: str = "loky", n_jobs: int | None = None,
     fit_out: str | Path | None = None, delta: float = DEFAULT_DELTA, n_boot: int = N_BOOT,
     quiet: bool = False, echo=None, command: str | None = None, created: str | None = None,
-    prior=None, compile: bool | str = "none",
+    prior=None, compile: bool | str = "none", eval_background: bool = False,
 ) -> Path:
     """Run stage 1, fit B~, run stage 2, fit D_J; write and return the fit file's path.
 
@@ -110,7 +110,9 @@ def calibrate(
     output paths, the prior); the out-dir is locked while this runs. `prior`: fit ids, fit
     files or a family name (calibration.prior) for a few-shot fit of D_J. `compile`: "regions"
     (the LayerNorm regions and AdamW steps) or "update" (True: each population's whole update)
-    through torch.compile (same arithmetic up to rounding; TrainConfig.compile)."""
+    through torch.compile (same arithmetic up to rounding; TrainConfig.compile).
+    `eval_background`: evaluation episodes in a thread beside training (the same returns;
+    TrainConfig.eval_background; not yet measured on a GPU, so not a CLI option)."""
     from calibration.prior import resolve_prior
 
     _check_types(env_id=(env_id, str), algorithm=(algorithm, str), device=(device, str),
@@ -138,8 +140,8 @@ def calibrate(
     with lock_out_dir(plan.out):
         prepare_out_dir(plan.out, plan.grid, env_id)
         return _run(plan, env_id, backend=backend, n_jobs=n_jobs, compile=compile,
-                    n_boot=n_boot, delta=delta, quiet=quiet, echo=echo, say=say,
-                    command=command, created=created)
+                    eval_background=bool(eval_background), n_boot=n_boot, delta=delta,
+                    quiet=quiet, echo=echo, say=say, command=command, created=created)
 
 
 @dataclass
@@ -362,14 +364,15 @@ def _compile_modes(records: list[dict]) -> str:
 
 
 def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, quiet, echo,
-         say, command, created) -> Path:
+         say, command, created, eval_background: bool = False) -> Path:
     grid, out = plan.grid, plan.out
     # Stage 1: batch x utd at the anchor width, batch x width at the anchor utd.
     units1 = stage1_units(grid)
     say(f"stage 1: {len(units1)} populations (batch x utd, batch x width) on {env_id}, "
         f"{plan.device}")
     records1 = run_units(env_id, grid, units1, out, device=plan.device, backend=backend,
-                         n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile)
+                         n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile,
+                         eval_background=eval_background)
     say(stage_summary("stage 1", records1))
     runs1 = _read(out, units1, env_id, grid)
     coef_b, b_err = _batch_law(out, units1, runs1, n_boot, say)
@@ -386,7 +389,8 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
     check_memory(plan, units2, n_jobs, "stage 2")
     say(f"stage 2: {len(units2)} populations (utd x width at the fitted batch size)")
     records2 = run_units(env_id, grid, units2, out, device=plan.device, backend=backend,
-                         n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile)
+                         n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile,
+                         eval_background=eval_background)
     say(stage_summary("stage 2", records2))
     runs2 = _read(out, units2, env_id, grid)
     if len({(r.utd, r.params) for r in runs2}) < plan.min_configs:
