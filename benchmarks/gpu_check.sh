@@ -50,7 +50,7 @@ gymnasium.__version__, 'mujoco', mujoco.__version__, 'cpus', os.cpu_count())" | 
 
 if want equivalence; then
   echo "== equivalence (fails the run above its thresholds) [$(left) s left]"
-  timeout 150 "$PY" benchmarks/gpu_equivalence.py ${SKIP_COMPILE:+--skip-compile} 2>&1 \
+  timeout 200 "$PY" benchmarks/gpu_equivalence.py ${SKIP_COMPILE:+--skip-compile} 2>&1 \
       | tee "$OUT/equivalence.txt" || fail equivalence $?
 fi
 

@@ -16,6 +16,9 @@ initial values (the scale the difference should be small against).
   float32  two populations graphed and updated in two threads at once, each on
            its own stream (runner backend "threads") vs one after another, the
            fused eager update and compiled regions                             <= 1e-6
+  float32  a population trained on InvertedPendulum-v5 (300 steps, CUDA graphs)
+           with its evaluation episodes in a thread on a stream of its own
+           (TrainConfig.eval_background) vs inline: every log                  == (bit for bit)
 Paths that round differently are compared in float64: in float32 Adam's normalisation turns
 last-bit differences in gradients near its eps (1e-8) into visible parameter differences
 within tens of updates, which says nothing about the arithmetic being the same.
@@ -127,6 +130,42 @@ def threads_check(population, dev, **kw) -> bool:
                       "updates", snapshot(pops[i]), snapshot(ref[i]), init, 1e-6)
                for i in range(2)]
     return all(results)
+
+
+def eval_background_check(dev) -> bool:
+    """Trainer logs with evaluation in the background (its own thread and stream, episodes on
+    a copy of the actor while updates go on in CUDA graphs) against inline evaluation: the
+    same bits. Needs gymnasium with MuJoCo; skipped (not failed) without them."""
+    import tempfile
+
+    import numpy as np
+
+    try:
+        import gymnasium  # noqa: F401
+        import mujoco  # noqa: F401
+    except ImportError as exc:
+        print(f"SKIP  evaluation in the background: {exc}", flush=True)
+        return True
+    from calibration.learner.trainer import TrainConfig, train_population
+
+    kw = dict(steps=300, utds=[1, 2, 2], seeds=[0, 1, 2], width=64, actor_width=64,
+              batch_size=64, quantiles=25, random_steps=100, eval_every=50, device=str(dev),
+              vector_env="sync", checkpoint_s=None)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        for name in ("inline", "background"):
+            train_population(TrainConfig("InvertedPendulum-v5", name=name,
+                                         eval_background=name == "background", **kw), tmp)
+        logs = {name: {f.relative_to(Path(tmp, name)): np.load(f)
+                       for f in sorted(Path(tmp, name).rglob("*.npy"))}
+                for name in ("inline", "background")}
+    a, b = logs["inline"], logs["background"]
+    same = a.keys() == b.keys() and len(a) == 6 and all(
+        np.array_equal(a[k], b[k], equal_nan=True) for k in a)
+    print(f"{'PASS' if same else 'FAIL'}  evaluation in the background vs inline, trainer logs "
+          f"({len(a)} files, 300 steps of InvertedPendulum-v5, {time.perf_counter() - t:.0f} s "
+          f"for both): {'identical' if same else 'DIFFERENT'}", flush=True)
+    return same
 
 
 def spans_check(population, dev, m: int, b: int) -> bool:
@@ -243,6 +282,8 @@ def main() -> int:
     ok &= threads_check(population, dev)
     if not args.skip_compile:
         ok &= threads_check(population, dev, regions=True)
+    # 7. evaluation in the background (trainer level)
+    ok &= eval_background_check(dev)
     print("equivalence: " + ("all checks passed" if ok else "FAILED"), flush=True)
     return 0 if ok else 1
 
