@@ -352,6 +352,32 @@ def check_memory(plan: _Plan, units: list[Unit], n_jobs: int | None, stage: str)
         "quantiles")
 
 
+#: A CPU calibration whose updates alone take longer than this gets a note before it starts.
+SLOW_CPU_S = 30 * 60
+
+
+def cpu_time_note(plan: _Plan, units1: list[Unit], n_jobs: int | None) -> str | None:
+    """One line saying how long the updates of a fresh calibration take on this CPU (timed
+    here: calibration.cost), where that is over SLOW_CPU_S; None otherwise. Stage 2 is
+    priced at the grid's largest batch size (B~ is not known yet): an upper bound for it."""
+    from calibration.cost import cpu_seconds, duration, member_updates
+
+    jobs = max(1, min(n_jobs or _default_jobs("cpu"), len(units1)))
+    units2 = _largest_stage2(plan.grid)
+    timed: dict[tuple[int, int], float] = {}
+    seconds = (cpu_seconds(plan.grid, units1, plan.obs_dim, plan.act_dim, jobs, timed)
+               + cpu_seconds(plan.grid, units2, plan.obs_dim, plan.act_dim, jobs, timed))
+    if seconds <= SLOW_CPU_S:
+        return None
+    updates = sum(member_updates(plan.grid, u) for u in (*units1, *units2))
+    (w, b), per = max(timed.items())  # the widest shape, its largest batch
+    return (f"note: on this CPU the {updates:,} member-updates of this calibration take "
+            f"{duration(seconds)} ({jobs} population(s) at once; one member-update at width "
+            f"{w}, batch {b} took {per * 1e3:.0f} ms here), env steps not counted; "
+            "--preset smoke checks the pipeline in minutes, and a GPU runs the minutes preset "
+            "in about 8 min (README, Throughput)")
+
+
 class MemoryNeedError(CalibrationError):
     """A calibration whose populations would not fit in memory."""
 
@@ -368,6 +394,10 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
     grid, out = plan.grid, plan.out
     # Stage 1: batch x utd at the anchor width, batch x width at the anchor utd.
     units1 = stage1_units(grid)
+    if plan.device == "cpu" and not quiet and not (out / "units").is_dir():
+        note = cpu_time_note(plan, units1, n_jobs)
+        if note:
+            echo(note)
     say(f"stage 1: {len(units1)} populations (batch x utd, batch x width) on {env_id}, "
         f"{plan.device}")
     records1 = run_units(env_id, grid, units1, out, device=plan.device, backend=backend,

@@ -290,6 +290,54 @@ def test_eval_background_reaches_each_population(tmp_path, monkeypatch):
     assert seen[-1] is True
 
 
+def test_cost_counts_member_updates_and_lays_units_on_the_workers(monkeypatch):
+    from calibration import cost
+
+    grid = preset("minutes")
+    pole = next(u for u in stage1_units(grid) if u.width == 128)
+    assert cost.member_updates(grid, pole) == (1 + 2 + 4) * 16 * 9_000  # 48 members
+    calls = []
+    monkeypatch.setattr(cost, "seconds_per_member_update",
+                        lambda g, w, b, o, a: calls.append((w, b)) or 1e-3 * w / 64)
+    units = stage1_units(grid)
+    timed = {}
+    one = cost.cpu_seconds(grid, units, 11, 3, 1, timed)
+    assert one == pytest.approx(sum(cost.member_updates(grid, u) * 1e-3 * u.width / 64
+                                    for u in units))
+    three = cost.cpu_seconds(grid, units, 11, 3, 3, timed)
+    assert three == pytest.approx(cost.member_updates(grid, pole) * 2e-3)  # the long pole
+    assert sorted(calls) == [(64, 256), (128, 256), (256, 256)]  # each shape timed once
+    assert [cost.duration(s) for s in (20, 1500, 3 * 3600, 4 * 86400)] == [
+        "about 1 min", "about 25 min", "about 3 h", "about 4 days"]
+
+
+def test_a_slow_cpu_calibration_says_how_long_before_it_starts(tmp_path, monkeypatch):
+    """On the CPU, a grid whose updates alone take over SLOW_CPU_S gets one line first, from
+    updates timed here; the smoke preset does not."""
+    import calibration.calibrate as cal
+
+    class Reached(Exception):
+        pass
+
+    monkeypatch.setattr(cal, "run_units", lambda *a, **kw: (_ for _ in ()).throw(Reached()))
+    notes = {}
+    for name in ("minutes", "smoke"):
+        lines = []
+        with pytest.raises(Reached):
+            cal.calibrate("Hopper-v5", out_dir=tmp_path / name, device="cpu", preset_name=name,
+                          echo=lines.append)
+        notes[name] = [x for x in lines if x.startswith("note: on this CPU")]
+    assert notes["smoke"] == [] and len(notes["minutes"]) == 1
+    # stage 1's 1,584,000 and stage 2's 1,512,000 (3 x 3 configs x 8 seeds x 7 x 9,000 / 3)
+    assert "the 3,096,000 member-updates of this calibration take about" in notes["minutes"][0]
+    assert "one member-update at width 256, batch 256 took" in notes["minutes"][0]
+    lines = []
+    with pytest.raises(Reached):
+        cal.calibrate("Hopper-v5", out_dir=tmp_path / "q", device="cpu", preset_name="minutes",
+                      echo=lines.append, quiet=True)
+    assert not [x for x in lines if x.startswith("note:")]
+
+
 def test_compile_modes_are_checked_and_old_booleans_still_read():
     from calibration.learner.trainer import LearnerError, TrainConfig
 
