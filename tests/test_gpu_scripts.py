@@ -97,3 +97,27 @@ def test_minutes_stage_no_pack_trains_a_population_per_batch_size(tmp_path):
     # packed, these would be s1_w16_bs32-64_utd1, s1_w32_bs32-64_utd1-2-4, s1_w64_bs32-64_utd1
     assert units == [f"s1_w{w}_bs{b}_utd{u}" for w, u in ((16, "1"), (32, "1-2-4"), (64, "1"))
                      for b in (32, 64)]
+
+
+def test_update_bytes_counts_fused_kernels_by_their_own_traffic():
+    """benchmarks/update_bytes.py: the AdamW steps count 7 passes over each optimiser's buffer
+    (critic, actor, temperature), the loss one kernel; fusing the LayerNorm regions' forward
+    passes leaves every other group as it was and moves fewer bytes in that group."""
+    from benchmarks.update_bytes import FUSED, REGIONS, traffic
+    from calibration.learner.agent import AgentConfig
+    from calibration.learner.nets import Layout
+
+    m, width, obs, act = 3, 16, 5, 2
+    moved, ops = traffic(m, width, [8], 4, obs, act)
+    cfg = AgentConfig(obs_dim=obs, act_dim=act, width=width, quantiles=4)
+    critic = 2 * Layout(obs + act, width, 4, cfg.critic_blocks).numel
+    actor = Layout(obs, cfg.actor_width, 2 * act, cfg.actor_blocks).numel
+    assert moved[FUSED["_masked_step"]] == 7 * 4 * m * (critic + actor + 1)
+    assert ops[FUSED["_masked_step"]] == 3 and ops[FUSED["loss_and_grad"]] == 1
+    assert ops[REGIONS["norm"]] == 84  # 4 ops x 21 norms: 3 critic passes and 2 actor ones
+    fused, fused_ops = traffic(m, width, [8], 4, obs, act, regions=True)
+    assert fused_ops[REGIONS["norm"]] == 21
+    assert fused[REGIONS["norm"]] < moved[REGIONS["norm"]]
+    for group in moved:
+        if group != REGIONS["norm"]:
+            assert fused[group] == moved[group], group
