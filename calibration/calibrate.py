@@ -47,7 +47,7 @@ from calibration.checks import fit_checks
 from calibration.curves import data_table, isotonic_curve, seed_mean, thresholds
 from calibration.grid import Grid, GridError, Unit, load_grid, preset, stage1_units, stage2_units
 from calibration.outdir import LOCK_NAME, check_out_dir, check_writable, lock_out_dir
-from calibration.runner import BACKENDS, _default_jobs, prepare_out_dir, run_units
+from calibration.runner import BACKENDS, _default_jobs, prepare_out_dir, run_units, unit_done
 
 MIN_CONFIGS = 5
 #: Where returns saturate, the top threshold's place between the median start and the ceiling.
@@ -399,7 +399,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         if note:
             echo(note)
     say(f"stage 1: {len(units1)} populations (batch x utd, batch x width) on {env_id}, "
-        f"{plan.device}")
+        f"{plan.device}{_already(out, units1)}")
     records1 = run_units(env_id, grid, units1, out, device=plan.device, backend=backend,
                          n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile,
                          eval_background=eval_background)
@@ -417,7 +417,8 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
     # Stage 2: utd x width at the fitted batch size.
     units2 = stage2_units(grid, batch_of)
     check_memory(plan, units2, n_jobs, "stage 2")
-    say(f"stage 2: {len(units2)} populations (utd x width at the fitted batch size)")
+    say(f"stage 2: {len(units2)} populations (utd x width at the fitted batch size)"
+        f"{_already(out, units2)}")
     records2 = run_units(env_id, grid, units2, out, device=plan.device, backend=backend,
                          n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile,
                          eval_background=eval_background)
@@ -541,6 +542,17 @@ def prior_hint(command: str) -> str:
     return ("hint: these runs do not determine an exponent; a few-shot fit borrows the "
             f"exponents from a family of fits ({', '.join(sorted(FAMILIES))}) and fits the rest "
             f"to these runs, without training again: {command} --prior {family}")
+
+
+def _already(out: Path, units: list[Unit]) -> str:
+    """'; all 6 trained earlier in OUT: nothing to train' (or 'k of them ...; training the
+    other n - k'), or '' where none is done: a rerun says what it skips."""
+    done = sum(unit_done(out, u) is not None for u in units)
+    if not done:
+        return ""
+    if done == len(units):
+        return f"; all {done} trained earlier in {out}: nothing to train"
+    return f"; {done} trained earlier in {out}, training the other {len(units) - done}"
 
 
 def stage_summary(stage: str, records: list[dict], timing: bool = True) -> str:

@@ -86,7 +86,8 @@ def _target_range(ctx, param, value):
 @click.option("--target-range", nargs=2, type=float, default=None, callback=_target_range,
               metavar="J_MIN J_MAX", help="J_min J_max for envs not in paper A's Table 2.")
 @click.option("--delta", type=float, callback=_positive_finite,
-              help="FLOPs per env step (default: paper A's value).")
+              help="FLOPs charged per env step, the exchange rate of --total budgets (default: "
+                   "paper A's value for its tasks, else 1e11, its value for every DMC task).")
 @click.option("--input-dim", type=click.IntRange(1, 100_000),
               help="Critic input size (obs + action) for new envs.")
 @click.option("--created", callback=_iso_date,
@@ -195,8 +196,11 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
               help="Where runs, done markers and the grid go; rerun to resume.")
 @click.option("--fit-out", type=click.Path(dir_okay=False),
               help="Fit file to write (default: OUT_DIR/ALGORITHM-ENV.json).")
-@click.option("--delta", type=float, default=1e10, show_default=True, callback=_positive_finite,
-              help="FLOPs charged per env step in the fit file.")
+@click.option("--delta", type=float, default="1e10", show_default=True, callback=_positive_finite,
+              help="FLOPs charged per env step in the fit file: the exchange rate of --total "
+                   "budgets (C + delta * data). Paper A used 5e10 to 2e12 for its DMC and "
+                   "HumanoidBench tasks; the default suits a cheap simulator such as "
+                   "gymnasium's MuJoCo tasks. Set what an env step costs you.")
 @click.option("--n-boot", type=click.IntRange(0, 10_000), default=100, show_default=True,
               help="Bootstrap resamples of seeds: D_J's coefficient spread (report bands) and, "
                    "on the first run, B~'s best batch per config (B~ is then kept in "

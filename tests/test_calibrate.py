@@ -92,6 +92,18 @@ def test_rerun_skips_finished_units(smoke, tmp_path, monkeypatch):
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in logs} == logs
     assert {p: (p.stat().st_mtime_ns, p.read_bytes())
             for p in (copy / "units").glob("*.json")} == markers
+    # without --quiet, each stage says that it trains nothing
+    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--preset", "smoke", "--device",
+                                    "cpu", "--n-boot", "20", "--out-dir", str(copy)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    for stage in (1, 2):
+        n = sum(p.name.startswith(f"s{stage}_") for p in markers)
+        assert f"stage {stage}: {n} populations" in res.output
+        assert f"; all {n} trained earlier in {copy}: nothing to train" in res.output
+    (copy / "units" / sorted(markers)[0].name).unlink()
+    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--preset", "smoke", "--device",
+                                    "cpu", "--quiet", "--n-boot", "20", "--out-dir", str(copy)])
+    assert res.exit_code != 0  # the one unit left to train reaches run_unit (patched)
 
 
 @pytest.mark.slow
