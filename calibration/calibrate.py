@@ -513,8 +513,10 @@ def _batch_law(out: Path, units1: list[Unit], runs1: list[Run], n_boot: int,
         if not ok:
             raise CalibrationError(f"{path} is not a B~ this calibration wrote; {fix}")
         if kept["stage1_units"] == ids:
-            say(f"B~ as fitted when stage 1 finished ({path}; {fix}): a_B={coef[0]:.4g} "
-                f"alpha_B={coef[1]:.3g} b_B={coef[2]:.3g} beta_B={coef[3]:.3g}")
+            say(f"B~ as fitted when stage 1 finished: a_B={coef[0]:.4g} "
+                f"alpha_B={coef[1]:.3g} b_B={coef[2]:.3g} beta_B={coef[3]:.3g}, kept in {path} "
+                "(remove it to fit B~ again; stage-2 populations trained at other batch sizes "
+                "are then not used)")
             return coef, err
     targets1 = choose_targets(runs1)
     tables = tables_by_batch(runs1, targets1, n_boot)
