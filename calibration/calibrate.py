@@ -257,7 +257,12 @@ def _check_fit_out(fit_out, out: Path, fit_id: str) -> Path:
     if fit_out is not None and str(fit_out) == "":
         raise OutputError("the fit file path is empty: give a file name, e.g. --fit-out fit.json")
     path = Path(fit_out) if fit_out else out / (fit_id.replace("/", "-") + ".json")
-    if path.is_dir():
+    try:
+        is_dir = path.is_dir()
+        os.path.realpath(path)
+    except OSError as exc:  # a name too long, a loop of links
+        raise OutputError(f"cannot write the fit file {path}: {exc.strerror or exc}") from None
+    if is_dir:
         raise OutputError(f"cannot write the fit file {path}: it is a directory; give a file name")
     real, base = Path(os.path.realpath(path)), Path(os.path.realpath(out))
     if real in (base / "grid.json", base / LOCK_NAME) or any(

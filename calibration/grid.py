@@ -30,6 +30,11 @@ UTD_RANGE = (1e-3, 1e3)
 MAX_SEED = 2**31 - 1 - 100_000
 #: Seeds per configuration a grid may hold.
 MAX_SEEDS = 1000
+#: The widest critic and the largest batch a grid may name (a BroNet of width 65,536 has
+#: about 3.4e10 parameters), and evaluation episodes per log point.
+MAX_WIDTH = 2**16
+MAX_BATCH_SIZE = 2**20
+MAX_EVAL_EPISODES = 1000
 
 
 class StageConfig(BaseModel):
@@ -55,6 +60,8 @@ class Grid(BaseModel):
         float of a whole number in JSON, stays accepted."""
         if isinstance(data, dict):
             for key, value in data.items():
+                if key == "pack_batch_sizes" and not isinstance(value, bool):
+                    raise ValueError(f"pack_batch_sizes must be true or false, got {value!r}")
                 if key in ("name", "pack_batch_sizes"):
                     continue
                 items = value if isinstance(value, list) else [value]
@@ -68,7 +75,9 @@ class Grid(BaseModel):
                         raise ValueError(f"{where}: {v!r} is not a number")
         return data
 
-    name: str = "custom"
+    name: str = Field(default="custom", min_length=1, max_length=100,
+                      pattern=r"^[^\x00-\x1f\x7f]+$",
+                      description="A label (printed, recorded in the fit file).")
     steps: int = Field(gt=0, description="Env steps per run.")
     seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field(min_length=1,
                                                                   max_length=MAX_SEEDS)
@@ -81,7 +90,7 @@ class Grid(BaseModel):
     actor_width: int = Field(default=256, gt=0)
     random_steps: int = Field(default=2_500, ge=0)
     eval_every: int = Field(default=10_000, gt=0)
-    eval_episodes: int = Field(default=1, gt=0)
+    eval_episodes: int = Field(default=1, gt=0, le=MAX_EVAL_EPISODES)
     configs: list[StageConfig] | None = Field(
         default=None, min_length=1,
         description="Stage-2 configurations to run instead of every utd x width (a planned "
@@ -97,6 +106,13 @@ class Grid(BaseModel):
     def _check(self) -> Grid:
         if any(b <= 0 for b in self.batch_sizes) or any(w <= 0 for w in self.widths):
             raise ValueError("batch_sizes and widths must be positive")
+        widths = [*self.widths, self.anchor_width, *(c.width for c in self.configs or ())]
+        if max(widths) > MAX_WIDTH:
+            raise ValueError(f"widths may be at most {MAX_WIDTH:,} units, got {max(widths):,}")
+        sizes = [*self.batch_sizes, *(c.batch_size or 1 for c in self.configs or ())]
+        if max(sizes) > MAX_BATCH_SIZE:
+            raise ValueError(f"batch sizes may be at most {MAX_BATCH_SIZE:,}, got "
+                             f"{max(sizes):,}")
         lo, hi = UTD_RANGE
         utds = [*self.utds, *(c.utd for c in self.configs or ())]
         if any(not lo <= u <= hi for u in utds):

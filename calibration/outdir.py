@@ -24,8 +24,11 @@ def lock_out_dir(out_dir: Path):
         yield
         return
     path = out_dir / LOCK_NAME
+    if path.is_symlink():  # opening it would write our pid into whatever it points at
+        raise OutputError(f"the lock file {path} is a symbolic link; remove it (the "
+                          "calibration makes its own)")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     except OSError as exc:
         raise OutputError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
     try:

@@ -15,6 +15,7 @@ import click
 from advisor.errors import AdvisorError
 from calibration.design import Plan, few_shot_prior, write_plan
 from calibration.design import plan as make_plan
+from calibration.grid import MAX_WIDTH
 
 
 def _floats(text: str | None, what: str) -> list[float] | None:
@@ -34,6 +35,8 @@ def _widths(text: str | None) -> list[int] | None:
     values = _floats(text, "--widths")
     if values is not None and any(v != int(v) for v in values):
         raise click.BadParameter(f"--widths are whole numbers of units, got {text!r}")
+    if values is not None and max(values) > MAX_WIDTH:
+        raise click.BadParameter(f"--widths may be at most {MAX_WIDTH:,} units, got {text!r}")
     return None if values is None else [int(v) for v in values]
 
 

@@ -42,6 +42,25 @@ def _atomic_write(path: Path, text: str) -> None:
     _atomic_save(path, text=text)
 
 
+def _differs(old: dict, new: dict) -> str:
+    """What differs between the grid.json an out-dir holds and this run's: 'env X there, Y
+    here' or the grid's fields ('steps 400 there, 1000 here; seeds ...'), at most three."""
+    if old.get("env_id") != new["env_id"]:
+        return f"env {old.get('env_id')!r} there, {new['env_id']!r} here"
+    there = old.get("grid") if isinstance(old.get("grid"), dict) else {}
+    here = new["grid"]
+
+    def show(value) -> str:
+        text = json.dumps(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    diffs = [f"{key} {show(there.get(key))} there, {show(here.get(key))} here"
+             for key in sorted(set(there) | set(here)) if there.get(key) != here.get(key)]
+    if not diffs:
+        return "its grid.json's digest does not match its grid; was it edited?"
+    return "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+
+
 def prepare_out_dir(out_dir: Path, grid: Grid, env_id: str) -> None:
     """Create OUT/grid.json, or check that an existing one is the same grid and env."""
     check_out_dir(out_dir)
@@ -50,10 +69,9 @@ def prepare_out_dir(out_dir: Path, grid: Grid, env_id: str) -> None:
     if path.exists() or path.is_symlink():
         old = read_spec(path)
         if old.get("digest") != spec["digest"] or old.get("env_id") != env_id:
-            name = old.get("grid", {}).get("name") if isinstance(old.get("grid"), dict) else None
-            raise GridError(
-                f"{out_dir} holds results of a different calibration (env {old.get('env_id')!r}, "
-                f"grid {name!r}); use a new --out-dir or the same grid and env to resume")
+            raise GridError(f"{out_dir} holds results of a different calibration "
+                            f"({_differs(old, spec)}); use a new --out-dir, or the same env, "
+                            "grid, --steps and --seeds to resume")
         return
     left = [sub for sub in ("units", "runs") if (out_dir / sub).is_dir()
             and any((out_dir / sub).iterdir())]

@@ -511,6 +511,13 @@ def test_the_fit_file_may_not_overwrite_the_grid_it_calibrates(tmp_path):
     (dict(widths=[True, 32, 64]), "widths.0"),  # trained width-1 critics
     (dict(utds=["1", 2, 4]), "utds.0"),
     (dict(eval_every=1000), "at least 2 are needed"),  # one evaluation: could only fail
+    # a hostile round: each of these validated, then trained (or hung, or printed oddly)
+    (dict(pack_batch_sizes="yes"), "pack_batch_sizes must be true or false"),
+    (dict(eval_episodes=10**9), "eval_episodes: Input should be less than or equal to 1000"),
+    (dict(name="a\nb"), "name: String should match pattern"),
+    (dict(name="x" * 101), "name: String should have at most 100 characters"),
+    (dict(widths=[16, 10**12]), "widths may be at most 65,536 units"),
+    (dict(batch_sizes=[32, 2**21]), "batch sizes may be at most 1,048,576"),
 ])
 def test_grid_values_of_the_wrong_kind_or_one_evaluation_are_refused(change, needle):
     with pytest.raises(GridError, match=needle):
@@ -588,7 +595,13 @@ def test_out_dir_of_another_grid_is_refused_and_kept(tmp_path):
     res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--preset", "smoke", "--steps",
                                     "500", "--device", "cpu", "--out-dir", str(out)])
     assert res.exit_code == 2 and "different calibration" in res.output
+    # it names what differs: steps (and with them eval_every and random_steps)
+    assert "(eval_every 100 there, 50 here; random_steps 200 there, 100 here; steps 1000 " \
+           "there, 500 here)" in " ".join(res.output.split())
     assert (out / "keep.txt").read_text() == "results"
+    res = CliRunner().invoke(main, ["calibrate", "--env", "Hopper-v5", "--preset", "smoke",
+                                    "--device", "cpu", "--out-dir", str(out)])
+    assert res.exit_code == 2 and f"env {ENV!r} there, 'Hopper-v5' here" in res.output
 
 
 def test_minutes_preset_validates_and_its_units_build():

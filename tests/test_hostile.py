@@ -509,6 +509,24 @@ def test_a_locked_out_dir_is_refused_naming_the_holder(tmp_path, no_training):
         pass
 
 
+def test_a_lock_file_that_is_a_symlink_is_refused_not_followed(tmp_path, no_training):
+    """A hostile round: calibrate.lock linked to another file got our pid written into it."""
+    out, precious = tmp_path / "o", tmp_path / "precious.txt"
+    out.mkdir()
+    precious.write_text("keep me")
+    (out / "calibrate.lock").symlink_to(precious)
+    line = _one_line_exit_2(_calibrate("--env", CAL_ENV, out=out))
+    assert "calibrate.lock is a symbolic link; remove it" in line
+    assert precious.read_text() == "keep me"
+
+
+def test_a_fit_out_name_too_long_is_one_line_naming_it(tmp_path):
+    name = "b" * 300 + ".json"
+    line = _one_line_exit_2(_calibrate("--env", CAL_ENV, "--fit-out", str(tmp_path / name),
+                                       out=tmp_path / "o"))
+    assert f"cannot write the fit file {tmp_path / name}" in line and "too long" in line
+
+
 def test_a_damaged_done_marker_is_refused_not_trained_over(tmp_path):
     """Markers are written last and atomically: one that cannot be read was damaged later, and
     training the unit again would overwrite the logs it finished (a hostile round saw a
@@ -695,7 +713,7 @@ def test_fit_options_that_make_no_valid_fit_are_one_line_errors(tmp_path, data_d
     assert not out.exists()
 
 
-@pytest.mark.parametrize("widths", ["inf,64", "64,1e400", "64.9,128.2"])
+@pytest.mark.parametrize("widths", ["inf,64", "64,1e400", "64.9,128.2", "16,1e19"])
 def test_plan_widths_must_be_finite_whole_numbers(widths):
     res = CliRunner().invoke(main, ["plan", "--runs", "3", "--widths", widths])
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "--widths" in res.output, \
