@@ -639,12 +639,34 @@ def _read(out: Path, units: list[Unit], env_id: str, grid: Grid | None = None) -
             raise CalibrationError(f"the logs of finished unit {unit.id} cannot be used: {exc}; "
                                    f"{fix}") from None
         if grid is not None:
+            stray = _stray(unit, found)
+            if stray:
+                raise CalibrationError(f"the logs of finished unit {unit.id} hold a run it did "
+                                       f"not train ({stray}); remove that run's folder under "
+                                       f"{out / 'runs' / unit.id}")
             why = _incomplete(unit, found, grid)
             if why:
                 raise CalibrationError(f"the logs of finished unit {unit.id} are incomplete: "
                                        f"{why}; {fix}")
         runs += found
     return runs
+
+
+def _stray(unit: Unit, runs: list[Run]) -> str | None:
+    """A run in a finished unit's folder that the unit did not train (another utd or batch
+    size, another width, or a second parameter count), or None: it would be fitted as data."""
+    sizes = unit.batch_sizes or [unit.batch_size] * len(unit.utds)
+    want = {(float(u), int(b)) for u, b in zip(unit.utds, sizes)}
+    params = sorted({float(r.params) for r in runs})
+    for r in runs:
+        where = f"utd {r.utd:g}, batch size {r.batch_size:g}, {r.params:.0f} params"
+        if (float(r.utd), int(r.batch_size)) not in want:
+            return where
+        if r.width is not None and int(r.width) != unit.width:
+            return f"{where}, width {r.width}"
+        if len(params) > 1 and float(r.params) != params[0]:
+            return where
+    return None
 
 
 def _incomplete(unit: Unit, runs: list[Run], grid: Grid) -> str | None:

@@ -767,6 +767,25 @@ def test_a_finished_unit_with_missing_logs_is_refused_not_fitted(tmp_path, damag
     assert f"remove {out / 'units' / unit}.json to train it again" in line
 
 
+@pytest.mark.parametrize("where", ["utd_8", "width"])
+def test_a_stray_run_in_a_finished_unit_is_refused_not_fitted(tmp_path, where):
+    """A hostile round: a return log copied into a finished unit's folder under utd 8 (or
+    under another width) was fitted as a tenth configuration, the domain widened to utd 1-8."""
+    import shutil
+
+    pytest.importorskip("gymnasium")
+    out = _hopper_out_dir(tmp_path)
+    (unit_dir,) = (out / "runs").glob("s2_w128_*")
+    src = unit_dir / "w128p164296" / "utd_1"
+    dst = (unit_dir / "w128p164296" / "utd_8" if where == "utd_8"
+           else unit_dir / "w64p9999" / "utd_1")
+    shutil.copytree(src, dst)
+    line = _one_line_exit_2(_calibrate(*HOPPER, "--prior", "dmc", "--quiet", out=out))
+    assert f"the logs of finished unit {unit_dir.name} hold a run it did not train" in line
+    assert ("utd 8, batch size" if where == "utd_8" else "9999 params") in line
+    assert f"remove that run's folder under {unit_dir}" in line
+
+
 def test_a_rerun_with_another_n_boot_plans_the_same_stage_2(tmp_path, monkeypatch):
     """B~ is fitted once per out-dir (OUT/batch_law.json): rerunning the Hopper calibration with
     --n-boot 10 refitted B~ from other seed resamples, planned stage-2 populations at other
