@@ -462,6 +462,13 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         stage_summary("stage 1", records1, timing=False),
         stage_summary("stage 2", records2, timing=False),
     ]
+    resumed = sorted(Unit(**r["unit"]).id for r in (*records1, *records2)
+                     if r["manifest"].get("resumed_from"))
+    if resumed:  # the recorded command refits these runs; it does not retrain them alike
+        notes.append(f"{len(resumed)} population(s) resumed from a checkpoint after an "
+                     f"interruption ({', '.join(resumed)}): new episodes from there, so their "
+                     "runs match an uninterrupted calibration statistically, not bit for bit; "
+                     "the recorded command reproduces this file from these runs")
     # The least-squares fits run about twice as fast on one BLAS thread (as `regenerate`'s do).
     with one_blas_thread():
         fit, _, _ = make_fit_file(

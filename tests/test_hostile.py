@@ -786,6 +786,23 @@ def test_a_stray_run_in_a_finished_unit_is_refused_not_fitted(tmp_path, where):
     assert f"remove that run's folder under {unit_dir}" in line
 
 
+def test_a_fit_says_which_populations_resumed_from_a_checkpoint(tmp_path):
+    """A hostile round: a population resumed from its checkpoint trains new episodes from
+    there, so the fit differs from an uninterrupted calibration's; the file did not say so."""
+    pytest.importorskip("gymnasium")
+    out = _hopper_out_dir(tmp_path)
+    (marker,) = (out / "units").glob("s2_w64_*.json")
+    record = json.loads(marker.read_text())
+    record["manifest"]["resumed_from"] = [5000]
+    marker.write_text(json.dumps(record))
+    res = _calibrate(*HOPPER, "--prior", "dmc", "--quiet", out=out)
+    assert res.exit_code == 0, res.output
+    notes = json.loads((out / "bro-torch-Hopper-v5.json").read_text())["provenance"]["notes"]
+    (note,) = [n for n in notes if "resumed from a checkpoint" in n]
+    assert note.startswith(f"1 population(s) resumed from a checkpoint after an interruption "
+                           f"({marker.stem})")
+
+
 def test_a_rerun_with_another_n_boot_plans_the_same_stage_2(tmp_path, monkeypatch):
     """B~ is fitted once per out-dir (OUT/batch_law.json): rerunning the Hopper calibration with
     --n-boot 10 refitted B~ from other seed resamples, planned stage-2 populations at other
