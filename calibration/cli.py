@@ -282,11 +282,29 @@ def _interruptible(out_dir):
         done = len(list(units.glob("*.json"))) if units.is_dir() else 0
         partial = len(list(Path(out_dir, "runs").glob("*/checkpoint.npz")))
         what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
-        raise Interrupted(
+        stopped = Interrupted(
             f"{what}: {done} finished population(s) kept in {out_dir}"
             + (f", {partial} unfinished one(s) with a checkpoint" if partial else "")
             + "; run the same command again to resume",
-            143 if isinstance(exc, _Terminated) else 130) from None
+            143 if isinstance(exc, _Terminated) else 130)
+        from calibration.runner import THREADS_TRAINING
+
+        if THREADS_TRAINING.is_set():
+            # Populations train on in threads of this process (backend "threads"); tearing
+            # the interpreter down under them aborted ("terminate called without an active
+            # exception", exit 134). What they finished is on disk (atomic writes) and the
+            # rest resumes from checkpoints: say so and leave at once.
+            import os
+            import sys
+
+            click.echo(f"error: {stopped.format_message()}", err=True)
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(stopped.exit_code)
+        raise stopped from None
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)

@@ -241,14 +241,23 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
                     progress.update(record)
 
     try:
+        if backend == "threads":
+            THREADS_TRAINING.set()
         if backend == "loky" and n_jobs > 1:
             _consume_interruptibly(consume, parallels)
         else:
             consume()
+        THREADS_TRAINING.clear()  # not on an exception: its threads may train on (cli.py)
     finally:
         stop.set()
     progress.close()
     return [done[u.id] for u in units]
+
+
+#: Set while populations train as threads of this process (backend "threads") and left set
+#: when that ends in an exception: those threads may still be running, and an interpreter
+#: torn down under them aborts, so the CLI then exits at once (cli.Interrupted.show).
+THREADS_TRAINING = threading.Event()
 
 
 def _consume_interruptibly(consume: Callable[[], None], parallels: list) -> None:

@@ -158,6 +158,30 @@ def test_sigterm_or_ctrl_c_says_what_is_kept_in_one_line(tmp_path, sig, code, wo
     assert (out / "resource_tracker.log").is_file()  # where loky's tracker says what it removed
 
 
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_with_populations_in_threads_is_one_line_not_an_abort(tmp_path, sig, code):
+    """A hostile round: with --backend threads, SIGTERM or Ctrl-C printed the line, then the
+    interpreter was torn down under the training threads: "terminate called without an
+    active exception", exit 134. A rerun resumes and finishes."""
+    out = tmp_path / "run"
+    cmd = [*CMD, "--backend", "threads", "--n-jobs", "2", "--out-dir", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((out / "units").glob("*.json")):
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    assert "terminate called" not in err
+    assert err.strip().splitlines()[-1].startswith(
+        f"error: {'terminated' if code == 143 else 'interrupted'}: ")
+    if sig == signal.SIGTERM:
+        res = subprocess.run(cmd[:-2] + ["--quiet", "--out-dir", str(out)], text=True,
+                             capture_output=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-2000:]
+
+
 def test_resource_tracker_writes_to_the_out_dir_not_the_terminal(tmp_path):
     """loky's resource tracker outlives the calibration by a moment; its warnings about
     semaphores a stopped run left (removed by it all the same) go to OUT/resource_tracker.log.
