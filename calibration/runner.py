@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import sys
 import threading
@@ -269,6 +270,12 @@ def _consume_interruptibly(consume: Callable[[], None], parallels: list) -> None
     failure: list[BaseException] = []
 
     def run():
+        if hasattr(signal, "pthread_sigmask"):
+            # Worker processes started from this thread (and from the executor's own threads,
+            # which it starts) inherit its blocked SIGINT: a Ctrl-C at a terminal, sent to the
+            # whole process group, then reaches only this process, which stops them. Before,
+            # workers caught mid-import or idle printed tracebacks under the one-line error.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             consume()
         except BaseException as exc:  # re-raised in the calling thread

@@ -623,6 +623,29 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def test_ctrl_c_at_a_terminal_while_workers_start_is_one_line(tmp_path):
+    """A hostile round: Ctrl-C at a terminal goes to the whole process group; workers caught
+    starting (mid-import) or idle printed 50-120 lines of tracebacks, even segfaults, under the
+    one-line error. They now start with SIGINT blocked; the parent stops them."""
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "advisor.cli", "calibrate", "--env", CAL_ENV,
+                             "--preset", "smoke", "--device", "cpu", "--quiet", "--n-jobs", "2",
+                             "--out-dir", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_children(proc.pid)) < 2:  # the workers, starting
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert err.strip().splitlines() == [
+        f"error: interrupted: 0 finished population(s) kept in {out}; run the same command "
+        "again to resume"], err[-3000:]
+    time.sleep(1)
+    assert not [w for w in workers if _alive(w)]
+
+
 @pytest.mark.slow
 def test_kill_9_of_calibrate_stops_its_workers_and_a_second_run_is_refused(tmp_path):
     pytest.importorskip("torch")
