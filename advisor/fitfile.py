@@ -17,7 +17,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from advisor.errors import FitFileError, one_line
-from advisor.files import MAX_FILE_BYTES, atomic_write_bytes, load_json, read_limited
+from advisor.files import (
+    MAX_FILE_BYTES,
+    atomic_write_bytes,
+    is_iso_date,
+    load_json,
+    read_limited,
+)
 
 SCHEMA_VERSION = 2
 FIT_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,100}/[A-Za-z0-9_.\-]{1,100}$"
@@ -262,7 +268,8 @@ class FitFile(_Strict):
     schema_version: Literal[1, 2] = SCHEMA_VERSION
     id: str = Field(pattern=FIT_ID_PATTERN, max_length=200)
     fit_version: int = Field(ge=1, le=10**6)
-    created: str = Field(description="ISO date the fit was produced.", max_length=40)
+    created: str = Field(description="ISO date the fit was produced (YYYY-MM-DD).",
+                         max_length=40)
     provenance: Provenance
     compute: ComputeDefinition
     architecture: Architecture
@@ -277,6 +284,13 @@ class FitFile(_Strict):
         default=None, description="Calibrated interval for new runs (schema 2; absent in 1).")
     content_hash: str = Field(default="",
                               description="sha256 of the canonical JSON without this field.")
+
+    @field_validator("created")
+    @classmethod
+    def _iso_date(cls, value: str) -> str:
+        if not is_iso_date(value):
+            raise ValueError(f"created must be a date YYYY-MM-DD, got {value!r}")
+        return value
 
     @field_validator("schema_version", mode="before")
     @classmethod
@@ -366,7 +380,7 @@ def parse_fit_file(text: str | bytes, origin: str = "fit file") -> FitFile:
     if model.content_hash != expected:
         raise FitFileError(
             f"{origin} content hash does not match its contents (edited or corrupted); "
-            "regenerate it with `advisor fit` or restore the original"
+            "restore the original, or remake it with the command in its provenance"
         )
     return model
 

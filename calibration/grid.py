@@ -137,7 +137,7 @@ class Grid(BaseModel):
             raise ValueError(f"{self.steps} steps with eval_every {self.eval_every} and "
                              f"random_steps {self.random_steps} give {learning_evals} "
                              "evaluation(s) of the learning policy; at least 2 are needed "
-                             "(lower eval_every or raise steps)")
+                             "(raise --steps, or lower eval_every in a --grid file)")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must be distinct")
         if self.configs is not None:

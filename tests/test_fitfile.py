@@ -29,7 +29,21 @@ def test_tampered_number_is_rejected_by_the_hash(fit_path):
     doc = json.loads(fit_path.read_text())
     doc["data_to_target"]["laws"][0]["d_min"] *= 0.5
     fit_path.write_text(json.dumps(doc))
-    with pytest.raises(FitFileError, match="content hash"):
+    with pytest.raises(FitFileError, match="content hash does not match its contents .edited "
+                                           "or corrupted.; restore the original, or remake it "
+                                           "with the command in its provenance"):
+        read_fit_file(fit_path)
+
+
+@pytest.mark.parametrize("created", ["2024-13-45", "20261127", "2026-W48-5", "yesterday"])
+def test_created_must_be_a_real_iso_date(fit_path, created):
+    """A hostile round: a hand-made file whose `created` was 2024-13-45 validated (its hash
+    recomputed, as a tool writing fit files would)."""
+    doc = json.loads(fit_path.read_text())
+    doc["created"] = created
+    doc["content_hash"] = content_hash(doc)
+    fit_path.write_text(json.dumps(doc))
+    with pytest.raises(FitFileError, match=f"created must be a date YYYY-MM-DD, got '{created}'"):
         read_fit_file(fit_path)
 
 
