@@ -579,9 +579,16 @@ def stage_summary(stage: str, records: list[dict], timing: bool = True) -> str:
     steps = sum(int(m["config"]["steps"]) * len(r["unit"]["seeds"])
                 for m, r in zip(manifests, records))
     devices = ", ".join(sorted({str(m["device_name"]) for m in manifests}))
+    interrupted = any(m.get("resumed_from") for m in manifests)
     if manifests and all("started_unix" in m and "finished_unix" in m for m in manifests):
-        span = (max(float(m["finished_unix"]) for m in manifests)
-                - min(float(m["started_unix"]) for m in manifests))
+        spans = sorted((float(m["started_unix"]), float(m["finished_unix"])) for m in manifests)
+        span = max(end for _, end in spans) - spans[0][0]
+        # Populations that trained in separate runs of the command leave gaps between them.
+        busy, reach = 0.0, spans[0][0]
+        for start, end in spans:
+            busy += max(0.0, end - max(start, reach))
+            reach = max(reach, end)
+        interrupted = interrupted or busy < 0.9 * span
         how = "from the first population's start to the last one's end"
     else:
         span = sum(float(m["wall_time_s"]) for m in manifests)
@@ -590,7 +597,9 @@ def stage_summary(stage: str, records: list[dict], timing: bool = True) -> str:
     if not timing:
         return (f"{stage}: {pops}, {updates:,} member-updates, {steps:,} "
                 f"env steps on {devices}")
-    rate = f" = {updates / span:,.0f} member-updates/s" if span > 0 else ""
+    if interrupted:  # the span holds the time between runs of the command: no rate
+        how += ", across an interruption: not a training time"
+    rate = f" = {updates / span:,.0f} member-updates/s" if span > 0 and not interrupted else ""
     return (f"{stage}: {pops}, {updates:,} member-updates, {steps:,} env "
             f"steps in {span:,.0f} s ({how}){rate} on {devices}{_phases(manifests)}")
 

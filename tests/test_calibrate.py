@@ -442,6 +442,15 @@ def test_stage_summary_reads_the_manifests():
     assert "in 8 s (summed over populations) = 125 member-updates/s" in stage_summary("s", [old])
     assert stage_summary("s", [old], timing=False) == (
         "s: 1 population, 1,000 member-updates, 1,000 env steps on NVIDIA H100 80GB HBM3")
+    # a hostile round: a stage finished in a second run of the command, an hour later, gave
+    # "in 3,673 s ... = 2 member-updates/s"; with the gap (or a resumed population) no rate
+    gap = stage_summary("s", [record([0], 1000, 0.0, 10.0), record([0], 1000, 3600.0, 3610.0)])
+    assert gap.endswith("in 3,610 s (from the first population's start to the last one's end, "
+                        "across an interruption: not a training time) on NVIDIA H100 80GB HBM3")
+    resumed = record([0], 1000, 0.0, 100.0)
+    resumed["manifest"]["resumed_from"] = [500]
+    assert "across an interruption" in stage_summary("s", [resumed])
+    assert "member-updates/s" not in stage_summary("s", [resumed])
 
 
 def test_stage1_design_is_the_factorised_grid():
