@@ -583,12 +583,8 @@ def stage_summary(stage: str, records: list[dict], timing: bool = True) -> str:
     if manifests and all("started_unix" in m and "finished_unix" in m for m in manifests):
         spans = sorted((float(m["started_unix"]), float(m["finished_unix"])) for m in manifests)
         span = max(end for _, end in spans) - spans[0][0]
-        # Populations that trained in separate runs of the command leave gaps between them.
-        busy, reach = 0.0, spans[0][0]
-        for start, end in spans:
-            busy += max(0.0, end - max(start, reach))
-            reach = max(reach, end)
-        interrupted = interrupted or busy < 0.9 * span
+        # Populations trained by separate runs of the command (runner.run_units' `run`)
+        interrupted = interrupted or len({r["run"] for r in records if "run" in r}) > 1
         how = "from the first population's start to the last one's end"
     else:
         span = sum(float(m["wall_time_s"]) for m in manifests)

@@ -135,7 +135,8 @@ def _manifest_ok(manifest) -> bool:
 
 def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
              parent: int | None = None, compile: bool | str = "none",
-             env_threads: int = 1, spans: bool = True, eval_background: bool = False) -> dict:
+             env_threads: int = 1, spans: bool = True, eval_background: bool = False,
+             run: str | None = None) -> dict:
     """Train one population and mark it done. Runs in a worker process (or a thread, backend
     "threads"); `parent`: the pid of the calibration, whose death ends this process (no orphan
     trains on, no marker is written); `env_threads` > 1 steps its envs in that many threads."""
@@ -152,14 +153,15 @@ def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
         with torch.cuda.device(torch.device(device)):
             with torch.cuda.stream(torch.cuda.Stream()):
                 return _train_unit(env_id, grid, unit, out_dir, device, parent, watch, compile,
-                                   env_threads, spans, eval_background)
+                                   env_threads, spans, eval_background, run)
     return _train_unit(env_id, grid, unit, out_dir, device, parent, watch, compile, env_threads,
-                       spans, eval_background)
+                       spans, eval_background, run)
 
 
 def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
                 parent: int | None, watch: bool, compile: bool | str, env_threads: int,
-                spans: bool = True, eval_background: bool = False) -> dict:
+                spans: bool = True, eval_background: bool = False,
+                run: str | None = None) -> dict:
     from calibration.learner.trainer import TrainConfig, train_population
 
     cfg = TrainConfig(env_id=env_id, steps=grid.steps, utds=list(unit.utds),
@@ -177,6 +179,8 @@ def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
     if watch and os.getppid() != parent:
         os._exit(1)
     record = {"unit": unit.model_dump(mode="json"), "manifest": manifest}
+    if run is not None:  # which run of the command trained it (stage summaries)
+        record["run"] = run
     _atomic_write(out / "units" / f"{unit.id}.json", json.dumps(record, indent=1))
     return record
 
@@ -219,6 +223,7 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
                          earlier_steps=sum(len(u.seeds) * grid.steps for u in units
                                            if done[u.id] is not None))
     stop = threading.Event()
+    run = f"{os.getpid()}-{time.time():.3f}"  # this run of run_units, in each done marker
     if not quiet:  # a line every POLL_S from the populations' logs, before any unit ends
         threading.Thread(target=_poll, args=(progress, stop), name="progress",
                          daemon=True).start()
@@ -235,7 +240,8 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
                 parallels.append(Parallel(return_as=order))
                 results = parallels[0](
                     delayed(run_unit)(env_id, grid, u, str(out_dir), _unit_device(device, i),
-                                      parent, compile, threads, spans, eval_background)
+                                      parent, compile, threads, spans, eval_background,
+                                      run)
                     for i, u in enumerate(todo))
                 for record in results:
                     done[Unit(**record["unit"]).id] = record

@@ -443,8 +443,11 @@ def test_stage_summary_reads_the_manifests():
     assert stage_summary("s", [old], timing=False) == (
         "s: 1 population, 1,000 member-updates, 1,000 env steps on NVIDIA H100 80GB HBM3")
     # a hostile round: a stage finished in a second run of the command, an hour later, gave
-    # "in 3,673 s ... = 2 member-updates/s"; with the gap (or a resumed population) no rate
-    gap = stage_summary("s", [record([0], 1000, 0.0, 10.0), record([0], 1000, 3600.0, 3610.0)])
+    # "in 3,673 s ... = 2 member-updates/s"; across runs (or a resumed population) no rate
+    first, second = record([0], 1000, 0.0, 10.0), record([0], 1000, 3600.0, 3610.0)
+    first["run"], second["run"] = "11-0.0", "12-3600.0"
+    assert "member-updates/s" in stage_summary("s", [first, record([0], 1000, 5.0, 9.0)])
+    gap = stage_summary("s", [first, second])
     assert gap.endswith("in 3,610 s (from the first population's start to the last one's end, "
                         "across an interruption: not a training time) on NVIDIA H100 80GB HBM3")
     resumed = record([0], 1000, 0.0, 100.0)
