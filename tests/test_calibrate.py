@@ -136,20 +136,26 @@ def test_sigkill_then_resume_loses_no_unit_and_gives_the_same_fit(smoke):
     assert (out / name).read_text() == text
 
 
+def _stop_after_a_unit(cmd: list[str], out: Path, sig) -> tuple[int, str]:
+    """Run `cmd`, send it `sig` once a unit has finished; its exit status and stderr."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((out / "units").glob("*.json")):
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"),
                                              (signal.SIGINT, 130, "interrupted")])
 def test_sigterm_or_ctrl_c_says_what_is_kept_in_one_line(tmp_path, sig, code, word):
     """A cluster's SIGTERM (or Ctrl-C) ends calibrate with one line naming what is kept and how
     to resume, no traceback and no leaked-semaphore warnings from the workers."""
     out = tmp_path / "run"
-    proc = subprocess.Popen(CMD + ["--out-dir", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and not list((out / "units").glob("*.json")):
-        time.sleep(0.2)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == code, err[-2000:]
+    returncode, err = _stop_after_a_unit(CMD + ["--out-dir", str(out)], out, sig)
+    assert returncode == code, err[-2000:]
     kept = len(list((out / "units").glob("*.json")))
     assert kept >= 1
     lines = err.strip().splitlines()
@@ -165,14 +171,8 @@ def test_a_stop_with_populations_in_threads_is_one_line_not_an_abort(tmp_path, s
     active exception", exit 134. A rerun resumes and finishes."""
     out = tmp_path / "run"
     cmd = [*CMD, "--backend", "threads", "--n-jobs", "2", "--out-dir", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and not list((out / "units").glob("*.json")):
-        time.sleep(0.2)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == code, err[-2000:]
+    returncode, err = _stop_after_a_unit(cmd, out, sig)
+    assert returncode == code, err[-2000:]
     assert "terminate called" not in err
     assert err.strip().splitlines()[-1].startswith(
         f"error: {'terminated' if code == 143 else 'interrupted'}: ")
