@@ -559,8 +559,8 @@ def prior_hint(command: str) -> str:
 
 
 def _already(out: Path, units: list[Unit]) -> str:
-    """'; all 6 trained earlier in OUT: nothing to train' (or 'k of them ...; training the
-    other n - k'), or '' where none is done: a rerun says what it skips."""
+    """'; all 6 trained earlier in OUT: nothing to train', '; 2 trained earlier in OUT,
+    training the other 4', or '' where none is: a rerun says what it skips."""
     done = sum(unit_done(out, u) is not None for u in units)
     if not done:
         return ""
@@ -581,8 +581,8 @@ def stage_summary(stage: str, records: list[dict], timing: bool = True) -> str:
     devices = ", ".join(sorted({str(m["device_name"]) for m in manifests}))
     interrupted = any(m.get("resumed_from") for m in manifests)
     if manifests and all("started_unix" in m and "finished_unix" in m for m in manifests):
-        spans = sorted((float(m["started_unix"]), float(m["finished_unix"])) for m in manifests)
-        span = max(end for _, end in spans) - spans[0][0]
+        span = (max(float(m["finished_unix"]) for m in manifests)
+                - min(float(m["started_unix"]) for m in manifests))
         # Populations trained by separate runs of the command (runner.run_units' `run`)
         interrupted = interrupted or len({r["run"] for r in records if "run" in r}) > 1
         how = "from the first population's start to the last one's end"

@@ -456,9 +456,8 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
     val_envs = VectorEnvs(cfg.env_id, [s + 10_000 for s in seeds])
     eval_seeds = [s + 20_000 for s in seeds]
     eval_envs = [make_env(cfg.env_id, s) for s in eval_seeds]
-    threads = cfg.env_threads if cfg.vector_env == "threads" else 1
-    background = (BackgroundEval(eval_envs, eval_seeds, cfg.eval_episodes, device, threads)
-                  if cfg.eval_background else None)
+    background = (BackgroundEval(eval_envs, eval_seeds, cfg.eval_episodes, device,
+                                 _eval_threads(cfg)) if cfg.eval_background else None)
     try:
         return _train(cfg, out_dir, progress, device, envs, val_envs, eval_envs, eval_seeds,
                       background)
@@ -467,6 +466,11 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
             background.close()  # before its envs close
         for e in (envs, val_envs, *eval_envs):
             e.close()
+
+
+def _eval_threads(cfg: TrainConfig) -> int:
+    """Threads that step the evaluation envs: the training envs' when they step in threads."""
+    return cfg.env_threads if cfg.vector_env == "threads" else 1
 
 
 def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_envs: VectorEnvs,
@@ -578,8 +582,6 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         action = pop.act(torch.as_tensor(obs, device=device), noise).cpu().numpy()
         return np.nan_to_num(action)  # a diverged member acts with NaN until the next check
 
-    eval_threads = cfg.env_threads if cfg.vector_env == "threads" else 1
-
     def record(step: int, ret: np.ndarray, closs: np.ndarray, vloss: np.ndarray,
                dead: np.ndarray) -> None:
         """One row of the logs (members that diverged by `step` as NaN), written out."""
@@ -603,7 +605,8 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         guard.check(pop)
         ret = None
         if background is None:
-            ret = evaluate(pop, eval_envs, eval_seeds, cfg.eval_episodes, device, eval_threads)
+            ret = evaluate(pop, eval_envs, eval_seeds, cfg.eval_episodes, device,
+                           _eval_threads(cfg))
         if val_replay.size > 0:
             with torch.no_grad():
                 vb = val_replay.sample(sample_size, gen)
