@@ -47,7 +47,14 @@ from calibration.checks import fit_checks
 from calibration.curves import data_table, isotonic_curve, seed_mean, thresholds
 from calibration.grid import Grid, GridError, Unit, load_grid, preset, stage1_units, stage2_units
 from calibration.outdir import LOCK_NAME, check_out_dir, check_writable, lock_out_dir
-from calibration.runner import BACKENDS, _default_jobs, prepare_out_dir, run_units, unit_done
+from calibration.runner import (
+    BACKENDS,
+    _default_jobs,
+    prepare_out_dir,
+    run_units,
+    sigint_deferred,
+    unit_done,
+)
 
 MIN_CONFIGS = 5
 #: Where returns saturate, the top threshold's place between the median start and the ceiling.
@@ -204,7 +211,8 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
                         + ("" if prior else " (3 with a family prior, --prior)"))
     dev = resolve_device(device)  # 'cuda' with no GPU fails before anything runs
     try:
-        env = make_env(env_id, 0)  # unknown ids and discrete actions fail here too
+        with sigint_deferred():  # MuJoCo's import starts a probe process (runner)
+            env = make_env(env_id, 0)  # unknown ids and discrete actions fail here too
     except AdvisorError:
         raise
     except Exception as exc:  # noqa: BLE001 - e.g. 'module:Env-v0' whose module is missing

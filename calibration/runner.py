@@ -12,6 +12,7 @@ semaphores of killed workers, has to say; kept off the terminal).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -216,7 +217,8 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
         echo("note: on the CPU, populations as threads share one Python interpreter (the same "
              "runs, more slowly); --backend loky runs them in parallel")
     if backend in ("loky", "threads"):  # processes of this machine: ours to start
-        _tracker_output_to(Path(out_dir) / TRACKER_LOG)
+        with sigint_deferred():
+            _tracker_output_to(Path(out_dir) / TRACKER_LOG)
     threads = env_threads_per_population(device, n_jobs)
     progress = _Progress(len(units), len(units) - len(todo), todo, grid, quiet, echo, n_jobs,
                          out_dir=Path(out_dir),
@@ -259,6 +261,22 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
         stop.set()
     progress.close()
     return [done[u.id] for u in units]
+
+
+@contextlib.contextmanager
+def sigint_deferred():
+    """SIGINT blocked in this thread for the block, then delivered if one came: processes
+    started meanwhile (glfw's library probe when MuJoCo envs are made, the resource trackers)
+    inherit the block and never see a terminal's Ctrl-C, which goes to the whole process
+    group; they printed tracebacks under our one-line error when it caught them starting."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 #: Set while populations train as threads of this process (backend "threads") and left set

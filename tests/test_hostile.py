@@ -392,7 +392,7 @@ def _grid(tmp_path, **changes) -> str:
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, utds=[1, 1.0000001, 2])],
      "6 significant digits"),
     (lambda t: ["--env", CAL_ENV, "--steps", str(10**12)], "GiB"),
-    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, widths=[16, 32, 10**7])], "GiB"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, widths=[16, 32, 2**16])], "GiB"),
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, quantiles=10**9)], "GiB"),
     (lambda t: ["--env", CAL_ENV, "--seeds", "100000"], "1<=x<=1000"),
     (lambda t: ["--env", CAL_ENV, "--created", "2026-13-45"], "YYYY-MM-DD"),
@@ -623,25 +623,27 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_ctrl_c_at_a_terminal_while_workers_start_is_one_line(tmp_path):
+@pytest.mark.parametrize("children", [1, 2])
+def test_ctrl_c_at_a_terminal_while_workers_start_is_one_line(tmp_path, children):
     """A hostile round: Ctrl-C at a terminal goes to the whole process group; workers caught
     starting (mid-import) or idle printed 50-120 lines of tracebacks, even segfaults, under the
-    one-line error. They now start with SIGINT blocked; the parent stops them."""
+    one-line error. They now start with SIGINT blocked; the parent stops them. So do the
+    processes started before them: glfw's library probe (MuJoCo's import, while the env is
+    checked) and the resource trackers (`children` 1: caught as the first one starts)."""
     out = tmp_path / "o"
     proc = subprocess.Popen([sys.executable, "-m", "advisor.cli", "calibrate", "--env", CAL_ENV,
                              "--preset", "smoke", "--device", "cpu", "--quiet", "--n-jobs", "2",
                              "--out-dir", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
-    while time.time() < deadline and len(_children(proc.pid)) < 2:  # the workers, starting
-        time.sleep(0.05)
+    while time.time() < deadline and len(_children(proc.pid)) < children:
+        time.sleep(0.005)
     workers = _children(proc.pid)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
-    assert err.strip().splitlines() == [
-        f"error: interrupted: 0 finished population(s) kept in {out}; run the same command "
-        "again to resume"], err[-3000:]
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: interrupted"), \
+        err[-3000:]
     time.sleep(1)
     assert not [w for w in workers if _alive(w)]
 
