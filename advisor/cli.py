@@ -421,7 +421,12 @@ def _interval_lines(m) -> list[str]:
               help="Critic of the rl-zoo files (--format zoo): bronet (default) or mlp.")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False), default=None,
               help="--format zoo: write one rl-zoo file per budget into this folder.")
-def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir):
+@click.option("--delta", type=float, default=None,
+              help="FLOPs charged per env step with --kind total (default: the fit's delta).")
+@click.option("--target", type=float, default=None,
+              help="Return to reach, as recommend --target (default: the fit's headline "
+                   "target; with --kind total the highest target each budget reaches).")
+def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, target):
     """Recommended hyperparameters for several budgets.
 
     \b
@@ -458,19 +463,22 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir):
             raise click.UsageError(
                 "rl-zoo files are keyed by env id, so each budget needs its own file: give one "
                 "budget, or --out-dir DIR to write one file per budget")
-    budgets_ = [Budget(**{budget_kind: value}) for value in values]  # bad values fail here
+    if delta is not None and budget_kind != "total":
+        raise click.UsageError("--delta applies to --kind total")
+    extra = {"delta": delta} if delta is not None else {}
+    budgets_ = [Budget(**{budget_kind: value}, **extra) for value in values]  # bad values fail
+
     fit = load_fit(fit_id)  # an unknown fit fails here, not once per row
     if fmt == "zoo":
-        _export_zoo(fit, values, budgets_, budget_kind, env_id, critic or "bronet", out_dir)
+        _export_zoo(fit, values, budgets_, budget_kind, env_id, critic or "bronet", out_dir,
+                    target)
         return
     rows = []
     for value, budget in zip(values, budgets_):
         try:
-            r = _recommend(budget, fit=fit)
-        except AdvisorError as exc:  # export takes no target: no hint to pass one
-            from advisor.recommend import TARGET_HINT
-
-            rows.append({budget_kind: value, "error": str(exc).replace(TARGET_HINT, "")})
+            r = _recommend(budget, fit=fit, target=target)
+        except AdvisorError as exc:
+            rows.append({budget_kind: value, "error": str(exc)})
             continue
         rows.append({budget_kind: value, **_export_entry(r, fit)})
     if fmt == "json":
@@ -514,7 +522,7 @@ def _export_entry(rec, fit) -> dict:
             "warnings": list(rec.warnings), "critic": critic}
 
 
-def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir) -> None:
+def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=None) -> None:
     from pathlib import Path
 
     from advisor.errors import ExportError
@@ -525,7 +533,7 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir) -> None:
 
     bronet_shape(fit)  # a critic rl-zoo cannot build fails before any file is written
     if out_dir is None:  # exactly one budget (checked): the file to stdout
-        rec = _recommend(budgets_[0], fit=fit)
+        rec = _recommend(budgets_[0], fit=fit, target=target)
         click.echo(zoo_yaml(rec, env_id, critic=critic, fit=fit).rstrip("\n"))
         warn_lines(rec.warnings)
         note_lines([critic_match(rec, critic, fit=fit).note])
@@ -534,7 +542,7 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir) -> None:
     written, problems = [], []
     for value, budget in zip(values, budgets_):
         try:
-            rec = _recommend(budget, fit=fit)
+            rec = _recommend(budget, fit=fit, target=target)
         except AdvisorError as exc:
             problems.append(f"{kind} {value:.4g} skipped: {exc}")
             continue

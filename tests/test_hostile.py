@@ -339,13 +339,35 @@ def test_export_yaml_never_repeats_a_key(budgets):
     assert len(keys) == len(set(keys)) == len(budgets)
 
 
-def test_export_errors_do_not_hint_at_a_target_option_it_lacks():
-    res = CliRunner().invoke(main, ["export", "bro-torch/Hopper-v5", "--kind", "data",
-                                    "--budgets", "5e3", "--format", "json"])
+def test_export_errors_hint_at_its_target_option_and_the_target_it_names_works():
+    """export had no --target, and its errors left out the hint to pass one; it now has one
+    (a fresh-user round), so the hint stays and following it gives the row."""
+    args = ["export", "bro-torch/Hopper-v5", "--kind", "data", "--budgets", "5e3", "--format",
+            "json"]
+    res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     (row,) = json.loads(res.output)["budgets"]
-    assert "the highest target this budget reaches is" in row["error"]
-    assert "--target" not in row["error"]
+    hint = re.search(r"the highest target this budget reaches is (\S+) \(use --target",
+                     row["error"])
+    assert hint, row["error"]
+    res = CliRunner().invoke(main, [*args, "--target", hint.group(1)])
+    (row,) = json.loads(res.output)["budgets"]
+    assert "error" not in row and row["target"] == float(hint.group(1))
+
+
+def test_export_delta_is_recommends_for_total_budgets():
+    """export --kind total --delta d: each entry is what recommend --total --delta d gives."""
+    from advisor import Budget, recommend
+
+    res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--kind", "total", "--budgets",
+                                    "1e18,3e18", "--delta", "5e10", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    for row in json.loads(res.output)["budgets"]:
+        r = recommend(Budget(total=row["total"], delta=5e10), fit="bro/h1-crawl-v0")
+        assert (row["width"], row["utd"], row["target"]) == (r.width, r.utd, r.target)
+        assert row["predicted_data"] == pytest.approx(r.predicted_data)
+    res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--delta", "5e10"])
+    assert "--delta applies to --kind total" in _one_line_exit_2(res)
 
 
 def test_export_of_an_unknown_fit_exits_2():
