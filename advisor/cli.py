@@ -215,14 +215,14 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic):
 
 def _check_client_options(fmt: str, env_id: str | None, critic: str | None) -> None:
     """--env and --critic only where a format uses them; --format zoo needs --env."""
-    from advisor.integrations.zoo import check_env_id
+    from advisor.integrations.zoo import check_env_actions, check_env_id
 
     if env_id is not None and fmt not in ("zoo", "args"):
         raise click.UsageError("--env applies to --format zoo and --format args")
     if critic is not None and fmt != "zoo":
         raise click.UsageError("--critic applies to --format zoo")
     if fmt == "zoo" or env_id is not None:
-        check_env_id(env_id)
+        check_env_actions(check_env_id(env_id))
 
 
 def note_lines(lines) -> None:
@@ -438,7 +438,7 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
       the file goes to stdout; with --out-dir DIR one file per budget, DIR/sac_ENV_KIND_VALUE.yml.
     """
     from advisor.integrations import _yaml
-    from advisor.integrations.zoo import check_env_id
+    from advisor.integrations.zoo import check_env_actions, check_env_id
     from advisor.recommend import Budget
     from advisor.recommend import recommend as _recommend
     from advisor.registry import load_fit
@@ -458,7 +458,7 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
             if given is not None:
                 raise click.UsageError(f"{name} applies to --format zoo")
     else:
-        check_env_id(env_id)
+        check_env_actions(check_env_id(env_id))
         if out_dir is None and len(values) > 1:
             raise click.UsageError(
                 "rl-zoo files are keyed by env id, so each budget needs its own file: give one "

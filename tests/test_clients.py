@@ -187,6 +187,30 @@ def test_cli_args_are_cleanrl_flags_with_a_note_on_stderr(rec, pendulum_fit):
     assert sum(ln.startswith("warning:") for ln in res.stderr.splitlines()) == len(rec.warnings)
 
 
+def test_env_ids_are_checked_against_gymnasium_where_installed(pendulum_fit):
+    """A discrete env is refused (SAC takes a Box); an id Gymnasium does not know is written
+    all the same, with one warning naming Gymnasium's own hint."""
+    pytest.importorskip("gymnasium")
+    for fmt in ("zoo", "args"):
+        res = run("recommend", "--fit", pendulum_fit, "--data", "400", "--format", fmt,
+                  "--env", "CartPole-v1")
+        assert res.exit_code == 2 and res.stdout == "", res.output
+        assert res.stderr.count("\n") == 1 and "Discrete(2)" in res.stderr
+        assert "continuous (Box)" in res.stderr
+    res = run("export", pendulum_fit, "--kind", "data", "--budgets", "400", "--format", "zoo",
+              "--env", "CartPole-v1")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "Discrete(2)" in res.stderr
+    with pytest.raises(ExportError, match="Discrete"):
+        zoo.check_env_actions("CartPole-v1")
+    zoo._WARNED.discard("pendulum-v1")
+    res = run("recommend", "--fit", pendulum_fit, "--data", "400", "--format", "args", "--env",
+              "pendulum-v1")
+    assert res.exit_code == 0 and res.stdout.split()[:2] == ["--env-id", "pendulum-v1"]
+    hint = [ln for ln in res.stderr.splitlines() if "does not know env id" in ln]
+    assert len(hint) == 1 and "Did you mean: `Pendulum`?" in hint[0], res.stderr
+    zoo.check_env_actions(ENV)  # a Box env passes
+
+
 @pytest.mark.parametrize("fmt", ["json", "yaml"])
 def test_json_and_yaml_keep_every_field(fmt, pendulum_fit):
     res = run("recommend", "--fit", "bro/h1-crawl-v0", "--compute", "1e17", "--format", fmt)

@@ -19,7 +19,9 @@ the value-scaling-advisor package must be importable where rl-zoo runs); critic=
 
 from __future__ import annotations
 
+import functools
 import re
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from advisor.errors import ExportError
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from advisor.fit import Fit
     from advisor.recommend import Recommendation
 
-__all__ = ["check_env_id", "zoo_hyperparams", "zoo_yaml"]
+__all__ = ["check_env_actions", "check_env_id", "zoo_hyperparams", "zoo_yaml"]
 
 # Gymnasium ids: [namespace/]name[-vN], e.g. ALE/Pong-v5, dm_control/cheetah-run-v0.
 _ENV_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]*(/[A-Za-z0-9_][A-Za-z0-9_.:\-]*)?$")
@@ -50,6 +52,62 @@ def check_env_id(env_id: str | None) -> str:
         raise ExportError(f"env id {env_id!r} is not a Gymnasium id such as Humanoid-v5 or "
                           "dm_control/cheetah-run-v0")
     return env_id
+
+
+def check_env_actions(env_id: str) -> None:
+    """Where Gymnasium is installed, ExportError when `env_id`'s action space is not continuous
+    (SB3's and CleanRL's SAC take a Box only), and one warning when Gymnasium here does not
+    know the id (it may be registered where the output is used: rl-zoo's --gym-packages).
+    The CLI calls it; the functions above stay free of Gymnasium (it makes the env)."""
+    problem = _gymnasium_problem(env_id)
+    if problem is None:
+        return
+    kind, text = problem
+    if kind == "error":
+        raise ExportError(text)
+    if env_id not in _WARNED:  # once per id and process
+        _WARNED.add(env_id)
+        warnings.warn(text, UserWarning, stacklevel=2)
+
+
+_WARNED: set[str] = set()
+
+
+@functools.lru_cache(maxsize=64)
+def _gymnasium_problem(env_id: str) -> tuple[str, str] | None:
+    """What Gymnasium, where installed, says against `env_id` for SAC: ("error", ...) when
+    the env's action space is not continuous (SB3's and CleanRL's SAC take a Box only),
+    ("warning", ...) when Gymnasium here does not know the id (it may be registered where the
+    file is used: rl-zoo's --gym-packages), None when fine or unknown for another reason
+    (Gymnasium absent, the env's own dependencies missing)."""
+    try:
+        import gymnasium
+    except Exception:  # not installed (the advisor does not need it) or broken
+        return None
+    try:
+        gymnasium.spec(env_id)
+    except gymnasium.error.Error as exc:
+        return ("warning", f"Gymnasium {gymnasium.__version__} here does not know env id "
+                           f"{env_id!r} ({' '.join(str(exc).split())}); the output names it all "
+                           "the same, for a codebase that registers it")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            env = gymnasium.make(env_id)
+    except Exception:  # e.g. Box2D or MuJoCo not installed here: nothing more to say
+        return None
+    try:
+        space = env.action_space
+    finally:
+        try:
+            env.close()
+        except Exception:
+            pass
+    if not isinstance(space, gymnasium.spaces.Box):
+        return ("error", f"env {env_id} has a {space} action space; SAC (SB3, rl-zoo, "
+                         "CleanRL's sac_continuous_action.py) needs a continuous (Box) one, "
+                         "e.g. Humanoid-v5 or Pendulum-v1")
+    return None
 
 
 def _expression(value: Any) -> str:
