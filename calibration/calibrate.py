@@ -495,6 +495,9 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         for c in failed:
             echo(f"warning: check {c}")
     path = plan.fit_path
+    if path.exists():  # e.g. a --prior refit over the free fit: the runs stay, say so
+        say(f"replacing the fit file written earlier at {path} (the runs it came from stay in "
+            f"{out}: a rerun with its options writes it again; --fit-out FILE keeps both)")
     write_fit_file(fit, path)
     g = fit.goodness_of_fit
     say(f"wrote {path}: leave-one-config-out error {100 * g.leave_one_config_out:.1f}% over "

@@ -727,10 +727,11 @@ def test_an_exponent_the_runs_cannot_determine_gets_a_prior_hint(smoke, tmp_path
     hints = [line for line in lines if line.startswith("hint: ")]
     assert len(hints) == 1 and hints[0].endswith(
         "without training again: advisor calibrate --env X --out-dir D --prior dmc"), lines
-    lines.clear()  # a few-shot fit gets no such hint
-    cal.calibrate(ENV, out_dir=copy, device="cpu", quiet=True, echo=lines.append, n_boot=5,
+    lines.clear()  # a few-shot fit gets no such hint, and says it replaces the free one
+    cal.calibrate(ENV, out_dir=copy, device="cpu", quiet=False, echo=lines.append, n_boot=5,
                   prior="dmc")
     assert not [line for line in lines if line.startswith("hint: ")], lines
+    assert sum("replacing the fit file written earlier" in line for line in lines) == 1, lines
 
 
 @pytest.mark.slow
