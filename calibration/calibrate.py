@@ -632,6 +632,8 @@ def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, ou
     parsed parameters instead)."""
     import shlex
 
+    from calibration.cli import number_text
+
     parts = ["advisor calibrate --env", shlex.quote(env_id), "--algorithm", shlex.quote(algorithm)]
     parts += (["--grid", shlex.quote(str(grid_file))] if grid_file
               else ["--preset", shlex.quote(preset_name)])
@@ -641,7 +643,7 @@ def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, ou
     parts += ["--device", device] + (["--compile", mode] if mode != "none" else [])
     parts += ["--out-dir", shlex.quote(str(out_dir))]
     parts += ["--fit-out", shlex.quote(str(fit_out))] if fit_out else []
-    parts += ["--delta", repr(float(delta)), "--n-boot", str(n_boot), "--created", created]
+    parts += ["--delta", number_text(float(delta)), "--n-boot", str(n_boot), "--created", created]
     if prior is not None:
         parts += [f"--prior {shlex.quote(p)}" for p in
                   ((prior.family,) if prior.family else tuple(prior.ids))]

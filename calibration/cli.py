@@ -43,7 +43,16 @@ def recorded_command(ctx: click.Context, skip: tuple[str, ...] = ()) -> str:
 
 
 def _text(value) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+    return number_text(value) if isinstance(value, float) else str(value)
+
+
+def number_text(value: float) -> str:
+    """The shortest text that reads back as exactly `value`: 1e+10, not 10000000000.0."""
+    for digits in range(1, 18):
+        text = f"{value:.{digits}g}"
+        if float(text) == value:
+            return text
+    return repr(value)
 
 
 def _today() -> str:
