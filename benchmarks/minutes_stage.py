@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from advisor.errors import AdvisorError  # noqa: E402
 from calibration.archives import read_runs  # noqa: E402
 from calibration.grid import load_grid, load_grid_dict, preset, stage1_units  # noqa: E402
 from calibration.runner import (  # noqa: E402
@@ -67,8 +68,11 @@ def main() -> None:
         flag = "--no-spans" if args.no_spans else "--no-pack" if args.no_pack else "--grid"
         ap.error(f"{flag} is for stage 1 alone: leave out --all")
     name = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
-    grid = (load_grid(args.grid) if args.grid else preset(args.preset)).with_overrides(
-        steps=args.steps)
+    try:
+        grid = (load_grid(args.grid) if args.grid else preset(args.preset)).with_overrides(
+            steps=args.steps)
+    except AdvisorError as exc:  # a bad grid file or --steps: one line, exit 2
+        ap.error(str(exc))
     if args.no_pack:
         grid = load_grid_dict({**grid.model_dump(), "pack_batch_sizes": False})
     jobs = args.n_jobs or _default_jobs(args.device)
