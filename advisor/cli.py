@@ -18,7 +18,7 @@ from importlib import metadata
 
 import click
 
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, printable
 
 FORMATS = ["table", "json", "yaml", "args", "zoo"]
 CRITIC_CHOICES = ["bronet", "mlp"]
@@ -295,9 +295,11 @@ def fits(fmt):
     """List the available fits: shipped ones and those other packages install.
 
     A fit file or package that cannot be read is reported in one warning line and skipped."""
-    from advisor.registry import catalogue_problems, fit_sources, load_fit
+    from advisor.registry import FitWarning, catalogue_problems, fit_sources, load_fit
 
-    rows, problems = [], list(catalogue_problems())
+    with warnings.catch_warnings():  # listed below with the other problems, once
+        warnings.simplefilter("ignore", FitWarning)
+        rows, problems = [], list(catalogue_problems())
     for fit_id, source in fit_sources().items():
         try:
             f = load_fit(fit_id)
@@ -381,13 +383,8 @@ def show(fit_id):
         lines.append(f"  {law.target:>8.4g} {law.d_min:>10.4g} {law.a:>10.4g} {law.alpha:>7.3f} "
                      f"{law.b:>10.4g} {law.beta:>7.3f}")
     lines += [f"note: {n}" for n in m.provenance.notes]
-    click.echo("\n".join(_printable(line) for line in lines))
+    click.echo("\n".join(printable(line) for line in lines))
 
-
-def _printable(text: str) -> str:
-    """`text` with control characters escaped: a fit file's strings cannot move the cursor,
-    recolour the terminal (ANSI/OSC sequences) or break a line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _interval_lines(m) -> list[str]:
@@ -397,10 +394,12 @@ def _interval_lines(m) -> list[str]:
     if pi is None:
         return ["interval:     none calibrated (schema 1): recommend falls back to the bootstrap "
                 "spread, which understates run-to-run noise"]
-    i = min(range(len(pi.levels)), key=lambda k: abs(pi.levels[k] - 0.8))
+    # As Fit.interval reads it: interpolated between the stored levels.
+    low, high = (np.exp(np.interp(0.8, pi.levels, offsets)) for offsets in (pi.log_low,
+                                                                           pi.log_high))
     cov = ", ".join(f"{k.replace('_', ' ')} {100 * v:.0f}%" for k, v in pi.coverage.items())
-    return [f"interval:     80% of new runs need {np.exp(pi.log_low[i]):.2f}x-"
-            f"{np.exp(pi.log_high[i]):.2f}x the predicted data inside the fitted domain; the "
+    return [f"interval:     80% of new runs need {low:.2f}x-"
+            f"{high:.2f}x the predicted data inside the fitted domain; the "
             f"log offsets grow by {pi.widen_up:g} per log unit beyond it ({pi.widen_down:g} "
             f"below); measured coverage of the 80% interval: {cov}",
             f"interval method: {pi.method}"]
@@ -469,6 +468,8 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     budgets_ = [Budget(**{budget_kind: value}, **extra) for value in values]  # bad values fail
 
     fit = load_fit(fit_id)  # an unknown fit fails here, not once per row
+    if target is not None:
+        fit.check_target(target)  # a target outside the fit's range too: the same for every row
     if fmt == "zoo":
         _export_zoo(fit, values, budgets_, budget_kind, env_id, critic or "bronet", out_dir,
                     target)

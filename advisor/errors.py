@@ -51,3 +51,9 @@ def one_line(err: ValidationError) -> str:
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
     return f"{where}: {first['msg']}{more}".replace("\n", " ")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped (\\x1b, \\n, ...): a string read from a file
+    cannot move the cursor, retitle the terminal or break a YAML comment."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -37,6 +37,21 @@ def _positive(name: str, value: ArrayLike) -> np.ndarray:
     return arr
 
 
+def _positive_pair(utd: ArrayLike, params: ArrayLike, *more: tuple[str, ArrayLike]
+                   ) -> list[np.ndarray]:
+    """utd, params (and `more` (name, value)) as positive float arrays that broadcast together."""
+    arrays = [_positive("utd", utd), _positive("params", params),
+              *(_positive(name, value) for name, value in more)]
+    try:
+        np.broadcast_shapes(*(a.shape for a in arrays))
+    except ValueError:
+        names = ["utd", "params", *(name for name, _ in more)]
+        shapes = ", ".join(f"{n} {a.shape}" for n, a in zip(names, arrays))
+        raise ConfigError(f"the arrays must broadcast together (numpy rules), got {shapes}"
+                          ) from None
+    return arrays
+
+
 def _scalar_or_array(arr: np.ndarray) -> float | np.ndarray:
     return float(arr) if arr.ndim == 0 else arr
 
@@ -120,7 +135,7 @@ class Fit:
             # The bounds rounded inward, so that either one typed back as printed is taken
             # (96.7982 for 96.79825 was refused).
             raise TargetError(
-                f"target {target:g} is outside the fitted range of {self.id}: "
+                f"target {target:.12g} is outside the fitted range of {self.id}: "
                 f"choose a return between {round_toward(lo, 'up')} and "
                 f"{round_toward(hi, 'down')}"
             )
@@ -168,9 +183,11 @@ class Fit:
 
     # --- the laws ------------------------------------------------------------------------
     def data_to_target(self, utd: ArrayLike, params: ArrayLike, target: float | None = None):
-        """Predicted env steps D_J(utd, params) to reach return `target` (paper A Eq. 7.1)."""
-        utd, params = _positive("utd", utd), _positive("params", params)
-        return _scalar_or_array(laws.data_to_target(utd, params, *self.coefficients(target)))
+        """Predicted env steps D_J(utd, params) to reach return `target` (paper A Eq. 7.1);
+        inf where the law overflows (far below the fitted utd or params)."""
+        utd, params = _positive_pair(utd, params)
+        with np.errstate(over="ignore"):
+            return _scalar_or_array(laws.data_to_target(utd, params, *self.coefficients(target)))
 
     def interval(self, utd: ArrayLike, params: ArrayLike, target: float | None = None,
                  level: float = 0.8):
@@ -181,7 +198,7 @@ class Fit:
         `advisor.fitfile.PredictionInterval`). A fit without a calibrated interval (schema 1)
         falls back to the bootstrap spread of the coefficients, which ignores run-to-run noise;
         None if it has neither."""
-        utd, params = _positive("utd", utd), _positive("params", params)
+        utd, params = _positive_pair(utd, params)
         pi = self.model.prediction_interval
         if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
             raise ConfigError(f"level must be a number between 0 and 1, got {level!r}")
@@ -226,7 +243,7 @@ class Fit:
 
     def batch_size(self, utd: ArrayLike, params: ArrayLike):
         """Best batch size B~(utd, params) in transitions (paper A Eq. 6.1)."""
-        utd, params = _positive("utd", utd), _positive("params", params)
+        utd, params = _positive_pair(utd, params)
         bs = self.model.batch_size
         if bs.kind == "fixed":
             return _scalar_or_array(np.full(np.broadcast(utd, params).shape, bs.a_b))
@@ -234,8 +251,7 @@ class Fit:
 
     def compute(self, utd: ArrayLike, params: ArrayLike, data: ArrayLike):
         """Training FLOPs under the fit's compute definition."""
-        utd, params = _positive("utd", utd), _positive("params", params)
-        data = _positive("data", data)
+        utd, params, data = _positive_pair(utd, params, ("data", data))
         cd = self.model.compute
         batch = self.batch_size(utd, params) if cd.count_real_batch else cd.reference_batch_size
         with np.errstate(over="ignore"):

@@ -71,6 +71,8 @@ class Prior(_Strict):
 #: How a note in `Provenance.notes` starts for each check the fit failed when it was made
 #: (calibration.checks): "fit check FAILED: <check>: <what>"; `recommend` repeats them.
 CHECKS_FAILED_NOTE = "fit check FAILED"
+#: The largest delta (FLOPs per env step) a fit file or a budget takes.
+MAX_DELTA = 1e20
 
 
 class Provenance(_Strict):
@@ -276,7 +278,7 @@ class FitFile(_Strict):
     domain: Domain
     data_to_target: DataToTarget
     batch_size: BatchSizeLaw
-    delta: PositiveFloat = Field(le=1e20, description="FLOPs charged per env step.")
+    delta: PositiveFloat = Field(le=MAX_DELTA, description="FLOPs charged per env step.")
     learning_rate: PositiveFloat
     bootstrap: Bootstrap
     goodness_of_fit: GoodnessOfFit
@@ -372,7 +374,7 @@ def parse_fit_file(text: str | bytes, origin: str = "fit file") -> FitFile:
             "value-scaling-advisor reads; upgrade the package"
         )
     try:
-        model = FitFile.model_validate(doc)
+        model = FitFile.model_validate(doc, strict=True)  # JSON types as they are: no "2e12"
     except ValidationError as exc:
         raise FitFileError(
             f"{origin} does not match the fit-file schema: {one_line(exc)}") from None

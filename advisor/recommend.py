@@ -16,9 +16,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from advisor import optimize
-from advisor.errors import BudgetError, InfeasibleBudgetError, one_line
+from advisor.errors import (
+    BudgetError,
+    FitFileError,
+    InfeasibleBudgetError,
+    one_line,
+    printable,
+)
 from advisor.fit import Fit, round_batch_size, round_toward
-from advisor.fitfile import CHECKS_FAILED_NOTE
+from advisor.fitfile import CHECKS_FAILED_NOTE, MAX_DELTA
 from advisor.registry import load_fit
 
 DEFAULT_FIT = "bro/h1-crawl-v0"
@@ -95,6 +101,9 @@ class Budget(BaseModel):
     def _check(self) -> Budget:
         for name in ("compute", "data", "total", "delta"):
             _check_positive(name, getattr(self, name))
+        if self.delta is not None and self.delta > MAX_DELTA:  # C + delta D would overflow
+            raise BudgetError(f"delta must be at most {MAX_DELTA:g} FLOPs per env step (as in a "
+                              f"fit file), got {self.delta:.4g}")
         if self.total is not None and (self.compute is not None or self.data is not None):
             raise BudgetError("give either total (with optional delta) or compute and/or data, "
                               "not both kinds")
@@ -121,7 +130,11 @@ class Budget(BaseModel):
 
 
 class Interval(BaseModel):
-    """Where the data a new run needs falls with probability `level` (env steps)."""
+    """Where the data a new run needs falls with probability `level` (env steps). Far outside
+    the fitted runs `high` may be inf, written Infinity in JSON (as Python's json module and
+    `advisor export` write it), not null."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     low: float
     high: float
@@ -148,7 +161,7 @@ class Recommendation(BaseModel):
     utd = gradient_steps / train_freq; width, batch_size and utd are rounded (see `optimum` for
     the unrounded solution) and every prediction is for this rounded configuration."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, ser_json_inf_nan="constants")  # inf: Infinity
 
     fit: str
     problem: str = Field(description="Which budget problem was solved.")
@@ -223,6 +236,13 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
     """
     budget = _as_budget(budget)
     f = load_fit(fit)
+    # Far from the fitted runs the laws over- and underflow; what that leaves is checked and
+    # said in one line (_g4, _check_utd, the interval's warning), not as numpy warnings.
+    with np.errstate(all="ignore"):
+        return _recommend(budget, f, target, level)
+
+
+def _recommend(budget: Budget, f: Fit, target: float | None, level: float) -> Recommendation:
     if f.model.compute.count_real_batch:
         raise BudgetError(f"fit {f.id} counts the real batch in compute, which recommend() does "
                           "not support yet; use a fit with the paper-compatible definition")
@@ -316,6 +336,9 @@ TARGET_HINT = " (use --target/target=)"
 def _g4(x: float, toward: str) -> str:
     """`x` to 4 significant digits, rounded `toward` "down" or "up": a hinted target (down) is
     always reachable and a needed budget (up) always enough when typed back in as printed."""
+    if math.isnan(x):  # a degenerate fit file: coefficients that validate one by one
+        raise FitFileError("the fit's laws give no finite answer here (nan): its coefficients "
+                           "are degenerate; refit it, or use another fit")
     return round_toward(x, toward, 4)
 
 
@@ -323,14 +346,32 @@ def _g4(x: float, toward: str) -> str:
 def utd_fractions(utd: float, max_freq: int = 4, max_steps: int = 256) -> list[tuple[int, int]]:
     """(gradient_steps, train_freq) pairs in lowest terms around `utd`: for each train_freq up
     to max(max_freq, 1/utd + 1), the gradient step counts just below and above utd * train_freq."""
+    _check_utd(utd)
     out = set()
-    for q in range(1, max(max_freq, math.ceil(1.0 / utd) + 1) + 1):
+    for q in range(1, max(max_freq, min(math.ceil(1.0 / utd), _MAX_FREQ) + 1) + 1):
         base = math.floor(utd * q)
         for p in (base - 1, base, base + 1, base + 2):
             if 1 <= p <= max_steps:
                 g = math.gcd(p, q)
                 out.add((p // g, q // g))
-    return sorted(out, key=lambda pq: (pq[0] / pq[1], pq[1]))
+    return sorted(out or {_clipped(utd, max_steps)}, key=lambda pq: (pq[0] / pq[1], pq[1]))
+
+
+_MAX_FREQ = 4096  # train_freq candidates stop here however small the utd
+
+
+def _check_utd(utd: float) -> None:
+    """The optimum's utd: a degenerate fit file (coefficients that validate one by one) can
+    give nan or 0; say so in one line rather than fail in the rounding."""
+    if not (math.isfinite(utd) and utd > 0):
+        raise FitFileError(f"the fit's laws give no usable utd here ({utd}): its coefficients "
+                           "are degenerate; refit it, or use another fit")
+
+
+def _clipped(utd: float, max_steps: int) -> tuple[int, int]:
+    """The one candidate left when utd lies beyond every (gradient_steps <= max_steps,
+    train_freq) pair: the nearest, max_steps / 1 (or 1 / _MAX_FREQ below)."""
+    return (max_steps, 1) if utd >= 1 else (1, _MAX_FREQ)
 
 
 def _width_candidates(f: Fit, params: float) -> np.ndarray:
@@ -347,11 +388,14 @@ def _wide_fractions(utd: float, max_freq: int = 8, max_steps: int = 256,
                     count: int = 160) -> list[tuple[int, int]]:
     """(gradient_steps, train_freq) in lowest terms within 2x of `utd`, train_freq up to
     `max_freq`: the `count` nearest to utd in log."""
+    _check_utd(utd)
     out = {}
     for q in range(1, max_freq + 1):
         for p in range(max(1, math.floor(utd * q / 2)), min(max_steps, math.ceil(utd * q * 2)) + 1):
             g = math.gcd(p, q)
             out[(p // g, q // g)] = abs(math.log(p / q / utd))
+    if not out:
+        return [_clipped(utd, max_steps)]
     return sorted(sorted(out, key=out.get)[:count], key=lambda pq: (pq[0] / pq[1], pq[1]))
 
 
@@ -501,7 +545,8 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
     for note in f.model.provenance.notes:  # "fit check FAILED: <check>: <what>"
         check = note.removeprefix(CHECKS_FAILED_NOTE).lstrip(": ").split(":")[0]
         if note.startswith(CHECKS_FAILED_NOTE) and check != "baseline":  # that one: below
-            warnings.append(f"{f.id}: {note} (when it was made; do not trust what it names)")
+            warnings.append(f"{f.id}: {printable(note)} (when it was made; do not trust what "
+                            "it names)")
     g = f.model.goodness_of_fit
     base = g.baseline_loglinear_leave_one_config_out
     if base is not None and g.leave_one_config_out >= base:

@@ -238,6 +238,7 @@ def test_an_interval_that_overflows_is_warned_about_not_hidden(tmp_path):
         warnings.simplefilter("error")
         rec = advisor.recommend(advisor.Budget(compute=1e20), fit=str(_write(tmp_path, doc)))
     assert rec.interval.low == 0 and rec.interval.high == float("inf")
+    assert json.loads(rec.model_dump_json())["interval"]["high"] == float("inf")  # not null
     assert any("interval spans a factor of inf (0-inf" in w for w in rec.warnings), rec.warnings
 
 
@@ -270,3 +271,162 @@ def test_width_inverts_an_ill_conditioned_params_polynomial(tmp_path):
     rec = advisor.recommend(advisor.Budget(compute=1e17), fit=str(_write(tmp_path, doc)))
     assert rec.params == pytest.approx(f.params(rec.width), rel=1e-9)
     assert rec.params > 1e7
+
+
+# --- a hostile round on the Python API and fit files (session 12) ------------------------------
+def test_a_fit_whose_utd_range_exceeds_the_rounding_still_recommends(tmp_path):
+    """Fitted utds up to 100: the search box reached 400, beyond every gradient_steps <= 256
+    candidate, and recommend failed with numpy's 'argmin of an empty sequence'."""
+    path = str(_write(tmp_path, _set(_doc(), "domain.utd", {"low": 1.0, "high": 100.0})))
+    rec = advisor.recommend(advisor.Budget(compute=8e19), fit=path)
+    assert rec.gradient_steps <= 256 and rec.within_budget
+    assert any("utd" in w and "extrapolated" in w for w in rec.warnings), rec.warnings
+    res = runner.invoke(main, ["recommend", "--fit", path, "--compute", "1e21"])
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("edit", ["coefficients", "domain"])
+def test_degenerate_laws_are_one_line_not_nan(tmp_path, edit):
+    """Coefficients that validate one by one (a = b = 1e-300) made every law flat: recommend
+    failed on int(nan) or said 'needs at least nan FLOPs'."""
+    import warnings
+
+    doc = _doc()
+    if edit == "coefficients":
+        for law in doc["data_to_target"]["laws"]:
+            law["a"] = law["b"] = 1e-300
+    else:
+        doc["domain"]["utd"] = {"low": 1e6, "high": 1e6}
+    path = str(_write(tmp_path, doc))
+    for budget in (dict(compute=1e17), dict(data=5e5), dict(total=1e18), dict(compute=1e21)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no numpy warnings either
+            try:
+                rec = advisor.recommend(advisor.Budget(**budget), fit=path)
+            except AdvisorError as exc:
+                assert "\n" not in str(exc) and "nan" not in str(exc).replace("(nan)", ""), exc
+                continue
+        assert rec.within_budget and rec.gradient_steps <= 256
+
+
+@pytest.mark.parametrize("where, value", [
+    ("data_to_target.laws.0.a", True),
+    ("data_to_target.laws.0.d_min", "64733.9"),
+    ("delta", "2e12"),
+    ("architecture.width_multiple", "64"),
+    ("architecture.width_multiple", 64.0),
+    ("compute.count_real_batch", "no"),
+    ("fit_version", True),
+])
+def test_fit_files_keep_json_types_as_they_are(tmp_path, where, value):
+    """Strings, booleans and floats were converted into numbers, integers and flags."""
+    path = _write(tmp_path, _set(_doc(), where, value))
+    with pytest.raises(FitFileError, match=where.split(".")[-1]):
+        read_fit_file(path)
+    res = runner.invoke(main, ["validate", str(path)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+
+
+def test_control_characters_of_a_fit_note_are_escaped_in_warnings_and_yaml(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    note = "fit check FAILED: \x1b]0;pwned\x07x: y \x7f \x85 \u2028"
+    path = str(_write(tmp_path, _set(_doc(), "provenance.notes", [note])))
+    rec = advisor.recommend(advisor.Budget(compute=1e17), fit=path)
+    (line,) = [w for w in rec.warnings if "FAILED" in w]
+    assert line.isprintable() and "\\x1b]0;pwned\\x07" in line
+    res = runner.invoke(main, ["recommend", "--fit", path, "--compute", "1e17", "--format",
+                               "zoo", "--env", "Humanoid-v5"])
+    assert res.exit_code == 0 and "\x1b" not in res.output
+    assert list(yaml.safe_load(res.stdout)) == ["Humanoid-v5"]
+
+
+@pytest.mark.parametrize("env_id", ["MyEnv\n", "Humanoid-v5\n", "", 5])
+def test_env_ids_with_a_newline_empty_or_not_text_are_refused(env_id):
+    from advisor.errors import ExportError
+    from advisor.integrations import cleanrl, zoo
+
+    rec = advisor.recommend(1e17)
+    for make in (lambda: zoo.zoo_yaml(rec, env_id), lambda: cleanrl.cleanrl_flags(rec, env_id)):
+        with pytest.raises(ExportError) as err:
+            make()
+        assert "\n" not in str(err.value) and "rl-zoo" not in str(err.value)
+    if isinstance(env_id, str):
+        res = runner.invoke(main, ["recommend", "--compute", "1e17", "--format", "args",
+                                   "--env", env_id])
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+
+
+def test_export_refuses_a_target_outside_the_fit_once():
+    for fmt in ("yaml", "json", "zoo"):
+        extra = ["--env", "Humanoid-v5"] if fmt == "zoo" else []
+        res = runner.invoke(main, ["export", "bro/h1-crawl-v0", "--kind", "data", "--budgets",
+                                   "5e5", "--target", "10", "--format", fmt, *extra])
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+        assert "target 10 is outside the fitted range" in res.output
+
+
+def test_a_target_just_outside_the_range_is_printed_as_given():
+    with pytest.raises(advisor.errors.TargetError, match="target 449.99999 is outside"):
+        advisor.recommend(1e17, target=449.99999)
+
+
+def test_a_delta_beyond_a_fit_files_bound_is_refused():
+    """total = delta = 1.8e308 was 'within budget' with a predicted total of inf."""
+    with pytest.raises(BudgetError, match="delta must be at most 1e\\+20"):
+        advisor.Budget(total=1.7976931348623157e308, delta=1.7976931348623157e308)
+
+
+def test_fit_arrays_that_do_not_broadcast_are_one_line():
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    for call in (lambda: f.data_to_target([1, 2], [1e6, 2e6, 3e6]),
+                 lambda: f.interval([1, 2], [1e6, 2e6, 3e6]),
+                 lambda: f.batch_size([1, 2], [1e6, 2e6, 3e6]),
+                 lambda: f.compute([1, 2], [1e6, 2e6], [1e5, 2e5, 3e5])):
+        with pytest.raises(AdvisorError, match="must broadcast together"):
+            call()
+
+
+def test_a_broken_fit_package_is_one_warning_line_in_fits(monkeypatch):
+    from advisor import registry
+
+    class Broken:
+        name, value, dist = "broken", "my_fits.nope", None
+
+        def load(self):
+            raise ModuleNotFoundError("No module named 'my_fits'")
+
+    monkeypatch.setattr(registry, "_entry_points", lambda: [Broken()])
+    registry._catalogue.cache_clear()
+    try:
+        res = runner.invoke(main, ["fits"])
+    finally:
+        registry._catalogue.cache_clear()
+    assert res.exit_code == 0
+    warned = [ln for ln in res.stderr.splitlines() if "cannot be loaded" in ln]
+    assert len(warned) == 1 and warned[0].startswith("warning: "), res.stderr
+
+
+def test_show_prints_the_80_percent_interval_recommend_uses(tmp_path):
+    """With stored levels 0.5 and 0.95, show printed the 0.95 offsets as the 80% interval."""
+    doc = _doc()
+    pi = doc["prediction_interval"]
+    pi.update(levels=[0.5, 0.95], log_low=[-0.1, -2.0], log_high=[0.1, 2.0])
+    path = str(_write(tmp_path, doc))
+    f = advisor.load_fit(path)
+    low, high = f.interval(2.0, 1e6, level=0.8)
+    mid = f.data_to_target(2.0, 1e6)
+    res = runner.invoke(main, ["show", path])
+    assert res.exit_code == 0, res.output
+    assert f"80% of new runs need {low / mid:.2f}x-{high / mid:.2f}x" in res.output, res.output
+
+
+def test_integrations_ask_for_the_fit_a_file_recommendation_came_from(tmp_path):
+    """A fit loaded from a file under an id not installed: sac_kwargs(rec) suggested another
+    installed fit ('did you mean bro/cheetah-run?')."""
+    from advisor.integrations import sb3
+
+    path = str(_write(tmp_path, _set(_doc("bro/cheetah-run"), "id", "mine/cheetah-run")))
+    rec = advisor.recommend(1e17, fit=path)
+    with pytest.raises(UnknownFitError, match="not installed: pass fit="):
+        sb3.sac_kwargs(rec)
+    assert sb3.sac_kwargs(rec, fit=path)["batch_size"] == rec.batch_size

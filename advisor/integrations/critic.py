@@ -83,8 +83,12 @@ def bronet_shape(fit: Fit) -> BroNetShape:
 
 def fit_of(rec: Recommendation, fit: Fit | str | None = None) -> Fit:
     """The fit behind `rec`: `fit` (a Fit, an id or a path) if given, else rec.fit by id."""
-    from advisor.registry import load_fit
+    from advisor.errors import UnknownFitError
+    from advisor.registry import list_fits, load_fit
 
+    if fit is None and rec.fit not in list_fits():  # made from a file: its id is not installed
+        raise UnknownFitError(f"the recommendation comes from fit {rec.fit}, which is not "
+                              "installed: pass fit= (the Fit or the file recommend() used)")
     f = load_fit(rec.fit if fit is None else fit)
     if f.id != rec.fit:
         raise ExportError(f"the recommendation comes from fit {rec.fit}, not {f.id}: pass the "

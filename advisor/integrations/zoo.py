@@ -45,10 +45,15 @@ _ENV_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]*(/[A-Za-z0-9_][A-Za-z0-9_.:
 
 def check_env_id(env_id: str | None) -> str:
     """The env id, or ExportError when it cannot be a Gymnasium id (one line)."""
-    if not env_id:
+    if env_id is None:
         raise ExportError("an rl-zoo file is keyed by env id: give --env ENV_ID (e.g. "
                           "--env Humanoid-v5)")
-    if len(env_id) > 200 or not _ENV_ID.match(env_id):
+    if not isinstance(env_id, str):
+        raise ExportError(f"the env id must be a string such as 'Humanoid-v5', got "
+                          f"{type(env_id).__name__} {env_id!r}")
+    if not env_id:
+        raise ExportError("the env id is empty: give one such as Humanoid-v5")
+    if len(env_id) > 200 or not _ENV_ID.fullmatch(env_id):  # fullmatch: no trailing newline
         raise ExportError(f"env id {env_id!r} is not a Gymnasium id such as Humanoid-v5 or "
                           "dm_control/cheetah-run-v0")
     return env_id
