@@ -412,8 +412,37 @@ def dump_fit_file(model: FitFile) -> str:
 
 
 def write_fit_file(model: FitFile, path: str | os.PathLike) -> Path:
-    """Write a fit file atomically."""
+    """Write a fit file atomically (over an earlier fit file, never over another file)."""
+    check_fit_output(path)
     return atomic_write_bytes(path, dump_fit_file(model).encode("utf-8"))
+
+
+#: Keys every fit file has, of any schema version: what tells one from other JSON.
+_FIT_KEYS = {"schema_version", "id", "data_to_target"}
+
+
+def check_fit_output(path: str | os.PathLike, what: str = "the fit file") -> None:
+    """OutputError when `path` is a regular file that is not a fit file (a CSV or archive of
+    runs, a grid, a calibration's own record): writing the fit there would destroy it. An
+    earlier fit file (even a corrupt one), a new path or a device (/dev/stdout) is fine."""
+    from advisor.errors import OutputError
+
+    p = Path(path)
+    try:
+        if not p.is_file():  # follows links: a link to a CSV is the CSV
+            return
+        with open(p, "rb") as fh:
+            head = fh.read(MAX_FILE_BYTES + 1)
+    except OSError:  # unreadable: the write will say what is wrong with it
+        return
+    try:
+        doc = json.loads(head) if len(head) <= MAX_FILE_BYTES else None
+    except (ValueError, RecursionError):
+        doc = None
+    if isinstance(doc, dict) and _FIT_KEYS <= doc.keys():
+        return
+    raise OutputError(f"{what} {p} would replace a file that is not a fit file (an input, a "
+                      "grid or a calibration's record?); choose another path, or remove it first")
 
 
 def _check_finite(obj: object) -> None:

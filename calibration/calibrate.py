@@ -37,6 +37,7 @@ from advisor.fitfile import (
     FIT_ID_PATTERN,
     BatchSizeLaw,
     Provenance,
+    check_fit_output,
     write_fit_file,
 )
 from calibration.architectures import bronet_architecture, bronet_params
@@ -49,6 +50,7 @@ from calibration.grid import Grid, GridError, Unit, load_grid, preset, stage1_un
 from calibration.outdir import LOCK_NAME, check_out_dir, check_writable, lock_out_dir
 from calibration.runner import (
     BACKENDS,
+    TRACKER_LOG,
     _default_jobs,
     prepare_out_dir,
     run_units,
@@ -273,10 +275,12 @@ def _check_fit_out(fit_out, out: Path, fit_id: str) -> Path:
     if is_dir:
         raise OutputError(f"cannot write the fit file {path}: it is a directory; give a file name")
     real, base = Path(os.path.realpath(path)), Path(os.path.realpath(out))
-    if real in (base / "grid.json", base / LOCK_NAME) or any(
+    own = ("grid.json", LOCK_NAME, BATCH_LAW_FILE, TRACKER_LOG)
+    if real in (base / name for name in own) or any(
             base / sub in real.parents for sub in ("runs", "units")):
         raise OutputError(f"cannot write the fit file to {path}: the calibration keeps its own "
                           "files there; choose another --fit-out")
+    check_fit_output(path, "--fit-out")  # another calibration's grid, a CSV of runs, ...
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -115,9 +115,10 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
     The file records the exact command that reproduces it (with --created filled in). A fit
     whose exponents sit at a bound, or that predicts held-out configs no better than a
     log-linear baseline, is written with a warning (calibration.checks)."""
-    from advisor.fitfile import write_fit_file
+    from advisor.fitfile import check_fit_output, write_fit_file
     from calibration.build import build_fit
 
+    check_fit_output(output, "-o")  # not over the runs it reads (a CSV, an archive), ...
     ctx.params["created"] = created = created or _today()
     built = build_fit(archive, algorithm, env, n_boot=n_boot, created=created,
                       command=recorded_command(ctx),

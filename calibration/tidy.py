@@ -26,6 +26,7 @@ REQUIRED = ("utd", "batch_size", "seed", "step", "return")
 SIZE_COLUMNS = ("width", "params")
 OPTIONAL_METRICS = ("critic_loss", "validation_critic_loss")
 MAX_CSV_BYTES = 512 * 2**20
+MAX_STEP = 1e15  # env steps: a fit file's horizon at most
 
 
 class CsvError(ArchiveError):
@@ -51,6 +52,17 @@ def _number(text: str, column: str, row: int, *, positive: bool = False,
     return value
 
 
+def _seed(text: str, row: int) -> int:
+    """A seed exactly, however large (64-bit seeds differ beyond a float's 2^53)."""
+    try:
+        value = int(text)
+    except ValueError:  # "3.0", "1e3", or not a number: read as the other columns are
+        return int(_number(text, "seed", row, nonneg=True, integer=True))
+    if value < 0:
+        raise CsvError(f"row {row}: seed must not be negative, got {text!r}")
+    return value
+
+
 def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None) -> list[Run]:
     """Runs (one per utd, critic size and batch size) from a tidy CSV.
 
@@ -68,6 +80,10 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None) -
     if not header:
         raise CsvError(f"run CSV {path} is empty: it needs a header line with "
                        f"{', '.join(REQUIRED)} and width or params")
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:  # csv keeps the last of them: which one was meant?
+        raise CsvError(f"run CSV {path} has the column {twice[0]!r} more than once; each "
+                       "column name may appear once")
     if missing:
         raise CsvError(f"run CSV {path} has no column {missing[0]!r}; needed: "
                        f"{', '.join(REQUIRED)} and width or params (found: {', '.join(header)})")
@@ -93,8 +109,11 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None) -
         n_rows += 1
         utd = _number(row["utd"], "utd", i, positive=True)
         batch = _number(row["batch_size"], "batch_size", i, positive=True, integer=True)
-        seed = int(_number(row["seed"], "seed", i, nonneg=True, integer=True))
+        seed = _seed(row["seed"], i)
         step = _number(row["step"], "step", i, nonneg=True)
+        if step > MAX_STEP:
+            raise CsvError(f"row {i}: step must be at most {MAX_STEP:g} env steps, got "
+                           f"{row['step']!r}")
         width = None
         if row.get("params", "") != "":
             params = _number(row["params"], "params", i, positive=True)

@@ -483,11 +483,21 @@ def test_bad_out_dirs_and_fit_files_are_refused_before_training(tmp_path, no_tra
         (["--out-dir", str(tmp_path / "o"), "--fit-out", str(tmp_path)], "is a directory"),
         (["--out-dir", str(tmp_path / "o"), "--fit-out", str(tmp_path / "o" / "grid.json")],
          "keeps its own files"),
+        # a hostile round: B~'s record and another calibration's grid were overwritten
+        (["--out-dir", str(tmp_path / "o"), "--fit-out",
+          str(tmp_path / "o" / "batch_law.json")], "keeps its own files"),
+        (["--out-dir", str(tmp_path / "o"), "--fit-out", str(tmp_path / "other" / "grid.json")],
+         "not a fit file"),
+        (["--out-dir", str(tmp_path / "o"), "--fit-out", str(tmp_path / "file")],
+         "not a fit file"),
         (["--out-dir", str(tmp_path / "o"), "--fit-out", str(tmp_path / "file" / "f.json")],
          "cannot create the folder"),
     ]
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "grid.json").write_text('{"name": "smoke"}')
     for args, needle in cases:
         assert needle in _one_line_exit_2(_calibrate("--env", CAL_ENV, *args)), args
+    assert (tmp_path / "file").read_text() == "x"
     from calibration.calibrate import calibrate
 
     with pytest.raises(Exception, match="exists and is not a folder"):

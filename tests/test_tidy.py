@@ -90,6 +90,10 @@ GOOD = [[1, 1e6, 256, s, step, 10.0 * step / 1000 + s] for s in (0, 1) for step 
     ([[0, 1e6, 256, 0, 0, 1.0]] + GOOD, HEADER, "row 1: utd must be positive"),
     ([[1, 1e6, 25.5, 0, 0, 1.0]] + GOOD, HEADER, "row 1: batch_size must be a whole number"),
     (GOOD + [GOOD[0]], HEADER, "logs step 0 twice"),
+    # a hostile round: the last 'return' was read silently; steps of 1e100 failed in numpy
+    ([r + [0.0] for r in GOOD], HEADER + ["return"], "column 'return' more than once"),
+    (GOOD[:3] + [[1, 1e6, 256, 1, 1e100, 1.0]], HEADER, "row 4: step must be at most 1e.15"),
+    ([[1, 1e6, 256, -3, 0, 1.0]] + GOOD, HEADER, "row 1: seed must not be negative"),
     ([], HEADER, "has no rows"),
 ])
 def test_bad_csvs_are_one_line_errors_naming_the_row(tmp_path, rows, header, needle):
@@ -110,3 +114,21 @@ def test_widths_need_an_input_dim_or_a_params_column(tmp_path):
         read_csv_runs(path)
     runs = read_csv_runs(path, params_of=lambda w: 8 * w * w)
     assert runs[0].params == 8 * 64 * 64 and runs[0].width == 64
+
+
+def test_large_seeds_stay_distinct(tmp_path):
+    """64-bit seeds were read as floats: 2^53 and 2^53 + 1 merged and 'logged a step twice'."""
+    big = [2**53, 2**53 + 1]
+    rows = [[1, 1e6, 256, big[s], step, 10.0 * step / 1000 + s] for s in (0, 1)
+            for step in (0, 1000)]
+    (run,) = read_csv_runs(_write_csv(tmp_path / "big.csv", rows))
+    assert run.values["return"].shape == (2, 2)
+
+
+def test_fit_output_over_its_input_csv_is_refused(tmp_path):
+    path = _write_csv(tmp_path / "runs.csv", GOOD)
+    before = path.read_bytes()
+    res = CliRunner().invoke(main, ["fit", str(path), "--algorithm", "a", "--env", "e",
+                                    "--input-dim", "10", "-o", str(path)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "not a fit file" in res.output and path.read_bytes() == before
