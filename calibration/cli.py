@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import importlib.util
+import os
 import shlex
 from pathlib import Path
 
 import click
 
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, OutputError
 
 
 def recorded_command(ctx: click.Context, skip: tuple[str, ...] = ()) -> str:
@@ -119,6 +120,10 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
     from calibration.build import build_fit
 
     check_fit_output(output, "-o")  # not over the runs it reads (a CSV, an archive), ...
+    for given in prior:  # nor over a fit it borrows from
+        if os.path.isfile(given) and os.path.exists(output) and os.path.samefile(given, output):
+            raise OutputError(f"-o {output} would overwrite --prior {given}, an input of this "
+                              "fit; choose another -o")
     ctx.params["created"] = created = created or _today()
     built = build_fit(archive, algorithm, env, n_boot=n_boot, created=created,
                       command=recorded_command(ctx),

@@ -23,7 +23,8 @@ fit's number of configs, at most FAMILY_KS[-1]) and the fit's own LOCO quantiles
 MIN_OWN_CONFIGS configs on). Family floors are computed from the members' run archives: stored
 for the named families in calibration/families/<name>.json (`python -m calibration.prior
 DATA_DIR` rewrites them), computed on the fly for any other set of fits whose archives are
-found (next to the archive being fitted, or in $ADVISOR_DATA_DIR).
+found (next to the archive being fitted, or in $ADVISOR_DATA_DIR, folders separated by
+os.pathsep as in PATH).
 """
 
 from __future__ import annotations
@@ -174,8 +175,8 @@ def resolve_prior(specs, data_dirs=()) -> Prior | None:
             raise PriorError(f"--prior {f.id} has exponents that vary across thresholds; a "
                              "family prior needs fits made with shared exponents")
     dirs = [Path(d) for d in data_dirs]
-    if os.environ.get("ADVISOR_DATA_DIR"):
-        dirs.append(Path(os.environ["ADVISOR_DATA_DIR"]))
+    # Folders separated by os.pathsep, as PATH: your CSV's folder and the published archives'.
+    dirs += [Path(d) for d in os.environ.get("ADVISOR_DATA_DIR", "").split(os.pathsep) if d]
     return Prior(tuple(fits), family, tuple(dirs))
 
 
@@ -245,7 +246,12 @@ def member_tables(fits, data_dirs) -> list:
                 f"({archive_name}, sha256 {sha[:12]}...) {where}: set "
                 "ADVISOR_DATA_DIR to the folder that holds it, or name a family (e.g. --prior "
                 "dmc)")
-        runs = read_runs(path, env=env)
+        if path.suffix.lower() == ".csv":  # a fit of a tidy CSV: widths as its architecture
+            from calibration.tidy import read_csv_runs
+
+            runs = read_csv_runs(path, env=env, params_of=lambda w, f=f: float(f.params(w)))
+        else:
+            runs = read_runs(path, env=env)
         targets = np.array([w.target for w in f.model.data_to_target.laws])
         if runs[0].layout == "simbav2":
             runs = nearest_batch_runs(runs, lambda u, n, f=f: float(f.batch_size(u, n)))

@@ -161,3 +161,38 @@ def test_unknown_prior_names_the_family_it_may_mean(spec, hint):
         plan(3, prior=[spec])
     res = CliRunner().invoke(main, ["plan", "--runs", "3", "--prior", spec])
     assert res.exit_code == 2 and res.output.count("\n") == 1 and hint in res.output
+
+
+def test_a_fit_of_a_tidy_csv_can_be_a_prior_member(data_dir, tmp_path, monkeypatch):
+    """A hostile round: a member fitted from a CSV failed with 'three.csv is neither a folder
+    nor a zip' (its runs were read as an archive), and -o over a --prior file overwrote it."""
+    import csv
+
+    from calibration.archives import read_runs
+
+    runs = [r for r in read_runs(data_dir / "dmc_bro_ablations.zip", env="cheetah-run")
+            if r.tags.get("passive_critic", "False") == "False"][:4]
+    path = tmp_path / "mine.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["utd", "params", "batch_size", "seed", "step", "return"])
+        for r in runs:
+            steps, values = r.steps["return"], r.values["return"]
+            for s in range(values.shape[1]):
+                w.writerows([r.utd, r.params, int(r.batch_size), s, int(steps[t]),
+                             repr(float(values[t, s]))] for t in range(len(steps)))
+    base = [path, "--algorithm", "mine", "--input-dim", "23", "--n-boot", "0"]
+    res = _fit([*base, "--env", "cheetah", "-o", tmp_path / "member.json", "--prior", "dmc"])
+    assert res.exit_code == 0, res.output
+    members = ["--prior", tmp_path / "member.json"] + [
+        a for fit_id in ("bro/dog-run", "bro/dog-trot", "bro/fish-swim", "bro/walker-run")
+        for a in ("--prior", fit_id)]
+    monkeypatch.setenv("ADVISOR_DATA_DIR", f"{tmp_path / 'nowhere'}:{data_dir}")  # PATH-like
+    monkeypatch.chdir(tmp_path)
+    res = _fit([*base, "--env", "other", "-o", tmp_path / "few.json", *members])
+    assert res.exit_code == 0, res.output
+    assert advisor.load_fit(str(tmp_path / "few.json")).model.provenance.prior is not None
+    before = (tmp_path / "member.json").read_bytes()
+    res = _fit([*base, "--env", "other", "-o", tmp_path / "member.json", *members])
+    assert res.exit_code == 2 and "would overwrite --prior" in res.output, res.output
+    assert (tmp_path / "member.json").read_bytes() == before
