@@ -48,9 +48,10 @@ class OutputError(AdvisorError):
 def one_line(err: ValidationError) -> str:
     """The first error of a pydantic ValidationError as `where: what (and N more)`."""
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    where = ".".join(str(p) for p in first["loc"])
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}".replace("\n", " ")
+    msg = first["msg"].removeprefix("Value error, ")  # our validators' own words
+    return f"{where + ': ' if where else ''}{msg}{more}".replace("\n", " ")
 
 
 def printable(text: str) -> str:

@@ -200,7 +200,7 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
     grid: Grid = load_grid(grid_file) if grid_file else preset(preset_name)
     grid = grid.with_overrides(steps=steps, n_seeds=seeds)
     if grid.configs is not None:
-        n_configs, what = len(grid.configs), "planned configs"
+        n_configs, what = len(grid.configs), "in its planned configs"
     else:
         n_configs = len(grid.utds) * len(grid.widths)
         what = f"{len(grid.utds)} utds x {len(grid.widths)} widths ="

@@ -35,6 +35,15 @@ MAX_SEEDS = 1000
 MAX_WIDTH = 2**16
 MAX_BATCH_SIZE = 2**20
 MAX_EVAL_EPISODES = 1000
+#: Env steps of a run (steps, random_steps, eval_every) and quantiles of the critic, at most:
+#: far beyond any grid's memory (one-line GiB errors name those), short of a float's range.
+MAX_STEPS = 10**12
+MAX_QUANTILES = 10**9
+
+
+def _count(n: int) -> str:
+    """A whole number as printed in an error: 100,000, or 'a number of 401 digits'."""
+    return f"{n:,}" if n < 10**15 else f"a number of {len(str(n))} digits"
 
 
 class StageConfig(BaseModel):
@@ -60,6 +69,9 @@ class Grid(BaseModel):
         float of a whole number in JSON, stays accepted."""
         if isinstance(data, dict):
             for key, value in data.items():
+                if key not in cls.model_fields:  # before its value is judged
+                    raise ValueError(f"unknown key {key!r}; a grid has "
+                                     f"{', '.join(cls.model_fields)}")
                 if key == "pack_batch_sizes" and not isinstance(value, bool):
                     raise ValueError(f"pack_batch_sizes must be true or false, got {value!r}")
                 if key in ("name", "pack_batch_sizes"):
@@ -78,18 +90,18 @@ class Grid(BaseModel):
     name: str = Field(default="custom", min_length=1, max_length=100,
                       pattern=r"^[^\x00-\x1f\x7f]+$",
                       description="A label (printed, recorded in the fit file).")
-    steps: int = Field(gt=0, description="Env steps per run.")
+    steps: int = Field(gt=0, le=MAX_STEPS, description="Env steps per run.")
     seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field(min_length=1,
                                                                   max_length=MAX_SEEDS)
     batch_sizes: list[int] = Field(min_length=2, description="Stage-1 batch sizes.")
     utds: list[float] = Field(min_length=2, description="UTDs (stage 1 at anchor_width, stage 2).")
     widths: list[int] = Field(min_length=2, description="Critic widths (stage 1 and 2).")
-    anchor_width: int = Field(gt=0)
+    anchor_width: int = Field(gt=0, le=MAX_WIDTH)
     anchor_utd: float = Field(gt=0)
-    quantiles: int = Field(default=100, gt=0)
-    actor_width: int = Field(default=256, gt=0)
-    random_steps: int = Field(default=2_500, ge=0)
-    eval_every: int = Field(default=10_000, gt=0)
+    quantiles: int = Field(default=100, gt=0, le=MAX_QUANTILES)
+    actor_width: int = Field(default=256, gt=0, le=MAX_WIDTH)
+    random_steps: int = Field(default=2_500, ge=0, le=MAX_STEPS)
+    eval_every: int = Field(default=10_000, gt=0, le=MAX_STEPS)
     eval_episodes: int = Field(default=1, gt=0, le=MAX_EVAL_EPISODES)
     configs: list[StageConfig] | None = Field(
         default=None, min_length=1,
@@ -108,11 +120,12 @@ class Grid(BaseModel):
             raise ValueError("batch_sizes and widths must be positive")
         widths = [*self.widths, self.anchor_width, *(c.width for c in self.configs or ())]
         if max(widths) > MAX_WIDTH:
-            raise ValueError(f"widths may be at most {MAX_WIDTH:,} units, got {max(widths):,}")
+            raise ValueError(f"widths may be at most {MAX_WIDTH:,} units, got "
+                             f"{_count(max(widths))}")
         sizes = [*self.batch_sizes, *(c.batch_size or 1 for c in self.configs or ())]
         if max(sizes) > MAX_BATCH_SIZE:
             raise ValueError(f"batch sizes may be at most {MAX_BATCH_SIZE:,}, got "
-                             f"{max(sizes):,}")
+                             f"{_count(max(sizes))}")
         lo, hi = UTD_RANGE
         utds = [*self.utds, *(c.utd for c in self.configs or ())]
         if any(not lo <= u <= hi for u in utds):
@@ -220,6 +233,8 @@ def load_grid(path: str | Path) -> Grid:
     data = load_json(read_limited(path, "grid file", GridError), f"grid file {path}", GridError)
     if not isinstance(data, dict):
         raise GridError(f"grid file {path} must hold a JSON object")
+    if {"env_id", "grid", "digest"} <= data.keys() and isinstance(data["grid"], dict):
+        data = data["grid"]  # an out-dir's record of its grid (OUT/grid.json): its grid
     return load_grid_dict(data)
 
 

@@ -420,10 +420,19 @@ def _grid(tmp_path, **changes) -> str:
     (lambda t: ["--env", CAL_ENV, "--created", "2026-13-45"], "YYYY-MM-DD"),
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, configs=[
         {"utd": 1, "width": 16}, {"utd": 2, "width": 32}, {"utd": 4, "width": 64}])],
-     "planned configs 3 stage-2 configurations; at least 5"),
+     "the grid has in its planned configs 3 stage-2 configurations; at least 5"),
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, configs=[
         {"utd": 1e-7, "width": 16}] + [{"utd": 1, "width": w} for w in (16, 32, 64, 128)])],
      "utds must lie in"),
+    # a hostile round: a 401-digit step count was an OverflowError traceback; a comment key
+    # was 'not a number'; a huge actor width a memory error that did not name it
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, steps=10**400)],
+     "steps: Input should be less than or equal to 1000000000000"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, comment="my grid")],
+     "unknown key 'comment'; a grid has name, steps"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, actor_width=10**9)], "actor_width"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, widths=[16, 32, 10**400])],
+     "widths may be at most 65,536 units, got a number of 401 digits"),
 ])
 def test_calibrate_refuses_bad_input_before_the_first_unit(case, needle, tmp_path, no_training):
     res = _calibrate(*case(tmp_path), out=tmp_path / "out")
@@ -884,3 +893,13 @@ def test_a_rerun_with_another_n_boot_plans_the_same_stage_2(tmp_path, monkeypatc
     (out / "batch_law.json").write_text('{"coefficients": [1, 2]}')
     line = _one_line_exit_2(_calibrate(*HOPPER, "--prior", "dmc", "--quiet", out=out))
     assert "batch_law.json is not a B~ this calibration wrote; remove it to fit B~ again" in line
+
+
+def test_an_out_dirs_grid_record_is_taken_as_a_grid(tmp_path):
+    """OUT/grid.json (env, grid, digest) given back as --grid was 'env_id is not a number'."""
+    from calibration.grid import load_grid, preset
+    from calibration.runner import prepare_out_dir
+
+    grid = preset("smoke").with_overrides(steps=500)
+    prepare_out_dir(tmp_path / "o", grid, CAL_ENV)
+    assert load_grid(tmp_path / "o" / "grid.json") == grid
