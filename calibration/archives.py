@@ -263,6 +263,7 @@ def read_runs(
     if not path.exists():
         raise ArchiveError(f"run archive {path} does not exist")
     runs: dict[tuple, Run] = {}
+    others: set[str] = set()  # envs of the archive not asked for: named if none is
     with contextlib.closing(_members(path)) as members:
         for name, load in members:
             if PurePosixPath(name).name.startswith("._"):
@@ -272,7 +273,10 @@ def read_runs(
                 continue
             fields, metric = parsed
             metric = METRIC_ALIASES.get(metric, metric)
-            if metric not in metrics or (env is not None and fields["env"] != env):
+            if env is not None and fields["env"] != env:
+                others.add(fields["env"])
+                continue
+            if metric not in metrics:
                 continue
             if not (0 < fields["utd"] < math.inf and 0 < fields["params"] < math.inf
                     and fields["batch_size"] > 0):
@@ -290,6 +294,9 @@ def read_runs(
             run.values[metric] = values
     if not runs:
         what = f" for env {env!r}" if env else ""
+        if others:
+            raise ArchiveError(f"{path} holds no runs{what}; its envs: "
+                               f"{', '.join(sorted(others))}")
         raise ArchiveError(f"{path} holds no runs{what} in a layout this version reads")
     return sorted(runs.values(), key=lambda r: (r.env, r.utd, r.params, r.batch_size,
                                                 sorted(r.tags.items())))

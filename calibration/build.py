@@ -63,6 +63,9 @@ from calibration.intervals import calibrate_interval
 #: The D_J method shipped fits use; chosen by leave-one-config-out error (README, "Accuracy").
 DEFAULT_METHOD = Method(shared_exponents=True, smoothness=0.1, censored=True, weighted=False)
 N_BOOT = 100
+#: How `advisor fit` ends the error of runs that did not learn (it cannot train longer).
+FIT_REMEDY = ("fit runs that learn (longer ones?), or give thresholds of your own: "
+              "--target-range J_MIN J_MAX")
 BOOT_SEED = 0
 LEARNING_RATE = 3e-4
 
@@ -133,7 +136,7 @@ def build_fit(
     if j_range is None:
         from calibration.calibrate import SATURATED_TOP, choose_targets
 
-        targets = choose_targets(runs)
+        targets = choose_targets(runs, remedy=FIT_REMEDY)
         notes.append(f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
                      "(no published return range): the top one is the 30th percentile over "
                      "configurations of the best isotonic mean return (where returns saturate, "
@@ -252,7 +255,8 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
         raise CsvError(f"cannot tell how critic width maps to params from {archive.name}: give "
                        "--input-dim (BroNet critic), or width and params columns with at least "
                        "3 widths")
-    targets = thresholds(*target_range) if target_range else choose_targets(runs)
+    targets = (thresholds(*target_range) if target_range
+               else choose_targets(runs, remedy=FIT_REMEDY))
     if not target_range:
         notes.append(f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
                      "(calibration.calibrate.choose_targets)")

@@ -68,8 +68,10 @@ class CalibrationError(AdvisorError):
     """A calibration that cannot go on (too few finished units, runs that did not learn)."""
 
 
-def choose_targets(runs: list[Run], n: int = 20) -> np.ndarray:
-    """Thresholds from the data (module docstring gives the rule)."""
+def choose_targets(runs: list[Run], n: int = 20,
+                   remedy: str = "train longer with --steps") -> np.ndarray:
+    """Thresholds from the data (module docstring gives the rule); `remedy` ends the error of
+    runs that did not learn."""
     starts, bests = [], []
     for r in runs:
         mean = seed_mean(r.values["return"])
@@ -89,7 +91,7 @@ def choose_targets(runs: list[Run], n: int = 20) -> np.ndarray:
         raise CalibrationError(
             "the runs did not learn: returns do not rise above their starting level "
             f"(median start {np.median(starts):.4g}, 30th percentile of best {j_hi:.4g}); "
-            "train longer with --steps")
+            f"{remedy}")
     return thresholds(j_lo, j_hi, n)
 
 

@@ -159,8 +159,13 @@ def regenerate(data_dir, out_dir, n_boot, created, only, jobs):
     known = {s.id for s in catalogue()}
     unknown = [i for i in only if i not in known]
     if unknown:
-        raise click.BadParameter(f"unknown shipped fit {unknown[0]!r}; choose from "
-                                 f"{', '.join(sorted(known))}", param_hint="--only")
+        from advisor.registry import list_fits
+
+        what = (f"{unknown[0]!r} is shipped but not made from the published archives (its "
+                "provenance names the command that made it: `advisor show`)"
+                if unknown[0] in list_fits() else f"unknown shipped fit {unknown[0]!r}")
+        raise click.BadParameter(f"{what}; choose from {', '.join(sorted(known))}",
+                                 param_hint="--only")
     paths = _regenerate(data_dir, out_dir, n_boot=n_boot, created=created or _today(),
                         ids=list(only) or None, n_jobs=jobs,
                         progress=lambda i: click.echo(f"  {i}", err=True))

@@ -132,3 +132,11 @@ def test_the_shipped_bro_torch_fit_is_what_calibrate_makes_of_its_runs(tmp_path)
         f["provenance"].pop("source")
         f["provenance"].pop("command")
     _compare(fresh, shipped)
+
+
+def test_only_a_fit_not_made_from_the_archives_says_so(data_dir, tmp_path):
+    """--only bro-torch/Hopper-v5 (listed by `advisor fits`) was an 'unknown shipped fit'."""
+    res = CliRunner().invoke(main, ["regenerate", str(data_dir), "-o", str(tmp_path), "--only",
+                                    "bro-torch/Hopper-v5"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "is shipped but not made from the published archives" in res.output

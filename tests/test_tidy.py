@@ -132,3 +132,24 @@ def test_fit_output_over_its_input_csv_is_refused(tmp_path):
                                     "--input-dim", "10", "-o", str(path)])
     assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
     assert "not a fit file" in res.output and path.read_bytes() == before
+
+
+def test_runs_that_do_not_learn_say_what_fit_can_do(tmp_path):
+    """'train longer with --steps' was said to `advisor fit`, which has no --steps."""
+    rows = [[u, n, 256, s, step, 1.0] for u in (1, 2, 4) for n in (1e6, 2e6, 4e6) for s in (0, 1)
+            for step in (1000, 2000, 3000)]
+    path = _write_csv(tmp_path / "flat.csv", rows)
+    res = CliRunner().invoke(main, ["fit", str(path), "--algorithm", "a", "--env", "e",
+                                    "--input-dim", "10", "--n-boot", "0", "-o",
+                                    str(tmp_path / "f.json")])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "did not learn" in res.output and "--target-range" in res.output
+    assert "--steps" not in res.output
+
+
+def test_an_env_the_archive_lacks_is_named_with_those_it_has(data_dir, tmp_path):
+    res = CliRunner().invoke(main, ["fit", str(data_dir / "dmc_bro_ablations.zip"),
+                                    "--algorithm", "bro", "--env", "nosuch", "-o",
+                                    str(tmp_path / "f.json")])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "no runs for env 'nosuch'; its envs: acrobot-swingup," in res.output
