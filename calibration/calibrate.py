@@ -214,6 +214,7 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
                         f"{min_configs} are needed to fit D_J"
                         + ("" if prior else " (3 with a family prior, --prior)"))
     dev = resolve_device(device)  # 'cuda' with no GPU fails before anything runs
+    _check_versioned(env_id)
     try:
         with sigint_deferred():  # MuJoCo's import starts a probe process (runner)
             env = make_env(env_id, 0)  # unknown ids and discrete actions fail here too
@@ -253,6 +254,22 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
             raise OutputError(f"the fit file {plan.fit_path} would overwrite {given}, an input "
                               "of this calibration; choose another --fit-out")
     return plan
+
+
+def _check_versioned(env_id: str) -> None:
+    """An id without its version ('InvertedPendulum') where Gymnasium has versions: gymnasium
+    would take the latest with a warning per process, and the fit id would not say which."""
+    try:
+        from gymnasium.envs.registration import find_highest_version, get_env_id, parse_env_id
+
+        ns, name, version = parse_env_id(env_id)
+        latest = find_highest_version(ns, name) if version is None else None
+    except Exception:  # noqa: BLE001 - not an id gymnasium parses: make_env says what is wrong
+        return
+    if latest is not None:
+        full = get_env_id(ns, name, latest)
+        raise CalibrationError(f"env id {env_id!r} names no version: give it, e.g. --env {full} "
+                               "(the latest), so that the runs and the fit id say which")
 
 
 def _check_types(**values) -> None:
@@ -413,7 +430,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
     grid, out = plan.grid, plan.out
     # Stage 1: batch x utd at the anchor width, batch x width at the anchor utd.
     units1 = stage1_units(grid)
-    if plan.device == "cpu" and not quiet and not (out / "units").is_dir():
+    if plan.device == "cpu" and not (out / "units").is_dir():  # even with --quiet: a warning
         note = cpu_time_note(plan, units1, n_jobs)
         if note:
             echo(note)

@@ -76,12 +76,16 @@ def _iso_date(ctx, param, value):
     return value
 
 
+MAX_RETURN = 1e15  # a return threshold's size at most (--target-range)
+
+
 def _target_range(ctx, param, value):
     """A click callback: None, or finite J_MIN < J_MAX."""
     if value:
         lo, hi = value
-        if not (abs(lo) < float("inf") and abs(hi) < float("inf") and lo < hi):
-            raise click.BadParameter(f"needs finite J_MIN < J_MAX, got {lo!r} {hi!r}")
+        if not (abs(lo) <= MAX_RETURN and abs(hi) <= MAX_RETURN and lo < hi):
+            raise click.BadParameter(f"needs J_MIN < J_MAX, returns within +-{MAX_RETURN:g}, "
+                                     f"got {lo!r} {hi!r}")
     return value
 
 
@@ -193,7 +197,8 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
               help="A grid JSON file instead of a preset (see calibration/grid.py: Grid).")
 @click.option("--steps", type=click.IntRange(min=1), help="Env steps per run (overrides the grid).")
-@click.option("--seeds", type=click.IntRange(1, 1000), help="Seeds per configuration.")
+@click.option("--seeds", type=click.IntRange(2, 1000),
+              help="Seeds per configuration (2 at least: the fit bootstraps over seeds).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--backend", type=click.Choice(["loky", "threads", "ray", "dask"]), default="loky",
@@ -256,17 +261,22 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
       advisor calibrate --env InvertedPendulum-v5 --preset smoke --device cpu --out-dir calib
       advisor recommend --fit calib/bro-InvertedPendulum-v5.json --data 2e4
     """
+    from click.core import ParameterSource
+
+    if grid_file and ctx.get_parameter_source("preset_name") == ParameterSource.COMMANDLINE:
+        raise click.UsageError("--preset and --grid both name the grid: give one of them")
     _need_extra("calibrate", ("torch", "gymnasium", "joblib"), "advisor calibrate")
     from calibration.calibrate import calibrate as _calibrate
 
     ctx.params["created"] = created = created or _today()
+    skip = ("quiet", "n_jobs", "backend") + (("preset_name",) if grid_file else ())
     with _interruptible(out_dir):
         path = _calibrate(env_id, out_dir=out_dir, algorithm=algorithm, preset_name=preset_name,
                           grid_file=grid_file, steps=steps, seeds=seeds, device=device,
                           backend=backend, n_jobs=n_jobs, fit_out=fit_out, delta=delta,
                           n_boot=n_boot, quiet=quiet, created=created,
                           prior=list(prior) or None, compile=compile_update or "none",
-                          command=recorded_command(ctx, skip=("quiet", "n_jobs", "backend")))
+                          command=recorded_command(ctx, skip=skip))
     click.echo(str(path))
 
 

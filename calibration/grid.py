@@ -91,7 +91,8 @@ class Grid(BaseModel):
                       pattern=r"^[^\x00-\x1f\x7f]+$",
                       description="A label (printed, recorded in the fit file).")
     steps: int = Field(gt=0, le=MAX_STEPS, description="Env steps per run.")
-    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field(min_length=1,
+    # 2 at least: the fit bootstraps over seeds (as a tidy CSV's configurations need 2).
+    seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] = Field(min_length=2,
                                                                   max_length=MAX_SEEDS)
     batch_sizes: list[int] = Field(min_length=2, description="Stage-1 batch sizes.")
     utds: list[float] = Field(min_length=2, description="UTDs (stage 1 at anchor_width, stage 2).")
@@ -166,9 +167,9 @@ class Grid(BaseModel):
             data["eval_every"] = min(self.eval_every, max(1, steps // 10))
             data["random_steps"] = min(self.random_steps, steps // 5)
         if n_seeds is not None:
-            if not 1 <= n_seeds <= MAX_SEEDS:
-                raise GridError(f"seeds must be from 1 to {MAX_SEEDS} per configuration, got "
-                                f"{n_seeds}")
+            if not 2 <= n_seeds <= MAX_SEEDS:
+                raise GridError(f"seeds must be from 2 to {MAX_SEEDS} per configuration (the fit "
+                                f"bootstraps over seeds), got {n_seeds}")
             data["seeds"] = list(range(n_seeds))
         return load_grid_dict(data)
 

@@ -100,7 +100,8 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
 @click.option("--input-dim", type=click.IntRange(min=1),
               help="Critic input size (obs + action dims) for the parameter count.")
 @click.option("--steps", type=click.IntRange(min=1), help="Env steps per run.")
-@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per configuration.")
+@click.option("--seeds", type=click.IntRange(min=2),
+              help="Seeds per configuration (2 at least: the fit bootstraps over seeds).")
 @click.option("--criterion", type=click.Choice(["D", "I"]), default="D", show_default=True,
               help="D: most information on the law's coefficients; I: least mean prediction "
                    "variance over the candidate grid.")

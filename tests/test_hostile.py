@@ -416,7 +416,10 @@ def _grid(tmp_path, **changes) -> str:
     (lambda t: ["--env", CAL_ENV, "--steps", str(10**12)], "GiB"),
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, widths=[16, 32, 2**16])], "GiB"),
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, quantiles=10**9)], "GiB"),
-    (lambda t: ["--env", CAL_ENV, "--seeds", "100000"], "1<=x<=1000"),
+    (lambda t: ["--env", CAL_ENV, "--seeds", "100000"], "2<=x<=1000"),
+    (lambda t: ["--env", CAL_ENV, "--seeds", "1"], "2<=x<=1000"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, seeds=[0])],
+     "seeds: List should have at least 2"),
     (lambda t: ["--env", CAL_ENV, "--created", "2026-13-45"], "YYYY-MM-DD"),
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, configs=[
         {"utd": 1, "width": 16}, {"utd": 2, "width": 32}, {"utd": 4, "width": 64}])],
@@ -433,6 +436,10 @@ def _grid(tmp_path, **changes) -> str:
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, actor_width=10**9)], "actor_width"),
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, widths=[16, 32, 10**400])],
      "widths may be at most 65,536 units, got a number of 401 digits"),
+    (lambda t: ["--env", CAL_ENV, "--preset", "full", "--grid", _grid(t)],
+     "--preset and --grid both name the grid"),
+    (lambda t: ["--env", "InvertedPendulum"], "names no version: give it, e.g. --env "
+     "InvertedPendulum-v5"),
 ])
 def test_calibrate_refuses_bad_input_before_the_first_unit(case, needle, tmp_path, no_training):
     res = _calibrate(*case(tmp_path), out=tmp_path / "out")
@@ -762,7 +769,9 @@ def test_a_closed_stdout_is_one_line_not_a_traceback(argv):
 
 @pytest.mark.parametrize("extra, needle", [
     (["--delta", "-1"], "--delta"), (["--delta", "nan"], "--delta"), (["--delta", "0"], "--delta"),
-    (["--target-range", "100", "50"], "J_MIN < J_MAX"), (["--target-range", "nan", "50"], "finite"),
+    (["--target-range", "100", "50"], "J_MIN < J_MAX"),
+    (["--target-range", "nan", "50"], "returns within +-1e+15"),
+    (["--target-range", "-1e308", "1e308"], "returns within +-1e+15"),
     (["--created", "2026-13-45"], "YYYY-MM-DD"), (["--created", "x" * 50], "YYYY-MM-DD"),
     (["--input-dim", "20000"], "critic input of 7"),
 ])
@@ -903,3 +912,10 @@ def test_an_out_dirs_grid_record_is_taken_as_a_grid(tmp_path):
     grid = preset("smoke").with_overrides(steps=500)
     prepare_out_dir(tmp_path / "o", grid, CAL_ENV)
     assert load_grid(tmp_path / "o" / "grid.json") == grid
+
+
+def test_the_cpu_time_note_is_shown_with_quiet(tmp_path, no_training):
+    """--quiet hid the 'about N days on this CPU' note, and training started all the same."""
+    res = _calibrate("--env", CAL_ENV, "--preset", "minutes", "--quiet", out=tmp_path / "o")
+    assert "a unit was about to train" in str(res.exception)
+    assert "note: on this CPU the 3,096,000 member-updates" in res.output, res.output
