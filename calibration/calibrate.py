@@ -253,6 +253,7 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
                 and os.path.samefile(given, plan.fit_path):
             raise OutputError(f"the fit file {plan.fit_path} would overwrite {given}, an input "
                               "of this calibration; choose another --fit-out")
+    check_fit_output(plan.fit_path, "--fit-out")  # another calibration's grid, a CSV, ...
     return plan
 
 
@@ -299,7 +300,6 @@ def _check_fit_out(fit_out, out: Path, fit_id: str) -> Path:
             base / sub in real.parents for sub in ("runs", "units")):
         raise OutputError(f"cannot write the fit file to {path}: the calibration keeps its own "
                           "files there; choose another --fit-out")
-    check_fit_output(path, "--fit-out")  # another calibration's grid, a CSV of runs, ...
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
