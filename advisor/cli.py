@@ -211,6 +211,22 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic):
         warn_lines(rec.warnings)
     if fmt in ("args", "zoo"):
         note_lines([client_note(rec, fmt, critic=critic or "bronet", fit=fit_id)])
+    if env_id is not None:
+        note_lines(other_task_note(rec.fit, env_id))
+
+
+def other_task_note(fit_id: str, env_id: str) -> list[str]:
+    """A note when --env names another task than the fit's: --env only keys the output."""
+    import re
+
+    def task(name: str) -> str:  # dm_control/cheetah-run-v0 and cheetah-run alike
+        return re.sub(r"-v\d+$", "", name.rsplit("/", 1)[-1]).lower()
+
+    if task(fit_id) == task(env_id):
+        return []
+    return [f"the numbers are {fit_id}'s, a fit of another task than {env_id} (--env only "
+            "names the env in the output): they carry over as far as the tasks are alike; "
+            f"`advisor fits` lists the others, `advisor calibrate --env {env_id}` makes one"]
 
 
 def _check_client_options(fmt: str, env_id: str | None, critic: str | None) -> None:
@@ -537,7 +553,7 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
         rec = _recommend(budgets_[0], fit=fit, target=target)
         click.echo(zoo_yaml(rec, env_id, critic=critic, fit=fit).rstrip("\n"))
         warn_lines(rec.warnings)
-        note_lines([critic_match(rec, critic, fit=fit).note])
+        note_lines([critic_match(rec, critic, fit=fit).note, *other_task_note(fit.id, env_id)])
         return
     slug = env_id.replace("/", "_")
     written, problems = [], []
@@ -551,6 +567,7 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
         atomic_write_text(path, zoo_yaml(rec, env_id, critic=critic, fit=fit))
         written.append(path)
     warn_lines(problems)
+    note_lines(other_task_note(fit.id, env_id))
     if not written:
         raise ExportError(f"no {kind} budget in {', '.join(f'{v:g}' for v in values)} can be "
                           f"met on {fit.id}; no file written")

@@ -357,3 +357,13 @@ def test_cleanrl_sac_runs_with_the_flags(tmp_path, rec, pendulum_fit):
     assert events, "no tensorboard log written"
     text = events[0].read_bytes()
     assert re.search(rb"batch_size\|64\|", text) and re.search(rb"q_lr\|0\.0003\|", text)
+
+
+def test_env_of_another_task_than_the_fit_gets_one_note():
+    """A fresh user took --env Humanoid-v5 for a choice of fit: the numbers were h1-crawl's."""
+    res = run("recommend", "--data", "5e5", "--format", "args", "--env", "Humanoid-v5")
+    notes = [ln for ln in res.stderr.splitlines() if "a fit of another task" in ln]
+    assert res.exit_code == 0 and len(notes) == 1 and "bro/h1-crawl-v0's" in notes[0]
+    res = run("recommend", "--fit", "bro/cheetah-run", "--data", "5e5", "--format", "args",
+              "--env", "dm_control/cheetah-run-v0")
+    assert res.exit_code == 0 and "another task" not in res.stderr, res.stderr
