@@ -486,6 +486,11 @@ class _Progress:
         self.n_jobs = max(1, n_jobs)
         self.out_dir = out_dir
         self.finished: dict[str, float] = {}  # unit id -> its train time
+        # unit id -> the step its logs had already reached: a unit an earlier run left
+        # unfinished resumes from its checkpoint; those steps are done, but not by this run
+        self.restored = {u: logged_step(out_dir / "runs" / u) if out_dir is not None else 0
+                         for u in self.order}
+        self.new_done = 0  # member-steps this run trained, of the finished units
         # unit id -> (first time, first step, last time, last step) seen in its logs
         self.seen: dict[str, tuple[float, int, float, int]] = {}
         self.steps_left = sum(self.member_steps.values())
@@ -500,6 +505,7 @@ class _Progress:
             unit_id = Unit(**record["unit"]).id
             steps = len(record["unit"]["seeds"]) * record["manifest"]["config"]["steps"]
             self.steps_done += steps
+            self.new_done += steps - self.restored.get(unit_id, 0) * self.members.get(unit_id, 0)
             self.finished[unit_id] = float(record["manifest"].get("wall_time_s") or 0.0)
             self._show()
 
@@ -535,8 +541,8 @@ class _Progress:
         done = [u for u in self.order if u in self.finished]
         spent = sum(self.finished[u] for u in done)
         rates = self._rates()
-        if done and spent > 0:
-            per_step = spent / sum(self.member_steps[u] for u in done)
+        if done and spent > 0 and sum(self.member_steps_left(u) for u in done) > 0:
+            per_step = spent / sum(self.member_steps_left(u) for u in done)
         elif rates:
             per_step = statistics.median(1.0 / (r * self.members[u]) for u, r in rates.items())
         else:
@@ -546,20 +552,28 @@ class _Progress:
             j = free.index(min(free))
             if u in self.finished:
                 free[j] += self.finished[u]
-            elif u in rates:  # running: all of its steps at the rate it logs them
-                free[j] += self.steps / rates[u]
+            elif u in rates:  # running: this run's share of its steps at the rate it logs
+                free[j] += (self.steps - self.restored[u]) / rates[u]
             else:
-                free[j] += self.member_steps[u] * per_step
+                free[j] += self.member_steps_left(u) * per_step
         return max(max(free) - elapsed, 0.0)
+
+    def member_steps_left(self, u: str) -> int:
+        """Member-steps of unit `u` that this run trains (all, less what it resumes from)."""
+        return self.member_steps[u] - self.restored[u] * self.members[u]
 
     def _show(self) -> None:
         if self.quiet:
             return
         dt = time.perf_counter() - self.t0
-        partial = sum(self.seen[u][3] * self.members[u] for u in self.seen
-                      if u not in self.finished)
-        done = self.steps_done + partial
-        rate = done / dt if dt > 0 and done else 0.0
+        running = [u for u in self.order if u not in self.finished]
+        reached = {u: max(self.seen[u][3] if u in self.seen else 0, self.restored[u])
+                   for u in running}
+        done = self.steps_done + sum(reached[u] * self.members[u] for u in running)
+        # the rate counts only what this run trained (not the steps a unit resumed from)
+        new = self.new_done + sum(max(0, reached[u] - self.restored[u]) * self.members[u]
+                                  for u in running)
+        rate = new / dt if dt > 0 and new else 0.0
         left = self.time_left(dt)
         eta = (f"about {left / 60:.1f} min left" if left is not None
                else "time left: once a unit has ended or logged twice")

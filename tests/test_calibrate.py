@@ -802,9 +802,16 @@ def test_progress_reads_running_populations_logs_before_any_unit_ends(tmp_path):
     assert len(lines) == 3
     # Resumed with a finished unit of 2 x 1,000 member-steps: it counts in the share, as it
     # does in the units (before: [1/3 units, 0%] mixed the two bases).
+    # a's 200 logged steps (a checkpoint it resumes from) count in the share too, but not in
+    # the rate (a hostile round: 2,620 env steps/s shown where 620 were made).
     resumed = _Progress(3, 1, units, grid, False, lines.append, n_jobs=1, out_dir=tmp_path,
                         earlier_steps=2000)
-    assert lines[-1].startswith("[1/3 units, 33% of env steps]")
+    assert lines[-1].startswith("[1/3 units, 40% of env steps] 0 env steps/s"), lines[-1]
+    np.save(run / "bs_32_lr_0.0003_sep_False.npy", np.array([[100.0, 1.0], [200.0, 1.0],
+                                                              [300.0, 1.0]]))
+    resumed.t0 = time.perf_counter() - 10.0
+    resumed.poll()  # 100 new steps x 2 members in 10 s
+    assert lines[-1].startswith("[1/3 units, 43% of env steps] 20 env steps/s"), lines[-1]
     resumed.update({"unit": a.model_dump(mode="json"),
                     "manifest": {"config": {"steps": 1000}, "wall_time_s": 10.0}})
     assert lines[-1].startswith("[2/3 units, 67% of env steps]")
