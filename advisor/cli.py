@@ -57,10 +57,18 @@ class _Group(click.Group):
             return None
         try:
             return ep.load()
+        except KeyboardInterrupt:  # while the heavy side imports: one line, not click's
+            raise _Interrupt from None
         except Exception as exc:  # a broken plugin must not break the other commands
             click.echo(f"warning: command {name!r} from {ep.value} cannot be loaded: "
                        f"{_one_line(exc)}", err=True)
             return None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # before click's own handler prints an empty line
+            raise _Interrupt from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if sys.stdout is None:  # started with stdout closed (`>&-`): writes to it fail, -o works
@@ -87,12 +95,16 @@ class _Group(click.Group):
                 raise
             _silence_stdout()
             fail(f"cannot write output: {exc.strerror or exc}", 1)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _Interrupt):
             fail("interrupted", 130)
         if not standalone_mode:
             return rv
         _flush_or_fail()
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+class _Interrupt(Exception):
+    """Ctrl-C in a command that does not handle it itself: one `error: interrupted` line."""
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

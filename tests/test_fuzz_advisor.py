@@ -430,3 +430,13 @@ def test_integrations_ask_for_the_fit_a_file_recommendation_came_from(tmp_path):
     with pytest.raises(UnknownFitError, match="not installed: pass fit="):
         sb3.sac_kwargs(rec)
     assert sb3.sac_kwargs(rec, fit=path)["batch_size"] == rec.batch_size
+
+
+def test_ctrl_c_in_a_command_is_one_line_and_exit_130(monkeypatch):
+    """Ctrl-C while the heavy side imported printed an empty line, then 'error: aborted'."""
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("advisor.recommend.recommend", interrupted)
+    res = runner.invoke(main, ["recommend", "--compute", "1e17"])
+    assert res.exit_code == 130 and res.output == "error: interrupted\n", repr(res.output)
