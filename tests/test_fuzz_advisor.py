@@ -437,6 +437,6 @@ def test_ctrl_c_in_a_command_is_one_line_and_exit_130(monkeypatch):
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("advisor.recommend.recommend", interrupted)
+    monkeypatch.setattr(sys.modules["advisor.recommend"], "recommend", interrupted)
     res = runner.invoke(main, ["recommend", "--compute", "1e17"])
     assert res.exit_code == 130 and res.output == "error: interrupted\n", repr(res.output)
