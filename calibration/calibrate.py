@@ -380,12 +380,13 @@ def check_memory(plan: _Plan, units: list[Unit], n_jobs: int | None, stage: str)
     gib = 2.0**30
     raise MemoryNeedError(
         f"{stage} would need about {need / gib:.3g} GiB of memory ({k} population(s) at "
-        f"once{where}; the largest, {len(u.seeds)} members of width {u.width}, "
-        f"batch {u.batch_size}, {plan.grid.quantiles} quantiles, {plan.grid.steps} steps, needs "
+        f"once{where}; the largest, {len(u.seeds)} members of width {u.width} (actor "
+        f"{plan.grid.actor_width}), batch {u.batch_size}, {plan.grid.quantiles} quantiles, "
+        f"{plan.grid.steps} steps, needs "
         f"{big['replay'] / gib:.3g} GiB of replay, {big['networks'] / gib:.3g} GiB of networks and "
         f"{big['update'] / gib:.3g} GiB per update), but {have[0] / gib:.3g} GiB of {have[1]} "
-        "is there; lower --steps, --seeds, --n-jobs or the grid's widths, batch sizes or "
-        "quantiles")
+        "is there; lower --steps, --seeds, --n-jobs or the grid's widths, actor_width, batch "
+        "sizes or quantiles")
 
 
 #: A CPU calibration whose updates alone take longer than this gets a note before it starts.
