@@ -12,6 +12,7 @@ it, only fusing more (compiled regions, the compiled update) or moving fewer byt
 
   python benchmarks/update_bytes.py                    # the minutes cells and M=16 width 512
   python benchmarks/update_bytes.py --cells 16x512:256 --regions --bandwidth 4.8e12  # H200
+  python benchmarks/update_bytes.py --cells 16x512:256 --amp     # bf16 autocast, casts apart
 """
 
 from __future__ import annotations
@@ -51,14 +52,28 @@ def _where() -> str | None:
     return None
 
 
+def _casts_bf16(args, out) -> bool:
+    """A dtype conversion to or from bf16 (what autocast adds around each matrix product)."""
+    dtypes = {x.dtype for x in (*args, out) if isinstance(x, torch.Tensor)}
+    return torch.bfloat16 in dtypes and len(dtypes) > 1
+
+
 class Traffic(TorchDispatchMode):
     """Bytes read and written per group of operations."""
 
-    def __init__(self):
+    def __init__(self, parameters: tuple[torch.Tensor, ...] = ()):
         super().__init__()
+        # (start, end) addresses of the parameter buffers: a cast of a view into one of them
+        # is a parameter's (autocast recasts every weight at each use)
+        self.ranges = [(p.data_ptr(), p.data_ptr() + _nbytes(p)) for p in parameters]
         self.bytes = collections.Counter()
         self.ops = collections.Counter()
         self.counting = True
+
+    def _cast_group(self, x) -> str:
+        inside = isinstance(x, torch.Tensor) and any(a <= x.data_ptr() < b
+                                                     for a, b in self.ranges)
+        return "bf16 casts of parameters" if inside else "bf16 casts of activations"
 
     @contextlib.contextmanager
     def off(self):
@@ -77,8 +92,10 @@ class Traffic(TorchDispatchMode):
         where = _where()
         if where in FUSED:
             return out  # counted whole, by the fused kernel's inputs and outputs (below)
-        group = REGIONS.get(where) or ("matrix products" if "mm" in name else
-                                       "backward and other elementwise")
+        group = REGIONS.get(where) or (
+            "matrix products" if "mm" in name else
+            self._cast_group(args[0]) if name == "_to_copy" and _casts_bf16(args, out) else
+            "backward and other elementwise")
         leaves = torch.utils._pytree.tree_leaves((args, kwargs, out))
         self.bytes[group] += sum(_nbytes(x) for x in leaves)
         self.ops[group] += 1
@@ -86,18 +103,20 @@ class Traffic(TorchDispatchMode):
 
 
 def traffic(m: int, width: int, batch_sizes: list[int], quantiles: int, obs: int, act: int,
-            regions: bool = False) -> tuple[collections.Counter, collections.Counter]:
+            regions: bool = False, amp: bool = False
+            ) -> tuple[collections.Counter, collections.Counter]:
     """Bytes and operations per group for one update; `regions`: the LayerNorm regions'
     forward passes as one kernel each too (their I/O: input, skip, output, gain and bias), as
     `--compile regions` runs them (their backward passes are still counted op by op, so this
-    is an upper bound for that path)."""
+    is an upper bound for that path); `amp`: the networks under bf16 autocast
+    (Population.amp), its casts counted apart."""
     import benchmarks.update_ops  # noqa: F401 - NO_KERNEL
     from calibration.learner import fused, optim
 
     cfg = AgentConfig(obs_dim=obs, act_dim=act, width=width, quantiles=quantiles)
     sizes = [batch_sizes[i % len(batch_sizes)] for i in range(m)]
     pop = Population(cfg, m, list(range(m)), torch.device("cpu"), optimizer="ops",
-                     batch_sizes=sizes if len(batch_sizes) > 1 else None)
+                     batch_sizes=sizes if len(batch_sizes) > 1 else None, amp=amp)
     b = max(batch_sizes)
     g = torch.Generator().manual_seed(0)
     batch = Batch(torch.randn(m, b, obs, generator=g), torch.rand(m, b, act, generator=g) * 2 - 1,
@@ -106,7 +125,7 @@ def traffic(m: int, width: int, batch_sizes: list[int], quantiles: int, obs: int
     noise = Noise(torch.randn(m, b, act, generator=g), torch.randn(m, b, act, generator=g))
     mask = torch.ones(m, dtype=torch.bool)
     pop.update(batch, noise, mask)
-    counter = Traffic()
+    counter = Traffic((pop.critic, pop.target, pop.actor))
     kernels = collections.Counter()
     loss_fn, step_fn = fused.loss_and_grad, optim._masked_step
 
@@ -158,6 +177,8 @@ def main() -> None:
     ap.add_argument("--regions", action="store_true",
                     help="also with the LayerNorm regions' forward passes fused "
                          "(`--compile regions`; their backward still op by op)")
+    ap.add_argument("--amp", action="store_true",
+                    help="also with the networks under bf16 autocast (Population.amp)")
     args = ap.parse_args()
     print(f"torch {torch.__version__}; one update as the GPU default path runs it (loss and "
           f"AdamW steps fused, the rest eager); quantiles {args.quantiles}; floor at "
@@ -166,15 +187,17 @@ def main() -> None:
         shape, _, sizes = cell.partition(":")
         m, width = map(int, shape.split("x"))
         obs, act = args.obs_act or ((51, 19) if width >= 512 else (11, 3))
-        for regions in (False, True) if args.regions else (False,):
+        variants = [(False, False)] + [(True, False)] * args.regions + [(False, True)] * args.amp
+        for regions, amp in variants:
             moved, ops = traffic(m, width, [int(b) for b in sizes.split(",")],
-                                 args.quantiles, obs, act, regions)
+                                 args.quantiles, obs, act, regions, amp)
             total = sum(moved.values())
             floor = total / args.bandwidth
             parts = ", ".join(f"{k} {v / 1e9:.2f} GB ({ops[k]} ops)"
                               for k, v in moved.most_common())
             print(f"M {m:>3} width {width:>4} batch {sizes:>8} (obs {obs}, act {act})"
-                  f"{', regions fused' if regions else ''}: {total / 1e9:.2f} GB per update "
+                  f"{', regions fused' if regions else ''}{', bf16 autocast' if amp else ''}: "
+                  f"{total / 1e9:.2f} GB per update "
                   f"-> at least {floor * 1e3:.2f} ms, at most {m / floor:,.0f} "
                   f"member-updates/s; {parts}", flush=True)
 

@@ -121,3 +121,16 @@ def test_update_bytes_counts_fused_kernels_by_their_own_traffic():
     for group in moved:
         if group != REGIONS["norm"]:
             assert fused[group] == moved[group], group
+
+
+def test_update_bytes_counts_autocasts_apart():
+    """--amp: bf16 halves the matrix products' bytes, and each weight's cast (4 bytes read, 2
+    written per value) is counted as a parameter's cast; without amp there are none."""
+    from benchmarks.update_bytes import traffic
+
+    plain, _ = traffic(3, 16, [8], 4, 5, 2)
+    amp, amp_ops = traffic(3, 16, [8], 4, 5, 2, amp=True)
+    assert not [g for g in plain if "bf16" in g]
+    assert amp_ops["bf16 casts of parameters"] > 0 and amp_ops["bf16 casts of activations"] > 0
+    assert amp["bf16 casts of parameters"] % 6 == 0
+    assert amp["matrix products"] < 0.6 * plain["matrix products"]
