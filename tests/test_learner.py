@@ -155,6 +155,43 @@ def test_diverged_member_is_frozen_and_others_go_on(every):
     assert torch.equal(pop.actor[1], frozen)
 
 
+@pytest.mark.parametrize("change, needle", [
+    # a hostile round: each was accepted and failed deep in torch or numpy, or wrote nonsense
+    (dict(learning_rates=[float("nan")]), "learning_rates must be positive and finite"),
+    (dict(learning_rates=[-1.0]), "learning_rates must be positive and finite"),
+    (dict(steps=-5), "steps must be a whole number from 1"),
+    (dict(steps=1.5), "steps must be a whole number from 1"),
+    (dict(width=0), "width must be a whole number from 1"),
+    (dict(quantiles=0), "quantiles must be a whole number from 1"),
+    (dict(batch_size=10**9), "batch_size must be a whole number from 1"),
+    (dict(eval_every=0), "eval_every must be a whole number from 1"),
+    (dict(eval_episodes=0), "eval_episodes must be a whole number from 1"),
+    (dict(critic_blocks=10**6), "critic_blocks must be a whole number from 0"),
+    (dict(random_steps=-1), "random_steps must be a whole number from 0"),
+    (dict(env_id=None), "env_id must be a Gymnasium id"),
+    (dict(name="../../etc"), "name must be a folder name"),
+    (dict(name=""), "name must be a folder name"),
+    # two members whose utds differ beyond 6 digits shared one log file: one was lost
+    (dict(utds=[1, 1.0000000001], seeds=[0, 1]), "their logs would share one file"),
+])
+def test_train_configs_that_cannot_train_are_refused_at_once(change, needle):
+    kw = dict(env_id="InvertedPendulum-v5", steps=200, utds=[1], seeds=[0], width=16,
+              quantiles=4, actor_width=16, random_steps=100, eval_every=100, device="cpu")
+    with pytest.raises(LearnerError, match=needle):
+        TrainConfig(**{**kw, **change})
+
+
+def test_an_out_dir_that_is_a_file_and_bad_critic_sizes_are_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LearnerError, match="exists and is not a folder"):
+        train_population(TrainConfig("InvertedPendulum-v5", 10, [1], [0], device="cpu"),
+                         tmp_path / "file")
+    for args in ((0, 51, 19), (1.5, 51, 19), (512, -5, 19)):
+        with pytest.raises(ValueError, match="must be a whole number of at least"):
+            critic_params(*args)
+    assert critic_params(512, 51, 19) == 2286792
+
+
 def test_bad_requests_are_learner_errors(tmp_path):
     with pytest.raises(LearnerError, match="Box"):
         train_population(TrainConfig("CartPole-v1", 10, [1], [0], device="cpu"), tmp_path)

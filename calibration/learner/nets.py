@@ -13,6 +13,7 @@ network (reference.md, BRO):
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -50,6 +51,11 @@ def critic_params(width: int, obs_dim: int, act_dim: int, blocks: int = 2,
 
     For obs_dim + act_dim = 70 and the defaults this is 8 w^2 + 370 w + 200 (HumanoidBench h1).
     """
+    for name, value, low in (("width", width, 1), ("obs_dim", obs_dim, 1),
+                             ("act_dim", act_dim, 1), ("blocks", blocks, 0),
+                             ("quantiles", quantiles, 1)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"{name} must be a whole number of at least {low}, got {value!r}")
     return 2 * Layout(obs_dim + act_dim, width, quantiles, blocks).numel
 
 

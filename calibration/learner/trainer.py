@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import platform
 import threading
@@ -121,6 +122,35 @@ class TrainConfig:
                                f"{self.batch_sizes}")
         if self.learning_rates is not None and len(self.learning_rates) != len(self.seeds):
             raise LearnerError("learning_rates must have one entry per member")
+        if self.learning_rates is not None and any(
+                not (lr > 0 and math.isfinite(lr)) for lr in self.learning_rates):
+            raise LearnerError(f"learning_rates must be positive and finite, got "
+                               f"{self.learning_rates}")
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise LearnerError(f"env_id must be a Gymnasium id such as 'Hopper-v5', got "
+                               f"{self.env_id!r}")
+        # Sizes and counts: whole numbers within bounds, or they fail deep in torch (a zero
+        # width divides by zero, a negative step count is a negative tensor size).
+        # (The bounds are calibration.grid's where a grid sets the field.)
+        for field, low, high in (("steps", 1, 10**12), ("width", 1, 2**16),
+                                 ("batch_size", 1, 2**20), ("quantiles", 1, 10**9),
+                                 ("critic_blocks", 0, 64), ("actor_width", 1, 2**16),
+                                 ("random_steps", 0, 10**12), ("eval_every", 1, 10**12),
+                                 ("eval_episodes", 1, 1000), ("validation_every", 1, 10**12)):
+            value = getattr(self, field)
+            if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+                    or not low <= value <= high):
+                raise LearnerError(f"{field} must be a whole number from {low:,} to {high:,}, "
+                                   f"got {value!r}")
+            setattr(self, field, int(value))
+        if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\\0"):
+            raise LearnerError(f"name must be a folder name (no '/', not '..' or empty), got "
+                               f"{self.name!r}")
+        files = _log_files(self, 0, self.learning_rates or [0.0] * len(self.seeds))
+        if sum(len(members) for members in files.values()) < len(self.seeds) * len(METRICS):
+            raise LearnerError("two members differ in utd or learning rate only beyond 6 "
+                               "significant digits, so their logs would share one file; "
+                               "round them or make them differ more")
         if self.vector_env not in VECTOR_ENVS:
             raise LearnerError(f"vector_env must be one of {', '.join(VECTOR_ENVS)}, got "
                                f"{self.vector_env!r}")
@@ -446,6 +476,8 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
     the step's updates, which sample the replay as it was before this step's transition, (3)
     step the environments while the device works through the updates, (4) store the
     transitions. On a GPU (2) is asynchronous, so env stepping and updates overlap."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise LearnerError(f"out_dir {os.fspath(out_dir)} exists and is not a folder")
     device = resolve_device(cfg.device)
     m = len(cfg.seeds)
     seeds = [int(s) for s in cfg.seeds]
