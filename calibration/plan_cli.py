@@ -28,6 +28,8 @@ def _floats(text: str | None, what: str) -> list[float] | None:
     if len(values) < 2 or any(not 0 < v < float("inf") for v in values):
         raise click.BadParameter(f"{what} needs at least two positive finite values, got "
                                  f"{text!r}")
+    if len(set(values)) != len(values):
+        raise click.BadParameter(f"{what} repeats a value: {text!r}")
     return values
 
 

@@ -200,3 +200,13 @@ def test_plan_click_command_on_a_standalone_group(tmp_path):
     assert res.exit_code == 0 and "cannot run" not in res.output
     res = CliRunner().invoke(group, ["plan", "--runs", "40"])
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "between 1 and" in res.output
+
+
+def test_plan_axes_that_repeat_a_value_say_so():
+    """--utds 2,2,2 read as 'utds: List should have at least 2 items after validation'."""
+    group = click.Group("advisor")
+    group.add_command(plan_cmd)
+    for option in ("--utds", "--widths"):
+        res = CliRunner().invoke(group, ["plan", "--runs", "5", option, "2,2,4"])
+        assert res.exit_code == 2 and f"{option} repeats a value: '2,2,4'" in res.output, \
+            res.output
