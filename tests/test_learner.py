@@ -169,8 +169,9 @@ def test_diverged_member_is_frozen_and_others_go_on(every):
     (dict(critic_blocks=10**6), "critic_blocks must be a whole number from 0"),
     (dict(random_steps=-1), "random_steps must be a whole number from 0"),
     (dict(env_id=None), "env_id must be a Gymnasium id"),
-    (dict(name="../../etc"), "name must be a folder name"),
-    (dict(name=""), "name must be a folder name"),
+    (dict(name="../../etc"), "name must be a folder path inside the out-dir"),
+    (dict(name=""), "name must be a folder path inside the out-dir"),
+    (dict(name="/tmp/x"), "name must be a folder path inside the out-dir"),
     # two members whose utds differ beyond 6 digits shared one log file: one was lost
     (dict(utds=[1, 1.0000000001], seeds=[0, 1]), "their logs would share one file"),
 ])

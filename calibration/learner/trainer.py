@@ -143,8 +143,10 @@ class TrainConfig:
                 raise LearnerError(f"{field} must be a whole number from {low:,} to {high:,}, "
                                    f"got {value!r}")
             setattr(self, field, int(value))
-        if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\\0"):
-            raise LearnerError(f"name must be a folder name (no '/', not '..' or empty), got "
+        parts = self.name.split("/") if isinstance(self.name, str) else [""]
+        if any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+            raise LearnerError(f"name must be a folder path inside the out-dir (such as "
+                               f"'population' or 'runs/unit'; no '..', no leading '/'), got "
                                f"{self.name!r}")
         files = _log_files(self, 0, self.learning_rates or [0.0] * len(self.seeds))
         if sum(len(members) for members in files.values()) < len(self.seeds) * len(METRICS):
