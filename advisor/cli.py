@@ -523,7 +523,9 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
 
 def _entry_key(kind: str, value: float) -> str:
     """compute_1e16, data_5e5, compute_1.5e16: the shortest text that reads back as `value`."""
-    text = next(t for t in (f"{value:.{p}g}" for p in range(1, 18)) if float(t) == value)
+    from advisor.fit import number_text
+
+    text = number_text(value)
     mantissa, e, exponent = text.partition("e")
     short = f"{mantissa}{e}{int(exponent) if e else ''}"
     plain = repr(value).removesuffix(".0")

@@ -56,6 +56,15 @@ def _scalar_or_array(arr: np.ndarray) -> float | np.ndarray:
     return float(arr) if arr.ndim == 0 else arr
 
 
+def number_text(value: float) -> str:
+    """The shortest text that reads back as exactly `value`: 1e+10, not 10000000000.0."""
+    for digits in range(1, 18):
+        text = f"{value:.{digits}g}"
+        if float(text) == value:
+            return text
+    return repr(value)
+
+
 def round_toward(x: float, toward: str, digits: int = 6) -> str:
     """`x` to `digits` significant digits, rounded `toward` "down" or "up", as printed: a
     bound, a target or a budget typed back in as printed stays on the right side of `x`."""

@@ -656,7 +656,7 @@ def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, ou
     parsed parameters instead)."""
     import shlex
 
-    from calibration.cli import number_text
+    from advisor.fit import number_text
 
     parts = ["advisor calibrate --env", shlex.quote(env_id), "--algorithm", shlex.quote(algorithm)]
     parts += (["--grid", shlex.quote(str(grid_file))] if grid_file

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from advisor.errors import AdvisorError, OutputError
+from advisor.fit import number_text
 
 
 def recorded_command(ctx: click.Context, skip: tuple[str, ...] = ()) -> str:
@@ -45,15 +46,6 @@ def recorded_command(ctx: click.Context, skip: tuple[str, ...] = ()) -> str:
 
 def _text(value) -> str:
     return number_text(value) if isinstance(value, float) else str(value)
-
-
-def number_text(value: float) -> str:
-    """The shortest text that reads back as exactly `value`: 1e+10, not 10000000000.0."""
-    for digits in range(1, 18):
-        text = f"{value:.{digits}g}"
-        if float(text) == value:
-            return text
-    return repr(value)
 
 
 def _today() -> str:
