@@ -222,7 +222,8 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic):
     if fmt in ("table", "args", "zoo"):
         warn_lines(rec.warnings)
     if fmt in ("args", "zoo"):
-        note_lines([client_note(rec, fmt, critic=critic or "bronet", fit=fit_id)])
+        note_lines([client_note(rec, fmt, critic=critic or "bronet", fit=fit_id,
+                                input_dim=_input_dim(env_id))])
     if env_id is not None:
         note_lines(other_task_note(rec.fit, env_id))
 
@@ -258,15 +259,26 @@ def note_lines(lines) -> None:
         click.echo(f"note: {_one_line(line)}", err=True)
 
 
-def client_note(rec, fmt: str, *, critic: str = "bronet", fit=None) -> str:
-    """What the client of `fmt` cannot express of `rec` (args: CleanRL; zoo: the critic)."""
+def client_note(rec, fmt: str, *, critic: str = "bronet", fit=None,
+                input_dim: int | None = None) -> str:
+    """What the client of `fmt` cannot express of `rec` (args: CleanRL; zoo: the critic), its
+    critic counted at `input_dim` (the env's obs + action; default: the fit's)."""
     if fmt == "args":
         from advisor.integrations.cleanrl import cleanrl_note
 
-        return cleanrl_note(rec, fit=fit)
+        return cleanrl_note(rec, fit=fit, input_dim=input_dim)
     from advisor.integrations.critic import critic_match
 
-    return critic_match(rec, critic, fit=fit).note
+    return critic_match(rec, critic, fit=fit, input_dim=input_dim).note
+
+
+def _input_dim(env_id: str | None) -> int | None:
+    """The env's obs + action size where Gymnasium here makes it (zoo.env_input_dim)."""
+    if env_id is None:
+        return None
+    from advisor.integrations.zoo import env_input_dim
+
+    return env_input_dim(env_id)
 
 
 def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: str = "bronet",
@@ -289,7 +301,8 @@ def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: s
     if fmt == "zoo":
         from advisor.integrations.zoo import zoo_yaml
 
-        return zoo_yaml(rec, env_id, critic=critic, fit=fit).rstrip("\n")
+        return zoo_yaml(rec, env_id, critic=critic, fit=fit,
+                        input_dim=_input_dim(env_id)).rstrip("\n")
     iv = rec.interval
     opt = rec.optimum
     rows = [
@@ -565,9 +578,11 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
     bronet_shape(fit)  # a critic rl-zoo cannot build fails before any file is written
     if out_dir is None:  # exactly one budget (checked): the file to stdout
         rec = _recommend(budgets_[0], fit=fit, target=target)
-        click.echo(zoo_yaml(rec, env_id, critic=critic, fit=fit).rstrip("\n"))
+        click.echo(zoo_yaml(rec, env_id, critic=critic, fit=fit,
+                            input_dim=_input_dim(env_id)).rstrip("\n"))
         warn_lines(rec.warnings)
-        note_lines([critic_match(rec, critic, fit=fit).note, *other_task_note(fit.id, env_id)])
+        note_lines([critic_match(rec, critic, fit=fit, input_dim=_input_dim(env_id)).note,
+                    *other_task_note(fit.id, env_id)])
         return
     slug = env_id.replace("/", "_")
     written, problems = [], []
@@ -578,7 +593,8 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
             problems.append(f"{kind} {value:.4g} skipped: {exc}")
             continue
         path = Path(out_dir) / f"sac_{slug}_{_entry_key(kind, value)}.yml"
-        atomic_write_text(path, zoo_yaml(rec, env_id, critic=critic, fit=fit))
+        atomic_write_text(path, zoo_yaml(rec, env_id, critic=critic, fit=fit,
+                                         input_dim=_input_dim(env_id)))
         written.append(path)
     warn_lines(problems)
     note_lines(other_task_note(fit.id, env_id))

@@ -294,6 +294,25 @@ def test_sb3_sac_trains_with_sac_kwargs_and_the_stated_critic(rec, pendulum_fit,
     assert model.num_timesteps == sb3.total_timesteps(rec) == 2 * math.ceil(rec.predicted_data / 2)
 
 
+def test_the_critic_is_counted_at_the_envs_own_input(one_thread):
+    """A fresh user: on Humanoid-v5 the note said 8,564,738 params (at the fit's input 70);
+    SB3 built 9,168,898 (at the env's 348 + 17). The CLI now counts at the env's input."""
+    pytest.importorskip("stable_baselines3")
+    pytest.importorskip("mujoco")
+    from stable_baselines3 import SAC
+
+    env = "Humanoid-v5"
+    assert zoo.env_input_dim(env) == 365
+    rec = advisor.recommend(advisor.Budget(data=5e5))
+    match = critic_match(rec, "bronet", input_dim=zoo.env_input_dim(env))
+    model = SAC(sb3.sac_policy("bronet"), env, device="cpu", **sb3.sac_kwargs(rec, critic="bronet"))
+    assert _critic_params(model) == match.params_client
+    assert "at the env's input 365 = obs + action" in match.note
+    res = run("recommend", "--data", "5e5", "--format", "zoo", "--env", env)
+    assert res.exit_code == 0 and f"{match.params_client:,} params at the env's input" in res.stdout
+    assert f"{match.params_client:,} params at the env's input" in res.stderr
+
+
 def test_sb3_takes_export_entries_unchanged(pendulum_fit, one_thread):
     pytest.importorskip("stable_baselines3")
     from stable_baselines3 import SAC

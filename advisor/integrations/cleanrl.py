@@ -46,8 +46,10 @@ def cleanrl_flags(rec: Recommendation, env_id: str | None = None) -> list[str]:
     return flags
 
 
-def cleanrl_note(rec: Recommendation, *, fit: Fit | str | None = None) -> str:
-    """One line: what of `rec` the flags leave out."""
+def cleanrl_note(rec: Recommendation, *, fit: Fit | str | None = None,
+                 input_dim: int | None = None) -> str:
+    """One line: what of `rec` the flags leave out; `input_dim`: the env's obs + action size
+    (its critic's input; default: the fit's)."""
     if rec.gradient_steps == rec.train_freq:
         utd = "the utd 1 matches its one critic update per env step"
     else:
@@ -62,8 +64,8 @@ def cleanrl_note(rec: Recommendation, *, fit: Fit | str | None = None) -> str:
               f"head and no width flag, not the fit's critic at width {rec.width} "
               f"({rec.params:.4g} params)")
     try:
-        m = critic_match(rec, "cleanrl", fit=fit)
-        critic += (f": {m.params_client:,} params at input {m.input_dim}, "
+        m = critic_match(rec, "cleanrl", fit=fit, input_dim=input_dim)
+        critic += (f": {m.params_client:,} params at input {m.client_input_dim or m.input_dim}, "
                    f"{_percent(m.share)} of the fit's")
     except AdvisorError:  # a fit that is not a BroNet, or not at hand: the words suffice
         pass

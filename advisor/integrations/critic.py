@@ -107,6 +107,9 @@ class CriticMatch:
     params_fit: int
     params_client: int
     missing: str
+    # The env's own obs + action size where it is known and differs from the fit's: the
+    # client's critic is counted at it (what the client builds on that env).
+    client_input_dim: int | None = None
 
     @property
     def shortfall(self) -> int:
@@ -121,20 +124,27 @@ class CriticMatch:
     @property
     def note(self) -> str:
         """One line: structure and parameter shortfall."""
-        return (f"{self.client} critic: {self.structure}; {self.params_client:,} params, "
-                f"{100 * self.share:.1f}% of the fit's {self.params_fit:,} (BroNet at width "
-                f"{self.width}, input {self.input_dim} = obs + action): {self.missing}")
+        on_env = ("" if self.client_input_dim is None else
+                  f" at the env's input {self.client_input_dim} = obs + action")
+        return (f"{self.client} critic: {self.structure}; {self.params_client:,} params"
+                f"{on_env}, {100 * self.share:.1f}% of the fit's {self.params_fit:,} (BroNet at "
+                f"width {self.width}, input {self.input_dim} = obs + action): {self.missing}")
 
 
-def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | None = None
-                 ) -> CriticMatch:
+def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | None = None,
+                 input_dim: int | None = None) -> CriticMatch:
     """What Stable-Baselines3 builds for `critic` ("bronet": BroNetSACPolicy, "mlp": MlpPolicy
     with the BroNet's Dense layers, "cleanrl": CleanRL's fixed SoftQNetwork) against the fit's
-    BroNet at rec.width. ExportError for fits that are not BroNets or an unknown critic."""
+    BroNet at rec.width; `input_dim`: the env's obs + action size, where the client's critic
+    is built (default: the fit's). ExportError for fits that are not BroNets or an unknown
+    critic."""
     f = fit_of(rec, fit)
     shape = bronet_shape(f)
-    w, b, q, n_in = rec.width, shape.blocks, shape.quantiles, shape.input_dim
+    w, b, q = rec.width, shape.blocks, shape.quantiles
     params_fit = shape.params(w)
+    other = input_dim is not None and input_dim != shape.input_dim
+    n_in = input_dim if other else shape.input_dim
+    client_shape = BroNetShape(n_in, b, q)
     if abs(params_fit - rec.params) > 1e-6 * rec.params:  # the polynomial and its reading agree
         raise AssertionError(f"BroNet reading of {f.id} gives {params_fit} params at width {w}, "
                              f"the fit {rec.params}")
@@ -144,7 +154,8 @@ def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | N
             client="SB3 BroNetSACPolicy",
             structure=f"the fit's BroNet ({b} residual blocks, LayerNorm, width {w}) x "
                       f"{N_QNETS} Q-nets, scalar head",
-            width=w, input_dim=n_in, params_fit=params_fit, params_client=shape.params(w, 1),
+            width=w, input_dim=shape.input_dim, params_fit=params_fit,
+            params_client=client_shape.params(w, 1), client_input_dim=n_in if other else None,
             missing=f"{head} (SB3's SAC learns a scalar Q): {q - 1}w+{q - 1} = "
                     f"{(q - 1) * (w + 1):,} fewer params per Q-net")
     if critic == "mlp":
@@ -156,7 +167,8 @@ def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | N
             structure=f"plain MLP, {layers} hidden layers of width {w} with ReLU (the BroNet's "
                       f"Dense layers without LayerNorm or residual skips) x {N_QNETS} Q-nets, "
                       "scalar head",
-            width=w, input_dim=n_in, params_fit=params_fit, params_client=N_QNETS * per_qnet,
+            width=w, input_dim=shape.input_dim, params_fit=params_fit,
+            params_client=N_QNETS * per_qnet, client_input_dim=n_in if other else None,
             missing=f"no LayerNorm ({ln}w) and {head} ({q - 1}w+{q - 1}): {ln + q - 1}w+{q - 1} = "
                     f"{(ln + q - 1) * w + q - 1:,} fewer params per Q-net; the bronet critic "
                     "(BroNetSACPolicy) keeps the fit's structure")
@@ -167,6 +179,7 @@ def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | N
             client="CleanRL sac_continuous_action.py",
             structure=f"hard-coded {c}-{c} ReLU MLP x {N_QNETS} Q-nets, scalar head (no flag "
                       "sets its width)",
-            width=w, input_dim=n_in, params_fit=params_fit, params_client=N_QNETS * per_qnet,
+            width=w, input_dim=shape.input_dim, params_fit=params_fit,
+            params_client=N_QNETS * per_qnet, client_input_dim=n_in if other else None,
             missing=f"no flag sets the recommended width {w}")
     raise ExportError(f"critic must be one of {', '.join(CRITICS)}, got {critic!r}")

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from advisor.fit import Fit
     from advisor.recommend import Recommendation
 
-__all__ = ["check_env_actions", "check_env_id", "zoo_hyperparams", "zoo_yaml"]
+__all__ = ["check_env_actions", "check_env_id", "env_input_dim", "zoo_hyperparams", "zoo_yaml"]
 
 # Gymnasium ids: [namespace/]name[-vN], e.g. ALE/Pong-v5, dm_control/cheetah-run-v0.
 _ENV_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]*(/[A-Za-z0-9_][A-Za-z0-9_.:\-]*)?$")
@@ -64,7 +64,7 @@ def check_env_actions(env_id: str) -> None:
     (SB3's and CleanRL's SAC take a Box only), and one warning when Gymnasium here does not
     know the id (it may be registered where the output is used: rl-zoo's --gym-packages).
     The CLI calls it; the functions above stay free of Gymnasium (it makes the env)."""
-    problem = _gymnasium_problem(env_id)
+    problem, _ = _gymnasium_probe(env_id)
     if problem is None:
         return
     kind, text = problem
@@ -78,31 +78,37 @@ def check_env_actions(env_id: str) -> None:
 _WARNED: set[str] = set()
 
 
+def env_input_dim(env_id: str) -> int | None:
+    """obs + action size of `env_id` (what a critic takes in) where Gymnasium here makes it
+    with flat Box spaces; None otherwise. The CLI counts the client's critic at it."""
+    return _gymnasium_probe(env_id)[1]
+
+
 @functools.lru_cache(maxsize=64)
-def _gymnasium_problem(env_id: str) -> tuple[str, str] | None:
-    """What Gymnasium, where installed, says against `env_id` for SAC: ("error", ...) when
-    the env's action space is not continuous (SB3's and CleanRL's SAC take a Box only),
-    ("warning", ...) when Gymnasium here does not know the id (it may be registered where the
-    file is used: rl-zoo's --gym-packages), None when fine or unknown for another reason
-    (Gymnasium absent, the env's own dependencies missing)."""
+def _gymnasium_probe(env_id: str) -> tuple[tuple[str, str] | None, int | None]:
+    """(problem, input size) of `env_id` where Gymnasium is installed. The problem for SAC:
+    ("error", ...) when the env's action space is not continuous (SB3's and CleanRL's SAC
+    take a Box only), ("warning", ...) when Gymnasium here does not know the id (it may be
+    registered where the file is used: rl-zoo's --gym-packages), None when fine or unknown
+    for another reason (Gymnasium absent, the env's own dependencies missing)."""
     try:
         import gymnasium
     except Exception:  # not installed (the advisor does not need it) or broken
-        return None
+        return None, None
     try:
         gymnasium.spec(env_id)
     except gymnasium.error.Error as exc:
         return ("warning", f"Gymnasium {gymnasium.__version__} here does not know env id "
                            f"{env_id!r} ({' '.join(str(exc).split())}); the output names it all "
-                           "the same, for a codebase that registers it")
+                           "the same, for a codebase that registers it"), None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             env = gymnasium.make(env_id)
     except Exception:  # e.g. Box2D or MuJoCo not installed here: nothing more to say
-        return None
+        return None, None
     try:
-        space = env.action_space
+        space, obs = env.action_space, env.observation_space
     finally:
         try:
             env.close()
@@ -111,8 +117,9 @@ def _gymnasium_problem(env_id: str) -> tuple[str, str] | None:
     if not isinstance(space, gymnasium.spaces.Box):
         return ("error", f"env {env_id} has a {space} action space; SAC (SB3, rl-zoo, "
                          "CleanRL's sac_continuous_action.py) needs a continuous (Box) one, "
-                         "e.g. Humanoid-v5 or Pendulum-v1")
-    return None
+                         "e.g. Humanoid-v5 or Pendulum-v1"), None
+    flat = isinstance(obs, gymnasium.spaces.Box) and len(obs.shape) == 1 and len(space.shape) == 1
+    return None, int(obs.shape[0] + space.shape[0]) if flat else None
 
 
 def _expression(value: Any) -> str:
@@ -141,10 +148,12 @@ def zoo_hyperparams(rec: Recommendation, env_id: str, *, critic: str = "bronet",
 
 
 def zoo_yaml(rec: Recommendation, env_id: str, *, critic: str = "bronet",
-             fit: Fit | str | None = None) -> str:
-    """The text of an rl-zoo hyperparameter file for `env_id` (see the module docstring)."""
+             fit: Fit | str | None = None, input_dim: int | None = None) -> str:
+    """The text of an rl-zoo hyperparameter file for `env_id` (see the module docstring);
+    `input_dim`: the env's obs + action size, at which the critic's params are counted in the
+    comments (default: the fit's; the CLI passes `env_input_dim(env_id)`)."""
     entry = zoo_hyperparams(rec, env_id, critic=critic, fit=fit)
-    match = critic_match(rec, critic, fit=fit)
+    match = critic_match(rec, critic, fit=fit, input_dim=input_dim)
     iv = rec.interval
     c = _yaml.comment
     lines = [
