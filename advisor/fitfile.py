@@ -431,13 +431,11 @@ def check_fit_output(path: str | os.PathLike, what: str = "the fit file") -> Non
     try:
         if not p.is_file():  # follows links: a link to a CSV is the CSV
             return
-        with open(p, "rb") as fh:
-            head = fh.read(MAX_FILE_BYTES + 1)
-    except OSError:  # unreadable: the write will say what is wrong with it
+    except OSError:  # a name too long, a loop of links: the write will say so
         return
-    try:
-        doc = json.loads(head) if len(head) <= MAX_FILE_BYTES else None
-    except (ValueError, RecursionError):
+    try:  # the bounded read and load every fit file gets
+        doc = load_json(read_limited(p, what, OutputError), str(p), OutputError)
+    except OutputError:  # too large, not JSON: not a fit file
         doc = None
     if isinstance(doc, dict) and _FIT_KEYS <= doc.keys():
         return
