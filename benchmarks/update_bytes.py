@@ -3,7 +3,8 @@ graph, the quantile-Huber loss and the AdamW steps each one compiled kernel), co
 CPU: every other operation reads its inputs and writes its outputs once (bytes of each tensor
 argument and result); the loss kernel reads its predictions and targets and writes the loss and
 its gradient; an AdamW step reads parameters, gradients and both moments and writes
-parameters and moments (7 passes over its buffer). Views and allocations move nothing.
+parameters and moments (7 passes over its buffer; the critic's 9, with the target's Polyak
+averaging in the same pass). Views and allocations move nothing.
 
 At a memory bandwidth BW that traffic takes at least bytes / BW: a floor on the update's time,
 and so a ceiling on member-updates/s, for this path whatever the launch overhead. Where the
@@ -29,12 +30,15 @@ from torch.utils._python_dispatch import TorchDispatchMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.update_ops import NO_KERNEL  # noqa: E402
+from calibration.learner import nets  # noqa: E402
 from calibration.learner.agent import AgentConfig, Batch, Noise, Population  # noqa: E402
 
 #: Frames whose operations run as one compiled kernel on a GPU, counted by their own traffic.
 FUSED = {"loss_and_grad": "loss (one kernel)", "_masked_step": "AdamW steps (one kernel each)"}
 #: Frames whose operations are the LayerNorm regions' forward (`--compile regions` fuses them).
 REGIONS = {"norm": "LayerNorm regions, forward"}
+#: Their backward passes, one kernel each with `--regions` (compiled regions fuse both ways).
+REGIONS_BACKWARD = "LayerNorm regions, backward"
 
 
 def _nbytes(x) -> int:
@@ -105,10 +109,11 @@ class Traffic(TorchDispatchMode):
 def traffic(m: int, width: int, batch_sizes: list[int], quantiles: int, obs: int, act: int,
             regions: bool = False, amp: bool = False
             ) -> tuple[collections.Counter, collections.Counter]:
-    """Bytes and operations per group for one update; `regions`: the LayerNorm regions'
-    forward passes as one kernel each too (their I/O: input, skip, output, gain and bias), as
-    `--compile regions` runs them (their backward passes are still counted op by op, so this
-    is an upper bound for that path); `amp`: the networks under bf16 autocast
+    """Bytes and operations per group for one update; `regions`: the LayerNorm regions as one
+    kernel each way, as `--compile regions` runs them: forward I/O input, skip, output, gain
+    and bias; backward I/O output gradient, input, gain and bias, and their gradients (a
+    compiler may split a backward in two, the reductions over the batch apart, reading some
+    of these twice: so a floor for that path); `amp`: the networks under bf16 autocast
     (Population.amp), its casts counted apart."""
     import benchmarks.update_ops  # noqa: F401 - NO_KERNEL
     from calibration.learner import fused, optim
@@ -137,20 +142,51 @@ def traffic(m: int, width: int, batch_sizes: list[int], quantiles: int, obs: int
         kernels[FUSED["loss_and_grad"]] += 1
         return out
 
-    def step_io(params, grad, m_, v, *rest):
-        step_fn(params, grad, m_, v, *rest)
-        counter.bytes[FUSED["_masked_step"]] += 7 * _nbytes(params)
+    def step_io(params, grad, m_, v, t, lr, mask, b1, b2, wd, eps, target=None, tau=0.0):
+        step_fn(params, grad, m_, v, t, lr, mask, b1, b2, wd, eps, target, tau)
+        # the critic's step reads and writes the target too (Polyak averaging, same pass)
+        passes = 7 if target is None else 9
+        counter.bytes[FUSED["_masked_step"]] += passes * _nbytes(params)
         kernels[FUSED["_masked_step"]] += 1
 
     fused.loss_and_grad, optim._masked_step = loss_io, step_io
     norm = pop._norm
 
+    class Region(torch.autograd.Function):
+        """A LayerNorm region as one kernel each way, counted by its I/O: forward reads x, the
+        skip, gain and bias and writes y; backward reads dy, x, gain and bias and writes dx,
+        d gain and d bias (the skip's gradient is dy itself: nothing moves)."""
+
+        @staticmethod
+        def forward(ctx, x, gain, bias, residual, relu):
+            ctx.relu, ctx.skip = relu, residual is not None
+            ctx.save_for_backward(x, gain, bias)
+            with counter.off():
+                y = norm(nets.Norm(gain, bias), x, relu, residual)
+            counter.bytes[REGIONS["norm"]] += sum(_nbytes(t) for t in (x, residual, y, gain,
+                                                                       bias))
+            kernels[REGIONS["norm"]] += 1
+            return y
+
+        @staticmethod
+        def backward(ctx, dy):
+            saved = [t.detach().requires_grad_(True) for t in ctx.saved_tensors]
+            with counter.off(), torch.enable_grad():
+                y = norm(nets.Norm(*saved[1:]), saved[0], ctx.relu)
+                dx, dgain, dbias = torch.autograd.grad(y, saved, dy)
+            counter.bytes[REGIONS_BACKWARD] += sum(_nbytes(t) for t in (dy, *saved, dx, dgain,
+                                                                         dbias))
+            kernels[REGIONS_BACKWARD] += 1
+            return dx, dgain, dbias, dy if ctx.skip else None, None
+
     def norm_io(layer, x, relu=False, residual=None):
-        with counter.off():
-            y = norm(layer, x, relu, residual)
-        counter.bytes[REGIONS["norm"]] += sum(_nbytes(t) for t in (x, residual, y, *layer))
-        kernels[REGIONS["norm"]] += 1
-        return y
+        if not torch.is_grad_enabled():  # forward only: no backward to count
+            with counter.off():
+                y = norm(layer, x, relu, residual)
+            counter.bytes[REGIONS["norm"]] += sum(_nbytes(t) for t in (x, residual, y, *layer))
+            kernels[REGIONS["norm"]] += 1
+            return y
+        return Region.apply(x, layer.gain, layer.bias, residual, relu)
 
     if regions:
         pop._norm = norm_io
@@ -175,8 +211,8 @@ def main() -> None:
     ap.add_argument("--bandwidth", type=float, default=3.35e12,
                     help="bytes/s (default: an H100 SXM's HBM3, 3.35 TB/s)")
     ap.add_argument("--regions", action="store_true",
-                    help="also with the LayerNorm regions' forward passes fused "
-                         "(`--compile regions`; their backward still op by op)")
+                    help="also with the LayerNorm regions fused, forward and backward "
+                         "(`--compile regions`)")
     ap.add_argument("--amp", action="store_true",
                     help="also with the networks under bf16 autocast (Population.amp)")
     args = ap.parse_args()

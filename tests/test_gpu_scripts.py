@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,25 +102,38 @@ def test_minutes_stage_no_pack_trains_a_population_per_batch_size(tmp_path):
 
 def test_update_bytes_counts_fused_kernels_by_their_own_traffic():
     """benchmarks/update_bytes.py: the AdamW steps count 7 passes over each optimiser's buffer
-    (critic, actor, temperature), the loss one kernel; fusing the LayerNorm regions' forward
-    passes leaves every other group as it was and moves fewer bytes in that group."""
-    from benchmarks.update_bytes import FUSED, REGIONS, traffic
+    (critic, actor, temperature) and 2 over the target critic's, the loss one kernel; fusing
+    the LayerNorm regions makes 21 forward kernels and 13 backward ones (the passes with
+    gradients), each counted by its I/O, takes their ops out of the other elementwise group
+    and leaves the other groups as they were."""
+    from benchmarks.update_bytes import FUSED, REGIONS, REGIONS_BACKWARD, traffic
     from calibration.learner.agent import AgentConfig
     from calibration.learner.nets import Layout
 
-    m, width, obs, act = 3, 16, 5, 2
-    moved, ops = traffic(m, width, [8], 4, obs, act)
+    m, width, obs, act, batch = 3, 16, 5, 2, 8
+    moved, ops = traffic(m, width, [batch], 4, obs, act)
     cfg = AgentConfig(obs_dim=obs, act_dim=act, width=width, quantiles=4)
     critic = 2 * Layout(obs + act, width, 4, cfg.critic_blocks).numel
     actor = Layout(obs, cfg.actor_width, 2 * act, cfg.actor_blocks).numel
-    assert moved[FUSED["_masked_step"]] == 7 * 4 * m * (critic + actor + 1)
+    # 7 passes over each buffer, and the target's 2 in the critic's step (Polyak averaging)
+    assert moved[FUSED["_masked_step"]] == 7 * 4 * m * (critic + actor + 1) + 2 * 4 * m * critic
     assert ops[FUSED["_masked_step"]] == 3 and ops[FUSED["loss_and_grad"]] == 1
     assert ops[REGIONS["norm"]] == 84  # 4 ops x 21 norms: 3 critic passes and 2 actor ones
-    fused, fused_ops = traffic(m, width, [8], 4, obs, act, regions=True)
-    assert fused_ops[REGIONS["norm"]] == 21
+    assert REGIONS_BACKWARD not in ops
+    fused, fused_ops = traffic(m, width, [batch], 4, obs, act, regions=True)
+    assert fused_ops[REGIONS["norm"]] == 21 and fused_ops[REGIONS_BACKWARD] == 13
     assert fused[REGIONS["norm"]] < moved[REGIONS["norm"]]
+
+    def backward_io(groups, w):  # dy, x, dx; gain, bias and their gradients (float32)
+        return 4 * (3 * groups * batch * w + 4 * groups * w)
+
+    # with gradients: 2 critic passes (critic loss, actor loss) of 5 regions, 1 actor pass of 3
+    assert fused[REGIONS_BACKWARD] == (10 * backward_io(2 * m, width)
+                                       + 3 * backward_io(m, cfg.actor_width))
+    other = "backward and other elementwise"
+    assert fused_ops[other] < ops[other] and fused[other] < moved[other]
     for group in moved:
-        if group != REGIONS["norm"]:
+        if group not in (REGIONS["norm"], other):
             assert fused[group] == moved[group], group
 
 
@@ -134,3 +148,39 @@ def test_update_bytes_counts_autocasts_apart():
     assert amp_ops["bf16 casts of parameters"] > 0 and amp_ops["bf16 casts of activations"] > 0
     assert amp["bf16 casts of parameters"] % 6 == 0
     assert amp["matrix products"] < 0.6 * plain["matrix products"]
+
+
+def test_rescale_critic_loss_turns_old_logs_into_each_members_mean(tmp_path):
+    """benchmarks/rescale_critic_loss.py: logs as the learner wrote them before session 13 (a
+    member's loss sum over the population's rounds: utd / highest utd times its mean) become
+    the logs the learner writes now, bit for bit up to rounding; a second run leaves them be;
+    fractional utds are refused."""
+    from benchmarks.rescale_critic_loss import rescale_run
+    from calibration.learner import TrainConfig, train_population
+
+    kw = dict(steps=60, utds=[1, 4], seeds=[0, 1], width=8, actor_width=8, batch_size=8,
+              quantiles=3, random_steps=40, eval_every=20, device="cpu", vector_env="sync",
+              checkpoint_s=None)
+    train_population(TrainConfig("InvertedPendulum-v5", name="run", **kw), tmp_path)
+    run = tmp_path / "run"
+    now = {p: np.load(p) for p in run.rglob("critic_loss/*.npy")}
+    assert len(now) == 2
+    for path, logs in now.items():  # as the learner logged them before
+        utd = float(path.parent.parent.parent.name.removeprefix("utd_"))
+        old = logs.copy()
+        old[:, 1:] *= utd / 4
+        np.save(path, old)
+    manifest = json.loads((run / "manifest.json").read_text())
+    del manifest["critic_loss"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert sorted(f for _, f in rescale_run(run)) == [1.0, 4.0]
+    for path, logs in now.items():
+        np.testing.assert_allclose(np.load(path), logs, rtol=1e-12, equal_nan=True)
+    assert rescale_run(run) == []  # its manifest now says what its critic_loss is
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert "rescaled" in json.dumps(manifest)
+    del manifest["critic_loss"]
+    manifest["config"]["utds"] = [0.5, 4]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SystemExit, match="not all whole numbers"):
+        rescale_run(run)

@@ -406,6 +406,30 @@ def test_update_with_compiled_regions_equals_the_reference_update(float64):
     assert optim._COMPILED_STEP._compiled is not optim._masked_step
 
 
+@pytest.mark.slow
+def test_compiled_regions_compile_once_for_every_span_of_members(float64):
+    """The members' dim is a symbol in compiled code (fused.LazyCompiled): rounds on spans of 4,
+    3 and 2 members (the trainer's spans of a population with utds 1, 2 and 4) compile no graph
+    that the whole population's update did not, and give the reference's parameters."""
+    import torch._dynamo.utils
+
+    lrs = torch.tensor([3e-4, 1e-3, 3e-4, 1e-3])
+    ref = Population(SMALL, 4, [3, 5, 7, 9], CPU, lrs, fused=False)
+    fast = Population(SMALL, 4, [3, 5, 7, 9], CPU, lrs, regions=True, optimizer="compiled")
+    spans = [(0, 4), (1, 4), (2, 4)]
+    parts = {span: fast.span(*span) for span in spans[1:]} | {spans[0]: fast}
+    graphs = None
+    for it, (batch, noise) in enumerate(_batches(4, 16, 6, 2, 6)):
+        lo, hi = spans[it % 3]
+        mask = torch.arange(4) >= lo
+        ref.update(batch, noise, mask)
+        parts[lo, hi].update_fn(batch.members(lo, hi), noise.members(lo, hi), mask[lo:hi])
+        if it == 0:
+            graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+    _assert_same_population(fast, ref, rtol=1e-9, atol=1e-9)
+
+
 def test_compiled_adamw_that_cannot_compile_steps_eagerly_then_uses_the_kernel(monkeypatch):
     from calibration.learner import fused, optim
 
@@ -563,6 +587,38 @@ def test_compiled_fused_loss_equals_the_eager_one():
     for got, ref in zip(fused.COMPILED_LOSS(pred, target, 1.0),
                         fused.loss_and_grad(pred, target, 1.0)):
         torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-7)
+
+
+def test_compiled_code_whose_symbolic_compile_fails_compiles_static_shapes_first(monkeypatch):
+    """fused.LazyCompiled: where compiling with the members' dim symbolic fails, the static
+    compile is tried (no warning: nothing runs eagerly) before eager is."""
+    import warnings
+
+    from calibration.learner import fused
+
+    lazy, modes = fused.LazyCompiled(fused.loss_and_grad, "the loss"), []
+
+    def compile_(mode):
+        modes.append(mode)
+        lazy._mode = mode
+
+        def run(*args):
+            if mode == "members":
+                raise RuntimeError("no symbolic shapes here")
+            return fused.loss_and_grad(*args)
+
+        lazy._compiled = run
+
+    monkeypatch.setattr(lazy, "_compile", compile_)
+    pred, target = torch.randn(3, 4, 5), torch.randn(3, 4, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = lazy(pred, target, 1.0)
+        lazy(pred, target, 1.0)
+    assert modes == (["members", "static"] if lazy.dynamic_members else ["static"])
+    assert not lazy.failed
+    for a, b in zip(got, fused.loss_and_grad(pred, target, 1.0)):
+        torch.testing.assert_close(a, b)
 
 
 def test_compiled_code_called_in_a_thread_gets_the_raised_recompile_limits():
@@ -741,6 +797,39 @@ def test_rounds_on_spans_of_members_give_the_logs_of_masked_rounds(tmp_path, mon
     assert a.keys() == b.keys() and len(a) == 9  # 3 utds x 3 metrics
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_logged_critic_loss_is_each_members_mean_over_its_own_updates(tmp_path, monkeypatch):
+    """Members with utds 1 and 4 in one population: the utd-1 member takes part in one round of
+    four, and its logged critic loss is the mean of its own updates' losses (it was the sum
+    over its updates divided by every round: a quarter of its loss)."""
+    from calibration.learner import trainer
+
+    seen = []
+    graphed = trainer.GraphedUpdate
+
+    class Recording(graphed):
+        def __call__(self, batch, noise, mask):
+            out = super().__call__(batch, noise, mask)
+            seen.append((out["critic_loss"].clone(), mask.clone()))
+            return out
+
+    monkeypatch.setattr(trainer, "GraphedUpdate", Recording)
+    kw = dict(steps=60, utds=[1, 4], seeds=[0, 1], width=8, actor_width=8, batch_size=8,
+              quantiles=3, random_steps=40, eval_every=20, device="cpu", vector_env="sync",
+              spans=False, checkpoint_s=None)
+    train_population(TrainConfig("InvertedPendulum-v5", name="run", **kw), tmp_path)
+    assert len(seen) == 4 * 20  # rounds of the 20 learning steps, before the log at step 60
+    losses = torch.stack([loss for loss, _ in seen]).numpy()
+    took = torch.stack([mask for _, mask in seen]).numpy()
+    assert took.sum(0).tolist() == [20, 80]
+    want = [losses[took[:, i], i].mean() for i in range(2)]
+    logs = _logs(tmp_path / "run")
+    for i, utd in enumerate((1, 4)):
+        (got,) = [v for k, v in logs.items()
+                  if f"utd_{utd}/" in str(k) and k.parent.name == "critic_loss"]
+        assert got[-1, 0] == 60  # rows of (step, value)
+        np.testing.assert_allclose(got[-1, 1], want[i], rtol=1e-6)
 
 
 def test_irregular_masks_make_at_most_max_spans_spans(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ One call of `Population.update` does, for every member at once:
      entropy bonus, one AdamW step;
   2. actor: alpha * log pi(a|s) - Q(s, a) with Q the min over the two Q-nets of the mean quantile;
   3. temperature: -log_alpha * (log pi + target_entropy);
-  4. target critic: Polyak averaging with tau.
+  4. target critic: Polyak averaging with tau (in the critic's AdamW pass: optim.AdamW.step).
 Members are independent: each loss is a sum over members, so gradients never mix. A per-member
 `mask` skips a member's step (used for members with a smaller utd, or diverged members).
 The vectorisation (flat stacked parameters, batched matmuls, one-pass AdamW) lives in nets.py
@@ -294,7 +294,9 @@ class Population:
         # 1. critic
         loss_c = self.critic_loss(batch, noise.next_action)
         grads = torch.autograd.grad(loss_c.sum(), nets.leaves(self.critic_net))
-        self.critic_opt.step(nets.flat_grad(grads), mask)
+        # with 4. target critic: Polyak averaging towards the new critic, in the same pass (the
+        # actor's and temperature's steps below leave the critic as it is now)
+        self.critic_opt.step(nets.flat_grad(grads), mask, self.target, cfg.tau)
         # 2. actor (the critic is held fixed: gradients go to the actor only)
         action, logp = self.policy(batch.obs, noise.action)
         q = self.q_values(self.critic_net, batch.obs, action).mean(-1).min(1).values  # (M, B)
@@ -307,9 +309,6 @@ class Population:
         loss_t = -(self.log_alpha_leaf * entropy_gap)
         (grad_t,) = torch.autograd.grad(loss_t.sum(), [self.log_alpha_leaf])
         self.alpha_opt.step(grad_t, mask)
-        # 4. target critic: Polyak averaging, one pass over the flat buffers
-        with torch.no_grad():
-            self.target.lerp_(self.critic, (cfg.tau * mask.to(self.target.dtype)).view(-1, 1, 1))
         return {"critic_loss": loss_c.detach(), "actor_loss": loss_a.detach(),
                 "temperature": alpha, "entropy": -self.batch_mean(logp.detach())}
 

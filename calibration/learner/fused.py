@@ -57,33 +57,65 @@ def loss_and_grad(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0,
 
 
 class LazyCompiled:
-    """`fn` through torch.compile (static shapes), compiled on its first call per shape; if
-    compiling fails, `fn` eagerly from then on (warned once). Calls hold CUDA_LOCK (a first
-    call per shape compiles, which synchronises the device), so call it first outside CUDA-graph
-    capture (GraphedUpdate warms up) and never compile in two threads at once."""
+    """`fn` through torch.compile, compiled on its first call per shape; if compiling fails,
+    `fn` eagerly from then on (warned once). Calls hold CUDA_LOCK (a first call per shape
+    compiles, which synchronises the device), so call it first outside CUDA-graph capture
+    (GraphedUpdate warms up) and never compile in two threads at once.
 
-    def __init__(self, fn, what: str):
+    Shapes are static but for the first dim of every tensor argument (the members of a
+    population, or its member x Q-net groups; `dynamic_members`), which is compiled as a
+    symbol where it is at least 2: a population's spans of members (48, 32 and 16 in the
+    `minutes` pole), its critic (2M groups) and its actor (M) share one compile per shape of
+    the other dims instead of one each. For the LayerNorm regions of a population of 12 with
+    spans of 12, 8 and 4 on this CPU: 17 graphs and 13 s of compiling against 37 and 78 s
+    (benchmarks/compile_count.py). Where that compile fails, the static one is tried before
+    eager."""
+
+    def __init__(self, fn, what: str, dynamic_members: bool = True):
         self.fn, self.what = fn, what
         self._compiled = None
+        self._mode = None  # "members" or "static": how _compiled was compiled
+        self.dynamic_members = dynamic_members and hasattr(torch._dynamo, "maybe_mark_dynamic")
 
     @property
     def failed(self) -> bool:
         """True once compiling failed (calls run `fn` eagerly from then on)."""
         return self._compiled is self.fn
 
+    def _compile(self, mode: str) -> None:
+        self._mode = mode
+        self._compiled = torch.compile(self.fn, dynamic=None if mode == "members" else False)
+
     def __call__(self, *args):
         allow_recompiles()  # in this thread (populations may train as threads)
         with CUDA_LOCK:
             if self._compiled is None:
-                self._compiled = torch.compile(self.fn, dynamic=False)
-            if self._compiled is not self.fn:
+                self._compile("members" if self.dynamic_members else "static")
+            while self._compiled is not self.fn:
                 try:
-                    return self._compiled(*args)
+                    if self._mode != "members":
+                        return self._compiled(*args)
+                    _mark_members(args)
+                    # only the marked dims: no dim turns symbolic on a recompile (a width or a
+                    # batch size would, and a LayerNorm over a symbolic width is slower)
+                    with torch._dynamo.config.patch(automatic_dynamic_shapes=False):
+                        return self._compiled(*args)
                 except Exception as exc:  # eager is slower, never wrong
+                    if self._mode == "members":
+                        self._compile("static")
+                        continue
                     warnings.warn(f"compiling {self.what} failed ({type(exc).__name__}: {exc}); "
                                   "using it eagerly", RuntimeWarning, stacklevel=2)
                     self._compiled = self.fn
         return self.fn(*args)
+
+
+def _mark_members(args) -> None:
+    """Dim 0 of every tensor in `args` (nested) symbolic where it is at least 2 (dynamo
+    specialises sizes 0 and 1)."""
+    for x in torch.utils._pytree.tree_leaves(args):
+        if isinstance(x, torch.Tensor) and x.dim() > 0 and x.shape[0] >= 2:
+            torch._dynamo.maybe_mark_dynamic(x, 0)
 
 
 _LIMITS_RAISED = threading.local()

@@ -64,18 +64,24 @@ class AdamW:
         return part
 
     @torch.no_grad()
-    def step(self, grad: torch.Tensor, mask: torch.Tensor) -> None:
-        """grad: (M, ...) with the layout of the parameters; mask: (M,) bool."""
+    def step(self, grad: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None,
+             tau: float = 0.0) -> None:
+        """grad: (M, ...) with the layout of the parameters; mask: (M,) bool. With `target`
+        (M, ...) laid out as the parameters: then Polyak averaging, target <- target + tau *
+        (params - target) for members in mask, in the same pass where `impl` is "compiled"
+        (one kernel reads and writes the target beside the step's buffers)."""
         grad = grad.view(self.params.shape)
+        if target is not None:
+            target = target.view(self.params.shape)
         if self.impl == "compiled" and _COMPILED_STEP.failed:  # (warned): the next best
             self.impl = after_failed_compile(self.params.dtype, self.params.device.type)
         if self.impl == "compiled":
             _COMPILED_STEP(self.params, grad, self.m, self.v, self.t, self.lr, mask, self.b1,
-                           self.b2, self.wd, self.eps)
+                           self.b2, self.wd, self.eps, target, tau)
             return
         if self.impl == "ops":
             _masked_step(self.params, grad, self.m, self.v, self.t, self.lr, mask, self.b1,
-                         self.b2, self.wd, self.eps)
+                         self.b2, self.wd, self.eps, target, tau)
             return
         self.t += mask.to(self.lr.dtype)
         skip = (~mask).to(torch.float32)  # found_inf: 1 skips the member
@@ -92,8 +98,10 @@ class AdamW:
                               "operations", RuntimeWarning, stacklevel=2)
                 self.impl = "ops"
                 self.t -= mask.to(self.lr.dtype)  # counted above; counted again below
-                self.step(grad, mask)
+                self.step(grad, mask, target, tau)
                 return
+        if target is not None:
+            polyak_(target, self.params, mask, tau)
 
     def nan_to_num_(self) -> None:
         """Zero non-finite moments (of diverged members, which stay masked from then on)."""
@@ -103,8 +111,10 @@ class AdamW:
 
 def _masked_step(params: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor,
                  t: torch.Tensor, lr: torch.Tensor, mask: torch.Tensor, b1: float, b2: float,
-                 wd: float, eps: float) -> None:
-    """The `ops` step in place: params, grad, m, v (M, K); t, lr, mask (M,)."""
+                 wd: float, eps: float, target: torch.Tensor | None = None,
+                 tau: float = 0.0) -> None:
+    """The `ops` step in place: params, grad, m, v (M, K); t, lr, mask (M,); then Polyak
+    averaging of `target` (M, K) towards the new parameters, if given."""
     maskf = mask.to(lr.dtype)
     t += maskf
     tt = t.to(lr.dtype).clamp(min=1.0)
@@ -117,6 +127,13 @@ def _masked_step(params: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: t
     v.lerp_(grad * grad, keep * (1 - b2))
     params.mul_(decay)
     params.sub_(step * m / (v.sqrt() + eps_t))
+    if target is not None:
+        polyak_(target, params, mask, tau)
+
+
+def polyak_(target: torch.Tensor, params: torch.Tensor, mask: torch.Tensor, tau: float) -> None:
+    """target <- target + tau * (params - target) in place, for members (rows) in mask."""
+    target.lerp_(params, (tau * mask.to(target.dtype)).view(-1, *[1] * (target.dim() - 1)))
 
 
 _COMPILED_STEP = LazyCompiled(_masked_step, "the AdamW step")

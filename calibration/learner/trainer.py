@@ -531,8 +531,10 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     guard = DivergenceGuard(m, device, cfg.divergence_check_every)
     logs: dict[str, list] = {"step": [], "return": [], "critic_loss": [],
                              "validation_critic_loss": []}
+    # Each member's critic losses since the last log and how many updates they came from (a
+    # member with a lower utd than its population's highest takes part in fewer rounds).
     loss_sum = torch.zeros(m, device=device)
-    loss_n = 0
+    loss_count = torch.zeros(m, device=device)
     updates = 0
     # CUDA graphs (or eager updates) by the span of members they update: (0, m) is everyone.
     graphed: dict[tuple[int, int], GraphedUpdate] = {}
@@ -567,11 +569,12 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
             arrays[f"{key}.data"] = rep_.data[:, :rep_.size].cpu().numpy()
         arrays.update({"gen": gen.get_state().numpy(), "credit": credit.numpy(),
                        **guard.state(), "loss_sum": loss_sum.cpu().numpy(),
+                       "loss_count": loss_count.cpu().numpy(),
                        "logs.step": np.array(logs["step"], dtype=np.int64)})
         for key in ("return", "critic_loss", "validation_critic_loss"):
             arrays[f"logs.{key}"] = np.array(logs[key], dtype=np.float64).reshape(-1, m)
         meta = {"config": checkpoint.as_json(checkpoint.comparable(cfg)), "step": step,
-                "updates": updates, "loss_n": loss_n,
+                "updates": updates,
                 "np_rng": np_rng.bit_generator.state, "phases": phases,
                 "wall_s": wall_before + clock() - t0, "started_unix": started,
                 "resumed": resumed, "log_files": sorted(_log_files(cfg, params, lrs)),
@@ -597,7 +600,11 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         credit.copy_(torch.from_numpy(arrays["credit"]))
         guard.restore(arrays)
         loss_sum.copy_(torch.from_numpy(arrays["loss_sum"]))
-        loss_n, updates = int(meta["loss_n"]), int(meta["updates"])
+        if "loss_count" in arrays:
+            loss_count.copy_(torch.from_numpy(arrays["loss_count"]))
+        else:  # written before counts per member: its rounds since the last log, for everyone
+            loss_count.fill_(float(meta["loss_n"]))
+        updates = int(meta["updates"])
         logs["step"] = [int(x) for x in arrays["logs.step"]]
         for key in ("return", "critic_loss", "validation_critic_loss"):
             logs[key] = list(arrays[f"logs.{key}"])
@@ -635,7 +642,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
             record(ret=ret, **row)
 
     def log(step: int) -> None:
-        nonlocal loss_sum, loss_n
+        nonlocal loss_sum, loss_count
         guard.check(pop)
         ret = None
         if background is None:
@@ -648,10 +655,11 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
                 vloss = pop.critic_loss(vb, noise).cpu().numpy()
         else:
             vloss = np.full(m, np.nan)
-        closs = (loss_sum / max(loss_n, 1)).cpu().numpy() if loss_n else np.full(m, np.nan)
+        closs = torch.where(loss_count > 0, loss_sum / loss_count.clamp(min=1),
+                            torch.full_like(loss_sum, math.nan)).cpu().numpy()
         dead = guard.diverged.numpy().copy()
         loss_sum = torch.zeros(m, device=device)
-        loss_n = 0
+        loss_count = torch.zeros(m, device=device)
         if background is None:
             record(step, ret, closs, vloss, dead)
             return
@@ -702,8 +710,9 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
                 # The members that took the round, spans or not (a masked member's loss is not
                 # computed on a span): the same flags either way.
                 bad = guard.record(loss, masks[u])
-                loss_sum += torch.where(masks[u] & ~bad, loss, torch.zeros_like(loss))
-                loss_n += 1
+                took = masks[u] & ~bad
+                loss_sum += torch.where(took, loss, torch.zeros_like(loss))
+                loss_count += took
                 updates += int(masks_cpu[u].sum())
         tick = _lap(phases, "update", tick, clock)
         # 3. step the environments while the device works, 4. store the transitions
@@ -739,6 +748,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         "env_steps_per_s": cfg.steps / wall, "member_updates": updates,
         "member_updates_per_s": updates / wall, "diverged": guard.diverged.tolist(),
         "phase_s": {k: round(v, 3) for k, v in phases.items()},
+        "critic_loss": CRITIC_LOSS_LOGGED,
     }
     if resumed:  # the steps it resumed from (learner.checkpoint); wall_time_s sums the attempts
         manifest["resumed_from"] = resumed
@@ -767,13 +777,16 @@ def _unfit_checkpoint(arrays: dict, meta: dict, pop: Population, replays: dict,
         n_logs = len(arrays["logs.step"])
         want.update({"credit": (m,), "guard.diverged": (m,), "guard.flags": (m,),
                      "guard.pending": (), "loss_sum": (m,), "logs.step": (n_logs,),
+                     **({"loss_count": (m,)} if "loss_count" in arrays else {}),
                      **{f"logs.{k}": (n_logs, m)
                         for k in ("return", "critic_loss", "validation_critic_loss")}})
         for key, shape in want.items():
             if tuple(arrays[key].shape) != shape:
                 return f"holding {key} of shape {arrays[key].shape}, not {shape}"
-        missing = [k for k in ("step", "updates", "loss_n", "np_rng", "phases", "wall_s",
+        missing = [k for k in ("step", "updates", "np_rng", "phases", "wall_s",
                                "started_unix", "resumed") if k not in meta]
+        if "loss_count" not in arrays and "loss_n" not in meta:
+            missing.append("loss_count")
         if missing:
             return f"without {', '.join(missing)}"
         if "gen" not in arrays:
@@ -788,6 +801,10 @@ def seeds_of(cfg: TrainConfig) -> list[int]:
 
 
 METRICS = ("return", "critic_loss", "validation_critic_loss")
+#: What a logged critic_loss is, in the manifest (runs written before session 13 lack it: theirs
+#: was each member's sum over its updates divided by its population's rounds of updates;
+#: benchmarks/rescale_critic_loss.py corrects those).
+CRITIC_LOSS_LOGGED = "each member's mean over its own updates since the previous log"
 
 
 def _log_files(cfg: TrainConfig, params: int, lrs: list[float]) -> dict[str, list[int]]:
