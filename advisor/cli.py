@@ -223,9 +223,12 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic):
         warn_lines(rec.warnings)
     if fmt in ("args", "zoo"):
         note_lines([client_note(rec, fmt, critic=critic or "bronet", fit=fit_id,
-                                input_dim=_input_dim(env_id))])
+                                input_dim=_input_dim(env_id)), *_zoo_protocol(rec, fmt)])
     if env_id is not None:
         note_lines(other_task_note(rec.fit, env_id))
+    elif fmt == "args":
+        note_lines(["no --env: CleanRL's script trains its own default --env-id (Hopper-v4 in "
+                    f"sac_continuous_action.py), not {rec.fit}'s task; give --env ENV_ID"])
 
 
 def other_task_note(fit_id: str, env_id: str) -> list[str]:
@@ -252,6 +255,17 @@ def _check_client_options(fmt: str, env_id: str | None, critic: str | None) -> N
         raise click.UsageError("--critic applies to --format zoo")
     if fmt == "zoo" or env_id is not None:
         check_env_actions(check_env_id(env_id))
+
+
+def _zoo_protocol(rec, fmt: str) -> list[str]:
+    """The rl-zoo file's protocol note (learning_starts, buffer_size), for stderr too (CleanRL's
+    is part of its client note)."""
+    if fmt != "zoo":
+        return []
+    from advisor.integrations.sb3 import protocol_note
+
+    note = protocol_note(rec, "SB3", 100)
+    return [note] if note else []
 
 
 def note_lines(lines) -> None:
@@ -412,6 +426,9 @@ def show(fit_id):
         f"{m.architecture.coefficients}",
         f"batch size:   {bs.kind} ({bs.source}): a_B={bs.a_b:.4g} alpha_B={bs.alpha_b:.3g} "
         f"b_B={bs.b_b:.3g} beta_B={bs.beta_b:.3g}",
+        f"protocol:     learning rate {m.learning_rate:g}; "
+        + (f"{m.random_steps:,} random env steps before learning (learning_starts)"
+           if m.random_steps is not None else "random env steps before learning not recorded"),
         f"accuracy:     mean relative error of D_J: in-sample {100 * g.in_sample:.1f}%, "
         f"leave-one-config-out {100 * g.leave_one_config_out:.1f}% over {g.n_points} points, "
         f"{g.n_configs} configs",
@@ -449,7 +466,8 @@ def _interval_lines(m) -> list[str]:
 @main.command()
 @click.argument("fit_id")
 @click.option("--budgets", default="1e15,1e16,1e17,1e18", show_default=True,
-              help="Comma-separated budgets.")
+              help="Comma-separated budgets: FLOPs for --kind compute or total, env steps for "
+                   "--kind data (e.g. --kind data --budgets 2e5,5e5,1e6).")
 @click.option("--kind", "budget_kind", type=click.Choice(["compute", "data", "total"]),
               default="compute", show_default=True, help="What the budgets are.")
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json", "zoo"]), default="yaml",
@@ -473,10 +491,13 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     yaml/json: one entry per budget with `hyperparameters` that Stable-Baselines3 takes as
       SAC(entry["policy"], env, **entry["hyperparameters"]) (a plain MLP critic: MlpPolicy),
       n_timesteps, utd, width, params, the predictions, extrapolated, warnings and `critic`
-      (what that critic lacks of the fit's BroNet). Budgets the fit cannot meet carry `error`.
+      (what that critic lacks of the fit's BroNet). Budgets the fit cannot meet carry `error`
+      and a warning on stderr (none met: exit 2); a fit whose critic SB3 cannot build
+      (SimbaV2) gives policy null, so that SAC fails rather than build another critic.
     zoo: rl-zoo files are keyed by env id, so each budget needs its own file: with one budget
       the file goes to stdout; with --out-dir DIR one file per budget, DIR/sac_ENV_KIND_VALUE.yml.
     """
+    from advisor.errors import ExportError
     from advisor.integrations import _yaml
     from advisor.integrations.zoo import check_env_actions, check_env_id
     from advisor.recommend import Budget
@@ -515,14 +536,24 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
         _export_zoo(fit, values, budgets_, budget_kind, env_id, critic or "bronet", out_dir,
                     target)
         return
-    rows = []
+    rows, problems = [], []
     for value, budget in zip(values, budgets_):
         try:
             r = _recommend(budget, fit=fit, target=target)
         except AdvisorError as exc:
             rows.append({budget_kind: value, "error": str(exc)})
+            problems.append(f"{budget_kind} {value:.4g} skipped (its entry carries the error): "
+                            f"{exc}")
             continue
         rows.append({budget_kind: value, **_export_entry(r, fit)})
+    if len(problems) == len(rows):
+        raise ExportError(f"no {budget_kind} budget in {', '.join(f'{v:g}' for v in values)} can "
+                          f"be met on {fit.id}: {problems[0].split(': ', 1)[1]}")
+    warn_lines(problems)
+    sb3_error = next((row["critic"] for row in rows if row.get("policy", "") is None), None)
+    if sb3_error is not None:
+        warn_lines([f"SB3 cannot build {fit.id}'s critic, so the entries carry policy null: "
+                    f"{sb3_error}"])
     if fmt == "json":
         click.echo(json.dumps({"fit": fit.id, "kind": budget_kind, "budgets": rows}, indent=2))
         return
@@ -555,9 +586,11 @@ def _export_entry(rec, fit) -> dict:
     except AdvisorError as exc:  # a critic SB3 cannot build: leave it to the user
         hyper = dict(batch_size=rec.batch_size, learning_rate=rec.learning_rate,
                      train_freq=rec.train_freq, gradient_steps=rec.gradient_steps)
-        critic = str(exc)
+        critic, policy = str(exc), None  # SAC(None, ...) fails: no default critic in its place
+    else:
+        policy = "MlpPolicy"
     iv = rec.interval
-    return {"policy": "MlpPolicy", "hyperparameters": hyper,
+    return {"policy": policy, "hyperparameters": hyper,
             "n_timesteps": total_timesteps(rec), "utd": rec.utd, "width": rec.width,
             "params": rec.params, "target": rec.target, "predicted_data": rec.predicted_data,
             "predicted_compute": rec.predicted_compute,
@@ -582,7 +615,7 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
                             input_dim=_input_dim(env_id)).rstrip("\n"))
         warn_lines(rec.warnings)
         note_lines([critic_match(rec, critic, fit=fit, input_dim=_input_dim(env_id)).note,
-                    *other_task_note(fit.id, env_id)])
+                    *_zoo_protocol(rec, "zoo"), *other_task_note(fit.id, env_id)])
         return
     slug = env_id.replace("/", "_")
     written, problems = [], []

@@ -280,6 +280,10 @@ class FitFile(_Strict):
     batch_size: BatchSizeLaw
     delta: PositiveFloat = Field(le=MAX_DELTA, description="FLOPs charged per env step.")
     learning_rate: PositiveFloat
+    random_steps: int | None = Field(
+        default=None, ge=0, le=10**12,
+        description="Env steps of uniformly random actions before the first update in the runs "
+                    "behind the fit: an RL client's learning_starts. Absent where not recorded.")
     bootstrap: Bootstrap
     goodness_of_fit: GoodnessOfFit
     prediction_interval: PredictionInterval | None = Field(
@@ -400,6 +404,8 @@ def dump_fit_file(model: FitFile) -> str:
         doc.pop("prediction_interval", None)
     if doc["provenance"].get("prior") is None:  # only few-shot fits have one
         doc["provenance"].pop("prior", None)
+    if doc.get("random_steps") is None:  # recorded where known (files before it lack the key)
+        doc.pop("random_steps", None)
     _check_finite(doc)
     doc["content_hash"] = content_hash(doc)
     # One line per bootstrap draw keeps files small and diffs readable.

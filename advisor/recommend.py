@@ -174,6 +174,10 @@ class Recommendation(BaseModel):
     params: float = Field(description="Critic parameters at that width.")
     batch_size: int = Field(description="B~ at this utd and width, a multiple of 16.")
     learning_rate: float
+    random_steps: int | None = Field(
+        default=None, description="Env steps of random actions before the first update, as in "
+        "the runs behind the fit (an RL client's learning_starts); None where the fit does not "
+        "record it. predicted_data counts them.")
     predicted_data: float
     predicted_compute: float
     predicted_total: float
@@ -585,7 +589,8 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
         fit=f.id, problem=budget.problem, budget=budget.model_dump(exclude_none=True),
         target=target_r, utd=utd_r, gradient_steps=steps, train_freq=freq, width=width,
         params=params_r, batch_size=round_batch_size(float(f.batch_size(utd_r, params_r))),
-        learning_rate=f.learning_rate, predicted_data=data_r, predicted_compute=compute_r,
+        learning_rate=f.learning_rate, random_steps=f.model.random_steps,
+        predicted_data=data_r, predicted_compute=compute_r,
         predicted_total=compute_r + delta * data_r, delta=delta, interval=interval,
         within_budget=within,
         optimum=Optimum(utd=point.utd, params=point.params, width=width_exact,

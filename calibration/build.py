@@ -45,6 +45,7 @@ from calibration.catalogue import (
     INPUT_DIM,
     INPUT_DIM_NOTES,
     PUBLISHED_BATCH,
+    RANDOM_STEPS,
     TARGET_RANGES,
     catalogue,
 )
@@ -108,11 +109,13 @@ def build_fit(
     n_boot: int = N_BOOT, seed: int = BOOT_SEED, created: str | None = None,
     command: str | None = None, target_range: tuple[float, float] | None = None,
     delta: float | None = None, input_dim: int | None = None, name: str | None = None,
-    prior=None,
+    prior=None, random_steps: int | None = None,
 ) -> Built:
     """Read `archive`, compute the data-to-target table of `env`, fit the laws, return the fit.
 
     `name`: the env part of the fit id (default `env`, the archive's name for the task).
+    `random_steps`: the runs' random env steps before learning (default: the archive's, where
+    the catalogue knows it: RANDOM_STEPS), recorded for clients' learning_starts.
     `prior`: a calibration.prior.Prior (or the list of --prior specs) for a few-shot fit."""
     archive = Path(archive)
     notes: list[str] = []
@@ -127,7 +130,10 @@ def build_fit(
     if archive.suffix.lower() == ".csv":
         return _build_from_csv(archive, algorithm, env, method=method, n_boot=n_boot, seed=seed,
                                created=created, command=command, target_range=target_range,
-                               delta=delta, input_dim=input_dim, name=name, prior=prior)
+                               delta=delta, input_dim=input_dim, name=name, prior=prior,
+                               random_steps=random_steps)
+    if random_steps is None:
+        random_steps = RANDOM_STEPS.get(archive.name)
     runs = read_runs(archive, env=env)
     layout = runs[0].layout
     if name and name != env:
@@ -201,13 +207,13 @@ def build_fit(
                    fit_delta=delta or DELTA.get(env, DMC_DELTA if layout == "dmc" else 1e11),
                    notes=notes, method=method, n_boot=n_boot, seed=seed, created=created,
                    command=command, target_range=target_range, delta=delta,
-                   input_dim=input_dim, name=name, prior=prior)
+                   input_dim=input_dim, name=name, prior=prior, random_steps=random_steps)
 
 
 def _finish(table: DataTable, archive: Path, algorithm: str, env: str, fit_env: str, *,
             batch: BatchSizeLaw, arch: Architecture, fit_delta: float, notes: list[str],
             method: Method, n_boot: int, seed: int, created: str | None, command: str | None,
-            target_range, delta, input_dim, name, prior) -> Built:
+            target_range, delta, input_dim, name, prior, random_steps) -> Built:
     """The fit file of `table`, with the provenance of `archive` and of the command."""
     fit, laws, loco = make_fit_file(
         table, fit_id=f"{algorithm}/{fit_env}", batch=batch, arch=arch, delta=fit_delta,
@@ -215,9 +221,10 @@ def _finish(table: DataTable, archive: Path, algorithm: str, env: str, fit_env: 
             source=f"{archive.name} (sha256 {_sha256(archive)})",
             command=command or fit_command(archive, algorithm, env, f"{algorithm}-{fit_env}.json",
                                            n_boot, created, target_range, delta, input_dim,
-                                           name, _prior_specs(prior)),
+                                           name, _prior_specs(prior), random_steps),
             project_version=advisor.__version__, method=method.describe(), notes=notes),
-        method=method, n_boot=n_boot, seed=seed, created=created, prior=prior)
+        method=method, n_boot=n_boot, seed=seed, created=created, prior=prior,
+        random_steps=random_steps)
     return Built(fit, table, laws, loco)
 
 
@@ -230,7 +237,8 @@ def _prior_specs(prior) -> tuple[str, ...]:
 def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, n_boot: int,
                     seed: int, created: str | None, command: str | None,
                     target_range: tuple[float, float] | None, delta: float | None,
-                    input_dim: int | None, name: str | None = None, prior=None) -> Built:
+                    input_dim: int | None, name: str | None = None, prior=None,
+                    random_steps: int | None = None) -> Built:
     """A fit from a tidy CSV of any codebase's runs (calibration.tidy)."""
     from calibration.calibrate import choose_targets
     from calibration.tidy import CsvError, read_csv_runs
@@ -289,13 +297,15 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
     return _finish(table, archive, algorithm, env, name or env, batch=batch, arch=arch,
                    fit_delta=delta or 1e11, notes=notes, method=method, n_boot=n_boot,
                    seed=seed, created=created, command=command, target_range=target_range,
-                   delta=delta, input_dim=input_dim, name=name, prior=prior)
+                   delta=delta, input_dim=input_dim, name=name, prior=prior,
+                   random_steps=random_steps)
 
 
 def fit_command(archive: str | Path, algorithm: str, env: str, output: str | Path, n_boot: int,
                 created: str | None, target_range: tuple[float, float] | None = None,
                 delta: float | None = None, input_dim: int | None = None,
-                name: str | None = None, priors: tuple[str, ...] = ()) -> str:
+                name: str | None = None, priors: tuple[str, ...] = (),
+                random_steps: int | None = None) -> str:
     """The `advisor fit` command line that rebuilds a fit (as calibration.cli records it)."""
     import shlex
 
@@ -312,6 +322,8 @@ def fit_command(archive: str | Path, algorithm: str, env: str, output: str | Pat
         parts += ["--name", shlex.quote(name)]
     for p in priors:
         parts += ["--prior", shlex.quote(p)]
+    if random_steps is not None and random_steps != RANDOM_STEPS.get(Path(archive).name):
+        parts += ["--random-steps", str(random_steps)]
     if created:
         parts += ["--created", shlex.quote(created)]
     return " ".join(parts)
@@ -321,7 +333,7 @@ def make_fit_file(
     table: DataTable, *, fit_id: str, batch: BatchSizeLaw, arch: Architecture, delta: float,
     provenance: Provenance, method: Method = DEFAULT_METHOD, n_boot: int = N_BOOT,
     seed: int = BOOT_SEED, created: str | None = None, prior=None,
-    batch_sizes: list[int] | None = None,
+    batch_sizes: list[int] | None = None, random_steps: int | None = None,
 ) -> tuple[FitFile, LawFit, np.ndarray]:
     """Fit D_J on `table`, cross-validate, bootstrap, and assemble the fit file, with the
     verdict of its checks in the notes (calibration.checks; `batch_sizes`: those the runs
@@ -363,6 +375,7 @@ def make_fit_file(
                 DataLaw(target=float(t), d_min=float(c[0]), a=float(c[1]), alpha=float(c[2]),
                         b=float(c[3]), beta=float(c[4])) for t, c in zip(targets, laws.coef)]),
             batch_size=batch, delta=delta, learning_rate=LEARNING_RATE,
+            random_steps=random_steps,
             bootstrap=Bootstrap(n_resamples=n_boot, seed=seed, draws=_round_sig(draws)),
             goodness_of_fit=GoodnessOfFit(
                 n_configs=len(table.utd), n_points=int(np.isfinite(table.data).sum()),

@@ -509,7 +509,8 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
                                   project_version=advisor.__version__,
                                   method=DEFAULT_METHOD.describe(), notes=notes),
             n_boot=n_boot, created=created, prior=plan.prior,
-            batch_sizes=list(grid.batch_sizes))  # the stage-1 sweep's
+            batch_sizes=list(grid.batch_sizes),  # the stage-1 sweep's
+            random_steps=grid.random_steps)
     # Is the fit fit to use (calibration.checks)? Recorded in its notes; printed here.
     checks = fit_checks(fit, batch_sizes=list(grid.batch_sizes))
     failed = [c for c in checks if not c.ok]

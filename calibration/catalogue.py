@@ -33,6 +33,11 @@ PUBLISHED_BATCH = {
     "humanoid-stand": (1160.40, 0.49, 2.77e2, 0.38),
 }
 
+#: Env steps of uniformly random actions before the first update in an archive's runs, where
+#: known (an RL client's learning_starts; fit files record it): paper A's BRO setup takes
+#: 2,500 (reference.md). The older DMC BRO runs and SimbaV2's do not say.
+RANDOM_STEPS = {"fitted_bs.zip": 2_500}
+
 #: delta, FLOPs per env step (paper A Table 2; DMC tasks of the BRO data use 1e11).
 DELTA = {"h1-crawl-v0": 2e12, "h1-pole-v0": 5e11, "h1-stand-v0": 5e11, "humanoid-stand": 5e10}
 DMC_DELTA = 1e11

@@ -103,9 +103,13 @@ def _target_range(ctx, param, value):
               help="Few-shot fit: borrow exponents and threshold shape from these fits (ids or "
                    "files, repeat the option) or a family (dmc); fit only the 3 per-task "
                    "offsets. For a task with only a few configurations (3 or more).")
+@click.option("--random-steps", type=click.IntRange(0, 10**12), default=None,
+              help="Env steps of random actions your runs took before learning, recorded so "
+                   "that exports set learning_starts (default: 2,500 for fitted_bs.zip, paper "
+                   "A's; unrecorded otherwise).")
 @click.pass_context
 def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input_dim, created,
-        name, prior):
+        name, prior, random_steps):
     """Fit the laws to runs (ARCHIVE: a zip or folder in the published layout, or a tidy CSV)
     and write a fit file.
 
@@ -124,7 +128,8 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
     built = build_fit(archive, algorithm, env, n_boot=n_boot, created=created,
                       command=recorded_command(ctx),
                       target_range=tuple(target_range) if target_range else None, delta=delta,
-                      input_dim=input_dim, name=name, prior=list(prior) or None)
+                      input_dim=input_dim, name=name, prior=list(prior) or None,
+                      random_steps=random_steps)
     path = write_fit_file(built.fit, output)
     g = built.fit.goodness_of_fit
     click.echo(f"wrote {path}: {built.fit.id}, leave-one-config-out error "
@@ -374,7 +379,8 @@ def _report_module():
               help="Runs to plot the fit against: a zip or tar archive (.tgz too) or a "
                    "folder, in the published layout or an advisor calibrate out-dir's.")
 @click.option("-o", "--output", default="report.html", show_default=True,
-              type=click.Path(dir_okay=False))
+              type=click.Path(dir_okay=False),
+              help="The HTML file to write (one self-contained page, figures inside).")
 @_budget_options
 def report(fit_id, runs, output, compute, data, total):
     """Write a self-contained HTML report of a fit: laws against runs, parity, frontier, B~,
@@ -397,12 +403,30 @@ def report(fit_id, runs, output, compute, data, total):
 @click.argument("kind", type=click.Choice(["data", "parity", "frontier", "batch", "td"]))
 @click.argument("fit_id")
 @click.option("--runs", type=click.Path(exists=True),
-              help="Runs: a zip or tar archive (.tgz too) or a folder.")
+              help="Runs: a zip or tar archive (.tgz too) or a folder, in the published layout "
+                   "or an advisor calibrate out-dir's (parity and td need them).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="PNG, SVG or PDF to create.")
 @_budget_options
 def plot(kind, fit_id, runs, output, compute, data, total):
-    """Write one figure of the report. KIND: data, parity, frontier, batch or td."""
+    """Write one figure of the report for FIT_ID.
+
+    \b
+    KIND:
+      data      data to reach a target against UTD and model size: the laws, with the
+                runs' measurements where --runs is given
+      parity    predicted against measured data to target, each config held out (--runs)
+      frontier  the compute-optimal line and the data-compute frontier (a budget option
+                marks its recommendation)
+      batch     the best batch size B~ against UTD
+      td        TD overfitting: late-training TD error against batch size (--runs with
+                validation losses: side_critic.zip, SimbaV2, or this project's learner)
+
+    \b
+    Example (the fit's provenance names its archive; `advisor show FIT_ID` prints it):
+      advisor plot parity bro/h1-crawl-v0 \\
+          --runs ${ADVISOR_DATA_DIR:-../shared/data}/fitted_bs.zip -o parity.png
+    """
     rep = _report_module()
     ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total))
     click.echo(f"wrote {rep.save_figure(kind, ctx, output)}", err=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 import advisor
 from advisor import laws, optimize
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, printable
 from advisor.fit import Fit
 from advisor.recommend import Budget, Recommendation, recommend
 from calibration.archives import Run, nearest_batch_runs, read_runs
@@ -57,6 +57,9 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
                  n_boot: int = 30) -> Context:
     f = advisor.load_fit(fit)
     ctx = Context(f, budget=budget)
+    source = printable(f.model.provenance.source).split(" (sha256", 1)[0]
+    ctx.no_table = (f"the runs are not given: pass --runs ARCHIVE_OR_DIR (this fit was made from "
+                    f"{source[:160]}{'...' if len(source) > 160 else ''})")
     if runs is not None:
         metrics = ("return", "critic_loss", "validation_critic_loss")
         ctx.runs = read_runs(runs, env=ctx.env, metrics=metrics)
@@ -370,7 +373,39 @@ def _draw(kind: str, ctx: Context):
     (their points are simply not drawn)."""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        return FIGURES[kind](ctx)
+        fig = FIGURES[kind](ctx)
+    for ax in fig.axes:
+        _short_log_ticks(ax)
+    fig.tight_layout()  # again: the labels' widths changed (every figure lays itself out so)
+    return fig
+
+
+def _short_log_ticks(ax) -> None:
+    """On a base-10 log axis that spans under two decades, ticks at 1, 2 and 5 times powers of
+    ten labelled as plain numbers (2000, 5000, 10000), no minor labels: matplotlib labels
+    minor ticks there as 3x10^3 and 4x10^3, which ran into each other."""
+    from matplotlib import ticker
+
+    for axis, lims in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        scale = axis.get_scale()
+        if scale != "log" or getattr(axis.get_transform(), "base", 10) != 10:
+            continue
+        low, high = sorted(lims)
+        if not (low > 0 and np.log10(high / low) < 2):
+            continue
+        axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: _tick_text(v)))
+        axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _tick_text(v: float) -> str:
+    """2000, 0.5, 10^4, 2x10^5 (mathtext where a plain number would be long)."""
+    if 1e-3 <= abs(v) < 1e4:
+        return f"{v:g}"
+    exponent = int(np.floor(np.log10(abs(v))))
+    mantissa = round(v / 10.0**exponent, 6)
+    lead = "" if mantissa == 1 else rf"{mantissa:g}\times"
+    return rf"${lead}10^{{{exponent}}}$"
 
 
 def _png(fig) -> str:

@@ -34,7 +34,7 @@ def test_recommend_args_are_cleanrl_flags():
     rec = advisor.recommend(advisor.Budget(data=5e5), fit="bro/h1-stand-v0")
     assert res.stdout.split() == ["--total-timesteps", str(math.ceil(rec.predicted_data)),
                                   "--batch-size", str(rec.batch_size), "--q-lr", "0.0003",
-                                  "--policy-lr", "0.0003"]
+                                  "--policy-lr", "0.0003", "--learning-starts", "2500"]
     assert "note: CleanRL's sac_continuous_action.py" in res.stderr
 
 
@@ -154,3 +154,14 @@ def test_an_env_without_its_algorithm_is_pointed_to_its_fits():
     with pytest.raises(UnknownFitError, match="did you mean 'bro/h1-stand-v0' or "
                                               "'simbav2/h1-stand-v0'"):
         _resolve("H1-Stand-v0")
+
+
+def test_cleanrl_flags_without_env_say_which_env_cleanrl_trains():
+    """--format args without --env: CleanRL's script then trains its own default env, not the
+    fit's task: a note says so (with --env there is none of it)."""
+    res = run("recommend", "--compute", "1e17", "--format", "args")
+    assert res.exit_code == 0 and "--env-id" not in res.stdout
+    assert "note: no --env: CleanRL's script trains its own default --env-id" in res.stderr
+    res = run("recommend", "--fit", "bro/h1-crawl-v0", "--compute", "1e17", "--format", "args",
+              "--env", "h1-crawl-v0")
+    assert res.exit_code == 0 and "no --env" not in res.stderr

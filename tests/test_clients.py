@@ -54,7 +54,7 @@ def pendulum_fit(tmp_path_factory) -> Path:
             DataLaw(target=-1200, d_min=100, a=150, alpha=1.0, b=1e6, beta=1.0),
             DataLaw(target=-800, d_min=150, a=300, alpha=1.0, b=2e6, beta=1.0)]),
         batch_size=BatchSizeLaw(kind="fixed", source="fixed", a_b=64),
-        delta=1e6,
+        delta=1e6, random_steps=50,
         bootstrap=Bootstrap(n_resamples=0, seed=0, draws=[]),
     ))
     path = tmp_path_factory.mktemp("fits") / "pendulum-v1.json"
@@ -180,7 +180,8 @@ def test_cli_args_are_cleanrl_flags_with_a_note_on_stderr(rec, pendulum_fit):
     assert res.exit_code == 0
     assert res.stdout.split() == ["--env-id", ENV, "--total-timesteps",
                                   str(math.ceil(rec.predicted_data)), "--batch-size", "64",
-                                  "--q-lr", "0.0003", "--policy-lr", "0.0003"]
+                                  "--q-lr", "0.0003", "--policy-lr", "0.0003",
+                                  "--learning-starts", "50"]
     assert res.stdout.split() == cleanrl.cleanrl_flags(rec, ENV)
     note = [ln for ln in res.stderr.splitlines() if ln.startswith("note:")]
     assert len(note) == 1 and "utd 5/2" in note[0] and "256-256" in note[0]
@@ -240,7 +241,9 @@ def test_export_yaml_has_real_numbers_unique_keys_and_sac_entries():
             assert isinstance(e[k], float), (key, k, e[k])
         assert isinstance(e["n_timesteps"], int) and isinstance(e["extrapolated"], bool)
         assert set(e["hyperparameters"]) == {"batch_size", "learning_rate", "train_freq",
-                                             "gradient_steps", "policy_kwargs"}
+                                             "gradient_steps", "learning_starts",
+                                             "policy_kwargs"}
+        assert e["hyperparameters"]["learning_starts"] == 2500  # paper A's random steps
         assert e["policy"] == "MlpPolicy" and "LayerNorm" in e["critic"]
         assert e["warnings"] == advisor.recommend(e["compute"]).warnings
     js = json.loads(run("export", "bro/h1-crawl-v0", "--budgets", "1e10,1e15,1.5e16,1e18",
@@ -386,3 +389,46 @@ def test_env_of_another_task_than_the_fit_gets_one_note():
     res = run("recommend", "--fit", "bro/cheetah-run", "--data", "5e5", "--format", "args",
               "--env", "dm_control/cheetah-run-v0")
     assert res.exit_code == 0 and "another task" not in res.stderr, res.stderr
+
+
+def test_learning_starts_follow_the_fits_runs_or_a_note_says_they_do_not(pendulum_fit, tmp_path):
+    """A fit that records its runs' random steps (random_steps) sets learning_starts in SB3's
+    kwargs, the rl-zoo file and CleanRL's flags; one that does not leaves the clients' defaults
+    and every output says so; a run longer than the clients' 1e6-transition replay says that
+    too (a hostile round: CleanRL's 5,000 random steps took most of an 8,497-step budget)."""
+    from advisor.fitfile import read_fit_file, write_fit_file
+
+    rec = advisor.recommend(advisor.Budget(data=400), fit=str(pendulum_fit))
+    assert rec.random_steps == 50 and sb3.sac_kwargs(rec, fit=pendulum_fit)["learning_starts"] == 50
+    assert yaml.safe_load(zoo.zoo_yaml(rec, ENV, fit=pendulum_fit))[ENV]["learning_starts"] == 50
+    assert cleanrl.cleanrl_flags(rec)[-2:] == ["--learning-starts", "50"]
+    assert "learning_starts" not in cleanrl.cleanrl_note(rec) and sb3.protocol_note(rec, "SB3",
+                                                                                    100) is None
+    unrecorded = tmp_path / "unrecorded.json"
+    write_fit_file(read_fit_file(pendulum_fit).model_copy(update=dict(random_steps=None)),
+                   unrecorded)
+    bare = advisor.recommend(advisor.Budget(data=400), fit=str(unrecorded))
+    assert bare.random_steps is None
+    assert "learning_starts" not in sb3.sac_kwargs(bare, fit=unrecorded)
+    assert "learning_starts" not in yaml.safe_load(zoo.zoo_yaml(bare, ENV, fit=unrecorded))[ENV]
+    assert "--learning-starts" not in cleanrl.cleanrl_flags(bare)
+    assert "learning_starts stays at CleanRL's default 5,000" in cleanrl.cleanrl_note(bare)
+    text = zoo.zoo_yaml(bare, ENV, fit=unrecorded)
+    assert "# note: learning_starts stays at SB3's default 100" in text
+    res = run("recommend", "--fit", unrecorded, "--data", "400", "--format", "zoo", "--env", ENV)
+    assert res.exit_code == 0 and "note: learning_starts stays at SB3's default 100" in res.stderr
+    long = advisor.recommend(advisor.Budget(data=2e6), fit="bro/h1-crawl-v0")
+    assert sb3.total_timesteps(long) > 1_000_000
+    assert "keeps the last 1,000,000 of the" in sb3.protocol_note(long, "SB3", 100)
+
+
+@pytest.mark.slow
+def test_sb3_takes_the_learning_starts(rec, pendulum_fit, one_thread):
+    """SAC(**sac_kwargs(rec)) starts learning after the fit's random steps."""
+    pytest.importorskip("stable_baselines3")
+    gymnasium = pytest.importorskip("gymnasium")
+    from stable_baselines3 import SAC
+
+    model = SAC("MlpPolicy", gymnasium.make(ENV), **sb3.sac_kwargs(rec, fit=pendulum_fit),
+                device="cpu")
+    assert model.learning_starts == rec.random_steps == 50

@@ -317,6 +317,9 @@ def test_degenerate_laws_are_one_line_not_nan(tmp_path, edit):
     ("architecture.width_multiple", 64.0),
     ("compute.count_real_batch", "no"),
     ("fit_version", True),
+    ("random_steps", 2500.0),
+    ("random_steps", "2500"),
+    ("random_steps", -1),
 ])
 def test_fit_files_keep_json_types_as_they_are(tmp_path, where, value):
     """Strings, booleans and floats were converted into numbers, integers and flags."""

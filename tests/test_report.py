@@ -43,7 +43,8 @@ def test_td_figure_from_side_critic_archive(data_dir, tmp_path):
 
 def test_figures_without_runs_say_what_is_missing():
     ctx = report.load_context("bro/h1-stand-v0")
-    with pytest.raises(report.ReportError, match="--runs"):
+    with pytest.raises(report.ReportError, match=r"pass --runs ARCHIVE_OR_DIR \(this fit was "
+                                                 r"made from fitted_bs.zip\)$"):
         report.figure_parity(ctx)
     with pytest.raises(report.ReportError, match="validation_critic_loss"):
         report.figure_td(ctx)
@@ -82,14 +83,57 @@ def test_cli_report_and_plot(data_dir, tmp_path):
 
 
 def test_export_lists_one_entry_per_budget():
+    """A budget the fit cannot meet keeps its entry, with the error, and is warned about on
+    stderr; when none can be met, exit 2 and nothing on stdout."""
     res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--budgets", "1e10,1e16,1e18",
                                     "--format", "json"])
     assert res.exit_code == 0
-    rows = json.loads(res.output)["budgets"]
+    rows = json.loads(res.stdout)["budgets"]
     assert [r["compute"] for r in rows] == [1e10, 1e16, 1e18]
     assert "error" in rows[0] and rows[2]["width"] >= rows[1]["width"]
+    assert res.stderr.count("warning: compute 1e+10 skipped") == 1
     res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--budgets", "1e16,x"])
     assert res.exit_code == 2
+    for fmt in ("json", "yaml"):
+        res = CliRunner().invoke(main, ["export", "bro/humanoid-stand", "--budgets", "1e10,1e11",
+                                        "--format", fmt])
+        assert res.exit_code == 2 and res.stdout == ""
+        assert res.stderr.startswith("error: no compute budget in 1e+10, 1e+11 can be met")
+        assert len(res.stderr.splitlines()) == 1
+
+
+def test_export_of_a_critic_sb3_cannot_build_gives_no_policy():
+    """SimbaV2: `policy: null` (SAC(None, ...) fails) rather than MlpPolicy, which would build
+    SB3's default critic in silence; one warning says why."""
+    res = CliRunner().invoke(main, ["export", "simbav2/h1-crawl-v0", "--budgets", "1e16,1e17",
+                                    "--format", "json"])
+    assert res.exit_code == 0
+    rows = json.loads(res.stdout)["budgets"]
+    assert [r["policy"] for r in rows] == [None, None]
+    assert "policy_kwargs" not in rows[0]["hyperparameters"]
+    assert res.stderr.count("SB3 cannot build simbav2/h1-crawl-v0's critic") == 1
+    res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--budgets", "1e16",
+                                    "--format", "json"])
+    assert json.loads(res.stdout)["budgets"][0]["policy"] == "MlpPolicy" and not res.stderr
+
+
+def test_short_log_axes_label_plain_major_ticks_only(tmp_path):
+    """Under two decades, ticks at 1, 2 and 5 x 10^k labelled 2000, 5000, 10^4 and no minor
+    labels (matplotlib's 3x10^3 and 4x10^3 ran into each other); wider axes keep matplotlib's
+    labels."""
+    plt = report._plt()
+    fig, (short, wide) = plt.subplots(1, 2)
+    short.loglog([1500, 13000], [1500, 13000])
+    wide.loglog([1e2, 1e7], [1e2, 1e7])
+    for ax in (short, wide):
+        report._short_log_ticks(ax)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in short.get_xticklabels()
+              if short.get_xlim()[0] <= t.get_position()[0] <= short.get_xlim()[1]]
+    assert labels == ["2000", "5000", "$10^{4}$"]
+    assert not [t.get_text() for t in short.xaxis.get_minorticklabels() if t.get_text()]
+    assert "$\\mathdefault{10^{4}}$" in [t.get_text() for t in wide.get_xticklabels()]
+    plt.close(fig)
 
 
 @pytest.mark.parametrize("fit_id", advisor.list_fits())

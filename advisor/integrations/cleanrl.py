@@ -4,7 +4,9 @@
         --env Humanoid-v4)
 
 Set: --env-id (when given), --total-timesteps (the predicted data, rounded up), --batch-size,
---q-lr and --policy-lr (the fit's learning_rate; CleanRL's default q-lr is 1e-3).
+--q-lr and --policy-lr (the fit's learning_rate; CleanRL's default q-lr is 1e-3) and
+--learning-starts (the random steps of the fit's runs, where it records them; CleanRL's
+default is 5,000).
 
 What the script cannot express (`NOT_EXPRESSIBLE`, and `cleanrl_note(rec)` for one
 recommendation): it has no flag for the utd (it takes one critic update per env step, utd 1;
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from advisor.errors import AdvisorError
 from advisor.integrations.critic import CLEANRL_WIDTH, critic_match
+from advisor.integrations.sb3 import protocol_note
 from advisor.integrations.zoo import check_env_id
 
 if TYPE_CHECKING:
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["NOT_EXPRESSIBLE", "SCRIPT", "cleanrl_flags", "cleanrl_note"]
 
 SCRIPT = "cleanrl/sac_continuous_action.py"
+#: Its Args.learning_starts (random steps before learning) by default.
+CLEANRL_LEARNING_STARTS = 5_000
 NOT_EXPRESSIBLE = (
     "utd (one critic update per env step, utd 1, no flag) and the critic "
     f"(a hard-coded {CLEANRL_WIDTH}-{CLEANRL_WIDTH} MLP with a scalar head, no width flag)")
@@ -43,6 +48,8 @@ def cleanrl_flags(rec: Recommendation, env_id: str | None = None) -> list[str]:
     steps = math.ceil(rec.predicted_data * (1 - 1e-12))
     flags += ["--total-timesteps", str(steps), "--batch-size", str(rec.batch_size),
               "--q-lr", lr, "--policy-lr", lr]
+    if rec.random_steps is not None:
+        flags += ["--learning-starts", str(int(rec.random_steps))]
     return flags
 
 
@@ -69,8 +76,9 @@ def cleanrl_note(rec: Recommendation, *, fit: Fit | str | None = None,
                    f"{_percent(m.share)} of the fit's")
     except AdvisorError:  # a fit that is not a BroNet, or not at hand: the words suffice
         pass
+    protocol = protocol_note(rec, "CleanRL", CLEANRL_LEARNING_STARTS)
     return (f"CleanRL's sac_continuous_action.py: {utd}; {critic}; edit the script to follow "
-            "them")
+            "them" + (f"; {protocol}" if protocol else ""))
 
 
 def _percent(share: float) -> str:

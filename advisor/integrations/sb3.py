@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from advisor.fit import Fit
     from advisor.recommend import Recommendation
 
-__all__ = ["ACTOR_NET_ARCH", "BRONET_POLICY", "CriticMatch", "critic_match", "policy_kwargs",
-           "sac_kwargs", "sac_policy", "total_timesteps"]
+__all__ = ["ACTOR_NET_ARCH", "BRONET_POLICY", "CriticMatch", "critic_match", "learning_starts",
+           "policy_kwargs", "protocol_note", "sac_kwargs", "sac_policy", "total_timesteps"]
 
 #: SB3's default actor (the fits do not describe the actor).
 ACTOR_NET_ARCH = [256, 256]
@@ -80,7 +80,9 @@ def policy_kwargs(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | 
 def sac_kwargs(rec: Recommendation, *, critic: str = "mlp", fit: Fit | str | None = None
                ) -> dict[str, Any]:
     """Keyword arguments for `SAC(policy, env, **sac_kwargs(rec))`: batch_size, learning_rate,
-    train_freq and gradient_steps (utd = gradient_steps / train_freq) and policy_kwargs.
+    train_freq and gradient_steps (utd = gradient_steps / train_freq), learning_starts (the
+    random steps of the fit's runs, where the fit records them: rec.random_steps; else SB3's
+    default, 100) and policy_kwargs.
 
     critic="mlp" (default) works with the "MlpPolicy" alias: a plain MLP with the BroNet's
     Dense layers; critic="bronet" needs `sac_policy("bronet")` (BroNetSACPolicy). Neither has
@@ -88,7 +90,32 @@ def sac_kwargs(rec: Recommendation, *, critic: str = "mlp", fit: Fit | str | Non
     (a Fit, id or path) is needed when rec came from a fit file that is not installed."""
     return dict(batch_size=rec.batch_size, learning_rate=rec.learning_rate,
                 train_freq=rec.train_freq, gradient_steps=rec.gradient_steps,
-                policy_kwargs=policy_kwargs(rec, critic, fit=fit))
+                **learning_starts(rec), policy_kwargs=policy_kwargs(rec, critic, fit=fit))
+
+
+def learning_starts(rec: Recommendation) -> dict[str, int]:
+    """{"learning_starts": the fit's runs' random steps} where the fit records them, else {}."""
+    return {} if rec.random_steps is None else {"learning_starts": int(rec.random_steps)}
+
+
+#: SB3's and CleanRL's default replay capacity (buffer_size), in transitions.
+CLIENT_BUFFER = 1_000_000
+
+
+def protocol_note(rec: Recommendation, client: str, default_starts: int) -> str | None:
+    """What of the fit's runs the client's defaults leave different, or None: learning_starts
+    where the fit does not record its random steps, and a replay capacity below the run's
+    length (SB3 and CleanRL keep the last 1e6 transitions; this project's learner keeps every
+    one)."""
+    parts = []
+    if rec.random_steps is None:
+        parts.append(f"learning_starts stays at {client}'s default {default_starts:,} (the fit "
+                     "does not record how many random steps its runs took first)")
+    steps = total_timesteps(rec)
+    if steps > CLIENT_BUFFER:
+        parts.append(f"{client}'s replay buffer keeps the last {CLIENT_BUFFER:,} of the "
+                     f"{steps:,} transitions (buffer_size; set it to {steps} to keep them all)")
+    return "; ".join(parts) or None
 
 
 def sac_policy(critic: str = "mlp"):

@@ -6,7 +6,8 @@
 The file has one top-level key, the env id (rl-zoo picks the entry whose key is `--env`), holding
 `n_timesteps` (the predicted data, rounded up to whole rounds of train_freq steps), `policy`,
 `batch_size`, `learning_rate`, `train_freq`, `gradient_steps` (utd = gradient_steps /
-train_freq) and `policy_kwargs`, a Python expression string that rl-zoo evaluates. Numbers are
+train_freq), `learning_starts` (the random steps of the fit's runs, where it records them) and
+`policy_kwargs`, a Python expression string that rl-zoo evaluates. Numbers are
 written so that YAML reads numbers. Comments (which rl-zoo ignores) carry the fit, target,
 predicted data and compute, the interval, whether the configuration is extrapolated, the
 warnings and what the critic lacks.
@@ -29,7 +30,9 @@ from advisor.integrations import _yaml
 from advisor.integrations.sb3 import (
     BRONET_POLICY,
     critic_match,
+    learning_starts,
     policy_kwargs,
+    protocol_note,
     total_timesteps,
 )
 
@@ -143,6 +146,7 @@ def zoo_hyperparams(rec: Recommendation, env_id: str, *, critic: str = "bronet",
         "learning_rate": float(rec.learning_rate),
         "train_freq": rec.train_freq,
         "gradient_steps": rec.gradient_steps,
+        **learning_starts(rec),
         "policy_kwargs": _expression(kwargs),
     }}
 
@@ -168,5 +172,6 @@ def zoo_yaml(rec: Recommendation, env_id: str, *, critic: str = "bronet",
           f"train_freq); width {rec.width}; params {rec.params:.4g}"),
         c(match.note),
         c(f"extrapolated: {'true' if rec.extrapolated else 'false'}"),
-    ] + [c(f"warning: {w}") for w in rec.warnings]
+    ] + [c(f"note: {n}") for n in [protocol_note(rec, "SB3", 100)] if n] + [
+        c(f"warning: {w}") for w in rec.warnings]
     return "\n".join(lines + _yaml.dump(entry)) + "\n"

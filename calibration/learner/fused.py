@@ -66,9 +66,9 @@ class LazyCompiled:
     population, or its member x Q-net groups; `dynamic_members`), which is compiled as a
     symbol where it is at least 2: a population's spans of members (48, 32 and 16 in the
     `minutes` pole), its critic (2M groups) and its actor (M) share one compile per shape of
-    the other dims instead of one each. For the LayerNorm regions of a population of 12 with
-    spans of 12, 8 and 4 on this CPU: 17 graphs and 13 s of compiling against 37 and 78 s
-    (benchmarks/compile_count.py). Where that compile fails, the static one is tried before
+    the other dims instead of one each. For the LayerNorm regions and AdamW steps of a
+    population of 12 with spans of 12, 8 and 4 on this CPU: 11 graphs and 23 s of compiling
+    against 37 and 56 s (benchmarks/compile_count.py). Where that compile fails, the static one is tried before
     eager."""
 
     def __init__(self, fn, what: str, dynamic_members: bool = True):

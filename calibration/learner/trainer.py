@@ -14,6 +14,7 @@ written atomically (temporary file, then rename) at each log point.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import numbers
@@ -522,7 +523,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
                      amp=cfg.amp, batch_sizes=cfg.batch_sizes,
                      optimizer=cfg.optimizer)
     sample_size = max(cfg.batch_sizes) if cfg.batch_sizes else cfg.batch_size
-    gen = torch.Generator(device=device).manual_seed(int(sum(cfg.seeds)) + 1)
+    gen = torch.Generator(device=device).manual_seed(stream_seed(cfg))
     np_rng = np.random.default_rng(int(cfg.seeds[0]))
     replay = Replay(m, cfg.buffer_size or cfg.steps, obs_dim, act_dim, device)
     val_replay = Replay(m, cfg.steps // cfg.validation_every + 1, obs_dim, act_dim, device)
@@ -595,7 +596,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         try:
             gen.set_state(torch.from_numpy(arrays["gen"]))
         except RuntimeError:  # written on another device type: a fresh stream, deterministic
-            gen.manual_seed(int(sum(cfg.seeds)) + 1 + int(meta["step"]))
+            gen.manual_seed(stream_seed(cfg) + int(meta["step"]))
         np_rng.bit_generator.state = meta["np_rng"]
         credit.copy_(torch.from_numpy(arrays["credit"]))
         guard.restore(arrays)
@@ -794,6 +795,17 @@ def _unfit_checkpoint(arrays: dict, meta: dict, pop: Population, replays: dict,
     except (KeyError, TypeError, ValueError) as exc:
         return f"incomplete ({type(exc).__name__}: {exc})"
     return None
+
+
+def stream_seed(cfg: TrainConfig) -> int:
+    """The seed of a population's device generator (replay indices, update and action noise):
+    from its name and its members' seeds, so that populations of one calibration draw apart
+    (seeded with the sum of the seeds, the minutes preset's w64 and w256 populations, seeds
+    0-7 each and the same shapes, drew the same replay indices and noise). A member's draws
+    still depend on its population: one stream serves all members (a stream per member would
+    cost a kernel per member and draw)."""
+    text = json.dumps([cfg.name, [int(s) for s in cfg.seeds]])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:7], "big")
 
 
 def seeds_of(cfg: TrainConfig) -> list[int]:
