@@ -338,6 +338,12 @@ def _interruptible(out_dir):
 
 
 def _budget_options(f):
+    f = click.option("--target", type=float,
+                     help="Return the marked recommendation reaches, as recommend --target "
+                          "(needs a budget option).")(f)
+    f = click.option("--delta", type=float,
+                     help="FLOPs per env step of the --total budget (default: the fit's), "
+                          "as recommend --delta; also the frontier's iso-total lines.")(f)
     f = click.option("--total", type=float,
                      help="Mark the recommendation for this total budget.")(f)
     f = click.option("--data", type=float, help="Mark the recommendation for this data budget.")(f)
@@ -346,15 +352,22 @@ def _budget_options(f):
     return f
 
 
-def _maybe_budget(compute, data, total):
+def _maybe_budget(compute, data, total, delta=None, target=None):
     if compute is None and data is None and total is None:
+        for name, given in (("--delta", delta), ("--target", target)):
+            if given is not None:
+                raise click.UsageError(f"{name} applies to the marked recommendation: give a "
+                                       "budget too (--compute, --data or --total)")
         return None
     from advisor.recommend import Budget
 
+    if delta is not None and total is None:
+        raise click.UsageError("--delta applies to --total")
+
     if total is not None and (compute is not None or data is not None):
         raise click.UsageError("give either --total or --compute and/or --data, not both kinds")
-    return Budget(**{k: v for k, v in dict(compute=compute, data=data, total=total).items()
-                     if v is not None})
+    return Budget(**{k: v for k, v in dict(compute=compute, data=data, total=total,
+                                           delta=delta).items() if v is not None})
 
 
 def _check_html(output: str) -> None:
@@ -382,7 +395,7 @@ def _report_module():
               type=click.Path(dir_okay=False),
               help="The HTML file to write (one self-contained page, figures inside).")
 @_budget_options
-def report(fit_id, runs, output, compute, data, total):
+def report(fit_id, runs, output, compute, data, total, delta, target):
     """Write a self-contained HTML report of a fit: laws against runs, parity, frontier, B~,
     TD overfitting, and the recommendation for a budget.
 
@@ -394,7 +407,8 @@ def report(fit_id, runs, output, compute, data, total):
     """
     _check_html(output)
     rep = _report_module()
-    ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total))
+    ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total, delta, target),
+                           target=target)
     path = rep.write_report(ctx, output)
     click.echo(f"wrote {path}", err=True)
 
@@ -408,7 +422,7 @@ def report(fit_id, runs, output, compute, data, total):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="PNG, SVG or PDF to create.")
 @_budget_options
-def plot(kind, fit_id, runs, output, compute, data, total):
+def plot(kind, fit_id, runs, output, compute, data, total, delta, target):
     """Write one figure of the report for FIT_ID.
 
     \b
@@ -428,7 +442,8 @@ def plot(kind, fit_id, runs, output, compute, data, total):
           --runs ${ADVISOR_DATA_DIR:-../shared/data}/fitted_bs.zip -o parity.png
     """
     rep = _report_module()
-    ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total))
+    ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total, delta, target),
+                           target=target)
     click.echo(f"wrote {rep.save_figure(kind, ctx, output)}", err=True)
 
 

@@ -54,7 +54,9 @@ class Context:
 
 
 def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None = None,
-                 n_boot: int = 30) -> Context:
+                 n_boot: int = 30, target: float | None = None) -> Context:
+    """The fit, its runs (if given) and the recommendation for `budget` (at `target`, as
+    recommend's; if given)."""
     f = advisor.load_fit(fit)
     ctx = Context(f, budget=budget)
     source = printable(f.model.provenance.source).split(" (sha256", 1)[0]
@@ -77,7 +79,7 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
                 ctx.no_table = (f"no run in {runs} reaches any of the fit's thresholds "
                                 f"({f.target_min:.4g}-{f.target_max:.4g})")
     if budget is not None:
-        ctx.rec = recommend(budget, fit=f)
+        ctx.rec = recommend(budget, fit=f, target=target)
     return ctx
 
 
@@ -216,6 +218,7 @@ def figure_frontier(ctx: Context):
     dom = f.model.domain
     box = f.trusted_box()
     k = f.compute_per_update_param
+    delta = ctx.rec.delta if ctx.rec is not None else f.delta  # the recommendation's (--delta)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     cmap = plt.get_cmap("plasma")
     targets = np.linspace(f.target_min, f.target_max, 4)
@@ -241,8 +244,8 @@ def figure_frontier(ctx: Context):
         # Iso-total lines C + delta D = F through three points of the top target's frontier.
         cs = np.geomspace(min(all_c) / 3, max(all_c) * 3, 200)
         for p in frontier[len(frontier) // 5:: max(1, len(frontier) * 3 // 10)][:3]:
-            total = p.compute + f.delta * p.data
-            d = (total - cs) / f.delta
+            total = p.compute + delta * p.data
+            d = (total - cs) / delta
             ok = d > 0
             axes[1].plot(cs[ok], d[ok], color="gray", lw=0.8, ls="--")
             axes[1].annotate(f"C+δD={total:.2g}", (p.compute, p.data * 1.15), fontsize=7,
@@ -261,7 +264,7 @@ def figure_frontier(ctx: Context):
     axes[0].set_title("compute-optimal (N, UTD) as the data budget grows", fontsize=10)
     axes[1].set_xlabel("compute C (FLOPs)")
     axes[1].set_ylabel("data D (env steps)")
-    axes[1].set_title(f"least compute per data budget; dashed: C + δD, δ={f.delta:.2g}",
+    axes[1].set_title(f"least compute per data budget; dashed: C + δD, δ={delta:.2g}",
                       fontsize=10)
     fig.suptitle(f.id, fontsize=10)
     fig.tight_layout()

@@ -141,3 +141,29 @@ def test_fit_only_figures_render_for_every_shipped_fit(fit_id, tmp_path):
     ctx = report.load_context(fit_id, budget=advisor.Budget(total=1e30))
     for kind in ("data", "frontier", "batch"):
         assert report.save_figure(kind, ctx, tmp_path / f"{kind}.png").stat().st_size > 10_000
+
+
+def test_report_and_plot_mark_the_recommendation_of_delta_and_target(tmp_path):
+    """report and plot had no --delta or --target (a hostile round): the marked recommendation
+    is now the one `recommend` gives with them, and the frontier's iso-lines use that delta;
+    either without a budget is one usage error."""
+    from advisor import Budget, recommend
+
+    ctx = report.load_context("bro/humanoid-stand", budget=Budget(total=1e17, delta=5e10))
+    want = recommend(Budget(total=1e17, delta=5e10), fit="bro/humanoid-stand")
+    assert ctx.rec == want and ctx.rec.delta == 5e10
+    ctx = report.load_context("bro/humanoid-stand", budget=Budget(compute=1e17), target=600)
+    assert ctx.rec.target == 600
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["report", "bro/humanoid-stand", "--compute", "1e17",
+                                    "--target", "600", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert re.search(r"Recommended</b> for compute 1e\+17 FLOPs:[^<]*target 600;",
+                     out.read_text())
+    res = CliRunner().invoke(main, ["plot", "frontier", "bro/humanoid-stand", "--total", "1e17",
+                                    "--delta", "5e10", "-o", str(tmp_path / "f.png")])
+    assert res.exit_code == 0 and (tmp_path / "f.png").stat().st_size > 10_000
+    for bad in (["--target", "600"], ["--compute", "1e17", "--delta", "5e10"]):
+        res = CliRunner().invoke(main, ["plot", "frontier", "bro/humanoid-stand", *bad, "-o",
+                                        str(tmp_path / "g.png")])
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output

@@ -68,8 +68,8 @@ class LazyCompiled:
     `minutes` pole), its critic (2M groups) and its actor (M) share one compile per shape of
     the other dims instead of one each. For the LayerNorm regions and AdamW steps of a
     population of 12 with spans of 12, 8 and 4 on this CPU: 11 graphs and 23 s of compiling
-    against 37 and 56 s (benchmarks/compile_count.py). Where that compile fails, the static one is tried before
-    eager."""
+    against 37 and 56 s (benchmarks/compile_count.py). Where that compile fails, the static
+    one is tried before eager."""
 
     def __init__(self, fn, what: str, dynamic_members: bool = True):
         self.fn, self.what = fn, what
