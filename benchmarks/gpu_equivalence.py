@@ -9,8 +9,11 @@ initial values (the scale the difference should be small against).
            buffer AdamW), 50 updates                                           <= 1e-9
   float32  fused update in a CUDA graph vs eager, 50 updates                   <= 1e-6
   float64  rounds of updates on spans of members (utds 1, 2, 4, 4), each span in
-           its own CUDA graph, vs the whole population masked, eager, 40 updates  <= 1e-9
-  float64  torch.compile'd update in a CUDA graph vs eager, 20 updates         <= 1e-9
+           its own CUDA graph, vs the whole population masked, eager, 40 updates  <= 1e-9;
+           again with compiled regions (the members' dim a symbol: one compile for
+           every span)                                                          <= 1e-9
+  float64  torch.compile'd update in a CUDA graph vs eager, 20 updates
+           (--skip-compile skips it: about a minute to compile)                <= 1e-9
   float64  compiled regions and AdamW steps (`--compile regions`) in a CUDA
            graph vs eager, 20 updates                                          <= 1e-9
   float32  two populations graphed and updated in two threads at once, each on
@@ -168,13 +171,15 @@ def eval_background_check(dev) -> bool:
     return same
 
 
-def spans_check(population, dev, m: int, b: int) -> bool:
+def spans_check(population, dev, m: int, b: int, regions: bool = False) -> bool:
     """Rounds of updates on spans of members (utds 1, 2, 4, 4: the trainer's TrainConfig.spans),
     each span a population of views with its CUDA graph, vs the whole population with the
-    other members masked out, eager; float64, 40 updates."""
+    other members masked out, eager; float64, 40 updates. `regions`: the spans with compiled
+    LayerNorm regions, whose compiled code takes the members' dim as a symbol."""
     utds = torch.tensor([1.0, 2.0, 4.0, 4.0][:m], device=dev)
+    t = time.perf_counter()
     with float64():
-        whole, parts = population(), population()
+        whole, parts = population(), population(regions=regions)
         init64 = snapshot(whole)
         graphs: dict[tuple[int, int], GraphedUpdate] = {}
         for it, (batch, noise, _) in enumerate(inputs(m, b, 40, dev, seed=5)):
@@ -188,9 +193,11 @@ def spans_check(population, dev, m: int, b: int) -> bool:
                 graphs[lo, hi] = GraphedUpdate(part, *args)
             graphs[lo, hi](*args)
     captured = all(g.graph is not None for g in graphs.values())
-    print(f"      spans {sorted(graphs)}, CUDA graphs captured: {captured}", flush=True)
-    same = report("float64: rounds on spans of members (own graphs) vs the whole population "
-                  "masked, eager, 40 updates", snapshot(parts), snapshot(whole), init64, 1e-9)
+    print(f"      spans {sorted(graphs)}, CUDA graphs captured: {captured}; "
+          f"{time.perf_counter() - t:.1f} s", flush=True)
+    same = report(f"float64: rounds on spans of members (own graphs{', compiled regions' * regions}"
+                  ") vs the whole population masked, eager, 40 updates", snapshot(parts),
+                  snapshot(whole), init64, 1e-9)
     return same and (captured or dev.type != "cuda")
 
 
@@ -257,31 +264,32 @@ def main() -> int:
                  snapshot(pop), init, 1e-6)
     ok &= captured or dev.type != "cuda"
     ok &= spans_check(population, dev, m, b)
+    ok &= spans_check(population, dev, m, b, regions=True)
 
+    with float64():
+        eager = population()
+        init64 = snapshot(eager)
+        for batch, noise, mask in inputs(m, b, 20, dev):
+            eager.update(batch, noise, mask)
+    # 4, 5. compiled regions + AdamW steps (seconds to compile), and the compiled update
+    # (about a minute; not with --skip-compile), each in a CUDA graph on a GPU, vs eager
+    compiled = [("compiled regions + AdamW", {"regions": True})]
     if not args.skip_compile:
+        compiled.append(("compiled update", {"compiled": True}))
+    for label, kw in compiled:
         with float64():
-            eager = population()
-            init64 = snapshot(eager)
+            fast, graphed = population(**kw), None
+            t = time.perf_counter()
             for batch, noise, mask in inputs(m, b, 20, dev):
-                eager.update(batch, noise, mask)
-        # 4, 5. the compiled update, and compiled regions + AdamW steps (seconds to compile),
-        # each in a CUDA graph on a GPU, vs eager (float64)
-        for label, kw in (("compiled update", {"compiled": True}),
-                          ("compiled regions + AdamW", {"regions": True})):
-            with float64():
-                fast, graphed = population(**kw), None
-                t = time.perf_counter()
-                for batch, noise, mask in inputs(m, b, 20, dev):
-                    graphed = graphed or GraphedUpdate(fast, batch, noise, mask)
-                    graphed(batch, noise, mask)
-            print(f"      {label}: compile + capture + 20 updates {time.perf_counter() - t:.1f} "
-                  f"s; CUDA graph captured: {graphed.graph is not None}", flush=True)
-            ok &= report(f"float64: {label} (CUDA graph) vs eager, 20 updates",
-                         snapshot(fast), snapshot(eager), init64, 1e-9)
+                graphed = graphed or GraphedUpdate(fast, batch, noise, mask)
+                graphed(batch, noise, mask)
+        print(f"      {label}: compile + capture + 20 updates {time.perf_counter() - t:.1f} "
+              f"s; CUDA graph captured: {graphed.graph is not None}", flush=True)
+        ok &= report(f"float64: {label} (CUDA graph) vs eager, 20 updates",
+                     snapshot(fast), snapshot(eager), init64, 1e-9)
     # 6. populations as threads: capture and replay on their own streams at the same time
     ok &= threads_check(population, dev)
-    if not args.skip_compile:
-        ok &= threads_check(population, dev, regions=True)
+    ok &= threads_check(population, dev, regions=True)
     # 7. evaluation in the background (trainer level)
     ok &= eval_background_check(dev)
     print("equivalence: " + ("all checks passed" if ok else "FAILED"), flush=True)

@@ -799,12 +799,14 @@ def _unfit_checkpoint(arrays: dict, meta: dict, pop: Population, replays: dict,
 
 def stream_seed(cfg: TrainConfig) -> int:
     """The seed of a population's device generator (replay indices, update and action noise):
-    from its name and its members' seeds, so that populations of one calibration draw apart
-    (seeded with the sum of the seeds, the minutes preset's w64 and w256 populations, seeds
-    0-7 each and the same shapes, drew the same replay indices and noise). A member's draws
-    still depend on its population: one stream serves all members (a stream per member would
-    cost a kernel per member and draw)."""
-    text = json.dumps([cfg.name, [int(s) for s in cfg.seeds]])
+    from its members (seeds, utds, batch sizes) and width, so that the populations of one
+    calibration draw apart (seeded with the sum of the seeds, the minutes preset's w64 and
+    w256 populations, seeds 0-7 each and the same shapes, drew the same replay indices and
+    noise), while one configuration run two ways (another name, spans, vector env or
+    evaluation thread) draws alike. A member's draws still depend on its population: one
+    stream serves all members (a stream per member would cost a kernel per member and draw)."""
+    text = json.dumps([[int(s) for s in cfg.seeds], [float(u) for u in cfg.utds], cfg.width,
+                       cfg.batch_size, cfg.batch_sizes and [int(b) for b in cfg.batch_sizes]])
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:7], "big")
 
 
