@@ -327,6 +327,8 @@ def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: s
         ("width", f"{rec.width}  ({rec.params:.4g} critic params; optimum {opt.params:.3g})"),
         ("batch_size", f"{rec.batch_size}  (B~ = {opt.batch_size:.1f} at the optimum)"),
         ("learning_rate", f"{rec.learning_rate:g}"),
+        ("learning_starts", f"{rec.random_steps:,}  (random env steps first, as in the fit's runs)"
+         if rec.random_steps is not None else "not recorded by the fit (its runs' random steps)"),
         ("predicted data", f"{rec.predicted_data:.4g} env steps"
          + (f"  [{100 * iv.level:g}% interval: {iv.low:.4g} - {iv.high:.4g}]" if iv else "")),
         ("predicted compute", f"{rec.predicted_compute:.4g} FLOPs"),
