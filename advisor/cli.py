@@ -221,14 +221,18 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic):
     click.echo(text)
     if fmt in ("table", "args", "zoo"):
         warn_lines(rec.warnings)
+    trained = env_id
+    if fmt == "args" and env_id is None:  # CleanRL's script trains its own default env
+        from advisor.integrations.cleanrl import CLEANRL_ENV
+
+        trained = CLEANRL_ENV
+        note_lines([f"no --env: CleanRL's script trains its own default --env-id, {trained} "
+                    "(sac_continuous_action.py); give --env ENV_ID for another"])
     if fmt in ("args", "zoo"):
         note_lines([client_note(rec, fmt, critic=critic or "bronet", fit=fit_id,
-                                input_dim=_input_dim(env_id)), *_zoo_protocol(rec, fmt)])
-    if env_id is not None:
-        note_lines(other_task_note(rec.fit, env_id))
-    elif fmt == "args":
-        note_lines(["no --env: CleanRL's script trains its own default --env-id (Hopper-v4 in "
-                    f"sac_continuous_action.py), not {rec.fit}'s task; give --env ENV_ID"])
+                                input_dim=_input_dim(trained)), *_zoo_protocol(rec, fmt)])
+    if trained is not None:
+        note_lines(other_task_note(rec.fit, trained))
 
 
 def other_task_note(fit_id: str, env_id: str) -> list[str]:
@@ -262,10 +266,9 @@ def _zoo_protocol(rec, fmt: str) -> list[str]:
     is part of its client note)."""
     if fmt != "zoo":
         return []
-    from advisor.integrations.sb3 import protocol_note
+    from advisor.integrations.sb3 import protocol_notes
 
-    note = protocol_note(rec, "SB3", 100)
-    return [note] if note else []
+    return protocol_notes(rec)
 
 
 def note_lines(lines) -> None:
@@ -429,7 +432,8 @@ def show(fit_id):
         f"batch size:   {bs.kind} ({bs.source}): a_B={bs.a_b:.4g} alpha_B={bs.alpha_b:.3g} "
         f"b_B={bs.b_b:.3g} beta_B={bs.beta_b:.3g}",
         f"protocol:     learning rate {m.learning_rate:g}; "
-        + (f"{m.random_steps:,} random env steps before learning (learning_starts)"
+        + (f"{m.random_steps:,} random env step{'s' * (m.random_steps != 1)} before learning "
+           "(learning_starts)"
            if m.random_steps is not None else "random env steps before learning not recorded"),
         f"accuracy:     mean relative error of D_J: in-sample {100 * g.in_sample:.1f}%, "
         f"leave-one-config-out {100 * g.leave_one_config_out:.1f}% over {g.n_points} points, "
@@ -493,7 +497,9 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     yaml/json: one entry per budget with `hyperparameters` that Stable-Baselines3 takes as
       SAC(entry["policy"], env, **entry["hyperparameters"]) (a plain MLP critic: MlpPolicy),
       n_timesteps, utd, width, params, the predictions, extrapolated, warnings and `critic`
-      (what that critic lacks of the fit's BroNet). Budgets the fit cannot meet carry `error`
+      (what that critic lacks of the fit's BroNet) and `notes` (learning_starts where the fit
+      does not record its runs' random steps; a run longer than SB3's 1e6-transition
+      replay), each note also once on stderr. Budgets the fit cannot meet carry `error`
       and a warning on stderr (none met: exit 2); a fit whose critic SB3 cannot build
       (SimbaV2) gives policy null, so that SAC fails rather than build another critic.
     zoo: rl-zoo files are keyed by env id, so each budget needs its own file: with one budget
@@ -556,6 +562,8 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     if sb3_error is not None:
         warn_lines([f"SB3 cannot build {fit.id}'s critic, so the entries carry policy null: "
                     f"{sb3_error}"])
+    notes = {n: None for row in rows for n in row.get("notes", [])}  # once each, in order
+    note_lines([f"{n} (entry `notes`)" for n in notes])
     if fmt == "json":
         click.echo(json.dumps({"fit": fit.id, "kind": budget_kind, "budgets": rows}, indent=2))
         return
@@ -581,7 +589,7 @@ def _entry_key(kind: str, value: float) -> str:
 def _export_entry(rec, fit) -> dict:
     """One export entry: SB3 hyperparameters (MlpPolicy), then what the advisor predicts."""
     from advisor.integrations.critic import critic_match
-    from advisor.integrations.sb3 import sac_kwargs, total_timesteps
+    from advisor.integrations.sb3 import protocol_notes, sac_kwargs, total_timesteps
 
     try:
         hyper, critic = sac_kwargs(rec, fit=fit), critic_match(rec, "mlp", fit=fit).note
@@ -598,7 +606,8 @@ def _export_entry(rec, fit) -> dict:
             "predicted_compute": rec.predicted_compute,
             "interval": None if iv is None else iv.model_dump(),
             "within_budget": rec.within_budget, "extrapolated": rec.extrapolated,
-            "warnings": list(rec.warnings), "critic": critic}
+            "warnings": list(rec.warnings), "critic": critic,
+            "notes": protocol_notes(rec)}
 
 
 def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=None) -> None:

@@ -311,6 +311,10 @@ class FitFile(_Strict):
         for k, draw in enumerate(self.bootstrap.draws):
             if len(draw) != n:
                 raise ValueError(f"bootstrap draw {k} has {len(draw)} thresholds, expected {n}")
+        horizon = self.domain.horizon
+        if self.random_steps is not None and horizon is not None and self.random_steps >= horizon:
+            raise ValueError(f"random_steps {self.random_steps} must be below the runs' length "
+                             f"(domain.horizon {horizon:g} env steps): runs that never learn")
         _check_meaning(self)
         return self
 

@@ -580,6 +580,11 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         f"{factor:.3g} ({interval.low:.3g}-"
                         f"{interval.high:.3g} env steps): this far from the fitted runs the "
                         "predicted data says little; run a configuration inside the fitted range")
+    starts = f.model.random_steps
+    if starts is not None and starts >= data_r:
+        warnings.append(f"the fit's runs take {starts:,} random env steps before learning, as "
+                        f"many as the predicted data ({data_r:.4g} env steps): a run with "
+                        "learning_starts this high never updates")
     if f.model.prediction_interval is None:
         warnings.append(f"{f.id} carries no calibrated prediction interval (schema version "
                         f"{f.model.schema_version}); the interval is the bootstrap spread of the "

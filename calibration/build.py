@@ -133,7 +133,7 @@ def build_fit(
                                delta=delta, input_dim=input_dim, name=name, prior=prior,
                                random_steps=random_steps)
     if random_steps is None:
-        random_steps = RANDOM_STEPS.get(archive.name)
+        random_steps = RANDOM_STEPS.get(_sha256(archive))
     runs = read_runs(archive, env=env)
     layout = runs[0].layout
     if name and name != env:
@@ -318,14 +318,16 @@ def fit_command(archive: str | Path, algorithm: str, env: str, output: str | Pat
         parts += ["--delta", repr(float(delta))]
     if input_dim is not None:
         parts += ["--input-dim", str(input_dim)]
+    # in the order `advisor fit` declares its options (recorded_command's): rerunning a
+    # recorded command writes the same file
+    if created:
+        parts += ["--created", shlex.quote(created)]
     if name is not None and name != env:
         parts += ["--name", shlex.quote(name)]
     for p in priors:
         parts += ["--prior", shlex.quote(p)]
-    if random_steps is not None and random_steps != RANDOM_STEPS.get(Path(archive).name):
+    if random_steps is not None and random_steps != RANDOM_STEPS.get(_sha256(archive)):
         parts += ["--random-steps", str(random_steps)]
-    if created:
-        parts += ["--created", shlex.quote(created)]
     return " ".join(parts)
 
 
@@ -345,6 +347,11 @@ def make_fit_file(
     if not np.isfinite(table.data).any():
         raise BuildError(f"no run on {table.env} reaches any threshold in {targets[0]:.4g}-"
                          f"{targets[-1]:.4g}: there is nothing to fit")
+    if random_steps is not None and np.max(table.horizon) > 0 and (
+            random_steps >= np.max(table.horizon)):
+        raise BuildError(f"random steps {random_steps} are at least the runs' length "
+                         f"({np.max(table.horizon):g} env steps): give the env steps of random "
+                         "actions before learning, fewer than the runs took")
     with one_blas_thread():  # hundreds of small least-squares problems: faster on one thread
         if prior is None:
             laws = fit_laws(table, method)

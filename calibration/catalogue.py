@@ -34,9 +34,10 @@ PUBLISHED_BATCH = {
 }
 
 #: Env steps of uniformly random actions before the first update in an archive's runs, where
-#: known (an RL client's learning_starts; fit files record it): paper A's BRO setup takes
-#: 2,500 (reference.md). The older DMC BRO runs and SimbaV2's do not say.
-RANDOM_STEPS = {"fitted_bs.zip": 2_500}
+#: known (an RL client's learning_starts; fit files record it), by the archive's sha256 (its
+#: contents, whatever its file name): paper A's BRO runs, fitted_bs.zip, take 2,500
+#: (reference.md). The older DMC BRO runs and SimbaV2's do not say.
+RANDOM_STEPS = {"c5f87a675d83d71837835a4111d3c2e5cc0e4256c2b58828df791a8288696bbe": 2_500}
 
 #: delta, FLOPs per env step (paper A Table 2; DMC tasks of the BRO data use 1e11).
 DELTA = {"h1-crawl-v0": 2e12, "h1-pole-v0": 5e11, "h1-stand-v0": 5e11, "humanoid-stand": 5e10}

@@ -343,7 +343,8 @@ def _budget_options(f):
                           "(needs a budget option).")(f)
     f = click.option("--delta", type=float,
                      help="FLOPs per env step of the --total budget (default: the fit's), "
-                          "as recommend --delta; also the frontier's iso-total lines.")(f)
+                          "as recommend --delta; the frontier's iso-total lines use it, and "
+                          "one of them is that budget.")(f)
     f = click.option("--total", type=float,
                      help="Mark the recommendation for this total budget.")(f)
     f = click.option("--data", type=float, help="Mark the recommendation for this data budget.")(f)

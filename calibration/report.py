@@ -250,6 +250,11 @@ def figure_frontier(ctx: Context):
             axes[1].plot(cs[ok], d[ok], color="gray", lw=0.8, ls="--")
             axes[1].annotate(f"C+δD={total:.2g}", (p.compute, p.data * 1.15), fontsize=7,
                              color="gray")
+    if frontier and ctx.budget is not None and ctx.budget.total is not None:
+        cs = np.geomspace(min(all_c) / 3, max(all_c) * 3, 200)
+        d = (ctx.budget.total - cs) / delta
+        axes[1].plot(cs[d > 0], d[d > 0], color="black", lw=1.0, ls="--",
+                     label=f"your budget C+δD={ctx.budget.total:.2g}")
     if ctx.rec is not None:
         r = ctx.rec
         axes[0].plot(r.params, r.utd, "k*", ms=14, label="recommended")

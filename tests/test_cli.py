@@ -161,7 +161,12 @@ def test_cleanrl_flags_without_env_say_which_env_cleanrl_trains():
     fit's task: a note says so (with --env there is none of it)."""
     res = run("recommend", "--compute", "1e17", "--format", "args")
     assert res.exit_code == 0 and "--env-id" not in res.stdout
-    assert "note: no --env: CleanRL's script trains its own default --env-id" in res.stderr
+    assert "note: no --env: CleanRL's script trains its own default --env-id, Hopper-v4" in (
+        res.stderr)
+    assert "a fit of another task than Hopper-v4" in res.stderr  # h1-crawl's numbers
+    res = run("recommend", "--fit", "bro-torch/Hopper-v5", "--data", "1e4", "--target", "150",
+              "--format", "args")
+    assert res.exit_code == 0 and "another task" not in res.stderr  # Hopper, v4 or v5
     res = run("recommend", "--fit", "bro/h1-crawl-v0", "--compute", "1e17", "--format", "args",
               "--env", "h1-crawl-v0")
     assert res.exit_code == 0 and "no --env" not in res.stderr

@@ -402,8 +402,7 @@ def test_learning_starts_follow_the_fits_runs_or_a_note_says_they_do_not(pendulu
     assert rec.random_steps == 50 and sb3.sac_kwargs(rec, fit=pendulum_fit)["learning_starts"] == 50
     assert yaml.safe_load(zoo.zoo_yaml(rec, ENV, fit=pendulum_fit))[ENV]["learning_starts"] == 50
     assert cleanrl.cleanrl_flags(rec)[-2:] == ["--learning-starts", "50"]
-    assert "learning_starts" not in cleanrl.cleanrl_note(rec) and sb3.protocol_note(rec, "SB3",
-                                                                                    100) is None
+    assert "learning_starts" not in cleanrl.cleanrl_note(rec) and sb3.protocol_notes(rec) == []
     unrecorded = tmp_path / "unrecorded.json"
     write_fit_file(read_fit_file(pendulum_fit).model_copy(update=dict(random_steps=None)),
                    unrecorded)
@@ -419,7 +418,13 @@ def test_learning_starts_follow_the_fits_runs_or_a_note_says_they_do_not(pendulu
     assert res.exit_code == 0 and "note: learning_starts stays at SB3's default 100" in res.stderr
     long = advisor.recommend(advisor.Budget(data=2e6), fit="bro/h1-crawl-v0")
     assert sb3.total_timesteps(long) > 1_000_000
-    assert "keeps the last 1,000,000 of the" in sb3.protocol_note(long, "SB3", 100)
+    (note,) = sb3.protocol_notes(long)
+    assert note == (f"SB3's replay buffer keeps the last 1,000,000 of the "
+                    f"{sb3.total_timesteps(long):,} transitions (buffer_size "
+                    f"{sb3.total_timesteps(long)} keeps them all)")
+    steps = cleanrl.cleanrl_steps(long)
+    assert f"--buffer-size {steps} keeps them all" in cleanrl.cleanrl_note(long)
+    assert cleanrl.cleanrl_flags(long)[1] == str(steps)
 
 
 @pytest.mark.slow

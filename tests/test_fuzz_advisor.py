@@ -443,3 +443,34 @@ def test_ctrl_c_in_a_command_is_one_line_and_exit_130(monkeypatch):
     monkeypatch.setattr(sys.modules["advisor.recommend"], "recommend", interrupted)
     res = runner.invoke(main, ["recommend", "--compute", "1e17"])
     assert res.exit_code == 130 and res.output == "error: interrupted\n", repr(res.output)
+
+
+def test_random_steps_must_stay_below_the_runs_length_and_a_high_one_is_warned(tmp_path):
+    """A hostile round: random_steps of 5e6 for runs of 1e6 steps gave learning_starts above
+    n_timesteps (SB3 never updated) with no word. A fit file refuses random steps at or past
+    its horizon; one below it but at least the predicted data gets a warning."""
+    doc = _set(_doc(), "random_steps", 1_000_000)  # h1-crawl's runs are 1e6 steps long
+    with pytest.raises(FitFileError, match="random_steps 1000000 must be below the runs' length"):
+        read_fit_file(_write(tmp_path, doc))
+    path = str(_write(tmp_path, _set(_doc(), "random_steps", 900_000), "high.json"))
+    rec = advisor.recommend(advisor.Budget(compute=1e17), fit=path)
+    assert rec.predicted_data < 900_000
+    assert any("900,000 random env steps before learning" in w for w in rec.warnings)
+    assert not any("random env steps" in w
+                   for w in advisor.recommend(advisor.Budget(compute=1e17)).warnings)
+
+
+def test_clients_of_a_file_named_like_a_shipped_fit_ask_for_that_file(tmp_path):
+    """A fit file of your own with a shipped fit's id: sb3/zoo helpers looked the id up and used
+    the shipped fit's critic in silence (or raised a bare AssertionError); now one line asks
+    for fit=, and with it they work."""
+    from advisor.errors import UnknownFitError
+    from advisor.integrations import sb3
+
+    doc = _set(_doc("bro/cheetah-run"), "architecture.coefficients", [8.0, 2 * (60 + 115), 200.0])
+    path = _write(tmp_path, doc)
+    rec = advisor.recommend(advisor.Budget(data=5e5), fit=str(path))
+    for call in (lambda: sb3.sac_kwargs(rec), lambda: sb3.critic_match(rec, "mlp")):
+        with pytest.raises(UnknownFitError, match="made from another file with that id; pass"):
+            call()
+    assert sb3.sac_kwargs(rec, fit=str(path))["batch_size"] == rec.batch_size

@@ -142,3 +142,44 @@ def test_only_a_fit_not_made_from_the_archives_says_so(data_dir, tmp_path):
                                     "bro-torch/Hopper-v5"])
     assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
     assert "is shipped but not made from the published archives" in res.output
+
+
+@pytest.mark.parametrize("fit_id", ["bro/sweep-v2", "bro/h1-pole-v0"])
+def test_a_shipped_fits_recorded_command_writes_the_shipped_bytes(fit_id, data_dir, tmp_path,
+                                                                   monkeypatch):
+    """The command `regenerate` records (calibration.build.fit_command) is the one `advisor fit`
+    records: with --name (sweep-v2) it wrote --name before --created, so rerunning it changed
+    the file (a hostile round); fitted_bs.zip's random steps are recorded from its contents."""
+    import shlex
+
+    shipped = (_shipped_root() / f"{fit_id}.json").read_bytes()
+    words = shlex.split(json.loads(shipped)["provenance"]["command"])
+    assert words[2].startswith("../shared/data/")  # as recorded, beside a checkout
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "data").symlink_to(Path(data_dir).resolve())
+    (tmp_path / "checkout").mkdir()
+    monkeypatch.chdir(tmp_path / "checkout")
+    res = CliRunner().invoke(main, words[1:])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "checkout" / "fits" / f"{fit_id}.json").read_bytes() == shipped
+
+
+def test_random_steps_come_from_the_archives_contents_not_its_name(data_dir, tmp_path):
+    """fitted_bs.zip's runs take 2,500 random steps (reference.md): a copy under another name
+    records them too (it was keyed by file name), and --random-steps at or past the runs'
+    length is refused in one line."""
+    import shutil
+
+    renamed = tmp_path / "paper_a_runs.zip"
+    shutil.copy(data_dir / "fitted_bs.zip", renamed)
+    out = tmp_path / "f.json"
+    res = CliRunner().invoke(main, ["fit", str(renamed), "--algorithm", "bro", "--env",
+                                    "h1-pole-v0", "--n-boot", "0", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert doc["random_steps"] == 2500 and "--random-steps" not in doc["provenance"]["command"]
+    res = CliRunner().invoke(main, ["fit", str(renamed), "--algorithm", "bro", "--env",
+                                    "h1-pole-v0", "--n-boot", "0", "-o", str(out),
+                                    "--random-steps", "1500000"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "random steps 1500000 are at least the runs' length" in res.output

@@ -3,6 +3,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -152,6 +153,11 @@ def test_report_and_plot_mark_the_recommendation_of_delta_and_target(tmp_path):
     ctx = report.load_context("bro/humanoid-stand", budget=Budget(total=1e17, delta=5e10))
     want = recommend(Budget(total=1e17, delta=5e10), fit="bro/humanoid-stand")
     assert ctx.rec == want and ctx.rec.delta == 5e10
+    fig = report.figure_frontier(ctx)  # the iso-total line of the budget, at its delta
+    (line,) = [ln for ln in fig.axes[1].get_lines() if ln.get_label().startswith("your budget")]
+    c, d = line.get_data()
+    np.testing.assert_allclose(c + 5e10 * d, 1e17, rtol=1e-9)
+    report._plt().close(fig)
     ctx = report.load_context("bro/humanoid-stand", budget=Budget(compute=1e17), target=600)
     assert ctx.rec.target == 600
     out = tmp_path / "r.html"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from advisor.errors import AdvisorError
 from advisor.integrations.critic import CLEANRL_WIDTH, critic_match
-from advisor.integrations.sb3 import protocol_note
+from advisor.integrations.sb3 import protocol_notes
 from advisor.integrations.zoo import check_env_id
 
 if TYPE_CHECKING:
@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["NOT_EXPRESSIBLE", "SCRIPT", "cleanrl_flags", "cleanrl_note"]
 
 SCRIPT = "cleanrl/sac_continuous_action.py"
-#: Its Args.learning_starts (random steps before learning) by default.
+#: Its Args.learning_starts (random steps before learning) and Args.env_id by default.
 CLEANRL_LEARNING_STARTS = 5_000
+CLEANRL_ENV = "Hopper-v4"
 NOT_EXPRESSIBLE = (
     "utd (one critic update per env step, utd 1, no flag) and the critic "
     f"(a hard-coded {CLEANRL_WIDTH}-{CLEANRL_WIDTH} MLP with a scalar head, no width flag)")
@@ -45,12 +46,16 @@ def cleanrl_flags(rec: Recommendation, env_id: str | None = None) -> list[str]:
     if env_id is not None:
         flags += ["--env-id", check_env_id(env_id)]
     lr = f"{rec.learning_rate:g}"
-    steps = math.ceil(rec.predicted_data * (1 - 1e-12))
-    flags += ["--total-timesteps", str(steps), "--batch-size", str(rec.batch_size),
+    flags += ["--total-timesteps", str(cleanrl_steps(rec)), "--batch-size", str(rec.batch_size),
               "--q-lr", lr, "--policy-lr", lr]
     if rec.random_steps is not None:
         flags += ["--learning-starts", str(int(rec.random_steps))]
     return flags
+
+
+def cleanrl_steps(rec: Recommendation) -> int:
+    """--total-timesteps: the predicted data, rounded up."""
+    return math.ceil(rec.predicted_data * (1 - 1e-12))
 
 
 def cleanrl_note(rec: Recommendation, *, fit: Fit | str | None = None,
@@ -76,9 +81,10 @@ def cleanrl_note(rec: Recommendation, *, fit: Fit | str | None = None,
                    f"{_percent(m.share)} of the fit's")
     except AdvisorError:  # a fit that is not a BroNet, or not at hand: the words suffice
         pass
-    protocol = protocol_note(rec, "CleanRL", CLEANRL_LEARNING_STARTS)
+    protocol = protocol_notes(rec, "CleanRL", CLEANRL_LEARNING_STARTS, steps=cleanrl_steps(rec),
+                              buffer_option="--buffer-size")
     return (f"CleanRL's sac_continuous_action.py: {utd}; {critic}; edit the script to follow "
-            "them" + (f"; {protocol}" if protocol else ""))
+            "them" + "".join(f"; {p}" for p in protocol))
 
 
 def _percent(share: float) -> str:

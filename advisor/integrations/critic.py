@@ -14,6 +14,7 @@ client here builds the quantile head: `CriticMatch` says exactly how many parame
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -93,6 +94,12 @@ def fit_of(rec: Recommendation, fit: Fit | str | None = None) -> Fit:
     if f.id != rec.fit:
         raise ExportError(f"the recommendation comes from fit {rec.fit}, not {f.id}: pass the "
                           "fit it was made with")
+    if not math.isclose(float(f.params(rec.width)), rec.params, rel_tol=1e-9):
+        # another file with this id (your own fit named like a shipped one): not its critic
+        raise UnknownFitError(f"the recommendation's critic ({rec.params:.6g} params at width "
+                              f"{rec.width}) is not fit {f.id}'s as installed "
+                              f"({float(f.params(rec.width)):.6g}): it was made from another file "
+                              "with that id; pass fit= (the Fit or the file recommend() used)")
     return f
 
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from advisor.recommend import Recommendation
 
 __all__ = ["ACTOR_NET_ARCH", "BRONET_POLICY", "CriticMatch", "critic_match", "learning_starts",
-           "policy_kwargs", "protocol_note", "sac_kwargs", "sac_policy", "total_timesteps"]
+           "policy_kwargs", "protocol_notes", "sac_kwargs", "sac_policy", "total_timesteps"]
 
 #: SB3's default actor (the fits do not describe the actor).
 ACTOR_NET_ARCH = [256, 256]
@@ -102,20 +102,21 @@ def learning_starts(rec: Recommendation) -> dict[str, int]:
 CLIENT_BUFFER = 1_000_000
 
 
-def protocol_note(rec: Recommendation, client: str, default_starts: int) -> str | None:
-    """What of the fit's runs the client's defaults leave different, or None: learning_starts
-    where the fit does not record its random steps, and a replay capacity below the run's
-    length (SB3 and CleanRL keep the last 1e6 transitions; this project's learner keeps every
-    one)."""
-    parts = []
+def protocol_notes(rec: Recommendation, client: str = "SB3", default_starts: int = 100, *,
+                   steps: int | None = None, buffer_option: str = "buffer_size") -> list[str]:
+    """What of the fit's runs the client's defaults leave different: learning_starts where the
+    fit does not record its random steps, and a replay capacity below the run's length (SB3
+    and CleanRL keep the last 1e6 transitions; this project's learner keeps every one).
+    `steps`: the env steps the client runs (default SB3's, total_timesteps(rec))."""
+    notes = []
     if rec.random_steps is None:
-        parts.append(f"learning_starts stays at {client}'s default {default_starts:,} (the fit "
+        notes.append(f"learning_starts stays at {client}'s default {default_starts:,} (the fit "
                      "does not record how many random steps its runs took first)")
-    steps = total_timesteps(rec)
+    steps = total_timesteps(rec) if steps is None else steps
     if steps > CLIENT_BUFFER:
-        parts.append(f"{client}'s replay buffer keeps the last {CLIENT_BUFFER:,} of the "
-                     f"{steps:,} transitions (buffer_size; set it to {steps} to keep them all)")
-    return "; ".join(parts) or None
+        notes.append(f"{client}'s replay buffer keeps the last {CLIENT_BUFFER:,} of the "
+                     f"{steps:,} transitions ({buffer_option} {steps} keeps them all)")
+    return notes
 
 
 def sac_policy(critic: str = "mlp"):

@@ -32,7 +32,7 @@ from advisor.integrations.sb3 import (
     critic_match,
     learning_starts,
     policy_kwargs,
-    protocol_note,
+    protocol_notes,
     total_timesteps,
 )
 
@@ -172,6 +172,6 @@ def zoo_yaml(rec: Recommendation, env_id: str, *, critic: str = "bronet",
           f"train_freq); width {rec.width}; params {rec.params:.4g}"),
         c(match.note),
         c(f"extrapolated: {'true' if rec.extrapolated else 'false'}"),
-    ] + [c(f"note: {n}") for n in [protocol_note(rec, "SB3", 100)] if n] + [
+    ] + [c(f"note: {n}") for n in protocol_notes(rec)] + [
         c(f"warning: {w}") for w in rec.warnings]
     return "\n".join(lines + _yaml.dump(entry)) + "\n"
