@@ -95,11 +95,8 @@ class LazyCompiled:
                 try:
                     if self._mode != "members":
                         return self._compiled(*args)
-                    _mark_members(args)
-                    # only the marked dims: no dim turns symbolic on a recompile (a width or a
-                    # batch size would, and a LayerNorm over a symbolic width is slower)
-                    with torch._dynamo.config.patch(automatic_dynamic_shapes=False):
-                        return self._compiled(*args)
+                    _mark_members(args)  # (allow_recompiles: no other dim turns symbolic)
+                    return self._compiled(*args)
                 except Exception as exc:  # eager is slower, never wrong
                     if self._mode == "members":
                         self._compile("static")
@@ -126,7 +123,10 @@ def allow_recompiles(limit: int = 256, total: int = 2048) -> None:
     than dynamo's default limit of 8 per function, past which it would run eagerly with a
     warning (a compiled region, nets.norm, sees about ten shapes per population: critic and
     actor, with and without gradients, acting; six populations in one process reach 60).
-    Dynamo's settings are per thread: called in each thread that calls compiled code."""
+    And no automatic dynamic shapes: a dim that changes between calls gets a compile of its
+    own, not a symbol (only LazyCompiled's marked members' dim is one; a symbolic width or
+    batch size would make slower kernels: a LayerNorm over a symbolic width). Dynamo's
+    settings are per thread: called in each thread that calls compiled code."""
     if getattr(_LIMITS_RAISED, "done", False):
         return
     _LIMITS_RAISED.done = True
@@ -136,6 +136,8 @@ def allow_recompiles(limit: int = 256, total: int = 2048) -> None:
         for name in names:  # the names changed across versions
             if hasattr(config, name) and getattr(config, name) < value:
                 setattr(config, name, value)
+    if hasattr(config, "automatic_dynamic_shapes"):
+        config.automatic_dynamic_shapes = False
 
 
 COMPILED_LOSS = LazyCompiled(loss_and_grad, "the fused quantile-Huber loss")
