@@ -132,9 +132,9 @@ def build_fit(
                                created=created, command=command, target_range=target_range,
                                delta=delta, input_dim=input_dim, name=name, prior=prior,
                                random_steps=random_steps)
+    runs = read_runs(archive, env=env)  # refuses what is not an archive (a FIFO) unread
     if random_steps is None:
         random_steps = RANDOM_STEPS.get(_sha256(archive))
-    runs = read_runs(archive, env=env)
     layout = runs[0].layout
     if name and name != env:
         notes.append(f"runs of env {env!r} in {archive.name}")
