@@ -232,11 +232,14 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic):
         note_lines([client_note(rec, fmt, critic=critic or "bronet", fit=fit_id,
                                 input_dim=_input_dim(trained)), *_zoo_protocol(rec, fmt)])
     if trained is not None:
-        note_lines(other_task_note(rec.fit, trained))
+        note_lines(other_task_note(rec.fit, trained, "--env only names the env in the output"
+                                   if env_id is not None else "CleanRL's default env"))
 
 
-def other_task_note(fit_id: str, env_id: str) -> list[str]:
-    """A note when --env names another task than the fit's: --env only keys the output."""
+def other_task_note(fit_id: str, env_id: str, how: str = "--env only names the env in the "
+                    "output") -> list[str]:
+    """A note when --env (or the client's default env) names another task than the fit's: the
+    env only keys the output."""
     import re
 
     def task(name: str) -> str:  # dm_control/cheetah-run-v0 and cheetah-run alike
@@ -244,8 +247,8 @@ def other_task_note(fit_id: str, env_id: str) -> list[str]:
 
     if task(fit_id) == task(env_id):
         return []
-    return [f"the numbers are {fit_id}'s, a fit of another task than {env_id} (--env only "
-            "names the env in the output): they carry over as far as the tasks are alike; "
+    return [f"the numbers are {fit_id}'s, a fit of another task than {env_id} ({how}): "
+            "they carry over as far as the tasks are alike; "
             f"`advisor fits` lists the others, `advisor calibrate --env {env_id}` makes one"]
 
 
