@@ -8,7 +8,8 @@
 # masked (no spans of members: the comparison for TrainConfig.spans), ":nopack" to train a
 # population per (width, batch size) instead of one per width (the grid's pack_batch_sizes
 # off: stage 1 as 6 populations), ":evalbg" to run evaluation episodes in a thread beside
-# training (TrainConfig.eval_background); modes combine ("loky+mps:regions:nospans"). LIMIT (90) seconds each. Raw output in $OUT.
+# training (TrainConfig.eval_background), ":bf16" to train on bf16 weight copies
+# (TrainConfig.bf16); modes combine ("loky+mps:regions:nospans"). LIMIT (90) seconds each. Raw output in $OUT.
 # Usage on the device machine, from the repository root: bash benchmarks/gpu_backends.sh
 set -uo pipefail
 OUT="${OUT:-/tmp}"
@@ -26,6 +27,7 @@ for entry in ${BACKENDS:-threads loky loky+mps}; do
       nospans) flags="$flags --no-spans" ;;
       nopack) flags="$flags --no-pack" ;;
       evalbg) flags="$flags --eval-background" ;;
+      bf16) flags="$flags --bf16" ;;
       compile) flags="$flags --compile update" ;;
       *) flags="$flags --compile $mode" ;;
     esac

@@ -13,7 +13,7 @@
 #                BACKENDS (default "threads loky+mps"; add ":regions" or ":update" to
 #                compile, e.g. "threads:regions", ":nospans" or ":nopack" for the
 #                comparisons without spans or packing, ":evalbg" for evaluation beside
-#                training), LIMIT (90) seconds each
+#                training, ":bf16" for bf16 weight copies), LIMIT (90) seconds each
 #                (benchmarks/gpu_backends.sh);
 #   pick         the `minutes` cell PICK_CELL ("24 128 240": a stage-2 population, Hopper's
 #                sizes; "48 128 256" for stage 1) eager, compiled regions and the compiled
@@ -23,7 +23,8 @@
 #                at least 10% less than eager (unless MINUTES_COMPILE is set); $OUT/pick.json;
 #   minutes      the whole `minutes` preset on ENV_ID (Hopper-v5) with MINUTES_BACKEND
 #                (loky+mps) and MINUTES_COMPILE (none, regions or update), evaluation in a
-#                thread beside training if MINUTES_EVALBG=1, in the time left
+#                thread beside training if MINUTES_EVALBG=1, on bf16 weight copies if
+#                MINUTES_BF16=1, in the time left
 #                (goal <= 8 min; >= 10,000 member-updates/s over a stage); its out-dir comes back as
 #                $OUT/minutes-out.tgz (resumable) and the fit file as $OUT/bro-torch-*.json;
 #                MINUTES_RESUME=path/to/minutes-out.tgz (carried from an earlier call) resumes
@@ -119,7 +120,8 @@ if want minutes; then
   fi
   timeout "$t" "$PY" benchmarks/minutes_stage.py --all --env "$ENV_ID" --out "$run" \
       --backend "$mb" --compile "${MINUTES_COMPILE:-none}" \
-      ${MINUTES_EVALBG:+--eval-background} 2>&1 | tee "$OUT/minutes.txt" \
+      ${MINUTES_EVALBG:+--eval-background} ${MINUTES_BF16:+--bf16} 2>&1 \
+      | tee "$OUT/minutes.txt" \
       || fail "minutes preset" $?
   [ -n "$mps" ] && mps_stop
   # Without population checkpoints (tens of MB each: over what a call brings back).

@@ -29,6 +29,8 @@ gone), so "pop ref" isolates the loss. Prints device, versions, both sides of ea
 (member-updates/s of the variant and of the sequential loop). Each cell runs about --seconds.
 
   python benchmarks/learner_throughput.py                       # GPU defaults
+  python benchmarks/learner_throughput.py --members 16 --widths 512 --bf16 --compile \
+      --variants "fused+graph" "regions+graph"                   # bf16 weight copies
   python benchmarks/learner_throughput.py --device cpu --members 1 4 16 --widths 64 \
       --quantiles 25 --batch-size 64 --actor-width 64 --compile 16x64
 """
@@ -134,7 +136,12 @@ def main() -> None:
                     help="MxWIDTH cells to also measure with torch.compile")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--amp", action="store_true", help="bf16 autocast in the population variants")
+    precision = ap.add_mutually_exclusive_group()
+    precision.add_argument("--amp", action="store_true",
+                           help="bf16 autocast in the population variants")
+    precision.add_argument("--bf16", action="store_true",
+                           help="bf16 weight copies and activations in the population variants "
+                                "(Population.bf16: float32 parameters and moments)")
     ap.add_argument("--json", help="also write the rates to this file: {'MxWIDTH': {variant: "
                                    "member-updates/s}, 'MxWIDTH setup_s': {variant: seconds}} "
                                    "(gpu_check.sh's pick part reads it)")
@@ -152,7 +159,9 @@ def main() -> None:
     print(f"device {name}; torch {torch.__version__}; python {platform.python_version()}; "
           f"batch {args.batch_size}; quantiles {args.quantiles}; actor width {args.actor_width}; "
           f"obs {args.obs_act[0]}, act {args.obs_act[1]}; "
-          f"TF32 on; population variants {'bf16 autocast' if args.amp else 'fp32'}", flush=True)
+          f"TF32 on; population variants "
+          f"{'bf16 autocast' if args.amp else 'bf16 weight copies' if args.bf16 else 'fp32'}",
+          flush=True)
     print("member-updates/s; in brackets the ratio to the sequential loop of the same row",
           flush=True)
     print(f"{'M':>3} {'width':>5} {'sequential':>10}" + "".join(f" {v:>17}" for v in VARIANTS),
@@ -177,7 +186,8 @@ def main() -> None:
                 del singles
 
             def pop(**kw):
-                return Population(cfg, m, list(range(m)), device, amp=args.amp, **kw)
+                return Population(cfg, m, list(range(m)), device, amp=args.amp, bf16=args.bf16,
+                                  **kw)
 
             def update_of(**kw):
                 p = pop(**kw)

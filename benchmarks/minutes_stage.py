@@ -60,6 +60,9 @@ def main() -> None:
     ap.add_argument("--eval-background", action="store_true",
                     help="evaluation episodes in a thread beside training, on a copy of the "
                          "actor (TrainConfig.eval_background): the same returns")
+    ap.add_argument("--bf16", action="store_true",
+                    help="the networks on bf16 weight copies, float32 parameters and moments "
+                         "(TrainConfig.bf16): fewer bytes per update, bf16 rounding")
     ap.add_argument("--algorithm", default="bro-torch", help="the fit id's first half (--all)")
     args = ap.parse_args()
     import torch
@@ -79,6 +82,7 @@ def main() -> None:
     print(f"backend {args.backend}; compile {args.compile}; "
           f"batch sizes {'packed' if grid.pack_batch_sizes else 'a population each'}; "
           f"evaluation {'in the background' if args.eval_background else 'inline'}; "
+          f"networks {'bf16 weight copies' if args.bf16 else 'float32'}; "
           f"spans {'off' if args.no_spans or args.compile == 'update' else 'on'}; "
           f"device {name}; "
           f"torch {torch.__version__}; python {platform.python_version()}; "
@@ -98,7 +102,7 @@ def main() -> None:
                 path = calibrate(args.env, out_dir=out, algorithm=args.algorithm,
                                  preset_name=args.preset, steps=args.steps, device=args.device,
                                  n_jobs=args.n_jobs, backend=args.backend, compile=args.compile,
-                                 eval_background=args.eval_background)
+                                 eval_background=args.eval_background, bf16=args.bf16)
         except Interrupted as exc:
             print(f"whole calibration: stopped after {time.perf_counter() - t0:.0f} s "
                   f"({exc.message})", flush=True)
@@ -122,7 +126,7 @@ def main() -> None:
     units = stage1_units(grid)
     records = run_units(args.env, grid, units, out, device=args.device, n_jobs=jobs,
                         backend=args.backend, compile=args.compile, spans=not args.no_spans,
-                        eval_background=args.eval_background)
+                        eval_background=args.eval_background, bf16=args.bf16)
     wall = time.perf_counter() - t0
     total_updates = total_steps = 0
     for record in records:

@@ -4,7 +4,8 @@ CPU: every other operation reads its inputs and writes its outputs once (bytes o
 argument and result); the loss kernel reads its predictions and targets and writes the loss and
 its gradient; an AdamW step reads parameters, gradients and both moments and writes
 parameters and moments (7 passes over its buffer; the critic's 9, with the target's Polyak
-averaging in the same pass). Views and allocations move nothing.
+averaging in the same pass; with `--bf16`, a bf16 gradient read and the bf16 copies
+written). Views and allocations move nothing.
 
 At a memory bandwidth BW that traffic takes at least bytes / BW: a floor on the update's time,
 and so a ceiling on member-updates/s, for this path whatever the launch overhead. Where the
@@ -14,6 +15,7 @@ it, only fusing more (compiled regions, the compiled update) or moving fewer byt
   python benchmarks/update_bytes.py                    # the minutes cells and M=16 width 512
   python benchmarks/update_bytes.py --cells 16x512:256 --regions --bandwidth 4.8e12  # H200
   python benchmarks/update_bytes.py --cells 16x512:256 --amp     # bf16 autocast, casts apart
+  python benchmarks/update_bytes.py --cells 16x512:256 --regions --bf16  # bf16 weight copies
 """
 
 from __future__ import annotations
@@ -107,21 +109,22 @@ class Traffic(TorchDispatchMode):
 
 
 def traffic(m: int, width: int, batch_sizes: list[int], quantiles: int, obs: int, act: int,
-            regions: bool = False, amp: bool = False
+            regions: bool = False, amp: bool = False, bf16: bool = False
             ) -> tuple[collections.Counter, collections.Counter]:
     """Bytes and operations per group for one update; `regions`: the LayerNorm regions as one
     kernel each way, as `--compile regions` runs them: forward I/O input, skip, output, gain
     and bias; backward I/O output gradient, input, gain and bias, and their gradients (a
     compiler may split a backward in two, the reductions over the batch apart, reading some
     of these twice: so a floor for that path); `amp`: the networks under bf16 autocast
-    (Population.amp), its casts counted apart."""
+    (Population.amp), its casts counted apart; `bf16`: the networks on bf16 copies of the
+    weights written by the AdamW steps (Population.bf16)."""
     import benchmarks.update_ops  # noqa: F401 - NO_KERNEL
     from calibration.learner import fused, optim
 
     cfg = AgentConfig(obs_dim=obs, act_dim=act, width=width, quantiles=quantiles)
     sizes = [batch_sizes[i % len(batch_sizes)] for i in range(m)]
     pop = Population(cfg, m, list(range(m)), torch.device("cpu"), optimizer="ops",
-                     batch_sizes=sizes if len(batch_sizes) > 1 else None, amp=amp)
+                     batch_sizes=sizes if len(batch_sizes) > 1 else None, amp=amp, bf16=bf16)
     b = max(batch_sizes)
     g = torch.Generator().manual_seed(0)
     batch = Batch(torch.randn(m, b, obs, generator=g), torch.rand(m, b, act, generator=g) * 2 - 1,
@@ -142,11 +145,15 @@ def traffic(m: int, width: int, batch_sizes: list[int], quantiles: int, obs: int
         kernels[FUSED["loss_and_grad"]] += 1
         return out
 
-    def step_io(params, grad, m_, v, t, lr, mask, b1, b2, wd, eps, target=None, tau=0.0):
-        step_fn(params, grad, m_, v, t, lr, mask, b1, b2, wd, eps, target, tau)
-        # the critic's step reads and writes the target too (Polyak averaging, same pass)
-        passes = 7 if target is None else 9
-        counter.bytes[FUSED["_masked_step"]] += passes * _nbytes(params)
+    def step_io(params, grad, m_, v, t, lr, mask, b1, b2, wd, eps, target=None, tau=0.0,
+                shadow=None, target_shadow=None):
+        step_fn(params, grad, m_, v, t, lr, mask, b1, b2, wd, eps, target, tau, shadow,
+                target_shadow)
+        # reads and writes parameters and moments, reads the gradient; the critic's step reads
+        # and writes the target too (Polyak averaging, same pass); writes the bf16 copies
+        moved = (2 * (_nbytes(params) + _nbytes(m_) + _nbytes(v) + _nbytes(target))
+                 + _nbytes(grad) + _nbytes(shadow) + _nbytes(target_shadow))
+        counter.bytes[FUSED["_masked_step"]] += moved
         kernels[FUSED["_masked_step"]] += 1
 
     fused.loss_and_grad, optim._masked_step = loss_io, step_io
@@ -215,6 +222,9 @@ def main() -> None:
                          "(`--compile regions`)")
     ap.add_argument("--amp", action="store_true",
                     help="also with the networks under bf16 autocast (Population.amp)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also with the networks on bf16 weight copies (Population.bf16); with "
+                         "--regions, that way too")
     args = ap.parse_args()
     print(f"torch {torch.__version__}; one update as the GPU default path runs it (loss and "
           f"AdamW steps fused, the rest eager); quantiles {args.quantiles}; floor at "
@@ -223,16 +233,19 @@ def main() -> None:
         shape, _, sizes = cell.partition(":")
         m, width = map(int, shape.split("x"))
         obs, act = args.obs_act or ((51, 19) if width >= 512 else (11, 3))
-        variants = [(False, False)] + [(True, False)] * args.regions + [(False, True)] * args.amp
-        for regions, amp in variants:
+        variants = ([(False, False, False)] + [(True, False, False)] * args.regions
+                    + [(False, True, False)] * args.amp + [(False, False, True)] * args.bf16
+                    + [(True, False, True)] * (args.bf16 and args.regions))
+        for regions, amp, bf16 in variants:
             moved, ops = traffic(m, width, [int(b) for b in sizes.split(",")],
-                                 args.quantiles, obs, act, regions, amp)
+                                 args.quantiles, obs, act, regions, amp, bf16)
             total = sum(moved.values())
             floor = total / args.bandwidth
             parts = ", ".join(f"{k} {v / 1e9:.2f} GB ({ops[k]} ops)"
                               for k, v in moved.most_common())
             print(f"M {m:>3} width {width:>4} batch {sizes:>8} (obs {obs}, act {act})"
-                  f"{', regions fused' if regions else ''}{', bf16 autocast' if amp else ''}: "
+                  f"{', regions fused' if regions else ''}{', bf16 autocast' if amp else ''}"
+                  f"{', bf16 weight copies' if bf16 else ''}: "
                   f"{total / 1e9:.2f} GB per update "
                   f"-> at least {floor * 1e3:.2f} ms, at most {m / floor:,.0f} "
                   f"member-updates/s; {parts}", flush=True)

@@ -114,6 +114,7 @@ def calibrate(
     fit_out: str | Path | None = None, delta: float = DEFAULT_DELTA, n_boot: int = N_BOOT,
     quiet: bool = False, echo=None, command: str | None = None, created: str | None = None,
     prior=None, compile: bool | str = "none", eval_background: bool = False,
+    bf16: bool = False,
 ) -> Path:
     """Run stage 1, fit B~, run stage 2, fit D_J; write and return the fit file's path.
 
@@ -123,7 +124,8 @@ def calibrate(
     (the LayerNorm regions and AdamW steps) or "update" (True: each population's whole update)
     through torch.compile (same arithmetic up to rounding; TrainConfig.compile).
     `eval_background`: evaluation episodes in a thread beside training (the same returns;
-    TrainConfig.eval_background; not yet measured on a GPU, so not a CLI option)."""
+    TrainConfig.eval_background; not yet measured on a GPU, so not a CLI option). `bf16`: the
+    networks on bf16 weight copies (TrainConfig.bf16; not a CLI option either, same reason)."""
     from calibration.prior import resolve_prior
 
     _check_types(env_id=(env_id, str), algorithm=(algorithm, str), device=(device, str),
@@ -151,7 +153,8 @@ def calibrate(
     with lock_out_dir(plan.out):
         prepare_out_dir(plan.out, plan.grid, env_id)
         return _run(plan, env_id, backend=backend, n_jobs=n_jobs, compile=compile,
-                    eval_background=bool(eval_background), n_boot=n_boot, delta=delta,
+                    eval_background=bool(eval_background), bf16=bool(bf16), n_boot=n_boot,
+                    delta=delta,
                     quiet=quiet, echo=echo, say=say, command=command, created=created)
 
 
@@ -427,7 +430,7 @@ def _compile_modes(records: list[dict]) -> str:
 
 
 def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, quiet, echo,
-         say, command, created, eval_background: bool = False) -> Path:
+         say, command, created, eval_background: bool = False, bf16: bool = False) -> Path:
     grid, out = plan.grid, plan.out
     # Stage 1: batch x utd at the anchor width, batch x width at the anchor utd.
     units1 = stage1_units(grid)
@@ -439,7 +442,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         f"{plan.device}{_already(out, units1)}")
     records1 = run_units(env_id, grid, units1, out, device=plan.device, backend=backend,
                          n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile,
-                         eval_background=eval_background)
+                         eval_background=eval_background, bf16=bf16)
     say(stage_summary("stage 1", records1))
     runs1 = _read(out, units1, env_id, grid)
     coef_b, b_err = _batch_law(out, units1, runs1, n_boot, say)
@@ -458,7 +461,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         f"{_already(out, units2)}")
     records2 = run_units(env_id, grid, units2, out, device=plan.device, backend=backend,
                          n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile,
-                         eval_background=eval_background)
+                         eval_background=eval_background, bf16=bf16)
     say(stage_summary("stage 2", records2))
     runs2 = _read(out, units2, env_id, grid)
     if len({(r.utd, r.params) for r in runs2}) < plan.min_configs:

@@ -137,7 +137,7 @@ def _manifest_ok(manifest) -> bool:
 def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
              parent: int | None = None, compile: bool | str = "none",
              env_threads: int = 1, spans: bool = True, eval_background: bool = False,
-             run: str | None = None) -> dict:
+             run: str | None = None, bf16: bool = False) -> dict:
     """Train one population and mark it done. Runs in a worker process (or a thread, backend
     "threads"); `parent`: the pid of the calibration, whose death ends this process (no orphan
     trains on, no marker is written); `env_threads` > 1 steps its envs in that many threads."""
@@ -154,15 +154,15 @@ def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
         with torch.cuda.device(torch.device(device)):
             with torch.cuda.stream(torch.cuda.Stream()):
                 return _train_unit(env_id, grid, unit, out_dir, device, parent, watch, compile,
-                                   env_threads, spans, eval_background, run)
+                                   env_threads, spans, eval_background, run, bf16)
     return _train_unit(env_id, grid, unit, out_dir, device, parent, watch, compile, env_threads,
-                       spans, eval_background, run)
+                       spans, eval_background, run, bf16)
 
 
 def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
                 parent: int | None, watch: bool, compile: bool | str, env_threads: int,
                 spans: bool = True, eval_background: bool = False,
-                run: str | None = None) -> dict:
+                run: str | None = None, bf16: bool = False) -> dict:
     from calibration.learner.trainer import TrainConfig, train_population
 
     cfg = TrainConfig(env_id=env_id, steps=grid.steps, utds=list(unit.utds),
@@ -173,7 +173,7 @@ def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
                       eval_episodes=grid.eval_episodes, device=device, name=f"runs/{unit.id}",
                       vector_env="threads" if env_threads > 1 else "sync",
                       env_threads=env_threads, compile=compile, spans=spans,
-                      eval_background=eval_background)
+                      eval_background=eval_background, bf16=bf16)
     out = Path(out_dir)
     _tracker_output_to(out / TRACKER_LOG)  # a worker's compile pools start their own
     manifest = train_population(cfg, out)
@@ -190,12 +190,13 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
               backend: str = "loky", n_jobs: int | None = None, quiet: bool = False,
               echo: Callable[[str], None] | None = None,
               compile: bool | str = "none", spans: bool = True,
-              eval_background: bool = False) -> list[dict]:
+              eval_background: bool = False, bf16: bool = False) -> list[dict]:
     """Run the units not yet done; returns the records of all units. `compile`: what of each
     population's update goes through torch.compile (TrainConfig.compile); `spans`: False
     updates every member in every round, masked (TrainConfig.spans; for benchmarks);
     `eval_background`: evaluation episodes in a thread beside training
-    (TrainConfig.eval_background; for benchmarks)."""
+    (TrainConfig.eval_background; for benchmarks); `bf16`: bf16 weight copies and activations
+    (TrainConfig.bf16; for benchmarks: not yet measured on a GPU)."""
     if backend not in BACKENDS:
         raise GridError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -243,7 +244,7 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
                 results = parallels[0](
                     delayed(run_unit)(env_id, grid, u, str(out_dir), _unit_device(device, i),
                                       parent, compile, threads, spans, eval_background,
-                                      run)
+                                      run, bf16)
                     for i, u in enumerate(todo))
                 for record in results:
                     done[Unit(**record["unit"]).id] = record

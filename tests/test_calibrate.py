@@ -292,37 +292,38 @@ def test_compile_option_reaches_each_population(tmp_path, monkeypatch):
     assert "--compile" not in line("none") + line(False)
 
 
-def test_eval_background_reaches_each_population(tmp_path, monkeypatch):
-    """calibrate(eval_background=True) -> run_units -> each population's TrainConfig."""
+@pytest.mark.parametrize("option", ["eval_background", "bf16"])
+def test_benchmark_options_reach_each_population(tmp_path, monkeypatch, option):
+    """calibrate(eval_background=True) and calibrate(bf16=True) -> run_units -> each
+    population's TrainConfig."""
     import calibration.calibrate as cal
     import calibration.learner.trainer as trainer
     from calibration.runner import prepare_out_dir
 
     seen = []
     monkeypatch.setattr(trainer, "train_population", lambda cfg, out_dir, progress=None: (
-        seen.append(cfg.eval_background) or {"device_name": "cpu", "versions": {},
-                                             "config": {"steps": cfg.steps},
-                                             "member_updates": 0, "wall_time_s": 1.0}))
+        seen.append(getattr(cfg, option)) or {"device_name": "cpu", "versions": {},
+                                              "config": {"steps": cfg.steps},
+                                              "member_updates": 0, "wall_time_s": 1.0}))
     grid = preset("smoke")
     unit = Unit(stage=1, width=16, batch_size=32, utds=[1.0], seeds=[0])
     for flag in (False, True):
         out = tmp_path / str(flag)
         prepare_out_dir(out, grid, ENV)
         run_units(ENV, grid, [unit], out, device="cpu", n_jobs=1, quiet=True,
-                  eval_background=flag)
+                  **{option: flag})
     assert seen == [False, True]
 
     class Reached(Exception):
         pass
 
     def stop(*args, **kwargs):
-        seen.append(kwargs["eval_background"])
+        seen.append(kwargs[option])
         raise Reached
 
     monkeypatch.setattr(cal, "run_units", stop)
     with pytest.raises(Reached):
-        cal.calibrate(ENV, out_dir=tmp_path / "cal", device="cpu", quiet=True,
-                      eval_background=True)
+        cal.calibrate(ENV, out_dir=tmp_path / "cal", device="cpu", quiet=True, **{option: True})
     assert seen[-1] is True
 
 

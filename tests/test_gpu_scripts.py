@@ -150,6 +150,26 @@ def test_update_bytes_counts_autocasts_apart():
     assert amp["matrix products"] < 0.6 * plain["matrix products"]
 
 
+def test_update_bytes_counts_bf16_copies_and_gradients():
+    """--bf16: an AdamW step reads a bf16 gradient (2 bytes per value) and writes the bf16
+    copies (2 each: the critic's and its target's, the actor's; the temperature has none), so
+    38 bytes per critic value, 28 per actor value and temperature; the matrix products move
+    half the bytes of float32; no weight is cast at its use."""
+    from benchmarks.update_bytes import FUSED, traffic
+    from calibration.learner.agent import AgentConfig
+    from calibration.learner.nets import Layout
+
+    m, width, obs, act = 3, 16, 5, 2
+    plain, _ = traffic(m, width, [8], 4, obs, act)
+    moved, _ = traffic(m, width, [8], 4, obs, act, bf16=True)
+    cfg = AgentConfig(obs_dim=obs, act_dim=act, width=width, quantiles=4)
+    critic = 2 * Layout(obs + act, width, 4, cfg.critic_blocks).numel
+    actor = Layout(obs, cfg.actor_width, 2 * act, cfg.actor_blocks).numel
+    assert moved[FUSED["_masked_step"]] == m * (38 * critic + 28 * actor + 28)
+    assert moved["matrix products"] == plain["matrix products"] / 2
+    assert "bf16 casts of parameters" not in moved
+
+
 def test_rescale_critic_loss_turns_old_logs_into_each_members_mean(tmp_path):
     """benchmarks/rescale_critic_loss.py: logs as the learner wrote them before session 13 (a
     member's loss sum over the population's rounds: utd / highest utd times its mean) become

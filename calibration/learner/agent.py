@@ -141,6 +141,12 @@ class Population:
     # one large one; the matmuls and the rest stay eager. Ignored when `compiled`.
     regions: bool = False
     amp: bool = False  # bf16 autocast for the networks; parameters, optimiser and loss stay fp32
+    # bf16 weights and activations: the networks read bf16 copies of the critic, target and actor
+    # (`critic_bf16`, ...), written by the AdamW steps from the fp32 parameters (which, with the
+    # moments, the temperature and the loss, stay fp32), and compute in bf16 (LayerNorm
+    # statistics in fp32 inside the op); gradients come back in bf16. Halves the bytes of the
+    # matrix products and activations without autocast's recasting of every weight at each use.
+    bf16: bool = False
     # AdamW implementation (optim.IMPLS) of the critic and actor steps (and, when "compiled",
     # the temperature's); "auto": see `default_optimizer`.
     optimizer: str = "auto"
@@ -170,6 +176,13 @@ class Population:
         self.target = self.critic.clone()
         self.actor = torch.cat(actors).to(self.device)
         self.log_alpha = torch.full((m,), math.log(cfg.init_temperature), device=self.device)
+        self.critic_bf16 = self.target_bf16 = self.actor_bf16 = None
+        if self.bf16:
+            if self.amp:
+                raise ValueError("amp (bf16 autocast) and bf16 (bf16 weight copies) are two ways "
+                                 "to compute in bf16; choose one")
+            self.critic_bf16, self.target_bf16, self.actor_bf16 = (
+                x.to(torch.bfloat16) for x in (self.critic, self.target, self.actor))
         lr = (torch.full((m,), cfg.learning_rate) if self.learning_rates is None
               else torch.as_tensor(self.learning_rates))
         self.learning_rates = lr.to(self.device, self.critic.dtype)
@@ -180,8 +193,10 @@ class Population:
         if impl == "auto":
             impl = default_optimizer(self.device, fused=self.fused, compiled=self.compiled,
                                      regions=self.regions)
-        self.critic_opt = AdamW(self.critic, self.learning_rates, cfg.weight_decay, impl=impl)
-        self.actor_opt = AdamW(self.actor, self.learning_rates, cfg.weight_decay, impl=impl)
+        self.critic_opt = AdamW(self.critic, self.learning_rates, cfg.weight_decay, impl=impl,
+                                shadow=self.critic_bf16)
+        self.actor_opt = AdamW(self.actor, self.learning_rates, cfg.weight_decay, impl=impl,
+                               shadow=self.actor_bf16)
         self.alpha_opt = AdamW(self.log_alpha, self.learning_rates, 0.0,
                                impl="compiled" if impl == "compiled" else "ops")
         self.sample_weight = None  # (M, B) where members' batch sizes differ
@@ -199,9 +214,10 @@ class Population:
     def _wire(self) -> None:
         """The layer views of the buffers, the loss and the update function."""
         m = self.members
-        self.critic_net = self.critic_layout.views(self.critic.view(2 * m, -1))
-        self.target_net = self.critic_layout.views(self.target.view(2 * m, -1))
-        self.actor_net = self.actor_layout.views(self.actor)
+        critic, target, actor = self._net_buffers()
+        self.critic_net = self.critic_layout.views(critic.view(2 * m, -1))
+        self.target_net = self.critic_layout.views(target.view(2 * m, -1))
+        self.actor_net = self.actor_layout.views(actor)
         for p in (*nets.leaves(self.critic_net), *nets.leaves(self.actor_net)):
             p.requires_grad_(True)  # leaf views: the optimisers write the buffers below them
         self.log_alpha_leaf = self.log_alpha.view(m).requires_grad_(True)
@@ -213,6 +229,22 @@ class Population:
         elif self.regions or self.critic_opt.impl == "compiled":
             self.update_fn = _first_call_locked(self.update)
 
+    def _net_buffers(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The buffers the networks read: critic, target and actor, or their bf16 copies."""
+        if self.bf16:
+            return self.critic_bf16, self.target_bf16, self.actor_bf16
+        return self.critic, self.target, self.actor
+
+    @torch.no_grad()
+    def sync_copies(self) -> None:
+        """Round the parameters to their bf16 copies (after they were written other than by an
+        optimiser step: a restored checkpoint). Nothing without `bf16`."""
+        if self.bf16:
+            for copy_, master in ((self.critic_bf16, self.critic),
+                                  (self.target_bf16, self.target),
+                                  (self.actor_bf16, self.actor)):
+                copy_.copy_(master)
+
     def span(self, lo: int, hi: int) -> Population:
         """Members lo..hi-1 as a population of their own whose every tensor (parameters,
         target, moments, step counts, learning rates) is a view of this one's: its update
@@ -223,8 +255,10 @@ class Population:
             raise ValueError(f"need 0 <= lo < hi <= {self.members}, got {lo}, {hi}")
         part = copy.copy(self)
         part.members, part.seeds = hi - lo, self.seeds[lo:hi]
-        for name in ("critic", "target", "actor", "log_alpha", "learning_rates"):
-            setattr(part, name, getattr(self, name)[lo:hi])
+        for name in ("critic", "target", "actor", "log_alpha", "learning_rates", "critic_bf16",
+                     "target_bf16", "actor_bf16"):
+            value = getattr(self, name)
+            setattr(part, name, None if value is None else value[lo:hi])
         for name in ("critic_opt", "actor_opt", "alpha_opt"):
             setattr(part, name, getattr(self, name).span(lo, hi))
         if self.sample_weight is not None:
@@ -239,7 +273,9 @@ class Population:
         gives what `act` on this one gives now, whatever this one's updates do later."""
         part = copy.copy(self)
         part.actor = self.actor.detach().clone()
-        part.actor_net = self.actor_layout.views(part.actor)
+        if self.bf16:
+            part.actor_bf16 = self.actor_bf16.detach().clone()
+        part.actor_net = self.actor_layout.views(part._net_buffers()[2])
         return part
 
     # --- networks -----------------------------------------------------------------------
@@ -251,6 +287,8 @@ class Population:
         return self._forward(net, x).view(m, 2, b, -1)
 
     def _forward(self, net: nets.BroNet, x: torch.Tensor) -> torch.Tensor:
+        if self.bf16:
+            return nets.bronet(net, x.to(torch.bfloat16), self._norm).float()
         if not self.amp:
             return nets.bronet(net, x, self._norm)
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
@@ -296,7 +334,7 @@ class Population:
         grads = torch.autograd.grad(loss_c.sum(), nets.leaves(self.critic_net))
         # with 4. target critic: Polyak averaging towards the new critic, in the same pass (the
         # actor's and temperature's steps below leave the critic as it is now)
-        self.critic_opt.step(nets.flat_grad(grads), mask, self.target, cfg.tau)
+        self.critic_opt.step(nets.flat_grad(grads), mask, self.target, cfg.tau, self.target_bf16)
         # 2. actor (the critic is held fixed: gradients go to the actor only)
         action, logp = self.policy(batch.obs, noise.action)
         q = self.q_values(self.critic_net, batch.obs, action).mean(-1).min(1).values  # (M, B)
@@ -329,8 +367,10 @@ class Population:
     def nan_to_num_(self) -> None:
         """Zero every non-finite parameter and moment (of diverged members, which are then
         frozen by their mask) so that they cannot turn later arithmetic into NaN."""
-        for buf in (self.critic, self.target, self.actor, self.log_alpha):
-            buf.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+        for buf in (self.critic, self.target, self.actor, self.log_alpha, self.critic_bf16,
+                    self.target_bf16, self.actor_bf16):
+            if buf is not None:
+                buf.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
         for opt in (self.critic_opt, self.actor_opt, self.alpha_opt):
             opt.nan_to_num_()
 

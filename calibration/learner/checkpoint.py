@@ -33,11 +33,16 @@ VERSION = 1
 # Settings that change how fast a run goes, not what it computes: a run may resume with others.
 SPEED_ONLY = ("device", "cuda_graph", "compile", "optimizer", "vector_env", "env_threads",
               "divergence_check_every", "name", "checkpoint_s", "spans", "eval_background")
+# Settings added after checkpoints were first written, with the value a checkpoint that does not
+# name them was written with: left out of the comparison at that value, so such a checkpoint
+# still resumes.
+ADDED_LATER = {"bf16": False}
 
 
 def comparable(cfg) -> dict:
     """The configuration a checkpoint must share to be resumed."""
-    return {k: v for k, v in asdict(cfg).items() if k not in SPEED_ONLY}
+    return {k: v for k, v in asdict(cfg).items()
+            if k not in SPEED_ONLY and not (k in ADDED_LATER and v == ADDED_LATER[k])}
 
 
 def population_tensors(pop) -> dict[str, torch.Tensor]:
@@ -49,6 +54,13 @@ def population_tensors(pop) -> dict[str, torch.Tensor]:
         opt = getattr(pop, name)
         out.update({f"{name}.m": opt.m, f"{name}.v": opt.v, f"{name}.t": opt.t})
     return out
+
+
+def restore_population(pop, arrays: dict[str, np.ndarray], prefix: str = "") -> None:
+    """Restore `pop` from a checkpoint's arrays in place, and round its restored parameters to
+    its bf16 copies (Population.bf16: they are not saved, numpy has no bf16)."""
+    restore_tensors(population_tensors(pop), arrays, prefix)
+    pop.sync_copies()
 
 
 def save(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:

@@ -18,6 +18,10 @@ Three implementations of the same step (`impl`):
             for all members, whatever M; if compiling fails, that step runs as `ops` and
             later ones as `kernel` on a CPU (`ops` on a GPU, where it is the faster of the two,
             or where there is no such kernel). The default on a GPU (agent.default_optimizer).
+
+With a `shadow` (a bf16 copy of the parameters, laid out as them: Population.bf16), every
+implementation writes the new parameters rounded to it after the step (in the same pass where
+`impl` is "compiled"), and takes gradients of any float dtype (those of the bf16 copy).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ IMPLS = ("ops", "kernel", "compiled")
 class AdamW:
     def __init__(self, params: torch.Tensor, lr: torch.Tensor, weight_decay: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 impl: str = "ops"):
+                 impl: str = "ops", shadow: torch.Tensor | None = None):
         if impl not in IMPLS:
             raise ValueError(f"unknown AdamW implementation {impl!r}; choose one of "
                              f"{', '.join(IMPLS)}")
@@ -46,6 +50,8 @@ class AdamW:
             impl = "ops"
         self.impl = impl
         self.params = params.view(params.shape[0], -1)  # (M, K), shares storage with params
+        # (M, K) low-precision copy of the parameters (the networks read it), or None
+        self.shadow = None if shadow is None else shadow.view(self.params.shape)
         self.lr = lr  # (M,)
         self.wd = weight_decay
         self.b1, self.b2 = betas
@@ -59,30 +65,32 @@ class AdamW:
         """The optimiser of members lo..hi-1: its parameters, moments, step counts and learning
         rates are views of this one's (Population.span)."""
         part = copy.copy(self)
-        for name in ("params", "m", "v", "t", "lr", "lr_kernel"):
-            setattr(part, name, getattr(self, name)[lo:hi])
+        for name in ("params", "m", "v", "t", "lr", "lr_kernel", "shadow"):
+            value = getattr(self, name)
+            setattr(part, name, None if value is None else value[lo:hi])
         return part
 
     @torch.no_grad()
     def step(self, grad: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None,
-             tau: float = 0.0) -> None:
+             tau: float = 0.0, target_shadow: torch.Tensor | None = None) -> None:
         """grad: (M, ...) with the layout of the parameters; mask: (M,) bool. With `target`
         (M, ...) laid out as the parameters: then Polyak averaging, target <- target + tau *
         (params - target) for members in mask, in the same pass where `impl` is "compiled"
-        (one kernel reads and writes the target beside the step's buffers)."""
+        (one kernel reads and writes the target beside the step's buffers), and the target
+        rounded to `target_shadow` (its bf16 copy) if given."""
         grad = grad.view(self.params.shape)
         if target is not None:
             target = target.view(self.params.shape)
+        if target_shadow is not None:
+            target_shadow = target_shadow.view(self.params.shape)
         if self.impl == "compiled" and _COMPILED_STEP.failed:  # (warned): the next best
             self.impl = after_failed_compile(self.params.dtype, self.params.device.type)
-        if self.impl == "compiled":
-            _COMPILED_STEP(self.params, grad, self.m, self.v, self.t, self.lr, mask, self.b1,
-                           self.b2, self.wd, self.eps, target, tau)
+        if self.impl in ("compiled", "ops"):
+            step = _COMPILED_STEP if self.impl == "compiled" else _masked_step
+            step(self.params, grad, self.m, self.v, self.t, self.lr, mask, self.b1, self.b2,
+                 self.wd, self.eps, target, tau, self.shadow, target_shadow)
             return
-        if self.impl == "ops":
-            _masked_step(self.params, grad, self.m, self.v, self.t, self.lr, mask, self.b1,
-                         self.b2, self.wd, self.eps, target, tau)
-            return
+        grad = grad.to(self.params.dtype)
         self.t += mask.to(self.lr.dtype)
         skip = (~mask).to(torch.float32)  # found_inf: 1 skips the member
         for i in range(self.params.shape[0]):
@@ -98,10 +106,11 @@ class AdamW:
                               "operations", RuntimeWarning, stacklevel=2)
                 self.impl = "ops"
                 self.t -= mask.to(self.lr.dtype)  # counted above; counted again below
-                self.step(grad, mask, target, tau)
+                self.step(grad, mask, target, tau, target_shadow)
                 return
         if target is not None:
             polyak_(target, self.params, mask, tau)
+        _write_shadows(self.params, self.shadow, target, target_shadow)
 
     def nan_to_num_(self) -> None:
         """Zero non-finite moments (of diverged members, which stay masked from then on)."""
@@ -112,9 +121,12 @@ class AdamW:
 def _masked_step(params: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor,
                  t: torch.Tensor, lr: torch.Tensor, mask: torch.Tensor, b1: float, b2: float,
                  wd: float, eps: float, target: torch.Tensor | None = None,
-                 tau: float = 0.0) -> None:
+                 tau: float = 0.0, shadow: torch.Tensor | None = None,
+                 target_shadow: torch.Tensor | None = None) -> None:
     """The `ops` step in place: params, grad, m, v (M, K); t, lr, mask (M,); then Polyak
-    averaging of `target` (M, K) towards the new parameters, if given."""
+    averaging of `target` (M, K) towards the new parameters, if given; then the parameters
+    (and target) rounded to their `shadow` (`target_shadow`) copies, if given."""
+    grad = grad.to(params.dtype)  # (a bf16 copy's gradient; nothing where dtypes agree)
     maskf = mask.to(lr.dtype)
     t += maskf
     tt = t.to(lr.dtype).clamp(min=1.0)
@@ -129,6 +141,18 @@ def _masked_step(params: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: t
     params.sub_(step * m / (v.sqrt() + eps_t))
     if target is not None:
         polyak_(target, params, mask, tau)
+    _write_shadows(params, shadow, target, target_shadow)
+
+
+def _write_shadows(params: torch.Tensor, shadow: torch.Tensor | None,
+                   target: torch.Tensor | None, target_shadow: torch.Tensor | None) -> None:
+    """Round the parameters (and target) to their low-precision copies, where there are any.
+    Every member's row is written: a masked member's parameters did not change, so neither does
+    its copy."""
+    if shadow is not None:
+        shadow.copy_(params)
+    if target_shadow is not None:
+        target_shadow.copy_(target)
 
 
 def polyak_(target: torch.Tensor, params: torch.Tensor, mask: torch.Tensor, tau: float) -> None:

@@ -72,6 +72,7 @@ class TrainConfig:
     # Population.regions); "update" (the whole update: a minute or more). True = "update".
     compile: bool | str = "none"
     amp: bool = False  # bf16 autocast for the networks
+    bf16: bool = False  # bf16 weight copies and activations (Population.bf16); not with amp
     optimizer: str = "auto"  # AdamW implementation (Population.optimizer, optim.IMPLS)
     # A round of updates that only some members take (members with a higher utd than others:
     # with utds 1, 2, 4, the second round is for the last two thirds, the third and fourth for
@@ -169,6 +170,9 @@ class TrainConfig:
         if self.optimizer not in ("auto", *IMPLS):
             raise LearnerError(f"optimizer must be auto or one of {', '.join(IMPLS)}, got "
                                f"{self.optimizer!r}")
+        if self.amp and self.bf16:
+            raise LearnerError("amp (bf16 autocast) and bf16 (bf16 weight copies) are two ways "
+                               "to compute in bf16; set at most one")
         if self.divergence_check_every < 1:
             raise LearnerError("divergence_check_every must be at least 1")
         if self.checkpoint_s is not None and not self.checkpoint_s >= 0:
@@ -520,7 +524,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     torch.manual_seed(int(cfg.seeds[0]))
     pop = Population(agent_cfg, m, [int(s) for s in cfg.seeds], device, torch.tensor(lrs),
                      compiled=cfg.compile == "update", regions=cfg.compile == "regions",
-                     amp=cfg.amp, batch_sizes=cfg.batch_sizes,
+                     amp=cfg.amp, bf16=cfg.bf16, batch_sizes=cfg.batch_sizes,
                      optimizer=cfg.optimizer)
     sample_size = max(cfg.batch_sizes) if cfg.batch_sizes else cfg.batch_size
     gen = torch.Generator(device=device).manual_seed(stream_seed(cfg))
@@ -585,7 +589,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
 
     if found is not None:
         arrays, meta = found
-        checkpoint.restore_tensors(checkpoint.population_tensors(pop), arrays, "pop.")
+        checkpoint.restore_population(pop, arrays, "pop.")
         for key, rep_ in replays.items():
             rep_.size, rep_.pos = int(meta[f"{key}.size"]), int(meta[f"{key}.pos"])
             data = arrays[f"{key}.data"]
