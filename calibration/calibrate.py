@@ -422,6 +422,14 @@ class MemoryNeedError(CalibrationError):
     """A calibration whose populations would not fit in memory."""
 
 
+def _precisions(records: list[dict]) -> str:
+    """What the networks of a stage's populations computed in: "float32", "bf16 weight copies"
+    (TrainConfig.bf16) or both, "/"-joined."""
+    kinds = {"bf16 weight copies" if r["manifest"].get("config", {}).get("bf16") else "float32"
+             for r in records}
+    return "/".join(sorted(kinds))
+
+
 def _compile_modes(records: list[dict]) -> str:
     """The compile modes a stage's populations trained with (a resumed calibration may have
     changed --compile between stages: same arithmetic up to rounding, other speed)."""
@@ -488,7 +496,10 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         f"trained on {', '.join(device_names)}; torch "
         f"{manifests[0]['versions'].get('torch')}, gymnasium "
         f"{manifests[0]['versions'].get('gymnasium')}; torch.compile of the update: "
-        f"stage 1 {_compile_modes(records1)}, stage 2 {_compile_modes(records2)}",
+        f"stage 1 {_compile_modes(records1)}, stage 2 {_compile_modes(records2)}"
+        # (said only where bf16 was used: float32 fits keep the notes they always had)
+        + ("; networks: stage 1 " + _precisions(records1) + ", stage 2 "
+           + _precisions(records2) if "bf16" in _precisions(records1 + records2) else ""),
         f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
         "(calibration.calibrate)",
         f"delta {delta:g} FLOPs per env step is a default for simulated tasks; pass --delta",

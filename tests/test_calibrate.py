@@ -829,6 +829,17 @@ def test_the_fit_says_how_each_stage_compiled_its_update():
     assert _compile_modes([{"manifest": {"config": {}}}]) == "none"  # older manifests
 
 
+def test_the_fit_says_which_stages_trained_on_bf16_copies():
+    """TrainConfig.bf16 (bf16 rounding, not only speed) is named per stage; older manifests and
+    float32 runs read as float32."""
+    from calibration.calibrate import _precisions
+
+    rec = [{"manifest": {"config": {"bf16": flag}}} for flag in (True, False)]
+    assert _precisions(rec) == "bf16 weight copies/float32"
+    assert _precisions(rec[:1]) == "bf16 weight copies"
+    assert _precisions([{"manifest": {"config": {}}}]) == "float32"
+
+
 def test_ship_fit_adds_the_timings_and_refuses_a_fit_that_fails_its_checks(smoke, tmp_path,
                                                                              monkeypatch):
     """benchmarks/ship_fit.py: the shipped copy is the fit plus a timed line per stage (the
