@@ -120,7 +120,8 @@ if want minutes; then
   fi
   timeout "$t" "$PY" benchmarks/minutes_stage.py --all --env "$ENV_ID" --out "$run" \
       --backend "$mb" --compile "${MINUTES_COMPILE:-none}" \
-      ${MINUTES_EVALBG:+--eval-background} ${MINUTES_BF16:+--bf16} 2>&1 \
+      $([ "${MINUTES_EVALBG:-0}" = 1 ] && echo --eval-background) \
+      $([ "${MINUTES_BF16:-0}" = 1 ] && echo --bf16) 2>&1 \
       | tee "$OUT/minutes.txt" \
       || fail "minutes preset" $?
   [ -n "$mps" ] && mps_stop

@@ -24,8 +24,8 @@ initial values (the scale the difference should be small against).
            (TrainConfig.eval_background) vs inline: every log                  == (bit for bit)
   bf16     bf16 weight copies (Population.bf16) in a CUDA graph, eager and with
            compiled regions, vs the float32 eager update, 50 updates: each
-           member's parameter change within 10% of float32's (relative, L2; 4.6-
-           4.7% in a CPU dry run), and the copies exactly the parameters rounded
+           member's parameter change within 10% of float32's (relative, L2; 4.7-
+           4.8% in a CPU dry run), and the copies exactly the parameters rounded
            (what catches a copy left unwritten: the change alone does not)     <= 0.1
 Paths that round differently are compared in float64: in float32 Adam's normalisation turns
 last-bit differences in gradients near its eps (1e-8) into visible parameter differences

@@ -29,7 +29,7 @@ gone), so "pop ref" isolates the loss. Prints device, versions, both sides of ea
 (member-updates/s of the variant and of the sequential loop). Each cell runs about --seconds.
 
   python benchmarks/learner_throughput.py                       # GPU defaults
-  python benchmarks/learner_throughput.py --members 16 --widths 512 --bf16 --compile \
+  python benchmarks/learner_throughput.py --members 16 --widths 512 --bf16 \
       --variants "fused+graph" "regions+graph"                   # bf16 weight copies
   python benchmarks/learner_throughput.py --device cpu --members 1 4 16 --widths 64 \
       --quantiles 25 --batch-size 64 --actor-width 64 --compile 16x64

@@ -471,6 +471,10 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
                          n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile,
                          eval_background=eval_background, bf16=bf16)
     say(stage_summary("stage 2", records2))
+    if "/" in _precisions(records1 + records2):  # an out-dir resumed with bf16 switched
+        echo(f"warning: populations trained in float32 and on bf16 weight copies are fitted "
+             f"together (stage 1: {_precisions(records1)}; stage 2: {_precisions(records2)}); "
+             "for one precision, calibrate into a new out-dir")
     runs2 = _read(out, units2, env_id, grid)
     if len({(r.utd, r.params) for r in runs2}) < plan.min_configs:
         raise CalibrationError(f"only {len(runs2)} finished stage-2 configurations; at least "
@@ -499,7 +503,9 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         f"stage 1 {_compile_modes(records1)}, stage 2 {_compile_modes(records2)}"
         # (said only where bf16 was used: float32 fits keep the notes they always had)
         + ("; networks: stage 1 " + _precisions(records1) + ", stage 2 "
-           + _precisions(records2) if "bf16" in _precisions(records1 + records2) else ""),
+           + _precisions(records2) + " (calibrate(bf16=True), not a CLI option: the recorded "
+           "command refits these runs, it does not retrain them so)"
+           if "bf16" in _precisions(records1 + records2) else ""),
         f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
         "(calibration.calibrate)",
         f"delta {delta:g} FLOPs per env step is a default for simulated tasks; pass --delta",

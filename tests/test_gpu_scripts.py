@@ -154,7 +154,8 @@ def test_update_bytes_counts_bf16_copies_and_gradients():
     """--bf16: an AdamW step reads a bf16 gradient (2 bytes per value) and writes the bf16
     copies (2 each: the critic's and its target's, the actor's; the temperature has none), so
     38 bytes per critic value, 28 per actor value and temperature; the matrix products move
-    half the bytes of float32; no weight is cast at its use."""
+    half the bytes of float32 but for the heads' (float32: a little more than half); no weight
+    is cast at its use."""
     from benchmarks.update_bytes import FUSED, traffic
     from calibration.learner.agent import AgentConfig
     from calibration.learner.nets import Layout
@@ -166,7 +167,7 @@ def test_update_bytes_counts_bf16_copies_and_gradients():
     critic = 2 * Layout(obs + act, width, 4, cfg.critic_blocks).numel
     actor = Layout(obs, cfg.actor_width, 2 * act, cfg.actor_blocks).numel
     assert moved[FUSED["_masked_step"]] == m * (38 * critic + 28 * actor + 28)
-    assert moved["matrix products"] == plain["matrix products"] / 2
+    assert 0.5 < moved["matrix products"] / plain["matrix products"] < 0.55
     assert "bf16 casts of parameters" not in moved
 
 
@@ -204,3 +205,20 @@ def test_rescale_critic_loss_turns_old_logs_into_each_members_mean(tmp_path):
     (run / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SystemExit, match="not all whole numbers"):
         rescale_run(run)
+
+
+def test_minutes_stage_bf16_trains_every_population_on_bf16_copies(tmp_path):
+    """`--bf16` (gpu_backends.sh ":bf16", gpu_check.sh MINUTES_BF16=1) reaches every
+    population's TrainConfig, and the header says so."""
+    from calibration.grid import PRESETS
+
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({**PRESETS["smoke"], "widths": [16, 32], "anchor_width": 16}))
+    res = subprocess.run([sys.executable, "benchmarks/minutes_stage.py", "--grid", str(grid),
+                          "--device", "cpu", "--steps", "120", "--n-jobs", "1", "--bf16",
+                          "--out", str(tmp_path / "out")],
+                         cwd=ROOT, text=True, capture_output=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "networks bf16 weight copies" in res.stdout
+    records = [json.loads(p.read_text()) for p in (tmp_path / "out" / "units").iterdir()]
+    assert records and all(r["manifest"]["config"]["bf16"] is True for r in records)

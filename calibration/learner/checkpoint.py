@@ -47,7 +47,9 @@ def comparable(cfg) -> dict:
 
 def population_tensors(pop) -> dict[str, torch.Tensor]:
     """Every tensor of a Population that training changes (restored in place: the networks'
-    layer views, the optimisers and any captured CUDA graph keep pointing at them)."""
+    layer views, the optimisers and any captured CUDA graph keep pointing at them), but for
+    the bf16 copies of Population.bf16: those are the parameters rounded, rounded again on
+    restore (`restore_population`)."""
     out = {"critic": pop.critic, "target": pop.target, "actor": pop.actor,
            "log_alpha": pop.log_alpha}
     for name in ("critic_opt", "actor_opt", "alpha_opt"):

@@ -124,8 +124,10 @@ def leaves(net: BroNet) -> list[torch.Tensor]:
 
 
 def flat_grad(grads: list[torch.Tensor]) -> torch.Tensor:
-    """Per-layer gradients (G, *shape) -> one (G, numel) tensor in buffer order (one copy)."""
-    return torch.cat([g.reshape(g.shape[0], -1) for g in grads], 1)
+    """Per-layer gradients (G, *shape) -> one (G, numel) tensor in buffer order (one copy), in
+    the first one's dtype (bf16 networks: the fp32 head's gradients join the body's bf16)."""
+    dtype = grads[0].dtype
+    return torch.cat([g.reshape(g.shape[0], -1).to(dtype) for g in grads], 1)
 
 
 def dense(layer: Dense, x: torch.Tensor) -> torch.Tensor:
@@ -143,9 +145,10 @@ def norm(layer: Norm, x: torch.Tensor, relu: bool = False,
 
 
 def bronet(net: BroNet, x: torch.Tensor, norm_fn: Callable = norm) -> torch.Tensor:
-    """x: (G, B, in) -> (G, B, out). `norm_fn`: `norm`, or a compiled version of it."""
+    """x: (G, B, in) -> (G, B, out). `norm_fn`: `norm`, or a compiled version of it. The head
+    computes in its own parameters' dtype (fp32 on a bf16 body: Population.bf16)."""
     h = norm_fn(net.norm_in, dense(net.dense_in, x), True)
     for block in net.blocks:
         r = norm_fn(block.norm1, dense(block.dense1, h), True)
         h = norm_fn(block.norm2, dense(block.dense2, r), False, h)
-    return dense(net.head, h)
+    return dense(net.head, h.to(net.head.weight.dtype))
