@@ -146,13 +146,13 @@ def traffic(m: int, width: int, batch_sizes: list[int], quantiles: int, obs: int
         return out
 
     def step_io(params, grad, m_, v, t, lr, mask, b1, b2, wd, eps, target=None, tau=0.0,
-                shadow=None, target_shadow=None):
-        step_fn(params, grad, m_, v, t, lr, mask, b1, b2, wd, eps, target, tau, shadow,
-                target_shadow)
+                params_bf16=None, target_bf16=None):
+        step_fn(params, grad, m_, v, t, lr, mask, b1, b2, wd, eps, target, tau, params_bf16,
+                target_bf16)
         # reads and writes parameters and moments, reads the gradient; the critic's step reads
         # and writes the target too (Polyak averaging, same pass); writes the bf16 copies
         moved = (2 * (_nbytes(params) + _nbytes(m_) + _nbytes(v) + _nbytes(target))
-                 + _nbytes(grad) + _nbytes(shadow) + _nbytes(target_shadow))
+                 + _nbytes(grad) + _nbytes(params_bf16) + _nbytes(target_bf16))
         counter.bytes[FUSED["_masked_step"]] += moved
         kernels[FUSED["_masked_step"]] += 1
 

@@ -197,9 +197,9 @@ class Population:
             impl = default_optimizer(self.device, fused=self.fused, compiled=self.compiled,
                                      regions=self.regions)
         self.critic_opt = AdamW(self.critic, self.learning_rates, cfg.weight_decay, impl=impl,
-                                shadow=self.critic_bf16)
+                                params_bf16=self.critic_bf16)
         self.actor_opt = AdamW(self.actor, self.learning_rates, cfg.weight_decay, impl=impl,
-                               shadow=self.actor_bf16)
+                               params_bf16=self.actor_bf16)
         self.alpha_opt = AdamW(self.log_alpha, self.learning_rates, 0.0,
                                impl="compiled" if impl == "compiled" else "ops")
         self.sample_weight = None  # (M, B) where members' batch sizes differ

@@ -19,7 +19,7 @@ Three implementations of the same step (`impl`):
             later ones as `kernel` on a CPU (`ops` on a GPU, where it is the faster of the two,
             or where there is no such kernel). The default on a GPU (agent.default_optimizer).
 
-With a `shadow` (a bf16 copy of the parameters, laid out as them: Population.bf16), every
+With `params_bf16` (a bf16 copy of the parameters, laid out as them: Population.bf16), every
 implementation writes the new parameters rounded to it after the step (in the same pass where
 `impl` is "compiled"), and takes gradients of any float dtype (those of the bf16 copy).
 """
@@ -39,7 +39,7 @@ IMPLS = ("ops", "kernel", "compiled")
 class AdamW:
     def __init__(self, params: torch.Tensor, lr: torch.Tensor, weight_decay: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 impl: str = "ops", shadow: torch.Tensor | None = None):
+                 impl: str = "ops", params_bf16: torch.Tensor | None = None):
         if impl not in IMPLS:
             raise ValueError(f"unknown AdamW implementation {impl!r}; choose one of "
                              f"{', '.join(IMPLS)}")
@@ -51,7 +51,7 @@ class AdamW:
         self.impl = impl
         self.params = params.view(params.shape[0], -1)  # (M, K), shares storage with params
         # (M, K) low-precision copy of the parameters (the networks read it), or None
-        self.shadow = None if shadow is None else shadow.view(self.params.shape)
+        self.params_bf16 = None if params_bf16 is None else params_bf16.view(self.params.shape)
         self.lr = lr  # (M,)
         self.wd = weight_decay
         self.b1, self.b2 = betas
@@ -65,30 +65,30 @@ class AdamW:
         """The optimiser of members lo..hi-1: its parameters, moments, step counts and learning
         rates are views of this one's (Population.span)."""
         part = copy.copy(self)
-        for name in ("params", "m", "v", "t", "lr", "lr_kernel", "shadow"):
+        for name in ("params", "m", "v", "t", "lr", "lr_kernel", "params_bf16"):
             value = getattr(self, name)
             setattr(part, name, None if value is None else value[lo:hi])
         return part
 
     @torch.no_grad()
     def step(self, grad: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None,
-             tau: float = 0.0, target_shadow: torch.Tensor | None = None) -> None:
+             tau: float = 0.0, target_bf16: torch.Tensor | None = None) -> None:
         """grad: (M, ...) with the layout of the parameters; mask: (M,) bool. With `target`
         (M, ...) laid out as the parameters: then Polyak averaging, target <- target + tau *
         (params - target) for members in mask, in the same pass where `impl` is "compiled"
         (one kernel reads and writes the target beside the step's buffers), and the target
-        rounded to `target_shadow` (its bf16 copy) if given."""
+        rounded to `target_bf16` (its bf16 copy) if given."""
         grad = grad.view(self.params.shape)
         if target is not None:
             target = target.view(self.params.shape)
-        if target_shadow is not None:
-            target_shadow = target_shadow.view(self.params.shape)
+        if target_bf16 is not None:
+            target_bf16 = target_bf16.view(self.params.shape)
         if self.impl == "compiled" and _COMPILED_STEP.failed:  # (warned): the next best
             self.impl = after_failed_compile(self.params.dtype, self.params.device.type)
         if self.impl in ("compiled", "ops"):
             step = _COMPILED_STEP if self.impl == "compiled" else _masked_step
             step(self.params, grad, self.m, self.v, self.t, self.lr, mask, self.b1, self.b2,
-                 self.wd, self.eps, target, tau, self.shadow, target_shadow)
+                 self.wd, self.eps, target, tau, self.params_bf16, target_bf16)
             return
         grad = grad.to(self.params.dtype)
         self.t += mask.to(self.lr.dtype)
@@ -106,11 +106,11 @@ class AdamW:
                               "operations", RuntimeWarning, stacklevel=2)
                 self.impl = "ops"
                 self.t -= mask.to(self.lr.dtype)  # counted above; counted again below
-                self.step(grad, mask, target, tau, target_shadow)
+                self.step(grad, mask, target, tau, target_bf16)
                 return
         if target is not None:
             polyak_(target, self.params, mask, tau)
-        _write_shadows(self.params, self.shadow, target, target_shadow)
+        _write_copies(self.params, self.params_bf16, target, target_bf16)
 
     def nan_to_num_(self) -> None:
         """Zero non-finite moments (of diverged members, which stay masked from then on)."""
@@ -121,11 +121,11 @@ class AdamW:
 def _masked_step(params: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor,
                  t: torch.Tensor, lr: torch.Tensor, mask: torch.Tensor, b1: float, b2: float,
                  wd: float, eps: float, target: torch.Tensor | None = None,
-                 tau: float = 0.0, shadow: torch.Tensor | None = None,
-                 target_shadow: torch.Tensor | None = None) -> None:
+                 tau: float = 0.0, params_bf16: torch.Tensor | None = None,
+                 target_bf16: torch.Tensor | None = None) -> None:
     """The `ops` step in place: params, grad, m, v (M, K); t, lr, mask (M,); then Polyak
     averaging of `target` (M, K) towards the new parameters, if given; then the parameters
-    (and target) rounded to their `shadow` (`target_shadow`) copies, if given."""
+    (and target) rounded to their bf16 copies `params_bf16` (`target_bf16`), if given."""
     grad = grad.to(params.dtype)  # (a bf16 copy's gradient; nothing where dtypes agree)
     maskf = mask.to(lr.dtype)
     t += maskf
@@ -141,18 +141,18 @@ def _masked_step(params: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: t
     params.sub_(step * m / (v.sqrt() + eps_t))
     if target is not None:
         polyak_(target, params, mask, tau)
-    _write_shadows(params, shadow, target, target_shadow)
+    _write_copies(params, params_bf16, target, target_bf16)
 
 
-def _write_shadows(params: torch.Tensor, shadow: torch.Tensor | None,
-                   target: torch.Tensor | None, target_shadow: torch.Tensor | None) -> None:
+def _write_copies(params: torch.Tensor, params_bf16: torch.Tensor | None,
+                  target: torch.Tensor | None, target_bf16: torch.Tensor | None) -> None:
     """Round the parameters (and target) to their low-precision copies, where there are any.
     Every member's row is written: a masked member's parameters did not change, so neither does
     its copy."""
-    if shadow is not None:
-        shadow.copy_(params)
-    if target_shadow is not None:
-        target_shadow.copy_(target)
+    if params_bf16 is not None:
+        params_bf16.copy_(params)
+    if target_bf16 is not None:
+        target_bf16.copy_(target)
 
 
 def polyak_(target: torch.Tensor, params: torch.Tensor, mask: torch.Tensor, tau: float) -> None:
