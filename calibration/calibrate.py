@@ -132,7 +132,8 @@ def calibrate(
                  out_dir=(out_dir, (str, os.PathLike)), preset_name=(preset_name, str),
                  steps=(steps, (numbers.Integral, type(None))),
                  seeds=(seeds, (numbers.Integral, type(None))),
-                 created=(created, (str, type(None))))
+                 created=(created, (str, type(None))),
+                 eval_background=(eval_background, bool), bf16=(bf16, bool))
     steps, seeds = (None if v is None else int(v) for v in (steps, seeds))  # numpy ints too
     if isinstance(prior, (str, os.PathLike)):  # one id, file or family, not its characters
         prior = [prior]
@@ -153,7 +154,7 @@ def calibrate(
     with lock_out_dir(plan.out):
         prepare_out_dir(plan.out, plan.grid, env_id)
         return _run(plan, env_id, backend=backend, n_jobs=n_jobs, compile=compile,
-                    eval_background=bool(eval_background), bf16=bool(bf16), n_boot=n_boot,
+                    eval_background=eval_background, bf16=bf16, n_boot=n_boot,
                     delta=delta,
                     quiet=quiet, echo=echo, say=say, command=command, created=created)
 
@@ -279,7 +280,7 @@ def _check_versioned(env_id: str) -> None:
 def _check_types(**values) -> None:
     """calibrate()'s arguments from Python: the wrong type is one line, not a traceback later."""
     for name, (value, kinds) in values.items():
-        if isinstance(value, bool) or not isinstance(value, kinds):
+        if (isinstance(value, bool) and kinds is not bool) or not isinstance(value, kinds):
             kinds = kinds if isinstance(kinds, tuple) else (kinds,)
             allowed = " or ".join("None" if k is type(None) else "int" if k is numbers.Integral
                                   else k.__name__ for k in kinds)

@@ -325,6 +325,9 @@ def test_benchmark_options_reach_each_population(tmp_path, monkeypatch, option):
     with pytest.raises(Reached):
         cal.calibrate(ENV, out_dir=tmp_path / "cal", device="cpu", quiet=True, **{option: True})
     assert seen[-1] is True
+    with pytest.raises(cal.CalibrationError, match=f"{option} must be bool, got 'no'"):
+        cal.calibrate(ENV, out_dir=tmp_path / "cal2", device="cpu", quiet=True,
+                      **{option: "no"})
 
 
 def test_cost_counts_member_updates_and_lays_units_on_the_workers(monkeypatch):

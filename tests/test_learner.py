@@ -866,6 +866,8 @@ def test_bf16_spans_and_checkpoints_keep_the_copies_in_step():
         Population(SMALL, 1, [0], CPU, bf16=True, amp=True)
     with pytest.raises(LearnerError, match="set at most one"):
         TrainConfig("InvertedPendulum-v5", 10, [1], [0], bf16=True, amp=True)
+    with pytest.raises(LearnerError, match="bf16 must be True or False, got 'no'"):
+        TrainConfig("InvertedPendulum-v5", 10, [1], [0], bf16="no")
 
 
 def test_a_checkpoint_written_before_bf16_existed_still_resumes():

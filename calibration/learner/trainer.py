@@ -170,6 +170,10 @@ class TrainConfig:
         if self.optimizer not in ("auto", *IMPLS):
             raise LearnerError(f"optimizer must be auto or one of {', '.join(IMPLS)}, got "
                                f"{self.optimizer!r}")
+        for field in ("amp", "bf16"):
+            if not isinstance(getattr(self, field), bool):
+                raise LearnerError(f"{field} must be True or False, got "
+                                   f"{getattr(self, field)!r}")
         if self.amp and self.bf16:
             raise LearnerError("amp (bf16 autocast) and bf16 (bf16 weight copies) are two ways "
                                "to compute in bf16; set at most one")
