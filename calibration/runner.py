@@ -213,7 +213,7 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
     if not quiet and backend == "loky" and device != "cpu" and n_jobs > 1 and not mps_running():
         echo(f"note: {n_jobs} populations share the GPU in turns: no CUDA MPS control daemon "
              "found. Started first (`nvidia-cuda-mps-control -d`), it lets their kernels run at "
-             "once: about 1.5-2x faster per population on an H100 (README, Throughput)")
+             "once: about 1.5-2x faster per population on an H100 (docs/throughput.md)")
     if not quiet and backend == "threads" and device == "cpu" and n_jobs > 1:
         echo("note: on the CPU, populations as threads share one Python interpreter (the same "
              "runs, more slowly); --backend loky runs them in parallel")
