@@ -466,7 +466,8 @@ def _interval_lines(m) -> list[str]:
                                                                            pi.log_high))
     cov = ", ".join(f"{k.replace('_', ' ')} {100 * v:.0f}%" for k, v in pi.coverage.items())
     return [f"interval:     80% of new runs need {low:.2f}x-"
-            f"{high:.2f}x the predicted data inside the fitted domain; the "
+            f"{high:.2f}x the predicted data inside the fitted domain (runs averaged over as "
+            "many seeds as the fit's: see notes); the "
             f"log offsets grow by {pi.widen_up:g} per log unit beyond it ({pi.widen_down:g} "
             f"below); measured coverage of the 80% interval: {cov}",
             f"interval method: {pi.method}"]

@@ -398,10 +398,20 @@ def make_fit_file(
     # Is it fit to use? Recorded (calibration.checks); `recommend` repeats a failure.
     from calibration.checks import check_notes, fit_checks
 
-    notes = check_notes(fit_checks(fit, batch_sizes=batch_sizes))
+    notes = [*check_notes(fit_checks(fit, batch_sizes=batch_sizes)), seeds_note(table)]
     fit = fit.model_copy(update=dict(provenance=fit.provenance.model_copy(
         update=dict(notes=[*fit.provenance.notes, *notes]))))
     return fit, laws, loco
+
+
+def seeds_note(table: DataTable) -> str:
+    """What a 'new run' is for the interval: D_J is read from a curve averaged over seeds."""
+    s = np.asarray(table.n_seeds, int)
+    many = (f"{s.min()} per config" if s.min() == s.max() else
+            f"{s.min()} to {s.max()} per config, median {np.median(s):g}")
+    return (f"Each config's D_J is read from its return curve averaged over its seeds ({many}): "
+            "the interval is for a new run averaged over as many seeds; a single "
+            "seed's D_J scatters more.")
 
 
 def few_shot_loco(table: DataTable, fam) -> np.ndarray:

@@ -134,3 +134,22 @@ def test_conformal_quantiles_bracket_zero_and_grow_with_the_level():
     lo9, hi9 = conformal_quantiles(r, 0.9, 20)
     assert lo9 <= lo8 <= 0 <= hi8 <= hi9
     assert np.mean((r >= lo8) & (r <= hi8)) == pytest.approx(0.84, abs=0.03)  # 0.8 * (1 + 1/20)
+
+
+def test_an_edge_that_sits_off_the_law_is_not_covered_by_its_own_residuals():
+    """The recorded edge coverage builds the edge's interval without the edge's configs: a
+    largest-utd row that needs 4x the law's data is missed, though its own LOCO residuals,
+    were they used, would have widened the interval to cover it."""
+    from calibration.build import DEFAULT_METHOD
+    from calibration.intervals import edge_coverage
+
+    table = _synthetic_table(0, noise=0.02)
+    off = table.utd == table.utd.max()
+    table.data[off] *= 4.0
+    laws = fit_laws(table, DEFAULT_METHOD)
+    loco = leave_one_config_out(table, DEFAULT_METHOD, laws)
+    interval, preds = calibrate_interval(table, DEFAULT_METHOD, laws, loco)
+    cov = interval.coverage
+    assert cov["largest_utd_row_out"] < 0.2, cov
+    assert cov["largest_params_column_out"] >= 0.5, cov  # the other axis is not dragged down
+    assert set(edge_coverage(table, loco, preds, "up", 0.25)) == {"utd", "params"}
