@@ -46,10 +46,14 @@ class OutputError(AdvisorError):
 
 
 def one_line(err: ValidationError) -> str:
-    """The first error of a pydantic ValidationError as `where: what (and N more)`."""
-    first = err.errors()[0]
+    """The first error of a pydantic ValidationError as `where: what (and N more: where, ...)`,
+    naming where the others are (the first 6)."""
+    errors = err.errors()
+    first = errors[0]
     where = ".".join(str(p) for p in first["loc"])
-    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    others = [".".join(str(p) for p in e["loc"]) or "(top level)" for e in errors[1:]]
+    more = (f" (and {len(others)} more: {', '.join(others[:6])}"
+            f"{', ...' if len(others) > 6 else ''})" if others else "")
     msg = first["msg"].removeprefix("Value error, ")  # our validators' own words
     return f"{where + ': ' if where else ''}{msg}{more}".replace("\n", " ")
 

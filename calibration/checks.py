@@ -4,12 +4,18 @@ A calibration grid that is too short, too noisy or too narrow still gives a fit:
 always returns something. These say where it should not be trusted:
   exponents   every D_J exponent (alpha, beta) strictly inside the bounds of the fit
               (calibration.fitting.ALPHA_BOUNDS): one at a bound was not determined by the runs;
-  batch size  B~'s exponents below their upper bounds (calibration.batch), and B~ at the corners
-              of the fitted domain within 4x of the batch sizes the runs used: a B~ that
-              recommends batch sizes far from any run (a smoke fit on Hopper had b_B = 1.7e49,
-              beta_B = 14) is a fit of noise;
+  batch size  B~'s exponents at most 3 (B~ moving more than 8x per doubling of utd or params
+              is a step between two of the grid's points, not a trend: a smoke fit on Hopper
+              had b_B = 1.7e49, beta_B = 14, and smoke fits on Pendulum and InvertedPendulum
+              beta_B 14.4-14.9), and B~ at the corners of the fitted domain within 4x of the
+              batch sizes the runs used: a B~ that recommends batch sizes far from any run is a
+              fit of noise;
   baseline    leave-one-config-out error below the log-linear baseline's: otherwise the law's
-              curvature, which is what sets the trade-offs it recommends, is not supported.
+              curvature, which is what sets the trade-offs it recommends, is not supported;
+  interval    (few-shot fits of fewer than calibration.prior.MIN_OWN_CONFIGS configs, whose
+              interval is the family's alone) at least half of the fit's own configs, each
+              held out, inside the 80% interval: otherwise the family does not describe this
+              task, and the interval says nothing about it.
 
     problems = [c for c in fit_checks(fit, batch_sizes=[128, 256]) if not c.ok]
 """
@@ -27,6 +33,10 @@ from calibration.fitting import ALPHA_BOUNDS
 
 #: B~ at the domain's corners may lie this factor beyond the batch sizes the runs used.
 BATCH_SPAN = 4.0
+#: B~'s exponents above this are a step between grid points (8x per doubling), not a law.
+MAX_BATCH_EXPONENT = 3.0
+#: A family-only interval must cover at least this share of the fit's own held-out configs.
+MIN_OWN_COVERAGE = 0.5
 _AT_BOUND = 1e-3  # relative distance to a bound that counts as on it
 
 
@@ -78,6 +88,10 @@ def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None) -> list[Check
                                       ("beta_B", bs.beta_b, BETA_B_BOUNDS)):
             if x >= b_hi * (1 - _AT_BOUND):
                 bad.append(f"{name} {x:.3g} at its upper bound {b_hi:g}")
+            elif x > MAX_BATCH_EXPONENT:
+                bad.append(f"{name} {x:.3g} above {MAX_BATCH_EXPONENT:g} (B~ moves "
+                           f"{2 ** x:.3g}x per doubling: a step between the grid's points, "
+                           "not a trend)")
         dom = fit.domain
         corners = np.array([[u, n] for u in (dom.utd.low, dom.utd.high)
                             for n in (dom.params.low, dom.params.high)])
@@ -100,6 +114,18 @@ def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None) -> list[Check
                          f"leave-one-config-out error {100 * loco:.1f}% "
                          f"{'below' if loco < base else 'not below'} the log-linear baseline's "
                          f"{100 * base:.1f}%"))
+    from calibration.prior import MIN_OWN_CONFIGS
+
+    pi = fit.prediction_interval
+    own = None if pi is None else pi.coverage.get("leave_one_config_out")
+    if prior is not None and g.n_configs < MIN_OWN_CONFIGS and own is not None:
+        ok = own >= MIN_OWN_COVERAGE
+        out.append(Check("interval", ok,
+                         f"the 80% interval, the family's alone (fewer than {MIN_OWN_CONFIGS} "
+                         f"configs), covers {100 * own:.0f}% of the D_J of the fit's own "
+                         f"{g.n_configs} configs, each held out"
+                         + ("" if ok else ": the family does not describe this task; run "
+                            "more configurations or fit without --prior")))
     return out
 
 

@@ -79,3 +79,36 @@ def test_fit_files_record_their_checks():
     assert f"{CHECKS_FAILED_NOTE}: baseline: leave-one-config-out error 25.4%" in " ".join(notes)
     notes = advisor.load_fit("bro/h1-crawl-v0").model.provenance.notes
     assert any(n.startswith("fit checks passed: exponents, baseline") for n in notes), notes
+
+
+def test_a_step_of_a_batch_law_fails_even_near_the_runs_batch_sizes():
+    """Smoke fits on Pendulum-v1 and InvertedPendulum-v5 (a hostile tester's): beta_B 14.4-14.9,
+    below the bound 15, with B~ 31-60 at the domain's corners (near the runs' 32 and 64): a step
+    between two widths, which the corner check alone let through."""
+    model = advisor.load_fit("simbav2/h1-crawl-v0").model
+    dom = model.domain
+    step = model.model_copy(update={"batch_size": model.batch_size.model_copy(
+        update={"a_b": 60.0, "alpha_b": 1e-23, "b_b": dom.params.low * 1.5, "beta_b": 14.4})})
+    check = _by_name(fit_checks(step, batch_sizes=[32, 64]))["batch size"]
+    assert not check.ok and "beta_B 14.4 above 3" in check.message, check.message
+    assert "beyond 4x" not in check.message  # the corner check alone passed it
+
+
+def test_a_few_shot_fit_whose_family_interval_misses_its_own_runs_fails():
+    """A 3-config few-shot fit (a hostile tester's MountainCarContinuous-v0, LOCO error 563%):
+    its interval is the family's alone, and covered none of its own held-out configs."""
+    from calibration.checks import MIN_OWN_COVERAGE
+
+    model = advisor.load_fit("bro-torch/Hopper-v5").model  # few-shot, 9 configs
+    assert "interval" not in _by_name(fit_checks(model))  # its own residuals are in its interval
+
+    def few(coverage):
+        pi = model.prediction_interval
+        return model.model_copy(update={
+            "goodness_of_fit": model.goodness_of_fit.model_copy(update={"n_configs": 3}),
+            "prediction_interval": pi.model_copy(update={"coverage": {
+                **pi.coverage, "leave_one_config_out": coverage}})})
+
+    check = _by_name(fit_checks(few(0.0)))["interval"]
+    assert not check.ok and "covers 0% of the D_J of the fit's own 3 configs" in check.message
+    assert _by_name(fit_checks(few(MIN_OWN_COVERAGE)))["interval"].ok

@@ -919,3 +919,19 @@ def test_the_cpu_time_note_is_shown_with_quiet(tmp_path, no_training):
     res = _calibrate("--env", CAL_ENV, "--preset", "minutes", "--quiet", out=tmp_path / "o")
     assert "a unit was about to train" in str(res.exception)
     assert "note: on this CPU the 3,096,000 member-updates" in res.output, res.output
+
+
+def test_a_grid_error_names_every_field_it_misses_and_the_default_it_used():
+    """A hostile tester's: `{}` said "steps: Field required (and 6 more)" without naming the
+    six, and steps 1000 with no random_steps said "random_steps must be below steps"."""
+    from calibration.grid import PRESETS, GridError, load_grid_dict
+
+    with pytest.raises(GridError) as err:
+        load_grid_dict({})
+    assert ("steps: Field required (and 6 more: seeds, batch_sizes, utds, widths, anchor_width, "
+            "anchor_utd)") in str(err.value)
+    with pytest.raises(GridError) as err:
+        load_grid_dict({**{k: v for k, v in PRESETS["smoke"].items() if k != "random_steps"},
+                        "steps": 1000})
+    assert "random_steps 2500 (the default where a grid sets none: 2500) must be below steps " \
+           "1000" in str(err.value)
