@@ -256,7 +256,7 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     \b
     Example:
       advisor calibrate --env InvertedPendulum-v5 --preset smoke --device cpu --out-dir calib
-      advisor recommend --fit calib/bro-InvertedPendulum-v5.json --data 2e4
+      advisor recommend --fit calib/bro-InvertedPendulum-v5.json --data 1000
     """
     from click.core import ParameterSource
 
