@@ -189,7 +189,11 @@ def main() -> None:
                    "advisor.integrations.sb3_bronet.BroNetSACPolicy) or mlp (MlpPolicy, a plain "
                    "MLP of the same Dense layers). Both have a scalar head instead of the fit's "
                    "quantiles; the file says how many params that leaves out.")
-def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic):
+@click.option("--within-fitted", is_flag=True,
+              help="Search only the fitted utd and params ranges (by default the search "
+                   "reaches 4x beyond the fitted utds and 10x beyond the fitted sizes, "
+                   "flagged as extrapolated).")
+def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, within_fitted):
     """Recommend utd, critic width and batch size for a budget.
 
     \b
@@ -216,7 +220,7 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic):
     _check_client_options(fmt, env_id, critic)
     budget = Budget(**{k: v for k, v in dict(compute=compute, data=data, total=total,
                                              delta=delta).items() if v is not None})
-    rec = _recommend(budget, fit=fit_id, target=target)
+    rec = _recommend(budget, fit=fit_id, target=target, within_fitted=within_fitted)
     text = format_recommendation(rec, fmt, env_id=env_id, critic=critic or "bronet", fit=fit_id)
     click.echo(text)
     if fmt in ("table", "args", "zoo"):

@@ -334,10 +334,12 @@ class Fit:
         """Whether (utd, params) lies inside the fitted ranges (else: extrapolated)."""
         return all(self.model.domain.contains(utd, params))
 
-    def trusted_box(self) -> Box:
+    def trusted_box(self, within_fitted: bool = False) -> Box:
         """The (utd, params) range recommend() searches: UTD_REACH x beyond the fitted utds,
         PARAMS_REACH x beyond the fitted sizes (advisor.fitfile), and no smaller than the
-        critic of the narrowest width the fit can recommend (its width multiple)."""
-        u_lo, u_hi, n_lo, n_hi = self.model.domain.trusted()
+        critic of the narrowest width the fit can recommend (its width multiple);
+        `within_fitted`: the fitted ranges themselves (no extrapolation)."""
+        u_lo, u_hi, n_lo, n_hi = self.model.domain.trusted(*((1.0, 1.0) if within_fitted
+                                                             else ()))
         smallest = float(self.params(self.model.architecture.width_multiple))
         return Box(u_lo, u_hi, min(max(n_lo, smallest), n_hi), n_hi)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, mode
 from advisor import optimize
 from advisor.errors import (
     BudgetError,
+    ConfigError,
     FitFileError,
     InfeasibleBudgetError,
     one_line,
@@ -227,7 +228,8 @@ def _highest(lo: float, hi: float, feasible: Callable[[float], bool], n_grid: in
 
 
 def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
-              target: float | None = None, level: float = DEFAULT_LEVEL) -> Recommendation:
+              target: float | None = None, level: float = DEFAULT_LEVEL,
+              within_fitted: bool = False) -> Recommendation:
     """The configuration that spends `budget` best under `fit` (paper A, problems 1 and 2).
 
     - data only: least compute that reaches `target` within the data budget;
@@ -236,22 +238,27 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
     - total (C + delta D): the highest target whose least total fits (or `target`).
     `target` defaults to the top fitted threshold for single budgets. A plain number is a compute
     budget in FLOPs. The search stays inside `Fit.trusted_box()` (extrapolated outside the
-    fitted domain is flagged). `level` is the coverage of the returned interval.
+    fitted domain is flagged), or inside the fitted ranges with `within_fitted` (a budget that
+    pulls the answer outside them then gets the best configuration at their edge, or
+    InfeasibleBudgetError). `level` is the coverage of the returned interval.
     """
+    if not isinstance(within_fitted, bool):
+        raise ConfigError(f"within_fitted must be True or False, got {within_fitted!r}")
     budget = _as_budget(budget)
     f = load_fit(fit)
     # Far from the fitted runs the laws over- and underflow; what that leaves is checked and
     # said in one line (_g4, _check_utd, the interval's warning), not as numpy warnings.
     with np.errstate(all="ignore"):
-        return _recommend(budget, f, target, level)
+        return _recommend(budget, f, target, level, within_fitted)
 
 
-def _recommend(budget: Budget, f: Fit, target: float | None, level: float) -> Recommendation:
+def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
+               within_fitted: bool = False) -> Recommendation:
     if f.model.compute.count_real_batch:
         raise BudgetError(f"fit {f.id} counts the real batch in compute, which recommend() does "
                           "not support yet; use a fit with the paper-compatible definition")
     k = f.compute_per_update_param
-    box = f.trusted_box()
+    box = f.trusted_box(within_fitted)
     delta = budget.delta if budget.delta is not None else f.delta
     problem = budget.problem
     lo_t, hi_t = f.target_min, f.target_max
@@ -324,7 +331,8 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float) -> Re
         point = total_of(j)
 
     maximise_target = problem in ("compute+data", "total") and target is None
-    return _describe(f, budget, j, point, delta, box, maximise_target, level)
+    return _describe(f, budget, j, point, delta, box, maximise_target, level,
+                     "fitted range" if within_fitted else "trusted range")
 
 
 def _hint(best: float | None, lowest: str) -> str:
@@ -508,7 +516,8 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
 
 
 def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
-              box: optimize.Box, maximise_target: bool, level: float) -> Recommendation:
+              box: optimize.Box, maximise_target: bool, level: float,
+              range_name: str = "trusted range") -> Recommendation:
     rounded = _rounded(f, budget, target, point, delta, maximise_target, box)
     if not rounded.within_budget or rounded.outside_box:  # look further
         wider = _rounded(f, budget, target, point, delta, maximise_target, box, wide=True)
@@ -522,27 +531,31 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
     warnings: list[str] = []
     dom = f.model.domain
     utd_in, params_in = dom.contains(utd_r, params_r)
+    stay = ("" if range_name == "fitted range" else
+            " (--within-fitted, within_fitted=True in Python, searches inside it)")
     if not utd_in:
         warnings.append(f"utd {utd_r:.3g} is outside the fitted range {dom.utd.low:g}-"
-                        f"{dom.utd.high:g}: extrapolated")
+                        f"{dom.utd.high:g}: extrapolated{stay}")
+        stay = ""
     if not params_in:
         warnings.append(f"params {params_r:.3g} is outside the fitted range "
-                        f"{dom.params.low:.3g}-{dom.params.high:.3g}: extrapolated")
+                        f"{dom.params.low:.3g}-{dom.params.high:.3g}: extrapolated{stay}")
     beyond = dom.horizon is not None and data_r > dom.horizon * (1 + 1e-9)
     if beyond:
         warnings.append(f"the predicted data {data_r:.4g} env steps is beyond the longest run "
                         f"the fit saw ({dom.horizon:.4g} steps): extrapolated")
     utd_edge, params_edge = box.on_edge(point.utd, point.params)
+    beyond_edge = ("the search stops there (within_fitted)" if range_name == "fitted range"
+                   else "the law is not used further out")
     if utd_edge:
-        warnings.append(f"the budget pulls utd to the edge of the trusted range "
-                        f"{box.utd_low:.3g}-{box.utd_high:.3g}; the law is not used further out")
+        warnings.append(f"the budget pulls utd to the edge of the {range_name} "
+                        f"{box.utd_low:.3g}-{box.utd_high:.3g}; {beyond_edge}")
     if params_edge:
-        warnings.append(f"the budget pulls params to the edge of the trusted range "
-                        f"{box.params_low:.3g}-{box.params_high:.3g}; the law is not used "
-                        "further out")
+        warnings.append(f"the budget pulls params to the edge of the {range_name} "
+                        f"{box.params_low:.3g}-{box.params_high:.3g}; {beyond_edge}")
     if outside_box and within:
         warnings.append(f"rounded to utd {steps}/{freq} and width {width} ({params_r:.3g} params), "
-                        f"just outside the trusted range (utd {box.utd_low:.3g}-"
+                        f"just outside the {range_name} (utd {box.utd_low:.3g}-"
                         f"{box.utd_high:.3g}, params {box.params_low:.3g}-"
                         f"{box.params_high:.3g}): no rounded configuration tried inside it "
                         "(train_freq up to 8, widths within 2x) does as well within the budget")
@@ -564,7 +577,7 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
     if not within:
         warnings.append(f"no rounded configuration near the optimum stays within the budget: "
                         f"utd {steps}/{freq}, width {width}"
-                        + (" (outside the trusted range)" if outside_box else "")
+                        + (f" (outside the {range_name})" if outside_box else "")
                         + f" exceeds {excess} (widths are "
                         f"multiples of {f.model.architecture.width_multiple}, utd is "
                         f"gradient_steps/train_freq); the unrounded optimum in `optimum` fits")

@@ -384,3 +384,31 @@ def test_more_data_than_the_longest_fitted_run_is_extrapolated():
         update={"horizon": None})})
     rec = advisor.recommend(advisor.Budget(compute=1.5e12), fit=advisor.Fit(old))
     assert not any("beyond the longest run" in w for w in rec.warnings)
+
+
+def test_within_fitted_keeps_the_answer_inside_the_fitted_ranges():
+    """A hostile tester's: a larger data budget pulled the least-compute answer to utd 0.75,
+    outside the fitted 1-8, with no way to stay inside. within_fitted searches the fitted ranges
+    only: an answer inside them, at more compute, and the default's warning names the option."""
+    free = advisor.recommend(advisor.Budget(data=5e5), fit="bro/h1-crawl-v0")
+    assert free.extrapolated and any("--within-fitted" in w for w in free.warnings)
+    inside = advisor.recommend(advisor.Budget(data=5e5), fit="bro/h1-crawl-v0",
+                               within_fitted=True)
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    utd = inside.gradient_steps / inside.train_freq
+    assert f.in_domain(utd, inside.params) and not inside.extrapolated
+    assert inside.predicted_data <= 5e5 and inside.predicted_compute > free.predicted_compute
+    assert any("edge of the fitted range" in w for w in inside.warnings), inside.warnings
+    assert not any("--within-fitted" in w for w in inside.warnings)
+    with pytest.raises(advisor.ConfigError, match="within_fitted must be True or False"):
+        advisor.recommend(1e17, within_fitted="yes")
+
+
+def test_within_fitted_from_the_command_line():
+    from click.testing import CliRunner
+
+    from advisor.cli import main
+
+    res = CliRunner().invoke(main, ["recommend", "--data", "5e5", "--within-fitted"])
+    assert res.exit_code == 0, res.output
+    assert "utd                1/1 = 1" in res.stdout and "extrapolated       no" in res.stdout
