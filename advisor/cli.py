@@ -327,7 +327,7 @@ def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: s
 
         return zoo_yaml(rec, env_id, critic=critic, fit=fit,
                         input_dim=_input_dim(env_id)).rstrip("\n")
-    iv = rec.interval
+    iv, one = rec.interval, rec.interval_single_seed
     opt = rec.optimum
     rows = [
         ("fit", rec.fit), ("problem", f"{rec.problem} ({_budget_text(rec.budget)})"),
@@ -340,7 +340,9 @@ def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: s
         ("learning_starts", f"{rec.random_steps:,}  (random env steps first, as in the fit's runs)"
          if rec.random_steps is not None else "not recorded by the fit (its runs' random steps)"),
         ("predicted data", f"{rec.predicted_data:.4g} env steps"
-         + (f"  [{100 * iv.level:g}% interval: {iv.low:.4g} - {iv.high:.4g}]" if iv else "")),
+         + (f"  [{100 * iv.level:g}% interval: {iv.low:.4g} - {iv.high:.4g}"
+            + (f"; one seed: {one.low:.4g} - {one.high:.4g}" if one else "") + "]"
+            if iv else "")),
         ("predicted compute", f"{rec.predicted_compute:.4g} FLOPs"),
         ("predicted total", f"{rec.predicted_total:.4g} FLOPs (delta {rec.delta:.3g})"),
         ("within budget", "yes" if rec.within_budget else "NO (see warning)"),
@@ -469,9 +471,11 @@ def _interval_lines(m) -> list[str]:
     low, high = (np.exp(np.interp(0.8, pi.levels, offsets)) for offsets in (pi.log_low,
                                                                            pi.log_high))
     cov = ", ".join(f"{k.replace('_', ' ')} {100 * v:.0f}%" for k, v in pi.coverage.items())
+    one = ("" if pi.seed_log_low is None else "; a single seed's run {:.2f}x-{:.2f}x".format(
+        *(np.exp(np.interp(0.8, pi.levels, o)) for o in (pi.seed_log_low, pi.seed_log_high))))
     return [f"interval:     80% of new runs need {low:.2f}x-"
             f"{high:.2f}x the predicted data inside the fitted domain (runs averaged over as "
-            "many seeds as the fit's: see notes); the "
+            f"many seeds as the fit's: see notes){one}; the "
             f"log offsets grow by {pi.widen_up:g} per log unit beyond it ({pi.widen_down:g} "
             f"below); measured coverage of the 80% interval: {cov}",
             f"interval method: {pi.method}"]

@@ -199,9 +199,12 @@ class Fit:
             return _scalar_or_array(laws.data_to_target(utd, params, *self.coefficients(target)))
 
     def interval(self, utd: ArrayLike, params: ArrayLike, target: float | None = None,
-                 level: float = 0.8):
+                 level: float = 0.8, single_seed: bool = False):
         """(low, high) env steps that the data-to-target of a new run at (utd, params) falls
-        between with probability `level` (arrays in, arrays out, like `data_to_target`).
+        between with probability `level` (arrays in, arrays out, like `data_to_target`). A
+        run is averaged over as many seeds as the fit's runs (its notes say how many);
+        `single_seed`: the interval for one seed's D_J instead (wider; None where the fit
+        has none calibrated).
 
         Calibrated from cross-validation residuals and widened outside the fitted domain (see
         `advisor.fitfile.PredictionInterval`). A fit without a calibrated interval (schema 1)
@@ -211,13 +214,19 @@ class Fit:
         pi = self.model.prediction_interval
         if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
             raise ConfigError(f"level must be a number between 0 and 1, got {level!r}")
+        if not isinstance(single_seed, bool):
+            raise ConfigError(f"single_seed must be True or False, got {single_seed!r}")
         if pi is None:
-            return self._bootstrap_interval(utd, params, target, level)
+            return None if single_seed else self._bootstrap_interval(utd, params, target, level)
+        if single_seed and pi.seed_log_low is None:
+            return None
         if not pi.levels[0] <= level <= pi.levels[-1]:
             raise ConfigError(f"level must lie between {pi.levels[0]:g} and {pi.levels[-1]:g} "
                               f"(the levels {self.id} is calibrated for), got {level!r}")
-        lo = np.interp(level, pi.levels, pi.log_low)
-        hi = np.interp(level, pi.levels, pi.log_high)
+        lows, highs = ((pi.seed_log_low, pi.seed_log_high) if single_seed else
+                       (pi.log_low, pi.log_high))
+        lo = np.interp(level, pi.levels, lows)
+        hi = np.interp(level, pi.levels, highs)
         up, down = self.distance_outside(utd, params)
         scale = 1.0 + pi.widen_up * up + pi.widen_down * down
         pred = laws.data_to_target(utd, params, *self.coefficients(target))

@@ -230,6 +230,11 @@ class PredictionInterval(_Strict):
     widen_up: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
     widen_down: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
     n_residuals: int = Field(ge=1)
+    seed_log_low: list[Annotated[float, Field(le=0, ge=-20, allow_inf_nan=False)]] | None = Field(
+        default=None, description="The same for a single seed's D_J (the runs behind the fit "
+                                  "average several seeds; one seed scatters more); absent where "
+                                  "not calibrated.")
+    seed_log_high: list[Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]] | None = None
     coverage: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=dict, max_length=20,
         description="Measured coverage of the 80% interval on held-out configurations, by "
@@ -248,6 +253,19 @@ class PredictionInterval(_Strict):
         if any(b > a for a, b in zip(self.log_low, self.log_low[1:])) or any(
                 b < a for a, b in zip(self.log_high, self.log_high[1:])):
             raise ValueError("intervals must widen with the level")
+        seeds = (self.seed_log_low, self.seed_log_high)
+        if (seeds[0] is None) != (seeds[1] is None):
+            raise ValueError("seed_log_low and seed_log_high come together")
+        if seeds[0] is not None:
+            if len(seeds[0]) != n or len(seeds[1]) != n:
+                raise ValueError("levels, seed_log_low and seed_log_high must have the same "
+                                 "length")
+            if any(s > a + 1e-9 for s, a in zip(seeds[0], self.log_low)) or any(
+                    s < a - 1e-9 for s, a in zip(seeds[1], self.log_high)):
+                raise ValueError("a single seed's interval must contain the seed-averaged one")
+            if any(b > a for a, b in zip(seeds[0], seeds[0][1:])) or any(
+                    b < a for a, b in zip(seeds[1], seeds[1][1:])):
+                raise ValueError("single-seed intervals must widen with the level")
         return self
 
 
@@ -410,6 +428,10 @@ def dump_fit_file(model: FitFile) -> str:
         doc["provenance"].pop("prior", None)
     if doc.get("random_steps") is None:  # recorded where known (files before it lack the key)
         doc.pop("random_steps", None)
+    pi = doc.get("prediction_interval")
+    if pi is not None and pi.get("seed_log_low") is None:  # files before it lack the keys
+        pi.pop("seed_log_low", None)
+        pi.pop("seed_log_high", None)
     _check_finite(doc)
     doc["content_hash"] = content_hash(doc)
     # One line per bootstrap draw keeps files small and diffs readable.

@@ -184,7 +184,11 @@ class Recommendation(BaseModel):
     predicted_total: float
     delta: float
     interval: Interval | None = Field(
-        description="Interval for the data a new run of this configuration needs.")
+        description="Interval for the data a new run of this configuration needs, the run "
+                    "averaged over as many seeds as the fit's runs (its notes say how many).")
+    interval_single_seed: Interval | None = Field(
+        default=None, description="The same for a run of one seed (wider); None where the fit "
+                                  "has no single-seed interval.")
     within_budget: bool = Field(description="Whether the predictions stay within every budget.")
     optimum: Optimum
     extrapolated: bool
@@ -587,6 +591,9 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
     low_high = f.interval(utd_r, params_r, target_r, level)
     interval = None if low_high is None else Interval(
         low=float(low_high[0]), high=float(low_high[1]), level=level)
+    one = f.interval(utd_r, params_r, target_r, level, single_seed=True)
+    one_seed = None if one is None else Interval(low=float(one[0]), high=float(one[1]),
+                                                 level=level)
     if interval is not None and not interval.high <= interval.low * _WIDE:  # or 0 - inf
         factor = interval.high / interval.low if interval.low > 0 else math.inf
         warnings.append(f"the {100 * level:g}% interval spans a factor of "
@@ -610,7 +617,7 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
         learning_rate=f.learning_rate, random_steps=f.model.random_steps,
         predicted_data=data_r, predicted_compute=compute_r,
         predicted_total=compute_r + delta * data_r, delta=delta, interval=interval,
-        within_budget=within,
+        interval_single_seed=one_seed, within_budget=within,
         optimum=Optimum(utd=point.utd, params=point.params, width=width_exact,
                         batch_size=float(f.batch_size(point.utd, point.params)), target=target,
                         data=point.data, compute=point.compute,

@@ -73,6 +73,8 @@ class DataTable:
 
     data[i, j]: env steps for config i to reach targets[j] (NaN: not reached by `horizon[i]`).
     boot[r, i, j]: the same on bootstrap resample r of the seed columns.
+    seed_data[i, s, j]: the same on seed s's own curve (inf: not reached by `horizon[i]`; NaN:
+    no seed s, as configs with fewer seeds are padded); None where not computed.
     """
 
     env: str
@@ -84,6 +86,7 @@ class DataTable:
     data: np.ndarray
     boot: np.ndarray
     n_seeds: np.ndarray
+    seed_data: np.ndarray | None = None
 
 
 def truncate(run: Run, step_limit: float, metric: str = "return") -> tuple[np.ndarray, np.ndarray]:
@@ -107,6 +110,7 @@ def data_table(
     data = np.full((n, m), np.nan)
     boot = np.full((n_boot, n, m), np.nan)
     horizon = np.zeros(n)
+    seed_data = np.full((n, max((r.n_seeds for r in runs), default=0), m), np.nan)
     for i, run in enumerate(runs):
         steps, values = truncate(run, limit)
         if not len(steps):
@@ -117,13 +121,17 @@ def data_table(
         horizon[i] = steps[-1]
         data[i] = curve_crossings(steps, seed_mean(values), targets)
         s = values.shape[1]
+        for k in range(s):
+            if np.isfinite(values[:, k]).any():  # inf: this seed did not reach it by horizon
+                d = curve_crossings(steps, values[:, k], targets)
+                seed_data[i, k] = np.where(np.isnan(d), np.inf, d)
         cols = rng.integers(0, s, size=(n_boot, s))
         means = seed_mean(values[:, cols]).T  # (n_boot, T)
         for r in range(n_boot):
             boot[r, i] = curve_crossings(steps, means[r], targets)
     return DataTable(env, np.array([r.utd for r in runs]), np.array([r.params for r in runs]),
                      np.array([r.batch_size for r in runs]), np.asarray(targets, float), horizon,
-                     data, boot, np.array([r.n_seeds for r in runs]))
+                     data, boot, np.array([r.n_seeds for r in runs]), seed_data)
 
 
 def _forward_fill(values: np.ndarray) -> np.ndarray:

@@ -258,6 +258,82 @@ def _least_widen(r: np.ndarray, d: np.ndarray, lo: float, hi: float, level: floa
     return float(_WIDEN_GRID[-1])
 
 
+def _seed_residuals(table: DataTable, loco: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(residuals, reach): per-seed log residuals (n, S, m) against the LOCO predictions, +inf
+    where the seed did not reach the threshold by its run's end, NaN where there is no seed or
+    no prediction; reach[i, 1, j] = log(horizon_i / prediction): a +inf residual lies above it."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.log(table.seed_data / loco[:, None, :])
+        reach = np.log(table.horizon[:, None, None] / loco[:, None, :])
+    r[~np.isfinite(loco)[:, None, :].repeat(r.shape[1], 1)] = np.nan
+    return r, reach
+
+
+def _needed_scale(r: np.ndarray, reach: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """For each seed's residual (NaN dropped), the least factor k for which [k lo, k hi] holds
+    it; a seed that never reached the threshold counts as held once k hi reaches past its run's
+    end (what it needed is unknown beyond that)."""
+    r, reach = np.broadcast_arrays(r, reach)
+    keep = ~np.isnan(r)
+    r, reach = r[keep], reach[keep]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        up = np.where(np.isinf(r), np.maximum(reach, 0) / hi if hi > 0 else np.inf,
+                      np.where(r > 0, r / hi if hi > 0 else np.inf, 0.0))
+        down = np.where(r < 0, r / lo if lo < 0 else np.inf, 0.0)
+    return np.maximum(up, down)
+
+
+def _least_scale(needed: np.ndarray, level: float, n_units: int) -> float:
+    """The least factor >= 1 holding `level` (finite-sample corrected over `n_units` configs)
+    of the seeds whose needed factors are `needed`."""
+    if not needed.size:
+        return 1.0
+    corrected = min(1.0, level * (1 + 1 / max(n_units, 1)))
+    return max(1.0, float(np.quantile(needed, corrected, method="higher")))
+
+
+def single_seed_bounds(table: DataTable, loco: np.ndarray, bounds: list[tuple[float, float]]
+                       ) -> list[tuple[float, float]] | None:
+    """The interval for a single seed's D_J, level by level: the seed-averaged `bounds` scaled
+    by the least factor >= 1 that holds the level's share of the fit's seeds, each against its
+    config's LOCO prediction (split conformal over configs). None without per-seed data."""
+    if table.seed_data is None or not table.seed_data.size:
+        return None
+    r, reach = _seed_residuals(table, loco)
+    out = []
+    for level, (lo, hi) in zip(LEVELS, bounds):
+        k = _least_scale(_needed_scale(r, reach, lo, hi), level, len(table.utd))
+        out.append((max(k * lo, -20.0), min(k * hi, 20.0)))
+    lows = np.minimum.accumulate([b[0] for b in out])
+    highs = np.maximum.accumulate([b[1] for b in out])
+    return list(zip(lows, highs))
+
+
+def single_seed_coverage(table: DataTable, loco: np.ndarray, level: float = CHECK_LEVEL,
+                         floor: tuple[float, float] | None = None, min_own: int = 1,
+                         groups: Groups | None = None) -> float:
+    """Coverage of the single-seed interval on each config's seeds when it is built from the
+    other configs only (their LOCO residuals, groups, and seeds), as loco_coverage does for
+    the seed-averaged one; NaN without per-seed data."""
+    if table.seed_data is None or not table.seed_data.size:
+        return float("nan")
+    r = _residuals(table.data, loco)
+    ok = np.isfinite(r)
+    rs, reach = _seed_residuals(table, loco)
+    n = len(table.utd)
+    hits = []
+    for i in range(n):
+        keep = np.arange(n) != i
+        bounds = _honest_bounds(r, ok, keep, level, groups, floor, min_own)
+        if bounds is None:
+            continue
+        k = _least_scale(_needed_scale(rs[keep], reach[keep], *bounds), level, n - 1)
+        own = _needed_scale(rs[i], reach[i], *bounds)
+        if own.size:
+            hits.append(own <= k)
+    return float(np.concatenate(hits).mean()) if hits else float("nan")
+
+
 @dataclass(frozen=True)
 class Floor:
     """Log offsets an interval must at least span, from outside the fit's own configs (e.g.
@@ -318,6 +394,10 @@ def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.
                   min_own=floor.min_own if floor else 1)
     used = groups if scale_groups else None
     coverage = {"leave_one_config_out": loco_coverage(table, loco, groups=used, **honest)}
+    seed_bounds = single_seed_bounds(table, loco, bounds)
+    if seed_bounds is not None:
+        coverage["single_seed_leave_one_config_out"] = single_seed_coverage(
+            table, loco, groups=used, **honest)
     if floor is not None:
         coverage.update(floor.coverage)
     for axis, name in (("utd", "interior_utd_rows_out"), ("params", "interior_params_columns_out")):
@@ -350,6 +430,8 @@ def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.
         levels=list(LEVELS), log_low=[_round(b[0]) for b in bounds],
         log_high=[_round(b[1]) for b in bounds], widen_up=_round(widen_up),
         widen_down=_round(widen_down), n_residuals=max(int(r.size), 1),
+        seed_log_low=None if seed_bounds is None else [_round(b[0]) for b in seed_bounds],
+        seed_log_high=None if seed_bounds is None else [_round(b[1]) for b in seed_bounds],
         coverage={k: _round(v) for k, v in coverage.items() if np.isfinite(v)})
     return interval, preds
 
