@@ -158,3 +158,95 @@ def test_an_edge_that_sits_off_the_law_is_not_covered_by_its_own_residuals():
     assert cov["largest_utd_row_out"] < 0.2, cov
     assert cov["largest_params_column_out"] >= 0.5, cov  # the other axis is not dragged down
     assert set(edge_coverage(table, loco, preds, "up", 0.25)) == {"utd", "params"}
+
+
+def _seeded_table(seed: int, seeds: int = 8, spread: float = 0.35) -> DataTable:
+    """_synthetic_table with per-seed D_J scattered `spread` (log) around each config's D_J."""
+    t = _synthetic_table(seed, noise=0.05)
+    rng = np.random.default_rng(1000 + seed)
+    seed_data = t.data[:, None, :] * np.exp(spread * rng.standard_normal(
+        (len(t.utd), seeds, t.data.shape[1])))
+    return DataTable(t.env, t.utd, t.params, t.batch_size, t.targets, t.horizon, t.data,
+                     t.boot, np.full(len(t.utd), seeds), seed_data)
+
+
+def test_the_single_seed_interval_covers_single_seeds_where_the_averaged_one_does_not():
+    """Runs averaged over seeds scatter less than one seed: the seed-averaged interval misses
+    fresh single seeds of the same law, the single-seed interval covers about 80% of them."""
+    from calibration.build import DEFAULT_METHOD
+
+    table = _seeded_table(0)
+    laws = fit_laws(table, DEFAULT_METHOD)
+    loco = leave_one_config_out(table, DEFAULT_METHOD, laws)
+    interval, _ = calibrate_interval(table, DEFAULT_METHOD, laws, loco)
+    i = interval.levels.index(0.8)
+    lo, hi = interval.log_low[i], interval.log_high[i]
+    s_lo, s_hi = interval.seed_log_low[i], interval.seed_log_high[i]
+    assert s_lo < lo and s_hi > hi
+    averaged, single = [], []
+    for seed in range(1, 11):
+        fresh = _seeded_table(seed)
+        r = np.log(fresh.seed_data / laws.predict(fresh.utd, fresh.params)[:, None, :])
+        averaged.append(((r >= lo) & (r <= hi)).mean())
+        single.append(((r >= s_lo) & (r <= s_hi)).mean())
+    assert np.mean(averaged) < 0.6 and 0.72 <= np.mean(single) <= 0.9, (averaged, single)
+    assert 0.72 <= interval.coverage["single_seed_leave_one_config_out"] <= 0.9
+
+
+def test_a_seed_that_never_reaches_counts_against_a_narrow_interval():
+    """A seed short of a threshold by its run's end (inf) is a miss while the interval ends
+    inside the run: a table where a third of the seeds never reach gets a wider interval."""
+    from calibration.build import DEFAULT_METHOD
+
+    table = _seeded_table(0, spread=0.05)
+    laws = fit_laws(table, DEFAULT_METHOD)
+    loco = leave_one_config_out(table, DEFAULT_METHOD, laws)
+    base, _ = calibrate_interval(table, DEFAULT_METHOD, laws, loco)
+    stuck = table.seed_data.copy()
+    stuck[:, ::3] = np.inf
+    short = DataTable(table.env, table.utd, table.params, table.batch_size, table.targets,
+                      np.full(len(table.utd), 2e6), table.data, table.boot, table.n_seeds, stuck)
+    wide, _ = calibrate_interval(short, DEFAULT_METHOD, laws, loco)
+    i = base.levels.index(0.8)
+    assert wide.seed_log_high[i] > base.seed_log_high[i] + 0.1, (wide, base)
+
+
+def test_fit_interval_for_one_seed():
+    fit = advisor.load_fit("bro/h1-crawl-v0")
+    lo, hi = fit.interval(2, 2.3e6, 700)
+    s_lo, s_hi = fit.interval(2, 2.3e6, 700, single_seed=True)
+    assert s_lo < lo < hi < s_hi
+    rec = advisor.recommend(advisor.Budget(compute=1e17), fit="bro/h1-crawl-v0")
+    assert rec.interval_single_seed.low < rec.interval.low < rec.interval.high < (
+        rec.interval_single_seed.high)
+    with pytest.raises(ConfigError, match="single_seed must be True or False"):
+        fit.interval(2, 2.3e6, 700, single_seed="yes")
+
+
+def test_a_fit_file_single_seed_interval_is_validated(tmp_path):
+    """Both single-seed lists or neither, as long as the levels, containing the seed-averaged
+    interval; a file without them (before them) loads and has no single-seed interval."""
+    from advisor.errors import FitFileError
+    from advisor.fitfile import parse_fit_file
+
+    doc = json.loads(dump_fit_file(advisor.load_fit("bro/h1-crawl-v0").model))
+    pi = doc["prediction_interval"]
+    for change, needle in (({"seed_log_high": None}, "come together"),
+                           ({"seed_log_low": pi["seed_log_low"][1:]}, "same length"),
+                           ({"seed_log_low": [0.0] * len(pi["levels"])}, "must contain")):
+        bad = json.loads(json.dumps(doc))
+        bad["prediction_interval"].update(change)
+        bad.pop("content_hash")
+        with pytest.raises(FitFileError, match=needle):
+            parse_fit_file(json.dumps(bad))
+    from advisor.fitfile import content_hash
+
+    old = json.loads(json.dumps(doc))
+    for key in ("seed_log_low", "seed_log_high"):
+        old["prediction_interval"].pop(key)
+    old["content_hash"] = content_hash(old)
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    fit = advisor.load_fit(str(path))
+    assert fit.interval(2, 2.3e6, 700, single_seed=True) is None
+    assert advisor.recommend(1e17, fit=str(path)).interval_single_seed is None
