@@ -232,6 +232,8 @@ def test_an_interval_that_overflows_is_warned_about_not_hidden(tmp_path):
     n = len(doc["prediction_interval"]["levels"])
     doc = _set(doc, "prediction_interval.log_high", [20.0] * n)
     doc = _set(doc, "prediction_interval.log_low", [-20.0] * n)
+    doc = _set(doc, "prediction_interval.seed_log_high", [20.0] * n)
+    doc = _set(doc, "prediction_interval.seed_log_low", [-20.0] * n)
     import warnings
 
     with warnings.catch_warnings():
@@ -413,14 +415,17 @@ def test_show_prints_the_80_percent_interval_recommend_uses(tmp_path):
     """With stored levels 0.5 and 0.95, show printed the 0.95 offsets as the 80% interval."""
     doc = _doc()
     pi = doc["prediction_interval"]
-    pi.update(levels=[0.5, 0.95], log_low=[-0.1, -2.0], log_high=[0.1, 2.0])
+    pi.update(levels=[0.5, 0.95], log_low=[-0.1, -2.0], log_high=[0.1, 2.0],
+              seed_log_low=[-0.2, -3.0], seed_log_high=[0.2, 3.0])
     path = str(_write(tmp_path, doc))
     f = advisor.load_fit(path)
     low, high = f.interval(2.0, 1e6, level=0.8)
+    one_low, one_high = f.interval(2.0, 1e6, level=0.8, single_seed=True)
     mid = f.data_to_target(2.0, 1e6)
     res = runner.invoke(main, ["show", path])
     assert res.exit_code == 0, res.output
     assert f"80% of new runs need {low / mid:.2f}x-{high / mid:.2f}x" in res.output, res.output
+    assert f"a single seed's run {one_low / mid:.2f}x-{one_high / mid:.2f}x" in res.output
 
 
 def test_integrations_ask_for_the_fit_a_file_recommendation_came_from(tmp_path):
