@@ -40,6 +40,9 @@ WIDEN_FLOOR_UP = 0.25
 WIDEN_FLOOR_DOWN = 1.5
 #: Scale factors tried for the in-domain offsets (group_scale).
 _SCALE_GRID = np.round(np.arange(1.0, 5.0001, 0.01), 2)
+#: The most a single seed's interval is scaled (its offsets are then clipped to the schema's
+#: +-20 anyway): where over a fifth of the seeds never reach, the needed factor is unbounded.
+_MAX_SEED_SCALE = 1000.0
 _WIDEN_GRID = np.concatenate([np.linspace(0, 2, 81), np.linspace(2.1, 50, 480),
                               np.linspace(51, 1000, 950)])
 
@@ -289,7 +292,8 @@ def _least_scale(needed: np.ndarray, level: float, n_units: int) -> float:
     if not needed.size:
         return 1.0
     corrected = min(1.0, level * (1 + 1 / max(n_units, 1)))
-    return max(1.0, float(np.quantile(needed, corrected, method="higher")))
+    k = float(np.quantile(needed, corrected, method="higher"))
+    return min(max(1.0, k), _MAX_SEED_SCALE)  # inf: seeds that never reached, past any reach
 
 
 def single_seed_bounds(table: DataTable, loco: np.ndarray, bounds: list[tuple[float, float]]

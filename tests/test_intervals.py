@@ -250,3 +250,19 @@ def test_a_fit_file_single_seed_interval_is_validated(tmp_path):
     fit = advisor.load_fit(str(path))
     assert fit.interval(2, 2.3e6, 700, single_seed=True) is None
     assert advisor.recommend(1e17, fit=str(path)).interval_single_seed is None
+
+
+def test_seeds_that_mostly_never_reach_give_a_bounded_single_seed_interval():
+    """Half the seeds never reach: the factor needed is unbounded, the offsets stay finite and
+    within the schema (a lower offset of 0 times inf was NaN)."""
+    from calibration.build import DEFAULT_METHOD
+
+    table = _seeded_table(0, spread=0.05)
+    stuck = table.seed_data.copy()
+    stuck[:, ::2] = np.inf
+    short = DataTable(table.env, table.utd, table.params, table.batch_size, table.targets,
+                      np.full(len(table.utd), 2e6), table.data, table.boot, table.n_seeds, stuck)
+    laws = fit_laws(short, DEFAULT_METHOD)
+    loco = leave_one_config_out(short, DEFAULT_METHOD, laws)
+    interval, _ = calibrate_interval(short, DEFAULT_METHOD, laws, loco)
+    assert all(np.isfinite(interval.seed_log_low)) and max(interval.seed_log_high) <= 20
