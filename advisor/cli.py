@@ -611,12 +611,13 @@ def _export_entry(rec, fit) -> dict:
         critic, policy = str(exc), None  # SAC(None, ...) fails: no default critic in its place
     else:
         policy = "MlpPolicy"
-    iv = rec.interval
+    iv, one = rec.interval, rec.interval_single_seed
     return {"policy": policy, "hyperparameters": hyper,
             "n_timesteps": total_timesteps(rec), "utd": rec.utd, "width": rec.width,
             "params": rec.params, "target": rec.target, "predicted_data": rec.predicted_data,
             "predicted_compute": rec.predicted_compute,
             "interval": None if iv is None else iv.model_dump(),
+            "interval_single_seed": None if one is None else one.model_dump(),
             "within_budget": rec.within_budget, "extrapolated": rec.extrapolated,
             "warnings": list(rec.warnings), "critic": critic,
             "notes": protocol_notes(rec)}

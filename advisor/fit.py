@@ -218,11 +218,11 @@ class Fit:
             raise ConfigError(f"single_seed must be True or False, got {single_seed!r}")
         if pi is None:
             return None if single_seed else self._bootstrap_interval(utd, params, target, level)
-        if single_seed and pi.seed_log_low is None:
-            return None
         if not pi.levels[0] <= level <= pi.levels[-1]:
             raise ConfigError(f"level must lie between {pi.levels[0]:g} and {pi.levels[-1]:g} "
                               f"(the levels {self.id} is calibrated for), got {level!r}")
+        if single_seed and pi.seed_log_low is None:
+            return None
         lows, highs = ((pi.seed_log_low, pi.seed_log_high) if single_seed else
                        (pi.log_low, pi.log_high))
         lo = np.interp(level, pi.levels, lows)

@@ -409,9 +409,16 @@ def seeds_note(table: DataTable) -> str:
     s = np.asarray(table.n_seeds, int)
     many = (f"{s.min()} per config" if s.min() == s.max() else
             f"{s.min()} to {s.max()} per config, median {np.median(s):g}")
-    return (f"Each config's D_J is read from its return curve averaged over its seeds ({many}): "
+    text = (f"Each config's D_J is read from its return curve averaged over its seeds ({many}): "
             "the interval is for a new run averaged over as many seeds; a single "
-            "seed's D_J scatters more.")
+            "seed's D_J scatters more")
+    sd = table.seed_data
+    if sd is None or not np.isfinite(sd).any():
+        return text + "."
+    cells = np.broadcast_to(np.isfinite(table.data)[:, None, :], sd.shape) & ~np.isnan(sd)
+    never = float(np.isinf(sd[cells]).mean()) if cells.any() else 0.0
+    return (text + f" (the single-seed interval is for it; {100 * never:.1f}% of the seeds never "
+            "reached a threshold their config's averaged curve reached, and are not in it).")
 
 
 def few_shot_loco(table: DataTable, fam) -> np.ndarray:

@@ -145,8 +145,10 @@ class Grid(BaseModel):
         if self.anchor_utd not in self.utds:
             raise ValueError(f"anchor_utd {self.anchor_utd} must be one of utds {self.utds}")
         if self.random_steps >= self.steps:
-            raise ValueError(f"random_steps {self.random_steps} (the default where a grid "
-                             f"sets none: 2500) must be below steps {self.steps}")
+            default = ("" if "random_steps" in self.model_fields_set else
+                       " (the default: this grid sets none)")
+            raise ValueError(f"random_steps {self.random_steps}{default} must be below steps "
+                             f"{self.steps}")
         learning_evals = self.steps // self.eval_every - self.random_steps // self.eval_every
         if learning_evals < 2:  # one point is no learning curve: the runs could only fail
             raise ValueError(f"{self.steps} steps with eval_every {self.eval_every} and "

@@ -40,9 +40,6 @@ WIDEN_FLOOR_UP = 0.25
 WIDEN_FLOOR_DOWN = 1.5
 #: Scale factors tried for the in-domain offsets (group_scale).
 _SCALE_GRID = np.round(np.arange(1.0, 5.0001, 0.01), 2)
-#: The most a single seed's interval is scaled (its offsets are then clipped to the schema's
-#: +-20 anyway): where over a fifth of the seeds never reach, the needed factor is unbounded.
-_MAX_SEED_SCALE = 1000.0
 _WIDEN_GRID = np.concatenate([np.linspace(0, 2, 81), np.linspace(2.1, 50, 480),
                               np.linspace(51, 1000, 950)])
 
@@ -131,21 +128,23 @@ def interior_groups(table: DataTable, preds: dict[str, np.ndarray]) -> Groups:
 
 def _honest_bounds(r: np.ndarray, ok: np.ndarray, keep: np.ndarray, level: float,
                    groups: Groups | None, floor: tuple[float, float] | None,
-                   min_own: int) -> tuple[float, float] | None:
+                   min_own: int, with_scale: bool = False):
     """The interval built only from configs in `keep`: their LOCO residuals, scaled to cover
-    their interior group residuals, at least `floor`; None when nothing calibrates it."""
+    their interior group residuals, at least `floor`; None when nothing calibrates it.
+    `with_scale`: (lo, hi, the group scale applied)."""
     n_keep = int(keep.sum())
     others = r[keep][ok[keep]]
     if not others.size and floor is None:
         return None
     lo, hi = (conformal_quantiles(others, level, n_keep) if others.size and n_keep >= min_own
               else (0.0, 0.0))
+    k = 1.0
     if groups is not None and others.size and n_keep >= min_own:
         k = groups.scale(lo, hi, level, keep)
         lo, hi = k * lo, k * hi
     if floor is not None:
         lo, hi = min(lo, floor[0]), max(hi, floor[1])
-    return lo, hi
+    return (lo, hi, k) if with_scale else (lo, hi)
 
 
 def loco_coverage(table: DataTable, loco: np.ndarray, level: float = CHECK_LEVEL,
@@ -224,7 +223,8 @@ def _edges(table: DataTable, preds: dict[str, np.ndarray], side: str):
 
 
 def edge_coverage(table: DataTable, loco: np.ndarray, preds: dict[str, np.ndarray], side: str,
-                  floor: float, groups: Groups | None = None, level: float = CHECK_LEVEL
+                  floor: float, groups: Groups | None = None, level: float = CHECK_LEVEL,
+                  bounds_floor: tuple[float, float] | None = None, min_own: int = 1
                   ) -> dict[str, float]:
     """Honest coverage at one side's edges, per axis ('utd': the outermost utd row, 'params':
     the outermost params column): each predicted by a fit without it, its interval built
@@ -237,7 +237,7 @@ def edge_coverage(table: DataTable, loco: np.ndarray, preds: dict[str, np.ndarra
     parts = _edge_rows(table, preds, side)
     out = {}
     for axis, (rows, res, d) in parts.items():
-        bounds = _honest_bounds(r, ok, ~rows, level, groups, None, 1)
+        bounds = _honest_bounds(r, ok, ~rows, level, groups, bounds_floor, min_own)
         g = res[rows]
         g = g[np.isfinite(g)]
         if bounds is None or not g.size:
@@ -261,53 +261,58 @@ def _least_widen(r: np.ndarray, d: np.ndarray, lo: float, hi: float, level: floa
     return float(_WIDEN_GRID[-1])
 
 
-def _seed_residuals(table: DataTable, loco: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(residuals, reach): per-seed log residuals (n, S, m) against the LOCO predictions, +inf
-    where the seed did not reach the threshold by its run's end, NaN where there is no seed or
-    no prediction; reach[i, 1, j] = log(horizon_i / prediction): a +inf residual lies above it."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.log(table.seed_data / loco[:, None, :])
-        reach = np.log(table.horizon[:, None, None] / loco[:, None, :])
-    r[~np.isfinite(loco)[:, None, :].repeat(r.shape[1], 1)] = np.nan
-    return r, reach
-
-
-def _needed_scale(r: np.ndarray, reach: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """For each seed's residual (NaN dropped), the least factor k for which [k lo, k hi] holds
-    it; a seed that never reached the threshold counts as held once k hi reaches past its run's
-    end (what it needed is unknown beyond that)."""
-    r, reach = np.broadcast_arrays(r, reach)
-    keep = ~np.isnan(r)
-    r, reach = r[keep], reach[keep]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        up = np.where(np.isinf(r), np.maximum(reach, 0) / hi if hi > 0 else np.inf,
-                      np.where(r > 0, r / hi if hi > 0 else np.inf, 0.0))
-        down = np.where(r < 0, r / lo if lo < 0 else np.inf, 0.0)
-    return np.maximum(up, down)
-
-
-def _least_scale(needed: np.ndarray, level: float, n_units: int) -> float:
-    """The least factor >= 1 holding `level` (finite-sample corrected over `n_units` configs)
-    of the seeds whose needed factors are `needed`."""
-    if not needed.size:
-        return 1.0
-    corrected = min(1.0, level * (1 + 1 / max(n_units, 1)))
-    k = float(np.quantile(needed, corrected, method="higher"))
-    return min(max(1.0, k), _MAX_SEED_SCALE)  # inf: seeds that never reached, past any reach
-
-
-def single_seed_bounds(table: DataTable, loco: np.ndarray, bounds: list[tuple[float, float]]
-                       ) -> list[tuple[float, float]] | None:
-    """The interval for a single seed's D_J, level by level: the seed-averaged `bounds` scaled
-    by the least factor >= 1 that holds the level's share of the fit's seeds, each against its
-    config's LOCO prediction (split conformal over configs). None without per-seed data."""
+def _seed_residuals(table: DataTable, loco: np.ndarray) -> np.ndarray | None:
+    """(n, S, m) log residuals of each seed's own D_J against its config's LOCO prediction; NaN
+    where the seed did not reach the threshold by its run's end, where a config has fewer
+    seeds, or where there is no prediction (the seed-averaged interval leaves out unreached
+    points alike). None without per-seed data."""
     if table.seed_data is None or not table.seed_data.size:
         return None
-    r, reach = _seed_residuals(table, loco)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        r = np.log(table.seed_data / loco[:, None, :])
+    r[~np.isfinite(r)] = np.nan
+    return r if np.isfinite(r).any() else None
+
+
+def _seed_offsets(rs: np.ndarray, level: float, scale: float = 1.0
+                  ) -> tuple[float, float] | None:
+    """(low, high) log offsets holding `level` of single seeds, equal-tailed: the weighted
+    quantiles of the seeds' residuals `rs` (configs x seeds x thresholds), each config weighted
+    equally (its seeds share its weight), the level corrected for the number of configs (the
+    exchangeable units), times `scale` (the group scale of the seed-averaged interval)."""
+    per_config = np.isfinite(rs).reshape(len(rs), -1).sum(axis=1)
+    units = int((per_config > 0).sum())
+    if not units:
+        return None
+    ok = np.isfinite(rs)
+    w = np.broadcast_to((1.0 / np.maximum(per_config, 1))[:, None, None], rs.shape)[ok]
+    r = rs[ok]
+    order = np.argsort(r)
+    r, c = r[order], np.cumsum(w[order]) / w.sum()
+    corrected = min(1.0, level * (1 + 1 / units))
+
+    def q(p: float) -> float:
+        return float(r[min(int(np.searchsorted(c, p - 1e-12)), len(r) - 1)])
+
+    return min(scale * q((1 - corrected) / 2), 0.0), max(scale * q((1 + corrected) / 2), 0.0)
+
+
+def single_seed_bounds(table: DataTable, loco: np.ndarray, bounds: list[tuple[float, float]],
+                       scales: dict[float, float] | None = None
+                       ) -> list[tuple[float, float]] | None:
+    """The interval for a single seed's D_J, level by level: at least the seed-averaged
+    `bounds`, and wide enough on each side for the level's share of the fit's single seeds
+    against their configs' LOCO predictions (_seed_offsets, scaled by the level's group scale
+    in `scales` where given). Seeds that never reached a threshold are left out, as unreached
+    points are from the seed-averaged interval (the fit's notes give their share). None without
+    per-seed data."""
+    rs = _seed_residuals(table, loco)
+    if rs is None:
+        return None
     out = []
     for level, (lo, hi) in zip(LEVELS, bounds):
-        k = _least_scale(_needed_scale(r, reach, lo, hi), level, len(table.utd))
-        out.append((max(k * lo, -20.0), min(k * hi, 20.0)))
+        s_lo, s_hi = _seed_offsets(rs, level, (scales or {}).get(level, 1.0))
+        out.append((max(min(lo, s_lo), -20.0), min(max(hi, s_hi), 20.0)))
     lows = np.minimum.accumulate([b[0] for b in out])
     highs = np.maximum.accumulate([b[1] for b in out])
     return list(zip(lows, highs))
@@ -316,25 +321,25 @@ def single_seed_bounds(table: DataTable, loco: np.ndarray, bounds: list[tuple[fl
 def single_seed_coverage(table: DataTable, loco: np.ndarray, level: float = CHECK_LEVEL,
                          floor: tuple[float, float] | None = None, min_own: int = 1,
                          groups: Groups | None = None) -> float:
-    """Coverage of the single-seed interval on each config's seeds when it is built from the
-    other configs only (their LOCO residuals, groups, and seeds), as loco_coverage does for
-    the seed-averaged one; NaN without per-seed data."""
-    if table.seed_data is None or not table.seed_data.size:
+    """Coverage of the single-seed interval on each config's seeds (those that reached) when
+    it is built from the other configs only (their LOCO residuals, groups and seeds), as
+    loco_coverage does for the seed-averaged one; NaN without per-seed data."""
+    rs = _seed_residuals(table, loco)
+    if rs is None:
         return float("nan")
     r = _residuals(table.data, loco)
     ok = np.isfinite(r)
-    rs, reach = _seed_residuals(table, loco)
     n = len(table.utd)
     hits = []
     for i in range(n):
         keep = np.arange(n) != i
-        bounds = _honest_bounds(r, ok, keep, level, groups, floor, min_own)
-        if bounds is None:
+        honest = _honest_bounds(r, ok, keep, level, groups, floor, min_own, with_scale=True)
+        own = rs[i][np.isfinite(rs[i])]
+        seeds = _seed_offsets(rs[keep], level, honest[2]) if honest is not None else None
+        if seeds is None or not own.size:
             continue
-        k = _least_scale(_needed_scale(rs[keep], reach[keep], *bounds), level, n - 1)
-        own = _needed_scale(rs[i], reach[i], *bounds)
-        if own.size:
-            hits.append(own <= k)
+        lo, hi = min(honest[0], seeds[0]), max(honest[1], seeds[1])
+        hits.append(_covered(own, lo, hi))
     return float(np.concatenate(hits).mean()) if hits else float("nan")
 
 
@@ -398,7 +403,7 @@ def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.
                   min_own=floor.min_own if floor else 1)
     used = groups if scale_groups else None
     coverage = {"leave_one_config_out": loco_coverage(table, loco, groups=used, **honest)}
-    seed_bounds = single_seed_bounds(table, loco, bounds)
+    seed_bounds = single_seed_bounds(table, loco, bounds, scales)
     if seed_bounds is not None:
         coverage["single_seed_leave_one_config_out"] = single_seed_coverage(
             table, loco, groups=used, **honest)
@@ -410,7 +415,8 @@ def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.
     # and the other way round (the shipped widening was chosen on both: optimistic there).
     for side, name, floor_w in (("up", "largest", WIDEN_FLOOR_UP),
                                 ("down", "smallest", WIDEN_FLOOR_DOWN)):
-        edges = edge_coverage(table, loco, preds, side, floor_w, used)
+        edges = edge_coverage(table, loco, preds, side, floor_w, used,
+                              bounds_floor=honest["floor"], min_own=honest["min_own"])
         for axis, what in (("utd", "utd_row"), ("params", "params_column")):
             if axis in edges:
                 coverage[f"{name}_{what}_out"] = edges[axis]

@@ -933,5 +933,8 @@ def test_a_grid_error_names_every_field_it_misses_and_the_default_it_used():
     with pytest.raises(GridError) as err:
         load_grid_dict({**{k: v for k, v in PRESETS["smoke"].items() if k != "random_steps"},
                         "steps": 1000})
-    assert "random_steps 2500 (the default where a grid sets none: 2500) must be below steps " \
-           "1000" in str(err.value)
+    assert "random_steps 2500 (the default: this grid sets none) must be below steps 1000" in \
+        str(err.value)
+    with pytest.raises(GridError) as err:
+        load_grid_dict({**PRESETS["smoke"], "random_steps": 1000, "steps": 1000})
+    assert "random_steps 1000 must be below steps 1000" in str(err.value)

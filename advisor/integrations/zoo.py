@@ -158,14 +158,15 @@ def zoo_yaml(rec: Recommendation, env_id: str, *, critic: str = "bronet",
     comments (default: the fit's; the CLI passes `env_input_dim(env_id)`)."""
     entry = zoo_hyperparams(rec, env_id, critic=critic, fit=fit)
     match = critic_match(rec, critic, fit=fit, input_dim=input_dim)
-    iv = rec.interval
+    iv, one = rec.interval, rec.interval_single_seed
     c = _yaml.comment
     lines = [
         c(f"advisor: SAC on {env_id} from fit {rec.fit} ({rec.problem} budget: "
           + ", ".join(f"{k} {v:.4g}" for k, v in rec.budget.items()) + ")"),
         c(f"python -m rl_zoo3.train --algo sac --env {env_id} -conf THIS_FILE"),
         c(f"target {rec.target:.4g}; predicted data {rec.predicted_data:.4g} env steps"
-          + (f" ({100 * iv.level:g}% interval {iv.low:.4g}-{iv.high:.4g})" if iv else "")
+          + (f" ({100 * iv.level:g}% interval {iv.low:.4g}-{iv.high:.4g}"
+             + (f"; one seed {one.low:.4g}-{one.high:.4g}" if one else "") + ")" if iv else "")
           + f"; predicted compute {rec.predicted_compute:.4g} FLOPs; within budget: "
           f"{'yes' if rec.within_budget else 'no'}"),
         c(f"utd {rec.gradient_steps}/{rec.train_freq} = {rec.utd:.4g} (gradient_steps / "
