@@ -170,15 +170,20 @@ def _seeded_table(seed: int, seeds: int = 8, spread: float = 0.35) -> DataTable:
                      t.boot, np.full(len(t.utd), seeds), seed_data)
 
 
+def _calibrated(table: DataTable):
+    """(laws, LOCO predictions, interval) of `table`, made as the shipped fits are."""
+    from calibration.build import DEFAULT_METHOD
+
+    laws = fit_laws(table, DEFAULT_METHOD)
+    loco = leave_one_config_out(table, DEFAULT_METHOD, laws)
+    return laws, loco, calibrate_interval(table, DEFAULT_METHOD, laws, loco)[0]
+
+
 def test_the_single_seed_interval_covers_single_seeds_where_the_averaged_one_does_not():
     """Runs averaged over seeds scatter less than one seed: the seed-averaged interval misses
     fresh single seeds of the same law, the single-seed interval covers about 80% of them."""
-    from calibration.build import DEFAULT_METHOD
-
     table = _seeded_table(0)
-    laws = fit_laws(table, DEFAULT_METHOD)
-    loco = leave_one_config_out(table, DEFAULT_METHOD, laws)
-    interval, _ = calibrate_interval(table, DEFAULT_METHOD, laws, loco)
+    laws, loco, interval = _calibrated(table)
     i = interval.levels.index(0.8)
     lo, hi = interval.log_low[i], interval.log_high[i]
     s_lo, s_hi = interval.seed_log_low[i], interval.seed_log_high[i]
@@ -220,16 +225,13 @@ def test_a_single_seed_coverage_is_built_without_the_held_out_configs_seeds():
     from the other configs' seeds, in which the other one alone (5% of the weight) is too few to
     stretch the top. Were its own seeds in, the two (10%) would pass the top tail (8%):
     measured 81.8% pooled over all configs' seeds, against 84.1% with the leak."""
-    from calibration.build import DEFAULT_METHOD
 
     table = _seeded_table(0, spread=0.02)
     seed_data = table.seed_data.copy()
     seed_data[:2] *= np.exp(3.0)
     odd = DataTable(table.env, table.utd, table.params, table.batch_size, table.targets,
                     table.horizon, table.data, table.boot, table.n_seeds, seed_data)
-    laws = fit_laws(odd, DEFAULT_METHOD)
-    loco = leave_one_config_out(odd, DEFAULT_METHOD, laws)
-    interval, _ = calibrate_interval(odd, DEFAULT_METHOD, laws, loco)
+    _, _, interval = _calibrated(odd)
     assert interval.coverage["single_seed_leave_one_config_out"] <= 0.83, interval.coverage
 
 
