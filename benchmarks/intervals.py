@@ -44,9 +44,11 @@ from calibration.intervals import (  # noqa: E402
     CHECK_LEVEL,
     WIDEN_FLOOR_UP,
     _covered,
+    _honest_bounds,
     _residuals,
     calibrate_interval,
     conformal_quantiles,
+    interior_groups,
 )
 
 EDGES = (("up", "utd", "largest utd row"), ("up", "params", "largest params column"),
@@ -90,7 +92,8 @@ def main() -> None:
           f"fits built as shipped ({N_BOOT} bootstrap resamples); "
           f"{'LOCO residuals alone' if args.no_scale else 'scaled for rows and columns'}")
     names = ["LOCO", "interior rows", "interior columns"] + [e[2] for e in EDGES] + [
-        "scale", "median width", "LOCO error"]
+        "scale", "median width", "LOCO error", "LOCO, top 5 thresholds",
+        "interior columns, top 5 thresholds"]
     print("| fit | " + " | ".join(names) + " |")
     print("|" + "---|" * (len(names) + 1))
     totals, recorded, pooled = [], [], [[] for _ in EDGES]
@@ -100,8 +103,8 @@ def main() -> None:
         built = build_fit(Path(args.data_dir) / spec.archive, spec.algorithm, spec.env,
                           n_boot=N_BOOT, name=spec.name)
         t, loco = built.table, built.loco
-        interval, _ = calibrate_interval(t, DEFAULT_METHOD, built.laws, loco,
-                                         scale_groups=not args.no_scale)
+        interval, preds = calibrate_interval(t, DEFAULT_METHOD, built.laws, loco,
+                                             scale_groups=not args.no_scale)
         cov = interval.coverage
         i8 = interval.levels.index(CHECK_LEVEL)
         lo, hi = interval.log_low[i8], interval.log_high[i8]
@@ -120,7 +123,8 @@ def main() -> None:
             rec.append(cov.get(f"{'largest' if side == 'up' else 'smallest'}_{what}_out",
                                np.nan))
         row = [cov["leave_one_config_out"], cov["interior_utd_rows_out"],
-               cov["interior_params_columns_out"], *edges, scale, width, err]
+               cov["interior_params_columns_out"], *edges, scale, width, err,
+               *top_thresholds(t, loco, preds, scale=not args.no_scale)]
         totals.append(row)
         recorded.append(rec)
         print(f"| {spec.id} | " + " | ".join(_cell(j, v, rec) for j, v in enumerate(row)) + " |",
@@ -130,11 +134,37 @@ def main() -> None:
         print(f"| **{name}** | " + " | ".join(
             f"**{_cell(j, v, agg(recorded, axis=0))}**"
             for j, v in enumerate(agg(totals, axis=0))) + " |")
-    below = [str(int(np.sum(totals[:, j] < 0.7))) if j < 7 else "" for j in range(len(names))]
+    below = [str(int(np.sum(totals[:, j] < 0.7))) if j < 7 or j >= 10 else ""
+             for j in range(len(names))]
     print("| **fits below 70%** | " + " | ".join(below) + " |")
     cells = ["", "", ""] + [f"{100 * np.concatenate(h).mean():.0f}% of {np.concatenate(h).size}"
-                            if h else "" for h in pooled] + ["", "", ""]
+                            if h else "" for h in pooled] + [""] * 5
     print("| **pooled points** | " + " | ".join(cells) + " |")
+
+
+def top_thresholds(t: DataTable, loco: np.ndarray, preds: dict[str, np.ndarray],
+                   scale: bool = True, top: int = 5) -> tuple[float, float]:
+    """LOCO and interior-column coverage (as recorded: each interval built without the
+    configs it is checked on) on the `top` highest thresholds only: the default target of a
+    single budget is the top one, and one interval serves every threshold."""
+    r = _residuals(t.data, loco)
+    ok = np.isfinite(r)
+    groups = interior_groups(t, preds)
+    used = groups if scale else None
+    n = len(t.utd)
+    loco_hits, col_hits = [], []
+    for i in range(n):
+        bounds = _honest_bounds(r, ok, np.arange(n) != i, CHECK_LEVEL, used, None, 1)
+        x = r[i, -top:]
+        if bounds is not None:
+            loco_hits.append(_covered(x[np.isfinite(x)], *bounds))
+    for rows in groups.members["params"]:
+        g = groups.residuals["params"][rows][:, -top:]
+        bounds = _honest_bounds(r, ok, ~rows, CHECK_LEVEL, used, None, 1)
+        if bounds is not None:
+            col_hits.append(_covered(g[np.isfinite(g)], *bounds))
+    return tuple(float(np.concatenate(h).mean()) if h and np.concatenate(h).size else np.nan
+                 for h in (loco_hits, col_hits))
 
 
 def _cell(j: int, v: float, recorded) -> str:
