@@ -193,7 +193,9 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
                    "paper-scale axes.")
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
               help="A grid JSON file instead of a preset (see calibration/grid.py: Grid).")
-@click.option("--steps", type=click.IntRange(min=1), help="Env steps per run (overrides the grid).")
+@click.option("--steps", type=click.IntRange(min=1),
+              help="Env steps per run (overrides the grid; its evaluations keep their number, "
+                   "10 at least, and its random steps at most a fifth of the run).")
 @click.option("--seeds", type=click.IntRange(2, 1000),
               help="Seeds per configuration (2 at least: the fit bootstraps over seeds).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",

@@ -167,7 +167,12 @@ class Grid(BaseModel):
         data = self.model_dump()
         if steps is not None:
             data["steps"] = steps
-            data["eval_every"] = min(self.eval_every, max(1, steps // 10))
+            # At least 10 evaluations, and at most the grid's own number: longer runs than
+            # the grid's are logged as often per run, not per env step (smoke's 100 would
+            # evaluate 2,000 times in a run of 200,000 steps).
+            n_evals = max(10, self.steps // self.eval_every)
+            data["eval_every"] = max(min(self.eval_every, max(1, steps // 10)),
+                                     steps // n_evals)
             data["random_steps"] = min(self.random_steps, steps // 5)
         if n_seeds is not None:
             if not 2 <= n_seeds <= MAX_SEEDS:

@@ -91,7 +91,8 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
 @click.command("plan")
 @click.option("--runs", "runs", required=True, type=click.IntRange(min=1),
               help="Number of stage-2 (utd, width) configurations to run.")
-@click.option("--preset", "preset_name", type=click.Choice(["smoke", "reduced", "full"]),
+@click.option("--preset", "preset_name",
+              type=click.Choice(["smoke", "minutes", "reduced", "full"]),
               default="reduced", show_default=True,
               help="Candidate utd x width axes, stage 1, steps and seeds.")
 @click.option("--utds", help="Candidate UTDs (updates per env step), comma-separated.")

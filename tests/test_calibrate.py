@@ -565,6 +565,18 @@ def test_grid_values_of_the_wrong_kind_or_one_evaluation_are_refused(change, nee
         load_grid_dict(dict(preset("smoke").model_dump(), **change))
 
 
+@pytest.mark.parametrize("name, steps, eval_every", [
+    ("smoke", 500, 50),  # shorter: at least 10 evaluations
+    ("smoke", 200_000, 20_000),  # longer: the grid's 10 evaluations, not 2,000
+    ("reduced", 50_000, 5_000), ("reduced", 1_000_000, 50_000),  # its 20 at most
+    ("minutes", 10_000, 1_000),
+])
+def test_steps_override_keeps_the_number_of_evaluations_sane(name, steps, eval_every):
+    grid = preset(name).with_overrides(steps=steps)
+    assert grid.steps == steps and grid.eval_every == eval_every
+    assert 10 <= steps // grid.eval_every <= max(10, preset(name).steps // preset(name).eval_every)
+
+
 def test_a_grid_may_write_whole_numbers_as_json_floats():
     """2e5 steps in a grid file is a float in JSON: still a whole number of steps."""
     grid = load_grid_dict(dict(preset("smoke").model_dump(), steps=1000.0, widths=[16.0, 32, 64]))

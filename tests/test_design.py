@@ -198,6 +198,12 @@ def test_plan_click_command_on_a_standalone_group(tmp_path):
     assert res.exit_code == 2 and "names a family; give it alone" in res.output
     res = CliRunner().invoke(group, ["plan", "--runs", "5"])
     assert res.exit_code == 0 and "cannot run" not in res.output
+    # Every preset calibrate takes, minutes included: its packed stage 1 stays in the grid.
+    res = CliRunner().invoke(group, ["plan", "--runs", "5", "--preset", "minutes", "-o",
+                                     str(tmp_path / "minutes.json")])
+    assert res.exit_code == 0, res.output
+    grid = load_grid(tmp_path / "minutes.json")
+    assert grid.pack_batch_sizes and grid.steps == 10_000 and len(grid.configs) == 5
     res = CliRunner().invoke(group, ["plan", "--runs", "40"])
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "between 1 and" in res.output
 
