@@ -23,6 +23,7 @@ import math
 import numbers
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -551,7 +552,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
                                     "(above: do not trust what they name; a longer or wider "
                                     "grid may help)" if failed else "; fit checks passed"))
     if plan.prior is None and any(c.name == "exponents" for c in failed):
-        echo(prior_hint(command))
+        echo(prior_hint(command, path))
     return path
 
 
@@ -604,15 +605,18 @@ def _batch_law(out: Path, units1: list[Unit], runs1: list[Run], n_boot: int,
     return coef, float(b_err)
 
 
-def prior_hint(command: str) -> str:
+def prior_hint(command: str, fit_path: Path) -> str:
     """What to do when the runs do not determine an exponent (the Hopper `minutes` runs on an
-    H100 put alpha at its bound: UTD 1-4 barely mattered in 10k steps)."""
+    H100 put alpha at its bound: UTD 1-4 barely mattered in 10k steps). The refit it names
+    writes beside `fit_path` (a later --fit-out wins in click), keeping the free fit."""
     from calibration.catalogue import FAMILIES
 
     family = sorted(FAMILIES)[0]
+    beside = fit_path.with_name(f"{fit_path.stem}-{family}{fit_path.suffix}")
     return ("hint: these runs do not determine an exponent; a few-shot fit borrows the "
             f"exponents from a family of fits ({', '.join(sorted(FAMILIES))}) and fits the rest "
-            f"to these runs, without training again: {command} --prior {family}")
+            f"to these runs, without training again (beside this fit): {command} --prior "
+            f"{family} --fit-out {shlex.quote(str(beside))}")
 
 
 def _already(out: Path, units: list[Unit]) -> str:
@@ -676,8 +680,6 @@ def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, ou
              delta, n_boot, created, prior=None, compile="none") -> str:
     """The `advisor calibrate` command line equivalent to a Python call (the CLI records its own
     parsed parameters instead)."""
-    import shlex
-
     from advisor.fit import number_text
 
     parts = ["advisor calibrate --env", shlex.quote(env_id), "--algorithm", shlex.quote(algorithm)]

@@ -742,12 +742,20 @@ def test_an_exponent_the_runs_cannot_determine_gets_a_prior_hint(smoke, tmp_path
     cal.calibrate(ENV, out_dir=copy, device="cpu", quiet=True, echo=lines.append, n_boot=5,
                   command="advisor calibrate --env X --out-dir D")
     hints = [line for line in lines if line.startswith("hint: ")]
+    free = copy / f"bro-{ENV}.json"
+    beside = copy / f"bro-{ENV}-dmc.json"
     assert len(hints) == 1 and hints[0].endswith(
-        "without training again: advisor calibrate --env X --out-dir D --prior dmc"), lines
-    lines.clear()  # a few-shot fit gets no such hint, and says it replaces the free one
+        "without training again (beside this fit): advisor calibrate --env X --out-dir D "
+        f"--prior dmc --fit-out {beside}"), lines
+    lines.clear()  # the refit it names gets no such hint and keeps the free fit
+    before = free.read_bytes()
+    cal.calibrate(ENV, out_dir=copy, device="cpu", quiet=False, echo=lines.append, n_boot=5,
+                  prior="dmc", fit_out=beside)
+    assert not [line for line in lines if line.startswith("hint: ")], lines
+    assert free.read_bytes() == before and advisor.load_fit(str(beside)).model.provenance
+    lines.clear()  # without --fit-out it says it replaces the free one
     cal.calibrate(ENV, out_dir=copy, device="cpu", quiet=False, echo=lines.append, n_boot=5,
                   prior="dmc")
-    assert not [line for line in lines if line.startswith("hint: ")], lines
     assert sum("replacing the fit file written earlier" in line for line in lines) == 1, lines
 
 
