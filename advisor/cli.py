@@ -14,11 +14,14 @@ import json
 import os
 import sys
 import warnings
-from importlib import metadata
+from typing import TYPE_CHECKING
 
 import click
 
 from advisor.errors import AdvisorError, printable
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 FORMATS = ["table", "json", "yaml", "args", "zoo"]
 CRITIC_CHOICES = ["bronet", "mlp"]
@@ -36,6 +39,8 @@ def fail(message: str, code: int = 2):
 
 
 def _plugin_commands() -> dict[str, metadata.EntryPoint]:
+    from importlib import metadata  # here, not at the top: a Ctrl-C at start gives one line
+
     try:
         return {ep.name: ep for ep in metadata.entry_points(group=COMMANDS_GROUP)}
     except Exception:  # broken metadata of some installed package

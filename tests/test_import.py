@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def test_import_advisor_does_not_pull_heavy_packages():
     code = ("import sys, advisor; advisor.recommend(1e17); "
@@ -8,3 +10,23 @@ def test_import_advisor_does_not_pull_heavy_packages():
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_names_load_on_first_use_and_import_advisor_reads_no_numpy():
+    """`import advisor` is light (the CLI turns a Ctrl-C while it starts into one line); every
+    name in __all__ and every submodule still resolves as an attribute."""
+    code = ("import sys, advisor; light = [m for m in ('numpy', 'scipy', 'pydantic') "
+            "if m in sys.modules]; import advisor.recommend; names = [n for n in "
+            "advisor.__all__ if getattr(advisor, n) is None]; mods = [advisor.laws.__name__, "
+            "advisor.fitfile.__name__]; print(light, names, mods, 'Fit' in dir(advisor), "
+            "callable(advisor.recommend))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] [] ['advisor.laws', 'advisor.fitfile'] True True"
+    import advisor
+
+    assert set(advisor.__all__) == set(advisor._SOURCE) | {"__version__"}
+    import advisor.recommend  # the submodule does not shadow the function
+
+    assert callable(advisor.recommend) and advisor.recommend.__module__ == "advisor.recommend"
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        advisor.nope  # noqa: B018
