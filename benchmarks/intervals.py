@@ -57,12 +57,17 @@ EDGES = (("up", "utd", "largest utd row"), ("up", "params", "largest params colu
 
 def _sub(t: DataTable, keep: np.ndarray) -> DataTable:
     return DataTable(t.env, t.utd[keep], t.params[keep], t.batch_size[keep], t.targets,
-                     t.horizon[keep], t.data[keep], t.boot[:, keep], t.n_seeds[keep])
+                     t.horizon[keep], t.data[keep], t.boot[:, keep], t.n_seeds[keep],
+                     None if t.seed_data is None else t.seed_data[keep])
 
 
-def nested_edge(t: DataTable, side: str, axis: str, scale: bool = True) -> np.ndarray:
+def nested_edge(t: DataTable, side: str, axis: str, scale: bool = True,
+                single_seed: bool = False) -> np.ndarray:
     """Hits (True: covered) of the 80% interval on the outermost row or column of `axis` on
-    `side`, from a fit rebuilt without it from scratch, widened as Fit.interval widens."""
+    `side`, from a fit rebuilt without it from scratch, widened as Fit.interval widens.
+    `single_seed`: the single-seed interval on each seed's own D_J instead, as
+    seed_coverage.py counts them: (hits of the seeds that reached, hits counting a seed that
+    never reached as a miss where the interval's top lies inside the run)."""
     col = getattr(t, axis)
     held = col == (col.max() if side == "up" else col.min())
     s = _sub(t, ~held)
@@ -75,9 +80,23 @@ def nested_edge(t: DataTable, side: str, axis: str, scale: bool = True) -> np.nd
     up = np.log(np.maximum(u / s.utd.max(), 1)) + np.log(np.maximum(n / s.params.max(), 1))
     down = np.log(np.maximum(s.utd.min() / u, 1)) + np.log(np.maximum(s.params.min() / n, 1))
     widen = (1 + interval.widen_up * up + interval.widen_down * down)[:, None]
-    r = _residuals(t.data[held], laws.predict(u, n))
-    ok = np.isfinite(r)
-    return _covered(r, lo, hi, widen)[ok]
+    pred = laws.predict(u, n)
+    if not single_seed:
+        r = _residuals(t.data[held], pred)
+        ok = np.isfinite(r)
+        return _covered(r, lo, hi, widen)[ok]
+    lo, hi = interval.seed_log_low[i8], interval.seed_log_high[i8]
+    mean_ok = np.isfinite(t.data[held])  # thresholds the config's averaged curve reached
+    seeds = t.seed_data[held]  # (n_held, S, m): inf never reached, NaN no such seed
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.log(seeds / pred[:, None, :])
+    w = widen[:, :, None]
+    reached = np.isfinite(r) & mean_ok[:, None, :]
+    hit = (r >= lo * w) & (r <= hi * w)
+    short = np.isposinf(seeds) & mean_ok[:, None, :] & np.isfinite(pred)[:, None, :]
+    top = pred[:, None, :] * np.exp(hi * w)
+    miss = short & (top < t.horizon[held][:, None, None])
+    return hit[reached], np.concatenate([hit[reached], np.zeros(int(miss.sum()), bool)])
 
 
 def main() -> None:

@@ -15,7 +15,12 @@ as a miss where the interval's top lies inside the run (left out where it does n
 last column gives the share of seeds that never reached a threshold their config's averaged
 curve reached. The single-seed column of the seed-averaged interval counts them that way too.
 
-Usage: python benchmarks/seed_coverage.py [DATA_DIR] [--only ID ...]
+A second table checks the single-seed interval outside the fitted domain: each of the grid's
+four edges (largest and smallest utd row, largest and smallest params column) is left out
+whole, the fit is rebuilt without it (benchmarks/intervals.py, nested_edge) and its widened
+single-seed interval is checked on every seed of the edge's configs.
+
+Usage: python benchmarks/seed_coverage.py [DATA_DIR] [--only ID ...] [--no-edges]
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.intervals import EDGES, nested_edge  # noqa: E402
 from calibration.archives import read_runs  # noqa: E402
 from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
 from calibration.catalogue import DEFAULT_STEP_LIMIT, STEP_LIMITS, catalogue  # noqa: E402
@@ -50,6 +56,8 @@ def main() -> None:
     ap.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2]
                                                        / "shared" / "data"))
     ap.add_argument("--only", nargs="*")
+    ap.add_argument("--no-edges", action="store_true",
+                    help="skip the nested edges (the slow part: four refits per fit)")
     args = ap.parse_args()
     print(f"nominal level {CHECK_LEVEL:g}; each config held out (LOCO), its interval from the "
           "other configs only")
@@ -117,6 +125,45 @@ def main() -> None:
               + " | |")
     print("| **pooled points** | | | " + " | ".join(
         f"{100 * np.concatenate(h).mean():.0f}%" for h in pooled[1:]) + " | |")
+    if not args.no_edges:
+        edges(args)
+
+
+def edges(args) -> None:
+    """The four edges of the grid, each left out whole with the fit rebuilt without it
+    (benchmarks/intervals.py, nested_edge), for single seeds in the single-seed interval."""
+    print()
+    print("Edges, fully nested (the fit rebuilt without the row or column), single seeds in the "
+          "single-seed interval, widened as Fit.interval widens it; a cell reads 'seeds that "
+          "reached / never-reaching seeds as misses'")
+    print("| fit | " + " | ".join(e[2] for e in EDGES) + " |")
+    print("|---|" + "---|" * len(EDGES))
+    rows, pooled = [], [[[], []] for _ in EDGES]
+    for spec in catalogue():
+        if args.only and spec.id not in args.only:
+            continue
+        built = build_fit(Path(args.data_dir) / spec.archive, spec.algorithm, spec.env,
+                          n_boot=0, name=spec.name)
+        cells, row = [], []
+        for k, (side, axis, _) in enumerate(EDGES):
+            reached, strict = nested_edge(built.table, side, axis, single_seed=True)
+            pooled[k][0].append(reached)
+            pooled[k][1].append(strict)
+            row.append([reached.mean() if reached.size else np.nan,
+                        strict.mean() if strict.size else np.nan])
+            cells.append(f"{100 * row[-1][0]:.0f}% / {100 * row[-1][1]:.0f}%")
+        rows.append(row)
+        print(f"| {spec.id} | " + " | ".join(cells) + " |", flush=True)
+    rows = np.array(rows)  # (fits, edges, 2)
+    for name, agg in (("mean", np.nanmean), ("min", np.nanmin)):
+        print(f"| **{name}** | " + " | ".join(
+            f"**{100 * a:.0f}% / {100 * b:.0f}%**" for a, b in agg(rows, axis=0)) + " |")
+    print("| **fits below 70%** | " + " | ".join(
+        f"{int(np.sum(rows[:, k, 0] < 0.7))} / {int(np.sum(rows[:, k, 1] < 0.7))}"
+        for k in range(len(EDGES))) + " |")
+    print("| **pooled points** | " + " | ".join(
+        f"{100 * np.concatenate(a).mean():.0f}% / {100 * np.concatenate(b).mean():.0f}% of "
+        f"{np.concatenate(b).size}" for a, b in pooled) + " |")
 
 
 if __name__ == "__main__":
