@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 _NAMES = {
     "advisor.errors": ("AdvisorError", "BudgetError", "ConfigError", "ExportError",
-                       "FitFileError", "InfeasibleBudgetError", "TargetError",
+                       "FitFileError", "InfeasibleBudgetError", "OutputError", "TargetError",
                        "UnknownFitError"),
     "advisor.fit": ("Fit",),
     "advisor.recommend": ("Budget", "Recommendation", "recommend"),
@@ -30,8 +30,8 @@ _SUBMODULES = frozenset({"cli", "errors", "files", "fit", "fitfile", "integratio
 
 __all__ = [  # _NAMES's, written out for linters and type checkers
     "AdvisorError", "Budget", "BudgetError", "ConfigError", "ExportError", "Fit", "FitFileError",
-    "InfeasibleBudgetError", "Recommendation", "TargetError", "UnknownFitError", "__version__",
-    "list_fits", "load_fit", "recommend",
+    "InfeasibleBudgetError", "OutputError", "Recommendation", "TargetError", "UnknownFitError",
+    "__version__", "list_fits", "load_fit", "recommend",
 ]
 
 
@@ -70,6 +70,7 @@ if TYPE_CHECKING:
         ExportError,
         FitFileError,
         InfeasibleBudgetError,
+        OutputError,
         TargetError,
         UnknownFitError,
     )

@@ -256,9 +256,13 @@ def other_task_note(fit_id: str, env_id: str, how: str = "--env only names the e
 
     if task(fit_id) == task(env_id):
         return []
+    from advisor.integrations.zoo import _gymnasium_probe
+
+    problem = _gymnasium_probe(env_id)[0]
+    unknown = problem is not None and problem[0] == "warning"  # Gymnasium here lacks the id
     return [f"the numbers are {fit_id}'s, a fit of another task than {env_id} ({how}): "
-            "they carry over as far as the tasks are alike; "
-            f"`advisor fits` lists the others, `advisor calibrate --env {env_id}` makes one"]
+            "they carry over as far as the tasks are alike; `advisor fits` lists the others"
+            + ("" if unknown else f", `advisor calibrate --env {env_id}` makes one")]
 
 
 def _check_client_options(fmt: str, env_id: str | None, critic: str | None) -> None:

@@ -110,8 +110,8 @@ def _target_range(ctx, param, value):
 @click.pass_context
 def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input_dim, created,
         name, prior, random_steps):
-    """Fit the laws to runs (ARCHIVE: a zip or folder in the published layout, or a tidy CSV)
-    and write a fit file.
+    """Fit the laws to runs (ARCHIVE: a zip, .tgz or folder in the published layout, or a tidy
+    CSV) and write a fit file; `advisor calibrate` refits its own out-dir (rerun it there).
 
     The file records the exact command that reproduces it (with --created filled in). A fit
     whose exponents sit at a bound, or that predicts held-out configs no better than a

@@ -97,7 +97,7 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
               help="Candidate utd x width axes, stage 1, steps and seeds.")
 @click.option("--utds", help="Candidate UTDs (updates per env step), comma-separated.")
 @click.option("--widths", help="Candidate critic widths (units), comma-separated.")
-@click.option("--prior", multiple=True,
+@click.option("--prior", multiple=True, metavar="FIT_OR_FAMILY",
               help="Fit id or file of the task's family (repeat), or a family name (dmc); "
                    "plans for a few-shot fit.")
 @click.option("--input-dim", type=click.IntRange(min=1),

@@ -156,6 +156,16 @@ def test_an_env_without_its_algorithm_is_pointed_to_its_fits():
         _resolve("H1-Stand-v0")
 
 
+def test_another_task_note_suggests_calibrate_only_for_an_env_gymnasium_knows():
+    pytest.importorskip("gymnasium")
+    res = run("recommend", "--compute", "1e17", "--format", "zoo", "--env", "Humanoid-v5")
+    assert "`advisor calibrate --env Humanoid-v5` makes one" in res.stderr
+    res = run("recommend", "--compute", "1e17", "--format", "zoo", "--env", "Humanoidd-v5")
+    assert res.exit_code == 0 and "does not know env id 'Humanoidd-v5'" in res.stderr
+    assert "a fit of another task than Humanoidd-v5" in res.stderr
+    assert "advisor calibrate" not in res.stderr  # it would fail on that id
+
+
 def test_cleanrl_flags_without_env_say_which_env_cleanrl_trains():
     """--format args without --env: CleanRL's script then trains its own default env, not the
     fit's task: a note says so (with --env there is none of it)."""
