@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 import sys
 import types
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (type checkers: True)
 
 __version__ = "0.1.0"
 
@@ -35,19 +36,23 @@ __all__ = [  # _NAMES's, written out for linters and type checkers
 ]
 
 
-def __getattr__(name: str):
-    if name in _SOURCE:
-        value = getattr(importlib.import_module(_SOURCE[name]), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
+for _name in _SOURCE:  # importlib.reload(advisor): resolve the names afresh
+    globals().pop(_name, None)
 
+if not TYPE_CHECKING:  # type checkers see the imports at the end, and flag a misspelt name
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
+    def __getattr__(name: str):
+        if name in _SOURCE:
+            value = getattr(importlib.import_module(_SOURCE[name]), name)
+        elif name in _SUBMODULES:
+            value = importlib.import_module(f"{__name__}.{name}")
+        else:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(__all__) | _SUBMODULES)
 
 
 class _Package(types.ModuleType):

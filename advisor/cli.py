@@ -75,6 +75,12 @@ class _Group(click.Group):
         except KeyboardInterrupt:  # before click's own handler prints an empty line
             raise _Interrupt from None
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:  # parsing the group's own options: the same
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except KeyboardInterrupt:
+            raise _Interrupt from None
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if sys.stdout is None:  # started with stdout closed (`>&-`): writes to it fail, -o works
             sys.stdout = _ClosedStdout()
@@ -89,8 +95,8 @@ class _Group(click.Group):
         except click.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             fail(exc.format_message() + hint)
-        except click.Abort:
-            fail("aborted", 130)
+        except click.Abort:  # click's Ctrl-C (or end of input) where it catches it first
+            fail("interrupted", 130)
         except click.ClickException as exc:
             fail(exc.format_message(), exc.exit_code)
         except AdvisorError as exc:

@@ -445,9 +445,42 @@ def test_ctrl_c_in_a_command_is_one_line_and_exit_130(monkeypatch):
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sys.modules["advisor.recommend"], "recommend", interrupted)
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("advisor.recommend"), "recommend", interrupted)
     res = runner.invoke(main, ["recommend", "--compute", "1e17"])
     assert res.exit_code == 130 and res.output == "error: interrupted\n", repr(res.output)
+
+
+def test_ctrl_c_while_click_parses_or_the_cli_imports_is_one_line(monkeypatch, capsys):
+    """A hostile round: Ctrl-C while click parsed the group's options printed an empty line and
+    'error: aborted'; while the console script imported the CLI, Python's traceback."""
+    import click
+
+    from advisor import _console
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(click.Group, "parse_args", interrupted)
+        res = runner.invoke(main, ["recommend", "--compute", "1e17"])
+    assert res.exit_code == 130 and res.output == "error: interrupted\n", repr(res.output)
+    # The console script's entry, interrupted while it imports the CLI.
+    with monkeypatch.context() as m:
+        import builtins
+
+        real = builtins.__import__
+
+        def fake(name, *a, **kw):
+            if name == "advisor.cli":
+                raise KeyboardInterrupt
+            return real(name, *a, **kw)
+
+        m.setattr(builtins, "__import__", fake)
+        with pytest.raises(SystemExit) as exc:
+            _console.main()
+    assert exc.value.code == 130 and capsys.readouterr().err == "error: interrupted\n"
 
 
 def test_random_steps_must_stay_below_the_runs_length_and_a_high_one_is_warned(tmp_path):

@@ -30,3 +30,9 @@ def test_names_load_on_first_use_and_import_advisor_reads_no_numpy():
     assert callable(advisor.recommend) and advisor.recommend.__module__ == "advisor.recommend"
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         advisor.nope  # noqa: B018
+
+    code = ("import importlib, sys, advisor; advisor.recommend; old = advisor.recommend; "
+            "m = importlib.reload(sys.modules['advisor.recommend']); importlib.reload(advisor); "
+            "print(advisor.recommend is m.recommend, advisor.recommend is not old)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True True"  # a reload resolves the names afresh
