@@ -65,14 +65,17 @@ SATURATED_TOP = 0.9
 DEFAULT_DELTA = 1e10
 
 
+#: --device choices (the whole machine's GPUs are used: no index).
+DEVICES = ("auto", "cpu", "cuda")
+
+
 class CalibrationError(AdvisorError):
     """A calibration that cannot go on (too few finished units, runs that did not learn)."""
 
 
-def choose_targets(runs: list[Run], n: int = 20,
-                   remedy: str = "train longer with --steps") -> np.ndarray:
+def choose_targets(runs: list[Run], n: int = 20, remedy: str | None = None) -> np.ndarray:
     """Thresholds from the data (module docstring gives the rule); `remedy` ends the error of
-    runs that did not learn."""
+    runs that did not learn (default: train longer than they did)."""
     starts, bests = [], []
     for r in runs:
         mean = seed_mean(r.values["return"])
@@ -89,6 +92,11 @@ def choose_targets(runs: list[Run], n: int = 20,
         j_hi = float(np.median(starts) + SATURATED_TOP * (max(bests) - np.median(starts)))
     j_lo = float(np.median(starts) + 0.4 * (j_hi - np.median(starts)))
     if not j_hi > j_lo + 1e-9:
+        if remedy is None:
+            longest = max((float(r.steps["return"][-1]) for r in runs
+                           if len(r.steps.get("return", ()))), default=0.0)
+            remedy = (f"these runs took {longest:,.0f} env steps: train longer with --steps "
+                      "(the minutes preset runs 10,000 on Hopper-v5)")
         raise CalibrationError(
             "the runs did not learn: returns do not rise above their starting level "
             f"(median start {np.median(starts):.4g}, 30th percentile of best {j_hi:.4g}); "
@@ -136,6 +144,10 @@ def calibrate(
                  created=(created, (str, type(None))),
                  eval_background=(eval_background, bool), bf16=(bf16, bool))
     steps, seeds = (None if v is None else int(v) for v in (steps, seeds))  # numpy ints too
+    if device not in DEVICES:  # as the CLI takes it, so that the recorded command runs
+        raise CalibrationError(f"device must be one of {', '.join(DEVICES)}, got {device!r} "
+                               "(populations go round-robin over every visible GPU: "
+                               "CUDA_VISIBLE_DEVICES picks which)")
     if isinstance(prior, (str, os.PathLike)):  # one id, file or family, not its characters
         prior = [prior]
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -204,8 +216,8 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
     if need and importlib.util.find_spec(need.split(".")[0]) is None:
         raise GridError(f"backend {backend!r} needs {need}: pip install "
                         f"'{'ray[default]' if backend == 'ray' else 'dask[distributed]'}'")
-    grid: Grid = load_grid(grid_file) if grid_file else preset(preset_name)
-    grid = grid.with_overrides(steps=steps, n_seeds=seeds)
+    grid: Grid = (load_grid(grid_file, steps=steps, n_seeds=seeds) if grid_file
+                  else preset(preset_name).with_overrides(steps=steps, n_seeds=seeds))
     if grid.configs is not None:
         n_configs, what = len(grid.configs), "in its planned configs"
     else:

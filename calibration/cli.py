@@ -194,12 +194,15 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
               help="A grid JSON file instead of a preset (see calibration/grid.py: Grid).")
 @click.option("--steps", type=click.IntRange(min=1),
-              help="Env steps per run (overrides the grid; its evaluations keep their number, "
-                   "10 at least, and its random steps at most a fifth of the run).")
+              help="Env steps per run (overrides the grid's; evaluations every eval_every "
+                   "steps as in the grid, lowered to give 10 at least and raised to give the "
+                   "grid's number at most; random steps a fifth of the run at most).")
 @click.option("--seeds", type=click.IntRange(2, 1000),
               help="Seeds per configuration (2 at least: the fit bootstraps over seeds).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True)
+              show_default=True,
+              help="cuda: populations go round-robin over every visible GPU "
+                   "(CUDA_VISIBLE_DEVICES picks which); auto: cuda where there is one.")
 @click.option("--backend", type=click.Choice(["loky", "threads", "ray", "dask"]), default="loky",
               show_default=True,
               help="joblib backend: loky (a process per population) or threads (populations as "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -164,22 +165,7 @@ class Grid(BaseModel):
         return self
 
     def with_overrides(self, steps: int | None = None, n_seeds: int | None = None) -> Grid:
-        data = self.model_dump()
-        if steps is not None:
-            data["steps"] = steps
-            # At least 10 evaluations, and at most the grid's own number: longer runs than
-            # the grid's are logged as often per run, not per env step (smoke's 100 would
-            # evaluate 2,000 times in a run of 200,000 steps).
-            n_evals = max(10, self.steps // self.eval_every)
-            data["eval_every"] = max(min(self.eval_every, max(1, steps // 10)),
-                                     steps // n_evals)
-            data["random_steps"] = min(self.random_steps, steps // 5)
-        if n_seeds is not None:
-            if not 2 <= n_seeds <= MAX_SEEDS:
-                raise GridError(f"seeds must be from 2 to {MAX_SEEDS} per configuration (the fit "
-                                f"bootstraps over seeds), got {n_seeds}")
-            data["seeds"] = list(range(n_seeds))
-        return load_grid_dict(data)
+        return load_grid_dict(override(self.model_dump(), steps, n_seeds))
 
     def digest(self) -> str:
         # A grid without planned configs, or without packing, hashes as before those fields
@@ -222,6 +208,38 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def _whole(x) -> bool:
+    return (isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+            and x == int(x) and x > 0)
+
+
+def override(data: dict, steps: int | None = None, n_seeds: int | None = None) -> dict:
+    """A grid's fields (before validation: a grid file's own steps may be what --steps fixes)
+    with its run length and seeds replaced. With other `steps` than the grid's, evaluations
+    come every eval_every steps as in the grid, lowered to give at least 10 evaluations and
+    raised to give at most the grid's number (smoke's 100 would evaluate 2,000 times in a run
+    of 200,000 steps), and random steps are at most a fifth of the run."""
+    data = dict(data)
+    if steps is not None and not (_whole(data.get("steps")) and data["steps"] == steps):
+        fields = Grid.model_fields
+        eval_every = data.get("eval_every", fields["eval_every"].default)
+        random_steps = data.get("random_steps", fields["random_steps"].default)
+        if _whole(eval_every):
+            longest = max(1, steps // 10)
+            n_evals = (max(10, int(data["steps"]) // int(eval_every))
+                       if _whole(data.get("steps")) else 10)
+            data["eval_every"] = max(min(int(eval_every), longest), steps // n_evals)
+        if _whole(random_steps) or random_steps == 0:
+            data["random_steps"] = min(int(random_steps), steps // 5)
+        data["steps"] = steps
+    if n_seeds is not None:
+        if not 2 <= n_seeds <= MAX_SEEDS:
+            raise GridError(f"seeds must be from 2 to {MAX_SEEDS} per configuration (the fit "
+                            f"bootstraps over seeds), got {n_seeds}")
+        data["seeds"] = list(range(n_seeds))
+    return data
+
+
 def load_grid_dict(data: dict) -> Grid:
     try:
         return Grid.model_validate(data)
@@ -235,7 +253,9 @@ def preset(name: str) -> Grid:
     return load_grid_dict(PRESETS[name])
 
 
-def load_grid(path: str | Path) -> Grid:
+def load_grid(path: str | Path, steps: int | None = None, n_seeds: int | None = None) -> Grid:
+    """The grid in a JSON file (or an out-dir's grid.json), with `steps` and `n_seeds`
+    overriding its own before it is validated (`override`)."""
     from advisor.files import load_json, read_limited
 
     path = Path(path)
@@ -244,7 +264,7 @@ def load_grid(path: str | Path) -> Grid:
         raise GridError(f"grid file {path} must hold a JSON object")
     if {"env_id", "grid", "digest"} <= data.keys() and isinstance(data["grid"], dict):
         data = data["grid"]  # an out-dir's record of its grid (OUT/grid.json): its grid
-    return load_grid_dict(data)
+    return load_grid_dict(override(data, steps, n_seeds))
 
 
 class Unit(BaseModel):

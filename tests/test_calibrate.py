@@ -577,6 +577,29 @@ def test_steps_override_keeps_the_number_of_evaluations_sane(name, steps, eval_e
     assert 10 <= steps // grid.eval_every <= max(10, preset(name).steps // preset(name).eval_every)
 
 
+def test_steps_and_seeds_override_a_grid_file_before_it_is_validated(tmp_path):
+    """A hostile round: a grid file was validated before --steps replaced its run length, so
+    --steps could not fix a file without steps, or with random_steps past its own steps."""
+    from calibration.grid import load_grid
+
+    base = {k: v for k, v in preset("smoke").model_dump(mode="json").items() if k != "steps"}
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(base))
+    with pytest.raises(GridError, match="steps: Field required"):
+        load_grid(path)
+    assert load_grid(path, steps=1000).steps == 1000
+    path.write_text(json.dumps(dict(base, steps=100, random_steps=200)))
+    grid = load_grid(path, steps=1000, n_seeds=3)
+    assert (grid.steps, grid.random_steps, grid.seeds) == (1000, 200, [0, 1, 2])
+    # --steps equal to the file's own changes nothing (a resume adding it was refused)
+    path.write_text(json.dumps(dict(base, steps=5000, eval_every=500, random_steps=400)))
+    assert load_grid(path, steps=5000) == load_grid(path)
+    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--grid", str(tmp_path / "no.json"),
+                                    "--steps", "1000", "--device", "cpu", "--out-dir",
+                                    str(tmp_path / "o")])
+    assert res.exit_code == 2 and "no.json" in res.output and "Traceback" not in res.output
+
+
 def test_a_grid_may_write_whole_numbers_as_json_floats():
     """2e5 steps in a grid file is a float in JSON: still a whole number of steps."""
     grid = load_grid_dict(dict(preset("smoke").model_dump(), steps=1000.0, widths=[16.0, 32, 64]))
@@ -596,6 +619,8 @@ def test_a_grid_file_with_a_key_twice_is_refused(tmp_path):
     (dict(steps="100"), "steps must be int or None"), (dict(out_dir=None), "out_dir must be"),
     (dict(created=20250101), "created must be"), (dict(created="2026-W48-5"), "YYYY-MM-DD"),
     (dict(algorithm=None), "algorithm must be str"),
+    # the recorded command said --device cuda:0, which the CLI refuses
+    (dict(device="cuda:0"), "device must be one of auto, cpu, cuda, got 'cuda:0'"),
 ])
 def test_calibrate_from_python_checks_its_argument_types(tmp_path, kwargs, needle):
     from calibration.calibrate import calibrate
@@ -927,3 +952,18 @@ def test_memory_estimate_counts_an_update_per_span_of_members():
     a, b = (unit_memory(grid, u, 11, 3) for u in (one, three))
     assert b["update"] == pytest.approx(2 * a["update"])
     assert b["replay"] == a["replay"] and b["networks"] == a["networks"]
+
+
+def test_runs_that_did_not_learn_say_how_long_they_were():
+    """A hostile round: --steps 10 trained, then said 'train longer with --steps' with no
+    number; the error now gives the runs' length."""
+    from calibration.archives import Run
+    from calibration.calibrate import CalibrationError, choose_targets
+
+    flat = [Run("ours", ENV, u, 1e4, 32, steps={"return": np.array([0.0, 5.0, 10.0])},
+                values={"return": np.full((3, 2), 9.0)}) for u in (1, 2)]
+    with pytest.raises(CalibrationError, match="these runs took 10 env steps: train longer "
+                                               "with --steps"):
+        choose_targets(flat)
+    with pytest.raises(CalibrationError, match="did not learn.*; fit longer ones$"):
+        choose_targets(flat, remedy="fit longer ones")
