@@ -317,6 +317,11 @@ def _check_fit_out(fit_out, out: Path, fit_id: str) -> Path:
             base / sub in real.parents for sub in ("runs", "units")):
         raise OutputError(f"cannot write the fit file to {path}: the calibration keeps its own "
                           "files there; choose another --fit-out")
+    blocked = next((p for p in [path.parent, *path.parent.parents]
+                    if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise OutputError(f"cannot write the fit file {path}: {blocked} is a file, not a "
+                          "folder; choose another --fit-out")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -314,11 +314,14 @@ def _interruptible(out_dir):
         done = len(list(units.glob("*.json"))) if units.is_dir() else 0
         partial = len(list(Path(out_dir, "runs").glob("*/checkpoint.npz")))
         what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
-        stopped = Interrupted(
-            f"{what}: {done} finished population(s) kept in {out_dir}"
-            + (f", {partial} unfinished one(s) with a checkpoint" if partial else "")
-            + "; run the same command again to resume",
-            143 if isinstance(exc, _Terminated) else 130)
+        code = 143 if isinstance(exc, _Terminated) else 130
+        if Path(out_dir).is_dir():
+            stopped = Interrupted(
+                f"{what}: {done} finished population(s) kept in {out_dir}"
+                + (f", {partial} unfinished one(s) with a checkpoint" if partial else "")
+                + "; run the same command again to resume", code)
+        else:  # stopped while the inputs were checked: nothing to keep or resume
+            stopped = Interrupted(f"{what} before anything was written to {out_dir}", code)
         from calibration.runner import THREADS_TRAINING
 
         if THREADS_TRAINING.is_set():

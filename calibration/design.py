@@ -674,12 +674,13 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
                           f"({len(base.utds)} utds x {len(base.widths)} widths), got {k}")
     from calibration.catalogue import FAMILIES
 
-    specs = list(prior or [])
-    if len(specs) == 1 and specs[0] in FAMILIES:  # a family name, as --prior takes elsewhere
-        specs = list(FAMILIES[specs[0]])
+    given = list(prior or [])
+    specs = list(FAMILIES[given[0]]) if len(given) == 1 and given[0] in FAMILIES else given
     for spec in specs:
         if spec in FAMILIES:  # the words calibrate's --prior uses (calibration.prior)
-            raise DesignError(f"--prior {spec} names a family; give it alone, or list fits")
+            raise DesignError(f"--prior {spec} names a family; give it alone, or list fits"
+                              + (f" (it is given {given.count(spec)} times)"
+                                 if given.count(spec) > 1 else ""))
     from calibration.prior import load_prior_fit
 
     fits = [load_prior_fit(p, DesignError) for p in specs]

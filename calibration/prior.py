@@ -152,7 +152,9 @@ def resolve_prior(specs, data_dirs=()) -> Prior | None:
     for spec in specs:
         if spec in FAMILIES:
             if len(specs) > 1:
-                raise PriorError(f"--prior {spec} names a family; give it alone, or list fits")
+                raise PriorError(f"--prior {spec} names a family; give it alone, or list fits"
+                                 + (f" (it is given {specs.count(spec)} times)"
+                                    if specs.count(spec) > 1 else ""))
             family = spec
             ids += FAMILIES[spec]
         else:

@@ -967,3 +967,26 @@ def test_runs_that_did_not_learn_say_how_long_they_were():
         choose_targets(flat)
     with pytest.raises(CalibrationError, match="did not learn.*; fit longer ones$"):
         choose_targets(flat, remedy="fit longer ones")
+
+
+def test_inputs_a_hostile_round_found_unclear(tmp_path):
+    """--fit-out under a file said 'File exists'; --prior dmc twice said 'give it alone'
+    without saying it was given twice; a Ctrl-C while the inputs were checked said
+    populations were kept in an out-dir that did not exist."""
+    from calibration.cli import Interrupted, _interruptible
+
+    (tmp_path / "afile").write_text("x")
+    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--device", "cpu", "--out-dir",
+                                    str(tmp_path / "o"), "--fit-out",
+                                    str(tmp_path / "afile" / "fit.json")])
+    assert res.exit_code == 2 and f"{tmp_path / 'afile'} is a file, not a folder" in res.output
+    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--device", "cpu", "--out-dir",
+                                    str(tmp_path / "o"), "--prior", "dmc", "--prior", "dmc"])
+    assert res.exit_code == 2 and "(it is given 2 times)" in res.output, res.output
+    with pytest.raises(Interrupted, match="^interrupted before anything was written to "):
+        with _interruptible(str(tmp_path / "never")):
+            raise KeyboardInterrupt
+    (tmp_path / "there").mkdir()
+    with pytest.raises(Interrupted, match="0 finished population"):
+        with _interruptible(str(tmp_path / "there")):
+            raise KeyboardInterrupt
