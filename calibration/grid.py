@@ -229,7 +229,7 @@ def override(data: dict, steps: int | None = None, n_seeds: int | None = None) -
             n_evals = (max(10, int(data["steps"]) // int(eval_every))
                        if _whole(data.get("steps")) else 10)
             data["eval_every"] = max(min(int(eval_every), longest), steps // n_evals)
-        if _whole(random_steps) or random_steps == 0:
+        if _whole(random_steps) or (random_steps == 0 and not isinstance(random_steps, bool)):
             data["random_steps"] = min(int(random_steps), steps // 5)
         data["steps"] = steps
     if n_seeds is not None:
