@@ -1,0 +1,145 @@
+"""Does the interval need a scale per threshold? Coverage of the 80% interval by threshold band.
+
+One interval (log offsets per level) serves every threshold of a fit. For each shipped fit
+(rebuilt from the archives), the thresholds are cut into five bands of equal count (lowest to
+highest; the default target of a single budget is the top one), and the coverage of the
+interval is measured per band, held out as recorded (each interval built without the configs
+it is checked on):
+  - LOCO: one config at a time;
+  - groups: each interior utd row and each interior params column, left out whole.
+Three ways to build the interval are compared on the same splits:
+  - pooled: as shipped (calibration.intervals: one quantile over all thresholds, scaled for
+    rows and columns);
+  - per band: split conformal within each band (Mondrian), times the same row/column factor;
+  - normalised: residuals divided by a spread per band (median |r| of the band, shrunk
+    towards the fit's with a weight of 5 configs), one quantile of those, times the band's
+    spread and the row/column factor.
+Also printed: the residual spread per band relative to the fit's median |r|, and the mean log
+width. Summary rows: the mean over fits per band, and how many (fit, band) cells fall below
+70%.
+
+Usage: python benchmarks/threshold_coverage.py [DATA_DIR] [--only ID ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
+from calibration.catalogue import catalogue  # noqa: E402
+from calibration.intervals import (  # noqa: E402
+    CHECK_LEVEL,
+    _honest_bounds,
+    _residuals,
+    calibrate_interval,
+    conformal_quantiles,
+    interior_groups,
+)
+
+BANDS = 5
+SHRINK = 5.0  # pseudo-configs of the fit's own spread in a band's (normalised)
+WAYS = ("pooled", "per band", "normalised")
+
+
+def bands_of(m: int) -> np.ndarray:
+    return np.minimum((np.linspace(0, 1, m) * BANDS).astype(int), BANDS - 1)
+
+
+def band_bounds(r, ok, keep, groups, way: str, band: np.ndarray):
+    """(lo, hi) per band of the interval built from the configs in `keep` only."""
+    lo, hi, k = _honest_bounds(r, ok, keep, CHECK_LEVEL, groups, None, 1, with_scale=True)
+    if way == "pooled":
+        return np.full(BANDS, lo), np.full(BANDS, hi)
+    rk, n_keep = r[keep], int(keep.sum())
+    whole = np.nanmedian(np.abs(rk))
+    los, his, spread = np.zeros(BANDS), np.zeros(BANDS), np.ones(BANDS)
+    for j in range(BANDS):
+        x = rk[:, band == j]
+        x = x[np.isfinite(x)]
+        if way == "per band":
+            a, b = conformal_quantiles(x, CHECK_LEVEL, n_keep) if x.size else (lo / k, hi / k)
+            los[j], his[j] = k * a, k * b
+        else:
+            own = np.median(np.abs(x)) if x.size else whole
+            n_j = x.size / max(1, int((band == j).sum()))  # configs' worth of residuals
+            spread[j] = (n_j * own + SHRINK * whole) / (n_j + SHRINK) / whole
+    if way == "normalised":
+        z = rk / spread[band][None, :]
+        a, b = conformal_quantiles(z[np.isfinite(z)], CHECK_LEVEL, n_keep)
+        los, his = k * a * spread, k * b * spread
+    return los, his
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2]
+                                                       / "shared" / "data"))
+    ap.add_argument("--only", nargs="*")
+    args = ap.parse_args()
+    print(f"nominal level {CHECK_LEVEL:g}; {BANDS} threshold bands, lowest to highest; each "
+          "interval built without the configs it is checked on")
+    cols = " | ".join(f"{w}: LOCO / groups by band" for w in WAYS)
+    print(f"| fit | residual spread by band | {cols} |")
+    print("|---|---|" + "---|" * len(WAYS))
+    out = {w: ([], [], []) for w in WAYS}
+    spreads = []
+    for spec in catalogue():
+        if args.only and spec.id not in args.only:
+            continue
+        built = build_fit(Path(args.data_dir) / spec.archive, spec.algorithm, spec.env,
+                          n_boot=0, name=spec.name)
+        t, loco = built.table, built.loco
+        _, preds = calibrate_interval(t, DEFAULT_METHOD, built.laws, loco)
+        r = _residuals(t.data, loco)
+        ok = np.isfinite(r)
+        groups = interior_groups(t, preds)
+        n, m = r.shape
+        band = bands_of(m)
+        med = np.nanmedian(np.abs(r))
+        spreads.append([np.nanmedian(np.abs(r[:, band == j])) / med for j in range(BANDS)])
+        cells = []
+        for way in WAYS:
+            hits, width = np.full(r.shape, np.nan), []
+            for i in range(n):
+                lo, hi = band_bounds(r, ok, np.arange(n) != i, groups, way, band)
+                hits[i] = np.where(ok[i], (r[i] >= lo[band]) & (r[i] <= hi[band]), np.nan)
+                width.append(np.mean(hi[band] - lo[band]))
+            ghits = []
+            for axis in ("utd", "params"):
+                for rows in groups.members[axis]:
+                    g = groups.residuals[axis][rows]
+                    lo, hi = band_bounds(r, ok, ~rows, groups, way, band)
+                    ghits.append(np.where(np.isfinite(g), (g >= lo[band]) & (g <= hi[band]),
+                                          np.nan))
+            g = np.concatenate(ghits) if ghits else np.full((0, m), np.nan)
+            by_loco = [np.nanmean(hits[:, band == j]) for j in range(BANDS)]
+            by_group = [np.nanmean(g[:, band == j]) if g.size else np.nan for j in range(BANDS)]
+            out[way][0].append(by_loco)
+            out[way][1].append(by_group)
+            out[way][2].append(np.mean(width))
+            cells.append(" ".join(f"{100 * x:.0f}" for x in by_loco) + " / "
+                         + " ".join(f"{100 * x:.0f}" for x in by_group))
+        print(f"| {spec.id} | " + " ".join(f"{x:.2f}" for x in spreads[-1]) + " | "
+              + " | ".join(cells) + " |", flush=True)
+    print("| **mean** | " + " ".join(f"{x:.2f}" for x in np.nanmean(spreads, axis=0)) + " | "
+          + " | ".join(" ".join(f"{100 * x:.0f}" for x in np.nanmean(out[w][0], axis=0))
+                       + " / " + " ".join(f"{100 * x:.0f}"
+                                          for x in np.nanmean(out[w][1], axis=0))
+                       for w in WAYS) + " |")
+    print("| **(fit, band) cells below 70%** | | " + " | ".join(
+        f"{int(np.sum(np.array(out[w][0]) < 0.7))} / {int(np.sum(np.array(out[w][1]) < 0.7))}"
+        for w in WAYS) + " |")
+    print("| **mean log width** | | " + " | ".join(f"{np.mean(out[w][2]):.3f}" for w in WAYS)
+          + " |")
+
+
+if __name__ == "__main__":
+    main()
