@@ -507,7 +507,7 @@ def test_bad_out_dirs_and_fit_files_are_refused_before_training(tmp_path, no_tra
         (["--out-dir", str(tmp_path / "o"), "--fit-out", str(tmp_path / "file")],
          "not a fit file"),
         (["--out-dir", str(tmp_path / "o"), "--fit-out", str(tmp_path / "file" / "f.json")],
-         "cannot create the folder"),
+         "file is a file, not a folder"),
     ]
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "grid.json").write_text('{"name": "smoke"}')
