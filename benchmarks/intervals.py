@@ -62,12 +62,13 @@ def _sub(t: DataTable, keep: np.ndarray) -> DataTable:
 
 
 def nested_edge(t: DataTable, side: str, axis: str, scale: bool = True,
-                single_seed: bool = False) -> np.ndarray:
+                single_seed: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Hits (True: covered) of the 80% interval on the outermost row or column of `axis` on
     `side`, from a fit rebuilt without it from scratch, widened as Fit.interval widens.
-    `single_seed`: the single-seed interval on each seed's own D_J instead, as
-    seed_coverage.py counts them: (hits of the seeds that reached, hits counting a seed that
-    never reached as a miss where the interval's top lies inside the run)."""
+    `single_seed`: the single-seed interval on each seed's own D_J instead, at the thresholds
+    the config's averaged curve reached: (hits of the seeds that reached, hits counting a seed
+    that never reached as a miss where the interval's top lies inside the run). (The LOCO
+    table of seed_coverage.py also counts seeds at thresholds the averaged curve missed.)"""
     col = getattr(t, axis)
     held = col == (col.max() if side == "up" else col.min())
     s = _sub(t, ~held)

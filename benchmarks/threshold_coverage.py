@@ -10,13 +10,17 @@ it is checked on):
 Three ways to build the interval are compared on the same splits:
   - pooled: as shipped (calibration.intervals: one quantile over all thresholds, scaled for
     rows and columns);
-  - per band: split conformal within each band (Mondrian), times the same row/column factor;
+  - per band: split conformal within each band (Mondrian; the finite-sample correction over
+    the configs that reach the band);
   - normalised: residuals divided by a spread per band (median |r| of the band, shrunk
     towards the fit's with a weight of 5 configs), one quantile of those, times the band's
-    spread and the row/column factor.
+    spread.
+Each method then gets its own row/column factor (the least k >= 1 at which its bounds cover
+the level's share of the kept configs' interior row and column residuals, as the shipped
+interval's is found).
 Also printed: the residual spread per band relative to the fit's median |r|, and the mean log
-width. Summary rows: the mean over fits per band, and how many (fit, band) cells fall below
-70%.
+width (hi - lo in log offsets) of the one-config-out intervals. Summary rows: the mean over
+fits per band, and how many (fit, band) cells fall below 70%.
 
 Usage: python benchmarks/threshold_coverage.py [DATA_DIR] [--only ID ...]
 """
@@ -36,6 +40,7 @@ import numpy as np  # noqa: E402
 from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
 from calibration.intervals import (  # noqa: E402
+    _SCALE_GRID,
     CHECK_LEVEL,
     _honest_bounds,
     _residuals,
@@ -53,8 +58,30 @@ def bands_of(m: int) -> np.ndarray:
     return np.minimum((np.linspace(0, 1, m) * BANDS).astype(int), BANDS - 1)
 
 
+def _own_scale(lo: np.ndarray, hi: np.ndarray, groups, keep: np.ndarray, band: np.ndarray
+               ) -> float:
+    """The least factor k >= 1 (steps of 0.01, at most 5) for which the band bounds times k
+    cover the level's share of the kept configs' interior row residuals, and of their column
+    residuals (each axis on its own): what Groups.scale does for the pooled interval, here for
+    a method's own bounds."""
+    ks = []
+    for axis in groups.residuals:
+        g = groups.residuals[axis][keep]
+        finite = np.isfinite(g)
+        if not finite.any():
+            continue
+        lo_t = np.broadcast_to(lo[band], g.shape)[finite]
+        hi_t = np.broadcast_to(hi[band], g.shape)[finite]
+        x = g[finite]
+        ks.append(next((float(k) for k in _SCALE_GRID
+                        if ((x >= k * lo_t) & (x <= k * hi_t)).mean() >= CHECK_LEVEL),
+                       float(_SCALE_GRID[-1])))
+    return max(ks or [1.0])
+
+
 def band_bounds(r, ok, keep, groups, way: str, band: np.ndarray):
-    """(lo, hi) per band of the interval built from the configs in `keep` only."""
+    """(lo, hi) per band of the interval built from the configs in `keep` only, each method
+    with its own row/column factor."""
     lo, hi, k = _honest_bounds(r, ok, keep, CHECK_LEVEL, groups, None, 1, with_scale=True)
     if way == "pooled":
         return np.full(BANDS, lo), np.full(BANDS, hi)
@@ -63,10 +90,11 @@ def band_bounds(r, ok, keep, groups, way: str, band: np.ndarray):
     los, his, spread = np.zeros(BANDS), np.zeros(BANDS), np.ones(BANDS)
     for j in range(BANDS):
         x = rk[:, band == j]
+        reaching = int(np.isfinite(x).any(axis=1).sum())  # the band's exchangeable units
         x = x[np.isfinite(x)]
         if way == "per band":
-            a, b = conformal_quantiles(x, CHECK_LEVEL, n_keep) if x.size else (lo / k, hi / k)
-            los[j], his[j] = k * a, k * b
+            los[j], his[j] = (conformal_quantiles(x, CHECK_LEVEL, reaching) if x.size
+                              else (lo / k, hi / k))
         else:
             own = np.median(np.abs(x)) if x.size else whole
             n_j = x.size / max(1, int((band == j).sum()))  # configs' worth of residuals
@@ -74,8 +102,9 @@ def band_bounds(r, ok, keep, groups, way: str, band: np.ndarray):
     if way == "normalised":
         z = rk / spread[band][None, :]
         a, b = conformal_quantiles(z[np.isfinite(z)], CHECK_LEVEL, n_keep)
-        los, his = k * a * spread, k * b * spread
-    return los, his
+        los, his = a * spread, b * spread
+    own_k = _own_scale(los, his, groups, keep, band)
+    return own_k * los, own_k * his
 
 
 def main() -> None:
