@@ -15,7 +15,7 @@ import click
 from advisor.errors import AdvisorError
 from calibration.design import Plan, few_shot_prior, write_plan
 from calibration.design import plan as make_plan
-from calibration.grid import MAX_WIDTH
+from calibration.grid import MAX_WIDTH, PRESETS
 
 
 def _floats(text: str | None, what: str) -> list[float] | None:
@@ -92,7 +92,7 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
 @click.option("--runs", "runs", required=True, type=click.IntRange(min=1),
               help="Number of stage-2 (utd, width) configurations to run.")
 @click.option("--preset", "preset_name",
-              type=click.Choice(["smoke", "minutes", "reduced", "full"]),
+              type=click.Choice(list(PRESETS)),  # every preset calibrate runs
               default="reduced", show_default=True,
               help="Candidate utd x width axes, stage 1, steps and seeds.")
 @click.option("--utds", help="Candidate UTDs (updates per env step), comma-separated.")
