@@ -204,7 +204,7 @@ class Fit:
         between with probability `level` (arrays in, arrays out, like `data_to_target`). A
         run is averaged over as many seeds as the fit's runs (its notes say how many);
         `single_seed`: the interval for one seed's D_J instead (wider; None where the fit
-        has none calibrated).
+        has none calibrated). Fits of schema 3 calibrate it per band of targets.
 
         Calibrated from cross-validation residuals and widened outside the fitted domain (see
         `advisor.fitfile.PredictionInterval`). A fit without a calibrated interval (schema 1)
@@ -221,12 +221,10 @@ class Fit:
         if not pi.levels[0] <= level <= pi.levels[-1]:
             raise ConfigError(f"level must lie between {pi.levels[0]:g} and {pi.levels[-1]:g} "
                               f"(the levels {self.id} is calibrated for), got {level!r}")
-        if single_seed and pi.seed_log_low is None:
+        offsets = pi.offsets(level, self.check_target(target), single_seed)
+        if offsets is None:
             return None
-        lows, highs = ((pi.seed_log_low, pi.seed_log_high) if single_seed else
-                       (pi.log_low, pi.log_high))
-        lo = np.interp(level, pi.levels, lows)
-        hi = np.interp(level, pi.levels, highs)
+        lo, hi = offsets
         up, down = self.distance_outside(utd, params)
         scale = 1.0 + pi.widen_up * up + pi.widen_down * down
         pred = laws.data_to_target(utd, params, *self.coefficients(target))

@@ -25,13 +25,14 @@ from advisor.files import (
     read_limited,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FIT_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,100}/[A-Za-z0-9_.\-]{1,100}$"
 #: Batch sizes and critic widths a fit may recommend at most.
 MAX_BATCH_SIZE = 1e6
 MAX_WIDTH = 1e6
-#: Versions this package reads (1: no prediction interval; intervals fall back to the bootstrap).
-READABLE_VERSIONS = (1, 2)
+#: Versions this package reads (1: no prediction interval; intervals fall back to the bootstrap;
+#: 2: one interval for every target; 3: an interval per band of targets, `IntervalBand`).
+READABLE_VERSIONS = (1, 2, 3)
 #: How far beyond the fitted domain the advisor trusts a law (factors on utd and on params).
 UTD_REACH = 4.0
 PARAMS_REACH = 10.0
@@ -213,6 +214,47 @@ class Bootstrap(_Strict):
         max_length=100_000)
 
 
+LogLow = Annotated[float, Field(le=0, ge=-20, allow_inf_nan=False)]
+LogHigh = Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]
+
+
+def _check_offsets(n: int, low: list[float], high: list[float], seed_low: list[float] | None,
+                   seed_high: list[float] | None, where: str = "") -> None:
+    """Offsets per level: as many as `levels` (n), widening with the level; a single seed's
+    interval contains the seed-averaged one."""
+    if len(low) != n or len(high) != n:
+        raise ValueError(f"{where}levels, log_low and log_high must have the same length")
+    if any(b > a for a, b in zip(low, low[1:])) or any(b < a for a, b in zip(high, high[1:])):
+        raise ValueError(f"{where}intervals must widen with the level")
+    if (seed_low is None) != (seed_high is None):
+        raise ValueError(f"{where}seed_log_low and seed_log_high come together")
+    if seed_low is None or seed_high is None:
+        return
+    if len(seed_low) != n or len(seed_high) != n:
+        raise ValueError(f"{where}levels, seed_log_low and seed_log_high must have the same "
+                         "length")
+    if any(s > a + 1e-9 for s, a in zip(seed_low, low)) or any(
+            s < a - 1e-9 for s, a in zip(seed_high, high)):
+        raise ValueError(f"{where}a single seed's interval must contain the seed-averaged one")
+    if any(b > a for a, b in zip(seed_low, seed_low[1:])) or any(
+            b < a for a, b in zip(seed_high, seed_high[1:])):
+        raise ValueError(f"{where}single-seed intervals must widen with the level")
+
+
+class IntervalBand(_Strict):
+    """The interval for targets in one band of a fit's thresholds, `target_low` to
+    `target_high` (fit thresholds, both in the band): log offsets per level as in
+    `PredictionInterval`, calibrated on the residuals at those thresholds only. A target
+    between two bands takes the band whose threshold lies nearer."""
+
+    target_low: FiniteFloat
+    target_high: FiniteFloat
+    log_low: list[LogLow]
+    log_high: list[LogHigh]
+    seed_log_low: list[LogLow] | None = None
+    seed_log_high: list[LogHigh] | None = None
+
+
 class PredictionInterval(_Strict):
     """Where the data-to-target of a new run falls, relative to the law's prediction.
 
@@ -221,20 +263,26 @@ class PredictionInterval(_Strict):
     and D_pred * exp(log_high[i]) env steps. Beyond the fitted domain both log offsets grow by the
     factor 1 + widen_up * d_up + widen_down * d_down, where d_up = log(utd / largest fitted utd)+
     + log(params / largest fitted params)+ and d_down the same below the smallest: widen_up and
-    widen_down are calibrated on fits that left out the outermost rows and columns of the grid."""
+    widen_down are calibrated on fits that left out the outermost rows and columns of the grid.
+    With `bands` (schema 3), the offsets of a target's band replace log_low and log_high (which
+    then summarise every target: the interval calibrated on all thresholds pooled)."""
 
     method: str = Field(max_length=2000)
     levels: list[Annotated[float, Field(gt=0, lt=1)]] = Field(min_length=1, max_length=100)
-    log_low: list[Annotated[float, Field(le=0, ge=-20, allow_inf_nan=False)]]
-    log_high: list[Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]]
+    log_low: list[LogLow]
+    log_high: list[LogHigh]
     widen_up: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
     widen_down: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
     n_residuals: int = Field(ge=1)
-    seed_log_low: list[Annotated[float, Field(le=0, ge=-20, allow_inf_nan=False)]] | None = Field(
+    seed_log_low: list[LogLow] | None = Field(
         default=None, description="The same for a single seed's D_J (the runs behind the fit "
                                   "average several seeds; one seed scatters more); absent where "
                                   "not calibrated.")
-    seed_log_high: list[Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]] | None = None
+    seed_log_high: list[LogHigh] | None = None
+    bands: list[IntervalBand] | None = Field(
+        default=None, min_length=1, max_length=100,
+        description="Offsets per band of thresholds, lowest first (schema 3); absent where one "
+                    "interval serves every target.")
     coverage: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=dict, max_length=20,
         description="Measured coverage of the 80% interval on held-out configurations, by "
@@ -243,30 +291,42 @@ class PredictionInterval(_Strict):
     @model_validator(mode="after")
     def _shapes(self) -> PredictionInterval:
         n = len(self.levels)
-        if len(self.log_low) != n or len(self.log_high) != n:
-            raise ValueError("levels, log_low and log_high must have the same length")
         if any(b <= a for a, b in zip(self.levels, self.levels[1:])):
             raise ValueError("levels must be strictly increasing")
         if not self.levels[0] <= 0.8 <= self.levels[-1]:  # recommend's level
             raise ValueError(f"levels must span 0.8, the level recommend reports; got "
                              f"{self.levels[0]:g}-{self.levels[-1]:g}")
-        if any(b > a for a, b in zip(self.log_low, self.log_low[1:])) or any(
-                b < a for a, b in zip(self.log_high, self.log_high[1:])):
-            raise ValueError("intervals must widen with the level")
-        seeds = (self.seed_log_low, self.seed_log_high)
-        if (seeds[0] is None) != (seeds[1] is None):
-            raise ValueError("seed_log_low and seed_log_high come together")
-        if seeds[0] is not None:
-            if len(seeds[0]) != n or len(seeds[1]) != n:
-                raise ValueError("levels, seed_log_low and seed_log_high must have the same "
-                                 "length")
-            if any(s > a + 1e-9 for s, a in zip(seeds[0], self.log_low)) or any(
-                    s < a - 1e-9 for s, a in zip(seeds[1], self.log_high)):
-                raise ValueError("a single seed's interval must contain the seed-averaged one")
-            if any(b > a for a, b in zip(seeds[0], seeds[0][1:])) or any(
-                    b < a for a, b in zip(seeds[1], seeds[1][1:])):
-                raise ValueError("single-seed intervals must widen with the level")
+        _check_offsets(n, self.log_low, self.log_high, self.seed_log_low, self.seed_log_high)
+        for k, band in enumerate(self.bands or []):
+            _check_offsets(n, band.log_low, band.log_high, band.seed_log_low,
+                           band.seed_log_high, f"band {k}: ")
+            if (band.seed_log_low is None) != (self.seed_log_low is None):
+                raise ValueError(f"band {k}: single-seed offsets must be given in every band "
+                                 "or in none, as for the whole interval")
+            if band.target_high < band.target_low:
+                raise ValueError(f"band {k}: target_high must be at least target_low")
+            if k and band.target_low <= self.bands[k - 1].target_high:
+                raise ValueError("bands must be in increasing order of target, without overlap")
         return self
+
+    def offsets(self, level: float, target: float, single_seed: bool = False
+                ) -> tuple[float, float] | None:
+        """(log low, log high) at `level` (between the calibrated levels, interpolated) for a
+        run toward `target`: its band's where the interval has bands; None for a single seed
+        where not calibrated."""
+        where: PredictionInterval | IntervalBand = self
+        if self.bands:
+            k = 0
+            while (k + 1 < len(self.bands) and target > (
+                    self.bands[k].target_high + self.bands[k + 1].target_low) / 2):
+                k += 1
+            where = self.bands[k]
+        lows, highs = ((where.seed_log_low, where.seed_log_high) if single_seed else
+                       (where.log_low, where.log_high))
+        if lows is None or highs is None:
+            return None
+        return (float(np.interp(level, self.levels, lows)),
+                float(np.interp(level, self.levels, highs)))
 
 
 class GoodnessOfFit(_Strict):
@@ -285,7 +345,7 @@ class GoodnessOfFit(_Strict):
 class FitFile(_Strict):
     """One fitted domain: (algorithm, environment)."""
 
-    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
     id: str = Field(pattern=FIT_ID_PATTERN, max_length=200)
     fit_version: int = Field(ge=1, le=10**6)
     created: str = Field(description="ISO date the fit was produced (YYYY-MM-DD).",
@@ -333,6 +393,16 @@ class FitFile(_Strict):
         if self.random_steps is not None and horizon is not None and self.random_steps >= horizon:
             raise ValueError(f"random_steps {self.random_steps} must be below the runs' length "
                              f"(domain.horizon {horizon:g} env steps): runs that never learn")
+        pi = self.prediction_interval
+        if pi is not None and pi.bands:
+            if self.schema_version < 3:
+                raise ValueError(f"prediction_interval.bands needs schema_version 3, not "
+                                 f"{self.schema_version}")
+            targets = {law.target for law in self.data_to_target.laws}
+            for k, band in enumerate(pi.bands):
+                if band.target_low not in targets or band.target_high not in targets:
+                    raise ValueError(f"prediction_interval band {k}: target_low and target_high "
+                                     "must be thresholds of data_to_target")
         _check_meaning(self)
         return self
 
@@ -432,6 +502,12 @@ def dump_fit_file(model: FitFile) -> str:
     if pi is not None and pi.get("seed_log_low") is None:  # files before it lack the keys
         pi.pop("seed_log_low", None)
         pi.pop("seed_log_high", None)
+    if pi is not None and pi.get("bands") is None:  # schema 3 on
+        pi.pop("bands", None)
+    for band in (pi or {}).get("bands") or []:
+        if band.get("seed_log_low") is None:
+            band.pop("seed_log_low", None)
+            band.pop("seed_log_high", None)
     _check_finite(doc)
     doc["content_hash"] = content_hash(doc)
     # One line per bootstrap draw keeps files small and diffs readable.

@@ -15,13 +15,14 @@ coverage when held out are (each interval built without the held-out configs):
     residuals come from fits that saw the edge).
 Summary rows: the mean and least over fits, how many fits fall below 70%, and the share of all
 points covered (pooled). Also prints the factor the group scaling applied at 80%, the interval's
-median relative width and the mean relative error it wraps. `--no-scale`: the same without the
-scaling for rows and columns (the interval before it), for comparison.
+relative width (mean over thresholds) and the mean relative error it wraps. `--no-scale`: the
+same without the scaling for rows and columns (the interval before it); `--pooled`: one interval
+for every threshold (schema 2) instead of one per band of thresholds; both for comparison.
 
 The thresholds stay the full grid's in the nested fits (a user's grid would pick its own from
 its runs): a small optimism.
 
-Usage: python benchmarks/intervals.py [DATA_DIR] [--only ID ...] [--no-scale]
+Usage: python benchmarks/intervals.py [DATA_DIR] [--only ID ...] [--no-scale] [--pooled]
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ from calibration.intervals import (  # noqa: E402
     _covered,
     _honest_bounds,
     _residuals,
+    band_quantiles,
     calibrate_interval,
-    conformal_quantiles,
     interior_groups,
+    threshold_offsets,
 )
 
 EDGES = (("up", "utd", "largest utd row"), ("up", "params", "largest params column"),
@@ -62,7 +64,8 @@ def _sub(t: DataTable, keep: np.ndarray) -> DataTable:
 
 
 def nested_edge(t: DataTable, side: str, axis: str, scale: bool = True,
-                single_seed: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                single_seed: bool = False, pooled: bool = False
+                ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Hits (True: covered) of the 80% interval on the outermost row or column of `axis` on
     `side`, from a fit rebuilt without it from scratch, widened as Fit.interval widens.
     `single_seed`: the single-seed interval on each seed's own D_J instead, at the thresholds
@@ -74,9 +77,9 @@ def nested_edge(t: DataTable, side: str, axis: str, scale: bool = True,
     s = _sub(t, ~held)
     laws = fit_laws(s, DEFAULT_METHOD)
     loco = leave_one_config_out(s, DEFAULT_METHOD, laws)
-    interval, _ = calibrate_interval(s, DEFAULT_METHOD, laws, loco, scale_groups=scale)
-    i8 = interval.levels.index(CHECK_LEVEL)
-    lo, hi = interval.log_low[i8], interval.log_high[i8]
+    interval, _ = calibrate_interval(s, DEFAULT_METHOD, laws, loco, scale_groups=scale,
+                                     pooled=pooled)
+    lo, hi = threshold_offsets(interval, t.targets)
     u, n = t.utd[held], t.params[held]
     up = np.log(np.maximum(u / s.utd.max(), 1)) + np.log(np.maximum(n / s.params.max(), 1))
     down = np.log(np.maximum(s.utd.min() / u, 1)) + np.log(np.maximum(s.params.min() / n, 1))
@@ -86,7 +89,7 @@ def nested_edge(t: DataTable, side: str, axis: str, scale: bool = True,
         r = _residuals(t.data[held], pred)
         ok = np.isfinite(r)
         return _covered(r, lo, hi, widen)[ok]
-    lo, hi = interval.seed_log_low[i8], interval.seed_log_high[i8]
+    lo, hi = threshold_offsets(interval, t.targets, single_seed=True)
     mean_ok = np.isfinite(t.data[held])  # thresholds the config's averaged curve reached
     seeds = t.seed_data[held]  # (n_held, S, m): inf never reached, NaN no such seed
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -107,10 +110,13 @@ def main() -> None:
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--no-scale", action="store_true",
                     help="without the scaling for rows and columns left out (LOCO alone)")
+    ap.add_argument("--pooled", action="store_true",
+                    help="one interval for every threshold (schema 2), not one per band")
     args = ap.parse_args()
     print(f"nominal level {CHECK_LEVEL:g}; widening floor above the domain {WIDEN_FLOOR_UP:g}; "
           f"fits built as shipped ({N_BOOT} bootstrap resamples); "
-          f"{'LOCO residuals alone' if args.no_scale else 'scaled for rows and columns'}")
+          f"{'LOCO residuals alone' if args.no_scale else 'scaled for rows and columns'}; "
+          f"{'one interval for every threshold' if args.pooled else 'an interval per band'}")
     names = ["LOCO", "interior rows", "interior columns"] + [e[2] for e in EDGES] + [
         "scale", "median width", "LOCO error", "LOCO, top 5 thresholds",
         "interior columns, top 5 thresholds"]
@@ -124,19 +130,19 @@ def main() -> None:
                           n_boot=N_BOOT, name=spec.name)
         t, loco = built.table, built.loco
         interval, preds = calibrate_interval(t, DEFAULT_METHOD, built.laws, loco,
-                                             scale_groups=not args.no_scale)
+                                             scale_groups=not args.no_scale,
+                                             pooled=args.pooled)
         cov = interval.coverage
-        i8 = interval.levels.index(CHECK_LEVEL)
-        lo, hi = interval.log_low[i8], interval.log_high[i8]
-        r = _residuals(t.data, loco)
-        r = r[np.isfinite(r)]
-        lo_u, hi_u = conformal_quantiles(r, CHECK_LEVEL, len(t.utd))
-        scale = max(lo / lo_u if lo_u < 0 else 1.0, hi / hi_u if hi_u > 0 else 1.0)
-        width = np.exp(hi) - np.exp(lo)
+        lo, hi = threshold_offsets(interval, t.targets)
+        r_all = _residuals(t.data, loco)
+        r = r_all[np.isfinite(r_all)]
+        scale = (1.0 if args.no_scale else interior_groups(t, preds).scale(
+            *band_quantiles(r_all, CHECK_LEVEL, args.pooled), CHECK_LEVEL))
+        width = np.mean(np.exp(hi) - np.exp(lo))
         err = np.nanmean(np.abs(np.exp(r) - 1))
         edges, rec = [], []
         for k, (side, axis, _) in enumerate(EDGES):
-            hits = nested_edge(t, side, axis, scale=not args.no_scale)
+            hits = nested_edge(t, side, axis, scale=not args.no_scale, pooled=args.pooled)
             pooled[k].append(hits)
             edges.append(hits.mean() if hits.size else np.nan)
             what = "utd_row" if axis == "utd" else "params_column"
@@ -144,7 +150,7 @@ def main() -> None:
                                np.nan))
         row = [cov["leave_one_config_out"], cov["interior_utd_rows_out"],
                cov["interior_params_columns_out"], *edges, scale, width, err,
-               *top_thresholds(t, loco, preds, scale=not args.no_scale)]
+               *top_thresholds(t, loco, preds, scale=not args.no_scale, pooled=args.pooled)]
         totals.append(row)
         recorded.append(rec)
         print(f"| {spec.id} | " + " | ".join(_cell(j, v, rec) for j, v in enumerate(row)) + " |",
@@ -163,10 +169,11 @@ def main() -> None:
 
 
 def top_thresholds(t: DataTable, loco: np.ndarray, preds: dict[str, np.ndarray],
-                   scale: bool = True, top: int = 5) -> tuple[float, float]:
+                   scale: bool = True, top: int = 5, pooled: bool = False
+                   ) -> tuple[float, float]:
     """LOCO and interior-column coverage (as recorded: each interval built without the
     configs it is checked on) on the `top` highest thresholds only: the default target of a
-    single budget is the top one, and one interval serves every threshold."""
+    single budget is the top one (`pooled`: with one interval for every threshold)."""
     r = _residuals(t.data, loco)
     ok = np.isfinite(r)
     groups = interior_groups(t, preds)
@@ -174,15 +181,18 @@ def top_thresholds(t: DataTable, loco: np.ndarray, preds: dict[str, np.ndarray],
     n = len(t.utd)
     loco_hits, col_hits = [], []
     for i in range(n):
-        bounds = _honest_bounds(r, ok, np.arange(n) != i, CHECK_LEVEL, used, None, 1)
+        bounds = _honest_bounds(r, ok, np.arange(n) != i, CHECK_LEVEL, used, None, 1,
+                                pooled=pooled)
         x = r[i, -top:]
         if bounds is not None:
-            loco_hits.append(_covered(x[np.isfinite(x)], *bounds))
+            lo, hi = bounds
+            loco_hits.append(_covered(x, lo[-top:], hi[-top:])[np.isfinite(x)])
     for rows in groups.members["params"]:
         g = groups.residuals["params"][rows][:, -top:]
-        bounds = _honest_bounds(r, ok, ~rows, CHECK_LEVEL, used, None, 1)
+        bounds = _honest_bounds(r, ok, ~rows, CHECK_LEVEL, used, None, 1, pooled=pooled)
         if bounds is not None:
-            col_hits.append(_covered(g[np.isfinite(g)], *bounds))
+            lo, hi = bounds
+            col_hits.append(_covered(g, lo[-top:], hi[-top:])[np.isfinite(g)])
     return tuple(float(np.concatenate(h).mean()) if h and np.concatenate(h).size else np.nan
                  for h in (loco_hits, col_hits))
 

@@ -20,7 +20,10 @@ four edges (largest and smallest utd row, largest and smallest params column) is
 whole, the fit is rebuilt without it (benchmarks/intervals.py, nested_edge) and its widened
 single-seed interval is checked on every seed of the edge's configs.
 
-Usage: python benchmarks/seed_coverage.py [DATA_DIR] [--only ID ...] [--no-edges]
+Both intervals are the shipped ones: per band of thresholds (`--pooled`: one interval for every
+threshold, as schema-2 fits had).
+
+Usage: python benchmarks/seed_coverage.py [DATA_DIR] [--only ID ...] [--no-edges] [--pooled]
 """
 
 from __future__ import annotations
@@ -44,8 +47,8 @@ from calibration.intervals import (  # noqa: E402
     CHECK_LEVEL,
     _honest_bounds,
     _residuals,
-    _seed_offsets,
     _seed_residuals,
+    band_seed_offsets,
     calibrate_interval,
     interior_groups,
 )
@@ -58,9 +61,13 @@ def main() -> None:
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--no-edges", action="store_true",
                     help="skip the nested edges (the slow part: four refits per fit)")
+    ap.add_argument("--pooled", action="store_true",
+                    help="one interval for every threshold (schema 2), not one per band")
     args = ap.parse_args()
     print(f"nominal level {CHECK_LEVEL:g}; each config held out (LOCO), its interval from the "
-          "other configs only")
+          "other configs only; "
+          + ("one interval for every threshold" if args.pooled else "an interval per band of "
+             "thresholds"))
     print("| fit | seeds per config | seed-averaged run | single seed | single seed, "
           "single-seed interval | the same, never-reaching seeds as misses | seeds never "
           "reaching | points |")
@@ -85,13 +92,14 @@ def main() -> None:
         seed_r = _seed_residuals(t, loco)
         for i in range(n):
             keep = np.arange(n) != i
-            honest = _honest_bounds(r, ok, keep, CHECK_LEVEL, groups, None, 1, with_scale=True)
+            honest = _honest_bounds(r, ok, keep, CHECK_LEVEL, groups, None, 1, with_scale=True,
+                                    pooled=args.pooled)
             run = by_config.get((t.utd[i], t.params[i], t.batch_size[i]))
             if honest is None or run is None or not np.isfinite(loco[i]).any():
                 continue
             lo, hi, scale = honest
-            s_lo, s_hi = _seed_offsets(seed_r[keep], CHECK_LEVEL, scale)
-            s_lo, s_hi = min(lo, s_lo), max(hi, s_hi)
+            s_lo, s_hi = band_seed_offsets(seed_r[keep], CHECK_LEVEL, scale, args.pooled)
+            s_lo, s_hi = np.minimum(lo, s_lo), np.maximum(hi, s_hi)
             mean_hits.append(((r[i] >= lo) & (r[i] <= hi))[ok[i]])
             steps, values = truncate(run, limit)
             values = _forward_fill(values)
@@ -146,7 +154,8 @@ def edges(args) -> None:
                           n_boot=0, name=spec.name)
         cells, row = [], []
         for k, (side, axis, _) in enumerate(EDGES):
-            reached, strict = nested_edge(built.table, side, axis, single_seed=True)
+            reached, strict = nested_edge(built.table, side, axis, single_seed=True,
+                                          pooled=args.pooled)
             pooled[k][0].append(reached)
             pooled[k][1].append(strict)
             row.append([reached.mean() if reached.size else np.nan,

@@ -8,10 +8,11 @@ it is checked on):
   - LOCO: one config at a time;
   - groups: each interior utd row and each interior params column, left out whole.
 Three ways to build the interval are compared on the same splits:
-  - pooled: as shipped (calibration.intervals: one quantile over all thresholds, scaled for
-    rows and columns);
-  - per band: split conformal within each band (Mondrian; the finite-sample correction over
-    the configs that reach the band);
+  - pooled: as schema-2 fits shipped it (one quantile over all thresholds, scaled for rows and
+    columns);
+  - per band: as shipped since schema 3 (calibration.intervals: split conformal within each
+    band, Mondrian, the finite-sample correction over the configs that reach the band; a band
+    too few configs reach for the level takes at least the pooled interval);
   - normalised: residuals divided by a spread per band (median |r| of the band, shrunk
     towards the fit's with a weight of 5 configs), one quantile of those, times the band's
     spread.
@@ -40,70 +41,49 @@ import numpy as np  # noqa: E402
 from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
 from calibration.intervals import (  # noqa: E402
-    _SCALE_GRID,
     CHECK_LEVEL,
     _honest_bounds,
     _residuals,
     calibrate_interval,
     conformal_quantiles,
     interior_groups,
+    threshold_bands,
 )
 
-BANDS = 5
+BANDS = 5  # as calibration.intervals.BANDS
 SHRINK = 5.0  # pseudo-configs of the fit's own spread in a band's (normalised)
 WAYS = ("pooled", "per band", "normalised")
 
 
 def bands_of(m: int) -> np.ndarray:
-    return np.minimum((np.linspace(0, 1, m) * BANDS).astype(int), BANDS - 1)
-
-
-def _own_scale(lo: np.ndarray, hi: np.ndarray, groups, keep: np.ndarray, band: np.ndarray
-               ) -> float:
-    """The least factor k >= 1 (steps of 0.01, at most 5) for which the band bounds times k
-    cover the level's share of the kept configs' interior row residuals, and of their column
-    residuals (each axis on its own): what Groups.scale does for the pooled interval, here for
-    a method's own bounds."""
-    ks = []
-    for axis in groups.residuals:
-        g = groups.residuals[axis][keep]
-        finite = np.isfinite(g)
-        if not finite.any():
-            continue
-        lo_t = np.broadcast_to(lo[band], g.shape)[finite]
-        hi_t = np.broadcast_to(hi[band], g.shape)[finite]
-        x = g[finite]
-        ks.append(next((float(k) for k in _SCALE_GRID
-                        if ((x >= k * lo_t) & (x <= k * hi_t)).mean() >= CHECK_LEVEL),
-                       float(_SCALE_GRID[-1])))
-    return max(ks or [1.0])
+    return threshold_bands(m, BANDS)
 
 
 def band_bounds(r, ok, keep, groups, way: str, band: np.ndarray):
     """(lo, hi) per band of the interval built from the configs in `keep` only, each method
     with its own row/column factor."""
-    lo, hi, k = _honest_bounds(r, ok, keep, CHECK_LEVEL, groups, None, 1, with_scale=True)
+    if way == "per band":  # as shipped (calibration.intervals)
+        lo, hi = _honest_bounds(r, ok, keep, CHECK_LEVEL, groups, None, 1)
+        first = [int(np.flatnonzero(band == j)[0]) for j in range(BANDS)]
+        return lo[first], hi[first]
+    lo, hi, k = _honest_bounds(r, ok, keep, CHECK_LEVEL, groups, None, 1, with_scale=True,
+                               pooled=True)
+    lo, hi = float(lo[0]), float(hi[0])
     if way == "pooled":
         return np.full(BANDS, lo), np.full(BANDS, hi)
     rk, n_keep = r[keep], int(keep.sum())
     whole = np.nanmedian(np.abs(rk))
-    los, his, spread = np.zeros(BANDS), np.zeros(BANDS), np.ones(BANDS)
+    spread = np.ones(BANDS)
     for j in range(BANDS):
         x = rk[:, band == j]
-        reaching = int(np.isfinite(x).any(axis=1).sum())  # the band's exchangeable units
         x = x[np.isfinite(x)]
-        if way == "per band":
-            los[j], his[j] = (conformal_quantiles(x, CHECK_LEVEL, reaching) if x.size
-                              else (lo / k, hi / k))
-        else:
-            own = np.median(np.abs(x)) if x.size else whole
-            n_j = x.size / max(1, int((band == j).sum()))  # configs' worth of residuals
-            spread[j] = (n_j * own + SHRINK * whole) / (n_j + SHRINK) / whole
-    if way == "normalised":
-        z = rk / spread[band][None, :]
-        a, b = conformal_quantiles(z[np.isfinite(z)], CHECK_LEVEL, n_keep)
-        los, his = a * spread, b * spread
-    own_k = _own_scale(los, his, groups, keep, band)
+        own = np.median(np.abs(x)) if x.size else whole
+        n_j = x.size / max(1, int((band == j).sum()))  # configs' worth of residuals
+        spread[j] = (n_j * own + SHRINK * whole) / (n_j + SHRINK) / whole
+    z = rk / spread[band][None, :]
+    a, b = conformal_quantiles(z[np.isfinite(z)], CHECK_LEVEL, n_keep)
+    los, his = a * spread, b * spread
+    own_k = groups.scale(los[band], his[band], CHECK_LEVEL, keep)
     return own_k * los, own_k * his
 
 

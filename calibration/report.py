@@ -178,9 +178,13 @@ def figure_parity(ctx: Context):
         lo = float(np.interp(0.8, pi.levels, pi.log_low))
         hi = float(np.interp(0.8, pi.levels, pi.log_high))
         ax.fill_between(lim, lim * np.exp(-hi), lim * np.exp(-lo), color="gray", alpha=0.15,
-                        label="80% prediction interval")
+                        label="80% prediction interval" + (
+                            " (all targets; a point is judged by its target's band)"
+                            if pi.bands else ""))
+        band_lo, band_hi = (np.broadcast_to(x, t.data.shape)[ok] for x in zip(*(
+            pi.offsets(0.8, float(target)) for target in t.targets)))
         r = np.log(t.data[ok] / loco[ok])
-        outside = (r < lo) | (r > hi)
+        outside = (r < band_lo) | (r > band_hi)
         ax.scatter(t.data[ok][outside], loco[ok][outside], facecolors="none", edgecolors="k",
                    s=30, lw=0.7, label=f"outside ({100 * outside.mean():.0f}%)")
         ax.legend(fontsize=7, loc="upper left")

@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -66,6 +67,13 @@ def test_fits_and_show_list_and_describe():
     # our own line break as a literal backslash-n).
     assert "\\n" not in res.output
     assert any(line.startswith("interval method: ") for line in res.output.splitlines())
+    # One line per band of targets, as Fit.interval applies them (schema 3).
+    bands = [line for line in res.output.splitlines() if line.startswith("  targets ")]
+    pi = advisor.load_fit("bro/humanoid-stand").model.prediction_interval
+    assert len(bands) == len(pi.bands) == 5
+    top = pi.bands[-1]
+    assert f"targets {top.target_low:.4g}-{top.target_high:.4g}: " in bands[-1]
+    assert f"{np.exp(pi.offsets(0.8, top.target_high)[1]):.2f}x (one seed" in bands[-1]
 
 
 def test_fits_table_columns_line_up():

@@ -56,6 +56,8 @@ def pendulum_fit(tmp_path_factory) -> Path:
         batch_size=BatchSizeLaw(kind="fixed", source="fixed", a_b=64),
         delta=1e6, random_steps=50,
         bootstrap=Bootstrap(n_resamples=0, seed=0, draws=[]),
+        # one interval for its two thresholds (the bands name h1-stand's)
+        prediction_interval=base.prediction_interval.model_copy(update=dict(bands=None)),
     ))
     path = tmp_path_factory.mktemp("fits") / "pendulum-v1.json"
     path.write_text(dump_fit_file(model))

@@ -11,7 +11,12 @@ from advisor.fitfile import dump_fit_file
 from calibration.catalogue import catalogue
 from calibration.curves import DataTable
 from calibration.fitting import fit_laws, leave_one_config_out
-from calibration.intervals import calibrate_interval, conformal_quantiles, loco_coverage
+from calibration.intervals import (
+    calibrate_interval,
+    conformal_quantiles,
+    loco_coverage,
+    threshold_offsets,
+)
 
 FITS = advisor.list_fits()
 
@@ -122,8 +127,7 @@ def test_calibrated_interval_covers_new_runs_of_a_known_law():
     laws = fit_laws(table, DEFAULT_METHOD)
     loco = leave_one_config_out(table, DEFAULT_METHOD, laws)
     interval, _ = calibrate_interval(table, DEFAULT_METHOD, laws, loco)
-    i = interval.levels.index(0.8)
-    lo, hi = interval.log_low[i], interval.log_high[i]
+    lo, hi = threshold_offsets(interval, table.targets)
     hits = []
     for seed in range(1, 21):
         fresh = _synthetic_table(seed)
@@ -184,10 +188,9 @@ def test_the_single_seed_interval_covers_single_seeds_where_the_averaged_one_doe
     fresh single seeds of the same law, the single-seed interval covers about 80% of them."""
     table = _seeded_table(0)
     laws, loco, interval = _calibrated(table)
-    i = interval.levels.index(0.8)
-    lo, hi = interval.log_low[i], interval.log_high[i]
-    s_lo, s_hi = interval.seed_log_low[i], interval.seed_log_high[i]
-    assert s_lo < lo and s_hi > hi
+    lo, hi = threshold_offsets(interval, table.targets)
+    s_lo, s_hi = threshold_offsets(interval, table.targets, single_seed=True)
+    assert np.all(s_lo < lo) and np.all(s_hi > hi)
     averaged, single = [], []
     for seed in range(1, 11):
         fresh = _seeded_table(seed)
@@ -243,8 +246,11 @@ def test_a_side_of_zero_width_leaves_the_single_seed_interval_finite():
     table = _seeded_table(0)
     laws = fit_laws(table, __import__("calibration.build").build.DEFAULT_METHOD)
     loco = laws.predict(table.utd, table.params)
-    bounds = single_seed_bounds(table, loco, [(0.0, 0.1)] + [(-0.1, 0.2)] * (len(LEVELS) - 1))
-    assert all(-2 < lo <= 0 <= hi < 2 for lo, hi in bounds), bounds
+    m = len(table.targets)
+    lows = np.array([[0.0] * m] + [[-0.1] * m] * (len(LEVELS) - 1))
+    highs = np.array([[0.1] * m] + [[0.2] * m] * (len(LEVELS) - 1))
+    lows, highs = single_seed_bounds(table, loco, lows, highs)
+    assert np.all((-2 < lows) & (lows <= 0) & (0 <= highs) & (highs < 2)), (lows, highs)
 
 
 def test_fit_interval_for_one_seed():
@@ -278,11 +284,124 @@ def test_a_fit_file_single_seed_interval_is_validated(tmp_path):
     from advisor.fitfile import content_hash
 
     old = json.loads(json.dumps(doc))
-    for key in ("seed_log_low", "seed_log_high"):
-        old["prediction_interval"].pop(key)
+    for where in [old["prediction_interval"], *old["prediction_interval"]["bands"]]:
+        for key in ("seed_log_low", "seed_log_high"):
+            where.pop(key)
     old["content_hash"] = content_hash(old)
     path = tmp_path / "old.json"
     path.write_text(json.dumps(old))
     fit = advisor.load_fit(str(path))
     assert fit.interval(2, 2.3e6, 700, single_seed=True) is None
     assert advisor.recommend(1e17, fit=str(path)).interval_single_seed is None
+
+
+def _spreading_table(seed: int) -> DataTable:
+    """A 4x5 grid of one known law at 10 thresholds whose run-to-run noise grows with the
+    threshold (log sd 0.03 at the lowest to 0.5 at the highest)."""
+    rng = np.random.default_rng(seed)
+    utd, params = np.meshgrid([1.0, 2.0, 4.0, 8.0], [2e5, 6e5, 2e6, 6e6, 2e7], indexing="ij")
+    utd, params = utd.ravel(), params.ravel()
+    m = 10
+    targets = np.linspace(100, 200, m)
+    d_min = 1e5 * (1 + np.arange(m) / 4)
+    law = d_min + (3.0 / utd[:, None]) ** 0.7 * 1e5 + (2e6 / params[:, None]) ** 0.5 * 1e5
+    noise = np.linspace(0.03, 0.5, m)
+    data = law * np.exp(noise * rng.standard_normal(law.shape))
+    n = len(utd)
+    return DataTable("synthetic", utd, params, np.full(n, 256.0), targets, np.full(n, 1e7),
+                     data, np.zeros((0, n, m)), np.full(n, 5))
+
+
+def test_an_interval_per_band_of_thresholds_holds_where_the_noise_grows_with_the_target():
+    """One interval for every threshold over-covers the quiet low thresholds and misses the
+    noisy top ones; the interval per band covers about 80% of fresh runs in each band."""
+    from calibration.build import DEFAULT_METHOD
+
+    table = _spreading_table(0)
+    laws = fit_laws(table, DEFAULT_METHOD)
+    loco = leave_one_config_out(table, DEFAULT_METHOD, laws)
+    banded, _ = calibrate_interval(table, DEFAULT_METHOD, laws, loco)
+    pooled, _ = calibrate_interval(table, DEFAULT_METHOD, laws, loco, pooled=True)
+    assert len(banded.bands) == 5 and pooled.bands is None
+    assert [b.target_low for b in banded.bands] == list(table.targets[::2])
+    hits = {"banded": [], "pooled": []}
+    for seed in range(1, 21):
+        fresh = _spreading_table(seed)
+        r = np.log(fresh.data / laws.predict(fresh.utd, fresh.params))
+        for name, interval in (("banded", banded), ("pooled", pooled)):
+            lo, hi = threshold_offsets(interval, table.targets)
+            hits[name].append(((r >= lo) & (r <= hi)).mean(axis=0))
+    by_band = {k: np.mean(v, axis=0).reshape(5, 2).mean(axis=1) for k, v in hits.items()}
+    assert by_band["pooled"][0] > 0.97 and by_band["pooled"][-1] < 0.7, by_band
+    assert np.all((by_band["banded"] >= 0.7) & (by_band["banded"] <= 0.95)), by_band
+    lo, hi = threshold_offsets(banded, table.targets)
+    assert hi[0] - lo[0] < (hi[-1] - lo[-1]) / 3  # narrow where the runs agree
+
+
+def test_fit_interval_takes_the_band_of_its_target():
+    """Fit.interval applies the offsets of the band its target falls in (a target between two
+    bands: the nearer band's threshold); a schema-2 file (one interval) still loads and applies
+    its one interval at every target."""
+    fit = advisor.load_fit("bro/h1-crawl-v0")
+    pi = fit.model.prediction_interval
+    assert pi.bands and len(pi.bands) == 5
+    i = pi.levels.index(0.8)
+    for band in pi.bands:
+        for target in (band.target_low, band.target_high):
+            lo, hi = fit.interval(2, 2.3e6, target)
+            pred = fit.data_to_target(2, 2.3e6, target)
+            assert np.log(lo / pred) == pytest.approx(band.log_low[i])
+            assert np.log(hi / pred) == pytest.approx(band.log_high[i])
+    a, b = pi.bands[0], pi.bands[1]
+    near_a = a.target_high + 0.4 * (b.target_low - a.target_high)
+    near_b = a.target_high + 0.6 * (b.target_low - a.target_high)
+    assert pi.offsets(0.8, near_a) == (a.log_low[i], a.log_high[i])
+    assert pi.offsets(0.8, near_b) == (b.log_low[i], b.log_high[i])
+
+    from advisor.fitfile import content_hash
+
+    doc = json.loads(dump_fit_file(fit.model))
+    doc["schema_version"] = 2
+    doc["prediction_interval"].pop("bands")
+    doc["content_hash"] = content_hash(doc)
+    old = advisor.fitfile.parse_fit_file(json.dumps(doc))
+    assert old.prediction_interval.offsets(0.8, a.target_low) == (pi.log_low[i], pi.log_high[i])
+
+
+def test_a_fit_file_bands_are_validated():
+    from advisor.errors import FitFileError
+    from advisor.fitfile import content_hash, parse_fit_file
+
+    doc = json.loads(dump_fit_file(advisor.load_fit("bro/h1-crawl-v0").model))
+    targets = [law["target"] for law in doc["data_to_target"]["laws"]]
+
+    def broken(change):
+        bad = json.loads(json.dumps(doc))
+        change(bad)
+        bad["content_hash"] = content_hash(bad)
+        return json.dumps(bad)
+
+    def overlap(d):
+        d["prediction_interval"]["bands"][1]["target_low"] = targets[0]
+
+    def not_a_threshold(d):
+        d["prediction_interval"]["bands"][0]["target_high"] = targets[0] + 1e-3
+
+    def old_schema(d):
+        d["schema_version"] = 2
+
+    def narrower_seed(d):
+        d["prediction_interval"]["bands"][2]["seed_log_high"] = [0.0] * len(
+            d["prediction_interval"]["levels"])
+
+    def one_band_without_seeds(d):
+        d["prediction_interval"]["bands"][3].pop("seed_log_low")
+        d["prediction_interval"]["bands"][3].pop("seed_log_high")
+
+    for change, needle in ((overlap, "increasing order of target"),
+                           (not_a_threshold, "must be thresholds"),
+                           (old_schema, "needs schema_version 3"),
+                           (narrower_seed, "band 2: a single seed's interval must contain"),
+                           (one_band_without_seeds, "every band or in none")):
+        with pytest.raises(FitFileError, match=needle):
+            parse_fit_file(broken(change))
