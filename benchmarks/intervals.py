@@ -118,7 +118,7 @@ def main() -> None:
           f"{'LOCO residuals alone' if args.no_scale else 'scaled for rows and columns'}; "
           f"{'one interval for every threshold' if args.pooled else 'an interval per band'}")
     names = ["LOCO", "interior rows", "interior columns"] + [e[2] for e in EDGES] + [
-        "scale", "median width", "LOCO error", "LOCO, top 5 thresholds",
+        "scale", "width", "LOCO error", "LOCO, top 5 thresholds",
         "interior columns, top 5 thresholds"]
     print("| fit | " + " | ".join(names) + " |")
     print("|" + "---|" * (len(names) + 1))

@@ -234,6 +234,9 @@ def test_an_interval_that_overflows_is_warned_about_not_hidden(tmp_path):
     doc = _set(doc, "prediction_interval.log_low", [-20.0] * n)
     doc = _set(doc, "prediction_interval.seed_log_high", [20.0] * n)
     doc = _set(doc, "prediction_interval.seed_log_low", [-20.0] * n)
+    for band in doc["prediction_interval"]["bands"]:  # what Fit.interval applies (schema 3)
+        band.update(log_low=[-20.0] * n, log_high=[20.0] * n, seed_log_low=[-20.0] * n,
+                    seed_log_high=[20.0] * n)
     import warnings
 
     with warnings.catch_warnings():
@@ -415,8 +418,11 @@ def test_show_prints_the_80_percent_interval_recommend_uses(tmp_path):
     """With stored levels 0.5 and 0.95, show printed the 0.95 offsets as the 80% interval."""
     doc = _doc()
     pi = doc["prediction_interval"]
-    pi.update(levels=[0.5, 0.95], log_low=[-0.1, -2.0], log_high=[0.1, 2.0],
-              seed_log_low=[-0.2, -3.0], seed_log_high=[0.2, 3.0])
+    offsets = dict(log_low=[-0.1, -2.0], log_high=[0.1, 2.0], seed_log_low=[-0.2, -3.0],
+                   seed_log_high=[0.2, 3.0])
+    pi.update(levels=[0.5, 0.95], **offsets)
+    for band in pi["bands"]:
+        band.update(offsets)
     path = str(_write(tmp_path, doc))
     f = advisor.load_fit(path)
     low, high = f.interval(2.0, 1e6, level=0.8)
@@ -426,6 +432,9 @@ def test_show_prints_the_80_percent_interval_recommend_uses(tmp_path):
     assert res.exit_code == 0, res.output
     assert f"80% of new runs need {low / mid:.2f}x-{high / mid:.2f}x" in res.output, res.output
     assert f"a single seed's run {one_low / mid:.2f}x-{one_high / mid:.2f}x" in res.output
+    top = [line for line in res.output.splitlines() if line.startswith("  targets ")][-1]
+    assert top.endswith(f": {low / mid:.2f}x-{high / mid:.2f}x (one seed {one_low / mid:.2f}x-"
+                        f"{one_high / mid:.2f}x)"), top
 
 
 def test_integrations_ask_for_the_fit_a_file_recommendation_came_from(tmp_path):
