@@ -488,12 +488,14 @@ def _interval_lines(m) -> list[str]:
     cov = ", ".join(f"{k.replace('_', ' ')} {100 * v:.0f}%" for k, v in pi.coverage.items())
     one = ("" if pi.seed_log_low is None else "; a single seed's run {:.2f}x-{:.2f}x".format(
         *(np.exp(np.interp(0.8, pi.levels, o)) for o in (pi.seed_log_low, pi.seed_log_high))))
-    every = " over all targets" if pi.bands else ""
+    every = " at any target (by target below)" if pi.bands else ""
     lines = [f"interval:     80% of new runs need {low:.2f}x-"
              f"{high:.2f}x the predicted data{every} inside the fitted domain (runs averaged over "
              f"as many seeds as the fit's: see notes){one}; the "
              f"log offsets grow by {pi.widen_up:g} per log unit beyond it ({pi.widen_down:g} "
              f"below); measured coverage of the 80% interval: {cov}"]
+    if pi.bands:
+        lines.append("  by target (a target between two of these: interpolated):")
     for band in pi.bands or []:
         lo, hi = pi.offsets(0.8, band.target_low)
         seed = pi.offsets(0.8, band.target_low, single_seed=True)

@@ -264,8 +264,8 @@ class PredictionInterval(_Strict):
     factor 1 + widen_up * d_up + widen_down * d_down, where d_up = log(utd / largest fitted utd)+
     + log(params / largest fitted params)+ and d_down the same below the smallest: widen_up and
     widen_down are calibrated on fits that left out the outermost rows and columns of the grid.
-    With `bands` (schema 3), the offsets of a target's band replace log_low and log_high (which
-    then summarise every target: the interval calibrated on all thresholds pooled)."""
+    With `bands` (schema 3), the offsets of a target's band replace log_low and log_high, which
+    then span every band (the interval that holds at any target)."""
 
     method: str = Field(max_length=2000)
     levels: list[Annotated[float, Field(gt=0, lt=1)]] = Field(min_length=1, max_length=100)
@@ -307,26 +307,48 @@ class PredictionInterval(_Strict):
                 raise ValueError(f"band {k}: target_high must be at least target_low")
             if k and band.target_low <= self.bands[k - 1].target_high:
                 raise ValueError("bands must be in increasing order of target, without overlap")
+            pairs = [(band.log_low, self.log_low), (band.log_high, self.log_high)]
+            if band.seed_log_low is not None:
+                pairs += [(band.seed_log_low, self.seed_log_low),
+                          (band.seed_log_high, self.seed_log_high)]
+            for (b_lo, w_lo), (b_hi, w_hi) in zip(pairs[::2], pairs[1::2]):
+                if any(b < w - 1e-9 for b, w in zip(b_lo, w_lo)) or any(
+                        b > w + 1e-9 for b, w in zip(b_hi, w_hi)):
+                    raise ValueError(f"band {k}: log_low and log_high (and the single-seed "
+                                     "ones) must lie within the whole interval's, which spans "
+                                     "every band")
         return self
 
     def offsets(self, level: float, target: float, single_seed: bool = False
                 ) -> tuple[float, float] | None:
         """(log low, log high) at `level` (between the calibrated levels, interpolated) for a
-        run toward `target`: its band's where the interval has bands; None for a single seed
-        where not calibrated."""
-        where: PredictionInterval | IntervalBand = self
-        if self.bands:
-            k = 0
-            while (k + 1 < len(self.bands) and target > (
-                    self.bands[k].target_high + self.bands[k + 1].target_low) / 2):
-                k += 1
-            where = self.bands[k]
-        lows, highs = ((where.seed_log_low, where.seed_log_high) if single_seed else
-                       (where.log_low, where.log_high))
-        if lows is None or highs is None:
+        run toward `target`: with bands, its band's (between two bands, interpolated linearly
+        in the target, as the laws' coefficients are; below the first or above the last, the
+        nearest band's); None for a single seed where not calibrated."""
+        if not math.isfinite(target):
+            raise ValueError(f"target must be a finite return, got {target!r}")
+
+        def at(where: PredictionInterval | IntervalBand) -> tuple[float, float] | None:
+            lows, highs = ((where.seed_log_low, where.seed_log_high) if single_seed else
+                           (where.log_low, where.log_high))
+            if lows is None or highs is None:
+                return None
+            return (float(np.interp(level, self.levels, lows)),
+                    float(np.interp(level, self.levels, highs)))
+
+        bands = self.bands
+        if not bands:
+            return at(self)
+        k = int(np.searchsorted([b.target_high for b in bands], target))  # first high >= it
+        if k >= len(bands):
+            return at(bands[-1])
+        if k == 0 or target >= bands[k].target_low:
+            return at(bands[k])
+        below, above = at(bands[k - 1]), at(bands[k])
+        if below is None or above is None:
             return None
-        return (float(np.interp(level, self.levels, lows)),
-                float(np.interp(level, self.levels, highs)))
+        w = (target - bands[k - 1].target_high) / (bands[k].target_low - bands[k - 1].target_high)
+        return ((1 - w) * below[0] + w * above[0], (1 - w) * below[1] + w * above[1])
 
 
 class GoodnessOfFit(_Strict):
@@ -398,11 +420,16 @@ class FitFile(_Strict):
             if self.schema_version < 3:
                 raise ValueError(f"prediction_interval.bands needs schema_version 3, not "
                                  f"{self.schema_version}")
-            targets = {law.target for law in self.data_to_target.laws}
+            laws = self.data_to_target.laws
+            targets = {law.target for law in laws}
             for k, band in enumerate(pi.bands):
                 if band.target_low not in targets or band.target_high not in targets:
                     raise ValueError(f"prediction_interval band {k}: target_low and target_high "
                                      "must be thresholds of data_to_target")
+            if pi.bands[0].target_low != laws[0].target or (
+                    pi.bands[-1].target_high != laws[-1].target):
+                raise ValueError("prediction_interval.bands must run from the lowest threshold "
+                                 f"({laws[0].target:g}) to the highest ({laws[-1].target:g})")
         _check_meaning(self)
         return self
 

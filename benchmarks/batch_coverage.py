@@ -3,7 +3,8 @@
 The laws predict the data a run at B~(utd, params) needs; a user may run another batch size.
 The SimbaV2 archive has every (utd, params) at batch sizes 256-2048, of which the fit used the
 one nearest B~: the others are runs the D_J fit never saw. For each, the residual
-log(D_observed / D_predicted) against the shipped fit and interval, by distance |log(B / B~)|.
+log(D_observed / D_predicted) against the shipped fit and interval (at each threshold the
+offsets `Fit.interval` applies there), by distance |log(B / B~)|.
 
 Usage: python benchmarks/batch_coverage.py [DATA_DIR]
 """
@@ -21,6 +22,7 @@ import numpy as np  # noqa: E402
 import advisor  # noqa: E402
 from calibration.archives import read_runs  # noqa: E402
 from calibration.batch import tables_by_batch  # noqa: E402
+from calibration.intervals import threshold_offsets  # noqa: E402
 
 BANDS = ((0.0, 0.35), (0.35, 0.7), (0.7, 1.4), (1.4, np.inf))  # |log(B / B~)|
 
@@ -37,10 +39,9 @@ def main() -> None:
     print("|" + "---|" * (len(BANDS) + 2))
     for env in ("h1-crawl-v0", "h1-stand-v0"):
         f = advisor.load_fit(f"simbav2/{env}")
-        pi = f.model.prediction_interval
-        i8 = pi.levels.index(0.8)
-        lo, hi = pi.log_low[i8], pi.log_high[i8]
-        rs, ds = [], []
+        # the offsets Fit.interval applies at each threshold (its fifth's, schema 3)
+        lo_t, hi_t = threshold_offsets(f.model.prediction_interval, f.thresholds)
+        rs, ds, los, his = [], [], [], []
         for b, t in tables_by_batch(read_runs(archive, env=env), f.thresholds, 0).items():
             pred = np.array([f.data_to_target(t.utd, t.params, j) for j in f.thresholds]).T
             r = np.log(t.data / pred)
@@ -48,11 +49,14 @@ def main() -> None:
             ok = np.isfinite(r)
             rs.append(r[ok])
             ds.append(np.broadcast_to(d, r.shape)[ok])
+            los.append(np.broadcast_to(lo_t, r.shape)[ok])
+            his.append(np.broadcast_to(hi_t, r.shape)[ok])
         r, d = np.concatenate(rs), np.concatenate(ds)
+        lo, hi = np.concatenate(los), np.concatenate(his)
         cells = []
         for a, z in BANDS:
             m = (d >= a) & (d < z)
-            hit = ((r[m] >= lo) & (r[m] <= hi)).mean() if m.any() else np.nan
+            hit = ((r[m] >= lo[m]) & (r[m] <= hi[m])).mean() if m.any() else np.nan
             cells.append(f"{100 * hit:.0f}% (n {m.sum()}, median {np.median(r[m]):+.2f})")
         cells.append(f"{100 * ((r >= lo) & (r <= hi)).mean():.0f}% (n {r.size})")
         print(f"| simbav2/{env} | " + " | ".join(cells) + " |", flush=True)

@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.intervals import EDGES, nested_edge  # noqa: E402
 from calibration.archives import read_runs  # noqa: E402
-from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
+from calibration.build import DEFAULT_METHOD, N_BOOT, build_fit  # noqa: E402
 from calibration.catalogue import DEFAULT_STEP_LIMIT, STEP_LIMITS, catalogue  # noqa: E402
 from calibration.curves import _forward_fill, curve_crossings, truncate  # noqa: E402
 from calibration.intervals import (  # noqa: E402
@@ -77,7 +77,7 @@ def main() -> None:
         if args.only and spec.id not in args.only:
             continue
         archive = Path(args.data_dir) / spec.archive
-        built = build_fit(archive, spec.algorithm, spec.env, n_boot=0, name=spec.name)
+        built = build_fit(archive, spec.algorithm, spec.env, n_boot=N_BOOT, name=spec.name)
         t, loco = built.table, built.loco
         _, preds = calibrate_interval(t, DEFAULT_METHOD, built.laws, loco)
         groups = interior_groups(t, preds)
@@ -151,7 +151,7 @@ def edges(args) -> None:
         if args.only and spec.id not in args.only:
             continue
         built = build_fit(Path(args.data_dir) / spec.archive, spec.algorithm, spec.env,
-                          n_boot=0, name=spec.name)
+                          n_boot=N_BOOT, name=spec.name)
         cells, row = [], []
         for k, (side, axis, _) in enumerate(EDGES):
             reached, strict = nested_edge(built.table, side, axis, single_seed=True,

@@ -1,8 +1,9 @@
 """Does the interval need a scale per threshold? Coverage of the 80% interval by threshold band.
 
-One interval (log offsets per level) serves every threshold of a fit. For each shipped fit
-(rebuilt from the archives), the thresholds are cut into five bands of equal count (lowest to
-highest; the default target of a single budget is the top one), and the coverage of the
+Schema-2 fits had one interval (log offsets per level) for every threshold; schema-3 fits have
+one per fifth of the thresholds. For each shipped fit (rebuilt from the archives as shipped;
+every catalogue fit has 20 thresholds), the thresholds are cut into five bands of equal count
+(lowest to highest; the default target of a single budget is the top one), and the coverage of the
 interval is measured per band, held out as recorded (each interval built without the configs
 it is checked on):
   - LOCO: one config at a time;
@@ -38,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
+from calibration.build import DEFAULT_METHOD, N_BOOT, build_fit  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
 from calibration.intervals import (  # noqa: E402
     CHECK_LEVEL,
@@ -104,7 +105,7 @@ def main() -> None:
         if args.only and spec.id not in args.only:
             continue
         built = build_fit(Path(args.data_dir) / spec.archive, spec.algorithm, spec.env,
-                          n_boot=0, name=spec.name)
+                          n_boot=N_BOOT, name=spec.name)
         t, loco = built.table, built.loco
         _, preds = calibrate_interval(t, DEFAULT_METHOD, built.laws, loco)
         r = _residuals(t.data, loco)

@@ -67,8 +67,9 @@ def conformal_quantiles(residuals: np.ndarray, level: float, n_units: int) -> tu
 
 
 def _too_few(level: float, n_units: int) -> bool:
-    """Too few exchangeable units for a finite conformal bound at `level`."""
-    return level * (1 + 1 / max(n_units, 1)) >= 1.0
+    """Too few exchangeable units for a finite conformal bound at `level` (0.95 with 19: the
+    corrected level is 1, up to rounding)."""
+    return level * (1 + 1 / max(n_units, 1)) >= 1.0 - 1e-9
 
 
 def band_quantiles(r: np.ndarray, level: float, pooled: bool = False
@@ -479,12 +480,9 @@ def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.
         return (np.minimum.accumulate(np.array(lows), axis=0),
                 np.maximum.accumulate(np.array(highs), axis=0), scales)
 
-    # The whole interval (every threshold pooled: the summary) and the one per band (used).
-    p_lows, p_highs, p_scales = nested(True)
-    p_seeds = single_seed_bounds(table, loco, p_lows, p_highs, p_scales, pooled=True)
     banded = own and not pooled and m > 1
-    lows, highs, scales = nested(False) if banded else (p_lows, p_highs, p_scales)
-    seeds = (single_seed_bounds(table, loco, lows, highs, scales) if banded else p_seeds)
+    lows, highs, scales = nested(not banded)
+    seeds = single_seed_bounds(table, loco, lows, highs, scales, pooled=not banded)
     i8 = LEVELS.index(CHECK_LEVEL)
     lo8, hi8 = lows[i8], highs[i8]
     up_r, up_d = _edges(table, preds, "up")
@@ -542,13 +540,14 @@ def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.
                 log_low=_rounded(lows[:, c]), log_high=_rounded(highs[:, c]),
                 seed_log_low=None if seeds is None else _rounded(seeds[0][:, c]),
                 seed_log_high=None if seeds is None else _rounded(seeds[1][:, c])))
+    # The whole interval: with bands, the span of them all (what holds at any target).
     interval = PredictionInterval(
         method=text,
-        levels=list(LEVELS), log_low=_rounded(p_lows[:, 0]),
-        log_high=_rounded(p_highs[:, 0]), widen_up=_round(widen_up),
+        levels=list(LEVELS), log_low=_rounded(lows.min(axis=1)),
+        log_high=_rounded(highs.max(axis=1)), widen_up=_round(widen_up),
         widen_down=_round(widen_down), n_residuals=max(n_res, 1),
-        seed_log_low=None if p_seeds is None else _rounded(p_seeds[0][:, 0]),
-        seed_log_high=None if p_seeds is None else _rounded(p_seeds[1][:, 0]),
+        seed_log_low=None if seeds is None else _rounded(seeds[0].min(axis=1)),
+        seed_log_high=None if seeds is None else _rounded(seeds[1].max(axis=1)),
         bands=bands,
         coverage={k: _round(v) for k, v in coverage.items() if np.isfinite(v)})
     return interval, preds

@@ -179,7 +179,7 @@ def figure_parity(ctx: Context):
         hi = float(np.interp(0.8, pi.levels, pi.log_high))
         ax.fill_between(lim, lim * np.exp(-hi), lim * np.exp(-lo), color="gray", alpha=0.15,
                         label="80% prediction interval" + (
-                            " (all targets; a point is judged by its target's band)"
+                            " (the widest over targets; a point is judged by its own target's)"
                             if pi.bands else ""))
         band_lo, band_hi = (np.broadcast_to(x, t.data.shape)[ok] for x in zip(*(
             pi.offsets(0.8, float(target)) for target in t.targets)))

@@ -340,8 +340,8 @@ def test_an_interval_per_band_of_thresholds_holds_where_the_noise_grows_with_the
 
 def test_fit_interval_takes_the_band_of_its_target():
     """Fit.interval applies the offsets of the band its target falls in (a target between two
-    bands: the nearer band's threshold); a schema-2 file (one interval) still loads and applies
-    its one interval at every target."""
+    bands: interpolated linearly, so the interval does not jump as the target rises); a
+    schema-2 file (one interval) still loads and applies its one interval at every target."""
     fit = advisor.load_fit("bro/h1-crawl-v0")
     pi = fit.model.prediction_interval
     assert pi.bands and len(pi.bands) == 5
@@ -353,10 +353,21 @@ def test_fit_interval_takes_the_band_of_its_target():
             assert np.log(lo / pred) == pytest.approx(band.log_low[i])
             assert np.log(hi / pred) == pytest.approx(band.log_high[i])
     a, b = pi.bands[0], pi.bands[1]
-    near_a = a.target_high + 0.4 * (b.target_low - a.target_high)
-    near_b = a.target_high + 0.6 * (b.target_low - a.target_high)
-    assert pi.offsets(0.8, near_a) == (a.log_low[i], a.log_high[i])
-    assert pi.offsets(0.8, near_b) == (b.log_low[i], b.log_high[i])
+    between = a.target_high + 0.25 * (b.target_low - a.target_high)
+    assert pi.offsets(0.8, between) == pytest.approx(
+        (0.75 * a.log_low[i] + 0.25 * b.log_low[i], 0.75 * a.log_high[i] + 0.25 * b.log_high[i]))
+    # continuous in the target: no step at a band's edge, on either the data or the interval
+    targets = np.linspace(fit.target_min, fit.target_max, 2001)
+    highs = np.array([fit.interval(2, 2.3e6, t)[1] for t in targets])
+    assert np.max(np.abs(np.diff(np.log(highs)))) < 0.01
+    below, above = pi.offsets(0.8, fit.target_min - 1), pi.offsets(0.8, fit.target_max + 1)
+    assert below == (a.log_low[i], a.log_high[i])
+    assert above == (pi.bands[-1].log_low[i], pi.bands[-1].log_high[i])
+    with pytest.raises(ValueError, match="finite"):
+        pi.offsets(0.8, float("nan"))
+    # the whole interval spans every band (what holds at any target)
+    assert pi.log_low[i] == min(band.log_low[i] for band in pi.bands)
+    assert pi.log_high[i] == max(band.log_high[i] for band in pi.bands)
 
     from advisor.fitfile import content_hash
 
@@ -398,7 +409,18 @@ def test_a_fit_file_bands_are_validated():
         d["prediction_interval"]["bands"][3].pop("seed_log_low")
         d["prediction_interval"]["bands"][3].pop("seed_log_high")
 
-    for change, needle in ((overlap, "increasing order of target"),
+    def short(d):
+        d["prediction_interval"]["bands"].pop()
+
+    def outside_the_whole(d):
+        d["prediction_interval"]["bands"][1]["log_high"] = [
+            x + 1.0 for x in d["prediction_interval"]["log_high"]]
+        d["prediction_interval"]["bands"][1]["seed_log_high"] = [
+            x + 1.0 for x in d["prediction_interval"]["seed_log_high"]]
+
+    for change, needle in ((short, "must run from the lowest threshold"),
+                           (outside_the_whole, "band 1: log_low and log_high .* must lie within"),
+                           (overlap, "increasing order of target"),
                            (not_a_threshold, "must be thresholds"),
                            (old_schema, "needs schema_version 3"),
                            (narrower_seed, "band 2: a single seed's interval must contain"),
