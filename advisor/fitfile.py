@@ -245,7 +245,7 @@ class IntervalBand(_Strict):
     """The interval for targets in one band of a fit's thresholds, `target_low` to
     `target_high` (fit thresholds, both in the band): log offsets per level as in
     `PredictionInterval`, calibrated on the residuals at those thresholds only. A target
-    between two bands takes the band whose threshold lies nearer."""
+    between two bands gets offsets interpolated between theirs (`PredictionInterval.offsets`)."""
 
     target_low: FiniteFloat
     target_high: FiniteFloat
@@ -307,11 +307,11 @@ class PredictionInterval(_Strict):
                 raise ValueError(f"band {k}: target_high must be at least target_low")
             if k and band.target_low <= self.bands[k - 1].target_high:
                 raise ValueError("bands must be in increasing order of target, without overlap")
-            pairs = [(band.log_low, self.log_low), (band.log_high, self.log_high)]
+            spans = [(band.log_low, self.log_low, band.log_high, self.log_high)]
             if band.seed_log_low is not None:
-                pairs += [(band.seed_log_low, self.seed_log_low),
-                          (band.seed_log_high, self.seed_log_high)]
-            for (b_lo, w_lo), (b_hi, w_hi) in zip(pairs[::2], pairs[1::2]):
+                spans.append((band.seed_log_low, self.seed_log_low, band.seed_log_high,
+                              self.seed_log_high))
+            for b_lo, w_lo, b_hi, w_hi in spans:
                 if any(b < w - 1e-9 for b, w in zip(b_lo, w_lo)) or any(
                         b > w + 1e-9 for b, w in zip(b_hi, w_hi)):
                     raise ValueError(f"band {k}: log_low and log_high (and the single-seed "
