@@ -488,18 +488,22 @@ def _interval_lines(m) -> list[str]:
     cov = ", ".join(f"{k.replace('_', ' ')} {100 * v:.0f}%" for k, v in pi.coverage.items())
     one = ("" if pi.seed_log_low is None else "; a single seed's run {:.2f}x-{:.2f}x".format(
         *(np.exp(np.interp(0.8, pi.levels, o)) for o in (pi.seed_log_low, pi.seed_log_high))))
-    every = " at any target (by target below)" if pi.bands else ""
-    lines = [f"interval:     80% of new runs need {low:.2f}x-"
-             f"{high:.2f}x the predicted data{every} inside the fitted domain (runs averaged over "
-             f"as many seeds as the fit's: see notes){one}; the "
+    head = ("at any target, at least 80% of new runs need" if pi.bands else
+            "80% of new runs need")
+    every = (" (the widest of the fifths of the targets below; a run toward one target gets its "
+             "fifth's, interpolated between two)" if pi.bands else "")
+    lines = [f"interval:     {head} {low:.2f}x-"
+             f"{high:.2f}x the predicted data inside the fitted domain{every} (runs averaged "
+             f"over as many seeds as the fit's: see notes){one}; the "
              f"log offsets grow by {pi.widen_up:g} per log unit beyond it ({pi.widen_down:g} "
-             f"below); measured coverage of the 80% interval: {cov}"]
+             f"below); measured coverage of the 80% interval"
+             f"{' as applied (by target)' if pi.bands else ''}: {cov}"]
     if pi.bands:
-        lines.append("  by target (a target between two of these: interpolated):")
+        lines.append("  80% by target:")
     for band in pi.bands or []:
         lo, hi = pi.offsets(0.8, band.target_low)
         seed = pi.offsets(0.8, band.target_low, single_seed=True)
-        lines.append(f"  targets {band.target_low:.4g}-{band.target_high:.4g}: "
+        lines.append(f"  targets {band.target_low:g}-{band.target_high:g}: "
                      f"{np.exp(lo):.2f}x-{np.exp(hi):.2f}x" + (
                          "" if seed is None else
                          f" (one seed {np.exp(seed[0]):.2f}x-{np.exp(seed[1]):.2f}x)"))

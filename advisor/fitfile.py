@@ -307,16 +307,18 @@ class PredictionInterval(_Strict):
                 raise ValueError(f"band {k}: target_high must be at least target_low")
             if k and band.target_low <= self.bands[k - 1].target_high:
                 raise ValueError("bands must be in increasing order of target, without overlap")
-            spans = [(band.log_low, self.log_low, band.log_high, self.log_high)]
-            if band.seed_log_low is not None:
-                spans.append((band.seed_log_low, self.seed_log_low, band.seed_log_high,
-                              self.seed_log_high))
-            for b_lo, w_lo, b_hi, w_hi in spans:
-                if any(b < w - 1e-9 for b, w in zip(b_lo, w_lo)) or any(
-                        b > w + 1e-9 for b, w in zip(b_hi, w_hi)):
-                    raise ValueError(f"band {k}: log_low and log_high (and the single-seed "
-                                     "ones) must lie within the whole interval's, which spans "
-                                     "every band")
+        if self.bands:
+            spans = [("log_low", min, self.log_low, [b.log_low for b in self.bands]),
+                     ("log_high", max, self.log_high, [b.log_high for b in self.bands])]
+            if self.seed_log_low is not None and self.seed_log_high is not None:
+                spans += [("seed_log_low", min, self.seed_log_low,
+                           [b.seed_log_low or [] for b in self.bands]),
+                          ("seed_log_high", max, self.seed_log_high,
+                           [b.seed_log_high or [] for b in self.bands])]
+            for name, pick, whole, per_band in spans:
+                if any(abs(w - pick(column)) > 1e-9 for w, column in zip(whole, zip(*per_band))):
+                    raise ValueError(f"with bands, {name} must be the span of the bands' (their "
+                                     f"{'least' if pick is min else 'greatest'} at each level)")
         return self
 
     def offsets(self, level: float, target: float, single_seed: bool = False
@@ -426,10 +428,14 @@ class FitFile(_Strict):
                 if band.target_low not in targets or band.target_high not in targets:
                     raise ValueError(f"prediction_interval band {k}: target_low and target_high "
                                      "must be thresholds of data_to_target")
-            if pi.bands[0].target_low != laws[0].target or (
-                    pi.bands[-1].target_high != laws[-1].target):
-                raise ValueError("prediction_interval.bands must run from the lowest threshold "
-                                 f"({laws[0].target:g}) to the highest ({laws[-1].target:g})")
+            index = {law.target: j for j, law in enumerate(laws)}
+            ends = [(index[b.target_low], index[b.target_high]) for b in pi.bands]
+            if ends[0][0] != 0 or ends[-1][1] != len(laws) - 1 or any(
+                    low != high + 1 for (_, high), (low, _) in zip(ends, ends[1:])):
+                raise ValueError("prediction_interval.bands must cover every threshold, from "
+                                 f"the lowest ({laws[0].target:g}) to the highest "
+                                 f"({laws[-1].target:g}), each band starting at the threshold "
+                                 "after the last one's")
         _check_meaning(self)
         return self
 

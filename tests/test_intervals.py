@@ -412,14 +412,23 @@ def test_a_fit_file_bands_are_validated():
     def short(d):
         d["prediction_interval"]["bands"].pop()
 
+    def gap(d):
+        d["prediction_interval"]["bands"].pop(2)
+
     def outside_the_whole(d):
         d["prediction_interval"]["bands"][1]["log_high"] = [
             x + 1.0 for x in d["prediction_interval"]["log_high"]]
         d["prediction_interval"]["bands"][1]["seed_log_high"] = [
             x + 1.0 for x in d["prediction_interval"]["seed_log_high"]]
 
-    for change, needle in ((short, "must run from the lowest threshold"),
-                           (outside_the_whole, "band 1: log_low and log_high .* must lie within"),
+    def wider_than_every_band(d):
+        d["prediction_interval"]["seed_log_low"] = [
+            x - 1.0 for x in d["prediction_interval"]["seed_log_low"]]
+
+    for change, needle in ((short, "must cover every threshold"),
+                           (gap, "must cover every threshold"),
+                           (outside_the_whole, "log_high must be the span of the bands'"),
+                           (wider_than_every_band, "seed_log_low must be the span of the bands'"),
                            (overlap, "increasing order of target"),
                            (not_a_threshold, "must be thresholds"),
                            (old_schema, "needs schema_version 3"),
