@@ -6,6 +6,12 @@ one nearest B~: the others are runs the D_J fit never saw. For each, the residua
 log(D_observed / D_predicted) against the shipped fit and interval (at each threshold the
 offsets `Fit.interval` applies there), by distance |log(B / B~)|.
 
+Then paper A's BRO runs with a passive critic (side_critic.zip: utd 2, widths 512-2048, batch
+512 or 1024, 2-6 seeds), which the bro/h1-* fits never saw: their D_J against the fit, by
+B / B~ with B~ as shipped (fitted to the batch sizes of the fit's runs) and as paper A's
+published coefficients would give it. The passive critic does not act, but these runs have
+fewer seeds than the fit's (a noisier averaged curve) and may differ otherwise.
+
 Usage: python benchmarks/batch_coverage.py [DATA_DIR]
 """
 
@@ -22,6 +28,8 @@ import numpy as np  # noqa: E402
 import advisor  # noqa: E402
 from calibration.archives import read_runs  # noqa: E402
 from calibration.batch import tables_by_batch  # noqa: E402
+from calibration.catalogue import PUBLISHED_BATCH  # noqa: E402
+from calibration.curves import data_table  # noqa: E402
 from calibration.intervals import threshold_offsets  # noqa: E402
 
 BANDS = ((0.0, 0.35), (0.35, 0.7), (0.7, 1.4), (1.4, np.inf))  # |log(B / B~)|
@@ -60,6 +68,39 @@ def main() -> None:
             cells.append(f"{100 * hit:.0f}% (n {m.sum()}, median {np.median(r[m]):+.2f})")
         cells.append(f"{100 * ((r >= lo) & (r <= hi)).mean():.0f}% (n {r.size})")
         print(f"| simbav2/{env} | " + " | ".join(cells) + " |", flush=True)
+    side_critic(Path(args.data_dir) / "side_critic.zip")
+
+
+def side_critic(archive: Path) -> None:
+    print("\nBRO runs with a passive critic (side_critic.zip, utd 2), each (width, batch) pooling "
+          "its runs (one per passive critic): residual log(D_observed / D_predicted) over the "
+          "thresholds reached, and the share inside the shipped 80% interval (for a run "
+          "averaged over as many seeds as the fit's) and its one-seed interval")
+    print("| fit | width | batch | seeds | B / B~ shipped | B / B~ published | median residual "
+          "| in 80% interval | in one-seed 80% interval |")
+    print("|" + "---|" * 9)
+    runs = read_runs(archive)
+    for env in ("h1-crawl-v0", "h1-pole-v0", "h1-stand-v0"):
+        f = advisor.load_fit(f"bro/{env}")
+        lo_t, hi_t = threshold_offsets(f.model.prediction_interval, f.thresholds)
+        lo_1, hi_1 = threshold_offsets(f.model.prediction_interval, f.thresholds,
+                                       single_seed=True)
+        for key in sorted({(r.width, r.batch_size) for r in runs if r.env == env}):
+            rr = [r for r in runs if r.env == env and (r.width, r.batch_size) == key]
+            t = data_table(rr, f.thresholds, 0)
+            pred = np.array([[f.data_to_target(r.utd, r.params, j) for j in f.thresholds]
+                             for r in rr])
+            r = np.log(t.data / pred)
+            ok = np.isfinite(r)
+            hit = ((r >= lo_t) & (r <= hi_t))[ok]
+            one = ((r >= lo_1) & (r <= hi_1))[ok]
+            utd, params = rr[0].utd, rr[0].params
+            shipped = key[1] / f.batch_size(utd, params)
+            published = key[1] / advisor.laws.batch_size(utd, params, *PUBLISHED_BATCH[env])
+            print(f"| bro/{env} | {key[0]} | {key[1]:g} | {'+'.join(str(x.n_seeds) for x in rr)} "
+                  f"| {shipped:.2f} | {published:.2f} | {np.median(r[ok]):+.2f} "
+                  f"| {100 * hit.mean():.0f}% of {hit.size} | {100 * one.mean():.0f}% |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from advisor import laws
+from advisor.fitfile import BatchSizeLaw
 from calibration.archives import Run
 from calibration.curves import DataTable, data_table
 
@@ -76,6 +77,46 @@ def fit_batch_law(utd: np.ndarray, params: np.ndarray, best: np.ndarray
             best_fit = res
     log_a, alpha, log_bn, beta = best_fit.x
     b_b = float(np.exp(log_bn + beta * np.log(n_ref)))
+    # An exponent at its lower bound comes back as ~1e-20: B~ does not depend on that input.
+    alpha, beta = (0.0 if x < 1e-9 else x for x in (alpha, beta))
     coef = np.array([np.exp(log_a), alpha, b_b, beta])
     pred = laws.batch_size(utd, params, *coef)
     return coef, float(np.mean(np.abs(pred - best) / best))
+
+
+def runs_batch_law(runs: list[Run]) -> tuple[BatchSizeLaw, str] | None:
+    """B~ fitted to the batch sizes the runs used, one per (utd, params), with the note that
+    says so; None unless every config has one batch size and they differ between configs.
+
+    Paper A's BRO runs (fitted_bs.zip) each ran at the "fitted best batch size" of their
+    (utd, params): the batch sizes of the archive are a law's outputs, and D_J was measured
+    at them, so the B~ that goes with the archive's D_J law is the one that reproduces them."""
+    by_cfg: dict[tuple[float, float], set[float]] = {}
+    for r in runs:
+        by_cfg.setdefault((r.utd, r.params), set()).add(r.batch_size)
+    if any(len(b) != 1 for b in by_cfg.values()) or len({*map(min, by_cfg.values())}) < 2:
+        return None
+    keys = sorted(by_cfg)
+    utd, params = (np.array([k[i] for k in keys]) for i in (0, 1))
+    used = np.array([min(by_cfg[k]) for k in keys])
+    coef, relerr = fit_batch_law(utd, params, used)
+    law = BatchSizeLaw(kind="law", source="fitted", a_b=coef[0], alpha_b=coef[1], b_b=coef[2],
+                       beta_b=coef[3], relative_error=relerr)
+    note = (f"B~ is Eq. 6.1 fitted to the batch size each config's runs used ({len(keys)} "
+            f"configs, {used.min():g}-{used.max():g}; mean relative error "
+            f"{100 * relerr:.1f}%): D_J was measured at those batch sizes, so they are the "
+            "ones its laws hold for.")
+    return law, note
+
+
+def published_batch_note(runs: list[Run], published: tuple[float, float, float, float]) -> str:
+    """How far paper A's published B~ coefficients are from the batch sizes the runs used."""
+    by_cfg = {(r.utd, r.params): r.batch_size for r in runs}
+    utd, params, used = (np.array(v, dtype=float) for v in zip(*((u, n, b) for (u, n), b
+                                                                    in sorted(by_cfg.items()))))
+    pub = laws.batch_size(utd, params, *published)
+    a_b, alpha_b, b_b, beta_b = published
+    return (f"Paper A's published B~ coefficients (Appendix D.1: a_B {a_b:g}, alpha_B "
+            f"{alpha_b:g}, b_B {b_b:g}, beta_B {beta_b:g}) give {np.min(pub / used):.2g}x-"
+            f"{np.max(pub / used):.2g}x these batch sizes (mean relative error "
+            f"{100 * np.mean(np.abs(pub / used - 1)):.0f}%); this fit does not use them.")

@@ -38,7 +38,13 @@ from calibration.architectures import (
     simbav2_coefficients,
 )
 from calibration.archives import nearest_batch_runs, read_runs
-from calibration.batch import best_batch_sizes, fit_batch_law, tables_by_batch
+from calibration.batch import (
+    best_batch_sizes,
+    fit_batch_law,
+    published_batch_note,
+    runs_batch_law,
+    tables_by_batch,
+)
 from calibration.catalogue import (
     DELTA,
     DMC_DELTA,
@@ -152,6 +158,7 @@ def build_fit(
     else:
         targets = thresholds(*j_range)
     batch_relerr = None
+    batch_sizes: list[int] | None = None  # those the runs used, where B~ is fitted to them
 
     if layout == "simbav2":
         tables = tables_by_batch(runs, targets, n_boot, seed)
@@ -176,6 +183,12 @@ def build_fit(
             batch = BatchSizeLaw(kind="fixed", source="fixed", a_b=float(runs[0].batch_size))
             notes.append(f"All runs used batch size {runs[0].batch_size:g}; the fit recommends it "
                          "and cannot say whether another is better.")
+        elif (ran := runs_batch_law(runs)) is not None:
+            batch, note = ran
+            notes.append(note)
+            if env in PUBLISHED_BATCH:
+                notes.append(published_batch_note(runs, PUBLISHED_BATCH[env]))
+            batch_sizes = sorted({int(r.batch_size) for r in runs})
         elif env in PUBLISHED_BATCH:
             a_b, alpha_b, b_b, beta_b = PUBLISHED_BATCH[env]
             batch = BatchSizeLaw(kind="law", source="published", a_b=a_b, alpha_b=alpha_b,
@@ -207,14 +220,17 @@ def build_fit(
                    fit_delta=delta or DELTA.get(env, DMC_DELTA if layout == "dmc" else 1e11),
                    notes=notes, method=method, n_boot=n_boot, seed=seed, created=created,
                    command=command, target_range=target_range, delta=delta,
-                   input_dim=input_dim, name=name, prior=prior, random_steps=random_steps)
+                   input_dim=input_dim, name=name, prior=prior, random_steps=random_steps,
+                   batch_sizes=batch_sizes)
 
 
 def _finish(table: DataTable, archive: Path, algorithm: str, env: str, fit_env: str, *,
             batch: BatchSizeLaw, arch: Architecture, fit_delta: float, notes: list[str],
             method: Method, n_boot: int, seed: int, created: str | None, command: str | None,
-            target_range, delta, input_dim, name, prior, random_steps) -> Built:
-    """The fit file of `table`, with the provenance of `archive` and of the command."""
+            target_range, delta, input_dim, name, prior, random_steps,
+            batch_sizes: list[int] | None = None) -> Built:
+    """The fit file of `table`, with the provenance of `archive` and of the command
+    (`batch_sizes`: those the runs used, for the B~ range check)."""
     fit, laws, loco = make_fit_file(
         table, fit_id=f"{algorithm}/{fit_env}", batch=batch, arch=arch, delta=fit_delta,
         provenance=Provenance(
@@ -224,7 +240,7 @@ def _finish(table: DataTable, archive: Path, algorithm: str, env: str, fit_env: 
                                            name, _prior_specs(prior), random_steps),
             project_version=advisor.__version__, method=method.describe(), notes=notes),
         method=method, n_boot=n_boot, seed=seed, created=created, prior=prior,
-        random_steps=random_steps)
+        random_steps=random_steps, batch_sizes=batch_sizes)
     return Built(fit, table, laws, loco)
 
 

@@ -78,7 +78,8 @@ def test_fit_files_record_their_checks():
     notes = advisor.load_fit("bro/hopper-hop").model.provenance.notes
     assert f"{CHECKS_FAILED_NOTE}: baseline: leave-one-config-out error 25.4%" in " ".join(notes)
     notes = advisor.load_fit("bro/h1-crawl-v0").model.provenance.notes
-    assert any(n.startswith("fit checks passed: exponents, baseline") for n in notes), notes
+    assert any(n.startswith("fit checks passed: exponents, batch size, baseline") for n in
+               notes), notes
 
 
 def test_a_step_of_a_batch_law_fails_even_near_the_runs_batch_sizes():

@@ -111,3 +111,23 @@ def test_published_archives_read_in_every_layout(data_dir):
 def test_reference_thresholds_are_twenty_evenly_spaced():
     t = thresholds(450, 780)
     assert len(t) == 20 and t[0] == 450 and t[-1] == 780
+
+
+def _runs_at(batches):
+    steps = np.arange(1, 5) * 1e4
+    return [Run("bro", "toy", u, n, b, steps={"return": steps},
+                values={"return": np.ones((4, 2))}) for (u, n), b in batches.items()]
+
+
+def test_runs_batch_law_fits_the_batch_sizes_the_runs_used():
+    from calibration.batch import runs_batch_law
+
+    grid = [(u, n) for u in (1.0, 2.0, 4.0, 8.0) for n in (5e5, 2e6, 8e6, 3.2e7)]
+    truth = {c: float(laws.batch_size(*c, 1500.0, 0.3, 5e6, 1.0)) for c in grid}
+    law, note = runs_batch_law(_runs_at(truth))
+    assert law.source == "fitted" and law.relative_error < 1e-3
+    assert law.alpha_b == pytest.approx(0.3, rel=1e-2) and "16 configs" in note
+    # one batch everywhere, or several at a config: not a law's outputs
+    assert runs_batch_law(_runs_at({c: 256.0 for c in grid})) is None
+    two = _runs_at(truth) + _runs_at({grid[0]: 64.0})
+    assert runs_batch_law(two) is None
