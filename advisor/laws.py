@@ -38,6 +38,22 @@ def batch_size(
     return a_b / (utd**alpha_b * (1.0 + np.exp(np.minimum(log_term, 700.0))))
 
 
+#: A run at batch size B instead of the best B~ needs this many times the data:
+#: exp(OFF_BATCH_SLOPE * max(0, |log(B / B~)| - log OFF_BATCH_FREE)). Within 2x of B~ nothing
+#: (paper A: a batch within 2x of B~ is benign); beyond it 0.22 per unit of log distance (1.16x
+#: at 4x, 1.35x at 8x). The slope is least squares on the SimbaV2 grid's runs at every batch
+#: size (calibration.batch.off_batch_slope; 0.218 and 0.224 on its two tasks alone, and the 2x
+#: hinge has the least error on the task left out: benchmarks/batch_coverage.py).
+OFF_BATCH_FREE = 2.0
+OFF_BATCH_SLOPE = 0.22
+
+
+def off_batch_factor(batch_size: ArrayLike, best: ArrayLike) -> np.ndarray:
+    """How many times the data at the best batch size `best` a run at `batch_size` needs."""
+    far = np.abs(np.log(np.asarray(batch_size, dtype=float) / np.asarray(best, dtype=float)))
+    return np.exp(OFF_BATCH_SLOPE * np.maximum(far - np.log(OFF_BATCH_FREE), 0.0))
+
+
 def compute(
     utd: ArrayLike, params: ArrayLike, data: ArrayLike, flops_per_param_sample: float = 10.0,
     batch_size: ArrayLike = 256.0,

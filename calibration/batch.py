@@ -120,3 +120,32 @@ def published_batch_note(runs: list[Run], published: tuple[float, float, float, 
             f"{alpha_b:g}, b_B {b_b:g}, beta_B {beta_b:g}) give {np.min(pub / used):.2g}x-"
             f"{np.max(pub / used):.2g}x these batch sizes (mean relative error "
             f"{100 * np.mean(np.abs(pub / used - 1)):.0f}%); this fit does not use them.")
+
+
+def batch_residuals(fit, runs: list[Run]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of a batch grid's runs (every (utd, params) at every batch size) against `fit`
+    (advisor.Fit): log(D_observed / D_predicted at B~) at every threshold a run reached,
+    log(B / B~) of its batch size, and the index of the threshold in fit.thresholds; flat
+    arrays of the same length."""
+    res, far, which = [], [], []
+    for b, t in tables_by_batch(runs, fit.thresholds, 0).items():
+        pred = np.array([fit.data_to_target(t.utd, t.params, j) for j in fit.thresholds]).T
+        r = np.log(t.data / pred)
+        d = np.broadcast_to(np.log(b / np.asarray(fit.batch_size(t.utd, t.params)))[:, None],
+                            r.shape)
+        ok = np.isfinite(r)
+        res.append(r[ok])
+        far.append(d[ok])
+        which.append(np.broadcast_to(np.arange(r.shape[1]), r.shape)[ok])
+    return np.concatenate(res), np.concatenate(far), np.concatenate(which)
+
+
+def off_batch_slope(residual: np.ndarray, log_ratio: np.ndarray,
+                    free: float = laws.OFF_BATCH_FREE) -> float:
+    """Least-squares slope, through the origin, of `residual` (log D_observed / D_predicted
+    at B~) on max(0, |log(B / B~)| - log(free)): the data a run pays per unit of log distance
+    from B~ beyond `free` times it (advisor.laws.OFF_BATCH_SLOPE)."""
+    x = np.maximum(np.abs(log_ratio) - np.log(free), 0.0)
+    if not np.any(x > 0):
+        raise ValueError("no run lies beyond the free band around B~: nothing to fit a slope to")
+    return float(np.sum(x * residual) / np.sum(x * x))
