@@ -454,7 +454,11 @@ def show(fit_id):
         f"architecture: {m.architecture.description}; params(width) coefficients "
         f"{m.architecture.coefficients}",
         f"batch size:   {bs.kind} ({bs.source}): a_B={bs.a_b:.4g} alpha_B={bs.alpha_b:.3g} "
-        f"b_B={bs.b_b:.3g} beta_B={bs.beta_b:.3g}",
+        f"b_B={bs.b_b:.3g} beta_B={bs.beta_b:.3g}"
+        + (f" (mean relative error {100 * bs.relative_error:.1f}%)"
+           if bs.relative_error is not None else "")
+        + ("; a run at another batch size: Fit.data_to_target(..., batch_size=B)"
+           if bs.kind == "law" else ""),
         f"protocol:     learning rate {m.learning_rate:g}; "
         + (f"{m.random_steps:,} random env step{'s' * (m.random_steps != 1)} before learning "
            "(learning_starts)"
