@@ -198,7 +198,8 @@ class Fit:
 
         At the best batch size B~(utd, params), unless `batch_size` says which the run uses:
         then times `advisor.laws.off_batch_factor` (1 within 2x of B~, 1.16x at 4x, 1.35x at
-        8x). A fit whose runs all used one batch size refuses any other."""
+        8x; measured up to about 8x, beyond it extrapolated). A fit whose runs all used one
+        batch size refuses any other."""
         utd, params = _positive_pair(utd, params)
         factor = 1.0 if batch_size is None else self._off_batch(utd, params, batch_size)
         with np.errstate(over="ignore"):
@@ -209,6 +210,9 @@ class Fit:
                    ) -> np.ndarray:
         """The data factor of a run at `batch_size` instead of B~ (laws.off_batch_factor)."""
         (batch_size,) = _positive_pair(utd, params, ("batch_size", batch_size))[2:]
+        if np.any(batch_size < 1):
+            raise ConfigError("batch_size is transitions per update and must be at least 1, got "
+                              f"{float(batch_size[batch_size < 1].flat[0]):g}")
         bs = self.model.batch_size
         if bs.kind == "fixed":
             if np.any(batch_size != bs.a_b):
@@ -230,7 +234,7 @@ class Fit:
 
         For a run at B~(utd, params), or at `batch_size`: both ends move by the factor
         `data_to_target` applies (on the SimbaV2 grid that brings runs beyond 4x of B~ from
-        74-76% to 91-93% inside the 80% interval, the slope set on the other task).
+        69-73% to 91-92% inside the 80% interval, the slope set on the other task).
 
         Calibrated from cross-validation residuals and widened outside the fitted domain (see
         `advisor.fitfile.PredictionInterval`). A fit without a calibrated interval (schema 1)

@@ -199,7 +199,10 @@ class BatchSizeLaw(_Strict):
     b_b: NonNegFloat = 0.0
     beta_b: NonNegFloat = 0.0
     relative_error: NonNegFloat | None = Field(
-        default=None, description="Mean relative error of the fit on the measured best batches."
+        default=None,
+        description="Mean relative error of the fit on the batch sizes it was fitted to: the "
+                    "measured best batches of a batch grid, or the one batch size each config's "
+                    "runs used (the notes say which)."
     )
 
 

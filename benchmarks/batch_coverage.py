@@ -25,6 +25,8 @@ Usage: python benchmarks/batch_coverage.py [DATA_DIR]
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 from pathlib import Path
 
@@ -35,7 +37,7 @@ import numpy as np  # noqa: E402
 import advisor  # noqa: E402
 from advisor import laws  # noqa: E402
 from calibration.archives import read_runs  # noqa: E402
-from calibration.batch import batch_residuals, off_batch_slope  # noqa: E402
+from calibration.batch import batch_residuals, interval_hits, off_batch_slope  # noqa: E402
 from calibration.catalogue import PUBLISHED_BATCH  # noqa: E402
 from calibration.curves import data_table  # noqa: E402
 from calibration.intervals import threshold_offsets  # noqa: E402
@@ -53,12 +55,15 @@ def main() -> None:
     ap.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2]
                                                        / "shared" / "data"))
     args = ap.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}, numpy {np.__version__}, advisor {advisor.__version__}")
     archive = Path(args.data_dir) / "simbav2_model_scaling_linear20_with_base.zip"
-    grid = {}
+    grid, full = {}, {}
     for env in SIMBA:
         f = advisor.load_fit(f"simbav2/{env}")
-        r, d, j = batch_residuals(f, read_runs(archive, env=env))
-        grid[env] = (f, r, d, j)
+        r, d, j, c = batch_residuals(f, read_runs(archive, env=env))
+        full[env] = (r, d, j, c)
+        grid[env] = (f, r[~c], d[~c], j[~c])  # slopes and errors: the thresholds reached
     slopes = {env: off_batch_slope(grid[env][1], grid[env][2]) for env in SIMBA}
     both = off_batch_slope(np.concatenate([grid[e][1] for e in SIMBA]),
                            np.concatenate([grid[e][2] for e in SIMBA]))
@@ -67,20 +72,26 @@ def main() -> None:
           + f", both {both:.3f}; shipped advisor.laws.OFF_BATCH_SLOPE {laws.OFF_BATCH_SLOPE:g}")
     print("\ncoverage of the shipped 80% interval on runs at every batch size of the grid, by "
           "|log(B / B~)| (B within 1.4x, 2x, 4x of B~, further): at B~ / with batch_size, slope "
-          "from the other task / with batch_size, shipped slope")
+          "from the other task / with batch_size, shipped slope. A threshold a run never "
+          "reached counts as a miss where its last step lies past the interval's upper end, "
+          "and is left out otherwise; medians and slopes are over the thresholds reached")
     print("| fit | " + " | ".join(f"{lo:g}-{hi:g}" for lo, hi in BANDS) + " | all |")
     print("|" + "---|" * (len(BANDS) + 2))
     for env in SIMBA:
-        f, r, d, j = grid[env]
+        f = grid[env][0]
+        r, d, j, c = full[env]
         other = slopes[SIMBA[1 - SIMBA.index(env)]]
         lo, hi = (x[j] for x in threshold_offsets(f.model.prediction_interval, f.thresholds))
         shifted = {s: r - s * excess(d) for s in (0.0, other, laws.OFF_BATCH_SLOPE)}
         cells = []
         for a, z in (*BANDS, (0.0, np.inf)):
             m = (np.abs(d) >= a) & (np.abs(d) < z)
-            hits = [f"{100 * ((x[m] >= lo[m]) & (x[m] <= hi[m])).mean():.0f}%"
-                    for x in shifted.values()]
-            cells.append(" / ".join(hits) + f" (n {m.sum()}, median {np.median(r[m]):+.2f})")
+            hits = []
+            for x in shifted.values():
+                h = interval_hits(x[m], c[m], lo[m], hi[m])
+                hits.append(f"{100 * np.nanmean(h):.0f}%")
+            cells.append(" / ".join(hits) + f" (n {m.sum()}, {c[m].sum()} never reached; "
+                         f"median {np.median(r[m & ~c]):+.2f})")
         print(f"| simbav2/{env} | " + " | ".join(cells) + " |", flush=True)
 
     print("\nfree band around B~ (slope fitted beyond it on one task, mean |residual| on the "
@@ -115,7 +126,7 @@ def side_critic(archive: Path) -> None:
           "its runs (one per passive critic): residual log(D_observed / D_predicted) over the "
           "thresholds reached, and the share inside the shipped 80% interval (for a run "
           "averaged over as many seeds as the fit's) and its one-seed interval; at B~ / with "
-          "batch_size")
+          "batch_size; thresholds never reached count as in the grid above")
     print("| fit | width | batch | seeds | B / B~ shipped | B / B~ published | median residual "
           "| in 80% interval | in one-seed 80% interval |")
     print("|" + "---|" * 9)
@@ -130,18 +141,21 @@ def side_critic(archive: Path) -> None:
             t = data_table(rr, f.thresholds, 0)
             utd, params = rr[0].utd, rr[0].params
             pred = np.array([f.data_to_target(utd, params, j) for j in f.thresholds])
-            at = np.log(t.data / pred)
-            ok = np.isfinite(at)
+            cens = ~np.isfinite(t.data)  # (runs, thresholds): never reached by the horizon
+            at = np.log(np.where(cens, np.asarray(t.horizon, float)[:, None], t.data) / pred)
+            ok = ~cens
             shipped = key[1] / f.batch_size(utd, params)
             published = key[1] / laws.batch_size(utd, params, *PUBLISHED_BATCH[env])
             told = at - np.log(laws.off_batch_factor(key[1], f.batch_size(utd, params)))
             cells = []
             for lo, hi in ((lo_t, hi_t), (lo_1, hi_1)):
-                cells.append(" / ".join(f"{100 * ((x >= lo) & (x <= hi))[ok].mean():.0f}%"
-                                        for x in (at, told)))
+                cells.append(" / ".join(
+                    f"{100 * np.nanmean(interval_hits(x, cens, lo + 0 * x, hi + 0 * x)):.0f}%"
+                    for x in (at, told)))
             print(f"| bro/{env} | {key[0]} | {key[1]:g} | {'+'.join(str(x.n_seeds) for x in rr)} "
                   f"| {shipped:.2f} | {published:.2f} | {np.median(at[ok]):+.2f} / "
-                  f"{np.median(told[ok]):+.2f} | {cells[0]} of {ok.sum()} | {cells[1]} |",
+                  f"{np.median(told[ok]):+.2f} | {cells[0]} of {ok.sum()} reached, "
+                  f"{cens.sum()} not | {cells[1]} |",
                   flush=True)
 
 

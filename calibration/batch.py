@@ -51,8 +51,9 @@ def best_batch_sizes(tables: dict[float, DataTable]) -> tuple[np.ndarray, np.nda
     return first.utd, first.params, best.mean(axis=0)
 
 
-#: Bounds of the B~ fit (fit_batch_law) on alpha_B and beta_B; a fit at one says the grid did
-#: not pin that exponent down (calibration.checks).
+#: Bounds of the B~ fit (fit_batch_law) on alpha_B and beta_B; a fit at the upper one says the
+#: grid did not pin that exponent down (calibration.checks). At the lower one, 0, B~ does not
+#: fall with that input: the law's form allows no rise.
 ALPHA_B_BOUNDS = (0.0, 3.0)
 BETA_B_BOUNDS = (0.0, 15.0)
 
@@ -84,9 +85,18 @@ def fit_batch_law(utd: np.ndarray, params: np.ndarray, best: np.ndarray
     return coef, float(np.mean(np.abs(pred - best) / best))
 
 
+#: runs_batch_law: fewest configs, and most mean relative error, of a B~ fitted to the batch
+#: sizes the runs used (four coefficients; paper A's fitted_bs runs: 0.6-4.9%).
+MIN_RUNS_BATCH_CONFIGS = 5
+MAX_RUNS_BATCH_ERROR = 0.15
+
+
 def runs_batch_law(runs: list[Run]) -> tuple[BatchSizeLaw, str] | None:
     """B~ fitted to the batch sizes the runs used, one per (utd, params), with the note that
     says so; None unless every config has one batch size and they differ between configs.
+    ValueError (one line) where those batch sizes cannot make a law: too few configs, one utd
+    or one params only, or not following Eq. 6.1 (mean relative error above
+    MAX_RUNS_BATCH_ERROR).
 
     Paper A's BRO runs (fitted_bs.zip) each ran at the "fitted best batch size" of their
     (utd, params): the batch sizes of the archive are a law's outputs, and D_J was measured
@@ -99,13 +109,27 @@ def runs_batch_law(runs: list[Run]) -> tuple[BatchSizeLaw, str] | None:
     keys = sorted(by_cfg)
     utd, params = (np.array([k[i] for k in keys]) for i in (0, 1))
     used = np.array([min(by_cfg[k]) for k in keys])
+    what = (f"the runs use batch sizes {used.min():g}-{used.max():g}, one per (utd, params), "
+            "so B~ must be the law they follow")
+    if len(keys) < MIN_RUNS_BATCH_CONFIGS or len(set(utd)) < 2 or len(set(params)) < 2:
+        raise ValueError(f"{what}, but {len(keys)} configs over {len(set(utd))} utd and "
+                         f"{len(set(params))} params values cannot fit it: it needs at least "
+                         f"{MIN_RUNS_BATCH_CONFIGS} configs over 2 or more of each (or one batch "
+                         "size for every run)")
     coef, relerr = fit_batch_law(utd, params, used)
+    if relerr > MAX_RUNS_BATCH_ERROR:
+        raise ValueError(f"{what}, but Eq. 6.1 fits them with {100 * relerr:.0f}% mean relative "
+                         f"error (at most {100 * MAX_RUNS_BATCH_ERROR:g}%): D_J cannot be told "
+                         "apart from the batch size's effect; run every config at one batch "
+                         "size, or each at B~ of one law")
     law = BatchSizeLaw(kind="law", source="fitted", a_b=coef[0], alpha_b=coef[1], b_b=coef[2],
                        beta_b=coef[3], relative_error=relerr)
     note = (f"B~ is Eq. 6.1 fitted to the batch size each config's runs used ({len(keys)} "
             f"configs, {used.min():g}-{used.max():g}; mean relative error "
             f"{100 * relerr:.1f}%): D_J was measured at those batch sizes, so they are the "
             "ones its laws hold for.")
+    if coef[1] == 0.0:
+        note += " alpha_B is 0: those batch sizes do not fall with utd."
     return law, note
 
 
@@ -122,22 +146,36 @@ def published_batch_note(runs: list[Run], published: tuple[float, float, float, 
             f"{100 * np.mean(np.abs(pub / used - 1)):.0f}%); this fit does not use them.")
 
 
-def batch_residuals(fit, runs: list[Run]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def batch_residuals(fit, runs: list[Run]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Of a batch grid's runs (every (utd, params) at every batch size) against `fit`
-    (advisor.Fit): log(D_observed / D_predicted at B~) at every threshold a run reached,
-    log(B / B~) of its batch size, and the index of the threshold in fit.thresholds; flat
-    arrays of the same length."""
-    res, far, which = [], [], []
+    (advisor.Fit), at every threshold: log(D_observed / D_predicted at B~), log(B / B~) of the
+    run's batch size, the index of the threshold in fit.thresholds, and whether the run never
+    reached it (then the residual is log(horizon / D_predicted), a lower bound: right-censored);
+    flat arrays of the same length."""
+    res, far, which, cens = [], [], [], []
     for b, t in tables_by_batch(runs, fit.thresholds, 0).items():
         pred = np.array([fit.data_to_target(t.utd, t.params, j) for j in fit.thresholds]).T
-        r = np.log(t.data / pred)
+        censored = ~np.isfinite(t.data)
+        seen = np.where(censored, np.asarray(t.horizon, float)[:, None], t.data)
+        r = np.log(seen / pred)
         d = np.broadcast_to(np.log(b / np.asarray(fit.batch_size(t.utd, t.params)))[:, None],
                             r.shape)
         ok = np.isfinite(r)
         res.append(r[ok])
         far.append(d[ok])
         which.append(np.broadcast_to(np.arange(r.shape[1]), r.shape)[ok])
-    return np.concatenate(res), np.concatenate(far), np.concatenate(which)
+        cens.append(censored[ok])
+    return tuple(np.concatenate(x) for x in (res, far, which, cens))
+
+
+def interval_hits(residual: np.ndarray, censored: np.ndarray, low: np.ndarray,
+                  high: np.ndarray) -> np.ndarray:
+    """Per residual: 1 inside [low, high], 0 outside, NaN where it cannot be told (a run that
+    stopped before reaching the threshold, and before the interval's upper end). A censored
+    residual is a lower bound: past `high` it is a miss."""
+    inside = ((residual >= low) & (residual <= high)).astype(float)
+    return np.where(censored, np.where(residual > high, 0.0, np.nan), inside)
 
 
 def off_batch_slope(residual: np.ndarray, log_ratio: np.ndarray,

@@ -179,25 +179,34 @@ def build_fit(
                 raise BuildError(f"{archive} holds only runs with a passive critic for {env!r}; "
                                  "D_J needs runs without one")
         table = data_table(runs, targets, n_boot, seed)
-        if layout == "dmc":
-            batch = BatchSizeLaw(kind="fixed", source="fixed", a_b=float(runs[0].batch_size))
-            notes.append(f"All runs used batch size {runs[0].batch_size:g}; the fit recommends it "
-                         "and cannot say whether another is better.")
-        elif (ran := runs_batch_law(runs)) is not None:
-            batch, note = ran
-            notes.append(note)
-            if env in PUBLISHED_BATCH:
-                notes.append(published_batch_note(runs, PUBLISHED_BATCH[env]))
-            batch_sizes = sorted({int(r.batch_size) for r in runs})
-        elif env in PUBLISHED_BATCH:
-            a_b, alpha_b, b_b, beta_b = PUBLISHED_BATCH[env]
-            batch = BatchSizeLaw(kind="law", source="published", a_b=a_b, alpha_b=alpha_b,
-                                 b_b=b_b, beta_b=beta_b)
-            notes.append("B~ coefficients are paper A's (Appendix D.1): the raw batch grid is "
-                         "not public.")
+        used = sorted({r.batch_size for r in runs})
+        if layout == "dmc" or len(used) == 1:
+            batch = BatchSizeLaw(kind="fixed", source="fixed", a_b=float(used[0]))
+            notes.append(f"All runs used batch size {used[0]:g}; the fit recommends it "
+                         "and cannot say whether another is better"
+                         + (" (paper A's published B~ is not used: D_J was measured at this "
+                            "batch size)." if env in PUBLISHED_BATCH else "."))
         else:
-            raise BuildError(f"no batch-size law for {env!r}: the archive has one batch per "
-                             "config and no published coefficients exist")
+            try:
+                ran = runs_batch_law(runs)
+            except ValueError as exc:
+                raise BuildError(str(exc)) from None
+            if ran is not None:
+                batch, note = ran
+                notes.append(note)
+                if env in PUBLISHED_BATCH:
+                    notes.append(published_batch_note(runs, PUBLISHED_BATCH[env]))
+                batch_sizes = [int(b) for b in used]
+            elif env in PUBLISHED_BATCH:
+                a_b, alpha_b, b_b, beta_b = PUBLISHED_BATCH[env]
+                batch = BatchSizeLaw(kind="law", source="published", a_b=a_b, alpha_b=alpha_b,
+                                     b_b=b_b, beta_b=beta_b)
+                notes.append("B~ coefficients are paper A's (Appendix D.1): the raw batch grid "
+                             "is not public.")
+            else:
+                raise BuildError(f"no batch-size law for {env!r}: its runs use several batch "
+                                 "sizes at one (utd, params), which this layout does not fit "
+                                 "B~ from, and no published coefficients exist")
         known = INPUT_DIM.get(env)
         if input_dim is not None and known is not None and input_dim != known:
             if env not in INPUT_DIM_NOTES:  # read off a published table: not a guess to override

@@ -301,19 +301,31 @@ def figure_batch(ctx: Context):
             tables = {}
         if len(tables) > 1:
             measured = best_batch_sizes(tables)
+    used = None  # one batch size per config, differing between them: the ones B~ was fitted to
+    by_cfg: dict[tuple[float, float], set[float]] = {}
+    for r in ctx.runs:
+        if "return" in r.values and r.tags.get("passive_critic", "False") == "False":
+            by_cfg.setdefault((r.utd, r.params), set()).add(r.batch_size)
+    if (measured is None and len(by_cfg) > 1 and all(len(b) == 1 for b in by_cfg.values())
+            and len({min(b) for b in by_cfg.values()}) > 1):
+        used = [np.array(x) for x in zip(*((u, n, min(b)) for (u, n), b in by_cfg.items()))]
     for i, n in enumerate(params):
         color = cmap(i / max(1, len(params) - 1))
         ax.plot(utd, f.batch_size(utd, np.full_like(utd, n)), color=color, label=f"N={n:.3g}")
         if measured is not None:
             sel = measured[1] == n
             ax.plot(measured[0][sel], measured[2][sel], "o", color=color)
+        if used is not None:
+            sel = used[1] == n
+            ax.plot(used[0][sel], used[2][sel], "x", color=color)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("UTD (updates per env step)")
     ax.set_ylabel("best batch size (transitions)")
     bs = f.model.batch_size
     src = {"published": "paper A's coefficients", "fitted": "fitted", "fixed": "fixed"}[bs.source]
-    ax.set_title(f"{f.id}: B~ ({src})" + ("; points: measured best" if measured else ""),
+    ax.set_title(f"{f.id}: B~ ({src})" + ("; points: measured best" if measured else "")
+                 + ("; crosses: the batch sizes the runs used" if used is not None else ""),
                  fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)

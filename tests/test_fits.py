@@ -168,12 +168,14 @@ def test_a_batch_size_far_from_best_costs_data_and_moves_the_interval():
     assert many.shape == (3,) and many[1] == pytest.approx(at)
 
 
-@pytest.mark.parametrize("bad", [0, -256, float("nan"), "256", True])
+@pytest.mark.parametrize("bad", [0, -256, float("nan"), float("inf"), "256", True, [256, -1],
+                                 0.5, [512, 1e-300]])
 def test_a_bad_batch_size_is_a_config_error(bad):
     f = advisor.load_fit("bro/h1-crawl-v0")
     for call in (lambda: f.data_to_target(2, 2e6, batch_size=bad),
                  lambda: f.interval(2, 2e6, batch_size=bad)):
-        with pytest.raises(ConfigError, match="batch_size must be a positive finite number"):
+        with pytest.raises(ConfigError, match="batch_size (must be a positive finite number|is "
+                                              "transitions per update and must be at least 1)"):
             call()
 
 
@@ -191,7 +193,7 @@ def test_the_off_batch_slope_is_the_simbav2_grids(data_dir):
     SimbaV2 batch grid; a slope from either task alone brings the other's runs beyond 4x of B~
     back inside the 80% interval (benchmarks/batch_coverage.py prints the whole table)."""
     from calibration.archives import read_runs
-    from calibration.batch import batch_residuals, off_batch_slope
+    from calibration.batch import batch_residuals, interval_hits, off_batch_slope
     from calibration.intervals import threshold_offsets
 
     archive = data_dir / "simbav2_model_scaling_linear20_with_base.zip"
@@ -199,14 +201,16 @@ def test_the_off_batch_slope_is_the_simbav2_grids(data_dir):
     for env in ("h1-crawl-v0", "h1-stand-v0"):
         f = advisor.load_fit(f"simbav2/{env}")
         grid[env] = (f, *batch_residuals(f, read_runs(archive, env=env)))
-    both = off_batch_slope(*(np.concatenate([g[i] for g in grid.values()]) for i in (1, 2)))
+    reached = [(g[1][~g[4]], g[2][~g[4]]) for g in grid.values()]
+    both = off_batch_slope(*(np.concatenate([x[i] for x in reached]) for i in (0, 1)))
     assert abs(both - advisor.laws.OFF_BATCH_SLOPE) < 0.005
     for env, other in (("h1-crawl-v0", "h1-stand-v0"), ("h1-stand-v0", "h1-crawl-v0")):
-        f, r, d, j = grid[env]
-        s = off_batch_slope(grid[other][1], grid[other][2])
+        f, r, d, j, cens = grid[env]
+        _, r_o, d_o, _, cens_o = grid[other]
+        s = off_batch_slope(r_o[~cens_o], d_o[~cens_o])
         lo, hi = (x[j] for x in threshold_offsets(f.model.prediction_interval, f.thresholds))
         far = np.abs(d) > np.log(4)
         moved = r - s * (np.abs(d) - np.log(2))
-        inside = ((r >= lo) & (r <= hi))[far].mean()
-        told = ((moved >= lo) & (moved <= hi))[far].mean()
-        assert inside < 0.8 <= 0.85 < told, (env, inside, told)  # 74-76% -> 91-93% measured
+        inside = np.nanmean(interval_hits(r[far], cens[far], lo[far], hi[far]))
+        told = np.nanmean(interval_hits(moved[far], cens[far], lo[far], hi[far]))
+        assert inside < 0.8 and told > 0.85, (env, inside, told)  # measured: README

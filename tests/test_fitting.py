@@ -131,3 +131,17 @@ def test_runs_batch_law_fits_the_batch_sizes_the_runs_used():
     assert runs_batch_law(_runs_at({c: 256.0 for c in grid})) is None
     two = _runs_at(truth) + _runs_at({grid[0]: 64.0})
     assert runs_batch_law(two) is None
+    # too few configs, or one utd: the law's exponents would be made up
+    with pytest.raises(ValueError, match="4 configs over 1 utd and 4 params values"):
+        runs_batch_law(_runs_at({c: b for c, b in truth.items() if c[0] == 1.0}))
+    with pytest.raises(ValueError, match="needs at least 5 configs"):
+        runs_batch_law(_runs_at({c: truth[c] for c in grid[:3:2]}))
+
+
+def test_interval_hits_count_a_run_that_stopped_short_only_when_it_went_past_the_interval():
+    from calibration.batch import interval_hits
+
+    r = np.array([0.0, 0.5, 0.5, -0.1])  # the last two never reached: lower bounds
+    cens = np.array([False, False, True, True])
+    hits = interval_hits(r, cens, np.full(4, -0.2), np.full(4, 0.2))
+    assert hits[:3].tolist() == [1.0, 0.0, 0.0] and np.isnan(hits[3])

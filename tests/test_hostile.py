@@ -249,6 +249,41 @@ def test_fit_of_runs_that_reach_no_threshold_is_one_line(tmp_path):
     assert "nothing to fit" in _one_line_exit_2(res)
 
 
+def _bro_grid(batch_of) -> dict[str, bytes]:
+    """A bro-layout archive of ENV: 3 utd x 3 widths, one batch size per config."""
+    member = "runs/w{w}p{n}/utd_{u}/" + ENV + "/return/bs_{b}_lr_0.0003_sep_False.npy"
+    return {member.format(w=w, n=n, u=u, b=batch_of(i, u, n)): _npy(_curve(i))
+            for i, (u, (w, n)) in enumerate((u, wn) for u in (1, 2, 4)
+                                            for wn in ((64, 10_000), (128, 40_000),
+                                                       (256, 160_000)))}
+
+
+def test_a_bro_archive_at_one_batch_size_is_fixed_at_it(tmp_path):
+    """A hostile reviewer's: every run at batch 256 got paper A's published B~ (1,376 at the
+    quickstart's config), and batch_size=256 then charged 1.2-1.7x for the batch D_J was
+    measured at."""
+    import advisor
+
+    out = tmp_path / "f.json"
+    res = CliRunner().invoke(main, ["fit", str(_zip(tmp_path / "a.zip", _bro_grid(
+        lambda i, u, n: 256))), "--algorithm", "x", "--env", ENV, "-o", str(out),
+        "--n-boot", "0"])
+    assert res.exit_code == 0, res.output
+    f = advisor.load_fit(str(out))
+    assert f.model.batch_size.kind == "fixed" and f.model.batch_size.a_b == 256
+    assert f.data_to_target(2, 4e4, batch_size=256) == f.data_to_target(2, 4e4)
+    assert "published B~ is not used" in " ".join(f.model.provenance.notes)
+
+
+def test_batch_sizes_that_follow_no_law_are_refused_in_one_line(tmp_path):
+    """A hostile reviewer's: alternate configs at 256 and 1024 made a 'B~' of 512 that no run
+    used, fitted with 75% error, and the notes said its checks passed."""
+    res = CliRunner().invoke(main, ["fit", str(_zip(tmp_path / "a.zip", _bro_grid(
+        lambda i, u, n: 256 if i % 2 else 1024))), "--algorithm", "x", "--env", ENV,
+        "-o", str(tmp_path / "f.json"), "--n-boot", "0"])
+    assert "mean relative error (at most 15%)" in _one_line_exit_2(res)
+
+
 def test_fit_errors_of_the_build_are_one_line(tmp_path):
     # BuildError was raised but never defined (NameError); passive-critic-only archives
     # crashed in data_table.

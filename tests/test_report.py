@@ -37,6 +37,15 @@ def test_fit_figures_render_for_other_archives(fit_id, archive, data_dir, tmp_pa
         assert report.save_figure(kind, ctx, tmp_path / f"{kind}.png").stat().st_size > 10_000
 
 
+def test_batch_figure_marks_the_batch_sizes_a_fitted_bs_fit_was_fitted_to(data_dir):
+    ctx = report.load_context("bro/h1-pole-v0", data_dir / "fitted_bs.zip", n_boot=5)
+    ax = report.figure_batch(ctx).axes[0]
+    assert "crosses: the batch sizes the runs used" in ax.get_title()
+    crosses = [x for line in ax.get_lines() if line.get_marker() == "x"
+               for x in line.get_ydata()]
+    assert len(crosses) == 16 and min(crosses) == 48 and max(crosses) == 768
+
+
 def test_td_figure_from_side_critic_archive(data_dir, tmp_path):
     ctx = report.load_context("bro/h1-pole-v0", data_dir / "side_critic.zip")
     assert report.save_figure("td", ctx, tmp_path / "td.png").stat().st_size > 10_000
