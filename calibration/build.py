@@ -295,12 +295,23 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
                      "(calibration.calibrate.choose_targets)")
     horizon = max(float(r.steps["return"][-1]) for r in runs)
     batches = sorted({r.batch_size for r in runs})
+    ran, batch_sizes = None, None
     if len(batches) == 1:
         batch = BatchSizeLaw(kind="fixed", source="fixed", a_b=float(batches[0]))
         notes.append(f"All runs used batch size {batches[0]:g}; the fit recommends it and cannot "
                      "say whether another is better.")
         table = data_table(runs, targets, n_boot, seed, step_limit=horizon)
     else:
+        try:  # each config at its own batch size, as paper A's runs (at their B~)
+            ran = runs_batch_law(runs)
+        except ValueError as exc:
+            raise CsvError(f"{archive.name}: {exc}") from None
+    if len(batches) > 1 and ran is not None:
+        batch, note = ran
+        notes.append(note)
+        table = data_table(runs, targets, n_boot, seed, step_limit=horizon)
+        batch_sizes = [int(b) for b in batches]
+    elif len(batches) > 1:
         try:
             tables = tables_by_batch(runs, targets, n_boot, seed)
         except AdvisorError:
@@ -323,7 +334,7 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
                    fit_delta=delta or 1e11, notes=notes, method=method, n_boot=n_boot,
                    seed=seed, created=created, command=command, target_range=target_range,
                    delta=delta, input_dim=input_dim, name=name, prior=prior,
-                   random_steps=random_steps)
+                   random_steps=random_steps, batch_sizes=batch_sizes)
 
 
 def fit_command(archive: str | Path, algorithm: str, env: str, output: str | Path, n_boot: int,

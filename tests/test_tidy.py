@@ -153,3 +153,31 @@ def test_an_env_the_archive_lacks_is_named_with_those_it_has(data_dir, tmp_path)
                                     str(tmp_path / "f.json")])
     assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
     assert "no runs for env 'nosuch'; its envs: acrobot-swingup," in res.output
+
+
+def test_csv_of_runs_each_at_its_own_batch_size_fits_b_to_them(data_dir, tmp_path):
+    """paper A's h1-pole runs, each config at its own batch size (48-768), as a CSV: B~ is
+    the law of those batch sizes, as in the shipped fit; alternating ones are refused."""
+    rows, odd = [], []
+    for i, run in enumerate(read_runs(data_dir / "fitted_bs.zip", env="h1-pole-v0")):
+        steps, values = run.steps["return"], run.values["return"]
+        for s in range(values.shape[1]):
+            for t in range(len(steps)):
+                row = [run.utd, run.params, int(run.batch_size), s, int(steps[t]),
+                       repr(float(values[t, s]))]
+                rows.append(row)
+                odd.append([*row[:2], 256 if i % 2 else 1024, *row[3:]])
+    out = tmp_path / "fit.json"
+    res = CliRunner().invoke(main, ["fit", str(_write_csv(tmp_path / "pole.csv", rows)),
+                                    "--algorithm", "bro", "--env", "h1-pole-v0", "--n-boot", "0",
+                                    "--input-dim", "70", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    mine = json.loads(out.read_text())["batch_size"]
+    shipped = advisor.load_fit("bro/h1-pole-v0").model.batch_size.model_dump(mode="json")
+    assert mine.pop("kind") == shipped.pop("kind") == "law" and mine.pop("source") == "fitted"
+    shipped.pop("source")
+    assert mine == pytest.approx(shipped, rel=1e-6, abs=1e-12)
+    res = CliRunner().invoke(main, ["fit", str(_write_csv(tmp_path / "odd.csv", odd)),
+                                    "--algorithm", "bro", "--env", "h1-pole-v0", "--n-boot", "0",
+                                    "--input-dim", "70", "-o", str(tmp_path / "odd.json")])
+    assert res.exit_code == 2 and "mean relative error (at most 15%)" in res.output
