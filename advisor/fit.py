@@ -234,7 +234,7 @@ class Fit:
 
         For a run at B~(utd, params), or at `batch_size`: both ends move by the factor
         `data_to_target` applies (on the SimbaV2 grid that brings runs beyond 4x of B~ from
-        69-73% to 91-92% inside the 80% interval, the slope set on the other task).
+        69-74% to 84-93% inside the 80% interval, the slope set on the other task).
 
         Calibrated from cross-validation residuals and widened outside the fitted domain (see
         `advisor.fitfile.PredictionInterval`). A fit without a calibrated interval (schema 1)

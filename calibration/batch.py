@@ -111,11 +111,15 @@ def runs_batch_law(runs: list[Run]) -> tuple[BatchSizeLaw, str] | None:
     used = np.array([min(by_cfg[k]) for k in keys])
     what = (f"the runs use batch sizes {used.min():g}-{used.max():g}, one per (utd, params), "
             "so B~ must be the law they follow")
-    if len(keys) < MIN_RUNS_BATCH_CONFIGS or len(set(utd)) < 2 or len(set(params)) < 2:
+    # alpha_B and beta_B apart: two utd at one params, and two params at one utd (not a diagonal)
+    crossed = (any(np.sum(params == n) > 1 for n in set(params))
+               and any(np.sum(utd == u) > 1 for u in set(utd)))
+    if len(keys) < MIN_RUNS_BATCH_CONFIGS or not crossed:
         raise ValueError(f"{what}, but {len(keys)} configs over {len(set(utd))} utd and "
                          f"{len(set(params))} params values cannot fit it: it needs at least "
-                         f"{MIN_RUNS_BATCH_CONFIGS} configs over 2 or more of each (or one batch "
-                         "size for every run)")
+                         f"{MIN_RUNS_BATCH_CONFIGS} configs, with 2 or more utd at one params and "
+                         "2 or more params at one utd, also for a few-shot fit (--prior carries "
+                         "no B~); or one batch size for every run")
     coef, relerr = fit_batch_law(utd, params, used)
     if relerr > MAX_RUNS_BATCH_ERROR:
         raise ValueError(f"{what}, but Eq. 6.1 fits them with {100 * relerr:.0f}% mean relative "

@@ -191,22 +191,17 @@ def build_fit(
                 ran = runs_batch_law(runs)
             except ValueError as exc:
                 raise BuildError(str(exc)) from None
-            if ran is not None:
-                batch, note = ran
-                notes.append(note)
-                if env in PUBLISHED_BATCH:
-                    notes.append(published_batch_note(runs, PUBLISHED_BATCH[env]))
-                batch_sizes = [int(b) for b in used]
-            elif env in PUBLISHED_BATCH:
-                a_b, alpha_b, b_b, beta_b = PUBLISHED_BATCH[env]
-                batch = BatchSizeLaw(kind="law", source="published", a_b=a_b, alpha_b=alpha_b,
-                                     b_b=b_b, beta_b=beta_b)
-                notes.append("B~ coefficients are paper A's (Appendix D.1): the raw batch grid "
-                             "is not public.")
-            else:
-                raise BuildError(f"no batch-size law for {env!r}: its runs use several batch "
-                                 "sizes at one (utd, params), which this layout does not fit "
-                                 "B~ from, and no published coefficients exist")
+            if ran is None:  # several batch sizes at some (utd, params): no law to read off
+                raise BuildError(f"no batch-size law for {env!r}: its runs use batch sizes "
+                                 f"{', '.join(f'{b:g}' for b in used[:6])}"
+                                 f"{', ...' if len(used) > 6 else ''}, several at some (utd, "
+                                 "params); B~ needs one batch size for every run, or one per "
+                                 "(utd, params) (each config at its own best batch)")
+            batch, note = ran
+            notes.append(note)
+            if env in PUBLISHED_BATCH:
+                notes.append(published_batch_note(runs, PUBLISHED_BATCH[env]))
+            batch_sizes = [int(b) for b in used]
         known = INPUT_DIM.get(env)
         if input_dim is not None and known is not None and input_dim != known:
             if env not in INPUT_DIM_NOTES:  # read off a published table: not a guess to override

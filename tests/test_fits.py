@@ -211,6 +211,9 @@ def test_the_off_batch_slope_is_the_simbav2_grids(data_dir):
         lo, hi = (x[j] for x in threshold_offsets(f.model.prediction_interval, f.thresholds))
         far = np.abs(d) > np.log(4)
         moved = r - s * (np.abs(d) - np.log(2))
-        inside = np.nanmean(interval_hits(r[far], cens[far], lo[far], hi[far]))
-        told = np.nanmean(interval_hits(moved[far], cens[far], lo[far], hi[far]))
-        assert inside < 0.8 and told > 0.85, (env, inside, told)  # measured: README
+        # thresholds that cannot be told (stopped short inside the interval): as hits at B~,
+        # as misses with batch_size, so that each side is the harder case
+        at = interval_hits(r[far], cens[far], lo[far], hi[far])
+        inside = np.mean(np.where(np.isnan(at), 1.0, at))
+        told = np.nansum(interval_hits(moved[far], cens[far], lo[far], hi[far])) / far.sum()
+        assert inside < 0.78 and told > 0.82, (env, inside, told)  # measured: README

@@ -136,6 +136,11 @@ def test_runs_batch_law_fits_the_batch_sizes_the_runs_used():
         runs_batch_law(_runs_at({c: b for c, b in truth.items() if c[0] == 1.0}))
     with pytest.raises(ValueError, match="needs at least 5 configs"):
         runs_batch_law(_runs_at({c: truth[c] for c in grid[:3:2]}))
+    # a diagonal (utd and params rising together) cannot tell alpha_B from beta_B
+    with pytest.raises(ValueError, match="2 or more utd at one params"):
+        runs_batch_law(_runs_at({(u, n): truth[(u, n)] for u, n in zip(
+            (1.0, 2.0, 4.0, 8.0, 16.0), (5e5, 2e6, 8e6, 3.2e7, 1.28e8)) if (u, n) in truth}
+            | {(16.0, 1.28e8): 100.0}))
 
 
 def test_interval_hits_count_a_run_that_stopped_short_only_when_it_went_past_the_interval():
@@ -145,3 +150,6 @@ def test_interval_hits_count_a_run_that_stopped_short_only_when_it_went_past_the
     cens = np.array([False, False, True, True])
     hits = interval_hits(r, cens, np.full(4, -0.2), np.full(4, 0.2))
     assert hits[:3].tolist() == [1.0, 0.0, 0.0] and np.isnan(hits[3])
+    # stopped short below the interval's low end: it may yet land inside, unknown
+    assert np.isnan(interval_hits(np.array([-0.5]), np.array([True]), np.array([-0.2]),
+                                  np.array([0.2]))[0])

@@ -275,6 +275,18 @@ def test_a_bro_archive_at_one_batch_size_is_fixed_at_it(tmp_path):
     assert "published B~ is not used" in " ".join(f.model.provenance.notes)
 
 
+def test_a_bro_archive_with_a_second_batch_size_at_one_config_is_refused(tmp_path):
+    """A second reviewer's: one extra run at another batch size sent a user's archive to paper
+    A's published B~ (2.2x the data at the batch size every other run used), with a note
+    about a batch grid the archive did not have."""
+    members = _bro_grid(lambda i, u, n: 256)
+    members[MEMBER.format(utd=1, bs=512)] = _npy(_curve(0))  # a second batch at (1, 1e4)
+    res = CliRunner().invoke(main, ["fit", str(_zip(tmp_path / "a.zip", members)),
+                                    "--algorithm", "x", "--env", ENV, "-o",
+                                    str(tmp_path / "f.json"), "--n-boot", "0"])
+    assert "several at some (utd, params)" in _one_line_exit_2(res)
+
+
 def test_batch_sizes_that_follow_no_law_are_refused_in_one_line(tmp_path):
     """A hostile reviewer's: alternate configs at 256 and 1024 made a 'B~' of 512 that no run
     used, fitted with 75% error, and the notes said its checks passed."""
