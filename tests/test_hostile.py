@@ -242,7 +242,7 @@ def test_leading_nan_rows_are_not_evaluated_yet_and_one_seed_is_fine(tmp_path):
 
 def test_fit_of_runs_that_reach_no_threshold_is_one_line(tmp_path):
     members = {name: _npy(np.c_[np.load(io.BytesIO(d))[:, 0], np.full((40, 2), np.nan)])
-               for name, d in _members().items()}
+               for name, d in _bro_grid(lambda i, u, n: 256).items()}
     res = CliRunner().invoke(main, ["fit", str(_zip(tmp_path / "a.zip", members)),
                                     "--algorithm", "x", "--env", ENV, "-o",
                                     str(tmp_path / "f.json"), "--n-boot", "0"])
