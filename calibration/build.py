@@ -290,23 +290,22 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
                      "(calibration.calibrate.choose_targets)")
     horizon = max(float(r.steps["return"][-1]) for r in runs)
     batches = sorted({r.batch_size for r in runs})
-    ran, batch_sizes = None, None
+    batch_sizes = None  # those the runs used, where B~ is fitted to them
+    try:  # each config at its own batch size, as paper A's runs (at their B~)
+        ran = runs_batch_law(runs)
+    except ValueError as exc:
+        raise CsvError(f"{archive.name}: {exc}") from None
     if len(batches) == 1:
         batch = BatchSizeLaw(kind="fixed", source="fixed", a_b=float(batches[0]))
         notes.append(f"All runs used batch size {batches[0]:g}; the fit recommends it and cannot "
                      "say whether another is better.")
         table = data_table(runs, targets, n_boot, seed, step_limit=horizon)
-    else:
-        try:  # each config at its own batch size, as paper A's runs (at their B~)
-            ran = runs_batch_law(runs)
-        except ValueError as exc:
-            raise CsvError(f"{archive.name}: {exc}") from None
-    if len(batches) > 1 and ran is not None:
+    elif ran is not None:
         batch, note = ran
         notes.append(note)
         table = data_table(runs, targets, n_boot, seed, step_limit=horizon)
         batch_sizes = [int(b) for b in batches]
-    elif len(batches) > 1:
+    else:
         try:
             tables = tables_by_batch(runs, targets, n_boot, seed)
         except AdvisorError:
