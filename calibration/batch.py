@@ -91,6 +91,19 @@ MIN_RUNS_BATCH_CONFIGS = 5
 MAX_RUNS_BATCH_ERROR = 0.15
 
 
+def own_batch_sizes(runs: list[Run]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(utd, params, batch size) per config, sorted, where every (utd, params) ran at one batch
+    size and they differ between configs (each config at its own best batch); else None."""
+    by_cfg: dict[tuple[float, float], set[float]] = {}
+    for r in runs:
+        by_cfg.setdefault((r.utd, r.params), set()).add(r.batch_size)
+    if any(len(b) != 1 for b in by_cfg.values()) or len({*map(min, by_cfg.values())}) < 2:
+        return None
+    keys = sorted(by_cfg)
+    return (np.array([k[0] for k in keys]), np.array([k[1] for k in keys]),
+            np.array([min(by_cfg[k]) for k in keys]))
+
+
 def runs_batch_law(runs: list[Run]) -> tuple[BatchSizeLaw, str] | None:
     """B~ fitted to the batch sizes the runs used, one per (utd, params), with the note that
     says so; None unless every config has one batch size and they differ between configs.
@@ -101,14 +114,11 @@ def runs_batch_law(runs: list[Run]) -> tuple[BatchSizeLaw, str] | None:
     Paper A's BRO runs (fitted_bs.zip) each ran at the "fitted best batch size" of their
     (utd, params): the batch sizes of the archive are a law's outputs, and D_J was measured
     at them, so the B~ that goes with the archive's D_J law is the one that reproduces them."""
-    by_cfg: dict[tuple[float, float], set[float]] = {}
-    for r in runs:
-        by_cfg.setdefault((r.utd, r.params), set()).add(r.batch_size)
-    if any(len(b) != 1 for b in by_cfg.values()) or len({*map(min, by_cfg.values())}) < 2:
+    each = own_batch_sizes(runs)
+    if each is None:
         return None
-    keys = sorted(by_cfg)
-    utd, params = (np.array([k[i] for k in keys]) for i in (0, 1))
-    used = np.array([min(by_cfg[k]) for k in keys])
+    utd, params, used = each
+    keys = list(zip(utd, params))
     what = (f"the runs use batch sizes {used.min():g}-{used.max():g}, one per (utd, params), "
             "so B~ must be the law they follow")
     # alpha_B and beta_B apart: two utd at one params, and two params at one utd (not a diagonal)

@@ -302,13 +302,11 @@ def figure_batch(ctx: Context):
         if len(tables) > 1:
             measured = best_batch_sizes(tables)
     used = None  # one batch size per config, differing between them: the ones B~ was fitted to
-    by_cfg: dict[tuple[float, float], set[float]] = {}
-    for r in ctx.runs:
-        if "return" in r.values and r.tags.get("passive_critic", "False") == "False":
-            by_cfg.setdefault((r.utd, r.params), set()).add(r.batch_size)
-    if (measured is None and len(by_cfg) > 1 and all(len(b) == 1 for b in by_cfg.values())
-            and len({min(b) for b in by_cfg.values()}) > 1):
-        used = [np.array(x) for x in zip(*((u, n, min(b)) for (u, n), b in by_cfg.items()))]
+    if measured is None:
+        from calibration.batch import own_batch_sizes
+
+        used = own_batch_sizes([r for r in ctx.runs if "return" in r.values
+                                and r.tags.get("passive_critic", "False") == "False"])
     for i, n in enumerate(params):
         color = cmap(i / max(1, len(params) - 1))
         ax.plot(utd, f.batch_size(utd, np.full_like(utd, n)), color=color, label=f"N={n:.3g}")
