@@ -222,3 +222,24 @@ def test_minutes_stage_bf16_trains_every_population_on_bf16_copies(tmp_path):
     assert "networks bf16 weight copies" in res.stdout
     records = [json.loads(p.read_text()) for p in (tmp_path / "out" / "units").iterdir()]
     assert records and all(r["manifest"]["config"]["bf16"] is True for r in records)
+
+
+def test_stage_returns_compares_the_shipped_stage_runs_config_by_config():
+    """benchmarks/stage_returns.py on the stage-1 runs in runs/: the configs all sets share,
+    each set's mean over them equal to the runs' own, and a set against itself zero apart."""
+    from calibration.archives import read_runs
+
+    script = [sys.executable, "benchmarks/stage_returns.py"]
+    res = subprocess.run(script, cwd=ROOT, text=True, capture_output=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("10 configs in every set")
+    base = read_runs(ROOT / "runs" / "bro-torch-Hopper-v5-minutes.tgz")
+    stage1 = [r for r in base if (r.width, r.batch_size) in
+              {(w, b) for w in (64, 128, 256) for b in (128, 256)}]
+    final = np.mean([r.values["return"][-1].mean() for r in stage1])
+    assert f"[0] final {final:6.1f}" in res.stdout
+    tgz = ROOT / "runs" / "stage1-h100-2026-11-28.tgz"
+    res = subprocess.run(script + [f"a={tgz}::regions-bf16", f"b={tgz}::regions-bf16"], cwd=ROOT,
+                         text=True, capture_output=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[-1].count("( +0.0 ±") == 2
