@@ -24,7 +24,9 @@
 #   minutes      the whole `minutes` preset on ENV_ID (Hopper-v5) with MINUTES_BACKEND
 #                (loky+mps) and MINUTES_COMPILE (none, regions or update), evaluation in a
 #                thread beside training if MINUTES_EVALBG=1, on bf16 weight copies if
-#                MINUTES_BF16=1, in the time left
+#                MINUTES_BF16=1, a population per (width, batch size) in both stages if
+#                MINUTES_NOPACK=1 (MINUTES_JOBS populations at once: 9 runs stage 2's (up to 9) at
+#                once), in the time left
 #                (goal <= 8 min; >= 10,000 member-updates/s over a stage); its out-dir comes back as
 #                $OUT/minutes-out.tgz (resumable) and the fit file as $OUT/bro-torch-*.json;
 #                MINUTES_RESUME=path/to/minutes-out.tgz (carried from an earlier call) resumes
@@ -121,7 +123,9 @@ if want minutes; then
   timeout "$t" "$PY" benchmarks/minutes_stage.py --all --env "$ENV_ID" --out "$run" \
       --backend "$mb" --compile "${MINUTES_COMPILE:-none}" \
       $([ "${MINUTES_EVALBG:-0}" = 1 ] && echo --eval-background) \
-      $([ "${MINUTES_BF16:-0}" = 1 ] && echo --bf16) 2>&1 \
+      $([ "${MINUTES_BF16:-0}" = 1 ] && echo --bf16) \
+      $([ "${MINUTES_NOPACK:-0}" = 1 ] && echo --no-pack) \
+      ${MINUTES_JOBS:+--n-jobs "$MINUTES_JOBS"} 2>&1 \
       | tee "$OUT/minutes.txt" \
       || fail "minutes preset" $?
   [ -n "$mps" ] && mps_stop

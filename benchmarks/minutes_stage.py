@@ -9,11 +9,13 @@ for the stage, member-updates (unmasked) and env steps against wall time; the go
   python benchmarks/minutes_stage.py --steps 5000          # stage 1, shortened (gpu_check.sh)
   python benchmarks/minutes_stage.py --all                 # the full preset, about 8 min
   python benchmarks/minutes_stage.py --steps 2000 --no-pack   # a population per batch size
+  python benchmarks/minutes_stage.py --all --no-pack --n-jobs 9   # so, both stages
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import tempfile
@@ -56,7 +58,8 @@ def main() -> None:
     ap.add_argument("--no-pack", action="store_true",
                     help="a population per (width, batch size), not per width (the grid's "
                          "pack_batch_sizes off): stage 1 as 6 populations, the 48-member one "
-                         "split in two; no member computes on a larger batch than its own")
+                         "split in two; no member computes on a larger batch than its own; "
+                         "with --all, stage 2 as 9 (the grid as run is written beside --out)")
     ap.add_argument("--eval-background", action="store_true",
                     help="evaluation episodes in a thread beside training, on a copy of the "
                          "actor (TrainConfig.eval_background): the same returns")
@@ -67,9 +70,8 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    if args.all and (args.no_spans or args.no_pack or args.grid):
-        flag = "--no-spans" if args.no_spans else "--no-pack" if args.no_pack else "--grid"
-        ap.error(f"{flag} is for stage 1 alone: leave out --all")
+    if args.all and args.no_spans:
+        ap.error("--no-spans is for stage 1 alone: leave out --all")
     name = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
     try:
         grid = (load_grid(args.grid) if args.grid else preset(args.preset)).with_overrides(
@@ -97,10 +99,15 @@ def main() -> None:
         from calibration.calibrate import calibrate
         from calibration.cli import Interrupted, _interruptible
 
+        grid_file = args.grid
+        if args.no_pack:  # the grid as run, beside the out-dir (the fit records its path)
+            grid_file = out.parent / f"{out.name}-grid.json"
+            grid_file.write_text(json.dumps(grid.model_dump(), indent=1))
         try:  # gpu_check.sh's `timeout` ends it with SIGTERM: one line on what is kept
             with _interruptible(out):
                 path = calibrate(args.env, out_dir=out, algorithm=args.algorithm,
-                                 preset_name=args.preset, steps=args.steps, device=args.device,
+                                 preset_name=args.preset, grid_file=grid_file,
+                                 steps=None if args.no_pack else args.steps, device=args.device,
                                  n_jobs=args.n_jobs, backend=args.backend, compile=args.compile,
                                  eval_background=args.eval_background, bf16=args.bf16)
         except Interrupted as exc:

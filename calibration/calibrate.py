@@ -133,8 +133,8 @@ def calibrate(
     (the LayerNorm regions and AdamW steps) or "update" (True: each population's whole update)
     through torch.compile (same arithmetic up to rounding; TrainConfig.compile).
     `eval_background`: evaluation episodes in a thread beside training (the same returns;
-    TrainConfig.eval_background; not yet measured on a GPU, so not a CLI option). `bf16`: the
-    networks on bf16 weight copies (TrainConfig.bf16; not a CLI option either, same reason)."""
+    TrainConfig.eval_background; on an H100 it did not speed up stage 1 of `minutes`, so it is
+    not a CLI option). `bf16`: the networks on bf16 weight copies (TrainConfig.bf16; --bf16)."""
     from calibration.prior import resolve_prior
 
     _check_types(env_id=(env_id, str), algorithm=(algorithm, str), device=(device, str),
@@ -163,7 +163,7 @@ def calibrate(
                       n_boot=n_boot, created=created, prior=prior, inputs=inputs)
     command = command or _command(env_id, algorithm, preset_name, grid_file, steps, seeds,
                                   device, out_dir, fit_out, delta, n_boot, created, prior,
-                                  compile)
+                                  compile, bf16)
     with lock_out_dir(plan.out):
         prepare_out_dir(plan.out, plan.grid, env_id)
         return _run(plan, env_id, backend=backend, n_jobs=n_jobs, compile=compile,
@@ -522,8 +522,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         f"stage 1 {_compile_modes(records1)}, stage 2 {_compile_modes(records2)}"
         # (said only where bf16 was used: float32 fits keep the notes they always had)
         + ("; networks: stage 1 " + _precisions(records1) + ", stage 2 "
-           + _precisions(records2) + " (calibrate(bf16=True), not a CLI option: the recorded "
-           "command refits these runs, it does not retrain them so)"
+           + _precisions(records2) + " (--bf16)"
            if "bf16" in _precisions(records1 + records2) else ""),
         f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
         "(calibration.calibrate)",
@@ -694,7 +693,7 @@ def _phases(manifests: list[dict]) -> str:
 
 
 def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, out_dir, fit_out,
-             delta, n_boot, created, prior=None, compile="none") -> str:
+             delta, n_boot, created, prior=None, compile="none", bf16=False) -> str:
     """The `advisor calibrate` command line equivalent to a Python call (the CLI records its own
     parsed parameters instead)."""
     from advisor.fit import number_text
@@ -706,6 +705,7 @@ def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, ou
     parts += ["--seeds", str(seeds)] if seeds else []
     mode = {True: "update", False: "none", None: "none"}.get(compile, compile)
     parts += ["--device", device] + (["--compile", mode] if mode != "none" else [])
+    parts += ["--bf16"] if bf16 else []
     parts += ["--out-dir", shlex.quote(str(out_dir))]
     parts += ["--fit-out", shlex.quote(str(fit_out))] if fit_out else []
     parts += ["--delta", number_text(float(delta)), "--n-boot", str(n_boot), "--created", created]

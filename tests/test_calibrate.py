@@ -290,6 +290,9 @@ def test_compile_option_reaches_each_population(tmp_path, monkeypatch):
     assert "--device cuda --compile update --out-dir out" in line(True)
     assert "--device cuda --compile regions --out-dir out" in line("regions")
     assert "--compile" not in line("none") + line(False)
+    bf16 = _command(ENV, "bro", "smoke", None, None, None, "cuda", "out", None, 1e10, 100,
+                    "2026-11-26", compile="regions", bf16=True)
+    assert "--compile regions --bf16 --out-dir out" in bf16 and "--bf16" not in line("regions")
 
 
 @pytest.mark.parametrize("option", ["eval_background", "bf16"])

@@ -79,12 +79,8 @@ def test_gpu_check_profile_part_profiles_the_cell_at_hoppers_sizes(tmp_path):
 
 def test_minutes_stage_no_pack_trains_a_population_per_batch_size(tmp_path):
     """`--no-pack` (gpu_backends.sh ":nopack"): stage 1 of a grid that packs batch sizes, with
-    packing off: one population per (width, batch size), not one per width. Refused with
-    --all (a stage-1 comparison)."""
+    packing off: one population per (width, batch size), not one per width."""
     script = [sys.executable, "benchmarks/minutes_stage.py"]
-    res = subprocess.run([*script, "--all", "--no-pack", "--device", "cpu"], cwd=ROOT,
-                         text=True, capture_output=True, timeout=120)
-    assert res.returncode == 2 and "--no-pack is for stage 1 alone" in res.stderr
     from calibration.grid import PRESETS
 
     grid = tmp_path / "grid.json"
@@ -98,6 +94,38 @@ def test_minutes_stage_no_pack_trains_a_population_per_batch_size(tmp_path):
     # packed, these would be s1_w16_bs32-64_utd1, s1_w32_bs32-64_utd1-2-4, s1_w64_bs32-64_utd1
     assert units == [f"s1_w{w}_bs{b}_utd{u}" for w, u in ((16, "1"), (32, "1-2-4"), (64, "1"))
                      for b in (32, 64)]
+
+
+def test_minutes_stage_all_no_pack_calibrates_the_preset_unpacked(tmp_path, monkeypatch):
+    """`--all --no-pack` (gpu_check.sh MINUTES_NOPACK=1): the whole calibration on the preset
+    with packing off, from a grid file written beside the out-dir (steps applied once);
+    `--all --no-spans` is refused (spans are a stage-1 comparison)."""
+    import benchmarks.minutes_stage as minutes_stage
+    import calibration.calibrate as cal
+    from calibration.grid import load_grid, preset
+
+    class Reached(Exception):
+        pass
+
+    seen = {}
+
+    def calibrate(env_id, **kw):
+        seen.update(kw)
+        raise Reached
+
+    monkeypatch.setattr(cal, "calibrate", calibrate)
+    out = tmp_path / "out"
+    monkeypatch.setattr(sys, "argv", ["minutes_stage.py", "--all", "--no-pack", "--device",
+                                      "cpu", "--steps", "3000", "--out", str(out)])
+    with pytest.raises(Reached):
+        minutes_stage.main()
+    assert seen["grid_file"] == tmp_path / "out-grid.json" and seen["steps"] is None
+    want = {**preset("minutes").with_overrides(steps=3000).model_dump(), "pack_batch_sizes": False}
+    assert load_grid(seen["grid_file"]).model_dump() == want
+    res = subprocess.run([sys.executable, "benchmarks/minutes_stage.py", "--all", "--no-spans",
+                          "--device", "cpu"], cwd=ROOT, text=True, capture_output=True,
+                         timeout=120)
+    assert res.returncode == 2 and "--no-spans is for stage 1 alone" in res.stderr
 
 
 def test_update_bytes_counts_fused_kernels_by_their_own_traffic():

@@ -511,6 +511,21 @@ def test_compile_takes_a_mode_a_bare_flag_means_the_whole_update(tmp_path, monke
     assert "'fast' is not one of 'none', 'regions', 'update'" in line
 
 
+def test_bf16_reaches_calibrate_and_the_recorded_command(tmp_path, monkeypatch):
+    seen = []
+
+    def calibrate(env_id, **kw):
+        seen.append((kw["bf16"], kw["command"]))
+        return tmp_path / "fit.json"
+
+    monkeypatch.setattr("calibration.calibrate.calibrate", calibrate)
+    for args in ([], ["--bf16"]):
+        res = _calibrate("--env", CAL_ENV, *args, out=tmp_path / "o")
+        assert res.exit_code == 0, res.output
+    assert [flag for flag, _ in seen] == [False, True]
+    assert "--bf16" not in seen[0][1] and "--bf16" in seen[1][1]
+
+
 def test_the_memory_refusal_says_what_it_needs_and_what_there_is(tmp_path, no_training):
     line = _one_line_exit_2(_calibrate("--env", CAL_ENV, "--steps", str(10**12),
                                        out=tmp_path / "o"))
