@@ -196,7 +196,7 @@ def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, devi
     updates every member in every round, masked (TrainConfig.spans; for benchmarks);
     `eval_background`: evaluation episodes in a thread beside training
     (TrainConfig.eval_background; for benchmarks); `bf16`: bf16 weight copies and activations
-    (TrainConfig.bf16; for benchmarks: not yet measured on a GPU)."""
+    (TrainConfig.bf16; `advisor calibrate --bf16`)."""
     if backend not in BACKENDS:
         raise GridError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))

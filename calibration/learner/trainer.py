@@ -90,7 +90,8 @@ class TrainConfig:
     # episodes depend only on that copy and the eval envs' seeds), logged when they end (at
     # the next log step at the latest). An episode's steps wait for the GPU one by one, so
     # inline they stall the population for seconds at each log step. Off by default: on a
-    # CPU the thread takes a core training would use; on a GPU not yet measured.
+    # CPU the thread takes a core training would use; on an H100 it did not speed up stage 1
+    # of `minutes` (acting took the time evaluation gave back; docs/throughput.md, session 19).
     eval_background: bool = False
     divergence_check_every: int = 100  # updates between host reads of the divergence flags
     name: str = "population"
