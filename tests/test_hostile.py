@@ -494,17 +494,24 @@ def test_calibrate_refuses_bad_input_before_the_first_unit(case, needle, tmp_pat
     assert not (tmp_path / "out" / "runs").exists()
 
 
-def test_compile_takes_a_mode_a_bare_flag_means_the_whole_update(tmp_path, monkeypatch):
+def _calibrate_sees(option, runs, tmp_path, monkeypatch):
+    """What calibrate() receives as `option`, and the command it records, for each run's args."""
     seen = []
 
     def calibrate(env_id, **kw):
-        seen.append((kw["compile"], kw["command"]))
+        seen.append((kw[option], kw["command"]))
         return tmp_path / "fit.json"
 
     monkeypatch.setattr("calibration.calibrate.calibrate", calibrate)
-    for args in ([], ["--compile"], ["--compile", "regions"], ["--compile", "none"]):
+    for args in runs:
         res = _calibrate("--env", CAL_ENV, *args, out=tmp_path / "o")
         assert res.exit_code == 0, res.output
+    return seen
+
+
+def test_compile_takes_a_mode_a_bare_flag_means_the_whole_update(tmp_path, monkeypatch):
+    runs = ([], ["--compile"], ["--compile", "regions"], ["--compile", "none"])
+    seen = _calibrate_sees("compile", runs, tmp_path, monkeypatch)
     assert [mode for mode, _ in seen] == ["none", "update", "regions", "none"]
     assert "--compile" not in seen[0][1] and "--compile update" in seen[1][1]
     line = _one_line_exit_2(_calibrate("--env", CAL_ENV, "--compile", "fast", out=tmp_path))
@@ -512,16 +519,7 @@ def test_compile_takes_a_mode_a_bare_flag_means_the_whole_update(tmp_path, monke
 
 
 def test_bf16_reaches_calibrate_and_the_recorded_command(tmp_path, monkeypatch):
-    seen = []
-
-    def calibrate(env_id, **kw):
-        seen.append((kw["bf16"], kw["command"]))
-        return tmp_path / "fit.json"
-
-    monkeypatch.setattr("calibration.calibrate.calibrate", calibrate)
-    for args in ([], ["--bf16"]):
-        res = _calibrate("--env", CAL_ENV, *args, out=tmp_path / "o")
-        assert res.exit_code == 0, res.output
+    seen = _calibrate_sees("bf16", ([], ["--bf16"]), tmp_path, monkeypatch)
     assert [flag for flag, _ in seen] == [False, True]
     assert "--bf16" not in seen[0][1] and "--bf16" in seen[1][1]
 
