@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from advisor.errors import AdvisorError  # noqa: E402
 from calibration.archives import read_runs  # noqa: E402
 
 RUNS = Path(__file__).resolve().parent.parent / "runs"
@@ -58,7 +59,10 @@ def main() -> int:
     ap.add_argument("sets", nargs="*", default=DEFAULT, help="the first is the baseline")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        sets = [load(spec, Path(tmp)) for spec in args.sets]
+        try:
+            sets = [load(spec, Path(tmp)) for spec in args.sets]
+        except (AdvisorError, OSError, tarfile.TarError) as exc:  # one line, exit 2
+            ap.error(str(exc))
     keys = sorted(set.intersection(*(set(runs) for _, runs in sets)))
     if not keys:
         ap.error("the sets share no (width, utd, batch size)")
