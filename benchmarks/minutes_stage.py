@@ -101,8 +101,10 @@ def main() -> None:
 
         grid_file = args.grid
         if args.no_pack:  # the grid as run, beside the out-dir (the fit records its path)
-            grid_file = out.parent / f"{out.name}-grid.json"
-            grid_file.write_text(json.dumps(grid.model_dump(), indent=1))
+            grid_file, text = out.parent / f"{out.name}-grid.json", json.dumps(grid.model_dump())
+            if grid_file.exists() and grid_file.read_text() != text:  # not another run's
+                ap.error(f"{grid_file} exists and holds another grid: move it or pick --out")
+            grid_file.write_text(text)
         try:  # gpu_check.sh's `timeout` ends it with SIGTERM: one line on what is kept
             with _interruptible(out):
                 path = calibrate(args.env, out_dir=out, algorithm=args.algorithm,
