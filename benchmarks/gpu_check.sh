@@ -132,7 +132,7 @@ if want minutes; then
   # Without population checkpoints (tens of MB each: over what a call brings back).
   tar -czf "$OUT/minutes-out.tgz" --exclude='checkpoint.npz*' -C /tmp minutes-out 2>/dev/null \
       || true
-  cp "$run"/*.json "$OUT/" 2>/dev/null || true
+  cp "$run"/*.json "$run"-grid.json "$OUT/" 2>/dev/null || true  # the grid as run, with --no-pack
 fi
 echo "gpu_check: done in $((SECONDS - start)) s, status $status"
 exit "$status"
