@@ -217,7 +217,7 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
                    "rounding): 'update' (the default of a bare --compile) each population's "
                    "whole update, about a minute of compiling per population shape; 'regions' "
                    "the LayerNorm regions and AdamW steps only, seconds (on an H100, with "
-                   "--bf16, stage 1 of minutes ran in 209 s against 235 s without either; "
+                   "--bf16, stage 1 of minutes trained in 196 s against 235 s without either; "
                    "README, Throughput). With none, a GPU still compiles the AdamW step alone "
                    "(measured 1.3-2x the update).")
 @click.option("--bf16", is_flag=True,
@@ -225,7 +225,8 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
                    "write (float32 parameters, moments and heads): fewer bytes per update, "
                    "bf16 rounding. On an H100, stage 1 of minutes with it and --compile "
                    "regions learned as float32 did (mean final return 222 against 224, "
-                   "+-10); the fit file says which stages used it.")
+                   "+-10, one run each); its effect on stage 2 and the fit is not measured "
+                   "yet. The fit file says which stages used it.")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False),
               help="Where runs, done markers and the grid go; rerun to resume.")
 @click.option("--fit-out", type=click.Path(dir_okay=False),
