@@ -5,6 +5,9 @@ baseline averaged over configs, with that average's standard error (configs inde
 
 A set is an out-dir of `advisor calibrate` or `benchmarks/minutes_stage.py` (or a .tgz of
 one), or a folder of a .tgz holding several: `PATH` or `LABEL=PATH` or `LABEL=PATH::FOLDER`.
+Each set must hold each configuration once (a .tgz of several out-dirs is refused without
+::FOLDER) and evaluate it at the same steps as the baseline. Seeds that diverged (NaN) are
+left out of a mean; ± is one standard error, n/a with fewer than two seeds.
 
   python benchmarks/stage_returns.py     # session 19's bf16 stage-1 runs against session 10's
   python benchmarks/stage_returns.py "fp32=out-a" "bf16=out-b"
@@ -37,21 +40,32 @@ def load(spec: str, scratch: Path) -> tuple[str, dict]:
     label, _, where = spec.rpartition("=") if "=" in spec else ("", "", spec)
     path, _, folder = where.partition("::")
     path = Path(path)
+    name = label or where
     if folder:
         dest = scratch / f"{len(list(scratch.iterdir()))}"
         with tarfile.open(path) as tf:
             tf.extractall(dest, filter="data")
+        if not (dest / folder).is_dir():
+            found = sorted(p.name for p in dest.iterdir() if p.is_dir())
+            raise AdvisorError(f"{path} has no folder {folder!r}; its folders: "
+                               f"{', '.join(found) or 'none'}")
         path = dest / folder
-    runs = read_runs(path)
-    out = {}
-    for run in runs:
+    out, steps = {}, {}
+    for run in read_runs(path):  # refuses an archive holding a configuration twice
+        key = (run.width, run.utd, int(run.batch_size))
+        if key in out:  # two parameter counts at one width: not this script's case
+            raise AdvisorError(f"{name} holds width {key[0]}, utd {key[1]:g}, batch size "
+                               f"{key[2]} twice; give one set of runs")
         values = run.values["return"]
-        out[(run.width, run.utd, int(run.batch_size))] = (values[-1], np.nanmean(values[1:], 0))
-    return label or str(path), out
+        out[key] = (values[-1], np.nanmean(values[1:], 0))
+        steps[key] = run.steps["return"]
+    return name, out, steps
 
 
 def sem(x: np.ndarray) -> float:
-    return float(np.std(x, ddof=1) / np.sqrt(len(x)))
+    """Standard error of the mean over the seeds with a finite value (NaN under two)."""
+    x = x[np.isfinite(x)]
+    return float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
 def main() -> int:
@@ -62,27 +76,35 @@ def main() -> int:
         try:
             sets = [load(spec, Path(tmp)) for spec in args.sets]
         except (AdvisorError, OSError, tarfile.TarError) as exc:  # one line, exit 2
-            ap.error(str(exc))
-    keys = sorted(set.intersection(*(set(runs) for _, runs in sets)))
+            hint = "; name one with LABEL=PATH::FOLDER" if "twice" in str(exc) else ""
+            ap.error(" ".join(str(exc).split()) + hint)
+    keys = sorted(set.intersection(*(set(runs) for _, runs, _ in sets)))
     if not keys:
         ap.error("the sets share no (width, utd, batch size)")
+    for label, _, steps in sets[1:]:  # a difference of returns at other steps means nothing
+        for k in keys:
+            if not np.array_equal(steps[k], sets[0][2][k]):
+                ap.error(f"{label} evaluated width {k[0]}, utd {k[1]:g}, batch size {k[2]} at "
+                         f"other steps than {sets[0][0]} did ({len(steps[k])} evaluations to "
+                         f"step {steps[k][-1]:g} against {len(sets[0][2][k])} to "
+                         f"{sets[0][2][k][-1]:g})")
     print(f"{len(keys)} configs in every set; return at the last evaluation (mean over "
           "evaluations after the first), mean over seeds ± standard error")
-    for i, (label, _) in enumerate(sets):
+    for i, (label, _, _) in enumerate(sets):
         print(f"  [{i}] {label}")
     print(f"{'width':>5} {'utd':>4} {'batch':>5}  " + "  ".join(
         f"{'[' + str(i) + ']':>22}" for i in range(len(sets))))
     for k in keys:
-        cells = [f"{r[k][0].mean():6.1f} ± {sem(r[k][0]):4.1f} ({r[k][1].mean():5.1f})"
-                 for _, r in sets]
+        cells = [f"{np.nanmean(r[k][0]):6.1f} ± {sem(r[k][0]):4.1f} ({np.nanmean(r[k][1]):5.1f})"
+                 for _, r, _ in sets]
         print(f"{k[0]:>5} {k[1]:>4g} {k[2]:>5}  " + "  ".join(f"{c:>22}" for c in cells))
     base = sets[0][1]
     print("mean over configs, and the difference from [0] with its standard error:")
-    for i, (label, runs) in enumerate(sets):
+    for i, (label, runs, _) in enumerate(sets):
         line = []
         for j, what in enumerate(("final", "mean")):
-            mean = np.mean([runs[k][j].mean() for k in keys])
-            d = np.array([runs[k][j].mean() - base[k][j].mean() for k in keys])
+            mean = np.mean([np.nanmean(runs[k][j]) for k in keys])
+            d = np.array([np.nanmean(runs[k][j]) - np.nanmean(base[k][j]) for k in keys])
             var = sum(sem(runs[k][j]) ** 2 + sem(base[k][j]) ** 2 for k in keys)
             err = np.sqrt(var) / len(keys)
             line.append(f"{what} {mean:6.1f}" + ("" if i == 0 else

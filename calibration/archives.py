@@ -263,6 +263,7 @@ def read_runs(
     if not path.exists():
         raise ArchiveError(f"run archive {path} does not exist")
     runs: dict[tuple, Run] = {}
+    where: dict[tuple, str] = {}  # (run, metric) -> the member it was read from
     others: set[str] = set()  # envs of the archive not asked for: named if none is
     with contextlib.closing(_members(path)) as members:
         for name, load in members:
@@ -282,13 +283,18 @@ def read_runs(
                     and fields["batch_size"] > 0):
                 raise ArchiveError(f"{name} in {path}: the utd, parameter count and batch size in "
                                    "its name must be positive numbers")
+            run = Run(**fields)
+            if (run.key, metric) in where:  # two out-dirs in one archive: which to fit?
+                raise ArchiveError(f"{path} holds the same run twice ({where[run.key, metric]} "
+                                   f"and {name}); an archive holds each configuration once: "
+                                   "read the folder of one set of runs")
+            where[run.key, metric] = name
             arr = load_array(load(), name, path, has_steps=fields["layout"] != "dmc")
             if fields["layout"] == "dmc":
                 steps = DMC_STEP_EVERY * np.arange(1, arr.shape[0] + 1, dtype=float)
                 values = arr
             else:
                 steps, values = arr[:, 0], arr[:, 1:]
-            run = Run(**fields)
             run = runs.setdefault(run.key, run)
             run.steps[metric] = steps
             run.values[metric] = values

@@ -122,6 +122,13 @@ def test_minutes_stage_all_no_pack_calibrates_the_preset_unpacked(tmp_path, monk
     assert seen["grid_file"] == tmp_path / "out-grid.json" and seen["steps"] is None
     want = {**preset("minutes").with_overrides(steps=3000).model_dump(), "pack_batch_sizes": False}
     assert load_grid(seen["grid_file"]).model_dump() == want
+    with pytest.raises(Reached):  # resuming the same run rewrites the same grid
+        minutes_stage.main()
+    monkeypatch.setattr(sys, "argv", ["minutes_stage.py", "--all", "--no-pack", "--device",
+                                      "cpu", "--steps", "4000", "--out", str(out)])
+    with pytest.raises(SystemExit) as exc:  # another grid is not written over the first's
+        minutes_stage.main()
+    assert exc.value.code == 2 and load_grid(seen["grid_file"]).model_dump() == want
     res = subprocess.run([sys.executable, "benchmarks/minutes_stage.py", "--all", "--no-spans",
                           "--device", "cpu"], cwd=ROOT, text=True, capture_output=True,
                          timeout=120)
@@ -271,3 +278,10 @@ def test_stage_returns_compares_the_shipped_stage_runs_config_by_config():
                          text=True, capture_output=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines()[-1].count("( +0.0 ±") == 2
+    for spec, says in ((f"a={tgz}", "holds the same run twice"),
+                       (f"a={tgz}::nope", "has no folder 'nope'; its folders: regions-bf16, "),
+                       ("a=runs/nope.tgz::x", "No such file")):
+        res = subprocess.run(script + [spec], cwd=ROOT, text=True, capture_output=True,
+                             timeout=120)
+        assert res.returncode == 2 and says in res.stderr.splitlines()[-1], res.stderr
+        assert "Traceback" not in res.stderr

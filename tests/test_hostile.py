@@ -164,6 +164,19 @@ def test_a_tar_archive_of_runs_reads_as_its_folder_does(tmp_path, monkeypatch):
         read_runs(tmp_path / "notes.txt")
 
 
+def test_an_archive_holding_the_same_run_twice_is_refused_naming_both(tmp_path):
+    """Two out-dirs packed in one .tgz (as runs/stage1-h100-2026-11-28.tgz) read as one set
+    kept the last copy of each run without a word; now both members are named."""
+    import shutil
+
+    one = _folder(tmp_path / "both" / "a", _members())
+    shutil.copytree(one, tmp_path / "both" / "b")
+    with pytest.raises(ArchiveError, match=r"holds the same run twice \(a/.* and b/") as exc:
+        read_runs(tmp_path / "both", env=ENV)
+    assert "\n" not in str(exc.value)
+    assert read_runs(one, env=ENV)  # either folder alone reads
+
+
 def test_the_zip_is_closed_after_reading_and_after_an_error(tmp_path, monkeypatch):
     opened = []
 
