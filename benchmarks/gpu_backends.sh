@@ -36,9 +36,10 @@ for entry in ${BACKENDS:-threads loky loky+mps}; do
   echo "== $entry [$STEPS steps, limit ${LIMIT:-90} s]" | tee -a "$OUT/backends.txt"
   if [ "$name" != "$backend" ]; then mps_start && mps=1 || continue; fi
   run="/tmp/stage-${entry//[:+]/-}"
-  rm -rf "$run"  # an earlier run's populations would be reported as this one's
+  rm -rf "$run" "$run"-utilisation.csv  # an earlier run's would be reported as this one's
   timeout "${LIMIT:-90}" "$PY" benchmarks/minutes_stage.py --steps "$STEPS" --backend "$backend" \
       $flags --out "$run" 2>&1 | grep -v "^\[" | tee -a "$OUT/backends.txt"
   echo "exit ${PIPESTATUS[0]}" | tee -a "$OUT/backends.txt"
+  cp "$run"-utilisation.csv "$OUT/" 2>/dev/null || true  # CPU and GPU busy, every second
   [ -n "$mps" ] && mps_stop
 done

@@ -28,7 +28,8 @@
 #                MINUTES_NOPACK=1 (MINUTES_JOBS populations at once: 9 runs stage 2's (up to 9) at
 #                once), in the time left
 #                (goal <= 8 min; >= 10,000 member-updates/s over a stage); its out-dir comes back as
-#                $OUT/minutes-out.tgz (resumable) and the fit file as $OUT/bro-torch-*.json;
+#                $OUT/minutes-out.tgz (resumable) and the fit file as $OUT/bro-torch-*.json,
+#                CPU and GPU utilisation each second as $OUT/minutes-out-utilisation.csv;
 #                MINUTES_RESUME=path/to/minutes-out.tgz (carried from an earlier call) resumes
 #                it: finished populations are kept, the rest run.
 # Only equivalence fails the run on a wrong result; the others fail it only if they crash.
@@ -133,6 +134,7 @@ if want minutes; then
   tar -czf "$OUT/minutes-out.tgz" --exclude='checkpoint.npz*' -C /tmp minutes-out 2>/dev/null \
       || true
   cp "$run"/*.json "$run"-grid.json "$OUT/" 2>/dev/null || true  # the grid as run, with --no-pack
+  cp "$run"-utilisation.csv "$OUT/" 2>/dev/null || true  # CPU and GPU busy, every second
 fi
 echo "gpu_check: done in $((SECONDS - start)) s, status $status"
 exit "$status"

@@ -4,7 +4,9 @@ Stage 1 runs the preset's populations as `advisor calibrate` does (joblib worker
 GPU, env stepping, replay, CUDA-graph updates, evaluation, logs) and prints, per population and
 for the stage, member-updates (unmasked) and env steps against wall time; the goal is
 >= 10,000 member-updates/s aggregate over the stage. `--all` runs the whole calibration
-(stage 1, B~ fit, stage 2, D_J fit; goal <= 8 min wall on one H100).
+(stage 1, B~ fit, stage 2, D_J fit; goal <= 8 min wall on one H100). CPU and GPU
+utilisation are sampled every second into `<out>-utilisation.csv` beside the out-dir
+(benchmarks/utilisation.py) and summarised per stage, over the stage's own clock.
 
   python benchmarks/minutes_stage.py --steps 5000          # stage 1, shortened (gpu_check.sh)
   python benchmarks/minutes_stage.py --all                 # the full preset, about 8 min
@@ -27,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from advisor.errors import AdvisorError  # noqa: E402
+from benchmarks.utilisation import Sampler, stage_windows, summary  # noqa: E402
 from calibration.archives import read_runs  # noqa: E402
+from calibration.calibrate import stage_summary  # noqa: E402
 from calibration.grid import load_grid, load_grid_dict, preset, stage1_units  # noqa: E402
 from calibration.runner import (  # noqa: E402
     _default_jobs,
@@ -94,6 +98,21 @@ def main() -> None:
           f"{env_threads_per_population(args.device, min(jobs, len(stage1_units(grid))))} "
           "thread(s) each (stage 1)", flush=True)
     out = Path(args.out or tempfile.mkdtemp(prefix="minutes-"))
+    samples = out.parent / f"{out.name}-utilisation.csv"
+    try:
+        with Sampler(samples):
+            run(ap, args, grid, out, jobs)
+    finally:  # a run cut short (gpu_check.sh's timeout) says it too
+        whole = summary(samples) if samples.exists() else "no samples"
+        if whole != "no samples":
+            print(f"utilisation ({samples}; benchmarks/utilisation.py): whole run {whole}",
+                  flush=True)
+            for stage, (a, b) in stage_windows(out).items():
+                print(f"  stage {stage[1:]} ({b - a:.0f} s, first population's start to last "
+                      f"one's end): {summary(samples, a, b)}", flush=True)
+
+
+def run(ap, args, grid, out: Path, jobs: int) -> None:
     t0 = time.perf_counter()
     if args.all:
         from calibration.calibrate import calibrate
@@ -158,8 +177,9 @@ def main() -> None:
     rate = total_updates / wall
     print(f"stage 1: {total_updates:,} member-updates and {total_steps:,} env steps in "
           f"{wall:.1f} s wall = {rate:,.0f} member-updates/s, {total_steps / wall:,.0f} env "
-          f"steps/s (goal >= 10,000 member-updates/s: {'met' if rate >= 10_000 else 'not met'})",
-          flush=True)
+          f"steps/s, workers' start-up included (goal >= 10,000 member-updates/s: "
+          f"{'met' if rate >= 10_000 else 'not met'})", flush=True)
+    print(stage_summary("stage 1, on the stage's clock", records), flush=True)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +96,69 @@ def test_minutes_stage_no_pack_trains_a_population_per_batch_size(tmp_path):
     # packed, these would be s1_w16_bs32-64_utd1, s1_w32_bs32-64_utd1-2-4, s1_w64_bs32-64_utd1
     assert units == [f"s1_w{w}_bs{b}_utd{u}" for w, u in ((16, "1"), (32, "1-2-4"), (64, "1"))
                      for b in (32, 64)]
+    # the stage on its own clock, and the CPU's utilisation over it (no nvidia-smi here)
+    assert "stage 1, on the stage's clock: 6 populations" in res.stdout
+    line = next(x for x in res.stdout.splitlines() if x.startswith("  stage 1 ("))
+    assert re.search(r"\d+ samples: CPU busy \d+% \(median \d+%, 90th percentile \d+%\) of "
+                     r"\d+ cores, GPU busy (not sampled|\d+%)", line), line
+    assert (tmp_path / "out-utilisation.csv").read_text().startswith(
+        "unix,cpu_busy,gpu_util,gpu_mem_mib")
+
+
+def test_utilisation_sampler_sees_a_busy_core_and_keeps_its_rows_as_they_come(tmp_path,
+                                                                           monkeypatch):
+    """benchmarks/utilisation.py: a thread spinning in C (numpy) shows in the CPU column; no
+    nvidia-smi leaves the GPU columns empty ('not sampled'); rows are on disk before the
+    sampler stops; a stage's window picks its rows; the CLI summarises by stage."""
+    import threading
+
+    import benchmarks.utilisation as util
+
+    monkeypatch.setattr(util.shutil, "which", lambda name: None)
+    path = tmp_path / "u.csv"
+    stop = threading.Event()
+
+    def spin():
+        a = np.ones((256, 256))
+        while not stop.is_set():
+            a @ a
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        with util.Sampler(path, every=0.2) as sampler:
+            while len(path.read_text().splitlines()) < 6:  # header and 5 rows, mid-run
+                time.sleep(0.05)
+            assert sampler.thread.is_alive()
+    finally:
+        stop.set()
+        spinner.join()
+    rows = [r.split(",") for r in path.read_text().splitlines()[1:]]
+    busy = [float(r[1]) for r in rows if r[1]]
+    assert busy and all(0 <= b <= 1 for b in busy)
+    assert max(busy) >= 0.9 / os.cpu_count()  # one core of the machine's, at least
+    assert all(r[2] == "" and r[3] == "" for r in rows)
+    text = util.summary(path)
+    assert text.startswith(f"{len(rows)} samples: CPU busy ") and "GPU busy not sampled" in text
+    t = [float(r[0]) for r in rows]
+    assert util.summary(path, t[1], t[2]).startswith("2 samples")
+    assert util.summary(path, t[-1] + 1) == "no samples"
+    out = tmp_path / "out" / "units"
+    out.mkdir(parents=True)
+    for name, a, b in (("s1_w8_bs8_utd1", t[0], t[1]), ("s1_w16_bs8_utd1", t[0], t[2]),
+                       ("s2_w8_bs8_utd1", t[2], t[-1])):
+        (out / f"{name}.json").write_text(json.dumps(
+            {"manifest": {"started_unix": a, "finished_unix": b}}))
+    assert util.stage_windows(out.parent) == {"s1": (t[0], t[2]), "s2": (t[2], t[-1])}
+    res = subprocess.run([sys.executable, "benchmarks/utilisation.py", str(path),
+                          str(out.parent)], cwd=ROOT, text=True, capture_output=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert [x.split(":")[0] for x in res.stdout.splitlines()] == [
+        "whole run", f"stage 1 ({t[2] - t[0]:.0f} s)", f"stage 2 ({t[-1] - t[2]:.0f} s)"]
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    res = subprocess.run([sys.executable, "benchmarks/utilisation.py", str(tmp_path / "bad.csv")],
+                         cwd=ROOT, text=True, capture_output=True, timeout=60)
+    assert res.returncode == 2 and "is not a utilisation CSV" in res.stderr
 
 
 def test_minutes_stage_all_no_pack_calibrates_the_preset_unpacked(tmp_path, monkeypatch):
