@@ -38,7 +38,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--members", type=int, default=48)
-    ap.add_argument("--vector-steps", type=int, default=300)
+    ap.add_argument("--vector-steps", type=int, default=40, help="steps per block")
+    ap.add_argument("--blocks", type=int, default=25, help="blocks per way, interleaved")
     args = ap.parse_args()
     import gymnasium as gym
     import mujoco
@@ -83,23 +84,41 @@ def vector(args) -> None:
     from calibration.learner.trainer import VectorEnvs
 
     m = args.members
-    actions = np.random.default_rng(0).uniform(-1, 1, (args.vector_steps, m, 1))
-    base = None
-    for threads in sorted({1, 2, args.threads}):
-        envs = VectorEnvs(args.env, list(range(m)), threads=threads)
-        acts = np.broadcast_to(actions, (*actions.shape[:2], envs.low.shape[0]))
-        try:
-            envs.step(acts[0])
-            t = time.perf_counter()
-            for a in acts[1:]:
-                envs.step(a)
-            dt = (time.perf_counter() - t) / (len(acts) - 1)
-        finally:
+    rng = np.random.default_rng(0)
+    ways = {"sync": VectorEnvs(args.env, list(range(m)), threads=1)}
+    for k in sorted({2, args.threads}):
+        ways[f"{k} threads, whole steps"] = whole = VectorEnvs(args.env, list(range(m)),
+                                                                threads=k)
+        if whole.vec.ahead is not None:  # each thread steps its chunk of envs whole again
+            for u in whole.vec.ahead.raw:
+                del u.do_simulation
+            whole.vec.ahead = None
+        ahead = VectorEnvs(args.env, list(range(m)), threads=k)
+        if ahead.vec.ahead is not None:
+            ways[f"{k} threads, physics ahead (the trainer's)"] = ahead
+        else:
+            print(f"{args.env} is not one of gymnasium's own MuJoCo envs: no physics ahead")
+            ahead.close()
+    act_dim = ways["sync"].low.shape[0]
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    try:
+        for _ in range(args.blocks):  # interleaved, so that a slow spell hits every way alike
+            for name, envs in ways.items():
+                acts = rng.uniform(-1, 1, (args.vector_steps, m, act_dim))
+                t = time.perf_counter()
+                for a in acts:
+                    envs.step(a)
+                times[name].append((time.perf_counter() - t) / len(acts))
+    finally:
+        for envs in ways.values():
             envs.close()
-        base = base or dt
-        print(f"VectorEnvs, {m} members, {'sync' if threads == 1 else f'{threads} threads'}: "
-              f"{dt * 1e3:.2f} ms per population step ({m / dt:,.0f} env steps/s, "
-              f"{base / dt:.2f}x sync)", flush=True)
+    base = float(np.median(times["sync"]))
+    print(f"VectorEnvs of {m} members, {args.blocks} interleaved blocks of "
+          f"{args.vector_steps} steps each way; median (quartiles) per population step:")
+    for name, t in times.items():
+        q1, med, q3 = np.percentile(t, [25, 50, 75])
+        print(f"  {name}: {med * 1e3:.2f} ms ({q1 * 1e3:.2f}-{q3 * 1e3:.2f}; "
+              f"{m / med:,.0f} env steps/s, {base / med:.2f}x sync)", flush=True)
 
 
 if __name__ == "__main__":

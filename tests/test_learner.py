@@ -732,6 +732,56 @@ def test_vector_envs_keep_per_member_seeding(mode):
     assert ended_any  # random actions end InvertedPendulum episodes: resets were exercised
 
 
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "Ant-v5", "Reacher-v5", "Humanoid-v5",
+                                    "InvertedDoublePendulum-v5"])
+def test_threaded_envs_run_physics_ahead_with_sync_results_bit_for_bit(env_id, monkeypatch):
+    """ThreadedEnvs steps gymnasium's MuJoCo envs' physics ahead in its threads and their
+    Python after (PhysicsAhead): observations, rewards, terminations and resets as sync envs,
+    bit for bit, over episodes that end, for envs that read the state before simulating
+    (Hopper's x, Humanoid's centre of mass, Reacher's reward) or forces after it (Ant's
+    contact forces); no env simulated on its own. An action other than the one run ahead
+    is simulated as usual."""
+    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+    own = []
+    real = MujocoEnv.do_simulation
+    monkeypatch.setattr(MujocoEnv, "do_simulation",
+                        lambda self, *a: (own.append(1), real(self, *a))[1])
+    seeds = [3, 11, 5]
+    sync = VectorEnvs(env_id, seeds, threads=1)
+    ahead = VectorEnvs(env_id, seeds, threads=2)
+    assert ahead.vec.ahead is not None
+    rng = np.random.default_rng(0)
+    ended = 0
+    try:
+        for t in range(120):
+            a = rng.uniform(-1, 1, (3, sync.low.shape[0])).astype(np.float32)
+            n_sync = len(own)
+            want = sync.step(a)
+            n_ahead = len(own)
+            got = ahead.step(a)
+            assert len(own) == n_ahead and len(own) - n_sync == 3  # only the sync envs'
+            for x, y in zip(want, got):
+                np.testing.assert_array_equal(x, y)
+            np.testing.assert_array_equal(sync.obs, ahead.obs)
+            ended += int(want[3].sum())
+        # physics run ahead with other actions: each env's step simulates its own itself
+        simulate = ahead.vec.ahead.simulate
+        monkeypatch.setattr(ahead.vec.ahead, "simulate",
+                            lambda actions, chunk: simulate(actions * 0.5, chunk))
+        for t in range(5):
+            a = rng.uniform(-1, 1, (3, sync.low.shape[0])).astype(np.float32)
+            n = len(own)
+            want, got = sync.step(a), ahead.step(a)
+            assert len(own) - n == 6
+            for x, y in zip(want, got):
+                np.testing.assert_array_equal(x, y)
+    finally:
+        sync.close()
+        ahead.close()
+    assert ended  # episodes ended (or reached their time limit) and were reset
+
+
 def test_async_and_threaded_envs_give_the_same_logs_as_sync_envs(tmp_path):
     kw = dict(steps=150, utds=[1, 2], seeds=[0, 1], width=16, actor_width=16, batch_size=16,
               quantiles=3, random_steps=50, eval_every=75, device="cpu", buffer_size=60,

@@ -283,10 +283,17 @@ class VectorEnvs:
 
 class ThreadedEnvs:
     """SyncVectorEnv's work (same-step autoreset) with its envs split into `threads` chunks of
-    consecutive envs, each chunk stepped by one thread of a pool. MuJoCo releases Python's GIL
-    while it simulates (benchmarks/env_threads.py), so the chunks' physics runs in parallel;
-    each env is only ever touched by its chunk's thread, so the results are SyncVectorEnv's,
-    bit for bit (tested). Only what VectorEnvs uses: reset, step (info holds final_obs), close."""
+    consecutive envs, each chunk stepped by one thread of a pool; each env is only ever touched
+    by its chunk's thread, so the results are SyncVectorEnv's, bit for bit (tested). Only what
+    VectorEnvs uses: reset, step (info holds final_obs), close.
+
+    MuJoCo releases Python's GIL while it simulates, but an env's step is a quarter Python
+    (Hopper-v5: 26 of 108 us on this project's CPU) and threads that hand the GIL back and
+    forth at every step scale poorly (benchmarks/env_threads.py). So where every env is one of
+    gymnasium's own MuJoCo envs (`split_physics`), the physics runs first, for all envs at
+    once in the chunks' threads (`PhysicsAhead`), and then each env's step in this thread, its
+    simulation replaced by the result: the same arithmetic, so again SyncVectorEnv's results
+    bit for bit (tested on several envs)."""
 
     def __init__(self, fns, threads: int):
         from concurrent.futures import ThreadPoolExecutor
@@ -297,6 +304,7 @@ class ThreadedEnvs:
         edges = np.linspace(0, len(self.envs), k + 1).round().astype(int)
         self.chunks = [range(a, b) for a, b in zip(edges[:-1], edges[1:])]
         self.pool = ThreadPoolExecutor(k, thread_name_prefix="envs")
+        self.ahead = PhysicsAhead(self.envs) if PhysicsAhead.applies(self.envs) else None
 
     def reset(self, seed: list[int]):
         return np.stack([env.reset(seed=int(s))[0] for env, s in zip(self.envs, seed)]), {}
@@ -314,8 +322,13 @@ class ThreadedEnvs:
                     o = self.envs[i].reset()[0]
                 obs[i] = o
 
-        for _ in self.pool.map(run, self.chunks):  # re-raises an env's exception here
-            pass
+        if self.ahead is None:
+            for _ in self.pool.map(run, self.chunks):  # re-raises an env's exception here
+                pass
+        else:
+            for _ in self.pool.map(partial(self.ahead.simulate, actions), self.chunks):
+                pass
+            run(range(n))
         return np.stack(obs), rew, term, trunc, {"final_obs": final}
 
     def close(self) -> None:
@@ -324,11 +337,72 @@ class ThreadedEnvs:
             env.close()
 
 
+class PhysicsAhead:
+    """Runs gymnasium MuJoCo envs' physics ahead of their step() calls, in any thread.
+
+    `simulate(actions, chunk)` copies each env's MjData to a spare, applies its action and
+    steps the spare as the env's own do_simulation would (mj_step over frame_skip frames, then
+    mj_rnePostConstraint); C calls that release the GIL, so chunks run in parallel. The env's
+    next step() then finds its do_simulation replaced: given that action and frame count it
+    swaps the stepped spare in as the env's data instead of simulating (anything read before
+    the simulation, such as Hopper's x position, was read from the data as it was), so the
+    step computes its observation, reward and termination from exactly the state its own
+    simulation would have made. Any other call (another action, a second simulation in one
+    step, no simulation run ahead) simulates as usual. Only for gymnasium's own MuJoCo envs
+    without rendering (a renderer holds the first MjData; another env may keep references to
+    its data)."""
+
+    def __init__(self, envs: list):
+        import mujoco
+
+        self.mj = mujoco
+        self.raw = [env.unwrapped for env in envs]
+        self.spare = [mujoco.MjData(u.model) for u in self.raw]
+        self.ready: list[np.ndarray | None] = [None] * len(envs)  # the action run ahead
+        for i, u in enumerate(self.raw):
+            u.do_simulation = partial(self._swap, i)  # shadows the class's method
+
+    @staticmethod
+    def applies(envs: list) -> bool:
+        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+        def plain(u) -> bool:  # simulates as MujocoEnv does, and draws nothing
+            cls = type(u)
+            return (isinstance(u, MujocoEnv) and u.render_mode is None
+                    and cls.__module__.startswith("gymnasium.envs.mujoco.")
+                    and cls.do_simulation is MujocoEnv.do_simulation
+                    and cls._step_mujoco_simulation is MujocoEnv._step_mujoco_simulation
+                    and "do_simulation" not in vars(u))
+
+        return all(plain(e.unwrapped) for e in envs)
+
+    def simulate(self, actions: np.ndarray, chunk: range) -> None:
+        mj = self.mj
+        for i in chunk:
+            u, d = self.raw[i], self.spare[i]
+            mj.mj_copyData(d, u.model, u.data)
+            d.ctrl[:] = actions[i]
+            mj.mj_step(u.model, d, nstep=u.frame_skip)
+            mj.mj_rnePostConstraint(u.model, d)
+            self.ready[i] = actions[i]
+
+    def _swap(self, i: int, ctrl, n_frames) -> None:
+        u, ready = self.raw[i], self.ready[i]
+        self.ready[i] = None
+        if (ready is None or n_frames != u.frame_skip or np.shape(ctrl) != ready.shape
+                or not np.array_equal(ctrl, ready)):
+            type(u).do_simulation(u, ctrl, n_frames)
+            return
+        u.data, self.spare[i] = self.spare[i], u.data
+
+
 def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, device,
-             threads: int = 1, stop: threading.Event | None = None) -> np.ndarray:
+             threads: int = 1, stop: threading.Event | None = None,
+             ahead: PhysicsAhead | None = None) -> np.ndarray:
     """Mean deterministic return per member over `episodes` episodes (one env per member);
-    `threads` > 1 steps chunks of the envs in that many threads (same returns). `stop`, once
-    set, ends it early (BackgroundEval.close: the returns are then meaningless)."""
+    `threads` > 1 steps chunks of the envs in that many threads (same returns), their physics
+    alone where `ahead` (a PhysicsAhead of `envs`) is given. `stop`, once set, ends it early
+    (BackgroundEval.close: the returns are then meaningless)."""
     space = envs[0].action_space
     low, high = space.low, space.high
     totals = np.zeros(len(envs))
@@ -344,10 +418,11 @@ def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, devic
             while running.any() and not (stop is not None and stop.is_set()):
                 act = pop.act(torch.as_tensor(obs, dtype=torch.float32, device=device), None)
                 act = np.nan_to_num(act.cpu().numpy().astype(np.float64))
+                scaled = low + (act + 1) * 0.5 * (high - low)
 
                 def run(chunk) -> None:  # each env is stepped by one thread only
                     for i in chunk:
-                        o, r, te, tr, _ = envs[i].step(low + (act[i] + 1) * 0.5 * (high - low))
+                        o, r, te, tr, _ = envs[i].step(scaled[i])
                         totals[i] += r
                         obs[i] = o
                         if te or tr:
@@ -355,6 +430,10 @@ def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, devic
 
                 live = np.flatnonzero(running)
                 if pool is None:
+                    run(live)
+                elif ahead is not None:  # the physics in the threads, the envs' Python here
+                    for _ in pool.map(partial(ahead.simulate, scaled), np.array_split(live, k)):
+                        pass
                     run(live)
                 else:
                     for _ in pool.map(run, np.array_split(live, k)):
@@ -371,10 +450,12 @@ class BackgroundEval:
     in flight and returns what was submitted with it and its returns (in submission order: at
     most one is in flight). On a GPU the worker runs on a stream of its own, after the copy."""
 
-    def __init__(self, envs: list, seeds: list[int], episodes: int, device, threads: int):
+    def __init__(self, envs: list, seeds: list[int], episodes: int, device, threads: int,
+                 ahead: PhysicsAhead | None = None):
         from concurrent.futures import ThreadPoolExecutor
 
         self.args = (envs, seeds, episodes, device, threads)
+        self.ahead = ahead
         self.device = device
         self.stop = threading.Event()
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="evaluate")
@@ -394,10 +475,10 @@ class BackgroundEval:
 
     def _run(self, actor: Population, ready) -> np.ndarray:
         if self.stream is None:
-            return evaluate(actor, *self.args, stop=self.stop)
+            return evaluate(actor, *self.args, stop=self.stop, ahead=self.ahead)
         with torch.cuda.device(self.device), torch.cuda.stream(self.stream):
             self.stream.wait_event(ready)
-            return evaluate(actor, *self.args, stop=self.stop)
+            return evaluate(actor, *self.args, stop=self.stop, ahead=self.ahead)
 
     def collect(self) -> tuple[np.ndarray, dict] | None:
         """(returns, extra) of the evaluation in flight (waits for it), or None if none is; an
@@ -500,11 +581,14 @@ def train_population(cfg: TrainConfig, out_dir: str | os.PathLike, progress=None
     val_envs = VectorEnvs(cfg.env_id, [s + 10_000 for s in seeds])
     eval_seeds = [s + 20_000 for s in seeds]
     eval_envs = [make_env(cfg.env_id, s) for s in eval_seeds]
+    eval_ahead = (PhysicsAhead(eval_envs) if _eval_threads(cfg) > 1
+                  and PhysicsAhead.applies(eval_envs) else None)
     background = (BackgroundEval(eval_envs, eval_seeds, cfg.eval_episodes, device,
-                                 _eval_threads(cfg)) if cfg.eval_background else None)
+                                 _eval_threads(cfg), eval_ahead)
+                  if cfg.eval_background else None)
     try:
         return _train(cfg, out_dir, progress, device, envs, val_envs, eval_envs, eval_seeds,
-                      background)
+                      background, eval_ahead)
     finally:
         if background is not None:
             background.close()  # before its envs close
@@ -518,7 +602,8 @@ def _eval_threads(cfg: TrainConfig) -> int:
 
 
 def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_envs: VectorEnvs,
-           eval_envs: list, eval_seeds: list[int], background: BackgroundEval | None) -> dict:
+           eval_envs: list, eval_seeds: list[int], background: BackgroundEval | None,
+           eval_ahead: PhysicsAhead | None = None) -> dict:
     m = len(cfg.seeds)
     obs_dim = envs.obs.shape[1]
     act_dim = envs.low.shape[0]
@@ -657,7 +742,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         ret = None
         if background is None:
             ret = evaluate(pop, eval_envs, eval_seeds, cfg.eval_episodes, device,
-                           _eval_threads(cfg))
+                           _eval_threads(cfg), ahead=eval_ahead)
         if val_replay.size > 0:
             with torch.no_grad():
                 vb = val_replay.sample(sample_size, gen)
