@@ -4,7 +4,11 @@ N gymnasium envs (one per thread, the way each population's loop steps its own v
 one after another and then in N threads at once, and prints both rates and their ratio, for
 the raw simulator call (mj_step) and for the whole env.step. Then the trainer's VectorEnvs of
 --members envs (a population's), stepped with random actions: sync against threads
-(`TrainConfig(vector_env="threads", env_threads=K)`, what `advisor calibrate` uses on a GPU).
+(`TrainConfig(vector_env="threads", env_threads=K)`, what `advisor calibrate` uses on a GPU),
+2 and --threads of them, each thread stepping its chunk of envs whole, or, the trainer's way
+for gymnasium's own MuJoCo envs (trainer.PhysicsAhead), the physics of every env run ahead in
+the threads and the envs' Python after it in one; the ways interleaved in --blocks blocks of
+--vector-steps steps, so that a slow spell of a shared machine hits each alike.
 
   python benchmarks/env_threads.py [--env Hopper-v5] [--threads 2] [--steps 3000] [--members 48]
 """

@@ -21,6 +21,9 @@
 #                of the members: their spans): MINUTES_COMPILE becomes the mode with the least
 #                set-up + 9,000 steps of 4 rounds (benchmarks/pick_compile.py), where that is
 #                at least 10% less than eager (unless MINUTES_COMPILE is set); $OUT/pick.json;
+#   envs         env stepping on the machine's CPU, idle (benchmarks/env_threads.py): ENVS_MEMBERS
+#                ("24 48") Hopper-v5 envs sync, in 2 and 4 threads stepping whole envs, and with their
+#                physics run ahead in the threads (the trainer's way); $OUT/envs.txt; ~1 min;
 #   minutes      the whole `minutes` preset on ENV_ID (Hopper-v5) with MINUTES_BACKEND
 #                (loky+mps) and MINUTES_COMPILE (none, regions or update), evaluation in a
 #                thread beside training if MINUTES_EVALBG=1, on bf16 weight copies if
@@ -105,6 +108,14 @@ if want pick; then
     echo "pick: MINUTES_COMPILE=$MINUTES_COMPILE" >> "$OUT/pick.txt"
     grep '^pick:' "$OUT/pick.txt"
   fi
+fi
+
+if want envs; then
+  echo "== envs: env stepping on this CPU, idle [$(left) s left]"
+  for m in ${ENVS_MEMBERS:-24 48}; do
+    timeout 60 "$PY" benchmarks/env_threads.py --env "$ENV_ID" --threads 4 --steps 1000 \
+        --members "$m" --blocks 10 2>&1 | tee -a "$OUT/envs.txt" || echo "envs failed (not counted)"
+  done
 fi
 
 if want minutes; then

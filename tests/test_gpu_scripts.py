@@ -68,6 +68,21 @@ def test_gpu_check_pick_part_runs_and_falls_back_to_eager_without_a_gpu(tmp_path
     assert json.loads((tmp_path / "pick.json").read_text()) == {}  # nothing measured
 
 
+def test_gpu_check_envs_part_compares_the_ways_of_stepping_envs(tmp_path):
+    """PARTS=envs: sync, threads stepping whole envs and physics ahead, each timed, into
+    $OUT/envs.txt."""
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "PARTS": "envs",
+           "BUDGET": "120", "ENVS_MEMBERS": "4"}
+    res = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=ROOT, env=env, text=True,
+                         capture_output=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    text = (tmp_path / "envs.txt").read_text()
+    for way in ("sync", "2 threads, whole steps", "4 threads, whole steps",
+                "2 threads, physics ahead (the trainer's)",
+                "4 threads, physics ahead (the trainer's)"):
+        assert re.search(rf"  {re.escape(way)}: \d+\.\d\d ms \(", text), way
+
+
 def test_gpu_check_profile_part_profiles_the_cell_at_hoppers_sizes(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "PARTS": "profile",
            "BUDGET": "120", "PROFILE_CELL": "2 16 8"}
