@@ -287,13 +287,13 @@ class ThreadedEnvs:
     by its chunk's thread, so the results are SyncVectorEnv's, bit for bit (tested). Only what
     VectorEnvs uses: reset, step (info holds final_obs), close.
 
-    MuJoCo releases Python's GIL while it simulates, but an env's step is a quarter Python
-    (Hopper-v5: 26 of 108 us on this project's CPU) and threads that hand the GIL back and
-    forth at every step scale poorly (benchmarks/env_threads.py). So where every env is one of
-    gymnasium's own MuJoCo envs (`split_physics`), the physics runs first, for all envs at
-    once in the chunks' threads (`PhysicsAhead`), and then each env's step in this thread, its
-    simulation replaced by the result: the same arithmetic, so again SyncVectorEnv's results
-    bit for bit (tested on several envs)."""
+    MuJoCo releases Python's GIL while it simulates, but a quarter of an env's step is Python
+    (Hopper-v5: 26 of 108 us on this project's CPU), and threads that each step whole envs
+    take the GIL back and forth around every simulation. So where every env is one of
+    gymnasium's own MuJoCo envs (PhysicsAhead.applies), the physics of all envs runs first, in
+    the chunks' threads, and then each env's step in this thread with its simulation replaced
+    by that result: the same arithmetic, so again SyncVectorEnv's results bit for bit (tested
+    on 5 envs). Which way is faster: benchmarks/env_threads.py (README, Throughput)."""
 
     def __init__(self, fns, threads: int):
         from concurrent.futures import ThreadPoolExecutor
@@ -307,6 +307,8 @@ class ThreadedEnvs:
         self.ahead = PhysicsAhead(self.envs) if PhysicsAhead.applies(self.envs) else None
 
     def reset(self, seed: list[int]):
+        if self.ahead is not None:
+            self.ahead.forget()
         return np.stack([env.reset(seed=int(s))[0] for env, s in zip(self.envs, seed)]), {}
 
     def step(self, actions: np.ndarray):
@@ -376,6 +378,10 @@ class PhysicsAhead:
 
         return all(plain(e.unwrapped) for e in envs)
 
+    def forget(self) -> None:
+        """Drop what was run ahead and not stepped (the envs are about to be reset)."""
+        self.ready = [None] * len(self.raw)
+
     def simulate(self, actions: np.ndarray, chunk: range) -> None:
         mj = self.mj
         for i in chunk:
@@ -413,6 +419,8 @@ def evaluate(pop: Population, envs: list, seeds: list[int], episodes: int, devic
         pool = ThreadPoolExecutor(k, thread_name_prefix="eval")
     try:
         for ep in range(episodes):
+            if ahead is not None:
+                ahead.forget()
             obs = np.stack([e.reset(seed=s + 7919 * ep)[0] for e, s in zip(envs, seeds)])
             running = np.ones(len(envs), bool)
             while running.any() and not (stop is not None and stop.is_set()):
