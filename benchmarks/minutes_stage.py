@@ -173,7 +173,13 @@ def run(ap, args, grid, out: Path, jobs: int) -> None:
               flush=True)
         phases = man.get("phase_s") or {}
         if phases:  # where that unit's wall time went (trainer.PHASES)
-            print("      " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()), flush=True)
+            waited = ""
+            if man.get("steps_device_behind"):  # the GPU bounds the loop where most steps wait
+                waited = (f"; of act, waiting for the GPU's updates {man['device_wait_s']:.1f} s "
+                          f"at {man['steps_device_behind']:,} of {man['config']['steps']:,} "
+                          "steps")
+            print("      " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()) + waited,
+                  flush=True)
     rate = total_updates / wall
     print(f"stage 1: {total_updates:,} member-updates and {total_steps:,} env steps in "
           f"{wall:.1f} s wall = {rate:,.0f} member-updates/s, {total_steps / wall:,.0f} env "

@@ -229,6 +229,45 @@ def test_logs_use_the_published_layout_and_read_back(tmp_path):
     phases = manifest["phase_s"]
     assert sorted(phases) == sorted(PHASES) and all(v > 0 for v in phases.values())
     assert sum(phases.values()) <= manifest["wall_time_s"] + 0.003  # each rounded to 1 ms
+    # on a CPU the updates run as they are launched: the loop never waits for them
+    assert manifest["device_wait_s"] == 0 and manifest["steps_device_behind"] == 0
+
+
+def test_device_wait_counts_the_steps_whose_updates_were_not_done():
+    """DeviceWait (the GPU's): no wait before anything is marked or twice for one mark; a step
+    whose marked updates are done costs nothing, one whose are not is counted and timed."""
+    from calibration.learner.trainer import DeviceWait
+
+    class Event:
+        def __init__(self):
+            self.done, self.calls = True, []
+
+        def record(self):
+            self.calls.append("record")
+
+        def query(self):
+            return self.done
+
+        def synchronize(self):
+            self.calls.append("synchronize")
+            self.done = True
+
+    wait = DeviceWait(torch.device("cpu"))
+    assert wait.event is None
+    wait.mark()
+    wait.wait(time.perf_counter)  # nothing recorded on a CPU
+    wait.event = event = Event()
+    ticks = iter([1.0, 3.5])
+    wait.wait(lambda: next(ticks))  # nothing marked yet
+    wait.mark()
+    wait.wait(lambda: next(ticks))  # done: no time
+    assert (wait.seconds, wait.behind, event.calls) == (0.0, 0, ["record"])
+    wait.mark()
+    event.done = False
+    wait.wait(lambda: next(ticks))
+    wait.wait(lambda: next(ticks))  # one wait per mark
+    assert (wait.seconds, wait.behind) == (2.5, 1)
+    assert event.calls == ["record", "record", "synchronize"]
 
 
 def test_packed_batch_sizes_are_logged_per_batch_size(tmp_path):

@@ -556,9 +556,41 @@ class DivergenceGuard:
             pop.nan_to_num_()
 
 
+class DeviceWait:
+    """Whether the device keeps up with the loop: on a GPU an event is recorded after each
+    step's update launches and waited on before the next step acts. `seconds` is the time
+    waited (part of the act phase), `behind` the steps at which the updates were not done yet:
+    near none means the CPU's work (envs, launches) bounds the loop, most means the GPU does.
+    The wait sleeps (a blocking event), leaving its core to other work, where a host sync
+    would spin. Nothing is recorded on a CPU, where updates run as they are launched."""
+
+    def __init__(self, device: torch.device):
+        self.event = torch.cuda.Event(blocking=True) if device.type == "cuda" else None
+        self.recorded = False
+        self.seconds, self.behind = 0.0, 0
+
+    def mark(self) -> None:
+        """After a step's updates are launched."""
+        if self.event is not None:
+            self.event.record()
+            self.recorded = True
+
+    def wait(self, clock) -> None:
+        """Before the next step acts: until the marked updates are done."""
+        if not self.recorded:
+            return
+        self.recorded = False
+        if not self.event.query():
+            tick = clock()
+            self.behind += 1
+            self.event.synchronize()
+            self.seconds += clock() - tick
+
+
 PHASES = ("act", "update", "env", "store", "eval_log")
 """Phases of a training step timed in the manifest's `phase_s` (seconds over the run): act
-(policy forward and its host sync: on a GPU, the wait for the device), update (sampling and
+(policy forward and its host sync: on a GPU, the wait for the device's updates first, also
+in the manifest alone as `device_wait_s`, with `steps_device_behind`), update (sampling and
 launching the step's updates; all of their work on the CPU), env (stepping the training and
 validation envs), store (replay writes, divergence checks), eval_log (evaluation episodes,
 validation loss, log files)."""
@@ -648,6 +680,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
     # Wall time by phase of the loop: where a slow run spends it. On a GPU "act" includes the
     # wait for the previous step's updates (its .cpu() is the step's one host sync).
     phases = dict.fromkeys(PHASES, 0.0)
+    device_wait = DeviceWait(device)
     clock = time.perf_counter
     started = time.time()
     out = Path(out_dir)
@@ -679,6 +712,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         meta = {"config": checkpoint.as_json(checkpoint.comparable(cfg)), "step": step,
                 "updates": updates,
                 "np_rng": np_rng.bit_generator.state, "phases": phases,
+                "device_wait": [device_wait.seconds, device_wait.behind],
                 "wall_s": wall_before + clock() - t0, "started_unix": started,
                 "resumed": resumed, "log_files": sorted(_log_files(cfg, params, lrs)),
                 **{f"{k}.pos": r.pos for k, r in replays.items()},
@@ -712,6 +746,9 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         for key in ("return", "critic_loss", "validation_critic_loss"):
             logs[key] = list(arrays[f"logs.{key}"])
         phases.update(meta["phases"])
+        waited = meta.get("device_wait")  # written before session 20: none recorded
+        if isinstance(waited, list) and len(waited) == 2:
+            device_wait.seconds, device_wait.behind = float(waited[0]), int(waited[1])
         wall_before, started = float(meta["wall_s"]), float(meta["started_unix"])
         first = int(meta["step"]) + 1
         resumed = [*meta["resumed"], first - 1]
@@ -771,8 +808,9 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
 
     for step in range(first, cfg.steps + 1):
         learning = step > cfg.random_steps
-        # 1. act with the current policy
+        # 1. act with the current policy, once the device is done with the last step's updates
         tick = clock()
+        device_wait.wait(clock)
         obs = envs.obs
         action = act(obs) if learning else np_rng.uniform(-1, 1, (m, act_dim)).astype(np.float32)
         validating = step % cfg.validation_every == 0
@@ -817,6 +855,7 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
                 loss_sum += torch.where(took, loss, torch.zeros_like(loss))
                 loss_count += took
                 updates += int(masks_cpu[u].sum())
+            device_wait.mark()
         tick = _lap(phases, "update", tick, clock)
         # 3. step the environments while the device works, 4. store the transitions
         next_obs, rew, term, _ = envs.step(action)
@@ -851,6 +890,8 @@ def _train(cfg: TrainConfig, out_dir, progress, device, envs: VectorEnvs, val_en
         "env_steps_per_s": cfg.steps / wall, "member_updates": updates,
         "member_updates_per_s": updates / wall, "diverged": guard.diverged.tolist(),
         "phase_s": {k: round(v, 3) for k, v in phases.items()},
+        "device_wait_s": round(device_wait.seconds, 3),
+        "steps_device_behind": device_wait.behind,
         "critic_loss": CRITIC_LOSS_LOGGED,
     }
     if resumed:  # the steps it resumed from (learner.checkpoint); wall_time_s sums the attempts
