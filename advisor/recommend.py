@@ -438,10 +438,13 @@ class _Rounded(NamedTuple):
     within_budget: bool
     excess: str | None  # which budget it exceeds and by how much (not within budget)
     outside_box: bool
+    distance: float  # log units outside the box, utd and params summed (0 inside)
 
-    def rank(self) -> tuple:
-        """Larger is better: within budget, then inside the box, then a higher target."""
-        return self.within_budget, not self.outside_box, self.target
+    def rank(self, strict: bool = False) -> tuple:
+        """Larger is better: within budget, then inside the box, then (`strict`) nearer it,
+        then a higher target."""
+        return (self.within_budget, not self.outside_box, -self.distance if strict else 0.0,
+                self.target)
 
 
 def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
@@ -470,9 +473,22 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
     inside = ((flat_u >= box.utd_low * (1 - tol)) & (flat_u <= box.utd_high * (1 + tol))
               & (flat_n >= box.params_low * (1 - tol)) & (flat_n <= box.params_high * (1 + tol)))
 
+    with np.errstate(divide="ignore"):
+        distance = (np.maximum(0.0, np.log(box.utd_low / flat_u))
+                    + np.maximum(0.0, np.log(flat_u / box.utd_high))
+                    + np.maximum(0.0, np.log(box.params_low / flat_n))
+                    + np.maximum(0.0, np.log(flat_n / box.params_high)))
+    distance = np.where(inside, 0.0, distance)
+
+    def nearest(allowed: np.ndarray) -> np.ndarray:
+        """Of `allowed`, those nearest the box (strict: when none inside is allowed)."""
+        if not strict or not allowed.any() or (allowed & inside).any():
+            return allowed
+        return allowed & (distance <= distance[allowed].min() + 1e-12)
+
     def config(i: int, target_i: float, fits: bool, excess: str | None = None) -> _Rounded:
         return _Rounded(*fracs[i // len(widths)], int(widths[i % len(widths)]), target_i, fits,
-                        excess, not bool(inside[i]))
+                        excess, not bool(inside[i]), float(distance[i]))
 
     def costs(targets: np.ndarray):
         """data, compute, total: (n_targets, n_candidates)."""
@@ -516,6 +532,9 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
                 lo = np.where(open_ & fits, mid, lo)
                 hi = np.where(open_ & ~fits, mid, hi)
             reach = np.where(open_, lo, reach)
+        # strict: inside the fitted ranges, as asked; where no candidate there reaches any
+        # target within budget, the nearest ones outside
+        reach = np.where(nearest(np.isfinite(reach)), reach, -np.inf)
         if np.isfinite(reach).any():
             best = reach.max()
             tie = np.flatnonzero(reach >= best - 1e-12)
@@ -539,8 +558,10 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
         ins = ok & inside
         if ins.any() and (strict or objective[ins].min() <= least * (1 + _BOX_PREFERENCE)):
             ok = ins
+        else:
+            ok = nearest(ok)
         return config(int(np.flatnonzero(ok)[np.argmin(objective[ok])]), target, True)
-    for allowed in (ok & inside, ok):
+    for allowed in (ok & inside, nearest(ok)):
         if allowed.any():
             return config(int(np.flatnonzero(allowed)[np.argmin(objective[allowed])]), target,
                           True)
@@ -561,9 +582,9 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
     rounded = _rounded(f, budget, target, point, delta, maximise_target, box, strict=strict)
     if not rounded.within_budget or (rounded.outside_box and (maximise_target or strict)):
         wider = _rounded(f, budget, target, point, delta, maximise_target, box, wide=True)
-        if wider.rank() > rounded.rank():
+        if wider.rank(strict) > rounded.rank(strict):
             rounded = wider
-    steps, freq, width, target_r, within, excess, outside_box = rounded
+    steps, freq, width, target_r, within, excess, outside_box, _ = rounded
     utd_r = steps / freq
     params_r = float(f.params(width))
     data_r = float(f.data_to_target(utd_r, params_r, target_r))

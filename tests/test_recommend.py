@@ -448,6 +448,19 @@ def test_within_fitted_keeps_the_answer_inside_the_fitted_ranges():
         advisor.recommend(1e17, within_fitted="yes")
 
 
+def test_within_fitted_takes_the_nearest_config_outside_where_none_inside_fits():
+    """A hostile tester's: compute 2.7e14 and data 1e7 on bro/dog-stand, within_fitted. No
+    rounded config inside the fitted ranges fits the compute budget; the answer was utd 1/3 and
+    width 128 (2.3e5 params, 0.9 log units under the fitted 5.5e5 and 1.1 under utd 1), called
+    'just outside', where utd 1 at width 192 (4.4e5) fits. Now the nearest that fits."""
+    f = advisor.load_fit("bro/dog-stand")
+    rec = advisor.recommend(advisor.Budget(compute=2.7e14, data=1e7), fit="bro/dog-stand",
+                            within_fitted=True)
+    assert (rec.gradient_steps, rec.train_freq, rec.width) == (1, 1, 192) and rec.within_budget
+    assert f.model.domain.contains(rec.utd, rec.params) == (True, False)
+    assert any("just outside the fitted range" in w for w in rec.warnings)
+
+
 def test_within_fitted_from_the_command_line():
     from click.testing import CliRunner
 
