@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import math
 import os
 import sys
 import warnings
@@ -320,6 +321,18 @@ def _input_dim(env_id: str | None) -> int | None:
     return env_input_dim(env_id)
 
 
+def _json_safe(x):
+    """x with every non-finite float as the string JSON readers accept ("Infinity", "-Infinity",
+    "NaN", as the Recommendation model writes them): JSON has no bare infinity."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
+
+
 def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: str = "bronet",
                           fit=None) -> str:
     """The recommendation as text: table; json or yaml (every field, extrapolated and warnings
@@ -401,7 +414,7 @@ def fits(fmt):
                          batch_size=f.model.batch_size.source))
     warn_lines(problems)
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(_json_safe(rows), indent=2, allow_nan=False))
         return
     head = ["id", "targets", "configs", "LOCO err", "log-lin", "80% cov", "B~", "source"]
     table = [head]
@@ -610,7 +623,8 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     notes = {n: None for row in rows for n in row.get("notes", [])}  # once each, in order
     note_lines([f"{n} (entry `notes`)" for n in notes])
     if fmt == "json":
-        click.echo(json.dumps({"fit": fit.id, "kind": budget_kind, "budgets": rows}, indent=2))
+        click.echo(json.dumps(_json_safe({"fit": fit.id, "kind": budget_kind, "budgets": rows}),
+                              indent=2, allow_nan=False))
         return
     lines = [_yaml.comment(f"advisor export {fit.id}: one entry per {budget_kind} budget; "
                            "SAC(entry['policy'], env, **entry['hyperparameters'])")]

@@ -81,6 +81,15 @@ def round_toward(x: float, toward: str, digits: int = 6) -> str:
     return s
 
 
+def _printed(x: float) -> float:
+    """Half a unit of the 4th significant digit of x (and at least a hair of it): how far a
+    number printed with :.4g can lie from x."""
+    x = abs(float(x))
+    if x == 0.0 or not math.isfinite(x):
+        return 1e-9
+    return max(1e-9 * max(1.0, x), 0.5 * 10.0 ** (math.floor(math.log10(x)) - 3))
+
+
 class Fit:
     """A fitted domain. Units: utd in updates per env step, params in critic parameters,
     data in env steps, compute in FLOPs, target in return."""
@@ -138,9 +147,10 @@ class Fit:
             raise TargetError(f"target must be a finite return between {self.target_min:g} and "
                               f"{self.target_max:g}, got {target!r}")
         lo, hi = self.target_min, self.target_max
-        # A hair of slack so that printed targets (e.g. 779.99999) round-trip.
-        tol = 1e-9 * max(1.0, abs(hi))
-        if not lo - tol <= target <= hi + tol:
+        # Slack so that a bound typed back as printed is taken: to 4 significant digits (as
+        # the recommend table, `advisor fits` and `show` print them: 218.6 for 218.587 was
+        # refused), then clamped to the range.
+        if not lo - _printed(lo) <= target <= hi + _printed(hi):
             # The bounds rounded inward, so that either one typed back as printed is taken
             # (96.7982 for 96.79825 was refused).
             raise TargetError(

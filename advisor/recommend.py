@@ -132,10 +132,11 @@ class Budget(BaseModel):
 
 class Interval(BaseModel):
     """Where the data a new run needs falls with probability `level` (env steps). Far outside
-    the fitted runs `high` may be inf, written Infinity in JSON (as Python's json module and
-    `advisor export` write it), not null."""
+    the fitted runs `high` may be inf, written "Infinity" in JSON (a string, since JSON has no
+    infinity: a bare Infinity is refused by JSON.parse and other strict readers); pydantic
+    reads it back as inf, and `advisor export` writes it alike."""
 
-    model_config = ConfigDict(ser_json_inf_nan="constants")
+    model_config = ConfigDict(ser_json_inf_nan="strings")
 
     low: float
     high: float
@@ -162,7 +163,7 @@ class Recommendation(BaseModel):
     utd = gradient_steps / train_freq; width, batch_size and utd are rounded (see `optimum` for
     the unrounded solution) and every prediction is for this rounded configuration."""
 
-    model_config = ConfigDict(frozen=True, ser_json_inf_nan="constants")  # inf: Infinity
+    model_config = ConfigDict(frozen=True, ser_json_inf_nan="strings")  # inf: "Infinity"
 
     fit: str
     problem: str = Field(description="Which budget problem was solved.")
