@@ -570,11 +570,23 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     from advisor.recommend import recommend as _recommend
     from advisor.registry import load_fit
 
-    try:
-        values = [float(b) for b in budgets.split(",") if b.strip()]
-    except ValueError:
-        raise click.BadParameter(f"budgets must be comma-separated numbers, got {budgets!r}",
-                                 param_hint="--budgets") from None
+    fields = [b.strip() for b in budgets.split(",")]
+    if fields != [""] and "" in fields:  # 1e16,,1e17 or a trailing comma: a budget lost
+        raise click.BadParameter(f"budgets must be comma-separated numbers with none empty, got "
+                                 f"{budgets!r}", param_hint="--budgets")
+    values = []
+    for b in (f for f in fields if f):
+        try:
+            values.append(float(b))
+        except ValueError:
+            raise click.BadParameter(f"budget {b!r} is not a number (budgets are separated by "
+                                     f"commas, so write 1000 or 1e3, not 1,000), in {budgets!r}",
+                                     param_hint="--budgets") from None
+    for b, v in zip((f for f in fields if f), values):
+        if not (math.isfinite(v) and v > 0):  # 1,000 reads as 1 and 0: say which field
+            raise click.BadParameter(f"budget {b!r} is not a positive finite number (budgets "
+                                     f"are separated by commas, so write 1000 or 1e3, not "
+                                     f"1,000), in {budgets!r}", param_hint="--budgets")
     if not values:
         raise click.BadParameter("give at least one budget, e.g. 1e15,1e16",
                                  param_hint="--budgets")
@@ -690,6 +702,7 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
         return
     slug = env_id.replace("/", "_")
     written, problems = [], []
+    shared_notes: dict[str, None] = {}  # each note once, in order
     for value, budget in zip(values, budgets_):
         try:
             rec = _recommend(budget, fit=fit, target=target)
@@ -700,8 +713,13 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
         atomic_write_text(path, zoo_yaml(rec, env_id, critic=critic, fit=fit,
                                          input_dim=_input_dim(env_id)))
         written.append(path)
+        # as with one budget: each file's warnings on stderr, named by its budget
+        problems += [f"{kind} {value:.4g}: {w}" for w in rec.warnings]
+        notes = [critic_match(rec, critic, fit=fit, input_dim=_input_dim(env_id)).note,
+                 *_zoo_protocol(rec, "zoo")]
+        shared_notes.update(dict.fromkeys(n for n in notes if n))
     warn_lines(problems)
-    note_lines(other_task_note(fit.id, env_id))
+    note_lines([*shared_notes, *other_task_note(fit.id, env_id)])
     if not written:
         raise ExportError(f"no {kind} budget in {', '.join(f'{v:g}' for v in values)} can be "
                           f"met on {fit.id}; no file written")

@@ -434,6 +434,34 @@ def test_export_of_an_unknown_fit_exits_2():
     assert "unknown fit" in _one_line_exit_2(CliRunner().invoke(main, ["export", "nope/x"]))
 
 
+@pytest.mark.parametrize("budgets, says", [
+    ("1,000", "budget '000' is not a positive finite number (budgets are separated by commas, "
+              "so write 1000 or 1e3, not 1,000)"),
+    ("1e16,,1e17", "none empty, got '1e16,,1e17'"),
+    ("1e16,", "none empty"),
+    ("1e16,abc", "budget 'abc' is not a number"),
+])
+def test_export_budgets_name_the_field_that_is_wrong(budgets, says):
+    """A hostile tester's: `--budgets 1,000` failed with 'compute must be a positive finite
+    number of FLOPs, got 0.0', and an empty field was dropped without a word."""
+    line = _one_line_exit_2(CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--budgets",
+                                                      budgets]))
+    assert says in line
+
+
+def test_export_zoo_to_a_folder_says_each_files_warnings(tmp_path):
+    """A hostile tester's: with --out-dir (several budgets) the extrapolation warnings and the
+    critic note were not on stderr, as they are for one budget."""
+    res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--budgets", "1e16,1e17",
+                                    "--format", "zoo", "--env", "Humanoid-v5", "-o",
+                                    str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert len(res.stdout.split()) == 2
+    assert "warning: compute 1e+16: utd 0.75 is outside the fitted range" in res.stderr
+    assert "warning: compute 1e+17: params 7.98e+07 is outside the fitted range" in res.stderr
+    assert res.stderr.count("note: SB3 BroNetSACPolicy critic") == 2  # one per width
+
+
 # --- calibrate: everything checked before the first unit ---------------------------------------
 
 CAL_ENV = "InvertedPendulum-v5"
