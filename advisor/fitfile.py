@@ -26,7 +26,9 @@ from advisor.files import (
 )
 
 SCHEMA_VERSION = 3
-FIT_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,100}/[A-Za-z0-9_.\-]{1,100}$"
+# algorithm/env, each part with a letter or digit in it: '..' and '.' would be paths
+_ID_PART = r"[A-Za-z0-9_.\-]{0,99}[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}"
+FIT_ID_PATTERN = rf"^{_ID_PART}/{_ID_PART}$"
 #: Batch sizes and critic widths a fit may recommend at most.
 MAX_BATCH_SIZE = 1e6
 MAX_WIDTH = 1e6

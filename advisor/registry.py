@@ -126,7 +126,11 @@ def _resolve(id_or_path) -> tuple[Path, str | None]:
         exists = Path(key).exists()
     except OSError:  # e.g. a name longer than the file system allows
         exists = False
-    if exists or key.endswith(".json"):
+    # A path, not an id (ids are algorithm/env): said "does not exist", not "unknown fit"
+    looks_like_path = (key.lower().endswith(".json") or key.startswith(("/", "./", "../", "~"))
+                       or key.count("/") > 1 or os.sep in key.replace("/", "")
+                       or os.path.islink(key))
+    if exists or looks_like_path:
         return Path(key), None
     # typos score above 0.8; the shared 'bro/' prefix alone lifts a wrong id to ~0.6
     close = difflib.get_close_matches(key, list(cat), n=1, cutoff=0.75)

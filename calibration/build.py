@@ -128,7 +128,8 @@ def build_fit(
     fit_env = name or env
     if not re.match(FIT_ID_PATTERN, f"{algorithm}/{fit_env}"):
         raise BuildError(f"fit id {algorithm}/{fit_env!s} is not usable: algorithm and env may "
-                         "hold letters, digits, '.', '_' and '-' only (at most 100 each)")
+                         "hold letters, digits, '.', '_' and '-' only, with a letter or digit in "
+                         "each (at most 100 each)")
     if prior is not None and not hasattr(prior, "fits"):
         from calibration.prior import resolve_prior
 

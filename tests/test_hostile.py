@@ -430,6 +430,30 @@ def test_export_delta_is_recommends_for_total_budgets():
     assert "--delta applies to --kind total" in _one_line_exit_2(res)
 
 
+@pytest.mark.parametrize("fit, says", [
+    ("/nowhere/at/all/fit", "fit file /nowhere/at/all/fit does not exist"),
+    ("./myfit.JSON", "fit file myfit.JSON does not exist"),
+    ("bro/h1-crawl", "unknown fit 'bro/h1-crawl'; did you mean 'bro/h1-crawl-v0'?"),
+])
+def test_a_missing_fit_path_is_said_to_be_missing_not_unknown(fit, says):
+    """A hostile tester's: an absolute path, or one ending in .JSON, was 'unknown fit'."""
+    line = _one_line_exit_2(CliRunner().invoke(main, ["recommend", "--fit", fit, "--compute",
+                                                      "1e17"]))
+    assert says in line
+
+
+def test_a_fit_id_of_dots_alone_is_refused():
+    """A hostile tester's: `advisor fit --algorithm .. --name ..` made the fit id '../..'."""
+    import re
+
+    from advisor.fitfile import FIT_ID_PATTERN
+
+    for bad in ("../..", "./x", "x/..", "-/_"):
+        assert not re.fullmatch(FIT_ID_PATTERN, bad), bad
+    for good in ("bro/h1-crawl-v0", "bro-torch/Hopper-v5", "a/b", "x.1/_y"):
+        assert re.fullmatch(FIT_ID_PATTERN, good), good
+
+
 def test_export_of_an_unknown_fit_exits_2():
     assert "unknown fit" in _one_line_exit_2(CliRunner().invoke(main, ["export", "nope/x"]))
 
