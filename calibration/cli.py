@@ -16,7 +16,6 @@ from pathlib import Path
 import click
 
 from advisor.errors import AdvisorError, OutputError
-from advisor.fit import number_text
 
 
 def recorded_command(ctx: click.Context, skip: tuple[str, ...] = ()) -> str:
@@ -45,6 +44,8 @@ def recorded_command(ctx: click.Context, skip: tuple[str, ...] = ()) -> str:
 
 
 def _text(value) -> str:
+    from advisor.fit import number_text  # here: `advisor --help` loads this module, not numpy
+
     return number_text(value) if isinstance(value, float) else str(value)
 
 

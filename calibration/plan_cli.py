@@ -13,8 +13,6 @@ import sys
 import click
 
 from advisor.errors import AdvisorError
-from calibration.design import Plan, few_shot_prior, write_plan
-from calibration.design import plan as make_plan
 from calibration.grid import MAX_WIDTH, PRESETS
 
 
@@ -42,7 +40,7 @@ def _widths(text: str | None) -> list[int] | None:
     return None if values is None else [int(v) for v in values]
 
 
-def format_plan(p: Plan, fmt: str = "table") -> str:
+def format_plan(p, fmt: str = "table") -> str:
     """The plan as a table (one run per line) or JSON (`Plan.to_dict`)."""
     if fmt == "json":
         return json.dumps(p.to_dict(), indent=1)
@@ -68,6 +66,10 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
                  output: str | None = None, fmt: str = "table") -> str:
     """Plan `runs` configurations, optionally write them as a grid JSON to `output`, and return
     the text to print. Raises AdvisorError subclasses for user mistakes."""
+    # here, not at the top: `advisor --help` loads this module (scipy comes with the design)
+    from calibration.design import few_shot_prior, write_plan
+    from calibration.design import plan as make_plan
+
     p = make_plan(runs, preset_name=preset_name, utds=_floats(utds, "--utds"),
                   widths=_widths(widths),
                   prior=list(prior) or None, input_dim=input_dim, steps=steps, seeds=seeds,

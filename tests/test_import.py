@@ -36,3 +36,16 @@ def test_names_load_on_first_use_and_import_advisor_reads_no_numpy():
             "print(advisor.recommend is m.recommend, advisor.recommend is not old)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True True"  # a reload resolves the names afresh
+
+
+def test_the_commands_help_loads_no_numpy_scipy_or_torch():
+    """A hostile tester's: `advisor --help` loaded every heavy command's module for its one-line
+    help, and with them numpy, scipy.optimize and calibration.design (1.1-1.3 s). The heavy
+    commands' modules now import their machinery when they run."""
+    code = ("import sys; from click.testing import CliRunner; from advisor.cli import main; "
+            "res = CliRunner().invoke(main, ['--help']); "
+            "assert res.exit_code == 0 and 'calibrate' in res.output and 'plan' in res.output; "
+            "print([m for m in ('numpy', 'scipy', 'torch', 'calibration.design') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
