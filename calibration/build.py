@@ -55,7 +55,7 @@ from calibration.catalogue import (
     TARGET_RANGES,
     catalogue,
 )
-from calibration.curves import DataTable, data_table, thresholds
+from calibration.curves import DataTable, data_table, seed_mean, thresholds
 from calibration.fitting import (
     LawFit,
     Method,
@@ -110,6 +110,25 @@ class Built:
     loco: np.ndarray
 
 
+def check_low_target(runs: list, targets) -> None:
+    """Refuse thresholds (a user's --target-range) whose lowest every run's mean return holds
+    at its first evaluation: D_J there is each run's first evaluation step, the same whatever
+    the utd or critic, and a law fitted to it is meaningless (it fitted with 0% error and a
+    zero-width interval)."""
+    starts = []
+    for run in runs:
+        mean = seed_mean(run.values["return"])
+        finite = np.flatnonzero(np.isfinite(mean))
+        if len(finite):
+            starts.append(float(mean[finite[0]]))
+    if starts and min(starts) >= targets[0]:
+        raise BuildError(f"the lowest threshold {targets[0]:.4g} of --target-range is reached "
+                         f"by every run at its first evaluation (first mean returns "
+                         f"{min(starts):.4g} to {max(starts):.4g}): the data to reach it says "
+                         f"nothing about utd or critic size; start the range above the runs' "
+                         f"median first return, {float(np.median(starts)):.4g}")
+
+
 def build_fit(
     archive: str | Path, algorithm: str, env: str, *, method: Method = DEFAULT_METHOD,
     n_boot: int = N_BOOT, seed: int = BOOT_SEED, created: str | None = None,
@@ -158,6 +177,8 @@ def build_fit(
                      "to it (calibration.calibrate.choose_targets)")
     else:
         targets = thresholds(*j_range)
+        if target_range:
+            check_low_target(runs, targets)
     batch_relerr = None
     batch_sizes: list[int] | None = None  # those the runs used, where B~ is fitted to them
 
@@ -286,6 +307,8 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
                        "3 widths")
     targets = (thresholds(*target_range) if target_range
                else choose_targets(runs, remedy=FIT_REMEDY))
+    if target_range:
+        check_low_target(runs, targets)
     if not target_range:
         notes.append(f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
                      "(calibration.calibrate.choose_targets)")

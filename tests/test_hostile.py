@@ -899,6 +899,9 @@ def test_a_closed_stdout_is_one_line_not_a_traceback(argv):
     (["--target-range", "-1e308", "1e308"], "returns within +-1e+15"),
     (["--created", "2026-13-45"], "YYYY-MM-DD"), (["--created", "x" * 50], "YYYY-MM-DD"),
     (["--input-dim", "20000"], "critic input of 7"),
+    # a hostile tester's: a range below the runs' starting returns fitted with 0% error and
+    # gave zero-width intervals
+    (["--target-range", "-100", "50"], "is reached by every run at its first evaluation"),
 ])
 def test_fit_options_that_make_no_valid_fit_are_one_line_errors(tmp_path, data_dir, extra,
                                                                  needle):
