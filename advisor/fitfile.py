@@ -361,8 +361,8 @@ class PredictionInterval(_Strict):
 class GoodnessOfFit(_Strict):
     """Mean relative error |D_pred - D_obs| / D_obs over (config, threshold) points."""
 
-    n_configs: int
-    n_points: int
+    n_configs: int = Field(ge=1)
+    n_points: int = Field(ge=1)
     in_sample: NonNegFloat
     leave_one_config_out: NonNegFloat
     leave_one_config_out_headline: NonNegFloat | None = Field(
@@ -386,7 +386,8 @@ class FitFile(_Strict):
     data_to_target: DataToTarget
     batch_size: BatchSizeLaw
     delta: PositiveFloat = Field(le=MAX_DELTA, description="FLOPs charged per env step.")
-    learning_rate: PositiveFloat
+    learning_rate: PositiveFloat = Field(le=1.0, description="The runs' learning rate "
+                                         "(Adam's step size: above 1 is no learning rate).")
     random_steps: int | None = Field(
         default=None, ge=0, le=10**12,
         description="Env steps of uniformly random actions before the first update in the runs "

@@ -57,6 +57,11 @@ def _set(doc: dict, dotted: str, value):
     ("delta", 1e308),
     ("domain.utd", {"low": 1e300, "high": 1e300}),
     ("domain.params.high", 1e300),
+    # a hostile tester's: these validated and then went into the SB3 kwargs or the notes
+    ("learning_rate", 5.0),
+    ("learning_rate", 1e30),
+    ("goodness_of_fit.n_configs", 0),
+    ("goodness_of_fit.n_configs", -1),
 ])
 def test_fit_files_that_validate_by_type_but_not_by_meaning_are_refused(tmp_path, where, value):
     path = _write(tmp_path, _set(_doc(), where, value))
@@ -392,8 +397,10 @@ def test_export_refuses_a_target_outside_the_fit_once():
 
 
 def test_a_target_just_outside_the_range_is_printed_as_given():
-    with pytest.raises(advisor.errors.TargetError, match="target 449.99999 is outside"):
-        advisor.recommend(1e17, target=449.99999)
+    with pytest.raises(advisor.errors.TargetError, match="target 449.94 is outside"):
+        advisor.recommend(1e17, target=449.94)
+    # within what printing to 4 significant digits moves a bound (0.05 at 450): taken
+    assert advisor.recommend(1e17, target=449.96).target == 450.0
 
 
 def test_a_delta_beyond_a_fit_files_bound_is_refused():
