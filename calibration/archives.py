@@ -252,12 +252,17 @@ def load_array(data: bytes, name: str, archive: Path, has_steps: bool) -> np.nda
 
 def read_runs(
     path: str | Path, env: str | None = None, metrics: tuple[str, ...] = ("return",),
+    later_wins: bool = False,
 ) -> list[Run]:
     """Read every run (optionally of one env) with the given metrics from an archive.
 
     Returns runs sorted by (env, utd, params, batch_size). Steps are env steps; values are
     float64 with one column per seed (NaN where a seed has no finite value). A member that
-    cannot be read raises ArchiveError naming it.
+    cannot be read raises ArchiveError naming it, and so does a run the archive holds twice
+    (two sets of runs packed together: which to fit?), unless `later_wins`: then the one
+    listed later is kept (folders and zips list in name order, a tar in its own). That is for
+    a calibrate out-dir's runs/, where a stage-2 unit, listed after stage 1's, may rerun a
+    stage-1 config, and stage 2's runs are those D_J was fitted to.
     """
     path = Path(path)
     if not path.exists():
@@ -284,7 +289,7 @@ def read_runs(
                 raise ArchiveError(f"{name} in {path}: the utd, parameter count and batch size in "
                                    "its name must be positive numbers")
             run = Run(**fields)
-            if (run.key, metric) in where:  # two out-dirs in one archive: which to fit?
+            if (run.key, metric) in where and not later_wins:  # two sets of runs: which?
                 raise ArchiveError(f"{path} holds the same run twice ({where[run.key, metric]} "
                                    f"and {name}); an archive holds each configuration once: "
                                    "read the folder of one set of runs")

@@ -64,7 +64,8 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
                     f"{source[:160]}{'...' if len(source) > 160 else ''})")
     if runs is not None:
         metrics = ("return", "critic_loss", "validation_critic_loss")
-        ctx.runs = read_runs(runs, env=ctx.env, metrics=metrics)
+        # later_wins: a calibrate out-dir's runs/ may hold a config in stage 1 and stage 2
+        ctx.runs = read_runs(runs, env=ctx.env, metrics=metrics, later_wins=True)
         # D_J comes from runs without a passive critic, as the shipped fits do.
         with_return = [r for r in ctx.runs if "return" in r.values
                        and r.tags.get("passive_critic", "False") == "False"]
