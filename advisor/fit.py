@@ -378,8 +378,13 @@ class Fit:
         return _scalar_or_array(hi.reshape(params.shape))
 
     def round_width(self, width: float) -> int:
+        """The nearest width multiple (at least one) to `width`."""
+        if isinstance(width, bool) or not isinstance(width, (int, float, np.integer,
+                                                            np.floating)) \
+                or not math.isfinite(width) or width <= 0:
+            raise ConfigError(f"width must be a positive finite number of units, got {width!r}")
         m = self.model.architecture.width_multiple
-        return int(max(m, m * round(width / m)))
+        return int(max(m, m * round(float(width) / m)))
 
     # --- domain --------------------------------------------------------------------------
     def in_domain(self, utd: float, params: float) -> bool:

@@ -546,3 +546,25 @@ def test_clients_of_a_file_named_like_a_shipped_fit_ask_for_that_file(tmp_path):
         with pytest.raises(UnknownFitError, match="made from another file with that id; pass"):
             call()
     assert sb3.sac_kwargs(rec, fit=str(path))["batch_size"] == rec.batch_size
+
+
+def test_api_calls_with_what_is_not_usable_are_one_line_errors():
+    """A hostile tester's: round_width(nan) raised a bare ValueError, sac_kwargs(None) and
+    total_timesteps(None) AttributeError, and critic_match took input_dim -1 into its note."""
+    from advisor.errors import ConfigError, ExportError
+    from advisor.integrations import sb3
+    from advisor.integrations.critic import critic_match
+
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    rec = advisor.recommend(1e17)
+    for call, error in ((lambda: f.round_width(float("nan")), ConfigError),
+                        (lambda: f.round_width(-64), ConfigError),
+                        (lambda: sb3.sac_kwargs(None), ExportError),
+                        (lambda: sb3.total_timesteps({"predicted_data": 1}), ExportError),
+                        (lambda: critic_match(rec, "mlp", input_dim=-1), ExportError),
+                        (lambda: critic_match(rec, "mlp", input_dim=3.5), ExportError)):
+        with pytest.raises(error) as err:
+            call()
+        assert "\n" not in str(err.value)
+    assert f.round_width(3100) == 3072 and f.round_width(1) == 64
+    assert critic_match(rec, "mlp", input_dim=70).params_client > 0

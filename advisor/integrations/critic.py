@@ -82,10 +82,21 @@ def bronet_shape(fit: Fit) -> BroNetShape:
         "CleanRL flags or json/yaml, which leave the critic to you")
 
 
+def check_rec(rec) -> None:
+    """A one-line ExportError unless `rec` is a Recommendation (None raised AttributeError)."""
+    from advisor.recommend import Recommendation
+
+    if not isinstance(rec, Recommendation):
+        raise ExportError(f"expected a Recommendation (advisor.recommend's result), got "
+                          f"{type(rec).__name__} {str(rec)[:60]!r}")
+
+
 def fit_of(rec: Recommendation, fit: Fit | str | None = None) -> Fit:
     """The fit behind `rec`: `fit` (a Fit, an id or a path) if given, else rec.fit by id."""
     from advisor.errors import UnknownFitError
     from advisor.registry import list_fits, load_fit
+
+    check_rec(rec)
 
     if fit is None and rec.fit not in list_fits():  # made from a file: its id is not installed
         raise UnknownFitError(f"the recommendation comes from fit {rec.fit}, which is not "
@@ -145,6 +156,10 @@ def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | N
     BroNet at rec.width; `input_dim`: the env's obs + action size, where the client's critic
     is built (default: the fit's). ExportError for fits that are not BroNets or an unknown
     critic."""
+    if input_dim is not None and (isinstance(input_dim, bool) or not isinstance(
+            input_dim, int) or input_dim < 1):
+        raise ExportError(f"input_dim is the env's observation + action size, a whole number "
+                          f"of at least 1, got {input_dim!r}")
     f = fit_of(rec, fit)
     shape = bronet_shape(f)
     w, b, q = rec.width, shape.blocks, shape.quantiles

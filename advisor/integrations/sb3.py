@@ -34,6 +34,7 @@ from advisor.integrations.critic import (
     CRITICS,
     CriticMatch,
     bronet_shape,
+    check_rec,
     critic_match,
     fit_of,
 )
@@ -60,6 +61,7 @@ def total_timesteps(rec: Recommendation) -> int:
     """The predicted data in env steps, rounded up to whole rounds of train_freq steps (SB3
     collects train_freq steps between updates, so `learn(n)` runs n exactly; rl-zoo's
     n_timesteps)."""
+    check_rec(rec)
     rounds = math.ceil(rec.predicted_data * (1 - 1e-12) / rec.train_freq)
     return int(rounds * rec.train_freq)
 
@@ -88,6 +90,7 @@ def sac_kwargs(rec: Recommendation, *, critic: str = "mlp", fit: Fit | str | Non
     Dense layers; critic="bronet" needs `sac_policy("bronet")` (BroNetSACPolicy). Neither has
     the fit's 100-quantile head; `critic_match(rec, critic).note` says what is missing. `fit`
     (a Fit, id or path) is needed when rec came from a fit file that is not installed."""
+    check_rec(rec)
     return dict(batch_size=rec.batch_size, learning_rate=rec.learning_rate,
                 train_freq=rec.train_freq, gradient_steps=rec.gradient_steps,
                 **learning_starts(rec), policy_kwargs=policy_kwargs(rec, critic, fit=fit))
