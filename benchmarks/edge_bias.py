@@ -1,0 +1,78 @@
+"""Is the law biased beyond its runs? Each shipped fit's largest params column and largest utd
+row of the grid left out whole, the law refitted on the rest (its method as shipped) and asked
+for the configs left out: the median of D_observed / D_predicted over their (config,
+threshold) points, over the top five thresholds alone, and the share of points above 1 (the
+runs needed more data than predicted). Above 1 in most fits: extrapolated predictions lean
+optimistic, and an interval widened alike up and down misses on the high side.
+
+  python benchmarks/edge_bias.py [DATA_DIR] [--only ID ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.intervals import _sub  # noqa: E402
+from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
+from calibration.catalogue import catalogue  # noqa: E402
+from calibration.fitting import fit_laws  # noqa: E402
+
+
+def edge_ratios(table, axis: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(D_obs / D_pred at every point of the held-out edge, the same at the top 5 thresholds),
+    the edge being the largest value of `axis` ('params' or 'utd'); None if too few remain."""
+    values = getattr(table, axis)
+    held = values == values.max()
+    if held.all() or len(np.unique(values[~held])) < 2:
+        return None
+    laws = fit_laws(_sub(table, ~held), DEFAULT_METHOD)
+    pred = laws.predict(table.utd[held], table.params[held])
+    ratio = table.data[held] / pred
+    top = ratio[:, -5:]
+    return ratio[np.isfinite(ratio)], top[np.isfinite(top)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2]
+                                                       / "shared" / "data"))
+    ap.add_argument("--only", nargs="*", default=None, help="fit ids")
+    args = ap.parse_args()
+    data = Path(args.data_dir)
+    print("| fit | held out | points | median D_obs/D_pred | top 5 thresholds | share above 1 |")
+    print("|---|---|---|---|---|---|")
+    medians = {"params": [], "utd": []}
+    for spec in catalogue():
+        if args.only and spec.id not in args.only:
+            continue
+        if not (data / spec.archive).exists():
+            ap.error(f"{data / spec.archive} does not exist: give the folder of the archives")
+        table = build_fit(data / spec.archive, spec.algorithm, spec.env, n_boot=0,
+                          name=spec.name).table
+        for axis, what in (("params", "largest params column"), ("utd", "largest utd row")):
+            got = edge_ratios(table, axis)
+            if got is None or not len(got[0]):
+                continue
+            ratio, top = got
+            medians[axis].append(float(np.median(ratio)))
+            print(f"| {spec.id} | {what} | {len(ratio)} | {np.median(ratio):.2f} | "
+                  f"{np.median(top) if len(top) else float('nan'):.2f} | "
+                  f"{(ratio > 1).mean():.0%} |", flush=True)
+    for axis, what in (("params", "largest params column"), ("utd", "largest utd row")):
+        m = np.array(medians[axis])
+        if len(m):
+            print(f"{what}: median ratio above 1 in {(m > 1).sum()} of {len(m)} fits; median of "
+                  f"the medians {np.median(m):.2f} ({m.min():.2f}-{m.max():.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
