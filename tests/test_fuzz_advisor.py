@@ -568,3 +568,17 @@ def test_api_calls_with_what_is_not_usable_are_one_line_errors():
         assert "\n" not in str(err.value)
     assert f.round_width(3100) == 3072 and f.round_width(1) == 64
     assert critic_match(rec, "mlp", input_dim=70).params_client > 0
+
+
+def test_total_timesteps_never_passes_a_data_budget():
+    """A hostile tester's: n_timesteps, rounded up to whole rounds of train_freq, passed the
+    data budget by a step or two where the prediction sat within a round of it."""
+    from advisor.integrations import sb3
+
+    rec = advisor.recommend(advisor.Budget(data=413297.93694009056), fit="bro/cheetah-run")
+    assert rec.within_budget and rec.train_freq == 4
+    assert rec.predicted_data > 413296  # within one round of the budget
+    n = sb3.total_timesteps(rec)
+    assert n <= 413297.93694009056 and n % 4 == 0 and n > rec.predicted_data - 4
+    rec = advisor.recommend(1e17)  # no data budget: rounded up, as before
+    assert sb3.total_timesteps(rec) >= rec.predicted_data

@@ -60,9 +60,13 @@ def _check_critic(critic: str) -> None:
 def total_timesteps(rec: Recommendation) -> int:
     """The predicted data in env steps, rounded up to whole rounds of train_freq steps (SB3
     collects train_freq steps between updates, so `learn(n)` runs n exactly; rl-zoo's
-    n_timesteps)."""
+    n_timesteps), or down where rounding up would pass a data budget."""
     check_rec(rec)
     rounds = math.ceil(rec.predicted_data * (1 - 1e-12) / rec.train_freq)
+    data = rec.budget.get("data")
+    if data is not None and rounds * rec.train_freq > data and rec.within_budget:
+        # rounded up past the data budget: the last whole round within it (< train_freq short)
+        rounds = max(1, math.floor(data / rec.train_freq))
     return int(rounds * rec.train_freq)
 
 
