@@ -436,3 +436,20 @@ def test_a_fit_file_bands_are_validated():
                            (one_band_without_seeds, "every band or in none")):
         with pytest.raises(FitFileError, match=needle):
             parse_fit_file(broken(change))
+
+
+def test_edge_bias_script_refits_without_the_largest_model_and_reads_the_ratio(data_dir):
+    """benchmarks/edge_bias.py on bro/h1-crawl-v0: its largest model column left out, the
+    refitted law under-predicts every point of it (README: median 1.24x)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    res = subprocess.run([sys.executable, "benchmarks/edge_bias.py", str(data_dir), "--only",
+                          "bro/h1-crawl-v0"], cwd=root, text=True, capture_output=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    rows = [r for r in res.stdout.splitlines() if r.startswith("| bro/h1-crawl-v0 |")]
+    assert rows[0] == "| bro/h1-crawl-v0 | largest params column | 80 | 1.24 | 1.30 | 100% |"
+    assert rows[1].startswith("| bro/h1-crawl-v0 | largest utd row | ")
