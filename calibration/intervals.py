@@ -43,7 +43,10 @@ BANDS = 5
 #: that a grid whose own edges happen to extrapolate well still gets a wider interval outside its
 #: domain. Above: about the median of what the shipped fits need (the honest edge coverage,
 #: widening chosen on the other edge, averages 85% over the 23). Below: the least of 0.5, 1,
-#: 1.5, 2, 3 at which that coverage averages 80% (78% at 1.0; benchmarks/intervals.py).
+#: 1.5, 2, 3 at which that coverage averages 80% (78% at 1.0; benchmarks/intervals.py). Both
+#: chosen on schema 2's pooled intervals and on the fits they are scored on: with today's
+#: banded ones the same rules give 0.1 and 2, and chosen leaving each fit out they score about
+#: as well on average (benchmarks/widen_floors.py, README "Intervals"); kept until replaced.
 WIDEN_FLOOR_UP = 0.25
 WIDEN_FLOOR_DOWN = 1.5
 #: Scale factors tried for the in-domain offsets (group_scale).
