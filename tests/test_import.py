@@ -4,12 +4,17 @@ import sys
 import pytest
 
 
+def _python(code: str) -> str:
+    """What a fresh interpreter running `code` prints (stripped)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
 def test_import_advisor_does_not_pull_heavy_packages():
     code = ("import sys, advisor; advisor.recommend(1e17); "
             "heavy = [m for m in ('torch', 'gymnasium', 'mujoco', 'calibration', 'matplotlib') "
             "if m in sys.modules]; print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert _python(code) == "[]"
 
 
 def test_names_load_on_first_use_and_import_advisor_reads_no_numpy():
@@ -20,8 +25,7 @@ def test_names_load_on_first_use_and_import_advisor_reads_no_numpy():
             "advisor.__all__ if getattr(advisor, n) is None]; mods = [advisor.laws.__name__, "
             "advisor.fitfile.__name__]; print(light, names, mods, 'Fit' in dir(advisor), "
             "callable(advisor.recommend))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[] [] ['advisor.laws', 'advisor.fitfile'] True True"
+    assert _python(code) == "[] [] ['advisor.laws', 'advisor.fitfile'] True True"
     import advisor
 
     assert set(advisor.__all__) == set(advisor._SOURCE) | {"__version__"}
@@ -34,8 +38,7 @@ def test_names_load_on_first_use_and_import_advisor_reads_no_numpy():
     code = ("import importlib, sys, advisor; advisor.recommend; old = advisor.recommend; "
             "m = importlib.reload(sys.modules['advisor.recommend']); importlib.reload(advisor); "
             "print(advisor.recommend is m.recommend, advisor.recommend is not old)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "True True"  # a reload resolves the names afresh
+    assert _python(code) == "True True"  # a reload resolves the names afresh
 
 
 def test_the_commands_help_loads_no_numpy_scipy_or_torch():
@@ -47,5 +50,4 @@ def test_the_commands_help_loads_no_numpy_scipy_or_torch():
             "assert res.exit_code == 0 and 'calibrate' in res.output and 'plan' in res.output; "
             "print([m for m in ('numpy', 'scipy', 'torch', 'calibration.design') "
             "if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert _python(code) == "[]"
