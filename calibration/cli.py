@@ -177,8 +177,10 @@ def regenerate(data_dir, out_dir, n_boot, created, only, jobs):
 def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
+        torch = ("torch==2.13.0 " if "torch" in missing or extra in ("calibrate", "clients")
+                 else "")  # pinned: an unpinned torch pulls a multi-GB CUDA build (README)
         raise click.UsageError(f"the {extra} extra is needed for {what} ({missing[0]} is not "
-                               f"installed): pip install '.[{extra}]' in the repository")
+                               f"installed): pip install {torch}'.[{extra}]' in the repository")
 
 
 @click.command()
@@ -255,7 +257,7 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     """Calibrate a new task: run a reduced grid, fit B~ and D_J, write a fit file.
 
     Needs the calibrate extra (torch, gymnasium[mujoco], joblib):
-    pip install '.[calibrate]' in the repository.
+    pip install torch==2.13.0 '.[calibrate]' in the repository (torch pinned: README).
 
     Stage 1 sweeps batch x utd at one width and batch x width at one utd and fits B~; stage 2
     runs utd x width at the fitted batch size and fits D_J. Every input (names, grid, env,

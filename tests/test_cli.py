@@ -140,6 +140,10 @@ def test_a_missing_extra_is_named_with_the_install_command_for_a_checkout():
     assert info.value.message == ("the plot extra is needed for plots (no_such_module_xyz is not "
                                   "installed): pip install '.[plot]' in the repository")
     _need_extra("plot", ("json",), "plots")  # present: nothing said
+    with pytest.raises(click.UsageError) as info:  # torch pinned: unpinned is a CUDA build
+        _need_extra("calibrate", ("no_such_module_xyz",), "calibration")
+    assert info.value.message.endswith("pip install torch==2.13.0 '.[calibrate]' in the "
+                                       "repository")
 
 
 def test_a_far_off_fit_id_gets_no_suggestion():
