@@ -41,7 +41,8 @@ def _widths(text: str | None) -> list[int] | None:
 
 
 def format_plan(p, fmt: str = "table") -> str:
-    """The plan as a table (one run per line) or JSON (`Plan.to_dict`)."""
+    """The plan as a table (one run per line; its notes go to stderr) or JSON (`Plan.to_dict`,
+    notes included)."""
     if fmt == "json":
         return json.dumps(p.to_dict(), indent=1)
     lines = [f"{p.k} runs: {p.design}"]
@@ -55,8 +56,7 @@ def format_plan(p, fmt: str = "table") -> str:
     g = p.base
     lines.append(f"stage 1 (B~): batch {g.batch_sizes} x utd {g.utds} at width {g.anchor_width}, "
                  f"and x width {g.widths} at utd {g.anchor_utd:g}")
-    lines += [f"note: {n}" for n in p.notes]
-    return "\n".join(lines)
+    return "\n".join(lines)  # the notes: on stderr (plan_command), in the JSON's "notes"
 
 
 def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | None = None,
@@ -75,6 +75,9 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
                   prior=list(prior) or None, input_dim=input_dim, steps=steps, seeds=seeds,
                   criterion=criterion, batch_from_prior=batch_from_prior)
     text = format_plan(p, fmt)
+    if fmt == "table":  # note: lines on stderr, as every command's, so stdout stays the plan
+        for n in p.notes:
+            click.echo(f"note: {n}", err=True)
     if output is not None and str(output) == "":
         raise click.BadParameter("the grid file path is empty: give a file name, e.g. -o "
                                  "grid.json")
