@@ -439,3 +439,20 @@ def test_sb3_takes_the_learning_starts(rec, pendulum_fit, one_thread):
     model = SAC("MlpPolicy", gymnasium.make(ENV), **sb3.sac_kwargs(rec, fit=pendulum_fit),
                 device="cpu")
     assert model.learning_starts == rec.random_steps == 50
+
+
+def test_a_scalar_head_fit_is_not_said_to_lack_quantiles(pendulum_fit, tmp_path):
+    """A new user's: a smoke calibration's critic (1 quantile) got 'a scalar head instead of 1
+    quantiles ... 0w+0 = 0 fewer params per Q-net'."""
+    model = advisor.load_fit(str(pendulum_fit)).model
+    scalar = model.model_copy(update=dict(architecture=Architecture(
+        description="BroNet double critic, 2 residual blocks, scalar head, input 4",
+        coefficients=[8.0, 2.0 * (PENDULUM_INPUT + 3 + 12 + 1), 2.0], width_multiple=16)))
+    path = tmp_path / "scalar.json"
+    path.write_text(dump_fit_file(scalar))
+    r = advisor.recommend(advisor.Budget(data=400), fit=str(path))
+    bronet = critic_match(r, "bronet", fit=str(path))
+    assert bronet.missing == "nothing: the fit's critic has a scalar head too"
+    assert bronet.params_client == bronet.params_fit
+    mlp = critic_match(r, "mlp", fit=str(path))
+    assert mlp.missing.startswith("no LayerNorm: 10w = ") and "quantiles" not in mlp.note

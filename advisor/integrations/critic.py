@@ -178,8 +178,9 @@ def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | N
                       f"{N_QNETS} Q-nets, scalar head",
             width=w, input_dim=shape.input_dim, params_fit=params_fit,
             params_client=client_shape.params(w, 1), client_input_dim=n_in if other else None,
-            missing=f"{head} (SB3's SAC learns a scalar Q): {q - 1}w+{q - 1} = "
-                    f"{(q - 1) * (w + 1):,} fewer params per Q-net")
+            missing=(f"{head} (SB3's SAC learns a scalar Q): {q - 1}w+{q - 1} = "
+                     f"{(q - 1) * (w + 1):,} fewer params per Q-net" if q > 1 else
+                     "nothing: the fit's critic has a scalar head too"))
     if critic == "mlp":
         layers = shape.hidden_layers
         per_qnet = (n_in + 1) * w + (layers - 1) * (w * w + w) + (w + 1)
@@ -191,9 +192,11 @@ def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | N
                       "scalar head",
             width=w, input_dim=shape.input_dim, params_fit=params_fit,
             params_client=N_QNETS * per_qnet, client_input_dim=n_in if other else None,
-            missing=f"no LayerNorm ({ln}w) and {head} ({q - 1}w+{q - 1}): {ln + q - 1}w+{q - 1} = "
-                    f"{(ln + q - 1) * w + q - 1:,} fewer params per Q-net; the bronet critic "
-                    "(BroNetSACPolicy) keeps the fit's structure")
+            missing=(f"no LayerNorm ({ln}w) and {head} ({q - 1}w+{q - 1}): "
+                     f"{ln + q - 1}w+{q - 1} = {(ln + q - 1) * w + q - 1:,} fewer params per "
+                     "Q-net" if q > 1 else f"no LayerNorm: {ln}w = {ln * w:,} fewer params per "
+                     "Q-net") + "; the bronet critic (BroNetSACPolicy) keeps the fit's "
+                    "structure")
     if critic == "cleanrl":
         c = CLEANRL_WIDTH
         per_qnet = (n_in + 1) * c + (c * c + c) + (c + 1)
