@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from functools import cached_property
 
 import numpy as np
@@ -136,8 +137,7 @@ class Fit:
         """The default target (top threshold) or `target` if it lies in the fitted range."""
         if target is None:
             return self.target_max
-        if isinstance(target, bool) or not isinstance(
-                target, (int, float, np.floating, np.integer)):
+        if isinstance(target, (bool, complex)) or not isinstance(target, numbers.Number):
             raise TargetError(f"target must be a finite return, got {target!r}")
         try:
             target = float(target)

@@ -10,6 +10,7 @@ if none does, it says by how much the closest one exceeds the budget.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Annotated, Callable, Literal, NamedTuple
 
 import numpy as np
@@ -205,7 +206,7 @@ def _as_budget(budget: Budget | float | int) -> Budget:
     if isinstance(budget, Budget):
         # Revalidate: model_copy(update=...) skips validation.
         return Budget(**budget.model_dump(exclude_none=True))
-    if isinstance(budget, (int, float, np.floating, np.integer)) and not isinstance(budget, bool):
+    if isinstance(budget, numbers.Number) and not isinstance(budget, (bool, complex)):
         return Budget(compute=budget if isinstance(budget, int) else float(budget))
     raise BudgetError(f"budget must be a Budget or a number of FLOPs, got {budget!r}")
 

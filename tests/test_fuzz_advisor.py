@@ -582,3 +582,21 @@ def test_total_timesteps_never_passes_a_data_budget():
     assert n <= 413297.93694009056 and n % 4 == 0 and n > rec.predicted_data - 4
     rec = advisor.recommend(1e17)  # no data budget: rounded up, as before
     assert sb3.total_timesteps(rec) >= rec.predicted_data
+
+
+def test_decimal_and_fraction_budgets_and_targets_are_taken_as_budget_takes_them():
+    """A hostile tester's: Budget(compute=Decimal(...)) worked, recommend(Decimal(...)) and
+    target=Fraction(...) were refused as not numbers."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    base = advisor.recommend(1e17, target=700)
+    for budget, target in ((Decimal("1e17"), 700), (1e17, Fraction(700)), (1e17, Decimal(700))):
+        rec = advisor.recommend(budget, target=target)
+        assert (rec.width, rec.target, rec.predicted_data) == (base.width, 700.0,
+                                                               base.predicted_data)
+    for bad in (1j, "1e17", True):
+        with pytest.raises(BudgetError):
+            advisor.recommend(bad)
+    with pytest.raises(advisor.errors.TargetError):
+        advisor.recommend(1e17, target=1j)
