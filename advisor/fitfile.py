@@ -10,11 +10,20 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from advisor.errors import FitFileError, one_line
 from advisor.files import (
@@ -26,9 +35,24 @@ from advisor.files import (
 )
 
 SCHEMA_VERSION = 3
-# algorithm/env, each part with a letter or digit in it: '..' and '.' would be paths
-_ID_PART = r"[A-Za-z0-9_.\-]{0,99}[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}"
-FIT_ID_PATTERN = rf"^{_ID_PART}/{_ID_PART}$"
+FIT_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,100}/[A-Za-z0-9_.\-]{1,100}$"
+
+
+def fit_id_ok(text: str) -> bool:
+    """algorithm/env: FIT_ID_PATTERN, with a letter or digit in each part ('..' and '.' would be
+    paths)."""
+    return (isinstance(text, str) and re.fullmatch(FIT_ID_PATTERN, text) is not None
+            and all(re.search(r"[A-Za-z0-9]", part) for part in text.split("/")))
+
+
+def _fit_id(text: str) -> str:
+    if not fit_id_ok(text):
+        raise ValueError("a fit id is algorithm/env, each 1-100 letters, digits, '.', '_' or "
+                         "'-' with a letter or digit in each")
+    return text
+
+
+FitId = Annotated[str, Field(pattern=FIT_ID_PATTERN, max_length=200), AfterValidator(_fit_id)]
 #: Batch sizes and critic widths a fit may recommend at most.
 MAX_BATCH_SIZE = 1e6
 MAX_WIDTH = 1e6
@@ -57,7 +81,7 @@ class _Strict(BaseModel):
 class PriorFit(_Strict):
     """One fit a few-shot fit borrowed from, pinned by its content hash."""
 
-    id: str = Field(pattern=FIT_ID_PATTERN, max_length=200)
+    id: FitId
     content_hash: str = Field(max_length=100)
 
 
@@ -375,7 +399,7 @@ class FitFile(_Strict):
     """One fitted domain: (algorithm, environment)."""
 
     schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
-    id: str = Field(pattern=FIT_ID_PATTERN, max_length=200)
+    id: FitId
     fit_version: int = Field(ge=1, le=10**6)
     created: str = Field(description="ISO date the fit was produced (YYYY-MM-DD).",
                          max_length=40)

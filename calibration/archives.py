@@ -260,7 +260,7 @@ def read_runs(
     float64 with one column per seed (NaN where a seed has no finite value). A member that
     cannot be read raises ArchiveError naming it, and so does a run the archive holds twice
     (two sets of runs packed together: which to fit?), unless `later_wins`: then the one
-    listed later is kept (folders and zips list in name order, a tar in its own). That is for
+    whose member name sorts later is kept (whatever order a tar lists them in). That is for
     a calibrate out-dir's runs/, where a stage-2 unit, listed after stage 1's, may rerun a
     stage-1 config, and stage 2's runs are those D_J was fitted to.
     """
@@ -289,10 +289,16 @@ def read_runs(
                 raise ArchiveError(f"{name} in {path}: the utd, parameter count and batch size in "
                                    "its name must be positive numbers")
             run = Run(**fields)
-            if (run.key, metric) in where and not later_wins:  # two sets of runs: which?
-                raise ArchiveError(f"{path} holds the same run twice ({where[run.key, metric]} "
-                                   f"and {name}); an archive holds each configuration once: "
-                                   "read the folder of one set of runs")
+            if (run.key, metric) in where:
+                first = where[run.key, metric]
+                if not later_wins:  # two sets of runs: which to fit?
+                    raise ArchiveError(
+                        f"{path} holds the same run twice ({first} and {name}); an archive "
+                        "holds each configuration once: read the folder of one set of runs (a "
+                        "calibrate out-dir's fit is remade by rerunning `advisor calibrate "
+                        "--out-dir` on it, or `advisor report --runs` reads it whole)")
+                if name < first:  # the member whose name sorts later wins (stage 2's)
+                    continue
             where[run.key, metric] = name
             arr = load_array(load(), name, path, has_steps=fields["layout"] != "dmc")
             if fields["layout"] == "dmc":

@@ -7,7 +7,6 @@ import contextlib
 import datetime as _dt
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from pydantic import ValidationError
 import advisor
 from advisor.errors import AdvisorError, one_line
 from advisor.fitfile import (
-    FIT_ID_PATTERN,
     Architecture,
     BatchSizeLaw,
     Bootstrap,
@@ -30,6 +28,7 @@ from advisor.fitfile import (
     PositiveRange,
     Provenance,
     Range,
+    fit_id_ok,
     write_fit_file,
 )
 from calibration.architectures import (
@@ -55,7 +54,7 @@ from calibration.catalogue import (
     TARGET_RANGES,
     catalogue,
 )
-from calibration.curves import DataTable, data_table, seed_mean, thresholds
+from calibration.curves import DataTable, curve_crossings, data_table, seed_mean, thresholds
 from calibration.fitting import (
     LawFit,
     Method,
@@ -115,13 +114,14 @@ def check_low_target(runs: list, targets) -> None:
     at its first evaluation: D_J there is each run's first evaluation step, the same whatever
     the utd or critic, and a law fitted to it is meaningless (it fitted with 0% error and a
     zero-width interval)."""
-    starts = []
+    starts, at_first = [], []
     for run in runs:
-        mean = seed_mean(run.values["return"])
+        steps, mean = run.steps["return"], seed_mean(run.values["return"])
         finite = np.flatnonzero(np.isfinite(mean))
-        if len(finite):
+        if len(finite):  # as D_J is read: the first crossing of the isotonic curve
             starts.append(float(mean[finite[0]]))
-    if starts and min(starts) >= targets[0]:
+            at_first.append(curve_crossings(steps, mean, targets[:1])[0] == steps[finite[0]])
+    if at_first and all(at_first):
         raise BuildError(f"the lowest threshold {targets[0]:.4g} of --target-range is reached "
                          f"by every run at its first evaluation (first mean returns "
                          f"{min(starts):.4g} to {max(starts):.4g}): the data to reach it says "
@@ -145,7 +145,7 @@ def build_fit(
     archive = Path(archive)
     notes: list[str] = []
     fit_env = name or env
-    if not re.match(FIT_ID_PATTERN, f"{algorithm}/{fit_env}"):
+    if not fit_id_ok(f"{algorithm}/{fit_env}"):
         raise BuildError(f"fit id {algorithm}/{fit_env!s} is not usable: algorithm and env may "
                          "hold letters, digits, '.', '_' and '-' only, with a letter or digit in "
                          "each (at most 100 each)")

@@ -22,7 +22,6 @@ import json
 import math
 import numbers
 import os
-import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -35,10 +34,10 @@ from advisor.errors import AdvisorError, OutputError
 from advisor.files import is_iso_date
 from advisor.fit import round_batch_size
 from advisor.fitfile import (
-    FIT_ID_PATTERN,
     BatchSizeLaw,
     Provenance,
     check_fit_output,
+    fit_id_ok,
     write_fit_file,
 )
 from calibration.architectures import bronet_architecture, bronet_params
@@ -108,7 +107,7 @@ def fit_id_of(algorithm: str, env_id: str) -> str:
     """`algorithm/env`, env without gymnasium's `module:` prefix; one line if it is not a valid
     fit id (the env name also names folders, so it may not hold '/')."""
     fit_id = f"{algorithm}/{env_id.split(':', 1)[-1]}"
-    if not re.fullmatch(FIT_ID_PATTERN, fit_id):
+    if not fit_id_ok(fit_id):
         raise CalibrationError(
             f"cannot name the fit {fit_id!r}: the algorithm and the env name (after any "
             "'module:') must each be 1-100 letters, digits, '_', '.' or '-'; choose another "

@@ -242,8 +242,8 @@ def test_device_wait_counts_the_steps_whose_updates_were_not_done():
         def __init__(self):
             self.done, self.calls = True, []
 
-        def record(self):
-            self.calls.append("record")
+        def record(self, stream):
+            self.calls.append(f"record on {stream}")
 
         def query(self):
             return self.done
@@ -257,17 +257,18 @@ def test_device_wait_counts_the_steps_whose_updates_were_not_done():
     wait.mark()
     wait.wait(time.perf_counter)  # nothing recorded on a CPU
     wait.event = event = Event()
+    wait.stream = lambda: "cuda:1's stream"  # the population's device's, not the current one's
     ticks = iter([1.0, 3.5])
     wait.wait(lambda: next(ticks))  # nothing marked yet
     wait.mark()
     wait.wait(lambda: next(ticks))  # done: no time
-    assert (wait.seconds, wait.behind, event.calls) == (0.0, 0, ["record"])
+    assert (wait.seconds, wait.behind, event.calls) == (0.0, 0, ["record on cuda:1's stream"])
     wait.mark()
     event.done = False
     wait.wait(lambda: next(ticks))
     wait.wait(lambda: next(ticks))  # one wait per mark
     assert (wait.seconds, wait.behind) == (2.5, 1)
-    assert event.calls == ["record", "record", "synchronize"]
+    assert event.calls == ["record on cuda:1's stream"] * 2 + ["synchronize"]
 
 
 def test_packed_batch_sizes_are_logged_per_batch_size(tmp_path):
@@ -1370,3 +1371,19 @@ def test_populations_of_one_calibration_draw_apart():
     for kw in (dict(name="other"), dict(spans=False), dict(vector_env="threads"),
                dict(eval_background=True)):
         assert stream_seed(replace(cfg, **kw)) == stream_seed(cfg)
+
+
+def test_threaded_envs_without_mujoco_step_whole_envs():
+    """A reviewer's: PhysicsAhead.applies imported gymnasium's MuJoCo module, which refuses to
+    import without mujoco: threaded Pendulum envs failed on a machine without it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['mujoco'] = None; import numpy as np; "
+            "from calibration.learner.trainer import VectorEnvs; "
+            "e = VectorEnvs('Pendulum-v1', [0, 1], threads=2); "
+            "e.step(np.zeros((2, 1), np.float32)); print(type(e.vec).__name__, e.vec.ahead)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ThreadedEnvs None"

@@ -15,6 +15,7 @@ client here builds the quantile head: `CriticMatch` says exactly how many parame
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -156,10 +157,15 @@ def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | N
     BroNet at rec.width; `input_dim`: the env's obs + action size, where the client's critic
     is built (default: the fit's). ExportError for fits that are not BroNets or an unknown
     critic."""
-    if input_dim is not None and (isinstance(input_dim, bool) or not isinstance(
-            input_dim, int) or input_dim < 1):
-        raise ExportError(f"input_dim is the env's observation + action size, a whole number "
-                          f"of at least 1, got {input_dim!r}")
+    if input_dim is not None:
+        given = input_dim
+        try:  # any integer (numpy's too), not a float or a bool
+            input_dim = -1 if isinstance(given, bool) else operator.index(given)
+        except TypeError:
+            input_dim = -1
+        if input_dim < 1:
+            raise ExportError(f"input_dim is the env's observation + action size, a whole number "
+                              f"of at least 1, got {given!r}")
     f = fit_of(rec, fit)
     shape = bronet_shape(f)
     w, b, q = rec.width, shape.blocks, shape.quantiles

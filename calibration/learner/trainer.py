@@ -366,7 +366,12 @@ class PhysicsAhead:
 
     @staticmethod
     def applies(envs: list) -> bool:
-        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+        import gymnasium
+
+        try:  # without mujoco installed, gymnasium's MuJoCo module refuses to import
+            from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+        except (ImportError, gymnasium.error.DependencyNotInstalled):
+            return False
 
         def plain(u) -> bool:  # simulates as MujocoEnv does, and draws nothing
             cls = type(u)
@@ -478,7 +483,9 @@ class BackgroundEval:
         ready = None
         if self.stream is not None:
             ready = torch.cuda.Event()
-            ready.record()  # on this thread's current stream, after the copy
+            # on the population's device's current stream (not the current device's: a unit on
+            # cuda:1 in a loky worker runs without torch.cuda.device), after the copy
+            ready.record(torch.cuda.current_stream(self.device))
         self.pending = (self.pool.submit(self._run, actor, ready), extra)
 
     def _run(self, actor: Population, ready) -> np.ndarray:
@@ -566,14 +573,20 @@ class DeviceWait:
 
     def __init__(self, device: torch.device):
         self.event = torch.cuda.Event(blocking=True) if device.type == "cuda" else None
+        self.device = device
         self.recorded = False
         self.seconds, self.behind = 0.0, 0
 
     def mark(self) -> None:
         """After a step's updates are launched."""
         if self.event is not None:
-            self.event.record()
+            self.event.record(self.stream())
             self.recorded = True
+
+    def stream(self):
+        """The population's device's current stream, where its updates were launched (a unit
+        on cuda:1 in a loky worker runs without torch.cuda.device: not the current device's)."""
+        return torch.cuda.current_stream(self.device)
 
     def wait(self, clock) -> None:
         """Before the next step acts: until the marked updates are done."""
