@@ -570,23 +570,21 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     from advisor.recommend import recommend as _recommend
     from advisor.registry import load_fit
 
-    fields = [b.strip() for b in budgets.split(",")]
-    if fields != [""] and "" in fields:  # 1e16,,1e17 or a trailing comma: a budget lost
-        raise click.BadParameter(f"budgets must be comma-separated numbers with none empty, got "
-                                 f"{budgets!r}", param_hint="--budgets")
     values = []
-    for b in (f for f in fields if f):
+    for b in (f.strip() for f in budgets.split(",")) if budgets.strip() else ():
+        if not b:  # 1e16,,1e17 or a trailing comma: a budget lost
+            raise click.BadParameter(f"budgets must be comma-separated numbers with none empty, "
+                                     f"got {budgets!r}", param_hint="--budgets")
         try:
-            values.append(float(b))
+            v = float(b)
+            what = "a positive finite number"  # 1,000 reads as 1 and 0: say which field
         except ValueError:
-            raise click.BadParameter(f"budget {b!r} is not a number (budgets are separated by "
+            v, what = math.nan, "a number"
+        if not (math.isfinite(v) and v > 0):
+            raise click.BadParameter(f"budget {b!r} is not {what} (budgets are separated by "
                                      f"commas, so write 1000 or 1e3, not 1,000), in {budgets!r}",
-                                     param_hint="--budgets") from None
-    for b, v in zip((f for f in fields if f), values):
-        if not (math.isfinite(v) and v > 0):  # 1,000 reads as 1 and 0: say which field
-            raise click.BadParameter(f"budget {b!r} is not a positive finite number (budgets "
-                                     f"are separated by commas, so write 1000 or 1e3, not "
-                                     f"1,000), in {budgets!r}", param_hint="--budgets")
+                                     param_hint="--budgets")
+        values.append(v)
     if not values:
         raise click.BadParameter("give at least one budget, e.g. 1e15,1e16",
                                  param_hint="--budgets")

@@ -379,10 +379,9 @@ class Fit:
 
     def round_width(self, width: float) -> int:
         """The nearest width multiple (at least one) to `width`."""
-        if isinstance(width, bool) or not isinstance(width, (int, float, np.integer,
-                                                            np.floating)) \
-                or not math.isfinite(width) or width <= 0:
-            raise ConfigError(f"width must be a positive finite number of units, got {width!r}")
+        width = _positive("width", width)
+        if width.ndim:
+            raise ConfigError(f"width must be one number, got an array of shape {width.shape}")
         m = self.model.architecture.width_multiple
         return int(max(m, m * round(float(width) / m)))
 

@@ -128,7 +128,7 @@ def _resolve(id_or_path) -> tuple[Path, str | None]:
         exists = False
     # A path, not an id (ids are algorithm/env): said "does not exist", not "unknown fit"
     looks_like_path = (key.lower().endswith(".json") or key.startswith(("/", "./", "../", "~"))
-                       or key.count("/") > 1 or os.sep in key.replace("/", "")
+                       or key.count("/") > 1 or (os.sep != "/" and os.sep in key)
                        or os.path.islink(key))
     if exists or looks_like_path:
         return Path(key), None
