@@ -153,7 +153,8 @@ def _tar_members(path: Path):
     except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
         raise ArchiveError(f"{path} is not a readable tar archive: {_one_line(exc)}") from None
     if tf is None:
-        raise ArchiveError(f"{path} is neither a folder nor a zip or tar archive of runs")
+        raise ArchiveError(f"{path} is neither a folder nor a zip or tar archive of runs (a "
+                           "tidy CSV of runs must end in .csv)")
     with tf:
         try:
             # In the archive's order: a compressed stream read backwards starts over

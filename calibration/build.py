@@ -129,19 +129,31 @@ def check_low_target(runs: list, targets) -> None:
                          f"median first return, {float(np.median(starts)):.4g}")
 
 
+def check_high_target(runs: list, targets) -> None:
+    """Refuse thresholds (a user's --target-range) above every run's best mean return: the
+    law would be fitted to thresholds no run reached, and recommend targets no run saw."""
+    best = [float(np.nanmax(m)) for m in (seed_mean(r.values["return"]) for r in runs)
+            if np.isfinite(m).any()]
+    if best and targets[-1] > max(best):
+        raise BuildError(f"the highest threshold {targets[-1]:.4g} of --target-range is above "
+                         f"every run's best mean return (at most {max(best):.4g}): no run "
+                         f"reaches it; end the range at or below {max(best):.4g}")
+
+
 def build_fit(
     archive: str | Path, algorithm: str, env: str, *, method: Method = DEFAULT_METHOD,
     n_boot: int = N_BOOT, seed: int = BOOT_SEED, created: str | None = None,
     command: str | None = None, target_range: tuple[float, float] | None = None,
     delta: float | None = None, input_dim: int | None = None, name: str | None = None,
-    prior=None, random_steps: int | None = None,
+    prior=None, random_steps: int | None = None, round_steps: float | None = None,
 ) -> Built:
     """Read `archive`, compute the data-to-target table of `env`, fit the laws, return the fit.
 
     `name`: the env part of the fit id (default `env`, the archive's name for the task).
     `random_steps`: the runs' random env steps before learning (default: the archive's, where
     the catalogue knows it: RANDOM_STEPS), recorded for clients' learning_starts.
-    `prior`: a calibration.prior.Prior (or the list of --prior specs) for a few-shot fit."""
+    `prior`: a calibration.prior.Prior (or the list of --prior specs) for a few-shot fit.
+    `round_steps`: a tidy CSV's steps are rounded to multiples of it (calibration.tidy)."""
     archive = Path(archive)
     notes: list[str] = []
     fit_env = name or env
@@ -157,7 +169,10 @@ def build_fit(
         return _build_from_csv(archive, algorithm, env, method=method, n_boot=n_boot, seed=seed,
                                created=created, command=command, target_range=target_range,
                                delta=delta, input_dim=input_dim, name=name, prior=prior,
-                               random_steps=random_steps)
+                               random_steps=random_steps, round_steps=round_steps)
+    if round_steps is not None:
+        raise BuildError(f"--round-steps applies to a tidy CSV (a .csv file), not to "
+                         f"{archive.name}")
     runs = read_runs(archive, env=env)  # refuses what is not an archive (a FIFO) unread
     if random_steps is None:
         random_steps = RANDOM_STEPS.get(_sha256(archive))
@@ -179,6 +194,7 @@ def build_fit(
         targets = thresholds(*j_range)
         if target_range:
             check_low_target(runs, targets)
+            check_high_target(runs, targets)
     batch_relerr = None
     batch_sizes: list[int] | None = None  # those the runs used, where B~ is fitted to them
 
@@ -280,7 +296,7 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
                     seed: int, created: str | None, command: str | None,
                     target_range: tuple[float, float] | None, delta: float | None,
                     input_dim: int | None, name: str | None = None, prior=None,
-                    random_steps: int | None = None) -> Built:
+                    random_steps: int | None = None, round_steps: float | None = None) -> Built:
     """A fit from a tidy CSV of any codebase's runs (calibration.tidy)."""
     from calibration.calibrate import choose_targets
     from calibration.tidy import CsvError, read_csv_runs
@@ -289,7 +305,7 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
     if input_dim is not None:
         coef = bronet_params_coefficients(input_dim)
         params_of = lambda w: np.polyval(coef, w)  # noqa: E731
-    runs = read_csv_runs(archive, env=env, params_of=params_of)
+    runs = read_csv_runs(archive, env=env, params_of=params_of, round_steps=round_steps)
     notes = [f"runs from the tidy CSV {archive.name}"]
     pairs = {(r.width, r.params) for r in runs if r.width is not None}
     widths = sorted({w for w, _ in pairs})
@@ -309,6 +325,7 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
                else choose_targets(runs, remedy=FIT_REMEDY))
     if target_range:
         check_low_target(runs, targets)
+        check_high_target(runs, targets)
     if not target_range:
         notes.append(f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
                      "(calibration.calibrate.choose_targets)")

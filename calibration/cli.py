@@ -56,7 +56,8 @@ def _today() -> str:
 def _positive_finite(ctx, param, value):
     """A click callback: None, or a float > 0 and finite."""
     if value is not None and not 0 < value < float("inf"):
-        raise click.BadParameter(f"must be a positive finite number of FLOPs, got {value!r}")
+        units = "env steps" if param is not None and param.name == "round_steps" else "FLOPs"
+        raise click.BadParameter(f"must be a positive finite number of {units}, got {value!r}")
     return value
 
 
@@ -108,11 +109,23 @@ def _target_range(ctx, param, value):
               help="Env steps of random actions your runs took before learning, recorded so "
                    "that exports set learning_starts (default: 2,500 for fitted_bs.zip, paper "
                    "A's; unrecorded otherwise).")
+@click.option("--round-steps", type=float, callback=_positive_finite, metavar="N",
+              help="Tidy CSV only: round each step to the nearest multiple of N, for loggers "
+                   "whose seeds log at drifting steps (10003, 9998, ... with N 1000).")
 @click.pass_context
 def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input_dim, created,
-        name, prior, random_steps):
+        name, prior, random_steps, round_steps):
     """Fit the laws to runs (ARCHIVE: a zip, .tgz or folder in the published layout, or a tidy
     CSV) and write a fit file; `advisor calibrate` refits its own out-dir (rerun it there).
+
+    \b
+    A tidy CSV (a file ending in .csv) has a header and one row per logged evaluation:
+      utd, width or params, batch_size, seed, step, return
+      optional: env (rows of --env are read), critic_loss, validation_critic_loss
+    step: env steps at the evaluation; return: its mean return (nan or empty: missing, the
+    seed's last return carried forward); width: the critic's hidden width (needs --input-dim
+    unless params is given too); params: the critic's parameter count, both Q-nets.
+    Each (utd, params, batch_size) needs 2 or more seeds that log the same steps.
 
     The file records the exact command that reproduces it (with --created filled in). A fit
     whose exponents sit at a bound, or that predicts held-out configs no better than a
@@ -130,7 +143,7 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
                       command=recorded_command(ctx),
                       target_range=tuple(target_range) if target_range else None, delta=delta,
                       input_dim=input_dim, name=name, prior=list(prior) or None,
-                      random_steps=random_steps)
+                      random_steps=random_steps, round_steps=round_steps)
     path = write_fit_file(built.fit, output)
     g = built.fit.goodness_of_fit
     click.echo(f"wrote {path}: {built.fit.id}, leave-one-config-out error "
@@ -411,7 +424,8 @@ def _report_module():
 @click.argument("fit_id")
 @click.option("--runs", type=click.Path(exists=True),
               help="Runs to plot the fit against: a zip or tar archive (.tgz too) or a "
-                   "folder, in the published layout or an advisor calibrate out-dir's.")
+                   "folder, in the published layout or an advisor calibrate out-dir's, or the "
+                   "tidy CSV an `advisor fit` read (.csv).")
 @click.option("-o", "--output", default="report.html", show_default=True,
               type=click.Path(dir_okay=False),
               help="The HTML file to write (one self-contained page, figures inside).")
@@ -439,7 +453,8 @@ def report(fit_id, runs, output, compute, data, total, delta, target):
 @click.argument("fit_id")
 @click.option("--runs", type=click.Path(exists=True),
               help="Runs: a zip or tar archive (.tgz too) or a folder, in the published layout "
-                   "or an advisor calibrate out-dir's (parity and td need them).")
+                   "or an advisor calibrate out-dir's, or a tidy CSV (.csv) (parity and td need "
+                   "them).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="PNG, SVG or PDF to create.")
 @_budget_options

@@ -64,8 +64,16 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
                     f"{source[:160]}{'...' if len(source) > 160 else ''})")
     if runs is not None:
         metrics = ("return", "critic_loss", "validation_critic_loss")
-        # later_wins: a calibrate out-dir's runs/ may hold a config in stage 1 and stage 2
-        ctx.runs = read_runs(runs, env=ctx.env, metrics=metrics, later_wins=True)
+        step_limit = None
+        if Path(runs).suffix.lower() == ".csv":  # a tidy CSV, as `advisor fit` read it
+            from calibration.tidy import read_csv_runs, recorded_round_steps
+
+            ctx.runs = read_csv_runs(runs, env=ctx.env, params_of=lambda w: float(f.params(w)),
+                                     round_steps=recorded_round_steps(
+                                         f.model.provenance.command))
+            step_limit = max(float(r.steps["return"][-1]) for r in ctx.runs)
+        else:  # later_wins: a calibrate out-dir's runs/ may hold a config in both stages
+            ctx.runs = read_runs(runs, env=ctx.env, metrics=metrics, later_wins=True)
         # D_J comes from runs without a passive critic, as the shipped fits do.
         with_return = [r for r in ctx.runs if "return" in r.values
                        and r.tags.get("passive_critic", "False") == "False"]
@@ -73,7 +81,7 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
             ctx.no_table = f"{runs} holds no return curves without a passive critic for {ctx.env}"
         else:
             table = data_table(nearest_batch_runs(with_return, f.batch_size), f.thresholds,
-                               n_boot=n_boot)
+                               n_boot=n_boot, step_limit=step_limit)
             if np.isfinite(table.data).any():
                 ctx.table = table
             else:

@@ -6,8 +6,12 @@ Columns (header required, any order, extra columns ignored):
 `step` is env steps at the evaluation, `return` the evaluation return; `width` is the critic
 hidden width (params then come from the fit's architecture), `params` the critic parameter
 count (both Q-nets). Any logger can write it (wandb, TensorBoard and CSV exports: rename the
-columns). Every problem is one line naming the first bad row (1 = the first line after the
-header).
+columns). The seeds of a configuration log the same steps (one may stop earlier: its last
+return is carried forward, as the published archives do); `round_steps` snaps steps that a
+logger jittered to a common grid. A return of `nan` or an empty one is missing (a diverged or
+stopped seed: its last finite return is carried forward); a seed without any finite return is
+an error. Every problem is one line naming the first bad line of the file (the header is line
+1).
 """
 
 from __future__ import annotations
@@ -38,17 +42,17 @@ def _number(text: str, column: str, row: int, *, positive: bool = False,
     try:
         value = float(text)
     except (TypeError, ValueError):
-        raise CsvError(f"row {row}: {column} must be a number, got {text!r}") from None
+        raise CsvError(f"line {row}: {column} must be a number, got {text!r}") from None
     if not math.isfinite(value):
-        if column in ("return", *OPTIONAL_METRICS) and text.strip().lower() == "nan":
+        if column in ("return", *OPTIONAL_METRICS) and math.isnan(value):
             return math.nan  # a diverged run logs NaN: kept as missing
-        raise CsvError(f"row {row}: {column} must be finite, got {text!r}")
+        raise CsvError(f"line {row}: {column} must be finite, got {text!r}")
     if positive and not value > 0:
-        raise CsvError(f"row {row}: {column} must be positive, got {text!r}")
+        raise CsvError(f"line {row}: {column} must be positive, got {text!r}")
     if nonneg and value < 0:
-        raise CsvError(f"row {row}: {column} must not be negative, got {text!r}")
+        raise CsvError(f"line {row}: {column} must not be negative, got {text!r}")
     if integer and value != int(value):
-        raise CsvError(f"row {row}: {column} must be a whole number, got {text!r}")
+        raise CsvError(f"line {row}: {column} must be a whole number, got {text!r}")
     return value
 
 
@@ -59,81 +63,176 @@ def _seed(text: str, row: int) -> int:
     except ValueError:  # "3.0", "1e3", or not a number: read as the other columns are
         return int(_number(text, "seed", row, nonneg=True, integer=True))
     if value < 0:
-        raise CsvError(f"row {row}: seed must not be negative, got {text!r}")
+        raise CsvError(f"line {row}: seed must not be negative, got {text!r}")
     return value
 
 
-def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None) -> list[Run]:
+def _line_breaks(text: str) -> None:
+    """A carriage return inside a line of a file with LF endings (a column appended to a CRLF
+    file) splits a row in two: say where, rather than read half-rows."""
+    if "\r" not in text or "\n" not in text:
+        return
+    for k, ch in enumerate(text):
+        if ch == "\r" and text[k + 1:k + 2] != "\n":
+            raise CsvError(f"line {text.count(chr(10), 0, k) + 1}: a carriage return inside the "
+                           "line (mixed line endings); save the file with LF or CRLF endings")
+
+
+def _size(row: dict, line: int, params_of) -> tuple[float, int | None]:
+    """(params, width) of a row; width None where the file has no width column."""
+    width = None
+    if row.get("width", "") != "":
+        width = int(_number(row["width"], "width", line, positive=True, integer=True))
+    if row.get("params", "") != "":
+        params = _number(row["params"], "params", line, positive=True)
+        if width is not None and params_of is not None:
+            implied = float(params_of(width))
+            if abs(implied - params) > 0.01 * params:
+                raise CsvError(f"line {line}: width {width} is a critic of {implied:.6g} params "
+                               f"for the given input size, but params says {params:.10g}; drop "
+                               "the width column to fit by params alone, or give the critic's "
+                               "input size")
+        return params, width
+    if width is None:
+        raise CsvError(f"line {line}: width and params are both empty")
+    return float(params_of(width)), width
+
+
+def recorded_round_steps(command: str | None) -> float | None:
+    """The --round-steps of a fit's recorded `advisor fit` command (so a report reads its CSV
+    as the fit did); None where it has none or cannot be read."""
+    import shlex
+
+    try:
+        words = shlex.split(command or "")
+        return float(words[words.index("--round-steps") + 1])
+    except (ValueError, IndexError):
+        return None
+
+
+def _shown(width: int | None) -> str:
+    return "(empty)" if width is None else str(width)
+
+
+def _config(key: tuple) -> str:
+    utd, params, batch = key
+    return f"utd {utd:g}, params {params:.10g}, batch size {batch:g}"
+
+
+def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
+                  round_steps: float | None = None) -> list[Run]:
     """Runs (one per utd, critic size and batch size) from a tidy CSV.
 
     `params_of(width)` turns widths into critic parameter counts (needed when the CSV has a
-    `width` column and no `params`). `env` selects rows of that env when the CSV has an `env`
-    column. Configurations need at least 2 seeds (the fit bootstraps over seeds)."""
+    `width` column and no `params`; with both, each row's must agree within 1%). `env` selects
+    rows of that env when the CSV has an `env` column (needed when it names several).
+    `round_steps` rounds each step to the nearest multiple of it first. Configurations need at
+    least 2 seeds (the fit bootstraps over seeds), which log the same steps."""
     data = read_limited(path, "run CSV", CsvError, limit=MAX_CSV_BYTES)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CsvError(f"run CSV {path} is not UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED if c not in header]
-    if not header:
+    _line_breaks(text)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+    except csv.Error as exc:
+        raise CsvError(f"run CSV {path}, line 1: {exc}") from None
+    if not any(header):
         raise CsvError(f"run CSV {path} is empty: it needs a header line with "
                        f"{', '.join(REQUIRED)} and width or params")
-    twice = sorted({h for h in header if header.count(h) > 1})
-    if twice:  # csv keeps the last of them: which one was meant?
+    named = [h for h in header if h]  # unnamed columns (a pandas index) are extra columns
+    twice = sorted({h for h in named if named.count(h) > 1})
+    if twice:  # which one was meant?
         raise CsvError(f"run CSV {path} has the column {twice[0]!r} more than once; each "
                        "column name may appear once")
+    missing = [c for c in REQUIRED if c not in header]
     if missing:
+        sep = next((name for ch, name in (("\t", "tabs"), (";", "semicolons"))
+                    if len(named) == 1 and ch in named[0]), None)
+        hint = f" (its header is one column split by {sep}: separate columns with commas)" \
+            if sep else ""
         raise CsvError(f"run CSV {path} has no column {missing[0]!r}; needed: "
-                       f"{', '.join(REQUIRED)} and width or params (found: {', '.join(header)})")
+                       f"{', '.join(REQUIRED)} and width or params (found: {', '.join(named)})"
+                       + hint)
     if not any(c in header for c in SIZE_COLUMNS):
         raise CsvError(f"run CSV {path} needs a width or a params column (found: "
-                       f"{', '.join(header)})")
+                       f"{', '.join(named)})")
     if "params" not in header and params_of is None:
         raise CsvError(f"run CSV {path} gives critic widths only: pass the critic input size "
                        "(--input-dim) so that widths can be turned into parameter counts")
     metrics = ("return",) + tuple(m for m in OPTIONAL_METRICS if m in header)
+    # config -> seed -> step -> metric values; where each config and seed was first seen
     points: dict[tuple, dict[int, dict[float, dict[str, float]]]] = {}
-    widths: dict[tuple, int | None] = {}
-    envs = set()
+    widths: dict[tuple, tuple[int | None, int]] = {}
+    first_line: dict[tuple, int] = {}
+    step_line: dict[tuple, int] = {}
+    envs: set[str] = set()
+    env_line = 0  # where the first env was named
     n_rows = 0
-    for i, raw in enumerate(reader, start=1):
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-        if None in raw:
-            raise CsvError(f"row {i}: more fields than the header has columns")
-        if "env" in row:
+    end = 1  # the line the last row ended on
+    rows = iter(reader)
+    while True:
+        try:
+            fields = next(rows, None)
+        except csv.Error as exc:  # a field past the size limit: a quote never closed
+            raise CsvError(f"line {end + 1}: {exc} (a quote opened and never closed?)") from None
+        if fields is None:
+            break
+        line, begin, end = reader.line_num, end + 1, reader.line_num
+        if not any(f.strip() for f in fields):
+            continue  # a blank line
+        if line > begin and any("\n" in f or "\r" in f for f in fields):
+            raise CsvError(f"lines {begin}-{line}: one quoted field runs over {line - begin + 1} "
+                           "lines (a quote opened and never closed?)")
+        if len(fields) > len(header):
+            raise CsvError(f"line {line}: more fields than the header has columns")
+        row = {h: f.strip() for h, f in zip(header, fields, strict=False) if h}
+        if "env" in header:
+            if row.get("env", "") == "":
+                raise CsvError(f"line {line}: env is empty; every row of a file with an env "
+                               "column names its env")
+            if env is None and envs and row["env"] not in envs:
+                raise CsvError(f"run CSV {path} holds runs of more than one env ("
+                               f"{next(iter(envs))} on line {env_line}, {row['env']} on line "
+                               f"{line}): choose one with --env")
+            if not envs:
+                env_line = line
             envs.add(row["env"])
             if env is not None and row["env"] != env:
                 continue
         n_rows += 1
-        utd = _number(row["utd"], "utd", i, positive=True)
-        batch = _number(row["batch_size"], "batch_size", i, positive=True, integer=True)
-        seed = _seed(row["seed"], i)
-        step = _number(row["step"], "step", i, nonneg=True)
+        utd = _number(row.get("utd", ""), "utd", line, positive=True)
+        batch = _number(row.get("batch_size", ""), "batch_size", line, positive=True,
+                        integer=True)
+        seed = _seed(row.get("seed", ""), line)
+        step = _number(row.get("step", ""), "step", line, nonneg=True)
         if step > MAX_STEP:
-            raise CsvError(f"row {i}: step must be at most {MAX_STEP:g} env steps, got "
+            raise CsvError(f"line {line}: step must be at most {MAX_STEP:g} env steps, got "
                            f"{row['step']!r}")
-        width = None
-        if row.get("params", "") != "":
-            params = _number(row["params"], "params", i, positive=True)
-            if row.get("width", "") != "":
-                width = int(_number(row["width"], "width", i, positive=True, integer=True))
-        else:
-            if row.get("width", "") == "":
-                raise CsvError(f"row {i}: width and params are both empty")
-            width = int(_number(row["width"], "width", i, positive=True, integer=True))
-            params = float(params_of(width))
+        if round_steps is not None:
+            step = float(round(step / round_steps) * round_steps)
+        params, width = _size(row, line, params_of)
         key = (utd, params, batch)
-        widths[key] = width
-        values = {m: _number(row.get(m, ""), m, i) if row.get(m, "") != "" else math.nan
-                  for m in metrics}
-        if math.isnan(values["return"]) and row["return"].lower() != "nan":
-            raise CsvError(f"row {i}: return is empty")
+        first_line.setdefault(key, line)
+        seen = widths.setdefault(key, (width, line))
+        if seen[0] != width:
+            raise CsvError(f"line {line}: width {_shown(width)} differs from width "
+                           f"{_shown(seen[0])} on line {seen[1]} for the same {_config(key)}")
+        values = {"return": _number(row["return"], "return", line)
+                  if row.get("return", "") != "" else math.nan}
+        for m in metrics[1:]:  # not fitted: what is not a finite number is missing
+            try:
+                values[m] = float(row.get(m, ""))
+            except ValueError:
+                values[m] = math.nan
         seeds = points.setdefault(key, {})
         if step in seeds.setdefault(seed, {}):
-            raise CsvError(f"row {i}: seed {seed} of utd {utd:g}, params {params:.6g}, batch size "
-                           f"{batch:g} logs step {step:g} twice")
+            how = f" (rounded to a multiple of {round_steps:g})" if round_steps else ""
+            raise CsvError(f"line {line}: seed {seed} of {_config(key)} logs step {step:g}"
+                           f"{how} twice (first on line {step_line[key, seed, step]})")
+        step_line[key, seed, step] = line
         seeds[seed][step] = values
     if n_rows == 0:
         what = f" for env {env!r} (envs in the file: {', '.join(sorted(envs))})" if envs else ""
@@ -141,14 +240,26 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None) -
     runs = []
     name = env or (envs.pop() if len(envs) == 1 else Path(path).stem)
     for key in sorted(points):
-        utd, params, batch = key
         seeds = points[key]
+        where = f"{_config(key)} (first on line {first_line[key]})"
         if len(seeds) < 2:
-            raise CsvError(f"utd {utd:g}, params {params:.6g}, batch size {batch:g} has one seed "
-                           f"({next(iter(seeds))}); every configuration needs at least 2 seeds")
+            raise CsvError(f"{where} has one seed ({next(iter(seeds))}); every configuration "
+                           "needs at least 2 seeds")
         steps = np.array(sorted({s for per in seeds.values() for s in per}), dtype=float)
-        run = Run(layout="csv", env=name, utd=utd, params=params, batch_size=batch,
-                  width=widths[key])
+        for seed, per in seeds.items():
+            mine = sorted(per)
+            if mine != list(steps[:len(mine)]):
+                gap = next(float(s) for s, t in zip(steps, mine, strict=False) if s != t)
+                has = next(o for o in seeds if gap in seeds[o])
+                raise CsvError(
+                    f"{where}: seed {has} logs step {gap:g} and seed {seed} does not, though it "
+                    f"logs steps after it; the seeds of a configuration must log the same steps "
+                    f"(one may stop earlier): pass --round-steps N to round steps to multiples "
+                    f"of N if your logger's steps drift")
+            if not any(math.isfinite(v["return"]) for v in per.values()):
+                raise CsvError(f"{where}: seed {seed} has no finite return; remove its rows")
+        run = Run(layout="csv", env=name, utd=key[0], params=key[1], batch_size=key[2],
+                  width=widths[key][0])
         for m in metrics:
             arr = np.full((len(steps), len(seeds)), np.nan)
             for j, seed in enumerate(sorted(seeds)):

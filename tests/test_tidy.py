@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -83,20 +84,20 @@ GOOD = [[1, 1e6, 256, s, step, 10.0 * step / 1000 + s] for s in (0, 1) for step 
 @pytest.mark.parametrize("rows, header, needle", [
     (GOOD, ["utd", "params", "batch_size", "seed", "step"], "no column 'return'"),
     (GOOD, ["utd", "batch_size", "seed", "step", "return", "x"], "width or a params column"),
-    ([[1, 1e6, 256, 0, -5, 1.0]] + GOOD, HEADER, "row 1: step must not be negative"),
-    (GOOD[:2] + [[1, 1e6, 256, 0, "ten", 1.0]], HEADER, "row 3: step must be a number"),
-    (GOOD[:3] + [[1, 1e6, 256, 0, 2000, "1e999"]], HEADER, "row 4: return must be finite"),
+    ([[1, 1e6, 256, 0, -5, 1.0]] + GOOD, HEADER, "line 2: step must not be negative"),
+    (GOOD[:2] + [[1, 1e6, 256, 0, "ten", 1.0]], HEADER, "line 4: step must be a number"),
+    (GOOD[:3] + [[1, 1e6, 256, 0, 2000, "1e999"]], HEADER, "line 5: return must be finite"),
     ([r for r in GOOD if r[3] == 0], HEADER, "has one seed"),
-    ([[0, 1e6, 256, 0, 0, 1.0]] + GOOD, HEADER, "row 1: utd must be positive"),
-    ([[1, 1e6, 25.5, 0, 0, 1.0]] + GOOD, HEADER, "row 1: batch_size must be a whole number"),
+    ([[0, 1e6, 256, 0, 0, 1.0]] + GOOD, HEADER, "line 2: utd must be positive"),
+    ([[1, 1e6, 25.5, 0, 0, 1.0]] + GOOD, HEADER, "line 2: batch_size must be a whole number"),
     (GOOD + [GOOD[0]], HEADER, "logs step 0 twice"),
     # a hostile round: the last 'return' was read silently; steps of 1e100 failed in numpy
     ([r + [0.0] for r in GOOD], HEADER + ["return"], "column 'return' more than once"),
-    (GOOD[:3] + [[1, 1e6, 256, 1, 1e100, 1.0]], HEADER, "row 4: step must be at most 1e.15"),
-    ([[1, 1e6, 256, -3, 0, 1.0]] + GOOD, HEADER, "row 1: seed must not be negative"),
+    (GOOD[:3] + [[1, 1e6, 256, 1, 1e100, 1.0]], HEADER, "line 5: step must be at most 1e.15"),
+    ([[1, 1e6, 256, -3, 0, 1.0]] + GOOD, HEADER, "line 2: seed must not be negative"),
     ([], HEADER, "has no rows"),
 ])
-def test_bad_csvs_are_one_line_errors_naming_the_row(tmp_path, rows, header, needle):
+def test_bad_csvs_are_one_line_errors_naming_the_line(tmp_path, rows, header, needle):
     path = _write_csv(tmp_path / "bad.csv", rows, header)
     with pytest.raises(CsvError, match=needle):
         read_csv_runs(path)
@@ -181,3 +182,155 @@ def test_csv_of_runs_each_at_its_own_batch_size_fits_b_to_them(data_dir, tmp_pat
                                     "--algorithm", "bro", "--env", "h1-pole-v0", "--n-boot", "0",
                                     "--input-dim", "70", "-o", str(tmp_path / "odd.json")])
     assert res.exit_code == 2 and "mean relative error (at most 15%)" in res.output
+
+
+# A hostile round on CSVs from other codebases (session 21): what exports really look like.
+
+def _text_csv(path, text):
+    path.write_bytes(text.encode())
+    return path
+
+
+def _good_text(newline="\n"):
+    lines = [",".join(HEADER)] + [",".join(str(v) for v in r) for r in GOOD]
+    return newline.join(lines) + newline
+
+
+def _returns(runs):
+    return [(r.utd, r.params, r.batch_size, r.values["return"].tolist()) for r in runs]
+
+
+def test_cr_line_endings_read_as_lf_and_a_stray_cr_is_named(tmp_path):
+    """A file of bare CRs was a csv traceback; a CR inside a line (a column appended to a
+    CRLF file) splits the row, so it is refused at its line."""
+    lf = read_csv_runs(_text_csv(tmp_path / "lf.csv", _good_text()))
+    assert _returns(read_csv_runs(_text_csv(tmp_path / "cr.csv", _good_text("\r")))) == \
+        _returns(lf)
+    mixed = _good_text().replace("\n", "\r,x\n", 3)  # header and lines 2, 3
+    with pytest.raises(CsvError, match=r"^line 1: a carriage return inside the line"):
+        read_csv_runs(_text_csv(tmp_path / "mixed.csv", mixed))
+
+
+def test_an_unclosed_quote_is_refused_not_read_as_one_field(tmp_path):
+    """The rows after an opening quote that never closes became one field of an ignored
+    column (rows silently lost), or, past 128 KB, a csv traceback."""
+    lines = _good_text().splitlines()
+    lines[0] += ",name"
+    lines[1:] = [ln + ',"run' if i == 1 else ln + ",run" for i, ln in enumerate(lines[1:])]
+    with pytest.raises(CsvError, match=r"^lines 3-5: one quoted field runs over 3 lines"):
+        read_csv_runs(_text_csv(tmp_path / "q.csv", "\n".join(lines) + "\n"))
+    long = "\n".join(lines[:3] + [f"1,1e6,256,0,{5000 + k},1.0,x" for k in range(20_000)])
+    with pytest.raises(CsvError, match=r"^line 3: .*field.*\(a quote opened and never closed"):
+        read_csv_runs(_text_csv(tmp_path / "long.csv", long + "\n"))
+
+
+def test_empty_env_and_several_envs_without_a_choice_are_refused(tmp_path):
+    rows = [r + ["cheetah" if i % 2 else ""] for i, r in enumerate(GOOD)]
+    path = _write_csv(tmp_path / "e.csv", rows, HEADER + ["env"])
+    with pytest.raises(CsvError, match=r"^line 2: env is empty"):
+        read_csv_runs(path, env="cheetah")
+    rows = [r + [env] for env in ("a", "b") for r in GOOD]
+    path = _write_csv(tmp_path / "ab.csv", rows, HEADER + ["env"])
+    with pytest.raises(CsvError, match=r"more than one env \(a on line 2, b on line 6\): choose"):
+        read_csv_runs(path)
+    assert len(read_csv_runs(path, env="b")) == 1
+
+
+def test_seeds_must_log_the_same_steps_or_be_rounded_to_them(tmp_path):
+    """Steps merged across seeds: a seed logging 1001 where another logged 1000 halved D_J."""
+    base = [[1, 1e6, 256, s, step, float(v + 100 * s)] for s in (0, 1)
+            for step, v in ((1000, 500), (2000, 600), (3000, 700))]
+    drift = [r[:4] + [r[4] + r[3] * 3] + r[5:] for r in base]  # seed 1 logs 1003, 2003, ...
+    path = _write_csv(tmp_path / "drift.csv", drift)
+    with pytest.raises(CsvError, match="seed 1 logs step 1003 and seed 0 does not.*--round-steps"):
+        read_csv_runs(path)
+    rounded = read_csv_runs(path, round_steps=1000)
+    assert _returns(rounded) == _returns(read_csv_runs(_write_csv(tmp_path / "b.csv", base)))
+    # a seed that stops earlier is fine (its last return is carried forward, as the archives)
+    short = [r for r in base if not (r[3] == 1 and r[4] == 3000)]
+    (run,) = read_csv_runs(_write_csv(tmp_path / "short.csv", short))
+    assert run.values["return"].shape == (3, 2) and np.isnan(run.values["return"][2, 1])
+    with pytest.raises(CsvError, match=r"line 3: seed 0 of .* logs step 1000 \(rounded to a "
+                                       r"multiple of 1000\) twice \(first on line 2\)"):
+        read_csv_runs(_write_csv(tmp_path / "dup.csv", [base[0], [*base[0][:4], 1200, 1.0],
+                                                        *base[1:]]), round_steps=1000)
+
+
+def test_a_seed_without_any_finite_return_is_refused_and_empty_means_missing(tmp_path):
+    """An all-NaN seed counted towards the 2-seed minimum (every config fitted on one real
+    seed, its notes saying 2); an empty return, as pandas writes NaN, is missing like 'nan'."""
+    rows = [r[:5] + ["nan" if r[3] == 1 else r[5]] for r in GOOD]
+    with pytest.raises(CsvError, match="seed 1 has no finite return"):
+        read_csv_runs(_write_csv(tmp_path / "n.csv", rows))
+    nan_rows = [r[:5] + ["nan" if (r[3], r[4]) == (1, 1000) else r[5]] for r in GOOD]
+    empty = [r[:5] + ["" if (r[3], r[4]) == (1, 1000) else r[5]] for r in GOOD]
+    a = read_csv_runs(_write_csv(tmp_path / "a.csv", nan_rows))[0].values["return"]
+    b = read_csv_runs(_write_csv(tmp_path / "b.csv", empty))[0].values["return"]
+    assert np.array_equal(a, b, equal_nan=True) and np.isnan(a[1, 1])
+
+
+def test_widths_that_contradict_each_other_or_params_are_refused(tmp_path):
+    header = HEADER[:1] + ["width"] + HEADER[1:]
+    rows = [r[:1] + [64] + r[1:] for r in GOOD]
+    rows[3][1] = 128  # the last row of the config: it used to win silently
+    with pytest.raises(CsvError, match="line 5: width 128 differs from width 64 on line 2"):
+        read_csv_runs(_write_csv(tmp_path / "w.csv", rows, header))
+    rows[3][1] = 64
+    path = _write_csv(tmp_path / "wp.csv", rows, header)
+    assert read_csv_runs(path, params_of=lambda w: 1e6 * (w / 64) ** 2)[0].width == 64
+    with pytest.raises(CsvError, match="line 2: width 64 is a critic of 250000 params for the "
+                                       "given input size, but params says 1000000"):
+        read_csv_runs(path, params_of=lambda w: 2.5e5)
+
+
+def test_headers_as_exports_write_them(tmp_path):
+    """Upper-case names, a pandas index column (unnamed) and a trailing comma are read; a
+    critic_loss the fit does not use may be inf or text; tabs get a hint."""
+    lines = _good_text().splitlines()
+    text = "\n".join([",Return,UTD,params,Batch_Size,seed,step,critic_loss,".replace(
+        "Return,UTD,params,Batch_Size,seed,step", "utd,params,batch_size,seed,step,Return")]
+        + [f"{k},{ln},{'inf' if k else 'n/a'}," for k, ln in enumerate(lines[1:])]) + "\n"
+    (run,) = read_csv_runs(_text_csv(tmp_path / "pandas.csv", text))
+    assert _returns([run]) == _returns(read_csv_runs(_text_csv(tmp_path / "g.csv",
+                                                               _good_text())))
+    assert "critic_loss" not in run.values  # no finite value: not a metric of the run
+    with pytest.raises(CsvError, match="split by tabs: separate columns with commas"):
+        read_csv_runs(_text_csv(tmp_path / "t.csv", _good_text().replace(",", "\t")))
+
+
+def test_a_target_range_no_run_reaches_is_refused(cheetah_csv, tmp_path):
+    """--target-range 700 2000 on runs that top out near 900 fitted 16 thresholds no run
+    reached, and recommend then promised returns of 1776."""
+    res = CliRunner().invoke(main, ["fit", str(cheetah_csv), "--algorithm", "m", "--env",
+                                    "cheetah-run", "--target-range", "700", "2000",
+                                    "--input-dim", "23", "--n-boot", "0", "-o",
+                                    str(tmp_path / "f.json")])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "above every run's best mean return" in res.output
+
+
+def test_report_and_plot_read_the_csv_a_fit_came_from(cheetah_csv, tmp_path):
+    """They refused it ('neither a folder nor a zip'): a CSV user never saw the parity plot.
+    The CSV's steps are rounded as the fit's recorded --round-steps says."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "fit.json"
+    res = CliRunner().invoke(main, ["fit", str(cheetah_csv), "--algorithm", "m", "--env",
+                                    "cheetah-run", "--target-range", "400", "750",
+                                    "--input-dim", "23", "--n-boot", "0", "--round-steps", "10",
+                                    "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    from calibration.tidy import recorded_round_steps
+
+    assert recorded_round_steps(advisor.load_fit(str(out)).model.provenance.command) == 10
+    png = tmp_path / "parity.png"
+    res = CliRunner().invoke(main, ["plot", "parity", str(out), "--runs", str(cheetah_csv),
+                                    "-o", str(png)])
+    assert res.exit_code == 0 and png.stat().st_size > 0, res.output
+    from calibration.report import load_context
+
+    ctx = load_context(str(out), cheetah_csv, n_boot=0)
+    assert ctx.table is not None and np.isfinite(ctx.table.data).sum() > 0
+    res = CliRunner().invoke(main, ["fit", str(tmp_path / "nope.zip"), "--algorithm", "m",
+                                    "--env", "e", "--round-steps", "10", "-o",
+                                    str(tmp_path / "g.json")])
+    assert res.exit_code == 2
