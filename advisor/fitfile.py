@@ -598,6 +598,8 @@ def check_fit_output(path: str | os.PathLike, what: str = "the fit file") -> Non
     earlier fit file (even a corrupt one), a new path or a device (/dev/stdout) is fine."""
     from advisor.errors import OutputError
 
+    if str(path) == "-":  # not stdout: a file literally named "-"
+        raise OutputError(f"{what} -: give a file path (or /dev/stdout to print the fit)")
     p = Path(path)
     try:
         if not p.is_file():  # follows links: a link to a CSV is the CSV

@@ -350,9 +350,16 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
         try:
             tables = tables_by_batch(runs, targets, n_boot, seed)
         except AdvisorError:
+            at: dict[tuple, set] = {}
+            for r in runs:
+                at.setdefault((r.utd, r.params), set()).add(r.batch_size)
+            (u, n), has = next((k, v) for k, v in sorted(at.items()) if v != set(batches))
             raise CsvError(f"{archive.name} uses several batch sizes but not at every (utd, "
-                           "params): run one batch size everywhere, or every batch size at every "
-                           "(utd, params) so that B~ can be fitted") from None
+                           f"params): utd {u:g}, params {n:.10g} has batch sizes "
+                           f"{', '.join(f'{b:g}' for b in sorted(has))} of "
+                           f"{', '.join(f'{b:g}' for b in batches)}; run one batch size "
+                           "everywhere, or every batch size at every (utd, params) so that B~ "
+                           "can be fitted") from None
         utd, params, best = best_batch_sizes(tables)
         coef_b, relerr = fit_batch_law(utd, params, best)
         batch = BatchSizeLaw(kind="law", source="fitted", a_b=coef_b[0], alpha_b=coef_b[1],

@@ -334,3 +334,18 @@ def test_report_and_plot_read_the_csv_a_fit_came_from(cheetah_csv, tmp_path):
                                     "--env", "e", "--round-steps", "10", "-o",
                                     str(tmp_path / "g.json")])
     assert res.exit_code == 2
+
+
+def test_mixed_batch_sizes_name_the_config_and_dash_is_not_a_path(tmp_path):
+    rows = [[u, n, 256, s, step, float(step) / 100 * u] for u in (1, 2) for n in (1e6, 2e6)
+            for s in (0, 1) for step in (1000, 2000, 3000)]
+    rows += [[2, 2e6, 512, s, step, float(step) / 100] for s in (0, 1) for step in (1000, 2000)]
+    path = _write_csv(tmp_path / "mixed.csv", rows)
+    res = CliRunner().invoke(main, ["fit", str(path), "--algorithm", "a", "--env", "e",
+                                    "--input-dim", "10", "--n-boot", "0", "--target-range", "25",
+                                    "40", "-o", str(tmp_path / "f.json")])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "utd 1, params 1000000 has batch sizes 256 of 256, 512" in res.output
+    res = CliRunner().invoke(main, ["fit", str(path), "--algorithm", "a", "--env", "e",
+                                    "--input-dim", "10", "-o", "-"])
+    assert res.exit_code == 2 and "/dev/stdout" in res.output, res.output
