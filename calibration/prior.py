@@ -248,10 +248,13 @@ def member_tables(fits, data_dirs) -> list:
                 f"({archive_name}, sha256 {sha[:12]}...) {where}: set "
                 "ADVISOR_DATA_DIR to the folder that holds it, or name a family (e.g. --prior "
                 "dmc)")
-        if path.suffix.lower() == ".csv":  # a fit of a tidy CSV: widths as its architecture
-            from calibration.tidy import read_csv_runs
+        step_limit = None
+        if path.suffix.lower() == ".csv":  # a fit of a tidy CSV, read as `advisor fit` did
+            from calibration.tidy import read_csv_runs, recorded_round_steps
 
-            runs = read_csv_runs(path, env=env, params_of=lambda w, f=f: float(f.params(w)))
+            runs = read_csv_runs(path, env=env, params_of=lambda w, f=f: float(f.params(w)),
+                                 round_steps=recorded_round_steps(prov.command))
+            step_limit = max(float(r.steps["return"][-1]) for r in runs)
         else:
             runs = read_runs(path, env=env)
         targets = np.array([w.target for w in f.model.data_to_target.laws])
@@ -259,7 +262,7 @@ def member_tables(fits, data_dirs) -> list:
             runs = nearest_batch_runs(runs, lambda u, n, f=f: float(f.batch_size(u, n)))
         elif runs[0].layout == "bro":
             runs = [r for r in runs if r.tags.get("passive_critic", "False") == "False"]
-        tables.append(data_table(runs, targets, n_boot=0))
+        tables.append(data_table(runs, targets, n_boot=0, step_limit=step_limit))
     return tables
 
 
