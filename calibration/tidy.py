@@ -164,10 +164,9 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
                        "(--input-dim) so that widths can be turned into parameter counts")
     metrics = ("return",) + tuple(m for m in OPTIONAL_METRICS if m in header)
     # config -> seed -> step -> metric values; where each config and seed was first seen
-    points: dict[tuple, dict[int, dict[float, dict[str, float]]]] = {}
+    points: dict[tuple, dict[int, dict[float, tuple]]] = {}
     widths: dict[tuple, tuple[int | None, int]] = {}
     first_line: dict[tuple, int] = {}
-    step_line: dict[tuple, int] = {}
     envs: set[str] = set()
     env_line = 0  # where the first env was named
     n_rows = 0
@@ -220,20 +219,20 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
         if seen[0] != width:
             raise CsvError(f"line {line}: width {_shown(width)} differs from width "
                            f"{_shown(seen[0])} on line {seen[1]} for the same {_config(key)}")
-        values = {"return": _number(row["return"], "return", line)
-                  if row.get("return", "") != "" else math.nan}
+        # (line, return, then the optional metrics): a tuple, as big files hold millions
+        values = [line, _number(row["return"], "return", line)
+                  if row.get("return", "") != "" else math.nan]
         for m in metrics[1:]:  # not fitted: what is not a finite number is missing
             try:
-                values[m] = float(row.get(m, ""))
+                values.append(float(row.get(m, "")))
             except ValueError:
-                values[m] = math.nan
+                values.append(math.nan)
         seeds = points.setdefault(key, {})
         if step in seeds.setdefault(seed, {}):
             how = f" (rounded to a multiple of {round_steps:g})" if round_steps else ""
             raise CsvError(f"line {line}: seed {seed} of {_config(key)} logs step {step:g}"
-                           f"{how} twice (first on line {step_line[key, seed, step]})")
-        step_line[key, seed, step] = line
-        seeds[seed][step] = values
+                           f"{how} twice (first on line {seeds[seed][step][0]})")
+        seeds[seed][step] = tuple(values)
     if n_rows == 0:
         what = f" for env {env!r} (envs in the file: {', '.join(sorted(envs))})" if envs else ""
         raise CsvError(f"run CSV {path} has no rows{what}")
@@ -256,16 +255,16 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
                     f"logs steps after it; the seeds of a configuration must log the same steps "
                     f"(one may stop earlier): pass --round-steps N to round steps to multiples "
                     f"of N if your logger's steps drift")
-            if not any(math.isfinite(v["return"]) for v in per.values()):
+            if not any(math.isfinite(v[1]) for v in per.values()):
                 raise CsvError(f"{where}: seed {seed} has no finite return; remove its rows")
         run = Run(layout="csv", env=name, utd=key[0], params=key[1], batch_size=key[2],
                   width=widths[key][0])
-        for m in metrics:
+        for k, m in enumerate(metrics, start=1):
             arr = np.full((len(steps), len(seeds)), np.nan)
             for j, seed in enumerate(sorted(seeds)):
                 for t, s in enumerate(steps):
                     if s in seeds[seed]:
-                        arr[t, j] = seeds[seed][s][m]
+                        arr[t, j] = seeds[seed][s][k]
             if m == "return" or np.isfinite(arr).any():
                 run.steps[m] = steps
                 run.values[m] = arr
