@@ -119,13 +119,18 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
     CSV) and write a fit file; `advisor calibrate` refits its own out-dir (rerun it there).
 
     \b
-    A tidy CSV (a file ending in .csv) has a header and one row per logged evaluation:
+    A tidy CSV (a file ending in .csv): a header, then a row per evaluation:
       utd, width or params, batch_size, seed, step, return
-      optional: env (rows of --env are read), critic_loss, validation_critic_loss
-    step: env steps at the evaluation; return: its mean return (nan or empty: missing, the
-    seed's last return carried forward); width: the critic's hidden width (needs --input-dim
-    unless params is given too); params: the critic's parameter count, both Q-nets.
-    Each (utd, params, batch_size) needs 2 or more seeds that log the same steps.
+      optional: env (the rows of --env are read), critic_loss,
+                validation_critic_loss
+      step    env steps at the evaluation
+      return  its mean return; nan or empty: missing (the seed's last
+              return is carried forward)
+      width   the critic's hidden width (needs --input-dim, unless params
+              is given too)
+      params  the critic's parameter count, both Q-nets
+    Each (utd, params, batch_size) needs 2 or more seeds logging the same
+    steps (one may stop earlier; --round-steps aligns drifting ones).
 
     The file records the exact command that reproduces it (with --created filled in). A fit
     whose exponents sit at a bound, or that predicts held-out configs no better than a
