@@ -56,8 +56,16 @@ def _today() -> str:
 def _positive_finite(ctx, param, value):
     """A click callback: None, or a float > 0 and finite."""
     if value is not None and not 0 < value < float("inf"):
-        units = "env steps" if param is not None and param.name == "round_steps" else "FLOPs"
-        raise click.BadParameter(f"must be a positive finite number of {units}, got {value!r}")
+        raise click.BadParameter(f"must be a positive finite number of FLOPs, got {value!r}")
+    return value
+
+
+def _step_grid(ctx, param, value):
+    """A click callback: None, or env steps from 1 to MAX_STEP."""
+    from calibration.tidy import MAX_STEP
+
+    if value is not None and not 1 <= value <= MAX_STEP:
+        raise click.BadParameter(f"must be 1 to {MAX_STEP:g} env steps, got {value!r}")
     return value
 
 
@@ -109,7 +117,7 @@ def _target_range(ctx, param, value):
               help="Env steps of random actions your runs took before learning, recorded so "
                    "that exports set learning_starts (default: 2,500 for fitted_bs.zip, paper "
                    "A's; unrecorded otherwise).")
-@click.option("--round-steps", type=float, callback=_positive_finite, metavar="N",
+@click.option("--round-steps", type=float, callback=_step_grid, metavar="N",
               help="Tidy CSV only: round each step to the nearest multiple of N, for loggers "
                    "whose seeds log at drifting steps (10003, 9998, ... with N 1000).")
 @click.pass_context

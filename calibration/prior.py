@@ -250,10 +250,9 @@ def member_tables(fits, data_dirs) -> list:
                 "dmc)")
         step_limit = None
         if path.suffix.lower() == ".csv":  # a fit of a tidy CSV, read as `advisor fit` did
-            from calibration.tidy import read_csv_runs, recorded_round_steps
+            from calibration.tidy import read_fit_csv
 
-            runs = read_csv_runs(path, env=env, params_of=lambda w, f=f: float(f.params(w)),
-                                 round_steps=recorded_round_steps(prov.command))
+            runs = read_fit_csv(path, f)
             step_limit = max(float(r.steps["return"][-1]) for r in runs)
         else:
             runs = read_runs(path, env=env)

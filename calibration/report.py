@@ -66,11 +66,9 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
         metrics = ("return", "critic_loss", "validation_critic_loss")
         step_limit = None
         if Path(runs).suffix.lower() == ".csv":  # a tidy CSV, as `advisor fit` read it
-            from calibration.tidy import read_csv_runs, recorded_round_steps
+            from calibration.tidy import read_fit_csv
 
-            ctx.runs = read_csv_runs(runs, env=ctx.env, params_of=lambda w: float(f.params(w)),
-                                     round_steps=recorded_round_steps(
-                                         f.model.provenance.command))
+            ctx.runs = read_fit_csv(runs, f)
             step_limit = max(float(r.steps["return"][-1]) for r in ctx.runs)
         else:  # later_wins: a calibrate out-dir's runs/ may hold a config in both stages
             ctx.runs = read_runs(runs, env=ctx.env, metrics=metrics, later_wins=True)

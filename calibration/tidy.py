@@ -90,24 +90,44 @@ def _size(row: dict, line: int, params_of) -> tuple[float, int | None]:
             if abs(implied - params) > 0.01 * params:
                 raise CsvError(f"line {line}: width {width} is a critic of {implied:.6g} params "
                                f"for the given input size, but params says {params:.10g}; drop "
-                               "the width column to fit by params alone, or give the critic's "
-                               "input size")
+                               "the width column to fit by params alone, or check the critic's "
+                               "input size (--input-dim)")
         return params, width
     if width is None:
         raise CsvError(f"line {line}: width and params are both empty")
+    if params_of is None:
+        raise CsvError(f"line {line}: params is empty; give every row its params, or pass the "
+                       "critic input size (--input-dim) so that widths give them")
     return float(params_of(width)), width
 
 
-def recorded_round_steps(command: str | None) -> float | None:
-    """The --round-steps of a fit's recorded `advisor fit` command (so a report reads its CSV
-    as the fit did); None where it has none or cannot be read."""
+def _recorded(command: str | None, option: str) -> str | None:
+    """The value of `option` in a fit's recorded `advisor fit` command; None where it has none
+    or the command cannot be read."""
     import shlex
 
     try:
         words = shlex.split(command or "")
-        return float(words[words.index("--round-steps") + 1])
+        return words[words.index(option) + 1]
     except (ValueError, IndexError):
         return None
+
+
+def read_fit_csv(path: str | Path, fit) -> list[Run]:
+    """The runs of the tidy CSV `fit` (an advisor Fit) was made from, read as its recorded
+    `advisor fit` command read them: the rows of its --env, its --round-steps, and widths
+    turned into params by its architecture only where it had --input-dim (else its
+    architecture was fitted to the file's own width and params columns)."""
+    command = fit.model.provenance.command
+    round_steps = _recorded(command, "--round-steps")
+    try:
+        round_steps = None if round_steps is None else float(round_steps)
+    except ValueError:
+        round_steps = None
+    by_input = _recorded(command, "--input-dim") is not None
+    return read_csv_runs(path, env=_recorded(command, "--env") or fit.id.split("/", 1)[1],
+                         params_of=(lambda w: float(fit.params(w))) if by_input else None,
+                         round_steps=round_steps)
 
 
 def _shown(width: int | None) -> str:
@@ -126,8 +146,11 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
     `params_of(width)` turns widths into critic parameter counts (needed when the CSV has a
     `width` column and no `params`; with both, each row's must agree within 1%). `env` selects
     rows of that env when the CSV has an `env` column (needed when it names several).
-    `round_steps` rounds each step to the nearest multiple of it first. Configurations need at
-    least 2 seeds (the fit bootstraps over seeds), which log the same steps."""
+    `round_steps` (1 or more) rounds each step to the nearest multiple of it first.
+    Configurations need at least 2 seeds (the fit bootstraps over seeds), which log the same
+    steps."""
+    if round_steps is not None and not 1 <= round_steps <= MAX_STEP:
+        raise CsvError(f"round_steps must be 1 to {MAX_STEP:g} env steps, got {round_steps!r}")
     data = read_limited(path, "run CSV", CsvError, limit=MAX_CSV_BYTES)
     try:
         text = data.decode("utf-8-sig")
@@ -135,10 +158,12 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
         raise CsvError(f"run CSV {path} is not UTF-8 text") from None
     _line_breaks(text)
     reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] = []
     try:
-        header = [h.strip().lower() for h in next(reader, [])]
+        while not any(header) and (fields := next(reader, None)) is not None:
+            header = [h.strip().lower() for h in fields]  # blank lines before it are skipped
     except csv.Error as exc:
-        raise CsvError(f"run CSV {path}, line 1: {exc}") from None
+        raise CsvError(f"run CSV {path}, line {reader.line_num}: {exc}") from None
     if not any(header):
         raise CsvError(f"run CSV {path} is empty: it needs a header line with "
                        f"{', '.join(REQUIRED)} and width or params")
@@ -170,7 +195,8 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
     envs: set[str] = set()
     env_line = 0  # where the first env was named
     n_rows = 0
-    end = 1  # the line the last row ended on
+    end = reader.line_num  # the line the last row (or the header) ended on
+    needed = max(i for i, h in enumerate(header) if h) + 1  # fields up to the last named
     rows = iter(reader)
     while True:
         try:
@@ -182,11 +208,17 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
         line, begin, end = reader.line_num, end + 1, reader.line_num
         if not any(f.strip() for f in fields):
             continue  # a blank line
-        if line > begin and any("\n" in f or "\r" in f for f in fields):
-            raise CsvError(f"lines {begin}-{line}: one quoted field runs over {line - begin + 1} "
-                           "lines (a quote opened and never closed?)")
+        if line > begin:  # a quoted field held line breaks
+            col = next((h or f"number {k + 1}" for k, (h, f) in enumerate(zip(
+                header, fields, strict=False)) if "\n" in f or "\r" in f), "past the header's")
+            raise CsvError(f"lines {begin}-{line}: a quoted field in column {col} holds line "
+                           "breaks; fields may not span lines (or a quote was never closed)")
         if len(fields) > len(header):
-            raise CsvError(f"line {line}: more fields than the header has columns")
+            raise CsvError(f"line {line}: {len(fields)} fields, more than the header's "
+                           f"{len(header)} columns (a comma at the end of the rows only?)")
+        if len(fields) < needed:
+            raise CsvError(f"line {line}: {len(fields)} fields, fewer than the header's "
+                           f"{len(header)} columns (an empty field needs its comma)")
         row = {h: f.strip() for h, f in zip(header, fields, strict=False) if h}
         if "env" in header:
             if row.get("env", "") == "":
@@ -212,6 +244,9 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
                            f"{row['step']!r}")
         if round_steps is not None:
             step = float(round(step / round_steps) * round_steps)
+            if step > MAX_STEP:
+                raise CsvError(f"line {line}: step {row['step']} rounds to {step:g}, past "
+                               f"{MAX_STEP:g} env steps")
         params, width = _size(row, line, params_of)
         key = (utd, params, batch)
         first_line.setdefault(key, line)
@@ -224,9 +259,10 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
                   if row.get("return", "") != "" else math.nan]
         for m in metrics[1:]:  # not fitted: what is not a finite number is missing
             try:
-                values.append(float(row.get(m, "")))
+                value = float(row.get(m, ""))
             except ValueError:
-                values.append(math.nan)
+                value = math.nan
+            values.append(value if math.isfinite(value) else math.nan)
         seeds = points.setdefault(key, {})
         if step in seeds.setdefault(seed, {}):
             how = f" (rounded to a multiple of {round_steps:g})" if round_steps else ""
@@ -253,8 +289,9 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
                 raise CsvError(
                     f"{where}: seed {has} logs step {gap:g} and seed {seed} does not, though it "
                     f"logs steps after it; the seeds of a configuration must log the same steps "
-                    f"(one may stop earlier): pass --round-steps N to round steps to multiples "
-                    f"of N if your logger's steps drift")
+                    f"(one may stop earlier; a row with an empty return marks a missing "
+                    f"evaluation); where a logger's steps drift, advisor fit --round-steps N "
+                    f"rounds them to multiples of N")
             if not any(math.isfinite(v[1]) for v in per.values()):
                 raise CsvError(f"{where}: seed {seed} has no finite return; remove its rows")
         run = Run(layout="csv", env=name, utd=key[0], params=key[1], batch_size=key[2],

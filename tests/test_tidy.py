@@ -217,7 +217,7 @@ def test_an_unclosed_quote_is_refused_not_read_as_one_field(tmp_path):
     lines = _good_text().splitlines()
     lines[0] += ",name"
     lines[1:] = [ln + ',"run' if i == 1 else ln + ",run" for i, ln in enumerate(lines[1:])]
-    with pytest.raises(CsvError, match=r"^lines 3-5: one quoted field runs over 3 lines"):
+    with pytest.raises(CsvError, match=r"^lines 3-5: a quoted field in column name holds line"):
         read_csv_runs(_text_csv(tmp_path / "q.csv", "\n".join(lines) + "\n"))
     long = "\n".join(lines[:3] + [f"1,1e6,256,0,{5000 + k},1.0,x" for k in range(20_000)])
     with pytest.raises(CsvError, match=r"^line 3: .*field.*\(a quote opened and never closed"):
@@ -319,9 +319,10 @@ def test_report_and_plot_read_the_csv_a_fit_came_from(cheetah_csv, tmp_path):
                                     "--input-dim", "23", "--n-boot", "0", "--round-steps", "10",
                                     "-o", str(out)])
     assert res.exit_code == 0, res.output
-    from calibration.tidy import recorded_round_steps
+    from calibration.tidy import _recorded
 
-    assert recorded_round_steps(advisor.load_fit(str(out)).model.provenance.command) == 10
+    assert float(_recorded(advisor.load_fit(str(out)).model.provenance.command,
+                           "--round-steps")) == 10
     png = tmp_path / "parity.png"
     res = CliRunner().invoke(main, ["plot", "parity", str(out), "--runs", str(cheetah_csv),
                                     "-o", str(png)])
@@ -349,3 +350,62 @@ def test_mixed_batch_sizes_name_the_config_and_dash_is_not_a_path(tmp_path):
     res = CliRunner().invoke(main, ["fit", str(path), "--algorithm", "a", "--env", "e",
                                     "--input-dim", "10", "-o", "-"])
     assert res.exit_code == 2 and "/dev/stdout" in res.output, res.output
+
+
+def test_the_report_reads_the_csv_as_the_fit_did(cheetah_csv, tmp_path):
+    """A second round: the report filtered the CSV by the fit id's env (--name), not the
+    recorded --env (another env's rows used silently), and checked widths against params with
+    an architecture the fit never had (it fitted one to the file's own columns)."""
+    from types import SimpleNamespace
+
+    from calibration.tidy import read_fit_csv
+
+    lines = cheetah_csv.read_text().splitlines()
+    halved = [",".join([*ln.split(",")[:5], str(float(ln.split(",")[5]) / 2)]) + ",cheetah"
+              for ln in lines[1:]]
+    both = _text_csv(tmp_path / "both.csv", "\n".join(
+        [lines[0] + ",env"] + [ln + ",cheetah-run" for ln in lines[1:]] + halved) + "\n")
+    out = tmp_path / "fit.json"
+    res = CliRunner().invoke(main, ["fit", str(both), "--algorithm", "m", "--env", "cheetah-run",
+                                    "--name", "cheetah", "--target-range", "400", "750",
+                                    "--input-dim", "23", "--n-boot", "0", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    mine = read_fit_csv(both, advisor.load_fit(str(out)))
+    assert _returns(mine) == _returns(read_csv_runs(both, env="cheetah-run"))
+    # width and params columns that no BroNet matches, fitted without --input-dim
+    rows = [r[:1] + [w] + r[1:] for w, n in ((64, 1e6), (128, 3e6)) for r in GOOD
+            for r in [[r[0], n, *r[2:]]]]
+    path = _write_csv(tmp_path / "wp.csv", rows, ["utd", "width", *HEADER[1:]])
+    fit = SimpleNamespace(id="a/e", params=lambda w: 8.0 * w * w, model=SimpleNamespace(
+        provenance=SimpleNamespace(command=f"advisor fit {path} --algorithm a --env e")))
+    assert [r.width for r in read_fit_csv(path, fit)] == [64, 128]
+    fit.model.provenance.command += " --input-dim 10"
+    with pytest.raises(CsvError, match="width 64 is a critic of 32768 params"):
+        read_fit_csv(path, fit)
+
+
+def test_short_rows_bad_metrics_and_step_grids_a_second_round(tmp_path):
+    """A row missing its last fields lost its return silently; an inf critic_loss was kept
+    as inf (a log-scaled TD plot failed); a tiny --round-steps overflowed; rounding could
+    pass the step limit checked before it; a blank line before the header read as empty."""
+    text = _good_text().splitlines()
+    short = "\n".join(text[:2] + [text[2].rsplit(",", 1)[0]] + text[3:]) + "\n"
+    with pytest.raises(CsvError, match=r"^line 3: 5 fields, fewer than the header's 6"):
+        read_csv_runs(_text_csv(tmp_path / "short.csv", short))
+    losses = "\n".join([text[0] + ",critic_loss"] + [ln + (",inf" if k else ",0.5")
+                                                     for k, ln in enumerate(text[1:])]) + "\n"
+    (run,) = read_csv_runs(_text_csv(tmp_path / "loss.csv", losses))
+    assert run.values["critic_loss"][0, 0] == 0.5
+    assert np.isnan(run.values["critic_loss"]).sum() == 3
+    with pytest.raises(CsvError, match="round_steps must be 1 to 1e.15 env steps"):
+        read_csv_runs(_text_csv(tmp_path / "g.csv", _good_text()), round_steps=1e-310)
+    far = [[1, 1e6, 256, s, step, 1.0] for s in (0, 1) for step in (0, 5e14, 1e15)]
+    with pytest.raises(CsvError, match="rounds to 1.2e.15, past 1e.15 env steps"):
+        read_csv_runs(_write_csv(tmp_path / "far.csv", far), round_steps=6e14)
+    blank_first = "\n,,\n" + _good_text()
+    assert _returns(read_csv_runs(_text_csv(tmp_path / "b.csv", blank_first))) == \
+        _returns(read_csv_runs(_text_csv(tmp_path / "g2.csv", _good_text())))
+    res = CliRunner().invoke(main, ["fit", str(tmp_path / "g.csv"), "--algorithm", "a",
+                                    "--env", "e", "--round-steps", "1e-310", "-o",
+                                    str(tmp_path / "f.json")])
+    assert res.exit_code == 2 and "must be 1 to 1e+15 env steps" in res.output, res.output
