@@ -347,28 +347,37 @@ def figure_td(ctx: Context):
     utd = min(r.utd for r in runs)
     runs = [r for r in runs if r.utd == utd]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    widths = sorted({r.width or int(r.params) for r in runs})
+    def size(r) -> str:  # runs without a width (a CSV of params) are labelled by params
+        return f"width {r.width}" if r.width else f"params {r.params:.3g}"
+
+    sizes = [label for _, label in sorted({(r.params, size(r)) for r in runs})]
     cmap = plt.get_cmap("viridis")
-    for i, w in enumerate(widths):
-        color = cmap(i / max(1, len(widths) - 1))
+    for i, w in enumerate(sizes):
+        color = cmap(i / max(1, len(sizes) - 1))
         for ax, metric in ((axes[0], "validation_critic_loss"), (axes[1], "critic_loss")):
             late: dict[float, list[float]] = {}  # batch -> late-training means of its runs
             for r in runs:
-                if (r.width or int(r.params)) == w and metric in r.values:
+                if size(r) == w and metric in r.values:
                     v = r.values[metric]
                     late.setdefault(r.batch_size, []).append(
                         float(np.nanmean(v[int(0.8 * len(v)):])))
             xs = sorted(late)
-            ax.plot(xs, [np.mean(late[b]) for b in xs], "o-", color=color, label=f"width {w}")
-    for ax, name in ((axes[0], "validation TD error"), (axes[1], "training TD error")):
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+            if xs:
+                ax.plot(xs, [np.mean(late[b]) for b in xs], "o-", color=color, label=w)
+    for ax, name, metric in ((axes[0], "validation TD error", "validation_critic_loss"),
+                             (axes[1], "training TD error", "critic_loss")):
         ax.set_xlabel("batch size (transitions)")
         ax.set_ylabel(f"{name} (late-training mean)")
+        if not ax.get_lines():  # a CSV may log one of the two
+            ax.text(0.5, 0.5, f"no run logs {metric}", ha="center", va="center",
+                    transform=ax.transAxes)
+            continue
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle(f"{ctx.fit.id}: TD error against batch size at UTD {utd:g}, one line per "
-                 "critic width (validation left, training right)", fontsize=10)
+                 "critic size (validation left, training right)", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -409,3 +409,18 @@ def test_short_rows_bad_metrics_and_step_grids_a_second_round(tmp_path):
                                     "--env", "e", "--round-steps", "1e-310", "-o",
                                     str(tmp_path / "f.json")])
     assert res.exit_code == 2 and "must be 1 to 1e+15 env steps" in res.output, res.output
+
+
+def test_td_plot_of_a_csv_without_widths_labels_params(tmp_path):
+    pytest.importorskip("matplotlib")
+    from types import SimpleNamespace
+
+    from calibration.report import figure_td
+
+    rows = [[1, n, b, s, step, 1.0, 0.1 * b / n * 1e6] for n in (1e6, 4e6) for b in (128, 256)
+            for s in (0, 1) for step in (1000, 2000)]
+    runs = read_csv_runs(_write_csv(tmp_path / "td.csv", rows,
+                                    HEADER + ["validation_critic_loss"]))
+    fig = figure_td(SimpleNamespace(runs=runs, fit=SimpleNamespace(id="a/e")))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["params 1e+06", "params 4e+06"]
