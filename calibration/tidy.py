@@ -154,8 +154,12 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
     data = read_limited(path, "run CSV", CsvError, limit=MAX_CSV_BYTES)
     try:
         text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise CsvError(f"run CSV {path} is not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        what = ("UTF-16 text (PowerShell's default: write it with -Encoding utf8)"
+                if data[:2] in (b"\xff\xfe", b"\xfe\xff") else
+                f"not UTF-8 text (byte {data[exc.start]:#04x} on line {line})")
+        raise CsvError(f"run CSV {path} is {what}; save it as UTF-8") from None
     _line_breaks(text)
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] = []

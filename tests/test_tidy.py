@@ -424,3 +424,15 @@ def test_td_plot_of_a_csv_without_widths_labels_params(tmp_path):
     fig = figure_td(SimpleNamespace(runs=runs, fit=SimpleNamespace(id="a/e")))
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["params 1e+06", "params 4e+06"]
+
+
+def test_text_that_is_not_utf8_names_the_line_or_utf16(tmp_path):
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(_good_text().encode() + b"1,1e6,256,0,9000,1.0\n".replace(b"1.0",
+                                                                               b"caf\xe9"))
+    with pytest.raises(CsvError, match=r"not UTF-8 text \(byte 0xe9 on line 6\)"):
+        read_csv_runs(latin)
+    wide = tmp_path / "wide.csv"
+    wide.write_bytes(_good_text().encode("utf-16"))
+    with pytest.raises(CsvError, match="is UTF-16 text .PowerShell's default"):
+        read_csv_runs(wide)
