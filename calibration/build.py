@@ -131,9 +131,12 @@ def check_low_target(runs: list, targets) -> None:
 
 def check_high_target(runs: list, targets) -> None:
     """Refuse thresholds (a user's --target-range) above every run's best mean return: the
-    law would be fitted to thresholds no run reached, and recommend targets no run saw."""
-    best = [float(np.nanmax(m)) for m in (seed_mean(r.values["return"]) for r in runs)
-            if np.isfinite(m).any()]
+    law would be fitted to thresholds no run reached, and recommend targets no run saw. The
+    mean is D_J's: seeds that stopped carried forward (calibration.curves)."""
+    from calibration.curves import _forward_fill
+
+    best = [float(np.nanmax(m)) for m in (seed_mean(_forward_fill(r.values["return"]))
+                                          for r in runs) if np.isfinite(m).any()]
     if best and targets[-1] > max(best):
         raise BuildError(f"the highest threshold {targets[-1]:.4g} of --target-range is above "
                          f"every run's best mean return (at most {max(best):.4g}): no run "
@@ -270,7 +273,7 @@ def _finish(table: DataTable, archive: Path, algorithm: str, env: str, fit_env: 
             batch: BatchSizeLaw, arch: Architecture, fit_delta: float, notes: list[str],
             method: Method, n_boot: int, seed: int, created: str | None, command: str | None,
             target_range, delta, input_dim, name, prior, random_steps,
-            batch_sizes: list[int] | None = None) -> Built:
+            batch_sizes: list[int] | None = None, round_steps: float | None = None) -> Built:
     """The fit file of `table`, with the provenance of `archive` and of the command
     (`batch_sizes`: those the runs used, for the B~ range check)."""
     fit, laws, loco = make_fit_file(
@@ -279,7 +282,8 @@ def _finish(table: DataTable, archive: Path, algorithm: str, env: str, fit_env: 
             source=f"{archive.name} (sha256 {_sha256(archive)})",
             command=command or fit_command(archive, algorithm, env, f"{algorithm}-{fit_env}.json",
                                            n_boot, created, target_range, delta, input_dim,
-                                           name, _prior_specs(prior), random_steps),
+                                           name, _prior_specs(prior), random_steps,
+                                           round_steps),
             project_version=advisor.__version__, method=method.describe(), notes=notes),
         method=method, n_boot=n_boot, seed=seed, created=created, prior=prior,
         random_steps=random_steps, batch_sizes=batch_sizes)
@@ -376,14 +380,14 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
                    fit_delta=delta or 1e11, notes=notes, method=method, n_boot=n_boot,
                    seed=seed, created=created, command=command, target_range=target_range,
                    delta=delta, input_dim=input_dim, name=name, prior=prior,
-                   random_steps=random_steps, batch_sizes=batch_sizes)
+                   random_steps=random_steps, batch_sizes=batch_sizes, round_steps=round_steps)
 
 
 def fit_command(archive: str | Path, algorithm: str, env: str, output: str | Path, n_boot: int,
                 created: str | None, target_range: tuple[float, float] | None = None,
                 delta: float | None = None, input_dim: int | None = None,
                 name: str | None = None, priors: tuple[str, ...] = (),
-                random_steps: int | None = None) -> str:
+                random_steps: int | None = None, round_steps: float | None = None) -> str:
     """The `advisor fit` command line that rebuilds a fit (as calibration.cli records it)."""
     import shlex
 
@@ -406,6 +410,10 @@ def fit_command(archive: str | Path, algorithm: str, env: str, output: str | Pat
         parts += ["--prior", shlex.quote(p)]
     if random_steps is not None and random_steps != RANDOM_STEPS.get(_sha256(archive)):
         parts += ["--random-steps", str(random_steps)]
+    if round_steps is not None:
+        from advisor.fit import number_text
+
+        parts += ["--round-steps", number_text(float(round_steps))]
     return " ".join(parts)
 
 

@@ -257,7 +257,7 @@ def member_tables(fits, data_dirs) -> list:
         else:
             runs = read_runs(path, env=env)
         targets = np.array([w.target for w in f.model.data_to_target.laws])
-        if runs[0].layout == "simbav2":
+        if runs[0].layout in ("simbav2", "csv"):  # a batch grid: the runs nearest B~, as fitted
             runs = nearest_batch_runs(runs, lambda u, n, f=f: float(f.batch_size(u, n)))
         elif runs[0].layout == "bro":
             runs = [r for r in runs if r.tags.get("passive_critic", "False") == "False"]

@@ -78,14 +78,14 @@ def _line_breaks(text: str) -> None:
                            "line (mixed line endings); save the file with LF or CRLF endings")
 
 
-def _size(row: dict, line: int, params_of) -> tuple[float, int | None]:
+def _size(row: dict, line: int, params_of, check: bool = True) -> tuple[float, int | None]:
     """(params, width) of a row; width None where the file has no width column."""
     width = None
     if row.get("width", "") != "":
         width = int(_number(row["width"], "width", line, positive=True, integer=True))
     if row.get("params", "") != "":
         params = _number(row["params"], "params", line, positive=True)
-        if width is not None and params_of is not None:
+        if width is not None and params_of is not None and check:
             implied = float(params_of(width))
             if abs(implied - params) > 0.01 * params:
                 raise CsvError(f"line {line}: width {width} is a critic of {implied:.6g} params "
@@ -124,10 +124,14 @@ def read_fit_csv(path: str | Path, fit) -> list[Run]:
         round_steps = None if round_steps is None else float(round_steps)
     except ValueError:
         round_steps = None
-    by_input = _recorded(command, "--input-dim") is not None
+    # A CSV fitted without --input-dim had width and params columns, and its architecture was
+    # fitted to them: its rows are not checked against it (any other fit's is a BroNet's or
+    # the paper's, which widths must match).
+    source = _recorded(command, "fit") or ""  # the runs `advisor fit` read
+    own = _recorded(command, "--input-dim") is None and source.lower().endswith(".csv")
     return read_csv_runs(path, env=_recorded(command, "--env") or fit.id.split("/", 1)[1],
-                         params_of=(lambda w: float(fit.params(w))) if by_input else None,
-                         round_steps=round_steps)
+                         params_of=lambda w: float(fit.params(w)), round_steps=round_steps,
+                         check_widths=not own)
 
 
 def _shown(width: int | None) -> str:
@@ -140,11 +144,12 @@ def _config(key: tuple) -> str:
 
 
 def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
-                  round_steps: float | None = None) -> list[Run]:
+                  round_steps: float | None = None, check_widths: bool = True) -> list[Run]:
     """Runs (one per utd, critic size and batch size) from a tidy CSV.
 
     `params_of(width)` turns widths into critic parameter counts (needed when the CSV has a
-    `width` column and no `params`; with both, each row's must agree within 1%). `env` selects
+    `width` column and no `params`; with both, each row's must agree within 1% unless not
+    `check_widths`). `env` selects
     rows of that env when the CSV has an `env` column (needed when it names several).
     `round_steps` (1 or more) rounds each step to the nearest multiple of it first.
     Configurations need at least 2 seeds (the fit bootstraps over seeds), which log the same
@@ -251,7 +256,7 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
             if step > MAX_STEP:
                 raise CsvError(f"line {line}: step {row['step']} rounds to {step:g}, past "
                                f"{MAX_STEP:g} env steps")
-        params, width = _size(row, line, params_of)
+        params, width = _size(row, line, params_of, check_widths)
         key = (utd, params, batch)
         first_line.setdefault(key, line)
         seen = widths.setdefault(key, (width, line))

@@ -313,12 +313,17 @@ def test_report_and_plot_read_the_csv_a_fit_came_from(cheetah_csv, tmp_path):
     """They refused it ('neither a folder nor a zip'): a CSV user never saw the parity plot.
     The CSV's steps are rounded as the fit's recorded --round-steps says."""
     pytest.importorskip("matplotlib")
+    lines = cheetah_csv.read_text().splitlines()  # odd seeds log 3 steps late: drift
+    drift = _text_csv(tmp_path / "drift.csv", "\n".join(lines[:1] + [
+        ",".join(f[:4] + [str(int(f[4]) + 3 * (int(f[3]) % 2))] + f[5:])
+        for f in (ln.split(",") for ln in lines[1:])]) + "\n")
     out = tmp_path / "fit.json"
-    res = CliRunner().invoke(main, ["fit", str(cheetah_csv), "--algorithm", "m", "--env",
+    res = CliRunner().invoke(main, ["fit", str(drift), "--algorithm", "m", "--env",
                                     "cheetah-run", "--target-range", "400", "750",
                                     "--input-dim", "23", "--n-boot", "0", "--round-steps", "10",
                                     "-o", str(out)])
     assert res.exit_code == 0, res.output
+    cheetah_csv = drift  # unreadable without the recorded rounding
     from calibration.tidy import _recorded
 
     assert float(_recorded(advisor.load_fit(str(out)).model.provenance.command,
@@ -436,3 +441,27 @@ def test_text_that_is_not_utf8_names_the_line_or_utf16(tmp_path):
     wide.write_bytes(_good_text().encode("utf-16"))
     with pytest.raises(CsvError, match="is UTF-16 text .PowerShell's default"):
         read_csv_runs(wide)
+
+
+def test_a_second_review_thresholds_rounding_and_widths(tmp_path):
+    """check_high_target read the raw mean (seeds that stopped left out), not D_J's carried-
+    forward one; build_fit(round_steps=...) recorded a command without it; an archive fit's
+    report could not read a width-only CSV."""
+    from types import SimpleNamespace
+
+    from calibration.build import BuildError, check_high_target, fit_command
+    from calibration.tidy import read_fit_csv
+
+    rows = [[1, 1e6, 256, 0, 1000, 100.0], [1, 1e6, 256, 0, 2000, 1000.0],
+            [1, 1e6, 256, 1, 1000, 100.0]]  # seed 1 stopped: D_J's mean peaks at 550
+    (run,) = read_csv_runs(_write_csv(tmp_path / "early.csv", rows))
+    check_high_target([run], [300.0, 550.0])
+    with pytest.raises(BuildError, match="at most 550"):
+        check_high_target([run], [300.0, 900.0])
+    command = fit_command("r.csv", "a", "e", "f.json", 0, None, round_steps=1000.0)
+    assert command.endswith("--round-steps 1e+03")
+    widths = [[1, 64, 256, s, t, 1.0 * t] for s in (0, 1) for t in (1000, 2000)]
+    path = _write_csv(tmp_path / "w.csv", widths, ["utd", "width", *HEADER[2:]])
+    fit = SimpleNamespace(id="bro/e", params=lambda w: 8.0 * w * w, model=SimpleNamespace(
+        provenance=SimpleNamespace(command="advisor fit x.zip --algorithm bro --env e")))
+    assert read_fit_csv(path, fit)[0].params == 8.0 * 64 * 64
