@@ -72,10 +72,13 @@ def _line_breaks(text: str) -> None:
     file) splits a row in two: say where, rather than read half-rows."""
     if "\r" not in text or "\n" not in text:
         return
-    for k, ch in enumerate(text):
-        if ch == "\r" and text[k + 1:k + 2] != "\n":
-            raise CsvError(f"line {text.count(chr(10), 0, k) + 1}: a carriage return inside the "
-                           "line (mixed line endings); save the file with LF or CRLF endings")
+    import re
+
+    stray = re.search("\r(?!\n)", text)
+    if stray:
+        raise CsvError(f"line {text.count(chr(10), 0, stray.start()) + 1}: a carriage return "
+                       "inside the line (mixed line endings); save the file with LF or CRLF "
+                       "endings")
 
 
 def _size(row: dict, line: int, params_of, check: bool = True) -> tuple[float, int | None]:
@@ -116,7 +119,7 @@ def _recorded(command: str | None, option: str) -> str | None:
 def read_fit_csv(path: str | Path, fit) -> list[Run]:
     """The runs of the tidy CSV `fit` (an advisor Fit) was made from, read as its recorded
     `advisor fit` command read them: the rows of its --env, its --round-steps, and widths
-    turned into params by its architecture only where it had --input-dim (else its
+    turned into params by its architecture (checked against a params column, unless that
     architecture was fitted to the file's own width and params columns)."""
     command = fit.model.provenance.command
     round_steps = _recorded(command, "--round-steps")
