@@ -67,29 +67,33 @@ class Sampler:
         self.thread = threading.Thread(target=self._run, name="utilisation", daemon=True)
 
     def __enter__(self) -> Sampler:
+        # The file and its header exist before the caller's block runs (a reader polling the
+        # CSV from the start must not race the thread's first write).
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self.file = open(self.path, "a", newline="")
+        if new:
+            csv.writer(self.file).writerow(COLUMNS)
+            self.file.flush()
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop.set()
         self.thread.join()
+        self.file.close()
 
     def _run(self) -> None:
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        with open(self.path, "a", newline="") as f:
-            out = csv.writer(f)
-            if new:
-                out.writerow(COLUMNS)
-            last = cpu_times()
-            while not self.stop.wait(self.every):
-                now = cpu_times()
-                busy = ""
-                if last is not None and now is not None and now[1] > last[1]:
-                    busy = f"{(now[0] - last[0]) / (now[1] - last[1]):.4f}"
-                last = now
-                out.writerow((f"{time.time():.3f}", busy, *gpu_sample(self.smi)))
-                f.flush()
+        out = csv.writer(self.file)
+        last = cpu_times()
+        while not self.stop.wait(self.every):
+            now = cpu_times()
+            busy = ""
+            if last is not None and now is not None and now[1] > last[1]:
+                busy = f"{(now[0] - last[0]) / (now[1] - last[1]):.4f}"
+            last = now
+            out.writerow((f"{time.time():.3f}", busy, *gpu_sample(self.smi)))
+            self.file.flush()
 
 
 def _stats(x: np.ndarray, scale: float) -> str:

@@ -142,6 +142,8 @@ def test_utilisation_sampler_sees_a_busy_core_and_keeps_its_rows_as_they_come(tm
     spinner.start()
     try:
         with util.Sampler(path, every=0.2) as sampler:
+            # the header is on disk as the block starts (CI once raced the thread's first write)
+            assert path.read_text().splitlines() == [",".join(util.COLUMNS)]
             while len(path.read_text().splitlines()) < 6:  # header and 5 rows, mid-run
                 time.sleep(0.05)
             assert sampler.thread.is_alive()
