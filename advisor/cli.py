@@ -33,6 +33,26 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+class _Number(click.ParamType):
+    """A float, as click's, that names an overflow: 1e400 is not silently inf."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if math.isinf(v) and "inf" not in str(value).lower():
+            self.fail(f"{value} is beyond the largest float (about 1.8e308)", param, ctx)
+        return v
+
+
+NUMBER = _Number()
+
+
 def fail(message: str, code: int = 2):
     """Print `error: message` on one line to stderr and exit (2: the user's mistake)."""
     click.echo(f"error: {_one_line(message)}", err=True)
@@ -180,13 +200,13 @@ def main() -> None:
 @main.command()
 @click.option("--fit", "fit_id", default="bro/h1-crawl-v0", show_default=True,
               help="Fit id (see `advisor fits`) or path to a fit file.")
-@click.option("--compute", type=float, help="Compute budget in FLOPs (e.g. 1e17).")
-@click.option("--data", type=float, help="Data budget in environment steps (e.g. 5e5).")
-@click.option("--total", type=float,
+@click.option("--compute", type=NUMBER, help="Compute budget in FLOPs (e.g. 1e17).")
+@click.option("--data", type=NUMBER, help="Data budget in environment steps (e.g. 5e5).")
+@click.option("--total", type=NUMBER,
               help="Total budget in FLOPs of compute + delta * data (paper A, problem 2).")
-@click.option("--delta", type=float,
+@click.option("--delta", type=NUMBER,
               help="FLOPs charged per env step with --total (default: the fit's delta).")
-@click.option("--target", type=float,
+@click.option("--target", type=NUMBER,
               help="Return to reach (default: the top fitted target for a single budget, the "
                    "highest reachable one for compute+data or total).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
@@ -543,9 +563,9 @@ def _interval_lines(m) -> list[str]:
               help="Critic of the rl-zoo files (--format zoo): bronet (default) or mlp.")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False), default=None,
               help="--format zoo: write one rl-zoo file per budget into this folder.")
-@click.option("--delta", type=float, default=None,
+@click.option("--delta", type=NUMBER, default=None,
               help="FLOPs charged per env step with --kind total (default: the fit's delta).")
-@click.option("--target", type=float, default=None,
+@click.option("--target", type=NUMBER, default=None,
               help="Return to reach, as recommend --target (default: the fit's headline "
                    "target; with --kind total the highest target each budget reaches).")
 def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, target):

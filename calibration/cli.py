@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from advisor.cli import NUMBER
 from advisor.errors import AdvisorError, OutputError
 
 
@@ -99,9 +100,9 @@ def _target_range(ctx, param, value):
               help="Where to write the fit file (written atomically).")
 @click.option("--n-boot", default=100, show_default=True, type=click.IntRange(0, 10_000),
               help="Bootstrap resamples of seeds (coefficient spread shown in reports).")
-@click.option("--target-range", nargs=2, type=float, default=None, callback=_target_range,
+@click.option("--target-range", nargs=2, type=NUMBER, default=None, callback=_target_range,
               metavar="J_MIN J_MAX", help="J_min J_max for envs not in paper A's Table 2.")
-@click.option("--delta", type=float, callback=_positive_finite,
+@click.option("--delta", type=NUMBER, callback=_positive_finite,
               help="FLOPs charged per env step, the exchange rate of --total budgets (default: "
                    "paper A's value for its tasks, else 1e11, its value for every DMC task).")
 @click.option("--input-dim", type=click.IntRange(1, 100_000),
@@ -117,7 +118,7 @@ def _target_range(ctx, param, value):
               help="Env steps of random actions your runs took before learning, recorded so "
                    "that exports set learning_starts (default: 2,500 for fitted_bs.zip, paper "
                    "A's; unrecorded otherwise).")
-@click.option("--round-steps", type=float, callback=_step_grid, metavar="N",
+@click.option("--round-steps", type=NUMBER, callback=_step_grid, metavar="N",
               help="Tidy CSV only: round each step to the nearest multiple of N, for loggers "
                    "whose seeds log at drifting steps (10003, 9998, ... with N 1000).")
 @click.pass_context
@@ -260,7 +261,7 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
               help="Where runs, done markers and the grid go; rerun to resume.")
 @click.option("--fit-out", type=click.Path(dir_okay=False),
               help="Fit file to write (default: OUT_DIR/ALGORITHM-ENV.json).")
-@click.option("--delta", type=float, default="1e10", show_default=True, callback=_positive_finite,
+@click.option("--delta", type=NUMBER, default="1e10", show_default=True, callback=_positive_finite,
               help="FLOPs charged per env step in the fit file: the exchange rate of --total "
                    "budgets (C + delta * data). Paper A used 5e10 to 2e12 for its DMC and "
                    "HumanoidBench tasks; the default suits a cheap simulator such as "
@@ -384,17 +385,17 @@ def _interruptible(out_dir):
 
 
 def _budget_options(f):
-    f = click.option("--target", type=float,
+    f = click.option("--target", type=NUMBER,
                      help="Return the marked recommendation reaches, as recommend --target "
                           "(needs a budget option).")(f)
-    f = click.option("--delta", type=float,
+    f = click.option("--delta", type=NUMBER,
                      help="FLOPs per env step of the --total budget (default: the fit's), "
                           "as recommend --delta; the frontier's iso-total lines use it, and "
                           "one of them is that budget.")(f)
-    f = click.option("--total", type=float,
+    f = click.option("--total", type=NUMBER,
                      help="Mark the recommendation for this total budget.")(f)
-    f = click.option("--data", type=float, help="Mark the recommendation for this data budget.")(f)
-    f = click.option("--compute", type=float,
+    f = click.option("--data", type=NUMBER, help="Mark the recommendation for this data budget.")(f)
+    f = click.option("--compute", type=NUMBER,
                      help="Mark the recommendation for this compute budget.")(f)
     return f
 

@@ -113,6 +113,20 @@ def test_help_teaches_the_budget_problems():
     assert "highest target" in res.output and "FLOPs" in res.output
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--compute", "1e400"], "1e400 is beyond the largest float"),
+    (["--data", "-1e999"], "-1e999 is beyond the largest float"),
+    (["--compute", "1e17", "--target", "1e309"], "'--target': 1e309 is beyond"),
+    (["--compute", "inf"], "compute must be a positive finite number of FLOPs, got inf"),
+    (["--compute", "x1"], "'x1' is not a number"),
+])
+def test_an_overflowing_number_is_named_as_such_not_as_inf(args, needle):
+    """float('1e400') is inf: the error says what was typed and why, not 'got inf'."""
+    res = run("recommend", *args)
+    assert res.exit_code == 2 and needle in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
 numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(["abc", "",
                                                                                     "1e400"]))
 
