@@ -15,7 +15,10 @@ always returns something. These say where it should not be trusted:
   interval    (few-shot fits of fewer than calibration.prior.MIN_OWN_CONFIGS configs, whose
               interval is the family's alone) at least half of the fit's own configs, each
               held out, inside the 80% interval: otherwise the family does not describe this
-              task, and the interval says nothing about it.
+              task, and the interval says nothing about it;
+  steps       (shown only when it fails) the longest run at least MIN_HORIZON env steps: runs
+              shorter than that are steps logged in thousands or millions (a CSV's step
+              column), and every data figure the fit gives is off by as much.
 
     problems = [c for c in fit_checks(fit, batch_sizes=[128, 256]) if not c.ok]
 """
@@ -37,6 +40,8 @@ BATCH_SPAN = 4.0
 MAX_BATCH_EXPONENT = 3.0
 #: A family-only interval must cover at least this share of the fit's own held-out configs.
 MIN_OWN_COVERAGE = 0.5
+#: The longest run must reach this many env steps: less is a step column in other units.
+MIN_HORIZON = 100.0
 _AT_BOUND = 1e-3  # relative distance to a bound that counts as on it
 
 
@@ -126,6 +131,12 @@ def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None) -> list[Check
                          f"{g.n_configs} configs, each held out"
                          + ("" if ok else ": the family does not describe this task; run "
                             "more configurations or fit without --prior")))
+    horizon = fit.domain.horizon
+    if horizon is not None and horizon < MIN_HORIZON:  # silent when it passes: notes unchanged
+        out.append(Check("steps", False,
+                         f"the longest run ends at {horizon:g} env steps, under {MIN_HORIZON:g}: "
+                         "steps must count env steps (not thousands or millions of them), or "
+                         "every data figure of the fit is off by as much"))
     return out
 
 

@@ -465,3 +465,27 @@ def test_a_second_review_thresholds_rounding_and_widths(tmp_path):
     fit = SimpleNamespace(id="bro/e", params=lambda w: 8.0 * w * w, model=SimpleNamespace(
         provenance=SimpleNamespace(command="advisor fit x.zip --algorithm bro --env e")))
     assert read_fit_csv(path, fit)[0].params == 8.0 * 64 * 64
+
+
+def test_steps_logged_in_millions_are_flagged_by_the_fit_checks(cheetah_csv, tmp_path):
+    """A step column in millions of env steps fitted 'runs up to 1 env step' in silence; the
+    fit now fails a `steps` check, recorded in the file and repeated by `recommend`."""
+    from calibration.checks import fit_checks
+
+    text = cheetah_csv.read_text().splitlines()
+    k = text[0].split(",").index("step")
+    rows = [r.split(",") for r in text[1:]]
+    for r in rows:
+        r[k] = repr(int(r[k]) / 1e6)
+    path = _write_csv(tmp_path / "millions.csv", rows)
+    out = tmp_path / "f.json"
+    res = CliRunner().invoke(main, ["fit", str(path), "--algorithm", "bro", "--env",
+                                    "cheetah-run", "--target-range", "400", "750", "--input-dim",
+                                    "23", "--n-boot", "0", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "FAIL steps: the longest run ends at 1 env steps, under 100" in res.output
+    fit = advisor.load_fit(str(out))
+    assert any("FAILED: steps" in n for n in fit.model.provenance.notes)
+    assert [c.name for c in fit_checks(fit.model) if not c.ok] == ["steps"]
+    shipped = advisor.load_fit("bro/cheetah-run").model  # the same runs in env steps: silent
+    assert "steps" not in [c.name for c in fit_checks(shipped)]
