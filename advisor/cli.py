@@ -693,6 +693,7 @@ def _export_entry(rec, fit) -> dict:
             "n_timesteps": total_timesteps(rec), "utd": rec.utd, "width": rec.width,
             "params": rec.params, "target": rec.target, "predicted_data": rec.predicted_data,
             "predicted_compute": rec.predicted_compute,
+            "predicted_total": rec.predicted_total, "delta": rec.delta,
             "interval": None if iv is None else iv.model_dump(),
             "interval_single_seed": None if one is None else one.model_dump(),
             "within_budget": rec.within_budget, "extrapolated": rec.extrapolated,

@@ -162,6 +162,17 @@ def test_zoo_file_is_an_rl_zoo_entry_with_real_numbers(rec, pendulum_fit):
     assert eval(mlp["policy_kwargs"]) == sb3.policy_kwargs(rec, "mlp", fit=pendulum_fit)
 
 
+def test_zoo_file_of_a_total_budget_says_its_predicted_total_and_delta():
+    """A total budget limits C + delta*D: the file's comment gives both (it gave C alone)."""
+    import advisor
+
+    r = advisor.recommend(advisor.Budget(total=1e18, delta=1e12), fit="bro/h1-crawl-v0")
+    text = zoo.zoo_yaml(r, ENV, fit="bro/h1-crawl-v0")
+    assert f"predicted total {r.predicted_total:.4g} FLOPs (delta 1e+12)" in text
+    r = advisor.recommend(advisor.Budget(data=5e5), fit="bro/h1-crawl-v0")
+    assert "predicted total" not in zoo.zoo_yaml(r, ENV, fit="bro/h1-crawl-v0")
+
+
 def test_cli_zoo_needs_an_env_and_prints_the_file(rec, pendulum_fit):
     args = ["recommend", "--fit", pendulum_fit, "--data", "400", "--format", "zoo"]
     res = run(*args)

@@ -445,6 +445,10 @@ def test_export_delta_is_recommends_for_total_budgets():
         r = recommend(Budget(total=row["total"], delta=5e10), fit="bro/h1-crawl-v0")
         assert (row["width"], row["utd"], row["target"]) == (r.width, r.utd, r.target)
         assert row["predicted_data"] == pytest.approx(r.predicted_data)
+        # what a total budget limits, and the delta it was charged at, are in the entry
+        assert row["delta"] == 5e10 and row["predicted_total"] == pytest.approx(
+            r.predicted_compute + 5e10 * r.predicted_data)
+        assert row["predicted_total"] <= row["total"] or not row["within_budget"]
     res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--delta", "5e10"])
     assert "--delta applies to --kind total" in _one_line_exit_2(res)
 

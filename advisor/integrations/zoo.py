@@ -167,7 +167,9 @@ def zoo_yaml(rec: Recommendation, env_id: str, *, critic: str = "bronet",
         c(f"target {rec.target:.4g}; predicted data {rec.predicted_data:.4g} env steps"
           + (f" ({100 * iv.level:g}% interval {iv.low:.4g}-{iv.high:.4g}"
              + (f"; one seed {one.low:.4g}-{one.high:.4g}" if one else "") + ")" if iv else "")
-          + f"; predicted compute {rec.predicted_compute:.4g} FLOPs; within budget: "
+          + f"; predicted compute {rec.predicted_compute:.4g} FLOPs"
+          + (f"; predicted total {rec.predicted_total:.4g} FLOPs (delta {rec.delta:.3g})"
+             if "total" in rec.budget else "") + "; within budget: "
           f"{'yes' if rec.within_budget else 'no'}"),
         c(f"utd {rec.gradient_steps}/{rec.train_freq} = {rec.utd:.4g} (gradient_steps / "
           f"train_freq); width {rec.width}; params {rec.params:.4g}"),
