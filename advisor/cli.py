@@ -302,6 +302,11 @@ def _check_client_options(fmt: str, env_id: str | None, critic: str | None) -> N
         raise click.UsageError("--critic applies to --format zoo")
     if fmt == "zoo" or env_id is not None:
         check_env_actions(check_env_id(env_id))
+    if fmt == "args" and env_id is not None and _dict_obs(env_id):
+        raise click.UsageError(
+            f"env {env_id} has Dict observations, which CleanRL's sac_continuous_action.py "
+            "cannot read (it takes a Box): flatten them in the script "
+            "(gymnasium.wrappers.FlattenObservation) or use --format zoo")
 
 
 def _zoo_protocol(rec, fmt: str) -> list[str]:
@@ -341,6 +346,15 @@ def _input_dim(env_id: str | None) -> int | None:
     return env_input_dim(env_id)
 
 
+def _dict_obs(env_id: str | None) -> bool:
+    """Whether Gymnasium here makes the env with Dict observations (zoo.env_dict_observations)."""
+    if env_id is None:
+        return False
+    from advisor.integrations.zoo import env_dict_observations
+
+    return env_dict_observations(env_id)
+
+
 def _json_safe(x):
     """x with every non-finite float as the string JSON readers accept ("Infinity", "-Infinity",
     "NaN", as the Recommendation model writes them): JSON has no bare infinity."""
@@ -374,7 +388,8 @@ def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: s
         from advisor.integrations.zoo import zoo_yaml
 
         return zoo_yaml(rec, env_id, critic=critic, fit=fit,
-                        input_dim=_input_dim(env_id)).rstrip("\n")
+                        input_dim=_input_dim(env_id),
+                        multi_input=_dict_obs(env_id)).rstrip("\n")
     iv, one = rec.interval, rec.interval_single_seed
     opt = rec.optimum
     rows = [
@@ -713,8 +728,8 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
     bronet_shape(fit)  # a critic rl-zoo cannot build fails before any file is written
     if out_dir is None:  # exactly one budget (checked): the file to stdout
         rec = _recommend(budgets_[0], fit=fit, target=target)
-        click.echo(zoo_yaml(rec, env_id, critic=critic, fit=fit,
-                            input_dim=_input_dim(env_id)).rstrip("\n"))
+        click.echo(zoo_yaml(rec, env_id, critic=critic, fit=fit, input_dim=_input_dim(env_id),
+                            multi_input=_dict_obs(env_id)).rstrip("\n"))
         warn_lines(rec.warnings)
         note_lines([critic_match(rec, critic, fit=fit, input_dim=_input_dim(env_id)).note,
                     *_zoo_protocol(rec, "zoo"), *other_task_note(fit.id, env_id)])
@@ -730,7 +745,8 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
             continue
         path = Path(out_dir) / f"sac_{slug}_{_entry_key(kind, value)}.yml"
         atomic_write_text(path, zoo_yaml(rec, env_id, critic=critic, fit=fit,
-                                         input_dim=_input_dim(env_id)))
+                                         input_dim=_input_dim(env_id),
+                                         multi_input=_dict_obs(env_id)))
         written.append(path)
         # as with one budget: each file's warnings on stderr, named by its budget
         problems += [f"{kind} {value:.4g}: {w}" for w in rec.warnings]

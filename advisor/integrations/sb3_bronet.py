@@ -35,7 +35,7 @@ def _define() -> None:
     from gymnasium import spaces
     from stable_baselines3.common.policies import BaseModel, ContinuousCritic
     from stable_baselines3.common.preprocessing import get_action_dim
-    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor
     from stable_baselines3.sac.policies import SACPolicy
     from torch import nn
 
@@ -84,16 +84,19 @@ def _define() -> None:
 
     class BroNetSACPolicy(SACPolicy):
         """SACPolicy with a BroNet critic of `critic_width` and `critic_blocks` residual blocks;
-        `net_arch` sets the actor only."""
+        `net_arch` sets the actor only. A Dict observation space (goal envs) is read as SB3's
+        MultiInputPolicy reads it (CombinedExtractor: each key flattened and concatenated)."""
 
-        def __init__(self, *args: Any, critic_width: int = 256, critic_blocks: int = 2,
-                     **kwargs: Any):
+        def __init__(self, observation_space: spaces.Space, *args: Any, critic_width: int = 256,
+                     critic_blocks: int = 2, **kwargs: Any):
             if int(critic_width) < 1 or int(critic_blocks) < 0:
                 raise ValueError(f"critic_width must be >= 1 and critic_blocks >= 0, got "
                                  f"{critic_width}, {critic_blocks}")
+            if isinstance(observation_space, spaces.Dict):
+                kwargs.setdefault("features_extractor_class", CombinedExtractor)
             self.critic_width = int(critic_width)
             self.critic_blocks = int(critic_blocks)
-            super().__init__(*args, **kwargs)
+            super().__init__(observation_space, *args, **kwargs)
 
         def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None
                         ) -> ContinuousCritic:

@@ -15,7 +15,9 @@ warnings and what the critic lacks.
 The critic (see advisor.integrations.sb3): critic="bronet" (default) names
 `advisor.integrations.sb3_bronet.BroNetSACPolicy`, which rl-zoo imports by its dotted name (so
 the value-scaling-advisor package must be importable where rl-zoo runs); critic="mlp" uses the
-"MlpPolicy" alias with a plain MLP of the BroNet's Dense layers.
+"MlpPolicy" alias with a plain MLP of the BroNet's Dense layers ("MultiInputPolicy" for an env
+whose observations are a Dict, such as goal envs: `multi_input=True`, which the CLI sets from
+the env; BroNetSACPolicy reads a Dict as MultiInputPolicy does).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ if TYPE_CHECKING:
     from advisor.fit import Fit
     from advisor.recommend import Recommendation
 
-__all__ = ["check_env_actions", "check_env_id", "env_input_dim", "zoo_hyperparams", "zoo_yaml"]
+__all__ = ["check_env_actions", "check_env_id", "env_dict_observations", "env_input_dim",
+           "zoo_hyperparams", "zoo_yaml"]
 
 # Gymnasium ids: [namespace/]name[-vN], e.g. ALE/Pong-v5, dm_control/cheetah-run-v0.
 _ENV_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]*(/[A-Za-z0-9_][A-Za-z0-9_.:\-]*)?$")
@@ -67,7 +70,7 @@ def check_env_actions(env_id: str) -> None:
     (SB3's and CleanRL's SAC take a Box only), and one warning when Gymnasium here does not
     know the id (it may be registered where the output is used: rl-zoo's --gym-packages).
     The CLI calls it; the functions above stay free of Gymnasium (it makes the env)."""
-    problem, _ = _gymnasium_probe(env_id)
+    problem = _gymnasium_probe(env_id)[0]
     if problem is None:
         return
     kind, text = problem
@@ -83,13 +86,21 @@ _WARNED: set[str] = set()
 
 def env_input_dim(env_id: str) -> int | None:
     """obs + action size of `env_id` (what a critic takes in) where Gymnasium here makes it
-    with flat Box spaces; None otherwise. The CLI counts the client's critic at it."""
+    with flat Box spaces (or a Dict of them: flattened and joined, as SB3 reads it); None
+    otherwise. The CLI counts the client's critic at it."""
     return _gymnasium_probe(env_id)[1]
 
 
+def env_dict_observations(env_id: str) -> bool:
+    """Whether Gymnasium here makes `env_id` with a Dict observation space (goal envs): SB3
+    needs MultiInputPolicy there, and CleanRL's SAC cannot read it."""
+    return _gymnasium_probe(env_id)[2]
+
+
 @functools.lru_cache(maxsize=64)
-def _gymnasium_probe(env_id: str) -> tuple[tuple[str, str] | None, int | None]:
-    """(problem, input size) of `env_id` where Gymnasium is installed. The problem for SAC:
+def _gymnasium_probe(env_id: str) -> tuple[tuple[str, str] | None, int | None, bool]:
+    """(problem, input size, Dict observations) of `env_id` where Gymnasium is installed. The
+    problem for SAC:
     ("error", ...) when the env's action space is not continuous (SB3's and CleanRL's SAC
     take a Box only), ("warning", ...) when Gymnasium here does not know the id (it may be
     registered where the file is used: rl-zoo's --gym-packages), None when fine or unknown
@@ -97,19 +108,19 @@ def _gymnasium_probe(env_id: str) -> tuple[tuple[str, str] | None, int | None]:
     try:
         import gymnasium
     except Exception:  # not installed (the advisor does not need it) or broken
-        return None, None
+        return None, None, False
     try:
         gymnasium.spec(env_id)
     except gymnasium.error.Error as exc:
         return ("warning", f"Gymnasium {gymnasium.__version__} here does not know env id "
                            f"{env_id!r} ({' '.join(str(exc).split())}); the output names it all "
-                           "the same, for a codebase that registers it"), None
+                           "the same, for a codebase that registers it"), None, False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             env = gymnasium.make(env_id)
     except Exception:  # e.g. Box2D or MuJoCo not installed here: nothing more to say
-        return None, None
+        return None, None, False
     try:
         space, obs = env.action_space, env.observation_space
     finally:
@@ -120,9 +131,13 @@ def _gymnasium_probe(env_id: str) -> tuple[tuple[str, str] | None, int | None]:
     if not isinstance(space, gymnasium.spaces.Box):
         return ("error", f"env {env_id} has a {space} action space; SAC (SB3, rl-zoo, "
                          "CleanRL's sac_continuous_action.py) needs a continuous (Box) one, "
-                         "e.g. Humanoid-v5 or Pendulum-v1"), None
-    flat = isinstance(obs, gymnasium.spaces.Box) and len(obs.shape) == 1 and len(space.shape) == 1
-    return None, int(obs.shape[0] + space.shape[0]) if flat else None
+                         "e.g. Humanoid-v5 or Pendulum-v1"), None, False
+    box = gymnasium.spaces.Box
+    nested = isinstance(obs, gymnasium.spaces.Dict)
+    parts = list(obs.spaces.values()) if nested else [obs]
+    flat = all(isinstance(p, box) and len(p.shape) == 1 for p in parts) and len(space.shape) == 1
+    return (None, int(sum(p.shape[0] for p in parts) + space.shape[0]) if flat else None,
+            nested)
 
 
 def _expression(value: Any) -> str:
@@ -135,13 +150,17 @@ def _expression(value: Any) -> str:
 
 
 def zoo_hyperparams(rec: Recommendation, env_id: str, *, critic: str = "bronet",
-                    fit: Fit | str | None = None) -> dict[str, dict[str, Any]]:
-    """{env_id: hyperparameters}, as rl-zoo reads the file (policy_kwargs a string)."""
+                    fit: Fit | str | None = None, multi_input: bool = False
+                    ) -> dict[str, dict[str, Any]]:
+    """{env_id: hyperparameters}, as rl-zoo reads the file (policy_kwargs a string);
+    `multi_input`: the env's observations are a Dict (the mlp critic then names SB3's
+    MultiInputPolicy)."""
     env_id = check_env_id(env_id)
     kwargs = policy_kwargs(rec, critic, fit=fit)
+    mlp = "MultiInputPolicy" if multi_input else "MlpPolicy"
     return {env_id: {
         "n_timesteps": total_timesteps(rec),
-        "policy": BRONET_POLICY if critic == "bronet" else "MlpPolicy",
+        "policy": BRONET_POLICY if critic == "bronet" else mlp,
         "batch_size": rec.batch_size,
         "learning_rate": float(rec.learning_rate),
         "train_freq": rec.train_freq,
@@ -152,11 +171,13 @@ def zoo_hyperparams(rec: Recommendation, env_id: str, *, critic: str = "bronet",
 
 
 def zoo_yaml(rec: Recommendation, env_id: str, *, critic: str = "bronet",
-             fit: Fit | str | None = None, input_dim: int | None = None) -> str:
+             fit: Fit | str | None = None, input_dim: int | None = None,
+             multi_input: bool = False) -> str:
     """The text of an rl-zoo hyperparameter file for `env_id` (see the module docstring);
     `input_dim`: the env's obs + action size, at which the critic's params are counted in the
-    comments (default: the fit's; the CLI passes `env_input_dim(env_id)`)."""
-    entry = zoo_hyperparams(rec, env_id, critic=critic, fit=fit)
+    comments (default: the fit's; the CLI passes `env_input_dim(env_id)`); `multi_input`: as
+    zoo_hyperparams (the CLI passes `env_dict_observations(env_id)`)."""
+    entry = zoo_hyperparams(rec, env_id, critic=critic, fit=fit, multi_input=multi_input)
     match = critic_match(rec, critic, fit=fit, input_dim=input_dim)
     iv, one = rec.interval, rec.interval_single_seed
     c = _yaml.comment
