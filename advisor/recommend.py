@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, mode
 
 from advisor import optimize
 from advisor.errors import (
+    AdvisorError,
     BudgetError,
     ConfigError,
     FitFileError,
@@ -258,14 +259,60 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
         return _recommend(budget, f, target, level, within_fitted)
 
 
+def _enough(need: float, kind: str, attempt) -> str:
+    """`need` (what the unrounded optimum spends of budget `kind`) as an error prints it: a
+    4-digit budget from it up at which the rounded configuration `attempt(budget)` returns is
+    within budget, so that the number typed back in as printed is enough (a rounded width, batch
+    size or utd fraction can cost more than the optimum did): found by doubling the step up
+    from `need`, then bisecting back toward it. `attempt` is None inside such a search."""
+    text = _g4(need, "up")
+    if attempt is None:
+        return text
+
+    def fits(b: float) -> bool:
+        try:
+            return attempt(b).within_budget
+        except AdvisorError:
+            return False
+
+    low, step = float(text), 1e-3
+    if fits(low):
+        return text
+    for _ in range(14):  # up to about 16x the optimum's need
+        high = float(_g4(low * (1 + step), "up"))
+        if fits(high):
+            break
+        low, step = high, 2 * step
+    else:
+        return text  # none found (the data of a compute+data budget, say): the optimum's
+    for _ in range(8):  # back down, keeping a budget that fits
+        mid = float(_g4(math.sqrt(low * high), "up"))
+        if not low < mid < high:
+            break
+        if fits(mid):
+            high = mid
+        else:
+            low = mid
+    return _g4(high, "up")
+
+
 def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
-               within_fitted: bool = False) -> Recommendation:
+               within_fitted: bool = False, search: bool = True) -> Recommendation:
     if f.model.compute.count_real_batch:
         raise BudgetError(f"fit {f.id} counts the real batch in compute, which recommend() does "
                           "not support yet; use a fit with the paper-compatible definition")
     k = f.compute_per_update_param
     box = f.trusted_box(within_fitted)
     delta = budget.delta if budget.delta is not None else f.delta
+
+    def retry(t: float | None, **kinds):
+        """A function of b: the recommendation for budget `kinds` with b in place of ...,
+        at target t, as a user typing b back in would get it (None: no search)."""
+        if not search:
+            return None
+        key = next(k for k, v in kinds.items() if v is ...)
+        return lambda b: _recommend(Budget(**{**kinds, key: b}), f, t, level, within_fitted,
+                                    search=False)
     problem = budget.problem
     lo_t, hi_t = f.target_min, f.target_max
 
@@ -295,9 +342,10 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
                 budget.compute, f.coefficients(t), k, box) is not None)
             raise InfeasibleBudgetError(
                 f"compute budget {budget.compute:.4g} FLOPs cannot reach target {j:g} on {f.id}: "
-                f"it needs at least {_g4(least(j), 'up')} FLOPs"
+                f"it needs at least "
+                f"{_enough(least(j), 'compute', retry(target, compute=...))} FLOPs"
                 + _hint(best, f"the lowest target {lo_t:g} needs at least "
-                        f"{_g4(least(lo_t), 'up')} FLOPs"))
+                        f"{_enough(least(lo_t), 'compute', retry(lo_t, compute=...))} FLOPs"))
     elif problem == "compute+data":
         def solve(t: float):
             p = optimize.min_compute_within_data(budget.data, f.coefficients(t), k, box)
@@ -309,8 +357,9 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
         if point is None:
             jj = j if j is not None else lo_t
             need = optimize.min_compute_within_data(budget.data, f.coefficients(jj), k, box)
+            again = retry(target, compute=..., data=budget.data)
             why = (f"with {budget.data:.4g} env steps it needs at least "
-                   f"{_g4(need.compute, 'up')} FLOPs"
+                   f"{_enough(need.compute, 'compute', again)} FLOPs"
                    if need is not None else "it needs more than "
                    f"{_g4(optimize.least_data(f.coefficients(jj), k, box), 'up')} env steps")
             raise InfeasibleBudgetError(
@@ -329,11 +378,12 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
         if j is None or not fits_total(j):
             jj = j if j is not None else lo_t
             p = total_of(jj)
+            again = retry(target, total=..., delta=budget.delta)
             raise InfeasibleBudgetError(
                 f"total budget {budget.total:.4g} FLOPs (delta {delta:.3g} FLOPs per env step) "
                 f"cannot reach {'target' if target is not None else 'even the lowest target'} "
                 f"{jj:g} on {f.id}: it needs at least "
-                f"{_g4(p.compute + delta * p.data, 'up')} FLOPs")
+                f"{_enough(p.compute + delta * p.data, 'total', again)} FLOPs")
         point = total_of(j)
 
     maximise_target = problem in ("compute+data", "total") and target is None
@@ -353,7 +403,8 @@ TARGET_HINT = " (use --target/target=)"
 
 def _g4(x: float, toward: str) -> str:
     """`x` to 4 significant digits, rounded `toward` "down" or "up": a hinted target (down) is
-    always reachable and a needed budget (up) always enough when typed back in as printed."""
+    always reachable, and a needed budget (up) is never below `x` (_enough makes it enough for
+    the rounded configuration too)."""
     if math.isnan(x):  # a degenerate fit file: coefficients that validate one by one
         raise FitFileError("the fit's laws give no finite answer here (nan): its coefficients "
                            "are degenerate; refit it, or use another fit")

@@ -2,6 +2,7 @@
 
 import functools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -450,3 +451,25 @@ def test_within_fitted_from_the_command_line():
     res = CliRunner().invoke(main, ["recommend", "--data", "5e5", "--within-fitted"])
     assert res.exit_code == 0, res.output
     assert "utd                1/1 = 1" in res.stdout and "extrapolated       no" in res.stdout
+
+
+@pytest.mark.parametrize("fit, budget, target, back", [
+    ("bro/hopper-hop", dict(total=1.0), None, lambda x: dict(total=x)),
+    ("bro/humanoid-stand", dict(compute=1.0), None, lambda x: dict(compute=x)),
+    ("bro/walker-run", dict(compute=1.0, data=1e6), 540.0, lambda x: dict(compute=x, data=1e6)),
+])
+def test_a_needed_budget_typed_back_as_printed_is_enough(fit, budget, target, back):
+    """'needs at least X' was the unrounded optimum's cost: typed back, X gave a rounded
+    configuration over budget (48 of 72 total budgets, a hostile tester). X is now searched up
+    from it until the rounded configuration fits; the lowest target's hint as well."""
+    with pytest.raises(InfeasibleBudgetError) as err:
+        advisor.recommend(advisor.Budget(**budget), fit=fit, target=target)
+    needs = re.findall(r"needs at least ([0-9.e+]+) FLOPs", str(err.value))
+    assert needs
+    x = float(needs[0])
+    rec = advisor.recommend(advisor.Budget(**back(x)), fit=fit, target=target)
+    assert rec.within_budget, rec.warnings
+    if len(needs) > 1:  # "the lowest target T needs at least Y FLOPs"
+        low = float(re.search(r"the lowest target ([0-9.]+)", str(err.value)).group(1))
+        assert advisor.recommend(advisor.Budget(**back(float(needs[1]))), fit=fit,
+                                 target=low).within_budget
