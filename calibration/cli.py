@@ -458,8 +458,15 @@ def report(fit_id, runs, output, compute, data, total, delta, target):
     rep = _report_module()
     ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total, delta, target),
                            target=target)
+    _warn_foreign(ctx)
     path = rep.write_report(ctx, output)
     click.echo(f"wrote {path}", err=True)
+
+
+def _warn_foreign(ctx) -> None:
+    if ctx.foreign:
+        click.echo(f"warning: {ctx.foreign}: the figures compare the fit with these runs "
+                   "(parity: predicted by the fit as it is, nothing refitted)", err=True)
 
 
 @click.command()
@@ -494,6 +501,7 @@ def plot(kind, fit_id, runs, output, compute, data, total, delta, target):
     rep = _report_module()
     ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total, delta, target),
                            target=target)
+    _warn_foreign(ctx)
     click.echo(f"wrote {rep.save_figure(kind, ctx, output)}", err=True)
 
 

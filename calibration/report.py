@@ -47,6 +47,9 @@ class Context:
     table: DataTable | None = None
     rec: Recommendation | None = None
     no_table: str = "the runs are not given: pass --runs ARCHIVE_OR_DIR"  # why table is None
+    # Set where the runs are a file other than the one the fit records (its sha256): what is
+    # drawn compares the fit with runs it was not made from (parity: the fit as it is).
+    foreign: str | None = None
 
     @property
     def env(self) -> str:
@@ -63,6 +66,7 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
     ctx.no_table = (f"the runs are not given: pass --runs ARCHIVE_OR_DIR (this fit was made from "
                     f"{source[:160]}{'...' if len(source) > 160 else ''})")
     if runs is not None:
+        ctx.foreign = _foreign(f, Path(runs))
         metrics = ("return", "critic_loss", "validation_critic_loss")
         step_limit = None
         if Path(runs).suffix.lower() == ".csv":  # a tidy CSV, as `advisor fit` read it
@@ -88,6 +92,25 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
     if budget is not None:
         ctx.rec = recommend(budget, fit=f, target=target)
     return ctx
+
+
+def _foreign(f: Fit, runs: Path) -> str | None:
+    """Why `runs` are not the run data `f` was made from, where both are known: its provenance
+    records a file's sha256 and `runs` is a file whose sha256 differs; else None."""
+    import hashlib
+    import re
+
+    recorded = re.fullmatch(r"(.*) \(sha256 ([0-9a-f]{64})\)", f.model.provenance.source)
+    if recorded is None or not runs.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(runs, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() == recorded.group(2):
+        return None
+    return (f"{runs.name} is not the run data {f.id} was made from ({printable(recorded.group(1))}"
+            f", sha256 {recorded.group(2)[:12]}...)")
 
 
 def _plt():
@@ -140,7 +163,8 @@ def figure_data(ctx: Context):
                 sel = (t.params == g) if xs_name == "utd" else (t.utd == g)
                 x = t.utd[sel] if xs_name == "utd" else t.params[sel]
                 y = t.data[sel, j]
-                lo, hi = np.nanpercentile(t.boot[:, sel, j], [10, 90], axis=0)
+                lo, hi = (np.nanpercentile(t.boot[:, sel, j], [10, 90], axis=0)
+                          if len(t.boot) else (y, y))  # no bootstrap (n_boot 0): no bars
                 ok = np.isfinite(y)
                 ax.errorbar(x[ok], y[ok], yerr=[np.clip(y[ok] - lo[ok], 0, None),
                                                 np.clip(hi[ok] - y[ok], 0, None)],
@@ -151,8 +175,9 @@ def figure_data(ctx: Context):
         ax.set_ylabel(f"env steps to reach return {target:.4g}")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3, which="both")
-    fig.suptitle(f"{f.id}: D_J against UTD and model size (points: runs, 10-90% bootstrap; "
-                 "bands: fit 10-90%)", fontsize=10)
+    points = "runs it was not made from" if ctx.foreign else "runs"
+    fig.suptitle(f"{f.id}: D_J against UTD and model size (points: {points}, 10-90% "
+                 "bootstrap; bands: fit 10-90%)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -166,7 +191,12 @@ def figure_parity(ctx: Context):
     plt = _plt()
     t = ctx.table
     record = ctx.fit.model.provenance.prior
-    if record is None:
+    if ctx.foreign:  # runs the fit never saw: held out already, predicted by the fit as it is
+        fixed = ctx.fit.model.batch_size.kind == "fixed"
+        loco = np.stack([ctx.fit.data_to_target(t.utd, t.params, float(target),
+                                                batch_size=None if fixed else t.batch_size)
+                         for target in t.targets], axis=1)
+    elif record is None:
         loco = leave_one_config_out(t, DEFAULT_METHOD)
     else:  # a few-shot fit: held out the way it was fitted, with its family prior
         loco = _few_shot_loco(t, record)
@@ -177,7 +207,8 @@ def figure_parity(ctx: Context):
                     cmap="plasma")
     lim = np.array([np.nanmin(t.data) / 1.3, np.nanmax(t.data) * 1.3])
     ax.plot(lim, lim, "k--", lw=1)
-    title = f"{ctx.fit.id}: leave-one-config-out error {100 * err:.1f}%"
+    title = (f"{ctx.fit.id}: leave-one-config-out error {100 * err:.1f}%" if not ctx.foreign
+             else f"{ctx.fit.id} on runs it was not made from: error {100 * err:.1f}%")
     pi = ctx.fit.model.prediction_interval
     if pi is not None:
         # The 80% prediction interval: measured within [pred e^low, pred e^high], i.e. the
@@ -186,8 +217,8 @@ def figure_parity(ctx: Context):
         hi = float(np.interp(0.8, pi.levels, pi.log_high))
         ax.fill_between(lim, lim * np.exp(-hi), lim * np.exp(-lo), color="gray", alpha=0.15,
                         label="80% prediction interval" + (
-                            " (the widest over targets; a point is judged by its own target's)"
-                            if pi.bands else ""))
+                            "\n(the widest over targets; a point\nis judged by its own "
+                            "target's)" if pi.bands else ""))
         band_lo, band_hi = (np.broadcast_to(x, t.data.shape)[ok] for x in zip(*(
             pi.offsets(0.8, float(target)) for target in t.targets)))
         r = np.log(t.data[ok] / loco[ok])
@@ -195,13 +226,14 @@ def figure_parity(ctx: Context):
         ax.scatter(t.data[ok][outside], loco[ok][outside], facecolors="none", edgecolors="k",
                    s=30, lw=0.7, label=f"outside ({100 * outside.mean():.0f}%)")
         ax.legend(fontsize=7, loc="upper left")
-        held = pi.coverage.get("leave_one_config_out")
+        held = None if ctx.foreign else pi.coverage.get("leave_one_config_out")
         title += (f"\n80% interval holds {100 * (1 - outside.mean()):.0f}% of these points"
                   + (f"\n({100 * held:.0f}% when no config calibrates its own)" if held else ""))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("measured env steps to target")
-    ax.set_ylabel("predicted env steps (fit without that config)")
+    ax.set_ylabel("predicted env steps (" + ("the fit as it is" if ctx.foreign
+                                             else "fit without that config") + ")")
     fig.colorbar(sc, ax=ax, label="target return")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
@@ -488,6 +520,9 @@ def render_report(ctx: Context) -> str:
             f"one config out {100 * g.leave_one_config_out:.1f}% ({g.n_configs} configs).</p>"
             + (f"<details><summary>notes ({len(m.provenance.notes)})</summary><ul>{notes}</ul>"
                "</details>" if notes else ""))
+    if ctx.foreign:
+        meta += (f"<p class='note'>{html.escape(ctx.foreign)}: the figures compare the fit "
+                 "with these runs, and parity predicts them with the fit as it is.</p>")
     style = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;"
              "color:#222}img{max-width:100%;height:auto;border:1px solid #ddd}"
              "h2{font-size:1.1em;margin-top:2em}.note{color:#a33}")

@@ -182,3 +182,30 @@ def test_report_and_plot_mark_the_recommendation_of_delta_and_target(tmp_path):
         res = CliRunner().invoke(main, ["plot", "frontier", "bro/humanoid-stand", *bad, "-o",
                                         str(tmp_path / "g.png")])
         assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+
+
+def test_runs_a_fit_was_not_made_from_are_named_and_predicted_by_the_fit(data_dir, tmp_path):
+    """simbav2/h1-crawl-v0 with --runs fitted_bs.zip (BRO's runs) drew a parity plot titled with
+    the SimbaV2 fit's id and a leave-one-config-out error refitted to BRO's runs. Runs whose
+    file is not the one the fit records are now named on stderr and on the figures, and parity
+    predicts them with the fit as it is."""
+    ctx = report.load_context("simbav2/h1-crawl-v0", data_dir / "fitted_bs.zip", n_boot=0)
+    assert ctx.foreign.startswith("fitted_bs.zip is not the run data simbav2/h1-crawl-v0 was "
+                                  f"made from ({SIMBA}, sha256 7cf40286826d...")
+    ax = report.figure_parity(ctx).axes[0]
+    assert "on runs it was not made from" in ax.get_title()
+    t = ctx.table
+    ok = np.isfinite(t.data)
+    expected = np.stack([ctx.fit.data_to_target(t.utd, t.params, float(target),
+                                                batch_size=t.batch_size)
+                         for target in t.targets], axis=1)  # at each run's own batch size
+    points = ax.collections[0].get_offsets()
+    assert np.allclose(points[:, 0], t.data[ok]) and np.allclose(points[:, 1], expected[ok])
+    assert "runs it was not made from" in report.figure_data(ctx)._suptitle.get_text()
+    assert "is not the run data" in report.render_report(ctx)
+    res = CliRunner().invoke(main, ["plot", "parity", "simbav2/h1-crawl-v0", "--runs",
+                                    str(data_dir / "fitted_bs.zip"), "-o",
+                                    str(tmp_path / "p.png")])
+    assert res.exit_code == 0 and "warning: fitted_bs.zip is not the run data" in res.output
+    same = report.load_context("bro/h1-crawl-v0", data_dir / "fitted_bs.zip", n_boot=0)
+    assert same.foreign is None  # the fit's own archive: nothing said
