@@ -768,10 +768,11 @@ def validate(fit):
     """Check a fit file (a path, or the id of a shipped or installed fit): JSON, schema, version,
     meaning (laws finite over the trusted range) and content hash."""
     from advisor.fitfile import read_fit_file
-    from advisor.registry import fit_path
+    from advisor.registry import fit_path, load_fit
 
     path = fit_path(fit)
     model = read_fit_file(path)
+    load_fit(fit)  # an id's file must hold that id; the laws must mean something
     click.echo(f"ok: {path} is a valid fit file for {model.id} (schema {model.schema_version}, "
                f"{model.content_hash[:19]}...)")
 

@@ -583,8 +583,9 @@ def dump_fit_file(model: FitFile) -> str:
 
 
 def write_fit_file(model: FitFile, path: str | os.PathLike) -> Path:
-    """Write a fit file atomically (over an earlier fit file, never over another file)."""
-    check_fit_output(path)
+    """Write a fit file atomically (over an earlier fit file, never over another file, nor over
+    a shipped or installed fit of another id)."""
+    check_fit_output(path, fit_id=model.id)
     return atomic_write_bytes(path, dump_fit_file(model).encode("utf-8"))
 
 
@@ -592,10 +593,13 @@ def write_fit_file(model: FitFile, path: str | os.PathLike) -> Path:
 _FIT_KEYS = {"schema_version", "id", "data_to_target"}
 
 
-def check_fit_output(path: str | os.PathLike, what: str = "the fit file") -> None:
+def check_fit_output(path: str | os.PathLike, what: str = "the fit file",
+                     fit_id: str | None = None) -> None:
     """OutputError when `path` is a regular file that is not a fit file (a CSV or archive of
-    runs, a grid, a calibration's own record): writing the fit there would destroy it. An
-    earlier fit file (even a corrupt one), a new path or a device (/dev/stdout) is fine."""
+    runs, a grid, a calibration's own record): writing the fit there would destroy it; or,
+    given the `fit_id` to be written, the file of a shipped or installed fit of another id
+    (`advisor fits` would lose it). An earlier fit file (even a corrupt one), a new path or a
+    device (/dev/stdout) is fine."""
     from advisor.errors import OutputError
 
     if str(path) == "-":  # not stdout: a file literally named "-"
@@ -611,9 +615,27 @@ def check_fit_output(path: str | os.PathLike, what: str = "the fit file") -> Non
     except OutputError:  # too large, not JSON: not a fit file
         doc = None
     if isinstance(doc, dict) and _FIT_KEYS <= doc.keys():
+        if fit_id is not None:
+            _check_catalogue_output(p, fit_id, what)
         return
     raise OutputError(f"{what} {p} would replace a file that is not a fit file (an input, a "
                       "grid or a calibration's record?); choose another path, or remove it first")
+
+
+def _check_catalogue_output(p: Path, fit_id: str, what: str) -> None:
+    """OutputError when `p` is the file of a listed fit (shipped, or installed by a package)
+    whose id is not `fit_id`."""
+    from advisor.errors import OutputError
+    from advisor.registry import fit_path, fit_sources
+
+    try:
+        here = p.resolve()
+    except OSError:
+        return
+    for listed, package in fit_sources().items():
+        if listed != fit_id and fit_path(listed).resolve() == here:
+            raise OutputError(f"{what} {p} is the file of {listed}, a fit {package} ships; "
+                              f"writing {fit_id} there would replace it: choose another path")
 
 
 def _check_finite(obj: object) -> None:

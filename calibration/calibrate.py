@@ -17,6 +17,7 @@ family of fits, and 3 stage-2 configurations suffice.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -262,14 +263,21 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
                  min_configs)
     check_memory(plan, stage1_units(grid), n_jobs, "stage 1")
     check_memory(plan, _largest_stage2(grid), n_jobs, "stage 2")
-    check_out_dir(plan.out)
-    plan.fit_path = _check_fit_out(fit_out, plan.out, fit_id)
-    for given in inputs:
-        if given is not None and os.path.isfile(given) and os.path.exists(plan.fit_path) \
-                and os.path.samefile(given, plan.fit_path):
-            raise OutputError(f"the fit file {plan.fit_path} would overwrite {given}, an input "
-                              "of this calibration; choose another --fit-out")
-    check_fit_output(plan.fit_path, "--fit-out")  # another calibration's grid, a CSV, ...
+    new_out = not plan.out.exists()
+    try:
+        check_out_dir(plan.out)
+        plan.fit_path = _check_fit_out(fit_out, plan.out, fit_id)
+        for given in inputs:
+            if given is not None and os.path.isfile(given) and os.path.exists(plan.fit_path) \
+                    and os.path.samefile(given, plan.fit_path):
+                raise OutputError(f"the fit file {plan.fit_path} would overwrite {given}, an "
+                                  "input of this calibration; choose another --fit-out")
+        check_fit_output(plan.fit_path, "--fit-out", fit_id)  # a grid, a CSV, a shipped fit
+    except AdvisorError:
+        if new_out:  # a refused command leaves no empty out-dir behind
+            with contextlib.suppress(OSError):
+                plan.out.rmdir()  # only while empty
+        raise
     return plan
 
 

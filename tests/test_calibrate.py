@@ -551,6 +551,20 @@ def test_the_fit_file_may_not_overwrite_the_grid_it_calibrates(tmp_path):
     assert json.loads(grid.read_text())["name"] == "smoke"
 
 
+def test_the_fit_file_may_not_replace_a_shipped_fit_and_leaves_no_out_dir(tmp_path):
+    """--fit-out fits/bro/hopper-hop.json wrote this env's fit over the shipped one; a refused
+    command also left its new out-dir behind, empty."""
+    from advisor.registry import fit_path
+
+    shipped = fit_path("bro/hopper-hop")
+    before = shipped.read_bytes()
+    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--device", "cpu", "--out-dir",
+                                    str(tmp_path / "o"), "--fit-out", str(shipped)])
+    assert res.exit_code == 2 and "is the file of bro/hopper-hop, a fit value-scaling-advisor " \
+        "ships" in res.output, res.output
+    assert shipped.read_bytes() == before and not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("change, needle", [
     (dict(widths=[True, 32, 64]), "widths.0"),  # trained width-1 critics
     (dict(utds=["1", 2, 4]), "utds.0"),

@@ -97,3 +97,43 @@ def test_schema_command_prints_the_generated_json_schema():
     schema = json.loads(res.output)
     assert schema["title"] == "FitFile"
     assert "data_to_target" in schema["properties"]
+
+
+def test_a_shipped_fit_is_not_replaced_by_a_fit_of_another_id(tmp_path):
+    """`calibrate --fit-out fits/bro/hopper-hop.json` wrote bro/Pendulum-v1 over the shipped
+    fit in silence (then `advisor fits` skipped it). A listed fit's file takes only its own id;
+    any other path, and the same id (regenerate), are as before."""
+    from advisor.errors import OutputError
+    from advisor.fitfile import check_fit_output, write_fit_file
+    from advisor.registry import fit_path
+
+    shipped = fit_path("bro/hopper-hop")
+    before = shipped.read_bytes()
+    other = load_fit("bro/h1-crawl-v0").model
+    with pytest.raises(OutputError, match=r"is the file of bro/hopper-hop, a fit "
+                                          r"value-scaling-advisor ships; writing "
+                                          r"bro/h1-crawl-v0 there would replace it"):
+        write_fit_file(other, shipped)
+    assert shipped.read_bytes() == before
+    check_fit_output(shipped, fit_id="bro/hopper-hop")  # its own id: regenerate's case
+    copy = tmp_path / "hopper-hop.json"
+    copy.write_bytes(before)
+    write_fit_file(other, copy)  # a fit file of the user's own: replaced as before
+    assert read_fit_file(copy).id == "bro/h1-crawl-v0"
+
+
+def test_validate_by_id_checks_the_file_holds_that_id(tmp_path, monkeypatch):
+    """`advisor validate ID` passed a listed file holding another fit, which show and
+    recommend refuse."""
+    import advisor.registry as registry
+
+    wrong = tmp_path / "bro" / "hopper-hop.json"
+    wrong.parent.mkdir()
+    wrong.write_bytes(registry.fit_path("bro/h1-crawl-v0").read_bytes())
+    monkeypatch.setattr(registry, "_catalogue",
+                        lambda: ({"bro/hopper-hop": (wrong, "some-package")}, ()))
+    res = CliRunner().invoke(main, ["validate", "bro/hopper-hop"])
+    assert res.exit_code == 2 and "is listed as 'bro/hopper-hop' but holds fit " \
+        "'bro/h1-crawl-v0'" in res.output, res.output
+    res = CliRunner().invoke(main, ["validate", str(wrong)])  # a path: no id to hold
+    assert res.exit_code == 0 and "valid fit file for bro/h1-crawl-v0" in res.output
