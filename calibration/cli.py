@@ -283,7 +283,7 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
               quiet):
     """Calibrate a new task: run a reduced grid, fit B~ and D_J, write a fit file.
 
-    Needs the calibrate extra (torch, gymnasium[mujoco], joblib):
+    Needs the calibrate extra (torch, gymnasium[mujoco], joblib, psutil):
     pip install torch==2.13.0 '.[calibrate]' in the repository (torch pinned: README).
 
     Stage 1 sweeps batch x utd at one width and batch x width at one utd and fits B~; stage 2
