@@ -479,7 +479,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
                          eval_background=eval_background, bf16=bf16)
     say(stage_summary("stage 1", records1))
     runs1 = _read(out, units1, env_id, grid)
-    coef_b, b_err = _batch_law(out, units1, runs1, n_boot, say)
+    coef_b, b_err, b_boot = _batch_law(out, units1, runs1, n_boot, say)
 
     def batch_of(u: float, w: int) -> int:
         b = float(advisor.laws.batch_size(u, plan.params_of(w), *coef_b))
@@ -539,6 +539,12 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         stage_summary("stage 1", records1, timing=False),
         stage_summary("stage 2", records2, timing=False),
     ]
+    if b_boot != n_boot:  # the recorded command's --n-boot is not the one B~ was fitted with
+        notes.append(f"B~ was fitted by an earlier run on this out-dir, with --n-boot "
+                     f"{b_boot if b_boot is not None else 'unrecorded'} (kept in "
+                     f"{BATCH_LAW_FILE}: stage 2 trained at its batch sizes); the recorded "
+                     f"command reproduces this file on this out-dir, while on a new one it "
+                     f"fits B~ with --n-boot {n_boot}")
     resumed = sorted(Unit(**r["unit"]).id for r in (*records1, *records2)
                      if r["manifest"].get("resumed_from"))
     if resumed:  # the recorded command refits these runs; it does not retrain them alike
@@ -583,10 +589,11 @@ BATCH_LAW_FILE = "batch_law.json"
 
 
 def _batch_law(out: Path, units1: list[Unit], runs1: list[Run], n_boot: int,
-               say) -> tuple[list[float], float]:
+               say) -> tuple[list[float], float, int | None]:
     """B~ from the stage-1 runs, fitted once per out-dir and kept in OUT/batch_law.json: stage
     2's populations are trained at its batch sizes, so a rerun (another --n-boot, another
-    machine's rounding) must plan the same ones rather than train new populations."""
+    machine's rounding) must plan the same ones rather than train new populations. Returns
+    the coefficients, their relative error and the --n-boot they were fitted with."""
     from advisor.files import load_json, read_limited
 
     path = out / BATCH_LAW_FILE
@@ -610,7 +617,8 @@ def _batch_law(out: Path, units1: list[Unit], runs1: list[Run], n_boot: int,
                 f"alpha_B={coef[1]:.3g} b_B={coef[2]:.3g} beta_B={coef[3]:.3g}, kept in {path} "
                 "(remove it to fit B~ again; stage-2 populations trained at other batch sizes "
                 "are then not used)")
-            return coef, err
+            boot = kept.get("n_boot")
+            return coef, err, boot if isinstance(boot, int) else None
     targets1 = choose_targets(runs1)
     tables = tables_by_batch(runs1, targets1, n_boot)
     utd, params, best = best_batch_sizes(tables)
@@ -625,7 +633,7 @@ def _batch_law(out: Path, units1: list[Unit], runs1: list[Run], n_boot: int,
         "n_boot": int(n_boot), "configs": len(utd),
         "note": "B~ fitted on stage 1; stage 2 trains at its batch sizes (calibration.calibrate)"},
         indent=1))
-    return coef, float(b_err)
+    return coef, float(b_err), int(n_boot)
 
 
 def prior_hint(command: str, fit_path: Path) -> str:

@@ -100,6 +100,15 @@ def test_rerun_skips_finished_units(smoke, tmp_path, monkeypatch):
         n = sum(p.name.startswith(f"s{stage}_") for p in markers)
         assert f"stage {stage}: {n} populations" in res.output
         assert f"; all {n} trained earlier in {copy}: nothing to train" in res.output
+    assert "B~ was fitted by an earlier run" not in text  # the same --n-boot: nothing to say
+    # another --n-boot refits D_J with it but keeps B~ (stage 2 trained at its batch sizes):
+    # the recorded command would not give this B~ on a new out-dir, and the notes say so
+    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--preset", "smoke", "--device",
+                                    "cpu", "--quiet", "--n-boot", "10", "--out-dir", str(copy)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    notes = advisor.load_fit(str(copy / name)).model.provenance.notes
+    assert any(n.startswith("B~ was fitted by an earlier run on this out-dir, with --n-boot 20")
+               and n.endswith("fits B~ with --n-boot 10") for n in notes), notes
     (copy / "units" / sorted(markers)[0].name).unlink()
     res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--preset", "smoke", "--device",
                                     "cpu", "--quiet", "--n-boot", "20", "--out-dir", str(copy)])
