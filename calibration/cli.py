@@ -307,8 +307,12 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     if grid_file and ctx.get_parameter_source("preset_name") == ParameterSource.COMMANDLINE:
         raise click.UsageError("--preset and --grid both name the grid: give one of them")
     _need_extra("calibrate", ("torch", "gymnasium", "joblib"), "advisor calibrate")
-    from calibration.calibrate import calibrate as _calibrate
+    import warnings
 
+    from calibration.calibrate import calibrate as _calibrate
+    from calibration.runner import one_line_warning
+
+    warnings.formatwarning = one_line_warning  # as the workers print theirs
     ctx.params["created"] = created = created or _today()
     skip = ("quiet", "n_jobs", "backend") + (("preset_name",) if grid_file else ())
     with _interruptible(out_dir):

@@ -134,6 +134,12 @@ def _manifest_ok(manifest) -> bool:
         return False
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the CLI prints its own lines: `warning: ...` on one line, without the
+    file, line and source Python adds (a worker's warnings reach the user's terminal)."""
+    return f"warning: {' '.join(str(message).split())}\n"
+
+
 def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
              parent: int | None = None, compile: bool | str = "none",
              env_threads: int = 1, spans: bool = True, eval_background: bool = False,
@@ -144,6 +150,7 @@ def run_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
     watch = parent is not None and parent != os.getpid()  # n_jobs=1 runs in the parent itself
     if watch:
         _exit_with_parent(parent)
+    warnings.formatwarning = one_line_warning  # a corrupt checkpoint set aside, a fallback
     import torch
 
     # One thread per worker: one worker per core on a CPU (and reproducible runs); on a GPU

@@ -1016,3 +1016,14 @@ def test_inputs_a_hostile_round_found_unclear(tmp_path):
     with pytest.raises(Interrupted, match="0 finished population"):
         with _interruptible(str(tmp_path / "there")):
             raise KeyboardInterrupt
+
+
+def test_a_workers_warning_prints_as_one_warning_line():
+    """A corrupt checkpoint set aside printed Python's two-line warning (file, line number,
+    source) from inside a worker; workers and the CLI print `warning: ...` lines."""
+    code = ("import warnings; from calibration.runner import one_line_warning; "
+            "warnings.formatwarning = one_line_warning; "
+            "warnings.warn('checkpoint x is unreadable\\n(BadZipFile): moved', RuntimeWarning)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.stderr == "warning: checkpoint x is unreadable (BadZipFile): moved\n"
