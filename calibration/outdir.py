@@ -74,7 +74,15 @@ def check_out_dir(out_dir: Path) -> None:
                           "folder") from None
     except OSError as exc:
         raise OutputError(f"cannot create the out-dir {out_dir}: {exc.strerror or exc}") from None
-    check_writable(out_dir, "the out-dir")
+    try:
+        check_writable(out_dir, "the out-dir")
+    except OutputError as exc:
+        if not (out_dir / "units").is_dir():
+            raise
+        # a finished calibration on a read-only mount: a refit writes its lock and records
+        raise OutputError(f"{exc}; a refit (--prior, --fit-out) writes there too: copy the "
+                          "out-dir to a writable folder and rerun the command on the copy"
+                          ) from None
     for sub in ("runs", "units"):
         p = out_dir / sub
         if (p.exists() or p.is_symlink()) and not p.is_dir():

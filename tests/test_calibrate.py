@@ -1027,3 +1027,24 @@ def test_a_workers_warning_prints_as_one_warning_line():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert res.stderr == "warning: checkpoint x is unreadable (BadZipFile): moved\n"
+
+
+def test_a_finished_out_dir_that_cannot_be_written_says_how_to_refit_it(tmp_path,
+                                                                         monkeypatch):
+    """A refit of a calibration kept on a read-only mount said only 'cannot write in the
+    out-dir', though --help presents a refit as seconds without training."""
+    import tempfile
+
+    from advisor.errors import OutputError
+    from calibration.outdir import check_out_dir
+
+    def read_only(*a, **kw):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(OutputError, match="Read-only file system$"):
+        check_out_dir(tmp_path)  # not a calibration's: as before
+    (tmp_path / "units").mkdir()
+    with pytest.raises(OutputError, match="Read-only file system; a refit .* copy the out-dir "
+                                          "to a writable folder"):
+        check_out_dir(tmp_path)
