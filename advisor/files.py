@@ -91,7 +91,10 @@ def load_json(text: str | bytes, origin: str, error: type[Exception]):
         raise error(f"{origin} is not valid JSON (truncated or malformed): {exc}") from None
     except RecursionError:
         raise error(f"{origin} is not a usable JSON document: nested too deeply") from None
-    except (ValueError, UnicodeDecodeError) as exc:  # e.g. an integer of thousands of digits
+    except (ValueError, UnicodeDecodeError) as exc:
+        if "integer string conversion" in str(exc):  # Python's advice is for programmers
+            raise error(f"{origin} is not a usable JSON document: it holds an integer of "
+                        "thousands of digits") from None
         raise error(f"{origin} is not a usable JSON document: {exc}") from None
 
 

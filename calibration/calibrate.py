@@ -469,6 +469,9 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
     # Stage 1: batch x utd at the anchor width, batch x width at the anchor utd.
     units1 = stage1_units(grid)
     if plan.device == "cpu" and not (out / "units").is_dir():  # even with --quiet: a warning
+        if max(grid.widths) >= 512:  # a second or more per timed update: say what runs
+            say("pricing this calibration on this CPU: one update timed at each width and "
+                "batch size (a minute at most)")
         note = cpu_time_note(plan, units1, n_jobs)
         if note:
             echo(note)

@@ -543,6 +543,12 @@ def _grid(tmp_path, **changes) -> str:
     return str(path)
 
 
+def _big_width_grid(tmp_path) -> str:
+    path = _grid(tmp_path, widths=[16, 32, "BIG"])  # json.dumps cannot write the number
+    Path(path).write_text(Path(path).read_text().replace('"BIG"', "9" * 5000))
+    return path
+
+
 @pytest.mark.parametrize("case, needle", [
     (lambda t: ["--env", CAL_ENV, "--algorithm", "my algo/../x"], "cannot name the fit"),
     (lambda t: ["--env", "nosuchmodule:Foo-v0"], "cannot be made: ModuleNotFoundError"),
@@ -575,6 +581,8 @@ def _grid(tmp_path, **changes) -> str:
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, actor_width=10**9)], "actor_width"),
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, widths=[16, 32, 10**400])],
      "widths may be at most 65,536 units, got a number of 401 digits"),
+    (lambda t: ["--env", CAL_ENV, "--grid", _big_width_grid(t)],
+     "holds an integer of thousands of digits"),  # was Python's sys.set_int_max_str_digits()
     (lambda t: ["--env", CAL_ENV, "--preset", "full", "--grid", _grid(t)],
      "--preset and --grid both name the grid"),
     (lambda t: ["--env", "InvertedPendulum"], "names no version: give it, e.g. --env "
