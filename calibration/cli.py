@@ -467,8 +467,10 @@ def report(fit_id, runs, output, compute, data, total, delta, target):
     click.echo(f"wrote {path}", err=True)
 
 
-def _warn_foreign(ctx) -> None:
-    if ctx.foreign:
+def _warn_foreign(ctx, kind: str | None = None) -> None:
+    """The foreign runs' warning, where a figure compares the fit with them (the report's,
+    plot data and parity: not td, which draws the runs alone)."""
+    if ctx.foreign and ctx.table is not None and kind in (None, "data", "parity"):
         click.echo(f"warning: {ctx.foreign}: the figures compare the fit with these runs "
                    "(parity: predicted by the fit as it is, nothing refitted)", err=True)
 
@@ -505,7 +507,7 @@ def plot(kind, fit_id, runs, output, compute, data, total, delta, target):
     rep = _report_module()
     ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total, delta, target),
                            target=target)
-    _warn_foreign(ctx)
+    _warn_foreign(ctx, kind)
     click.echo(f"wrote {rep.save_figure(kind, ctx, output)}", err=True)
 
 

@@ -86,6 +86,13 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
                                n_boot=n_boot, step_limit=step_limit)
             if np.isfinite(table.data).any():
                 ctx.table = table
+                bs = f.model.batch_size
+                other = sorted({int(b) for b in table.batch_size} - {int(bs.a_b)})
+                if ctx.foreign and bs.kind == "fixed" and other:
+                    ctx.foreign += (f"; its runs used batch size {int(bs.a_b)} and these "
+                                    f"{', '.join(map(str, other))}, predicted at "
+                                    f"{int(bs.a_b)} (the fit cannot say how batch size moves "
+                                    "D_J)")
             else:
                 ctx.no_table = (f"no run in {runs} reaches any of the fit's thresholds "
                                 f"({f.target_min:.4g}-{f.target_max:.4g})")
@@ -96,18 +103,14 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
 
 def _foreign(f: Fit, runs: Path) -> str | None:
     """Why `runs` are not the run data `f` was made from, where both are known: its provenance
-    records a file's sha256 and `runs` is a file whose sha256 differs; else None."""
-    import hashlib
+    records a sha256 (of an archive, or of a folder's .npy files: calibration.build._sha256)
+    and that of `runs` differs; else None."""
     import re
 
+    from calibration.build import _sha256
+
     recorded = re.fullmatch(r"(.*) \(sha256 ([0-9a-f]{64})\)", f.model.provenance.source)
-    if recorded is None or not runs.is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(runs, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() == recorded.group(2):
+    if recorded is None or not runs.exists() or _sha256(runs) == recorded.group(2):
         return None
     return (f"{runs.name} is not the run data {f.id} was made from ({printable(recorded.group(1))}"
             f", sha256 {recorded.group(2)[:12]}...)")
@@ -217,12 +220,22 @@ def figure_parity(ctx: Context):
         hi = float(np.interp(0.8, pi.levels, pi.log_high))
         ax.fill_between(lim, lim * np.exp(-hi), lim * np.exp(-lo), color="gray", alpha=0.15,
                         label="80% prediction interval" + (
+                            "\n(the widest over targets, inside the\nfitted domain; a point is "
+                            "judged by\nthe interval recommend gives it)" if ctx.foreign else
                             "\n(the widest over targets; a point\nis judged by its own "
                             "target's)" if pi.bands else ""))
-        band_lo, band_hi = (np.broadcast_to(x, t.data.shape)[ok] for x in zip(*(
-            pi.offsets(0.8, float(target)) for target in t.targets)))
-        r = np.log(t.data[ok] / loco[ok])
-        outside = (r < band_lo) | (r > band_hi)
+        if ctx.foreign:  # the interval recommend gives, widened outside the fitted domain
+            fixed = ctx.fit.model.batch_size.kind == "fixed"
+            low, high = (np.stack(x, axis=1) for x in zip(*(
+                ctx.fit.interval(t.utd, t.params, float(target), 0.8,
+                                 batch_size=None if fixed else t.batch_size)
+                for target in t.targets)))
+            outside = (t.data[ok] < low[ok]) | (t.data[ok] > high[ok])
+        else:
+            band_lo, band_hi = (np.broadcast_to(x, t.data.shape)[ok] for x in zip(*(
+                pi.offsets(0.8, float(target)) for target in t.targets)))
+            r = np.log(t.data[ok] / loco[ok])
+            outside = (r < band_lo) | (r > band_hi)
         ax.scatter(t.data[ok][outside], loco[ok][outside], facecolors="none", edgecolors="k",
                    s=30, lw=0.7, label=f"outside ({100 * outside.mean():.0f}%)")
         ax.legend(fontsize=7, loc="upper left")

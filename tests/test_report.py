@@ -201,6 +201,11 @@ def test_runs_a_fit_was_not_made_from_are_named_and_predicted_by_the_fit(data_di
                          for target in t.targets], axis=1)  # at each run's own batch size
     points = ax.collections[0].get_offsets()
     assert np.allclose(points[:, 0], t.data[ok]) and np.allclose(points[:, 1], expected[ok])
+    low, high = (np.stack(x, axis=1) for x in zip(*(  # what recommend's interval gives
+        ctx.fit.interval(t.utd, t.params, float(target), 0.8, batch_size=t.batch_size)
+        for target in t.targets)))
+    inside = ((t.data >= low) & (t.data <= high))[ok].mean()
+    assert f"80% interval holds {100 * inside:.0f}% of these points" in ax.get_title()
     assert "runs it was not made from" in report.figure_data(ctx)._suptitle.get_text()
     assert "is not the run data" in report.render_report(ctx)
     res = CliRunner().invoke(main, ["plot", "parity", "simbav2/h1-crawl-v0", "--runs",
@@ -209,3 +214,7 @@ def test_runs_a_fit_was_not_made_from_are_named_and_predicted_by_the_fit(data_di
     assert res.exit_code == 0 and "warning: fitted_bs.zip is not the run data" in res.output
     same = report.load_context("bro/h1-crawl-v0", data_dir / "fitted_bs.zip", n_boot=0)
     assert same.foreign is None  # the fit's own archive: nothing said
+    res = CliRunner().invoke(main, ["plot", "td", "bro/h1-crawl-v0", "--runs",
+                                    str(data_dir / "side_critic.zip"), "-o",
+                                    str(tmp_path / "td.png")])
+    assert res.exit_code == 0 and "warning" not in res.output  # td draws the runs alone
