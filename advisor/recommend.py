@@ -278,7 +278,7 @@ def _enough(need: float, kind: str, attempt) -> str:
     low, step = float(text), 1e-3
     if fits(low):
         return text
-    for _ in range(14):  # up to about 16x the optimum's need
+    for _ in range(14):  # steps of 0.1% doubling: up to several hundred times the need
         high = float(_g4(low * (1 + step), "up"))
         if fits(high):
             break
@@ -329,7 +329,7 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
             raise InfeasibleBudgetError(
                 f"data budget {budget.data:.4g} env steps cannot reach target {j:g} on {f.id}: "
                 f"every configuration needs more than {_g4(least(j), 'up')} env steps"
-                + _hint(best, f"the lowest target {lo_t:g} needs more than "
+                + _hint(best, lambda: f"the lowest target {lo_t:g} needs more than "
                         f"{_g4(least(lo_t), 'up')} env steps"))
     elif problem == "compute":
         j = f.check_target(target)
@@ -344,7 +344,7 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
                 f"compute budget {budget.compute:.4g} FLOPs cannot reach target {j:g} on {f.id}: "
                 f"it needs at least "
                 f"{_enough(least(j), 'compute', retry(target, compute=...))} FLOPs"
-                + _hint(best, f"the lowest target {lo_t:g} needs at least "
+                + _hint(best, lambda: f"the lowest target {lo_t:g} needs at least "
                         f"{_enough(least(lo_t), 'compute', retry(lo_t, compute=...))} FLOPs"))
     elif problem == "compute+data":
         def solve(t: float):
@@ -391,9 +391,11 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
                      "fitted range" if within_fitted else "trusted range")
 
 
-def _hint(best: float | None, lowest: str) -> str:
+def _hint(best: float | None, lowest: Callable[[], str]) -> str:
+    """The end of an infeasible budget's error: the highest target it reaches, or what the
+    lowest target needs (`lowest()`, only then: its search costs)."""
     if best is None:
-        return f"; {lowest}"
+        return f"; {lowest()}"
     return f"; the highest target this budget reaches is {_g4(best, 'down')}{TARGET_HINT}"
 
 

@@ -147,7 +147,8 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
     from advisor.fitfile import check_fit_output, write_fit_file
     from calibration.build import build_fit
 
-    check_fit_output(output, "-o")  # not over the runs it reads (a CSV, an archive), ...
+    # not over the runs it reads (a CSV, an archive), a shipped fit of another id, ...
+    check_fit_output(output, "-o", fit_id=f"{algorithm}/{name or env}" if name or env else None)
     for given in prior:  # nor over a fit it borrows from
         if os.path.isfile(given) and os.path.exists(output) and os.path.samefile(given, output):
             raise OutputError(f"-o {output} would overwrite --prior {given}, an input of this "

@@ -116,6 +116,12 @@ def test_a_shipped_fit_is_not_replaced_by_a_fit_of_another_id(tmp_path):
         write_fit_file(other, shipped)
     assert shipped.read_bytes() == before
     check_fit_output(shipped, fit_id="bro/hopper-hop")  # its own id: regenerate's case
+    runs = tmp_path / "runs.csv"
+    runs.write_text("utd,params,batch_size,seed,step,return\n")  # refused before it is read
+    res = CliRunner().invoke(main, ["fit", str(runs), "--algorithm", "bro", "--env",
+                                    "walker-run", "-o", str(shipped)])
+    assert res.exit_code == 2 and res.output.startswith(f"error: -o {shipped} is the file of "
+                                                        "bro/hopper-hop"), res.output
     copy = tmp_path / "hopper-hop.json"
     copy.write_bytes(before)
     write_fit_file(other, copy)  # a fit file of the user's own: replaced as before
