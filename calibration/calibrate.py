@@ -17,7 +17,6 @@ family of fits, and 3 stage-2 configurations suffice.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import math
@@ -263,7 +262,8 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
                  min_configs)
     check_memory(plan, stage1_units(grid), n_jobs, "stage 1")
     check_memory(plan, _largest_stage2(grid), n_jobs, "stage 2")
-    new_out = not plan.out.exists()
+    # the folders this call creates, deepest first: a refused command removes them again
+    created = [p for p in [plan.out, *plan.out.parents] if not p.exists()]
     try:
         check_out_dir(plan.out)
         plan.fit_path = _check_fit_out(fit_out, plan.out, fit_id)
@@ -274,9 +274,11 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
                                   "input of this calibration; choose another --fit-out")
         check_fit_output(plan.fit_path, "--fit-out", fit_id)  # a grid, a CSV, a shipped fit
     except AdvisorError:
-        if new_out:  # a refused command leaves no empty out-dir behind
-            with contextlib.suppress(OSError):
-                plan.out.rmdir()  # only while empty
+        for folder in created:  # a refused command leaves no empty out-dir behind
+            try:
+                folder.rmdir()  # only while empty
+            except OSError:
+                break
         raise
     return plan
 

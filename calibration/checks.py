@@ -17,8 +17,9 @@ always returns something. These say where it should not be trusted:
               held out, inside the 80% interval: otherwise the family does not describe this
               task, and the interval says nothing about it;
   steps       (shown only when it fails) the longest run at least MIN_HORIZON env steps: runs
-              shorter than that are steps logged in thousands or millions (a CSV's step
-              column), and every data figure the fit gives is off by as much.
+              shorter than that are most likely steps logged in millions (or thousands, for
+              runs under 100k steps: a CSV's step column), and every data figure the fit
+              gives is then off by as much; a larger unit slips through.
 
     problems = [c for c in fit_checks(fit, batch_sizes=[128, 256]) if not c.ok]
 """
@@ -135,8 +136,9 @@ def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None) -> list[Check
     if horizon is not None and horizon < MIN_HORIZON:  # silent when it passes: notes unchanged
         out.append(Check("steps", False,
                          f"the longest run ends at {horizon:g} env steps, under {MIN_HORIZON:g}: "
-                         "steps must count env steps (not thousands or millions of them), or "
-                         "every data figure of the fit is off by as much"))
+                         "a step column in thousands or millions of env steps? (steps must "
+                         "count env steps, or every data figure of the fit is off by as "
+                         "much; runs this short say little in any case)"))
     return out
 
 

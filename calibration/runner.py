@@ -134,9 +134,16 @@ def _manifest_ok(manifest) -> bool:
         return False
 
 
+_PYTHON_FORMAT = warnings.formatwarning
+_OURS = str(Path(__file__).resolve().parent)  # the calibration package
+
+
 def one_line_warning(message, category, filename, lineno, line=None) -> str:
-    """A warning as the CLI prints its own lines: `warning: ...` on one line, without the
-    file, line and source Python adds (a worker's warnings reach the user's terminal)."""
+    """This package's warnings as the CLI prints its own lines: `warning: ...` on one line,
+    without the file, line and source Python adds (a worker's warnings reach the user's
+    terminal); any other package's as Python formats them (category and place kept)."""
+    if not str(Path(filename).resolve()).startswith(_OURS):
+        return _PYTHON_FORMAT(message, category, filename, lineno, line)
     return f"warning: {' '.join(str(message).split())}\n"
 
 

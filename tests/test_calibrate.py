@@ -568,7 +568,7 @@ def test_the_fit_file_may_not_replace_a_shipped_fit_and_leaves_no_out_dir(tmp_pa
     shipped = fit_path("bro/hopper-hop")
     before = shipped.read_bytes()
     res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--device", "cpu", "--out-dir",
-                                    str(tmp_path / "o"), "--fit-out", str(shipped)])
+                                    str(tmp_path / "o" / "a" / "b"), "--fit-out", str(shipped)])
     assert res.exit_code == 2 and "is the file of bro/hopper-hop, a fit value-scaling-advisor " \
         "ships" in res.output, res.output
     assert shipped.read_bytes() == before and not (tmp_path / "o").exists()
@@ -1021,12 +1021,18 @@ def test_inputs_a_hostile_round_found_unclear(tmp_path):
 def test_a_workers_warning_prints_as_one_warning_line():
     """A corrupt checkpoint set aside printed Python's two-line warning (file, line number,
     source) from inside a worker; workers and the CLI print `warning: ...` lines."""
+    from calibration.learner import checkpoint
+
     code = ("import warnings; from calibration.runner import one_line_warning; "
             "warnings.formatwarning = one_line_warning; "
-            "warnings.warn('checkpoint x is unreadable\\n(BadZipFile): moved', RuntimeWarning)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
-    assert res.stderr == "warning: checkpoint x is unreadable (BadZipFile): moved\n"
+            "warnings.warn_explicit('checkpoint x is unreadable\\n(BadZipFile): moved', "
+            f"RuntimeWarning, {checkpoint.__file__!r}, 125); "
+            "warnings.warn('another package', DeprecationWarning, stacklevel=1)")
+    res = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True,
+                         text=True, timeout=120)
+    ours, *theirs = res.stderr.splitlines()
+    assert ours == "warning: checkpoint x is unreadable (BadZipFile): moved"
+    assert theirs == ["<string>:1: DeprecationWarning: another package"]  # Python's own form
 
 
 def test_a_finished_out_dir_that_cannot_be_written_says_how_to_refit_it(tmp_path,

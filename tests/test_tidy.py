@@ -483,7 +483,8 @@ def test_steps_logged_in_millions_are_flagged_by_the_fit_checks(cheetah_csv, tmp
                                     "cheetah-run", "--target-range", "400", "750", "--input-dim",
                                     "23", "--n-boot", "0", "-o", str(out)])
     assert res.exit_code == 0, res.output
-    assert "FAIL steps: the longest run ends at 1 env steps, under 100" in res.output
+    assert "FAIL steps: the longest run ends at 1 env steps, under 100: a step column in " \
+        "thousands or millions of env steps?" in res.output
     fit = advisor.load_fit(str(out))
     assert any("FAILED: steps" in n for n in fit.model.provenance.notes)
     assert [c.name for c in fit_checks(fit.model) if not c.ok] == ["steps"]
