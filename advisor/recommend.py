@@ -306,11 +306,11 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
     delta = budget.delta if budget.delta is not None else f.delta
 
     def retry(t: float | None, **kinds):
-        """A function of b: the recommendation for budget `kinds` with b in place of ...,
-        at target t, as a user typing b back in would get it (None: no search)."""
+        """A function of b: the recommendation for the budget `kinds` with b for the one
+        given as `...`, at target t, as a user typing b back in gets it (None: no search)."""
         if not search:
             return None
-        key = next(k for k, v in kinds.items() if v is ...)
+        key = next(name for name, v in kinds.items() if v is ...)
         return lambda b: _recommend(Budget(**{**kinds, key: b}), f, t, level, within_fitted,
                                     search=False)
     problem = budget.problem
