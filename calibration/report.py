@@ -66,7 +66,6 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
     ctx.no_table = (f"the runs are not given: pass --runs ARCHIVE_OR_DIR (this fit was made from "
                     f"{source[:160]}{'...' if len(source) > 160 else ''})")
     if runs is not None:
-        ctx.foreign = _foreign(f, Path(runs))
         metrics = ("return", "critic_loss", "validation_critic_loss")
         step_limit = None
         if Path(runs).suffix.lower() == ".csv":  # a tidy CSV, as `advisor fit` read it
@@ -76,6 +75,7 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
             step_limit = max(float(r.steps["return"][-1]) for r in ctx.runs)
         else:  # later_wins: a calibrate out-dir's runs/ may hold a config in both stages
             ctx.runs = read_runs(runs, env=ctx.env, metrics=metrics, later_wins=True)
+        ctx.foreign = _foreign(f, Path(runs))  # after the read: the runs are a usable input
         # D_J comes from runs without a passive critic, as the shipped fits do.
         with_return = [r for r in ctx.runs if "return" in r.values
                        and r.tags.get("passive_critic", "False") == "False"]
@@ -110,7 +110,10 @@ def _foreign(f: Fit, runs: Path) -> str | None:
     from calibration.build import _sha256
 
     recorded = re.fullmatch(r"(.*) \(sha256 ([0-9a-f]{64})\)", f.model.provenance.source)
-    if recorded is None or not runs.exists() or _sha256(runs) == recorded.group(2):
+    # a regular file or a folder only (a FIFO would block, /dev/zero never end): read_runs
+    # refuses the others in one line
+    if recorded is None or not (runs.is_file() or runs.is_dir()) \
+            or _sha256(runs) == recorded.group(2):
         return None
     return (f"{runs.name} is not the run data {f.id} was made from ({printable(recorded.group(1))}"
             f", sha256 {recorded.group(2)[:12]}...)")
