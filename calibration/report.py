@@ -47,8 +47,8 @@ class Context:
     table: DataTable | None = None
     rec: Recommendation | None = None
     no_table: str = "the runs are not given: pass --runs ARCHIVE_OR_DIR"  # why table is None
-    # Set where the runs are a file other than the one the fit records (its sha256): what is
-    # drawn compares the fit with runs it was not made from (parity: the fit as it is).
+    # Set where the runs (a file or folder) are not those whose sha256 the fit records: what
+    # is drawn compares the fit with runs it was not made from (parity: the fit as it is).
     foreign: str | None = None
 
     @property
@@ -197,10 +197,11 @@ def figure_parity(ctx: Context):
     plt = _plt()
     t = ctx.table
     record = ctx.fit.model.provenance.prior
+    # a fixed-batch fit predicts at its own batch size (it cannot say how another moves D_J)
+    at_batch = None if ctx.fit.model.batch_size.kind == "fixed" else t.batch_size
     if ctx.foreign:  # runs the fit never saw: held out already, predicted by the fit as it is
-        fixed = ctx.fit.model.batch_size.kind == "fixed"
         loco = np.stack([ctx.fit.data_to_target(t.utd, t.params, float(target),
-                                                batch_size=None if fixed else t.batch_size)
+                                                batch_size=at_batch)
                          for target in t.targets], axis=1)
     elif record is None:
         loco = leave_one_config_out(t, DEFAULT_METHOD)
@@ -228,10 +229,8 @@ def figure_parity(ctx: Context):
                             "\n(the widest over targets; a point\nis judged by its own "
                             "target's)" if pi.bands else ""))
         if ctx.foreign:  # the interval recommend gives, widened outside the fitted domain
-            fixed = ctx.fit.model.batch_size.kind == "fixed"
             low, high = (np.stack(x, axis=1) for x in zip(*(
-                ctx.fit.interval(t.utd, t.params, float(target), 0.8,
-                                 batch_size=None if fixed else t.batch_size)
+                ctx.fit.interval(t.utd, t.params, float(target), 0.8, batch_size=at_batch)
                 for target in t.targets)))
             outside = (t.data[ok] < low[ok]) | (t.data[ok] > high[ok])
         else:
