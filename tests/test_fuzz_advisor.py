@@ -588,6 +588,23 @@ def test_total_timesteps_never_passes_a_data_budget():
     assert sb3.total_timesteps(rec) >= rec.predicted_data
 
 
+def test_total_timesteps_never_passes_a_compute_or_total_budget():
+    """Left alone in session 22: rounded up to whole rounds of train_freq, n_timesteps ran
+    past a compute budget (and a total one) by a few 1e-6, on 98 of the budgets tried."""
+    from advisor.integrations import sb3
+
+    f = advisor.load_fit("bro/acrobot-swingup")
+    for budget in (advisor.Budget(compute=1e15, data=3e5), advisor.Budget(total=3e16)):
+        rec = advisor.recommend(budget, fit=f)
+        assert rec.within_budget
+        n = sb3.total_timesteps(rec)
+        assert n % rec.train_freq == 0 and n > rec.predicted_data - rec.train_freq
+        compute = f.compute(rec.utd, rec.params, n)
+        assert compute <= budget.compute if budget.compute else \
+            compute + rec.delta * n <= budget.total
+        assert n < rec.predicted_data  # both are budgets that rounding up passed
+
+
 def test_decimal_and_fraction_budgets_and_targets_are_taken_as_budget_takes_them():
     """A hostile tester's: Budget(compute=Decimal(...)) worked, recommend(Decimal(...)) and
     target=Fraction(...) were refused as not numbers."""

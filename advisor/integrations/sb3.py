@@ -60,14 +60,25 @@ def _check_critic(critic: str) -> None:
 def total_timesteps(rec: Recommendation) -> int:
     """The predicted data in env steps, rounded up to whole rounds of train_freq steps (SB3
     collects train_freq steps between updates, so `learn(n)` runs n exactly; rl-zoo's
-    n_timesteps), or down where rounding up would pass a data budget."""
+    n_timesteps), or down where rounding up would pass a budget (data, compute or total)."""
     check_rec(rec)
     rounds = math.ceil(rec.predicted_data * (1 - 1e-12) / rec.train_freq)
-    data = rec.budget.get("data")
-    if data is not None and rounds * rec.train_freq > data and rec.within_budget:
-        # rounded up past the data budget: the last whole round within it (< train_freq short)
-        rounds = max(1, math.floor(data / rec.train_freq))
+    most = _most_data(rec)
+    if rounds * rec.train_freq > most and rec.within_budget:
+        # rounded up past a budget: the last whole round within it (< train_freq short)
+        rounds = max(1, math.floor(most / rec.train_freq))
     return int(rounds * rec.train_freq)
+
+
+def _most_data(rec: Recommendation) -> float:
+    """The most env steps rec's configuration may run within its budget: compute and total
+    grow in proportion to the data at a fixed configuration."""
+    most = rec.budget.get("data", math.inf)
+    for spent, cost in (("compute", rec.predicted_compute), ("total", rec.predicted_total)):
+        limit = rec.budget.get(spent)
+        if limit is not None and cost > 0:
+            most = min(most, limit * rec.predicted_data / cost)
+    return most
 
 
 def policy_kwargs(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | None = None
