@@ -236,7 +236,9 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, 
 
     The configuration printed is rounded (width to the fit's multiple, batch size to 16, utd to
     gradient_steps/train_freq) and chosen to stay within every budget given; its predictions
-    and the interval for the data a new run needs are for that rounded configuration.
+    and the interval for the data a new run needs are for that rounded configuration. The
+    near-optimal line gives the utd and widths of configurations that need at most 10% more
+    (data, compute or total) than the optimum: below what the laws resolve, so as good.
 
     \b
     Use it in an RL codebase:
@@ -411,6 +413,8 @@ def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: s
         ("within budget", "yes" if rec.within_budget else "NO (see warning)"),
         ("extrapolated", "yes" if rec.extrapolated else "no"),
     ]
+    if rec.near_optimal is not None:
+        rows.append(("near-optimal", rec.near_optimal.describe()))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -712,6 +716,7 @@ def _export_entry(rec, fit) -> dict:
             "interval": None if iv is None else iv.model_dump(),
             "interval_single_seed": None if one is None else one.model_dump(),
             "within_budget": rec.within_budget, "extrapolated": rec.extrapolated,
+            "near_optimal": None if rec.near_optimal is None else rec.near_optimal.model_dump(),
             "warnings": list(rec.warnings), "critic": critic,
             "notes": protocol_notes(rec)}
 

@@ -204,3 +204,130 @@ def min_total(delta: float, coef: Coef, k: float, box: Box = UNBOUNDED) -> Point
         return np.logaddexp(curve.log_compute(r), np.log(curve.d + r) + log_delta)
 
     return _minimise(curve, log_total)
+
+
+
+
+
+NEAR_POINTS = 121
+
+
+@dataclass(frozen=True)
+class Region:
+    """The utd and params ranges of the configurations within a tolerance of the optimum's
+    cost, and which of their ends the box cuts (where the law is not used further out)."""
+
+    utd_low: float
+    utd_high: float
+    params_low: float
+    params_high: float
+    at_edge: tuple[str, ...]
+
+
+def near_optimal(coef: Coef, k: float, box: Box, point: Point, cost: str, *,
+                 tolerance: float, data_budget: float = math.inf,
+                 compute_budget: float = math.inf, delta: float = 0.0) -> Region:
+    """The utd and params ranges of every configuration in `box` that reaches the target of
+    `coef` at most `tolerance` (relative) above `point`'s `cost`, what its budget problem
+    minimised: "data" within `compute_budget`, "compute" within `data_budget`, or "total"
+    (compute + delta data).
+
+    In (log utd, log params) every limit is convex (log D, log C and log(C + delta D) are
+    log-sums of exponentials of affine functions), so these configurations form a convex set
+    and each range is an interval around `point`. For data and compute, whether a utd (or
+    params) reaches the set has a closed form, and each end is found on a log grid from
+    `point` to the box's edge, then a zoomed one (to about 1e-4 in log units). For total, the
+    least total over one axis is taken on a log grid of it (twice: the box, then the
+    set's bounding box a cell wider), and each end is interpolated where it crosses the
+    limit (to well under 1% of the range)."""
+    spent = {"data": point.data, "compute": point.compute,
+             "total": point.compute + delta * point.data}[cost] * (1 + tolerance)
+    limits = (min(data_budget, spent) if cost == "data" else data_budget,
+              min(compute_budget, spent) if cost == "compute" else compute_budget)
+    d, a, alpha, b, beta = coef
+    axes = ((math.log(box.utd_low), math.log(point.utd), math.log(box.utd_high)),
+            (math.log(box.params_low), math.log(point.params), math.log(box.params_high)))
+    laws = ((a, alpha, b, beta), (b, beta, a, alpha))  # fixed axis's term, the free one's
+    if cost == "total":
+        found = _total_ends(coef, k, delta, spent, axes)
+    else:
+        found = [_ends(_reachable(d, *law, k, axes[1 - i], *limits), axes[i])
+                 for i, law in enumerate(laws)]
+    names = ("utd_low", "utd_high", "params_low", "params_high")
+    (u_lo, u_hi), (n_lo, n_hi) = [(math.exp(lo), math.exp(hi)) for (lo, _), (hi, _) in found]
+    cut = [c for (_, lo_cut), (_, hi_cut) in found for c in (lo_cut, hi_cut)]
+    return Region(u_lo, u_hi, n_lo, n_hi, at_edge=tuple(n for n, c in zip(names, cut) if c))
+
+
+def _reachable(d: float, c_fixed: float, e_fixed: float, c_free: float, e_free: float,
+               k: float, free: tuple[float, float, float], data_most: float,
+               compute_most: float):
+    """ok(v): some configuration with log(fixed axis) = v and log(free axis) in free's range
+    needs at most data_most env steps and compute_most FLOPs. The law is symmetric in its two
+    axes: data falls along the free one, and compute is convex in its log."""
+    def ok(v: np.ndarray) -> np.ndarray:
+        c0 = d + (c_fixed * np.exp(-v)) ** e_fixed  # the data with the free axis unbounded
+        room = data_most - c0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            least = np.where(room > 0, math.log(c_free) - np.log(room) / e_free, np.inf)
+            cheapest = (math.log(c_free) + np.log((e_free - 1) / c0) / e_free if e_free > 1
+                        else np.full_like(v, -np.inf))
+        low = np.maximum(least, free[0])
+        w = np.clip(cheapest, low, free[2])
+        compute = k * np.exp(v + w) * (c0 + (c_free * np.exp(-w)) ** e_free)
+        return (low <= free[2]) & (compute <= compute_most * (1 + 1e-12))
+    return ok
+
+
+def _ends(ok, axis: tuple[float, float, float]) -> list[tuple[float, bool]]:
+    """The interval around axis[1] where ok holds, within axis[0]-axis[2]: each end as (log
+    value, whether it is the axis's own end)."""
+    found = []
+    for edge in (axis[0], axis[2]):
+        grid, inner = np.linspace(axis[1], edge, NEAR_POINTS), axis[1]
+        for _ in range(2):
+            inside = ok(grid)
+            if inside.all():
+                inner = float(grid[-1])
+                break
+            i = int(np.argmin(inside))  # the first grid point outside
+            if i == 0:
+                break
+            inner, grid = float(grid[i - 1]), np.linspace(grid[i - 1], grid[i], NEAR_POINTS)
+        found.append((inner, inner == edge))
+    return found
+
+
+def _total_ends(coef: Coef, k: float, delta: float, most: float,
+                axes: tuple[tuple[float, float, float], ...]) -> list[list[tuple[float, bool]]]:
+    """_ends of the set where compute + delta * data <= most, from the least total along the
+    other axis on a log grid (the box, then the set's bounding box a cell wider)."""
+    d, a, alpha, b, beta = coef
+    spans = [(axis[0], axis[2]) for axis in axes]
+    found: list[list[tuple[float, bool]]] = []
+    for _ in range(2):
+        lu, ln = (np.linspace(lo, hi, NEAR_POINTS) for lo, hi in spans)
+        data = d + (a * np.exp(-lu))[None, :] ** alpha + (b * np.exp(-ln))[:, None] ** beta
+        total = (k * np.exp(lu)[None, :] * np.exp(ln)[:, None] + delta) * data
+        over = [np.log(total.min(axis=0) / most), np.log(total.min(axis=1) / most)]
+        found, new_spans = [], []
+        for x, o, axis in zip((lu, ln), over, axes):
+            i = int(np.clip(np.searchsorted(x, axis[1]), 1, x.size - 1))
+            inside = o <= 0
+            inside[i - 1:i + 1] |= True  # the optimum sits between these two points
+            lo_i, hi_i = i - 1, i
+            while lo_i > 0 and inside[lo_i - 1]:
+                lo_i -= 1
+            while hi_i < x.size - 1 and inside[hi_i + 1]:
+                hi_i += 1
+            ends = []
+            for j, out in ((lo_i, lo_i - 1), (hi_i, hi_i + 1)):
+                if not 0 <= out < x.size:
+                    ends.append((float(x[j]), float(x[j]) == axis[0 if out < 0 else 2]))
+                    continue
+                share = 0.0 if o[j] > 0 else o[j] / (o[j] - o[out])  # where it crosses 0
+                ends.append((float(x[j] + share * (x[out] - x[j])), False))
+            found.append(ends)
+            new_spans.append((x[max(lo_i - 1, 0)], x[min(hi_i + 1, x.size - 1)]))
+        spans = new_spans
+    return found

@@ -145,6 +145,42 @@ class Interval(BaseModel):
     level: float
 
 
+#: Near-optimal: at most this much more (relative) of what the budget problem minimises.
+NEAR_TOLERANCE = 0.1
+
+
+class NearOptimal(BaseModel):
+    """How flat the optimum is: every utd in utd_low-utd_high and every critic size in
+    params_low-params_high (width_low-width_high) belongs to some configuration that reaches
+    the target with at most `tolerance` more of `cost` than the optimum, within the budget's
+    other limit and the searched range (the unrounded law: B~ at each). `cost` is what the
+    problem minimised: "data" (a compute budget), "compute" (a data budget, or compute and
+    data), "total". `at_edge` names the ends the searched range cuts (utd_low, utd_high,
+    params_low, params_high): the law is not used further out."""
+
+    tolerance: float
+    cost: Literal["data", "compute", "total"]
+    utd_low: float
+    utd_high: float
+    params_low: float
+    params_high: float
+    width_low: float
+    width_high: float
+    at_edge: list[str]
+
+    def describe(self) -> str:
+        """One line: the ranges, what they mean, and which ends the searched range cuts."""
+        cut = {"utd_low": "low utd", "utd_high": "high utd", "params_low": "small critics",
+               "params_high": "large critics"}
+        text = (f"utd {self.utd_low:.2g}-{self.utd_high:.2g}, width {self.width_low:.0f}-"
+                f"{self.width_high:.0f}  (configurations needing at most "
+                f"{100 * self.tolerance:g}% more {self.cost} than the optimum, not every pair")
+        if self.at_edge:
+            text += "; cut at the searched range for " + " and ".join(
+                cut[e] for e in self.at_edge)
+        return text + ")"
+
+
 class Optimum(BaseModel):
     """The unrounded solution of the budget problem (what the laws say is best)."""
 
@@ -194,6 +230,8 @@ class Recommendation(BaseModel):
                                   "has no single-seed interval.")
     within_budget: bool = Field(description="Whether the predictions stay within every budget.")
     optimum: Optimum
+    near_optimal: NearOptimal | None = Field(
+        default=None, description="The utd and critic sizes within 10% of the optimum's cost.")
     extrapolated: bool
     warnings: list[str]
 
@@ -620,6 +658,28 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
     return config(i, target, False, "; ".join(over))
 
 
+def _near_optimal(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
+                  box: optimize.Box) -> NearOptimal | None:
+    """NearOptimal around the unrounded optimum `point` (None where the fit's laws give no
+    finite answer there)."""
+    cost = {"data": "compute", "compute": "data", "compute+data": "compute",
+            "total": "total"}[budget.problem]
+    region = optimize.near_optimal(
+        f.coefficients(target), f.compute_per_update_param, box, point, cost,
+        tolerance=NEAR_TOLERANCE, delta=delta,
+        data_budget=budget.data if budget.data is not None else math.inf,
+        compute_budget=budget.compute if cost == "data" else math.inf)
+    values = (region.utd_low, region.utd_high, region.params_low, region.params_high)
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        return None
+    return NearOptimal(tolerance=NEAR_TOLERANCE, cost=cost, utd_low=region.utd_low,
+                       utd_high=region.utd_high, params_low=region.params_low,
+                       params_high=region.params_high,
+                       width_low=float(f.width(region.params_low)),
+                       width_high=float(f.width(region.params_high)),
+                       at_edge=list(region.at_edge))
+
+
 def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
               box: optimize.Box, maximise_target: bool, level: float,
               range_name: str = "trusted range") -> Recommendation:
@@ -712,6 +772,7 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         f"{f.model.schema_version}); the interval is the bootstrap spread of the "
                         "coefficients only and understates run-to-run noise")
     width_exact = float(f.width(point.params))
+    near = _near_optimal(f, budget, target, point, delta, box)
     return Recommendation(
         fit=f.id, problem=budget.problem, budget=budget.model_dump(exclude_none=True),
         target=target_r, utd=utd_r, gradient_steps=steps, train_freq=freq, width=width,
@@ -724,4 +785,4 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         batch_size=float(f.batch_size(point.utd, point.params)), target=target,
                         data=point.data, compute=point.compute,
                         total=point.compute + delta * point.data),
-        extrapolated=not (utd_in and params_in) or beyond, warnings=warnings)
+        near_optimal=near, extrapolated=not (utd_in and params_in) or beyond, warnings=warnings)

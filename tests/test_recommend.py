@@ -473,3 +473,84 @@ def test_a_needed_budget_typed_back_as_printed_is_enough(fit, budget, target, ba
         low = float(re.search(r"the lowest target ([0-9.]+)", str(err.value)).group(1))
         assert advisor.recommend(advisor.Budget(**back(float(needs[1]))), fit=fit,
                                  target=low).within_budget
+
+
+
+def _near_inside(f, rec, budget, s, n):
+    """Which configurations (utd s, params n: arrays) are in near_optimal's set."""
+    d = laws.data_to_target(s, n, *f.coefficients(rec.optimum.target))
+    c = f.compute_per_update_param * s * n * d
+    opt, most = rec.optimum, 1 + rec.near_optimal.tolerance
+    return {"data": (d <= most * opt.data) & (c <= (budget.compute or np.inf)),
+            "compute": (c <= most * opt.compute) & (d <= (budget.data or np.inf)),
+            "total": c + rec.delta * d <= most * opt.total}[rec.near_optimal.cost]
+
+
+@pytest.mark.parametrize("fit_id", CASES)
+@pytest.mark.parametrize("kind", ["compute", "data", "compute+data", "total"])
+def test_near_optimal_ranges_match_brute_force(fit_id, kind):
+    """Each end of the near-optimal ranges is reached (a fine scan along the other axis, just
+    inside the end, finds a configuration within 10% of the optimum's cost and the budget)
+    and nothing on a dense grid of the box lies further out (0.1% in log units both ways;
+    the set can end in a thin sliver that a 2-D grid misses, hence the scans)."""
+    f = advisor.load_fit(fit_id)
+    least = advisor.recommend(advisor.Budget(total=1e30), fit=f, target=f.target_max).optimum
+    budget = {"compute": advisor.Budget(compute=3 * least.compute),
+              "data": advisor.Budget(data=3 * least.data),
+              "compute+data": advisor.Budget(compute=2 * least.compute, data=2 * least.data),
+              "total": advisor.Budget(total=2 * least.total)}[kind]
+    rec = advisor.recommend(budget, fit=f)
+    near, box = rec.near_optimal, f.trusted_box()
+    assert near.cost == {"compute": "data", "total": "total"}.get(kind, "compute")
+    assert near.utd_low <= rec.optimum.utd <= near.utd_high
+    assert near.params_low <= rec.optimum.params <= near.params_high
+    assert near.width_low == pytest.approx(f.width(near.params_low))
+    utds = np.geomspace(box.utd_low, box.utd_high, 200_000)
+    params = np.geomspace(box.params_low, box.params_high, 200_000)
+    tol = 1e-3
+    for end, inward in ((near.utd_low, 1), (near.utd_high, -1)):
+        assert _near_inside(f, rec, budget, end * math.exp(inward * tol), params).any()
+    for end, inward in ((near.params_low, 1), (near.params_high, -1)):
+        assert _near_inside(f, rec, budget, utds, end * math.exp(inward * tol)).any()
+    s, n = np.meshgrid(np.geomspace(box.utd_low, box.utd_high, 1500),
+                       np.geomspace(box.params_low, box.params_high, 1500), indexing="ij")
+    inside = _near_inside(f, rec, budget, s, n)
+    assert s[inside].min() >= near.utd_low * math.exp(-tol)
+    assert s[inside].max() <= near.utd_high * math.exp(tol)
+    assert n[inside].min() >= near.params_low * math.exp(-tol)
+    assert n[inside].max() <= near.params_high * math.exp(tol)
+
+
+def test_near_optimal_names_the_ends_the_searched_range_cuts():
+    """Near hopper-hop's smallest critics the set runs into the trusted box (cut there, and
+    said so); with within_fitted it stays inside the fitted ranges, cut at their edge."""
+    f = advisor.load_fit("bro/hopper-hop")
+    rec = advisor.recommend(1e14, fit=f)
+    near, box = rec.near_optimal, f.trusted_box()
+    assert near.at_edge == ["params_low"] and near.params_low == pytest.approx(box.params_low)
+    assert "cut at the searched range for small critics" in near.describe()
+    rec = advisor.recommend(advisor.Budget(data=5e5), fit="bro/h1-crawl-v0", within_fitted=True)
+    near, dom = rec.near_optimal, advisor.load_fit("bro/h1-crawl-v0").model.domain
+    assert near.utd_low == pytest.approx(dom.utd.low) and "utd_low" in near.at_edge
+    assert dom.params.low <= near.params_low <= near.params_high <= dom.params.high
+    wide = advisor.recommend(advisor.Budget(data=5e5), fit="bro/h1-crawl-v0").near_optimal
+    assert wide.utd_low < dom.utd.low and "utd_low" not in wide.at_edge
+
+
+def test_near_optimal_is_in_every_output_format():
+    from click.testing import CliRunner
+
+    from advisor.cli import main
+
+    run = CliRunner()
+    table = run.invoke(main, ["recommend", "--compute", "1e17"]).output
+    line = next(x for x in table.splitlines() if x.startswith("near-optimal"))
+    assert re.search(r"utd [\d.]+-[\d.]+, width \d+-\d+ .*at most 10% more data", line)
+    import json
+
+    out = json.loads(run.invoke(main, ["recommend", "--compute", "1e17", "--format", "json"]
+                                ).stdout)
+    assert out["near_optimal"]["cost"] == "data" and out["near_optimal"]["utd_low"] < out["utd"]
+    zoo = run.invoke(main, ["recommend", "--compute", "1e17", "--format", "zoo", "--env",
+                            "Hopper-v5"]).output
+    assert "# near-optimal: utd " in zoo

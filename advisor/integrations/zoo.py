@@ -196,6 +196,7 @@ def zoo_yaml(rec: Recommendation, env_id: str, *, critic: str = "bronet",
           f"train_freq); width {rec.width}; params {rec.params:.4g}"),
         c(match.note),
         c(f"extrapolated: {'true' if rec.extrapolated else 'false'}"),
-    ] + [c(f"note: {n}") for n in protocol_notes(rec)] + [
+    ] + ([c(f"near-optimal: {rec.near_optimal.describe()}")] if rec.near_optimal else []) + [
+        c(f"note: {n}") for n in protocol_notes(rec)] + [
         c(f"warning: {w}") for w in rec.warnings]
     return "\n".join(lines + _yaml.dump(entry)) + "\n"
