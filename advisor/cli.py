@@ -225,7 +225,13 @@ def main() -> None:
               help="Search only the fitted utd and params ranges (by default the search "
                    "reaches 4x beyond the fitted utds and 10x beyond the fitted sizes, "
                    "flagged as extrapolated).")
-def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, within_fitted):
+@click.option("--utd", metavar="UTD",
+              help="Fix the utd (e.g. 1, 0.5 or 3/2: gradient_steps/train_freq) and solve for "
+                   "the rest: what a codebase that runs that utd should use.")
+@click.option("--width", type=int, metavar="WIDTH",
+              help="Fix the critic width and solve for the rest.")
+def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, within_fitted,
+              utd, width):
     """Recommend utd, critic width and batch size for a budget.
 
     \b
@@ -254,7 +260,8 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, 
     _check_client_options(fmt, env_id, critic)
     budget = Budget(**{k: v for k, v in dict(compute=compute, data=data, total=total,
                                              delta=delta).items() if v is not None})
-    rec = _recommend(budget, fit=fit_id, target=target, within_fitted=within_fitted)
+    rec = _recommend(budget, fit=fit_id, target=target, within_fitted=within_fitted, utd=utd,
+                     width=width)
     text = format_recommendation(rec, fmt, env_id=env_id, critic=critic or "bronet", fit=fit_id)
     click.echo(text)
     if fmt in ("table", "args", "zoo"):

@@ -254,7 +254,9 @@ def near_optimal(coef: Coef, k: float, box: Box, point: Point, cost: str, *,
         found = [_ends(_reachable(d, *law, k, axes[1 - i], *limits), axes[i])
                  for i, law in enumerate(laws)]
     names = ("utd_low", "utd_high", "params_low", "params_high")
-    (u_lo, u_hi), (n_lo, n_hi) = [(math.exp(lo), math.exp(hi)) for (lo, _), (hi, _) in found]
+    (u_lo, u_hi), (n_lo, n_hi) = [  # point inside, whatever exp(log(x)) rounds to
+        (min(math.exp(lo), x), max(math.exp(hi), x))
+        for ((lo, _), (hi, _)), x in zip(found, (point.utd, point.params))]
     cut = [c for (_, lo_cut), (_, hi_cut) in found for c in (lo_cut, hi_cut)]
     return Region(u_lo, u_hi, n_lo, n_hi, at_edge=tuple(n for n, c in zip(names, cut) if c))
 

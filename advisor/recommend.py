@@ -9,6 +9,7 @@ if none does, it says by how much the closest one exceeds the budget.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from typing import Annotated, Callable, Literal, NamedTuple
@@ -172,8 +173,11 @@ class NearOptimal(BaseModel):
         """One line: the ranges, what they mean, and which ends the searched range cuts."""
         cut = {"utd_low": "low utd", "utd_high": "high utd", "params_low": "small critics",
                "params_high": "large critics"}
-        text = (f"utd {self.utd_low:.2g}-{self.utd_high:.2g}, width {self.width_low:.0f}-"
-                f"{self.width_high:.0f}  (configurations needing at most "
+        def span(lo: float, hi: float, fmt: str) -> str:
+            return f"{lo:{fmt}} (fixed)" if lo == hi else f"{lo:{fmt}}-{hi:{fmt}}"
+
+        text = (f"utd {span(self.utd_low, self.utd_high, '.2g')}, width "
+                f"{span(self.width_low, self.width_high, '.0f')}  (configurations needing at most "
                 f"{100 * self.tolerance:g}% more {self.cost} than the optimum, not every pair")
         if self.at_edge:
             text += "; cut at the searched range for " + " and ".join(
@@ -274,7 +278,8 @@ def _highest(lo: float, hi: float, feasible: Callable[[float], bool], n_grid: in
 
 def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
               target: float | None = None, level: float = DEFAULT_LEVEL,
-              within_fitted: bool = False) -> Recommendation:
+              within_fitted: bool = False, utd: float | str | None = None,
+              width: int | None = None) -> Recommendation:
     """The configuration that spends `budget` best under `fit` (paper A, problems 1 and 2).
 
     - data only: least compute that reaches `target` within the data budget;
@@ -285,16 +290,91 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
     budget in FLOPs. The search stays inside `Fit.trusted_box()` (extrapolated outside the
     fitted domain is flagged), or inside the fitted ranges with `within_fitted` (a budget that
     pulls the answer outside them then gets the best configuration at their edge, or
-    InfeasibleBudgetError). `level` is the coverage of the returned interval.
+    InfeasibleBudgetError). `level` is the coverage of the returned interval. `utd` (a number
+    or "gradient_steps/train_freq", e.g. 1 or "3/2") and `width` fix those and solve the
+    problem over the rest: what a codebase that runs utd 1 should use, say.
     """
     if not isinstance(within_fitted, bool):
         raise ConfigError(f"within_fitted must be True or False, got {within_fitted!r}")
     budget = _as_budget(budget)
     f = load_fit(fit)
+    pin = Pin(fraction=None if utd is None else utd_fraction(utd),
+              width=None if width is None else _check_width(width))
     # Far from the fitted runs the laws over- and underflow; what that leaves is checked and
     # said in one line (_g4, _check_utd, the interval's warning), not as numpy warnings.
     with np.errstate(all="ignore"):
-        return _recommend(budget, f, target, level, within_fitted)
+        return _recommend(budget, f, target, level, within_fitted, pin=pin)
+
+
+class Pin(NamedTuple):
+    """What the user fixed: utd as (gradient_steps, train_freq), and the critic width."""
+
+    fraction: tuple[int, int] | None = None
+    width: int | None = None
+
+    def text(self) -> str:
+        """' at utd 3/2 and width 512', or '' when nothing is fixed."""
+        parts = ([f"utd {self.fraction[0]}/{self.fraction[1]}" if self.fraction[1] > 1
+                  else f"utd {self.fraction[0]}"] if self.fraction else []) + (
+            [f"width {self.width}"] if self.width else [])
+        return " at " + " and ".join(parts) if parts else ""
+
+    def box(self, f: Fit, box: optimize.Box, range_name: str) -> optimize.Box:
+        """`box` with the fixed axes collapsed onto their values, which must lie in it."""
+        if self.fraction is not None:
+            u = self.fraction[0] / self.fraction[1]
+            if not box.utd_low * (1 - 1e-9) <= u <= box.utd_high * (1 + 1e-9):
+                raise ConfigError(f"utd {u:g} is outside the {range_name} of {f.id} "
+                                  f"({box.utd_low:.3g}-{box.utd_high:.3g}), where the laws "
+                                  "are not used; fix a utd inside it")
+            box = optimize.Box(u, u, box.params_low, box.params_high)
+        if self.width is not None:
+            n = float(f.params(self.width))
+            if not box.params_low * (1 - 1e-9) <= n <= box.params_high * (1 + 1e-9):
+                low, high = (float(f.width(x)) for x in (box.params_low, box.params_high))
+                raise ConfigError(f"width {self.width} ({n:.3g} params) is outside the "
+                                  f"{range_name} of {f.id} (widths {math.ceil(low)}-"
+                                  f"{math.floor(high)}, {box.params_low:.3g}-"
+                                  f"{box.params_high:.3g} params), where the laws are not "
+                                  "used; fix a width inside it")
+            box = optimize.Box(box.utd_low, box.utd_high, n, n)
+        return box
+
+
+def utd_fraction(utd: float | str) -> tuple[int, int]:
+    """`utd` (a positive number, or "gradient_steps/train_freq") as (gradient_steps,
+    train_freq) in lowest terms, train_freq at most 4096 and gradient_steps at most 256."""
+    from fractions import Fraction
+
+    allowed = ("a positive number of updates per env step that is gradient_steps/train_freq "
+               "(gradient_steps <= 256, train_freq <= 4096), e.g. 1, 0.5 or 3/2")
+    try:
+        if isinstance(utd, str):
+            steps, _, freq = utd.strip().partition("/")
+            value = Fraction(int(steps), int(freq)) if freq else Fraction(steps.strip())
+        elif isinstance(utd, numbers.Real) and not isinstance(utd, bool):
+            value = Fraction(utd) if math.isfinite(utd) else None
+        else:
+            value = None
+    except (ValueError, ZeroDivisionError, OverflowError):
+        value = None
+    if value is None or value <= 0:
+        raise ConfigError(f"utd must be {allowed}; got {printable(repr(utd))}")
+    near = value.limit_denominator(_MAX_FREQ)
+    if abs(near - value) > 1e-9 * value or near.numerator > 256:
+        guess = value.limit_denominator(16)
+        hint = (f" ({guess.numerator}/{guess.denominator}?)"
+                if guess.numerator <= 256 and abs(guess - value) < 1e-3 * value else "")
+        raise ConfigError(f"utd must be {allowed}; got {printable(repr(utd))}{hint}")
+    return near.numerator, near.denominator
+
+
+def _check_width(width) -> int:
+    if (isinstance(width, bool) or not isinstance(width, numbers.Integral)
+            or not 1 <= width <= 10**7):
+        raise ConfigError(f"width must be a whole number of units from 1 to 10,000,000; got "
+                          f"{printable(repr(width))}")
+    return int(width)
 
 
 def _enough(need: float, kind: str, attempt) -> str:
@@ -335,12 +415,15 @@ def _enough(need: float, kind: str, attempt) -> str:
 
 
 def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
-               within_fitted: bool = False, search: bool = True) -> Recommendation:
+               within_fitted: bool = False, search: bool = True, pin: Pin = Pin()
+               ) -> Recommendation:
     if f.model.compute.count_real_batch:
         raise BudgetError(f"fit {f.id} counts the real batch in compute, which recommend() does "
                           "not support yet; use a fit with the paper-compatible definition")
     k = f.compute_per_update_param
-    box = f.trusted_box(within_fitted)
+    range_name = "fitted range" if within_fitted else "trusted range"
+    box = pin.box(f, f.trusted_box(within_fitted), range_name)
+    on = f.id + pin.text()
     delta = budget.delta if budget.delta is not None else f.delta
 
     def retry(t: float | None, **kinds):
@@ -350,7 +433,7 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
             return None
         key = next(name for name, v in kinds.items() if v is ...)
         return lambda b: _recommend(Budget(**{**kinds, key: b}), f, t, level, within_fitted,
-                                    search=False)
+                                    search=False, pin=pin)
     problem = budget.problem
     lo_t, hi_t = f.target_min, f.target_max
 
@@ -365,7 +448,7 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
             best = _highest(lo_t, hi_t, lambda t: optimize.min_compute_within_data(
                 budget.data, f.coefficients(t), k, box) is not None)
             raise InfeasibleBudgetError(
-                f"data budget {budget.data:.4g} env steps cannot reach target {j:g} on {f.id}: "
+                f"data budget {budget.data:.4g} env steps cannot reach target {j:g} on {on}: "
                 f"every configuration needs more than {_g4(least(j), 'up')} env steps"
                 + _hint(best, lambda: f"the lowest target {lo_t:g} needs more than "
                         f"{_g4(least(lo_t), 'up')} env steps"))
@@ -379,7 +462,7 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
             best = _highest(lo_t, hi_t, lambda t: optimize.min_data_within_compute(
                 budget.compute, f.coefficients(t), k, box) is not None)
             raise InfeasibleBudgetError(
-                f"compute budget {budget.compute:.4g} FLOPs cannot reach target {j:g} on {f.id}: "
+                f"compute budget {budget.compute:.4g} FLOPs cannot reach target {j:g} on {on}: "
                 f"it needs at least "
                 f"{_enough(least(j), 'compute', retry(target, compute=...))} FLOPs"
                 + _hint(best, lambda: f"the lowest target {lo_t:g} needs at least "
@@ -403,7 +486,7 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
             raise InfeasibleBudgetError(
                 f"compute {budget.compute:.4g} FLOPs and data {budget.data:.4g} env steps cannot "
                 f"reach {'target' if target is not None else 'even the lowest target'} {jj:g} "
-                f"on {f.id}: {why}")
+                f"on {on}: {why}")
     else:
         def total_of(t: float) -> optimize.Point:
             return optimize.min_total(delta, f.coefficients(t), k, box)
@@ -420,13 +503,16 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
             raise InfeasibleBudgetError(
                 f"total budget {budget.total:.4g} FLOPs (delta {delta:.3g} FLOPs per env step) "
                 f"cannot reach {'target' if target is not None else 'even the lowest target'} "
-                f"{jj:g} on {f.id}: it needs at least "
+                f"{jj:g} on {on}: it needs at least "
                 f"{_enough(p.compute + delta * p.data, 'total', again)} FLOPs")
         point = total_of(j)
 
     maximise_target = problem in ("compute+data", "total") and target is None
-    return _describe(f, budget, j, point, delta, box, maximise_target, level,
-                     "fitted range" if within_fitted else "trusted range")
+    if pin.fraction:  # the search's utd is the box's, up to round-off in its closed form
+        point = dataclasses.replace(point, utd=box.utd_low)
+    if pin.width:
+        point = dataclasses.replace(point, params=box.params_low)
+    return _describe(f, budget, j, point, delta, box, maximise_target, level, range_name, pin)
 
 
 def _hint(best: float | None, lowest: Callable[[], str]) -> str:
@@ -538,7 +624,7 @@ class _Rounded(NamedTuple):
 
 def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
              maximise_target: bool, box: optimize.Box, wide: bool = False,
-             strict: bool = False) -> _Rounded:
+             strict: bool = False, pin: Pin = Pin()) -> _Rounded:
     """The rounded configuration to recommend. The candidates are the neighbours of the
     optimum (train_freq up to 4, the widths around it), or with `wide` every utd with
     train_freq up to 8 and every width within 2x of it. For a given target, the neighbour
@@ -552,10 +638,13 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
     (within_fitted: the box is the fitted ranges, which the user asked to stay in), the
     nearest outside that fits. For the highest target,
     candidates inside the box come first where one reaches within 1% of the fitted range of
-    the best; each candidate's reach is bisected to the budget's edge."""
-    fracs = _wide_fractions(point.utd) if wide else utd_fractions(point.utd)
+    the best; each candidate's reach is bisected to the budget's edge. What `pin` fixes is
+    the only candidate on its axis."""
+    fracs = ([pin.fraction] if pin.fraction else _wide_fractions(point.utd) if wide
+             else utd_fractions(point.utd))
     u = np.array([p / q for p, q in fracs])
-    widths = _wide_widths(f, point.params) if wide else _width_candidates(f, point.params)
+    widths = (np.array([float(pin.width)]) if pin.width else _wide_widths(f, point.params)
+              if wide else _width_candidates(f, point.params))
     n = np.asarray(f.params(widths), dtype=float)
     uu, nn = np.meshgrid(u, n, indexing="ij")  # (n_utd, n_width)
     k = f.compute_per_update_param
@@ -659,7 +748,7 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
 
 
 def _near_optimal(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
-                  box: optimize.Box) -> NearOptimal | None:
+                  box: optimize.Box, pin: Pin = Pin()) -> NearOptimal | None:
     """NearOptimal around the unrounded optimum `point` (None where the fit's laws give no
     finite answer there)."""
     cost = {"data": "compute", "compute": "data", "compute+data": "compute",
@@ -669,6 +758,11 @@ def _near_optimal(f: Fit, budget: Budget, target: float, point: optimize.Point, 
         tolerance=NEAR_TOLERANCE, delta=delta,
         data_budget=budget.data if budget.data is not None else math.inf,
         compute_budget=budget.compute if cost == "data" else math.inf)
+    if pin.fraction:  # exactly what was fixed, for describe()'s "(fixed)"
+        region = dataclasses.replace(region, utd_low=box.utd_low, utd_high=box.utd_high)
+    if pin.width:
+        region = dataclasses.replace(region, params_low=box.params_low,
+                                     params_high=box.params_high)
     values = (region.utd_low, region.utd_high, region.params_low, region.params_high)
     if not all(math.isfinite(v) and v > 0 for v in values):
         return None
@@ -677,16 +771,20 @@ def _near_optimal(f: Fit, budget: Budget, target: float, point: optimize.Point, 
                        params_high=region.params_high,
                        width_low=float(f.width(region.params_low)),
                        width_high=float(f.width(region.params_high)),
-                       at_edge=list(region.at_edge))
+                       at_edge=[e for e in region.at_edge if not (
+                           pin.fraction and e.startswith("utd") or pin.width
+                           and e.startswith("params"))])
 
 
 def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
               box: optimize.Box, maximise_target: bool, level: float,
-              range_name: str = "trusted range") -> Recommendation:
+              range_name: str = "trusted range", pin: Pin = Pin()) -> Recommendation:
     strict = range_name == "fitted range"
-    rounded = _rounded(f, budget, target, point, delta, maximise_target, box, strict=strict)
+    rounded = _rounded(f, budget, target, point, delta, maximise_target, box, strict=strict,
+                       pin=pin)
     if not rounded.within_budget or rounded.outside_box:  # look further
-        wider = _rounded(f, budget, target, point, delta, maximise_target, box, wide=True)
+        wider = _rounded(f, budget, target, point, delta, maximise_target, box, wide=True,
+                         pin=pin)
         if wider.rank(strict) > rounded.rank(strict):
             rounded = wider
     steps, freq, width, target_r, within, excess, outside_box, _ = rounded
@@ -701,8 +799,8 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
             " (--within-fitted, within_fitted=True in Python, searches inside it)")
     if not utd_in:
         warnings.append(f"utd {utd_r:.3g} is outside the fitted range {dom.utd.low:g}-"
-                        f"{dom.utd.high:g}: extrapolated{stay}")
-        stay = ""
+                        f"{dom.utd.high:g}: extrapolated{'' if pin.fraction else stay}")
+        stay = "" if not pin.fraction else stay
     if not params_in:
         warnings.append(f"params {params_r:.3g} is outside the fitted range "
                         f"{dom.params.low:.3g}-{dom.params.high:.3g}: extrapolated{stay}")
@@ -711,6 +809,7 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
         warnings.append(f"the predicted data {data_r:.4g} env steps is beyond the longest run "
                         f"the fit saw ({dom.horizon:.4g} steps): extrapolated")
     utd_edge, params_edge = box.on_edge(point.utd, point.params)
+    utd_edge, params_edge = utd_edge and not pin.fraction, params_edge and not pin.width
     beyond_edge = ("the search stops there (within_fitted)" if range_name == "fitted range"
                    else "the law is not used further out")
     if utd_edge:
@@ -772,7 +871,7 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         f"{f.model.schema_version}); the interval is the bootstrap spread of the "
                         "coefficients only and understates run-to-run noise")
     width_exact = float(f.width(point.params))
-    near = _near_optimal(f, budget, target, point, delta, box)
+    near = _near_optimal(f, budget, target, point, delta, box, pin)
     return Recommendation(
         fit=f.id, problem=budget.problem, budget=budget.model_dump(exclude_none=True),
         target=target_r, utd=utd_r, gradient_steps=steps, train_freq=freq, width=width,

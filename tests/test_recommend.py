@@ -554,3 +554,101 @@ def test_near_optimal_is_in_every_output_format():
     zoo = run.invoke(main, ["recommend", "--compute", "1e17", "--format", "zoo", "--env",
                             "Hopper-v5"]).output
     assert "# near-optimal: utd " in zoo
+
+
+@pytest.mark.parametrize("fit_id", ["bro/h1-crawl-v0", "bro/dog-run", "simbav2/h1-stand-v0"])
+def test_a_fixed_utd_or_width_solves_the_problem_over_the_other(fit_id):
+    """recommend(utd=...) keeps that utd and finds the least data within the compute budget
+    over critic sizes (brute force over a dense grid of them), and width=... the reverse."""
+    f = advisor.load_fit(fit_id)
+    box = f.trusted_box()
+    budget = 3 * advisor.recommend(advisor.Budget(total=1e30), fit=f,
+                                   target=f.target_max).optimum.compute
+    target = f.target_max
+    rec = advisor.recommend(budget, fit=f, utd="3/2")
+    assert (rec.gradient_steps, rec.train_freq, rec.optimum.utd) == (3, 2, 1.5)
+    n = np.geomspace(box.params_low, box.params_high, 200_000)
+    d = f.data_to_target(1.5, n, target)
+    brute = d[f.compute(1.5, n, d) <= budget].min()
+    assert brute * (1 - 1e-5) <= rec.optimum.data <= brute * (1 + 1e-4)
+    assert rec.within_budget and rec.width % f.model.architecture.width_multiple == 0
+    assert rec.near_optimal.utd_low == rec.near_optimal.utd_high == 1.5
+    assert "utd 1.5 (fixed)" in rec.near_optimal.describe()
+    width = int(rec.width)
+    rec = advisor.recommend(budget, fit=f, width=width)
+    assert rec.width == width and rec.optimum.params == pytest.approx(f.params(width))
+    u = np.geomspace(box.utd_low, box.utd_high, 200_000)
+    d = f.data_to_target(u, f.params(width), target)
+    brute = d[f.compute(u, f.params(width), d) <= budget].min()
+    assert brute * (1 - 1e-5) <= rec.optimum.data <= brute * (1 + 1e-4)
+    both = advisor.recommend(advisor.Budget(data=10 * f.model.domain.horizon), fit=f,
+                             utd=1, width=width)
+    assert (both.utd, both.width) == (1, width)
+    assert both.predicted_data == pytest.approx(f.data_to_target(1, f.params(width), target))
+
+
+def test_a_fixed_utd_is_named_where_the_budget_falls_short_and_the_need_is_enough():
+    with pytest.raises(InfeasibleBudgetError, match=r"on bro/h1-crawl-v0 at utd 1: it needs at "
+                       r"least ([\d.e+]+) FLOPs") as err:
+        advisor.recommend(1e13, utd=1)
+    need = float(re.search(r"needs at least ([\d.e+]+) FLOPs", str(err.value)).group(1))
+    assert advisor.recommend(need, utd=1).within_budget
+    with pytest.raises(InfeasibleBudgetError, match="at utd 3/2 and width 512: "):
+        advisor.recommend(advisor.Budget(data=1e4), utd=1.5, width=512)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(utd="1/3x"), "utd must be a positive number"), (dict(utd=0), "utd must be"),
+    (dict(utd=float("nan")), "utd must be"), (dict(utd="1/0"), "utd must be"),
+    (dict(utd=True), "utd must be"), (dict(utd=0.3333), r"\(1/3\?\)"),
+    (dict(utd=100), r"utd 100 is outside the trusted range of bro/h1-crawl-v0 \(0.25-32\)"),
+    (dict(utd=0.5, within_fitted=True), "outside the fitted range"),
+    (dict(width=0), "width must be a whole number"), (dict(width=64.5), "width must be"),
+    (dict(width=10**6), "width 1000000 .* is outside the trusted range")])
+def test_a_fixed_utd_or_width_that_cannot_be_used_is_a_one_line_config_error(kw, message):
+    with pytest.raises(advisor.errors.ConfigError, match=message) as err:
+        advisor.recommend(1e17, **kw)
+    assert "\n" not in str(err.value)
+
+
+def test_fixed_utd_and_width_from_the_command_line():
+    from click.testing import CliRunner
+
+    from advisor.cli import main
+
+    run = CliRunner()
+    out = run.invoke(main, ["recommend", "--compute", "1e17", "--utd", "1/2", "--width", "4096"])
+    assert out.exit_code == 0 and "1/2 = 0.5" in out.output and "width              4096" in (
+        out.output)
+    bad = run.invoke(main, ["recommend", "--compute", "1e17", "--utd", "half"])
+    assert bad.exit_code == 2 and bad.output.count("\n") == 1 and "utd must be" in bad.output
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          derandomize=True)
+@given(kind=st.sampled_from(["compute", "data", "both", "total"]), x=factors, y=factors,
+       steps=st.integers(1, 16), freq=st.integers(1, 4), width=st.sampled_from(
+           [None, 64, 256, 1000, 4096]), fit_id=st.sampled_from(CASES))
+def test_random_budgets_with_a_fixed_utd_or_width_keep_it_or_raise_one_error(
+        kind, x, y, steps, freq, width, fit_id):
+    least = _least(fit_id)
+    kw = {"compute": dict(compute=x * least["compute"]), "data": dict(data=x * least["data"]),
+          "both": dict(compute=x * least["compute"], data=y * least["data"]),
+          "total": dict(total=x * least["total"])}[kind]
+    try:
+        rec = advisor.recommend(advisor.Budget(**kw), fit=fit_id, utd=f"{steps}/{freq}",
+                                width=width)
+    except AdvisorError as exc:
+        assert "\n" not in str(exc)
+        return
+    g = math.gcd(steps, freq)
+    assert (rec.gradient_steps, rec.train_freq) == (steps // g, freq // g)
+    assert width is None or rec.width == width
+    near = rec.near_optimal
+    assert near.utd_low == near.utd_high == rec.utd
+    assert near.params_low <= rec.optimum.params <= near.params_high
+    if rec.within_budget:
+        for value, limit in ((rec.predicted_compute, kw.get("compute")),
+                             (rec.predicted_data, kw.get("data")),
+                             (rec.predicted_total, kw.get("total"))):
+            assert limit is None or value <= limit * (1 + 1e-6)
