@@ -286,7 +286,7 @@ def _ends(ok, axis: tuple[float, float, float]) -> list[tuple[float, bool]]:
     value, whether it is the axis's own end)."""
     found = []
     for edge in (axis[0], axis[2]):
-        grid, inner = np.linspace(axis[1], edge, NEAR_POINTS), axis[1]
+        grid, inner = axis[1] + (edge - axis[1]) * _UNIT, axis[1]
         for _ in range(2):
             inside = ok(grid)
             if inside.all():
@@ -295,9 +295,12 @@ def _ends(ok, axis: tuple[float, float, float]) -> list[tuple[float, bool]]:
             i = int(np.argmin(inside))  # the first grid point outside
             if i == 0:
                 break
-            inner, grid = float(grid[i - 1]), np.linspace(grid[i - 1], grid[i], NEAR_POINTS)
+            inner, grid = float(grid[i - 1]), grid[i - 1] + (grid[i] - grid[i - 1]) * _UNIT
         found.append((inner, inner == edge))
     return found
+
+
+_UNIT = np.linspace(0.0, 1.0, NEAR_POINTS)
 
 
 def _total_ends(coef: Coef, k: float, delta: float, most: float,

@@ -766,11 +766,11 @@ def _near_optimal(f: Fit, budget: Budget, target: float, point: optimize.Point, 
     values = (region.utd_low, region.utd_high, region.params_low, region.params_high)
     if not all(math.isfinite(v) and v > 0 for v in values):
         return None
+    widths = f.width(np.array([region.params_low, region.params_high]))
     return NearOptimal(tolerance=NEAR_TOLERANCE, cost=cost, utd_low=region.utd_low,
                        utd_high=region.utd_high, params_low=region.params_low,
                        params_high=region.params_high,
-                       width_low=float(f.width(region.params_low)),
-                       width_high=float(f.width(region.params_high)),
+                       width_low=float(widths[0]), width_high=float(widths[1]),
                        at_edge=[e for e in region.at_edge if not (
                            pin.fraction and e.startswith("utd") or pin.width
                            and e.startswith("params"))])
