@@ -765,13 +765,36 @@ def plan_problem(p: Plan) -> str | None:
     return None
 
 
+def check_plan_output(path) -> None:
+    """OutputError when `path` is a regular file that is not a grid an earlier plan wrote (a CSV
+    of runs, a fit file, an out-dir's grid record): writing the plan there would destroy it."""
+    from advisor.errors import OutputError
+    from advisor.files import load_json, read_limited
+
+    p = Path(path)
+    try:
+        if not p.is_file():  # new, or a device: fine (a folder: the write says so)
+            return
+        data = load_json(read_limited(p, "grid file", OutputError), str(p), OutputError)
+        if isinstance(data, dict) and not {"env_id", "grid", "digest"} <= data.keys():
+            Grid.model_validate(data)
+            return
+    except (OSError, ValueError):  # unreadable, not JSON, not a grid
+        pass
+    raise OutputError(f"grid file {p} would replace a file that is not a grid (runs, a fit file, "
+                      "an out-dir's record of its grid?); choose another path, or remove it "
+                      "first")
+
+
 def write_plan(p: Plan, path) -> Path:
-    """Write `p` as a grid JSON file that `advisor calibrate --grid` accepts (atomically)."""
+    """Write `p` as a grid JSON file that `advisor calibrate --grid` accepts (atomically),
+    over nothing but an earlier grid file (check_plan_output)."""
     from calibration.atomic import atomic_save
 
     problem = plan_problem(p)
     if problem:
         raise DesignError(problem)
     path = Path(path)
+    check_plan_output(path)
     atomic_save(path, text=json.dumps(p.grid().model_dump(mode="json"), indent=1) + "\n")
     return path

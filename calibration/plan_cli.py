@@ -19,8 +19,14 @@ from calibration.grid import MAX_WIDTH, PRESETS
 def _floats(text: str | None, what: str) -> list[float] | None:
     if text is None:
         return None
+    items = text.split(",")
+    if len(items) > 1 and not items[-1].strip():  # a trailing comma: 1,2,4,
+        items = items[:-1]
+    if any(not v.strip() for v in items):
+        raise click.BadParameter(f"{what} has an empty item: {text!r}; give comma-separated "
+                                 "numbers, e.g. 1,2,4")
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in items]
     except ValueError:
         raise click.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from None
     if len(values) < 2 or any(not 0 < v < float("inf") for v in values):
@@ -67,8 +73,11 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
     """Plan `runs` configurations, optionally write them as a grid JSON to `output`, and return
     the text to print. Raises AdvisorError subclasses for user mistakes."""
     # here, not at the top: `advisor --help` loads this module (scipy comes with the design)
-    from calibration.design import few_shot_prior, write_plan
+    from calibration.design import check_plan_output, few_shot_prior, write_plan
     from calibration.design import plan as make_plan
+
+    if output:  # before the design: a path that would destroy a file is refused at once
+        check_plan_output(output)
 
     p = make_plan(runs, preset_name=preset_name, utds=_floats(utds, "--utds"),
                   widths=_widths(widths),

@@ -210,6 +210,42 @@ def test_plan_click_command_on_a_standalone_group(tmp_path):
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "between 1 and" in res.output
 
 
+def test_plan_output_never_replaces_a_file_that_is_not_a_grid(tmp_path):
+    """A hostile tester's: `plan -o runs.csv` (or a fit file, shipped ones included) replaced
+    the file with the grid. Only a new path or an earlier grid file is written."""
+    import advisor
+
+    group = click.Group("advisor")
+    group.add_command(plan_cmd)
+    args = ["plan", "--runs", "5", "--utds", "1,2,4,8", "--widths", "128,256,512",
+            "--input-dim", "30", "-o"]
+    runs = tmp_path / "runs.csv"
+    runs.write_text("utd,width,batch_size,seed,step,return\n1,128,256,0,1000,5\n")
+    fit = tmp_path / "fit.json"
+    fit.write_bytes(advisor.registry.fit_path("bro/cheetah-run").read_bytes())
+    record = tmp_path / "grid.json"  # an out-dir's record of its grid
+    record.write_text(json.dumps({"env_id": "Hopper-v5", "grid": {}, "digest": "x"}))
+    for victim in (runs, fit, record):
+        before = victim.read_bytes()
+        res = CliRunner().invoke(group, [*args, str(victim)])
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+        assert "would replace a file that is not a grid" in res.output
+        assert victim.read_bytes() == before
+    plan = tmp_path / "plan.json"
+    assert CliRunner().invoke(group, [*args, str(plan)]).exit_code == 0
+    assert CliRunner().invoke(group, [*args, str(plan)]).exit_code == 0  # an earlier plan
+    assert len(load_grid(plan).configs) == 5
+
+
+def test_plan_axes_with_an_empty_item_are_refused():
+    """A hostile tester's: --utds 1,,2 was read as 1,2 silently (a trailing comma is fine)."""
+    group = click.Group("advisor")
+    group.add_command(plan_cmd)
+    res = CliRunner().invoke(group, ["plan", "--runs", "5", "--utds", "1,,2,4"])
+    assert res.exit_code == 2 and "--utds has an empty item: '1,,2,4'" in res.output
+    assert CliRunner().invoke(group, ["plan", "--runs", "5", "--utds", "1,2,4,"]).exit_code == 0
+
+
 def test_plan_axes_that_repeat_a_value_say_so():
     """--utds 2,2,2 read as 'utds: List should have at least 2 items after validation'."""
     group = click.Group("advisor")
