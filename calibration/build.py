@@ -484,7 +484,8 @@ def make_fit_file(
     # Is it fit to use? Recorded (calibration.checks); `recommend` repeats a failure.
     from calibration.checks import check_notes, fit_checks
 
-    notes = [*check_notes(fit_checks(fit, batch_sizes=batch_sizes)), seeds_note(table)]
+    notes = [*check_notes(fit_checks(fit, batch_sizes=batch_sizes,
+                                     configs=(table.utd, table.params))), seeds_note(table)]
     fit = fit.model_copy(update=dict(provenance=fit.provenance.model_copy(
         update=dict(notes=[*fit.provenance.notes, *notes]))))
     return fit, laws, loco

@@ -568,7 +568,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
             batch_sizes=list(grid.batch_sizes),  # the stage-1 sweep's
             random_steps=grid.random_steps)
     # Is the fit fit to use (calibration.checks)? Recorded in its notes; printed here.
-    checks = fit_checks(fit, batch_sizes=list(grid.batch_sizes))
+    checks = fit_checks(fit, batch_sizes=list(grid.batch_sizes), configs=(table.utd, table.params))
     failed = [c for c in checks if not c.ok]
     for c in checks:
         say(f"check {c}")

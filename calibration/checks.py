@@ -20,6 +20,12 @@ always returns something. These say where it should not be trusted:
               shorter than that are most likely steps logged in millions (or thousands, for
               runs under 100k steps: a CSV's step column), and every data figure the fit
               gives is then off by as much; a larger unit slips through.
+  params      (shown only when it fails) the largest critic at least MIN_PARAMS parameters:
+              fewer is a params column in millions (or thousands), and every compute figure
+              is then off by as much;
+  axes        (free fits, shown only when it fails) at least MIN_AXIS_VALUES distinct utds
+              and critic sizes: with fewer, the law's offsets absorb any exponent along that
+              axis, which the fit then sets from noise.
 
     problems = [c for c in fit_checks(fit, batch_sizes=[128, 256]) if not c.ok]
 """
@@ -43,6 +49,10 @@ MAX_BATCH_EXPONENT = 3.0
 MIN_OWN_COVERAGE = 0.5
 #: The longest run must reach this many env steps: less is a step column in other units.
 MIN_HORIZON = 100.0
+#: The largest critic must have this many parameters: fewer is a params column in other units.
+MIN_PARAMS = 1000.0
+#: A free fit needs this many distinct values of utd, and of params, to determine each exponent.
+MIN_AXIS_VALUES = 3
 _AT_BOUND = 1e-3  # relative distance to a bound that counts as on it
 
 
@@ -64,9 +74,11 @@ def _at_bound(x: float, lo: float, hi: float) -> str | None:
     return None
 
 
-def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None) -> list[Check]:
+def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None,
+               configs: tuple[object, object] | None = None) -> list[Check]:
     """The checks of the module docstring on one fit file; `batch_sizes`: those the runs used
-    (without them the batch-size range check is skipped)."""
+    (without them the batch-size range check is skipped); `configs`: the (utd, params) of the
+    fitted configurations (without them the axes check is skipped)."""
     out = []
     lo, hi = ALPHA_BOUNDS
     n_laws = len(fit.data_to_target.laws)
@@ -139,6 +151,23 @@ def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None) -> list[Check
                          "a step column in thousands or millions of env steps? (steps must "
                          "count env steps, or every data figure of the fit is off by as "
                          "much; runs this short say little in any case)"))
+    largest = fit.domain.params.high
+    if largest < MIN_PARAMS:
+        out.append(Check("params", False,
+                         f"the largest critic has {largest:g} params, under {MIN_PARAMS:g}: a "
+                         "params column in thousands or millions? (params must count the "
+                         "critic's parameters, or every compute figure of the fit is off by "
+                         "as much)"))
+    if configs is not None and prior is None:
+        for name, values, exponent in (("utd", configs[0], "alpha"),
+                                       ("params", configs[1], "beta")):
+            distinct = sorted({float(v) for v in np.asarray(values, float).ravel()})
+            if len(distinct) < MIN_AXIS_VALUES:
+                out.append(Check("axes", False,
+                                 f"the runs have {len(distinct)} distinct {name} "
+                                 f"({', '.join(f'{v:.3g}' for v in distinct)}): {exponent} is not "
+                                 f"determined by them ({MIN_AXIS_VALUES} at least; or fit "
+                                 "with --prior, which takes it from a family)"))
     return out
 
 

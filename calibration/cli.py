@@ -165,7 +165,8 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
                f"{100 * g.leave_one_config_out:.1f}% over {g.n_configs} configs", err=True)
     from calibration.checks import fit_checks
 
-    for check in fit_checks(built.fit):  # as calibrate's (without the batch-size range)
+    # as calibrate's (without the batch-size range)
+    for check in fit_checks(built.fit, configs=(built.table.utd, built.table.params)):
         if not check.ok:
             click.echo(f"warning: check {check}", err=True)
 

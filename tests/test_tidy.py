@@ -490,3 +490,42 @@ def test_steps_logged_in_millions_are_flagged_by_the_fit_checks(cheetah_csv, tmp
     assert [c.name for c in fit_checks(fit.model) if not c.ok] == ["steps"]
     shipped = advisor.load_fit("bro/cheetah-run").model  # the same runs in env steps: silent
     assert "steps" not in [c.name for c in fit_checks(shipped)]
+
+
+def test_params_in_millions_and_a_single_utd_are_flagged_by_the_fit_checks(cheetah_csv,
+                                                                           tmp_path):
+    """A hostile tester's: a params column in millions fitted, and `recommend` put 1e5 times
+    too little compute within budget; runs at one utd fitted an alpha of noise with every
+    check passing. Now a `params` and an `axes` check fail, recorded and repeated."""
+    from calibration.checks import fit_checks
+
+    text = cheetah_csv.read_text().splitlines()
+    head = text[0].split(",")
+    k, u = head.index("params"), head.index("utd")
+    shipped = advisor.load_fit("bro/cheetah-run")
+    # a width column too, as a codebase logs it (the shipped fit's BroNet widths)
+    rows = [[*r, str(round(float(shipped.width(float(r[k])))))] for r in text[1:]
+            for r in [r.split(",")]]
+
+    def fit(rows, name):
+        out = tmp_path / f"{name}.json"
+        csv_path = _write_csv(tmp_path / f"{name}.csv", rows, header=[*HEADER, "width"])
+        res = CliRunner().invoke(main, ["fit", str(csv_path),
+                                        "--algorithm", "bro", "--env", "cheetah-run",
+                                        "--target-range", "400", "750", "--n-boot", "0", "-o",
+                                        str(out)])
+        assert res.exit_code == 0, res.output
+        return res.output, advisor.load_fit(str(out))
+
+    output, millions = fit([[*r[:k], repr(float(r[k]) / 1e6), *r[k + 1:]] for r in rows],
+                           "millions")
+    assert "FAIL params: the largest critic has 26.31 params, under 1000" in output
+    assert "a params column in thousands or millions?" in output
+    assert [c.name for c in fit_checks(millions.model) if not c.ok] == ["params"]
+    rec = advisor.recommend(advisor.Budget(data=5e5), fit=millions)
+    assert any("FAILED: params" in w for w in rec.warnings)
+    output, one = fit([r for r in rows if float(r[u]) == 2], "one-utd")
+    assert "FAIL axes: the runs have 1 distinct utd (2): alpha is not determined" in output
+    assert any("FAILED: axes" in n for n in one.model.provenance.notes)
+    table = [c.name for c in fit_checks(shipped.model, configs=([1, 2, 5], [1e5, 1e6, 1e7]))]
+    assert "params" not in table and "axes" not in table
