@@ -33,6 +33,12 @@ MAX_CSV_BYTES = 512 * 2**20
 MAX_STEP = 1e15  # env steps: a fit file's horizon at most
 
 
+#: The ranges a fit file's domain allows (advisor.fitfile.Domain), checked row by row.
+MIN_UTD, MAX_UTD = 1e-6, 1e6
+MAX_PARAMS = 1e15
+MAX_WIDTH = 1e6
+
+
 class CsvError(ArchiveError):
     """A run CSV with a missing column, a bad value or a configuration that cannot be fitted."""
 
@@ -86,8 +92,14 @@ def _size(row: dict, line: int, params_of, check: bool = True) -> tuple[float, i
     width = None
     if row.get("width", "") != "":
         width = int(_number(row["width"], "width", line, positive=True, integer=True))
+        if width > MAX_WIDTH:
+            raise CsvError(f"line {line}: width must be at most {MAX_WIDTH:,.0f} units, got "
+                           f"{row['width']!r}")
     if row.get("params", "") != "":
         params = _number(row["params"], "params", line, positive=True)
+        if params > MAX_PARAMS:
+            raise CsvError(f"line {line}: params must be at most {MAX_PARAMS:.0e}, got "
+                           f"{row['params']!r}")
         if width is not None and params_of is not None and check:
             implied = float(params_of(width))
             if abs(implied - params) > 0.01 * params:
@@ -101,7 +113,12 @@ def _size(row: dict, line: int, params_of, check: bool = True) -> tuple[float, i
     if params_of is None:
         raise CsvError(f"line {line}: params is empty; give every row its params, or pass the "
                        "critic input size (--input-dim) so that widths give them")
-    return float(params_of(width)), width
+    with np.errstate(over="ignore"):
+        params = float(params_of(width))
+    if not params <= MAX_PARAMS:
+        raise CsvError(f"line {line}: width {width} gives a critic of {params:.3g} params, more "
+                       f"than {MAX_PARAMS:.0e}")
+    return params, width
 
 
 def _recorded(command: str | None, option: str) -> str | None:
@@ -247,6 +264,9 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
                 continue
         n_rows += 1
         utd = _number(row.get("utd", ""), "utd", line, positive=True)
+        if not MIN_UTD <= utd <= MAX_UTD:
+            raise CsvError(f"line {line}: utd must lie within {MIN_UTD:g} - {MAX_UTD:g} updates "
+                           f"per env step, got {row['utd']!r}")
         batch = _number(row.get("batch_size", ""), "batch_size", line, positive=True,
                         integer=True)
         seed = _seed(row.get("seed", ""), line)

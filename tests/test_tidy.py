@@ -96,6 +96,9 @@ GOOD = [[1, 1e6, 256, s, step, 10.0 * step / 1000 + s] for s in (0, 1) for step 
     (GOOD[:3] + [[1, 1e6, 256, 1, 1e100, 1.0]], HEADER, "line 5: step must be at most 1e.15"),
     ([[1, 1e6, 256, -3, 0, 1.0]] + GOOD, HEADER, "line 2: seed must not be negative"),
     ([], HEADER, "has no rows"),
+    # a third: these failed after the fit, with numpy warnings or a traceback, and no line
+    ([[1e300, 1e6, 256, 0, 0, 1.0]] + GOOD, HEADER, "line 2: utd must lie within 1e-06"),
+    ([[1, 1e300, 256, 0, 0, 1.0]] + GOOD, HEADER, "line 2: params must be at most 1e.15"),
 ])
 def test_bad_csvs_are_one_line_errors_naming_the_line(tmp_path, rows, header, needle):
     path = _write_csv(tmp_path / "bad.csv", rows, header)
@@ -105,6 +108,20 @@ def test_bad_csvs_are_one_line_errors_naming_the_line(tmp_path, rows, header, ne
                                     "--input-dim", "10", "-o", str(tmp_path / "f.json")])
     assert res.exit_code == 2, res.output
     assert res.output.count("\n") == 1 and needle.split(":")[0] in res.output
+
+
+def test_a_width_too_large_for_a_critic_names_its_line(tmp_path):
+    """A hostile tester's: width 1e160 with --input-dim overflowed params to inf and ended in
+    a traceback ('Residuals are not finite')."""
+    header = ["utd", "width", "batch_size", "seed", "step", "return"]
+    for width, needle in ((1e160, "line 2: width must be at most 1,000,000 units"),):
+        path = _write_csv(tmp_path / "w.csv", [[1, width, 256, 0, 0, 1.0]] + GOOD, header)
+        res = CliRunner().invoke(main, ["fit", str(path), "--algorithm", "a", "--env", "e",
+                                        "--input-dim", "10", "-o", str(tmp_path / "f.json")])
+        assert res.exit_code == 2 and res.output.count("\n") == 1 and needle in res.output
+    with pytest.raises(CsvError, match="line 2: width 1000000 gives a critic of 8e.15 params"):
+        read_csv_runs(_write_csv(tmp_path / "w.csv", [[1, 10**6, 256, 0, 0, 1.0]] + GOOD, header),
+                      params_of=lambda w: 8e3 * w**2)
 
 
 def test_widths_need_an_input_dim_or_a_params_column(tmp_path):
