@@ -433,13 +433,19 @@ class FitFile(_Strict):
     @field_validator("schema_version", mode="before")
     @classmethod
     def _integer_version(cls, value):
-        if isinstance(value, bool):  # true == 1 in Python, but is not a version number
-            raise ValueError("schema_version must be an integer")
+        # true == 1 and 3.0 == 3 in Python, but neither is a version number
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"schema_version must be an integer (1, 2 or 3), got {value!r}")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> FitFile:
         n = len(self.data_to_target.laws)
+        targets = [law.target for law in self.data_to_target.laws]
+        dom = self.domain.target
+        if (dom.low, dom.high) != (min(targets), max(targets)):
+            raise ValueError(f"domain.target {dom.low:g}-{dom.high:g} is not the range of the "
+                             f"laws' targets, {min(targets):g}-{max(targets):g}")
         for k, draw in enumerate(self.bootstrap.draws):
             if len(draw) != n:
                 raise ValueError(f"bootstrap draw {k} has {len(draw)} thresholds, expected {n}")
@@ -526,6 +532,9 @@ def parse_fit_file(text: str | bytes, origin: str = "fit file") -> FitFile:
     doc = load_json(text, origin, FitFileError)
     if not isinstance(doc, dict):
         raise FitFileError(f"{origin} must hold a JSON object, not {type(doc).__name__}")
+    if "schema_version" not in doc:
+        raise FitFileError(f"{origin} has no schema_version: a fit file says which schema it "
+                           f"follows (1 to {SCHEMA_VERSION})")
     version = doc.get("schema_version")
     if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise FitFileError(

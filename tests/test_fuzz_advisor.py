@@ -621,3 +621,22 @@ def test_decimal_and_fraction_budgets_and_targets_are_taken_as_budget_takes_them
             advisor.recommend(bad)
     with pytest.raises(advisor.errors.TargetError):
         advisor.recommend(1e17, target=1j)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(schema_version=3.0), "schema_version must be an integer"),
+    (lambda d: d.pop("schema_version"), "has no schema_version"),
+    (lambda d: d["domain"].update(target={"low": -1e9, "high": 1e9}),
+     "domain.target -1e.09-1e.09 is not the range of the laws' targets, 200-660"),
+])
+def test_fit_files_with_a_float_version_no_version_or_a_target_range_of_their_own_are_refused(
+        tmp_path, edit, message):
+    """A hostile tester's: schema_version 3.0 and a file without one loaded as schema 3, and a
+    domain.target of -1e9..1e9 (the laws' targets span far less) validated and was printed by show."""
+    doc = _doc("simbav2/h1-stand-v0")
+    edit(doc)
+    path = _write(tmp_path, doc)
+    with pytest.raises(FitFileError, match=message):
+        read_fit_file(path)
+    res = runner.invoke(main, ["validate", str(path)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1
