@@ -238,11 +238,15 @@ def member_tables(fits, data_dirs) -> list:
             raise PriorError(f"no stored calibration for this prior, and {f.id} does not say "
                              "which run archive it was fitted from; name a family "
                              "(e.g. --prior dmc)") from None
-        path = next((Path(d) / archive_name for d in data_dirs
-                     if (Path(d) / archive_name).is_file()), None)
-        if path is None or _sha256(path) != sha:
+        # the first folder whose file of that name has the recorded sha256, as a search path
+        found = [Path(d) / archive_name for d in data_dirs if (Path(d) / archive_name).is_file()]
+        path = next((x for x in found if _sha256(x) == sha), None)
+        if path is None:
             where = (f"is not in {', '.join(str(d) for d in data_dirs)}" if data_dirs
                      else "was looked for in no folder")
+            if found:
+                where += (f" (found changed: {', '.join(str(x) for x in found)}, "
+                          "another sha256)")
             raise PriorError(
                 f"no stored calibration for this prior, and the run archive of {f.id} "
                 f"({archive_name}, sha256 {sha[:12]}...) {where}: set "

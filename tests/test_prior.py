@@ -196,3 +196,20 @@ def test_a_fit_of_a_tidy_csv_can_be_a_prior_member(data_dir, tmp_path, monkeypat
     res = _fit([*base, "--env", "other", "-o", tmp_path / "member.json", *members])
     assert res.exit_code == 2 and "would overwrite --prior" in res.output, res.output
     assert (tmp_path / "member.json").read_bytes() == before
+
+
+def test_member_runs_are_looked_for_in_every_data_folder_until_the_hash_matches(data_dir,
+                                                                                tmp_path):
+    """A hostile tester's: a changed copy of an archive in an earlier data folder hid the right
+    one in a later folder, and the error said the archive 'is not in' either."""
+    from calibration.prior import member_tables
+
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "fitted_bs.zip").write_bytes(b"not the published archive")
+    fit = advisor.load_fit("bro/h1-pole-v0")
+    (table,) = member_tables([fit], [stale, data_dir])
+    assert len(table.utd) == fit.model.goodness_of_fit.n_configs
+    with pytest.raises(PriorError, match=r"is not in .*stale \(found changed: .*stale/"
+                       r"fitted_bs.zip, another sha256\)"):
+        member_tables([fit], [stale])
