@@ -349,16 +349,15 @@ class Fit:
         if np.any(flat <= smallest):
             raise ConfigError(f"no width of {self.id}'s critic has {flat.min():g} params (it "
                               f"has {smallest:g} at width 0 and more above)")
-        out = np.empty_like(flat)
-        for i, p in enumerate(flat):
-            try:
-                with np.errstate(all="ignore"):
-                    roots = (self._poly - p).roots
-            except np.linalg.LinAlgError:
-                out[i] = np.nan
-                continue
-            real = roots[(np.abs(roots.imag) < 1e-9 * max(1.0, abs(p))) & (roots.real > 0)].real
-            out[i] = real.max() if real.size else np.nan
+        coef = self._poly.coef  # highest power first
+        if len(coef) == 3 and coef[0] > 0:  # a quadratic (every BroNet): its root, stably
+            a, b, c = coef
+            with np.errstate(all="ignore"):
+                disc = np.sqrt(b * b - 4 * a * (c - flat))
+                # (-b + disc) / 2a, written without cancelling where b > 0 dominates
+                out = np.where(b > 0, 2 * (flat - c) / (b + disc), (disc - b) / (2 * a))
+        else:
+            out = self._roots(flat)
         with np.errstate(over="ignore", invalid="ignore"):
             exact = np.abs(self._poly(out) - flat) <= 1e-9 * flat
         if np.all(exact):
@@ -376,6 +375,20 @@ class Fit:
                 below = self._poly(mid) < flat
                 lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
         return _scalar_or_array(hi.reshape(params.shape))
+
+    def _roots(self, flat: np.ndarray) -> np.ndarray:
+        """The largest positive real root of params(width) = p for each p (nan where none)."""
+        out = np.empty_like(flat)
+        for i, p in enumerate(flat):
+            try:
+                with np.errstate(all="ignore"):
+                    roots = (self._poly - p).roots
+            except np.linalg.LinAlgError:
+                out[i] = np.nan
+                continue
+            real = roots[(np.abs(roots.imag) < 1e-9 * max(1.0, abs(p))) & (roots.real > 0)].real
+            out[i] = real.max() if real.size else np.nan
+        return out
 
     def round_width(self, width: float) -> int:
         """The nearest width multiple (at least one) to `width`."""

@@ -702,11 +702,13 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
         # reach[i]: the last grid target candidate i reaches within budget (D grows with it).
         last_ok = np.where(ok, np.arange(len(grid))[:, None], -1).max(axis=0)
         reach = np.where(last_ok >= 0, grid[np.maximum(last_ok, 0)], -np.inf)
-        # Each candidate's reach lies between its last grid target and the next: bisected.
+        # Each candidate's reach lies between its last grid target and the next: bisected,
+        # to 2^-24 of a grid step (1/240 of the targets up to the optimum's): far below any
+        # target a user tells apart, at half the cost of the 48 halvings it took before.
         open_ = (last_ok >= 0) & (last_ok < len(grid) - 1)
         if open_.any():
             lo, hi = reach.copy(), grid[np.minimum(last_ok + 1, len(grid) - 1)]
-            for _ in range(48):
+            for _ in range(24):
                 mid = np.where(open_, 0.5 * (lo + hi), grid[0])
                 fits = within(*costs_each(mid), slack=0.0)  # to the budget, not past it
                 lo = np.where(open_ & fits, mid, lo)
