@@ -594,7 +594,12 @@ def _interval_lines(m) -> list[str]:
 @click.option("--target", type=NUMBER, default=None,
               help="Return to reach, as recommend --target (default: the fit's headline "
                    "target; with --kind total the highest target each budget reaches).")
-def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, target):
+@click.option("--utd", metavar="UTD",
+              help="Fix the utd for every budget, as recommend --utd (e.g. 1 or 3/2).")
+@click.option("--width", type=int, metavar="WIDTH",
+              help="Fix the critic width for every budget, as recommend --width.")
+def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, target, utd,
+           width):
     """Recommended hyperparameters for several budgets.
 
     \b
@@ -654,14 +659,15 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     fit = load_fit(fit_id)  # an unknown fit fails here, not once per row
     if target is not None:
         fit.check_target(target)  # a target outside the fit's range too: the same for every row
+    pin = _pin_of(fit, utd, width)  # the same for every row: refused once, not per row
     if fmt == "zoo":
         _export_zoo(fit, values, budgets_, budget_kind, env_id, critic or "bronet", out_dir,
-                    target)
+                    target, pin)
         return
     rows, problems = [], []
     for value, budget in zip(values, budgets_):
         try:
-            r = _recommend(budget, fit=fit, target=target)
+            r = _recommend(budget, fit=fit, target=target, **pin)
         except AdvisorError as exc:
             rows.append({budget_kind: value, "error": str(exc)})
             problems.append(f"{budget_kind} {value:.4g} skipped (its entry carries the error): "
@@ -728,7 +734,19 @@ def _export_entry(rec, fit) -> dict:
             "notes": protocol_notes(rec)}
 
 
-def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=None) -> None:
+def _pin_of(fit, utd, width) -> dict:
+    """recommend's utd= and width= keywords, checked against `fit` once."""
+    from advisor.recommend import Pin, utd_fraction
+
+    pin = {k: v for k, v in dict(utd=utd, width=width).items() if v is not None}
+    if pin:
+        fraction = None if utd is None else utd_fraction(utd)
+        Pin(fraction=fraction, width=width).box(fit, fit.trusted_box(), "trusted range")
+    return pin
+
+
+def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=None,
+                pin: dict | None = None) -> None:
     from pathlib import Path
 
     from advisor.errors import ExportError
@@ -739,7 +757,7 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
 
     bronet_shape(fit)  # a critic rl-zoo cannot build fails before any file is written
     if out_dir is None:  # exactly one budget (checked): the file to stdout
-        rec = _recommend(budgets_[0], fit=fit, target=target)
+        rec = _recommend(budgets_[0], fit=fit, target=target, **(pin or {}))
         click.echo(zoo_yaml(rec, env_id, critic=critic, fit=fit, input_dim=_input_dim(env_id),
                             multi_input=_dict_obs(env_id)).rstrip("\n"))
         warn_lines(rec.warnings)
@@ -751,7 +769,7 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
     shared_notes: dict[str, None] = {}  # each note once, in order
     for value, budget in zip(values, budgets_):
         try:
-            rec = _recommend(budget, fit=fit, target=target)
+            rec = _recommend(budget, fit=fit, target=target, **(pin or {}))
         except AdvisorError as exc:
             problems.append(f"{kind} {value:.4g} skipped: {exc}")
             continue

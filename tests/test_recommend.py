@@ -652,3 +652,23 @@ def test_random_budgets_with_a_fixed_utd_or_width_keep_it_or_raise_one_error(
                              (rec.predicted_data, kw.get("data")),
                              (rec.predicted_total, kw.get("total"))):
             assert limit is None or value <= limit * (1 + 1e-6)
+
+
+def test_export_with_a_fixed_utd_keeps_it_in_every_entry():
+    import json
+
+    from click.testing import CliRunner
+
+    from advisor.cli import main
+
+    run = CliRunner()
+    out = run.invoke(main, ["export", "bro/h1-crawl-v0", "--budgets", "1e16,1e17", "--utd", "1",
+                            "--format", "json"])
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.stdout)["budgets"]
+    assert [r["hyperparameters"]["gradient_steps"] / r["hyperparameters"]["train_freq"]
+            for r in rows] == [1, 1]
+    assert rows[1]["width"] == advisor.recommend(1e17, utd=1).width
+    bad = run.invoke(main, ["export", "bro/h1-crawl-v0", "--budgets", "1e16", "--width", "9"])
+    assert bad.exit_code == 2 and bad.output.count("\n") == 1
+    assert "width 9 (" in bad.output and "is outside the trusted range" in bad.output
