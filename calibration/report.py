@@ -270,6 +270,30 @@ def _few_shot_loco(table, record):
     return few_shot_loco(table, prior.family_prior(table.data.shape[1]))
 
 
+def _shade_near_optimal(ax, ctx: Context, box) -> None:
+    """Shade the configurations `recommend` calls near-optimal (rec.near_optimal): those that
+    reach its target with at most 10% more of what the problem minimised, within the budget."""
+    r, f, budget = ctx.rec, ctx.fit, ctx.budget
+    if r.near_optimal is None or budget is None:
+        return
+    near, o = r.near_optimal, r.optimum
+    u = np.geomspace(box.utd_low, box.utd_high, 300)
+    n = np.geomspace(box.params_low, box.params_high, 300)
+    uu, nn = np.meshgrid(u, n)
+    with np.errstate(all="ignore"):
+        d = f.data_to_target(uu, nn, o.target)
+        c = f.compute(uu, nn, d)
+    most = 1 + near.tolerance
+    inside = {"data": (d <= most * o.data) & (c <= (budget.compute or np.inf)),
+              "compute": (c <= most * o.compute) & (d <= (budget.data or np.inf)),
+              "total": c + r.delta * d <= most * o.total}[near.cost]
+    if inside.any():
+        ax.contourf(nn, uu, inside.astype(float), levels=[0.5, 1.5], colors=["black"],
+                    alpha=0.15)
+        ax.plot([], [], color="black", alpha=0.3, lw=6,
+                label=f"near-optimal: ≤{100 * near.tolerance:g}% more {near.cost}")
+
+
 def figure_frontier(ctx: Context):
     plt = _plt()
     f = ctx.fit
@@ -315,6 +339,7 @@ def figure_frontier(ctx: Context):
                      label=f"your budget C+δD={ctx.budget.total:.2g}")
     if ctx.rec is not None:
         r = ctx.rec
+        _shade_near_optimal(axes[0], ctx, box)
         axes[0].plot(r.params, r.utd, "k*", ms=14, label="recommended")
         axes[1].plot(r.predicted_compute, r.predicted_data, "k*", ms=14, label="recommended")
     for ax in axes:
@@ -523,6 +548,8 @@ def render_report(ctx: Context) -> str:
                f"{r.target:.4g}; predicted {r.predicted_data:.3g} env steps{iv} and "
                f"{r.predicted_compute:.3g} FLOPs"
                + ("" if r.within_budget else " (over budget: see the warnings)") + ".</p>"
+               + (f"<p>Near-optimal: {html.escape(r.near_optimal.describe())}; shaded in the "
+                  "first figure.</p>" if r.near_optimal else "")
                + "".join(f"<p class='note'>{html.escape(w)}</p>" for w in r.warnings))
     pr = m.provenance.prior
     prior = ("" if pr is None else

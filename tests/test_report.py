@@ -67,6 +67,23 @@ def test_report_is_one_offline_html_with_every_image(simba_ctx, tmp_path):
     assert images == list(report.KINDS)
     assert "http://" not in text and "https://" not in text  # nothing to fetch
     assert "Recommended" in text
+    assert re.search(r"<p>Near-optimal: utd [\d.]+-[\d.]+, width \d+-\d+ ", text)
+
+
+def test_the_frontier_shades_the_near_optimal_configurations(simba_ctx):
+    """The first figure shades rec.near_optimal's set: its extent on the figure is that of
+    the ranges recommend gives (to the 300-point grid's step)."""
+    fig = report.figure_frontier(simba_ctx)
+    ax = fig.axes[0]
+    assert any("near-optimal" in t.get_text() for t in ax.get_legend().get_texts())
+    shaded = [c for c in ax.collections if hasattr(c, "get_paths") and c.get_paths()
+              and type(c).__name__ in ("QuadContourSet", "PathCollection", "ContourSet")]
+    verts = np.concatenate([p.vertices for c in shaded for p in c.get_paths()
+                            if len(p.vertices)])
+    near = simba_ctx.rec.near_optimal
+    assert verts[:, 1].min() == pytest.approx(near.utd_low, rel=0.06)
+    assert verts[:, 1].max() == pytest.approx(near.utd_high, rel=0.06)
+    assert verts[:, 0].max() == pytest.approx(near.params_high, rel=0.12)
 
 
 def test_the_report_of_a_few_shot_fit_names_its_prior_and_its_notes(tmp_path):
