@@ -269,16 +269,22 @@ def _reachable(d: float, c_fixed: float, e_fixed: float, c_free: float, e_free: 
     axes: data falls along the free one, and compute is convex in its log."""
     def ok(v: np.ndarray) -> np.ndarray:
         c0 = d + (c_fixed * np.exp(-v)) ** e_fixed  # the data with the free axis unbounded
-        room = data_most - c0
+        room = data_most * (1 + _ROUND_OFF) - c0
         with np.errstate(divide="ignore", invalid="ignore"):
             least = np.where(room > 0, math.log(c_free) - np.log(room) / e_free, np.inf)
             cheapest = (math.log(c_free) + np.log((e_free - 1) / c0) / e_free if e_free > 1
                         else np.full_like(v, -np.inf))
         low = np.maximum(least, free[0])
-        w = np.clip(cheapest, low, free[2])
+        w = np.clip(cheapest, low, np.maximum(free[2], low))
         compute = k * np.exp(v + w) * (c0 + (c_free * np.exp(-w)) ** e_free)
-        return (low <= free[2]) & (compute <= compute_most * (1 + 1e-12))
+        return ((low <= free[2] + _ROUND_OFF)
+                & (compute <= compute_most * (1 + _ROUND_OFF)))
     return ok
+
+
+#: Relative slack for the optimum itself, which its search leaves a hair past a limit (data
+#: 500000.0000000004 for a budget of 5e5) or the box's edge (utd 15.000000000000002).
+_ROUND_OFF = 1e-9
 
 
 def _ends(ok, axis: tuple[float, float, float]) -> list[tuple[float, bool]]:
@@ -287,8 +293,10 @@ def _ends(ok, axis: tuple[float, float, float]) -> list[tuple[float, bool]]:
     found = []
     for edge in (axis[0], axis[2]):
         grid, inner = axis[1] + (edge - axis[1]) * _UNIT, axis[1]
-        for _ in range(2):
+        grid[-1] = edge
+        for level in range(2):
             inside = ok(grid)
+            inside[0] |= level == 0  # the optimum itself, whatever its round-off
             if inside.all():
                 inner = float(grid[-1])
                 break
@@ -296,7 +304,7 @@ def _ends(ok, axis: tuple[float, float, float]) -> list[tuple[float, bool]]:
             if i == 0:
                 break
             inner, grid = float(grid[i - 1]), grid[i - 1] + (grid[i] - grid[i - 1]) * _UNIT
-        found.append((inner, inner == edge))
+        found.append((inner, abs(inner - edge) <= _ROUND_OFF))
     return found
 
 
