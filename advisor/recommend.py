@@ -157,7 +157,10 @@ class NearOptimal(BaseModel):
     other limit and the searched range (the unrounded law: B~ at each). `cost` is what the
     problem minimised: "data" (a compute budget), "compute" (a data budget, or compute and
     data), "total". `at_edge` names the ends the searched range cuts (utd_low, utd_high,
-    params_low, params_high): the law is not used further out."""
+    params_low, params_high): the law is not used further out. `fixed`: the axes the user
+    fixed ("utd", "width"), whose range is that value. `over_budget`: the problem maximised
+    the target, so the optimum spends the whole budget and these configurations reach its
+    target with up to `tolerance` more than the budget."""
 
     tolerance: float
     cost: Literal["data", "compute", "total"]
@@ -168,17 +171,23 @@ class NearOptimal(BaseModel):
     width_low: float
     width_high: float
     at_edge: list[str]
+    fixed: list[str] = Field(default_factory=list)
+    over_budget: bool = False
 
     def describe(self) -> str:
         """One line: the ranges, what they mean, and which ends the searched range cuts."""
         cut = {"utd_low": "low utd", "utd_high": "high utd", "params_low": "small critics",
                "params_high": "large critics"}
-        def span(lo: float, hi: float, fmt: str) -> str:
-            return f"{lo:{fmt}} (fixed)" if lo == hi else f"{lo:{fmt}}-{hi:{fmt}}"
-
-        text = (f"utd {span(self.utd_low, self.utd_high, '.2g')}, width "
-                f"{span(self.width_low, self.width_high, '.0f')}  (configurations needing at most "
-                f"{100 * self.tolerance:g}% more {self.cost} than the optimum, not every pair")
+        utd = (f"{self.utd_low:.4g} (fixed)" if "utd" in self.fixed
+               else f"{self.utd_low:.2g}-{self.utd_high:.2g}")
+        width = (f"{self.width_low:.0f} (fixed)" if "width" in self.fixed
+                 else f"{self.width_low:.0f}-{self.width_high:.0f}")
+        best = "the best at the fixed " + " and ".join(self.fixed) if self.fixed else "the optimum"
+        text = (f"utd {utd}, width {width}  (configurations needing at most "
+                f"{100 * self.tolerance:g}% more {self.cost} than {best}"
+                + (f", so up to {100 * self.tolerance:g}% over the budget, at its target"
+                   if self.over_budget else "")
+                + ("" if self.fixed else "; not every pair"))
         if self.at_edge:
             text += "; cut at the searched range for " + " and ".join(
                 cut[e] for e in self.at_edge)
@@ -324,7 +333,8 @@ class Pin(NamedTuple):
         if self.fraction is not None:
             u = self.fraction[0] / self.fraction[1]
             if not box.utd_low * (1 - 1e-9) <= u <= box.utd_high * (1 + 1e-9):
-                raise ConfigError(f"utd {u:g} is outside the {range_name} of {f.id} "
+                raise ConfigError(f"{self.text().removeprefix(' at ')} is outside the "
+                                  f"{range_name} of {f.id} "
                                   f"({box.utd_low:.3g}-{box.utd_high:.3g}), where the laws "
                                   "are not used; fix a utd inside it")
             box = optimize.Box(u, u, box.params_low, box.params_high)
@@ -348,32 +358,48 @@ def utd_fraction(utd: float | str) -> tuple[int, int]:
 
     allowed = ("a positive number of updates per env step that is gradient_steps/train_freq "
                "(gradient_steps <= 256, train_freq <= 4096), e.g. 1, 0.5 or 3/2")
+    from decimal import Decimal
+
+    value = None
     try:
         if isinstance(utd, str):
-            steps, _, freq = utd.strip().partition("/")
-            value = Fraction(int(steps), int(freq)) if freq else Fraction(steps.strip())
-        elif isinstance(utd, numbers.Real) and not isinstance(utd, bool):
-            value = Fraction(utd) if math.isfinite(utd) else None
-        else:
-            value = None
-    except (ValueError, ZeroDivisionError, OverflowError):
+            steps, slash, freq = utd.strip().partition("/")
+            if slash:  # both sides: "3/" is not utd 3
+                value = Fraction(int(steps), int(freq))
+            else:
+                value = Fraction(steps.strip())
+        elif isinstance(utd, bool):
+            pass  # True == 1, but is not a utd
+        elif isinstance(utd, numbers.Integral):  # numpy integers too
+            value = Fraction(int(utd))
+        elif isinstance(utd, (numbers.Real, Decimal)):  # numpy floats, Fraction, Decimal
+            if math.isfinite(utd):
+                value = Fraction(utd) if isinstance(utd, (Fraction, Decimal)) else Fraction(
+                    float(utd))
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError, ArithmeticError):
         value = None
     if value is None or value <= 0:
-        raise ConfigError(f"utd must be {allowed}; got {printable(repr(utd))}")
+        raise ConfigError(f"utd must be {allowed}; got {_shown(utd)}")
     near = value.limit_denominator(_MAX_FREQ)
-    if abs(near - value) > 1e-9 * value or near.numerator > 256:
+    if abs(near - value) > value / 10**9 or near.numerator > 256:
         guess = value.limit_denominator(16)
         hint = (f" ({guess.numerator}/{guess.denominator}?)"
                 if guess.numerator <= 256 and abs(guess - value) < 1e-3 * value else "")
-        raise ConfigError(f"utd must be {allowed}; got {printable(repr(utd))}{hint}")
+        raise ConfigError(f"utd must be {allowed}; got {_shown(utd)}{hint}")
     return near.numerator, near.denominator
+
+
+def _shown(x) -> str:
+    """repr(x) for an error line, at most 40 characters (an integer of 400 digits is not)."""
+    text = printable(repr(x))
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _check_width(width) -> int:
     if (isinstance(width, bool) or not isinstance(width, numbers.Integral)
             or not 1 <= width <= 10**7):
         raise ConfigError(f"width must be a whole number of units from 1 to 10,000,000; got "
-                          f"{printable(repr(width))}")
+                          f"{_shown(width)}")
     return int(width)
 
 
@@ -512,7 +538,35 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
         point = dataclasses.replace(point, utd=box.utd_low)
     if pin.width:
         point = dataclasses.replace(point, params=box.params_low)
-    return _describe(f, budget, j, point, delta, box, maximise_target, level, range_name, pin)
+    rec = _describe(f, budget, j, point, delta, box, maximise_target, level, range_name, pin)
+    if pin.fraction or pin.width:
+        cost = _pin_cost(budget, f, target, level, within_fitted, pin, rec, maximise_target)
+        if cost:
+            rec = rec.model_copy(update=dict(warnings=[cost, *rec.warnings]))
+    return rec
+
+
+def _pin_cost(budget: Budget, f: Fit, target: float | None, level: float,
+              within_fitted: bool, pin: Pin, rec: Recommendation, maximise_target: bool
+              ) -> str | None:
+    """What fixing utd or width costs against the best configuration without it: more of
+    what the problem minimises, or a lower target where it maximises the target."""
+    try:
+        free = _recommend(budget, f, target, level, within_fitted, search=False).optimum
+    except AdvisorError:
+        return None
+    fixed, best = rec.optimum, (f"the best configuration without it (utd {free.utd:.3g}, "
+                                f"width {free.width:.0f}")
+    what = "fixing " + pin.text().removeprefix(" at ")
+    if maximise_target and fixed.target < free.target - 1e-9 * max(1.0, abs(free.target)):
+        return (f"{what} reaches target {fixed.target:.4g} where {best}) reaches "
+                f"{free.target:.4g}")
+    cost = {"data": "compute", "compute": "data", "compute+data": "compute",
+            "total": "total"}[budget.problem]
+    units = "env steps" if cost == "data" else "FLOPs"
+    spent, least = getattr(fixed, cost), getattr(free, cost)
+    return (f"{what} costs {100 * (spent / least - 1):.2g}% more {cost} than {best}: "
+            f"{least:.4g} {units})")
 
 
 def _hint(best: float | None, lowest: Callable[[], str]) -> str:
@@ -750,9 +804,12 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
 
 
 def _near_optimal(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
-                  box: optimize.Box, pin: Pin = Pin()) -> NearOptimal | None:
+                  box: optimize.Box, pin: Pin = Pin(), maximise_target: bool = False
+                  ) -> NearOptimal | None:
     """NearOptimal around the unrounded optimum `point` (None where the fit's laws give no
-    finite answer there)."""
+    finite answer there, or where utd and width are both fixed: nothing is left to vary)."""
+    if pin.fraction and pin.width:
+        return None
     cost = {"data": "compute", "compute": "data", "compute+data": "compute",
             "total": "total"}[budget.problem]
     region = optimize.near_optimal(
@@ -775,7 +832,10 @@ def _near_optimal(f: Fit, budget: Budget, target: float, point: optimize.Point, 
                        width_low=float(widths[0]), width_high=float(widths[1]),
                        at_edge=[e for e in region.at_edge if not (
                            pin.fraction and e.startswith("utd") or pin.width
-                           and e.startswith("params"))])
+                           and e.startswith("params"))],
+                       fixed=[name for name, v in (("utd", pin.fraction), ("width", pin.width))
+                              if v],
+                       over_budget=maximise_target)
 
 
 def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
@@ -848,7 +908,7 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         + f" exceeds {excess} (widths are "
                         f"multiples of {f.model.architecture.width_multiple}, utd is "
                         f"gradient_steps/train_freq); the unrounded optimum in `optimum` fits")
-    elif target_r < target - 1e-9 * max(1.0, abs(target)):
+    elif f"{target_r:.4g}" != f"{target:.4g}":  # a loss that shows: not 577.00626 of 577.00641
         warnings.append(f"rounding costs target: the rounded configuration reaches {target_r:.4g} "
                         f"within the budget, the unrounded optimum {target:.4g}")
     low_high = f.interval(utd_r, params_r, target_r, level)
@@ -873,7 +933,7 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         f"{f.model.schema_version}); the interval is the bootstrap spread of the "
                         "coefficients only and understates run-to-run noise")
     width_exact = float(f.width(point.params))
-    near = _near_optimal(f, budget, target, point, delta, box, pin)
+    near = _near_optimal(f, budget, target, point, delta, box, pin, maximise_target)
     return Recommendation(
         fit=f.id, problem=budget.problem, budget=budget.model_dump(exclude_none=True),
         target=target_r, utd=utd_r, gradient_steps=steps, train_freq=freq, width=width,

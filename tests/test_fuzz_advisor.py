@@ -632,7 +632,7 @@ def test_decimal_and_fraction_budgets_and_targets_are_taken_as_budget_takes_them
 def test_fit_files_with_a_float_version_no_version_or_a_target_range_of_their_own_are_refused(
         tmp_path, edit, message):
     """A hostile tester's: schema_version 3.0 and a file without one loaded as schema 3, and a
-    domain.target of -1e9..1e9 (the laws' targets span far less) validated and was printed by show."""
+    domain.target of -1e9..1e9 (the laws' targets span far less) validated and was shown."""
     doc = _doc("simbav2/h1-stand-v0")
     edit(doc)
     path = _write(tmp_path, doc)
