@@ -102,6 +102,9 @@ class Fit:
         self.thresholds = np.array([law.target for law in model.data_to_target.laws])
         # Coefficients stored with a and b in log space so interpolation is linear.
         self._coef = self._to_interp_space(np.array(rows))
+        # per segment between thresholds: its slope, for coefficient_table's interpolation
+        self._slope = (np.diff(self._coef, axis=0) / np.diff(self.thresholds)[:, None]
+                       if len(self.thresholds) > 1 else None)
         self._draws = (
             self._to_interp_space(np.array(model.bootstrap.draws, dtype=float))
             if model.bootstrap.draws else None
@@ -184,10 +187,9 @@ class Fit:
         if len(t) == 1:
             rows = np.repeat(self._coef[:1], len(targets), axis=0)
         else:
-            j = np.clip(np.searchsorted(t, targets, side="right") - 1, 0, len(t) - 2)
-            w = ((targets - t[j]) / (t[j + 1] - t[j]))[:, None]
-            rows = (1.0 - w) * self._coef[j] + w * self._coef[j + 1]
-        rows = rows.copy()
+            j = np.searchsorted(t, targets, side="right") - 1
+            np.clip(j, 0, len(t) - 2, out=j)
+            rows = self._coef[j] + (targets - t[j])[:, None] * self._slope[j]
         rows[:, _LOG_COLUMNS] = np.exp(rows[:, _LOG_COLUMNS])
         return rows
 

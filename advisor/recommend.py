@@ -733,9 +733,10 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
         return d, c, c + delta * d
 
     def costs_each(targets: np.ndarray):
-        """data, compute, total of candidate i at targets[i]: (n_candidates,)."""
-        coef = f.coefficient_table(targets)
-        d = coef[:, 0] + (coef[:, 1] / flat_u) ** coef[:, 2] + (coef[:, 3] / flat_n) ** coef[:, 4]
+        """data, compute, total of candidate i at targets[:, i]: (n_targets, n_candidates)."""
+        coef = f.coefficient_table(targets.ravel()).reshape(*targets.shape, 5)
+        d = (coef[..., 0] + (coef[..., 1] / flat_u) ** coef[..., 2]
+             + (coef[..., 3] / flat_n) ** coef[..., 4])
         c = k * flat_u * flat_n * d
         return d, c, c + delta * d
 
@@ -756,17 +757,22 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
         # reach[i]: the last grid target candidate i reaches within budget (D grows with it).
         last_ok = np.where(ok, np.arange(len(grid))[:, None], -1).max(axis=0)
         reach = np.where(last_ok >= 0, grid[np.maximum(last_ok, 0)], -np.inf)
-        # Each candidate's reach lies between its last grid target and the next: bisected,
-        # to 2^-24 of a grid step (1/240 of the targets up to the optimum's): far below any
-        # target a user tells apart, at half the cost of the 48 halvings it took before.
+        # Each candidate's reach lies between its last grid target and the next: narrowed by
+        # 31 targets at a time (each cuts the bracket 32x), five times: to 2^-25 of a grid step
+        # (1/240 of the targets up to the optimum's), far below any target a user tells apart,
+        # in 5 vectorised steps where halving took 48 (three times compute+data's time).
         open_ = (last_ok >= 0) & (last_ok < len(grid) - 1)
         if open_.any():
             lo, hi = reach.copy(), grid[np.minimum(last_ok + 1, len(grid) - 1)]
-            for _ in range(24):
-                mid = np.where(open_, 0.5 * (lo + hi), grid[0])
-                fits = within(*costs_each(mid), slack=0.0)  # to the budget, not past it
-                lo = np.where(open_ & fits, mid, lo)
-                hi = np.where(open_ & ~fits, mid, hi)
+            steps = np.linspace(0.0, 1.0, 33)[1:-1, None]
+            cols = np.arange(lo.size)
+            for _ in range(5):
+                mids = np.where(open_, lo + steps * (hi - lo), grid[0])  # (31, n)
+                fits = within(*costs_each(mids), slack=0.0)  # to the budget, not past it
+                n_fit = fits.sum(axis=0)  # D grows with the target: the first n_fit fit
+                lo = np.where(open_ & (n_fit > 0), mids[np.maximum(n_fit - 1, 0), cols], lo)
+                hi = np.where(open_ & (n_fit < len(steps)),
+                              mids[np.minimum(n_fit, len(steps) - 1), cols], hi)
             reach = np.where(open_, lo, reach)
         # strict: inside the fitted ranges, as asked; where no candidate there reaches any
         # target within budget, the nearest ones outside
