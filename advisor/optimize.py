@@ -289,23 +289,27 @@ _ROUND_OFF = 1e-9
 
 def _ends(ok, axis: tuple[float, float, float]) -> list[tuple[float, bool]]:
     """The interval around axis[1] where ok holds, within axis[0]-axis[2]: each end as (log
-    value, whether it is the axis's own end)."""
-    found = []
-    for edge in (axis[0], axis[2]):
-        grid, inner = axis[1] + (edge - axis[1]) * _UNIT, axis[1]
-        grid[-1] = edge
-        for level in range(2):
-            inside = ok(grid)
-            inside[0] |= level == 0  # the optimum itself, whatever its round-off
-            if inside.all():
-                inner = float(grid[-1])
-                break
-            i = int(np.argmin(inside))  # the first grid point outside
+    value, whether it is the axis's own end). Both ends are searched at once: a grid from
+    axis[1] to each edge, then one over the cell where ok stops."""
+    near = np.array([axis[1], axis[1]])  # the last point known inside, toward each edge
+    far = np.array([axis[0], axis[2]])  # the first point past it (the edges, at first)
+    done = np.zeros(2, bool)
+    for level in range(2):
+        grid = near[:, None] + (far - near)[:, None] * _UNIT  # (2 ends, NEAR_POINTS)
+        grid[:, -1] = far
+        inside = ok(grid.ravel()).reshape(grid.shape)
+        inside[:, 0] |= level == 0  # the optimum itself, whatever its round-off
+        for e in np.flatnonzero(~done):
+            if inside[e].all():
+                near[e], done[e] = far[e], True
+                continue
+            i = int(np.argmin(inside[e]))  # the first grid point outside
             if i == 0:
-                break
-            inner, grid = float(grid[i - 1]), grid[i - 1] + (grid[i] - grid[i - 1]) * _UNIT
-        found.append((inner, abs(inner - edge) <= _ROUND_OFF))
-    return found
+                done[e] = True
+            else:
+                near[e], far[e] = grid[e, i - 1], grid[e, i]
+    return [(float(near[e]), abs(float(near[e]) - edge) <= _ROUND_OFF)
+            for e, edge in enumerate((axis[0], axis[2]))]
 
 
 _UNIT = np.linspace(0.0, 1.0, NEAR_POINTS)
