@@ -787,7 +787,7 @@ def test_an_exponent_the_runs_cannot_determine_gets_a_prior_hint(smoke, tmp_path
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
     (copy / "calibrate.lock").unlink(missing_ok=True)
-    monkeypatch.setattr(cal, "fit_checks", lambda fit, batch_sizes: [
+    monkeypatch.setattr(cal, "fit_checks", lambda fit, batch_sizes, configs=None: [
         Check("exponents", False, "alpha 8 at its upper bound 8 (20 of 20 targets)")])
     lines = []
     cal.calibrate(ENV, out_dir=copy, device="cpu", quiet=True, echo=lines.append, n_boot=5,
