@@ -476,8 +476,8 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
             raise InfeasibleBudgetError(
                 f"data budget {budget.data:.4g} env steps cannot reach target {j:g} on {on}: "
                 f"every configuration needs more than {_g4(least(j), 'up')} env steps"
-                + _hint(best, lambda: f"the lowest target {lo_t:g} needs more than "
-                        f"{_g4(least(lo_t), 'up')} env steps"))
+                + _hint(best, lambda t: f"{_g4(least(t), 'up')} env steps", lo_t, hi_t,
+                        least, j, "more than"))
     elif problem == "compute":
         j = f.check_target(target)
         point = optimize.min_data_within_compute(budget.compute, f.coefficients(j), k, box)
@@ -491,8 +491,8 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
                 f"compute budget {budget.compute:.4g} FLOPs cannot reach target {j:g} on {on}: "
                 f"it needs at least "
                 f"{_enough(least(j), 'compute', retry(target, compute=...))} FLOPs"
-                + _hint(best, lambda: f"the lowest target {lo_t:g} needs at least "
-                        f"{_enough(least(lo_t), 'compute', retry(lo_t, compute=...))} FLOPs"))
+                + _hint(best, lambda t: f"{_enough(least(t), 'compute', retry(t, compute=...))}"
+                        " FLOPs", lo_t, hi_t, least, j))
     elif problem == "compute+data":
         def solve(t: float):
             p = optimize.min_compute_within_data(budget.data, f.coefficients(t), k, box)
@@ -509,6 +509,15 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
                    f"{_enough(need.compute, 'compute', again)} FLOPs"
                    if need is not None else "it needs more than "
                    f"{_g4(optimize.least_data(f.coefficients(jj), k, box), 'up')} env steps")
+            if target is None:  # where a higher target needs less compute within the data
+                def need(t: float) -> float:
+                    p = optimize.min_compute_within_data(budget.data, f.coefficients(t), k, box)
+                    return p.compute if p is not None else math.inf
+                t = _cheapest(lo_t, hi_t, need)
+                if t != lo_t:
+                    back = retry(t, compute=..., data=budget.data)
+                    why += (f"; target {t:g}, the least demanding, needs at least "
+                            f"{_enough(need(t), 'compute', back)} FLOPs")
             raise InfeasibleBudgetError(
                 f"compute {budget.compute:.4g} FLOPs and data {budget.data:.4g} env steps cannot "
                 f"reach {'target' if target is not None else 'even the lowest target'} {jj:g} "
@@ -526,11 +535,21 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
             jj = j if j is not None else lo_t
             p = total_of(jj)
             again = retry(target, total=..., delta=budget.delta)
+            why = f"it needs at least {_enough(p.compute + delta * p.data, 'total', again)} FLOPs"
+            if target is None:  # where a higher target needs a smaller total
+
+                def need(t: float) -> float:
+                    q = total_of(t)
+                    return q.compute + delta * q.data
+                t = _cheapest(lo_t, hi_t, need)
+                if t != lo_t:
+                    why += (f"; target {t:g}, the least demanding, needs at least "
+                            f"{_enough(need(t), 'total', retry(t, total=..., delta=budget.delta))}"
+                            " FLOPs")
             raise InfeasibleBudgetError(
                 f"total budget {budget.total:.4g} FLOPs (delta {delta:.3g} FLOPs per env step) "
                 f"cannot reach {'target' if target is not None else 'even the lowest target'} "
-                f"{jj:g} on {on}: it needs at least "
-                f"{_enough(p.compute + delta * p.data, 'total', again)} FLOPs")
+                f"{jj:g} on {on}: {why}")
         point = total_of(j)
 
     maximise_target = problem in ("compute+data", "total") and target is None
@@ -569,12 +588,30 @@ def _pin_cost(budget: Budget, f: Fit, target: float | None, level: float,
             f"{least:.4g} {units})")
 
 
-def _hint(best: float | None, lowest: Callable[[], str]) -> str:
-    """The end of an infeasible budget's error: the highest target it reaches, or what the
-    lowest target needs (`lowest()`, only then: its search costs)."""
+def _hint(best: float | None, needs: Callable[[float], str], lo: float, hi: float,
+          need: Callable[[float], float], asked: float, verb: str = "at least") -> str:
+    """The end of an infeasible budget's error: the highest target it reaches, or, where it
+    reaches none, the target needing least (`need`, on _highest's grid) and what it needs
+    (`needs(target)`, only then: its search costs); nothing where that is the target `asked`
+    about. The least demanding is the lowest target where the cost rises with the target;
+    where it does not (returns not monotone in model size), a higher target can need less."""
     if best is None:
-        return f"; {lowest()}"
+        t = _cheapest(lo, hi, need)
+        if need(t) >= need(asked) * (1 - 1e-6):  # asked about the least demanding itself
+            return ""
+        name = f"the lowest target {t:g}" if t == lo else f"target {t:g}, the least demanding,"
+        return f"; {name} needs {verb} {needs(t)}"
     return f"; the highest target this budget reaches is {_g4(best, 'down')}{TARGET_HINT}"
+
+
+def _cheapest(lo: float, hi: float, need: Callable[[float], float], n_grid: int = 33) -> float:
+    """The target of [lo, hi] (on _highest's grid, as printed: 4 significant digits) that
+    needs least; the lowest on ties."""
+    grid = [lo, *(t for t in (float(f"{g:.4g}") for g in np.linspace(lo, hi, n_grid)[1:])
+                  if lo < t <= hi)]
+    needs = [need(t) for t in grid]
+    i = int(np.argmin(needs))
+    return grid[i] if needs[i] < needs[0] * (1 - 1e-9) else lo
 
 
 #: How to ask for that target (left out where there is no way to, as in `advisor export`).

@@ -476,6 +476,35 @@ def test_a_needed_budget_typed_back_as_printed_is_enough(fit, budget, target, ba
 
 
 
+def test_an_infeasible_budgets_hint_names_the_least_demanding_target():
+    """Where the cost does not rise with the target (returns not monotone in model size), the
+    hint named the lowest target although a higher one needs less (a tester, session 23):
+    it now names the one that needs least, and the budget it prints reaches that target."""
+    with pytest.raises(InfeasibleBudgetError) as err:
+        advisor.recommend(advisor.Budget(data=10), fit="bro/hopper-hop")
+    m = re.search(r"target ([0-9.]+), the least demanding, needs more than ([0-9.e+]+) env",
+                  str(err.value))
+    assert m, str(err.value)
+    t, x = float(m.group(1)), float(m.group(2))
+    f = advisor.load_fit("bro/hopper-hop")
+    assert f.target_min < t < f.target_max
+    assert advisor.recommend(advisor.Budget(data=1.01 * x), fit=f, target=t).within_budget
+    with pytest.raises(InfeasibleBudgetError):  # the lowest target needs more than that
+        advisor.recommend(advisor.Budget(data=1.01 * x), fit=f, target=f.target_min)
+    # On stick-pull the top target needs the least compute: asked about it, no second
+    # sentence about it; asked about a lower one, the hint points up, and its figure suffices.
+    with pytest.raises(InfeasibleBudgetError) as err:
+        advisor.recommend(advisor.Budget(compute=1), fit="bro/stick-pull-v2")
+    assert str(err.value).count("needs at least") == 1, str(err.value)
+    with pytest.raises(InfeasibleBudgetError) as err:
+        advisor.recommend(advisor.Budget(compute=1), fit="bro/stick-pull-v2", target=0.5)
+    m = re.search(r"target ([0-9.]+), the least demanding, needs at least ([0-9.e+]+) FLOPs",
+                  str(err.value))
+    assert m, str(err.value)
+    assert advisor.recommend(advisor.Budget(compute=float(m.group(2))), fit="bro/stick-pull-v2",
+                             target=float(m.group(1))).within_budget
+
+
 def _near_inside(f, rec, budget, s, n):
     """Which configurations (utd s, params n: arrays) are in near_optimal's set."""
     d = laws.data_to_target(s, n, *f.coefficients(rec.optimum.target))
