@@ -537,7 +537,6 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
             again = retry(target, total=..., delta=budget.delta)
             why = f"it needs at least {_enough(p.compute + delta * p.data, 'total', again)} FLOPs"
             if target is None:  # where a higher target needs a smaller total
-
                 def need(t: float) -> float:
                     q = total_of(t)
                     return q.compute + delta * q.data
