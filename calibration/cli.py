@@ -478,7 +478,8 @@ def _warn_foreign(ctx, kind: str | None = None) -> None:
 
 
 @click.command()
-@click.argument("kind", type=click.Choice(["data", "parity", "frontier", "batch", "td"]))
+@click.argument("kind", metavar="KIND",
+                type=click.Choice(["data", "parity", "frontier", "batch", "td"]))
 @click.argument("fit_id")
 @click.option("--runs", type=click.Path(exists=True),
               help="Runs: a zip or tar archive (.tgz too) or a folder, in the published layout "
