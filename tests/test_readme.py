@@ -152,3 +152,13 @@ def test_every_option_the_readme_uses_exists_on_its_command():
                     and flag not in opts:
                 unknown.append(f"advisor {name} {flag}")
     assert not unknown, f"README uses options its commands do not have: {unknown}"
+
+
+def test_the_fixed_utd_paragraph_is_what_recommend_returns():
+    """README, "A fixed utd or width": its example as recommend() gives it now."""
+    pinned, free = advisor.recommend(1e17, utd=1), advisor.recommend(1e17)
+    claim = (f"gets width {pinned.width} and needs {_e(pinned.predicted_data)} env steps against "
+             f"{_e(free.predicted_data)} "
+             f"({100 * (pinned.predicted_data / free.predicted_data - 1):.1f}% more),")
+    assert claim in " ".join(README.split()), claim
+    assert pinned.within_budget and free.gradient_steps == 3 and free.train_freq == 2
