@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from advisor.errors import AdvisorError, printable
+from advisor.errors import AdvisorError, printable, span
 
 if TYPE_CHECKING:
     from importlib import metadata
@@ -466,7 +466,7 @@ def fits(fmt):
     table = [head]
     for r in rows:
         base, cov = r["loglinear_error"], r["interval_coverage"]
-        table.append([r["id"], f"{r['target_min']:.4g}-{r['target_max']:.4g}", str(r["configs"]),
+        table.append([r["id"], span(r['target_min'], r['target_max'], ".4g"), str(r["configs"]),
                       f"{100 * r['loco_error']:.1f}%",
                       f"{100 * base:.1f}%" if base is not None else "-",
                       f"{100 * cov:.0f}%" if cov is not None else "-",
@@ -505,7 +505,7 @@ def show(fit_id):
     lines += [
         f"domain:       utd {m.domain.utd.low:g}-{m.domain.utd.high:g}, params "
         f"{m.domain.params.low:.3g}-{m.domain.params.high:.3g}, target "
-        f"{m.domain.target.low:g}-{m.domain.target.high:g}"
+        f"{span(m.domain.target.low, m.domain.target.high)}"
         + (f", runs up to {m.domain.horizon:.4g} env steps" if m.domain.horizon else ""),
         f"compute:      C = {m.compute.flops_per_param_sample:g} * "
         f"{m.compute.reference_batch_size:g}"
@@ -566,7 +566,7 @@ def _interval_lines(m) -> list[str]:
     for band in pi.bands or []:
         lo, hi = pi.offsets(0.8, band.target_low)
         seed = pi.offsets(0.8, band.target_low, single_seed=True)
-        lines.append(f"  targets {band.target_low:g}-{band.target_high:g}: "
+        lines.append(f"  targets {span(band.target_low, band.target_high)}: "
                      f"{np.exp(lo):.2f}x-{np.exp(hi):.2f}x" + (
                          "" if seed is None else
                          f" (one seed {np.exp(seed[0]):.2f}x-{np.exp(seed[1]):.2f}x)"))

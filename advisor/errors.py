@@ -62,3 +62,10 @@ def printable(text: str) -> str:
     """`text` with control characters escaped (\\x1b, \\n, ...): a string read from a file
     cannot move the cursor, retitle the terminal or break a YAML comment."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def span(low: float, high: float, spec: str = "g") -> str:
+    """A range as 'low-high', or as 'low to high' where a bound is negative (Pendulum's
+    returns -994.6 to -191.6 read '-994.6--191.6' with a hyphen)."""
+    sep = " to " if min(low, high) < 0 else "-"
+    return f"{low:{spec}}{sep}{high:{spec}}"

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from advisor import laws
-from advisor.errors import ConfigError, TargetError
+from advisor.errors import ConfigError, TargetError, span
 from advisor.fitfile import FitFile
 from advisor.optimize import Box
 
@@ -111,7 +111,7 @@ class Fit:
         )
 
     def __repr__(self) -> str:
-        return f"Fit({self.id!r}, targets {self.target_min:g}-{self.target_max:g})"
+        return f"Fit({self.id!r}, targets {span(self.target_min, self.target_max)})"
 
     @staticmethod
     def _to_interp_space(arr: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from advisor.errors import FitFileError, one_line
+from advisor.errors import FitFileError, one_line, span
 from advisor.files import (
     MAX_FILE_BYTES,
     atomic_write_bytes,
@@ -444,8 +444,8 @@ class FitFile(_Strict):
         targets = [law.target for law in self.data_to_target.laws]
         dom = self.domain.target
         if (dom.low, dom.high) != (min(targets), max(targets)):
-            raise ValueError(f"domain.target {dom.low:g}-{dom.high:g} is not the range of the "
-                             f"laws' targets, {min(targets):g}-{max(targets):g}")
+            raise ValueError(f"domain.target {span(dom.low, dom.high)} is not the range of the "
+                             f"laws' targets, {span(min(targets), max(targets))}")
         for k, draw in enumerate(self.bootstrap.draws):
             if len(draw) != n:
                 raise ValueError(f"bootstrap draw {k} has {len(draw)} thresholds, expected {n}")

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import ValidationError
 
 import advisor
-from advisor.errors import AdvisorError, one_line
+from advisor.errors import AdvisorError, one_line, span
 from advisor.fitfile import (
     Architecture,
     BatchSizeLaw,
@@ -187,7 +187,7 @@ def build_fit(
         from calibration.calibrate import SATURATED_TOP, choose_targets
 
         targets = choose_targets(runs, remedy=FIT_REMEDY)
-        notes.append(f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
+        notes.append(f"thresholds {span(targets[0], targets[-1], '.4g')} chosen from the data "
                      "(no published return range): the top one is the 30th percentile over "
                      "configurations of the best isotonic mean return (where returns saturate, "
                      f"{100 * SATURATED_TOP:g}% of the way from the median start to the "
@@ -210,7 +210,8 @@ def build_fit(
         # D_J at each config from the run whose batch is nearest the fitted B~ (in log).
         picked = nearest_batch_runs(runs, lambda u, n: advisor.laws.batch_size(u, n, *coef_b))
         table = data_table(picked, targets, n_boot, seed)
-        arch = Architecture(description="SimbaV2 critic (reference.md parameter counts)",
+        arch = Architecture(description="SimbaV2 critic (parameter counts per width as "
+                                        "published with its runs)",
                             coefficients=simbav2_coefficients(), width_multiple=64)
         notes.append("D_J per config uses the grid batch size nearest the fitted B~.")
     else:
@@ -331,7 +332,7 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
         check_low_target(runs, targets)
         check_high_target(runs, targets)
     if not target_range:
-        notes.append(f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
+        notes.append(f"thresholds {span(targets[0], targets[-1], '.4g')} chosen from the data "
                      "(calibration.calibrate.choose_targets)")
     horizon = max(float(r.steps["return"][-1]) for r in runs)
     batches = sorted({r.batch_size for r in runs})

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import advisor
-from advisor.errors import AdvisorError, OutputError
+from advisor.errors import AdvisorError, OutputError, span
 from advisor.files import is_iso_date
 from advisor.fit import round_batch_size
 from advisor.fitfile import (
@@ -536,7 +536,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         + ("; networks: stage 1 " + _precisions(records1) + ", stage 2 "
            + _precisions(records2) + " (--bf16)"
            if "bf16" in _precisions(records1 + records2) else ""),
-        f"thresholds {targets[0]:.4g}-{targets[-1]:.4g} chosen from the data "
+        f"thresholds {span(targets[0], targets[-1], '.4g')} chosen from the data "
         "(calibration.calibrate)",
         f"delta {delta:g} FLOPs per env step is a default for simulated tasks; pass --delta",
         # Without times: a resumed calibration writes the same file as an uninterrupted one

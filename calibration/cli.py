@@ -218,9 +218,10 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 @click.option("--algorithm", default="bro", show_default=True,
               help="First half of the fit id written.")
 @click.option("--preset", "preset_name",
-              type=click.Choice(["smoke", "minutes", "reduced", "full"]), default="smoke",
+              type=click.Choice(["smoke", "cpu", "minutes", "reduced", "full"]), default="smoke",
               show_default=True,
-              help="smoke: CPU, minutes, tiny critics (pipeline check). minutes: one GPU, "
+              help="smoke: CPU, minutes, tiny critics (pipeline check). cpu: 2 CPU cores, "
+                   "half an hour, Pendulum-scale (a real fit without a GPU). minutes: one GPU, "
                    "minutes, Hopper-scale (low thresholds only). reduced: one GPU, hours. full: "
                    "paper-scale axes.")
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False),

@@ -17,7 +17,7 @@ import numpy as np
 
 import advisor
 from advisor import laws, optimize
-from advisor.errors import AdvisorError, printable
+from advisor.errors import AdvisorError, printable, span
 from advisor.fit import Fit
 from advisor.recommend import Budget, Recommendation, recommend
 from calibration.archives import Run, nearest_batch_runs, read_runs
@@ -95,7 +95,7 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
                                     "D_J)")
             else:
                 ctx.no_table = (f"no run in {runs} reaches any of the fit's thresholds "
-                                f"({f.target_min:.4g}-{f.target_max:.4g})")
+                                f"({span(f.target_min, f.target_max, '.4g')})")
     if budget is not None:
         ctx.rec = recommend(budget, fit=f, target=target)
     return ctx

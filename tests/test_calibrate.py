@@ -1054,3 +1054,41 @@ def test_a_finished_out_dir_that_cannot_be_written_says_how_to_refit_it(tmp_path
     with pytest.raises(OutputError, match="Read-only file system; a refit .* copy the out-dir "
                                           "to a writable folder"):
         check_out_dir(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_cpu_presets_pendulum_runs_fit_as_the_readme_says(tmp_path):
+    """runs/cpu-Pendulum-v1.tgz is the out-dir `advisor calibrate --env Pendulum-v1 --preset cpu`
+    left on this project's 2-core CPU machine (29 min). Run again on it, calibrate trains
+    nothing and writes the free fit the README describes, every check passed; with
+    --prior dmc, the few-shot fit that ties the log-linear baseline (README, presets)."""
+    import tarfile
+
+    runs = Path(__file__).resolve().parent.parent / "runs"
+    with tarfile.open(runs / "cpu-Pendulum-v1.tgz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    out = tmp_path / "cpu-out"
+    cmd = [sys.executable, "-m", "advisor.cli", "calibrate", "--env", "Pendulum-v1",
+           "--algorithm", "bro-torch", "--preset", "cpu", "--device", "cpu", "--out-dir",
+           str(out), "--created", "2026-11-28"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "nothing to train" in res.stderr and "= 537 member-updates/s" in res.stderr
+    free = advisor.load_fit(str(out / "bro-torch-Pendulum-v1.json")).model
+    law, gof = free.data_to_target.laws[0], free.goodness_of_fit
+    assert (round(law.alpha, 3), round(law.beta, 3)) == (0.917, 0.349)
+    assert (round(100 * gof.leave_one_config_out, 1),
+            round(100 * gof.baseline_loglinear_leave_one_config_out, 1)) == (14.1, 14.5)
+    assert any(n.startswith("fit checks passed") for n in free.provenance.notes)
+    assert "thresholds -994.6 to -191.6 chosen from the data" in " ".join(free.provenance.notes)
+    # Negative returns read as ranges ("-994.604--191.62" read as a typo).
+    shown = CliRunner().invoke(main, ["show", str(out / "bro-torch-Pendulum-v1.json")]).output
+    assert "target -994.604 to -191.62," in shown and "targets -994.604 to -867.817:" in shown
+    assert repr(advisor.load_fit(str(out / "bro-torch-Pendulum-v1.json"))).endswith(
+        "targets -994.604 to -191.62)")
+    res = subprocess.run(cmd + ["--prior", "dmc", "--fit-out", str(tmp_path / "few.json")],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    few = advisor.load_fit(str(tmp_path / "few.json")).model.goodness_of_fit
+    assert round(100 * few.leave_one_config_out, 1) == 14.6
+    assert "check FAIL baseline" in res.stderr

@@ -225,6 +225,23 @@ def test_env_ids_are_checked_against_gymnasium_where_installed(pendulum_fit):
     zoo.check_env_actions(ENV)  # a Box env passes
 
 
+def test_an_env_gymnasium_cannot_make_here_gets_one_warning(pendulum_fit):
+    """A fresh user's `--env Humanoid-v5` without MuJoCo counted the critic at the fit's input
+    in silence: Gymnasium knew the id but could not make the env."""
+    gymnasium = pytest.importorskip("gymnasium")
+    env_id = "AdvisorTest/NeedsAMissingSimulator-v0"
+    if env_id not in gymnasium.registry:
+        gymnasium.register(env_id, entry_point="advisor_no_such_simulator:Env")
+    zoo._gymnasium_probe.cache_clear()
+    zoo._WARNED.discard(env_id)
+    res = run("recommend", "--fit", pendulum_fit, "--data", "400", "--format", "zoo", "--env",
+              env_id)
+    assert res.exit_code == 0 and "gradient_steps:" in res.stdout, res.output
+    lines = [ln for ln in res.stderr.splitlines() if "could not make" in ln]
+    assert len(lines) == 1 and lines[0].startswith("warning: "), res.stderr
+    assert "ModuleNotFoundError" in lines[0] and "counted at the fit's input" in lines[0]
+
+
 @pytest.mark.parametrize("fmt", ["json", "yaml"])
 def test_json_and_yaml_keep_every_field(fmt, pendulum_fit):
     res = run("recommend", "--fit", "bro/h1-crawl-v0", "--compute", "1e17", "--format", fmt)

@@ -103,8 +103,9 @@ def _gymnasium_probe(env_id: str) -> tuple[tuple[str, str] | None, int | None, b
     problem for SAC:
     ("error", ...) when the env's action space is not continuous (SB3's and CleanRL's SAC
     take a Box only), ("warning", ...) when Gymnasium here does not know the id (it may be
-    registered where the file is used: rl-zoo's --gym-packages), None when fine or unknown
-    for another reason (Gymnasium absent, the env's own dependencies missing)."""
+    registered where the file is used: rl-zoo's --gym-packages) or cannot make it (its own
+    dependencies missing here, such as MuJoCo: the critic is then counted at the fit's input),
+    None when fine or when Gymnasium is absent."""
     try:
         import gymnasium
     except Exception:  # not installed (the advisor does not need it) or broken
@@ -119,8 +120,12 @@ def _gymnasium_probe(env_id: str) -> tuple[tuple[str, str] | None, int | None, b
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             env = gymnasium.make(env_id)
-    except Exception:  # e.g. Box2D or MuJoCo not installed here: nothing more to say
-        return None, None, False
+    except Exception as exc:  # e.g. Box2D or MuJoCo not installed here
+        why = (str(exc).strip().splitlines() or [""])[0][:160]
+        return ("warning", f"Gymnasium here could not make {env_id!r} "
+                           f"({type(exc).__name__}{': ' + why if why else ''}): its action space "
+                           "is not checked, and a critic's params are counted at the fit's input, "
+                           "not the env's"), None, False
     try:
         space, obs = env.action_space, env.observation_space
     finally:
