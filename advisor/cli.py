@@ -512,8 +512,10 @@ def show(fit_id):
         f" * utd * params * data FLOPs; delta = {m.delta:.3g} FLOPs/env step",
         f"architecture: {m.architecture.description}; params(width) coefficients "
         f"{m.architecture.coefficients}",
-        f"batch size:   {bs.kind} ({bs.source}): a_B={bs.a_b:.4g} alpha_B={bs.alpha_b:.3g} "
-        f"b_B={bs.b_b:.3g} beta_B={bs.beta_b:.3g}"
+        (f"batch size:   law ({bs.source}): a_B={bs.a_b:.4g} alpha_B={bs.alpha_b:.3g} "
+         f"b_B={bs.b_b:.3g} beta_B={bs.beta_b:.3g}" if bs.kind == "law" else
+         f"batch size:   fixed at {bs.a_b:g}, the batch size of every run"
+         + ("" if bs.source == "fixed" else f" ({bs.source})"))
         + (f" (mean relative error {100 * bs.relative_error:.1f}%)"
            if bs.relative_error is not None else "")
         + ("; a run at another batch size: Fit.data_to_target(..., batch_size=B)"
@@ -525,7 +527,9 @@ def show(fit_id):
         f"accuracy:     mean relative error of D_J: in-sample {100 * g.in_sample:.1f}%, "
         f"leave-one-config-out {100 * g.leave_one_config_out:.1f}% over {g.n_points} points, "
         f"{g.n_configs} configs",
-        f"bootstrap:    {m.bootstrap.n_resamples} resamples of seeds",
+        f"bootstrap:    {m.bootstrap.n_resamples} resamples of seeds"
+        + ("" if len(m.bootstrap.draws) == m.bootstrap.n_resamples else
+           f" ({len(m.bootstrap.draws)} refitted: the others reached too few thresholds)"),
         *_interval_lines(m),
         "D_J(utd, params) = d_min + (a/utd)^alpha + (b/params)^beta:",
         f"  {'target':>8} {'d_min':>10} {'a':>10} {'alpha':>7} {'b':>10} {'beta':>7}",
@@ -557,8 +561,8 @@ def _interval_lines(m) -> list[str]:
              "fifth's, interpolated between two)" if pi.bands else "")
     lines = [f"interval:     {head} {low:.2f}x-"
              f"{high:.2f}x the predicted data inside the fitted domain{every} (runs averaged "
-             f"over as many seeds as the fit's: see notes){one}; the "
-             f"log offsets grow by {pi.widen_up:g} per log unit beyond it ({pi.widen_down:g} "
+             f"over as many seeds as the fit's: see notes){one}; d log units beyond it, the "
+             f"log offsets are scaled by 1 + {pi.widen_up:g} d above (1 + {pi.widen_down:g} d "
              f"below); measured coverage of the 80% interval"
              f"{' as applied (by target)' if pi.bands else ''}: {cov}"]
     if pi.bands:
@@ -622,10 +626,12 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     from advisor.registry import load_fit
 
     values = []
+    # What the errors echo of the list: its start and end, not a 10 kB line.
+    shown = repr(budgets if len(budgets) <= 80 else f"{budgets[:40]}...{budgets[-30:]}")
     for b in (f.strip() for f in budgets.split(",")) if budgets.strip() else ():
         if not b:  # 1e16,,1e17 or a trailing comma: a budget lost
             raise click.BadParameter(f"budgets must be comma-separated numbers with none empty, "
-                                     f"got {budgets!r}", param_hint="--budgets")
+                                     f"got {shown}", param_hint="--budgets")
         try:
             v = float(b)
             what = "a positive finite number"  # 1,000 reads as 1 and 0: say which field
@@ -633,14 +639,14 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
             v, what = math.nan, "a number"
         if not (math.isfinite(v) and v > 0):
             raise click.BadParameter(f"budget {b!r} is not {what} (budgets are separated by "
-                                     f"commas, so write 1000 or 1e3, not 1,000), in {budgets!r}",
+                                     f"commas, so write 1000 or 1e3, not 1,000), in {shown}",
                                      param_hint="--budgets")
         values.append(v)
     if not values:
         raise click.BadParameter("give at least one budget, e.g. 1e15,1e16",
                                  param_hint="--budgets")
     if len(set(values)) != len(values):
-        raise click.BadParameter(f"budgets repeat a value: {budgets!r}", param_hint="--budgets")
+        raise click.BadParameter(f"budgets repeat a value: {shown}", param_hint="--budgets")
     if fmt != "zoo":
         for name, given in (("--env", env_id), ("--critic", critic), ("--out-dir", out_dir)):
             if given is not None:

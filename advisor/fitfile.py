@@ -242,6 +242,14 @@ class Bootstrap(_Strict):
     draws: list[list[Annotated[list[FiniteFloat], Field(min_length=5, max_length=5)]]] = Field(
         max_length=100_000)
 
+    @model_validator(mode="after")
+    def _a_draw_per_resample_at_most(self) -> Bootstrap:
+        # Fewer where a resample reached too few thresholds to be refitted; never more.
+        if len(self.draws) > self.n_resamples:
+            raise ValueError(f"bootstrap: draws holds {len(self.draws)} but n_resamples is "
+                             f"{self.n_resamples}; there is at most one draw per resample")
+        return self
+
 
 LogLow = Annotated[float, Field(le=0, ge=-20, allow_inf_nan=False)]
 LogHigh = Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]

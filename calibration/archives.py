@@ -153,6 +153,15 @@ def _tar_members(path: Path):
     except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
         raise ArchiveError(f"{path} is not a readable tar archive: {_one_line(exc)}") from None
     if tf is None:
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(4)
+        except OSError:
+            head = b""
+        if head == b"PK\x03\x04":  # a zip's first entry, but no directory at its end
+            raise ArchiveError(f"{path} starts as a zip archive but cannot be read as one: it "
+                               "is truncated or damaged (its central directory is missing); "
+                               "copy or download it again")
         raise ArchiveError(f"{path} is neither a folder nor a zip or tar archive of runs (a "
                            "tidy CSV of runs must end in .csv)")
     with tf:

@@ -474,8 +474,10 @@ def _warn_foreign(ctx, kind: str | None = None) -> None:
     """The foreign runs' warning, where a figure compares the fit with them (the report's,
     plot data and parity: not td, which draws the runs alone)."""
     if ctx.foreign and ctx.table is not None and kind in (None, "data", "parity"):
-        click.echo(f"warning: {ctx.foreign}: the figures compare the fit with these runs "
-                   "(parity: predicted by the fit as it is, nothing refitted)", err=True)
+        how = ("" if kind == "data" else
+               " (parity: predicted by the fit as it is, nothing refitted)")
+        click.echo(f"warning: {ctx.foreign}: the figures compare the fit with these runs{how}",
+                   err=True)
 
 
 @click.command()
@@ -509,9 +511,15 @@ def plot(kind, fit_id, runs, output, compute, data, total, delta, target):
           --runs ${ADVISOR_DATA_DIR:-../shared/data}/fitted_bs.zip -o parity.png
     """
     rep = _report_module()
-    ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total, delta, target),
-                           target=target)
+    budget = _maybe_budget(compute, data, total, delta, target)
+    ctx = rep.load_context(fit_id, runs, budget, target=target)
     _warn_foreign(ctx, kind)
+    if kind != "frontier" and budget is not None:
+        click.echo(f"note: the {kind} figure draws no recommendation: a budget marks one on "
+                   "the frontier figure only", err=True)
+    if kind == "frontier" and ctx.rec is not None:  # what recommend would warn of, as it does
+        for w in ctx.rec.warnings:
+            click.echo(f"warning: {w}", err=True)
     click.echo(f"wrote {rep.save_figure(kind, ctx, output)}", err=True)
 
 

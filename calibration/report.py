@@ -182,8 +182,9 @@ def figure_data(ctx: Context):
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3, which="both")
     points = "runs it was not made from" if ctx.foreign else "runs"
-    fig.suptitle(f"{f.id}: D_J against UTD and model size (points: {points}, 10-90% "
-                 "bootstrap; bands: fit 10-90%)", fontsize=10)
+    points = "" if ctx.table is None else f"points: {points}, 10-90% bootstrap; "
+    fig.suptitle(f"{f.id}: D_J against UTD and model size ({points}bands: fit 10-90%)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -346,6 +347,14 @@ def figure_frontier(ctx: Context):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
+    if ctx.rec is not None:  # the star whole, not cut at a corner of the axes
+        r = ctx.rec
+        for ax, (x, y) in ((axes[0], (r.params, r.utd)),
+                           (axes[1], (r.predicted_compute, r.predicted_data))):
+            (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+            ax.set_xlim(min(x0, x / 1.6), max(x1, x * 1.6))
+            ax.set_ylim(min(y0, y / 1.6), max(y1, y * 1.6))
+    for ax in axes:
         ax.legend(fontsize=7)
     axes[0].set_xlabel("critic parameters N")
     axes[0].set_ylabel("UTD")
@@ -549,7 +558,7 @@ def render_report(ctx: Context) -> str:
                f"{r.predicted_compute:.3g} FLOPs"
                + ("" if r.within_budget else " (over budget: see the warnings)") + ".</p>"
                + (f"<p>Near-optimal: {html.escape(r.near_optimal.describe())}; shaded in the "
-                  "first figure.</p>" if r.near_optimal else "")
+                  f"figure '{TITLES['frontier']}'.</p>" if r.near_optimal else "")
                + "".join(f"<p class='note'>{html.escape(w)}</p>" for w in r.warnings))
     pr = m.provenance.prior
     prior = ("" if pr is None else

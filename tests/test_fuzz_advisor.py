@@ -62,6 +62,7 @@ def _set(doc: dict, dotted: str, value):
     ("learning_rate", 1e30),
     ("goodness_of_fit.n_configs", 0),
     ("goodness_of_fit.n_configs", -1),
+    ("bootstrap.n_resamples", 5),  # 100 draws of 5 resamples: `show` said "5 resamples"
 ])
 def test_fit_files_that_validate_by_type_but_not_by_meaning_are_refused(tmp_path, where, value):
     path = _write(tmp_path, _set(_doc(), where, value))
@@ -627,7 +628,7 @@ def test_decimal_and_fraction_budgets_and_targets_are_taken_as_budget_takes_them
     (lambda d: d.update(schema_version=3.0), "schema_version must be an integer"),
     (lambda d: d.pop("schema_version"), "has no schema_version"),
     (lambda d: d["domain"].update(target={"low": -1e9, "high": 1e9}),
-     "domain.target -1e.09-1e.09 is not the range of the laws' targets, 200-660"),
+     "domain.target -1e.09 to 1e.09 is not the range of the laws' targets, 200-660"),
 ])
 def test_fit_files_with_a_float_version_no_version_or_a_target_range_of_their_own_are_refused(
         tmp_path, edit, message):
@@ -640,3 +641,21 @@ def test_fit_files_with_a_float_version_no_version_or_a_target_range_of_their_ow
         read_fit_file(path)
     res = runner.invoke(main, ["validate", str(path)])
     assert res.exit_code == 2 and res.output.count("\n") == 1
+
+
+def test_a_bootstrap_with_fewer_draws_than_resamples_says_how_many_were_refitted(tmp_path):
+    """A resample that reaches too few thresholds is not refitted: fewer draws validate, and
+    `show` says how many there are (it said "100 resamples" of a file with none)."""
+    path = _write(tmp_path, _set(_doc(), "bootstrap.draws", []))
+    res = runner.invoke(main, ["show", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "100 resamples of seeds (0 refitted: the others reached too few thresholds)" in (
+        res.output)
+
+
+def test_a_long_budget_list_is_not_echoed_whole():
+    """2,000 budgets and a typo echoed a 10 kB error line (a hostile round)."""
+    budgets = ",".join(["1e17"] * 2000 + ["x"])
+    res = runner.invoke(main, ["export", "bro/h1-crawl-v0", "--budgets", budgets])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and len(res.output) < 400
+    assert "budget 'x' is not a number" in res.output and "...e17,x'" in res.output

@@ -141,6 +141,7 @@ def test_a_tar_archive_of_runs_reads_as_its_folder_does(tmp_path, monkeypatch):
     """`--runs calib.tgz` (a packed out-dir, as runs/bro-torch-Hopper-v5-minutes.tgz) was
     refused as 'neither a folder nor a zip'; links in it are skipped, an oversized member is
     refused unread, a file that is no archive at all is named."""
+    import shutil
     import tarfile
 
     import calibration.archives as archives
@@ -162,6 +163,12 @@ def test_a_tar_archive_of_runs_reads_as_its_folder_does(tmp_path, monkeypatch):
     (tmp_path / "notes.txt").write_text("not runs")
     with pytest.raises(ArchiveError, match="neither a folder nor a zip or tar archive of runs"):
         read_runs(tmp_path / "notes.txt")
+    # A zip cut short (a hostile round: "neither ... a zip") is named as one, damaged.
+    whole = tmp_path / "whole.zip"
+    shutil.make_archive(str(whole.with_suffix("")), "zip", folder)
+    (tmp_path / "cut.zip").write_bytes(whole.read_bytes()[:-30])
+    with pytest.raises(ArchiveError, match="starts as a zip archive but .* truncated or damaged"):
+        read_runs(tmp_path / "cut.zip")
 
 
 def test_an_archive_holding_the_same_run_twice_is_refused_naming_both(tmp_path):

@@ -235,3 +235,37 @@ def test_runs_a_fit_was_not_made_from_are_named_and_predicted_by_the_fit(data_di
                                     str(data_dir / "side_critic.zip"), "-o",
                                     str(tmp_path / "td.png")])
     assert res.exit_code == 0 and "warning" not in res.output  # td draws the runs alone
+
+
+def test_plot_says_what_a_budget_does_and_warns_as_recommend_does(tmp_path):
+    """A hostile round: `plot batch --compute 1e17` dropped the budget in silence, `plot
+    frontier` of an extrapolated budget printed none of recommend's warnings and cut its star
+    at the axes' corner, the data figure's title promised run points without --runs, and the
+    report sent readers to the wrong figure for the near-optimal shading."""
+    from advisor import Budget, recommend
+
+    res = CliRunner().invoke(main, ["plot", "batch", "bro/h1-crawl-v0", "--compute", "1e17",
+                                    "-o", str(tmp_path / "b.png")])
+    assert res.exit_code == 0, res.output
+    assert "note: the batch figure draws no recommendation" in res.output
+    res = CliRunner().invoke(main, ["plot", "frontier", "bro/dog-run", "--data", "1e12", "-o",
+                                    str(tmp_path / "f.png")])
+    rec = recommend(Budget(data=1e12), fit="bro/dog-run")
+    assert res.exit_code == 0 and rec.warnings, res.output
+    assert [ln for ln in res.output.splitlines() if ln.startswith("warning: ")] == [
+        f"warning: {w}" for w in rec.warnings]
+    ctx = report.load_context("bro/dog-run", budget=Budget(data=1e12))
+    fig = report.figure_frontier(ctx)
+    for ax, (x, y) in ((fig.axes[0], (rec.params, rec.utd)),
+                       (fig.axes[1], (rec.predicted_compute, rec.predicted_data))):
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        assert x0 < x / 1.5 and x * 1.5 < x1 and y0 < y / 1.5 and y * 1.5 < y1
+    report._plt().close(fig)
+    fig = report.figure_data(report.load_context("bro/dog-run"))
+    assert "points" not in fig._suptitle.get_text()
+    report._plt().close(fig)
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["report", "bro/h1-crawl-v0", "--compute", "1e17", "-o",
+                                    str(out)])
+    assert res.exit_code == 0, res.output
+    assert f"shaded in the figure '{report.TITLES['frontier']}'" in out.read_text()
