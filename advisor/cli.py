@@ -295,10 +295,39 @@ def other_task_note(fit_id: str, env_id: str, how: str = "--env only names the e
     from advisor.integrations.zoo import _gymnasium_probe
 
     problem = _gymnasium_probe(env_id)[0]
-    unknown = problem is not None and problem[0] == "warning"  # Gymnasium here lacks the id
+    unknown = problem is not None and "does not know env id" in problem[1]  # Gymnasium lacks it
     return [f"the numbers are {fit_id}'s, a fit of another task than {env_id} ({how}): "
             "they carry over as far as the tasks are alike; `advisor fits` lists the others"
             + ("" if unknown else f", `advisor calibrate --env {env_id}` makes one")]
+
+
+def _write_all(files: dict) -> list:
+    """Write every {path: text} atomically, or none: where one fails (a full disk), the files
+    written before it get their old content back, or are removed where they were new."""
+    from pathlib import Path
+
+    from advisor.files import atomic_write_bytes, atomic_write_text
+
+    done: list = []
+    try:
+        for path, text in files.items():
+            try:
+                old = Path(path).read_bytes() if Path(path).is_file() else None
+            except OSError:
+                old = None
+            atomic_write_text(path, text)
+            done.append((path, old))
+    except BaseException:
+        for path, old in reversed(done):
+            try:
+                if old is None:
+                    Path(path).unlink(missing_ok=True)
+                else:
+                    atomic_write_bytes(path, old)
+            except (OSError, AdvisorError):
+                pass
+        raise
+    return [path for path, _ in done]
 
 
 def _check_client_options(fmt: str, env_id: str | None, critic: str | None) -> None:
@@ -756,7 +785,6 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
     from pathlib import Path
 
     from advisor.errors import ExportError
-    from advisor.files import atomic_write_text
     from advisor.integrations.critic import bronet_shape, critic_match
     from advisor.integrations.zoo import zoo_yaml
     from advisor.recommend import recommend as _recommend
@@ -771,7 +799,7 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
                     *_zoo_protocol(rec, "zoo"), *other_task_note(fit.id, env_id)])
         return
     slug = env_id.replace("/", "_")
-    written, problems = [], []
+    files, problems = {}, []
     shared_notes: dict[str, None] = {}  # each note once, in order
     for value, budget in zip(values, budgets_):
         try:
@@ -780,15 +808,14 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
             problems.append(f"{kind} {value:.4g} skipped: {exc}")
             continue
         path = Path(out_dir) / f"sac_{slug}_{_entry_key(kind, value)}.yml"
-        atomic_write_text(path, zoo_yaml(rec, env_id, critic=critic, fit=fit,
-                                         input_dim=_input_dim(env_id),
-                                         multi_input=_dict_obs(env_id)))
-        written.append(path)
+        files[path] = zoo_yaml(rec, env_id, critic=critic, fit=fit, input_dim=_input_dim(env_id),
+                               multi_input=_dict_obs(env_id))
         # as with one budget: each file's warnings on stderr, named by its budget
         problems += [f"{kind} {value:.4g}: {w}" for w in rec.warnings]
         notes = [critic_match(rec, critic, fit=fit, input_dim=_input_dim(env_id)).note,
                  *_zoo_protocol(rec, "zoo")]
         shared_notes.update(dict.fromkeys(n for n in notes if n))
+    written = _write_all(files)
     warn_lines(problems)
     note_lines([*shared_notes, *other_task_note(fit.id, env_id)])
     if not written:

@@ -659,3 +659,28 @@ def test_a_long_budget_list_is_not_echoed_whole():
     res = runner.invoke(main, ["export", "bro/h1-crawl-v0", "--budgets", budgets])
     assert res.exit_code == 2 and res.output.count("\n") == 1 and len(res.output) < 400
     assert "budget 'x' is not a number" in res.output and ",1e17,x'" in res.output
+
+
+def test_an_export_that_fails_midway_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    """A full disk at the third of four rl-zoo files left the first two behind (a hostile
+    round): now the new ones are removed and an existing one gets its old content back."""
+    import advisor.files
+
+    out = tmp_path / "zoo"
+    out.mkdir()
+    old = out / "sac_Humanoid-v5_compute_1e15.yml"
+    old.write_text("# mine\n")
+    real, calls = advisor.files.atomic_write_text, []
+
+    def full_disk(path, text):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OutputError(f"cannot write {path}: No space left on device")
+        return real(path, text)
+
+    monkeypatch.setattr(advisor.files, "atomic_write_text", full_disk)
+    res = runner.invoke(main, ["export", "bro/h1-crawl-v0", "--format", "zoo", "--env",
+                               "Humanoid-v5", "-o", str(out)])
+    assert res.exit_code == 2 and "No space left on device" in res.output, res.output
+    assert len(calls) == 3 and sorted(p.name for p in out.iterdir()) == [old.name]
+    assert old.read_text() == "# mine\n"
