@@ -22,7 +22,11 @@ for every threshold (schema 2) instead of one per band of thresholds; both for c
 The thresholds stay the full grid's in the nested fits (a user's grid would pick its own from
 its runs): a small optimism.
 
+`--group-correction C` and `--floors UP DOWN`: an alternative tried on 2026-11-29 and not shipped
+(README, "The interval"; benchmarks/subgrid_coverage.py).
+
 Usage: python benchmarks/intervals.py [DATA_DIR] [--only ID ...] [--no-scale] [--pooled]
+       [--group-correction C] [--floors UP DOWN]
 """
 
 from __future__ import annotations
@@ -37,13 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+import calibration.intervals as intervals  # noqa: E402
 from calibration.build import DEFAULT_METHOD, N_BOOT, build_fit  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
 from calibration.curves import DataTable  # noqa: E402
 from calibration.fitting import fit_laws, leave_one_config_out  # noqa: E402
 from calibration.intervals import (  # noqa: E402
     CHECK_LEVEL,
-    WIDEN_FLOOR_UP,
     _covered,
     _honest_bounds,
     _residuals,
@@ -112,10 +116,23 @@ def main() -> None:
                     help="without the scaling for rows and columns left out (LOCO alone)")
     ap.add_argument("--pooled", action="store_true",
                     help="one interval for every threshold (schema 2), not one per band")
+    ap.add_argument("--group-correction", type=float, default=0.0, metavar="C",
+                    help="the group scale covers min(1, L (1 + C / n)) of the rows' and "
+                         "columns' residuals, n their configs (0: as shipped)")
+    ap.add_argument("--floors", type=float, nargs=2, metavar=("UP", "DOWN"),
+                    help="widening floors instead of the shipped ones")
     args = ap.parse_args()
-    print(f"nominal level {CHECK_LEVEL:g}; widening floor above the domain {WIDEN_FLOOR_UP:g}; "
+    if args.group_correction:
+        from benchmarks.subgrid_coverage import corrected
+
+        intervals.group_scale = corrected(args.group_correction)
+    if args.floors:
+        intervals.WIDEN_FLOOR_UP, intervals.WIDEN_FLOOR_DOWN = args.floors
+    print(f"nominal level {CHECK_LEVEL:g}; widening floors {intervals.WIDEN_FLOOR_UP:g} above "
+          f"the domain, {intervals.WIDEN_FLOOR_DOWN:g} below; "
           f"fits built as shipped ({N_BOOT} bootstrap resamples); "
-          f"{'LOCO residuals alone' if args.no_scale else 'scaled for rows and columns'}; "
+          f"{'LOCO residuals alone' if args.no_scale else 'scaled for rows and columns'}"
+          f"{f' (level corrected, C {args.group_correction:g})' if args.group_correction else ''}; "
           f"{'one interval for every threshold' if args.pooled else 'an interval per band'}")
     names = ["LOCO", "interior rows", "interior columns"] + [e[2] for e in EDGES] + [
         "scale", "width", "LOCO error", "LOCO, top 5 thresholds",

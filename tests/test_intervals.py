@@ -453,3 +453,26 @@ def test_edge_bias_script_refits_without_the_largest_model_and_reads_the_ratio(d
     rows = [r for r in res.stdout.splitlines() if r.startswith("| bro/h1-crawl-v0 |")]
     assert rows[0] == "| bro/h1-crawl-v0 | largest params column | 80 | 1.24 | 1.30 | 100% |"
     assert rows[1].startswith("| bro/h1-crawl-v0 | largest utd row | ")
+
+
+def test_a_coarse_sub_grid_is_checked_between_and_beyond_its_configs():
+    """benchmarks/subgrid_coverage.py on a known law (4 UTDs x 5 sizes): the sub-grid of UTDs
+    1-4 and sizes 2e5/2e6/2e7 leaves 6 configs between its values (UTD 1-4 at 6e5 and 6e6) and
+    5 above it (UTD 8), none below; its 80% interval, widened above, holds most of them, and
+    the group correction (the alternative tried) widens it."""
+    import benchmarks.subgrid_coverage as sub
+
+    table = _synthetic_table(0, noise=0.1)
+    assert sub.triples(5)[0] == (0, 2, 4) and sub.triples(4)[0] == (0, 1, 2)
+    hits, width = sub.subgrid_hits(table, (0, 1, 2), (0, 2, 4))
+    assert {k: v.size for k, v in hits.items()} == {"between": 30, "above": 25, "below": 0}
+    assert hits["between"].mean() >= 0.7 and hits["above"].mean() >= 0.7, hits
+    import calibration.intervals as intervals
+
+    shipped = intervals.group_scale
+    try:
+        intervals.group_scale = sub.corrected(1.0)
+        _, wider = sub.subgrid_hits(table, (0, 1, 2), (0, 2, 4))
+    finally:
+        intervals.group_scale = shipped
+    assert wider > width > 0

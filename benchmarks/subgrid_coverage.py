@@ -1,0 +1,159 @@
+"""Coverage of the interval a coarse 3x3 grid gives, on runs between and beyond its configs.
+
+`advisor calibrate`'s presets run 3 UTDs x 3 widths, and a user's held-out runs sit between and
+beyond them. The archive grids (5x5; 4x4 for the h1 fits) stand in for that: for each archive
+fit, every 3x3 sub-grid of three UTDs and three params values (on a 5-value axis the spaced
+0, 2, 4 and the contiguous 0-2, 1-3, 2-4; on a 4-value axis 0-2, 1-3, 0/1/3 and 0/2/3: 16 per
+fit) is fitted as the shipped fits are (the law, leave-one-config-out, `calibrate_interval`),
+and its 80% interval, widened outside the sub-grid as `Fit.interval` widens it, is checked on
+every config of the full grid the sub-grid left out:
+
+  - between: inside the sub-grid's utd and params range (a UTD or critic size between two it
+    ran; only the spaced sub-grids have these);
+  - above / below: beyond its largest (smallest) utd or params, and not beyond the other side.
+
+A cell is the share of the held-out points (config x threshold, thresholds the config
+reached) inside the interval, pooled over a fit's sub-grids. Also the mean log width of the
+80% interval at the sub-grid's own configs (log high - log low, mean over thresholds and
+sub-grids). The thresholds stay the full grid's (a user's grid would choose its own).
+
+`--group-correction C` replaces the group scale's level L of the shipped interval by
+min(1, L (1 + C / n)), n the configs in the rows or columns left out (C = 1: the split
+conformal correction the LOCO quantile uses), for comparison: tried on 2026-11-29 and not
+shipped (README, "The interval").
+
+Usage: python benchmarks/subgrid_coverage.py [DATA_DIR] [--only ID ...] [--group-correction C]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+import calibration.intervals as intervals  # noqa: E402
+from calibration.build import DEFAULT_METHOD, N_BOOT, build_fit  # noqa: E402
+from calibration.catalogue import catalogue  # noqa: E402
+from calibration.curves import DataTable  # noqa: E402
+from calibration.fitting import fit_laws, leave_one_config_out  # noqa: E402
+
+KINDS = ("between", "above", "below")
+
+
+def sub_table(t: DataTable, keep: np.ndarray) -> DataTable:
+    return DataTable(t.env, t.utd[keep], t.params[keep], t.batch_size[keep], t.targets,
+                     t.horizon[keep], t.data[keep], t.boot[:, keep], t.n_seeds[keep],
+                     None if t.seed_data is None else t.seed_data[keep])
+
+
+def triples(k: int) -> list[tuple[int, ...]]:
+    """Which three of an axis's k values (indices, ascending) a sub-grid keeps."""
+    if k == 5:
+        return [(0, 2, 4), (0, 1, 2), (1, 2, 3), (2, 3, 4)]
+    if k == 4:
+        return [(0, 1, 2), (1, 2, 3), (0, 1, 3), (0, 2, 3)]
+    return [tuple(range(k))] if k == 3 else []
+
+
+def subgrid_hits(t: DataTable, iu: tuple[int, ...], ip: tuple[int, ...]
+                 ) -> tuple[dict[str, np.ndarray], float]:
+    """The sub-grid of the utd values at indices `iu` and params values at `ip` of `t`: fit it,
+    calibrate its interval, and return, per kind of held-out config (KINDS), whether each
+    finite residual of the configs left out lies inside the widened 80% interval, and the
+    interval's mean log width at the sub-grid's configs."""
+    u_all, p_all = np.unique(t.utd), np.unique(t.params)
+    keep = np.isin(t.utd, u_all[list(iu)]) & np.isin(t.params, p_all[list(ip)])
+    s = sub_table(t, keep)
+    laws = fit_laws(s, DEFAULT_METHOD)
+    loco = leave_one_config_out(s, DEFAULT_METHOD, laws)
+    interval, _ = intervals.calibrate_interval(s, DEFAULT_METHOD, laws, loco)
+    lo, hi = intervals.threshold_offsets(interval, t.targets)
+    held = ~keep
+    u, n = t.utd[held], t.params[held]
+    up = np.log(np.maximum(u / s.utd.max(), 1)) + np.log(np.maximum(n / s.params.max(), 1))
+    down = np.log(np.maximum(s.utd.min() / u, 1)) + np.log(np.maximum(s.params.min() / n, 1))
+    widen = (1 + interval.widen_up * up + interval.widen_down * down)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.log(t.data[held] / laws.predict(u, n))
+    hit = (r >= lo * widen) & (r <= hi * widen)
+    ok = np.isfinite(r)
+    where = {"between": (up == 0) & (down == 0), "above": (up > 0) & (down == 0),
+             "below": (down > 0) & (up == 0)}
+    return ({k: hit[w[:, None] & ok] for k, w in where.items()},
+            float(np.mean(hi - lo)))
+
+
+def corrected(correction: float):
+    """intervals.group_scale with its level corrected over the configs it covers."""
+    shipped = intervals.group_scale
+
+    def group_scale(lo, hi, residuals, level):
+        n = int(np.isfinite(residuals).any(axis=1).sum())
+        return shipped(lo, hi, residuals, min(1.0, level * (1 + correction / max(n, 1))))
+    return group_scale
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2]
+                                                       / "shared" / "data"))
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--group-correction", type=float, default=0.0,
+                    help="C: the group scale covers min(1, L (1 + C / n)) (0: as shipped)")
+    args = ap.parse_args()
+    if args.group_correction:
+        intervals.group_scale = corrected(args.group_correction)
+    scale = (f"level L (1 + {args.group_correction:g} / n)" if args.group_correction
+             else "as shipped")
+    print(f"nominal level {intervals.CHECK_LEVEL:g}; fits built as shipped ({N_BOOT} bootstrap "
+          f"resamples); every 3x3 sub-grid fitted and calibrated as the shipped fits are; group "
+          f"scale {scale}; widening floors {intervals.WIDEN_FLOOR_UP:g} above, "
+          f"{intervals.WIDEN_FLOOR_DOWN:g} below")
+    print("| fit | sub-grids | between | above | below | 80% log width |")
+    print("|---|---|---|---|---|---|")
+    per_fit, pooled, widths = [], {k: [] for k in KINDS}, []
+    for spec in catalogue():
+        if args.only and spec.id not in args.only:
+            continue
+        t = build_fit(Path(args.data_dir) / spec.archive, spec.algorithm, spec.env,
+                      n_boot=N_BOOT, name=spec.name).table
+        hits, w, count = {k: [] for k in KINDS}, [], 0
+        for iu, ip in itertools.product(triples(len(np.unique(t.utd))),
+                                         triples(len(np.unique(t.params)))):
+            h, width = subgrid_hits(t, iu, ip)
+            count += 1
+            w.append(width)
+            for k in KINDS:
+                hits[k].append(h[k])
+        row = {k: np.concatenate(hits[k]) if hits[k] else np.zeros(0, bool) for k in KINDS}
+        for k in KINDS:
+            pooled[k].append(row[k])
+        cover = [row[k].mean() if row[k].size else np.nan for k in KINDS]
+        per_fit.append(cover + [float(np.mean(w))])
+        widths.extend(w)
+        print(f"| {spec.id} | {count} | " + " | ".join(
+            f"{100 * c:.0f}% of {row[k].size}" for c, k in zip(cover, KINDS))
+            + f" | {np.mean(w):.2f} |", flush=True)
+    a = np.array(per_fit, float)
+    print("| **mean over fits** | | " + " | ".join(
+        f"**{100 * v:.0f}%**" for v in np.nanmean(a[:, :3], axis=0))
+        + f" | **{np.nanmean(a[:, 3]):.2f}** |")
+    print("| **least** | | " + " | ".join(
+        f"**{100 * v:.0f}%**" for v in np.nanmin(a[:, :3], axis=0))
+        + f" | **{np.nanmin(a[:, 3]):.2f}** |")
+    print("| **fits below 70%** | | " + " | ".join(
+        str(int(np.sum(a[:, j] < 0.7))) for j in range(3)) + " | |")
+    print("| **pooled points** | | " + " | ".join(
+        f"{100 * np.concatenate(pooled[k]).mean():.0f}% of {np.concatenate(pooled[k]).size}"
+        for k in KINDS) + f" | median {np.median(widths):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
