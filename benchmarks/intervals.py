@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 import calibration.intervals as intervals  # noqa: E402
+from benchmarks.subgrid_coverage import add_alternatives, use_alternatives  # noqa: E402
 from calibration.build import DEFAULT_METHOD, N_BOOT, build_fit  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
 from calibration.curves import DataTable  # noqa: E402
@@ -116,18 +117,9 @@ def main() -> None:
                     help="without the scaling for rows and columns left out (LOCO alone)")
     ap.add_argument("--pooled", action="store_true",
                     help="one interval for every threshold (schema 2), not one per band")
-    ap.add_argument("--group-correction", type=float, default=0.0, metavar="C",
-                    help="the group scale covers min(1, L (1 + C / n)) of the rows' and "
-                         "columns' residuals, n their configs (0: as shipped)")
-    ap.add_argument("--floors", type=float, nargs=2, metavar=("UP", "DOWN"),
-                    help="widening floors instead of the shipped ones")
+    add_alternatives(ap)
     args = ap.parse_args()
-    if args.group_correction:
-        from benchmarks.subgrid_coverage import corrected
-
-        intervals.group_scale = corrected(args.group_correction)
-    if args.floors:
-        intervals.WIDEN_FLOOR_UP, intervals.WIDEN_FLOOR_DOWN = args.floors
+    use_alternatives(args)
     print(f"nominal level {CHECK_LEVEL:g}; widening floors {intervals.WIDEN_FLOOR_UP:g} above "
           f"the domain, {intervals.WIDEN_FLOOR_DOWN:g} below; "
           f"fits built as shipped ({N_BOOT} bootstrap resamples); "

@@ -13,16 +13,22 @@ every config of the full grid the sub-grid left out:
   - above / below: beyond its largest (smallest) utd or params, and not beyond the other side.
 
 A cell is the share of the held-out points (config x threshold, thresholds the config
-reached) inside the interval, pooled over a fit's sub-grids. Also the mean log width of the
-80% interval at the sub-grid's own configs (log high - log low, mean over thresholds and
-sub-grids). The thresholds stay the full grid's (a user's grid would choose its own).
+reached) inside the interval, pooled over a fit's sub-grids; the last row counts the misses
+by side (runs that needed less data than the interval's low end / more than its high end).
+Also the mean log width of the 80% interval at the sub-grid's own configs (log high - log
+low, mean over thresholds and sub-grids). The thresholds stay the full grid's (a user's grid
+would choose its own).
 
 `--group-correction C` replaces the group scale's level L of the shipped interval by
 min(1, L (1 + C / n)), n the configs in the rows or columns left out (C = 1: the split
 conformal correction the LOCO quantile uses), for comparison: tried on 2026-11-29 and not
 shipped (README, "The interval").
 
+`--floors UP DOWN`: other widening floors (raising the one below does not mend the misses below:
+README).
+
 Usage: python benchmarks/subgrid_coverage.py [DATA_DIR] [--only ID ...] [--group-correction C]
+       [--floors UP DOWN]
 """
 
 from __future__ import annotations
@@ -62,12 +68,13 @@ def triples(k: int) -> list[tuple[int, ...]]:
     return [tuple(range(k))] if k == 3 else []
 
 
-def subgrid_hits(t: DataTable, iu: tuple[int, ...], ip: tuple[int, ...]
-                 ) -> tuple[dict[str, np.ndarray], float]:
+def subgrid_sides(t: DataTable, iu: tuple[int, ...], ip: tuple[int, ...]
+                  ) -> tuple[dict[str, np.ndarray], float]:
     """The sub-grid of the utd values at indices `iu` and params values at `ip` of `t`: fit it,
-    calibrate its interval, and return, per kind of held-out config (KINDS), whether each
-    finite residual of the configs left out lies inside the widened 80% interval, and the
-    interval's mean log width at the sub-grid's configs."""
+    calibrate its interval, and return, per kind of held-out config (KINDS), where each finite
+    residual of the configs left out lies against the widened 80% interval (-1 below its low
+    end: the run needed less data; 0 inside; 1 above its high end), and the interval's mean log
+    width at the sub-grid's configs."""
     u_all, p_all = np.unique(t.utd), np.unique(t.params)
     keep = np.isin(t.utd, u_all[list(iu)]) & np.isin(t.params, p_all[list(ip)])
     s = sub_table(t, keep)
@@ -82,11 +89,11 @@ def subgrid_hits(t: DataTable, iu: tuple[int, ...], ip: tuple[int, ...]
     widen = (1 + interval.widen_up * up + interval.widen_down * down)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.log(t.data[held] / laws.predict(u, n))
-    hit = (r >= lo * widen) & (r <= hi * widen)
+    side = np.where(r < lo * widen, -1, np.where(r > hi * widen, 1, 0)).astype(np.int8)
     ok = np.isfinite(r)
     where = {"between": (up == 0) & (down == 0), "above": (up > 0) & (down == 0),
              "below": (down > 0) & (up == 0)}
-    return ({k: hit[w[:, None] & ok] for k, w in where.items()},
+    return ({k: side[w[:, None] & ok] for k, w in where.items()},
             float(np.mean(hi - lo)))
 
 
@@ -100,16 +107,31 @@ def corrected(correction: float):
     return group_scale
 
 
+def add_alternatives(ap: argparse.ArgumentParser) -> None:
+    """The options for an interval other than the shipped one (for comparison)."""
+    ap.add_argument("--group-correction", type=float, default=0.0, metavar="C",
+                    help="the group scale covers min(1, L (1 + C / n)) of the rows' and "
+                         "columns' residuals, n their configs (0: as shipped)")
+    ap.add_argument("--floors", type=float, nargs=2, metavar=("UP", "DOWN"),
+                    help="widening floors instead of the shipped ones")
+
+
+def use_alternatives(args: argparse.Namespace) -> None:
+    """Patch calibration.intervals for this process as add_alternatives' options say."""
+    if args.group_correction:
+        intervals.group_scale = corrected(args.group_correction)
+    if args.floors:
+        intervals.WIDEN_FLOOR_UP, intervals.WIDEN_FLOOR_DOWN = args.floors
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2]
                                                        / "shared" / "data"))
     ap.add_argument("--only", nargs="*")
-    ap.add_argument("--group-correction", type=float, default=0.0,
-                    help="C: the group scale covers min(1, L (1 + C / n)) (0: as shipped)")
+    add_alternatives(ap)
     args = ap.parse_args()
-    if args.group_correction:
-        intervals.group_scale = corrected(args.group_correction)
+    use_alternatives(args)
     scale = (f"level L (1 + {args.group_correction:g} / n)" if args.group_correction
              else "as shipped")
     print(f"nominal level {intervals.CHECK_LEVEL:g}; fits built as shipped ({N_BOOT} bootstrap "
@@ -127,15 +149,15 @@ def main() -> None:
         hits, w, count = {k: [] for k in KINDS}, [], 0
         for iu, ip in itertools.product(triples(len(np.unique(t.utd))),
                                          triples(len(np.unique(t.params)))):
-            h, width = subgrid_hits(t, iu, ip)
+            h, width = subgrid_sides(t, iu, ip)
             count += 1
             w.append(width)
             for k in KINDS:
                 hits[k].append(h[k])
-        row = {k: np.concatenate(hits[k]) if hits[k] else np.zeros(0, bool) for k in KINDS}
+        row = {k: np.concatenate(hits[k]) if hits[k] else np.zeros(0, np.int8) for k in KINDS}
         for k in KINDS:
             pooled[k].append(row[k])
-        cover = [row[k].mean() if row[k].size else np.nan for k in KINDS]
+        cover = [(row[k] == 0).mean() if row[k].size else np.nan for k in KINDS]
         per_fit.append(cover + [float(np.mean(w))])
         widths.extend(w)
         print(f"| {spec.id} | {count} | " + " | ".join(
@@ -151,8 +173,11 @@ def main() -> None:
     print("| **fits below 70%** | | " + " | ".join(
         str(int(np.sum(a[:, j] < 0.7))) for j in range(3)) + " | |")
     print("| **pooled points** | | " + " | ".join(
-        f"{100 * np.concatenate(pooled[k]).mean():.0f}% of {np.concatenate(pooled[k]).size}"
+        f"{100 * (np.concatenate(pooled[k]) == 0).mean():.0f}% of {np.concatenate(pooled[k]).size}"
         for k in KINDS) + f" | median {np.median(widths):.2f} |")
+    print("| **missed: needed less / more data** | | " + " | ".join(
+        f"{np.sum(np.concatenate(pooled[k]) < 0)} / {np.sum(np.concatenate(pooled[k]) > 0)}"
+        for k in KINDS) + " | |")
 
 
 if __name__ == "__main__":

@@ -464,15 +464,16 @@ def test_a_coarse_sub_grid_is_checked_between_and_beyond_its_configs():
 
     table = _synthetic_table(0, noise=0.1)
     assert sub.triples(5)[0] == (0, 2, 4) and sub.triples(4)[0] == (0, 1, 2)
-    hits, width = sub.subgrid_hits(table, (0, 1, 2), (0, 2, 4))
-    assert {k: v.size for k, v in hits.items()} == {"between": 30, "above": 25, "below": 0}
-    assert hits["between"].mean() >= 0.7 and hits["above"].mean() >= 0.7, hits
+    sides, width = sub.subgrid_sides(table, (0, 1, 2), (0, 2, 4))
+    assert {k: v.size for k, v in sides.items()} == {"between": 30, "above": 25, "below": 0}
+    assert set(np.concatenate(list(sides.values()))) <= {-1, 0, 1}
+    assert (sides["between"] == 0).mean() >= 0.7 and (sides["above"] == 0).mean() >= 0.7, sides
     import calibration.intervals as intervals
 
     shipped = intervals.group_scale
     try:
         intervals.group_scale = sub.corrected(1.0)
-        _, wider = sub.subgrid_hits(table, (0, 1, 2), (0, 2, 4))
+        _, wider = sub.subgrid_sides(table, (0, 1, 2), (0, 2, 4))
     finally:
         intervals.group_scale = shipped
     assert wider > width > 0
