@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 
 import calibration.intervals as intervals  # noqa: E402
 from benchmarks.subgrid_coverage import add_alternatives, use_alternatives  # noqa: E402
+from benchmarks.subgrid_coverage import sub_table as _sub  # noqa: E402
 from calibration.build import DEFAULT_METHOD, N_BOOT, build_fit  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
 from calibration.curves import DataTable  # noqa: E402
@@ -60,12 +61,6 @@ from calibration.intervals import (  # noqa: E402
 
 EDGES = (("up", "utd", "largest utd row"), ("up", "params", "largest params column"),
          ("down", "utd", "smallest utd row"), ("down", "params", "smallest params column"))
-
-
-def _sub(t: DataTable, keep: np.ndarray) -> DataTable:
-    return DataTable(t.env, t.utd[keep], t.params[keep], t.batch_size[keep], t.targets,
-                     t.horizon[keep], t.data[keep], t.boot[:, keep], t.n_seeds[keep],
-                     None if t.seed_data is None else t.seed_data[keep])
 
 
 def nested_edge(t: DataTable, side: str, axis: str, scale: bool = True,
