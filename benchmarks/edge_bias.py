@@ -3,7 +3,10 @@ row of the grid left out whole, the law refitted on the rest (its method as ship
 for the configs left out: the median of D_observed / D_predicted over their (config,
 threshold) points, over the top five thresholds alone, and the share of points above 1 (the
 runs needed more data than predicted). Above 1 in most fits: extrapolated predictions lean
-optimistic, and an interval widened alike up and down misses on the high side.
+optimistic, and an interval widened alike up and down misses on the high side. Then the same
+for the smallest params column and utd row: below its runs the law leans the other way (more
+data than the runs needed), which `recommend`'s warning for a utd or size below the fitted
+ones says.
 
   python benchmarks/edge_bias.py [DATA_DIR] [--only ID ...]
 """
@@ -25,12 +28,17 @@ from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
 from calibration.fitting import fit_laws  # noqa: E402
 
+EDGES = (("params", "largest", "largest params column"), ("utd", "largest", "largest utd row"),
+         ("params", "smallest", "smallest params column"), ("utd", "smallest", "smallest utd row"))
 
-def edge_ratios(table, axis: str) -> tuple[np.ndarray, np.ndarray] | None:
+
+def edge_ratios(table, axis: str, side: str = "largest"
+                ) -> tuple[np.ndarray, np.ndarray] | None:
     """(D_obs / D_pred at every point of the held-out edge, the same at the top 5 thresholds),
-    the edge being the largest value of `axis` ('params' or 'utd'); None if too few remain."""
+    the edge being the largest (`side` 'largest') or smallest value of `axis` ('params' or
+    'utd'); None if too few remain."""
     values = getattr(table, axis)
-    held = values == values.max()
+    held = values == (values.max() if side == "largest" else values.min())
     if held.all() or len(np.unique(values[~held])) < 2:
         return None
     laws = fit_laws(_sub(table, ~held), DEFAULT_METHOD)
@@ -49,7 +57,7 @@ def main() -> int:
     data = Path(args.data_dir)
     print("| fit | held out | points | median D_obs/D_pred | top 5 thresholds | share above 1 |")
     print("|---|---|---|---|---|---|")
-    medians = {"params": [], "utd": []}
+    medians = {what: [] for _, _, what in EDGES}
     for spec in catalogue():
         if args.only and spec.id not in args.only:
             continue
@@ -57,17 +65,17 @@ def main() -> int:
             ap.error(f"{data / spec.archive} does not exist: give the folder of the archives")
         table = build_fit(data / spec.archive, spec.algorithm, spec.env, n_boot=0,
                           name=spec.name).table
-        for axis, what in (("params", "largest params column"), ("utd", "largest utd row")):
-            got = edge_ratios(table, axis)
+        for axis, side, what in EDGES:
+            got = edge_ratios(table, axis, side)
             if got is None or not len(got[0]):
                 continue
             ratio, top = got
-            medians[axis].append(float(np.median(ratio)))
+            medians[what].append(float(np.median(ratio)))
             print(f"| {spec.id} | {what} | {len(ratio)} | {np.median(ratio):.2f} | "
                   f"{np.median(top) if len(top) else float('nan'):.2f} | "
                   f"{(ratio > 1).mean():.0%} |", flush=True)
-    for axis, what in (("params", "largest params column"), ("utd", "largest utd row")):
-        m = np.array(medians[axis])
+    for _, _, what in EDGES:
+        m = np.array(medians[what])
         if len(m):
             print(f"{what}: median ratio above 1 in {(m > 1).sum()} of {len(m)} fits; median of "
                   f"the medians {np.median(m):.2f} ({m.min():.2f}-{m.max():.2f})")

@@ -150,6 +150,23 @@ def test_extrapolation_is_flagged():
     assert far.extrapolated and any("outside the fitted range" in w for w in far.warnings)
 
 
+def test_below_the_fitted_range_the_warning_says_which_way_the_law_leans():
+    """Below its runs the law predicts more data than runs need (benchmarks/edge_bias.py, the
+    smallest edges); above them it does not say so."""
+    below = advisor.recommend(advisor.Budget(data=1e6), utd=0.5)
+    says = [w for w in below.warnings if w.startswith("utd 0.5 is outside the fitted range")]
+    assert says and says[0].endswith(
+        ": extrapolated, where the law tends to predict more data than runs need"), says
+    small = advisor.recommend(advisor.Budget(data=3e6), width=64)
+    assert any(w.startswith("params ") and "predict more data than runs need" in w
+               for w in small.warnings), small.warnings
+    # width 64 is the best width for this budget anyway: its pin costs nothing and says nothing
+    # (it said "fixing width 64 costs 2.7e-13% more compute")
+    assert small.width == 64 and not any(w.startswith("fixing") for w in small.warnings)
+    above = advisor.recommend(advisor.Budget(compute=1e20))
+    assert not any("more data than runs need" in w for w in above.warnings), above.warnings
+
+
 def test_data_budget_too_small_names_the_smallest_that_works():
     f = advisor.load_fit("bro/h1-crawl-v0")
     with pytest.raises(InfeasibleBudgetError, match="needs more than") as err:
