@@ -446,6 +446,12 @@ def cpu_time_note(plan: _Plan, units1: list[Unit], n_jobs: int | None) -> str | 
             "in about 8 min (README, Throughput)")
 
 
+def _configs(grid: Grid) -> str:
+    """A grid's planned stage-2 configs as "(1, 32), (2, 32 at batch 64), ..."."""
+    return ", ".join(f"({c.utd:g}, {c.width}" + (f" at batch {c.batch_size})" if c.batch_size
+                                                 else ")") for c in grid.configs)
+
+
 class MemoryNeedError(CalibrationError):
     """A calibration whose populations would not fit in memory."""
 
@@ -527,7 +533,8 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         f"grid {grid.name} ({grid.digest()}): steps {grid.steps}, seeds {grid.seeds}, "
         f"batch sizes {grid.batch_sizes}, utds {grid.utds}, widths {grid.widths}, anchor width "
         f"{grid.anchor_width}, anchor utd {grid.anchor_utd}, quantiles {grid.quantiles}"
-        + ("; batch sizes packed per width" if grid.pack_batch_sizes else ""),
+        + ("; batch sizes packed per width" if grid.pack_batch_sizes else "")
+        + (f"; stage 2 at (utd, width) {_configs(grid)} only" if grid.configs else ""),
         f"trained on {', '.join(device_names)}; torch "
         f"{manifests[0]['versions'].get('torch')}, gymnasium "
         f"{manifests[0]['versions'].get('gymnasium')}; torch.compile of the update: "

@@ -1059,9 +1059,10 @@ def test_a_finished_out_dir_that_cannot_be_written_says_how_to_refit_it(tmp_path
 @pytest.mark.slow
 def test_the_cpu_presets_pendulum_runs_fit_as_the_readme_says(tmp_path):
     """runs/cpu-Pendulum-v1.tgz is the out-dir `advisor calibrate --env Pendulum-v1 --preset cpu`
-    left on this project's 2-core CPU machine (29 min). Run again on it, calibrate trains
-    nothing and writes the free fit the README describes, every check passed; with
-    --prior dmc, the few-shot fit that ties the log-linear baseline (README, presets)."""
+    left on this project's 2-core CPU machine (stage 2's utd-8 populations added a day after
+    the rest). Run again on it, calibrate trains nothing and writes the free fit the README
+    describes (bro-torch/Pendulum-v1), every check passed; with --prior dmc, the few-shot fit
+    that loses to the log-linear baseline (README, presets)."""
     import tarfile
 
     runs = Path(__file__).resolve().parent.parent / "runs"
@@ -1070,25 +1071,26 @@ def test_the_cpu_presets_pendulum_runs_fit_as_the_readme_says(tmp_path):
     out = tmp_path / "cpu-out"
     cmd = [sys.executable, "-m", "advisor.cli", "calibrate", "--env", "Pendulum-v1",
            "--algorithm", "bro-torch", "--preset", "cpu", "--device", "cpu", "--out-dir",
-           str(out), "--created", "2026-11-28"]
+           str(out), "--created", "2026-11-29"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "nothing to train" in res.stderr and "= 537 member-updates/s" in res.stderr
+    assert res.stderr.count("nothing to train") == 2 and "= 354 member-updates/s" in res.stderr
+    assert "stage 2: 12 populations" in res.stderr and "across an interruption" in res.stderr
     free = advisor.load_fit(str(out / "bro-torch-Pendulum-v1.json")).model
     law, gof = free.data_to_target.laws[0], free.goodness_of_fit
-    assert (round(law.alpha, 3), round(law.beta, 3)) == (0.917, 0.349)
+    assert (round(law.alpha, 3), round(law.beta, 3)) == (0.774, 0.281)
     assert (round(100 * gof.leave_one_config_out, 1),
-            round(100 * gof.baseline_loglinear_leave_one_config_out, 1)) == (14.1, 14.5)
+            round(100 * gof.baseline_loglinear_leave_one_config_out, 1)) == (13.8, 14.9)
     assert any(n.startswith("fit checks passed") for n in free.provenance.notes)
-    assert "thresholds -994.6 to -191.6 chosen from the data" in " ".join(free.provenance.notes)
+    assert "thresholds -993.8 to -189.5 chosen from the data" in " ".join(free.provenance.notes)
     # Negative returns read as ranges ("-994.604--191.62" read as a typo).
     shown = CliRunner().invoke(main, ["show", str(out / "bro-torch-Pendulum-v1.json")]).output
-    assert "target -994.604 to -191.62," in shown and "targets -994.604 to -867.817:" in shown
+    assert "target -993.765 to -189.522," in shown and "targets -993.765 to -866.779:" in shown
     assert repr(advisor.load_fit(str(out / "bro-torch-Pendulum-v1.json"))).endswith(
-        "targets -994.604 to -191.62)")
+        "targets -993.765 to -189.522)")
     res = subprocess.run(cmd + ["--prior", "dmc", "--fit-out", str(tmp_path / "few.json")],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     few = advisor.load_fit(str(tmp_path / "few.json")).model.goodness_of_fit
-    assert round(100 * few.leave_one_config_out, 1) == 14.6
+    assert round(100 * few.leave_one_config_out, 1) == 15.2
     assert "check FAIL baseline" in res.stderr

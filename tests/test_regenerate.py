@@ -102,35 +102,42 @@ RUNS = Path(__file__).resolve().parent.parent / "runs"
 
 
 @pytest.mark.slow
-def test_the_shipped_bro_torch_fit_is_what_calibrate_makes_of_its_runs(tmp_path):
-    """fits/bro-torch/Hopper-v5.json from the out-dir its H100 calibration left (committed as
-    runs/bro-torch-Hopper-v5-minutes.tgz: our own runs, not a published archive): the recorded
-    command, run again on it, trains nothing and writes the same fit, up to the lines
-    benchmarks/ship_fit.py added (timings, why a prior) and the out-dir's path."""
+@pytest.mark.parametrize("fit_id, runs, folder", [
+    ("bro-torch/Hopper-v5", "bro-torch-Hopper-v5-minutes.tgz", "minutes-out"),
+    ("bro-torch/Pendulum-v1", "cpu-Pendulum-v1.tgz", "cpu-out")])
+def test_a_shipped_bro_torch_fit_is_what_calibrate_makes_of_its_runs(fit_id, runs, folder,
+                                                                      tmp_path):
+    """fits/bro-torch/*.json from the out-dirs their calibrations left (committed under runs/:
+    our own runs, not a published archive; Hopper-v5's from an H100, Pendulum-v1's from this
+    project's 2-core CPU machine): the recorded command, run again on it, trains nothing and
+    writes the same fit, up to the lines benchmarks/ship_fit.py added (timings, why a prior or
+    not) and the out-dir's path."""
     import shlex
     import subprocess
     import sys
     import tarfile
 
-    with tarfile.open(RUNS / "bro-torch-Hopper-v5-minutes.tgz") as tar:
+    with tarfile.open(RUNS / runs) as tar:
         tar.extractall(tmp_path, filter="data")
-    out = tmp_path / "minutes-out"
-    shipped = json.loads((_shipped_root() / "bro-torch" / "Hopper-v5.json").read_text())
+    out = tmp_path / folder
+    shipped = json.loads((_shipped_root() / f"{fit_id}.json").read_text())
     words = shlex.split(shipped["provenance"]["command"])
+    recorded = words[words.index("--out-dir") + 1]
     words[words.index("--out-dir") + 1] = str(out)
-    assert words[:2] == ["advisor", "calibrate"] and "--prior" in words
+    assert words[:2] == ["advisor", "calibrate"]
+    assert ("--prior" in words) == (fit_id == "bro-torch/Hopper-v5")  # Pendulum's is free
     res = subprocess.run([sys.executable, "-m", "advisor.cli", *words[1:], "--quiet"],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "stage 1:" not in res.stderr  # quiet, and nothing trained
-    fresh = json.loads((out / "bro-torch-Hopper-v5.json").read_text())
+    fresh = json.loads((out / (fit_id.replace("/", "-") + ".json")).read_text())
     fresh_notes, shipped_notes = (f["provenance"].pop("notes") for f in (fresh, shipped))
     assert shipped_notes[:len(fresh_notes)] == fresh_notes
     assert all(n.startswith("shipped with its timings: stage ")
                for n in shipped_notes[len(fresh_notes):len(fresh_notes) + 2])
     commands = [f["provenance"].pop("command") for f in (fresh, shipped)]
     # the same command but the out-dir (it recorded --delta 10000000000.0 once: README's claim)
-    assert commands[0].replace(str(out), "/tmp/minutes-out") == commands[1]
+    assert commands[0].replace(str(out), recorded) == commands[1]
     for f in (fresh, shipped):
         f["provenance"].pop("source")
     _compare(fresh, shipped)
