@@ -211,11 +211,12 @@ def main() -> None:
                    "highest reachable one for compute+data or total).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table for people; json or yaml for programs (the whole recommendation); zoo "
-                   "for an rl-zoo hyperparameter file (needs --env); args for CleanRL's "
+                   "for an rl-zoo hyperparameter file (--env); args for CleanRL's "
                    "sac_continuous_action.py flags.")
 @click.option("--env", "env_id", metavar="ENV_ID",
-              help="Gymnasium env id: the key of the rl-zoo file (--format zoo, required) or "
-                   "CleanRL's --env-id (--format args).")
+              help="Gymnasium env id: the key of the rl-zoo file (--format zoo) or CleanRL's "
+                   "--env-id (--format args). Default: the env a fit made by `advisor "
+                   "calibrate` was calibrated on; other fits need it for --format zoo.")
 @click.option("--critic", type=click.Choice(CRITIC_CHOICES), default=None,
               help="Critic of the rl-zoo file: bronet (default: the fit's BroNet, as "
                    "advisor.integrations.sb3_bronet.BroNetSACPolicy) or mlp (MlpPolicy, a plain "
@@ -257,10 +258,16 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, 
     from advisor.recommend import Budget
     from advisor.recommend import recommend as _recommend
 
+    fit = fit_id
+    if fmt in ("zoo", "args") and env_id is None:
+        from advisor.registry import load_fit
+
+        fit = load_fit(fit_id)
+        env_id = _default_env(fit)
     _check_client_options(fmt, env_id, critic)
     budget = Budget(**{k: v for k, v in dict(compute=compute, data=data, total=total,
                                              delta=delta).items() if v is not None})
-    rec = _recommend(budget, fit=fit_id, target=target, within_fitted=within_fitted, utd=utd,
+    rec = _recommend(budget, fit=fit, target=target, within_fitted=within_fitted, utd=utd,
                      width=width)
     text = format_recommendation(rec, fmt, env_id=env_id, critic=critic or "bronet", fit=fit_id)
     click.echo(text)
@@ -328,6 +335,15 @@ def _write_all(files: dict) -> list:
                 pass
         raise
     return [path for path, _ in done]
+
+
+def _default_env(fit) -> str | None:
+    """A calibrated fit's own env, for a client output given no --env (with a note saying so);
+    None for other fits (rl-zoo then needs --env, CleanRL trains its own default)."""
+    if fit.env_id is not None:
+        note_lines([f"no --env: the output is for {fit.env_id}, the env {fit.id} was "
+                    "calibrated on (advisor calibrate --env); give --env ENV_ID for another"])
+    return fit.env_id
 
 
 def _check_client_options(fmt: str, env_id: str | None, critic: str | None) -> None:
@@ -615,9 +631,10 @@ def _interval_lines(m) -> list[str]:
               default="compute", show_default=True, help="What the budgets are.")
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json", "zoo"]), default="yaml",
               show_default=True,
-              help="yaml or json: one entry per budget; zoo: rl-zoo files (needs --env).")
+              help="yaml or json: one entry per budget; zoo: rl-zoo files (--env).")
 @click.option("--env", "env_id", metavar="ENV_ID",
-              help="Gymnasium env id, the key of the rl-zoo files (--format zoo).")
+              help="Gymnasium env id, the key of the rl-zoo files (--format zoo). Default: "
+                   "the env a fit made by `advisor calibrate` was calibrated on.")
 @click.option("--critic", type=click.Choice(CRITIC_CHOICES), default=None,
               help="Critic of the rl-zoo files (--format zoo): bronet (default) or mlp.")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False), default=None,
@@ -681,6 +698,8 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
             if given is not None:
                 raise click.UsageError(f"{name} applies to --format zoo")
     else:
+        if env_id is None:
+            env_id = _default_env(load_fit(fit_id))
         check_env_actions(check_env_id(env_id))
         if out_dir is None and len(values) > 1:
             raise click.UsageError(

@@ -136,6 +136,20 @@ class Fit:
     def learning_rate(self) -> float:
         return self.model.learning_rate
 
+    @property
+    def env_id(self) -> str | None:
+        """The Gymnasium env id the fit was calibrated on (`advisor calibrate --env ID`, as its
+        provenance records the command), or None for a fit of published runs or a CSV."""
+        import shlex
+
+        try:
+            words = shlex.split(self.model.provenance.command)
+        except ValueError:  # an unbalanced quote: not a command calibrate wrote
+            return None
+        if words[:2] != ["advisor", "calibrate"] or "--env" not in words[:-1]:
+            return None
+        return words[words.index("--env") + 1]
+
     def check_target(self, target: float | None) -> float:
         """The default target (top threshold) or `target` if it lies in the fitted range."""
         if target is None:

@@ -206,3 +206,34 @@ def test_cleanrl_flags_without_env_say_which_env_cleanrl_trains():
     res = run("recommend", "--fit", "bro/h1-crawl-v0", "--compute", "1e17", "--format", "args",
               "--env", "h1-crawl-v0")
     assert res.exit_code == 0 and "no --env" not in res.stderr
+
+
+def test_a_calibrated_fit_keys_its_client_output_by_its_own_env_without_env(tmp_path):
+    """A fit `advisor calibrate --env Pendulum-v1` made knows its env: rl-zoo files and CleanRL
+    flags default to it (a note says so), where an archive fit's zoo output needs --env."""
+    pytest.importorskip("gymnasium")
+    fit = advisor.load_fit("bro-torch/Pendulum-v1")
+    assert fit.env_id == "Pendulum-v1" and advisor.load_fit("bro/h1-crawl-v0").env_id is None
+    said = ("note: no --env: the output is for Pendulum-v1, the env bro-torch/Pendulum-v1 was "
+            "calibrated on")
+    res = run("recommend", "--fit", "bro-torch/Pendulum-v1", "--data", "4000", "--format", "zoo")
+    assert res.exit_code == 0 and said in res.stderr, res.output
+    assert '\n"Pendulum-v1":\n  n_timesteps: ' in res.stdout
+    res = run("recommend", "--fit", "bro-torch/Pendulum-v1", "--data", "4000", "--format", "args")
+    assert res.exit_code == 0 and res.stdout.startswith("--env-id Pendulum-v1 ") and said in (
+        res.stderr)
+    assert "another task" not in res.stderr and "Hopper-v4" not in res.stderr
+    res = run("export", "bro-torch/Pendulum-v1", "--kind", "data", "--budgets", "4000",
+              "--format", "zoo")
+    assert res.exit_code == 0 and '\n"Pendulum-v1":\n' in res.stdout and said in res.stderr
+    # --env still wins (with the other-task note), and a fit file at a path works the same
+    res = run("recommend", "--fit", "bro-torch/Pendulum-v1", "--data", "4000", "--format", "zoo",
+              "--env", "InvertedPendulum-v5")
+    assert '\n"InvertedPendulum-v5":\n' in res.stdout and "no --env" not in res.stderr
+    path = tmp_path / "mine.json"
+    from advisor.fitfile import write_fit_file
+
+    write_fit_file(fit.model, path)
+    assert advisor.load_fit(str(path)).env_id == "Pendulum-v1"
+    res = run("recommend", "--data", "4e5", "--format", "zoo")  # bro/h1-crawl-v0: no env
+    assert res.exit_code == 2 and "give --env ENV_ID" in res.output

@@ -383,6 +383,32 @@ def test_rl_zoo_trains_with_the_generated_file(critic, tmp_path, rec, pendulum_f
     assert yaml.safe_load(conf.read_text())[ENV]["policy"] in config
 
 
+def test_rl_zoo_trains_a_calibrated_fits_file_written_without_env(tmp_path):
+    """bro-torch/Pendulum-v1 was calibrated on Pendulum-v1 (advisor calibrate, a CPU): its zoo
+    file, asked for without --env, is keyed by that env and rl-zoo trains it unchanged."""
+    pytest.importorskip("rl_zoo3")
+    from stable_baselines3 import SAC
+
+    res = run("recommend", "--fit", "bro-torch/Pendulum-v1", "--data", "1000", "--target", "-900",
+              "--format", "zoo")
+    assert res.exit_code == 0 and "no --env: the output is for Pendulum-v1" in res.stderr
+    conf = tmp_path / "sac.yml"
+    conf.write_text(res.stdout)
+    (env,) = yaml.safe_load(res.stdout)
+    entry = yaml.safe_load(res.stdout)[env]
+    out = subprocess.run([sys.executable, "-m", "rl_zoo3.train", "--algo", "sac", "--env", env,
+                          "-conf", str(conf), "-f", str(tmp_path / "logs"), "--seed", "0",
+                          "--device", "cpu", "--eval-freq", "-1", "--verbose", "0"],
+                         capture_output=True, text=True, env=client_env(), cwd=tmp_path,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    (saved,) = (tmp_path / "logs" / "sac").glob(f"{env}_*/{env}.zip")
+    model = SAC.load(saved, device="cpu")
+    assert env == ENV and model.num_timesteps == entry["n_timesteps"]
+    assert (model.batch_size, model.gradient_steps) == (entry["batch_size"],
+                                                        entry["gradient_steps"])
+
+
 CLEANRL_SAC = os.environ.get("ADVISOR_CLEANRL_SAC")
 
 
