@@ -358,6 +358,15 @@ def test_sb3_takes_export_entries_unchanged(pendulum_fit, one_thread):
         2 * (10 * entry["width"] + 99 * (entry["width"] + 1)))
 
 
+def _zoo_train(env: str, conf: Path, tmp_path: Path, *extra: str):
+    """rl-zoo's own trainer on `env` with the hyperparameter file `conf`, logs under tmp_path."""
+    return subprocess.run([sys.executable, "-m", "rl_zoo3.train", "--algo", "sac", "--env", env,
+                           *extra, "-conf", str(conf), "-f", str(tmp_path / "logs"), "--seed",
+                           "0", "--device", "cpu", "--eval-freq", "-1", "--verbose", "0"],
+                          capture_output=True, text=True, env=client_env(), cwd=tmp_path,
+                          timeout=300)
+
+
 @pytest.mark.parametrize("critic", ["bronet", "mlp"])
 def test_rl_zoo_trains_with_the_generated_file(critic, tmp_path, rec, pendulum_fit):
     pytest.importorskip("rl_zoo3")
@@ -367,11 +376,7 @@ def test_rl_zoo_trains_with_the_generated_file(critic, tmp_path, rec, pendulum_f
     res = run("recommend", "--fit", pendulum_fit, "--data", "400", "--format", "zoo", "--env",
               ENV, "--critic", critic)
     conf.write_text(res.stdout)
-    out = subprocess.run([sys.executable, "-m", "rl_zoo3.train", "--algo", "sac", "--env", ENV,
-                          "-conf", str(conf), "-f", str(tmp_path / "logs"), "--seed", "0",
-                          "--device", "cpu", "--eval-freq", "-1", "--verbose", "0"],
-                         capture_output=True, text=True, env=client_env(), cwd=tmp_path,
-                         timeout=300)
+    out = _zoo_train(ENV, conf, tmp_path)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     saved = list((tmp_path / "logs" / "sac").glob(f"{ENV}_*/{ENV}.zip"))
     assert len(saved) == 1, out.stdout[-2000:]
@@ -396,11 +401,7 @@ def test_rl_zoo_trains_a_calibrated_fits_file_written_without_env(tmp_path):
     conf.write_text(res.stdout)
     (env,) = yaml.safe_load(res.stdout)
     entry = yaml.safe_load(res.stdout)[env]
-    out = subprocess.run([sys.executable, "-m", "rl_zoo3.train", "--algo", "sac", "--env", env,
-                          "-conf", str(conf), "-f", str(tmp_path / "logs"), "--seed", "0",
-                          "--device", "cpu", "--eval-freq", "-1", "--verbose", "0"],
-                         capture_output=True, text=True, env=client_env(), cwd=tmp_path,
-                         timeout=300)
+    out = _zoo_train(env, conf, tmp_path)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     (saved,) = (tmp_path / "logs" / "sac").glob(f"{env}_*/{env}.zip")
     model = SAC.load(saved, device="cpu")
