@@ -642,8 +642,9 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
          batch_from_prior: bool = False) -> Plan:
     """Choose k configurations to run from a utd x width candidate grid.
 
-    Candidates: `utds` x `widths` if given, else the axes of `grid` or of preset `preset_name`
-    (which also give stage 1, steps and seeds; `steps`, `seeds` override them). The choice is a
+    Candidates: `utds` x `widths` if given, else the stage-2 configs of `grid` or of preset
+    `preset_name` where it names them, else its axes (the grid also gives stage 1, steps and
+    seeds; `steps`, `seeds` override them). The choice is a
     greedy + exchange optimal design (`optimal_design`, criterion "D" or "I") on the law's
     Jacobian, averaged over plausible laws: the `prior` fits (ids or paths of fit files, the
     task's family) if given, else every shipped fit. Each law is placed at the candidate grid's
@@ -666,12 +667,21 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
         over["widths"] = sorted({int(w) for w in widths})
         over["anchor_width"] = _middle(over["widths"])
     base = load_grid_dict(over).with_overrides(steps=steps, n_seeds=seeds)
-    cand_u = np.repeat(np.array(base.utds, float), len(base.widths))
-    cand_w = np.tile(np.array(base.widths, int), len(base.utds))
+    if base.configs is not None and utds is None and widths is None:
+        # A grid that names its stage-2 configs (the cpu preset: a 4th utd in stage 2 only)
+        pairs = sorted({(c.utd, c.width) for c in base.configs}, key=lambda p: (p[1], p[0]))
+        cand_u = np.array([u for u, _ in pairs], float)
+        cand_w = np.array([w for _, w in pairs], int)
+    else:
+        cand_u = np.repeat(np.array(base.utds, float), len(base.widths))
+        cand_w = np.tile(np.array(base.widths, int), len(base.utds))
     n = len(cand_u)
+    n_u, n_w = len(set(cand_u)), len(set(cand_w))
+    shape = (f"{n_u} utds x {n_w} widths" if n == n_u * n_w
+             else f"{n} stage-2 configurations of the grid")
     if not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
         raise DesignError(f"--runs must be between 1 and the {n} candidate configurations "
-                          f"({len(base.utds)} utds x {len(base.widths)} widths), got {k}")
+                          f"({shape}), got {k}")
     from calibration.catalogue import FAMILIES
 
     given = list(prior or [])
@@ -704,12 +714,12 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
     model = "prior" if fits else "free"
     if k == n:
         idx = np.arange(n)
-        design = f"every configuration of the {len(base.utds)} x {len(base.widths)} grid"
+        design = f"every configuration of the {shape} grid"
     else:
         idx = optimal_design(k, cand_u, cand_p, thetas, PLAN_THRESHOLDS, cen, model=model,
                              criterion=criterion)
         design = (f"{criterion}-optimal for a {'few-shot' if fits else 'free'} fit, {k} of "
-                  f"{len(base.utds)} x {len(base.widths)} utd x width, averaged over "
+                  f"{shape}, averaged over "
                   f"{len(laws)} {'prior' if fits else 'shipped'} laws")
     batches: list[int | None] = [None] * n
     if batch_from_prior:

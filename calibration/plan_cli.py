@@ -108,7 +108,8 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
 @click.option("--preset", "preset_name",
               type=click.Choice(list(PRESETS)),  # every preset calibrate runs
               default="reduced", show_default=True,
-              help="Candidate utd x width axes, stage 1, steps and seeds.")
+              help="Candidate utd x width configurations (its stage-2 ones: the cpu "
+                   "preset's include utd 8), stage 1, steps and seeds.")
 @click.option("--utds", help="Candidate UTDs (updates per env step), comma-separated.")
 @click.option("--widths", help="Candidate critic widths (units), comma-separated.")
 @click.option("--prior", multiple=True, metavar="FIT_OR_FAMILY",

@@ -132,6 +132,27 @@ def test_plan_round_trips_through_the_grid_loader_calibrate_uses(tmp_path):
     assert set(grid.utds) == {1, 2, 4} and set(grid.widths) == {128, 256, 512}  # stage 1 axes
 
 
+def test_plan_on_a_preset_that_names_its_stage_2_configs_chooses_among_them(tmp_path):
+    """The cpu preset runs utd 8 in stage 2 only (its configs): `advisor plan --preset cpu`
+    chose among utd 1/2/4 x width, the stage-1 axes, and never planned utd 8."""
+    cpu = preset("cpu")
+    assert cpu.utds == [1, 2, 4] and {c.utd for c in cpu.configs} == {1, 2, 4, 8}
+    every = D.plan(12, preset_name="cpu", input_dim=4)
+    assert every.design == "every configuration of the 4 utds x 3 widths grid"
+    assert sorted((r.utd, r.width) for r in every.runs) == sorted(
+        (c.utd, c.width) for c in cpu.configs)
+    p = D.plan(5, preset_name="cpu", input_dim=4)
+    assert "5 of 4 utds x 3 widths" in p.design and any(r.utd == 8 for r in p.runs)
+    grid = load_grid(D.write_plan(p, tmp_path / "grid.json"))
+    assert grid.utds == cpu.utds and len(grid.configs) == 5  # stage 1 as the preset's
+    with pytest.raises(D.DesignError, match=r"between 1 and the 12 candidate configurations "
+                                            r"\(4 utds x 3 widths\), got 13"):
+        D.plan(13, preset_name="cpu", input_dim=4)
+    # axes given on the command line replace the configs, as before
+    assert "5 of 2 utds x 3 widths" in D.plan(5, preset_name="cpu", utds=[1, 4],
+                                                input_dim=4).design
+
+
 def test_grid_configs_are_additive():
     """Grids without planned configs keep their digest (resume) and their stage 2."""
     g = preset("reduced")
