@@ -503,7 +503,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
     units2 = stage2_units(grid, batch_of)
     check_memory(plan, units2, n_jobs, "stage 2")
     say(f"stage 2: {len(units2)} populations (utd x width at the fitted batch size)"
-        f"{_already(out, units2)}")
+        f"{_already(out, units2)}{_cpu_stage_time(plan, units2, n_jobs) if not quiet else ''}")
     records2 = run_units(env_id, grid, units2, out, device=plan.device, backend=backend,
                          n_jobs=n_jobs, quiet=quiet, echo=echo, compile=compile,
                          eval_background=eval_background, bf16=bf16)
@@ -660,6 +660,23 @@ def prior_hint(command: str, fit_path: Path) -> str:
             f"exponents from a family of fits ({', '.join(sorted(FAMILIES))}) and fits the rest "
             f"to these runs, without training again (beside this fit): {command} --prior "
             f"{family} --fit-out {shlex.quote(str(beside))}")
+
+
+def _cpu_stage_time(plan: _Plan, units: list[Unit], n_jobs: int | None) -> str:
+    """'; about 26 min on this CPU for its 990,000 member-updates ...' for the units of a stage
+    not trained yet, priced at their real batch sizes (the note before stage 1 prices stage 2
+    at the grid's largest); '' on a GPU or where every unit is done."""
+    from calibration.cost import cpu_seconds, duration, member_updates
+
+    todo = [u for u in units if unit_done(plan.out, u) is None]
+    if plan.device != "cpu" or not todo:
+        return ""
+    jobs = max(1, min(n_jobs or _default_jobs("cpu"), len(todo)))
+    seconds = cpu_seconds(plan.grid, todo, plan.obs_dim, plan.act_dim, jobs)
+    updates = sum(member_updates(plan.grid, u) for u in todo)
+    return (f"; {duration(seconds)} on this CPU for {'its' if len(todo) == len(units) else 'their'}"
+            f" {updates:,} member-updates (timed here at these batch sizes; env steps not "
+            "counted)")
 
 
 def _already(out: Path, units: list[Unit]) -> str:

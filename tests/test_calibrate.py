@@ -1,5 +1,6 @@
 """`advisor calibrate`: grid -> runs -> fit file -> recommend, resume after SIGKILL, backends."""
 
+import dataclasses
 import json
 import os
 import shlex
@@ -71,6 +72,32 @@ def test_smoke_calibration_gives_a_fit_that_recommend_accepts(smoke):
     assert rec.batch_size >= 16 and rec.predicted_data > 0
     res = CliRunner().invoke(main, ["validate", str(out / name)])
     assert res.exit_code == 0
+
+
+@pytest.mark.slow
+def test_stage_2_says_what_it_costs_on_this_cpu_at_its_batch_sizes(smoke, tmp_path,
+                                                                    monkeypatch):
+    """The note before stage 1 prices stage 2 at the grid's largest batch size (53 min for the
+    cpu preset, which takes about 45); once B~ is fitted, stage 2's line says what its
+    untrained populations cost at their own batch sizes: nothing on a GPU or when all are done."""
+    import calibration.calibrate as cal
+    import calibration.cost as cost
+    from calibration.grid import stage2_units
+
+    monkeypatch.setattr(cost, "seconds_per_member_update", lambda *a, **kw: 1e-3)
+    grid = preset("smoke")
+    plan = cal._Plan(fit_id="bro/x", grid=grid, out=tmp_path, fit_path=tmp_path / "x.json",
+                     device="cpu", obs_dim=4, act_dim=1)
+    units = stage2_units(grid, lambda u, w: 32)
+    total = sum(cost.member_updates(grid, u) for u in units)
+    assert total == 33_600  # 3 widths x 7 updates per step x 2 seeds x 800 learning steps
+    assert cal._cpu_stage_time(plan, units, 1) == (
+        f"; about 1 min on this CPU for its {total:,} member-updates (timed here at these "
+        "batch sizes; env steps not counted)")
+    assert cal._cpu_stage_time(dataclasses.replace(plan, device="cuda"), units, 1) == ""
+    out = smoke[0]
+    done = [Unit(**json.loads(f.read_text())["unit"]) for f in (out / "units").glob("s2_*")]
+    assert cal._cpu_stage_time(dataclasses.replace(plan, out=out), done, 1) == ""
 
 
 @pytest.mark.slow
