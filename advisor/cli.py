@@ -698,13 +698,13 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
             if given is not None:
                 raise click.UsageError(f"{name} applies to --format zoo")
     else:
-        if env_id is None:
-            env_id = _default_env(load_fit(fit_id))
-        check_env_actions(check_env_id(env_id))
         if out_dir is None and len(values) > 1:
             raise click.UsageError(
                 "rl-zoo files are keyed by env id, so each budget needs its own file: give one "
                 "budget, or --out-dir DIR to write one file per budget")
+        if env_id is None:
+            env_id = _default_env(load_fit(fit_id))
+        check_env_actions(check_env_id(env_id))
     if delta is not None and budget_kind != "total":
         raise click.UsageError("--delta applies to --kind total")
     extra = {"delta": delta} if delta is not None else {}
