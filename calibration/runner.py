@@ -73,7 +73,8 @@ def prepare_out_dir(out_dir: Path, grid: Grid, env_id: str) -> None:
         if old.get("digest") != spec["digest"] or old.get("env_id") != env_id:
             raise GridError(f"{out_dir} holds results of a different calibration "
                             f"({_differs(old, spec)}); use a new --out-dir, or the same env, "
-                            "grid, --steps and --seeds to resume")
+                            f"grid, --steps and --seeds to resume (--grid {path} runs the grid "
+                            "it holds, even where a preset has changed since)")
         return
     left = [sub for sub in ("units", "runs") if (out_dir / sub).is_dir()
             and any((out_dir / sub).iterdir())]

@@ -717,6 +717,23 @@ def test_grid_file_that_does_not_validate_is_refused(tmp_path):
         load_grid(tmp_path / "g2.json")
 
 
+def test_an_out_dir_of_a_preset_before_it_changed_is_resumed_by_its_own_grid_json(tmp_path):
+    """The cpu preset's stage 2 gained utd 8 (2026-11-29): an out-dir of the old preset is
+    refused under --preset cpu, and the error names --grid OUT/grid.json, which loads the grid
+    that out-dir holds (the same digest: it resumes)."""
+    from calibration.runner import prepare_out_dir
+
+    out = tmp_path / "o"
+    old = load_grid_dict(dict(preset("cpu").model_dump(), configs=None))
+    prepare_out_dir(out, old, "Pendulum-v1")
+    res = CliRunner().invoke(main, ["calibrate", "--env", "Pendulum-v1", "--preset", "cpu",
+                                    "--device", "cpu", "--out-dir", str(out)])
+    assert res.exit_code == 2 and "different calibration (configs null there" in res.output
+    assert f"--grid {out / 'grid.json'} runs the grid it holds" in " ".join(res.output.split())
+    assert load_grid(out / "grid.json").digest() == old.digest()
+    prepare_out_dir(out, load_grid(out / "grid.json"), "Pendulum-v1")  # taken: a resume
+
+
 def test_out_dir_of_another_grid_is_refused_and_kept(tmp_path):
     out = tmp_path / "o"
     from calibration.runner import prepare_out_dir
