@@ -663,7 +663,7 @@ def prior_hint(command: str, fit_path: Path) -> str:
 
 
 def _cpu_stage_time(plan: _Plan, units: list[Unit], n_jobs: int | None) -> str:
-    """'; about 26 min on this CPU for its 990,000 member-updates ...' for the units of a stage
+    """'; about 27 min on this CPU for its 990,000 member-updates ...' for the units of a stage
     not trained yet, priced at their real batch sizes (the note before stage 1 prices stage 2
     at the grid's largest); '' on a GPU or where every unit is done."""
     from calibration.cost import cpu_seconds, duration, member_updates
