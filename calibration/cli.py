@@ -221,7 +221,7 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
               type=click.Choice(["smoke", "cpu", "minutes", "reduced", "full"]), default="smoke",
               show_default=True,
               help="smoke: CPU, minutes, tiny critics (pipeline check). cpu: 2 CPU cores, "
-                   "about 45 min, Pendulum-scale (a real fit without a GPU). minutes: one GPU, "
+                   "about 43 min, Pendulum-scale (a real fit without a GPU). minutes: one GPU, "
                    "minutes, Hopper-scale (low thresholds only). reduced: one GPU, hours. full: "
                    "paper-scale axes.")
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False),

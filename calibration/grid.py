@@ -183,8 +183,9 @@ PRESETS: dict[str, dict] = {
                   utds=[1, 2, 4], widths=[16, 32, 64], anchor_width=32, anchor_utd=1,
                   quantiles=1, actor_width=32, random_steps=200, eval_every=100,
                   eval_episodes=1),
-    # CPU, about 45 min on 2 cores, on a task that SAC learns in a few thousand steps
-    # (Pendulum-v1; classic-control scale): a real fit without a GPU. 1.47M member-updates
+    # CPU, 42.5 min on 2 cores (Pendulum-v1 in one call, 2026-11-29), on a task that SAC
+    # learns in a few thousand steps (classic-control scale): a real fit without a GPU. 1.47M
+    # member-updates
     # (stage 1: 6 populations, 484k, batch x utd 1/2/4; stage 2: 12, 990k, utd 1/2/4/8 x
     # width). Stage 2 has a 4th utd because with 3 a utd row left out leaves 2, which cannot
     # pin alpha: the 3-utd fit of Pendulum-v1 erred 1,511% on a row left out, this one 16%
