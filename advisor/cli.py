@@ -671,7 +671,7 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     from advisor.recommend import recommend as _recommend
     from advisor.registry import load_fit
 
-    values = []
+    values, loaded = [], None
     # What the errors echo of the list: its start and end, not a 10 kB line.
     shown = repr(budgets if len(budgets) <= 80 else f"{budgets[:40]}...{budgets[-30:]}")
     for b in (f.strip() for f in budgets.split(",")) if budgets.strip() else ():
@@ -703,14 +703,15 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
                 "rl-zoo files are keyed by env id, so each budget needs its own file: give one "
                 "budget, or --out-dir DIR to write one file per budget")
         if env_id is None:
-            env_id = _default_env(load_fit(fit_id))
+            loaded = load_fit(fit_id)
+            env_id = _default_env(loaded)
         check_env_actions(check_env_id(env_id))
     if delta is not None and budget_kind != "total":
         raise click.UsageError("--delta applies to --kind total")
     extra = {"delta": delta} if delta is not None else {}
     budgets_ = [Budget(**{budget_kind: value}, **extra) for value in values]  # bad values fail
 
-    fit = load_fit(fit_id)  # an unknown fit fails here, not once per row
+    fit = loaded or load_fit(fit_id)  # an unknown fit fails here, not once per row
     if target is not None:
         fit.check_target(target)  # a target outside the fit's range too: the same for every row
     pin = _pin_of(fit, utd, width)  # the same for every row: refused once, not per row
