@@ -232,6 +232,10 @@ class Recommendation(BaseModel):
     params: float = Field(description="Critic parameters at that width.")
     batch_size: int = Field(description="B~ at this utd and width, a multiple of 16.")
     learning_rate: float
+    env_id: str | None = Field(
+        default=None, description="The env the fit was calibrated on (advisor calibrate --env), "
+        "which the rl-zoo and CleanRL outputs name when given no other; None for fits of "
+        "published runs.")
     random_steps: int | None = Field(
         default=None, description="Env steps of random actions before the first update, as in "
         "the runs behind the fit (an RL client's learning_starts); None where the fit does not "
@@ -990,7 +994,7 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
         fit=f.id, problem=budget.problem, budget=budget.model_dump(exclude_none=True),
         target=target_r, utd=utd_r, gradient_steps=steps, train_freq=freq, width=width,
         params=params_r, batch_size=round_batch_size(float(f.batch_size(utd_r, params_r))),
-        learning_rate=f.learning_rate, random_steps=f.model.random_steps,
+        learning_rate=f.learning_rate, env_id=f.env_id, random_steps=f.model.random_steps,
         predicted_data=data_r, predicted_compute=compute_r,
         predicted_total=compute_r + delta * data_r, delta=delta, interval=interval,
         interval_single_seed=one_seed, within_budget=within,

@@ -237,3 +237,27 @@ def test_a_calibrated_fit_keys_its_client_output_by_its_own_env_without_env(tmp_
     assert advisor.load_fit(str(path)).env_id == "Pendulum-v1"
     res = run("recommend", "--data", "4e5", "--format", "zoo")  # bro/h1-crawl-v0: no env
     assert res.exit_code == 2 and "give --env ENV_ID" in res.output
+
+
+def test_a_calibrated_fits_recommendation_carries_its_env_to_the_python_exports():
+    """rec.env_id: the Python zoo and CleanRL outputs default to it as the CLI does, and a
+    fit of published runs (no env) still needs one for rl-zoo and leaves CleanRL its own."""
+    pytest.importorskip("gymnasium")
+    from advisor.errors import ExportError
+    from advisor.integrations.cleanrl import cleanrl_flags
+    from advisor.integrations.zoo import zoo_hyperparams, zoo_yaml
+
+    rec = advisor.recommend(advisor.Budget(data=4000), fit="bro-torch/Pendulum-v1")
+    assert rec.env_id == "Pendulum-v1"
+    assert list(zoo_hyperparams(rec)) == ["Pendulum-v1"]
+    text = zoo_yaml(rec)
+    assert '\n"Pendulum-v1":\n  n_timesteps: ' in text and "--env Pendulum-v1 -conf" in text
+    assert list(zoo_hyperparams(rec, "InvertedPendulum-v5")) == ["InvertedPendulum-v5"]
+    assert cleanrl_flags(rec)[:2] == ["--env-id", "Pendulum-v1"]
+    assert cleanrl_flags(rec, "InvertedPendulum-v5")[:2] == ["--env-id", "InvertedPendulum-v5"]
+    archive = advisor.recommend(advisor.Budget(data=5e5), fit="bro/h1-crawl-v0")
+    assert archive.env_id is None and "--env-id" not in cleanrl_flags(archive)
+    with pytest.raises(ExportError, match="keyed by env id: give --env ENV_ID .env_id= in Python"):
+        zoo_yaml(archive)
+    assert advisor.Recommendation.model_validate_json(rec.model_dump_json()).env_id == (
+        "Pendulum-v1")

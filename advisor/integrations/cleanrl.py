@@ -3,10 +3,10 @@
     python cleanrl/sac_continuous_action.py $(advisor recommend --data 5e5 --format args \\
         --env Humanoid-v4)
 
-Set: --env-id (when given), --total-timesteps (the predicted data, rounded up), --batch-size,
---q-lr and --policy-lr (the fit's learning_rate; CleanRL's default q-lr is 1e-3) and
---learning-starts (the random steps of the fit's runs, where it records them; CleanRL's
-default is 5,000).
+Set: --env-id (given, or the env a calibrated fit was made on), --total-timesteps (the
+predicted data, rounded up), --batch-size, --q-lr and --policy-lr (the fit's learning_rate;
+CleanRL's default q-lr is 1e-3) and --learning-starts (the random steps of the fit's runs,
+where it records them; CleanRL's default is 5,000).
 
 What the script cannot express (`NOT_EXPRESSIBLE`, and `cleanrl_note(rec)` for one
 recommendation): it has no flag for the utd (it takes one critic update per env step, utd 1;
@@ -21,7 +21,7 @@ import math
 from typing import TYPE_CHECKING
 
 from advisor.errors import AdvisorError
-from advisor.integrations.critic import CLEANRL_WIDTH, critic_match
+from advisor.integrations.critic import CLEANRL_WIDTH, check_rec, critic_match
 from advisor.integrations.sb3 import protocol_notes
 from advisor.integrations.zoo import check_env_id
 
@@ -41,7 +41,11 @@ NOT_EXPRESSIBLE = (
 
 
 def cleanrl_flags(rec: Recommendation, env_id: str | None = None) -> list[str]:
-    """Command-line flags sac_continuous_action.py accepts, in its tyro spelling."""
+    """Command-line flags sac_continuous_action.py accepts, in its tyro spelling. `env_id`
+    defaults to the env the fit was calibrated on (rec.env_id); where there is none either
+    (fits of published runs), no --env-id: the script trains its own default env."""
+    check_rec(rec)
+    env_id = rec.env_id if env_id is None else env_id
     flags = []
     if env_id is not None:
         flags += ["--env-id", check_env_id(env_id)]

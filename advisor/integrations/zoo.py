@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.errors import ExportError
 from advisor.integrations import _yaml
+from advisor.integrations.critic import check_rec
 from advisor.integrations.sb3 import (
     BRONET_POLICY,
     critic_match,
@@ -52,8 +53,8 @@ _ENV_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]*(/[A-Za-z0-9_][A-Za-z0-9_.:
 def check_env_id(env_id: str | None) -> str:
     """The env id, or ExportError when it cannot be a Gymnasium id (one line)."""
     if env_id is None:
-        raise ExportError("an rl-zoo file is keyed by env id: give --env ENV_ID (e.g. "
-                          "--env Humanoid-v5)")
+        raise ExportError("an rl-zoo file is keyed by env id: give --env ENV_ID (env_id= in "
+                          "Python; e.g. Humanoid-v5)")
     if not isinstance(env_id, str):
         raise ExportError(f"the env id must be a string such as 'Humanoid-v5', got "
                           f"{type(env_id).__name__} {env_id!r}")
@@ -154,13 +155,15 @@ def _expression(value: Any) -> str:
     return repr(value)
 
 
-def zoo_hyperparams(rec: Recommendation, env_id: str, *, critic: str = "bronet",
+def zoo_hyperparams(rec: Recommendation, env_id: str | None = None, *, critic: str = "bronet",
                     fit: Fit | str | None = None, multi_input: bool = False
                     ) -> dict[str, dict[str, Any]]:
     """{env_id: hyperparameters}, as rl-zoo reads the file (policy_kwargs a string);
-    `multi_input`: the env's observations are a Dict (the mlp critic then names SB3's
-    MultiInputPolicy)."""
-    env_id = check_env_id(env_id)
+    `env_id` defaults to the env the fit was calibrated on (rec.env_id; fits of published
+    runs have none: pass one); `multi_input`: the env's observations are a Dict (the mlp
+    critic then names SB3's MultiInputPolicy)."""
+    check_rec(rec)
+    env_id = check_env_id(rec.env_id if env_id is None else env_id)
     kwargs = policy_kwargs(rec, critic, fit=fit)
     mlp = "MultiInputPolicy" if multi_input else "MlpPolicy"
     return {env_id: {
@@ -175,14 +178,16 @@ def zoo_hyperparams(rec: Recommendation, env_id: str, *, critic: str = "bronet",
     }}
 
 
-def zoo_yaml(rec: Recommendation, env_id: str, *, critic: str = "bronet",
+def zoo_yaml(rec: Recommendation, env_id: str | None = None, *, critic: str = "bronet",
              fit: Fit | str | None = None, input_dim: int | None = None,
              multi_input: bool = False) -> str:
-    """The text of an rl-zoo hyperparameter file for `env_id` (see the module docstring);
+    """The text of an rl-zoo hyperparameter file for `env_id` (see the module docstring;
+    default: the env the fit was calibrated on, as zoo_hyperparams);
     `input_dim`: the env's obs + action size, at which the critic's params are counted in the
     comments (default: the fit's; the CLI passes `env_input_dim(env_id)`); `multi_input`: as
     zoo_hyperparams (the CLI passes `env_dict_observations(env_id)`)."""
     entry = zoo_hyperparams(rec, env_id, critic=critic, fit=fit, multi_input=multi_input)
+    env_id = next(iter(entry))
     match = critic_match(rec, critic, fit=fit, input_dim=input_dim)
     iv, one = rec.interval, rec.interval_single_seed
     c = _yaml.comment
