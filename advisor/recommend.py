@@ -561,11 +561,22 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
         point = total_of(j)
 
     maximise_target = problem in ("compute+data", "total") and target is None
+    # The highest target the budget reaches is the fit's top one: the budget need not bind.
+    capped = maximise_target and j >= hi_t - 1e-9 * max(1.0, abs(hi_t))
     if pin.fraction:  # the search's utd is the box's, up to round-off in its closed form
         point = dataclasses.replace(point, utd=box.utd_low)
     if pin.width:
         point = dataclasses.replace(point, params=box.params_low)
     rec = _describe(f, budget, j, point, delta, box, maximise_target, level, range_name, pin)
+    if capped:  # the optimum need not spend the budget, nor its neighbours exceed it
+        near = rec.near_optimal
+        spent = _spent(budget, rec)
+        rec = rec.model_copy(update=dict(
+            near_optimal=near.model_copy(update=dict(over_budget=False)) if near else None,
+            warnings=[*rec.warnings, *([
+                f"the fit's top target, {hi_t:g}, takes only {spent}: its thresholds end "
+                "there, so what the rest of the budget would buy is not predicted"]
+                if spent else [])]))
     if pin.fraction or pin.width:
         cost = _pin_cost(budget, f, target, level, within_fitted, pin, rec, maximise_target)
         if cost:
@@ -855,6 +866,17 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
             for name, x, b in (("data", d, budget.data), ("compute", c, budget.compute),
                                ("total", t, budget.total)) if b is not None and x[i] > b]
     return config(i, target, False, "; ".join(over))
+
+
+def _spent(budget: Budget, rec: Recommendation) -> str:
+    """The share `rec` spends of each budget it leaves 1% or more of ("35% of the total
+    (3.487e+16 of 1e+17 FLOPs)"); "" where it spends every budget."""
+    parts = [(name, x, b) for name, x, b in (
+        ("total", rec.predicted_total, budget.total), ("compute", rec.predicted_compute,
+                                                       budget.compute),
+        ("data", rec.predicted_data, budget.data)) if b is not None and x < 0.99 * b]
+    return " and ".join(f"{100 * x / b:.2g}% of the {name} ({x:.4g} of {b:.4g} "
+                        f"{_UNITS[name]})" for name, x, b in parts)
 
 
 def _near_optimal(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,

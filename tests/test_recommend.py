@@ -766,6 +766,33 @@ def test_a_fixed_utd_says_what_it_costs_against_the_best_without_it():
     assert not any(w.startswith("fixing") for w in advisor.recommend(1e17).warnings)
 
 
+def test_a_budget_past_the_top_target_is_not_said_to_be_spent():
+    """A new user's: total 1e17 on bro/humanoid-stand reaches the top threshold, 850, with 35%
+    of the budget, and the near-optimal line said its configurations go 'up to 10% over the
+    budget'. Now a warning says what share it takes and the line does not."""
+    fit = advisor.load_fit("bro/humanoid-stand")
+    rec = advisor.recommend(advisor.Budget(total=1e17, delta=5e10), fit=fit)
+    assert rec.target == fit.target_max and rec.predicted_total < 0.5e17
+    assert not rec.near_optimal.over_budget
+    assert "over the budget" not in rec.near_optimal.describe()
+    share = f"{100 * rec.predicted_total / 1e17:.2g}% of the total ({rec.predicted_total:.4g} of"
+    assert [w for w in rec.warnings if w.startswith(
+        f"the fit's top target, 850, takes only {share} 1e+17 FLOPs)")]
+    both = advisor.recommend(advisor.Budget(compute=3e16, data=8e5))  # data binds, not compute
+    said = [w for w in both.warnings if w.startswith("the fit's top target")]
+    assert len(said) == 1 and "of the compute" in said[0] and "of the data" not in said[0]
+    spent = advisor.recommend(advisor.Budget(total=3e16, delta=5e10), fit=fit)
+    assert spent.target < fit.target_max and spent.near_optimal.over_budget
+    assert not [w for w in spent.warnings if w.startswith("the fit's top target")]
+    from click.testing import CliRunner
+
+    from advisor.cli import main
+
+    res = CliRunner().invoke(main, ["recommend", "--fit", "bro/humanoid-stand", "--total",
+                                    "1e17", "--delta", "5e10"])
+    assert res.exit_code == 0 and "warning: the fit's top target, 850, takes only" in res.output
+
+
 def test_a_utd_of_any_numeric_type_is_read_or_refused_in_one_line():
     """A hostile tester's: numpy integers overflowed, numpy floats raised TypeError, Decimal
     was refused, '3/' read as 3, and 10**400 was printed whole in the error."""
