@@ -116,7 +116,7 @@ def fit_id_of(algorithm: str, env_id: str) -> str:
 
 
 def calibrate(
-    env_id: str, *, out_dir: str | Path, algorithm: str = "bro", preset_name: str = "smoke",
+    env_id: str, *, out_dir: str | Path, algorithm: str = "bro-torch", preset_name: str = "smoke",
     grid_file: str | Path | None = None, steps: int | None = None, seeds: int | None = None,
     device: str = "auto", backend: str = "loky", n_jobs: int | None = None,
     fit_out: str | Path | None = None, delta: float = DEFAULT_DELTA, n_boot: int = N_BOOT,

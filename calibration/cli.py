@@ -215,8 +215,9 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 @click.command()
 @click.option("--env", "env_id", required=True,
               help="Any gymnasium id with continuous actions, e.g. HalfCheetah-v5.")
-@click.option("--algorithm", default="bro", show_default=True,
-              help="First half of the fit id written.")
+@click.option("--algorithm", default="bro-torch", show_default=True,
+              help="First half of the fit id written (ALGORITHM/ENV); the default names "
+                   "this project's learner, apart from the bro/ fits of published runs.")
 @click.option("--preset", "preset_name",
               type=click.Choice(["smoke", "cpu", "minutes", "reduced", "full"]), default="smoke",
               show_default=True,
@@ -303,7 +304,7 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     \b
     Example:
       advisor calibrate --env InvertedPendulum-v5 --preset smoke --device cpu --out-dir calib
-      advisor recommend --fit calib/bro-InvertedPendulum-v5.json --data 1000
+      advisor recommend --fit calib/bro-torch-InvertedPendulum-v5.json --data 1000
     """
     from click.core import ParameterSource
 

@@ -57,7 +57,7 @@ def smoke(tmp_path_factory):
 def test_smoke_calibration_gives_a_fit_that_recommend_accepts(smoke):
     out, text, name = smoke
     fit = advisor.load_fit(str(out / name))
-    assert fit.id == f"bro/{ENV}"
+    assert fit.id == f"bro-torch/{ENV}"
     assert fit.model.batch_size.source == "fitted"
     assert fit.model.goodness_of_fit.n_configs == 9
     notes = " ".join(fit.model.provenance.notes)
@@ -837,8 +837,8 @@ def test_an_exponent_the_runs_cannot_determine_gets_a_prior_hint(smoke, tmp_path
     cal.calibrate(ENV, out_dir=copy, device="cpu", quiet=True, echo=lines.append, n_boot=5,
                   command="advisor calibrate --env X --out-dir D")
     hints = [line for line in lines if line.startswith("hint: ")]
-    free = copy / f"bro-{ENV}.json"
-    beside = copy / f"bro-{ENV}-dmc.json"
+    free = copy / f"bro-torch-{ENV}.json"
+    beside = copy / f"bro-torch-{ENV}-dmc.json"
     assert len(hints) == 1 and hints[0].endswith(
         "without training again (beside this fit): advisor calibrate --env X --out-dir D "
         f"--prior dmc --fit-out {beside}"), lines
