@@ -648,8 +648,11 @@ def _interval_lines(m) -> list[str]:
               help="Fix the utd for every budget, as recommend --utd (e.g. 1 or 3/2).")
 @click.option("--width", type=int, metavar="WIDTH",
               help="Fix the critic width for every budget, as recommend --width.")
+@click.option("--within-fitted", is_flag=True,
+              help="Search only the fitted utd and critic-size ranges, as recommend "
+                   "--within-fitted.")
 def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, target, utd,
-           width):
+           width, within_fitted):
     """Recommended hyperparameters for several budgets.
 
     \b
@@ -715,6 +718,8 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     if target is not None:
         fit.check_target(target)  # a target outside the fit's range too: the same for every row
     pin = _pin_of(fit, utd, width)  # the same for every row: refused once, not per row
+    if within_fitted:
+        pin["within_fitted"] = True
     if fmt == "zoo":
         _export_zoo(fit, values, budgets_, budget_kind, env_id, critic or "bronet", out_dir,
                     target, pin)

@@ -261,3 +261,24 @@ def test_a_calibrated_fits_recommendation_carries_its_env_to_the_python_exports(
         zoo_yaml(archive)
     assert advisor.Recommendation.model_validate_json(rec.model_dump_json()).env_id == (
         "Pendulum-v1")
+
+
+def test_export_searches_inside_the_fitted_ranges_with_within_fitted():
+    """A hostile tester's: export's warnings named --within-fitted, which export did not have."""
+    def rows(*extra):
+        res = run("export", "bro/h1-crawl-v0", "--budgets", "1e16,1e18", "--format", "json",
+                  *extra)
+        assert res.exit_code == 0, res.output
+        return json.loads(res.stdout)["budgets"], res.stderr
+
+    free, _ = rows()
+    assert all(e["extrapolated"] for e in free)
+    assert any("--within-fitted" in w for e in free for w in e["warnings"])
+    inside, _ = rows("--within-fitted")
+    fit = advisor.load_fit("bro/h1-crawl-v0")
+    dom = fit.model.domain
+    assert not any(e["extrapolated"] for e in inside)
+    assert all(dom.utd.low <= e["utd"] <= dom.utd.high for e in inside)
+    assert all(dom.params.low <= e["params"] <= dom.params.high for e in inside)
+    assert [e["utd"] for e in inside] == [
+        advisor.recommend(b, fit=fit, within_fitted=True).utd for b in (1e16, 1e18)]
