@@ -11,7 +11,8 @@ always returns something. These say where it should not be trusted:
               batch sizes the runs used: a B~ that recommends batch sizes far from any run is a
               fit of noise;
   baseline    leave-one-config-out error below the log-linear baseline's: otherwise the law's
-              curvature, which is what sets the trade-offs it recommends, is not supported;
+              curvature, which is what sets the trade-offs it recommends, is not supported
+              (a free fit whose runs give the baseline nothing to predict fails it too);
   interval    (few-shot fits of fewer than calibration.prior.MIN_OWN_CONFIGS configs, whose
               interval is the family's alone) at least half of the fit's own configs, each
               held out, inside the 80% interval: otherwise the family does not describe this
@@ -132,6 +133,13 @@ def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None,
                          f"leave-one-config-out error {100 * loco:.1f}% "
                          f"{'below' if loco < base else 'not below'} the log-linear baseline's "
                          f"{100 * base:.1f}%"))
+    elif prior is None:  # a free fit's curvature, with nothing to compare it to
+        out.append(Check("baseline", False,
+                         f"no log-linear baseline to compare with: at no target do 5 of "
+                         f"the {g.n_configs} configs reach it (one held out, 4 to fit the "
+                         f"baseline); the law's "
+                         f"{100 * g.leave_one_config_out:.1f}% error is not shown to beat it "
+                         "(run more configs)"))
     from calibration.prior import MIN_OWN_CONFIGS
 
     pi = fit.prediction_interval

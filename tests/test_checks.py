@@ -41,6 +41,25 @@ def test_a_law_no_better_than_log_linear_fails_the_baseline_check():
     assert not check.ok and "not below the log-linear baseline's 23.9%" in check.message
 
 
+def test_a_free_fit_without_a_baseline_fails_the_baseline_check():
+    """A hostile tester's: 5 configs gave a LOCO error of 207% and no baseline (too few
+    configs at any target), and the check was left out without a word."""
+    model = advisor.load_fit("bro-torch/Pendulum-v1").model
+    assert model.provenance.prior is None
+    none = model.model_copy(update={"goodness_of_fit": model.goodness_of_fit.model_copy(
+        update={"baseline_loglinear_leave_one_config_out": None,
+                "leave_one_config_out": 2.074, "n_configs": 5})})
+    check = _by_name(fit_checks(none))["baseline"]
+    assert not check.ok and check.message.startswith(
+        "no log-linear baseline to compare with: at no target do 5 of the 5 configs reach it")
+    assert "the law's 207.4% error is not shown to beat it" in check.message
+    few = advisor.load_fit("bro-torch/Hopper-v5").model  # few-shot: its family's exponents
+    assert few.provenance.prior is not None
+    few = few.model_copy(update={"goodness_of_fit": few.goodness_of_fit.model_copy(
+        update={"baseline_loglinear_leave_one_config_out": None})})
+    assert "baseline" not in _by_name(fit_checks(few))
+
+
 def test_recommend_warns_on_a_fit_that_failed_its_checks(tmp_path):
     """Fit files record each failed check in their notes; recommend repeats them."""
     from advisor.fitfile import CHECKS_FAILED_NOTE, write_fit_file
