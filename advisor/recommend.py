@@ -47,6 +47,12 @@ StrictFloat = Annotated[float, Strict()]
 _UNITS = {"compute": "FLOPs", "data": "env steps", "total": "FLOPs", "delta": "FLOPs per env step"}
 
 
+def _pct(p: float) -> str:
+    """A percentage to two significant digits, never in e-notation: 2.2, 35, 680, 12000."""
+    rounded = float(f"{p:.2g}")
+    return f"{rounded:.0f}" if abs(rounded) >= 100 else f"{p:.2g}"
+
+
 def _check_positive(name: str, value: float | None) -> None:
     if value is None:
         return
@@ -606,7 +612,7 @@ def _pin_cost(budget: Budget, f: Fit, target: float | None, level: float,
     spent, least = getattr(fixed, cost), getattr(free, cost)
     if spent <= least * (1 + 5e-4):  # the pin is (up to round-off) the best anyway: no cost
         return None
-    return (f"{what} costs {100 * (spent / least - 1):.2g}% more {cost} than {best}: "
+    return (f"{what} costs {_pct(100 * (spent / least - 1))}% more {cost} than {best}: "
             f"{least:.4g} {units})")
 
 
@@ -862,7 +868,7 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
     ratios = [x / b for x, b in ((d, budget.data), (c, budget.compute), (t, budget.total))
               if b is not None]
     i = int(np.argmin(np.max(ratios, axis=0)))
-    over = [f"{name} by {100 * (x[i] / b - 1):.2g}% ({x[i]:.4g} > {b:.4g} {_UNITS[name]})"
+    over = [f"{name} by {_pct(100 * (x[i] / b - 1))}% ({x[i]:.4g} > {b:.4g} {_UNITS[name]})"
             for name, x, b in (("data", d, budget.data), ("compute", c, budget.compute),
                                ("total", t, budget.total)) if b is not None and x[i] > b]
     return config(i, target, False, "; ".join(over))
@@ -875,7 +881,7 @@ def _spent(budget: Budget, rec: Recommendation) -> str:
         ("total", rec.predicted_total, budget.total), ("compute", rec.predicted_compute,
                                                        budget.compute),
         ("data", rec.predicted_data, budget.data)) if b is not None and x < 0.99 * b]
-    return " and ".join(f"{100 * x / b:.2g}% of the {name} ({x:.4g} of {b:.4g} "
+    return " and ".join(f"{_pct(100 * x / b)}% of the {name} ({x:.4g} of {b:.4g} "
                         f"{_UNITS[name]})" for name, x, b in parts)
 
 

@@ -195,8 +195,14 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
     """Every check a user's input can fail, before anything trains; one line each."""
     import importlib.util
 
+    from advisor.errors import ExportError
+    from advisor.integrations.zoo import check_env_id
     from calibration.learner.trainer import make_env, resolve_device
 
+    try:  # what recommend --env says of it, before the fit id it also names
+        check_env_id(env_id)
+    except ExportError as exc:
+        raise CalibrationError(str(exc).replace("Humanoid-v5", "Hopper-v5")) from None
     fit_id = fit_id_of(algorithm, env_id)
     if os.fspath(out_dir) == "":  # Path("") is the current folder
         raise OutputError("the out-dir is empty: give a folder, e.g. --out-dir calib")

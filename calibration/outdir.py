@@ -61,6 +61,11 @@ def read_spec(path: Path) -> dict:
     if not isinstance(data, dict):
         raise GridError(f"{path} is not {what} (it holds a JSON {type(data).__name__}); use a "
                         "new --out-dir, or remove the file if nothing else is there")
+    if not (isinstance(data.get("env_id"), str) and isinstance(data.get("grid"), dict)
+            and isinstance(data.get("digest"), str)):
+        raise GridError(f"{path} is not {what} (advisor calibrate writes one with env_id, grid "
+                        "and digest); use a new --out-dir, or remove the file if nothing else "
+                        "is there")
     return data
 
 

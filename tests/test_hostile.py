@@ -558,6 +558,8 @@ def _big_width_grid(tmp_path) -> str:
 
 @pytest.mark.parametrize("case, needle", [
     (lambda t: ["--env", CAL_ENV, "--algorithm", "my algo/../x"], "cannot name the fit"),
+    (lambda t: ["--env", ""], "the env id is empty: give one such as Hopper-v5"),
+    (lambda t: ["--env", CAL_ENV + " "], f"env id '{CAL_ENV} ' is not a Gymnasium id"),
     (lambda t: ["--env", "nosuchmodule:Foo-v0"], "cannot be made: ModuleNotFoundError"),
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, utds=[1, 2], widths=[16, 32])],
      "2 utds x 2 widths = 4 stage-2 configurations; at least 5"),
@@ -648,13 +650,16 @@ def test_a_grid_file_that_is_not_an_object_is_one_line(content, tmp_path, no_tra
     assert "g.json" in line
 
 
-@pytest.mark.parametrize("content", ["[]", '"a string"', "{", "dir", "{}"])
+@pytest.mark.parametrize("content", ["[]", '"a string"', "{", "dir", "{}", '{"name": "x"}',
+                                     '{"env_id": "x", "grid": 1, "digest": "d"}'])
 def test_an_out_dir_whose_grid_json_is_not_ours_is_refused(content, tmp_path, no_training):
+    """A hostile tester's: '{"name": "x"}' was 'results of a different calibration (env None
+    there)', whose hint (--grid OUT/grid.json) then failed too."""
     out = tmp_path / "o"
     out.mkdir()
     (out / "grid.json").mkdir() if content == "dir" else (out / "grid.json").write_text(content)
     line = _one_line_exit_2(_calibrate("--env", CAL_ENV, out=out))
-    assert "grid.json" in line or "different calibration" in line
+    assert "grid.json" in line and "different calibration" not in line, line
 
 
 def test_bad_out_dirs_and_fit_files_are_refused_before_training(tmp_path, no_training):

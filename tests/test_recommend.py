@@ -764,6 +764,9 @@ def test_a_fixed_utd_says_what_it_costs_against_the_best_without_it():
                                f"width {top.optimum.width:.0f}) reaches {top.optimum.target:.4g}")
     assert "over the budget" in top.near_optimal.describe()
     assert not any(w.startswith("fixing") for w in advisor.recommend(1e17).warnings)
+    far = advisor.recommend(advisor.Budget(compute=1e12), fit="bro-torch/Pendulum-v1",
+                            utd="3/7", target=-600)  # a hostile tester's '6.8e+02% more'
+    assert re.match(r"fixing utd 3/7 costs \d+% more data than", far.warnings[0]), far.warnings
 
 
 def test_a_budget_past_the_top_target_is_not_said_to_be_spent():
