@@ -282,3 +282,17 @@ def test_export_searches_inside_the_fitted_ranges_with_within_fitted():
     assert all(dom.params.low <= e["params"] <= dom.params.high for e in inside)
     assert [e["utd"] for e in inside] == [
         advisor.recommend(b, fit=fit, within_fitted=True).utd for b in (1e16, 1e18)]
+
+
+def test_python_dash_m_advisor_runs_the_cli():
+    """A hostile tester's: `python -m advisor` had no __main__ module."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "advisor", "recommend", "--compute", "1e17",
+                          "--format", "json"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["width"] == advisor.recommend(1e17).width
+    res = subprocess.run([sys.executable, "-m", "advisor", "recommend", "--compute", "-1"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
