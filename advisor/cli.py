@@ -482,7 +482,12 @@ def _budget_text(budget: dict) -> str:
 def fits(fmt):
     """List the available fits: shipped ones and those other packages install.
 
-    A fit file or package that cannot be read is reported in one warning line and skipped."""
+    A fit file or package that cannot be read is reported in one warning line and skipped.
+
+    \b
+    Examples:
+      advisor fits                   # id, targets, configs, LOCO error, coverage, source
+      advisor fits --format json     # every listed field, for scripts"""
     from advisor.registry import FitWarning, catalogue_problems, fit_sources, load_fit
 
     with warnings.catch_warnings():  # listed below with the other problems, once
@@ -529,7 +534,12 @@ def fits(fmt):
 @main.command()
 @click.argument("fit_id")
 def show(fit_id):
-    """Describe one fit: provenance, domain, laws, goodness of fit and its prediction interval."""
+    """Describe one fit: provenance, domain, laws, goodness of fit and its prediction interval.
+
+    \b
+    Examples:
+      advisor show bro/h1-crawl-v0
+      advisor show calib/bro-torch-Hopper-v5.json   # a fit file by its path"""
 
     from advisor.registry import load_fit
 
@@ -666,6 +676,12 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
       (SimbaV2) gives policy null, so that SAC fails rather than build another critic.
     zoo: rl-zoo files are keyed by env id, so each budget needs its own file: with one budget
       the file goes to stdout; with --out-dir DIR one file per budget, DIR/sac_ENV_KIND_VALUE.yml.
+
+    \b
+    Examples:
+      advisor export bro/h1-crawl-v0 --budgets 1e16,1e17,1e18 > sac.yaml
+      advisor export bro/h1-crawl-v0 --kind data --budgets 2e5,5e5 --format json
+      advisor export bro/h1-crawl-v0 --budgets 1e16,1e17 --format zoo --env Humanoid-v5 -o zoo/
     """
     from advisor.errors import ExportError
     from advisor.integrations import _yaml
@@ -854,7 +870,12 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
 @click.argument("fit")
 def validate(fit):
     """Check a fit file (a path, or the id of a shipped or installed fit): JSON, schema, version,
-    meaning (laws finite over the trusted range) and content hash."""
+    meaning (laws finite over the trusted range) and content hash.
+
+    \b
+    Examples:
+      advisor validate mine-cheetah.json      # exit 0 and "ok", or exit 2 and what is wrong
+      advisor validate bro/h1-crawl-v0"""
     from advisor.fitfile import read_fit_file
     from advisor.registry import fit_path, load_fit
 
@@ -867,7 +888,11 @@ def validate(fit):
 
 @main.command()
 def schema():
-    """Print the JSON Schema of fit files (generated from the pydantic model)."""
+    """Print the JSON Schema of fit files (generated from the pydantic model).
+
+    \b
+    Example:
+      advisor schema > fit.schema.json   # for an editor or a JSON Schema validator"""
     from advisor.fitfile import FitFile
 
     click.echo(json.dumps(FitFile.model_json_schema(), indent=2))

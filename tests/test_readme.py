@@ -162,3 +162,16 @@ def test_the_fixed_utd_paragraph_is_what_recommend_returns():
              f"({100 * (pinned.predicted_data / free.predicted_data - 1):.1f}% more),")
     assert claim in " ".join(README.split()), claim
     assert pinned.within_budget and free.gradient_steps == 3 and free.train_freq == 2
+
+
+def test_every_link_to_a_section_names_a_heading():
+    """The contents line's links: each anchor is a heading's, as GitHub makes them."""
+    def slug(heading: str) -> str:
+        text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+        return text.replace(" ", "-")
+
+    prose = re.sub(r"^```.*?^```", "", README, flags=re.M | re.S)  # no code comments
+    anchors = {slug(h) for h in re.findall(r"^#{1,6} (.+)$", prose, flags=re.M)}
+    links = re.findall(r"\]\(#([^)]+)\)", README)
+    assert len(links) >= 10
+    assert [a for a in links if a not in anchors] == []
