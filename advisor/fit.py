@@ -161,8 +161,9 @@ class Fit:
         except OverflowError:
             target = math.inf
         if not math.isfinite(target):
-            raise TargetError(f"target must be a finite return between {self.target_min:g} and "
-                              f"{self.target_max:g}, got {target!r}")
+            raise TargetError(f"target must be a finite return between "
+                              f"{round_toward(self.target_min, 'up')} and "
+                              f"{round_toward(self.target_max, 'down')}, got {target!r}")
         lo, hi = self.target_min, self.target_max
         # Slack so that a bound typed back as printed is taken: to 4 significant digits (as
         # the recommend table, `advisor fits` and `show` print them: 218.6 for 218.587 was

@@ -118,8 +118,10 @@ class ComputeDefinition(_Strict):
     """C = flops_per_param_sample * B * utd * params * data, with B the reference batch size
     unless `count_real_batch` (paper A drops the real batch size: k = 10 * 256)."""
 
-    flops_per_param_sample: PositiveFloat = 10.0
-    reference_batch_size: PositiveFloat = 256.0
+    # FLOPs per parameter per sample of an update: about 6 for a forward and backward pass,
+    # 10 in paper A; a value far outside 1-100 is a unit slip, not a compute definition.
+    flops_per_param_sample: Annotated[float, Field(ge=1, le=100, allow_inf_nan=False)] = 10.0
+    reference_batch_size: Annotated[float, Field(ge=1, le=1e6, allow_inf_nan=False)] = 256.0
     count_real_batch: bool = False
 
 
@@ -506,15 +508,23 @@ def _check_meaning(fit: FitFile) -> None:
                          f"{n_lo:.3g}-{n_hi:.3g}); check d_min, a, b and the exponents")
     bs = fit.batch_size
     if bs.kind == "law":
-        corners = [(u, n) for u in (u_lo, u_hi) for n in (n_lo, n_hi)]
-        for u, n in corners:
+        def log_b(u: float, n: float) -> float:
             log_term = math.log(bs.b_b) - bs.beta_b * math.log(n) if bs.b_b > 0 else -math.inf
-            log_b = (math.log(bs.a_b) - bs.alpha_b * math.log(u)
-                     - np.logaddexp(0.0, log_term))
-            if not log_b <= math.log(MAX_BATCH_SIZE):  # small B~ is clamped when rounding
-                raise ValueError(f"batch_size: B~ is {math.exp(min(log_b, 700)):.3g} transitions "
-                                 f"at utd {u:.3g}, params {n:.3g} (inside the trusted range); "
-                                 f"it must be at most {MAX_BATCH_SIZE:g}")
+            return float(math.log(bs.a_b) - bs.alpha_b * math.log(u)
+                         - np.logaddexp(0.0, log_term))
+
+        for u, n in [(u, n) for u in (u_lo, u_hi) for n in (n_lo, n_hi)]:
+            if not log_b(u, n) <= math.log(MAX_BATCH_SIZE):  # small B~ is rounded up to 16
+                raise ValueError(f"batch_size: B~ is {math.exp(min(log_b(u, n), 700)):.3g} "
+                                 f"transitions at utd {u:.3g}, params {n:.3g} (inside the "
+                                 f"trusted range); it must be at most {MAX_BATCH_SIZE:g}")
+        d = fit.domain  # where the runs were, B~ under one transition is no batch size
+        for u, n in [(u, n) for u in (d.utd.low, d.utd.high)
+                     for n in (d.params.low, d.params.high)]:
+            if not log_b(u, n) >= 0:
+                raise ValueError(f"batch_size: B~ is {math.exp(max(log_b(u, n), -700)):.3g} "
+                                 f"transitions at utd {u:.3g}, params {n:.3g}, where the runs "
+                                 "were; it must be at least 1")
     elif not 1 <= bs.a_b <= MAX_BATCH_SIZE:
         raise ValueError(f"batch_size: a fixed batch size must lie between 1 and "
                          f"{MAX_BATCH_SIZE:g}, got {bs.a_b:g}")

@@ -63,6 +63,10 @@ def _set(doc: dict, dotted: str, value):
     ("goodness_of_fit.n_configs", 0),
     ("goodness_of_fit.n_configs", -1),
     ("bootstrap.n_resamples", 5),  # 100 draws of 5 resamples: `show` said "5 resamples"
+    # a hostile tester's, re-hashed: "predicted compute 1.6e-289 FLOPs", "B~ = 0.0"
+    ("compute.flops_per_param_sample", 1e-300),
+    ("compute.reference_batch_size", 1e-9),
+    ("batch_size.a_b", 1e-9),
 ])
 def test_fit_files_that_validate_by_type_but_not_by_meaning_are_refused(tmp_path, where, value):
     path = _write(tmp_path, _set(_doc(), where, value))
