@@ -705,7 +705,7 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
     else:
         poly = bronet_params_coefficients(DEFAULT_INPUT_DIM, quantiles=base.quantiles)
         notes.append(f"params assume a BroNet critic with {DEFAULT_INPUT_DIM} inputs "
-                     "(pass input_dim / --input-dim)")
+                     "(--input-dim N or --env ENV_ID; input_dim= in Python)")
     cand_p = np.polyval(poly, cand_w.astype(float))
     laws = fits or [advisor.load_fit(i) for i in advisor.list_fits()]
     cen = Centring(float(np.log(cand_u.min() * cand_u.max()) / 2),

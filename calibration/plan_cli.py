@@ -102,6 +102,26 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
     return text
 
 
+def _env_input_dim(env_id: str, input_dim: int | None) -> int:
+    """--env's obs + action size, or a one-line usage error."""
+    from advisor.errors import ExportError
+    from advisor.integrations.zoo import check_env_id, env_input_dim
+
+    if input_dim is not None:
+        raise click.UsageError("--env and --input-dim both set the input size: give one")
+    try:
+        check_env_id(env_id)
+    except ExportError as exc:
+        raise click.BadParameter(str(exc), param_hint="--env") from None
+    dim = env_input_dim(env_id)
+    if dim is None:
+        raise click.BadParameter(
+            f"Gymnasium here cannot make {env_id} with flat Box spaces (not installed, an "
+            "unknown id, or another space): give --input-dim N (obs + action sizes)",
+            param_hint="--env")
+    return dim
+
+
 @click.command("plan")
 @click.option("--runs", "runs", required=True, type=click.IntRange(min=1),
               help="Number of stage-2 (utd, width) configurations to run.")
@@ -117,6 +137,9 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
                    "plans for a few-shot fit.")
 @click.option("--input-dim", type=click.IntRange(min=1),
               help="Critic input size (obs + action dims) for the parameter count.")
+@click.option("--env", "env_id", metavar="ENV_ID",
+              help="Count params at this Gymnasium env's input (obs + action), as calibrate "
+                   "will; instead of --input-dim.")
 @click.option("--steps", type=click.IntRange(min=1), help="Env steps per run.")
 @click.option("--seeds", type=click.IntRange(min=2),
               help="Seeds per configuration (2 at least: the fit bootstraps over seeds).")
@@ -129,7 +152,7 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
               help="Write a grid JSON for `advisor calibrate --grid`.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
-def plan(runs, preset_name, utds, widths, prior, input_dim, steps, seeds, criterion,
+def plan(runs, preset_name, utds, widths, prior, input_dim, env_id, steps, seeds, criterion,
          batch_from_prior, output, fmt):
     """Plan a calibration: which (utd, width) configurations to run, with a family prior or not.
 
@@ -138,7 +161,10 @@ def plan(runs, preset_name, utds, widths, prior, input_dim, steps, seeds, criter
       advisor plan --runs 5 --preset reduced -o grid.json
       advisor calibrate --env HalfCheetah-v5 --grid grid.json --out-dir calib
       advisor plan --runs 3 --prior dmc --input-dim 261
+      advisor plan --runs 6 --preset cpu --env Pendulum-v1
     """
+    if env_id is not None:
+        input_dim = _env_input_dim(env_id, input_dim)
     try:
         click.echo(plan_command(runs, preset_name=preset_name, utds=utds, widths=widths,
                                 prior=prior, input_dim=input_dim, steps=steps, seeds=seeds,

@@ -275,3 +275,25 @@ def test_plan_axes_that_repeat_a_value_say_so():
         res = CliRunner().invoke(group, ["plan", "--runs", "5", option, "2,2,4"])
         assert res.exit_code == 2 and f"{option} repeats a value: '2,2,4'" in res.output, \
             res.output
+
+
+def test_plan_counts_params_at_an_envs_input_with_env():
+    """A hostile tester's: `plan --preset cpu` counted params at 64 inputs (13,908 at width
+    32) where Pendulum-v1's critic takes 4 (10,068, as the shipped fit counts them)."""
+    pytest.importorskip("gymnasium")
+    import advisor
+
+    group = click.Group("advisor")
+    group.add_command(plan_cmd)
+    res = CliRunner().invoke(group, ["plan", "--runs", "6", "--preset", "cpu", "--env",
+                                     "Pendulum-v1", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    runs = json.loads(res.stdout)["runs"]
+    fit = advisor.load_fit("bro-torch/Pendulum-v1")
+    assert {r["width"]: r["params"] for r in runs} == {
+        w: pytest.approx(float(fit.params(w))) for w in {r["width"] for r in runs}}
+    for args, said in ((["--env", "Pendulum-v1", "--input-dim", "4"], "give one"),
+                       (["--env", "CartPole-v1"], "cannot make CartPole-v1 with flat Box"),
+                       (["--env", "no such"], "is not a Gymnasium id")):
+        res = CliRunner().invoke(group, ["plan", "--runs", "6", "--preset", "cpu", *args])
+        assert res.exit_code == 2 and said in res.output, res.output
