@@ -252,6 +252,8 @@ def test_a_calibrated_fits_recommendation_carries_its_env_to_the_python_exports(
     assert list(zoo_hyperparams(rec)) == ["Pendulum-v1"]
     text = zoo_yaml(rec)
     assert '\n"Pendulum-v1":\n  n_timesteps: ' in text and "--env Pendulum-v1 -conf" in text
+    assert text.startswith("# advisor: SAC on Pendulum-v1 from fit bro-torch/Pendulum-v1 "
+                           "(budget: data 4000 env steps)\n")  # was "(data budget: data 4000)"
     assert list(zoo_hyperparams(rec, "InvertedPendulum-v5")) == ["InvertedPendulum-v5"]
     assert cleanrl_flags(rec)[:2] == ["--env-id", "Pendulum-v1"]
     assert cleanrl_flags(rec, "InvertedPendulum-v5")[:2] == ["--env-id", "InvertedPendulum-v5"]

@@ -38,6 +38,7 @@ from advisor.integrations.sb3 import (
     protocol_notes,
     total_timesteps,
 )
+from advisor.recommend import _UNITS
 
 if TYPE_CHECKING:
     from advisor.fit import Fit
@@ -192,8 +193,9 @@ def zoo_yaml(rec: Recommendation, env_id: str | None = None, *, critic: str = "b
     iv, one = rec.interval, rec.interval_single_seed
     c = _yaml.comment
     lines = [
-        c(f"advisor: SAC on {env_id} from fit {rec.fit} ({rec.problem} budget: "
-          + ", ".join(f"{k} {v:.4g}" for k, v in rec.budget.items()) + ")"),
+        c(f"advisor: SAC on {env_id} from fit {rec.fit} (budget: "
+          + ", ".join(f"{k} {v:.4g}" + (f" {_UNITS[k]}" if k in _UNITS else "")
+                      for k, v in rec.budget.items()) + ")"),
         c(f"python -m rl_zoo3.train --algo sac --env {env_id} -conf THIS_FILE"),
         c(f"target {rec.target:.4g}; predicted data {rec.predicted_data:.4g} env steps"
           + (f" ({100 * iv.level:g}% interval {iv.low:.4g}-{iv.high:.4g}"
