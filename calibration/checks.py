@@ -24,6 +24,9 @@ always returns something. These say where it should not be trusted:
   params      (shown only when it fails) the largest critic at least MIN_PARAMS parameters:
               fewer is a params column in millions (or thousands), and every compute figure
               is then off by as much;
+  targets     (shown only when it fails) D_J rising with the target inside the fitted domain,
+              within MAX_TARGET_DROP from one threshold to the next: a run passes a lower
+              target first, so laws that cross give answers that contradict each other;
   axes        (free fits, shown only when it fails) at least MIN_AXIS_VALUES distinct utds
               and critic sizes: with fewer, the law's offsets absorb any exponent along that
               axis, which the fit then sets from noise.
@@ -52,6 +55,8 @@ MIN_OWN_COVERAGE = 0.5
 MIN_HORIZON = 100.0
 #: The largest critic must have this many parameters: fewer is a params column in other units.
 MIN_PARAMS = 1000.0
+#: D_J may fall this much from one threshold to the next inside the domain (noise, not a law).
+MAX_TARGET_DROP = 0.05
 #: A free fit needs this many distinct values of utd, and of params, to determine each exponent.
 MIN_AXIS_VALUES = 3
 _AT_BOUND = 1e-3  # relative distance to a bound that counts as on it
@@ -166,6 +171,14 @@ def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None,
                          "params column in thousands or millions? (params must count the "
                          "critic's parameters, or every compute figure of the fit is off by "
                          "as much)"))
+    drop = _largest_drop(fit)
+    if drop is not None and drop[0] > MAX_TARGET_DROP:  # silent when it passes
+        share, lower, higher, u, n = drop
+        out.append(Check("targets", False,
+                         f"the law says target {higher:.4g} needs {100 * share:.0f}% less data "
+                         f"than target {lower:.4g} at utd {u:.3g}, params {n:.3g} (inside the "
+                         "fitted domain), though a run passes the lower target first: the "
+                         "thresholds' laws cross, so answers near them contradict each other"))
     if configs is not None and prior is None:
         for name, values, exponent in (("utd", configs[0], "alpha"),
                                        ("params", configs[1], "beta")):
@@ -177,6 +190,25 @@ def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None,
                                  f"determined by them ({MIN_AXIS_VALUES} at least; or fit "
                                  "with --prior, which takes it from a family)"))
     return out
+
+
+def _largest_drop(fit: FitFile, n: int = 9) -> tuple[float, float, float, float, float] | None:
+    """(share, lower target, higher target, utd, params) of the largest relative fall of D_J
+    from one threshold to the next on an n x n log grid over the fitted domain; None where no
+    threshold's law predicts less than the one below it."""
+    d = fit.domain
+    u = np.geomspace(d.utd.low, d.utd.high, n)[:, None]
+    p = np.geomspace(d.params.low, d.params.high, n)[None, :]
+    rows = fit.data_to_target.laws
+    with np.errstate(all="ignore"):
+        data = np.array([laws.data_to_target(u, p, w.d_min, w.a, w.alpha, w.b, w.beta)
+                         for w in rows])
+        fall = 1 - data[1:] / data[:-1]
+    if not np.any(fall > 0):
+        return None
+    k, i, j = np.unravel_index(int(np.nanargmax(fall)), fall.shape)
+    return (float(fall[k, i, j]), rows[k].target, rows[k + 1].target, float(u[i, 0]),
+            float(p[0, j]))
 
 
 def _span(values: list[float]) -> str:

@@ -298,7 +298,8 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     command again to resume after a crash. On a finished out-dir nothing trains: add --prior
     (or another --fit-out) to refit its runs in seconds. The fit file records the command
     that reproduces it (with --created filled in). The fit is then checked (exponents not at a
-    bound, B~ near the batch sizes run, better than a log-linear baseline): a failed check is
+    bound, B~ near the batch sizes run, better than a log-linear baseline, D_J rising with the
+    target): a failed check is
     printed (even with --quiet), recorded in the file, and repeated by `advisor recommend`.
 
     \b

@@ -132,3 +132,22 @@ def test_a_few_shot_fit_whose_family_interval_misses_its_own_runs_fails():
     check = _by_name(fit_checks(few(0.0)))["interval"]
     assert not check.ok and "covers 0% of the D_J of the fit's own 3 configs" in check.message
     assert _by_name(fit_checks(few(MIN_OWN_COVERAGE)))["interval"].ok
+
+
+def test_laws_that_cross_between_thresholds_fail_the_targets_check():
+    """A hostile tester's: a fit whose D_J falls with the target says a run reaches a higher
+    return with less data than a lower one it passes first. Every shipped fit rises (within
+    1% on bro-torch/Pendulum-v1) and shows no such check; one with two laws swapped fails."""
+    for fit_id in advisor.list_fits():
+        assert "targets" not in _by_name(fit_checks(advisor.load_fit(fit_id).model)), fit_id
+    model = advisor.load_fit("bro/h1-crawl-v0").model
+    laws = list(model.data_to_target.laws)
+    top, low = laws[-1], laws[2]
+    laws[2] = top.model_copy(update={"target": low.target})
+    laws[-1] = low.model_copy(update={"target": top.target})
+    crossed = model.model_copy(update={"data_to_target": model.data_to_target.model_copy(
+        update={"laws": laws})})
+    check = _by_name(fit_checks(crossed))["targets"]
+    assert not check.ok and check.message.startswith(
+        f"the law says target {laws[3].target:.4g} needs")
+    assert f"than target {laws[2].target:.4g} at utd" in check.message
