@@ -258,12 +258,12 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, 
     from advisor.recommend import Budget
     from advisor.recommend import recommend as _recommend
 
-    fit = fit_id
+    fit, defaulted = fit_id, None
     if fmt in ("zoo", "args") and env_id is None:
         from advisor.registry import load_fit
 
         fit = load_fit(fit_id)
-        env_id = _default_env(fit)
+        env_id = defaulted = fit.env_id  # said below the output, not before an error
     _check_client_options(fmt, env_id, critic)
     budget = Budget(**{k: v for k, v in dict(compute=compute, data=data, total=total,
                                              delta=delta).items() if v is not None})
@@ -271,6 +271,8 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, 
                      width=width)
     text = format_recommendation(rec, fmt, env_id=env_id, critic=critic or "bronet", fit=fit_id)
     click.echo(text)
+    if defaulted is not None:
+        _default_env(fit)
     if fmt in ("table", "args", "zoo"):
         warn_lines(rec.warnings)
     trained = env_id

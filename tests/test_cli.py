@@ -237,6 +237,9 @@ def test_a_calibrated_fit_keys_its_client_output_by_its_own_env_without_env(tmp_
     assert advisor.load_fit(str(path)).env_id == "Pendulum-v1"
     res = run("recommend", "--data", "4e5", "--format", "zoo")  # bro/h1-crawl-v0: no env
     assert res.exit_code == 2 and "give --env ENV_ID" in res.output
+    # a budget it cannot meet: the error alone, no note about the output first (a tester's)
+    res = run("recommend", "--fit", "bro-torch/Pendulum-v1", "--data", "100", "--format", "args")
+    assert res.exit_code == 2 and res.output.startswith("error: data budget 100 env steps")
 
 
 def test_a_calibrated_fits_recommendation_carries_its_env_to_the_python_exports():
