@@ -355,19 +355,31 @@ def _interruptible(out_dir):
 
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, terminate) if main else None
-    try:
-        yield None
-    except KeyboardInterrupt as exc:
+
+    def kept() -> str:
         units = Path(out_dir) / "units"
         done = len(list(units.glob("*.json"))) if units.is_dir() else 0
         partial = len(list(Path(out_dir, "runs").glob("*/checkpoint.npz")))
+        return (f"{done} finished population(s) kept in {out_dir}"
+                + (f", {partial} unfinished one(s) with a checkpoint" if partial else "")
+                + "; run the same command again to resume")
+
+    try:
+        yield None
+    except Exception as exc:
+        if type(exc).__name__ not in ("TerminatedWorkerError", "BrokenProcessPool"):
+            raise
+        # A worker process killed from outside: the OOM killer, or a kill of its pid.
+        codes = str(exc).split("The exit codes of the workers are ", 1)[-1].split("\n")[0]
+        raise click.ClickException(
+            "a training worker process was killed"
+            + (f" (exit codes {codes})" if codes != str(exc) else "")
+            + ": out of memory, or a kill from outside; " + kept()) from None
+    except KeyboardInterrupt as exc:
         what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
         code = 143 if isinstance(exc, _Terminated) else 130
         if Path(out_dir).is_dir():
-            stopped = Interrupted(
-                f"{what}: {done} finished population(s) kept in {out_dir}"
-                + (f", {partial} unfinished one(s) with a checkpoint" if partial else "")
-                + "; run the same command again to resume", code)
+            stopped = Interrupted(f"{what}: {kept()}", code)
         else:  # stopped while the inputs were checked: nothing to keep or resume
             stopped = Interrupted(f"{what} before anything was written to {out_dir}", code)
         from calibration.runner import THREADS_TRAINING

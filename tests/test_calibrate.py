@@ -200,6 +200,30 @@ def test_sigterm_or_ctrl_c_says_what_is_kept_in_one_line(tmp_path, sig, code, wo
     assert (out / "resource_tracker.log").is_file()  # where loky's tracker says what it removed
 
 
+def test_a_worker_killed_from_outside_is_one_line_saying_what_is_kept(tmp_path):
+    """A worker process killed (the OOM killer's SIGKILL, a kill of its pid) ended calibrate
+    with joblib's TerminatedWorkerError traceback and nothing said of what was kept."""
+    psutil = pytest.importorskip("psutil")
+    out = tmp_path / "run"
+    proc = subprocess.Popen(CMD + ["--out-dir", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((out / "units").glob("*.json")):
+        time.sleep(0.2)
+    workers = [c for c in psutil.Process(proc.pid).children(recursive=True)
+               if "popen_loky_posix" in " ".join(c.cmdline())]
+    assert workers
+    workers[0].send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    kept = len(list((out / "units").glob("*.json")))
+    lines = err.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, err[-2000:]
+    assert lines[0].startswith("error: a training worker process was killed (exit codes {"), err
+    assert lines[0].endswith(f"): out of memory, or a kill from outside; {kept} finished "
+                             f"population(s) kept in {out}; run the same command again to "
+                             "resume"), err
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_stop_with_populations_in_threads_is_one_line_not_an_abort(tmp_path, sig, code):
     """A hostile round: with --backend threads, SIGTERM or Ctrl-C printed the line, then the
