@@ -136,7 +136,7 @@ class Fit:
     def learning_rate(self) -> float:
         return self.model.learning_rate
 
-    @property
+    @cached_property  # recommend() asks on every call: parse the command once
     def env_id(self) -> str | None:
         """The Gymnasium env id the fit was calibrated on (`advisor calibrate --env ID`, as its
         provenance records the command), or None for a fit of published runs or a CSV."""
