@@ -692,7 +692,7 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     from advisor.recommend import recommend as _recommend
     from advisor.registry import load_fit
 
-    values, loaded = [], None
+    values, loaded, defaulted = [], None, None
     # What the errors echo of the list: its start and end, not a 10 kB line.
     shown = repr(budgets if len(budgets) <= 80 else f"{budgets[:40]}...{budgets[-30:]}")
     for b in (f.strip() for f in budgets.split(",")) if budgets.strip() else ():
@@ -723,9 +723,9 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
             raise click.UsageError(
                 "rl-zoo files are keyed by env id, so each budget needs its own file: give one "
                 "budget, or --out-dir DIR to write one file per budget")
-        if env_id is None:
+        if env_id is None:  # said after the output, not before an error
             loaded = load_fit(fit_id)
-            env_id = _default_env(loaded)
+            env_id = defaulted = loaded.env_id
         check_env_actions(check_env_id(env_id))
     if delta is not None and budget_kind != "total":
         raise click.UsageError("--delta applies to --kind total")
@@ -735,12 +735,12 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     fit = loaded or load_fit(fit_id)  # an unknown fit fails here, not once per row
     if target is not None:
         fit.check_target(target)  # a target outside the fit's range too: the same for every row
-    pin = _pin_of(fit, utd, width)  # the same for every row: refused once, not per row
-    if within_fitted:
-        pin["within_fitted"] = True
+    pin = _pin_of(fit, utd, width, within_fitted)  # the same for every row: refused once
     if fmt == "zoo":
         _export_zoo(fit, values, budgets_, budget_kind, env_id, critic or "bronet", out_dir,
                     target, pin)
+        if defaulted is not None:
+            _default_env(fit)
         return
     rows, problems = [], []
     for value, budget in zip(values, budgets_):
@@ -812,15 +812,17 @@ def _export_entry(rec, fit) -> dict:
             "notes": protocol_notes(rec)}
 
 
-def _pin_of(fit, utd, width) -> dict:
-    """recommend's utd= and width= keywords, checked against `fit` once."""
+def _pin_of(fit, utd, width, within_fitted: bool = False) -> dict:
+    """recommend's utd=, width= and within_fitted= keywords, checked against `fit` once."""
     from advisor.recommend import Pin, utd_fraction
 
     pin = {k: v for k, v in dict(utd=utd, width=width).items() if v is not None}
     if pin:
         fraction = None if utd is None else utd_fraction(utd)
-        Pin(fraction=fraction, width=width).box(fit, fit.trusted_box(), "trusted range")
-    return pin
+        Pin(fraction=fraction, width=width).box(
+            fit, fit.trusted_box(within_fitted),
+            "fitted range" if within_fitted else "trusted range")
+    return {**pin, **({"within_fitted": True} if within_fitted else {})}
 
 
 def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=None,

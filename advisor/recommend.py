@@ -48,7 +48,10 @@ _UNITS = {"compute": "FLOPs", "data": "env steps", "total": "FLOPs", "delta": "F
 
 
 def _pct(p: float) -> str:
-    """A percentage to two significant digits, never in e-notation: 2.2, 35, 680, 12000."""
+    """A percentage to two significant digits, never in e-notation: 2.2, 35, 680, 12000, and
+    "<0.01" below that."""
+    if 0 < abs(p) < 0.01:
+        return "<0.01" if p > 0 else ">-0.01"
     rounded = float(f"{p:.2g}")
     return f"{rounded:.0f}" if abs(rounded) >= 100 else f"{p:.2g}"
 
@@ -345,13 +348,15 @@ class Pin(NamedTuple):
 
     def box(self, f: Fit, box: optimize.Box, range_name: str) -> optimize.Box:
         """`box` with the fixed axes collapsed onto their values, which must lie in it."""
+        where = ("which within_fitted (--within-fitted) keeps to" if range_name == "fitted range"
+                 else "where the laws are not used")
         if self.fraction is not None:
             u = self.fraction[0] / self.fraction[1]
             if not box.utd_low * (1 - 1e-9) <= u <= box.utd_high * (1 + 1e-9):
                 raise ConfigError(f"{self.text().removeprefix(' at ')} is outside the "
                                   f"{range_name} of {f.id} "
-                                  f"({box.utd_low:.3g}-{box.utd_high:.3g}), where the laws "
-                                  "are not used; fix a utd inside it")
+                                  f"({box.utd_low:.3g}-{box.utd_high:.3g}), {where}; fix a "
+                                  "utd inside it")
             box = optimize.Box(u, u, box.params_low, box.params_high)
         if self.width is not None:
             n = float(f.params(self.width))
@@ -360,8 +365,8 @@ class Pin(NamedTuple):
                 raise ConfigError(f"width {self.width} ({n:.3g} params) is outside the "
                                   f"{range_name} of {f.id} (widths {math.ceil(low)}-"
                                   f"{math.floor(high)}, {box.params_low:.3g}-"
-                                  f"{box.params_high:.3g} params), where the laws are not "
-                                  "used; fix a width inside it")
+                                  f"{box.params_high:.3g} params), {where}; fix a width "
+                                  "inside it")
             box = optimize.Box(box.utd_low, box.utd_high, n, n)
         return box
 
@@ -575,10 +580,12 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
         point = dataclasses.replace(point, params=box.params_low)
     rec = _describe(f, budget, j, point, delta, box, maximise_target, level, range_name, pin)
     if capped:  # the optimum need not spend the budget, nor its neighbours exceed it
-        near = rec.near_optimal
-        spent = _spent(budget, rec)
+        near, spent = rec.near_optimal, _spent(budget, rec.optimum)
+        cost = near.cost if near else None
+        room = cost is not None and getattr(rec.optimum, cost) * (1 + NEAR_TOLERANCE) <= (
+            getattr(budget, cost))  # the neighbours' 10% more of the cost still fits
         rec = rec.model_copy(update=dict(
-            near_optimal=near.model_copy(update=dict(over_budget=False)) if near else None,
+            near_optimal=near.model_copy(update=dict(over_budget=False)) if room else near,
             warnings=[*rec.warnings, *([
                 f"the fit's top target, {hi_t:g}, takes only {spent}: its thresholds end "
                 "there, so what the rest of the budget would buy is not predicted"]
@@ -874,13 +881,14 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
     return config(i, target, False, "; ".join(over))
 
 
-def _spent(budget: Budget, rec: Recommendation) -> str:
-    """The share `rec` spends of each budget it leaves 1% or more of ("35% of the total
-    (3.487e+16 of 1e+17 FLOPs)"); "" where it spends every budget."""
+def _spent(budget: Budget, optimum: Optimum) -> str:
+    """The share the unrounded `optimum` spends of each budget it leaves more than the
+    near-optimal tolerance of ("35% of the total (3.487e+16 of 1e+17 FLOPs)"); "" where none
+    (rounding alone moves a configuration a few percent)."""
     parts = [(name, x, b) for name, x, b in (
-        ("total", rec.predicted_total, budget.total), ("compute", rec.predicted_compute,
-                                                       budget.compute),
-        ("data", rec.predicted_data, budget.data)) if b is not None and x < 0.99 * b]
+        ("total", optimum.total, budget.total), ("compute", optimum.compute, budget.compute),
+        ("data", optimum.data, budget.data))
+        if b is not None and x * (1 + NEAR_TOLERANCE) < b]
     return " and ".join(f"{_pct(100 * x / b)}% of the {name} ({x:.4g} of {b:.4g} "
                         f"{_UNITS[name]})" for name, x, b in parts)
 

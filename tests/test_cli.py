@@ -240,6 +240,9 @@ def test_a_calibrated_fit_keys_its_client_output_by_its_own_env_without_env(tmp_
     # a budget it cannot meet: the error alone, no note about the output first (a tester's)
     res = run("recommend", "--fit", "bro-torch/Pendulum-v1", "--data", "100", "--format", "args")
     assert res.exit_code == 2 and res.output.startswith("error: data budget 100 env steps")
+    res = run("export", "bro-torch/Pendulum-v1", "--kind", "data", "--budgets", "100",
+              "--format", "zoo")
+    assert res.exit_code == 2 and res.output.startswith("error: data budget 100 env steps")
 
 
 def test_a_calibrated_fits_recommendation_carries_its_env_to_the_python_exports():
@@ -287,6 +290,11 @@ def test_export_searches_inside_the_fitted_ranges_with_within_fitted():
     assert all(dom.params.low <= e["params"] <= dom.params.high for e in inside)
     assert [e["utd"] for e in inside] == [
         advisor.recommend(b, fit=fit, within_fitted=True).utd for b in (1e16, 1e18)]
+    res = run("export", "bro/h1-crawl-v0", "--budgets", "1e16,1e17", "--within-fitted",
+              "--utd", "16")  # one line on the pin, not "no budget can be met" (a tester's)
+    assert res.exit_code == 2 and res.output == (
+        "error: utd 16 is outside the fitted range of bro/h1-crawl-v0 (1-8), which "
+        "within_fitted (--within-fitted) keeps to; fix a utd inside it\n"), res.output
 
 
 def test_python_dash_m_advisor_runs_the_cli():

@@ -778,7 +778,7 @@ def test_a_budget_past_the_top_target_is_not_said_to_be_spent():
     assert rec.target == fit.target_max and rec.predicted_total < 0.5e17
     assert not rec.near_optimal.over_budget
     assert "over the budget" not in rec.near_optimal.describe()
-    share = f"{100 * rec.predicted_total / 1e17:.2g}% of the total ({rec.predicted_total:.4g} of"
+    share = f"{100 * rec.optimum.total / 1e17:.2g}% of the total ({rec.optimum.total:.4g} of"
     assert [w for w in rec.warnings if w.startswith(
         f"the fit's top target, 850, takes only {share} 1e+17 FLOPs)")]
     both = advisor.recommend(advisor.Budget(compute=3e16, data=8e5))  # data binds, not compute
@@ -787,6 +787,15 @@ def test_a_budget_past_the_top_target_is_not_said_to_be_spent():
     spent = advisor.recommend(advisor.Budget(total=3e16, delta=5e10), fit=fit)
     assert spent.target < fit.target_max and spent.near_optimal.over_budget
     assert not [w for w in spent.warnings if w.startswith("the fit's top target")]
+    # A second tester's: at the top target with under 10% to spare, the neighbours still go
+    # over the budget, and what is left is rounding, not room: no warning either.
+    for total in (3.49e16, 3.6e16):
+        tight = advisor.recommend(advisor.Budget(total=total, delta=5e10), fit=fit)
+        assert tight.target == fit.target_max and tight.near_optimal.over_budget
+        assert not [w for w in tight.warnings if w.startswith("the fit's top target")]
+    tiny = advisor.recommend(advisor.Budget(compute=1e20, data=1e6))  # no e-notation
+    assert [w for w in tiny.warnings if w.startswith(
+        "the fit's top target, 780, takes only <0.01% of the compute (")]
     from click.testing import CliRunner
 
     from advisor.cli import main
