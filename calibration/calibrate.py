@@ -107,6 +107,13 @@ def fit_id_of(algorithm: str, env_id: str) -> str:
     """`algorithm/env`, env without gymnasium's `module:` prefix; one line if it is not a valid
     fit id (the env name also names folders, so it may not hold '/')."""
     fit_id = f"{algorithm}/{env_id.split(':', 1)[-1]}"
+    name = env_id.split(":", 1)[-1]
+    if "/" in name and fit_id_ok(f"{algorithm}/{name.replace('/', '-')}"):
+        raise CalibrationError(
+            f"a namespaced env id ({name}) cannot name a fit or its folders yet: register the "
+            "env under a name without '/' in a module of yours (gymnasium.register(id="
+            f"'{name.rsplit('/', 1)[-1]}', entry_point=...)) and pass --env "
+            f"your_module:{name.rsplit('/', 1)[-1]}")
     if not fit_id_ok(fit_id):
         raise CalibrationError(
             f"cannot name the fit {fit_id!r}: the algorithm and the env name (after any "
@@ -202,7 +209,8 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
     try:  # what recommend --env says of it, before the fit id it also names
         check_env_id(env_id)
     except ExportError as exc:
-        raise CalibrationError(str(exc).replace("Humanoid-v5", "Hopper-v5")) from None
+        raise CalibrationError(str(exc).replace("Humanoid-v5", "Hopper-v5").replace(
+            "dm_control/cheetah-run-v0", "your_module:YourEnv-v0")) from None
     fit_id = fit_id_of(algorithm, env_id)
     if os.fspath(out_dir) == "":  # Path("") is the current folder
         raise OutputError("the out-dir is empty: give a folder, e.g. --out-dir calib")

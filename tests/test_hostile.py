@@ -559,7 +559,10 @@ def _big_width_grid(tmp_path) -> str:
 @pytest.mark.parametrize("case, needle", [
     (lambda t: ["--env", CAL_ENV, "--algorithm", "my algo/../x"], "cannot name the fit"),
     (lambda t: ["--env", ""], "the env id is empty: give one such as Hopper-v5"),
-    (lambda t: ["--env", CAL_ENV + " "], f"env id '{CAL_ENV} ' is not a Gymnasium id"),
+    (lambda t: ["--env", CAL_ENV + " "], f"env id '{CAL_ENV} ' is not a Gymnasium id such as "
+     "Hopper-v5 or your_module:YourEnv-v0"),
+    (lambda t: ["--env", "dm_control/cheetah-run-v0"],
+     "a namespaced env id (dm_control/cheetah-run-v0) cannot name a fit or its folders yet"),
     (lambda t: ["--env", "nosuchmodule:Foo-v0"], "cannot be made: ModuleNotFoundError"),
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, utds=[1, 2], widths=[16, 32])],
      "2 utds x 2 widths = 4 stage-2 configurations; at least 5"),
