@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from calibration.grid import Grid, GridError, Unit
+from calibration.grid import Grid, GridError, Unit, load_grid_dict
 from calibration.outdir import check_out_dir, read_spec
 
 # threads: the populations of a stage run as threads of this process, each on its own CUDA
@@ -71,6 +71,12 @@ def prepare_out_dir(out_dir: Path, grid: Grid, env_id: str) -> None:
     if path.exists() or path.is_symlink():
         old = read_spec(path)
         if old.get("digest") != spec["digest"] or old.get("env_id") != env_id:
+            try:
+                load_grid_dict(old["grid"])
+            except GridError as exc:  # no results could be resumed from it either
+                raise GridError(f"{path} is not an out-dir's grid.json (its {exc}); use a new "
+                                "--out-dir, or remove the file if nothing else is there"
+                                ) from None
             raise GridError(f"{out_dir} holds results of a different calibration "
                             f"({_differs(old, spec)}); use a new --out-dir, or the same env, "
                             f"grid, --steps and --seeds to resume (--grid {path} runs the grid "

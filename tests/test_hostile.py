@@ -654,7 +654,8 @@ def test_a_grid_file_that_is_not_an_object_is_one_line(content, tmp_path, no_tra
 
 
 @pytest.mark.parametrize("content", ["[]", '"a string"', "{", "dir", "{}", '{"name": "x"}',
-                                     '{"env_id": "x", "grid": 1, "digest": "d"}'])
+                                     '{"env_id": "x", "grid": 1, "digest": "d"}',
+                                     '{"env_id": "x", "grid": {"name": "smoke"}, "digest": "d"}'])
 def test_an_out_dir_whose_grid_json_is_not_ours_is_refused(content, tmp_path, no_training):
     """A hostile tester's: '{"name": "x"}' was 'results of a different calibration (env None
     there)', whose hint (--grid OUT/grid.json) then failed too."""
