@@ -140,9 +140,11 @@ def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None,
                          f"{100 * base:.1f}%"))
     elif prior is None:  # a free fit's curvature, with nothing to compare it to
         out.append(Check("baseline", False,
-                         f"no log-linear baseline to compare with: at no target do 5 of "
-                         f"the {g.n_configs} configs reach it (one held out, 4 to fit the "
-                         f"baseline); the law's "
+                         "no log-linear baseline to compare with: "
+                         + (f"at no target do 5 of the {g.n_configs} configs reach it"
+                            if g.n_configs >= 5 else f"it needs 5 configs, the fit has "
+                            f"{g.n_configs}")
+                         + " (one held out, 4 to fit the baseline); the law's "
                          f"{100 * g.leave_one_config_out:.1f}% error is not shown to beat it "
                          "(run more configs)"))
     from calibration.prior import MIN_OWN_CONFIGS

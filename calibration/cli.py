@@ -142,8 +142,10 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
     steps (one may stop earlier; --round-steps aligns drifting ones).
 
     The file records the exact command that reproduces it (with --created filled in). A fit
-    whose exponents sit at a bound, or that predicts held-out configs no better than a
-    log-linear baseline, is written with a warning (calibration.checks)."""
+    whose exponents sit at a bound, that predicts held-out configs no better than a log-linear
+    baseline (or has too few configs to compare), whose D_J falls as the target rises inside
+    its runs, or whose B~ is a step between grid points, is written with a warning
+    (calibration.checks)."""
     from advisor.fitfile import check_fit_output, write_fit_file
     from calibration.build import build_fit
 
