@@ -196,6 +196,41 @@ class _Plan:
         return bronet_params(width, self.obs_dim + self.act_dim, quantiles=self.grid.quantiles)
 
 
+def env_dims(env_id: str) -> tuple[int, int]:
+    """(obs, action) sizes of `env_id` as the learner will make it, after every check calibrate
+    runs on an env (a continuous action space, a flat observation, one API-conforming step);
+    CalibrationError (one line) where it fails one."""
+    from calibration.learner.trainer import make_env
+
+    try:
+        with sigint_deferred():  # MuJoCo's import starts a probe process (runner)
+            env = make_env(env_id, 0)  # unknown ids and discrete actions fail here too
+    except AdvisorError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. 'module:Env-v0' whose module is missing
+        raise CalibrationError(f"env {env_id!r} cannot be made: {type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())}") from None
+    try:
+        shape = getattr(env.observation_space, "shape", None)
+        if shape is None or len(shape) != 1 or shape[0] < 1:
+            raise CalibrationError(f"env {env_id!r} has a {type(env.observation_space).__name__} "
+                                   f"observation space of shape {shape}; the learner needs a flat "
+                                   "non-empty vector (a 1-D Box)")
+        obs_dim, act_dim = int(shape[0]), int(env.action_space.shape[0])
+        try:  # one step, as the learner takes them
+            out = env.step(env.action_space.sample())
+            if not (isinstance(out, tuple) and len(out) == 5):
+                raise TypeError(f"step() returned {len(out) if isinstance(out, tuple) else 1} "
+                                "values, not (obs, reward, terminated, truncated, info)")
+        except Exception as exc:  # noqa: BLE001 - a user's env
+            raise CalibrationError(f"env {env_id!r} fails the gymnasium API: "
+                                   f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                                   ) from None
+    finally:
+        env.close()
+    return obs_dim, act_dim
+
+
 def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, seeds, device,
                backend, n_jobs, fit_out, delta, n_boot, created, prior=None,
                inputs=()) -> _Plan:
@@ -204,7 +239,7 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
 
     from advisor.errors import ExportError
     from advisor.integrations.zoo import check_env_id
-    from calibration.learner.trainer import make_env, resolve_device
+    from calibration.learner.trainer import resolve_device
 
     try:  # what recommend --env says of it, before the fit id it also names
         check_env_id(env_id)
@@ -245,32 +280,7 @@ def _preflight(env_id, *, out_dir, algorithm, preset_name, grid_file, steps, see
                         + ("" if prior else " (3 with a family prior, --prior)"))
     dev = resolve_device(device)  # 'cuda' with no GPU fails before anything runs
     _check_versioned(env_id)
-    try:
-        with sigint_deferred():  # MuJoCo's import starts a probe process (runner)
-            env = make_env(env_id, 0)  # unknown ids and discrete actions fail here too
-    except AdvisorError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - e.g. 'module:Env-v0' whose module is missing
-        raise CalibrationError(f"env {env_id!r} cannot be made: {type(exc).__name__}: "
-                               f"{' '.join(str(exc).split())}") from None
-    try:
-        shape = getattr(env.observation_space, "shape", None)
-        if shape is None or len(shape) != 1 or shape[0] < 1:
-            raise CalibrationError(f"env {env_id!r} has a {type(env.observation_space).__name__} "
-                                   f"observation space of shape {shape}; the learner needs a flat "
-                                   "non-empty vector (a 1-D Box)")
-        obs_dim, act_dim = int(shape[0]), int(env.action_space.shape[0])
-        try:  # one step, as the learner takes them
-            out = env.step(env.action_space.sample())
-            if not (isinstance(out, tuple) and len(out) == 5):
-                raise TypeError(f"step() returned {len(out) if isinstance(out, tuple) else 1} "
-                                "values, not (obs, reward, terminated, truncated, info)")
-        except Exception as exc:  # noqa: BLE001 - a user's env
-            raise CalibrationError(f"env {env_id!r} fails the gymnasium API: "
-                                   f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-                                   ) from None
-    finally:
-        env.close()
+    obs_dim, act_dim = env_dims(env_id)
     dev_name = "cpu" if dev.type == "cpu" else "cuda"
     plan = _Plan(fit_id, grid, Path(out_dir), Path(), dev_name, obs_dim, act_dim, prior,
                  min_configs)

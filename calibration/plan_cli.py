@@ -103,23 +103,22 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
 
 
 def _env_input_dim(env_id: str, input_dim: int | None) -> int:
-    """--env's obs + action size, or a one-line usage error."""
-    from advisor.errors import ExportError
-    from advisor.integrations.zoo import check_env_id, env_input_dim
+    """--env's obs + action size, checked as calibrate checks the env, or one line."""
+    import importlib.util
 
     if input_dim is not None:
         raise click.UsageError("--env and --input-dim both set the input size: give one")
+    if any(importlib.util.find_spec(m) is None for m in ("torch", "gymnasium")):
+        raise click.UsageError("--env makes the env as calibrate does, which needs the "
+                               "calibrate extra (pip install torch==2.13.0 '.[calibrate]'); "
+                               "or give --input-dim N (obs + action sizes)")
+    from calibration.calibrate import env_dims
+
     try:
-        check_env_id(env_id)
-    except ExportError as exc:
+        obs_dim, act_dim = env_dims(env_id)
+    except AdvisorError as exc:
         raise click.BadParameter(str(exc), param_hint="--env") from None
-    dim = env_input_dim(env_id)
-    if dim is None:
-        raise click.BadParameter(
-            f"Gymnasium here cannot make {env_id} with flat Box spaces (not installed, an "
-            "unknown id, or another space): give --input-dim N (obs + action sizes)",
-            param_hint="--env")
-    return dim
+    return obs_dim + act_dim
 
 
 @click.command("plan")
