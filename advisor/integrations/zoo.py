@@ -38,7 +38,6 @@ from advisor.integrations.sb3 import (
     protocol_notes,
     total_timesteps,
 )
-from advisor.recommend import _UNITS
 
 if TYPE_CHECKING:
     from advisor.fit import Fit
@@ -187,6 +186,8 @@ def zoo_yaml(rec: Recommendation, env_id: str | None = None, *, critic: str = "b
     `input_dim`: the env's obs + action size, at which the critic's params are counted in the
     comments (default: the fit's; the CLI passes `env_input_dim(env_id)`); `multi_input`: as
     zoo_hyperparams (the CLI passes `env_dict_observations(env_id)`)."""
+    from advisor.recommend import _UNITS  # not at import: check_env_id stays light
+
     entry = zoo_hyperparams(rec, env_id, critic=critic, fit=fit, multi_input=multi_input)
     env_id = next(iter(entry))
     match = critic_match(rec, critic, fit=fit, input_dim=input_dim)
