@@ -883,7 +883,7 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
 
 def _spent(budget: Budget, optimum: Optimum) -> str:
     """The share the unrounded `optimum` spends of each budget it leaves more than the
-    near-optimal tolerance of ("35% of the total (3.487e+16 of 1e+17 FLOPs)"); "" where none
+    near-optimal tolerance of ("35% of the total (3.481e+16 of 1e+17 FLOPs)"); "" where none
     (rounding alone moves a configuration a few percent)."""
     parts = [(name, x, b) for name, x, b in (
         ("total", optimum.total, budget.total), ("compute", optimum.compute, budget.compute),

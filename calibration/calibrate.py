@@ -106,8 +106,8 @@ def choose_targets(runs: list[Run], n: int = 20, remedy: str | None = None) -> n
 def fit_id_of(algorithm: str, env_id: str) -> str:
     """`algorithm/env`, env without gymnasium's `module:` prefix; one line if it is not a valid
     fit id (the env name also names folders, so it may not hold '/')."""
-    fit_id = f"{algorithm}/{env_id.split(':', 1)[-1]}"
     name = env_id.split(":", 1)[-1]
+    fit_id = f"{algorithm}/{name}"
     if "/" in name and fit_id_ok(f"{algorithm}/{name.replace('/', '-')}"):
         raise CalibrationError(
             f"a namespaced env id ({name}) cannot name a fit or its folders yet: register the "
