@@ -23,7 +23,7 @@ The thresholds stay the full grid's in the nested fits (a user's grid would pick
 its runs): a small optimism.
 
 `--group-correction C` and `--floors UP DOWN`: an alternative tried on 2026-11-29 and not shipped
-(README, "The interval"; benchmarks/subgrid_coverage.py).
+(docs/intervals.md; benchmarks/subgrid_coverage.py).
 
 Usage: python benchmarks/intervals.py [DATA_DIR] [--only ID ...] [--no-scale] [--pooled]
        [--group-correction C] [--floors UP DOWN]

@@ -22,7 +22,7 @@ would choose its own).
 `--group-correction C` replaces the group scale's level L of the shipped interval by
 min(1, L (1 + C / n)), n the configs in the rows or columns left out (C = 1: the split
 conformal correction the LOCO quantile uses), for comparison: tried on 2026-11-29 and not
-shipped (README, "The interval").
+shipped (docs/intervals.md).
 
 `--floors UP DOWN`: other widening floors (raising the one below does not mend the misses below:
 README).

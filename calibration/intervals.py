@@ -22,7 +22,7 @@ Outside the fitted domain the residuals grow. Refitting without the outermost ro
 smallest utd) or column (largest or smallest params) of the grid and predicting it measures how
 fast: the interval's log offsets are scaled by 1 + widen * distance (distance in log units beyond
 the fitted range), with `widen` the least value that covers `level` of those held-out edge
-points, and never below a floor taken from the shipped fits (README, "Intervals").
+points, and never below a floor taken from the shipped fits (docs/intervals.md).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ BANDS = 5
 #: edge coverage at 80% (edge_coverage) averages 80% over the 23 archive fits. Chosen so for each
 #: fit from the other 22 only, the floors come out 0.15-0.3 above and 1.65-2.05 below, and that
 #: fit's edge coverage then averages 80.4% above and 80.2% below (benchmarks/widen_floors.py,
-#: README "The interval").
+#: docs/intervals.md).
 WIDEN_FLOOR_UP = 0.25
 WIDEN_FLOOR_DOWN = 1.9
 #: Scale factors tried for the in-domain offsets (group_scale).

@@ -41,14 +41,14 @@ def test_nominal_80_percent_covers_75_to_92_percent_leave_one_config_out(spec, f
 def test_whole_rows_and_columns_left_out_are_covered_near_80_percent_on_average(fresh_fits):
     """Each interior row or column's interval is built without any of its configs (honest),
     so a column that sits off the law on its own is missed; over the 23 fits the coverage
-    must still be near the nominal 80% (README, "The interval")."""
+    must still be near the nominal 80% (docs/intervals.md)."""
     cov = [json.loads((fresh_fits / s.algorithm / s.file_name).read_text())[
         "prediction_interval"]["coverage"] for s in catalogue()]
     rows = np.mean([c["interior_utd_rows_out"] for c in cov])
     cols = np.mean([c["interior_params_columns_out"] for c in cov])
     assert rows >= 0.8 and cols >= 0.75, (rows, cols)
     # The edges, per axis, each built without its own configs (calibration.intervals.
-    # edge_coverage): 79% and 82% above the grid, 90% and 71% below (README, "The interval").
+    # edge_coverage): 79% and 82% above the grid, 90% and 71% below (docs/intervals.md).
     edges = {k: np.mean([c[k] for c in cov]) for k in (
         "largest_utd_row_out", "largest_params_column_out", "smallest_utd_row_out",
         "smallest_params_column_out")}

@@ -164,14 +164,31 @@ def test_the_fixed_utd_paragraph_is_what_recommend_returns():
     assert pinned.within_budget and free.gradient_steps == 3 and free.train_freq == 2
 
 
+def _anchors(text: str) -> set[str]:
+    """The anchors of a markdown file's headings, as GitHub makes them."""
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)  # no code comments
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#{1,6} (.+)$", prose, flags=re.M)}
+
+
 def test_every_link_to_a_section_names_a_heading():
     """The contents line's links: each anchor is a heading's, as GitHub makes them."""
-    def slug(heading: str) -> str:
-        text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
-        return text.replace(" ", "-")
-
-    prose = re.sub(r"^```.*?^```", "", README, flags=re.M | re.S)  # no code comments
-    anchors = {slug(h) for h in re.findall(r"^#{1,6} (.+)$", prose, flags=re.M)}
     links = re.findall(r"\]\(#([^)]+)\)", README)
     assert len(links) >= 10
-    assert [a for a in links if a not in anchors] == []
+    assert [a for a in links if a not in _anchors(README)] == []
+
+
+def test_every_link_between_the_readme_and_docs_lands():
+    """Links from the README into docs/ and back: the file exists, and its anchor, if any, is
+    one of that file's headings."""
+    root = Path(__file__).resolve().parents[1]
+    broken, seen = [], 0
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#:]+\.md)(?:#([^)]+))?\)", page.read_text("utf-8")):
+            seen += 1
+            path = (page.parent / target[0]).resolve()
+            if not path.is_file() or (target[1] and target[1] not in _anchors(
+                    path.read_text("utf-8"))):
+                broken.append(f"{page.name}: {target[0]}#{target[1]}")
+    assert seen >= 3
+    assert broken == []
