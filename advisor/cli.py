@@ -296,8 +296,8 @@ def other_task_note(fit_id: str, env_id: str, how: str = "--env only names the e
     env only keys the output."""
     import re
 
-    def task(name: str) -> str:  # dm_control/cheetah-run-v0 and cheetah-run alike
-        return re.sub(r"-v\d+$", "", name.rsplit("/", 1)[-1]).lower()
+    def task(name: str) -> str:  # dm_control/cheetah-run-v0, pkg:cheetah-run, cheetah-run
+        return re.sub(r"-v\d+$", "", name.split(":", 1)[-1].rsplit("/", 1)[-1]).lower()
 
     if task(fit_id) == task(env_id):
         return []

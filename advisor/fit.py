@@ -109,6 +109,17 @@ class Fit:
             self._to_interp_space(np.array(model.bootstrap.draws, dtype=float))
             if model.bootstrap.draws else None
         )
+        for arr in (self.thresholds, self._coef, self._slope, self._draws):
+            if arr is not None:
+                arr.setflags(write=False)
+        self._read_only = True
+
+    def __setattr__(self, name: str, value) -> None:
+        # load_fit hands every caller the same Fit of a file: a change would reach them all
+        if self.__dict__.get("_read_only"):
+            raise AttributeError(f"a Fit is read-only (load_fit shares one per file): cannot set "
+                                 f"{name}; for a changed one, edit the fit file and load that")
+        super().__setattr__(name, value)
 
     def __repr__(self) -> str:
         return f"Fit({self.id!r}, targets {span(self.target_min, self.target_max)})"
@@ -224,7 +235,7 @@ class Fit:
         inf where the law overflows (far below the fitted utd or params).
 
         At the best batch size B~(utd, params), unless `batch_size` says which the run uses:
-        then times `advisor.laws.off_batch_factor` (1 within 2x of B~, 1.16x at 4x, 1.35x at
+        then times `advisor.laws.off_batch_factor` (1 within 2x of B~, 1.16x at 4x, 1.36x at
         8x; measured up to about 8x, beyond it extrapolated). A fit whose runs all used one
         batch size refuses any other."""
         utd, params = _positive_pair(utd, params)

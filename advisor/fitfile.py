@@ -564,6 +564,9 @@ def parse_fit_file(text: str | bytes, origin: str = "fit file") -> FitFile:
     except ValidationError as exc:
         raise FitFileError(
             f"{origin} does not match the fit-file schema: {one_line(exc)}") from None
+    if not model.content_hash:
+        raise FitFileError(f"{origin} has no content_hash; a fit file records one: remake it "
+                           "with the command in its provenance (or `advisor fit`)")
     expected = content_hash(doc)
     if model.content_hash != expected:
         raise FitFileError(

@@ -42,7 +42,7 @@ def batch_size(
 #: exp(OFF_BATCH_SLOPE * max(0, |log(B / B~)| - log OFF_BATCH_FREE)). Within 2x of B~ nothing
 #: (paper A calls that band benign: it costs at most 1.22x the data there, reference.md, which
 #: this leaves inside the interval); beyond it 0.22 per unit of log distance (1.16x
-#: at 4x, 1.35x at 8x). The slope is least squares on the SimbaV2 grid's runs at every batch
+#: at 4x, 1.36x at 8x). The slope is least squares on the SimbaV2 grid's runs at every batch
 #: size (calibration.batch.off_batch_slope; 0.218 and 0.224 on its two tasks alone, and the 2x
 #: hinge has the least error on the task left out: benchmarks/batch_coverage.py).
 OFF_BATCH_FREE = 2.0

@@ -83,8 +83,15 @@ class Budget(BaseModel):
     total: StrictFloat | None = Field(default=None, description="FLOPs of compute + delta * data.")
     delta: StrictFloat | None = Field(default=None, description="FLOPs charged per env step.")
 
-    def __init__(self, **data):
+    def __init__(self, *args, **data):
+        if args:  # pydantic's own TypeError names no field
+            raise BudgetError(f"Budget takes keywords only (compute=FLOPs, data=env steps, "
+                              f"total=FLOPs, delta=FLOPs per env step), got {args[0]!r} by "
+                              "position; recommend(1e17) takes a plain number as a compute budget")
         for name, value in data.items():  # ints too large for a float: say so in one line
+            if isinstance(value, np.bool_):  # a float subclass to pydantic; True is refused too
+                raise BudgetError(f"{name} must be a number of {_UNITS.get(name, 'units')}, "
+                                  f"got the boolean {value!r}")
             if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1e308:
                 raise BudgetError(f"{name} must be a positive finite number of "
                                   f"{_UNITS.get(name, 'units')}, got an integer of "
@@ -277,7 +284,17 @@ def _as_budget(budget: Budget | float | int) -> Budget:
         # Revalidate: model_copy(update=...) skips validation.
         return Budget(**budget.model_dump(exclude_none=True))
     if isinstance(budget, numbers.Number) and not isinstance(budget, (bool, complex)):
-        return Budget(compute=budget if isinstance(budget, int) else float(budget))
+        if isinstance(budget, int):
+            return Budget(compute=budget)
+        try:
+            value = float(budget)
+        except OverflowError:  # Fraction(10**400)
+            raise BudgetError("compute must be a positive finite number of FLOPs, got a "
+                              f"{type(budget).__name__} too large for a float") from None
+        except ValueError:  # Decimal("snan")
+            raise BudgetError(f"compute must be a positive finite number of FLOPs, got "
+                              f"{budget!r}") from None
+        return Budget(compute=value)
     raise BudgetError(f"budget must be a Budget or a number of FLOPs, got {budget!r}")
 
 
@@ -384,8 +401,10 @@ def utd_fraction(utd: float | str) -> tuple[int, int]:
     try:
         if isinstance(utd, str):
             steps, slash, freq = utd.strip().partition("/")
-            if slash:  # both sides: "3/" is not utd 3
+            if slash:  # both sides: "3/" is not utd 3; "-3/-2" is not 3/2
                 value = Fraction(int(steps), int(freq))
+                if min(int(steps), int(freq)) <= 0:
+                    value = None
             else:
                 value = Fraction(steps.strip())
         elif isinstance(utd, bool):
@@ -787,9 +806,12 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
     distance = np.where(inside, 0.0, distance)
 
     def nearest(allowed: np.ndarray) -> np.ndarray:
-        """Of `allowed`, those nearest the box (strict: when none inside is allowed)."""
-        if not strict or not allowed.any() or (allowed & inside).any():
+        """Of `allowed`, with `strict`, those inside the box, or where none is, those nearest
+        it (without `strict`: all of them)."""
+        if not strict or not allowed.any():
             return allowed
+        if (allowed & inside).any():
+            return allowed & inside
         return allowed & (distance <= distance[allowed].min() + 1e-12)
 
     def config(i: int, target_i: float, fits: bool, excess: str | None = None) -> _Rounded:

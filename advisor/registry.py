@@ -131,7 +131,7 @@ def _resolve(id_or_path) -> tuple[Path, str | None]:
                        or key.count("/") > 1 or (os.sep != "/" and os.sep in key)
                        or os.path.islink(key))
     if exists or looks_like_path:
-        return Path(key), None
+        return (Path(key).expanduser() if key.startswith("~") else Path(key)), None
     # typos score above 0.8; the shared 'bro/' prefix alone lifts a wrong id to ~0.6
     close = difflib.get_close_matches(key, list(cat), n=1, cutoff=0.75)
     if not close and "/" not in key:  # an env without its algorithm: 'Hopper-v5'

@@ -398,7 +398,8 @@ def available_memory(device: str) -> tuple[float, str] | None:
     if device == "cuda":
         import torch
 
-        return float(torch.cuda.get_device_properties(0).total_memory), "GPU memory"
+        free, _total = torch.cuda.mem_get_info()  # another process's share is not free
+        return float(free), "free GPU memory"
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:

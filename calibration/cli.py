@@ -55,9 +55,10 @@ def _today() -> str:
 
 
 def _positive_finite(ctx, param, value):
-    """A click callback: None, or a float > 0 and finite."""
+    """A click callback for --delta: None, or a float > 0 and finite."""
     if value is not None and not 0 < value < float("inf"):
-        raise click.BadParameter(f"must be a positive finite number of FLOPs, got {value!r}")
+        raise click.BadParameter(f"must be a positive finite number of FLOPs per env step, got "
+                                 f"{value!r}")
     return value
 
 

@@ -410,6 +410,27 @@ def test_rl_zoo_trains_a_calibrated_fits_file_written_without_env(tmp_path):
                                                         entry["gradient_steps"])
 
 
+def test_rl_zoo_trains_a_module_env_id_with_the_files_own_command(tmp_path):
+    """A reviewer's: `--env pkg.envs:Env-v0` (an env its module registers on import) keyed the
+    file by the whole id, which rl-zoo's registry check refuses, and Gymnasium's probe never
+    imported the module (a false "does not know env id" warning). The file is keyed by the
+    name, its header's command names the module as a gym package, and that command trains."""
+    pytest.importorskip("rl_zoo3")
+    module = "gymnasium.envs.classic_control"
+    res = run("recommend", "--fit", "bro-torch/Pendulum-v1", "--data", "1000", "--target",
+              "-900", "--format", "zoo", "--env", f"{module}:{ENV}")
+    assert res.exit_code == 0 and "does not know" not in res.stderr, res.stderr
+    assert "another task" not in res.stderr and "input 4 = obs + action" in res.stderr
+    (env,) = yaml.safe_load(res.stdout)
+    command = res.stdout.splitlines()[1].removeprefix("# ").split()
+    assert env == ENV and command[command.index("--gym-packages") + 1] == module
+    conf = tmp_path / "sac.yml"
+    conf.write_text(res.stdout)
+    out = _zoo_train(env, conf, tmp_path, "--gym-packages", module)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert len(list((tmp_path / "logs" / "sac").glob(f"{env}_*/{env}.zip"))) == 1
+
+
 CLEANRL_SAC = os.environ.get("ADVISOR_CLEANRL_SAC")
 
 

@@ -5,7 +5,10 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
+from fractions import Fraction
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -688,3 +691,65 @@ def test_an_export_that_fails_midway_leaves_the_folder_as_it_was(tmp_path, monke
     assert res.exit_code == 2 and "No space left on device" in res.output, res.output
     assert len(calls) == 3 and sorted(p.name for p in out.iterdir()) == [old.name]
     assert old.read_text() == "# mine\n"
+
+
+def test_within_fitted_keeps_the_fitted_ranges_when_maximising_the_target():
+    """A hostile tester's: with compute + data, within_fitted=True took a rounded config
+    outside the fitted ranges (utd 1/2 on bro/finger-turn, an interval 16,000 times wide)
+    where one inside them reached a target 2% lower within the budget."""
+    for fit, compute, data in (("bro/finger-turn", 4.08e14, 7e5),
+                               ("bro/sweep-v2", 8.64e14, 2.85e5),
+                               ("bro/hopper-hop", 6.94e14, 2.2e5)):
+        f = advisor.load_fit(fit)
+        rec = advisor.recommend(advisor.Budget(compute=compute, data=data), fit=f,
+                                within_fitted=True)
+        d = f.model.domain
+        assert rec.within_budget and d.utd.low <= rec.utd <= d.utd.high, (fit, rec.utd)
+        assert d.params.low <= rec.params <= d.params.high, (fit, rec.params)
+        assert any(w.startswith("rounding costs target") for w in rec.warnings)
+        free = advisor.recommend(advisor.Budget(compute=compute, data=data), fit=f)
+        assert free.extrapolated and free.target > rec.target  # the case the test is about
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: advisor.recommend(Fraction(10**400)), "a Fraction too large for a float"),
+    (lambda: advisor.recommend(Decimal("snan")), "positive finite number of FLOPs"),
+    (lambda: advisor.Budget(compute=np.bool_(True)), "got the boolean"),
+    (lambda: advisor.Budget(total=1e18, delta=np.bool_(True)), "got the boolean"),
+    (lambda: advisor.Budget(1e17), "takes keywords only"),
+])
+def test_budgets_that_are_not_numbers_or_not_keywords_are_one_line(make, message):
+    """A hostile tester's: an OverflowError, a bare ValueError, numpy booleans taken as 1 FLOP,
+    pydantic's TypeError for a positional budget."""
+    with pytest.raises(BudgetError, match=message) as err:
+        make()
+    assert "\n" not in str(err.value)
+
+
+def test_a_loaded_fit_is_read_only():
+    """A hostile tester's: load_fit caches one Fit per file, and `f.id = "x"` renamed it for
+    every later caller (recommend(...).fit included)."""
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    with pytest.raises(AttributeError, match="read-only"):
+        f.id = "x"
+    with pytest.raises(ValueError, match="read-only"):
+        f.thresholds[0] = 0.0
+    assert advisor.recommend(1e17).fit == "bro/h1-crawl-v0"
+
+
+def test_a_negative_fraction_utd_a_truthy_multi_input_and_a_tilde_path(tmp_path, monkeypatch):
+    """A hostile tester's: utd "-3/-2" was taken as 3/2, multi_input="no" picked
+    MultiInputPolicy, and load_fit("~/x.json") said the file does not exist."""
+    from advisor.errors import ConfigError, ExportError
+    from advisor.integrations.zoo import zoo_hyperparams
+
+    with pytest.raises(ConfigError, match="got '-3/-2'"):
+        advisor.recommend(1e17, utd="-3/-2")
+    rec = advisor.recommend(1e17)
+    with pytest.raises(ExportError, match="multi_input must be True or False"):
+        zoo_hyperparams(rec, "Humanoid-v5", critic="mlp", multi_input="no")
+    assert zoo_hyperparams(rec, "Humanoid-v5", critic="mlp", multi_input=np.True_)[
+        "Humanoid-v5"]["policy"] == "MultiInputPolicy"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "x.json").write_bytes(advisor.registry.fit_path("bro/h1-crawl-v0").read_bytes())
+    assert advisor.load_fit("~/x.json").id == "bro/h1-crawl-v0"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from advisor.errors import AdvisorError
 from advisor.integrations.critic import CLEANRL_WIDTH, check_rec, critic_match
-from advisor.integrations.sb3 import protocol_notes
+from advisor.integrations.sb3 import _most_data, protocol_notes
 from advisor.integrations.zoo import check_env_id
 
 if TYPE_CHECKING:
@@ -58,8 +58,13 @@ def cleanrl_flags(rec: Recommendation, env_id: str | None = None) -> list[str]:
 
 
 def cleanrl_steps(rec: Recommendation) -> int:
-    """--total-timesteps: the predicted data, rounded up."""
-    return math.ceil(rec.predicted_data * (1 - 1e-12))
+    """--total-timesteps: the predicted data, rounded up, or down where rounding up would pass
+    a budget (data, compute or total), as sb3.total_timesteps rounds."""
+    steps = math.ceil(rec.predicted_data * (1 - 1e-12))
+    most = _most_data(rec)
+    if steps > most and rec.within_budget:
+        steps = max(1, math.floor(most))
+    return steps
 
 
 def cleanrl_note(rec: Recommendation, *, fit: Fit | str | None = None,

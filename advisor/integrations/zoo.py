@@ -3,6 +3,11 @@
     advisor recommend --data 5e5 --format zoo --env Humanoid-v5 > sac.yml
     python -m rl_zoo3.train --algo sac --env Humanoid-v5 -conf sac.yml
 
+An env id of the form `module:Env` (an env the module registers on import) keys the file by
+`Env` and names the module in the header's command (`--gym-packages module`): rl-zoo checks
+`--env` against Gymnasium's registry after importing those packages, and so does not take the
+`module:` form itself.
+
 The file has one top-level key, the env id (rl-zoo picks the entry whose key is `--env`), holding
 `n_timesteps` (the predicted data, rounded up to whole rounds of train_freq steps), `policy`,
 `batch_size`, `learning_rate`, `train_freq`, `gradient_steps` (utd = gradient_steps /
@@ -66,6 +71,14 @@ def check_env_id(env_id: str | None) -> str:
     return env_id
 
 
+def split_module(env_id: str) -> tuple[str | None, str]:
+    """(module, name) of a Gymnasium id: "pkg.envs:Env-v0" -> ("pkg.envs", "Env-v0"), as
+    gymnasium.make splits it (it imports the module, which registers the env); (None, id)
+    without a module."""
+    module, colon, name = env_id.partition(":")
+    return (module, name) if colon else (None, env_id)
+
+
 def check_env_actions(env_id: str) -> None:
     """Where Gymnasium is installed, ExportError when `env_id`'s action space is not continuous
     (SB3's and CleanRL's SAC take a Box only), and one warning when Gymnasium here does not
@@ -111,8 +124,19 @@ def _gymnasium_probe(env_id: str) -> tuple[tuple[str, str] | None, int | None, b
         import gymnasium
     except Exception:  # not installed (the advisor does not need it) or broken
         return None, None, False
+    module, name = split_module(env_id)
     try:
-        gymnasium.spec(env_id)
+        if module is not None:  # gymnasium.spec does not import it; gymnasium.make does
+            import importlib
+
+            importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's module, or not installed here
+        return ("warning", f"module {module!r} of env id {env_id!r} cannot be imported here "
+                           f"({type(exc).__name__}: {' '.join(str(exc).split())[:160]}); the "
+                           "output names the env all the same, its action space unchecked and "
+                           "a critic's params counted at the fit's input"), None, False
+    try:
+        gymnasium.spec(name)
     except gymnasium.error.Error as exc:
         return ("warning", f"Gymnasium {gymnasium.__version__} here does not know env id "
                            f"{env_id!r} ({' '.join(str(exc).split())}); the output names it all "
@@ -165,8 +189,12 @@ def zoo_hyperparams(rec: Recommendation, env_id: str | None = None, *, critic: s
     check_rec(rec)
     env_id = check_env_id(rec.env_id if env_id is None else env_id)
     kwargs = policy_kwargs(rec, critic, fit=fit)
+    if not (isinstance(multi_input, (bool, int)) and multi_input in (0, 1)) and not (
+            type(multi_input).__module__ == "numpy" and type(multi_input).__name__
+            in ("bool", "bool_")):  # "no" is truthy
+        raise ExportError(f"multi_input must be True or False, got {multi_input!r}")
     mlp = "MultiInputPolicy" if multi_input else "MlpPolicy"
-    return {env_id: {
+    return {split_module(env_id)[1]: {  # rl-zoo's --env: the name, its module a gym package
         "n_timesteps": total_timesteps(rec),
         "policy": BRONET_POLICY if critic == "bronet" else mlp,
         "batch_size": rec.batch_size,
@@ -189,7 +217,9 @@ def zoo_yaml(rec: Recommendation, env_id: str | None = None, *, critic: str = "b
     from advisor.recommend import _UNITS  # not at import: check_env_id stays light
 
     entry = zoo_hyperparams(rec, env_id, critic=critic, fit=fit, multi_input=multi_input)
+    module = split_module(rec.env_id if env_id is None else env_id)[0]
     env_id = next(iter(entry))
+    packages = f" --gym-packages {module}" if module else ""
     match = critic_match(rec, critic, fit=fit, input_dim=input_dim)
     iv, one = rec.interval, rec.interval_single_seed
     c = _yaml.comment
@@ -197,7 +227,7 @@ def zoo_yaml(rec: Recommendation, env_id: str | None = None, *, critic: str = "b
         c(f"advisor: SAC on {env_id} from fit {rec.fit} (budget: "
           + ", ".join(f"{k} {v:.4g}" + (f" {_UNITS[k]}" if k in _UNITS else "")
                       for k, v in rec.budget.items()) + ")"),
-        c(f"python -m rl_zoo3.train --algo sac --env {env_id} -conf THIS_FILE"),
+        c(f"python -m rl_zoo3.train --algo sac --env {env_id}{packages} -conf THIS_FILE"),
         c(f"target {rec.target:.4g}; predicted data {rec.predicted_data:.4g} env steps"
           + (f" ({100 * iv.level:g}% interval {iv.low:.4g}-{iv.high:.4g}"
              + (f"; one seed {one.low:.4g}-{one.high:.4g}" if one else "") + ")" if iv else "")
