@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING
 import click
 
 from advisor.errors import AdvisorError, printable, span
+from advisor.integrations.critic import CRITICS
 
 if TYPE_CHECKING:
     from importlib import metadata
 
 FORMATS = ["table", "json", "yaml", "args", "zoo"]
-CRITIC_CHOICES = ["bronet", "mlp"]
+CRITIC_CHOICES = list(CRITICS)
 COMMANDS_GROUP = "advisor.commands"
 
 

@@ -341,17 +341,17 @@ class Fit:
     def compute(self, utd: ArrayLike, params: ArrayLike, data: ArrayLike):
         """Training FLOPs under the fit's compute definition."""
         utd, params, data = _positive_pair(utd, params, ("data", data))
-        cd = self.model.compute
-        batch = self.batch_size(utd, params) if cd.count_real_batch else cd.reference_batch_size
+        cd = self.model.compute  # at the reference batch size (count_real_batch is reserved)
         with np.errstate(over="ignore"):
-            out = laws.compute(utd, params, data, cd.flops_per_param_sample, batch)
+            out = laws.compute(utd, params, data, cd.flops_per_param_sample,
+                               cd.reference_batch_size)
         if not np.all(np.isfinite(out)):
             raise ConfigError("utd x params x data is too large: the compute overflows a float")
         return _scalar_or_array(out)
 
     @property
     def compute_per_update_param(self) -> float:
-        """k in C = k * utd * params * data, when the real batch is not counted."""
+        """k in C = k * utd * params * data (FLOPs per update per critic parameter)."""
         cd = self.model.compute
         return cd.flops_per_param_sample * cd.reference_batch_size
 

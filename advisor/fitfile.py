@@ -58,7 +58,7 @@ MAX_BATCH_SIZE = 1e6
 MAX_WIDTH = 1e6
 #: Versions this package reads (1: no prediction interval; intervals fall back to the bootstrap;
 #: 2: one interval for every target; 3: an interval per band of targets, `IntervalBand`).
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = tuple(range(1, SCHEMA_VERSION + 1))
 #: How far beyond the fitted domain the advisor trusts a law (factors on utd and on params).
 UTD_REACH = 4.0
 PARAMS_REACH = 10.0
@@ -116,13 +116,23 @@ class Provenance(_Strict):
 
 class ComputeDefinition(_Strict):
     """C = flops_per_param_sample * B * utd * params * data, with B the reference batch size
-    unless `count_real_batch` (paper A drops the real batch size: k = 10 * 256)."""
+    (paper A drops the real batch size: k = 10 * 256). `count_real_batch` (B the recommended
+    batch size instead) is reserved: no fit may set it yet, as recommend() and the optimiser
+    assume the reference batch."""
 
     # FLOPs per parameter per sample of an update: about 6 for a forward and backward pass,
     # 10 in paper A; a value far outside 1-100 is a unit slip, not a compute definition.
     flops_per_param_sample: Annotated[float, Field(ge=1, le=100, allow_inf_nan=False)] = 10.0
     reference_batch_size: Annotated[float, Field(ge=1, le=1e6, allow_inf_nan=False)] = 256.0
     count_real_batch: bool = False
+
+    @field_validator("count_real_batch")
+    @classmethod
+    def _reference_batch_only(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("count_real_batch true is not supported yet: recommend() counts "
+                             "compute at the reference batch size (paper A's definition)")
+        return value
 
 
 class Architecture(_Strict):
@@ -405,10 +415,15 @@ class GoodnessOfFit(_Strict):
     baseline_loglinear_leave_one_config_out: NonNegFloat | None = None
 
 
+def _versions_text() -> str:
+    *most, last = (str(v) for v in READABLE_VERSIONS)
+    return f"{', '.join(most)} or {last}" if most else last
+
+
 class FitFile(_Strict):
     """One fitted domain: (algorithm, environment)."""
 
-    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
+    schema_version: Literal[READABLE_VERSIONS] = SCHEMA_VERSION  # type: ignore[valid-type]
     id: FitId
     fit_version: int = Field(ge=1, le=10**6)
     created: str = Field(description="ISO date the fit was produced (YYYY-MM-DD).",
@@ -445,7 +460,8 @@ class FitFile(_Strict):
     def _integer_version(cls, value):
         # true == 1 and 3.0 == 3 in Python, but neither is a version number
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"schema_version must be an integer (1, 2 or 3), got {value!r}")
+            raise ValueError(f"schema_version must be an integer ({_versions_text()}), got "
+                             f"{value!r}")
         return value
 
     @model_validator(mode="after")

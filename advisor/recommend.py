@@ -273,11 +273,6 @@ class Recommendation(BaseModel):
     extrapolated: bool
     warnings: list[str]
 
-    @property
-    def headline(self) -> str:
-        return (f"utd {self.gradient_steps}/{self.train_freq}, width {self.width}, batch size "
-                f"{self.batch_size}")
-
 
 def _as_budget(budget: Budget | float | int) -> Budget:
     if isinstance(budget, Budget):
@@ -482,9 +477,6 @@ def _enough(need: float, kind: str, attempt) -> str:
 def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
                within_fitted: bool = False, search: bool = True, pin: Pin = Pin()
                ) -> Recommendation:
-    if f.model.compute.count_real_batch:
-        raise BudgetError(f"fit {f.id} counts the real batch in compute, which recommend() does "
-                          "not support yet; use a fit with the paper-compatible definition")
     k = f.compute_per_update_param
     range_name = "fitted range" if within_fitted else "trusted range"
     box = pin.box(f, f.trusted_box(within_fitted), range_name)

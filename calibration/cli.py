@@ -17,6 +17,12 @@ import click
 
 from advisor.cli import NUMBER
 from advisor.errors import AdvisorError, OutputError
+from calibration.grid import PRESETS
+from calibration.runner import BACKENDS
+
+#: calibrate.DEVICES, written here so that `advisor --help` need not import numpy
+#: (tests/test_calibrate.py checks the two agree)
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def recorded_command(ctx: click.Context, skip: tuple[str, ...] = ()) -> str:
@@ -222,7 +228,7 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
               help="First half of the fit id written (ALGORITHM/ENV); the default names "
                    "this project's learner, apart from the bro/ fits of published runs.")
 @click.option("--preset", "preset_name",
-              type=click.Choice(["smoke", "cpu", "minutes", "reduced", "full"]), default="smoke",
+              type=click.Choice(list(PRESETS)), default="smoke",
               show_default=True,
               help="smoke: CPU, minutes, tiny critics (pipeline check). cpu: 2 CPU cores, "
                    "about 43 min, Pendulum-scale (a real fit without a GPU). minutes: one GPU, "
@@ -236,11 +242,11 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
                    "grid's number at most; random steps a fifth of the run at most).")
 @click.option("--seeds", type=click.IntRange(2, 1000),
               help="Seeds per configuration (2 at least: the fit bootstraps over seeds).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+@click.option("--device", type=click.Choice(DEVICES), default="auto",
               show_default=True,
               help="cuda: populations go round-robin over every visible GPU "
                    "(CUDA_VISIBLE_DEVICES picks which); auto: cuda where there is one.")
-@click.option("--backend", type=click.Choice(["loky", "threads", "ray", "dask"]), default="loky",
+@click.option("--backend", type=click.Choice(BACKENDS), default="loky",
               show_default=True,
               help="joblib backend: loky (a process per population) or threads (populations as "
                    "threads, each on its own CUDA stream: one GPU) on one machine; ray/dask on "

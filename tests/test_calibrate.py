@@ -1163,3 +1163,16 @@ def test_the_cpu_presets_pendulum_runs_fit_as_the_readme_says(tmp_path):
     few = advisor.load_fit(str(tmp_path / "few.json")).model.goodness_of_fit
     assert round(100 * few.leave_one_config_out, 1) == 15.2
     assert "check FAIL baseline" in res.stderr
+
+
+def test_the_calibrate_commands_choices_are_the_modules_own():
+    """A reviewer's: --preset, --backend and --device were lists written again in the CLI."""
+    from calibration import cli as ccli
+    from calibration.calibrate import DEVICES
+    from calibration.grid import PRESETS
+    from calibration.runner import BACKENDS
+
+    params = {p.name: p for p in ccli.calibrate.params}
+    assert tuple(params["preset_name"].type.choices) == tuple(PRESETS)
+    assert tuple(params["backend"].type.choices) == BACKENDS
+    assert tuple(params["device"].type.choices) == DEVICES == ccli.DEVICES

@@ -70,6 +70,8 @@ def _set(doc: dict, dotted: str, value):
     ("compute.flops_per_param_sample", 1e-300),
     ("compute.reference_batch_size", 1e-9),
     ("batch_size.a_b", 1e-9),
+    # a reviewer's: validate passed it, recommend refused it
+    ("compute.count_real_batch", True),
 ])
 def test_fit_files_that_validate_by_type_but_not_by_meaning_are_refused(tmp_path, where, value):
     path = _write(tmp_path, _set(_doc(), where, value))
