@@ -603,6 +603,8 @@ def show(fit_id):
 def _interval_lines(m) -> list[str]:
     import numpy as np
 
+    from advisor.recommend import LOW_COVERAGE
+
     pi = m.prediction_interval
     if pi is None:
         return ["interval:     none calibrated (schema 1): recommend falls back to the bootstrap "
@@ -611,18 +613,20 @@ def _interval_lines(m) -> list[str]:
     low, high = (np.exp(np.interp(0.8, pi.levels, offsets)) for offsets in (pi.log_low,
                                                                            pi.log_high))
     cov = ", ".join(f"{k.replace('_', ' ')} {100 * v:.0f}%" for k, v in pi.coverage.items())
-    one = ("" if pi.seed_log_low is None else "; a single seed's run {:.2f}x-{:.2f}x".format(
+    one = ("" if pi.seed_log_low is None else "; for a single seed's run, {:.2f}x-{:.2f}x".format(
         *(np.exp(np.interp(0.8, pi.levels, o)) for o in (pi.seed_log_low, pi.seed_log_high))))
-    head = ("at any target, at least 80% of new runs need" if pi.bands else
-            "80% of new runs need")
-    every = (" (the widest of the fifths of the targets below; a run toward one target gets its "
+    head = ("the 80% interval at any target lies within" if pi.bands else
+            "the 80% interval is")
+    every = (" (the span of the fifths of the targets below; a run toward one target gets its "
              "fifth's, interpolated between two)" if pi.bands else "")
     lines = [f"interval:     {head} {low:.2f}x-"
-             f"{high:.2f}x the predicted data inside the fitted domain{every} (runs averaged "
-             f"over as many seeds as the fit's: see notes){one}; d log units beyond it, the "
+             f"{high:.2f}x the predicted data inside the fitted domain{every}, for runs averaged "
+             f"over as many seeds as the fit's (see notes){one}; d log units beyond it, the "
              f"log offsets are scaled by 1 + {pi.widen_up:g} d above (1 + {pi.widen_down:g} d "
              f"below); measured coverage of the 80% interval"
-             f"{' as applied (by target)' if pi.bands else ''}: {cov}"]
+             f"{' as applied (by target)' if pi.bands else ''}, a config or a whole row or column "
+             f"left out (a row or column under {100 * LOW_COVERAGE:.0f}%: `recommend` warns "
+             f"there): {cov}"]
     if pi.bands:
         lines.append("  80% by target:")
     for band in pi.bands or []:

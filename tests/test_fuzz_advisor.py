@@ -465,8 +465,8 @@ def test_show_prints_the_80_percent_interval_recommend_uses(tmp_path):
     mid = f.data_to_target(2.0, 1e6)
     res = runner.invoke(main, ["show", path])
     assert res.exit_code == 0, res.output
-    assert f"80% of new runs need {low / mid:.2f}x-{high / mid:.2f}x" in res.output, res.output
-    assert f"a single seed's run {one_low / mid:.2f}x-{one_high / mid:.2f}x" in res.output
+    assert f"lies within {low / mid:.2f}x-{high / mid:.2f}x" in res.output, res.output
+    assert f"a single seed's run, {one_low / mid:.2f}x-{one_high / mid:.2f}x" in res.output
     top = [line for line in res.output.splitlines() if line.startswith("  targets ")][-1]
     assert top.endswith(f": {low / mid:.2f}x-{high / mid:.2f}x (one seed {one_low / mid:.2f}x-"
                         f"{one_high / mid:.2f}x)"), top

@@ -818,3 +818,27 @@ def test_a_utd_of_any_numeric_type_is_read_or_refused_in_one_line():
         with pytest.raises(advisor.errors.ConfigError, match="utd must be") as err:
             advisor.recommend(1e17, utd=utd)
         assert len(str(err.value)) < 250
+
+
+def test_recommend_warns_where_the_fits_own_record_says_its_interval_misses():
+    """A reviewer's: the Quickstart's answer (a critic 2.3x past bro/h1-crawl-v0's largest)
+    printed an "80% interval" where that fit's interval, its largest params column left out,
+    covered 41% of the runs; nothing said so. The warning names the recorded coverage of the
+    part of the grid the configuration sits in, under LOW_COVERAGE only."""
+    from advisor.recommend import LOW_COVERAGE
+
+    rec = advisor.recommend(1e17)
+    cov = advisor.load_fit("bro/h1-crawl-v0").model.prediction_interval.coverage
+    assert rec.params > advisor.load_fit("bro/h1-crawl-v0").model.domain.params.high
+    assert cov["largest_params_column_out"] < LOW_COVERAGE
+    (line,) = [w for w in rec.warnings if "over-confident" in w]
+    assert f"{100 * cov['largest_params_column_out']:.0f}% of the runs of its largest params " \
+           "column" in line
+    # inside the runs, where this fit's record holds: no such warning
+    inside = advisor.recommend(1e17, within_fitted=True)
+    assert not any("over-confident" in w for w in inside.warnings)
+    # an interior critic size of a fit whose interior columns are covered 55%
+    rec = advisor.recommend(3e15, fit="bro/humanoid-stand")
+    d = advisor.load_fit("bro/humanoid-stand").model.domain
+    assert d.params.low <= rec.params <= d.params.high
+    assert any("of the runs of its interior params columns" in w for w in rec.warnings)
