@@ -11,7 +11,11 @@ coverage is read at those floors: how far each fit's left-out floors are from th
 and the coverage above and below the grid, mean over fits, with the shipped floors and with
 each fit's own left-out ones (the honest figure for the rule).
 
-  python benchmarks/widen_floors.py [DATA_DIR]
+`--group-correction C`: the alternative interval tried on 2026-11-29 and not shipped (the group
+scale's level corrected over the configs it covers; benchmarks/subgrid_coverage.py), for the
+floors the same rule picks for it.
+
+  python benchmarks/widen_floors.py [DATA_DIR] [--group-correction C]
 """
 
 from __future__ import annotations
@@ -57,7 +61,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data_dir", nargs="?", default=os.environ.get("ADVISOR_DATA_DIR") or str(
         Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
+    ap.add_argument("--group-correction", type=float, default=0.0, metavar="C",
+                    help="the group scale covers min(1, L (1 + C / n)) of the rows' and "
+                         "columns' residuals, n their configs (0: as shipped)")
     args = ap.parse_args()
+    if args.group_correction:
+        from benchmarks.subgrid_coverage import corrected  # noqa: PLC0415
+        from calibration import intervals  # noqa: PLC0415
+
+        intervals.group_scale = corrected(args.group_correction)
+        print(f"# the group scale's level corrected over its configs, C {args.group_correction:g}"
+              " (not the shipped interval)", flush=True)
     assert CHECK_LEVEL in LEVELS
     data = Path(args.data_dir)
     ids, cov = [], {"up": [], "down": []}
