@@ -351,9 +351,20 @@ def family_calibration(fits, tables, ks=FAMILY_KS) -> dict:
 
 
 def _stored_calibration(members: list[tuple[str, str]]) -> dict | None:
+    """The stored family calibration whose members are `members`, or None; a file of
+    calibration/families/ that is not one (damaged, or put there by hand) is one line."""
+    from advisor.files import load_json, read_limited
+
     for path in sorted(FAMILY_DIR.glob("*.json")):
-        doc = json.loads(path.read_text())
-        if sorted((m["id"], m["content_hash"]) for m in doc["members"]) == members:
+        doc = load_json(read_limited(path, "family calibration", PriorError),
+                        f"family calibration {path}", PriorError)
+        try:
+            stored = sorted((m["id"], m["content_hash"]) for m in doc["members"])
+        except (KeyError, TypeError):
+            raise PriorError(f"family calibration {path} has no members list of ids and content "
+                             "hashes; remake it with `python -m calibration.prior DATA_DIR`"
+                             ) from None
+        if stored == members:
             return doc
     return None
 

@@ -213,3 +213,17 @@ def test_member_runs_are_looked_for_in_every_data_folder_until_the_hash_matches(
     with pytest.raises(PriorError, match=r"is not in .*stale \(found changed: .*stale/"
                        r"fitted_bs.zip, another sha256\)"):
         member_tables([fit], [stale])
+
+
+def test_a_damaged_family_calibration_file_is_one_line(tmp_path, monkeypatch):
+    """A reviewer's: a file in calibration/families/ that is not JSON, or lacks its members,
+    was a KeyError or JSONDecodeError traceback."""
+    from calibration import prior
+
+    monkeypatch.setattr(prior, "FAMILY_DIR", tmp_path)
+    (tmp_path / "dmc.json").write_text("{not json")
+    with pytest.raises(prior.PriorError, match="is not valid JSON"):
+        prior._stored_calibration([("bro/dog-run", "x")])
+    (tmp_path / "dmc.json").write_text('{"name": "dmc"}')
+    with pytest.raises(prior.PriorError, match="has no members list"):
+        prior._stored_calibration([("bro/dog-run", "x")])
