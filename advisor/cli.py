@@ -599,7 +599,6 @@ def show(fit_id):
     click.echo("\n".join(printable(line) for line in lines))
 
 
-
 def _interval_lines(m) -> list[str]:
     import numpy as np
 

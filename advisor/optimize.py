@@ -206,9 +206,6 @@ def min_total(delta: float, coef: Coef, k: float, box: Box = UNBOUNDED) -> Point
     return _minimise(curve, log_total)
 
 
-
-
-
 NEAR_POINTS = 121
 
 
