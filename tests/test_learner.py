@@ -1387,3 +1387,20 @@ def test_threaded_envs_without_mujoco_step_whole_envs():
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "ThreadedEnvs None"
+
+
+@pytest.mark.parametrize("obs, act, blocks, quantiles, width", [
+    (51, 19, 2, 100, 512), (3, 1, 2, 10, 32), (11, 3, 1, 4, 96), (67, 21, 3, 1, 1024)])
+def test_the_three_bronet_parameter_counts_agree(obs, act, blocks, quantiles, width):
+    """A reviewer's: the critic's count is written three times (the learner's Layout, the
+    fit's architecture polynomial, the advisor's BroNetShape for the exports); they must agree
+    with the network the learner builds."""
+    from advisor.integrations.critic import BroNetShape
+    from calibration.architectures import bronet_params
+
+    built = Population(AgentConfig(obs_dim=obs, act_dim=act, width=width, actor_width=16,
+                                   critic_blocks=blocks, quantiles=quantiles), 1, [0], CPU)
+    count = built.critic[0].numel()
+    assert count == critic_params(width, obs, act, blocks, quantiles)
+    assert count == bronet_params(width, obs + act, blocks, quantiles)
+    assert count == BroNetShape(obs + act, blocks, quantiles).params(width)
