@@ -814,7 +814,7 @@ def _read(out: Path, units: list[Unit], env_id: str, grid: Grid | None = None) -
 def _stray(unit: Unit, runs: list[Run]) -> str | None:
     """A run in a finished unit's folder that the unit did not train (another utd or batch
     size, another width, or a second parameter count), or None: it would be fitted as data."""
-    sizes = unit.batch_sizes or [unit.batch_size] * len(unit.utds)
+    sizes = unit.member_batch_sizes
     want = {(float(u), int(b)) for u, b in zip(unit.utds, sizes)}
     params = sorted({float(r.params) for r in runs})
     for r in runs:
@@ -830,7 +830,7 @@ def _stray(unit: Unit, runs: list[Run]) -> str | None:
 
 def _incomplete(unit: Unit, runs: list[Run], grid: Grid) -> str | None:
     """What is missing from a finished unit's return curves, or None."""
-    sizes = unit.batch_sizes or [unit.batch_size] * len(unit.utds)
+    sizes = unit.member_batch_sizes
     want: dict[tuple[float, int], int] = {}
     for u, b in zip(unit.utds, sizes):
         want[(float(u), int(b))] = want.get((float(u), int(b)), 0) + 1

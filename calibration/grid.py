@@ -292,9 +292,14 @@ class Unit(BaseModel):
     batch_sizes: list[int] | None = None  # per member, where they differ (a packed unit)
 
     @property
+    def member_batch_sizes(self) -> list[int]:
+        """Each member's batch size, in the order of utds and seeds."""
+        return self.batch_sizes or [self.batch_size] * len(self.seeds)
+
+    @property
     def id(self) -> str:
         utds = "-".join(f"{u:g}" for u in sorted(set(self.utds)))
-        sizes = "-".join(str(b) for b in sorted(set(self.batch_sizes or [self.batch_size])))
+        sizes = "-".join(str(b) for b in sorted(set(self.member_batch_sizes)))
         return f"s{self.stage}_w{self.width}_bs{sizes}_utd{utds}"
 
 

@@ -128,7 +128,7 @@ def _same_unit(recorded, unit: Unit) -> bool:
 
 
 def _members(unit: Unit) -> tuple:
-    sizes = unit.batch_sizes or [unit.batch_size] * len(unit.seeds)
+    sizes = unit.member_batch_sizes
     return (unit.stage, unit.width, unit.batch_size,
             sorted(zip(unit.utds, unit.seeds, sizes, strict=True)))
 
