@@ -4,7 +4,7 @@ budgets (3e4-3e7 env steps): the recommendations outside `Fit.trusted_box()`, an
 largest rise of the rounded config's predicted data from one compute budget to the next (the
 continuous optimum never rises). Session 20 ran it on a rule that took a better neighbour a
 rounding step outside the box (commit a7dd992: 274 of 945 outside, rises within 1%) and on
-inside-the-box-first (this one: README, "What you copy is what is predicted").
+inside-the-box-first (this one: docs/recommend.md, Rounding).
 
   python benchmarks/rounding_box.py
 """

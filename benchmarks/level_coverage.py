@@ -1,0 +1,119 @@
+"""Coverage of the interval at every stored level, held out (not only at 80%).
+
+A fit file stores its interval at levels 0.5-0.95 (`recommend(..., level=0.9)`), but the
+widening beyond the fitted domain (`widen_up`, `widen_down`) is calibrated at 0.8 alone and
+applied at every level, and benchmarks/intervals.py measures 80% only. Here, per archive fit
+and level, as benchmarks/intervals.py measures 80%:
+
+- LOCO: each config's interval built from the other configs' residuals only;
+- interior utd rows and params columns, each left out whole;
+- the four edges fully nested: the fit rebuilt without the outermost row or column, its
+  interval at that level widened as Fit.interval widens it, checked on the row or column.
+
+Fits are built without bootstrap resamples (the interval does not use them; the SimbaV2 fits'
+figures move a few points, as in benchmarks/widen_floors.py).
+
+  python benchmarks/level_coverage.py [DATA_DIR] [--only ID ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.subgrid_coverage import sub_table  # noqa: E402
+from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
+from calibration.catalogue import catalogue  # noqa: E402
+from calibration.curves import DataTable  # noqa: E402
+from calibration.fitting import fit_laws, leave_one_config_out  # noqa: E402
+from calibration.intervals import (  # noqa: E402
+    LEVELS,
+    _covered,
+    _residuals,
+    calibrate_interval,
+    group_coverage,
+    interior_groups,
+    loco_coverage,
+    threshold_offsets,
+)
+
+EDGES = (("up", "utd", "largest utd row"), ("up", "params", "largest params column"),
+         ("down", "utd", "smallest utd row"), ("down", "params", "smallest params column"))
+COLUMNS = ("LOCO", "interior utd rows", "interior params columns") + tuple(e[2] for e in EDGES)
+
+
+def nested_edge(t: DataTable, side: str, axis: str, levels) -> dict[float, np.ndarray]:
+    """Hits of the interval at each of `levels` on the outermost row or column of `axis` on
+    `side`, from one fit rebuilt without it (benchmarks/intervals.py's nested_edge, at every
+    level from the same refit)."""
+    col = getattr(t, axis)
+    held = col == (col.max() if side == "up" else col.min())
+    s = sub_table(t, ~held)
+    laws = fit_laws(s, DEFAULT_METHOD)
+    loco = leave_one_config_out(s, DEFAULT_METHOD, laws)
+    interval, _ = calibrate_interval(s, DEFAULT_METHOD, laws, loco)
+    u, n = t.utd[held], t.params[held]
+    up = np.log(np.maximum(u / s.utd.max(), 1)) + np.log(np.maximum(n / s.params.max(), 1))
+    down = np.log(np.maximum(s.utd.min() / u, 1)) + np.log(np.maximum(s.params.min() / n, 1))
+    widen = (1 + interval.widen_up * up + interval.widen_down * down)[:, None]
+    r = _residuals(t.data[held], laws.predict(u, n))
+    ok = np.isfinite(r)
+    out = {}
+    for level in levels:
+        lo, hi = threshold_offsets(interval, t.targets, level=level)
+        out[level] = _covered(r, lo, hi, widen)[ok]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data_dir", nargs="?", default=os.environ.get("ADVISOR_DATA_DIR") or str(
+        Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
+    ap.add_argument("--only", nargs="*")
+    args = ap.parse_args()
+    levels = tuple(LEVELS)
+    table = {level: [] for level in levels}  # level -> rows of (fit, coverages)
+    print("coverage held out, per fit: one column per level " + ", ".join(f"{v:g}" for v in
+                                                                          levels), flush=True)
+    for spec in catalogue():
+        if args.only and spec.id not in args.only:
+            continue
+        path = Path(args.data_dir) / spec.archive
+        if not path.exists():
+            ap.error(f"{path} does not exist: give the folder of the archives")
+        built = build_fit(path, spec.algorithm, spec.env, n_boot=0, name=spec.name)
+        t, loco = built.table, built.loco
+        _, preds = calibrate_interval(t, DEFAULT_METHOD, built.laws, loco)
+        groups = interior_groups(t, preds)
+        edges = [nested_edge(t, side, axis, levels) for side, axis, _ in EDGES]
+        for level in levels:
+            row = [loco_coverage(t, loco, level=level, groups=groups),
+                   group_coverage(t, loco, groups, "utd", level=level),
+                   group_coverage(t, loco, groups, "params", level=level)]
+            row += [float(e[level].mean()) if e[level].size else np.nan for e in edges]
+            table[level].append(row)
+        print(f"{spec.id}: " + "; ".join(
+            f"{name} " + "/".join(f"{100 * table[v][-1][j]:.0f}" for v in levels)
+            for j, name in enumerate(COLUMNS)), flush=True)
+    n = len(table[levels[0]])
+    print(f"\n| level | {' | '.join(COLUMNS)} |")
+    print("|" + "---|" * (len(COLUMNS) + 1))
+    for level in levels:
+        c = np.array(table[level], float)
+        mean = np.nanmean(c, axis=0)
+        short = np.sum(c < level - 0.1, axis=0)
+        print(f"| {level:g} | " + " | ".join(f"{100 * m:.0f}% ({k})" for m, k in zip(mean, short))
+              + " |")
+    print(f"\nmean over {n} fits (in brackets: fits more than 10 points under the level)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
