@@ -76,8 +76,8 @@ def _coverage_warnings(f: Fit, utd: float, params: float) -> list[str]:
             low.append(f"{100 * c:.0f}% of the runs of {what}")
     if not low:
         return []
-    return [f"the 80% interval is over-confident here: where this configuration sits, "
-            f"{f.id}'s covered only {' and '.join(low)}, left out whole (the fit's record; "
+    return [f"the interval is over-confident here: where this configuration sits, {f.id}'s "
+            f"80% interval covered only {' and '.join(low)}, left out whole (the fit's record; "
             f"`advisor show {f.id}`)"]
 
 
