@@ -232,8 +232,12 @@ def main() -> None:
                    "the rest: what a codebase that runs that utd should use.")
 @click.option("--width", type=int, metavar="WIDTH",
               help="Fix the critic width and solve for the rest.")
+@click.option("--level", type=NUMBER, default=0.8, show_default=True,
+              help="Level of the prediction interval for the data a new run needs: 0.5 to "
+                   "0.95, the levels a fit is calibrated at (its held-out coverage at each: "
+                   "docs/intervals.md).")
 def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, within_fitted,
-              utd, width):
+              utd, width, level):
     """Recommend utd, critic width and batch size for a budget.
 
     \b
@@ -269,7 +273,7 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, 
     budget = Budget(**{k: v for k, v in dict(compute=compute, data=data, total=total,
                                              delta=delta).items() if v is not None})
     rec = _recommend(budget, fit=fit, target=target, within_fitted=within_fitted, utd=utd,
-                     width=width)
+                     width=width, level=level)
     text = format_recommendation(rec, fmt, env_id=env_id, critic=critic or "bronet", fit=fit_id)
     click.echo(text)
     if defaulted is not None:
@@ -667,8 +671,10 @@ def _interval_lines(m) -> list[str]:
 @click.option("--within-fitted", is_flag=True,
               help="Search only the fitted utd and critic-size ranges, as recommend "
                    "--within-fitted.")
+@click.option("--level", type=NUMBER, default=0.8, show_default=True,
+              help="Level of the prediction interval, as recommend --level (0.5 to 0.95).")
 def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, target, utd,
-           width, within_fitted):
+           width, within_fitted, level):
     """Recommended hyperparameters for several budgets.
 
     \b
@@ -740,6 +746,10 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     if target is not None:
         fit.check_target(target)  # a target outside the fit's range too: the same for every row
     pin = _pin_of(fit, utd, width, within_fitted)  # the same for every row: refused once
+    if level != 0.8:  # recommend's default; a level the fit does not store: refused once
+        d = fit.model.domain
+        fit.interval(d.utd.low, d.params.low, level=level)
+        pin = {**pin, "level": level}
     if fmt == "zoo":
         _export_zoo(fit, values, budgets_, budget_kind, env_id, critic or "bronet", out_dir,
                     target, pin)

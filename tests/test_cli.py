@@ -309,3 +309,23 @@ def test_python_dash_m_advisor_runs_the_cli():
     res = subprocess.run([sys.executable, "-m", "advisor", "recommend", "--compute", "-1"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_level_sets_the_interval_of_recommend_and_export_as_in_python():
+    """A hostile tester's: the CLI had no --level, so it could not print the 90% interval
+    that recommend(..., level=0.9) returns."""
+    import advisor
+
+    rec = advisor.recommend(1e17, level=0.9)
+    res = CliRunner().invoke(main, ["recommend", "--compute", "1e17", "--level", "0.9",
+                                    "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["interval"] == rec.interval.model_dump()
+    res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--budgets", "1e17",
+                                    "--level", "0.9", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["budgets"][0]["interval"] == rec.interval.model_dump()
+    for cmd in (["recommend", "--compute", "1e17"], ["export", "bro/h1-crawl-v0"]):
+        res = CliRunner().invoke(main, [*cmd, "--level", "0.99"])
+        assert res.exit_code == 2 and res.output.count("\n") == 1
+        assert "level must lie between 0.5 and 0.95" in res.output
