@@ -620,16 +620,15 @@ def _interval_lines(m) -> list[str]:
         *(np.exp(np.interp(0.8, pi.levels, o)) for o in (pi.seed_log_low, pi.seed_log_high))))
     head = ("the 80% interval at any target lies within" if pi.bands else
             "the 80% interval is")
-    every = (" (the span of the fifths of the targets below; a run toward one target gets its "
-             "fifth's, interpolated between two)" if pi.bands else "")
-    lines = [f"interval:     {head} {low:.2f}x-"
-             f"{high:.2f}x the predicted data inside the fitted domain{every}, for runs averaged "
-             f"over as many seeds as the fit's (see notes){one}; d log units beyond it, the "
-             f"log offsets are scaled by 1 + {pi.widen_up:g} d above (1 + {pi.widen_down:g} d "
-             f"below); measured coverage of the 80% interval"
-             f"{' as applied (by target)' if pi.bands else ''}, a config or a whole row or column "
-             f"left out (a row or column under {100 * LOW_COVERAGE:.0f}%: `recommend` warns "
-             f"there): {cov}"]
+    every = (" (each fifth of the targets: below)" if pi.bands else "")
+    lines = [f"interval:     {head} {low:.2f}x-{high:.2f}x the predicted data inside the "
+             f"fitted domain{every}, for runs averaged over as many seeds as the fit's (see "
+             f"notes){one}",
+             f"widening:     d log units beyond the fitted domain, the interval's log offsets "
+             f"are scaled by 1 + {pi.widen_up:g} d above it and 1 + {pi.widen_down:g} d below",
+             f"coverage:     of the 80% interval{' as applied (by target)' if pi.bands else ''}, "
+             f"held out (a config, or a whole row or column; under "
+             f"{100 * LOW_COVERAGE:.0f}% for a row or column, `recommend` warns there): {cov}"]
     if pi.bands:
         lines.append("  80% by target:")
     for band in pi.bands or []:
@@ -857,7 +856,9 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
         note_lines([critic_match(rec, critic, fit=fit, input_dim=_input_dim(env_id)).note,
                     *_zoo_protocol(rec, "zoo"), *other_task_note(fit.id, env_id)])
         return
-    slug = env_id.replace("/", "_")
+    from advisor.integrations.zoo import split_module
+
+    slug = split_module(env_id)[1].replace("/", "_")  # the file's key; no ':' in file names
     files, problems = {}, []
     shared_notes: dict[str, None] = {}  # each note once, in order
     for value, budget in zip(values, budgets_):

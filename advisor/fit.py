@@ -115,11 +115,17 @@ class Fit:
         self._read_only = True
 
     def __setattr__(self, name: str, value) -> None:
-        # load_fit hands every caller the same Fit of a file: a change would reach them all
+        # load_fit hands every caller the same Fit of a file: a change would reach them all.
+        # (Its model is a frozen pydantic model; the dicts and lists inside it are not copies
+        # to edit either.) A subclass sets its own attributes before Fit.__init__ returns.
         if self.__dict__.get("_read_only"):
             raise AttributeError(f"a Fit is read-only (load_fit shares one per file): cannot set "
                                  f"{name}; for a changed one, edit the fit file and load that")
         super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Fit is read-only (load_fit shares one per file): cannot delete "
+                             f"{name}")
 
     def __repr__(self) -> str:
         return f"Fit({self.id!r}, targets {span(self.target_min, self.target_max)})"

@@ -35,6 +35,12 @@ from advisor.files import (
 )
 
 SCHEMA_VERSION = 3
+#: The held-out schemes a prediction interval's `coverage` records (calibration.intervals and,
+#: for few-shot fits, calibration.prior).
+COVERAGE_KEYS = (
+    "leave_one_config_out", "single_seed_leave_one_config_out", "interior_utd_rows_out",
+    "interior_params_columns_out", "largest_utd_row_out", "largest_params_column_out",
+    "smallest_utd_row_out", "smallest_params_column_out", "prior_family_leave_one_task_out")
 FIT_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,100}/[A-Za-z0-9_.\-]{1,100}$"
 
 
@@ -335,7 +341,17 @@ class PredictionInterval(_Strict):
     coverage: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=dict, max_length=20,
         description="Measured coverage of the 80% interval on held-out configurations, by "
-                    "scheme (see calibration.intervals).")
+                    "scheme (see calibration.intervals): keys among COVERAGE_KEYS.")
+
+    @field_validator("coverage")
+    @classmethod
+    def _known_schemes(cls, value: dict[str, float]) -> dict[str, float]:
+        # recommend warns from these by name: a misspelt one would silence its warning
+        unknown = sorted(set(value) - set(COVERAGE_KEYS))
+        if unknown:
+            raise ValueError(f"coverage has unknown scheme(s) {', '.join(unknown)}; allowed: "
+                             f"{', '.join(COVERAGE_KEYS)}")
+        return value
 
     @model_validator(mode="after")
     def _shapes(self) -> PredictionInterval:

@@ -63,22 +63,22 @@ def _coverage_warnings(f: Fit, utd: float, params: float) -> list[str]:
         return []
     dom = f.model.domain
     low = []
-    for x, rng, axis, line in ((utd, dom.utd, "utd", "row"), (params, dom.params, "params",
-                                                               "column")):
+    for x, rng, axis, line, size in ((utd, dom.utd, "utd", "row", "utd"),
+                                     (params, dom.params, "params", "column", "critic size")):
         if x > rng.high * (1 + 1e-9):
-            key, what = f"largest_{axis}_{line}_out", f"its largest {axis} {line}"
+            key, what = f"largest_{axis}_{line}_out", f"at its largest {size}, left out of it"
         elif x < rng.low * (1 - 1e-9):
-            key, what = f"smallest_{axis}_{line}_out", f"its smallest {axis} {line}"
+            key, what = f"smallest_{axis}_{line}_out", f"at its smallest {size}, left out of it"
         else:
-            key, what = f"interior_{axis}_{line}s_out", f"its interior {axis} {line}s"
+            key, what = (f"interior_{axis}_{line}s_out", f"at the {size}s between its smallest "
+                         "and largest, each left out of it in turn")
         c = pi.coverage.get(key)
         if c is not None and c < LOW_COVERAGE:
-            low.append(f"{100 * c:.0f}% of the runs of {what}")
+            low.append(f"{100 * c:.0f}% of the runs {what}")
     if not low:
         return []
-    return [f"the interval is over-confident here: where this configuration sits, {f.id}'s "
-            f"80% interval covered only {' and '.join(low)}, left out whole (the fit's record; "
-            f"`advisor show {f.id}`)"]
+    return [f"the interval is over-confident here: {f.id}'s 80% interval covered only "
+            f"{'; and '.join(low)} (recorded in the fit; `advisor show {f.id}`)"]
 
 
 def _pct(p: float) -> str:
@@ -982,7 +982,10 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
     strict = range_name == "fitted range"
     rounded = _rounded(f, budget, target, point, delta, maximise_target, box, strict=strict,
                        pin=pin)
-    if not rounded.within_budget or rounded.outside_box:  # look further
+    # Look further where the neighbours miss the budget or the box, or (highest target) fall
+    # short of the optimum's target by more than the 1% of the range the box may cost.
+    short = maximise_target and rounded.target < target - 0.01 * (f.target_max - f.target_min)
+    if not rounded.within_budget or rounded.outside_box or short:
         wider = _rounded(f, budget, target, point, delta, maximise_target, box, wide=True,
                          pin=pin)
         if wider.rank(strict) > rounded.rank(strict):

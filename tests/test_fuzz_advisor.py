@@ -755,3 +755,51 @@ def test_a_negative_fraction_utd_a_truthy_multi_input_and_a_tilde_path(tmp_path,
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "x.json").write_bytes(advisor.registry.fit_path("bro/h1-crawl-v0").read_bytes())
     assert advisor.load_fit("~/x.json").id == "bro/h1-crawl-v0"
+
+
+def test_within_fitted_looks_further_when_the_neighbours_fall_short_of_the_target():
+    """A second tester's: with the fitted ranges kept, the neighbours inside them reached 0.502
+    on bro/myo-pen-twirl-hard where utd 7/6 (train_freq up to 8) reaches 0.508 within budget."""
+    rec = advisor.recommend(advisor.Budget(compute=1.03e15, data=5.36e5),
+                            fit="bro/myo-pen-twirl-hard", within_fitted=True)
+    d = advisor.load_fit("bro/myo-pen-twirl-hard").model.domain
+    assert rec.within_budget and d.utd.low <= rec.utd <= d.utd.high
+    assert (rec.gradient_steps, rec.train_freq) == (7, 6) and rec.target > 0.505
+
+
+@pytest.mark.parametrize("env_id", ["mod:", "a:b:c", "mod/ns:Env-v0", "mod.:Env-v0"])
+def test_module_env_ids_with_an_empty_or_odd_part_are_refused(env_id):
+    """A second tester's: `--env mod:` wrote a zoo file keyed '' and `a:b:c` one keyed 'b:c'."""
+    from advisor.errors import ExportError
+    from advisor.integrations.zoo import zoo_hyperparams
+
+    with pytest.raises(ExportError, match="one 'module:' prefix"):
+        zoo_hyperparams(advisor.recommend(1e17), env_id)
+    res = runner.invoke(main, ["recommend", "--compute", "1e17", "--format", "zoo", "--env",
+                               env_id])
+    assert res.exit_code == 2 and res.output.startswith("error: ")
+
+
+def test_export_names_zoo_files_without_the_module_prefix(tmp_path):
+    """A second tester's: the files were named sac_gymnasium.envs.classic_control:Pendulum-v1_*,
+    which Windows cannot create."""
+    res = runner.invoke(main, ["export", "bro-torch/Pendulum-v1", "--kind", "data", "--budgets",
+                               "2000,4000", "--format", "zoo", "--env",
+                               "gymnasium.envs.classic_control:Pendulum-v1", "-o",
+                               str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2 and all(n.startswith("sac_Pendulum-v1_") and ":" not in n
+                                   for n in names)
+
+
+def test_a_misspelt_coverage_scheme_and_deleting_from_a_fit_are_refused(tmp_path):
+    """A second tester's: `largest_param_column_out` validated, and silenced the warning that
+    reads `largest_params_column_out`; `del fit.model` went through."""
+    doc = _doc()
+    doc["prediction_interval"]["coverage"]["largest_param_column_out"] = 0.2
+    with pytest.raises(FitFileError, match="unknown scheme"):
+        read_fit_file(_write(tmp_path, doc))
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    with pytest.raises(AttributeError, match="read-only"):
+        del f.model

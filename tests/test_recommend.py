@@ -832,8 +832,8 @@ def test_recommend_warns_where_the_fits_own_record_says_its_interval_misses():
     assert rec.params > advisor.load_fit("bro/h1-crawl-v0").model.domain.params.high
     assert cov["largest_params_column_out"] < LOW_COVERAGE
     (line,) = [w for w in rec.warnings if "over-confident" in w]
-    assert f"{100 * cov['largest_params_column_out']:.0f}% of the runs of its largest params " \
-           "column" in line
+    assert f"{100 * cov['largest_params_column_out']:.0f}% of the runs at its largest critic " \
+           "size, left out of it" in line
     # inside the runs, where this fit's record holds: no such warning
     inside = advisor.recommend(1e17, within_fitted=True)
     assert not any("over-confident" in w for w in inside.warnings)
@@ -841,4 +841,5 @@ def test_recommend_warns_where_the_fits_own_record_says_its_interval_misses():
     rec = advisor.recommend(3e15, fit="bro/humanoid-stand")
     d = advisor.load_fit("bro/humanoid-stand").model.domain
     assert d.params.low <= rec.params <= d.params.high
-    assert any("of the runs of its interior params columns" in w for w in rec.warnings)
+    assert any("of the runs at the critic sizes between its smallest and largest" in w
+               for w in rec.warnings)

@@ -28,6 +28,7 @@ the env; BroNetSACPolicy reads a Dict as MultiInputPolicy does).
 from __future__ import annotations
 
 import functools
+import numbers
 import re
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ __all__ = ["check_env_actions", "check_env_id", "env_dict_observations", "env_in
            "zoo_hyperparams", "zoo_yaml"]
 
 # Gymnasium ids: [namespace/]name[-vN], e.g. ALE/Pong-v5, dm_control/cheetah-run-v0.
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")  # a dotted name
 _ENV_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]*(/[A-Za-z0-9_][A-Za-z0-9_.:\-]*)?$")
 
 
@@ -68,6 +70,11 @@ def check_env_id(env_id: str | None) -> str:
     if len(env_id) > 200 or not _ENV_ID.fullmatch(env_id):  # fullmatch: no trailing newline
         raise ExportError(f"env id {env_id!r} is not a Gymnasium id such as Humanoid-v5 or "
                           "dm_control/cheetah-run-v0")
+    module, name = split_module(env_id)
+    if module is not None and (not _MODULE.fullmatch(module) or not name or ":" in name):
+        raise ExportError(f"env id {env_id!r} is not a Gymnasium id: one 'module:' prefix may "
+                          "name the module that registers the env, as in "
+                          "my_package.envs:MyEnv-v0")
     return env_id
 
 
@@ -189,7 +196,7 @@ def zoo_hyperparams(rec: Recommendation, env_id: str | None = None, *, critic: s
     check_rec(rec)
     env_id = check_env_id(rec.env_id if env_id is None else env_id)
     kwargs = policy_kwargs(rec, critic, fit=fit)
-    if not (isinstance(multi_input, (bool, int)) and multi_input in (0, 1)) and not (
+    if not (isinstance(multi_input, numbers.Integral) and multi_input in (0, 1)) and not (
             type(multi_input).__module__ == "numpy" and type(multi_input).__name__
             in ("bool", "bool_")):  # "no" is truthy
         raise ExportError(f"multi_input must be True or False, got {multi_input!r}")
