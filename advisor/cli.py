@@ -634,7 +634,7 @@ def _interval_lines(m) -> list[str]:
     for band in pi.bands or []:
         lo, hi = pi.offsets(0.8, band.target_low)
         seed = pi.offsets(0.8, band.target_low, single_seed=True)
-        lines.append(f"  targets {span(band.target_low, band.target_high)}: "
+        lines.append(f"  targets {span(band.target_low, band.target_high, '.4g')}: "
                      f"{np.exp(lo):.2f}x-{np.exp(hi):.2f}x" + (
                          "" if seed is None else
                          f" (one seed {np.exp(seed[0]):.2f}x-{np.exp(seed[1]):.2f}x)"))

@@ -72,7 +72,7 @@ def test_fits_and_show_list_and_describe():
     pi = advisor.load_fit("bro/humanoid-stand").model.prediction_interval
     assert len(bands) == len(pi.bands) == 5
     top = pi.bands[-1]
-    assert f"targets {top.target_low:g}-{top.target_high:g}: " in bands[-1]
+    assert f"targets {top.target_low:.4g}-{top.target_high:.4g}: " in bands[-1]
     assert f"{np.exp(pi.offsets(0.8, top.target_high)[1]):.2f}x (one seed" in bands[-1]
 
 
