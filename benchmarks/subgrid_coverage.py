@@ -25,7 +25,7 @@ conformal correction the LOCO quantile uses), for comparison: tried on 2026-11-2
 shipped (docs/intervals.md).
 
 `--floors UP DOWN`: other widening floors (raising the one below does not mend the misses below:
-README).
+docs/intervals.md, On a coarse grid).
 
 Usage: python benchmarks/subgrid_coverage.py [DATA_DIR] [--only ID ...] [--group-correction C]
        [--floors UP DOWN]
