@@ -181,6 +181,13 @@ class Budget(BaseModel):
             return "compute+data"
         return "compute" if self.compute is not None else "data"
 
+    @property
+    def cost(self) -> Literal["compute", "data", "total"]:
+        """What the problem's answer spends least of at its target: compute for a data budget
+        (and for compute + data), data for a compute budget, total for a total budget."""
+        return {"data": "compute", "compute": "data", "compute+data": "compute",
+                "total": "total"}[self.problem]
+
     def describe(self) -> str:
         """e.g. 'compute 1e+17 FLOPs and data 8e+05 env steps'."""
         parts = [f"{k} {getattr(self, k):.3g} {_UNITS[k]}"
@@ -658,8 +665,7 @@ def _pin_cost(budget: Budget, f: Fit, target: float | None, level: float,
     if maximise_target and fixed.target < free.target - 1e-9 * max(1.0, abs(free.target)):
         return (f"{what} reaches target {fixed.target:.4g} where {best}) reaches "
                 f"{free.target:.4g}")
-    cost = {"data": "compute", "compute": "data", "compute+data": "compute",
-            "total": "total"}[budget.problem]
+    cost = budget.cost
     units = "env steps" if cost == "data" else "FLOPs"
     spent, least = getattr(fixed, cost), getattr(free, cost)
     if spent <= least * (1 + 5e-4):  # the pin is (up to round-off) the best anyway: no cost
@@ -914,7 +920,7 @@ def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta
             return config(int(tie[np.argmin(cost[0, tie])]), float(best), True)
     d, c, t = (x[0] for x in costs(np.array([target])))
     ok = within(d, c, t)
-    objective = {"data": c, "compute": d, "compute+data": c, "total": t}[budget.problem]
+    objective = {"data": d, "compute": c, "total": t}[budget.cost]
     for allowed in (ok & inside, nearest(ok)):
         if allowed.any():
             return config(int(np.flatnonzero(allowed)[np.argmin(objective[allowed])]), target,
@@ -948,8 +954,7 @@ def _near_optimal(f: Fit, budget: Budget, target: float, point: optimize.Point, 
     finite answer there, or where utd and width are both fixed: nothing is left to vary)."""
     if pin.fraction and pin.width:
         return None
-    cost = {"data": "compute", "compute": "data", "compute+data": "compute",
-            "total": "total"}[budget.problem]
+    cost = budget.cost
     region = optimize.near_optimal(
         f.coefficients(target), f.compute_per_update_param, box, point, cost,
         tolerance=NEAR_TOLERANCE, delta=delta,
