@@ -23,17 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.subgrid_coverage import sub_table  # noqa: E402
-from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
+from benchmarks.subgrid_coverage import refit_without, widening  # noqa: E402
+from calibration.build import build_fit  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
 from calibration.curves import DataTable  # noqa: E402
-from calibration.fitting import fit_laws, leave_one_config_out  # noqa: E402
-from calibration.intervals import (  # noqa: E402
-    _covered,
-    _residuals,
-    calibrate_interval,
-    threshold_offsets,
-)
+from calibration.intervals import _covered, _residuals, threshold_offsets  # noqa: E402
 
 SIDES = (("up", "utd", "above the largest utds"), ("up", "params", "above the largest sizes"),
          ("down", "utd", "below the smallest utds"),
@@ -50,22 +44,18 @@ def two_out(t: DataTable, side: str, axis: str):
         return None
     far, near = (values[-1], values[-2]) if side == "up" else (values[0], values[1])
     held = (col == far) | (col == near)
-    s = sub_table(t, ~held)
-    laws = fit_laws(s, DEFAULT_METHOD)
-    loco = leave_one_config_out(s, DEFAULT_METHOD, laws)
-    interval, _ = calibrate_interval(s, DEFAULT_METHOD, laws, loco)
+    s, laws, interval = refit_without(t, held)
     lo, hi = threshold_offsets(interval, t.targets)
     out = []
     for v in (near, far):
         rows = col == v
         u, n = t.utd[rows], t.params[rows]
-        up = np.log(np.maximum(u / s.utd.max(), 1)) + np.log(np.maximum(n / s.params.max(), 1))
-        down = (np.log(np.maximum(s.utd.min() / u, 1))
-                + np.log(np.maximum(s.params.min() / n, 1)))
-        widen = (1 + interval.widen_up * up + interval.widen_down * down)[:, None]
+        widen = widening(interval, s, u, n)
         r = _residuals(t.data[rows], laws.predict(u, n))
         ok = np.isfinite(r)
-        dist = float(np.median(up + down))
+        # the distance beyond the refitted grid, read back from the widening's factor
+        dist = float(np.median((widen[:, 0] - 1) / (interval.widen_up if side == "up"
+                                                     else interval.widen_down)))
         out.append((_covered(r, lo, hi, widen)[ok], dist, float(np.median(r[ok]))
                     if ok.any() else np.nan))
     return out

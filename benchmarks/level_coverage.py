@@ -28,11 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.subgrid_coverage import sub_table  # noqa: E402
+from benchmarks.subgrid_coverage import refit_without, widening  # noqa: E402
 from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
 from calibration.curves import DataTable  # noqa: E402
-from calibration.fitting import fit_laws, leave_one_config_out  # noqa: E402
 from calibration.intervals import (  # noqa: E402
     LEVELS,
     _covered,
@@ -55,14 +54,9 @@ def nested_edge(t: DataTable, side: str, axis: str, levels) -> dict[float, np.nd
     level from the same refit)."""
     col = getattr(t, axis)
     held = col == (col.max() if side == "up" else col.min())
-    s = sub_table(t, ~held)
-    laws = fit_laws(s, DEFAULT_METHOD)
-    loco = leave_one_config_out(s, DEFAULT_METHOD, laws)
-    interval, _ = calibrate_interval(s, DEFAULT_METHOD, laws, loco)
+    s, laws, interval = refit_without(t, held)
     u, n = t.utd[held], t.params[held]
-    up = np.log(np.maximum(u / s.utd.max(), 1)) + np.log(np.maximum(n / s.params.max(), 1))
-    down = np.log(np.maximum(s.utd.min() / u, 1)) + np.log(np.maximum(s.params.min() / n, 1))
-    widen = (1 + interval.widen_up * up + interval.widen_down * down)[:, None]
+    widen = widening(interval, s, u, n)
     r = _residuals(t.data[held], laws.predict(u, n))
     ok = np.isfinite(r)
     out = {}

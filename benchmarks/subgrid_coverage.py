@@ -59,6 +59,26 @@ def sub_table(t: DataTable, keep: np.ndarray) -> DataTable:
                      None if t.seed_data is None else t.seed_data[keep])
 
 
+def refit_without(t: DataTable, held: np.ndarray):
+    """The fit of `t` rebuilt from scratch without the configs in `held`, as a user's fit of
+    the rest would be: (its table, its laws, its calibrated interval)."""
+    s = sub_table(t, ~held)
+    laws = fit_laws(s, DEFAULT_METHOD)
+    interval, _ = intervals.calibrate_interval(s, DEFAULT_METHOD, laws,
+                                               leave_one_config_out(s, DEFAULT_METHOD, laws))
+    return s, laws, interval
+
+
+def widening(interval, s: DataTable, utd: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """(k, 1) factors on the log offsets of configs (utd, params), as Fit.interval widens them
+    beyond the utds and critic sizes of the table `s` the interval was fitted on."""
+    up = (np.log(np.maximum(utd / s.utd.max(), 1))
+          + np.log(np.maximum(params / s.params.max(), 1)))
+    down = (np.log(np.maximum(s.utd.min() / utd, 1))
+            + np.log(np.maximum(s.params.min() / params, 1)))
+    return (1 + interval.widen_up * up + interval.widen_down * down)[:, None]
+
+
 def triples(k: int) -> list[tuple[int, ...]]:
     """Which three of an axis's k values (indices, ascending) a sub-grid keeps."""
     if k == 5:
