@@ -216,4 +216,4 @@ def test_the_off_batch_slope_is_the_simbav2_grids(data_dir):
         at = interval_hits(r[far], cens[far], lo[far], hi[far])
         inside = np.mean(np.where(np.isnan(at), 1.0, at))
         told = np.nansum(interval_hits(moved[far], cens[far], lo[far], hi[far])) / far.sum()
-        assert inside < 0.78 and told > 0.82, (env, inside, told)  # measured: docs/intervals.md, A run at another batch size
+        assert inside < 0.78 and told > 0.82, (env, inside, told)  # measured: docs/intervals.md
