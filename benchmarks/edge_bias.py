@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.intervals import _sub  # noqa: E402
+from benchmarks.subgrid_coverage import sub_table  # noqa: E402
 from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
 from calibration.fitting import fit_laws  # noqa: E402
@@ -41,7 +41,7 @@ def edge_ratios(table, axis: str, side: str = "largest"
     held = values == (values.max() if side == "largest" else values.min())
     if held.all() or len(np.unique(values[~held])) < 2:
         return None
-    laws = fit_laws(_sub(table, ~held), DEFAULT_METHOD)
+    laws = fit_laws(sub_table(table, ~held), DEFAULT_METHOD)
     pred = laws.predict(table.utd[held], table.params[held])
     ratio = table.data[held] / pred
     top = ratio[:, -5:]

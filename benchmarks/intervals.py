@@ -42,12 +42,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 import calibration.intervals as intervals  # noqa: E402
-from benchmarks.subgrid_coverage import add_alternatives, use_alternatives  # noqa: E402
-from benchmarks.subgrid_coverage import sub_table as _sub  # noqa: E402
+from benchmarks.subgrid_coverage import (  # noqa: E402
+    add_alternatives,
+    refit_without,
+    use_alternatives,
+    widening,
+)
 from calibration.build import DEFAULT_METHOD, N_BOOT, build_fit  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
 from calibration.curves import DataTable  # noqa: E402
-from calibration.fitting import fit_laws, leave_one_config_out  # noqa: E402
 from calibration.intervals import (  # noqa: E402
     CHECK_LEVEL,
     _covered,
@@ -74,16 +77,10 @@ def nested_edge(t: DataTable, side: str, axis: str, scale: bool = True,
     table of seed_coverage.py also counts seeds at thresholds the averaged curve missed.)"""
     col = getattr(t, axis)
     held = col == (col.max() if side == "up" else col.min())
-    s = _sub(t, ~held)
-    laws = fit_laws(s, DEFAULT_METHOD)
-    loco = leave_one_config_out(s, DEFAULT_METHOD, laws)
-    interval, _ = calibrate_interval(s, DEFAULT_METHOD, laws, loco, scale_groups=scale,
-                                     pooled=pooled)
+    s, laws, interval = refit_without(t, held, scale_groups=scale, pooled=pooled)
     lo, hi = threshold_offsets(interval, t.targets)
     u, n = t.utd[held], t.params[held]
-    up = np.log(np.maximum(u / s.utd.max(), 1)) + np.log(np.maximum(n / s.params.max(), 1))
-    down = np.log(np.maximum(s.utd.min() / u, 1)) + np.log(np.maximum(s.params.min() / n, 1))
-    widen = (1 + interval.widen_up * up + interval.widen_down * down)[:, None]
+    widen = widening(interval, s, u, n)
     pred = laws.predict(u, n)
     if not single_seed:
         r = _residuals(t.data[held], pred)

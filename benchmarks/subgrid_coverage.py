@@ -59,23 +59,31 @@ def sub_table(t: DataTable, keep: np.ndarray) -> DataTable:
                      None if t.seed_data is None else t.seed_data[keep])
 
 
-def refit_without(t: DataTable, held: np.ndarray):
+def refit_without(t: DataTable, held: np.ndarray, **calibrate):
     """The fit of `t` rebuilt from scratch without the configs in `held`, as a user's fit of
-    the rest would be: (its table, its laws, its calibrated interval)."""
+    the rest would be: (its table, its laws, its calibrated interval). `calibrate`: options
+    of `calibrate_interval` (the alternatives the scripts compare)."""
     s = sub_table(t, ~held)
     laws = fit_laws(s, DEFAULT_METHOD)
-    interval, _ = intervals.calibrate_interval(s, DEFAULT_METHOD, laws,
-                                               leave_one_config_out(s, DEFAULT_METHOD, laws))
+    interval, _ = intervals.calibrate_interval(
+        s, DEFAULT_METHOD, laws, leave_one_config_out(s, DEFAULT_METHOD, laws), **calibrate)
     return s, laws, interval
+
+
+def outside(s: DataTable, utd: np.ndarray, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log distances of configs (utd, params) above and below the utds and critic sizes of the
+    table `s`, summed over the two axes, as Fit.distance_outside measures them."""
+    up = (np.log(np.maximum(utd / s.utd.max(), 1))
+          + np.log(np.maximum(params / s.params.max(), 1)))
+    down = (np.log(np.maximum(s.utd.min() / utd, 1))
+            + np.log(np.maximum(s.params.min() / params, 1)))
+    return up, down
 
 
 def widening(interval, s: DataTable, utd: np.ndarray, params: np.ndarray) -> np.ndarray:
     """(k, 1) factors on the log offsets of configs (utd, params), as Fit.interval widens them
     beyond the utds and critic sizes of the table `s` the interval was fitted on."""
-    up = (np.log(np.maximum(utd / s.utd.max(), 1))
-          + np.log(np.maximum(params / s.params.max(), 1)))
-    down = (np.log(np.maximum(s.utd.min() / utd, 1))
-            + np.log(np.maximum(s.params.min() / params, 1)))
+    up, down = outside(s, utd, params)
     return (1 + interval.widen_up * up + interval.widen_down * down)[:, None]
 
 
@@ -97,16 +105,12 @@ def subgrid_sides(t: DataTable, iu: tuple[int, ...], ip: tuple[int, ...]
     width at the sub-grid's configs."""
     u_all, p_all = np.unique(t.utd), np.unique(t.params)
     keep = np.isin(t.utd, u_all[list(iu)]) & np.isin(t.params, p_all[list(ip)])
-    s = sub_table(t, keep)
-    laws = fit_laws(s, DEFAULT_METHOD)
-    loco = leave_one_config_out(s, DEFAULT_METHOD, laws)
-    interval, _ = intervals.calibrate_interval(s, DEFAULT_METHOD, laws, loco)
-    lo, hi = intervals.threshold_offsets(interval, t.targets)
     held = ~keep
+    s, laws, interval = refit_without(t, held)
+    lo, hi = intervals.threshold_offsets(interval, t.targets)
     u, n = t.utd[held], t.params[held]
-    up = np.log(np.maximum(u / s.utd.max(), 1)) + np.log(np.maximum(n / s.params.max(), 1))
-    down = np.log(np.maximum(s.utd.min() / u, 1)) + np.log(np.maximum(s.params.min() / n, 1))
-    widen = (1 + interval.widen_up * up + interval.widen_down * down)[:, None]
+    widen = widening(interval, s, u, n)
+    up, down = outside(s, u, n)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.log(t.data[held] / laws.predict(u, n))
     side = np.where(r < lo * widen, -1, np.where(r > hi * widen, 1, 0)).astype(np.int8)

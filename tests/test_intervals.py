@@ -477,3 +477,40 @@ def test_a_coarse_sub_grid_is_checked_between_and_beyond_its_configs():
     finally:
         intervals.group_scale = shipped
     assert wider > width > 0
+
+
+def test_choice_script_scores_picks_on_other_seeds_against_the_best_config():
+    """benchmarks/choice.py on a known law: picks made on one noisy grid, scored on another
+    draw of it. A pick that never reached a threshold is a failure (inf), a config predicted
+    past its runs' length is not picked, and the law's picks beat a random config's."""
+    from types import SimpleNamespace
+
+    import benchmarks.choice as choice
+
+    f = SimpleNamespace(compute_per_update_param=2560.0, delta=1e11)
+    chosen, seen = _synthetic_table(0, noise=0.05), _synthetic_table(1, noise=0.05)
+    observed = choice.costs(seen, f, seen.data, "total")
+    assert np.allclose(observed, 2560.0 * (seen.utd * seen.params)[:, None] * seen.data
+                       + 1e11 * seen.data)
+    short = np.where(np.arange(len(seen.utd)) == 0, 1e5, 1e7)
+    capped = choice.costs(SimpleNamespace(**{**vars(seen), "horizon": short}), f, seen.data,
+                          "compute")
+    assert np.isnan(capped[0]).all() and np.isfinite(capped[1:]).all()
+    pick = choice.pick(observed)
+    assert np.array_equal(pick, np.nanargmin(observed, axis=0))
+    assert np.array_equal(choice.pick(observed, np.arange(len(seen.utd)) == 3), np.full(5, 3))
+    assert np.allclose(choice.regret(observed, pick), 1.0)
+    gone = observed.copy()
+    gone[pick[0], 0] = np.nan  # the pick never reached the first threshold
+    r = choice.regret(gone, pick)
+    assert r[0] == np.inf and np.allclose(r[1:], 1.0)
+    assert np.isnan(choice.regret(observed, np.full(5, -1))).all()
+
+    out = choice.fit_regrets(chosen, seen, f)
+    assert set(out) == set(choice.COSTS) and all(set(v) == set(choice.CHOICES)
+                                                for v in out.values())
+    total = out["total"]
+    assert len(total["coarse grid, law"]) == 16 and len(total["random"]) == len(seen.utd)
+    law = choice.summary(np.concatenate(total["law, one config out"]))
+    rand = choice.summary(np.concatenate(total["random"]))
+    assert law[2] == 0 and law[0] < rand[0] and law[1] > rand[1], (law, rand)
