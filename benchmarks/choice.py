@@ -1,45 +1,58 @@
 """How good are the configurations the laws choose? Regret of held-out choices on the archive grids.
 
-`recommend` picks the (utd, critic size) the law predicts to reach a target at the least cost.
-The error and interval tables measure the predictions; this measures the choice: on each
-archive grid, at each threshold J, which config a fit picks, and what that config's runs then
-cost to reach J against the cheapest config of the grid in hindsight (the "oracle").
+`recommend` picks the (utd, critic size) the law predicts to be cheapest for a target or a
+budget. The error and interval tables measure the predictions; this measures the choice: on
+each archive grid, at each threshold J, which config a fit picks, and what that config's runs
+then cost against the best config of the grid in hindsight (the "oracle").
 
-Every choice is made on half of each config's seeds and scored on the other half (even-numbered
-seeds against odd-numbered ones, then the other way round; D_J from each half's mean curve, as
-the fits read it from all seeds): a pick is never scored on the runs that chose it, so picking
-the best of one's own noisy runs gets no credit for their luck.
+Each choice is made on half of each config's seeds and scored on the other half (D_J from each
+half's mean curve, as the fits read it from all seeds), both ways round, over `--splits` random
+halvings (a config of 2k+1 seeds gives k+1 to either half at random): a pick is never scored on
+the runs that chose it, so picking the best of one's own noisy runs gets no credit for their
+luck. Only the grid's configs can be scored, so every choice picks among them.
 
-Costs, as `recommend` counts them: compute C = k * utd * params * D_J (the fit's k; a
-`--compute` budget) and the total F = C + delta * D_J (the fit's delta; `--total`), both
-within the runs' length (a config predicted to need more steps than its runs took is not
-picked: `--data` at that length). Data alone is not a choice: D_J falls with utd and size, so
-its least is the grid's largest corner.
+The problems, as `recommend` poses them, at each threshold J:
+  - total: the least F = C + delta * D_J to reach J (`--total`; C = k * utd * params * D_J,
+    the fit's k and delta);
+  - data: the least compute C to reach J within the runs' length (`--data` at that length);
+  - compute: the least D_J to reach J with compute at most C0, the median over the grid's
+    configs of k * utd * params * (the runs' length) (`--compute C0`).
+A config predicted to need more steps than its runs took is never picked (the runs cannot say
+what it costs): each problem's data is capped at the runs' length.
 
 Choices:
-  - law, one config out: each config predicted by a fit without it (LOCO), the cheapest
-    predicted picked;
-  - log-linear, one config out: the same with the baseline log D = k0 + k1 log utd + k2 log N;
+  - law: the law fitted to every config's choosing seeds (what `recommend` uses);
+  - law, one config out: each config predicted by a fit without it (a config never run);
+  - log-linear, one config out: the baseline log D = k0 + k1 log utd + k2 log N (no
+    censoring: it cannot learn that a config never reached J);
   - coarse grid, law: each 3x3 sub-grid (three utds by three critic sizes, 16 per fit, as
     `subgrid_coverage.py` takes them: what `advisor calibrate` runs) fitted as the shipped fits
-    are; its pick among every config of the full grid, the 16 or so it never ran included;
-  - coarse grid, its best run: the cheapest config the sub-grid ran (what one picks from those
-    nine runs without a law);
-  - whole grid, its best run: the cheapest config of the whole grid on the choosing seeds (what
+    are; its pick among every config of the full grid, the ones it never ran included;
+  - coarse grid, its best run: the best config the sub-grid ran (nine runs, no law);
+  - whole grid, its best run: the best config of the whole grid on the choosing seeds (what
     running every config buys: the floor the seeds' noise leaves);
-  - fixed (middle): the grid's middle config (median utd, median size), whatever J;
+  - smallest: the config of least utd * params, whatever J;
+  - middle: the middle value of each axis (the upper one of an even count), whatever J;
   - random: the mean over the grid's configs.
 
-Regret is the pick's observed cost over the oracle's (1 = the best config). The oracle is the
-least of noisy costs, so even the whole grid's best run does not reach 1 on average. A pick
-that never reached J within its runs is a failure, counted apart (the random choice's failures
-are its share of configs that never reached J). Thresholds no config reached are skipped. Per
-fit: the geometric mean regret over thresholds (failures left out) and the share of thresholds
-whose pick is within 1.25x of the oracle (failures count as not); summaries: the mean of those
-over fits.
+Scores, per fit (every threshold, and the top fifth of them: a single budget's default target):
+  - within 1.25x: the share of thresholds whose pick costs at most 1.25x the oracle; a failure
+    counts as a miss. A failure: the pick never reached J on the scoring seeds (over C0 for the
+    compute problem), or nothing was picked (every config predicted past its runs' length);
+  - failed: the share of failures;
+  - regret: geometric mean of the pick's cost over the oracle's, where a failure costs its
+    run (to the runs' length, or to C0) and then the oracle's, a lower bound on what it wastes;
+    a threshold with no pick is left out of it.
+The oracle is the least of noisy costs, so even the whole grid's best run does not reach 1.
+Summaries: means over fits; "law against the whole grid's best run": the fits where the law's
+within-1.25x share is higher / lower (a sign test's counts).
 
-Usage: python benchmarks/choice.py [DATA_DIR] [--only ID ...] [--top]
-  --top: the top fifth of each fit's thresholds only (a single budget's default target).
+What the split does not hold out: the thresholds of fits without a published return range, and
+the runs a SimbaV2 fit uses per config (those nearest B~), are chosen from all seeds; run
+lengths of runs stopped early are the configs' (the same for both halves). Fits are built
+without bootstrap resamples (the choices use the laws alone).
+
+Usage: python benchmarks/choice.py [DATA_DIR] [--only ID ...] [--splits N]
 """
 
 from __future__ import annotations
@@ -48,7 +61,7 @@ import argparse
 import itertools
 import os
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -68,93 +81,135 @@ from calibration.fitting import (  # noqa: E402
     loglinear_leave_one_config_out,
 )
 
-CHOICES = ("law, one config out", "log-linear, one config out", "coarse grid, law",
-           "coarse grid, its best run", "whole grid, its best run", "fixed (middle)", "random")
-COSTS = ("compute", "total")
+PROBLEMS = ("total", "data", "compute")
+CHOICES = ("law", "law, one config out", "log-linear, one config out", "coarse grid, law",
+           "coarse grid, its best run", "whole grid, its best run", "smallest", "middle",
+           "random")
+#: Choices that use a law's predictions (the rest read runs, or nothing).
+PREDICTED = ("law", "law, one config out", "log-linear, one config out", "coarse grid, law")
 NEAR = 1.25
 
 
-def costs(t: DataTable, f: Fit, data: np.ndarray, kind: str) -> np.ndarray:
-    """(n, m) cost of each config reaching each threshold, when it needs `data` env steps;
-    NaN where `data` is NaN or past the config's runs' length (`horizon`): a choice is made
-    within the steps the runs took, as a `--compute` budget with `--data` at that length."""
-    data = np.where(data <= t.horizon[:, None], data, np.nan)
-    c = f.compute_per_update_param * (t.utd * t.params)[:, None] * data
-    return c if kind == "compute" else c + f.delta * data
+@dataclass
+class Problem:
+    """One of PROBLEMS on a grid: `cost(data)` is (n, m) what it minimises when each config
+    needs `data` env steps (NaN where it is not allowed: past the runs' length, over C0);
+    `failed_cost` (n,) what a config that fails costs before the oracle's run."""
+
+    name: str
+    cost: object
+    failed_cost: np.ndarray
 
 
-def pick(predicted: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
-    """(m,) index of the config with the least predicted cost per threshold (-1: none
-    predicted); `allowed`: (n,) the configs it may pick."""
-    p = np.where(np.isfinite(predicted) & (predicted > 0), predicted, np.inf)
+def problems(t: DataTable, f: Fit) -> dict[str, Problem]:
+    """The PROBLEMS on the grid of `t` (its utds, params and runs' lengths)."""
+    k, size, horizon = f.compute_per_update_param, t.utd * t.params, t.horizon
+    c0 = float(np.median(k * size * horizon))
+
+    def capped(data):
+        return np.where(data <= horizon[:, None], data, np.nan)
+
+    def total_flops(data):
+        d = capped(data)
+        return k * size[:, None] * d + f.delta * d
+
+    def compute_flops(data):
+        return k * size[:, None] * capped(data)
+
+    def env_steps(data):
+        d = capped(data)
+        return np.where(k * size[:, None] * d <= c0, d, np.nan)
+
+    return {"total": Problem("total", total_flops, (k * size + f.delta) * horizon),
+            "data": Problem("data", compute_flops, k * size * horizon),
+            "compute": Problem("compute", env_steps, np.minimum(horizon, c0 / (k * size)))}
+
+
+def pick(cost: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+    """(m,) index of the config of least `cost` per threshold (-1: none allowed has a cost);
+    `allowed`: (n,) the configs it may pick."""
+    c = np.where(np.isfinite(cost) & (cost > 0), cost, np.inf)
     if allowed is not None:
-        p = np.where(allowed[:, None], p, np.inf)
-    out = np.argmin(p, axis=0)
-    return np.where(np.isfinite(p.min(axis=0)), out, -1)
+        c = np.where(allowed[:, None], c, np.inf)
+    out = np.argmin(c, axis=0)
+    return np.where(np.isfinite(c.min(axis=0)), out, -1)
 
 
-def regret(observed: np.ndarray, choice: np.ndarray) -> np.ndarray:
-    """(m,) observed cost of the picked config over the grid's least (inf: the pick never
-    reached the threshold; NaN: no pick, or no config reached it)."""
+def regret(observed: np.ndarray, choice: np.ndarray, failed_cost: np.ndarray | None = None
+           ) -> np.ndarray:
+    """(m,) observed cost of the picked config over the grid's least; a pick without a cost
+    (it never reached) is inf, or with `failed_cost`, (its failed run + the least) / the least;
+    no pick: inf (a failure, whatever `failed_cost`); no config reached: NaN."""
     best = np.nanmin(np.where(np.isfinite(observed), observed, np.nan), axis=0)
-    got = np.array([observed[i, j] if i >= 0 else np.nan for j, i in enumerate(choice)])
-    got = np.where((choice >= 0) & ~np.isfinite(got), np.inf, got)
+    got = np.array([observed[i, j] if i >= 0 else np.inf for j, i in enumerate(choice)])
+    got = np.where(np.isfinite(got), got, np.inf)
+    if failed_cost is not None:
+        wasted = np.array([failed_cost[i] + best[j] if i >= 0 else np.inf
+                           for j, i in enumerate(choice)])
+        got = np.where(np.isinf(got), wasted, got)
     return got / best
 
 
-def linear_fit_predict(s: DataTable, utd: np.ndarray, params: np.ndarray) -> np.ndarray:
-    """The log-linear baseline fitted on `s`, per threshold, at (utd, params)."""
-    x = np.column_stack([np.ones(len(s.utd)), np.log(s.utd), np.log(s.params)])
-    xq = np.column_stack([np.ones(len(utd)), np.log(utd), np.log(params)])
-    out = np.full((len(utd), s.data.shape[1]), np.nan)
-    for j in range(s.data.shape[1]):
-        rows = np.isfinite(s.data[:, j])
-        if rows.sum() >= 4:
-            k, *_ = np.linalg.lstsq(x[rows], np.log(s.data[rows, j]), rcond=None)
-            out[:, j] = np.exp(xq @ k)
-    return out
-
-
-def fit_regrets(chosen: DataTable, seen: DataTable, f: Fit) -> dict[str, dict[str, list]]:
-    """Per cost kind and choice, the (m,) regrets of its picks (the coarse grid's: one array
-    per sub-grid; random's: one per config). Every choice is made on `chosen` (D_J of some
-    seeds of each config) and scored on `seen` (the same configs' other seeds)."""
-    u_all, p_all = np.unique(chosen.utd), np.unique(chosen.params)
-    utd, params = chosen.utd, chosen.params
+def choose(t: DataTable, f: Fit) -> dict[str, dict[str, list[np.ndarray]]]:
+    """Per problem and choice, its picks ((m,) config indices; the coarse grid's one per
+    sub-grid, random's one per config), made from the table `t` alone."""
+    u_all, p_all = np.unique(t.utd), np.unique(t.params)
+    law = fit_laws(t, DEFAULT_METHOD)
+    predicted = {"law": law.predict(t.utd, t.params),
+                 "law, one config out": leave_one_config_out(t, DEFAULT_METHOD, law),
+                 "log-linear, one config out": loglinear_leave_one_config_out(t)}
     subgrids = []  # (configs the sub-grid ran, its law's predicted data at every config)
     for iu, ip in itertools.product(triples(len(u_all)), triples(len(p_all))):
-        keep = np.isin(utd, u_all[list(iu)]) & np.isin(params, p_all[list(ip)])
-        laws = fit_laws(sub_table(chosen, keep), DEFAULT_METHOD)
-        subgrids.append((keep, laws.predict(utd, params)))
-    law = fit_laws(chosen, DEFAULT_METHOD)
-    loco = leave_one_config_out(chosen, DEFAULT_METHOD, law)
-    linear = loglinear_leave_one_config_out(chosen)
-    middle = np.argmin(np.abs(np.log(utd / np.median(u_all)))
-                       + np.abs(np.log(params / np.median(p_all))))
-    n, m = chosen.data.shape
+        keep = np.isin(t.utd, u_all[list(iu)]) & np.isin(t.params, p_all[list(ip)])
+        subgrids.append((keep, fit_laws(sub_table(t, keep), DEFAULT_METHOD).predict(t.utd,
+                                                                                    t.params)))
+    n, m = t.data.shape
+    smallest = int(np.argmin(t.utd * t.params))
+    middle = int(np.flatnonzero((t.utd == u_all[len(u_all) // 2])
+                                & (t.params == p_all[len(p_all) // 2]))[0])
     out = {}
-    for kind in COSTS:
-        observed = costs(seen, f, seen.data, kind)
-        ran = costs(chosen, f, chosen.data, kind)
-
-        def score(predicted, allowed=None, observed=observed):
-            return regret(observed, pick(predicted, allowed))
-
-        out[kind] = {
-            "law, one config out": [score(costs(chosen, f, loco, kind))],
-            "log-linear, one config out": [score(costs(chosen, f, linear, kind))],
-            "coarse grid, law": [score(costs(chosen, f, d, kind)) for _, d in subgrids],
-            "coarse grid, its best run": [score(ran, keep) for keep, _ in subgrids],
-            "whole grid, its best run": [score(ran)],
-            "fixed (middle)": [regret(observed, np.full(m, middle))],
-            "random": [regret(observed, np.full(m, i)) for i in range(n)],
+    for name, prob in problems(t, f).items():
+        ran = prob.cost(t.data)
+        out[name] = {
+            **{c: [pick(prob.cost(d))] for c, d in predicted.items()},
+            "coarse grid, law": [pick(prob.cost(d)) for _, d in subgrids],
+            "coarse grid, its best run": [pick(ran, keep) for keep, _ in subgrids],
+            "whole grid, its best run": [pick(ran)],
+            "smallest": [np.full(m, smallest)],
+            "middle": [np.full(m, middle)],
+            "random": [np.full(m, i) for i in range(n)],
         }
     return out
 
 
-def split_tables(spec, data_dir: str) -> tuple[Fit, DataTable, DataTable]:
-    """The fit of `spec` built as shipped (without bootstrap resamples), and two tables of its
-    configs at its thresholds: D_J of each config's even-numbered seeds, and of its odd ones."""
+def score(picks: dict[str, dict[str, list[np.ndarray]]], t: DataTable, f: Fit
+          ) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per problem and choice, (regrets with failures as inf, regrets with failures costed) of
+    its `picks` on the table `t` (other seeds of the same configs), concatenated."""
+    out = {}
+    for name, prob in problems(t, f).items():
+        observed = prob.cost(t.data)
+        out[name] = {c: tuple(np.concatenate([regret(observed, p, failed)[None] for p in ps])
+                              for failed in (None, prob.failed_cost))
+                     for c, ps in picks[name].items()}
+    return out
+
+
+def summary(r: np.ndarray, costed: np.ndarray) -> tuple[float, float, float]:
+    """(share within NEAR, share failed, geometric mean of the costed regrets) of regrets `r`
+    (inf: failed; NaN: not counted) and the same with failures costed."""
+    counted = ~np.isnan(r)
+    if not counted.any():
+        return np.nan, np.nan, np.nan
+    r, costed = r[counted], costed[counted]
+    ok = np.isfinite(costed)
+    return (float(np.mean(r <= NEAR)), float(np.mean(np.isinf(r))),
+            float(np.exp(np.mean(np.log(costed[ok])))) if ok.any() else np.nan)
+
+
+def recorded_table(spec, data_dir: str):
+    """The fit of `spec` built as shipped (without bootstrap resamples), and how its D_J table
+    was made: (fit, runs, targets, data_table's other arguments)."""
     calls = []
 
     def recording(runs, targets, *args, **kw):
@@ -167,25 +222,22 @@ def split_tables(spec, data_dir: str) -> tuple[Fit, DataTable, DataTable]:
                           name=spec.name)
     finally:
         build.data_table = data_table
-    runs, targets, args, kw = calls[-1]  # the D_J table (SimbaV2's B~ tables come first)
+    assert len(calls) == 1, f"{spec.id}: {len(calls)} D_J tables built"
+    runs, targets, args, kw = calls[0]
     assert np.array_equal(targets, built.table.targets)
-    halves = []
-    for first in (0, 1):
-        some = [replace(r, values={k: v[:, first::2] for k, v in r.values.items()})
-                for r in runs]
-        halves.append(data_table(some, targets, *args, **kw))
-    return Fit(built.fit), *halves
+    return Fit(built.fit), runs, targets, args, kw
 
 
-def summary(r: np.ndarray) -> tuple[float, float, float]:
-    """(geometric mean regret of the picks that reached, share within NEAR, share failed) of
-    an array of regrets (NaN: not counted)."""
-    r = r[~np.isnan(r)]
-    if not r.size:
-        return np.nan, np.nan, np.nan
-    ok = np.isfinite(r)
-    gm = float(np.exp(np.mean(np.log(r[ok])))) if ok.any() else np.nan
-    return gm, float(np.mean(r <= NEAR)), float(np.mean(~ok))
+def halves(runs, targets, args, kw, rng: np.random.Generator) -> tuple[DataTable, DataTable]:
+    """Two tables of the same configs: D_J of a random half of each config's seeds, and of the
+    other half (an odd seed goes to either at random)."""
+    parts: tuple[list, list] = ([], [])
+    for r in runs:
+        order = rng.permutation(r.n_seeds)
+        cut = r.n_seeds // 2 + int(r.n_seeds % 2 and rng.integers(2))
+        for part, seeds in zip(parts, (np.sort(order[:cut]), np.sort(order[cut:]))):
+            part.append(replace(r, values={k: v[:, seeds] for k, v in r.values.items()}))
+    return data_table(parts[0], targets, *args, **kw), data_table(parts[1], targets, *args, **kw)
 
 
 def main() -> None:
@@ -193,42 +245,53 @@ def main() -> None:
     ap.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2]
                                                        / "shared" / "data"))
     ap.add_argument("--only", nargs="*")
-    ap.add_argument("--top", action="store_true",
-                    help="the top fifth of each fit's thresholds only")
+    ap.add_argument("--splits", type=int, default=5, help="random halvings of the seeds")
     args = ap.parse_args()
-    print(f"regret = the pick's cost / the grid's least, per threshold "
-          f"({'top fifth of the thresholds' if args.top else 'every threshold'}), each choice "
-          f"made on half of each config's seeds and scored on the other half (both ways); "
-          f"cell: geometric mean regret of the picks that reached / share within {NEAR:g}x of "
-          f"the least / share of picks that never reached (fits built without bootstrap "
-          f"resamples: the choices use the laws alone)")
-    per = {kind: {c: [] for c in CHOICES} for kind in COSTS}
-    rows: dict[str, list[str]] = {kind: [] for kind in COSTS}
+    print(f"each choice made on a random half of each config's seeds and scored on the other "
+          f"half, both ways, {args.splits} halvings (seed 0); cell: share of thresholds within "
+          f"{NEAR:g}x of the grid's best config (failures as misses) / share failed / geometric "
+          f"mean regret (a failure costs its run, then the best config's)")
+    scopes = ("every threshold", "top fifth")
+    per = {(s, p): {c: [] for c in CHOICES} for s in scopes for p in PROBLEMS}
     for spec in catalogue():
         if args.only and spec.id not in args.only:
             continue
-        f, even, odd = split_tables(spec, args.data_dir)
-        m = even.data.shape[1]
-        cols = slice(m - m // 5, m) if args.top else slice(0, m)
-        both = [fit_regrets(even, odd, f), fit_regrets(odd, even, f)]
-        for kind in COSTS:
-            cells = []
-            for c in CHOICES:
-                s = summary(np.concatenate([r[cols] for one in both for r in one[kind][c]]))
-                per[kind][c].append(s)
-                cells.append(f"{s[0]:.2f} / {100 * s[1]:.0f}% / {100 * s[2]:.0f}%")
-            rows[kind].append(f"| {spec.id} | " + " | ".join(cells) + " |")
+        f, runs, targets, t_args, t_kw = recorded_table(spec, args.data_dir)
+        rng = np.random.default_rng(0)
+        got: dict = {p: {c: ([], []) for c in CHOICES} for p in PROBLEMS}
+        for _ in range(args.splits):
+            a, b = halves(runs, targets, t_args, t_kw, rng)
+            for chosen, seen in ((a, b), (b, a)):
+                for p, by_choice in score(choose(chosen, f), seen, f).items():
+                    for c, (r, costed) in by_choice.items():
+                        got[p][c][0].append(r)
+                        got[p][c][1].append(costed)
+        m = len(targets)
+        for scope, cols in zip(scopes, (slice(0, m), slice(m - m // 5, m))):
+            for p in PROBLEMS:
+                for c in CHOICES:
+                    r, costed = (np.concatenate([x[:, cols].ravel() for x in xs])
+                                 for xs in got[p][c])
+                    per[scope, p][c].append((spec.id, summary(r, costed)))
         print(f"{spec.id}: done", file=sys.stderr, flush=True)
-    for kind in COSTS:
-        print(f"\n{kind}\n| fit | " + " | ".join(CHOICES) + " |")
-        print("|" + "---|" * (len(CHOICES) + 1))
-        print("\n".join(rows[kind]))
-        a = {c: np.array(v, float) for c, v in per[kind].items()}
-        print("| **mean over fits** | " + " | ".join(
-            f"**{np.nanmean(a[c][:, 0]):.2f} / {100 * np.nanmean(a[c][:, 1]):.0f}% / "
-            f"{100 * np.nanmean(a[c][:, 2]):.0f}%**" for c in CHOICES) + " |")
-        print(f"| **fits whose picks are within {NEAR:g}x less than half the time** | "
-              + " | ".join(str(int(np.sum(a[c][:, 1] < 0.5))) for c in CHOICES) + " |")
+    for scope in scopes:
+        for p in PROBLEMS:
+            print(f"\n{p} problem, {scope}\n| fit | " + " | ".join(CHOICES) + " |")
+            print("|" + "---|" * (len(CHOICES) + 1))
+            ids = [i for i, _ in per[scope, p][CHOICES[0]]]
+            a = {c: np.array([s for _, s in per[scope, p][c]], float) for c in CHOICES}
+            for k, fit_id in enumerate(ids):
+                print(f"| {fit_id} | " + " | ".join(_cell(a[c][k]) for c in CHOICES) + " |")
+            print("| **mean over fits** | " + " | ".join(
+                f"**{_cell(np.nanmean(a[c], axis=0))}**" for c in CHOICES) + " |")
+            law, grid = a["law"][:, 0], a["whole grid, its best run"][:, 0]
+            print(f"law against the whole grid's best run, within {NEAR:g}x: higher on "
+                  f"{int(np.sum(law > grid))} fits, lower on {int(np.sum(law < grid))}, the "
+                  f"same on {int(np.sum(law == grid))}")
+
+
+def _cell(s) -> str:
+    return f"{100 * s[0]:.0f}% / {100 * s[1]:.0f}% / {s[2]:.2f}"
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Prediction intervals: calibrated by cross-validation, honest on held-out configurations."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -479,38 +480,72 @@ def test_a_coarse_sub_grid_is_checked_between_and_beyond_its_configs():
     assert wider > width > 0
 
 
-def test_choice_script_scores_picks_on_other_seeds_against_the_best_config():
+def test_choice_script_picks_from_one_table_and_scores_on_another():
     """benchmarks/choice.py on a known law: picks made on one noisy grid, scored on another
-    draw of it. A pick that never reached a threshold is a failure (inf), a config predicted
-    past its runs' length is not picked, and the law's picks beat a random config's."""
+    draw of it. A pick that never reached a threshold is a failure (inf, or its run's cost and
+    then the best config's), nothing picked is a failure, a config predicted past its runs'
+    length is not picked, and the law's picks beat a random config's."""
     from types import SimpleNamespace
 
     import benchmarks.choice as choice
 
     f = SimpleNamespace(compute_per_update_param=2560.0, delta=1e11)
     chosen, seen = _synthetic_table(0, noise=0.05), _synthetic_table(1, noise=0.05)
-    observed = choice.costs(seen, f, seen.data, "total")
-    assert np.allclose(observed, 2560.0 * (seen.utd * seen.params)[:, None] * seen.data
-                       + 1e11 * seen.data)
-    short = np.where(np.arange(len(seen.utd)) == 0, 1e5, 1e7)
-    capped = choice.costs(SimpleNamespace(**{**vars(seen), "horizon": short}), f, seen.data,
-                          "compute")
+    size = seen.utd * seen.params
+    probs = choice.problems(seen, f)
+    assert set(probs) == set(choice.PROBLEMS)
+    observed = probs["total"].cost(seen.data)
+    assert np.allclose(observed, (2560.0 * size[:, None] + 1e11) * seen.data)
+    short = replace(seen, horizon=np.where(np.arange(len(size)) == 0, 1e5, 1e7))
+    capped = choice.problems(short, f)["data"].cost(seen.data)
     assert np.isnan(capped[0]).all() and np.isfinite(capped[1:]).all()
-    pick = choice.pick(observed)
-    assert np.array_equal(pick, np.nanargmin(observed, axis=0))
-    assert np.array_equal(choice.pick(observed, np.arange(len(seen.utd)) == 3), np.full(5, 3))
-    assert np.allclose(choice.regret(observed, pick), 1.0)
+    c0 = np.median(2560.0 * size * 1e7)
+    steps = probs["compute"].cost(seen.data)
+    assert np.array_equal(np.isfinite(steps), 2560.0 * size[:, None] * seen.data <= c0)
+    best = choice.pick(observed)
+    assert np.array_equal(best, np.nanargmin(observed, axis=0))
+    assert np.array_equal(choice.pick(observed, np.arange(len(size)) == 3), np.full(5, 3))
+    assert np.allclose(choice.regret(observed, best), 1.0)
     gone = observed.copy()
-    gone[pick[0], 0] = np.nan  # the pick never reached the first threshold
-    r = choice.regret(gone, pick)
-    assert r[0] == np.inf and np.allclose(r[1:], 1.0)
-    assert np.isnan(choice.regret(observed, np.full(5, -1))).all()
+    gone[best[0], 0] = np.nan  # the pick never reached the first threshold
+    failed = probs["total"].failed_cost
+    assert choice.regret(gone, best)[0] == np.inf
+    wasted = choice.regret(gone, best, failed)
+    assert np.isclose(wasted[0], (failed[best[0]] + np.nanmin(gone[:, 0])) / np.nanmin(gone[:, 0]))
+    assert np.allclose(wasted[1:], 1.0)
+    assert np.isinf(choice.regret(observed, np.full(5, -1), failed)).all()  # no pick: failed
+    assert choice.summary(np.array([1.0, np.inf, 2.0, np.nan]),
+                          np.array([1.0, 4.0, 2.0, np.nan])) == pytest.approx((1 / 3, 1 / 3, 2.0))
 
-    out = choice.fit_regrets(chosen, seen, f)
-    assert set(out) == set(choice.COSTS) and all(set(v) == set(choice.CHOICES)
-                                                for v in out.values())
-    total = out["total"]
-    assert len(total["coarse grid, law"]) == 16 and len(total["random"]) == len(seen.utd)
-    law = choice.summary(np.concatenate(total["law, one config out"]))
-    rand = choice.summary(np.concatenate(total["random"]))
-    assert law[2] == 0 and law[0] < rand[0] and law[1] > rand[1], (law, rand)
+    picks = choice.choose(chosen, f)
+    assert set(picks) == set(choice.PROBLEMS)
+    assert all(set(v) == set(choice.CHOICES) for v in picks.values())
+    assert len(picks["total"]["coarse grid, law"]) == 16
+    assert len(picks["total"]["random"]) == len(size)
+    assert (picks["total"]["smallest"][0] == np.argmin(size)).all()
+    scored = choice.score(picks, seen, f)
+    other = choice.score(picks, _synthetic_table(2, noise=0.05), f)
+    assert not np.array_equal(scored["total"]["law"][0], other["total"]["law"][0])
+    law = choice.summary(*scored["total"]["law"])
+    rand = choice.summary(*scored["total"]["random"])
+    assert law[1] == 0 and law[0] > rand[0] and law[2] < rand[2], (law, rand)
+
+
+def test_choice_script_halves_each_configs_seeds():
+    """Each config's seeds go to one half or the other, an odd one to either."""
+    import benchmarks.choice as choice
+    from calibration.archives import Run
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, 11) * 1e4
+    runs = [Run("bro", "synthetic", utd=u, params=1e5, batch_size=256.0,
+                steps={"return": steps},
+                values={"return": np.cumsum(rng.random((10, s)), axis=0) * 20})
+            for u, s in ((1.0, 5), (2.0, 4), (4.0, 3))]
+    sizes = set()
+    for _ in range(8):
+        a, b = choice.halves(runs, np.array([20.0, 60.0]), (), {"n_boot": 0}, rng)
+        assert list(a.n_seeds + b.n_seeds) == [5, 4, 3] and a.n_seeds[1] == b.n_seeds[1] == 2
+        sizes.add(int(a.n_seeds[0]))
+        assert np.isfinite(a.data[:, 0]).all() and np.isfinite(b.data[:, 0]).all()
+    assert sizes == {2, 3}
