@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 
 from advisor import laws
 from advisor.errors import ConfigError, TargetError, span
-from advisor.fitfile import FitFile
+from advisor.fitfile import FitFile, FittedRun
 from advisor.optimize import Box
 
 # Columns of a coefficient row: [d_min, a, alpha, b, beta].
@@ -436,6 +436,19 @@ class Fit:
     def in_domain(self, utd: float, params: float) -> bool:
         """Whether (utd, params) lies inside the fitted ranges (else: extrapolated)."""
         return all(self.model.domain.contains(utd, params))
+
+    def unreached(self, utd: float, params: float, target: float, data: float
+                  ) -> list[FittedRun]:
+        """The fitted configurations with utd and params no smaller than (utd, params), which
+        the law says need no more data than it, whose runs never reached `target` although they
+        ran at least `data` env steps: runs that contradict a prediction of `data` there. Empty
+        where the fit does not record its runs (files written before it did)."""
+        runs = self.model.domain.runs or []
+        tol = 1e-9 * max(abs(self.target_max - self.target_min), abs(target), 1e-300)
+        return [r for r in runs
+                if r.utd >= utd * (1 - 1e-9) and r.params >= params * (1 - 1e-9)
+                and (r.reached is None or r.reached < target - tol)
+                and r.horizon >= data * (1 - 1e-9)]
 
     def trusted_box(self, within_fitted: bool = False) -> Box:
         """The (utd, params) range recommend() searches: UTD_REACH x beyond the fitted utds,

@@ -172,6 +172,22 @@ class PositiveRange(Range):
     high: PositiveFloat
 
 
+Steps = Annotated[float, Field(gt=0, le=1e15, allow_inf_nan=False)]
+
+
+class FittedRun(_Strict):
+    """One configuration the laws were fitted on, and how far its runs got: `reached` is the
+    highest of the fit's targets its seed-averaged return curve reached within `horizon` env
+    steps (None: not the lowest). A configuration needing at least as much data as this one
+    (no larger utd, no larger critic) cannot be expected to reach a higher target in
+    `horizon` steps, whatever the law predicts there."""
+
+    utd: PositiveFloat
+    params: PositiveFloat
+    horizon: Steps
+    reached: FiniteFloat | None
+
+
 class Domain(_Strict):
     """The configurations the fit saw; recommendations outside are flagged `extrapolated`."""
 
@@ -180,7 +196,10 @@ class Domain(_Strict):
     target: Range
     # Env steps of the longest run the laws were fitted on: a prediction of more data than that
     # lies beyond every measured crossing (extrapolated). Optional: fit files written before it.
-    horizon: Annotated[float, Field(gt=0, le=1e15, allow_inf_nan=False)] | None = None
+    horizon: Steps | None = None
+    # Each fitted configuration and the highest target its runs reached (`recommend` warns
+    # where runs no smaller never reached the target). Optional: fit files written before it.
+    runs: list[FittedRun] | None = Field(default=None, max_length=100_000)
 
     @model_validator(mode="after")
     def _plausible(self) -> Domain:
@@ -189,6 +208,17 @@ class Domain(_Strict):
             raise ValueError("domain utd must lie within 1e-6 - 1e6 updates per env step")
         if not self.params.high <= 1e15:
             raise ValueError("domain params must be at most 1e15")
+        return self
+
+    @model_validator(mode="after")
+    def _runs_inside(self) -> Domain:
+        for k, run in enumerate(self.runs or []):
+            if self.contains(run.utd, run.params) != (True, True):
+                raise ValueError(f"domain.runs {k} (utd {run.utd:g}, params {run.params:.4g}) "
+                                 "lies outside the domain's utd and params ranges")
+            if self.horizon is not None and run.horizon > self.horizon * (1 + 1e-9):
+                raise ValueError(f"domain.runs {k} ran {run.horizon:g} env steps, more than "
+                                 f"domain.horizon {self.horizon:g}")
         return self
 
     def contains(self, utd: float, params: float) -> tuple[bool, bool]:
@@ -491,6 +521,11 @@ class FitFile(_Strict):
         for k, draw in enumerate(self.bootstrap.draws):
             if len(draw) != n:
                 raise ValueError(f"bootstrap draw {k} has {len(draw)} thresholds, expected {n}")
+        reached = {run.reached for run in self.domain.runs or []} - {None}
+        if not reached <= set(targets):
+            raise ValueError(f"domain.runs: reached {sorted(reached - set(targets))[0]:g} is "
+                             "not a threshold of data_to_target (each run's highest target "
+                             "reached is one of them, or null)")
         horizon = self.domain.horizon
         if self.random_steps is not None and horizon is not None and self.random_steps >= horizon:
             raise ValueError(f"random_steps {self.random_steps} must be below the runs' length "

@@ -82,6 +82,21 @@ def _coverage_warnings(f: Fit, utd: float, params: float) -> list[str]:
             f"{'; and '.join(low)} (recorded in the fit; `advisor show {f.id}`)"]
 
 
+def _unreached_warnings(f: Fit, utd: float, params: float, target: float, data: float
+                        ) -> list[str]:
+    """One warning where runs no smaller in utd and params, which the law says need no more
+    data, never reached `target` in at least `data` env steps (Fit.unreached)."""
+    runs = f.unreached(utd, params, target, data)
+    if not runs:
+        return []
+    run = min(runs, key=lambda r: (r.utd * r.params, r.utd))
+    more = f" (and {len(runs) - 1} more such configurations)" if len(runs) > 1 else ""
+    return [f"a configuration the law says needs less data never reached target {target:.4g}: "
+            f"{f.id}'s runs at utd {run.utd:.3g}, params {run.params:.3g} (no smaller in "
+            f"either) stayed below it for {run.horizon:.4g} env steps{more}, against "
+            f"{data:.4g} predicted here: expect more data, or take a lower target"]
+
+
 def _pct(p: float) -> str:
     """A percentage to two significant digits, never in e-notation: 2.2, 35, 680, 12000, and
     "<0.01" below that."""
@@ -1017,6 +1032,7 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         f"{dom.params.low:.3g}-{dom.params.high:.3g}: extrapolated"
                         f"{_BELOW if params_r < dom.params.low else _ABOVE}{stay}")
     warnings += _coverage_warnings(f, utd_r, params_r)
+    warnings += _unreached_warnings(f, utd_r, params_r, target_r, data_r)
     beyond = dom.horizon is not None and data_r > dom.horizon * (1 + 1e-9)
     if beyond:
         warnings.append(f"the predicted data {data_r:.4g} env steps is beyond the longest run "

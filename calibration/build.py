@@ -24,6 +24,7 @@ from advisor.fitfile import (
     DataToTarget,
     Domain,
     FitFile,
+    FittedRun,
     GoodnessOfFit,
     PositiveRange,
     Provenance,
@@ -464,7 +465,8 @@ def make_fit_file(
                 params=PositiveRange(low=float(table.params.min()),
                                      high=float(table.params.max())),
                 target=Range(low=float(targets[0]), high=float(targets[-1])),
-                horizon=float(np.max(table.horizon)) if np.max(table.horizon) > 0 else None),
+                horizon=float(np.max(table.horizon)) if np.max(table.horizon) > 0 else None,
+                runs=fitted_runs(table)),
             data_to_target=DataToTarget(laws=[
                 DataLaw(target=float(t), d_min=float(c[0]), a=float(c[1]), alpha=float(c[2]),
                         b=float(c[3]), beta=float(c[4])) for t, c in zip(targets, laws.coef)]),
@@ -490,6 +492,19 @@ def make_fit_file(
     fit = fit.model_copy(update=dict(provenance=fit.provenance.model_copy(
         update=dict(notes=[*fit.provenance.notes, *notes]))))
     return fit, laws, loco
+
+
+def fitted_runs(table: DataTable) -> list[FittedRun] | None:
+    """Each config of `table` and the highest threshold its seed-averaged curve reached within
+    its runs' length (None where the runs' lengths are unknown)."""
+    if not np.all(table.horizon > 0):
+        return None
+    out = []
+    for u, n, h, row in zip(table.utd, table.params, table.horizon, table.data):
+        hit = np.flatnonzero(np.isfinite(row))
+        out.append(FittedRun(utd=float(u), params=float(n), horizon=float(h),
+                             reached=float(table.targets[hit[-1]]) if hit.size else None))
+    return out
 
 
 def seeds_note(table: DataTable) -> str:

@@ -143,3 +143,30 @@ def test_validate_by_id_checks_the_file_holds_that_id(tmp_path, monkeypatch):
         "'bro/h1-crawl-v0'" in res.output, res.output
     res = CliRunner().invoke(main, ["validate", str(wrong)])  # a path: no id to hold
     assert res.exit_code == 0 and "valid fit file for bro/h1-crawl-v0" in res.output
+
+
+def test_fitted_runs_are_checked_against_the_domain_and_the_thresholds(fit_path):
+    """Each fit records its configs and the highest threshold their runs reached; a file whose
+    runs lie outside its domain, ran longer than its horizon or reached a target that is not
+    one of its thresholds is refused; a file written before the field reads, and says none."""
+    doc = json.loads(fit_path.read_text())
+    runs, horizon = doc["domain"]["runs"], doc["domain"]["horizon"]
+    targets = [law["target"] for law in doc["data_to_target"]["laws"]]
+    assert len(runs) == doc["goodness_of_fit"]["n_configs"]
+    assert all(r["reached"] is None or r["reached"] in targets for r in runs)
+    assert max(r["horizon"] for r in runs) == horizon
+    k = next(i for i, r in enumerate(runs) if r["reached"] is not None)
+    for field, value, message in (("utd", runs[k]["utd"] * 100, "lies outside the domain"),
+                                  ("reached", runs[k]["reached"] + 0.5, "is not a threshold"),
+                                  ("horizon", horizon * 2, "more than domain.horizon")):
+        bad = json.loads(json.dumps(doc))
+        bad["domain"]["runs"][k][field] = value
+        bad["content_hash"] = content_hash(bad)
+        fit_path.write_text(json.dumps(bad))
+        with pytest.raises(FitFileError, match=message):
+            read_fit_file(fit_path)
+    del doc["domain"]["runs"]
+    doc["content_hash"] = content_hash(doc)
+    fit_path.write_text(json.dumps(doc))
+    old = advisor.load_fit(str(fit_path))
+    assert old.model.domain.runs is None and old.unreached(1.0, 1e5, targets[-1], 1.0) == []

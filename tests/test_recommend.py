@@ -843,3 +843,29 @@ def test_recommend_warns_where_the_fits_own_record_says_its_interval_misses():
     assert d.params.low <= rec.params <= d.params.high
     assert any("of the runs at the critic sizes between its smallest and largest" in w
                for w in rec.warnings)
+
+
+def test_a_prediction_its_own_runs_contradict_is_warned():
+    """simbav2/h1-crawl-v0's runs at utd 8 and its largest critic never reached its top target
+    780 in the 5.4e5 env steps they ran (stopped early); the law says utd 2.5 at width 512 gets
+    there in 3.9e5. Since D_J falls with utd and size, runs no smaller that never got there in
+    more steps than predicted contradict the prediction, and the answer says so."""
+    rec = advisor.recommend(advisor.Budget(data=3.9e5), fit="simbav2/h1-crawl-v0")
+    (warning,) = [w for w in rec.warnings if "never reached target" in w]
+    assert warning.startswith("a configuration the law says needs less data never reached "
+                              "target 780: simbav2/h1-crawl-v0's runs at utd 8, params 1.43e+08 "
+                              "(no smaller in either) stayed below it for 5.4e+05 env steps")
+    assert warning.endswith(f"against {rec.predicted_data:.4g} predicted here: expect more "
+                            "data, or take a lower target")
+    f = advisor.load_fit("simbav2/h1-crawl-v0")
+    runs = f.model.domain.runs
+    picked = f.unreached(rec.utd, rec.params, rec.target, rec.predicted_data)
+    assert picked == [r for r in runs if r.utd >= rec.utd and r.params >= rec.params
+                      and (r.reached is None or r.reached < rec.target)
+                      and r.horizon >= rec.predicted_data]
+    # past the runs' length nothing contradicts it; nor at a target every such run reached
+    assert f.unreached(rec.utd, rec.params, rec.target, 2e6) == []
+    assert f.unreached(rec.utd, rec.params, f.target_min, rec.predicted_data) == [
+        r for r in picked if r.reached is None]
+    quick = advisor.recommend(advisor.Budget(compute=1e17))  # the Quickstart's: none of it
+    assert not [w for w in quick.warnings if "never reached target" in w]
