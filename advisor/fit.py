@@ -437,7 +437,7 @@ class Fit:
         """Whether (utd, params) lies inside the fitted ranges (else: extrapolated)."""
         return all(self.model.domain.contains(utd, params))
 
-    def unreached(self, utd: float, params: float, target: float, data: float
+    def contradicting_runs(self, utd: float, params: float, target: float, data: float
                   ) -> list[FittedRun]:
         """The fitted configurations with utd and params no smaller than (utd, params), which
         the law says need no more data than it, whose runs never reached `target` although they

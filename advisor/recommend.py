@@ -82,11 +82,11 @@ def _coverage_warnings(f: Fit, utd: float, params: float) -> list[str]:
             f"{'; and '.join(low)} (recorded in the fit; `advisor show {f.id}`)"]
 
 
-def _unreached_warnings(f: Fit, utd: float, params: float, target: float, data: float
+def _contradiction_warnings(f: Fit, utd: float, params: float, target: float, data: float
                         ) -> list[str]:
     """One warning where runs no smaller in utd and params, which the law says need no more
-    data, never reached `target` in at least `data` env steps (Fit.unreached)."""
-    runs = f.unreached(utd, params, target, data)
+    data, never reached `target` in at least `data` env steps (Fit.contradicting_runs)."""
+    runs = f.contradicting_runs(utd, params, target, data)
     if not runs:
         return []
     run = min(runs, key=lambda r: (r.utd * r.params, r.utd))
@@ -1032,7 +1032,7 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         f"{dom.params.low:.3g}-{dom.params.high:.3g}: extrapolated"
                         f"{_BELOW if params_r < dom.params.low else _ABOVE}{stay}")
     warnings += _coverage_warnings(f, utd_r, params_r)
-    warnings += _unreached_warnings(f, utd_r, params_r, target_r, data_r)
+    warnings += _contradiction_warnings(f, utd_r, params_r, target_r, data_r)
     beyond = dom.horizon is not None and data_r > dom.horizon * (1 + 1e-9)
     if beyond:
         warnings.append(f"the predicted data {data_r:.4g} env steps is beyond the longest run "

@@ -169,4 +169,5 @@ def test_fitted_runs_are_checked_against_the_domain_and_the_thresholds(fit_path)
     doc["content_hash"] = content_hash(doc)
     fit_path.write_text(json.dumps(doc))
     old = advisor.load_fit(str(fit_path))
-    assert old.model.domain.runs is None and old.unreached(1.0, 1e5, targets[-1], 1.0) == []
+    assert old.model.domain.runs is None
+    assert old.contradicting_runs(1.0, 1e5, targets[-1], 1.0) == []

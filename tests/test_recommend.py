@@ -859,13 +859,13 @@ def test_a_prediction_its_own_runs_contradict_is_warned():
                             "data, or take a lower target")
     f = advisor.load_fit("simbav2/h1-crawl-v0")
     runs = f.model.domain.runs
-    picked = f.unreached(rec.utd, rec.params, rec.target, rec.predicted_data)
+    picked = f.contradicting_runs(rec.utd, rec.params, rec.target, rec.predicted_data)
     assert picked == [r for r in runs if r.utd >= rec.utd and r.params >= rec.params
                       and (r.reached is None or r.reached < rec.target)
                       and r.horizon >= rec.predicted_data]
     # past the runs' length nothing contradicts it; nor at a target every such run reached
-    assert f.unreached(rec.utd, rec.params, rec.target, 2e6) == []
-    assert f.unreached(rec.utd, rec.params, f.target_min, rec.predicted_data) == [
+    assert f.contradicting_runs(rec.utd, rec.params, rec.target, 2e6) == []
+    assert f.contradicting_runs(rec.utd, rec.params, f.target_min, rec.predicted_data) == [
         r for r in picked if r.reached is None]
     quick = advisor.recommend(advisor.Budget(compute=1e17))  # the Quickstart's: none of it
     assert not [w for w in quick.warnings if "never reached target" in w]
