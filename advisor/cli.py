@@ -478,6 +478,24 @@ def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: s
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
+def _runs_line(m) -> list[str]:
+    """`advisor show`'s line on the fitted configurations whose runs stopped short of the top
+    target (recorded in domain.runs: `recommend` warns where they contradict an answer)."""
+    runs, top = m.domain.runs, m.domain.target.high
+    if not runs:
+        return []
+    short = [r for r in runs if r.reached is None or r.reached < top]
+    text = (f"runs:         {len(runs) - len(short)} of {len(runs)} configurations reached the "
+            f"top target {top:.4g}")
+    if short:
+        text += "; short of it: " + ", ".join(
+            f"utd {r.utd:g} params {r.params:.3g} ("
+            + (f"reached {r.reached:.4g}" if r.reached is not None else "none reached")
+            + f" in {r.horizon:.3g} steps)" for r in short[:4]) + (
+            f", and {len(short) - 4} more" if len(short) > 4 else "")
+    return [text]
+
+
 def _budget_text(budget: dict) -> str:
     units = {"compute": "FLOPs", "data": "env steps", "total": "FLOPs", "delta": "FLOPs/step"}
     return ", ".join(f"{k} {v:.3g} {units.get(k, '')}".strip() for k, v in budget.items())
@@ -569,6 +587,7 @@ def show(fit_id):
         f"{m.domain.params.low:.3g}-{m.domain.params.high:.3g}, target "
         f"{span(m.domain.target.low, m.domain.target.high)}"
         + (f", runs up to {m.domain.horizon:.4g} env steps" if m.domain.horizon else ""),
+        *_runs_line(m),
         f"compute:      C = {m.compute.flops_per_param_sample:g} * "
         f"{m.compute.reference_batch_size:g}"
         f" * utd * params * data FLOPs; delta = {m.delta:.3g} FLOPs/env step",

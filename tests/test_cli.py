@@ -74,6 +74,16 @@ def test_fits_and_show_list_and_describe():
     top = pi.bands[-1]
     assert f"targets {top.target_low:.4g}-{top.target_high:.4g}: " in bands[-1]
     assert f"{np.exp(pi.offsets(0.8, top.target_high)[1]):.2f}x (one seed" in bands[-1]
+    # Which configurations' runs stopped short of the top target (domain.runs).
+    (runs,) = [line for line in res.output.splitlines() if line.startswith("runs: ")]
+    short = [r for r in advisor.load_fit("bro/humanoid-stand").model.domain.runs
+             if r.reached < 850]
+    assert [(r.utd, round(r.params, -3), r.reached) for r in short] == [
+        (1.0, 183_000, pytest.approx(821.05, abs=0.01)),
+        (8.0, 183_000, pytest.approx(676.32, abs=0.01))]
+    assert runs == ("runs:         17 of 19 configurations reached the top target 850; short "
+                    "of it: utd 1 params 1.83e+05 (reached 821.1 in 1e+06 steps), utd 8 params "
+                    "1.83e+05 (reached 676.3 in 1e+06 steps)"), runs
 
 
 def test_fits_table_columns_line_up():
