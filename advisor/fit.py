@@ -437,18 +437,27 @@ class Fit:
         """Whether (utd, params) lies inside the fitted ranges (else: extrapolated)."""
         return all(self.model.domain.contains(utd, params))
 
-    def contradicting_runs(self, utd: float, params: float, target: float, data: float
-                  ) -> list[FittedRun]:
-        """The fitted configurations with utd and params no smaller than (utd, params), which
-        the law says need no more data than it, whose runs never reached `target` although they
-        ran at least `data` env steps: runs that contradict a prediction of `data` there. Empty
-        where the fit does not record its runs (files written before it did)."""
+    def contradicting_runs(self, utd: float, params: float, target: float | None, data: float
+                           ) -> list[FittedRun]:
+        """The fitted configurations whose runs contradict a prediction that (utd, params)
+        reaches `target` (default: the top threshold) in `data` env steps: utd and params no
+        smaller (the law says they need no more data), yet in at least `data` steps, at every
+        batch size they ran, their runs never reached the highest threshold at or below
+        `target`. Empty where the fit does not record its runs (schema 3 and older)."""
+        utd_a, params_a, data_a = _positive_pair(utd, params, ("data", data))
+        if np.ndim(utd_a) or np.ndim(params_a) or np.ndim(data_a):
+            raise ConfigError("contradicting_runs takes one configuration: scalar utd, params "
+                              "and data")
+        target = self.check_target(target)
         runs = self.model.domain.runs or []
+        thresholds = np.array([law.target for law in self.model.data_to_target.laws])
         tol = 1e-9 * max(abs(self.target_max - self.target_min), abs(target), 1e-300)
+        below = thresholds[thresholds <= target + tol]
+        floor = float(below.max()) if below.size else float(thresholds.min())
         return [r for r in runs
-                if r.utd >= utd * (1 - 1e-9) and r.params >= params * (1 - 1e-9)
-                and (r.reached is None or r.reached < target - tol)
-                and r.horizon >= data * (1 - 1e-9)]
+                if r.utd >= float(utd_a) * (1 - 1e-9) and r.params >= float(params_a) * (1 - 1e-9)
+                and (r.reached is None or r.reached < floor - tol)
+                and r.horizon >= float(data_a) * (1 - 1e-9)]
 
     def trusted_box(self, within_fitted: bool = False) -> Box:
         """The (utd, params) range recommend() searches: UTD_REACH x beyond the fitted utds,

@@ -34,7 +34,7 @@ from advisor.files import (
     read_limited,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: The held-out schemes a prediction interval's `coverage` records (calibration.intervals and,
 #: for few-shot fits, calibration.prior).
 COVERAGE_KEYS = (
@@ -63,7 +63,8 @@ FitId = Annotated[str, Field(pattern=FIT_ID_PATTERN, max_length=200), AfterValid
 MAX_BATCH_SIZE = 1e6
 MAX_WIDTH = 1e6
 #: Versions this package reads (1: no prediction interval; intervals fall back to the bootstrap;
-#: 2: one interval for every target; 3: an interval per band of targets, `IntervalBand`).
+#: 2: one interval for every target; 3: an interval per band of targets, `IntervalBand`;
+#: 4: the fitted configurations and how far their runs got, `Domain.runs`).
 READABLE_VERSIONS = tuple(range(1, SCHEMA_VERSION + 1))
 #: How far beyond the fitted domain the advisor trusts a law (factors on utd and on params).
 UTD_REACH = 4.0
@@ -176,16 +177,19 @@ Steps = Annotated[float, Field(gt=0, le=1e15, allow_inf_nan=False)]
 
 
 class FittedRun(_Strict):
-    """One configuration the laws were fitted on, and how far its runs got: `reached` is the
-    highest of the fit's targets its seed-averaged return curve reached within `horizon` env
-    steps (None: not the lowest). A configuration needing at least as much data as this one
-    (no larger utd, no larger critic) cannot be expected to reach a higher target in
-    `horizon` steps, whatever the law predicts there."""
+    """One configuration the laws were fitted on, and how far its runs got (schema 4)."""
 
     utd: PositiveFloat
     params: PositiveFloat
-    horizon: Steps
-    reached: FiniteFloat | None
+    horizon: Steps = Field(description="The fewest env steps any of its runs took (at every "
+                                       "batch size it ran, where it ran several).")
+    reached: FiniteFloat | None = Field(
+        description="The highest of the fit's thresholds any of its runs' seed-averaged "
+                    "return curves reached within their length; null: not even the lowest. "
+                    "A configuration with no larger utd and no larger critic needs at least "
+                    "as much data by the law, so a prediction that it reaches the next "
+                    "threshold above this one in at most `horizon` env steps contradicts "
+                    "these runs (`recommend` warns).")
 
 
 class Domain(_Strict):
@@ -194,12 +198,14 @@ class Domain(_Strict):
     utd: PositiveRange
     params: PositiveRange
     target: Range
-    # Env steps of the longest run the laws were fitted on: a prediction of more data than that
-    # lies beyond every measured crossing (extrapolated). Optional: fit files written before it.
-    horizon: Steps | None = None
-    # Each fitted configuration and the highest target its runs reached (`recommend` warns
-    # where runs no smaller never reached the target). Optional: fit files written before it.
-    runs: list[FittedRun] | None = Field(default=None, max_length=100_000)
+    horizon: Steps | None = Field(
+        default=None, description="Env steps of the longest run the laws were fitted on: a "
+        "prediction of more data than that lies beyond every measured crossing (extrapolated). "
+        "Absent in files written before it.")
+    runs: list[FittedRun] | None = Field(
+        default=None, min_length=1, max_length=100_000,
+        description="Each configuration the laws were fitted on, once, and how far its runs "
+                    "got (schema 4 on; absent before).")
 
     @model_validator(mode="after")
     def _plausible(self) -> Domain:
@@ -212,13 +218,26 @@ class Domain(_Strict):
 
     @model_validator(mode="after")
     def _runs_inside(self) -> Domain:
-        for k, run in enumerate(self.runs or []):
-            if self.contains(run.utd, run.params) != (True, True):
-                raise ValueError(f"domain.runs {k} (utd {run.utd:g}, params {run.params:.4g}) "
-                                 "lies outside the domain's utd and params ranges")
-            if self.horizon is not None and run.horizon > self.horizon * (1 + 1e-9):
+        if self.runs is None:
+            return self
+        if self.horizon is None:
+            raise ValueError("domain.runs needs domain.horizon (the longest run's env steps)")
+        seen: dict[tuple[float, float], int] = {}
+        for k, run in enumerate(self.runs):
+            utd_in, params_in = self.contains(run.utd, run.params)
+            if not (utd_in and params_in):
+                axis, x, rng = (("utd", run.utd, self.utd) if not utd_in
+                                else ("params", run.params, self.params))
+                raise ValueError(f"domain.runs {k}: {axis} {x:.10g} lies outside the domain's "
+                                 f"{axis} range {rng.low:.10g}-{rng.high:.10g}")
+            if run.horizon > self.horizon * (1 + 1e-9):
                 raise ValueError(f"domain.runs {k} ran {run.horizon:g} env steps, more than "
                                  f"domain.horizon {self.horizon:g}")
+            if (run.utd, run.params) in seen:
+                raise ValueError(f"domain.runs {k} repeats the configuration of run "
+                                 f"{seen[run.utd, run.params]} (utd {run.utd:.10g}, params "
+                                 f"{run.params:.10g}): each configuration once")
+            seen[run.utd, run.params] = k
         return self
 
     def contains(self, utd: float, params: float) -> tuple[bool, bool]:
@@ -521,11 +540,6 @@ class FitFile(_Strict):
         for k, draw in enumerate(self.bootstrap.draws):
             if len(draw) != n:
                 raise ValueError(f"bootstrap draw {k} has {len(draw)} thresholds, expected {n}")
-        reached = {run.reached for run in self.domain.runs or []} - {None}
-        if not reached <= set(targets):
-            raise ValueError(f"domain.runs: reached {sorted(reached - set(targets))[0]:g} is "
-                             "not a threshold of data_to_target (each run's highest target "
-                             "reached is one of them, or null)")
         horizon = self.domain.horizon
         if self.random_steps is not None and horizon is not None and self.random_steps >= horizon:
             raise ValueError(f"random_steps {self.random_steps} must be below the runs' length "
@@ -549,6 +563,19 @@ class FitFile(_Strict):
                                  f"the lowest ({laws[0].target:g}) to the highest "
                                  f"({laws[-1].target:g}), each band starting at the threshold "
                                  "after the last one's")
+        runs = self.domain.runs
+        if runs is not None:
+            if self.schema_version < 4:
+                raise ValueError(f"domain.runs needs schema_version 4, not "
+                                 f"{self.schema_version}")
+            if len(runs) != self.goodness_of_fit.n_configs:
+                raise ValueError(f"domain.runs holds {len(runs)} configurations, not the "
+                                 f"{self.goodness_of_fit.n_configs} of goodness_of_fit.n_configs")
+            for k, run in enumerate(runs):
+                if run.reached is not None and run.reached not in set(targets):
+                    raise ValueError(f"domain.runs {k}: reached {run.reached:.10g} is not a "
+                                     "threshold of data_to_target (each run's highest target "
+                                     "reached is one of them, or null)")
         _check_meaning(self)
         return self
 
@@ -664,6 +691,8 @@ def dump_fit_file(model: FitFile) -> str:
         pi.pop("seed_log_high", None)
     if pi is not None and pi.get("bands") is None:  # schema 3 on
         pi.pop("bands", None)
+    if doc["domain"].get("runs") is None:  # schema 4 on
+        doc["domain"].pop("runs", None)
     for band in (pi or {}).get("bands") or []:
         if band.get("seed_log_low") is None:
             band.pop("seed_log_low", None)

@@ -83,18 +83,25 @@ def _coverage_warnings(f: Fit, utd: float, params: float) -> list[str]:
 
 
 def _contradiction_warnings(f: Fit, utd: float, params: float, target: float, data: float
-                        ) -> list[str]:
-    """One warning where runs no smaller in utd and params, which the law says need no more
-    data, never reached `target` in at least `data` env steps (Fit.contradicting_runs)."""
+                            ) -> list[str]:
+    """One warning where the fit's runs at a configuration no smaller in utd and params, which
+    the law says needs no more data, never got as far as `target` in at least `data` env steps
+    (Fit.contradicting_runs)."""
     runs = f.contradicting_runs(utd, params, target, data)
     if not runs:
         return []
     run = min(runs, key=lambda r: (r.utd * r.params, r.utd))
-    more = f" (and {len(runs) - 1} more such configurations)" if len(runs) > 1 else ""
-    return [f"a configuration the law says needs less data never reached target {target:.4g}: "
-            f"{f.id}'s runs at utd {run.utd:.3g}, params {run.params:.3g} (no smaller in "
-            f"either) stayed below it for {run.horizon:.4g} env steps{more}, against "
-            f"{data:.4g} predicted here: expect more data, or take a lower target"]
+    same = (math.isclose(run.utd, utd, rel_tol=1e-6)
+            and math.isclose(run.params, params, rel_tol=1e-6))
+    where = ("this configuration's own runs" if same else
+             f"{f.id}'s runs at utd {run.utd:.3g}, params {run.params:.3g} (no smaller in "
+             f"either, so needing no more data by the law)")
+    got = (f"reached {run.reached:.4g} at most" if run.reached is not None
+           else "reached none of its thresholds")
+    more = f"; so did {len(runs) - 1} more such configurations" if len(runs) > 1 else ""
+    return [f"the runs contradict this prediction: {where} {got} in {run.horizon:.4g} env "
+            f"steps{more}, against target {target:.4g} in {data:.4g} predicted here: expect "
+            "more data, or take a lower target"]
 
 
 def _pct(p: float) -> str:

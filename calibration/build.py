@@ -201,6 +201,7 @@ def build_fit(
             check_high_target(runs, targets)
     batch_relerr = None
     batch_sizes: list[int] | None = None  # those the runs used, where B~ is fitted to them
+    reach_tables: list[DataTable] = []  # the configs' runs at other batch sizes
 
     if layout == "simbav2":
         tables = tables_by_batch(runs, targets, n_boot, seed)
@@ -211,6 +212,7 @@ def build_fit(
         # D_J at each config from the run whose batch is nearest the fitted B~ (in log).
         picked = nearest_batch_runs(runs, lambda u, n: advisor.laws.batch_size(u, n, *coef_b))
         table = data_table(picked, targets, n_boot, seed)
+        reach_tables = list(tables.values())
         arch = Architecture(description="SimbaV2 critic (parameter counts per width as "
                                         "published with its runs)",
                             coefficients=simbav2_coefficients(), width_multiple=64)
@@ -268,16 +270,18 @@ def build_fit(
                    notes=notes, method=method, n_boot=n_boot, seed=seed, created=created,
                    command=command, target_range=target_range, delta=delta,
                    input_dim=input_dim, name=name, prior=prior, random_steps=random_steps,
-                   batch_sizes=batch_sizes)
+                   batch_sizes=batch_sizes, reach_tables=reach_tables)
 
 
 def _finish(table: DataTable, archive: Path, algorithm: str, env: str, fit_env: str, *,
             batch: BatchSizeLaw, arch: Architecture, fit_delta: float, notes: list[str],
             method: Method, n_boot: int, seed: int, created: str | None, command: str | None,
             target_range, delta, input_dim, name, prior, random_steps,
-            batch_sizes: list[int] | None = None, round_steps: float | None = None) -> Built:
+            batch_sizes: list[int] | None = None, round_steps: float | None = None,
+            reach_tables: list[DataTable] = ()) -> Built:
     """The fit file of `table`, with the provenance of `archive` and of the command
-    (`batch_sizes`: those the runs used, for the B~ range check)."""
+    (`batch_sizes`: those the runs used, for the B~ range check; `reach_tables`: the D_J of
+    the configs' runs at their other batch sizes, for domain.runs)."""
     fit, laws, loco = make_fit_file(
         table, fit_id=f"{algorithm}/{fit_env}", batch=batch, arch=arch, delta=fit_delta,
         provenance=Provenance(
@@ -288,7 +292,7 @@ def _finish(table: DataTable, archive: Path, algorithm: str, env: str, fit_env: 
                                            round_steps),
             project_version=advisor.__version__, method=method.describe(), notes=notes),
         method=method, n_boot=n_boot, seed=seed, created=created, prior=prior,
-        random_steps=random_steps, batch_sizes=batch_sizes)
+        random_steps=random_steps, batch_sizes=batch_sizes, reach_tables=reach_tables)
     return Built(fit, table, laws, loco)
 
 
@@ -338,6 +342,7 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
     horizon = max(float(r.steps["return"][-1]) for r in runs)
     batches = sorted({r.batch_size for r in runs})
     batch_sizes = None  # those the runs used, where B~ is fitted to them
+    reach_tables: list[DataTable] = []  # the configs' runs at other batch sizes
     try:  # each config at its own batch size, as paper A's runs (at their B~)
         ran = runs_batch_law(runs)
     except ValueError as exc:
@@ -372,6 +377,7 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
                              b_b=coef_b[2], beta_b=coef_b[3], relative_error=relerr)
         picked = nearest_batch_runs(runs, lambda u, n: advisor.laws.batch_size(u, n, *coef_b))
         table = data_table(picked, targets, n_boot, seed, step_limit=horizon)
+        reach_tables = list(tables.values())
         notes.append("D_J per config uses the batch size nearest the fitted B~.")
     n_cfg = len({(r.utd, r.params) for r in runs})
     need = 5 if prior is None else 3
@@ -382,7 +388,8 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
                    fit_delta=delta or 1e11, notes=notes, method=method, n_boot=n_boot,
                    seed=seed, created=created, command=command, target_range=target_range,
                    delta=delta, input_dim=input_dim, name=name, prior=prior,
-                   random_steps=random_steps, batch_sizes=batch_sizes, round_steps=round_steps)
+                   random_steps=random_steps, batch_sizes=batch_sizes, round_steps=round_steps,
+                   reach_tables=reach_tables)
 
 
 def fit_command(archive: str | Path, algorithm: str, env: str, output: str | Path, n_boot: int,
@@ -424,6 +431,7 @@ def make_fit_file(
     provenance: Provenance, method: Method = DEFAULT_METHOD, n_boot: int = N_BOOT,
     seed: int = BOOT_SEED, created: str | None = None, prior=None,
     batch_sizes: list[int] | None = None, random_steps: int | None = None,
+    reach_tables: list[DataTable] = (),
 ) -> tuple[FitFile, LawFit, np.ndarray]:
     """Fit D_J on `table`, cross-validate, bootstrap, and assemble the fit file, with the
     verdict of its checks in the notes (calibration.checks; `batch_sizes`: those the runs
@@ -466,7 +474,7 @@ def make_fit_file(
                                      high=float(table.params.max())),
                 target=Range(low=float(targets[0]), high=float(targets[-1])),
                 horizon=float(np.max(table.horizon)) if np.max(table.horizon) > 0 else None,
-                runs=fitted_runs(table)),
+                runs=fitted_runs(table, reach_tables)),
             data_to_target=DataToTarget(laws=[
                 DataLaw(target=float(t), d_min=float(c[0]), a=float(c[1]), alpha=float(c[2]),
                         b=float(c[3]), beta=float(c[4])) for t, c in zip(targets, laws.coef)]),
@@ -494,15 +502,23 @@ def make_fit_file(
     return fit, laws, loco
 
 
-def fitted_runs(table: DataTable) -> list[FittedRun] | None:
-    """Each config of `table` and the highest threshold its seed-averaged curve reached within
-    its runs' length (None where the runs' lengths are unknown)."""
+def fitted_runs(table: DataTable, others: list[DataTable] = ()) -> list[FittedRun] | None:
+    """Each config of `table` and the highest threshold any of its runs reached within their
+    length, with the fewest env steps any of them took; `others`: tables of the same
+    thresholds whose runs at a config of `table` count too (its other batch sizes). None where
+    the runs' lengths are unknown."""
     if not np.all(table.horizon > 0):
         return None
+    rows: dict[tuple[float, float], list[tuple[float, np.ndarray]]] = {}
+    for t in (table, *others):
+        assert np.array_equal(t.targets, table.targets)
+        for u, n, h, row in zip(t.utd, t.params, t.horizon, t.data):
+            rows.setdefault((float(u), float(n)), []).append((float(h), row))
     out = []
-    for u, n, h, row in zip(table.utd, table.params, table.horizon, table.data):
-        hit = np.flatnonzero(np.isfinite(row))
-        out.append(FittedRun(utd=float(u), params=float(n), horizon=float(h),
+    for u, n in zip(table.utd, table.params):
+        got = rows[float(u), float(n)]
+        hit = np.flatnonzero(np.any([np.isfinite(row) for _, row in got], axis=0))
+        out.append(FittedRun(utd=float(u), params=float(n), horizon=min(h for h, _ in got),
                              reached=float(table.targets[hit[-1]]) if hit.size else None))
     return out
 

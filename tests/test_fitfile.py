@@ -146,28 +146,51 @@ def test_validate_by_id_checks_the_file_holds_that_id(tmp_path, monkeypatch):
 
 
 def test_fitted_runs_are_checked_against_the_domain_and_the_thresholds(fit_path):
-    """Each fit records its configs and the highest threshold their runs reached; a file whose
-    runs lie outside its domain, ran longer than its horizon or reached a target that is not
-    one of its thresholds is refused; a file written before the field reads, and says none."""
+    """Each fit records its configs, once each, and the highest threshold their runs reached;
+    a file whose runs lie outside its domain, ran longer than its horizon, repeat a config,
+    miss one, reached a target that is not one of its thresholds, or come with an older
+    schema, is refused with a line naming the run; a file written before the field (schema 3)
+    reads, and finds no contradicting runs."""
     doc = json.loads(fit_path.read_text())
+    assert doc["schema_version"] == SCHEMA_VERSION == 4
     runs, horizon = doc["domain"]["runs"], doc["domain"]["horizon"]
     targets = [law["target"] for law in doc["data_to_target"]["laws"]]
     assert len(runs) == doc["goodness_of_fit"]["n_configs"]
     assert all(r["reached"] is None or r["reached"] in targets for r in runs)
-    assert max(r["horizon"] for r in runs) == horizon
+    assert max(r["horizon"] for r in runs) <= horizon
     k = next(i for i, r in enumerate(runs) if r["reached"] is not None)
-    for field, value, message in (("utd", runs[k]["utd"] * 100, "lies outside the domain"),
-                                  ("reached", runs[k]["reached"] + 0.5, "is not a threshold"),
-                                  ("horizon", horizon * 2, "more than domain.horizon")):
+    top = doc["domain"]["utd"]["high"]
+
+    def edited(change):
         bad = json.loads(json.dumps(doc))
-        bad["domain"]["runs"][k][field] = value
+        change(bad)
         bad["content_hash"] = content_hash(bad)
         fit_path.write_text(json.dumps(bad))
+        return fit_path
+
+    for change, message in (
+            (lambda d: d["domain"]["runs"][k].update(utd=top * (1 + 1e-8)),
+             f"domain.runs {k}: utd {top * (1 + 1e-8):.10g} lies outside the domain's utd "
+             "range"),
+            (lambda d: d["domain"]["runs"][k].update(reached=runs[k]["reached"] + 0.5),
+             f"domain.runs {k}: reached .* is not a threshold"),
+            (lambda d: d["domain"]["runs"][k].update(horizon=horizon * 2),
+             "more than domain.horizon"),
+            (lambda d: d["domain"]["runs"].append(dict(runs[k], reached=None)),
+             f"domain.runs {len(runs)} repeats the configuration of run {k}"),
+            (lambda d: d["domain"]["runs"].pop(), f"holds {len(runs) - 1} configurations, not"),
+            (lambda d: d["domain"].update(runs=[]), "domain.runs"),
+            (lambda d: d["domain"].pop("horizon"), "domain.runs needs domain.horizon"),
+            (lambda d: d.update(schema_version=3), "domain.runs needs schema_version 4")):
         with pytest.raises(FitFileError, match=message):
-            read_fit_file(fit_path)
-    del doc["domain"]["runs"]
-    doc["content_hash"] = content_hash(doc)
-    fit_path.write_text(json.dumps(doc))
-    old = advisor.load_fit(str(fit_path))
+            read_fit_file(edited(change))
+        res = CliRunner().invoke(main, ["validate", str(fit_path)])
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+
+    def schema_3(d):
+        del d["domain"]["runs"]
+        d["schema_version"] = 3
+
+    old = advisor.load_fit(str(edited(schema_3)))
     assert old.model.domain.runs is None
     assert old.contradicting_runs(1.0, 1e5, targets[-1], 1.0) == []

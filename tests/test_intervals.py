@@ -96,6 +96,7 @@ def test_a_schema_1_fit_falls_back_to_the_bootstrap_and_says_so(tmp_path):
     doc = f.model.model_dump(mode="json")
     doc["schema_version"] = 1
     doc.pop("prediction_interval")
+    doc["domain"].pop("runs")  # schema 4 on
     old = type(f.model).model_validate(doc)
     assert "prediction_interval" not in dump_fit_file(old)
     path = tmp_path / "old.json"
@@ -375,6 +376,7 @@ def test_fit_interval_takes_the_band_of_its_target():
     doc = json.loads(dump_fit_file(fit.model))
     doc["schema_version"] = 2
     doc["prediction_interval"].pop("bands")
+    doc["domain"].pop("runs")  # schema 4 on
     doc["content_hash"] = content_hash(doc)
     old = advisor.fitfile.parse_fit_file(json.dumps(doc))
     assert old.prediction_interval.offsets(0.8, a.target_low) == (pi.log_low[i], pi.log_high[i])
@@ -401,6 +403,7 @@ def test_a_fit_file_bands_are_validated():
 
     def old_schema(d):
         d["schema_version"] = 2
+        d["domain"].pop("runs")  # schema 4 on
 
     def narrower_seed(d):
         d["prediction_interval"]["bands"][2]["seed_log_high"] = [0.0] * len(

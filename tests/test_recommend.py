@@ -846,26 +846,38 @@ def test_recommend_warns_where_the_fits_own_record_says_its_interval_misses():
 
 
 def test_a_prediction_its_own_runs_contradict_is_warned():
-    """simbav2/h1-crawl-v0's runs at utd 8 and its largest critic never reached its top target
-    780 in the 5.4e5 env steps they ran (stopped early); the law says utd 2.5 at width 512 gets
-    there in 3.9e5. Since D_J falls with utd and size, runs no smaller that never got there in
-    more steps than predicted contradict the prediction, and the answer says so."""
-    rec = advisor.recommend(advisor.Budget(data=3.9e5), fit="simbav2/h1-crawl-v0")
-    (warning,) = [w for w in rec.warnings if "never reached target" in w]
-    assert warning.startswith("a configuration the law says needs less data never reached "
-                              "target 780: simbav2/h1-crawl-v0's runs at utd 8, params 1.43e+08 "
-                              "(no smaller in either) stayed below it for 5.4e+05 env steps")
-    assert warning.endswith(f"against {rec.predicted_data:.4g} predicted here: expect more "
-                            "data, or take a lower target")
-    f = advisor.load_fit("simbav2/h1-crawl-v0")
+    """bro/walker-run's runs at utd 2 and its smallest critic (5.5e5 params) got no further
+    than 710 of its top target 730 in 1e6 env steps; with 7.7e5 env steps the law picks utd 2
+    at 3.5e5 params, predicted to get there in 7.5e5. Since D_J falls with utd and size, runs
+    no smaller that never got there in more steps than predicted contradict the prediction,
+    and the answer says so; at a target between two thresholds only the one at or below it
+    counts (those runs reached 710, so 720 is not contradicted)."""
+    rec = advisor.recommend(advisor.Budget(data=7.7e5), fit="bro/walker-run")
+    (warning,) = [w for w in rec.warnings if "contradict" in w]
+    assert warning == (
+        "the runs contradict this prediction: bro/walker-run's runs at utd 2, params 5.5e+05 "
+        "(no smaller in either, so needing no more data by the law) reached 710 at most in "
+        f"1e+06 env steps, against target 730 in {rec.predicted_data:.4g} predicted here: "
+        "expect more data, or take a lower target")
+    f = advisor.load_fit("bro/walker-run")
     runs = f.model.domain.runs
     picked = f.contradicting_runs(rec.utd, rec.params, rec.target, rec.predicted_data)
     assert picked == [r for r in runs if r.utd >= rec.utd and r.params >= rec.params
                       and (r.reached is None or r.reached < rec.target)
-                      and r.horizon >= rec.predicted_data]
-    # past the runs' length nothing contradicts it; nor at a target every such run reached
-    assert f.contradicting_runs(rec.utd, rec.params, rec.target, 2e6) == []
-    assert f.contradicting_runs(rec.utd, rec.params, f.target_min, rec.predicted_data) == [
-        r for r in picked if r.reached is None]
+                      and r.horizon >= rec.predicted_data] and len(picked) == 1
+    # past the runs' length nothing contradicts it; nor at a target they reached, nor between
+    # that threshold and the next (their runs may have got there)
+    assert f.contradicting_runs(rec.utd, rec.params, rec.target, 1.1e6) == []
+    assert f.contradicting_runs(rec.utd, rec.params, 710, rec.predicted_data) == []
+    assert f.contradicting_runs(rec.utd, rec.params, 720, rec.predicted_data) == []
+    assert f.contradicting_runs(rec.utd, rec.params, None, rec.predicted_data) == picked
+    with pytest.raises(AdvisorError, match="utd"):
+        f.contradicting_runs(-1, rec.params, None, 7e5)
+    # at a fitted configuration: its own runs
+    from advisor.recommend import _contradiction_warnings
+
+    (own,) = _contradiction_warnings(f, 2.0, 5.5e5, 730, 7e5)
+    assert own.startswith("the runs contradict this prediction: this configuration's own runs "
+                          "reached 710 at most in 1e+06 env steps, against target 730 in 7e+05")
     quick = advisor.recommend(advisor.Budget(compute=1e17))  # the Quickstart's: none of it
-    assert not [w for w in quick.warnings if "never reached target" in w]
+    assert not [w for w in quick.warnings if "contradict" in w]
