@@ -1,0 +1,94 @@
+"""Does `recommend`'s warning that a fit's own runs contradict a prediction mean anything?
+
+`recommend` warns where runs at a configuration no smaller in utd and params, which the law says
+need no more data, never reached the target in more env steps than it predicts
+(`Fit.contradicting_runs`, from the fit's `domain.runs`). Here, on the 23 archive grids, held
+out as `choice.py` holds out (a fit and its runs on a random half of each config's seeds, scored
+on the other half, both ways): the law fitted to the choosing half picks, for each of the three
+problems of `choice.py` and each threshold, the grid configuration of least predicted cost; the
+rule, read off the choosing half's runs, flags the pick or not; the other half says whether the
+pick reached the threshold within its problem's limits. If flagged picks fail far more often
+than the others, the warning carries information a user should heed.
+
+The rule here is `Fit.contradicting_runs` at the grid's thresholds, on the runs that make the
+D_J table (a SimbaV2 config's runs at the batch size nearest B~ only, where a shipped fit's
+`domain.runs` counts every batch size: so more flags there than a shipped fit gives). Grid
+picks are fitted configurations, so most flags are the pick's own runs; `recommend`'s answers
+are mostly between or beyond them, where the warning is rarer.
+
+Usage: python benchmarks/contradiction.py [DATA_DIR] [--only ID ...] [--splits N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.choice import PROBLEMS, halves, pick, problems, recorded_table  # noqa: E402
+from calibration.build import DEFAULT_METHOD  # noqa: E402
+from calibration.catalogue import catalogue  # noqa: E402
+from calibration.curves import DataTable  # noqa: E402
+from calibration.fitting import fit_laws  # noqa: E402
+
+
+def contradicted(t: DataTable, i: int, j: int, data: float) -> bool:
+    """Whether runs of `t` at a config no smaller than config i in utd and params never reached
+    threshold j although they ran at least `data` env steps (Fit.contradicting_runs)."""
+    return bool(np.any((t.utd >= t.utd[i]) & (t.params >= t.params[i])
+                       & ~np.isfinite(t.data[:, j]) & (t.horizon >= data)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2]
+                                                       / "shared" / "data"))
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--splits", type=int, default=1, help="random halvings of the seeds")
+    args = ap.parse_args()
+    counts = {p: np.zeros((2, 2), int) for p in PROBLEMS}  # [flagged, failed]
+    print(f"picks of the law fitted to a random half of each config's seeds, scored on the "
+          f"other half, both ways, {args.splits} halving(s) (seed 0)")
+    print("| fit | flagged picks that failed | picks not flagged that failed |")
+    print("|---|---|---|")
+    for spec in catalogue():
+        if args.only and spec.id not in args.only:
+            continue
+        f, runs, targets, t_args, t_kw = recorded_table(spec, args.data_dir)
+        rng = np.random.default_rng(0)
+        mine = np.zeros((2, 2), int)
+        for _ in range(args.splits):
+            a, b = halves(runs, targets, t_args, t_kw, rng)
+            for chosen, seen in ((a, b), (b, a)):
+                predicted = fit_laws(chosen, DEFAULT_METHOD).predict(chosen.utd, chosen.params)
+                scoring = problems(seen, f)
+                for name, prob in problems(chosen, f).items():
+                    observed = scoring[name].cost(seen.data)
+                    for j, i in enumerate(pick(prob.cost(predicted))):
+                        if i < 0 or not np.isfinite(observed[:, j]).any():
+                            continue
+                        flag = contradicted(chosen, i, j, predicted[i, j])
+                        failed = not np.isfinite(observed[i, j])
+                        counts[name][int(flag), int(failed)] += 1
+                        mine[int(flag), int(failed)] += 1
+        print(f"| {spec.id} | {_share(mine[1])} | {_share(mine[0])} |", flush=True)
+    for name, c in counts.items():
+        print(f"{name} problem: flagged picks failed {_share(c[1])}, the others {_share(c[0])}")
+    total = sum(counts.values())
+    print(f"all problems: flagged picks failed {_share(total[1])}, the others {_share(total[0])}"
+          f"; {total[1].sum()} of {total.sum()} picks flagged")
+
+
+def _share(row: np.ndarray) -> str:
+    n = int(row.sum())
+    return f"{row[1]} of {n} ({100 * row[1] / n:.0f}%)" if n else "none"
+
+
+if __name__ == "__main__":
+    main()
