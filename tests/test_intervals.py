@@ -552,3 +552,20 @@ def test_choice_script_halves_each_configs_seeds():
         sizes.add(int(a.n_seeds[0]))
         assert np.isfinite(a.data[:, 0]).all() and np.isfinite(b.data[:, 0]).all()
     assert sizes == {2, 3}
+
+
+def test_contradiction_script_flags_picks_that_runs_no_smaller_refute():
+    """benchmarks/contradiction.py's rule, as Fit.contradicting_runs reads domain.runs: a
+    config is flagged at a threshold where a config no smaller in utd and params never reached
+    it in at least the predicted steps."""
+    import benchmarks.contradiction as contradiction
+
+    table = _synthetic_table(0, noise=0.05)
+    big = int(np.argmax(table.utd * table.params))
+    small = int(np.argmin(table.utd * table.params))
+    assert not contradiction.contradicted(table, small, 4, 1e5)
+    table.data[big, 4] = np.nan  # the largest config never reached the top threshold
+    assert contradiction.contradicted(table, small, 4, 1e5)
+    assert contradiction.contradicted(table, big, 4, 1e5)  # its own runs
+    assert not contradiction.contradicted(table, small, 3, 1e5)  # it reached that one
+    assert not contradiction.contradicted(table, small, 4, 2e7)  # beyond its runs' length
