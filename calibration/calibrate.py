@@ -598,7 +598,9 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
                                   method=DEFAULT_METHOD.describe(), notes=notes),
             n_boot=n_boot, created=created, prior=plan.prior,
             batch_sizes=list(grid.batch_sizes),  # the stage-1 sweep's
-            random_steps=grid.random_steps)
+            random_steps=grid.random_steps,
+            # stage 1's runs at a stage-2 config (other batch sizes) count for how far it got
+            reach_tables=[data_table(runs1, targets, n_boot=0, step_limit=grid.steps)])
     # Is the fit fit to use (calibration.checks)? Recorded in its notes; printed here.
     checks = fit_checks(fit, batch_sizes=list(grid.batch_sizes), configs=(table.utd, table.params))
     failed = [c for c in checks if not c.ok]
