@@ -240,13 +240,27 @@ def halves(runs, targets, args, kw, rng: np.random.Generator) -> tuple[DataTable
     return data_table(parts[0], targets, *args, **kw), data_table(parts[1], targets, *args, **kw)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def pairs(runs, targets, args, kw, splits: int):
+    """(choosing, scoring) tables of `splits` random halvings (seed 0), each both ways."""
+    rng = np.random.default_rng(0)
+    for _ in range(splits):
+        a, b = halves(runs, targets, args, kw, rng)
+        yield a, b
+        yield b, a
+
+
+def parse_args(doc: str, splits: int) -> argparse.Namespace:
+    """DATA_DIR, --only and --splits, as this script and contradiction.py take them."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2]
                                                        / "shared" / "data"))
     ap.add_argument("--only", nargs="*")
-    ap.add_argument("--splits", type=int, default=5, help="random halvings of the seeds")
-    args = ap.parse_args()
+    ap.add_argument("--splits", type=int, default=splits, help="random halvings of the seeds")
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args(__doc__, 5)
     print(f"each choice made on a random half of each config's seeds and scored on the other "
           f"half, both ways, {args.splits} halvings (seed 0); cell: share of thresholds within "
           f"{NEAR:g}x of the grid's best config (failures as misses) / share failed / geometric "
@@ -257,15 +271,12 @@ def main() -> None:
         if args.only and spec.id not in args.only:
             continue
         f, runs, targets, t_args, t_kw = recorded_table(spec, args.data_dir)
-        rng = np.random.default_rng(0)
         got: dict = {p: {c: ([], []) for c in CHOICES} for p in PROBLEMS}
-        for _ in range(args.splits):
-            a, b = halves(runs, targets, t_args, t_kw, rng)
-            for chosen, seen in ((a, b), (b, a)):
-                for p, by_choice in score(choose(chosen, f), seen, f).items():
-                    for c, (r, costed) in by_choice.items():
-                        got[p][c][0].append(r)
-                        got[p][c][1].append(costed)
+        for chosen, seen in pairs(runs, targets, t_args, t_kw, args.splits):
+            for p, by_choice in score(choose(chosen, f), seen, f).items():
+                for c, (r, costed) in by_choice.items():
+                    got[p][c][0].append(r)
+                    got[p][c][1].append(costed)
         m = len(targets)
         for scope, cols in zip(scopes, (slice(0, m), slice(m - m // 5, m))):
             for p in PROBLEMS:

@@ -21,7 +21,6 @@ Usage: python benchmarks/contradiction.py [DATA_DIR] [--only ID ...] [--splits N
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.choice import PROBLEMS, halves, pick, problems, recorded_table  # noqa: E402
+import benchmarks.choice as choice  # noqa: E402
 from calibration.build import DEFAULT_METHOD  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
 from calibration.curves import DataTable  # noqa: E402
@@ -46,13 +45,8 @@ def contradicted(t: DataTable, i: int, j: int, data: float) -> bool:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2]
-                                                       / "shared" / "data"))
-    ap.add_argument("--only", nargs="*")
-    ap.add_argument("--splits", type=int, default=1, help="random halvings of the seeds")
-    args = ap.parse_args()
-    counts = {p: np.zeros((2, 2), int) for p in PROBLEMS}  # [flagged, failed]
+    args = choice.parse_args(__doc__, 1)
+    counts = {p: np.zeros((2, 2), int) for p in choice.PROBLEMS}  # [flagged, failed]
     print(f"picks of the law fitted to a random half of each config's seeds, scored on the "
           f"other half, both ways, {args.splits} halving(s) (seed 0)")
     print("| fit | flagged picks that failed | picks not flagged that failed |")
@@ -60,23 +54,20 @@ def main() -> None:
     for spec in catalogue():
         if args.only and spec.id not in args.only:
             continue
-        f, runs, targets, t_args, t_kw = recorded_table(spec, args.data_dir)
-        rng = np.random.default_rng(0)
+        f, runs, targets, t_args, t_kw = choice.recorded_table(spec, args.data_dir)
         mine = np.zeros((2, 2), int)
-        for _ in range(args.splits):
-            a, b = halves(runs, targets, t_args, t_kw, rng)
-            for chosen, seen in ((a, b), (b, a)):
-                predicted = fit_laws(chosen, DEFAULT_METHOD).predict(chosen.utd, chosen.params)
-                scoring = problems(seen, f)
-                for name, prob in problems(chosen, f).items():
-                    observed = scoring[name].cost(seen.data)
-                    for j, i in enumerate(pick(prob.cost(predicted))):
-                        if i < 0 or not np.isfinite(observed[:, j]).any():
-                            continue
-                        flag = contradicted(chosen, i, j, predicted[i, j])
-                        failed = not np.isfinite(observed[i, j])
-                        counts[name][int(flag), int(failed)] += 1
-                        mine[int(flag), int(failed)] += 1
+        for chosen, seen in choice.pairs(runs, targets, t_args, t_kw, args.splits):
+            predicted = fit_laws(chosen, DEFAULT_METHOD).predict(chosen.utd, chosen.params)
+            scoring = choice.problems(seen, f)
+            for name, prob in choice.problems(chosen, f).items():
+                observed = scoring[name].cost(seen.data)
+                for j, i in enumerate(choice.pick(prob.cost(predicted))):
+                    if i < 0 or not np.isfinite(observed[:, j]).any():
+                        continue
+                    flag = contradicted(chosen, i, j, predicted[i, j])
+                    failed = not np.isfinite(observed[i, j])
+                    counts[name][int(flag), int(failed)] += 1
+                    mine[int(flag), int(failed)] += 1
         print(f"| {spec.id} | {_share(mine[1])} | {_share(mine[0])} |", flush=True)
     for name, c in counts.items():
         print(f"{name} problem: flagged picks failed {_share(c[1])}, the others {_share(c[0])}")
