@@ -437,8 +437,15 @@ class Fit:
         """Whether (utd, params) lies inside the fitted ranges (else: extrapolated)."""
         return all(self.model.domain.contains(utd, params))
 
-    def contradicting_runs(self, utd: float, params: float, target: float | None, data: float
-                           ) -> list[FittedRun]:
+    def threshold_below(self, target: float | None = None) -> float:
+        """The highest of the fit's thresholds at or below `target` (default: the top one)."""
+        target = self.check_target(target)
+        tol = 1e-9 * max(abs(self.target_max - self.target_min), abs(target), 1e-300)
+        return float(self.thresholds[self.thresholds <= target + tol].max(
+            initial=self.target_min))
+
+    def contradicting_runs(self, utd: float, params: float, target: float | None = None,
+                           data: float = 0.0) -> list[FittedRun]:
         """The fitted configurations whose runs contradict a prediction that (utd, params)
         reaches `target` (default: the top threshold) in `data` env steps: utd and params no
         smaller (the law says they need no more data), yet in at least `data` steps, at every
@@ -450,10 +457,8 @@ class Fit:
                               "and data")
         target = self.check_target(target)
         runs = self.model.domain.runs or []
-        thresholds = np.array([law.target for law in self.model.data_to_target.laws])
-        tol = 1e-9 * max(abs(self.target_max - self.target_min), abs(target), 1e-300)
-        below = thresholds[thresholds <= target + tol]
-        floor = float(below.max()) if below.size else float(thresholds.min())
+        floor = self.threshold_below(target)
+        tol = 1e-9 * max(abs(self.target_max - self.target_min), abs(floor), 1e-300)
         return [r for r in runs
                 if r.utd >= float(utd_a) * (1 - 1e-9) and r.params >= float(params_a) * (1 - 1e-9)
                 and (r.reached is None or r.reached < floor - tol)

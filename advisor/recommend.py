@@ -96,12 +96,14 @@ def _contradiction_warnings(f: Fit, utd: float, params: float, target: float, da
     where = ("this configuration's own runs" if same else
              f"{f.id}'s runs at utd {run.utd:.3g}, params {run.params:.3g} (no smaller in "
              f"either, so needing no more data by the law)")
-    got = (f"reached {run.reached:.4g} at most" if run.reached is not None
-           else "reached none of its thresholds")
-    more = f"; so did {len(runs) - 1} more such configurations" if len(runs) > 1 else ""
-    return [f"the runs contradict this prediction: {where} {got} in {run.horizon:.4g} env "
-            f"steps{more}, against target {target:.4g} in {data:.4g} predicted here: expect "
-            "more data, or take a lower target"]
+    floor = f.threshold_below(target)
+    passed = f"{run.reached:.4g}" if run.reached is not None else "none"
+    more = (f"; {len(runs) - 1} more such configurations fell short of it too"
+            if len(runs) > 1 else "")
+    return [f"the runs contradict this prediction: {where} never reached return {floor:.4g} in "
+            f"{run.horizon:.4g} env steps (the highest of the fit's thresholds they passed: "
+            f"{passed}){more}, against target {target:.4g} in {data:.4g} predicted here: "
+            "expect more data, or take a lower target"]
 
 
 def _pct(p: float) -> str:

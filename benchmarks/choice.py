@@ -259,14 +259,26 @@ def parse_args(doc: str, splits: int) -> argparse.Namespace:
     return ap.parse_args()
 
 
+def machine() -> str:
+    """The line naming the machine and versions, as the other benchmarks print it."""
+    import platform
+
+    import advisor
+
+    return (f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, numpy {np.__version__}, advisor {advisor.__version__}")
+
+
 def main() -> None:
     args = parse_args(__doc__, 5)
+    print(machine())
     print(f"each choice made on a random half of each config's seeds and scored on the other "
           f"half, both ways, {args.splits} halvings (seed 0); cell: share of thresholds within "
           f"{NEAR:g}x of the grid's best config (failures as misses) / share failed / geometric "
           f"mean regret (a failure costs its run, then the best config's)")
     scopes = ("every threshold", "top fifth")
     per = {(s, p): {c: [] for c in CHOICES} for s in scopes for p in PROBLEMS}
+    spread: dict[str, dict[str, list[float]]] = {}
     for spec in catalogue():
         if args.only and spec.id not in args.only:
             continue
@@ -277,6 +289,10 @@ def main() -> None:
                 for c, (r, costed) in by_choice.items():
                     got[p][c][0].append(r)
                     got[p][c][1].append(costed)
+        # the law's share within NEAR per halving (its two directions together): the noise
+        spread[spec.id] = {p: [summary(*(np.concatenate([x.ravel() for x in xs[k:k + 2]])
+                                         for xs in got[p]["law"]))[0]
+                               for k in range(0, 2 * args.splits, 2)] for p in PROBLEMS}
         m = len(targets)
         for scope, cols in zip(scopes, (slice(0, m), slice(m - m // 5, m))):
             for p in PROBLEMS:
@@ -299,6 +315,16 @@ def main() -> None:
             print(f"law against the whole grid's best run, within {NEAR:g}x: higher on "
                   f"{int(np.sum(law > grid))} fits, lower on {int(np.sum(law < grid))}, the "
                   f"same on {int(np.sum(law == grid))}")
+
+    print(f"\nthe law's share within {NEAR:g}x, every threshold, per halving (each both ways): "
+          "least-most over the halvings\n| fit | " + " | ".join(PROBLEMS) + " |")
+    print("|" + "---|" * (len(PROBLEMS) + 1))
+    for fit_id, by_problem in spread.items():
+        print(f"| {fit_id} | " + " | ".join(
+            f"{100 * min(v):.0f}-{100 * max(v):.0f}%" for v in by_problem.values()) + " |")
+    widths = {p: [max(v[p]) - min(v[p]) for v in spread.values()] for p in PROBLEMS}
+    print("| **median range** | " + " | ".join(
+        f"**{100 * np.median(w):.0f} points**" for w in widths.values()) + " |")
 
 
 def _cell(s) -> str:

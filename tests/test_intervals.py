@@ -563,9 +563,9 @@ def test_contradiction_script_flags_picks_that_runs_no_smaller_refute():
     table = _synthetic_table(0, noise=0.05)
     big = int(np.argmax(table.utd * table.params))
     small = int(np.argmin(table.utd * table.params))
-    assert not contradiction.contradicted(table, small, 4, 1e5)
+    assert contradiction.contradicted(table, small, 4, 1e5) == ""
     table.data[big, 4] = np.nan  # the largest config never reached the top threshold
-    assert contradiction.contradicted(table, small, 4, 1e5)
-    assert contradiction.contradicted(table, big, 4, 1e5)  # its own runs
-    assert not contradiction.contradicted(table, small, 3, 1e5)  # it reached that one
-    assert not contradiction.contradicted(table, small, 4, 2e7)  # beyond its runs' length
+    assert contradiction.contradicted(table, small, 4, 1e5) == "larger"
+    assert contradiction.contradicted(table, big, 4, 1e5) == "own"
+    assert contradiction.contradicted(table, small, 3, 1e5) == ""  # it reached that one
+    assert contradiction.contradicted(table, small, 4, 2e7) == ""  # beyond its runs' length
