@@ -483,14 +483,17 @@ def _runs_line(m) -> list[str]:
     target (recorded in domain.runs: `recommend` warns where they contradict an answer)."""
     runs, top = m.domain.runs, m.domain.target.high
     if not runs:
-        return []
+        return [f"runs:         not recorded (schema {m.schema_version}; 4 on records them): "
+                "`recommend` cannot check its answers against them"]
     short = [r for r in runs if r.reached is None or r.reached < top]
     text = (f"runs:         {len(runs) - len(short)} of {len(runs)} configurations reached the "
             f"top target {top:.4g}")
     if short:
-        text += "; short of it: " + ", ".join(
+        text += "; short of it (the highest threshold their runs passed)"
+    if short:
+        text += ": " + ", ".join(
             f"utd {r.utd:g} params {r.params:.3g} ("
-            + (f"reached {r.reached:.4g}" if r.reached is not None else "none reached")
+            + (f"passed {r.reached:.4g}" if r.reached is not None else "passed none")
             + f" in {r.horizon:.3g} steps)" for r in short[:4]) + (
             f", and {len(short) - 4} more" if len(short) > 4 else "")
     return [text]

@@ -221,20 +221,20 @@ class Domain(_Strict):
         if self.runs is None:
             return self
         if self.horizon is None:
-            raise ValueError("domain.runs needs domain.horizon (the longest run's env steps)")
+            raise ValueError("runs need horizon (the longest run's env steps)")
         seen: dict[tuple[float, float], int] = {}
         for k, run in enumerate(self.runs):
             utd_in, params_in = self.contains(run.utd, run.params)
             if not (utd_in and params_in):
                 axis, x, rng = (("utd", run.utd, self.utd) if not utd_in
                                 else ("params", run.params, self.params))
-                raise ValueError(f"domain.runs {k}: {axis} {x:.10g} lies outside the domain's "
-                                 f"{axis} range {rng.low:.10g}-{rng.high:.10g}")
+                raise ValueError(f"runs {k}: {axis} {x:.10g} lies outside the domain's {axis} "
+                                 f"range {rng.low:.10g}-{rng.high:.10g}")
             if run.horizon > self.horizon * (1 + 1e-9):
-                raise ValueError(f"domain.runs {k} ran {run.horizon:g} env steps, more than "
-                                 f"domain.horizon {self.horizon:g}")
+                raise ValueError(f"runs {k} ran {run.horizon:g} env steps, more than the "
+                                 f"horizon {self.horizon:g}")
             if (run.utd, run.params) in seen:
-                raise ValueError(f"domain.runs {k} repeats the configuration of run "
+                raise ValueError(f"runs {k} repeats the configuration of run "
                                  f"{seen[run.utd, run.params]} (utd {run.utd:.10g}, params "
                                  f"{run.params:.10g}): each configuration once")
             seen[run.utd, run.params] = k

@@ -11,10 +11,11 @@ from calibration.archives import Run
 from calibration.curves import DataTable, data_table
 
 
-def tables_by_batch(runs: list[Run], targets: np.ndarray, n_boot: int, seed: int = 0
-                    ) -> dict[float, DataTable]:
+def tables_by_batch(runs: list[Run], targets: np.ndarray, n_boot: int, seed: int = 0,
+                    step_limit: float | None = None) -> dict[float, DataTable]:
     """One data-to-target table per batch size, each over the same (utd, params) configs in the
-    same order; a batch size that misses a config raises a one-line error."""
+    same order (curves cut at `step_limit`, as data_table cuts them); a batch size that misses
+    a config raises a one-line error."""
     from calibration.archives import ArchiveError
 
     configs = sorted({(r.utd, r.params) for r in runs})
@@ -26,7 +27,8 @@ def tables_by_batch(runs: list[Run], targets: np.ndarray, n_boot: int, seed: int
             raise ArchiveError(f"batch size {b:g} has no run at utd {missing[0][0]:g}, params "
                                f"{missing[0][1]:.4g}: a batch grid needs every (utd, params) at "
                                "every batch size")
-        tables[b] = data_table([by_cfg[c] for c in configs], targets, n_boot, seed)
+        tables[b] = data_table([by_cfg[c] for c in configs], targets, n_boot, seed,
+                               step_limit=step_limit)
     return tables
 
 

@@ -377,7 +377,8 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
                              b_b=coef_b[2], beta_b=coef_b[3], relative_error=relerr)
         picked = nearest_batch_runs(runs, lambda u, n: advisor.laws.batch_size(u, n, *coef_b))
         table = data_table(picked, targets, n_boot, seed, step_limit=horizon)
-        reach_tables = list(tables.values())
+        # every batch size's runs, cut where the D_J table cuts them
+        reach_tables = list(tables_by_batch(runs, targets, 0, seed, step_limit=horizon).values())
         notes.append("D_J per config uses the batch size nearest the fitted B~.")
     n_cfg = len({(r.utd, r.params) for r in runs})
     need = 5 if prior is None else 3

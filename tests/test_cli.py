@@ -82,8 +82,9 @@ def test_fits_and_show_list_and_describe():
         (1.0, 183_000, pytest.approx(821.05, abs=0.01)),
         (8.0, 183_000, pytest.approx(676.32, abs=0.01))]
     assert runs == ("runs:         17 of 19 configurations reached the top target 850; short "
-                    "of it: utd 1 params 1.83e+05 (reached 821.1 in 1e+06 steps), utd 8 params "
-                    "1.83e+05 (reached 676.3 in 1e+06 steps)"), runs
+                    "of it (the highest threshold their runs passed): utd 1 params 1.83e+05 "
+                    "(passed 821.1 in 1e+06 steps), utd 8 params 1.83e+05 (passed 676.3 in "
+                    "1e+06 steps)"), runs
 
 
 def test_fits_table_columns_line_up():

@@ -170,17 +170,17 @@ def test_fitted_runs_are_checked_against_the_domain_and_the_thresholds(fit_path)
 
     for change, message in (
             (lambda d: d["domain"]["runs"][k].update(utd=top * (1 + 1e-8)),
-             f"domain.runs {k}: utd {top * (1 + 1e-8):.10g} lies outside the domain's utd "
+             f"domain: runs {k}: utd {top * (1 + 1e-8):.10g} lies outside the domain's utd "
              "range"),
             (lambda d: d["domain"]["runs"][k].update(reached=runs[k]["reached"] + 0.5),
              f"domain.runs {k}: reached .* is not a threshold"),
             (lambda d: d["domain"]["runs"][k].update(horizon=horizon * 2),
-             "more than domain.horizon"),
+             f"domain: runs {k} ran .* env steps, more than the horizon"),
             (lambda d: d["domain"]["runs"].append(dict(runs[k], reached=None)),
-             f"domain.runs {len(runs)} repeats the configuration of run {k}"),
+             f"domain: runs {len(runs)} repeats the configuration of run {k}"),
             (lambda d: d["domain"]["runs"].pop(), f"holds {len(runs) - 1} configurations, not"),
             (lambda d: d["domain"].update(runs=[]), "domain.runs"),
-            (lambda d: d["domain"].pop("horizon"), "domain.runs needs domain.horizon"),
+            (lambda d: d["domain"].pop("horizon"), "domain: runs need horizon"),
             (lambda d: d.update(schema_version=3), "domain.runs needs schema_version 4")):
         with pytest.raises(FitFileError, match=message):
             read_fit_file(edited(change))
@@ -194,3 +194,6 @@ def test_fitted_runs_are_checked_against_the_domain_and_the_thresholds(fit_path)
     old = advisor.load_fit(str(edited(schema_3)))
     assert old.model.domain.runs is None
     assert old.contradicting_runs(1.0, 1e5, targets[-1], 1.0) == []
+    shown = CliRunner().invoke(main, ["show", str(fit_path)]).output
+    assert ("runs:         not recorded (schema 3; 4 on records them): `recommend` cannot "
+            "check its answers against them") in shown.splitlines()

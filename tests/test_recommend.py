@@ -856,9 +856,10 @@ def test_a_prediction_its_own_runs_contradict_is_warned():
     (warning,) = [w for w in rec.warnings if "contradict" in w]
     assert warning == (
         "the runs contradict this prediction: bro/walker-run's runs at utd 2, params 5.5e+05 "
-        "(no smaller in either, so needing no more data by the law) reached 710 at most in "
-        f"1e+06 env steps, against target 730 in {rec.predicted_data:.4g} predicted here: "
-        "expect more data, or take a lower target")
+        "(no smaller in either, so needing no more data by the law) never reached return 730 "
+        "in 1e+06 env steps (the highest of the fit's thresholds they passed: 710), against "
+        f"target 730 in {rec.predicted_data:.4g} predicted here: expect more data, or take a "
+        "lower target")
     f = advisor.load_fit("bro/walker-run")
     runs = f.model.domain.runs
     picked = f.contradicting_runs(rec.utd, rec.params, rec.target, rec.predicted_data)
@@ -878,6 +879,13 @@ def test_a_prediction_its_own_runs_contradict_is_warned():
 
     (own,) = _contradiction_warnings(f, 2.0, 5.5e5, 730, 7e5)
     assert own.startswith("the runs contradict this prediction: this configuration's own runs "
-                          "reached 710 at most in 1e+06 env steps, against target 730 in 7e+05")
+                          "never reached return 730 in 1e+06 env steps (the highest of the "
+                          "fit's thresholds they passed: 710), against target 730 in 7e+05")
+    # between two thresholds, the one below the target is what the runs never reached
+    (between,) = _contradiction_warnings(f, 1.0, 5.5e5, 700, 7e5)
+    assert "own runs never reached return 690 in 1e+06 env steps (the highest of the fit's " \
+           "thresholds they passed: 670)" in between and "target 700 in 7e+05" in between
+    assert f.threshold_below(700) == 690 and f.threshold_below(710) == 710
+    assert f.threshold_below() == 730
     quick = advisor.recommend(advisor.Budget(compute=1e17))  # the Quickstart's: none of it
     assert not [w for w in quick.warnings if "contradict" in w]
