@@ -70,6 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from advisor.fit import Fit  # noqa: E402
+from benchmarks.common import data_parser  # noqa: E402
 from benchmarks.subgrid_coverage import sub_table, triples  # noqa: E402
 from calibration import build  # noqa: E402
 from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
@@ -251,10 +252,7 @@ def pairs(runs, targets, args, kw, splits: int):
 
 def parse_args(doc: str, splits: int) -> argparse.Namespace:
     """DATA_DIR, --only and --splits, as this script and contradiction.py take them."""
-    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
-    ap.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2]
-                                                       / "shared" / "data"))
-    ap.add_argument("--only", nargs="*")
+    ap = data_parser(doc)
     ap.add_argument("--splits", type=int, default=splits, help="random halvings of the seeds")
     return ap.parse_args()
 

@@ -13,7 +13,6 @@ built without bootstrap resamples (the interval does not use them).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import data_parser  # noqa: E402
 from benchmarks.subgrid_coverage import refit_without, widening  # noqa: E402
 from calibration.build import build_fit  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
@@ -62,10 +62,7 @@ def two_out(t: DataTable, side: str, axis: str):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("data_dir", nargs="?", default=os.environ.get("ADVISOR_DATA_DIR") or str(
-        Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
-    ap.add_argument("--only", nargs="*")
+    ap = data_parser(__doc__)
     args = ap.parse_args()
     rows = {name: [] for *_, name in SIDES}
     for spec in catalogue():

@@ -18,7 +18,6 @@ figures move a few points, as in benchmarks/widen_floors.py).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import data_parser  # noqa: E402
 from benchmarks.subgrid_coverage import refit_without, widening  # noqa: E402
 from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
 from calibration.catalogue import catalogue  # noqa: E402
@@ -67,10 +67,7 @@ def nested_edge(t: DataTable, side: str, axis: str, levels) -> dict[float, np.nd
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("data_dir", nargs="?", default=os.environ.get("ADVISOR_DATA_DIR") or str(
-        Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
-    ap.add_argument("--only", nargs="*")
+    ap = data_parser(__doc__)
     args = ap.parse_args()
     levels = tuple(LEVELS)
     table = {level: [] for level in levels}  # level -> rows of (fit, coverages)
