@@ -15,3 +15,17 @@ def data_parser(doc: str) -> argparse.ArgumentParser:
         Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
     ap.add_argument("--only", nargs="*", help="these fit ids only")
     return ap
+
+
+def selected_archives(ap: argparse.ArgumentParser, args: argparse.Namespace):
+    """(spec, archive path) of each shipped archive fit `--only` keeps, in catalogue order; a
+    missing archive ends the script with a one-line usage error."""
+    from calibration.catalogue import catalogue
+
+    for spec in catalogue():
+        if args.only and spec.id not in args.only:
+            continue
+        path = Path(args.data_dir) / spec.archive
+        if not path.exists():
+            ap.error(f"{path} does not exist: give the folder of the archives")
+        yield spec, path

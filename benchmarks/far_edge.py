@@ -22,10 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import data_parser  # noqa: E402
+from benchmarks.common import data_parser, selected_archives  # noqa: E402
 from benchmarks.subgrid_coverage import refit_without, widening  # noqa: E402
 from calibration.build import build_fit  # noqa: E402
-from calibration.catalogue import catalogue  # noqa: E402
 from calibration.curves import DataTable  # noqa: E402
 from calibration.intervals import _covered, _residuals, threshold_offsets  # noqa: E402
 
@@ -65,12 +64,7 @@ def main() -> int:
     ap = data_parser(__doc__)
     args = ap.parse_args()
     rows = {name: [] for *_, name in SIDES}
-    for spec in catalogue():
-        if args.only and spec.id not in args.only:
-            continue
-        path = Path(args.data_dir) / spec.archive
-        if not path.exists():
-            ap.error(f"{path} does not exist: give the folder of the archives")
+    for spec, path in selected_archives(ap, args):
         t = build_fit(path, spec.algorithm, spec.env, n_boot=0, name=spec.name).table
         cells = []
         for side, axis, name in SIDES:

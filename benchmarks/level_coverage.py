@@ -27,10 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import data_parser  # noqa: E402
+from benchmarks.common import data_parser, selected_archives  # noqa: E402
 from benchmarks.subgrid_coverage import refit_without, widening  # noqa: E402
 from calibration.build import DEFAULT_METHOD, build_fit  # noqa: E402
-from calibration.catalogue import catalogue  # noqa: E402
 from calibration.curves import DataTable  # noqa: E402
 from calibration.intervals import (  # noqa: E402
     LEVELS,
@@ -73,12 +72,7 @@ def main() -> int:
     table = {level: [] for level in levels}  # level -> rows of (fit, coverages)
     print("coverage held out, per fit: one column per level " + ", ".join(f"{v:g}" for v in
                                                                           levels), flush=True)
-    for spec in catalogue():
-        if args.only and spec.id not in args.only:
-            continue
-        path = Path(args.data_dir) / spec.archive
-        if not path.exists():
-            ap.error(f"{path} does not exist: give the folder of the archives")
+    for spec, path in selected_archives(ap, args):
         built = build_fit(path, spec.algorithm, spec.env, n_boot=0, name=spec.name)
         t, loco = built.table, built.loco
         _, preds = calibrate_interval(t, DEFAULT_METHOD, built.laws, loco)
