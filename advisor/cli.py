@@ -489,9 +489,7 @@ def _runs_line(m) -> list[str]:
     text = (f"runs:         {len(runs) - len(short)} of {len(runs)} configurations reached the "
             f"top target {top:.4g}")
     if short:
-        text += "; short of it (the highest threshold their runs passed)"
-    if short:
-        text += ": " + ", ".join(
+        text += "; short of it (the highest threshold their runs passed): " + ", ".join(
             f"utd {r.utd:g} params {r.params:.3g} ("
             + (f"passed {r.reached:.4g}" if r.reached is not None else "passed none")
             + f" in {r.horizon:.3g} steps)" for r in short[:4]) + (

@@ -455,7 +455,6 @@ class Fit:
         if np.ndim(utd_a) or np.ndim(params_a) or np.ndim(data_a):
             raise ConfigError("contradicting_runs takes one configuration: scalar utd, params "
                               "and data")
-        target = self.check_target(target)
         runs = self.model.domain.runs or []
         floor = self.threshold_below(target)
         tol = 1e-9 * max(abs(self.target_max - self.target_min), abs(floor), 1e-300)
