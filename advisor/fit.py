@@ -463,6 +463,45 @@ class Fit:
                 and (r.reached is None or r.reached < floor - tol)
                 and r.horizon >= float(data_a) * (1 - 1e-9)]
 
+    def uncontradicted_boxes(self, box: Box, target: float | None = None, data: float = 0.0
+                             ) -> list[Box]:
+        """The parts of `box` that the fit's runs leave open for reaching `target` in `data`
+        env steps, as boxes whose union they are. A run that never got there in at least
+        `data` steps (as contradicting_runs reads it) closes every configuration below the
+        next fitted utd and the next fitted critic size above its own (one step of the last
+        ratio beyond the largest): the configurations it dominates, and those just past it,
+        which are no better evidenced. [] where it closes all of `box`; [box] where nothing
+        contradicts (schema 3 and older: no runs recorded)."""
+        runs = self.model.domain.runs or []
+        floor = self.threshold_below(target)
+        tol = 1e-9 * max(abs(self.target_max - self.target_min), abs(floor), 1e-300)
+        failed = [r for r in runs if (r.reached is None or r.reached < floor - tol)
+                  and r.horizon >= data * (1 - 1e-9)]
+        if not failed:
+            return [box]
+
+        def next_up(values: list[float], v: float) -> float:
+            axis = sorted(set(values))
+            above = [x for x in axis if x > v * (1 + 1e-9)]
+            return above[0] if above else v * (axis[-1] / axis[-2] if len(axis) > 1 else 2.0)
+
+        corners = {(next_up([r.utd for r in runs], r.utd),
+                    next_up([r.params for r in runs], r.params)) for r in failed}
+        # the staircase: corners no other dominates, by utd up (so params down)
+        stairs = sorted(c for c in corners
+                        if not any(o != c and o[0] >= c[0] and o[1] >= c[1] for o in corners))
+        # below stairs[k]'s utd (and at or above the one before), params from stairs[k]'s up
+        lows = [box.utd_low] + [u for u, _ in stairs]
+        highs = [u for u, _ in stairs] + [box.utd_high]
+        floors = [n for _, n in stairs] + [box.params_low]
+        out = []
+        for u_lo, u_hi, n_lo in zip(lows, highs, floors):
+            part = Box(max(u_lo, box.utd_low), min(u_hi, box.utd_high),
+                       max(n_lo, box.params_low), box.params_high)
+            if part.utd_low <= part.utd_high and part.params_low <= part.params_high:
+                out.append(part)
+        return out
+
     def trusted_box(self, within_fitted: bool = False) -> Box:
         """The (utd, params) range recommend() searches: UTD_REACH x beyond the fitted utds,
         PARAMS_REACH x beyond the fitted sizes (advisor.fitfile), and no smaller than the

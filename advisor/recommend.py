@@ -82,6 +82,10 @@ def _coverage_warnings(f: Fit, utd: float, params: float) -> list[str]:
             f"{'; and '.join(low)} (recorded in the fit; `advisor show {f.id}`)"]
 
 
+#: How the warning of Fit.contradicting_runs begins.
+CONTRADICTED = "the runs contradict this prediction"
+
+
 def _contradiction_warnings(f: Fit, utd: float, params: float, target: float, data: float
                             ) -> list[str]:
     """One warning where the fit's runs at a configuration no smaller in utd and params, which
@@ -100,7 +104,7 @@ def _contradiction_warnings(f: Fit, utd: float, params: float, target: float, da
     passed = f"{run.reached:.4g}" if run.reached is not None else "none"
     more = (f"; {len(runs) - 1} more such configurations fell short of it too"
             if len(runs) > 1 else "")
-    return [f"the runs contradict this prediction: {where} never reached return {floor:.4g} in "
+    return [f"{CONTRADICTED}: {where} never reached return {floor:.4g} in "
             f"{run.horizon:.4g} env steps (the highest of the fit's thresholds they passed: "
             f"{passed}){more}, against target {target:.4g} in {data:.4g} predicted here: "
             "expect more data, or take a lower target"]
@@ -541,11 +545,14 @@ def _enough(need: float, kind: str, attempt) -> str:
 
 
 def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
-               within_fitted: bool = False, search: bool = True, pin: Pin = Pin()
-               ) -> Recommendation:
+               within_fitted: bool = False, search: bool = True, pin: Pin = Pin(),
+               part: optimize.Box | None = None) -> Recommendation:
+    """recommend() on a loaded fit; `search`: also look for what the messages suggest (other
+    budgets, targets, configurations); `part`: search only this part of the range (a box
+    inside it, from Fit.uncontradicted_boxes)."""
     k = f.compute_per_update_param
     range_name = "fitted range" if within_fitted else "trusted range"
-    box = pin.box(f, f.trusted_box(within_fitted), range_name)
+    box = part or pin.box(f, f.trusted_box(within_fitted), range_name)
     on = f.id + pin.text()
     delta = budget.delta if budget.delta is not None else f.delta
 
@@ -671,7 +678,48 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
         cost = _pin_cost(budget, f, target, level, within_fitted, pin, rec, maximise_target)
         if cost:
             rec = rec.model_copy(update=dict(warnings=[cost, *rec.warnings]))
+    if search and not maximise_target:
+        rec = _offer_uncontradicted(rec, budget, f, level, within_fitted, pin, box)
     return rec
+
+
+def _offer_uncontradicted(rec: Recommendation, budget: Budget, f: Fit, level: float,
+                          within_fitted: bool, pin: Pin, box: optimize.Box) -> Recommendation:
+    """`rec`, where its runs contradict it, with the contradiction warning naming the best
+    configuration for the same target that no run contradicts (Fit.uncontradicted_boxes): the
+    problem solved in each open part of the range, rounded, and kept where it is within the
+    budget and its rounded configuration is not contradicted either. The law's answer stays
+    the answer: on the archive grids, picking among configurations the runs leave open cuts
+    the picks that never reach a target of a data budget but costs more on the rest
+    (benchmarks/choice.py, the README's Choices), so it is offered, not imposed."""
+    at = [i for i, w in enumerate(rec.warnings) if w.startswith(CONTRADICTED)]
+    if not at:
+        return rec
+    best = None
+    for part in f.uncontradicted_boxes(box, rec.target, rec.predicted_data):
+        try:
+            alt = _recommend(budget, f, rec.target, level, within_fitted, search=False, pin=pin,
+                             part=part)
+        except AdvisorError:
+            continue
+        cost = getattr(alt, f"predicted_{budget.cost}")
+        if (alt.within_budget and not f.contradicting_runs(alt.utd, alt.params, alt.target,
+                                                           alt.predicted_data)
+                and (best is None or cost < getattr(best, f"predicted_{budget.cost}"))):
+            best = alt
+    clear = "clear of such runs (and of the fitted step past each)"
+    if best is None:
+        offer = f"; no configuration{pin.text()} within the budget is {clear}"
+    else:
+        more = (getattr(best, f"predicted_{budget.cost}")
+                / getattr(rec, f"predicted_{budget.cost}"))
+        offer = (f"; the best configuration{pin.text()} {clear}: utd {best.gradient_steps}/"
+                 f"{best.train_freq}, width {best.width}, predicted {best.predicted_data:.4g} "
+                 f"env steps and {best.predicted_compute:.4g} FLOPs, {more:.3g}x this one's "
+                 f"{budget.cost}")
+    warnings = list(rec.warnings)
+    warnings[at[0]] += offer
+    return rec.model_copy(update=dict(warnings=warnings))
 
 
 def _pin_cost(budget: Budget, f: Fit, target: float | None, level: float,

@@ -22,12 +22,22 @@ what it costs): each problem's data is capped at the runs' length.
 
 Choices:
   - law: the law fitted to every config's choosing seeds (what `recommend` uses);
+  - law, runs' veto: the law's pick among the configs its runs do not contradict
+    (Fit.contradicting_runs, what `recommend` warns of: no run at a config no smaller in utd
+    and params that ran at least the predicted steps failed to reach J; where every config is
+    vetoed, the law's pick);
   - law, one config out: each config predicted by a fit without it (a config never run);
   - log-linear, one config out: the baseline log D = k0 + k1 log utd + k2 log N (no
     censoring: it cannot learn that a config never reached J);
   - coarse grid, law: each 3x3 sub-grid (three utds by three critic sizes, 16 per fit, as
     `subgrid_coverage.py` takes them: what `advisor calibrate` runs) fitted as the shipped fits
     are; its pick among every config of the full grid, the ones it never ran included;
+  - coarse grid, law, runs' veto: its pick among the full grid's configs that the sub-grid's
+    runs do not contradict, as above: most configs it picks it never ran, as most of
+    `recommend`'s answers are not fitted configurations;
+  - coarse grid, law, veto to next run: the same, a failed run also vetoing the configs
+    above it up to (not at) the next value the sub-grid ran on each axis (the configs just
+    past a failed run, which the plain veto lets through);
   - coarse grid, its best run: the best config the sub-grid ran (nine runs, no law);
   - whole grid, its best run: the best config of the whole grid on the choosing seeds (what
     running every config buys: the floor the seeds' noise leaves);
@@ -83,11 +93,14 @@ from calibration.fitting import (  # noqa: E402
 )
 
 PROBLEMS = ("total", "data", "compute")
-CHOICES = ("law", "law, one config out", "log-linear, one config out", "coarse grid, law",
-           "coarse grid, its best run", "whole grid, its best run", "smallest", "middle",
-           "random")
+CHOICES = ("law", "law, runs' veto", "law, one config out",
+           "log-linear, one config out", "coarse grid, law", "coarse grid, law, runs' veto",
+           "coarse grid, law, veto to next run", "coarse grid, its best run",
+           "whole grid, its best run", "smallest", "middle", "random")
 #: Choices that use a law's predictions (the rest read runs, or nothing).
-PREDICTED = ("law", "law, one config out", "log-linear, one config out", "coarse grid, law")
+PREDICTED = ("law", "law, runs' veto", "law, one config out",
+             "log-linear, one config out", "coarse grid, law", "coarse grid, law, runs' veto",
+             "coarse grid, law, veto to next run")
 NEAR = 1.25
 
 
@@ -136,6 +149,43 @@ def pick(cost: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
     return np.where(np.isfinite(c.min(axis=0)), out, -1)
 
 
+def _next_up(values: np.ndarray, ran: np.ndarray) -> np.ndarray:
+    """(n,) per config the next larger value of its axis among the `ran` configs' (one step of
+    the last ratio beyond the largest)."""
+    u = np.unique(values[ran])
+    ratio = u[-1] / u[-2] if len(u) > 1 else 2.0
+    up = np.append(u[1:], u[-1] * ratio)
+    return up[np.clip(np.searchsorted(u, values * (1 + 1e-9)) - 1, 0, len(u) - 1)]
+
+
+def vetoed(t: DataTable, predicted: np.ndarray, ran: np.ndarray | None = None,
+           to_next: bool = False) -> np.ndarray:
+    """(n, m) where the runs of `t` refute config i reaching threshold j in its `predicted`
+    env steps, as Fit.contradicting_runs reads them: a config no smaller in utd and params
+    never reached j although it ran at least that long. `ran`: (n,) the configs whose runs
+    count (default all); `to_next`: a failed run vetoes every config below the next value the
+    runs took on each axis, not only those no larger than itself."""
+    ran = np.ones(len(t.utd), bool) if ran is None else ran
+    if to_next:  # up to (not at) the next value the runs took on each axis
+        nu, npar = _next_up(t.utd, ran), _next_up(t.params, ran)
+        larger = ((nu[None, :] > t.utd[:, None] * (1 + 1e-9))
+                  & (npar[None, :] > t.params[:, None] * (1 + 1e-9)) & ran[None, :])
+    else:
+        larger = (t.utd[None, :] >= t.utd[:, None]) & (t.params[None, :] >= t.params[:, None]) \
+            & ran[None, :]
+    never = ~np.isfinite(t.data)
+    with np.errstate(invalid="ignore"):
+        long = t.horizon[None, :, None] >= predicted[:, None, :]
+    return np.any(larger[:, :, None] & never[None, :, :] & long, axis=1)
+
+
+def pick_vetoed(cost: np.ndarray, veto: np.ndarray) -> np.ndarray:
+    """pick(cost) among the configs not vetoed ((n, m)), or where that leaves none with a cost,
+    among all (recommend then answers as the law says, and warns)."""
+    first, fallback = pick(np.where(veto, np.nan, cost)), pick(cost)
+    return np.where(first >= 0, first, fallback)
+
+
 def regret(observed: np.ndarray, choice: np.ndarray, failed_cost: np.ndarray | None = None
            ) -> np.ndarray:
     """(m,) observed cost of the picked config over the grid's least; a pick without a cost
@@ -168,12 +218,20 @@ def choose(t: DataTable, f: Fit) -> dict[str, dict[str, list[np.ndarray]]]:
     smallest = int(np.argmin(t.utd * t.params))
     middle = int(np.flatnonzero((t.utd == u_all[len(u_all) // 2])
                                 & (t.params == p_all[len(p_all) // 2]))[0])
+    veto = vetoed(t, predicted["law"])
+    sub_veto = [vetoed(t, d, keep) for keep, d in subgrids]
+    sub_next = [vetoed(t, d, keep, to_next=True) for keep, d in subgrids]
     out = {}
     for name, prob in problems(t, f).items():
         ran = prob.cost(t.data)
         out[name] = {
             **{c: [pick(prob.cost(d))] for c, d in predicted.items()},
+            "law, runs' veto": [pick_vetoed(prob.cost(predicted["law"]), veto)],
             "coarse grid, law": [pick(prob.cost(d)) for _, d in subgrids],
+            "coarse grid, law, runs' veto": [pick_vetoed(prob.cost(d), v)
+                                             for (_, d), v in zip(subgrids, sub_veto)],
+            "coarse grid, law, veto to next run": [pick_vetoed(prob.cost(d), v)
+                                                   for (_, d), v in zip(subgrids, sub_next)],
             "coarse grid, its best run": [pick(ran, keep) for keep, _ in subgrids],
             "whole grid, its best run": [pick(ran)],
             "smallest": [np.full(m, smallest)],

@@ -194,6 +194,8 @@ def test_fitted_runs_are_checked_against_the_domain_and_the_thresholds(fit_path)
     old = advisor.load_fit(str(edited(schema_3)))
     assert old.model.domain.runs is None
     assert old.contradicting_runs(1.0, 1e5, targets[-1], 1.0) == []
+    box = old.trusted_box()
+    assert old.uncontradicted_boxes(box, targets[-1], 1.0) == [box]
     shown = CliRunner().invoke(main, ["show", str(fit_path)]).output
     assert ("runs:         not recorded (schema 3; 4 on records them): `recommend` cannot "
             "check its answers against them") in shown.splitlines()

@@ -854,12 +854,12 @@ def test_a_prediction_its_own_runs_contradict_is_warned():
     counts (those runs reached 710, so 720 is not contradicted)."""
     rec = advisor.recommend(advisor.Budget(data=7.7e5), fit="bro/walker-run")
     (warning,) = [w for w in rec.warnings if "contradict" in w]
-    assert warning == (
+    assert warning.startswith(
         "the runs contradict this prediction: bro/walker-run's runs at utd 2, params 5.5e+05 "
         "(no smaller in either, so needing no more data by the law) never reached return 730 "
         "in 1e+06 env steps (the highest of the fit's thresholds they passed: 710), against "
         f"target 730 in {rec.predicted_data:.4g} predicted here: expect more data, or take a "
-        "lower target")
+        "lower target; ")
     f = advisor.load_fit("bro/walker-run")
     runs = f.model.domain.runs
     picked = f.contradicting_runs(rec.utd, rec.params, rec.target, rec.predicted_data)
@@ -889,3 +889,79 @@ def test_a_prediction_its_own_runs_contradict_is_warned():
     assert f.threshold_below() == 730
     quick = advisor.recommend(advisor.Budget(compute=1e17))  # the Quickstart's: none of it
     assert not [w for w in quick.warnings if "contradict" in w]
+
+
+def test_runs_leave_open_what_they_do_not_dominate_or_border():
+    """bro/walker-run's only run short of 730 in 1e6 env steps is utd 2 at 5.5e5 params: it
+    closes every configuration below the next fitted utd (5) and the next fitted size
+    (1.05e6), and the open rest is two boxes; runs shorter than the data, or a target every
+    run reached, close nothing; a box inside the closed part is closed whole; every point of
+    the open boxes is clear of contradicting runs, and every other one is below the corner."""
+    from advisor.optimize import Box
+
+    f = advisor.load_fit("bro/walker-run")
+    box = f.trusted_box()
+    assert f.uncontradicted_boxes(box, 730, 7e5) == [
+        Box(box.utd_low, 5.0, 1.05e6, box.params_high),
+        Box(5.0, box.utd_high, box.params_low, box.params_high)]
+    assert f.uncontradicted_boxes(box, 730, 1.1e6) == [box]  # longer than the runs: open
+    assert f.uncontradicted_boxes(box, 670, 7e5) == [box]  # they all reached 670
+    # at 700 (the fit's threshold below it: 690) only utd 1 at 5.5e5 fell short (it reached
+    # 670); at 730 both it and utd 2 did, and the corner (2, 1.05e6) of the first is under
+    # the corner (5, 1.05e6) of the second
+    assert f.uncontradicted_boxes(box, 700, 7e5) == [
+        Box(box.utd_low, 2.0, 1.05e6, box.params_high),
+        Box(2.0, box.utd_high, box.params_low, box.params_high)]
+    inside = Box(1.0, 4.0, 1e5, 1e6)
+    assert f.uncontradicted_boxes(inside, 730, 7e5) == []
+    rng = np.random.default_rng(0)
+    for u, n in zip(np.exp(rng.uniform(np.log(box.utd_low), np.log(box.utd_high), 400)),
+                    np.exp(rng.uniform(np.log(box.params_low), np.log(box.params_high), 400))):
+        open_ = any(b.utd_low <= u <= b.utd_high and b.params_low <= n <= b.params_high
+                    for b in f.uncontradicted_boxes(box, 730, 7e5))
+        assert open_ == (not (u < 5.0 and n < 1.05e6)), (u, n)
+        if open_:
+            assert not f.contradicting_runs(u, n, 730, 7e5)
+
+
+def test_a_contradicted_answer_offers_the_best_configuration_clear_of_the_runs():
+    """Where runs contradict the answer to a data (or compute) budget, the warning names the
+    answer to the same problem among the configurations they leave open: within the budget,
+    contradicted by no run, and the best of the open boxes' answers; the answer itself stays
+    the law's. Where none of the open configurations fits the budget, it says so; problems
+    that maximise the target are left as they are."""
+    from advisor.recommend import _recommend
+
+    f = advisor.load_fit("bro/walker-run")
+    budget = advisor.Budget(data=7.7e5)
+    rec = advisor.recommend(budget, fit=f)
+    (warning,) = [w for w in rec.warnings if "contradict" in w]
+    offer = re.search(r"; the best configuration clear of such runs \(and of the fitted step "
+                      r"past each\): utd (\d+)/(\d+), width (\d+), predicted (\S+) env steps "
+                      r"and (\S+) FLOPs, (\S+)x this one's compute$", warning)
+    assert offer, warning
+    steps, freq, width = (int(x) for x in offer.groups()[:3])
+    utd, params = steps / freq, float(f.params(width))
+    data = float(f.data_to_target(utd, params, 730))
+    compute = float(f.compute(utd, params, data))
+    assert data <= 7.7e5 and not f.contradicting_runs(utd, params, 730, data)
+    assert offer.group(4) == f"{data:.4g}" and offer.group(5) == f"{compute:.4g}"
+    assert offer.group(6) == f"{compute / rec.predicted_compute:.3g}" and compute > \
+        rec.predicted_compute
+    answers = [_recommend(budget, f, 730, 0.8, search=False, part=part)
+               for part in f.uncontradicted_boxes(f.trusted_box(), 730, rec.predicted_data)]
+    assert min(a.predicted_compute for a in answers if a.within_budget) == compute
+    assert (steps, freq, width) == (1, 1, 384)  # utd 1 at 1.05e6 params reached 730
+    # with utd fixed, the offer keeps it
+    pinned = advisor.recommend(budget, fit=f, utd=2)
+    (warning,) = [w for w in pinned.warnings if "contradict" in w]
+    assert "; the best configuration at utd 2 clear of such runs (and of the fitted step " \
+        "past each): utd 2/1, width " in warning
+    # a compute budget where every open configuration needs more
+    short = advisor.recommend(advisor.Budget(compute=1.143e15), fit=f)
+    (warning,) = [w for w in short.warnings if "contradict" in w]
+    assert warning.endswith("take a lower target; no configuration within the budget is clear "
+                            "of such runs (and of the fitted step past each)")
+    # the highest target within a compute and a data budget: no offer
+    both = advisor.recommend(advisor.Budget(compute=1e16, data=7.7e5), fit=f)
+    assert not [w for w in both.warnings if "clear of such runs" in w]
