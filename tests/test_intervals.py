@@ -554,6 +554,41 @@ def test_choice_script_halves_each_configs_seeds():
     assert sizes == {2, 3}
 
 
+def test_choice_script_vetoes_what_failed_runs_dominate_or_border():
+    """choice.py's runs' veto: a config that never reached a threshold vetoes, there, every
+    config no larger (and with `to_next`, every one below the next utd and size the runs
+    took); runs shorter than the prediction, or outside the sub-grid, veto nothing; where every
+    config is vetoed the law's pick stands."""
+    import benchmarks.choice as choice
+
+    table = _synthetic_table(0, noise=0.05)
+    predicted = np.full(table.data.shape, 1e5)
+    assert not choice.vetoed(table, predicted).any()
+    mid = int(np.flatnonzero((table.utd == 2.0) & (table.params == 6e5))[0])
+    table.data[mid, 4] = np.nan  # utd 2 at 6e5 never reached the top threshold
+    below = (table.utd <= 2.0) & (table.params <= 6e5)
+    assert np.array_equal(choice.vetoed(table, predicted)[:, 4], below)
+    assert not choice.vetoed(table, predicted)[:, :4].any()
+    near = (table.utd < 4.0) & (table.params < 2e6)  # up to the next utd and size
+    assert np.array_equal(choice.vetoed(table, predicted, to_next=True)[:, 4], near)
+    long = np.full(table.data.shape, 2e7)  # predicted beyond the runs' 1e7 steps
+    assert not choice.vetoed(table, long).any()
+    others = np.arange(len(table.utd)) != mid  # a sub-grid without that config
+    assert not choice.vetoed(table, predicted, others).any()
+    # on a sub-grid of utd 1, 4 and sizes 2e5, 2e6: a failure at (1, 2e5) vetoes up to (4, 2e6)
+    sub = np.isin(table.utd, [1.0, 4.0]) & np.isin(table.params, [2e5, 2e6])
+    table.data[:, 4] = 1e5
+    corner = int(np.flatnonzero((table.utd == 1.0) & (table.params == 2e5))[0])
+    table.data[corner, 4] = np.nan
+    assert np.array_equal(choice.vetoed(table, predicted, sub, to_next=True)[:, 4],
+                          (table.utd < 4.0) & (table.params < 2e6))
+    cost = np.arange(1.0, len(table.utd) + 1)[:, None] * np.ones((1, 5))
+    veto = np.zeros(cost.shape, bool)
+    veto[0, :] = True
+    assert np.array_equal(choice.pick_vetoed(cost, veto), np.full(5, 1))
+    assert np.array_equal(choice.pick_vetoed(cost, np.ones(cost.shape, bool)), np.zeros(5))
+
+
 def test_contradiction_script_flags_picks_that_runs_no_smaller_refute():
     """benchmarks/contradiction.py's rule, as Fit.contradicting_runs reads domain.runs: a
     config is flagged at a threshold where a config no smaller in utd and params never reached
