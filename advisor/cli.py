@@ -227,6 +227,11 @@ def main() -> None:
               help="Search only the fitted utd and params ranges (by default the search "
                    "reaches 4x beyond the fitted utds and 10x beyond the fitted sizes, "
                    "flagged as extrapolated).")
+@click.option("--clear-of-runs", is_flag=True,
+              help="Where the fit's runs contradict the answer to --data or --compute (a "
+                   "warning says so and names the alternative), answer with the best "
+                   "configuration clear of those runs instead: fewer runs that never reach "
+                   "the target, at more cost (README, Choices).")
 @click.option("--utd", metavar="UTD",
               help="Fix the utd (e.g. 1, 0.5 or 3/2: gradient_steps/train_freq) and solve for "
                    "the rest: what a codebase that runs that utd should use.")
@@ -237,7 +242,7 @@ def main() -> None:
                    "0.95, the levels a fit is calibrated at (its held-out coverage at each: "
                    "docs/intervals.md).")
 def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, within_fitted,
-              utd, width, level):
+              clear_of_runs, utd, width, level):
     """Recommend utd, critic width and batch size for a budget.
 
     \b
@@ -273,7 +278,7 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, 
     budget = Budget(**{k: v for k, v in dict(compute=compute, data=data, total=total,
                                              delta=delta).items() if v is not None})
     rec = _recommend(budget, fit=fit, target=target, within_fitted=within_fitted, utd=utd,
-                     width=width, level=level)
+                     width=width, level=level, clear_of_runs=clear_of_runs)
     text = format_recommendation(rec, fmt, env_id=env_id, critic=critic or "bronet", fit=fit_id)
     click.echo(text)
     if defaulted is not None:
@@ -690,10 +695,14 @@ def _interval_lines(m) -> list[str]:
 @click.option("--within-fitted", is_flag=True,
               help="Search only the fitted utd and critic-size ranges, as recommend "
                    "--within-fitted.")
+@click.option("--clear-of-runs", is_flag=True,
+              help="Where the fit's runs contradict an answer, the best configuration clear "
+                   "of them instead, as recommend --clear-of-runs (--kind data or compute, or "
+                   "with --target).")
 @click.option("--level", type=NUMBER, default=0.8, show_default=True,
               help="Level of the prediction interval, as recommend --level (0.5 to 0.95).")
 def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, target, utd,
-           width, within_fitted, level):
+           width, within_fitted, clear_of_runs, level):
     """Recommended hyperparameters for several budgets.
 
     \b
@@ -765,6 +774,14 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     if target is not None:
         fit.check_target(target)  # a target outside the fit's range too: the same for every row
     pin = _pin_of(fit, utd, width, within_fitted)  # the same for every row: refused once
+    if clear_of_runs:
+        from advisor.errors import ConfigError
+
+        if budget_kind == "total" and target is None:  # as recommend refuses it, once
+            raise ConfigError("--clear-of-runs needs a fixed target: --kind total without "
+                              "--target asks for the highest target each budget reaches; give "
+                              "--target, or --kind data or compute")
+        pin = {**pin, "clear_of_runs": True}
     if level != 0.8:  # recommend's default; a level the fit does not store: refused once
         d = fit.model.domain
         fit.interval(d.utd.low, d.params.low, level=level)

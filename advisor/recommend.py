@@ -388,7 +388,7 @@ def _highest(lo: float, hi: float, feasible: Callable[[float], bool], n_grid: in
 def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
               target: float | None = None, level: float = DEFAULT_LEVEL,
               within_fitted: bool = False, utd: float | str | None = None,
-              width: int | None = None) -> Recommendation:
+              width: int | None = None, clear_of_runs: bool = False) -> Recommendation:
     """The configuration that spends `budget` best under `fit` (paper A, problems 1 and 2).
 
     - data only: least compute that reaches `target` within the data budget;
@@ -401,18 +401,26 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
     pulls the answer outside them then gets the best configuration at their edge, or
     InfeasibleBudgetError). `level` is the coverage of the returned interval. `utd` (a number
     or "gradient_steps/train_freq", e.g. 1 or "3/2") and `width` fix those and solve the
-    problem over the rest: what a codebase that runs utd 1 should use, say.
+    problem over the rest: what a codebase that runs utd 1 should use, say. Where the fit's
+    runs contradict the answer to a data or a compute budget (a warning says so, and names
+    the best configuration clear of them), `clear_of_runs` answers with that configuration
+    instead.
     """
-    if not isinstance(within_fitted, bool):
-        raise ConfigError(f"within_fitted must be True or False, got {within_fitted!r}")
+    for name, flag in (("within_fitted", within_fitted), ("clear_of_runs", clear_of_runs)):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{name} must be True or False, got {flag!r}")
     budget = _as_budget(budget)
+    if clear_of_runs and budget.problem in ("compute+data", "total") and target is None:
+        raise ConfigError(f"clear_of_runs (--clear-of-runs) needs a fixed target: a "
+                          f"{budget.problem} budget without one asks for the highest target it "
+                          "reaches; give a target, or a data or a compute budget alone")
     f = load_fit(fit)
     pin = Pin(fraction=None if utd is None else utd_fraction(utd),
               width=None if width is None else _check_width(width))
     # Far from the fitted runs the laws over- and underflow; what that leaves is checked and
     # said in one line (_g4, _check_utd, the interval's warning), not as numpy warnings.
     with np.errstate(all="ignore"):
-        return _recommend(budget, f, target, level, within_fitted, pin=pin)
+        return _recommend(budget, f, target, level, within_fitted, pin=pin, clear=clear_of_runs)
 
 
 class Pin(NamedTuple):
@@ -546,13 +554,14 @@ def _enough(need: float, kind: str, attempt) -> str:
 
 def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
                within_fitted: bool = False, search: bool = True, pin: Pin = Pin(),
-               part: optimize.Box | None = None) -> Recommendation:
+               part: optimize.Box | None = None, clear: bool = False) -> Recommendation:
     """recommend() on a loaded fit; `search`: also look for what the messages suggest (other
     budgets, targets, configurations); `part`: search only this part of the range (a box
-    inside it, from Fit.uncontradicted_boxes)."""
+    inside it, from Fit.uncontradicted_boxes); `clear`: clear_of_runs."""
     k = f.compute_per_update_param
     range_name = "fitted range" if within_fitted else "trusted range"
-    box = part or pin.box(f, f.trusted_box(within_fitted), range_name)
+    full = pin.box(f, f.trusted_box(within_fitted), range_name)
+    box = part or full
     on = f.id + pin.text()
     delta = budget.delta if budget.delta is not None else f.delta
 
@@ -662,7 +671,8 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
         point = dataclasses.replace(point, utd=box.utd_low)
     if pin.width:
         point = dataclasses.replace(point, params=box.params_low)
-    rec = _describe(f, budget, j, point, delta, box, maximise_target, level, range_name, pin)
+    rec = _describe(f, budget, j, point, delta, box, maximise_target, level, range_name, pin,
+                    full=full if part else None)
     if capped:  # the optimum need not spend the budget, nor its neighbours exceed it
         near, spent = rec.near_optimal, _spent(budget, rec.optimum)
         cost = near.cost if near else None
@@ -679,44 +689,75 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
         if cost:
             rec = rec.model_copy(update=dict(warnings=[cost, *rec.warnings]))
     if search and not maximise_target:
-        rec = _offer_uncontradicted(rec, budget, f, level, within_fitted, pin, box)
+        rec = _offer_uncontradicted(rec, budget, f, level, within_fitted, pin, box, clear)
     return rec
 
 
-def _offer_uncontradicted(rec: Recommendation, budget: Budget, f: Fit, level: float,
-                          within_fitted: bool, pin: Pin, box: optimize.Box) -> Recommendation:
-    """`rec`, where its runs contradict it, with the contradiction warning naming the best
-    configuration for the same target that no run contradicts (Fit.uncontradicted_boxes): the
-    problem solved in each open part of the range, rounded, and kept where it is within the
-    budget and its rounded configuration is not contradicted either. The law's answer stays
-    the answer: on the archive grids, picking among configurations the runs leave open cuts
-    the picks that never reach a target of a data budget but costs more on the rest
-    (benchmarks/choice.py, the README's Choices), so it is offered, not imposed."""
-    at = [i for i, w in enumerate(rec.warnings) if w.startswith(CONTRADICTED)]
-    if not at:
-        return rec
+def _clear_of_runs(rec: Recommendation, budget: Budget, f: Fit, level: float,
+                   within_fitted: bool, pin: Pin, box: optimize.Box) -> Recommendation | None:
+    """The best answer to `rec`'s problem and target among the configurations its
+    contradicting runs leave open (Fit.uncontradicted_boxes): the problem solved in each open
+    part of the range `box`, rounded, and kept where it is within the budget, inside an open
+    part and contradicted by no run; None where none is."""
+    parts = f.uncontradicted_boxes(box, rec.target, rec.predicted_data)
     best = None
-    for part in f.uncontradicted_boxes(box, rec.target, rec.predicted_data):
+    for part in parts:
         try:
             alt = _recommend(budget, f, rec.target, level, within_fitted, search=False, pin=pin,
                              part=part)
         except AdvisorError:
             continue
+        open_ = any(p.utd_low * (1 - 1e-9) <= alt.utd <= p.utd_high * (1 + 1e-9)
+                    and p.params_low * (1 - 1e-9) <= alt.params <= p.params_high * (1 + 1e-9)
+                    for p in parts)
         cost = getattr(alt, f"predicted_{budget.cost}")
-        if (alt.within_budget and not f.contradicting_runs(alt.utd, alt.params, alt.target,
-                                                           alt.predicted_data)
+        if (alt.within_budget and open_
+                and not f.contradicting_runs(alt.utd, alt.params, alt.target, alt.predicted_data)
                 and (best is None or cost < getattr(best, f"predicted_{budget.cost}"))):
             best = alt
-    clear = "clear of such runs (and of the fitted step past each)"
+    return best
+
+
+_CLEAR = "clear of such runs (and of the fitted step past each)"
+
+
+def _offer_uncontradicted(rec: Recommendation, budget: Budget, f: Fit, level: float,
+                          within_fitted: bool, pin: Pin, box: optimize.Box, take: bool
+                          ) -> Recommendation:
+    """`rec`, where its runs contradict it, with the contradiction warning naming the best
+    configuration clear of them (_clear_of_runs), or with `take` (clear_of_runs) that
+    configuration's Recommendation instead, saying why. The law's answer is the default: on
+    the archive grids, picking among configurations the runs leave open cuts the picks that
+    never reach a target of a data budget but costs more on the rest (benchmarks/choice.py,
+    the README's Choices), so it is offered, not imposed."""
+    at = [i for i, w in enumerate(rec.warnings) if w.startswith(CONTRADICTED)]
+    if not at:
+        return rec
+    best = _clear_of_runs(rec, budget, f, level, within_fitted, pin, box)
+    said = rec.warnings[at[0]].removeprefix(CONTRADICTED + ": ")
+    said = said.removesuffix(": expect more data, or take a lower target")
+    if take:
+        if best is None:
+            raise InfeasibleBudgetError(
+                f"no configuration{pin.text()} within the budget is {_CLEAR}, which contradict "
+                f"the law's answer (utd {rec.gradient_steps}/{rec.train_freq}, width "
+                f"{rec.width}): {said}; without clear_of_runs (--clear-of-runs) the law's answer "
+                "is given, with that warning")
+        more = (getattr(best, f"predicted_{budget.cost}")
+                / getattr(rec, f"predicted_{budget.cost}"))
+        why = (f"clear_of_runs: the law's answer, utd {rec.gradient_steps}/{rec.train_freq} and "
+               f"width {rec.width}, is contradicted by the runs: {said}; this is the best "
+               f"configuration{pin.text()} {_CLEAR}, at {more:.3g}x its {budget.cost}")
+        return best.model_copy(update=dict(warnings=[why, *best.warnings]))
     if best is None:
-        offer = f"; no configuration{pin.text()} within the budget is {clear}"
+        offer = f"; no configuration{pin.text()} within the budget is {_CLEAR}"
     else:
         more = (getattr(best, f"predicted_{budget.cost}")
                 / getattr(rec, f"predicted_{budget.cost}"))
-        offer = (f"; the best configuration{pin.text()} {clear}: utd {best.gradient_steps}/"
+        offer = (f"; the best configuration{pin.text()} {_CLEAR}: utd {best.gradient_steps}/"
                  f"{best.train_freq}, width {best.width}, predicted {best.predicted_data:.4g} "
                  f"env steps and {best.predicted_compute:.4g} FLOPs, {more:.3g}x this one's "
-                 f"{budget.cost}")
+                 f"{budget.cost} (clear_of_runs=True, --clear-of-runs, answers with it)")
     warnings = list(rec.warnings)
     warnings[at[0]] += offer
     return rec.model_copy(update=dict(warnings=warnings))
@@ -1056,7 +1097,10 @@ def _near_optimal(f: Fit, budget: Budget, target: float, point: optimize.Point, 
 
 def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
               box: optimize.Box, maximise_target: bool, level: float,
-              range_name: str = "trusted range", pin: Pin = Pin()) -> Recommendation:
+              range_name: str = "trusted range", pin: Pin = Pin(),
+              full: optimize.Box | None = None) -> Recommendation:
+    """The Recommendation of the rounded configuration near `point`, the optimum in `box`;
+    `full`: the whole searched range where `box` is a part of it (clear_of_runs)."""
     strict = range_name == "fitted range"
     rounded = _rounded(f, budget, target, point, delta, maximise_target, box, strict=strict,
                        pin=pin)
@@ -1096,19 +1140,33 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         f"the fit saw ({dom.horizon:.4g} steps): extrapolated")
     utd_edge, params_edge = box.on_edge(point.utd, point.params)
     utd_edge, params_edge = utd_edge and not pin.fraction, params_edge and not pin.width
+    if full is not None:  # a part of the range: its own edges are where the runs close it
+        on_full = full.on_edge(point.utd, point.params)
+        for name, at, low, high, whole in (
+                ("utd", utd_edge, box.utd_low, box.utd_high, on_full[0]),
+                ("params", params_edge, box.params_low, box.params_high, on_full[1])):
+            if at and not whole:
+                warnings.append(f"clear_of_runs holds {name} at the edge of the part of the "
+                                f"{range_name} the contradicting runs leave open ({name} "
+                                f"{low:.3g}-{high:.3g} there)")
+        utd_edge, params_edge = utd_edge and on_full[0], params_edge and on_full[1]
+        outside_box = outside_box and not (
+            full.utd_low * (1 - 1e-9) <= utd_r <= full.utd_high * (1 + 1e-9)
+            and full.params_low * (1 - 1e-9) <= params_r <= full.params_high * (1 + 1e-9))
+    whole = full or box  # the range the messages name
     beyond_edge = ("the search stops there (within_fitted)" if range_name == "fitted range"
                    else "the law is not used further out")
     if utd_edge:
         warnings.append(f"the budget pulls utd to the edge of the {range_name} "
-                        f"{box.utd_low:.3g}-{box.utd_high:.3g}; {beyond_edge}")
+                        f"{whole.utd_low:.3g}-{whole.utd_high:.3g}; {beyond_edge}")
     if params_edge:
         warnings.append(f"the budget pulls params to the edge of the {range_name} "
-                        f"{box.params_low:.3g}-{box.params_high:.3g}; {beyond_edge}")
+                        f"{whole.params_low:.3g}-{whole.params_high:.3g}; {beyond_edge}")
     if outside_box and within:
         warnings.append(f"rounded to utd {steps}/{freq} and width {width} ({params_r:.3g} params), "
-                        f"just outside the {range_name} (utd {box.utd_low:.3g}-"
-                        f"{box.utd_high:.3g}, params {box.params_low:.3g}-"
-                        f"{box.params_high:.3g}): no rounded configuration tried inside it "
+                        f"just outside the {range_name} (utd {whole.utd_low:.3g}-"
+                        f"{whole.utd_high:.3g}, params {whole.params_low:.3g}-"
+                        f"{whole.params_high:.3g}): no rounded configuration tried inside it "
                         "(train_freq up to 8, widths within 2x) does as well within the budget")
     for note in f.model.provenance.notes:  # "fit check FAILED: <check>: <what>"
         check = note.removeprefix(CHECKS_FAILED_NOTE).lstrip(": ").split(":")[0]

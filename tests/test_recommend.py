@@ -938,7 +938,8 @@ def test_a_contradicted_answer_offers_the_best_configuration_clear_of_the_runs()
     (warning,) = [w for w in rec.warnings if "contradict" in w]
     offer = re.search(r"; the best configuration clear of such runs \(and of the fitted step "
                       r"past each\): utd (\d+)/(\d+), width (\d+), predicted (\S+) env steps "
-                      r"and (\S+) FLOPs, (\S+)x this one's compute$", warning)
+                      r"and (\S+) FLOPs, (\S+)x this one's compute \(clear_of_runs=True, "
+                      r"--clear-of-runs, answers with it\)$", warning)
     assert offer, warning
     steps, freq, width = (int(x) for x in offer.groups()[:3])
     utd, params = steps / freq, float(f.params(width))
@@ -965,3 +966,70 @@ def test_a_contradicted_answer_offers_the_best_configuration_clear_of_the_runs()
     # the highest target within a compute and a data budget: no offer
     both = advisor.recommend(advisor.Budget(compute=1e16, data=7.7e5), fit=f)
     assert not [w for w in both.warnings if "clear of such runs" in w]
+
+
+def test_clear_of_runs_answers_with_the_configuration_the_warning_offers():
+    """clear_of_runs=True answers with the configuration the contradiction warning offers, a
+    whole recommendation (interval, near-optimal ranges inside the open part), and says first
+    what it replaced; where the runs do not contradict the answer it changes nothing; where no
+    open configuration fits the budget it refuses in one line; a budget that maximises the
+    target is refused, and so is anything but True or False. The CLI takes it as
+    --clear-of-runs, on recommend and export."""
+    import json
+
+    from click.testing import CliRunner
+
+    from advisor.cli import main
+
+    f = advisor.load_fit("bro/walker-run")
+    budget = advisor.Budget(data=7.7e5)
+    law = advisor.recommend(budget, fit=f)
+    clear = advisor.recommend(budget, fit=f, clear_of_runs=True)
+    offered = re.search(r"utd (\d+)/(\d+), width (\d+), predicted",
+                        next(w for w in law.warnings if "contradict" in w))
+    assert (clear.gradient_steps, clear.train_freq, clear.width) == tuple(
+        int(x) for x in offered.groups())
+    assert clear.warnings[0].startswith(
+        "clear_of_runs: the law's answer, utd 2/1 and width 192, is contradicted by the runs: "
+        "bro/walker-run's runs at utd 2, params 5.5e+05")
+    assert clear.warnings[0].endswith(
+        "this is the best configuration clear of such runs (and of the fitted step past each), "
+        f"at {clear.predicted_compute / law.predicted_compute:.3g}x its compute")
+    assert not f.contradicting_runs(clear.utd, clear.params, 730, clear.predicted_data)
+    assert clear.predicted_data <= 7.7e5 and clear.interval is not None
+    assert clear.near_optimal.params_low >= 1.05e6 * (1 - 1e-9)
+    assert "params_low" in clear.near_optimal.at_edge
+    assert any(w.startswith("clear_of_runs holds params at the edge of the part of the trusted "
+                            "range the contradicting runs leave open") for w in clear.warnings)
+    assert not any("contradict this prediction" in w for w in clear.warnings)
+    plain = advisor.Budget(data=5e5)  # nothing contradicts it
+    assert advisor.recommend(plain, fit=f, clear_of_runs=True) == advisor.recommend(plain, fit=f)
+    with pytest.raises(InfeasibleBudgetError, match=r"^no configuration within the budget is "
+                       r"clear of such runs \(and of the fitted step past each\), which "
+                       r"contradict the law's answer \(utd 3/2, width 192\)"):
+        advisor.recommend(advisor.Budget(compute=1.143e15), fit=f, clear_of_runs=True)
+    with pytest.raises(AdvisorError, match="clear_of_runs .* needs a fixed target: a total "):
+        advisor.recommend(advisor.Budget(total=1e17), fit=f, clear_of_runs=True)
+    advisor.recommend(advisor.Budget(total=1e17), fit=f, target=700, clear_of_runs=True)
+    with pytest.raises(AdvisorError, match="clear_of_runs must be True or False, got 1"):
+        advisor.recommend(budget, fit=f, clear_of_runs=1)
+
+    def cli(*args):
+        return CliRunner().invoke(main, list(args))
+
+    res = cli("recommend", "--fit", "bro/walker-run", "--data", "7.7e5", "--clear-of-runs",
+              "--format", "json")
+    assert res.exit_code == 0 and json.loads(res.output) == json.loads(clear.model_dump_json())
+    res = cli("recommend", "--fit", "bro/walker-run", "--compute", "1.143e15", "--clear-of-runs")
+    assert res.exit_code == 2 and res.output.startswith("error: no configuration within") \
+        and res.output.count("\n") == 1, res.output
+    res = cli("export", "bro/walker-run", "--kind", "data", "--budgets", "5e5,7.7e5",
+              "--clear-of-runs", "--format", "json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["budgets"]
+    assert [(r["utd"], r["width"]) for r in rows] == [
+        (r.utd, r.width) for r in (advisor.recommend(plain, fit=f), clear)]
+    res = cli("export", "bro/walker-run", "--budgets", "1e17", "--kind", "total",
+              "--clear-of-runs")
+    assert res.exit_code == 2 and "--clear-of-runs needs a fixed target" in res.output \
+        and res.output.count("\n") == 1, res.output
