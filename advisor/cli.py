@@ -228,8 +228,9 @@ def main() -> None:
                    "reaches 4x beyond the fitted utds and 10x beyond the fitted sizes, "
                    "flagged as extrapolated).")
 @click.option("--clear-of-runs", is_flag=True,
-              help="Where the fit's runs contradict the answer to --data or --compute (a "
-                   "warning says so and names the alternative), answer with the best "
+              help="Where the fit's runs contradict the answer for a fixed target (--data "
+                   "or --compute alone, or any budget with --target: a warning says so and "
+                   "names the alternative), answer with the best "
                    "configuration clear of those runs instead: fewer runs that never reach "
                    "the target, at more cost (README, Choices).")
 @click.option("--utd", metavar="UTD",

@@ -402,9 +402,9 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
     InfeasibleBudgetError). `level` is the coverage of the returned interval. `utd` (a number
     or "gradient_steps/train_freq", e.g. 1 or "3/2") and `width` fix those and solve the
     problem over the rest: what a codebase that runs utd 1 should use, say. Where the fit's
-    runs contradict the answer to a data or a compute budget (a warning says so, and names
-    the best configuration clear of them), `clear_of_runs` answers with that configuration
-    instead.
+    runs contradict the answer for a fixed target (a data or a compute budget, or any budget
+    with `target`; a warning says so, and names the best configuration clear of them),
+    `clear_of_runs` answers with that configuration instead.
     """
     for name, flag in (("within_fitted", within_fitted), ("clear_of_runs", clear_of_runs)):
         if not isinstance(flag, bool):
@@ -696,9 +696,12 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
 def _clear_of_runs(rec: Recommendation, budget: Budget, f: Fit, level: float,
                    within_fitted: bool, pin: Pin, box: optimize.Box) -> Recommendation | None:
     """The best answer to `rec`'s problem and target among the configurations its
-    contradicting runs leave open (Fit.uncontradicted_boxes): the problem solved in each open
-    part of the range `box`, rounded, and kept where it is within the budget, inside an open
-    part and contradicted by no run; None where none is."""
+    contradicting runs leave open: the runs that never reached the target in at least the
+    answer's predicted env steps close what they dominate and the fitted step past each
+    (Fit.uncontradicted_boxes at that data); the problem is solved in each open part of the
+    range `box` and rounded, and an answer is kept where it is within the budget, inside an
+    open part (its rounding may leave it) and contradicted by no run at its own predicted data
+    (Fit.contradicting_runs); None where none is."""
     parts = f.uncontradicted_boxes(box, rec.target, rec.predicted_data)
     best = None
     for part in parts:

@@ -164,7 +164,10 @@ def vetoed(t: DataTable, predicted: np.ndarray, ran: np.ndarray | None = None,
     env steps, as Fit.contradicting_runs reads them: a config no smaller in utd and params
     never reached j although it ran at least that long. `ran`: (n,) the configs whose runs
     count (default all); `to_next`: a failed run vetoes every config below the next value the
-    runs took on each axis, not only those no larger than itself."""
+    runs took on each axis, not only those no larger than itself. Each config is judged at its
+    own predicted data; `recommend`'s offer judges at its answer's (Fit.uncontradicted_boxes):
+    on the archive grids, whose runs share one length and whose picks are capped at it, every
+    failed run counts either way."""
     ran = np.ones(len(t.utd), bool) if ran is None else ran
     if to_next:  # up to (not at) the next value the runs took on each axis
         nu, npar = _next_up(t.utd, ran), _next_up(t.params, ran)

@@ -892,9 +892,9 @@ def test_a_prediction_its_own_runs_contradict_is_warned():
 
 
 def test_runs_leave_open_what_they_do_not_dominate_or_border():
-    """bro/walker-run's only run short of 730 in 1e6 env steps is utd 2 at 5.5e5 params: it
-    closes every configuration below the next fitted utd (5) and the next fitted size
-    (1.05e6), and the open rest is two boxes; runs shorter than the data, or a target every
+    """bro/walker-run's runs short of 730 in 1e6 env steps are utd 1 and 2 at 5.5e5 params:
+    they close every configuration below the next fitted utd above 2 (5) and the next fitted
+    size (1.05e6), and the open rest is two boxes; runs shorter than the data, or a target every
     run reached, close nothing; a box inside the closed part is closed whole; every point of
     the open boxes is clear of contradicting runs, and every other one is below the corner."""
     from advisor.optimize import Box
@@ -1033,3 +1033,43 @@ def test_clear_of_runs_answers_with_the_configuration_the_warning_offers():
               "--clear-of-runs")
     assert res.exit_code == 2 and "--clear-of-runs needs a fixed target" in res.output \
         and res.output.count("\n") == 1, res.output
+
+
+def test_offers_lie_in_the_open_boxes_inside_the_searched_range():
+    """A reviewer's: where no rounded neighbour inside an open box fitted the budget, the
+    offer was a rounded configuration outside it (in the closed part, or below the trusted
+    range, even cheaper than the answer). Every offer, over the fits with contradicted
+    answers, a range of budgets and targets, pins and within_fitted, lies in an open box of
+    the range searched, at the answer's predicted data, and costs no less than the answer."""
+    from advisor.recommend import utd_fraction
+
+    pattern = re.compile(r"clear of such runs \(and of the fitted step past each\): utd "
+                         r"(\d+)/(\d+), width (\d+), .*, (\S+)x this one's")
+    seen = 0
+    for fit_id in ("bro/hopper-hop", "bro/walker-run", "bro/myo-pen-twirl-hard"):
+        f = advisor.load_fit(fit_id)
+        for kw in ({}, {"within_fitted": True}, {"utd": 2}):
+            for budget, target in [(advisor.Budget(data=d), None)
+                                   for d in (4e5, 7e5, 9.5e5, 1e6)] + [
+                    (advisor.Budget(compute=c), t) for c in (3e14, 5.62e14, 1.47e15, 1e16)
+                    for t in (None, f.thresholds[-3])]:
+                try:
+                    rec = advisor.recommend(budget, fit=f, target=target, **kw)
+                except AdvisorError:
+                    continue
+                offer = [m for w in rec.warnings if (m := pattern.search(w))]
+                if not offer:
+                    continue
+                steps, freq, width = (int(x) for x in offer[0].groups()[:3])
+                utd, params = steps / freq, float(f.params(width))
+                box = f.trusted_box(kw.get("within_fitted", False))
+                if "utd" in kw:
+                    u = utd_fraction(kw["utd"])
+                    assert (steps, freq) == u
+                parts = f.uncontradicted_boxes(box, rec.target, rec.predicted_data)
+                assert any(p.utd_low * (1 - 1e-9) <= utd <= p.utd_high * (1 + 1e-9)
+                           and p.params_low * (1 - 1e-9) <= params <= p.params_high * (1 + 1e-9)
+                           for p in parts), (fit_id, budget, target, kw, offer[0].group(0))
+                assert float(offer[0].group(4)) >= 1 - 1e-3
+                seen += 1
+    assert seen >= 10
