@@ -684,7 +684,7 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
                 f"the fit's top target, {hi_t:g}, takes only {spent}: its thresholds end "
                 "there, so what the rest of the budget would buy is not predicted"]
                 if spent else [])]))
-    if pin.fraction or pin.width:
+    if (pin.fraction or pin.width) and part is None:  # a part's: said by _offer_uncontradicted
         cost = _pin_cost(budget, f, target, level, within_fitted, pin, rec, maximise_target)
         if cost:
             rec = rec.model_copy(update=dict(warnings=[cost, *rec.warnings]))
@@ -751,7 +751,10 @@ def _offer_uncontradicted(rec: Recommendation, budget: Budget, f: Fit, level: fl
         why = (f"clear_of_runs: the law's answer, utd {rec.gradient_steps}/{rec.train_freq} and "
                f"width {rec.width}, is contradicted by the runs: {said}; this is the best "
                f"configuration{pin.text()} {_CLEAR}, at {more:.3g}x its {budget.cost}")
-        return best.model_copy(update=dict(warnings=[why, *best.warnings]))
+        cost = (_pin_cost(budget, f, rec.target, level, within_fitted, pin, best, False,
+                          clear=True) if pin.fraction or pin.width else None)
+        return best.model_copy(update=dict(warnings=[why, *([cost] if cost else []),
+                                                     *best.warnings]))
     if best is None:
         offer = f"; no configuration{pin.text()} within the budget is {_CLEAR}"
     else:
@@ -767,17 +770,21 @@ def _offer_uncontradicted(rec: Recommendation, budget: Budget, f: Fit, level: fl
 
 
 def _pin_cost(budget: Budget, f: Fit, target: float | None, level: float,
-              within_fitted: bool, pin: Pin, rec: Recommendation, maximise_target: bool
-              ) -> str | None:
-    """What fixing utd or width costs against the best configuration without it: more of
-    what the problem minimises, or a lower target where it maximises the target; None where
+              within_fitted: bool, pin: Pin, rec: Recommendation, maximise_target: bool,
+              clear: bool = False) -> str | None:
+    """What fixing utd or width costs against the best configuration without it (`clear`:
+    the best clear of the runs that contradict the law's, where they do: clear_of_runs): more
+    of what the problem minimises, or a lower target where it maximises the target; None where
     it costs under 0.05% (it was printed as "costs 2.7e-13% more")."""
     try:
-        free = _recommend(budget, f, target, level, within_fitted, search=False).optimum
+        unpinned = _recommend(budget, f, target, level, within_fitted, search=clear, clear=clear)
     except AdvisorError:
         return None
-    fixed, best = rec.optimum, (f"the best configuration without it (utd {free.utd:.3g}, "
-                                f"width {free.width:.0f}")
+    free = unpinned.optimum
+    moved = clear and unpinned.warnings[:1] != [] and unpinned.warnings[0].startswith(
+        "clear_of_runs:")
+    fixed, best = rec.optimum, (f"the best configuration{' clear of such runs' if moved else ''}"
+                                f" without it (utd {free.utd:.3g}, width {free.width:.0f}")
     what = "fixing " + pin.text().removeprefix(" at ")
     if maximise_target and fixed.target < free.target - 1e-9 * max(1.0, abs(free.target)):
         return (f"{what} reaches target {fixed.target:.4g} where {best}) reaches "

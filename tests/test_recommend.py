@@ -1002,6 +1002,13 @@ def test_clear_of_runs_answers_with_the_configuration_the_warning_offers():
     assert any(w.startswith("clear_of_runs holds params at the edge of the part of the trusted "
                             "range the contradicting runs leave open") for w in clear.warnings)
     assert not any("contradict this prediction" in w for w in clear.warnings)
+    pinned = advisor.recommend(budget, fit=f, utd=2, clear_of_runs=True)
+    assert (pinned.gradient_steps, pinned.train_freq) == (2, 1) and pinned.params >= 1.05e6
+    cost = 100 * (pinned.optimum.compute / clear.optimum.compute - 1)
+    assert pinned.warnings[1] == (  # against the clear answer without the pin, not the law's
+        f"fixing utd 2 costs {cost:.2g}% more compute than the best configuration clear of such "
+        f"runs without it (utd {clear.optimum.utd:.3g}, width {clear.optimum.width:.0f}: "
+        f"{clear.optimum.compute:.4g} FLOPs)")
     plain = advisor.Budget(data=5e5)  # nothing contradicts it
     assert advisor.recommend(plain, fit=f, clear_of_runs=True) == advisor.recommend(plain, fit=f)
     with pytest.raises(InfeasibleBudgetError, match=r"^no configuration within the budget is "
