@@ -231,8 +231,10 @@ def main() -> None:
               help="Where the fit's runs contradict the answer for a fixed target (--data "
                    "or --compute alone, or any budget with --target: a warning says so and "
                    "names the alternative), answer with the best "
-                   "configuration clear of those runs instead: fewer runs that never reach "
-                   "the target, at more cost (README, Choices).")
+                   "configuration clear of every run short of the target (and of the fitted "
+                   "step past each) instead: fewer runs that never reach the target, at more "
+                   "cost (README, Choices). Exits 2 where none fits the budget, and with a "
+                   "budget that asks for the highest target.")
 @click.option("--utd", metavar="UTD",
               help="Fix the utd (e.g. 1, 0.5 or 3/2: gradient_steps/train_freq) and solve for "
                    "the rest: what a codebase that runs that utd should use.")

@@ -53,6 +53,18 @@ def _positive_pair(utd: ArrayLike, params: ArrayLike, *more: tuple[str, ArrayLik
     return arrays
 
 
+def _one_config(name: str, utd: float, params: float, data: float) -> tuple[float, ...]:
+    """utd, params (positive) and data (zero or more: 0 counts every run) of one configuration
+    as floats, for `name` (a Fit method) to refuse anything else in one line."""
+    utd_a, params_a = _positive_pair(utd, params)
+    if isinstance(data, bool) or not isinstance(data, numbers.Real) or not (
+            math.isfinite(data) and data >= 0):
+        raise ConfigError(f"data must be a finite number of env steps, 0 or more, got {data!r}")
+    if np.ndim(utd_a) or np.ndim(params_a):
+        raise ConfigError(f"{name} takes one configuration: scalar utd, params and data")
+    return float(utd_a), float(params_a), float(data)
+
+
 def _scalar_or_array(arr: np.ndarray) -> float | np.ndarray:
     return float(arr) if arr.ndim == 0 else arr
 
@@ -451,10 +463,7 @@ class Fit:
         smaller (the law says they need no more data), yet in at least `data` steps, at every
         batch size they ran, their runs never reached the highest threshold at or below
         `target`. Empty where the fit does not record its runs (schema 3 and older)."""
-        utd_a, params_a, data_a = _positive_pair(utd, params, ("data", data))
-        if np.ndim(utd_a) or np.ndim(params_a) or np.ndim(data_a):
-            raise ConfigError("contradicting_runs takes one configuration: scalar utd, params "
-                              "and data")
+        utd_a, params_a, data_a = _one_config("contradicting_runs", utd, params, data)
         runs = self.model.domain.runs or []
         floor = self.threshold_below(target)
         tol = 1e-9 * max(abs(self.target_max - self.target_min), abs(floor), 1e-300)
@@ -463,30 +472,46 @@ class Fit:
                 and (r.reached is None or r.reached < floor - tol)
                 and r.horizon >= float(data_a) * (1 - 1e-9)]
 
-    def uncontradicted_boxes(self, box: Box, target: float | None = None, data: float = 0.0
-                             ) -> list[Box]:
-        """The parts of `box` that the fit's runs leave open for reaching `target` in `data`
-        env steps, as boxes whose union they are. A run that never got there in at least
-        `data` steps (as contradicting_runs reads it) closes every configuration below the
-        next fitted utd and the next fitted critic size above its own (one step of the last
-        ratio beyond the largest): the configurations it dominates, and those just past it,
-        which are no better evidenced. [] where it closes all of `box`; [box] where nothing
-        contradicts (schema 3 and older: no runs recorded)."""
+    def _short_runs(self, target: float | None, data: float) -> list[tuple[FittedRun, float,
+                                                                           float]]:
+        """The runs that never reached `target` (the threshold at or below it) in at least
+        `data` env steps, each with the corner of what it closes: the next fitted utd and the
+        next fitted critic size above its own (one step of the last ratio beyond the
+        largest)."""
         runs = self.model.domain.runs or []
         floor = self.threshold_below(target)
         tol = 1e-9 * max(abs(self.target_max - self.target_min), abs(floor), 1e-300)
-        failed = [r for r in runs if (r.reached is None or r.reached < floor - tol)
-                  and r.horizon >= data * (1 - 1e-9)]
-        if not failed:
-            return [box]
 
-        def next_up(values: list[float], v: float) -> float:
-            axis = sorted(set(values))
+        def next_up(axis: list[float], v: float) -> float:
             above = [x for x in axis if x > v * (1 + 1e-9)]
             return above[0] if above else v * (axis[-1] / axis[-2] if len(axis) > 1 else 2.0)
 
-        corners = {(next_up([r.utd for r in runs], r.utd),
-                    next_up([r.params for r in runs], r.params)) for r in failed}
+        utds, sizes = sorted({r.utd for r in runs}), sorted({r.params for r in runs})
+        return [(r, next_up(utds, r.utd), next_up(sizes, r.params)) for r in runs
+                if (r.reached is None or r.reached < floor - tol)
+                and r.horizon >= data * (1 - 1e-9)]
+
+    def closing_runs(self, utd: float, params: float, target: float | None = None,
+                     data: float = 0.0) -> list[FittedRun]:
+        """The runs that close (utd, params) for `target` (uncontradicted_boxes): short of it
+        in at least `data` env steps, with utd below the next fitted utd above theirs and
+        params below the next fitted size above theirs. Empty where the fit records no runs."""
+        utd_a, params_a, data_a = _one_config("closing_runs", utd, params, data)
+        return [r for r, u, n in self._short_runs(target, data_a)
+                if utd_a < u * (1 - 1e-9) and params_a < n * (1 - 1e-9)]
+
+    def uncontradicted_boxes(self, box: Box, target: float | None = None, data: float = 0.0
+                             ) -> list[Box]:
+        """The parts of `box` that the fit's runs leave open for reaching `target`, as boxes
+        whose union they are. A run that never got there in at least `data` env steps (default
+        0: in its whole length) closes every configuration below the next fitted utd and the
+        next fitted critic size above its own (closing_runs): the configurations it
+        dominates, which by the law need no less data, and those just past it, which are no
+        better evidenced. [] where they close all of `box`; [box] where none is short
+        (schema 3 and older: no runs recorded)."""
+        corners = {(u, n) for _, u, n in self._short_runs(target, data)}
+        if not corners:
+            return [box]
         # the staircase: corners no other dominates, by utd up (so params down)
         stairs = sorted(c for c in corners
                         if not any(o != c and o[0] >= c[0] and o[1] >= c[1] for o in corners))

@@ -102,8 +102,8 @@ def _contradiction_warnings(f: Fit, utd: float, params: float, target: float, da
              f"either, so needing no more data by the law)")
     floor = f.threshold_below(target)
     passed = f"{run.reached:.4g}" if run.reached is not None else "none"
-    more = (f"; {len(runs) - 1} more such configurations fell short of it too"
-            if len(runs) > 1 else "")
+    more = (f"; {len(runs) - 1} more such configuration{'s' if len(runs) > 2 else ''} fell "
+            "short of it too" if len(runs) > 1 else "")
     return [f"{CONTRADICTED}: {where} never reached return {floor:.4g} in "
             f"{run.horizon:.4g} env steps (the highest of the fit's thresholds they passed: "
             f"{passed}){more}, against target {target:.4g} in {data:.4g} predicted here: "
@@ -403,8 +403,10 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
     or "gradient_steps/train_freq", e.g. 1 or "3/2") and `width` fix those and solve the
     problem over the rest: what a codebase that runs utd 1 should use, say. Where the fit's
     runs contradict the answer for a fixed target (a data or a compute budget, or any budget
-    with `target`; a warning says so, and names the best configuration clear of them),
-    `clear_of_runs` answers with that configuration instead.
+    with `target`), a warning says so and names the best configuration clear of every run
+    short of the target and of the fitted step past each (Fit.closing_runs);
+    `clear_of_runs` answers with it wherever such runs close the law's answer, contradicted or
+    not (InfeasibleBudgetError where none fits the budget).
     """
     for name, flag in (("within_fitted", within_fitted), ("clear_of_runs", clear_of_runs)):
         if not isinstance(flag, bool):
@@ -695,14 +697,13 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
 
 def _clear_of_runs(rec: Recommendation, budget: Budget, f: Fit, level: float,
                    within_fitted: bool, pin: Pin, box: optimize.Box) -> Recommendation | None:
-    """The best answer to `rec`'s problem and target among the configurations its
-    contradicting runs leave open: the runs that never reached the target in at least the
-    answer's predicted env steps close what they dominate and the fitted step past each
-    (Fit.uncontradicted_boxes at that data); the problem is solved in each open part of the
-    range `box` and rounded, and an answer is kept where it is within the budget, inside an
-    open part (its rounding may leave it) and contradicted by no run at its own predicted data
-    (Fit.contradicting_runs); None where none is."""
-    parts = f.uncontradicted_boxes(box, rec.target, rec.predicted_data)
+    """The best answer to `rec`'s problem and target among the configurations clear of the
+    fit's runs that never reached it: the open parts of the range `box` that such runs leave
+    (Fit.uncontradicted_boxes: each closes what it dominates and the fitted step past it,
+    whatever the data, so that what is clear does not change with the budget); the problem is
+    solved in each part and rounded, and an answer is kept where it is within the budget and
+    inside an open part (its rounding may leave it); None where none is."""
+    parts = f.uncontradicted_boxes(box, rec.target)
     best = None
     for part in parts:
         try:
@@ -714,9 +715,8 @@ def _clear_of_runs(rec: Recommendation, budget: Budget, f: Fit, level: float,
                     and p.params_low * (1 - 1e-9) <= alt.params <= p.params_high * (1 + 1e-9)
                     for p in parts)
         cost = getattr(alt, f"predicted_{budget.cost}")
-        if (alt.within_budget and open_
-                and not f.contradicting_runs(alt.utd, alt.params, alt.target, alt.predicted_data)
-                and (best is None or cost < getattr(best, f"predicted_{budget.cost}"))):
+        if alt.within_budget and open_ and (
+                best is None or cost < getattr(best, f"predicted_{budget.cost}")):
             best = alt
     return best
 
@@ -724,46 +724,68 @@ def _clear_of_runs(rec: Recommendation, budget: Budget, f: Fit, level: float,
 _CLEAR = "clear of such runs (and of the fitted step past each)"
 
 
+def _closed_by(f: Fit, rec: Recommendation, run) -> str:
+    """How `run` (Fit.closing_runs) closes `rec`'s configuration, in words."""
+    under = run.utd >= rec.utd * (1 - 1e-9) and run.params >= rec.params * (1 - 1e-9)
+    passed = f"{run.reached:.4g}" if run.reached is not None else "none"
+    return (f"{'no larger in utd and size than' if under else 'within a fitted step past'} the "
+            f"runs at utd {run.utd:.3g}, params {run.params:.3g}, which never reached return "
+            f"{f.threshold_below(rec.target):.4g} in {run.horizon:.4g} env steps (the highest "
+            f"of the fit's thresholds they passed: {passed})")
+
+
 def _offer_uncontradicted(rec: Recommendation, budget: Budget, f: Fit, level: float,
                           within_fitted: bool, pin: Pin, box: optimize.Box, take: bool
                           ) -> Recommendation:
     """`rec`, where its runs contradict it, with the contradiction warning naming the best
-    configuration clear of them (_clear_of_runs), or with `take` (clear_of_runs) that
-    configuration's Recommendation instead, saying why. The law's answer is the default: on
-    the archive grids, picking among configurations the runs leave open cuts the picks that
-    never reach a target of a data budget but costs more on the rest (benchmarks/choice.py,
-    the README's Choices), so it is offered, not imposed."""
-    at = [i for i, w in enumerate(rec.warnings) if w.startswith(CONTRADICTED)]
-    if not at:
-        return rec
-    best = _clear_of_runs(rec, budget, f, level, within_fitted, pin, box)
-    said = rec.warnings[at[0]].removeprefix(CONTRADICTED + ": ")
-    said = said.removesuffix(": expect more data, or take a lower target")
+    configuration clear of the runs short of its target (_clear_of_runs); with `take`
+    (clear_of_runs), that configuration's Recommendation wherever such runs close `rec`'s,
+    saying why (and `rec` where none does). The law's answer is the default: on the archive
+    grids, picking among configurations the runs leave open cuts the picks that never reach a
+    target of a data budget but costs more on the rest (benchmarks/choice.py, the README's
+    Choices), so it is offered, not imposed."""
     if take:
+        closing = f.closing_runs(rec.utd, rec.params, rec.target)
+        if not closing:
+            note = ([f"clear_of_runs: {f.id} records no runs (schema "
+                     f"{f.model.schema_version}), so it excludes nothing"]
+                    if f.model.domain.runs is None else [])
+            return rec.model_copy(update=dict(warnings=[*note, *rec.warnings])) if note else rec
+        run = min(closing, key=lambda r: (  # one it dominates first, then the smallest
+            not (r.utd >= rec.utd * (1 - 1e-9) and r.params >= rec.params * (1 - 1e-9)),
+            r.utd * r.params, r.utd))
+        best = _clear_of_runs(rec, budget, f, level, within_fitted, pin, box)
         if best is None:
             raise InfeasibleBudgetError(
-                f"no configuration{pin.text()} within the budget is {_CLEAR}, which contradict "
-                f"the law's answer (utd {rec.gradient_steps}/{rec.train_freq}, width "
-                f"{rec.width}): {said}; without clear_of_runs (--clear-of-runs) the law's answer "
-                "is given, with that warning")
+                f"no configuration{pin.text()} within the budget is clear of the runs short of "
+                f"target {rec.target:g} (and of the fitted step past each): the law's answer, "
+                f"utd {rec.gradient_steps}/{rec.train_freq} and width {rec.width}, is "
+                f"{_closed_by(f, rec, run)}; without clear_of_runs (--clear-of-runs) the law's "
+                "answer is given")
         more = (getattr(best, f"predicted_{budget.cost}")
                 / getattr(rec, f"predicted_{budget.cost}"))
         why = (f"clear_of_runs: the law's answer, utd {rec.gradient_steps}/{rec.train_freq} and "
-               f"width {rec.width}, is contradicted by the runs: {said}; this is the best "
+               f"width {rec.width}, is {_closed_by(f, rec, run)}; this is the best "
                f"configuration{pin.text()} {_CLEAR}, at {more:.3g}x its {budget.cost}")
         cost = (_pin_cost(budget, f, rec.target, level, within_fitted, pin, best, False,
                           clear=True) if pin.fraction or pin.width else None)
         return best.model_copy(update=dict(warnings=[why, *([cost] if cost else []),
                                                      *best.warnings]))
+    at = [i for i, w in enumerate(rec.warnings) if w.startswith(CONTRADICTED)]
+    if not at:
+        return rec
+    best = _clear_of_runs(rec, budget, f, level, within_fitted, pin, box)
     if best is None:
         offer = f"; no configuration{pin.text()} within the budget is {_CLEAR}"
     else:
         more = (getattr(best, f"predicted_{budget.cost}")
                 / getattr(rec, f"predicted_{budget.cost}"))
         offer = (f"; the best configuration{pin.text()} {_CLEAR}: utd {best.gradient_steps}/"
-                 f"{best.train_freq}, width {best.width}, predicted {best.predicted_data:.4g} "
-                 f"env steps and {best.predicted_compute:.4g} FLOPs, {more:.3g}x this one's "
-                 f"{budget.cost} (clear_of_runs=True, --clear-of-runs, answers with it)")
+                 f"{best.train_freq}, width {best.width}"
+                 f"{' (extrapolated)' if best.extrapolated else ''}, predicted "
+                 f"{best.predicted_data:.4g} env steps and {best.predicted_compute:.4g} FLOPs, "
+                 f"{more:.3g}x this one's {budget.cost} (clear_of_runs=True, --clear-of-runs, "
+                 "answers with it)")
     warnings = list(rec.warnings)
     warnings[at[0]] += offer
     return rec.model_copy(update=dict(warnings=warnings))
@@ -1157,8 +1179,8 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                 ("params", params_edge, box.params_low, box.params_high, on_full[1])):
             if at and not whole:
                 warnings.append(f"clear_of_runs holds {name} at the edge of the part of the "
-                                f"{range_name} the contradicting runs leave open ({name} "
-                                f"{low:.3g}-{high:.3g} there)")
+                                f"{range_name} that the runs short of the target leave open "
+                                f"({name} {low:.3g}-{high:.3g} there)")
         utd_edge, params_edge = utd_edge and on_full[0], params_edge and on_full[1]
         outside_box = outside_box and not (
             full.utd_low * (1 - 1e-9) <= utd_r <= full.utd_high * (1 + 1e-9)

@@ -165,9 +165,9 @@ def vetoed(t: DataTable, predicted: np.ndarray, ran: np.ndarray | None = None,
     never reached j although it ran at least that long. `ran`: (n,) the configs whose runs
     count (default all); `to_next`: a failed run vetoes every config below the next value the
     runs took on each axis, not only those no larger than itself. Each config is judged at its
-    own predicted data; `recommend`'s offer judges at its answer's (Fit.uncontradicted_boxes):
-    on the archive grids, whose runs share one length and whose picks are capped at it, every
-    failed run counts either way."""
+    own predicted data; `recommend`'s clear_of_runs counts every run short of the target
+    whatever the data (Fit.closing_runs): on the archive grids, whose runs share one length and
+    whose picks are capped at it, the two are the same."""
     ran = np.ones(len(t.utd), bool) if ran is None else ran
     if to_next:  # up to (not at) the next value the runs took on each axis
         nu, npar = _next_up(t.utd, ran), _next_up(t.params, ran)

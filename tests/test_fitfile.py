@@ -196,6 +196,12 @@ def test_fitted_runs_are_checked_against_the_domain_and_the_thresholds(fit_path)
     assert old.contradicting_runs(1.0, 1e5, targets[-1], 1.0) == []
     box = old.trusted_box()
     assert old.uncontradicted_boxes(box, targets[-1], 1.0) == [box]
+    budget = advisor.Budget(data=old.model.domain.horizon)
+    rec = advisor.recommend(budget, fit=old, clear_of_runs=True)
+    assert rec.warnings[0] == (f"clear_of_runs: {old.id} records no runs (schema 3), so it "
+                               "excludes nothing")
+    assert rec.model_copy(update=dict(warnings=rec.warnings[1:])) == advisor.recommend(budget,
+                                                                                      fit=old)
     shown = CliRunner().invoke(main, ["show", str(fit_path)]).output
     assert ("runs:         not recorded (schema 3; 4 on records them): `recommend` cannot "
             "check its answers against them") in shown.splitlines()

@@ -950,7 +950,7 @@ def test_a_contradicted_answer_offers_the_best_configuration_clear_of_the_runs()
     assert offer.group(6) == f"{compute / rec.predicted_compute:.3g}" and compute > \
         rec.predicted_compute
     answers = [_recommend(budget, f, 730, 0.8, search=False, part=part)
-               for part in f.uncontradicted_boxes(f.trusted_box(), 730, rec.predicted_data)]
+               for part in f.uncontradicted_boxes(f.trusted_box(), 730)]
     assert min(a.predicted_compute for a in answers if a.within_budget) == compute
     assert (steps, freq, width) == (1, 1, 384)  # utd 1 at 1.05e6 params reached 730
     # with utd fixed, the offer keeps it
@@ -989,18 +989,20 @@ def test_clear_of_runs_answers_with_the_configuration_the_warning_offers():
                         next(w for w in law.warnings if "contradict" in w))
     assert (clear.gradient_steps, clear.train_freq, clear.width) == tuple(
         int(x) for x in offered.groups())
-    assert clear.warnings[0].startswith(
-        "clear_of_runs: the law's answer, utd 2/1 and width 192, is contradicted by the runs: "
-        "bro/walker-run's runs at utd 2, params 5.5e+05")
-    assert clear.warnings[0].endswith(
-        "this is the best configuration clear of such runs (and of the fitted step past each), "
-        f"at {clear.predicted_compute / law.predicted_compute:.3g}x its compute")
+    assert clear.warnings[0] == (
+        "clear_of_runs: the law's answer, utd 2/1 and width 192, is no larger in utd and size "
+        "than the runs at utd 2, params 5.5e+05, which never reached return 730 in 1e+06 env "
+        "steps (the highest of the fit's thresholds they passed: 710); this is the best "
+        "configuration clear of such runs (and of the fitted step past each), at "
+        f"{clear.predicted_compute / law.predicted_compute:.3g}x its compute")
     assert not f.contradicting_runs(clear.utd, clear.params, 730, clear.predicted_data)
+    assert not f.closing_runs(clear.utd, clear.params, 730)
     assert clear.predicted_data <= 7.7e5 and clear.interval is not None
     assert clear.near_optimal.params_low >= 1.05e6 * (1 - 1e-9)
     assert "params_low" in clear.near_optimal.at_edge
-    assert any(w.startswith("clear_of_runs holds params at the edge of the part of the trusted "
-                            "range the contradicting runs leave open") for w in clear.warnings)
+    assert ("clear_of_runs holds params at the edge of the part of the trusted range that the "
+            "runs short of the target leave open (params 1.05e+06-2.63e+08 there)"
+            in clear.warnings)
     assert not any("contradict this prediction" in w for w in clear.warnings)
     pinned = advisor.recommend(budget, fit=f, utd=2, clear_of_runs=True)
     assert (pinned.gradient_steps, pinned.train_freq) == (2, 1) and pinned.params >= 1.05e6
@@ -1009,12 +1011,20 @@ def test_clear_of_runs_answers_with_the_configuration_the_warning_offers():
         f"fixing utd 2 costs {cost:.2g}% more compute than the best configuration clear of such "
         f"runs without it (utd {clear.optimum.utd:.3g}, width {clear.optimum.width:.0f}: "
         f"{clear.optimum.compute:.4g} FLOPs)")
-    plain = advisor.Budget(data=5e5)  # nothing contradicts it
+    plain = advisor.Budget(data=3e5)  # utd 6, width 384: clear of every run short of 730
     assert advisor.recommend(plain, fit=f, clear_of_runs=True) == advisor.recommend(plain, fit=f)
     with pytest.raises(InfeasibleBudgetError, match=r"^no configuration within the budget is "
-                       r"clear of such runs \(and of the fitted step past each\), which "
-                       r"contradict the law's answer \(utd 3/2, width 192\)"):
+                       r"clear of the runs short of target 730 \(and of the fitted step past "
+                       r"each\): the law's answer, utd 3/2 and width 192, is no larger in utd "
+                       r"and size than the runs at utd 2, params 5.5e\+05"):
         advisor.recommend(advisor.Budget(compute=1.143e15), fit=f, clear_of_runs=True)
+    # a reviewer's: what is clear does not hang on the data the law's answer predicts, so
+    # with less compute, where the law's answer (utd 1, width 192) is predicted past the runs'
+    # 1e6 env steps and no run contradicts it, it is still no larger than a run short of 730
+    less = advisor.recommend(advisor.Budget(compute=1e15), fit=f)
+    assert less.predicted_data > 1e6 and not [w for w in less.warnings if "contradict" in w]
+    with pytest.raises(InfeasibleBudgetError, match="no configuration within the budget"):
+        advisor.recommend(advisor.Budget(compute=1e15), fit=f, clear_of_runs=True)
     with pytest.raises(AdvisorError, match="clear_of_runs .* needs a fixed target: a total "):
         advisor.recommend(advisor.Budget(total=1e17), fit=f, clear_of_runs=True)
     advisor.recommend(advisor.Budget(total=1e17), fit=f, target=700, clear_of_runs=True)
@@ -1030,7 +1040,7 @@ def test_clear_of_runs_answers_with_the_configuration_the_warning_offers():
     res = cli("recommend", "--fit", "bro/walker-run", "--compute", "1.143e15", "--clear-of-runs")
     assert res.exit_code == 2 and res.output.startswith("error: no configuration within") \
         and res.output.count("\n") == 1, res.output
-    res = cli("export", "bro/walker-run", "--kind", "data", "--budgets", "5e5,7.7e5",
+    res = cli("export", "bro/walker-run", "--kind", "data", "--budgets", "3e5,7.7e5",
               "--clear-of-runs", "--format", "json")
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)["budgets"]
@@ -1073,10 +1083,44 @@ def test_offers_lie_in_the_open_boxes_inside_the_searched_range():
                 if "utd" in kw:
                     u = utd_fraction(kw["utd"])
                     assert (steps, freq) == u
-                parts = f.uncontradicted_boxes(box, rec.target, rec.predicted_data)
+                parts = f.uncontradicted_boxes(box, rec.target)
                 assert any(p.utd_low * (1 - 1e-9) <= utd <= p.utd_high * (1 + 1e-9)
                            and p.params_low * (1 - 1e-9) <= params <= p.params_high * (1 + 1e-9)
                            for p in parts), (fit_id, budget, target, kw, offer[0].group(0))
                 assert float(offer[0].group(4)) >= 1 - 1e-3
                 seen += 1
     assert seen >= 10
+
+
+def test_what_is_clear_of_the_runs_does_not_move_with_the_budget():
+    """A reviewer's: clear_of_runs once stepped in only where runs contradicted the law's
+    answer, so an answer just past a short run came back as it was for one data budget, and a
+    larger budget, whose answer was contradicted, cost 2.2x the compute (4.7x with a width
+    fixed). What is clear is now the same for every budget (Fit.closing_runs), so more data
+    never costs more compute; closing_runs and contradicting_runs take data 0 (every run, as
+    long as it ran) and refuse a negative one."""
+    for fit_id, target, kw in (("bro/myo-pen-twirl-hard", 0.704, {}),
+                               ("bro/stick-pull-v2", 0.8347, {"width": 256}),
+                               ("bro/walker-run", None, {})):
+        f = advisor.load_fit(fit_id)
+        least = math.inf
+        for d in np.geomspace(3e5, 2e6, 16):
+            try:
+                rec = advisor.recommend(advisor.Budget(data=float(d)), fit=f, target=target,
+                                        clear_of_runs=True, **kw)
+            except InfeasibleBudgetError:
+                continue
+            assert not f.closing_runs(rec.utd, rec.params, rec.target), (fit_id, d)
+            assert rec.predicted_compute <= least * (1 + 1e-9), (fit_id, d)
+            least = rec.predicted_compute
+        assert math.isfinite(least)
+    f = advisor.load_fit("bro/walker-run")
+    (own,) = f.contradicting_runs(2, 5.5e5, 730)  # data 0: the default
+    assert (own.utd, own.params, own.reached) == (2.0, 5.5e5, 710.0)
+    assert f.closing_runs(3, 6e5, 730) == [own]  # within a fitted step past it (utd 5, 1.05e6)
+    assert f.closing_runs(5, 6e5, 730) == [] and f.closing_runs(3, 1.05e6, 730) == []
+    assert f.closing_runs(3, 6e5, 730, data=1.1e6) == []  # longer than the runs
+    for bad in (-1.0, math.nan, "7e5", True):
+        with pytest.raises(AdvisorError, match="data must be a finite number of env steps, 0 "
+                                               "or more"):
+            f.closing_runs(3, 6e5, 730, data=bad)
