@@ -795,7 +795,7 @@ def _pin_cost(budget: Budget, f: Fit, target: float | None, level: float,
               within_fitted: bool, pin: Pin, rec: Recommendation, maximise_target: bool,
               clear: bool = False) -> str | None:
     """What fixing utd or width costs against the best configuration without it (`clear`:
-    the best clear of the runs that contradict the law's, where they do: clear_of_runs): more
+    the best clear of the runs short of the target, where they close the law's): more
     of what the problem minimises, or a lower target where it maximises the target; None where
     it costs under 0.05% (it was printed as "costs 2.7e-13% more")."""
     try:
@@ -804,7 +804,7 @@ def _pin_cost(budget: Budget, f: Fit, target: float | None, level: float,
         return None
     free = unpinned.optimum
     moved = clear and unpinned.warnings[:1] != [] and unpinned.warnings[0].startswith(
-        "clear_of_runs:")
+        "clear_of_runs: the law's answer")
     fixed, best = rec.optimum, (f"the best configuration{' clear of such runs' if moved else ''}"
                                 f" without it (utd {free.utd:.3g}, width {free.width:.0f}")
     what = "fixing " + pin.text().removeprefix(" at ")
