@@ -687,7 +687,8 @@ def _recommend(budget: Budget, f: Fit, target: float | None, level: float,
                 "there, so what the rest of the budget would buy is not predicted"]
                 if spent else [])]))
     if (pin.fraction or pin.width) and part is None:  # a part's: said by _offer_uncontradicted
-        cost = _pin_cost(budget, f, target, level, within_fitted, pin, rec, maximise_target)
+        cost = _pin_cost(budget, f, target, level, within_fitted, pin, rec, maximise_target,
+                         clear=clear)
         if cost:
             rec = rec.model_copy(update=dict(warnings=[cost, *rec.warnings]))
     if search and not maximise_target:

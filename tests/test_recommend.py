@@ -1011,6 +1011,14 @@ def test_clear_of_runs_answers_with_the_configuration_the_warning_offers():
         f"fixing utd 2 costs {cost:.2g}% more compute than the best configuration clear of such "
         f"runs without it (utd {clear.optimum.utd:.3g}, width {clear.optimum.width:.0f}: "
         f"{clear.optimum.compute:.4g} FLOPs)")
+    # a reviewer's: a pinned answer already clear was charged against the law's answer
+    hop = advisor.load_fit("bro/hopper-hop")
+    free = advisor.recommend(advisor.Budget(data=1e6), fit=hop, target=288.68,
+                             clear_of_runs=True)
+    fixed = advisor.recommend(advisor.Budget(data=1e6), fit=hop, target=288.68, utd=2,
+                              clear_of_runs=True)
+    assert (free.utd, free.width) == (fixed.utd, fixed.width) == (2.0, 128)
+    assert not [w for w in fixed.warnings if w.startswith("fixing")], fixed.warnings
     plain = advisor.Budget(data=3e5)  # utd 6, width 384: clear of every run short of 730
     assert advisor.recommend(plain, fit=f, clear_of_runs=True) == advisor.recommend(plain, fit=f)
     with pytest.raises(InfeasibleBudgetError, match=r"^no configuration within the budget is "
