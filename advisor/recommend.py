@@ -946,6 +946,14 @@ class _Rounded(NamedTuple):
                 self.target)
 
 
+def _cost_of(f: Fit, budget: Budget, r: _Rounded, delta: float) -> float:
+    """What `budget`'s problem minimises (data, compute or total) for the rounded `r`."""
+    utd, params = r.gradient_steps / r.train_freq, float(f.params(r.width))
+    data = float(f.data_to_target(utd, params, r.target))
+    compute = float(f.compute(utd, params, data))
+    return {"data": data, "compute": compute, "total": compute + delta * data}[budget.cost]
+
+
 def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
              maximise_target: bool, box: optimize.Box, wide: bool = False,
              strict: bool = False, pin: Pin = Pin()) -> _Rounded:
@@ -1144,6 +1152,15 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
         wider = _rounded(f, budget, target, point, delta, maximise_target, box, wide=True,
                          pin=pin)
         if wider.rank(strict) > rounded.rank(strict):
+            rounded = wider
+    elif full is not None and not maximise_target:
+        # A part's optimum sits on an edge the runs drew, where the neighbours inside it are
+        # few: the wider candidates' best where it costs less (up to 17% less on
+        # bro/stick-pull-v2 --data 1e6 --clear-of-runs, a reviewer's).
+        wider = _rounded(f, budget, target, point, delta, maximise_target, box, wide=True,
+                         pin=pin)
+        if wider.rank(strict) >= rounded.rank(strict) and _cost_of(
+                f, budget, wider, delta) < _cost_of(f, budget, rounded, delta):
             rounded = wider
     steps, freq, width, target_r, within, excess, outside_box, _ = rounded
     utd_r = steps / freq

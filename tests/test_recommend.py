@@ -1019,6 +1019,14 @@ def test_clear_of_runs_answers_with_the_configuration_the_warning_offers():
                               clear_of_runs=True)
     assert (free.utd, free.width) == (fixed.utd, fixed.width) == (2.0, 128)
     assert not [w for w in fixed.warnings if w.startswith("fixing")], fixed.warnings
+    # a reviewer's: at an open edge the nearest neighbours were few and dear; the wider
+    # candidates' best is taken where it costs less (45/2 at width 384 cost 17% more)
+    stick = advisor.load_fit("bro/stick-pull-v2")
+    far = advisor.recommend(advisor.Budget(data=1e6), fit=stick, clear_of_runs=True)
+    dear = float(stick.compute(22.5, float(stick.params(384)),
+                               float(stick.data_to_target(22.5, float(stick.params(384)),
+                                                          far.target))))
+    assert far.within_budget and far.predicted_compute < 0.9 * dear
     plain = advisor.Budget(data=3e5)  # utd 6, width 384: clear of every run short of 730
     assert advisor.recommend(plain, fit=f, clear_of_runs=True) == advisor.recommend(plain, fit=f)
     with pytest.raises(InfeasibleBudgetError, match=r"^no configuration within the budget is "
