@@ -53,16 +53,22 @@ def _positive_pair(utd: ArrayLike, params: ArrayLike, *more: tuple[str, ArrayLik
     return arrays
 
 
-def _one_config(name: str, utd: float, params: float, data: float) -> tuple[float, ...]:
-    """utd, params (positive) and data (zero or more: 0 counts every run) of one configuration
-    as floats, for `name` (a Fit method) to refuse anything else in one line."""
-    utd_a, params_a = _positive_pair(utd, params)
+def _run_steps(data: float) -> float:
+    """`data` as the env steps a run must have lasted: a finite number, 0 or more (0: every
+    run), refused in one line otherwise."""
     if isinstance(data, bool) or not isinstance(data, numbers.Real) or not (
             math.isfinite(data) and data >= 0):
         raise ConfigError(f"data must be a finite number of env steps, 0 or more, got {data!r}")
+    return float(data)
+
+
+def _one_config(name: str, utd: float, params: float) -> tuple[float, float]:
+    """utd and params (positive) of one configuration as floats, for `name` (a Fit method) to
+    refuse anything else in one line."""
+    utd_a, params_a = _positive_pair(utd, params)
     if np.ndim(utd_a) or np.ndim(params_a):
         raise ConfigError(f"{name} takes one configuration: scalar utd, params and data")
-    return float(utd_a), float(params_a), float(data)
+    return float(utd_a), float(params_a)
 
 
 def _scalar_or_array(arr: np.ndarray) -> float | np.ndarray:
@@ -463,14 +469,9 @@ class Fit:
         smaller (the law says they need no more data), yet in at least `data` steps, at every
         batch size they ran, their runs never reached the highest threshold at or below
         `target`. Empty where the fit does not record its runs (schema 3 and older)."""
-        utd_a, params_a, data_a = _one_config("contradicting_runs", utd, params, data)
-        runs = self.model.domain.runs or []
-        floor = self.threshold_below(target)
-        tol = 1e-9 * max(abs(self.target_max - self.target_min), abs(floor), 1e-300)
-        return [r for r in runs
-                if r.utd >= float(utd_a) * (1 - 1e-9) and r.params >= float(params_a) * (1 - 1e-9)
-                and (r.reached is None or r.reached < floor - tol)
-                and r.horizon >= float(data_a) * (1 - 1e-9)]
+        utd_a, params_a = _one_config("contradicting_runs", utd, params)
+        return [r for r, _, _ in self._short_runs(target, _run_steps(data))
+                if r.utd >= utd_a * (1 - 1e-9) and r.params >= params_a * (1 - 1e-9)]
 
     def _short_runs(self, target: float | None, data: float) -> list[tuple[FittedRun, float,
                                                                            float]]:
@@ -496,8 +497,8 @@ class Fit:
         """The runs that close (utd, params) for `target` (uncontradicted_boxes): short of it
         in at least `data` env steps, with utd below the next fitted utd above theirs and
         params below the next fitted size above theirs. Empty where the fit records no runs."""
-        utd_a, params_a, data_a = _one_config("closing_runs", utd, params, data)
-        return [r for r, u, n in self._short_runs(target, data_a)
+        utd_a, params_a = _one_config("closing_runs", utd, params)
+        return [r for r, u, n in self._short_runs(target, _run_steps(data))
                 if utd_a < u * (1 - 1e-9) and params_a < n * (1 - 1e-9)]
 
     def uncontradicted_boxes(self, box: Box, target: float | None = None, data: float = 0.0
@@ -509,7 +510,7 @@ class Fit:
         dominates, which by the law need no less data, and those just past it, which are no
         better evidenced. [] where they close all of `box`; [box] where none is short
         (schema 3 and older: no runs recorded)."""
-        corners = {(u, n) for _, u, n in self._short_runs(target, data)}
+        corners = {(u, n) for _, u, n in self._short_runs(target, _run_steps(data))}
         if not corners:
             return [box]
         # the staircase: corners no other dominates, by utd up (so params down)

@@ -37,6 +37,12 @@ class Box:
     params_low: float
     params_high: float
 
+    def contains(self, utd: float, params: float) -> bool:
+        """Whether (utd, params) lies in the box, up to round-off (1e-9 relative)."""
+        tol = 1e-9
+        return (self.utd_low * (1 - tol) <= utd <= self.utd_high * (1 + tol)
+                and self.params_low * (1 - tol) <= params <= self.params_high * (1 + tol))
+
     def on_edge(self, utd: float, params: float) -> tuple[bool, bool]:
         """Whether utd, and params, sit on the box's edge (where the search was stopped)."""
         tol = 1e-9

@@ -712,11 +712,8 @@ def _clear_of_runs(rec: Recommendation, budget: Budget, f: Fit, level: float,
                              part=part)
         except AdvisorError:
             continue
-        open_ = any(p.utd_low * (1 - 1e-9) <= alt.utd <= p.utd_high * (1 + 1e-9)
-                    and p.params_low * (1 - 1e-9) <= alt.params <= p.params_high * (1 + 1e-9)
-                    for p in parts)
         cost = getattr(alt, f"predicted_{budget.cost}")
-        if alt.within_budget and open_ and (
+        if alt.within_budget and any(p.contains(alt.utd, alt.params) for p in parts) and (
                 best is None or cost < getattr(best, f"predicted_{budget.cost}")):
             best = alt
     return best
@@ -1200,9 +1197,7 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                                 f"{range_name} that the runs short of the target leave open "
                                 f"({name} {low:.3g}-{high:.3g} there)")
         utd_edge, params_edge = utd_edge and on_full[0], params_edge and on_full[1]
-        outside_box = outside_box and not (
-            full.utd_low * (1 - 1e-9) <= utd_r <= full.utd_high * (1 + 1e-9)
-            and full.params_low * (1 - 1e-9) <= params_r <= full.params_high * (1 + 1e-9))
+        outside_box = outside_box and not full.contains(utd_r, params_r)
     whole = full or box  # the range the messages name
     beyond_edge = ("the search stops there (within_fitted)" if range_name == "fitted range"
                    else "the law is not used further out")
