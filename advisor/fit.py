@@ -134,8 +134,9 @@ class Fit:
 
     def __setattr__(self, name: str, value) -> None:
         # load_fit hands every caller the same Fit of a file: a change would reach them all.
-        # (Its model is a frozen pydantic model; the dicts and lists inside it are not copies
-        # to edit either.) A subclass sets its own attributes before Fit.__init__ returns.
+        # (Its model is a frozen pydantic model whose arrays are read as tuples; its one dict,
+        # the recorded coverage, is not a copy to edit either.) A subclass sets its own
+        # attributes before Fit.__init__ returns.
         if self.__dict__.get("_read_only"):
             raise AttributeError(f"a Fit is read-only (load_fit shares one per file): cannot set "
                                  f"{name}; for a changed one, edit the fit file and load that")

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -98,7 +99,7 @@ class Prior(_Strict):
 
     family: str | None = Field(default=None, max_length=100,
                                description="The family name given (e.g. 'dmc'), if any.")
-    fits: list[PriorFit] = Field(min_length=1, max_length=1000)
+    fits: tuple[PriorFit, ...] = Field(min_length=1, max_length=1000)
     method: str = Field(max_length=2000)
 
 
@@ -116,7 +117,7 @@ class Provenance(_Strict):
     command: str = Field(description="The exact command that produced this file.")
     project_version: str = Field(description="value-scaling-advisor version that produced it.")
     method: str = Field(description="Fitting method, in words.")
-    notes: list[str] = Field(default_factory=list)
+    notes: tuple[str, ...] = Field(default_factory=tuple)
     prior: Prior | None = Field(
         default=None, description="Few-shot fits only: the family prior (absent otherwise).")
 
@@ -146,7 +147,7 @@ class Architecture(_Strict):
     """params(width) = sum_i coefficients[i] * width^(degree - i), for the whole critic."""
 
     description: str
-    coefficients: list[FiniteFloat] = Field(min_length=1, description="Highest power first.")
+    coefficients: tuple[FiniteFloat, ...] = Field(min_length=1, description="Highest power first.")
     width_multiple: int = Field(ge=1, le=4096,
                                 description="Recommended widths are rounded to this.")
 
@@ -202,7 +203,7 @@ class Domain(_Strict):
         default=None, description="Env steps of the longest run the laws were fitted on: a "
         "prediction of more data than that lies beyond every measured crossing (extrapolated). "
         "Absent in files written before it.")
-    runs: list[FittedRun] | None = Field(
+    runs: tuple[FittedRun, ...] | None = Field(
         default=None, min_length=1, max_length=100_000,
         description="Each configuration the laws were fitted on, once, and how far its runs "
                     "got (schema 4 on; absent before).")
@@ -269,7 +270,7 @@ class DataToTarget(_Strict):
     """Per-threshold laws, thresholds increasing; targets between thresholds interpolate the
     coefficients linearly (d_min, alpha, beta) and log-linearly (a, b)."""
 
-    laws: list[DataLaw] = Field(min_length=1, max_length=1000)
+    laws: tuple[DataLaw, ...] = Field(min_length=1, max_length=1000)
 
     @model_validator(mode="after")
     def _increasing(self) -> DataToTarget:
@@ -306,8 +307,8 @@ class Bootstrap(_Strict):
 
     n_resamples: int = Field(ge=0, le=100_000)
     seed: int = Field(ge=0, le=2**63)
-    draws: list[list[Annotated[list[FiniteFloat], Field(min_length=5, max_length=5)]]] = Field(
-        max_length=100_000)
+    draws: tuple[tuple[Annotated[tuple[FiniteFloat, ...], Field(min_length=5, max_length=5)],
+                       ...], ...] = Field(max_length=100_000)
 
     @model_validator(mode="after")
     def _a_draw_per_resample_at_most(self) -> Bootstrap:
@@ -322,8 +323,9 @@ LogLow = Annotated[float, Field(le=0, ge=-20, allow_inf_nan=False)]
 LogHigh = Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]
 
 
-def _check_offsets(n: int, low: list[float], high: list[float], seed_low: list[float] | None,
-                   seed_high: list[float] | None, where: str = "") -> None:
+def _check_offsets(n: int, low: Sequence[float], high: Sequence[float],
+                   seed_low: Sequence[float] | None, seed_high: Sequence[float] | None,
+                   where: str = "") -> None:
     """Offsets per level: as many as `levels` (n), widening with the level; a single seed's
     interval contains the seed-averaged one."""
     if len(low) != n or len(high) != n:
@@ -353,10 +355,10 @@ class IntervalBand(_Strict):
 
     target_low: FiniteFloat
     target_high: FiniteFloat
-    log_low: list[LogLow]
-    log_high: list[LogHigh]
-    seed_log_low: list[LogLow] | None = None
-    seed_log_high: list[LogHigh] | None = None
+    log_low: tuple[LogLow, ...]
+    log_high: tuple[LogHigh, ...]
+    seed_log_low: tuple[LogLow, ...] | None = None
+    seed_log_high: tuple[LogHigh, ...] | None = None
 
 
 class PredictionInterval(_Strict):
@@ -372,18 +374,18 @@ class PredictionInterval(_Strict):
     then span every band (the interval that holds at any target)."""
 
     method: str = Field(max_length=2000)
-    levels: list[Annotated[float, Field(gt=0, lt=1)]] = Field(min_length=1, max_length=100)
-    log_low: list[LogLow]
-    log_high: list[LogHigh]
+    levels: tuple[Annotated[float, Field(gt=0, lt=1)], ...] = Field(min_length=1, max_length=100)
+    log_low: tuple[LogLow, ...]
+    log_high: tuple[LogHigh, ...]
     widen_up: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
     widen_down: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
     n_residuals: int = Field(ge=1)
-    seed_log_low: list[LogLow] | None = Field(
+    seed_log_low: tuple[LogLow, ...] | None = Field(
         default=None, description="The same for a single seed's D_J (the runs behind the fit "
                                   "average several seeds; one seed scatters more); absent where "
                                   "not calibrated.")
-    seed_log_high: list[LogHigh] | None = None
-    bands: list[IntervalBand] | None = Field(
+    seed_log_high: tuple[LogHigh, ...] | None = None
+    bands: tuple[IntervalBand, ...] | None = Field(
         default=None, min_length=1, max_length=100,
         description="Offsets per band of thresholds, lowest first (schema 3); absent where one "
                     "interval serves every target.")
@@ -654,7 +656,9 @@ def parse_fit_file(text: str | bytes, origin: str = "fit file") -> FitFile:
             "value-scaling-advisor reads; upgrade the package"
         )
     try:
-        model = FitFile.model_validate(doc, strict=True)  # JSON types as they are: no "2e12"
+        # JSON types as they are (no "2e12"); arrays become tuples: a loaded fit is shared
+        # (load_fit caches one per file), so nothing in it can be edited in place.
+        model = FitFile.model_validate_json(text, strict=True)
     except ValidationError as exc:
         raise FitFileError(
             f"{origin} does not match the fit-file schema: {one_line(exc)}") from None

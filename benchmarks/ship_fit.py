@@ -67,7 +67,7 @@ def ship(fit_path: Path, out_dir: Path, output: Path, notes: list[str] = ()) -> 
         raise ShipError(f"{fit_path} fails its checks, not shipped: {'; '.join(failed)}")
     if any(not str(n).strip() for n in notes):
         raise ShipError("a --note is empty")
-    notes = [*fit.provenance.notes, *timing_notes(out_dir), *notes]
+    notes = (*fit.provenance.notes, *timing_notes(out_dir), *notes)
     shipped = fit.model_copy(update={"provenance": fit.provenance.model_copy(
         update={"notes": notes})})
     write_fit_file(shipped, output)

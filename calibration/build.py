@@ -499,7 +499,7 @@ def make_fit_file(
     notes = [*check_notes(fit_checks(fit, batch_sizes=batch_sizes,
                                      configs=(table.utd, table.params))), seeds_note(table)]
     fit = fit.model_copy(update=dict(provenance=fit.provenance.model_copy(
-        update=dict(notes=[*fit.provenance.notes, *notes]))))
+        update=dict(notes=(*fit.provenance.notes, *notes)))))
     return fit, laws, loco
 
 
@@ -583,7 +583,7 @@ def _few_shot(table: DataTable, method: Method, prior, n_boot: int, provenance: 
         notes.append(f"few-shot fit with the {prior.family!r} family prior "
                      f"({', '.join(prior.ids)})")
     provenance = provenance.model_copy(update=dict(
-        method=f"{prior.record().method}; {provenance.method}", notes=notes,
+        method=f"{prior.record().method}; {provenance.method}", notes=tuple(notes),
         prior=prior.record()))
     return laws, loco, draws, interval, provenance
 

@@ -67,7 +67,7 @@ def test_recommend_warns_on_a_fit_that_failed_its_checks(tmp_path):
     model = advisor.load_fit("simbav2/h1-crawl-v0").model
     note = f"{CHECKS_FAILED_NOTE}: exponents: beta 8 at its upper bound 8 (20 of 20 targets)"
     bad = model.model_copy(update={"provenance": model.provenance.model_copy(
-        update={"notes": [*model.provenance.notes, note]})})
+        update={"notes": (*model.provenance.notes, note)})})
     path = write_fit_file(bad, tmp_path / "bad.json")
     rec = advisor.recommend(advisor.Budget(data=1e6), fit=str(path))
     assert any(CHECKS_FAILED_NOTE in w and "beta 8" in w for w in rec.warnings), rec.warnings
@@ -82,7 +82,7 @@ def test_a_failed_baseline_check_is_warned_once(tmp_path):
     note = (f"{CHECKS_FAILED_NOTE}: baseline: leave-one-config-out error 25.4% not below the "
             "log-linear baseline's 23.9%")
     noted = model.model_copy(update={"provenance": model.provenance.model_copy(
-        update={"notes": [*model.provenance.notes, note]})})
+        update={"notes": (*model.provenance.notes, note)})})
     rec = advisor.recommend(advisor.Budget(data=2e6), fit=str(write_fit_file(
         noted, tmp_path / "hop.json")))
     assert sum("log-linear" in w for w in rec.warnings) == 1, rec.warnings

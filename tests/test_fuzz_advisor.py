@@ -737,6 +737,17 @@ def test_a_loaded_fit_is_read_only():
     with pytest.raises(ValueError, match="read-only"):
         f.thresholds[0] = 0.0
     assert advisor.recommend(1e17).fit == "bro/h1-crawl-v0"
+    # nor can what its fit file holds be edited in place: the arrays read are tuples
+    m = f.model
+    before = advisor.recommend(1e17)
+    for edit in (lambda: m.prediction_interval.log_high.__setitem__(0, 9.0),
+                 lambda: m.prediction_interval.bands[0].log_low.__setitem__(0, -9.0),
+                 lambda: m.bootstrap.draws[0][0].__setitem__(0, 1e9),
+                 lambda: m.domain.runs.append(m.domain.runs[0]),
+                 lambda: m.provenance.notes.append("x")):
+        with pytest.raises((TypeError, AttributeError)):
+            edit()
+    assert advisor.recommend(1e17) == before
 
 
 def test_a_negative_fraction_utd_a_truthy_multi_input_and_a_tilde_path(tmp_path, monkeypatch):
