@@ -192,7 +192,7 @@ def main() -> None:
     \b
     Examples:
       advisor recommend --compute 1e17
-      advisor recommend --fit bro/h1-stand-v0 --data 5e5 --format args
+      advisor recommend --fit bro/quadruped-run --data 5e5 --format args
       advisor recommend --fit bro/humanoid-stand --total 1e17 --delta 5e10
       advisor calibrate --env Hopper-v5 --preset smoke --out-dir calib   (calibrate extra)
     """
@@ -475,7 +475,7 @@ def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: s
          + (f"  [{100 * iv.level:g}% interval: {iv.low:.4g} - {iv.high:.4g}"
             + (f"; one seed: {one.low:.4g} - {one.high:.4g}" if one else "") + "]"
             if iv else "")),
-        ("predicted compute", f"{rec.predicted_compute:.4g} FLOPs"),
+        ("predicted compute", f"{rec.predicted_compute:.4g} FLOPs" + _real_batch_note(rec, fit)),
         ("predicted total", f"{rec.predicted_total:.4g} FLOPs (delta {rec.delta:.3g})"),
         ("within budget", "yes" if rec.within_budget else "NO (see warning)"),
         ("extrapolated", "yes" if rec.extrapolated else "no"),
@@ -484,6 +484,21 @@ def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: s
         rows.append(("near-optimal", rec.near_optimal.describe()))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _real_batch_note(rec, fit) -> str:
+    """What the compute line counts where the batch size is not the reference one: paper A's
+    count charges updates at a reference batch (256), whatever batch the runs use."""
+    if fit is None:
+        return ""
+    from advisor.registry import load_fit
+
+    f = load_fit(fit)
+    ref = f.model.compute.reference_batch_size
+    if f.model.compute.count_real_batch or rec.batch_size == ref:
+        return ""
+    return (f"  (paper A's count, updates at batch {ref:g}; at batch_size {rec.batch_size} "
+            f"they spend about {rec.predicted_compute * rec.batch_size / ref:.3g})")
 
 
 def _runs_line(m) -> list[str]:
@@ -522,6 +537,7 @@ def fits(fmt):
     Examples:
       advisor fits                   # id, targets, configs, LOCO error, coverage, source
       advisor fits --format json     # every listed field, for scripts"""
+    from advisor.fitfile import failed_checks
     from advisor.registry import FitWarning, catalogue_problems, fit_sources, load_fit
 
     with warnings.catch_warnings():  # listed below with the other problems, once
@@ -541,12 +557,14 @@ def fits(fmt):
                          loglinear_error=g.baseline_loglinear_leave_one_config_out,
                          interval_coverage=None if pi is None else pi.coverage.get(
                              "leave_one_config_out"),
-                         batch_size=f.model.batch_size.source))
+                         batch_size=f.model.batch_size.source,
+                         failed_checks=failed_checks(f.model)))
     warn_lines(problems)
     if fmt == "json":
         click.echo(json.dumps(_json_safe(rows), indent=2, allow_nan=False))
         return
-    head = ["id", "targets", "configs", "LOCO err", "log-lin", "80% cov", "B~", "source"]
+    head = ["id", "targets", "configs", "LOCO err", "log-lin", "80% cov", "B~", "checks",
+            "source"]
     table = [head]
     for r in rows:
         base, cov = r["loglinear_error"], r["interval_coverage"]
@@ -554,15 +572,17 @@ def fits(fmt):
                       f"{100 * r['loco_error']:.1f}%",
                       f"{100 * base:.1f}%" if base is not None else "-",
                       f"{100 * cov:.0f}%" if cov is not None else "-",
-                      r["batch_size"], r["source"]])
+                      r["batch_size"], "FAILED: " + ", ".join(r["failed_checks"])
+                      if r["failed_checks"] else "ok", r["source"]])
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    for row in table:  # id and source left-aligned, numbers right-aligned
-        cells = [c.ljust(w) if i in (0, len(head) - 1) else c.rjust(w)
+    for row in table:  # id, checks and source left-aligned, numbers right-aligned
+        cells = [c.ljust(w) if i in (0, len(head) - 2, len(head) - 1) else c.rjust(w)
                  for i, (c, w) in enumerate(zip(row, widths))]
         click.echo("  ".join(cells).rstrip())
     click.echo("\nLOCO err: mean relative error of D_J on configs left out one at a time; "
                "log-lin: the same for a log-linear baseline; 80% cov: how often the 80% interval "
-               "held on them")
+               "held on them; checks: those the fit failed when it was made (`advisor show ID` "
+               "says how; `recommend` warns of them)")
 
 
 @main.command()

@@ -106,6 +106,16 @@ class Prior(_Strict):
 #: How a note in `Provenance.notes` starts for each check the fit failed when it was made
 #: (calibration.checks): "fit check FAILED: <check>: <what>"; `recommend` repeats them.
 CHECKS_FAILED_NOTE = "fit check FAILED"
+
+
+def failed_checks(model: FitFile) -> list[str]:
+    """The names of the checks a fit failed when it was made, from its notes ("fit check
+    FAILED: <check>: <what>"), in order, each once."""
+    names = [n.removeprefix(CHECKS_FAILED_NOTE).lstrip(": ").split(":")[0]
+             for n in model.provenance.notes if n.startswith(CHECKS_FAILED_NOTE)]
+    return list(dict.fromkeys(names))
+
+
 #: The largest delta (FLOPs per env step) a fit file or a budget takes.
 MAX_DELTA = 1e20
 

@@ -87,6 +87,19 @@ def test_fits_and_show_list_and_describe():
                     "1e+06 steps)"), runs
 
 
+def test_fits_says_which_fits_failed_a_check():
+    """A new user took bro/h1-stand-v0 (8.0% LOCO error, the table's best) for the cleanest
+    fit; it failed its batch-size check when it was made, which only `recommend` said."""
+    rows = {line.split()[0]: line for line in run("fits").output.split("\n\n")[0].splitlines()}
+    assert "checks" in rows["id"]
+    assert "FAILED: batch size" in rows["bro/h1-stand-v0"]
+    assert "FAILED: baseline" in rows["bro/hopper-hop"]
+    assert "FAILED" not in rows["bro/h1-crawl-v0"] and " ok " in rows["bro/h1-crawl-v0"]
+    listed = {r["id"]: r for r in json.loads(run("fits", "--format", "json").output)}
+    assert listed["bro/h1-stand-v0"]["failed_checks"] == ["batch size"]
+    assert listed["bro/h1-crawl-v0"]["failed_checks"] == []
+
+
 def test_fits_table_columns_line_up():
     """Every row's numbers end under their header (they did not on the myo rows, whose targets
     print as 0.3176-0.704)."""

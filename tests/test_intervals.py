@@ -604,3 +604,25 @@ def test_contradiction_script_flags_picks_that_runs_no_smaller_refute():
     assert contradiction.contradicted(table, big, 4, 1e5) == "own"
     assert contradiction.contradicted(table, small, 3, 1e5) == ""  # it reached that one
     assert contradiction.contradicted(table, small, 4, 2e7) == ""  # beyond its runs' length
+
+
+def test_choices_left_out_fit_by_fit_use_the_other_fits_only():
+    """benchmarks' leave-one-task-out choices (the widening floors, the interval per band):
+    each fold's choice is the rule's on the other fits, never on the one it scores."""
+    from benchmarks.threshold_coverage import by_rule, left_out_choice
+    from benchmarks.widen_floors import CANDIDATES, floor_by_rule, left_out_floors
+
+    # Coverage rising with the floor; fit 0 alone needs a high floor to reach 80%.
+    need = np.array([1.0, 0.2, 0.2, 0.2])
+    coverage = np.array([[0.6 + 0.2 * (w >= n) for w in CANDIDATES] for n in need])
+    assert floor_by_rule(coverage) == 1.0  # the mean reaches 0.8 only where fit 0 does
+    assert left_out_floors(coverage) == [0.2, 1.0, 1.0, 1.0]
+
+    good, bad = [0.8] * 5, [0.6] * 5
+    out = {"pooled": ([bad, good, good], [good] * 3, [1.0] * 3),
+           "per band": ([good, bad, good], [good] * 3, [1.0] * 3),
+           "normalised": ([good, good, [0.65] + good[1:]], [good] * 3, [2.0] * 3)}
+    assert by_rule(out, np.ones(3, bool)) == "normalised"  # 1 cell under 70% against 5
+    picked, loco, groups = left_out_choice(out)
+    assert picked == ["pooled", "per band", "normalised"]  # each fold drops its own misses
+    assert loco.tolist() == [bad, bad, [0.65] + good[1:]] and groups.tolist() == [good] * 3
