@@ -25,8 +25,14 @@ its runs): a small optimism.
 `--group-correction C` and `--floors UP DOWN`: an alternative tried on 2026-11-29 and not shipped
 (docs/intervals.md; benchmarks/subgrid_coverage.py).
 
+`--floors-left-out`: the shipped widening floors were chosen on all the archive fits'
+recorded edges (benchmarks/widen_floors.py), so the nested edges above are in sample for them;
+with it each fit's nested edges use the floors the same rule chooses from the other fits only
+(a first pass computes every fit's recorded edges, as widen_floors.py does), which puts the
+edge columns out of sample for the floors as well.
+
 Usage: python benchmarks/intervals.py [DATA_DIR] [--only ID ...] [--no-scale] [--pooled]
-       [--group-correction C] [--floors UP DOWN]
+       [--group-correction C] [--floors UP DOWN] [--floors-left-out]
 """
 
 from __future__ import annotations
@@ -109,11 +115,26 @@ def main() -> None:
                     help="without the scaling for rows and columns left out (LOCO alone)")
     ap.add_argument("--pooled", action="store_true",
                     help="one interval for every threshold (schema 2), not one per band")
+    ap.add_argument("--floors-left-out", action="store_true",
+                    help="each fit's nested edges with the widening floors chosen without it")
     add_alternatives(ap)
     args = ap.parse_args()
     use_alternatives(args)
-    print(f"nominal level {CHECK_LEVEL:g}; widening floors {intervals.WIDEN_FLOOR_UP:g} above "
-          f"the domain, {intervals.WIDEN_FLOOR_DOWN:g} below; "
+    floors = {}
+    if args.floors_left_out:
+        if args.floors or args.group_correction:
+            ap.error("--floors-left-out chooses the shipped interval's floors: give it alone")
+        from benchmarks.widen_floors import left_out_floors, recorded_edge_coverage  # noqa: PLC0415
+
+        ids, cov = recorded_edge_coverage(Path(args.data_dir))
+        up, down = left_out_floors(cov["up"]), left_out_floors(cov["down"])
+        floors = {fit: (u, d) for fit, u, d in zip(ids, up, down, strict=True)}
+        print("# widening floors per fit chosen without it (widen_floors.py's rule): "
+              + ", ".join(f"{fit} {u:g}/{d:g}" for fit, (u, d) in floors.items()), flush=True)
+    where = ("each fit's own, chosen without it (above), in its nested edges; the recorded "
+             "figures' " if floors else "")
+    print(f"nominal level {CHECK_LEVEL:g}; widening floors {where}{intervals.WIDEN_FLOOR_UP:g} "
+          f"above the domain, {intervals.WIDEN_FLOOR_DOWN:g} below; "
           f"fits built as shipped ({N_BOOT} bootstrap resamples); "
           f"{'LOCO residuals alone' if args.no_scale else 'scaled for rows and columns'}"
           f"{f' (level corrected, C {args.group_correction:g})' if args.group_correction else ''}; "
@@ -142,6 +163,9 @@ def main() -> None:
         width = np.mean(np.exp(hi) - np.exp(lo))
         err = np.nanmean(np.abs(np.exp(r) - 1))
         edges, rec = [], []
+        shipped = intervals.WIDEN_FLOOR_UP, intervals.WIDEN_FLOOR_DOWN
+        if floors:  # the nested fits' floors; the recorded figures stay the shipped ones'
+            intervals.WIDEN_FLOOR_UP, intervals.WIDEN_FLOOR_DOWN = floors[spec.id]
         for k, (side, axis, _) in enumerate(EDGES):
             hits = nested_edge(t, side, axis, scale=not args.no_scale, pooled=args.pooled)
             pooled[k].append(hits)
@@ -149,6 +173,7 @@ def main() -> None:
             what = "utd_row" if axis == "utd" else "params_column"
             rec.append(cov.get(f"{'largest' if side == 'up' else 'smallest'}_{what}_out",
                                np.nan))
+        intervals.WIDEN_FLOOR_UP, intervals.WIDEN_FLOOR_DOWN = shipped
         row = [cov["leave_one_config_out"], cov["interior_utd_rows_out"],
                cov["interior_params_columns_out"], *edges, scale, width, err,
                *top_thresholds(t, loco, preds, scale=not args.no_scale, pooled=args.pooled)]

@@ -24,6 +24,11 @@ Also printed: the residual spread per band relative to the fit's median |r|, and
 width (hi - lo in log offsets) of the one-config-out intervals. Summary rows: the mean over
 fits per band, and how many (fit, band) cells fall below 70%.
 
+The choice among the ways, left out task by task: the rule (fewest (fit, band) cells below 70%,
+LOCO and groups together; then the least mean log width) picks a way from the other fits only,
+and the fit left out is scored with the way picked without it. The last lines print which way
+each fold picked and those held-out coverages (what the choice is worth on a task it never saw).
+
 Usage: python benchmarks/threshold_coverage.py [DATA_DIR] [--only ID ...]
 """
 
@@ -88,6 +93,23 @@ def band_bounds(r, ok, keep, groups, way: str, band: np.ndarray):
     return own_k * los, own_k * his
 
 
+def by_rule(out: dict, fits: np.ndarray) -> str:
+    """The way the rule picks on the fits in `fits` (a boolean mask over out's rows)."""
+    def key(way):
+        loco, groups, width = (np.asarray(x, float)[fits] for x in out[way])
+        return int(np.sum(loco < 0.7) + np.sum(groups < 0.7)), float(np.mean(width))
+    return min(WAYS, key=key)
+
+
+def left_out_choice(out: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per fit, the way picked without it, and its LOCO and groups coverage by band with it."""
+    n = len(out[WAYS[0]][0])
+    picked = [by_rule(out, np.arange(n) != i) for i in range(n)]
+    loco = np.array([out[w][0][i] for i, w in enumerate(picked)], float)
+    groups = np.array([out[w][1][i] for i, w in enumerate(picked)], float)
+    return picked, loco, groups
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("data_dir", nargs="?", default=str(Path(__file__).resolve().parents[2]
@@ -149,6 +171,21 @@ def main() -> None:
         for w in WAYS) + " |")
     print("| **mean log width** | | " + " | ".join(f"{np.mean(out[w][2]):.3f}" for w in WAYS)
           + " |")
+    if len(spreads) < 3:
+        return
+    picked, loco, groups = left_out_choice(out)
+    ids = [spec.id for spec in catalogue() if not args.only or spec.id in args.only]
+    everyone = by_rule(out, np.ones(len(picked), bool))
+    print(f"\nthe rule on every fit picks: {everyone}; leaving each fit out it picks "
+          + ", ".join(f"{w} ({sum(p == w for p in picked)} fits"
+                      + (": " + ", ".join(i for i, p in zip(ids, picked, strict=True) if p == w)
+                         if w != everyone else "") + ")"
+                      for w in WAYS if w in picked))
+    print("each fit scored with the way picked without it: mean over fits by band, LOCO "
+          + " ".join(f"{100 * x:.0f}" for x in np.nanmean(loco, axis=0)) + " / groups "
+          + " ".join(f"{100 * x:.0f}" for x in np.nanmean(groups, axis=0))
+          + f"; (fit, band) cells below 70%: {int(np.sum(loco < 0.7))} / "
+          f"{int(np.sum(groups < 0.7))}")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,35 @@ def floor_by_rule(coverage: np.ndarray) -> float:
     return CANDIDATES[ok[0]] if len(ok) else CANDIDATES[-1]
 
 
+def recorded_edge_coverage(data: Path, log=None) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Every catalogue fit's recorded edge coverage at every candidate floor: (fit ids,
+    {"up": (fits, candidates), "down": ...}), fits built without bootstrap resamples."""
+    ids, cov = [], {"up": [], "down": []}
+    for spec in catalogue():
+        built = build_fit(data / spec.archive, spec.algorithm, spec.env, n_boot=0,
+                          name=spec.name)
+        table, loco = built.table, built.loco
+        preds = {axis: group_out(table, DEFAULT_METHOD, built.laws, axis)
+                 for axis in ("utd", "params")}
+        groups = interior_groups(table, preds)
+        for side in cov:
+            cov[side].append([coverage_at(table, loco, preds, groups, side, w)
+                              for w in CANDIDATES])
+        ids.append(spec.id)
+        if log:
+            log(f"{spec.id}: recorded edge coverage above the grid at floors 0, 0.25, 0.5, 1: "
+                + " ".join(f"{cov['up'][-1][CANDIDATES.index(w)]:.0%}" for w in (0, .25, .5, 1))
+                + "; below at 0.5, 1, 1.5, 2, 3: "
+                + " ".join(f"{cov['down'][-1][CANDIDATES.index(w)]:.0%}"
+                           for w in (.5, 1, 1.5, 2, 3)), flush=True)
+    return ids, {side: np.array(c, float) for side, c in cov.items()}
+
+
+def left_out_floors(coverage: np.ndarray) -> list[float]:
+    """Each fit's floor chosen by the rule from the other fits' rows of `coverage` only."""
+    return [floor_by_rule(np.delete(coverage, i, axis=0)) for i in range(len(coverage))]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data_dir", nargs="?", default=os.environ.get("ADVISOR_DATA_DIR") or str(
@@ -74,25 +103,10 @@ def main() -> int:
               " (not the shipped interval)", flush=True)
     assert CHECK_LEVEL in LEVELS
     data = Path(args.data_dir)
-    ids, cov = [], {"up": [], "down": []}
     for spec in catalogue():
         if not (data / spec.archive).exists():
             ap.error(f"{data / spec.archive} does not exist: give the folder of the archives")
-        built = build_fit(data / spec.archive, spec.algorithm, spec.env, n_boot=0,
-                          name=spec.name)
-        table, loco = built.table, built.loco
-        preds = {axis: group_out(table, DEFAULT_METHOD, built.laws, axis)
-                 for axis in ("utd", "params")}
-        groups = interior_groups(table, preds)
-        for side in cov:
-            cov[side].append([coverage_at(table, loco, preds, groups, side, w)
-                              for w in CANDIDATES])
-        ids.append(spec.id)
-        print(f"{spec.id}: recorded edge coverage above the grid at floors 0, 0.25, 0.5, 1: "
-              + " ".join(f"{cov['up'][-1][CANDIDATES.index(w)]:.0%}" for w in (0, .25, .5, 1))
-              + "; below at 0.5, 1, 1.5, 2, 3: "
-              + " ".join(f"{cov['down'][-1][CANDIDATES.index(w)]:.0%}"
-                         for w in (.5, 1, 1.5, 2, 3)), flush=True)
+    ids, cov = recorded_edge_coverage(data, log=print)
     n = len(ids)
     everyone = np.ones(n, bool)
     shipped = {"up": WIDEN_FLOOR_UP, "down": WIDEN_FLOOR_DOWN}
@@ -103,11 +117,7 @@ def main() -> int:
               + ", ".join(f"{w:g}: {mean[i]:.1%}" for i, w in enumerate(CANDIDATES)
                           if i % 5 == 0 or abs(mean[i] - CHECK_LEVEL) < 0.02))
         chosen = floor_by_rule(c[everyone])
-        lofo = []
-        for i in range(n):
-            others = everyone.copy()
-            others[i] = False
-            lofo.append(floor_by_rule(c[others]))
+        lofo = left_out_floors(c)
         held = np.array([c[i, CANDIDATES.index(lofo[i])] for i in range(n)])
         at_shipped = c[:, CANDIDATES.index(shipped[side])]
         print(f"chosen on all {n} fits: {chosen:g} (shipped: {shipped[side]:g}); chosen leaving "

@@ -489,7 +489,10 @@ def report(fit_id, runs, output, compute, data, total, delta, target):
     ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total, delta, target),
                            target=target)
     _warn_foreign(ctx)
-    path = rep.write_report(ctx, output)
+    missing: list[tuple[str, str]] = []
+    path = rep.write_report(ctx, output, missing)
+    for kind, why in missing:  # the page says so too; a reader of the terminal should know
+        click.echo(f"note: the {kind} figure is not drawn: {why}", err=True)
     click.echo(f"wrote {path}", err=True)
 
 

@@ -534,8 +534,9 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def render_report(ctx: Context) -> str:
-    """A single HTML page, images embedded, readable offline at laptop width."""
+def render_report(ctx: Context, missing: list[tuple[str, str]] | None = None) -> str:
+    """A single HTML page, images embedded, readable offline at laptop width. `missing`, where
+    given, gets (kind, why) for each figure the page says is not drawn."""
     f = ctx.fit
     m = f.model
     g = m.goodness_of_fit
@@ -545,6 +546,8 @@ def render_report(ctx: Context) -> str:
             img = f'<img alt="{kind}" src="data:image/png;base64,{_png(_draw(kind, ctx))}">'
         except ReportError as exc:
             img = f'<p class="note">Not drawn: {html.escape(str(exc))}.</p>'
+            if missing is not None:
+                missing.append((kind, str(exc)))
         sections.append(f"<section><h2>{TITLES[kind]}</h2>{img}</section>")
     rec = ""
     if ctx.rec is not None:
@@ -583,8 +586,10 @@ def render_report(ctx: Context) -> str:
             + "".join(sections) + "</body></html>\n")
 
 
-def write_report(ctx: Context, out: str | Path) -> Path:
-    """Write the report atomically (a link is followed, a device written through)."""
+def write_report(ctx: Context, out: str | Path,
+                 missing: list[tuple[str, str]] | None = None) -> Path:
+    """Write the report atomically (a link is followed, a device written through); `missing`
+    as render_report's."""
     from advisor.files import atomic_write_text
 
-    return atomic_write_text(out, render_report(ctx))
+    return atomic_write_text(out, render_report(ctx, missing))

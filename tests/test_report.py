@@ -158,7 +158,17 @@ def test_cli_report_and_plot(data_dir, tmp_path):
                                str(data_dir / "fitted_bs.zip"), "-o", str(tmp_path / "r.html")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "r.html").read_text().count("data:image/png;base64,") == len(report.KINDS)
+    assert "not drawn" not in res.output
     _opens_in_a_browser((tmp_path / "r.html").read_text())
+    # Without --runs the page says which figures it could not draw, and so does the terminal
+    # (a new user's: the README's example exited 0 with two figures missing, unsaid).
+    res = runner.invoke(main, ["report", "bro/humanoid-stand", "--total", "1e17", "--target",
+                               "600", "-o", str(tmp_path / "bare.html")])
+    assert res.exit_code == 0, res.output
+    notes = [ln for ln in res.output.splitlines() if ln.startswith("note: the ")]
+    assert [ln.split()[2] for ln in notes] == ["parity", "td"], notes
+    assert "pass --runs" in notes[0]
+    assert (tmp_path / "bare.html").read_text().count("Not drawn: ") == 2
 
 
 def test_export_lists_one_entry_per_budget():
