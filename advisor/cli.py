@@ -734,7 +734,8 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
       n_timesteps, utd, width, params, the predictions, extrapolated, warnings and `critic`
       (what that critic lacks of the fit's BroNet) and `notes` (learning_starts where the fit
       does not record its runs' random steps; a run longer than SB3's 1e6-transition
-      replay), each note also once on stderr. Budgets the fit cannot meet carry `error`
+      replay), each note also once on stderr, as are the entries that carry warnings
+      (by key: `advisor recommend` prints them). Budgets the fit cannot meet carry `error`
       and a warning on stderr (none met: exit 2); a fit whose critic SB3 cannot build
       (SimbaV2) gives policy null, so that SAC fails rather than build another critic.
     zoo: rl-zoo files are keyed by env id, so each budget needs its own file: with one budget
@@ -835,6 +836,13 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
                     f"{sb3_error}"])
     notes = {n: None for row in rows for n in row.get("notes", [])}  # once each, in order
     note_lines([f"{n} (entry `notes`)" for n in notes])
+    warned = [row for row in rows if row.get("warnings")]
+    if warned:  # in the file only, they went unseen (a new user's: the 1e18 entry extrapolated)
+        note_lines([f"{len(warned)} of {len(rows)} entries carry warnings (entry `warnings`; "
+                    f"`advisor recommend --{budget_kind} VALUE` prints them): " + ", ".join(
+                        _entry_key(budget_kind, row[budget_kind])
+                        + (" (extrapolated)" if row.get("extrapolated") else "")
+                        for row in warned)])
     if fmt == "json":
         click.echo(json.dumps(_json_safe({"fit": fit.id, "kind": budget_kind, "budgets": rows}),
                               indent=2, allow_nan=False))

@@ -295,6 +295,18 @@ def test_a_calibrated_fits_recommendation_carries_its_env_to_the_python_exports(
         "Pendulum-v1")
 
 
+def test_export_names_on_stderr_the_entries_that_carry_warnings():
+    """A new user's: yaml and json entries kept their warnings in the file, and the 1e18 one,
+    extrapolated, went unseen."""
+    for fmt in ("yaml", "json"):
+        res = run("export", "simbav2/h1-crawl-v0", "--budgets", "1e16,1e17,1e18", "--format",
+                  fmt)
+        assert res.exit_code == 0, res.output
+        (line,) = [ln for ln in res.stderr.splitlines() if "entries carry warnings" in ln]
+        assert line.startswith("note: 1 of 3 entries") and line.endswith(
+            ": compute_1e18 (extrapolated)"), line
+
+
 def test_export_searches_inside_the_fitted_ranges_with_within_fitted():
     """A hostile tester's: export's warnings named --within-fitted, which export did not have."""
     def rows(*extra):
@@ -348,7 +360,7 @@ def test_level_sets_the_interval_of_recommend_and_export_as_in_python():
     res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--budgets", "1e17",
                                     "--level", "0.9", "--format", "json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["budgets"][0]["interval"] == rec.interval.model_dump()
+    assert json.loads(res.stdout)["budgets"][0]["interval"] == rec.interval.model_dump()
     for cmd in (["recommend", "--compute", "1e17"], ["export", "bro/h1-crawl-v0"]):
         res = CliRunner().invoke(main, [*cmd, "--level", "0.99"])
         assert res.exit_code == 2 and res.output.count("\n") == 1

@@ -437,7 +437,7 @@ def test_export_errors_hint_at_its_target_option_and_the_target_it_names_works()
                      res.stderr)
     assert hint, res.stderr
     res = CliRunner().invoke(main, [*args, "--target", hint.group(1)])
-    (row,) = json.loads(res.output)["budgets"]
+    (row,) = json.loads(res.stdout)["budgets"]
     assert "error" not in row and row["target"] == float(hint.group(1))
 
 
@@ -448,7 +448,7 @@ def test_export_delta_is_recommends_for_total_budgets():
     res = CliRunner().invoke(main, ["export", "bro/h1-crawl-v0", "--kind", "total", "--budgets",
                                     "1e18,3e18", "--delta", "5e10", "--format", "json"])
     assert res.exit_code == 0, res.output
-    for row in json.loads(res.output)["budgets"]:
+    for row in json.loads(res.stdout)["budgets"]:
         r = recommend(Budget(total=row["total"], delta=5e10), fit="bro/h1-crawl-v0")
         assert (row["width"], row["utd"], row["target"]) == (r.width, r.utd, r.target)
         assert row["predicted_data"] == pytest.approx(r.predicted_data)
