@@ -288,16 +288,17 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, 
         _default_env(fit)
     if fmt in ("table", "args", "zoo"):
         warn_lines(rec.warnings)
-    trained = env_id
+    trained, input_dim = env_id, _input_dim(env_id)
     if fmt == "args" and env_id is None:  # CleanRL's script trains its own default env
-        from advisor.integrations.cleanrl import CLEANRL_ENV
+        from advisor.integrations.cleanrl import CLEANRL_ENV, CLEANRL_ENV_INPUT_DIM
 
         trained = CLEANRL_ENV
+        input_dim = _input_dim(trained) or CLEANRL_ENV_INPUT_DIM  # known without Gymnasium
         note_lines([f"no --env: CleanRL's script trains its own default --env-id, {trained} "
                     "(sac_continuous_action.py); give --env ENV_ID for another"])
     if fmt in ("args", "zoo"):
         note_lines([client_note(rec, fmt, critic=critic or "bronet", fit=fit_id,
-                                input_dim=_input_dim(trained)), *_zoo_protocol(rec, fmt)])
+                                input_dim=input_dim), *_zoo_protocol(rec, fmt)])
     if trained is not None:
         note_lines(other_task_note(rec.fit, trained, "--env only names the env in the output"
                                    if env_id is not None else "CleanRL's default env"))
@@ -834,6 +835,17 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     if sb3_error is not None:
         warn_lines([f"SB3 cannot build {fit.id}'s critic, so the entries carry policy null: "
                     f"{sb3_error}"])
+    if fmt == "json":
+        click.echo(json.dumps(_json_safe({"fit": fit.id, "kind": budget_kind, "budgets": rows}),
+                              indent=2, allow_nan=False))
+    else:
+        lines = [_yaml.comment(f"advisor export {fit.id}: one entry per {budget_kind} budget; "
+                               "SAC(entry['policy'], env, **entry['hyperparameters'])")]
+        for row in rows:
+            lines.append(f"{_yaml.key(_entry_key(budget_kind, row[budget_kind]))}:")
+            lines += _yaml.dump(row, indent=2)
+        click.echo("\n".join(lines))
+    # After the output, as recommend's: the last lines a terminal shows.
     notes = {n: None for row in rows for n in row.get("notes", [])}  # once each, in order
     note_lines([f"{n} (entry `notes`)" for n in notes])
     warned = [row for row in rows if row.get("warnings")]
@@ -843,16 +855,6 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
                         _entry_key(budget_kind, row[budget_kind])
                         + (" (extrapolated)" if row.get("extrapolated") else "")
                         for row in warned)])
-    if fmt == "json":
-        click.echo(json.dumps(_json_safe({"fit": fit.id, "kind": budget_kind, "budgets": rows}),
-                              indent=2, allow_nan=False))
-        return
-    lines = [_yaml.comment(f"advisor export {fit.id}: one entry per {budget_kind} budget; "
-                           "SAC(entry['policy'], env, **entry['hyperparameters'])")]
-    for row in rows:
-        lines.append(f"{_yaml.key(_entry_key(budget_kind, row[budget_kind]))}:")
-        lines += _yaml.dump(row, indent=2)
-    click.echo("\n".join(lines))
 
 
 def _entry_key(kind: str, value: float) -> str:

@@ -47,7 +47,7 @@ def test_the_cleanrl_note_prints_the_critic_share_as_a_plain_percentage():
                                                                  "3,120%"]
     res = CliRunner().invoke(main, ["recommend", "--fit", "bro-torch/Hopper-v5", "--data", "1e4",
                                     "--format", "args"])
-    assert res.exit_code == 0 and "e+" not in res.output.split("params at input")[1]
+    assert res.exit_code == 0 and "e+" not in res.output.split("params at ")[1]
 
 
 def test_recommend_yaml_holds_the_recommendation():
@@ -365,3 +365,16 @@ def test_level_sets_the_interval_of_recommend_and_export_as_in_python():
         res = CliRunner().invoke(main, [*cmd, "--level", "0.99"])
         assert res.exit_code == 2 and res.output.count("\n") == 1
         assert "level must lie between 0.5 and 0.95" in res.output
+
+
+def test_cleanrl_default_env_is_counted_at_its_own_input_without_gymnasium(monkeypatch):
+    """A new user's, on the light install: with no --env and no Gymnasium, CleanRL's critic
+    on its default Hopper-v4 was counted at the fit's input 70, not Hopper-v4's 14."""
+    from advisor.integrations import zoo
+
+    monkeypatch.setattr(zoo, "_gymnasium_probe", lambda env_id: (None, None, False))
+    res = run("recommend", "--compute", "1e17", "--format", "args")
+    assert res.exit_code == 0 and "params at input 14," in res.stderr, res.stderr
+    # another env that cannot be made here: counted at the fit's input, and said so
+    res = run("recommend", "--compute", "1e17", "--format", "args", "--env", "Walker2d-v4")
+    assert res.exit_code == 0 and "params at the fit's input " in res.stderr, res.stderr

@@ -35,6 +35,8 @@ SCRIPT = "cleanrl/sac_continuous_action.py"
 #: Its Args.learning_starts (random steps before learning) and Args.env_id by default.
 CLEANRL_LEARNING_STARTS = 5_000
 CLEANRL_ENV = "Hopper-v4"
+#: Its critic's input on that env (11 observations + 3 actions), for where Gymnasium is absent.
+CLEANRL_ENV_INPUT_DIM = 14
 NOT_EXPRESSIBLE = (
     "utd (one critic update per env step, utd 1, no flag) and the critic "
     f"(a hard-coded {CLEANRL_WIDTH}-{CLEANRL_WIDTH} MLP with a scalar head, no width flag)")
@@ -86,8 +88,9 @@ def cleanrl_note(rec: Recommendation, *, fit: Fit | str | None = None,
               f"({rec.params:.4g} params)")
     try:
         m = critic_match(rec, "cleanrl", fit=fit, input_dim=input_dim)
-        critic += (f": {m.params_client:,} params at input {m.client_input_dim or m.input_dim}, "
-                   f"{_percent(m.share)} of the fit's")
+        at = (f"input {m.client_input_dim}" if m.client_input_dim is not None
+              else f"the fit's input {m.input_dim}")
+        critic += f": {m.params_client:,} params at {at}, {_percent(m.share)} of the fit's"
     except AdvisorError:  # a fit that is not a BroNet, or not at hand: the words suffice
         pass
     protocol = protocol_notes(rec, "CleanRL", CLEANRL_LEARNING_STARTS, steps=cleanrl_steps(rec),
