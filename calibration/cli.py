@@ -373,8 +373,12 @@ def _interruptible(out_dir):
                 + (f", {partial} unfinished one(s) with a checkpoint" if partial else "")
                 + "; run the same command again to resume")
 
+    from calibration.runner import PopulationFailed
+
     try:
         yield None
+    except PopulationFailed as exc:
+        raise PopulationFailed(f"{exc}; {kept()}") from None
     except Exception as exc:
         if type(exc).__name__ not in ("TerminatedWorkerError", "BrokenProcessPool"):
             raise

@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+from advisor.errors import AdvisorError, printable
 from calibration.grid import Grid, GridError, Unit, load_grid_dict
 from calibration.outdir import check_out_dir, read_spec
 
@@ -197,7 +198,12 @@ def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
                       eval_background=eval_background, bf16=bf16)
     out = Path(out_dir)
     _tracker_output_to(out / TRACKER_LOG)  # a worker's compile pools start their own
-    manifest = train_population(cfg, out)
+    try:
+        manifest = train_population(cfg, out)
+    except AdvisorError:
+        raise
+    except Exception as exc:  # an env's own error mid-run (a simulator's), a bug, a GPU's OOM
+        raise _failed(unit, exc, out) from None
     if watch and os.getppid() != parent:
         os._exit(1)
     record = {"unit": unit.model_dump(mode="json"), "manifest": manifest}
@@ -205,6 +211,32 @@ def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
         record["run"] = run
     _atomic_write(out / "units" / f"{unit.id}.json", json.dumps(record, indent=1))
     return record
+
+
+class PopulationFailed(GridError):
+    """A population stopped at an error of its own (its env's, or the learner's): one line
+    naming it and where it was raised; the whole traceback is kept in the out-dir."""
+
+
+def _failed(unit: Unit, exc: Exception, out: Path) -> PopulationFailed:
+    """The one-line error for `exc`, raised while training `unit`; its traceback written to
+    OUT/errors/UNIT.txt (atomically: the next failure of the unit replaces it)."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({frames[-1].filename}:{frames[-1].lineno}, in {frames[-1].name})" if frames else ""
+    log = out / "errors" / f"{unit.id}.txt"
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(log, "".join(traceback.format_exception(exc)))
+        said = f"; its traceback is in {log}"
+    except OSError:
+        said = ""
+    what = printable(" ".join(str(exc).split())) or "(no message)"
+    if len(what) > 300:
+        what = what[:300] + "..."
+    return PopulationFailed(f"population {unit.id} stopped at an error in training: "
+                            f"{type(exc).__name__}: {what}{where}{said}")
 
 
 def run_units(env_id: str, grid: Grid, units: list[Unit], out_dir: Path, *, device: str,

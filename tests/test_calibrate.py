@@ -590,6 +590,43 @@ def test_envs_the_learner_cannot_drive_are_refused_before_training(tmp_path, kwa
     assert not (tmp_path / "o" / "runs").exists()
 
 
+class _FailingEnv(_Env):
+    """A simulator that raises mid-run (after the check's first steps)."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps > 60:
+            raise RuntimeError("boom in step\nsecond line")
+        return super().step(action)
+
+
+def test_an_env_that_raises_mid_run_gives_one_line_and_its_traceback_is_kept(tmp_path):
+    """A hostile tester's: an env whose step raised after the pre-run check printed 112 lines
+    of joblib traceback and exited 1, saying nothing of what was kept."""
+    env_id = "FailingMidRun-v0"
+    gym.register(id=env_id, entry_point=_FailingEnv, disable_env_checker=True,
+                 order_enforce=False)
+    out = tmp_path / "o"
+    try:
+        res = CliRunner().invoke(main, ["calibrate", "--env", env_id, "--preset", "smoke",
+                                        "--device", "cpu", "--n-jobs", "1", "--quiet",
+                                        "--steps", "300", "--out-dir", str(out)])
+    finally:
+        gym.registry.pop(env_id, None)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    (line,) = [ln for ln in res.output.splitlines() if ln.startswith("error: ")]
+    assert "stopped at an error in training: RuntimeError: boom in step second line (" in line
+    assert "test_calibrate.py:" in line and "in step)" in line  # where it was raised
+    assert "0 finished population(s) kept" in line and "run the same command again" in line
+    (log,) = (out / "errors").glob("*.txt")
+    assert f"its traceback is in {log}" in line
+    assert "Traceback" in log.read_text() and "boom in step" in log.read_text()
+
+
 def test_an_out_dir_with_runs_but_no_grid_json_is_refused(tmp_path):
     """Done markers match on width, batch size, utds and seeds only: without grid.json, a
     finished population of another grid (other steps) was taken for this one's."""
