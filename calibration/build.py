@@ -168,7 +168,8 @@ def build_fit(
     if prior is not None and not hasattr(prior, "fits"):
         from calibration.prior import resolve_prior
 
-        prior = resolve_prior(prior, data_dirs=[archive.parent])
+        prior = resolve_prior(prior, data_dirs=[archive.parent],
+                              own_id=f"{algorithm}/{fit_env}")
     if archive.suffix.lower() == ".csv":
         return _build_from_csv(archive, algorithm, env, method=method, n_boot=n_boot, seed=seed,
                                created=created, command=command, target_range=target_range,

@@ -160,7 +160,7 @@ def calibrate(
     say = (lambda s: None) if quiet else echo
     created = created or _dt.date.today().isoformat()
     inputs = [grid_file, *(prior or [])]  # files the fit file must not overwrite
-    prior = resolve_prior(prior)
+    prior = resolve_prior(prior, own_id=fit_id_of(algorithm, env_id) if prior else None)
     if prior is not None:
         prior.calibration()  # a prior whose interval cannot be calibrated fails here too
     plan = _preflight(env_id, out_dir=out_dir, algorithm=algorithm, preset_name=preset_name,

@@ -140,8 +140,9 @@ def load_prior_fit(spec: str, error=None):
         raise (error or PriorError)(f"--prior {spec}: {exc}{hint}") from None
 
 
-def resolve_prior(specs, data_dirs=()) -> Prior | None:
-    """Fit ids, fit files or one family name -> Prior (None for no specs). Raises PriorError."""
+def resolve_prior(specs, data_dirs=(), own_id: str | None = None) -> Prior | None:
+    """Fit ids, fit files or one family name -> Prior (None for no specs). Raises PriorError.
+    `own_id`: the id of the fit the prior is for, which may not be one of its fits."""
     from calibration.catalogue import FAMILIES
 
     specs = list(specs or ())
@@ -165,6 +166,9 @@ def resolve_prior(specs, data_dirs=()) -> Prior | None:
         if f.id in seen:
             raise PriorError(f"--prior names fit {f.id} twice")
         seen[f.id] = f
+    if own_id is not None and own_id in seen:  # its own runs would set its exponents
+        raise PriorError(f"--prior names {own_id}, the fit being made: a family prior is fits "
+                         "of other tasks; leave it out")
     if len(fits) < MIN_PRIOR_FITS:
         raise PriorError(
             f"a family prior needs at least {MIN_PRIOR_FITS} fits of other tasks, got "

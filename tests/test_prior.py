@@ -138,6 +138,13 @@ def test_calibrate_with_an_unusable_prior_fails_before_running(tmp_path):
                                     "--prior", "nope/never"])
     assert res.exit_code == 2 and "--prior nope/never" in res.output
     assert not (tmp_path / "o" / "runs").exists()
+    # nor one of which the fit to be made is a member: bro/hopper-hop in the dmc family
+    res = CliRunner().invoke(main, ["calibrate", "--env", "gymnasium.envs.mujoco:hopper-hop",
+                                    "--algorithm", "bro", "--preset", "smoke", "--device", "cpu",
+                                    "--out-dir", str(tmp_path / "o"), "--prior", "dmc"])
+    assert res.exit_code == 2 and "--prior names bro/hopper-hop, the fit being made" in \
+        res.output, res.output
+    assert not (tmp_path / "o" / "runs").exists()
 
 
 def test_a_free_fit_on_five_configs_is_written_with_its_failed_checks(few_runs, tmp_path):
@@ -146,6 +153,19 @@ def test_a_free_fit_on_five_configs_is_written_with_its_failed_checks(few_runs, 
                 tmp_path / "free.json", "--n-boot", "0"])
     assert res.exit_code == 0, res.output
     assert "warning: check FAIL baseline" in res.output and (tmp_path / "free.json").exists()
+
+
+def test_a_prior_may_not_hold_the_fit_being_made(few_runs, tmp_path):
+    """A hostile tester's: `advisor fit` of mine/cheetah with --prior mine/cheetah (its own
+    earlier fit) and four others wrote a fit whose exponents had learned from its own runs."""
+    args = [few_runs, "--algorithm", "bro", "--env", "humanoid-stand", "-o", tmp_path / "f.json"]
+    for p in ("bro/humanoid-stand", "bro/dog-run", "bro/dog-trot", "bro/dog-walk",
+              "bro/walker-run"):
+        args += ["--prior", p]
+    res = _fit(args)
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "--prior names bro/humanoid-stand, the fit being made" in res.output
+    assert not (tmp_path / "f.json").exists()
 
 
 @pytest.mark.parametrize("spec, hint", [
