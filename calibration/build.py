@@ -60,6 +60,7 @@ from calibration.fitting import (
     LawFit,
     Method,
     bootstrap_fits,
+    bootstrap_progress,
     fit_laws,
     leave_one_config_out,
     loglinear_leave_one_config_out,
@@ -322,6 +323,12 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
     widths = sorted({w for w, _ in pairs})
     if input_dim is not None:
         arch = bronet_architecture(input_dim)
+        smallest = float(np.polyval(arch.coefficients, 1))
+        least = min(r.params for r in runs)
+        if least < smallest:  # a params column holding widths: a cryptic schema error after
+            raise CsvError(f"{archive.name}: params {least:g} is smaller than a BroNet critic of "
+                           f"width 1 at input {input_dim} ({smallest:,.0f} params); if the "
+                           "column holds critic widths, name it width")
     elif len(widths) >= 3 and len(pairs) == len(widths):
         w, n = np.array(sorted(pairs), dtype=float).T
         coef = np.polyfit(w, n, 2)
@@ -571,9 +578,13 @@ def _few_shot(table: DataTable, method: Method, prior, n_boot: int, provenance: 
     fam = prior.family_prior(table.data.shape[1])
     laws = few_shot(table, fam)
     loco = few_shot_loco(table, fam)
-    draws = np.array([few_shot(table, fam, data=table.boot[r]).coef
-                      for r in range(n_boot if table.boot.size else 0)
-                      if np.isfinite(table.boot[r]).sum() >= 5])
+    total = n_boot if table.boot.size else 0
+    draws = []
+    for r in range(total):
+        if np.isfinite(table.boot[r]).sum() >= 5:
+            draws.append(few_shot(table, fam, data=table.boot[r]).coef)
+        bootstrap_progress(r + 1, total)
+    draws = np.array(draws)
     if not len(draws):
         draws = np.zeros((0, len(table.targets), 5))
     interval, _ = calibrate_interval(table, method, laws, loco,

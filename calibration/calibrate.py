@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import advisor
-from advisor.errors import AdvisorError, OutputError, span
+from advisor.errors import AdvisorError, OutputError, printable, span
 from advisor.files import is_iso_date
 from advisor.fit import round_batch_size
 from advisor.fitfile import (
@@ -46,6 +46,7 @@ from calibration.batch import best_batch_sizes, fit_batch_law, tables_by_batch
 from calibration.build import DEFAULT_METHOD, N_BOOT, make_fit_file, one_blas_thread
 from calibration.checks import fit_checks
 from calibration.curves import data_table, isotonic_curve, seed_mean, thresholds
+from calibration.fitting import reporting
 from calibration.grid import Grid, GridError, Unit, load_grid, preset, stage1_units, stage2_units
 from calibration.outdir import LOCK_NAME, check_out_dir, check_writable, lock_out_dir
 from calibration.runner import (
@@ -213,9 +214,13 @@ def env_dims(env_id: str) -> tuple[int, int]:
     try:
         shape = getattr(env.observation_space, "shape", None)
         if shape is None or len(shape) != 1 or shape[0] < 1:
-            raise CalibrationError(f"env {env_id!r} has a {type(env.observation_space).__name__} "
-                                   f"observation space of shape {shape}; the learner needs a flat "
-                                   "non-empty vector (a 1-D Box)")
+            kind = type(env.observation_space).__name__
+            raise CalibrationError(
+                f"env {env_id!r} has a {kind} observation space"
+                + (f" of shape {shape}" if shape is not None else "")
+                + "; the learner needs a flat non-empty vector (a 1-D Box)"
+                + ("; flatten it (gymnasium.wrappers.FlattenObservation) in an env you register"
+                   if shape is None else ""))
         obs_dim, act_dim = int(shape[0]), int(env.action_space.shape[0])
         try:  # one step, as the learner takes them
             out = env.step(env.action_space.sample())
@@ -226,6 +231,14 @@ def env_dims(env_id: str) -> tuple[int, int]:
             raise CalibrationError(f"env {env_id!r} fails the gymnasium API: "
                                    f"{type(exc).__name__}: {' '.join(str(exc).split())}"
                                    ) from None
+        try:  # every return would be NaN: "every member diverged", said of the wrong thing
+            reward = float(out[1])
+        except (TypeError, ValueError):
+            reward = math.nan
+        if not math.isfinite(reward):
+            raise CalibrationError(f"env {env_id!r} returned the reward "
+                                   f"{printable(repr(out[1]))[:60]} at its first step; the "
+                                   "learner needs a finite real number")
     finally:
         env.close()
     return obs_dim, act_dim
@@ -543,6 +556,9 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
                                f"{plan.min_configs} are needed to fit D_J")
     targets = choose_targets(runs2)
     table = data_table(runs2, targets, n_boot=n_boot, step_limit=grid.steps)
+    gone = diverged(runs2)
+    if gone:  # members whose every logged return is NaN (the learner's divergence flag)
+        echo(f"warning: {gone}")
     manifests = [r["manifest"] for r in records1 + records2]
     # Where the runs trained (their manifests), not the --device of this call: a calibration
     # resumed elsewhere to refit only (say with --prior) keeps the runs' devices.
@@ -582,6 +598,8 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
                      f"{BATCH_LAW_FILE}: stage 2 trained at its batch sizes); the recorded "
                      f"command reproduces this file on this out-dir, while on a new one it "
                      f"fits B~ with --n-boot {n_boot}")
+    if gone:
+        notes.append(gone)
     resumed = sorted(Unit(**r["unit"]).id for r in (*records1, *records2)
                      if r["manifest"].get("resumed_from"))
     if resumed:  # the recorded command refits these runs; it does not retrain them alike
@@ -590,7 +608,7 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
                      "runs match an uninterrupted calibration statistically, not bit for bit; "
                      "the recorded command reproduces this file from these runs")
     # The least-squares fits run about twice as fast on one BLAS thread (as `regenerate`'s do).
-    with one_blas_thread():
+    with one_blas_thread(), reporting(say):  # a long --n-boot says how far it is
         fit, _, _ = make_fit_file(
             table, fit_id=plan.fit_id, batch=batch, arch=arch, delta=delta,
             provenance=Provenance(source=f"advisor calibrate runs in {out}", command=command,
@@ -708,13 +726,22 @@ def _cpu_stage_time(plan: _Plan, units: list[Unit], n_jobs: int | None) -> str:
 
 def _already(out: Path, units: list[Unit]) -> str:
     """'; all 6 trained earlier in OUT: nothing to train', '; 2 trained earlier in OUT,
-    training the other 4', or '' where none is: a rerun says what it skips."""
-    done = sum(unit_done(out, u) is not None for u in units)
-    if not done:
-        return ""
+    training the other 4 (1 resumes from its checkpoint: s1_w32_bs32_utd1 at step 2,000)', or ''
+    where none is: a rerun says what it skips and what it resumes."""
+    from calibration.runner import checkpoint_step
+
+    left = [u for u in units if unit_done(out, u) is None]
+    done = len(units) - len(left)
     if done == len(units):
         return f"; all {done} trained earlier in {out}: nothing to train"
-    return f"; {done} trained earlier in {out}, training the other {len(units) - done}"
+    at = {u.id: checkpoint_step(out / "runs" / u.id) for u in left}
+    at = {u: step for u, step in at.items() if step}
+    resumes = (f" ({len(at)} resume{'s' if len(at) == 1 else ''} from a checkpoint: "
+               + ", ".join(f"{u} at step {step:,}" for u, step in at.items()) + ")"
+               if at else "")
+    if not done:
+        return f"; none finished earlier in {out}{resumes}" if at else ""
+    return f"; {done} trained earlier in {out}, training the other {len(left)}{resumes}"
 
 
 def stage_summary(stage: str, records: list[dict], timing: bool = True) -> str:
@@ -784,6 +811,20 @@ def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, ou
         parts += [f"--prior {shlex.quote(p)}" for p in
                   ((prior.family,) if prior.family else tuple(prior.ids))]
     return " ".join(parts)
+
+
+def diverged(runs: list[Run]) -> str:
+    """The runs (one seed of a config) that never logged a finite return, in words (empty
+    where none): a member that diverged is logged as NaN and left out of its config's average,
+    which then holds fewer seeds than the grid's."""
+    gone = [f"utd {r.utd:g}, width {r.width}, seed column {k}" for r in runs
+            for k in np.flatnonzero(~np.isfinite(r.values["return"]).any(axis=0))]
+    if not gone:
+        return ""
+    total = sum(r.n_seeds for r in runs)
+    return (f"{len(gone)} of the {total} stage-2 runs never logged a finite return (the member "
+            f"diverged) and are left out of their configs' averages: {'; '.join(gone[:8])}"
+            + (f"; and {len(gone) - 8} more" if len(gone) > 8 else ""))
 
 
 def _read(out: Path, units: list[Unit], env_id: str, grid: Grid | None = None) -> list[Run]:

@@ -155,6 +155,7 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
     (calibration.checks)."""
     from advisor.fitfile import check_fit_output, write_fit_file
     from calibration.build import build_fit
+    from calibration.fitting import reporting
 
     # not over the runs it reads (a CSV, an archive), a shipped fit of another id, ...
     check_fit_output(output, "-o", fit_id=f"{algorithm}/{name or env}" if name or env else None)
@@ -163,11 +164,13 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
             raise OutputError(f"-o {output} would overwrite --prior {given}, an input of this "
                               "fit; choose another -o")
     ctx.params["created"] = created = created or _today()
-    built = build_fit(archive, algorithm, env, n_boot=n_boot, created=created,
-                      command=recorded_command(ctx),
-                      target_range=tuple(target_range) if target_range else None, delta=delta,
-                      input_dim=input_dim, name=name, prior=list(prior) or None,
-                      random_steps=random_steps, round_steps=round_steps)
+    with reporting(lambda line: click.echo(line, err=True)):  # a long --n-boot says so
+        built = build_fit(archive, algorithm, env, n_boot=n_boot, created=created,
+                          command=recorded_command(ctx),
+                          target_range=tuple(target_range) if target_range else None,
+                          delta=delta, input_dim=input_dim, name=name,
+                          prior=list(prior) or None, random_steps=random_steps,
+                          round_steps=round_steps)
     path = write_fit_file(built.fit, output)
     g = built.fit.goodness_of_fit
     click.echo(f"wrote {path}: {built.fit.id}, leave-one-config-out error "

@@ -111,6 +111,7 @@ def data_table(
     boot = np.full((n_boot, n, m), np.nan)
     horizon = np.zeros(n)
     seed_data = np.full((n, max((r.n_seeds for r in runs), default=0), m), np.nan)
+    n_seeds = np.zeros(n, int)  # those with a finite return: a diverged one is all NaN
     for i, run in enumerate(runs):
         steps, values = truncate(run, limit)
         if not len(steps):
@@ -118,6 +119,7 @@ def data_table(
                              f"{run.batch_size:g} on {env} has no logged step within the step "
                              f"limit {limit:g}")
         values = _forward_fill(values)
+        n_seeds[i] = int(np.isfinite(values).any(axis=0).sum())
         horizon[i] = steps[-1]
         data[i] = curve_crossings(steps, seed_mean(values), targets)
         s = values.shape[1]
@@ -131,7 +133,7 @@ def data_table(
             boot[r, i] = curve_crossings(steps, means[r], targets)
     return DataTable(env, np.array([r.utd for r in runs]), np.array([r.params for r in runs]),
                      np.array([r.batch_size for r in runs]), np.asarray(targets, float), horizon,
-                     data, boot, np.array([r.n_seeds for r in runs]), seed_data)
+                     data, boot, n_seeds, seed_data)
 
 
 def _forward_fill(values: np.ndarray) -> np.ndarray:

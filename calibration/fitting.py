@@ -15,6 +15,9 @@ leave-one-config-out error):
 
 from __future__ import annotations
 
+import contextlib
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -309,12 +312,45 @@ def loglinear_leave_one_config_out(table: DataTable) -> np.ndarray:
     return out
 
 
+#: Where bootstrap refits say how far they are (set by `reporting`; None: silent).
+_PROGRESS: ContextVar = ContextVar("bootstrap_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting(echo, every_s: float = 15.0):
+    """Within the block, bootstrap refits (the long part of a fit at a large --n-boot) echo a
+    line on how far they are, at most every `every_s` seconds: nothing for a quicker fit."""
+    start = last = time.monotonic()
+
+    def say(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= every_s and done < total:
+            last = now
+            left = (now - start) / done * (total - done)
+            echo(f"fitting: bootstrap refit {done:,} of {total:,}, about {left:.0f} s left")
+
+    token = _PROGRESS.set(say)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def bootstrap_progress(done: int, total: int) -> None:
+    """Tell `reporting`'s echo, if any, that `done` of `total` refits are done."""
+    say = _PROGRESS.get()
+    if say is not None:
+        say(done, total)
+
+
 def bootstrap_fits(table: DataTable, method: Method, full: LawFit) -> np.ndarray:
     """(R, m, 5) coefficients refitted on each bootstrap replicate, warm-started from `full`."""
     draws = []
-    for r in range(table.boot.shape[0]):
+    total = table.boot.shape[0]
+    for r in range(total):
         data = table.boot[r]
-        if np.isfinite(data).sum() < 5:
-            continue
-        draws.append(fit_laws(table, method, data=data, warm=full).coef)
+        if np.isfinite(data).sum() >= 5:
+            draws.append(fit_laws(table, method, data=data, warm=full).coef)
+        bootstrap_progress(r + 1, total)
     return np.array(draws)

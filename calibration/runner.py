@@ -517,6 +517,24 @@ def logged_step(run_dir: Path) -> int:
     return last
 
 
+def checkpoint_step(run_dir: Path) -> int | None:
+    """The env step an unfinished population resumes from: its checkpoint's (None without a
+    readable one: it starts over, whatever its logs reached). Reads the checkpoint's metadata
+    only."""
+    import numpy as np
+
+    from calibration.learner.checkpoint import FILE
+
+    path = run_dir / FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return int(json.loads(str(z["meta"]))["step"])
+    except Exception:  # torn or foreign: the trainer sets it aside and starts over
+        return None
+
+
 class _Progress:
     """A line per finished unit, and every POLL_S from the logs of the running ones: units, env
     steps/s, time left (and the share of env steps done once the logs show it).
@@ -540,10 +558,11 @@ class _Progress:
         self.n_jobs = max(1, n_jobs)
         self.out_dir = out_dir
         self.finished: dict[str, float] = {}  # unit id -> its train time
-        # unit id -> the step its logs had already reached: a unit an earlier run left
-        # unfinished resumes from its checkpoint; those steps are done, but not by this run
-        self.restored = {u: logged_step(out_dir / "runs" / u) if out_dir is not None else 0
-                         for u in self.order}
+        # unit id -> the step it resumes from: a unit an earlier run left unfinished resumes
+        # from its checkpoint, whose steps are done, but not by this run; one without starts
+        # over, whatever its logs had reached (they counted as done: a share of 50% for 20%)
+        self.restored = {u: (checkpoint_step(out_dir / "runs" / u) or 0)
+                         if out_dir is not None else 0 for u in self.order}
         self.new_done = 0  # member-steps this run trained, of the finished units
         # unit id -> (first time, first step, last time, last step) seen in its logs
         self.seen: dict[str, tuple[float, int, float, int]] = {}

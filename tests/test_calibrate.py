@@ -551,18 +551,22 @@ def test_bad_calibrate_input_exits_2(args, needle, tmp_path):
 class _Env(gym.Env):
     """A gymnasium env whose spaces or API a user got wrong (a hostile tester's list)."""
 
-    def __init__(self, act_shape=(2,), obs_shape=(3,), low=-1.0, old_api=False):
+    def __init__(self, act_shape=(2,), obs_shape=(3,), low=-1.0, old_api=False, reward=0.0,
+                 dict_obs=False):
         self.action_space = gym.spaces.Box(low, 1.0, act_shape)
         self.observation_space = gym.spaces.Box(-1.0, 1.0, obs_shape)
-        self.old_api = old_api
+        if dict_obs:
+            self.observation_space = gym.spaces.Dict({"x": self.observation_space})
+        self.old_api, self.reward = old_api, reward
 
     def reset(self, seed=None, options=None):
-        obs = np.zeros(self.observation_space.shape, np.float32)
+        obs = self.observation_space.sample()
         return obs if self.old_api == "reset" else (obs, {})
 
     def step(self, action):
-        obs = np.zeros(self.observation_space.shape, np.float32)
-        return (obs, 0.0, False, {}) if self.old_api == "step" else (obs, 0.0, False, False, {})
+        obs = self.observation_space.sample()
+        return ((obs, 0.0, False, {}) if self.old_api == "step"
+                else (obs, self.reward, False, False, {}))
 
     def close(self):
         pass
@@ -575,6 +579,11 @@ class _Env(gym.Env):
     (dict(obs_shape=(0,)), "non-empty vector"),  # a worker's ZeroDivisionError
     (dict(old_api="reset"), "gymnasium API"),
     (dict(old_api="step"), "gymnasium API"),
+    # a hostile round: trained a whole stage, then "every member diverged"
+    (dict(reward=float("nan")), "returned the reward nan at its first step"),
+    (dict(reward="high"), "returned the reward 'high' at its first step"),
+    (dict(dict_obs=True), "a Dict observation space; the learner needs a flat non-empty vector "
+                          "(a 1-D Box); flatten it"),  # said "of shape None"
 ])
 def test_envs_the_learner_cannot_drive_are_refused_before_training(tmp_path, kwargs, needle):
     env_id = f"Hostile{abs(hash(str(kwargs)))}-v0"
@@ -935,6 +944,30 @@ def test_a_refit_elsewhere_names_the_device_the_runs_trained_on(smoke, tmp_path)
     assert trained and trained[0].startswith("trained on Test GPU 80GB (cuda); torch "), notes
 
 
+@pytest.mark.slow
+def test_a_diverged_member_is_said_and_noted_not_fitted_in_silence(smoke, tmp_path):
+    """A hostile tester's: a stage-2 member whose returns are all NaN (what the learner logs
+    for a diverged one) was left out of its config's average without a word, and the notes
+    still said 2 seeds per config."""
+    out, _, _ = smoke
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    (copy / "calibrate.lock").unlink(missing_ok=True)
+    path = sorted(copy.glob("runs/s2_*/*/utd_*/*/return/*.npy"))[0]
+    arr = np.load(path)
+    arr[:, 1] = np.nan  # column 0 holds the steps: the first seed diverged
+    np.save(path, arr)
+    res = subprocess.run(CMD + ["--out-dir", str(copy), "--fit-out", str(tmp_path / "f.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (line,) = [ln for ln in res.stderr.splitlines() if "never logged a finite return" in ln]
+    assert line.startswith("warning: 1 of the 18 stage-2 runs never logged a finite return")
+    assert line.endswith(", seed column 0")
+    notes = advisor.load_fit(str(tmp_path / "f.json")).model.provenance.notes
+    assert line.removeprefix("warning: ") in notes
+    assert any("averaged over its seeds (1 to 2 per config" in n for n in notes), notes
+
+
 def test_env_threads_use_the_cores_left_on_a_gpu_and_none_on_the_cpu(monkeypatch):
     from calibration.runner import env_threads_per_population
 
@@ -982,8 +1015,16 @@ def test_progress_reads_running_populations_logs_before_any_unit_ends(tmp_path):
     assert len(lines) == 3
     # Resumed with a finished unit of 2 x 1,000 member-steps: it counts in the share, as it
     # does in the units (before: [1/3 units, 0%] mixed the two bases).
-    # a's 200 logged steps (a checkpoint it resumes from) count in the share too, but not in
-    # the rate (a hostile round: 2,620 env steps/s shown where 620 were made).
+    # Without a checkpoint a's logs are of an attempt that starts over: not done (a hostile
+    # round: "[2/6 units, 50%]" where 20% were).
+    _Progress(3, 1, units, grid, False, lines.append, n_jobs=1, out_dir=tmp_path,
+              earlier_steps=2000)
+    assert lines[-1].startswith("[1/3 units, 33% of env steps] 0 env steps/s"), lines[-1]
+    # With one at step 200, a's 200 steps count in the share too, but not in the rate (a
+    # hostile round: 2,620 env steps/s shown where 620 were made).
+    from calibration.learner import checkpoint
+
+    checkpoint.save(tmp_path / "runs" / a.id / checkpoint.FILE, {}, {"step": 200})
     resumed = _Progress(3, 1, units, grid, False, lines.append, n_jobs=1, out_dir=tmp_path,
                         earlier_steps=2000)
     assert lines[-1].startswith("[1/3 units, 40% of env steps] 0 env steps/s"), lines[-1]
@@ -995,6 +1036,22 @@ def test_progress_reads_running_populations_logs_before_any_unit_ends(tmp_path):
     resumed.update({"unit": a.model_dump(mode="json"),
                     "manifest": {"config": {"steps": 1000}, "wall_time_s": 10.0}})
     assert lines[-1].startswith("[2/3 units, 67% of env steps]")
+
+
+def test_a_rerun_says_which_populations_resume_from_a_checkpoint(tmp_path):
+    """A hostile tester's: a rerun said only '2 trained earlier, training the other 4', not
+    which one resumes from a checkpoint (and from where) and which starts over."""
+    from calibration.calibrate import _already
+    from calibration.learner import checkpoint
+
+    units = stage1_units(preset("smoke"))
+    assert _already(tmp_path, units) == ""
+    (tmp_path / "runs" / units[1].id).mkdir(parents=True)
+    checkpoint.save(tmp_path / "runs" / units[1].id / checkpoint.FILE, {}, {"step": 2000})
+    (tmp_path / "runs" / units[2].id).mkdir(parents=True)
+    (tmp_path / "runs" / units[2].id / checkpoint.FILE).write_bytes(b"torn")  # starts over
+    assert _already(tmp_path, units) == (f"; none finished earlier in {tmp_path} (1 resumes "
+                                         f"from a checkpoint: {units[1].id} at step 2,000)")
 
 
 def test_the_fit_says_how_each_stage_compiled_its_update():

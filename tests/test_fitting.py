@@ -153,3 +153,21 @@ def test_interval_hits_count_a_run_that_stopped_short_only_when_it_went_past_the
     # stopped short below the interval's low end: it may yet land inside, unknown
     assert np.isnan(interval_hits(np.array([-0.5]), np.array([True]), np.array([-0.2]),
                                   np.array([0.2]))[0])
+
+
+def test_bootstrap_refits_say_how_far_they_are_inside_reporting():
+    """A hostile tester's: `advisor fit --n-boot 10000` printed nothing for minutes. Refits
+    (bootstrap_progress) tell `reporting`'s echo; outside it they are silent."""
+    from calibration.fitting import bootstrap_progress, reporting
+
+    lines = []
+    bootstrap_progress(1, 10)  # no reporting: nothing, and no error
+    with reporting(lines.append, every_s=0.0):
+        for r in range(10):
+            bootstrap_progress(r + 1, 10)
+    bootstrap_progress(2, 10)
+    assert len(lines) == 9 and lines[0].startswith("fitting: bootstrap refit 1 of 10, about ")
+    assert lines[-1].startswith("fitting: bootstrap refit 9 of 10") and lines[-1].endswith("left")
+    with reporting(lines.append):  # a fit quicker than 15 s says nothing
+        bootstrap_progress(5, 10)
+    assert len(lines) == 9

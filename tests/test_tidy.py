@@ -134,6 +134,20 @@ def test_widths_need_an_input_dim_or_a_params_column(tmp_path):
     assert runs[0].params == 8 * 64 * 64 and runs[0].width == 64
 
 
+def test_a_params_column_of_widths_is_named_as_such(tmp_path):
+    """A hostile tester's: params 64-256 with --input-dim 23 said only that 'params(width)
+    must increase with width and cover the trusted params range 6.4-2.56e+03'."""
+    rows = [[u, w, 256, s, step, step / 1000 * u * w] for u in (1, 2, 4) for w in (64, 128, 256)
+            for s in (0, 1) for step in range(0, 50_001, 5000)]
+    path = _write_csv(tmp_path / "p.csv", rows)
+    res = CliRunner().invoke(main, ["fit", str(path), "--algorithm", "a", "--env", "e",
+                                    "--input-dim", "23", "--n-boot", "0", "-o",
+                                    str(tmp_path / "f.json")])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert ("params 64 is smaller than a BroNet critic of width 1 at input 23 (484 params); if "
+            "the column holds critic widths, name it width") in res.output
+
+
 def test_large_seeds_stay_distinct(tmp_path):
     """64-bit seeds were read as floats: 2^53 and 2^53 + 1 merged and 'logged a step twice'."""
     big = [2**53, 2**53 + 1]
