@@ -254,6 +254,13 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, 
     --compute C --data D   highest target reachable within both
     --total F [--delta d]  highest target with C + d*D <= F
 
+    \b
+    Terms: target, a return the runs reach (within the fit's thresholds: `advisor show ID`);
+    utd, gradient updates per env step; B~, the batch size the fit finds best at a utd and
+    size; compute C, the updates' FLOPs counted at a reference batch of 256 (as the scaling
+    law's paper counts them); delta d, FLOPs charged per env step for the environment (the
+    fit's default where not given).
+
     The configuration printed is rounded (width to the fit's multiple, batch size to 16, utd to
     gradient_steps/train_freq) and chosen to stay within every budget given; its predictions
     and the interval for the data a new run needs are for that rounded configuration. The
