@@ -701,6 +701,10 @@ def prior_hint(command: str, fit_path: Path) -> str:
 
     family = sorted(FAMILIES)[0]
     beside = fit_path.with_name(f"{fit_path.stem}-{family}{fit_path.suffix}")
+    words = shlex.split(command)  # its own --fit-out gives way to the new one (not twice)
+    kept = [w for i, w in enumerate(words) if not (
+        w == "--fit-out" or w.startswith("--fit-out=") or (i and words[i - 1] == "--fit-out"))]
+    command = shlex.join(kept)
     return ("hint: these runs do not determine an exponent; a few-shot fit borrows the "
             f"exponents from a family of fits ({', '.join(sorted(FAMILIES))}) and fits the rest "
             f"to these runs, without training again (beside this fit): {command} --prior "

@@ -890,6 +890,16 @@ def test_few_shot_calibration_reuses_the_runs_and_records_its_prior(smoke, tmp_p
 
 
 @pytest.mark.slow
+def test_the_prior_hint_gives_its_own_fit_out_once(tmp_path):
+    """A hostile tester's: given --fit-out, the hint's command held it and then another."""
+    from calibration.calibrate import prior_hint
+
+    fit = tmp_path / "a b" / "f.json"
+    hint = prior_hint(f"advisor calibrate --env X --fit-out '{fit}' --delta 1e11", fit)
+    assert hint.endswith(f"advisor calibrate --env X --delta 1e11 --prior dmc --fit-out "
+                         f"'{fit.with_name('f-dmc.json')}'") and hint.count("--fit-out") == 1
+
+
 def test_an_exponent_the_runs_cannot_determine_gets_a_prior_hint(smoke, tmp_path, monkeypatch):
     """A free fit failing its exponent check says how to refit the same runs few-shot (the
     Hopper minutes runs put alpha at its bound); the few-shot refit it names runs from the

@@ -206,6 +206,7 @@ def test_plan_click_command_on_a_standalone_group(tmp_path):
     assert "note:" not in res.stdout
     res = CliRunner().invoke(group, [*args, "-o", str(tmp_path / "no.json")])
     assert res.exit_code == 2 and "at least 5 fits" in res.output
+    assert res.output.count("at least 5 fits") == 1  # the error, not a note too (a hostile round)
     # 5 runs with that prior: a free fit can run the grid: written, without --prior in the hint.
     res = CliRunner().invoke(group, ["plan", "--runs", "5", "--preset", "smoke", "--prior",
                                      "bro/h1-crawl-v0", "--prior", "bro/h1-stand-v0", "-o",
