@@ -142,7 +142,7 @@ def _env_input_dim(env_id: str, input_dim: int | None) -> int:
               help="Count params at this Gymnasium env's input (obs + action), as calibrate "
                    "will; instead of --input-dim.")
 @click.option("--steps", type=click.IntRange(min=1), help="Env steps per run.")
-@click.option("--seeds", type=click.IntRange(min=2),
+@click.option("--seeds", type=click.IntRange(2, 1000),
               help="Seeds per configuration (2 at least: the fit bootstraps over seeds).")
 @click.option("--criterion", type=click.Choice(["D", "I"]), default="D", show_default=True,
               help="D: most information on the law's coefficients; I: least mean prediction "
