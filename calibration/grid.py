@@ -129,13 +129,15 @@ class Grid(BaseModel):
             raise ValueError(f"batch sizes may be at most {MAX_BATCH_SIZE:,}, got "
                              f"{_count(max(sizes))}")
         lo, hi = UTD_RANGE
-        utds = [*self.utds, *(c.utd for c in self.configs or ())]
-        if any(not lo <= u <= hi for u in utds):
-            raise ValueError(f"utds must lie in [{lo:g}, {hi:g}] updates per env step, got "
-                             f"{utds}")
-        if any(float(f"{u:g}") != u for u in utds):
-            # Folder names carry f"{utd:g}" (6 significant digits); it must read back exactly.
-            raise ValueError(f"utds may have at most 6 significant digits, got {utds}")
+        # the utds, then the stage-2 configs' (named apart: merged, they read as one list)
+        for where, utds in (("utds", list(self.utds)),
+                            ("configs' utds", [c.utd for c in self.configs or ()])):
+            if any(not lo <= u <= hi for u in utds):
+                raise ValueError(f"{where} must lie in [{lo:g}, {hi:g}] updates per env step, "
+                                 f"got {utds}")
+            if any(float(f"{u:g}") != u for u in utds):
+                # Folder names carry f"{utd:g}" (6 significant digits): it must read back.
+                raise ValueError(f"{where} may have at most 6 significant digits, got {utds}")
         for name in ("utds", "widths", "batch_sizes"):
             values = getattr(self, name)
             if len(set(values)) != len(values):

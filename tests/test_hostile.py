@@ -583,7 +583,7 @@ def _big_width_grid(tmp_path) -> str:
      "the grid has in its planned configs 3 stage-2 configurations; at least 5"),
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, configs=[
         {"utd": 1e-7, "width": 16}] + [{"utd": 1, "width": w} for w in (16, 32, 64, 128)])],
-     "utds must lie in"),
+     "configs' utds must lie in [0.001, 1000] updates per env step, got [1e-07, 1.0, 1.0"),
     # a hostile round: a 401-digit step count was an OverflowError traceback; a comment key
     # was 'not a number'; a huge actor width a memory error that did not name it
     (lambda t: ["--env", CAL_ENV, "--grid", _grid(t, steps=10**400)],
