@@ -1108,7 +1108,7 @@ def test_ship_fit_adds_the_timings_and_refuses_a_fit_that_fails_its_checks(smoke
     from calibration.calibrate import stage_summary
 
     markers = [json.loads(m.read_text()) for m in sorted((out / "units").glob("*.json"))]
-    assert added == [ship_fit.SHIPPED + stage_summary(
+    assert list(added) == [ship_fit.SHIPPED + stage_summary(
         f"stage {k}", [r for r in markers if r["unit"]["stage"] == k]) for k in (1, 2)]
     assert all(("member-updates/s" in n) != ("across an interruption" in n) for n in added)
     assert copy.model.goodness_of_fit == original.model.goodness_of_fit
