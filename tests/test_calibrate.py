@@ -1116,8 +1116,8 @@ def test_ship_fit_adds_the_timings_and_refuses_a_fit_that_fails_its_checks(smoke
     noted = tmp_path / "noted.json"
     assert ship_fit.main([str(out / name), "--out-dir", str(out), "-o", str(noted), "--note",
                           "why a prior", "--note", "where the stages ran"]) == 0
-    assert advisor.load_fit(str(noted)).model.provenance.notes[-2:] == [
-        "why a prior", "where the stages ran"]
+    assert advisor.load_fit(str(noted)).model.provenance.notes[-2:] == (
+        "why a prior", "where the stages ran")
     assert ship_fit.main([str(out / name), "--out-dir", str(out), "-o",
                           str(tmp_path / "empty.json"), "--note", " "]) == 2
     # Only a fit calibrate made from this out-dir, and only once (a shipped copy shipped again
