@@ -246,8 +246,11 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
             raise CsvError(f"line {line}: {len(fields)} fields, more than the header's "
                            f"{len(header)} columns (a comma at the end of the rows only?)")
         if len(fields) < needed:
+            quoted = any("," in f for f in fields)  # only a quote keeps a comma in a field
             raise CsvError(f"line {line}: {len(fields)} fields, fewer than the header's "
-                           f"{len(header)} columns (an empty field needs its comma)")
+                           f"{len(header)} columns ("
+                           + ("a quote opened and never closed holds the commas after it"
+                              if quoted else "an empty field needs its comma") + ")")
         row = {h: f.strip() for h, f in zip(header, fields, strict=False) if h}
         if "env" in header:
             if row.get("env", "") == "":

@@ -250,6 +250,10 @@ def test_an_unclosed_quote_is_refused_not_read_as_one_field(tmp_path):
     lines[1:] = [ln + ',"run' if i == 1 else ln + ",run" for i, ln in enumerate(lines[1:])]
     with pytest.raises(CsvError, match=r"^lines 3-5: a quoted field in column name holds line"):
         read_csv_runs(_text_csv(tmp_path / "q.csv", "\n".join(lines) + "\n"))
+    # on the last line, the open quote takes the commas after it: too few fields, said why
+    short = "\n".join(_good_text().splitlines()[:3] + ['1,1e6,256,"0,5000,1'])
+    with pytest.raises(CsvError, match=r"^line 4: 4 fields, .*a quote opened and never closed"):
+        read_csv_runs(_text_csv(tmp_path / "short.csv", short + "\n"))
     long = "\n".join(lines[:3] + [f"1,1e6,256,0,{5000 + k},1.0,x" for k in range(20_000)])
     with pytest.raises(CsvError, match=r"^line 3: .*field.*\(a quote opened and never closed"):
         read_csv_runs(_text_csv(tmp_path / "long.csv", long + "\n"))
