@@ -4,6 +4,7 @@ calibration writes to it (calibration.runner describes the layout)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -110,4 +111,7 @@ def check_writable(folder: Path, what: str) -> None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise OutputError(f"cannot write in {what} {folder}: {exc.strerror or exc}") from None
+        why = exc.strerror or str(exc)
+        if exc.errno == errno.ENOENT and Path(folder).is_dir():  # /proc: there, but no files
+            why = "it takes no new files (a system folder such as /proc or /sys)"
+        raise OutputError(f"cannot write in {what} {folder}: {why}") from None

@@ -1280,3 +1280,15 @@ def test_the_calibrate_commands_choices_are_the_modules_own():
     assert tuple(params["preset_name"].type.choices) == tuple(PRESETS)
     assert tuple(params["backend"].type.choices) == BACKENDS
     assert tuple(params["device"].type.choices) == DEVICES == ccli.DEVICES
+
+
+def test_a_system_folder_that_takes_no_files_is_named_as_such():
+    """A hostile tester's: --fit-out /proc/x.json said '/proc: No such file or directory'."""
+    from advisor.errors import OutputError
+    from calibration.outdir import check_writable
+
+    if not Path("/proc").is_dir():
+        pytest.skip("no /proc")
+    with pytest.raises(OutputError, match=r"^cannot write in the fit file's folder /proc: it "
+                                          r"takes no new files \(a system folder"):
+        check_writable(Path("/proc"), "the fit file's folder")
