@@ -200,7 +200,20 @@ class _Plan:
 def env_dims(env_id: str) -> tuple[int, int]:
     """(obs, action) sizes of `env_id` as the learner will make it, after every check calibrate
     runs on an env (a continuous action space, a flat observation, one API-conforming step);
-    CalibrationError (one line) where it fails one."""
+    CalibrationError (one line) where it fails one. Gymnasium's own warnings on the env (its
+    env checker's) are shown where the checks pass, and dropped where our one line says what
+    is wrong (they printed, coloured, above it)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dims = _env_dims(env_id)
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return dims
+
+
+def _env_dims(env_id: str) -> tuple[int, int]:
     from calibration.learner.trainer import make_env
 
     try:

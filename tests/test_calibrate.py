@@ -599,6 +599,20 @@ def test_envs_the_learner_cannot_drive_are_refused_before_training(tmp_path, kwa
     assert not (tmp_path / "o" / "runs").exists()
 
 
+def test_gymnasiums_own_warnings_on_an_env_refused_are_not_printed_above_the_error(tmp_path):
+    """A hostile tester's: with gymnasium's env checker on (as gymnasium.register sets it), an
+    old-API env printed the checker's coloured WARN line above our one-line error."""
+    env_id = "OldApiChecked-v0"
+    gym.register(id=env_id, entry_point=lambda **_: _Env(old_api="reset"))
+    try:
+        res = CliRunner().invoke(main, ["calibrate", "--env", env_id, "--preset", "smoke",
+                                        "--device", "cpu", "--out-dir", str(tmp_path / "o")])
+    finally:
+        gym.registry.pop(env_id, None)
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert res.output.startswith("error: ") and "gymnasium API" in res.output
+
+
 class _FailingEnv(_Env):
     """A simulator that raises mid-run (after the check's first steps)."""
 
