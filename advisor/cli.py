@@ -8,6 +8,7 @@ package never imports `calibration`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -107,10 +108,12 @@ class _Group(click.Group):
         if sys.stdout is None:  # started with stdout closed (`>&-`): writes to it fail, -o works
             sys.stdout = _ClosedStdout()
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _sigterm_as_one_line():
                 warnings.simplefilter("ignore", ResourceWarning)
                 warnings.showwarning = _show_warning
                 rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _Terminated:  # `kill`, a cluster's time limit: outputs are written atomically
+            fail("terminated", 143)
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
             sys.exit(2)
@@ -138,6 +141,32 @@ class _Group(click.Group):
 
 class _Interrupt(Exception):
     """Ctrl-C in a command that does not handle it itself: one `error: interrupted` line."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM in a command that does not handle it itself (calibrate does: it says what it
+    keeps): one `error: terminated` line, exit 143, as a shell reports it."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_one_line():
+    """SIGTERM raises _Terminated for the block (in the main thread; the handler before it is
+    put back after)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -1117,3 +1117,21 @@ def test_a_grid_error_names_every_field_it_misses_and_the_default_it_used():
     with pytest.raises(GridError) as err:
         load_grid_dict({**PRESETS["smoke"], "random_steps": 1000, "steps": 1000})
     assert "random_steps 1000 must be below steps 1000" in str(err.value)
+
+
+def test_sigterm_in_any_command_is_one_line_and_exit_143():
+    """A hostile tester's: `advisor fit --n-boot 10000` killed with SIGTERM exited 143 without a
+    word. Here recommend terminates itself mid-command; calibrate keeps its own handler."""
+    code = ("import os, signal, sys, advisor.recommend\n"
+            "r = sys.modules['advisor.recommend']\n"
+            "real = r.recommend\n"
+            "def stop(*a, **k):\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return real(*a, **k)\n"
+            "r.recommend = stop\n"
+            "from advisor.cli import main\n"
+            "main(['recommend', '--compute', '1e17'])\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert res.returncode == 143 and res.stderr == "error: terminated\n", res.stderr
+    assert res.stdout == ""
