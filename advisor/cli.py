@@ -658,7 +658,7 @@ def show(fit_id):
         f"{m.compute.reference_batch_size:g}"
         f" * utd * params * data FLOPs; delta = {m.delta:.3g} FLOPs/env step",
         f"architecture: {m.architecture.description}; params(width) coefficients "
-        f"{m.architecture.coefficients}",
+        f"{list(m.architecture.coefficients)}",
         (f"batch size:   law ({bs.source}): a_B={bs.a_b:.4g} alpha_B={bs.alpha_b:.3g} "
          f"b_B={bs.b_b:.3g} beta_B={bs.beta_b:.3g}" if bs.kind == "law" else
          f"batch size:   fixed at {bs.a_b:g}, the batch size of every run"
@@ -884,10 +884,12 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     # After the output, as recommend's: the last lines a terminal shows.
     notes = {n: None for row in rows for n in row.get("notes", [])}  # once each, in order
     note_lines([f"{n} (entry `notes`)" for n in notes])
-    warned = [row for row in rows if row.get("warnings")]
+    answered = [row for row in rows if "error" not in row]
+    warned = [row for row in answered if row.get("warnings")]
     if warned:  # in the file only, they went unseen (a new user's: the 1e18 entry extrapolated)
-        note_lines([f"{len(warned)} of {len(rows)} entries carry warnings (entry `warnings`; "
-                    f"`advisor recommend --{budget_kind} VALUE` prints them): " + ", ".join(
+        note_lines([f"{len(warned)} of {len(answered)} entries carry warnings (entry "
+                    f"`warnings`; `advisor recommend --fit {fit.id}` with the budget and this "
+                    "export's options prints them): " + ", ".join(
                         _entry_key(budget_kind, row[budget_kind])
                         + (" (extrapolated)" if row.get("extrapolated") else "")
                         for row in warned)])

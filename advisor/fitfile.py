@@ -649,6 +649,16 @@ def content_hash(doc: dict) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def _arrays_as_tuples(x):
+    """A parsed JSON document with every array a tuple (what strict validation of the
+    schema's tuple fields takes)."""
+    if isinstance(x, list):
+        return tuple(_arrays_as_tuples(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _arrays_as_tuples(v) for k, v in x.items()}
+    return x
+
+
 def parse_fit_file(text: str | bytes, origin: str = "fit file") -> FitFile:
     """Parse and validate a fit file's text; raises FitFileError with one line on any problem."""
     if len(text) > MAX_FILE_BYTES:
@@ -666,9 +676,9 @@ def parse_fit_file(text: str | bytes, origin: str = "fit file") -> FitFile:
             "value-scaling-advisor reads; upgrade the package"
         )
     try:
-        # JSON types as they are (no "2e12"); arrays become tuples: a loaded fit is shared
-        # (load_fit caches one per file), so nothing in it can be edited in place.
-        model = FitFile.model_validate_json(text, strict=True)
+        # JSON types as they are (no "2e12"); arrays as tuples: a loaded fit is shared
+        # (load_fit caches one per file), so its arrays cannot be edited in place.
+        model = FitFile.model_validate(_arrays_as_tuples(doc), strict=True)
     except ValidationError as exc:
         raise FitFileError(
             f"{origin} does not match the fit-file schema: {one_line(exc)}") from None

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 import advisor
 from advisor.errors import AdvisorError, one_line, span
 from advisor.fitfile import (
+    PARAMS_REACH,
     Architecture,
     BatchSizeLaw,
     Bootstrap,
@@ -323,12 +324,15 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
     widths = sorted({w for w, _ in pairs})
     if input_dim is not None:
         arch = bronet_architecture(input_dim)
-        smallest = float(np.polyval(arch.coefficients, 1))
+        # The trusted range reaches PARAMS_REACH x below the runs, and must hold a width there
+        smallest = PARAMS_REACH * float(np.polyval(arch.coefficients, 1))
         least = min(r.params for r in runs)
         if least < smallest:  # a params column holding widths: a cryptic schema error after
-            raise CsvError(f"{archive.name}: params {least:g} is smaller than a BroNet critic of "
-                           f"width 1 at input {input_dim} ({smallest:,.0f} params); if the "
-                           "column holds critic widths, name it width")
+            raise CsvError(f"{archive.name}: params {least:g} is too small for a BroNet critic "
+                           f"at input {input_dim}: the fit's range reaches {PARAMS_REACH:g}x "
+                           f"below its runs, so they need at least {smallest:,.0f} params "
+                           "(width 1's, times that); if the column holds critic widths, name "
+                           "it width (or check --input-dim)")
     elif len(widths) >= 3 and len(pairs) == len(widths):
         w, n = np.array(sorted(pairs), dtype=float).T
         coef = np.polyfit(w, n, 2)

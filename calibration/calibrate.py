@@ -831,17 +831,37 @@ def _command(env_id, algorithm, preset_name, grid_file, steps, seeds, device, ou
 
 
 def diverged(runs: list[Run]) -> str:
-    """The runs (one seed of a config) that never logged a finite return, in words (empty
-    where none): a member that diverged is logged as NaN and left out of its config's average,
-    which then holds fewer seeds than the grid's."""
-    gone = [f"utd {r.utd:g}, width {r.width}, seed column {k}" for r in runs
-            for k in np.flatnonzero(~np.isfinite(r.values["return"]).any(axis=0))]
-    if not gone:
+    """The runs (one seed of a config) whose member diverged, in words (empty where none): the
+    learner logs a diverged member's returns as NaN from then on. One that never logged a finite
+    return is left out of its config's average (which then holds fewer seeds than the grid's);
+    one that diverged later keeps its last finite return from there, as the curves carry a
+    missing evaluation forward."""
+    never, later = [], []
+    for r in runs:
+        values, steps = r.values["return"], r.steps["return"]
+        for k in range(values.shape[1]):
+            ok = np.isfinite(values[:, k])
+            where = f"utd {r.utd:g}, width {r.width}, seed column {k}"
+            if not ok.any():
+                never.append(where)
+            elif not ok[-1]:
+                later.append(f"{where} at step {steps[np.flatnonzero(ok)[-1] + 1]:,.0f}")
+    if not never and not later:
         return ""
+
+    def listed(items):
+        return "; ".join(items[:6]) + (f"; and {len(items) - 6} more" if len(items) > 6 else "")
+
     total = sum(r.n_seeds for r in runs)
-    return (f"{len(gone)} of the {total} stage-2 runs never logged a finite return (the member "
-            f"diverged) and are left out of their configs' averages: {'; '.join(gone[:8])}"
-            + (f"; and {len(gone) - 8} more" if len(gone) > 8 else ""))
+    parts = []
+    if never:
+        parts.append(f"{len(never)} never logged a finite return, left out of the averages "
+                     f"({listed(never)})")
+    if later:
+        parts.append(f"{len(later)} diverged later, their last finite return carried on "
+                     f"({listed(later)})")
+    return (f"{len(never) + len(later)} of the {total} stage-2 runs diverged (returns logged "
+            f"as NaN): " + "; ".join(parts))
 
 
 def _read(out: Path, units: list[Unit], env_id: str, grid: Grid | None = None) -> list[Run]:

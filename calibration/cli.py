@@ -381,7 +381,9 @@ def _interruptible(out_dir):
     try:
         yield None
     except PopulationFailed as exc:
-        raise PopulationFailed(f"{exc}; {kept()}") from None
+        failed = PopulationFailed(f"{exc}; {kept()}")
+        _leave_now_if_threads_train(str(failed), 2)
+        raise failed from None
     except Exception as exc:
         if type(exc).__name__ not in ("TerminatedWorkerError", "BrokenProcessPool"):
             raise
@@ -398,27 +400,32 @@ def _interruptible(out_dir):
             stopped = Interrupted(f"{what}: {kept()}", code)
         else:  # stopped while the inputs were checked: nothing to keep or resume
             stopped = Interrupted(f"{what} before anything was written to {out_dir}", code)
-        from calibration.runner import THREADS_TRAINING
-
-        if THREADS_TRAINING.is_set():
-            # Populations train on in threads of this process (backend "threads"); tearing
-            # the interpreter down under them aborted ("terminate called without an active
-            # exception", exit 134). What they finished is on disk (atomic writes) and the
-            # rest resumes from checkpoints: say so and leave at once.
-            import os
-            import sys
-
-            click.echo(f"error: {stopped.format_message()}", err=True)
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except (OSError, ValueError):
-                    pass
-            os._exit(stopped.exit_code)
+        _leave_now_if_threads_train(stopped.format_message(), stopped.exit_code)
         raise stopped from None
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _leave_now_if_threads_train(message: str, code: int) -> None:
+    """Where populations train on in threads of this process (backend "threads"), tearing the
+    interpreter down under them aborts ("terminate called without an active exception", exit
+    134): what they finished is on disk (atomic writes) and the rest resumes from
+    checkpoints, so say `message` and leave at once with `code`."""
+    from calibration.runner import THREADS_TRAINING
+
+    if not THREADS_TRAINING.is_set():
+        return
+    import os
+    import sys
+
+    click.echo(f"error: {message}", err=True)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _budget_options(f):

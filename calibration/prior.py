@@ -167,6 +167,10 @@ def resolve_prior(specs, data_dirs=(), own_id: str | None = None) -> Prior | Non
             raise PriorError(f"--prior names fit {f.id} twice")
         seen[f.id] = f
     if own_id is not None and own_id in seen:  # its own runs would set its exponents
+        if family is not None:
+            others = " ".join(f"--prior {i}" for i in ids if i != own_id)
+            raise PriorError(f"--prior {family} holds {own_id}, the fit being made: a family "
+                             f"prior is fits of other tasks; name the others instead: {others}")
         raise PriorError(f"--prior names {own_id}, the fit being made: a family prior is fits "
                          "of other tasks; leave it out")
     if len(fits) < MIN_PRIOR_FITS:

@@ -206,6 +206,7 @@ def _train_unit(env_id: str, grid: Grid, unit: Unit, out_dir: str, device: str,
         raise _failed(unit, exc, out) from None
     if watch and os.getppid() != parent:
         os._exit(1)
+    (out / "errors" / f"{unit.id}.txt").unlink(missing_ok=True)  # an earlier attempt's
     record = {"unit": unit.model_dump(mode="json"), "manifest": manifest}
     if run is not None:  # which run of the command trained it (stage summaries)
         record["run"] = run
@@ -563,6 +564,11 @@ class _Progress:
         # over, whatever its logs had reached (they counted as done: a share of 50% for 20%)
         self.restored = {u: (checkpoint_step(out_dir / "runs" / u) or 0)
                          if out_dir is not None else 0 for u in self.order}
+        # unit id -> the step an earlier attempt's logs reached past that: not this run's work
+        # (nor a rate) until the unit's logs are rewritten
+        logged = {u: logged_step(out_dir / "runs" / u) if out_dir is not None else 0
+                  for u in self.order}
+        self.stale = {u: step for u, step in logged.items() if step > self.restored[u]}
         self.new_done = 0  # member-steps this run trained, of the finished units
         # unit id -> (first time, first step, last time, last step) seen in its logs
         self.seen: dict[str, tuple[float, int, float, int]] = {}
@@ -600,6 +606,9 @@ class _Progress:
             for u in self.order:
                 if u not in self.finished:
                     step = logged_step(self.out_dir / "runs" / u)
+                    if self.stale.get(u) == step:
+                        continue  # an earlier attempt's logs, not rewritten yet
+                    self.stale.pop(u, None)
                     if step:
                         self.observe(u, step, now)
             if self.seen != before:

@@ -246,7 +246,8 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
             raise CsvError(f"line {line}: {len(fields)} fields, more than the header's "
                            f"{len(header)} columns (a comma at the end of the rows only?)")
         if len(fields) < needed:
-            quoted = any("," in f for f in fields)  # only a quote keeps a comma in a field
+            # a quote never closed takes the rest of the file: the last field, with its commas
+            quoted = bool(fields) and ("," in fields[-1] or fields[-1].endswith(("\n", "\r")))
             raise CsvError(f"line {line}: {len(fields)} fields, fewer than the header's "
                            f"{len(header)} columns ("
                            + ("a quote opened and never closed holds the commas after it"

@@ -650,6 +650,38 @@ def test_an_env_that_raises_mid_run_gives_one_line_and_its_traceback_is_kept(tmp
     assert "Traceback" in log.read_text() and "boom in step" in log.read_text()
 
 
+@pytest.mark.slow
+def test_an_env_raising_under_the_threads_backend_exits_2_not_abort(tmp_path):
+    """A reviewer's: with --backend threads the other populations' threads still trained when
+    the interpreter was torn down after the one-line error: exit 134 ("terminate called
+    without an active exception")."""
+    (tmp_path / "raising_env.py").write_text(
+        "import gymnasium as gym, numpy as np, os\n"
+        "class E(gym.Env):\n"
+        "    def __init__(self):\n"
+        "        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,))\n"
+        "        self.observation_space = gym.spaces.Box(-1.0, 1.0, (3,))\n"
+        "        self.n = 0\n"
+        "    def reset(self, seed=None, options=None):\n"
+        "        return np.zeros(3, np.float32), {}\n"
+        "    def step(self, a):\n"
+        "        self.n += 1\n"
+        "        if self.n > 120 and os.environ.get('RAISE'):\n"
+        "            raise RuntimeError('boom in step')\n"
+        "        return np.zeros(3, np.float32), 0.0, False, self.n % 50 == 0, {}\n"
+        "gym.register('Raising-v0', entry_point=E)\n")
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "advisor.cli", "calibrate", "--env", "raising_env:Raising-v0",
+           "--preset", "smoke", "--device", "cpu", "--quiet", "--steps", "300", "--backend",
+           "threads", "--n-boot", "5", "--out-dir", str(out)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get(
+        "PYTHONPATH", "")]), RAISE="1")
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.count("\n") == 1 and "boom in step" in res.stderr
+    assert "terminate called" not in res.stderr and list((out / "errors").glob("*.txt"))
+
+
 def test_an_out_dir_with_runs_but_no_grid_json_is_refused(tmp_path):
     """Done markers match on width, batch size, utds and seeds only: without grid.json, a
     finished population of another grid (other steps) was taken for this one's."""
@@ -985,11 +1017,31 @@ def test_a_diverged_member_is_said_and_noted_not_fitted_in_silence(smoke, tmp_pa
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     (line,) = [ln for ln in res.stderr.splitlines() if "never logged a finite return" in ln]
-    assert line.startswith("warning: 1 of the 18 stage-2 runs never logged a finite return")
-    assert line.endswith(", seed column 0")
+    assert line.startswith("warning: 1 of the 18 stage-2 runs diverged (returns logged as NaN): "
+                           "1 never logged a finite return, left out of the averages (utd ")
+    assert line.endswith(", seed column 0)")
     notes = advisor.load_fit(str(tmp_path / "f.json")).model.provenance.notes
     assert line.removeprefix("warning: ") in notes
     assert any("averaged over its seeds (1 to 2 per config" in n for n in notes), notes
+
+
+def test_members_that_diverge_later_are_named_too():
+    """A reviewer's: a member logged as NaN from its divergence on (not from the start) went
+    unnamed; its last finite return is carried on, as a missing evaluation is."""
+    from calibration.archives import Run
+    from calibration.calibrate import diverged
+
+    def run(utd, nan_from):
+        values = np.ones((5, 2))
+        values[nan_from:, 1] = np.nan
+        return Run("x", "e", utd, 1e5, 256, width=32, steps={"return": np.arange(5) * 1000.0},
+                   values={"return": values})
+
+    assert diverged([run(1.0, 5)]) == ""
+    assert diverged([run(1.0, 0), run(2.0, 3)]) == (
+        "2 of the 4 stage-2 runs diverged (returns logged as NaN): 1 never logged a finite "
+        "return, left out of the averages (utd 1, width 32, seed column 1); 1 diverged later, "
+        "their last finite return carried on (utd 2, width 32, seed column 1 at step 3,000)")
 
 
 def test_env_threads_use_the_cores_left_on_a_gpu_and_none_on_the_cpu(monkeypatch):
@@ -1041,9 +1093,16 @@ def test_progress_reads_running_populations_logs_before_any_unit_ends(tmp_path):
     # does in the units (before: [1/3 units, 0%] mixed the two bases).
     # Without a checkpoint a's logs are of an attempt that starts over: not done (a hostile
     # round: "[2/6 units, 50%]" where 20% were).
-    _Progress(3, 1, units, grid, False, lines.append, n_jobs=1, out_dir=tmp_path,
-              earlier_steps=2000)
+    over = _Progress(3, 1, units, grid, False, lines.append, n_jobs=1, out_dir=tmp_path,
+                     earlier_steps=2000)
     assert lines[-1].startswith("[1/3 units, 33% of env steps] 0 env steps/s"), lines[-1]
+    over.t0 = time.perf_counter() - 10.0
+    over.poll()  # the old logs, unchanged: neither done nor a rate (a reviewer's: 180/s)
+    assert over.seen == {} and lines[-1].startswith("[1/3 units, 33% of env steps] 0 env")
+    np.save(run / "bs_32_lr_0.0003_sep_False.npy", np.array([[100.0, 1.0]]))  # rewritten
+    over.poll()
+    assert over.seen[a.id][3] == 100 and lines[-1].startswith("[1/3 units, 37% of env steps]")
+    np.save(run / "bs_32_lr_0.0003_sep_False.npy", np.array([[100.0, 1.0], [200.0, 1.0]]))
     # With one at step 200, a's 200 steps count in the share too, but not in the rate (a
     # hostile round: 2,620 env steps/s shown where 620 were made).
     from calibration.learner import checkpoint

@@ -205,3 +205,14 @@ def test_fitted_runs_are_checked_against_the_domain_and_the_thresholds(fit_path)
     shown = CliRunner().invoke(main, ["show", str(fit_path)]).output
     assert ("runs:         not recorded (schema 3; 4 on records them): `recommend` cannot "
             "check its answers against them") in shown.splitlines()
+
+
+def test_a_fit_file_with_a_byte_order_mark_loads(tmp_path):
+    """A reviewer's: validating from the JSON text refused a UTF-8 byte-order mark that
+    json.loads (and so the fit file reader before) takes."""
+    from advisor.registry import fit_path
+
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + fit_path("bro/humanoid-stand").read_bytes())
+    fit = advisor.load_fit(str(path))
+    assert fit.id == "bro/humanoid-stand" and isinstance(fit.model.domain.runs, tuple)

@@ -142,7 +142,7 @@ def test_calibrate_with_an_unusable_prior_fails_before_running(tmp_path):
     res = CliRunner().invoke(main, ["calibrate", "--env", "gymnasium.envs.mujoco:hopper-hop",
                                     "--algorithm", "bro", "--preset", "smoke", "--device", "cpu",
                                     "--out-dir", str(tmp_path / "o"), "--prior", "dmc"])
-    assert res.exit_code == 2 and "--prior names bro/hopper-hop, the fit being made" in \
+    assert res.exit_code == 2 and "--prior dmc holds bro/hopper-hop, the fit being made" in \
         res.output, res.output
     assert not (tmp_path / "o" / "runs").exists()
 

@@ -64,7 +64,8 @@ def test_an_input_dim_whose_widths_cannot_cover_the_runs_is_one_line(cheetah_csv
                                     "cheetah-run", "--target-range", "400", "750", "--input-dim",
                                     "100000", "--n-boot", "0", "-o", str(out)])
     assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
-    assert "no valid fit file" in res.output and not out.exists()
+    assert "params 550000 is too small for a BroNet critic at input 100000" in res.output
+    assert "(or check --input-dim)" in res.output and not out.exists()
 
 
 def test_csv_thresholds_come_from_the_data_when_no_range_is_given(cheetah_csv, tmp_path):
@@ -144,8 +145,9 @@ def test_a_params_column_of_widths_is_named_as_such(tmp_path):
                                     "--input-dim", "23", "--n-boot", "0", "-o",
                                     str(tmp_path / "f.json")])
     assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
-    assert ("params 64 is smaller than a BroNet critic of width 1 at input 23 (484 params); if "
-            "the column holds critic widths, name it width") in res.output
+    assert ("params 64 is too small for a BroNet critic at input 23: the fit's range reaches "
+            "10x below its runs, so they need at least 4,840 params (width 1's, times that); if "
+            "the column holds critic widths, name it width (or check --input-dim)") in res.output
 
 
 def test_large_seeds_stay_distinct(tmp_path):
@@ -254,6 +256,9 @@ def test_an_unclosed_quote_is_refused_not_read_as_one_field(tmp_path):
     short = "\n".join(_good_text().splitlines()[:3] + ['1,1e6,256,"0,5000,1'])
     with pytest.raises(CsvError, match=r"^line 4: 4 fields, .*a quote opened and never closed"):
         read_csv_runs(_text_csv(tmp_path / "short.csv", short + "\n"))
+    closed = "\n".join(["env," + _good_text().splitlines()[0], '"cheetah,run",1,1e6,256,0,5000'])
+    with pytest.raises(CsvError, match=r"^line 2: 6 fields, .*an empty field needs its comma"):
+        read_csv_runs(_text_csv(tmp_path / "closed.csv", closed + "\n"))
     long = "\n".join(lines[:3] + [f"1,1e6,256,0,{5000 + k},1.0,x" for k in range(20_000)])
     with pytest.raises(CsvError, match=r"^line 3: .*field.*\(a quote opened and never closed"):
         read_csv_runs(_text_csv(tmp_path / "long.csv", long + "\n"))
