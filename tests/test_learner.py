@@ -740,7 +740,9 @@ def _reference_transitions(env_id, seeds, actions):
         step = [e.step(low + (a[i] + 1.0) * 0.5 * (high - low)) for i, e in enumerate(envs)]
         next_obs = np.stack([s[0] for s in step])
         out.append((obs.astype(np.float32), next_obs.astype(np.float32),
-                    np.array([s[1] for s in step], np.float32)))
+                    np.array([s[1] for s in step], np.float32),
+                    np.array([s[2] for s in step], np.float32),
+                    np.array([s[2] or s[3] for s in step])))
         obs = next_obs.copy()
         for i, s in enumerate(step):
             if s[2] or s[3]:
@@ -748,28 +750,39 @@ def _reference_transitions(env_id, seeds, actions):
     return out
 
 
-@pytest.mark.parametrize("mode", ["sync", "async", "threads"])
-def test_vector_envs_keep_per_member_seeding(mode):
+@pytest.mark.parametrize("env_id, mode, steps", [
+    ("InvertedPendulum-v5", "sync", 60), ("InvertedPendulum-v5", "async", 60),
+    ("InvertedPendulum-v5", "threads", 60), ("Pendulum-v1", "sync", 410),
+    ("Pendulum-v1", "threads", 410)])
+def test_vector_envs_keep_per_member_seeding(env_id, mode, steps):
     """Each way of stepping gives every member the transitions of its own env stepped alone
-    (threads: 3 envs in 2 chunks of uneven size)."""
+    (threads: 3 envs in 2 chunks of uneven size): where an episode ends, the stored next
+    observation is its final one, not the reset one, and the TD target's `done` is gymnasium's
+    `terminated` only, so a time limit (Pendulum-v1's 200 steps: it never terminates)
+    bootstraps and a fall (InvertedPendulum-v5) does not."""
     seeds = [3, 11, 5]
-    actions = np.random.default_rng(0).uniform(-1, 1, (60, 3, 1)).astype(np.float32)
-    ref = _reference_transitions("InvertedPendulum-v5", seeds, actions)
-    envs = VectorEnvs("InvertedPendulum-v5", seeds, mode == "async",
-                      threads=2 if mode == "threads" else 1)
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, 3, 1)).astype(np.float32)
+    ref = _reference_transitions(env_id, seeds, actions)
+    envs = VectorEnvs(env_id, seeds, mode == "async", threads=2 if mode == "threads" else 1)
     assert type(envs.vec).__name__ == {"sync": "SyncVectorEnv", "async": "AsyncVectorEnv",
                                        "threads": "ThreadedEnvs"}[mode]
-    ended_any = False
+    ends = terminations = 0
     try:
-        for (obs, next_obs, rew), a in zip(ref, actions):
+        for (obs, next_obs, rew, term, end), a in zip(ref, actions):
             np.testing.assert_array_equal(envs.obs, obs)
-            got_next, got_rew, _, ended = envs.step(a)
+            got_next, got_rew, got_term, ended = envs.step(a)
             np.testing.assert_array_equal(got_next, next_obs)
             np.testing.assert_array_equal(got_rew, rew)
-            ended_any |= ended.any()
+            np.testing.assert_array_equal(got_term, term)
+            np.testing.assert_array_equal(ended, end)
+            if end.any():  # the next action is taken from a reset observation
+                assert not np.array_equal(envs.obs[end], got_next[end])
+            ends += int(end.sum())
+            terminations += int(term.sum())
     finally:
         envs.close()
-    assert ended_any  # random actions end InvertedPendulum episodes: resets were exercised
+    # random actions end InvertedPendulum episodes by falling, Pendulum's only by its limit
+    assert ends and terminations == (ends if env_id == "InvertedPendulum-v5" else 0)
 
 
 @pytest.mark.parametrize("env_id", ["Hopper-v5", "Ant-v5", "Reacher-v5", "Humanoid-v5",
