@@ -229,11 +229,12 @@ class Region:
 
 def near_optimal(coef: Coef, k: float, box: Box, point: Point, cost: str, *,
                  tolerance: float, data_budget: float = math.inf,
-                 compute_budget: float = math.inf, delta: float = 0.0) -> Region:
+                 compute_budget: float = math.inf, total_budget: float = math.inf,
+                 delta: float = 0.0) -> Region:
     """The utd and params ranges of every configuration in `box` that reaches the target of
     `coef` at most `tolerance` (relative) above `point`'s `cost`, what its budget problem
-    minimised: "data" within `compute_budget`, "compute" within `data_budget`, or "total"
-    (compute + delta data).
+    minimised: "data", "compute" or "total" (compute + delta data), within `data_budget`,
+    `compute_budget` and `total_budget`.
 
     In (log utd, log params) every limit is convex (log D, log C and log(C + delta D) are
     log-sums of exponentials of affine functions), so these configurations form a convex set
@@ -247,6 +248,8 @@ def near_optimal(coef: Coef, k: float, box: Box, point: Point, cost: str, *,
              "total": point.compute + delta * point.data}[cost] * (1 + tolerance)
     limits = (min(data_budget, spent) if cost == "data" else data_budget,
               min(compute_budget, spent) if cost == "compute" else compute_budget)
+    if cost == "total":
+        spent = min(spent, total_budget)
     d, a, alpha, b, beta = coef
     axes = ((math.log(box.utd_low), math.log(point.utd), math.log(box.utd_high)),
             (math.log(box.params_low), math.log(point.params), math.log(box.params_high)))

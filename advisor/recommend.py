@@ -244,8 +244,9 @@ NEAR_TOLERANCE = 0.1
 class NearOptimal(BaseModel):
     """How flat the optimum is: every utd in utd_low-utd_high and every critic size in
     params_low-params_high (width_low-width_high) belongs to some configuration that reaches
-    the target with at most `tolerance` more of `cost` than the optimum, within the budget's
-    other limit and the searched range (the unrounded law: B~ at each). `cost` is what the
+    the target with at most `tolerance` more of `cost` than the optimum, within every limit
+    of the budget (but see `over_budget`) and the searched range (the unrounded law: B~ at
+    each). `cost` is what the
     problem minimised: "data" (a compute budget), "compute" (a data budget, or compute and
     data), "total". `at_edge` names the ends the searched range cuts (utd_low, utd_high,
     params_low, params_high): the law is not used further out. `fixed`: the axes the user
@@ -1107,11 +1108,17 @@ def _near_optimal(f: Fit, budget: Budget, target: float, point: optimize.Point, 
     if pin.fraction and pin.width:
         return None
     cost = budget.cost
+    # With a target given, the neighbours keep to every budget (a compute budget beside the
+    # data one, a total one); maximising the target, the optimum spends its budget, and they
+    # may take `tolerance` more of its cost (over_budget).
+    keep = not maximise_target
     region = optimize.near_optimal(
         f.coefficients(target), f.compute_per_update_param, box, point, cost,
         tolerance=NEAR_TOLERANCE, delta=delta,
         data_budget=budget.data if budget.data is not None else math.inf,
-        compute_budget=budget.compute if cost == "data" else math.inf)
+        compute_budget=(budget.compute if budget.compute is not None
+                        and (cost == "data" or keep) else math.inf),
+        total_budget=budget.total if budget.total is not None and keep else math.inf)
     if pin.fraction:  # exactly what was fixed, for describe()'s "(fixed)"
         region = dataclasses.replace(region, utd_low=box.utd_low, utd_high=box.utd_high)
     if pin.width:
