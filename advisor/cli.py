@@ -107,6 +107,11 @@ class _Group(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if sys.stdout is None:  # started with stdout closed (`>&-`): writes to it fail, -o works
             sys.stdout = _ClosedStdout()
+        for stream in (sys.stdout, sys.stderr):  # a path or note the locale cannot encode
+            try:  # (cp1252 on a Windows redirect, latin-1): escaped, not a traceback
+                stream.reconfigure(errors="backslashreplace")
+            except (AttributeError, ValueError, OSError):
+                pass
         try:
             with warnings.catch_warnings(), _sigterm_as_one_line():
                 warnings.simplefilter("ignore", ResourceWarning)
@@ -510,7 +515,8 @@ def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: s
          if rec.random_steps is not None else "not recorded by the fit (its runs' random steps)"),
         ("predicted data", f"{rec.predicted_data:.4g} env steps"
          + (f"  [{100 * iv.level:g}% interval: {iv.low:.4g} - {iv.high:.4g}"
-            + (f"; one seed: {one.low:.4g} - {one.high:.4g}" if one else "") + "]"
+            + (f"; one seed: {one.low:.4g} - {one.high:.4g}" if one
+               else "; none for one seed in this fit") + "]"
             if iv else "")),
         ("predicted compute", f"{rec.predicted_compute:.4g} FLOPs" + _real_batch_note(rec, fit)),
         ("predicted total", f"{rec.predicted_total:.4g} FLOPs (delta {rec.delta:.3g})"),

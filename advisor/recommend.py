@@ -345,6 +345,41 @@ class Recommendation(BaseModel):
     warnings: list[str]
 
 
+def _batch(f: Fit, utd: float, params: float) -> int:
+    """The batch size to run: B~ rounded to a multiple of 16, or, where the fit's runs all used
+    one batch size, that one (the only one its laws hold for, and the one it refuses others
+    against)."""
+    bs = f.model.batch_size
+    if bs.kind == "fixed":
+        return max(1, int(round(bs.a_b)))
+    return round_batch_size(float(f.batch_size(utd, params)))
+
+
+#: A lower threshold needing this much more data than the target, at the answer's
+#: configuration, is said (well below it: the laws' own wobble inside the runs, under 0.5%).
+_CROSS_TOLERANCE = 0.02
+
+
+def _crossed_target(f: Fit, utd: float, params: float, target: float, data: float) -> str:
+    """A warning where a lower threshold of the fit needs more data than `target` at (utd,
+    params): a run passes every lower threshold first, so the laws, fitted one per threshold,
+    do not hold together there (far outside the runs, where each extrapolates on its own);
+    "" where they do."""
+    lower = [j for j in f.thresholds if j < target]
+    if not lower or not math.isfinite(data):
+        return ""
+    need = [float(f.data_to_target(utd, params, j)) for j in lower]
+    k = int(np.argmax(need))
+    if not need[k] > data * (1 + _CROSS_TOLERANCE):
+        return ""
+    return (f"the fit's laws cross here: target {lower[k]:.4g} needs {need[k]:.4g} env steps at "
+            f"this configuration, more than the {data:.4g} predicted for {target:.4g}, though a "
+            f"run passes {lower[k]:.4g} first; this far from the runs the laws per threshold "
+            "do not hold together, so read the prediction as at least "
+            f"{need[k]:.4g} (--within-fitted, within_fitted=True in Python, answers inside the "
+            "runs)")
+
+
 def _as_budget(budget: Budget | float | int) -> Budget:
     if isinstance(budget, Budget):
         # Revalidate: model_copy(update=...) skips validation.
@@ -1257,6 +1292,9 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         f"{factor:.3g} ({interval.low:.3g}-"
                         f"{interval.high:.3g} env steps): this far from the fitted runs the "
                         "predicted data says little; run a configuration inside the fitted range")
+    crossed = _crossed_target(f, utd_r, params_r, target_r, data_r)
+    if crossed:
+        warnings.append(crossed)
     starts = f.model.random_steps
     if starts is not None and starts >= data_r:
         warnings.append(f"the fit's runs take {starts:,} random env steps before learning, as "
@@ -1271,7 +1309,7 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
     return Recommendation(
         fit=f.id, problem=budget.problem, budget=budget.model_dump(exclude_none=True),
         target=target_r, utd=utd_r, gradient_steps=steps, train_freq=freq, width=width,
-        params=params_r, batch_size=round_batch_size(float(f.batch_size(utd_r, params_r))),
+        params=params_r, batch_size=_batch(f, utd_r, params_r),
         learning_rate=f.learning_rate, env_id=f.env_id, random_steps=f.model.random_steps,
         predicted_data=data_r, predicted_compute=compute_r,
         predicted_total=compute_r + delta * data_r, delta=delta, interval=interval,

@@ -55,10 +55,17 @@ def _catalogue() -> tuple[dict[str, tuple[Path, str]], tuple[str, ...]]:
         try:
             target = ep.load()
             if isinstance(target, ModuleType):  # a package whose folder holds the fit files
-                root = Path(str(resources.files(target)))
+                # a namespace package (a data folder without __init__.py) has one folder per
+                # portion: resources.files() gives a MultiplexedPath, whose str() is no path
+                roots = [Path(p) for p in getattr(target, "__path__", ())] or [
+                    Path(str(resources.files(target)))]
             else:
-                root = Path(str(target() if callable(target) else target))
-            found = _scan(root)
+                roots = [Path(str(target() if callable(target) else target))]
+            missing = [r for r in roots if not r.is_dir()]
+            if missing:  # a zipped package (zipimport), a file, a folder that is not there
+                raise FileNotFoundError(f"{missing[0]} is not a folder on disk (a zipped "
+                                        "package's fits cannot be read; install it unzipped)")
+            found = {k: v for r in roots for k, v in _scan(r).items()}
         except Exception as exc:  # a broken third-party package must not break the advisor
             problems.append(f"fits of package {dist} (entry point {ep.value!r}) cannot be "
                             f"loaded: {type(exc).__name__}: {' '.join(str(exc).split())}")

@@ -5,7 +5,8 @@ Layouts understood (see ../shared/docs/reference.md):
   `<name>/w{width}p{params}/utd_{utd}/{env}/{metric}/bs_{B}_lr_{lr}_..._sep_{bool}_....npy`,
   each (T, 1+S): step column then one column per seed.
 - SimbaV2: `<name>/w{width}/utd_{utd}/{env}/{avg_return|critic_loss|val_critic_loss}/bs_{B}.npy`,
-  steps in column 0, one column per seed.
+  steps in column 0, then columns that are each the mean of 5 seeds (reference.md;
+  `Run.seeds_per_column`): no single seed's curve.
 - DMC BRO ablations: `ablations_rr/rr{utd}_{size}/{task}.npy`, (40, S) with no step column,
   evaluations every 25k steps starting at 25k; batch size 128.
 Arrays are read with `allow_pickle=False`: nothing read from an archive is ever unpickled.
@@ -37,6 +38,9 @@ METRIC_ALIASES = {"avg_return": "return", "val_critic_loss": "validation_critic_
 #: SimbaV2 critic parameter counts per width (reference.md).
 SIMBAV2_PARAMS = {128: 604_362, 256: 2_322_634, 512: 9_101_514, 1024: 36_028_618,
                   2048: 143_360_202}
+
+#: Each column of a SimbaV2 run file is the mean of this many seeds (reference.md).
+SIMBAV2_SEEDS_PER_COLUMN = 5
 
 #: Critic parameter counts of the DMC BRO ablation sizes (reference.md).
 DMC_SIZE_PARAMS = {"xs": 0.55e6, "s": 1.05e6, "sm": 2.83e6, "m": 4.92e6, "l": 26.31e6}
@@ -70,6 +74,7 @@ class Run:
     tags: dict[str, str] = field(default_factory=dict)
     steps: dict[str, np.ndarray] = field(default_factory=dict)  # metric -> (T,) env steps
     values: dict[str, np.ndarray] = field(default_factory=dict)  # metric -> (T, S)
+    seeds_per_column: int = 1  # each column of `values` the mean of this many seeds (SimbaV2: 5)
 
     @property
     def key(self) -> tuple:
@@ -104,7 +109,7 @@ def _parse(name: str) -> tuple[dict, str] | None:
             return None
         return dict(layout="simbav2", env=m["env"], utd=float(m["utd"]),
                     params=float(SIMBAV2_PARAMS[width]), width=width, batch_size=float(m["bs"]),
-                    tags={}), m["metric"]
+                    tags={}, seeds_per_column=SIMBAV2_SEEDS_PER_COLUMN), m["metric"]
     if m := _DMC.search(name):
         if m["size"] not in DMC_SIZE_PARAMS:
             return None

@@ -493,7 +493,10 @@ def cpu_time_note(plan: _Plan, units1: list[Unit], n_jobs: int | None) -> str | 
     return (f"note: on this CPU the {updates:,} member-updates of this calibration take "
             f"{duration(seconds)} ({jobs} population(s) at once; one member-update at width "
             f"{w}, batch {b} took {per * 1e3:.0f} ms here), env steps not counted; "
-            "--preset smoke checks the pipeline in minutes, and a GPU runs the minutes preset "
+            + ("" if plan.grid.name == "cpu" else
+               "--preset cpu makes a real fit on a CPU in under an hour on a task SAC learns "
+               "in a few thousand steps (Pendulum-v1: 43 min on 2 cores), ")
+            + "--preset smoke checks the pipeline in minutes, and a GPU runs the minutes preset "
             "in about 8 min (README, Throughput)")
 
 

@@ -74,7 +74,10 @@ class DataTable:
     data[i, j]: env steps for config i to reach targets[j] (NaN: not reached by `horizon[i]`).
     boot[r, i, j]: the same on bootstrap resample r of the seed columns.
     seed_data[i, s, j]: the same on seed s's own curve (inf: not reached by `horizon[i]`; NaN:
-    no seed s, as configs with fewer seeds are padded); None where not computed.
+    no seed s, as configs with fewer seeds are padded); None where not computed, or where the
+    runs hold no single seed's curve.
+    seeds_per_column: each curve column (`n_seeds` of them) is the mean of this many seeds
+    (SimbaV2's archive: 5); then there is no seed_data.
     """
 
     env: str
@@ -87,6 +90,7 @@ class DataTable:
     boot: np.ndarray
     n_seeds: np.ndarray
     seed_data: np.ndarray | None = None
+    seeds_per_column: int = 1
 
 
 def truncate(run: Run, step_limit: float, metric: str = "return") -> tuple[np.ndarray, np.ndarray]:
@@ -110,6 +114,7 @@ def data_table(
     data = np.full((n, m), np.nan)
     boot = np.full((n_boot, n, m), np.nan)
     horizon = np.zeros(n)
+    per_column = max((r.seeds_per_column for r in runs), default=1)
     seed_data = np.full((n, max((r.n_seeds for r in runs), default=0), m), np.nan)
     n_seeds = np.zeros(n, int)  # those with a finite return: a diverged one is all NaN
     for i, run in enumerate(runs):
@@ -123,7 +128,7 @@ def data_table(
         horizon[i] = steps[-1]
         data[i] = curve_crossings(steps, seed_mean(values), targets)
         s = values.shape[1]
-        for k in range(s):
+        for k in range(s if per_column == 1 else 0):  # no single seed's curve otherwise
             if np.isfinite(values[:, k]).any():  # inf: this seed did not reach it by horizon
                 d = curve_crossings(steps, values[:, k], targets)
                 seed_data[i, k] = np.where(np.isnan(d), np.inf, d)
@@ -133,7 +138,7 @@ def data_table(
             boot[r, i] = curve_crossings(steps, means[r], targets)
     return DataTable(env, np.array([r.utd for r in runs]), np.array([r.params for r in runs]),
                      np.array([r.batch_size for r in runs]), np.asarray(targets, float), horizon,
-                     data, boot, n_seeds, seed_data)
+                     data, boot, n_seeds, seed_data if per_column == 1 else None, per_column)
 
 
 def _forward_fill(values: np.ndarray) -> np.ndarray:

@@ -434,6 +434,7 @@ def test_a_slow_cpu_calibration_says_how_long_before_it_starts(tmp_path, monkeyp
     # stage 1's 1,584,000 and stage 2's 1,512,000 (3 x 3 configs x 8 seeds x 7 x 9,000 / 3)
     assert "the 3,096,000 member-updates of this calibration take about" in notes["minutes"][0]
     assert "one member-update at width 256, batch 256 took" in notes["minutes"][0]
+    assert "--preset cpu makes a real fit on a CPU" in notes["minutes"][0]  # a new user's
     lines = []
     with pytest.raises(Reached):
         cal.calibrate("Hopper-v5", out_dir=tmp_path / "q", device="cpu", preset_name="minutes",

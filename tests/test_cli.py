@@ -378,3 +378,39 @@ def test_cleanrl_default_env_is_counted_at_its_own_input_without_gymnasium(monke
     # another env that cannot be made here: counted at the fit's input, and said so
     res = run("recommend", "--compute", "1e17", "--format", "args", "--env", "Walker2d-v4")
     assert res.exit_code == 0 and "params at the fit's input " in res.stderr, res.stderr
+
+
+def test_a_terminal_that_cannot_encode_a_path_gets_it_escaped_not_a_traceback(tmp_path):
+    """A hostile round: with stdout in latin-1 or cp1252 (a Windows redirect), a fit file named
+    in Japanese ended `advisor validate` in a 40-line UnicodeEncodeError, exit 1."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from advisor.registry import _shipped_root
+
+    path = tmp_path / "日本.json"
+    shutil.copy(_shipped_root() / "bro" / "h1-stand-v0.json", path)
+    for encoding in ("latin-1", "cp1252"):
+        res = subprocess.run([sys.executable, "-m", "advisor", "validate", str(path)],
+                             capture_output=True, timeout=120,
+                             env={**os.environ, "PYTHONIOENCODING": encoding})
+        out = res.stdout.decode(encoding)
+        assert res.returncode == 0 and "Traceback" not in res.stderr.decode(encoding), res.stderr
+        assert "\\u65e5\\u672c.json" in out and out.startswith("ok: "), out
+
+
+def test_a_fit_of_seed_means_has_no_one_seed_interval_and_says_why():
+    """A reviewer's: SimbaV2's archive columns are each the mean of 5 seeds (reference.md),
+    so its fits had a "single seed" interval calibrated on 5-seed means; now none, and the
+    notes and the CLI say so."""
+    f = advisor.load_fit("simbav2/h1-crawl-v0")
+    rec = advisor.recommend(advisor.Budget(compute=1e17), fit=f)
+    assert rec.interval is not None and rec.interval_single_seed is None
+    assert any("each curve published as the mean of 5 seeds" in n for n in f.model.provenance.notes)
+    assert "single_seed_leave_one_config_out" not in f.model.prediction_interval.coverage
+    res = run("recommend", "--fit", "simbav2/h1-crawl-v0", "--compute", "1e17")
+    assert res.exit_code == 0 and "none for one seed in this fit" in res.output, res.output
+    bro = advisor.recommend(advisor.Budget(compute=1e17), fit="bro/h1-crawl-v0")
+    assert bro.interval_single_seed is not None

@@ -16,6 +16,17 @@ SKIP = {"created", "content_hash", "provenance.command"}
 
 
 def _compare(a, b, path=""):
+    if path == ".bootstrap.draws" and a is not None and b is not None:
+        # Refits on resampled seeds: on an ill-conditioned fit (bro/h1-pole-v0) another numpy
+        # or BLAS moves a few resamples' optimum by up to 1-2% (numpy 2.4.6 / scipy 1.17.1
+        # against the files' first build), so their spread is compared, not each draw.
+        import numpy as np
+
+        x, y = np.asarray(a, float), np.asarray(b, float)
+        assert x.shape == y.shape, path
+        qx, qy = (np.quantile(v, [0.1, 0.5, 0.9], axis=0) for v in (x, y))
+        np.testing.assert_allclose(qx, qy, rtol=2e-2, err_msg=path)
+        return
     if isinstance(a, dict):
         assert set(a) == set(b), path
         for k in a:

@@ -87,3 +87,41 @@ def test_broken_packages_are_one_warning_each_and_hide_nothing(installed):
     assert bad.returncode == 2 and "truncated" in bad.stderr
     assert [ln for ln in lines if not ln.startswith("warning: ")] == [lines[-1]]
     assert lines[-1].startswith("error: ")
+
+
+def _dist_info(site, name: str, entry: str) -> None:
+    """Metadata that importlib.metadata finds on sys.path: a distribution `name` whose
+    `advisor.fits` entry point is `entry` (no pip install needed)."""
+    info = site / f"{name}-0.0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text(f"[advisor.fits]\n{name} = {entry}\n")
+
+
+def test_fits_in_a_namespace_folder_are_listed_and_a_zipped_package_is_one_warning(tmp_path):
+    """A hostile round: a package's fits folder without __init__.py (a namespace package, as
+    setuptools' data-folder layouts make) was skipped in silence, and so was a zipped one."""
+    import zipfile
+
+    model = advisor.load_fit("bro/h1-stand-v0").model
+    site = tmp_path / "site"
+    folder = site / "ns_fit_pkg" / "fits" / "nsalg"  # no __init__.py anywhere
+    folder.mkdir(parents=True)
+    (folder / "h1-stand-v0.json").write_text(
+        dump_fit_file(model.model_copy(update={"id": "nsalg/h1-stand-v0"})))
+    _dist_info(site, "ns-fit-pkg", "ns_fit_pkg.fits")
+    with zipfile.ZipFile(tmp_path / "zipped.zip", "w") as z:
+        z.writestr("zip_fit_pkg/__init__.py", "")
+        z.writestr("zip_fit_pkg/fits/__init__.py", "")
+        z.writestr("zip_fit_pkg/fits/zipalg/h1-stand-v0.json",
+                   dump_fit_file(model.model_copy(update={"id": "zipalg/h1-stand-v0"})))
+    _dist_info(site, "zip-fit-pkg", "zip_fit_pkg.fits")
+    env = {**__import__("os").environ,
+           "PYTHONPATH": f"{site}{__import__('os').pathsep}{tmp_path / 'zipped.zip'}"}
+    res = subprocess.run([sys.executable, "-m", "advisor.cli", "fits"], capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    assert any(ln.startswith("nsalg/h1-stand-v0") for ln in res.stdout.splitlines()), res.stdout
+    warnings = [ln for ln in res.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "zip-fit-pkg" in warnings[0], res.stderr
+    assert "not a folder on disk" in warnings[0] and "Traceback" not in res.stderr
