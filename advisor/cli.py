@@ -504,7 +504,9 @@ def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: s
     iv, one = rec.interval, rec.interval_single_seed
     opt = rec.optimum
     rows = [
-        ("fit", rec.fit), ("problem", f"{rec.problem} ({_budget_text(rec.budget)})"),
+        ("fit", rec.fit + (f"  (from {fit})" if isinstance(fit, (str, os.PathLike))
+                            and str(fit).endswith(".json") else "")),
+        ("problem", f"{rec.problem} ({_budget_text(rec.budget)})"),
         ("target (return)", f"{rec.target:.4g}"),
         ("utd", f"{rec.gradient_steps}/{rec.train_freq} = {rec.utd:.4g}  (gradient_steps / "
                 f"train_freq; optimum {opt.utd:.3g})"),

@@ -64,6 +64,13 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def shown(x) -> str:
+    """repr(x) for an error line, at most 40 characters (an integer of 400 digits, a string of
+    a million, a whole fit file's model are not shown whole)."""
+    text = printable(repr(x))
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def span(low: float, high: float, spec: str = "g") -> str:
     """A range as 'low-high', or as 'low to high' where a bound is negative (Pendulum's
     returns -994.6 to -191.6 read '-994.6--191.6' with a hyphen)."""

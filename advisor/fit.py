@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from advisor import laws
-from advisor.errors import ConfigError, TargetError, span
+from advisor.errors import ConfigError, TargetError, shown, span
 from advisor.fitfile import FitFile, FittedRun
 from advisor.optimize import Box
 
@@ -32,9 +32,9 @@ def _positive(name: str, value: ArrayLike) -> np.ndarray:
             raise TypeError
         arr = arr.astype(float)
     except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{name} must be a positive finite number, got {value!r}") from None
+        raise ConfigError(f"{name} must be a positive finite number, got {shown(value)}") from None
     if not np.all(np.isfinite(arr)) or not np.all(arr > 0):
-        raise ConfigError(f"{name} must be a positive finite number, got {value!r}")
+        raise ConfigError(f"{name} must be a positive finite number, got {shown(value)}")
     return arr
 
 
@@ -58,7 +58,8 @@ def _run_steps(data: float) -> float:
     run), refused in one line otherwise."""
     if isinstance(data, bool) or not isinstance(data, numbers.Real) or not (
             math.isfinite(data) and data >= 0):
-        raise ConfigError(f"data must be a finite number of env steps, 0 or more, got {data!r}")
+        raise ConfigError("data must be a finite number of env steps, 0 or more, got "
+                          f"{shown(data)}")
     return float(data)
 
 
@@ -191,7 +192,7 @@ class Fit:
         if target is None:
             return self.target_max
         if isinstance(target, (bool, complex)) or not isinstance(target, numbers.Number):
-            raise TargetError(f"target must be a finite return, got {target!r}")
+            raise TargetError(f"target must be a finite return, got {shown(target)}")
         try:
             target = float(target)
         except OverflowError:
@@ -199,7 +200,7 @@ class Fit:
         if not math.isfinite(target):
             raise TargetError(f"target must be a finite return between "
                               f"{round_toward(self.target_min, 'up')} and "
-                              f"{round_toward(self.target_max, 'down')}, got {target!r}")
+                              f"{round_toward(self.target_max, 'down')}, got {shown(target)}")
         lo, hi = self.target_min, self.target_max
         # Slack so that a bound typed back as printed is taken: to 4 significant digits (as
         # the recommend table, `advisor fits` and `show` print them: 218.6 for 218.587 was
@@ -307,9 +308,9 @@ class Fit:
         factor = 1.0 if batch_size is None else self._off_batch(utd, params, batch_size)
         pi = self.model.prediction_interval
         if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
-            raise ConfigError(f"level must be a number between 0 and 1, got {level!r}")
+            raise ConfigError(f"level must be a number between 0 and 1, got {shown(level)}")
         if not isinstance(single_seed, bool):
-            raise ConfigError(f"single_seed must be True or False, got {single_seed!r}")
+            raise ConfigError(f"single_seed must be True or False, got {shown(single_seed)}")
         if pi is None:
             if single_seed:
                 return None
@@ -318,7 +319,7 @@ class Fit:
                 _scalar_or_array(boot[0] * factor), _scalar_or_array(boot[1] * factor))
         if not pi.levels[0] <= level <= pi.levels[-1]:
             raise ConfigError(f"level must lie between {pi.levels[0]:g} and {pi.levels[-1]:g} "
-                              f"(the levels {self.id} is calibrated for), got {level!r}")
+                              f"(the levels {self.id} is calibrated for), got {shown(level)}")
         offsets = pi.offsets(level, self.check_target(target), single_seed)
         if offsets is None:
             return None
@@ -332,7 +333,7 @@ class Fit:
 
     def _bootstrap_interval(self, utd, params, target, level):
         if not 0 < level < 1:
-            raise ConfigError(f"level must lie strictly between 0 and 1, got {level!r}")
+            raise ConfigError(f"level must lie strictly between 0 and 1, got {shown(level)}")
         draws = self.draw_coefficients(target)
         if draws is None or not len(draws):
             return None

@@ -70,7 +70,9 @@ READABLE_VERSIONS = tuple(range(1, SCHEMA_VERSION + 1))
 #: How far beyond the fitted domain the advisor trusts a law (factors on utd and on params).
 UTD_REACH = 4.0
 PARAMS_REACH = 10.0
-#: Exponents of the laws are positive and at most this (fits use 0.05-8).
+#: Exponents of the laws lie in MIN_EXPONENT-MAX_EXPONENT (fits use 0.05-8: an exponent of
+#: 1e-30, which a hand edit made, turned the optimiser's answers into nonsense).
+MIN_EXPONENT = 0.01
 MAX_EXPONENT = 20.0
 #: The most env steps a law term may predict inside the trusted range (no run is that long; the
 #: shipped fits stay below 1e14 even in their bootstrap draws).
@@ -271,9 +273,9 @@ class DataLaw(_Strict):
     target: FiniteFloat
     d_min: NonNegFloat
     a: PositiveFloat
-    alpha: Annotated[float, Field(gt=0, le=MAX_EXPONENT, allow_inf_nan=False)]
+    alpha: Annotated[float, Field(ge=MIN_EXPONENT, le=MAX_EXPONENT, allow_inf_nan=False)]
     b: PositiveFloat
-    beta: Annotated[float, Field(gt=0, le=MAX_EXPONENT, allow_inf_nan=False)]
+    beta: Annotated[float, Field(ge=MIN_EXPONENT, le=MAX_EXPONENT, allow_inf_nan=False)]
 
 
 class DataToTarget(_Strict):
@@ -599,10 +601,10 @@ def _check_meaning(fit: FitFile) -> None:
     rows = np.array([[w.d_min, w.a, w.alpha, w.b, w.beta] for w in fit.data_to_target.laws])
     if fit.bootstrap.draws:
         draws = np.array(fit.bootstrap.draws, dtype=float).reshape(-1, 5)
-        if not (np.all(draws[:, [1, 3]] > 0) and np.all(draws[:, [2, 4]] > 0)
+        if not (np.all(draws[:, [1, 3]] > 0) and np.all(draws[:, [2, 4]] >= MIN_EXPONENT)
                 and np.all(draws[:, [2, 4]] <= MAX_EXPONENT) and np.all(draws[:, 0] >= 0)):
             raise ValueError("bootstrap draws must have d_min >= 0, a, b > 0 and exponents in "
-                             f"(0, {MAX_EXPONENT:g}]")
+                             f"[{MIN_EXPONENT:g}, {MAX_EXPONENT:g}]")
         rows = np.concatenate([rows, draws])
     with np.errstate(all="ignore"):
         log_x = rows[:, 2] * (np.log(rows[:, 1]) - math.log(u_lo))

@@ -26,6 +26,7 @@ from advisor.errors import (
     InfeasibleBudgetError,
     one_line,
     printable,
+    shown,
 )
 from advisor.fit import Fit, round_batch_size, round_toward
 from advisor.fitfile import CHECKS_FAILED_NOTE, MAX_DELTA
@@ -124,7 +125,7 @@ def _check_positive(name: str, value: float | None) -> None:
         return
     if not (math.isfinite(value) and value > 0):
         raise BudgetError(f"{name} must be a positive finite number of {_UNITS[name]}, "
-                          f"got {value!r}")
+                          f"got {shown(value)}")
 
 
 def _budget_error(exc: ValidationError) -> BudgetError:
@@ -149,12 +150,12 @@ class Budget(BaseModel):
     def __init__(self, *args, **data):
         if args:  # pydantic's own TypeError names no field
             raise BudgetError(f"Budget takes keywords only (compute=FLOPs, data=env steps, "
-                              f"total=FLOPs, delta=FLOPs per env step), got {args[0]!r} by "
+                              f"total=FLOPs, delta=FLOPs per env step), got {shown(args[0])} by "
                               "position; recommend(1e17) takes a plain number as a compute budget")
         for name, value in data.items():  # ints too large for a float: say so in one line
             if isinstance(value, np.bool_):  # a float subclass to pydantic; True is refused too
                 raise BudgetError(f"{name} must be a number of {_UNITS.get(name, 'units')}, "
-                                  f"got the boolean {value!r}")
+                                  f"got the boolean {shown(value)}")
             if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1e308:
                 raise BudgetError(f"{name} must be a positive finite number of "
                                   f"{_UNITS.get(name, 'units')}, got an integer of "
@@ -394,9 +395,9 @@ def _as_budget(budget: Budget | float | int) -> Budget:
                               f"{type(budget).__name__} too large for a float") from None
         except ValueError:  # Decimal("snan")
             raise BudgetError(f"compute must be a positive finite number of FLOPs, got "
-                              f"{budget!r}") from None
+                              f"{shown(budget)}") from None
         return Budget(compute=value)
-    raise BudgetError(f"budget must be a Budget or a number of FLOPs, got {budget!r}")
+    raise BudgetError(f"budget must be a Budget or a number of FLOPs, got {shown(budget)}")
 
 
 def _highest(lo: float, hi: float, feasible: Callable[[float], bool], n_grid: int = 33
@@ -446,7 +447,7 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
     """
     for name, flag in (("within_fitted", within_fitted), ("clear_of_runs", clear_of_runs)):
         if not isinstance(flag, bool):
-            raise ConfigError(f"{name} must be True or False, got {flag!r}")
+            raise ConfigError(f"{name} must be True or False, got {shown(flag)}")
     budget = _as_budget(budget)
     if clear_of_runs and budget.problem in ("compute+data", "total") and target is None:
         raise ConfigError(f"clear_of_runs (--clear-of-runs) needs a fixed target: a "
@@ -529,27 +530,21 @@ def utd_fraction(utd: float | str) -> tuple[int, int]:
     except (TypeError, ValueError, ZeroDivisionError, OverflowError, ArithmeticError):
         value = None
     if value is None or value <= 0:
-        raise ConfigError(f"utd must be {allowed}; got {_shown(utd)}")
+        raise ConfigError(f"utd must be {allowed}; got {shown(utd)}")
     near = value.limit_denominator(_MAX_FREQ)
     if abs(near - value) > value / 10**9 or near.numerator > 256:
         guess = value.limit_denominator(16)
         hint = (f" ({guess.numerator}/{guess.denominator}?)"
                 if guess.numerator <= 256 and abs(guess - value) < 1e-3 * value else "")
-        raise ConfigError(f"utd must be {allowed}; got {_shown(utd)}{hint}")
+        raise ConfigError(f"utd must be {allowed}; got {shown(utd)}{hint}")
     return near.numerator, near.denominator
-
-
-def _shown(x) -> str:
-    """repr(x) for an error line, at most 40 characters (an integer of 400 digits is not)."""
-    text = printable(repr(x))
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _check_width(width) -> int:
     if (isinstance(width, bool) or not isinstance(width, numbers.Integral)
             or not 1 <= width <= 10**7):
         raise ConfigError(f"width must be a whole number of units from 1 to 10,000,000; got "
-                          f"{_shown(width)}")
+                          f"{shown(width)}")
     return int(width)
 
 
@@ -987,6 +982,12 @@ def _cost_of(f: Fit, budget: Budget, r: _Rounded, delta: float) -> float:
     return {"data": data, "compute": compute, "total": compute + delta * data}[budget.cost]
 
 
+def _point_cost(budget: Budget, point: optimize.Point, delta: float) -> float:
+    """What `budget`'s problem minimises for the unrounded `point`."""
+    return {"data": point.data, "compute": point.compute,
+            "total": point.compute + delta * point.data}[budget.cost]
+
+
 def _rounded(f: Fit, budget: Budget, target: float, point: optimize.Point, delta: float,
              maximise_target: bool, box: optimize.Box, wide: bool = False,
              strict: bool = False, pin: Pin = Pin()) -> _Rounded:
@@ -1192,10 +1193,14 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                          pin=pin)
         if wider.rank(strict) > rounded.rank(strict):
             rounded = wider
-    elif full is not None and not maximise_target:
+    elif not maximise_target and (full is not None or _cost_of(f, budget, rounded, delta) > (
+            1 + NEAR_TOLERANCE) * _point_cost(budget, point, delta)):
         # A part's optimum sits on an edge the runs drew, where the neighbours inside it are
         # few: the wider candidates' best where it costs less (up to 17% less on
-        # bro/stick-pull-v2 --data 1e6 --clear-of-runs, a reviewer's).
+        # bro/stick-pull-v2 --data 1e6 --clear-of-runs, a reviewer's). So too where the
+        # neighbours cost more than the near-optimal tolerance over the optimum (utd 1/2 at
+        # 1.36x the compute of utd 0.369 on a few-shot Pendulum-v1 fit, where 3/8 costs
+        # 1.10x: a new user's).
         wider = _rounded(f, budget, target, point, delta, maximise_target, box, wide=True,
                          pin=pin)
         if wider.rank(strict) >= rounded.rank(strict) and _cost_of(
@@ -1292,6 +1297,18 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
                         f"{factor:.3g} ({interval.low:.3g}-"
                         f"{interval.high:.3g} env steps): this far from the fitted runs the "
                         "predicted data says little; run a configuration inside the fitted range")
+    if not maximise_target:
+        least = _point_cost(budget, point, delta)
+        spent = {"data": data_r, "compute": compute_r,
+                 "total": compute_r + delta * data_r}[budget.cost]
+        if spent > (1 + NEAR_TOLERANCE) * least:
+            warnings.append(
+                f"rounding costs {_pct(100 * (spent / least - 1))}% more {budget.cost}: utd "
+                f"{steps}/{freq} and width {width} need {spent:.4g} {_UNITS[budget.cost]} where "
+                f"the unrounded optimum in `optimum` (utd {point.utd:.3g}, width "
+                f"{float(f.width(point.params)):.0f}) needs {least:.4g}; no rounded "
+                "configuration tried in the range searched (train_freq up to 8, widths within 2x) "
+                "costs less within the budget")
     crossed = _crossed_target(f, utd_r, params_r, target_r, data_r)
     if crossed:
         warnings.append(crossed)

@@ -653,6 +653,11 @@ def _run(plan: _Plan, env_id: str, *, backend, n_jobs, compile, n_boot, delta, q
         f"{g.n_configs} configs" + (f"; {len(failed)} of {len(checks)} fit checks FAILED "
                                     "(above: do not trust what they name; a longer or wider "
                                     "grid may help)" if failed else "; fit checks passed"))
+    from advisor.registry import list_fits
+
+    if fit.id in list_fits():  # a new user's: `--fit bro-torch/Pendulum-v1` loaded the shipped
+        say(f"note: {fit.id} is also the id of a fit this advisor lists (`advisor fits`): "
+            f"--fit {fit.id} names that one; name this file (--fit {path}) to use yours")
     if plan.prior is None and any(c.name == "exponents" for c in failed):
         echo(prior_hint(command, path))
     return path

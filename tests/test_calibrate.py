@@ -1356,3 +1356,24 @@ def test_a_system_folder_that_takes_no_files_is_named_as_such():
     with pytest.raises(OutputError, match=r"^cannot write in the fit file's folder /proc: it "
                                           r"takes no new files \(a system folder"):
         check_writable(Path("/proc"), "the fit file's folder")
+
+
+@pytest.mark.slow
+def test_a_fit_whose_id_the_advisor_lists_says_which_one_fit_names(smoke, tmp_path,
+                                                                    monkeypatch):
+    """A new user's: a smoke calibration on Pendulum-v1 wrote bro-torch/Pendulum-v1, the id of
+    the shipped fit, and `--fit bro-torch/Pendulum-v1` then loaded the shipped one unsaid."""
+    import advisor.registry as registry
+    import calibration.calibrate as cal
+
+    out, _, _ = smoke
+    monkeypatch.setattr(registry, "list_fits", lambda: [f"bro-torch/{ENV}"])
+    lines = []
+    mine = tmp_path / "mine.json"
+    cal.calibrate(ENV, out_dir=out, device="cpu", preset_name="smoke", n_boot=20, n_jobs=2,
+                  fit_out=mine, echo=lines.append)
+    notes = [x for x in lines if "is also the id of a fit" in x]
+    assert len(notes) == 1 and f"--fit bro-torch/{ENV} names that one" in notes[0], lines
+    assert f"(--fit {mine}) to use yours" in notes[0]
+    res = CliRunner().invoke(main, ["recommend", "--fit", str(mine), "--data", "2e4"])
+    assert res.output.splitlines()[0].endswith(f"bro-torch/{ENV}  (from {mine})"), res.output

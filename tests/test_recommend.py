@@ -1197,3 +1197,39 @@ def test_laws_that_cross_far_from_the_runs_are_named():
             except advisor.AdvisorError:
                 continue
             assert not any("laws cross" in w for w in rec.warnings), (fit_id, rec.warnings)
+
+
+def test_a_rounding_that_costs_over_the_tolerance_looks_further_and_says_what_it_costs():
+    """A new user's few-shot Pendulum-v1 fit (tests/data, from a smoke calibration with
+    --prior dmc): at 1,000 env steps its optimum utd 0.369 was rounded to 1/2 at 1.36x the
+    optimum's compute, where 3/8 (train_freq 8, past the neighbours) costs 1.10x; and a rounding
+    dearer than the near-optimal tolerance is said (cheetah-run's optimum sits on the trusted
+    range's edge, width 67, and the nearest width inside is 128: 2.6x the compute)."""
+    from pathlib import Path
+
+    from advisor.recommend import _pct
+
+    path = Path(__file__).parent / "data" / "pendulum-smoke-dmc.json"
+    rec = advisor.recommend(advisor.Budget(data=1000), fit=str(path))
+    assert (rec.gradient_steps, rec.train_freq) == (3, 8) and rec.within_budget
+    assert rec.predicted_compute < 1.11 * rec.optimum.compute
+    rec = advisor.recommend(advisor.Budget(data=3.16e6), fit="bro/cheetah-run")
+    said = [w for w in rec.warnings if w.startswith("rounding costs ")]
+    ratio = rec.predicted_compute / rec.optimum.compute
+    assert ratio > 1.1 and len(said) == 1 and f"{_pct(100 * (ratio - 1))}% more compute" in said[0]
+    rec = advisor.recommend(advisor.Budget(compute=1e17), fit="bro/h1-crawl-v0")
+    assert not any(w.startswith("rounding costs ") for w in rec.warnings)
+
+
+def test_a_fitfile_is_a_fit_and_huge_wrong_values_are_not_repeated_whole():
+    """A hostile round: recommend(1e17, fit=fit.model) (a FitFile, what parse_fit_file gives)
+    was refused in a 119,410-character line; a million-character target, level or
+    within_fitted was repeated whole in its error."""
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    assert advisor.recommend(1e17, fit=f.model).width == advisor.recommend(1e17, fit=f).width
+    for kw in (dict(target="x" * 10**6), dict(level="y" * 10**6),
+               dict(within_fitted="z" * 10**6), dict(fit=object())):
+        with pytest.raises(advisor.AdvisorError) as err:
+            advisor.recommend(1e17, **{"fit": f, **kw})
+        msg = str(err.value)
+        assert len(msg) < 200 and ("..." in msg or "fit" in kw), msg[:300]
