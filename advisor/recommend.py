@@ -357,15 +357,17 @@ def _batch(f: Fit, utd: float, params: float) -> int:
 
 
 #: A lower threshold needing this much more data than the target, at the answer's
-#: configuration, is said (well below it: the laws' own wobble inside the runs, under 0.5%).
-_CROSS_TOLERANCE = 0.02
+#: configuration, is said (at the fits' own runs the laws cross by at most 3%, on
+#: bro-torch/Pendulum-v1, and not at all on the other shipped fits).
+_CROSS_TOLERANCE = 0.05
 
 
-def _crossed_target(f: Fit, utd: float, params: float, target: float, data: float) -> str:
+def _crossed_target(f: Fit, utd: float, params: float, target: float, data: float,
+                    far: bool, within_fitted: bool) -> str:
     """A warning where a lower threshold of the fit needs more data than `target` at (utd,
     params): a run passes every lower threshold first, so the laws, fitted one per threshold,
-    do not hold together there (far outside the runs, where each extrapolates on its own);
-    "" where they do."""
+    do not hold together there (mostly `far` outside the runs, where each extrapolates on its
+    own); "" where they do."""
     lower = [j for j in f.thresholds if j < target]
     if not lower or not math.isfinite(data):
         return ""
@@ -373,12 +375,13 @@ def _crossed_target(f: Fit, utd: float, params: float, target: float, data: floa
     k = int(np.argmax(need))
     if not need[k] > data * (1 + _CROSS_TOLERANCE):
         return ""
+    where = ("this far from the runs the laws per threshold do not hold together"
+             if far else "the laws, fitted one per threshold, disagree here")
     return (f"the fit's laws cross here: target {lower[k]:.4g} needs {need[k]:.4g} env steps at "
             f"this configuration, more than the {data:.4g} predicted for {target:.4g}, though a "
-            f"run passes {lower[k]:.4g} first; this far from the runs the laws per threshold "
-            "do not hold together, so read the prediction as at least "
-            f"{need[k]:.4g} (--within-fitted, within_fitted=True in Python, answers inside the "
-            "runs)")
+            f"run passes {lower[k]:.4g} first; {where}, so read the prediction as at least "
+            f"{need[k]:.4g}" + (" (--within-fitted, within_fitted=True in Python, answers "
+                                "inside the runs)" if far and not within_fitted else ""))
 
 
 def _as_budget(budget: Budget | float | int) -> Budget:
@@ -1302,14 +1305,19 @@ def _describe(f: Fit, budget: Budget, target: float, point: optimize.Point, delt
         spent = {"data": data_r, "compute": compute_r,
                  "total": compute_r + delta * data_r}[budget.cost]
         if spent > (1 + NEAR_TOLERANCE) * least:
+            tried = ", ".join(x for x, fixed in (("train_freq up to 8", pin.fraction),
+                                                  ("widths within 2x", pin.width)) if not fixed)
+            tried = tried or "the fixed utd and width"
             warnings.append(
                 f"rounding costs {_pct(100 * (spent / least - 1))}% more {budget.cost}: utd "
                 f"{steps}/{freq} and width {width} need {spent:.4g} {_UNITS[budget.cost]} where "
                 f"the unrounded optimum in `optimum` (utd {point.utd:.3g}, width "
                 f"{float(f.width(point.params)):.0f}) needs {least:.4g}; no rounded "
-                "configuration tried in the range searched (train_freq up to 8, widths within 2x) "
-                "costs less within the budget")
-    crossed = _crossed_target(f, utd_r, params_r, target_r, data_r)
+                f"configuration tried ({tried}) costs less within the budget inside the "
+                f"{range_name}")
+    crossed = _crossed_target(f, utd_r, params_r, target_r, data_r,
+                              far=not (utd_in and params_in) or beyond,
+                              within_fitted=range_name == "fitted range")
     if crossed:
         warnings.append(crossed)
     starts = f.model.random_steps

@@ -63,8 +63,10 @@ def _catalogue() -> tuple[dict[str, tuple[Path, str]], tuple[str, ...]]:
                 roots = [Path(str(target() if callable(target) else target))]
             missing = [r for r in roots if not r.is_dir()]
             if missing:  # a zipped package (zipimport), a file, a folder that is not there
-                raise FileNotFoundError(f"{missing[0]} is not a folder on disk (a zipped "
-                                        "package's fits cannot be read; install it unzipped)")
+                zipped = isinstance(target, ModuleType)
+                raise FileNotFoundError(f"{missing[0]} is not a folder on disk" + (
+                    " (a zipped package's fits cannot be read; install it unzipped)"
+                    if zipped else ""))
             found = {k: v for r in roots for k, v in _scan(r).items()}
         except Exception as exc:  # a broken third-party package must not break the advisor
             problems.append(f"fits of package {dist} (entry point {ep.value!r}) cannot be "

@@ -543,9 +543,10 @@ def seeds_note(table: DataTable) -> str:
             f"{s.min()} to {s.max()} per config, median {np.median(s):g}")
     k = table.seeds_per_column
     if k > 1:  # SimbaV2's archive: each column already a mean of seeds
+        seeds = (f"{k * s.min()}" if s.min() == s.max() else f"{k * s.min()} to {k * s.max()}")
         return (f"Each config's D_J is read from its return curve averaged over its curves "
-                f"({many}), each curve published as the mean of {k} seeds (so {k * s.min()} to "
-                f"{k * s.max()} seeds per config): the interval is for a new run averaged over "
+                f"({many}), each curve published as the mean of {k} seeds (so {seeds} seeds "
+                "per config): the interval is for a new run averaged over "
                 "as many seeds. The runs hold no single seed's curve, so this fit has no "
                 "single-seed interval: a single seed's D_J scatters more than any interval "
                 "here says.")

@@ -1181,8 +1181,8 @@ def test_a_fit_of_one_batch_size_recommends_that_one_exactly(tmp_path, batch):
 def test_laws_that_cross_far_from_the_runs_are_named():
     """A hostile round: far below dog-trot's runs (utd 0.25, 8e4 params) its laws said 580
     needs less data than 428, and recommend offered 580 after refusing 450 as too dear. The
-    answer now says so; inside the runs the laws do not cross (no warning on any shipped fit's
-    answers within_fitted, checked on 15 compute and 13 data budgets each in review)."""
+    answer now says so; inside the runs they cross by at most 3% (bro-torch/Pendulum-v1) and
+    no warning is given (checked on 15 compute and 13 data budgets per fit in review)."""
     rec = advisor.recommend(advisor.Budget(compute=3.5e14), fit="bro/dog-trot")
     crossed = [w for w in rec.warnings if w.startswith("the fit's laws cross here")]
     assert len(crossed) == 1 and "read the prediction as at least" in crossed[0]
@@ -1191,12 +1191,21 @@ def test_laws_that_cross_far_from_the_runs_are_named():
                 if j < rec.target)
     assert lower > rec.predicted_data and f"{lower:.4g}" in crossed[0]
     for fit_id in ("bro/dog-trot", "bro/h1-crawl-v0", "bro-torch/Pendulum-v1"):
-        for budget in (advisor.Budget(compute=1e15), advisor.Budget(data=3e5)):
-            try:
-                rec = advisor.recommend(budget, fit=fit_id, within_fitted=True)
-            except advisor.AdvisorError:
-                continue
-            assert not any("laws cross" in w for w in rec.warnings), (fit_id, rec.warnings)
+        f = advisor.load_fit(fit_id)
+        for budget in (advisor.Budget(compute=1e15), advisor.Budget(data=3e5),
+                       advisor.Budget(compute=1e16)):
+            for target in (None, float(f.thresholds[len(f.thresholds) // 2])):
+                try:
+                    rec = advisor.recommend(budget, fit=fit_id, within_fitted=True,
+                                            target=target)
+                except advisor.AdvisorError:
+                    continue
+                assert not any("laws cross" in w for w in rec.warnings), (fit_id, rec.warnings)
+    # Pendulum-v1's laws cross by 3% at its largest run at target -591.6 (a reviewer's):
+    # under the 5% said
+    rec = advisor.recommend(advisor.Budget(compute=1e16), fit="bro-torch/Pendulum-v1",
+                            within_fitted=True, target=-591.6)
+    assert not any("laws cross" in w for w in rec.warnings), rec.warnings
 
 
 def test_a_rounding_that_costs_over_the_tolerance_looks_further_and_says_what_it_costs():
