@@ -535,6 +535,8 @@ class Fit:
         PARAMS_REACH x beyond the fitted sizes (advisor.fitfile), and no smaller than the
         critic of the narrowest width the fit can recommend (its width multiple);
         `within_fitted`: the fitted ranges themselves (no extrapolation)."""
+        if not isinstance(within_fitted, (bool, np.bool_)):  # not 'yes', read as True
+            raise ConfigError(f"within_fitted must be True or False, got {shown(within_fitted)}")
         u_lo, u_hi, n_lo, n_hi = self.model.domain.trusted(*((1.0, 1.0) if within_fitted
                                                              else ()))
         smallest = float(self.params(self.model.architecture.width_multiple))

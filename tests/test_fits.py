@@ -217,3 +217,11 @@ def test_the_off_batch_slope_is_the_simbav2_grids(data_dir):
         inside = np.mean(np.where(np.isnan(at), 1.0, at))
         told = np.nansum(interval_hits(moved[far], cens[far], lo[far], hi[far])) / far.sum()
         assert inside < 0.78 and told > 0.82, (env, inside, told)  # measured: docs/intervals.md
+
+
+def test_trusted_box_takes_a_boolean_only():
+    """A hostile round: trusted_box('yes') searched the fitted ranges, reading 'yes' as True."""
+    f = advisor.load_fit("bro/h1-crawl-v0")
+    assert f.trusted_box(True) == f.trusted_box(within_fitted=np.bool_(True))
+    with pytest.raises(ConfigError, match="within_fitted must be True or False, got .yes."):
+        f.trusted_box("yes")
