@@ -1,4 +1,5 @@
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,19 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(scope="session")
 def fresh_fits(data_dir, tmp_path_factory) -> Path:
-    """Every shipped fit regenerated from the archives by this checkout's code (once a session)."""
+    """Every shipped fit regenerated from the archives by this checkout's code, once a session:
+    pytest-xdist's workers share one folder, the first to need it builds it under a lock."""
+    from filelock import FileLock
+
     from calibration.build import N_BOOT, regenerate
 
-    out = tmp_path_factory.mktemp("fresh_fits")
-    regenerate(data_dir, out, n_boot=N_BOOT, created="2026-11-26", n_jobs=2)
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder, above each worker's own
+    out = base / "fresh_fits"
+    with FileLock(str(base / "fresh_fits.lock")):
+        if not (out / "DONE").exists():
+            shutil.rmtree(out, ignore_errors=True)
+            regenerate(data_dir, out, n_boot=N_BOOT, created="2026-11-26", n_jobs=2)
+            (out / "DONE").write_text("")
     return out

@@ -228,9 +228,11 @@ def test_a_worker_killed_from_outside_is_one_line_saying_what_is_kept(tmp_path):
 def test_a_stop_with_populations_in_threads_is_one_line_not_an_abort(tmp_path, sig, code):
     """A hostile round: with --backend threads, SIGTERM or Ctrl-C printed the line, then the
     interpreter was torn down under the training threads: "terminate called without an
-    active exception", exit 134. A rerun resumes and finishes."""
+    active exception", exit 134. A rerun resumes and finishes (runs of 300 steps: the rerun
+    trains all but a unit of the grid)."""
     out = tmp_path / "run"
-    cmd = [*CMD, "--backend", "threads", "--n-jobs", "2", "--out-dir", str(out)]
+    cmd = [*CMD, "--backend", "threads", "--n-jobs", "2", "--steps", "300", "--out-dir",
+           str(out)]
     returncode, err = _stop_after_a_unit(cmd, out, sig)
     assert returncode == code, err[-2000:]
     assert "terminate called" not in err

@@ -394,8 +394,8 @@ def test_rl_zoo_trains_a_calibrated_fits_file_written_without_env(tmp_path):
     pytest.importorskip("rl_zoo3")
     from stable_baselines3 import SAC
 
-    res = run("recommend", "--fit", "bro-torch/Pendulum-v1", "--data", "1000", "--target", "-900",
-              "--format", "zoo")
+    res = run("recommend", "--fit", "bro-torch/Pendulum-v1", "--data", "3000", "--target", "-900",
+              "--utd", "1", "--format", "zoo")  # utd 1: 2,352 updates, not 4,300 at utd 26/3
     assert res.exit_code == 0 and "no --env: the output is for Pendulum-v1" in res.stderr
     conf = tmp_path / "sac.yml"
     conf.write_text(res.stdout)
@@ -417,8 +417,8 @@ def test_rl_zoo_trains_a_module_env_id_with_the_files_own_command(tmp_path):
     name, its header's command names the module as a gym package, and that command trains."""
     pytest.importorskip("rl_zoo3")
     module = "gymnasium.envs.classic_control"
-    res = run("recommend", "--fit", "bro-torch/Pendulum-v1", "--data", "1000", "--target",
-              "-900", "--format", "zoo", "--env", f"{module}:{ENV}")
+    res = run("recommend", "--fit", "bro-torch/Pendulum-v1", "--data", "3000", "--target",
+              "-900", "--utd", "1", "--format", "zoo", "--env", f"{module}:{ENV}")
     assert res.exit_code == 0 and "does not know" not in res.stderr, res.stderr
     assert "another task" not in res.stderr and "input 4 = obs + action" in res.stderr
     (env,) = yaml.safe_load(res.stdout)
