@@ -11,6 +11,7 @@ import datetime as _dt
 import importlib.util
 import os
 import shlex
+import sys
 from pathlib import Path
 
 import click
@@ -471,6 +472,21 @@ def _check_html(output: str) -> None:
                                  f"{output!r}", param_hint="'-o'")
 
 
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _drawing_progress():
+    """A line per figure on a terminal (a report takes 20 s to a minute); none in a pipe or a
+    log, where the `wrote` line and the notes are the output."""
+    if not _stderr_is_terminal():
+        return None
+    return lambda i, n, title: click.echo(f"drawing figure {i}/{n}: {title}", err=True)
+
+
 def _report_module():
     _need_extra("plot", ("matplotlib",), "plots")
     from calibration import report
@@ -504,7 +520,7 @@ def report(fit_id, runs, output, compute, data, total, delta, target):
                            target=target)
     _warn_foreign(ctx)
     missing: list[tuple[str, str]] = []
-    path = rep.write_report(ctx, output, missing)
+    path = rep.write_report(ctx, output, missing, _drawing_progress())
     for kind, why in missing:  # the page says so too; a reader of the terminal should know
         click.echo(f"note: the {kind} figure is not drawn: {why}", err=True)
     click.echo(f"wrote {path}", err=True)

@@ -10,6 +10,7 @@ import base64
 import html
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -534,14 +535,18 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def render_report(ctx: Context, missing: list[tuple[str, str]] | None = None) -> str:
+def render_report(ctx: Context, missing: list[tuple[str, str]] | None = None,
+                  progress: Callable[[int, int, str], None] | None = None) -> str:
     """A single HTML page, images embedded, readable offline at laptop width. `missing`, where
-    given, gets (kind, why) for each figure the page says is not drawn."""
+    given, gets (kind, why) for each figure the page says is not drawn; `progress`, where
+    given, is called (i, n, title) before the i-th of the n figures is drawn."""
     f = ctx.fit
     m = f.model
     g = m.goodness_of_fit
     sections = []
-    for kind in KINDS:
+    for i, kind in enumerate(KINDS, 1):
+        if progress is not None:
+            progress(i, len(KINDS), TITLES[kind])
         try:
             img = f'<img alt="{kind}" src="data:image/png;base64,{_png(_draw(kind, ctx))}">'
         except ReportError as exc:
@@ -587,9 +592,10 @@ def render_report(ctx: Context, missing: list[tuple[str, str]] | None = None) ->
 
 
 def write_report(ctx: Context, out: str | Path,
-                 missing: list[tuple[str, str]] | None = None) -> Path:
+                 missing: list[tuple[str, str]] | None = None,
+                 progress: Callable[[int, int, str], None] | None = None) -> Path:
     """Write the report atomically (a link is followed, a device written through); `missing`
-    as render_report's."""
+    and `progress` as render_report's."""
     from advisor.files import atomic_write_text
 
-    return atomic_write_text(out, render_report(ctx, missing))
+    return atomic_write_text(out, render_report(ctx, missing, progress))

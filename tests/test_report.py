@@ -332,3 +332,20 @@ def test_plot_says_what_a_budget_does_and_warns_as_recommend_does(tmp_path):
                                     str(out)])
     assert res.exit_code == 0, res.output
     assert f"shaded in the figure '{report.TITLES['frontier']}'" in out.read_text()
+
+
+def test_a_report_at_a_terminal_says_which_figure_it_draws(monkeypatch, tmp_path):
+    """`advisor report` drew for 20 s to a minute without a word; at a terminal it now names
+    each figure as it starts it, and in a pipe or a log (CliRunner) it prints none."""
+    import calibration.cli
+
+    args = ["report", "bro/h1-stand-v0", "-o", str(tmp_path / "r.html")]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0 and "drawing" not in res.output, res.output
+    monkeypatch.setattr(calibration.cli, "_stderr_is_terminal", lambda: True)
+    res = CliRunner().invoke(main, args)
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("drawing figure ")]
+    n = len(report.KINDS)
+    assert res.exit_code == 0 and lines == [
+        f"drawing figure {i}/{n}: {report.TITLES[k]}" for i, k in enumerate(report.KINDS, 1)]
+    assert res.output.splitlines()[-1].startswith("wrote ")
