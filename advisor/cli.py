@@ -682,7 +682,9 @@ def show(fit_id):
         f"accuracy:     mean relative error of D_J: in-sample {100 * g.in_sample:.1f}%, "
         f"leave-one-config-out {100 * g.leave_one_config_out:.1f}% over {g.n_points} points, "
         f"{g.n_configs} configs",
-        f"bootstrap:    {m.bootstrap.n_resamples} resamples of seeds"
+        f"bootstrap:    {m.bootstrap.n_resamples} resamples of each config's "
+        + ("seeds" if m.prediction_interval is not None
+           and m.prediction_interval.seed_log_low is not None else "curves (see notes)")
         + ("" if len(m.bootstrap.draws) == m.bootstrap.n_resamples else
            f" ({len(m.bootstrap.draws)} refitted: the others reached too few thresholds)"),
         *_interval_lines(m),

@@ -658,8 +658,8 @@ def test_a_bootstrap_with_fewer_draws_than_resamples_says_how_many_were_refitted
     path = _write(tmp_path, _set(_doc(), "bootstrap.draws", []))
     res = runner.invoke(main, ["show", str(path)])
     assert res.exit_code == 0, res.output
-    assert "100 resamples of seeds (0 refitted: the others reached too few thresholds)" in (
-        res.output)
+    assert "100 resamples of each config's seeds (0 refitted: the others reached too few " \
+        "thresholds)" in res.output
 
 
 def test_a_long_budget_list_is_not_echoed_whole():
@@ -814,3 +814,14 @@ def test_a_misspelt_coverage_scheme_and_deleting_from_a_fit_are_refused(tmp_path
     f = advisor.load_fit("bro/h1-crawl-v0")
     with pytest.raises(AttributeError, match="read-only"):
         del f.model
+
+
+def test_show_says_what_the_bootstrap_resampled():
+    """SimbaV2's archive columns are 5-seed means: its fits' bootstrap resampled curves, not
+    seeds, and `show` said "resamples of seeds" of them (a reviewer's)."""
+    lines = {fid: [ln for ln in runner.invoke(main, ["show", fid]).output.splitlines()
+                   if ln.startswith("bootstrap:")]
+             for fid in ("simbav2/h1-crawl-v0", "bro/h1-crawl-v0")}
+    assert lines["simbav2/h1-crawl-v0"] == ["bootstrap:    100 resamples of each config's curves "
+                                            "(see notes)"]
+    assert lines["bro/h1-crawl-v0"] == ["bootstrap:    100 resamples of each config's seeds"]
