@@ -111,7 +111,8 @@ def fit_checks(fit: FitFile, batch_sizes: list[int] | None = None,
         for name, x, (b_lo, b_hi) in (("alpha_B", bs.alpha_b, ALPHA_B_BOUNDS),
                                       ("beta_B", bs.beta_b, BETA_B_BOUNDS)):
             if x >= b_hi * (1 - _AT_BOUND):
-                bad.append(f"{name} {x:.3g} at its upper bound {b_hi:g}")
+                bad.append(f"{name} {x:.3g} at its upper bound {b_hi:g} (B~ moves at least "
+                           f"{2 ** x:.3g}x per doubling: the runs did not determine it)")
             elif x > MAX_BATCH_EXPONENT:
                 bad.append(f"{name} {x:.3g} above {MAX_BATCH_EXPONENT:g} (B~ moves "
                            f"{2 ** x:.3g}x per doubling: a step between the grid's points, "

@@ -112,6 +112,12 @@ def test_a_step_of_a_batch_law_fails_even_near_the_runs_batch_sizes():
     check = _by_name(fit_checks(step, batch_sizes=[32, 64]))["batch size"]
     assert not check.ok and "beta_B 14.4 above 3" in check.message, check.message
     assert "beyond 4x" not in check.message  # the corner check alone passed it
+    # At the bound (15) the message says what the exponent means as the other case does.
+    at_bound = step.model_copy(update={"batch_size": step.batch_size.model_copy(
+        update={"beta_b": 15.0})})
+    check = _by_name(fit_checks(at_bound, batch_sizes=[32, 64]))["batch size"]
+    assert "beta_B 15 at its upper bound 15 (B~ moves at least 3.28e+04x per doubling" in (
+        check.message), check.message
 
 
 def test_a_few_shot_fit_whose_family_interval_misses_its_own_runs_fails():
