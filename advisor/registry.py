@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import warnings
+import weakref
 from functools import lru_cache
 from importlib import metadata, resources
 from pathlib import Path
@@ -152,6 +153,21 @@ def _resolve(id_or_path) -> tuple[Path, str | None]:
         "or pass a path to a fit file)")
 
 
+#: id(FitFile) -> (a weak reference to it, its validated Fit): a FitFile is frozen, so a
+#: `recommend(..., fit=model)` in a loop validates it once, not every call (120 ms each).
+_MODELS: dict[int, tuple[weakref.ref, Fit]] = {}
+
+
+def _from_model(model: FitFile) -> Fit:
+    key = id(model)
+    hit = _MODELS.get(key)
+    if hit is not None and hit[0]() is model:
+        return hit[1]
+    fit = Fit(parse_fit_file(dump_fit_file(model), origin=f"fit {model.id}"))
+    _MODELS[key] = (weakref.ref(model, lambda _, key=key: _MODELS.pop(key, None)), fit)
+    return fit
+
+
 def load_fit(id_or_path: str | os.PathLike | Fit | FitFile) -> Fit:
     """Load a fit by id (see `list_fits()`) or from a fit-file path (cached per file
     version); a Fit is itself, and a FitFile (parse_fit_file's) is validated as its file's
@@ -159,7 +175,7 @@ def load_fit(id_or_path: str | os.PathLike | Fit | FitFile) -> Fit:
     if isinstance(id_or_path, Fit):
         return id_or_path
     if isinstance(id_or_path, FitFile):  # a hostile round: refused in a 119,410-char line
-        return Fit(parse_fit_file(dump_fit_file(id_or_path), origin=f"fit {id_or_path.id}"))
+        return _from_model(id_or_path)
     path, expected = _resolve(id_or_path)
     try:
         st = path.stat()

@@ -1243,3 +1243,15 @@ def test_a_fitfile_is_a_fit_and_huge_wrong_values_are_not_repeated_whole():
             advisor.recommend(1e17, **{"fit": f, **kw})
         msg = str(err.value)
         assert len(msg) < 200 and ("..." in msg or "fit" in kw), msg[:300]
+
+
+def test_a_fitfile_is_validated_once_not_at_every_call():
+    """recommend(..., fit=model) in a loop validated the FitFile each call (120 ms); it is
+    frozen, so the first call's Fit serves the next ones, and a new FitFile gets its own."""
+    from advisor.fitfile import dump_fit_file, parse_fit_file
+    from advisor.registry import load_fit
+
+    model = advisor.load_fit("bro/h1-crawl-v0").model
+    assert load_fit(model) is load_fit(model)
+    copy = parse_fit_file(dump_fit_file(model))
+    assert load_fit(copy) is not load_fit(model) and load_fit(copy).id == model.id
