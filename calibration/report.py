@@ -51,6 +51,9 @@ class Context:
     # Set where the runs (a file or folder) are not those whose sha256 the fit records: what
     # is drawn compares the fit with runs it was not made from (parity: the fit as it is).
     foreign: str | None = None
+    # The parity figure's held-out predictions, computed once per context (a refit per
+    # configuration: about a minute for a large archive) and reused by every later figure.
+    held_out: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def env(self) -> str:
@@ -201,7 +204,9 @@ def figure_parity(ctx: Context):
     record = ctx.fit.model.provenance.prior
     # a fixed-batch fit predicts at its own batch size (it cannot say how another moves D_J)
     at_batch = None if ctx.fit.model.batch_size.kind == "fixed" else t.batch_size
-    if ctx.foreign:  # runs the fit never saw: held out already, predicted by the fit as it is
+    if ctx.held_out is not None:
+        loco = ctx.held_out
+    elif ctx.foreign:  # runs the fit never saw: held out already, predicted by the fit as it is
         loco = np.stack([ctx.fit.data_to_target(t.utd, t.params, float(target),
                                                 batch_size=at_batch)
                          for target in t.targets], axis=1)
@@ -209,6 +214,7 @@ def figure_parity(ctx: Context):
         loco = leave_one_config_out(t, DEFAULT_METHOD)
     else:  # a few-shot fit: held out the way it was fitted, with its family prior
         loco = _few_shot_loco(t, record)
+    ctx.held_out = loco
     err = relative_errors(loco, t.data).mean()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ok = np.isfinite(t.data)
