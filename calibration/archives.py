@@ -265,11 +265,17 @@ def load_array(data: bytes, name: str, archive: Path, has_steps: bool) -> np.nda
     return arr
 
 
+def env_name(env_id: str) -> str:
+    """An env id without gymnasium's `module:` prefix: what names a fit (`algorithm/name`)."""
+    return env_id.split(":", 1)[-1]
+
+
 def read_runs(
     path: str | Path, env: str | None = None, metrics: tuple[str, ...] = ("return",),
     later_wins: bool = False,
 ) -> list[Run]:
-    """Read every run (optionally of one env) with the given metrics from an archive.
+    """Read every run (optionally of one env: its id, or its name without the `module:` of a
+    calibrate out-dir's id, as a fit names it) with the given metrics from an archive.
 
     Returns runs sorted by (env, utd, params, batch_size). Steps are env steps; values are
     float64 with one column per seed (NaN where a seed has no finite value). A member that
@@ -294,7 +300,7 @@ def read_runs(
                 continue
             fields, metric = parsed
             metric = METRIC_ALIASES.get(metric, metric)
-            if env is not None and fields["env"] != env:
+            if env is not None and env not in (fields["env"], env_name(fields["env"])):
                 others.add(fields["env"])
                 continue
             if metric not in metrics:

@@ -41,7 +41,7 @@ from advisor.fitfile import (
     write_fit_file,
 )
 from calibration.architectures import bronet_architecture, bronet_params
-from calibration.archives import ArchiveError, Run, read_runs
+from calibration.archives import ArchiveError, Run, env_name, read_runs
 from calibration.batch import best_batch_sizes, fit_batch_law, tables_by_batch
 from calibration.build import DEFAULT_METHOD, N_BOOT, make_fit_file, one_blas_thread
 from calibration.checks import fit_checks
@@ -107,7 +107,7 @@ def choose_targets(runs: list[Run], n: int = 20, remedy: str | None = None) -> n
 def fit_id_of(algorithm: str, env_id: str) -> str:
     """`algorithm/env`, env without gymnasium's `module:` prefix; one line if it is not a valid
     fit id (the env name also names folders, so it may not hold '/')."""
-    name = env_id.split(":", 1)[-1]
+    name = env_name(env_id)
     fit_id = f"{algorithm}/{name}"
     if "/" in name and fit_id_ok(f"{algorithm}/{name.replace('/', '-')}"):
         raise CalibrationError(

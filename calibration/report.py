@@ -90,6 +90,8 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
                                n_boot=n_boot, step_limit=step_limit)
             if np.isfinite(table.data).any():
                 ctx.table = table
+                if ctx.foreign is None:  # no sha256 recorded (a calibrate fit): by its configs
+                    ctx.foreign = _other_configs(f, Path(runs), table)
                 bs = f.model.batch_size
                 other = sorted({int(b) for b in table.batch_size} - {int(bs.a_b)})
                 if ctx.foreign and bs.kind == "fixed" and other:
@@ -121,6 +123,26 @@ def _foreign(f: Fit, runs: Path) -> str | None:
         return None
     return (f"{runs.name} is not the run data {f.id} was made from ({printable(recorded.group(1))}"
             f", sha256 {recorded.group(2)[:12]}...)")
+
+
+def _other_configs(f: Fit, runs: Path, table: DataTable) -> str | None:
+    """Why `runs` are not the run data `f` was made from, judged by the configurations (utd,
+    params) its file records it was fitted on (schema 4; a calibrate fit records no sha256 of
+    its out-dir): None where they are the table's, or where the file records none."""
+    fitted = f.model.domain.runs
+    if not fitted:
+        return None
+
+    def key(utd, params):
+        return float(f"{utd:.6g}"), float(f"{params:.6g}")
+
+    theirs = {key(r.utd, r.params) for r in fitted}
+    given = {key(u, n) for u, n in zip(table.utd.tolist(), table.params.tolist())}
+    if given == theirs:
+        return None
+    return (f"{printable(runs.name)} is not the run data {f.id} was made from: "
+            f"{len(given - theirs)} of its {len(given)} configurations (utd, params) are not "
+            f"among the {len(theirs)} the fit was fitted on")
 
 
 def _plt():
@@ -210,10 +232,14 @@ def figure_parity(ctx: Context):
         loco = np.stack([ctx.fit.data_to_target(t.utd, t.params, float(target),
                                                 batch_size=at_batch)
                          for target in t.targets], axis=1)
-    elif record is None:
-        loco = leave_one_config_out(t, DEFAULT_METHOD)
-    else:  # a few-shot fit: held out the way it was fitted, with its family prior
-        loco = _few_shot_loco(t, record)
+    else:
+        try:
+            loco = (leave_one_config_out(t, DEFAULT_METHOD) if record is None
+                    else _few_shot_loco(t, record))  # a few-shot fit: with its family prior
+        except (ValueError, FloatingPointError) as exc:  # least squares on runs it cannot fit
+            raise ReportError(f"the parity figure refits {ctx.fit.id} without each "
+                              f"configuration of these runs, and a refit failed ({exc}): are "
+                              "they the runs it was made from?") from None
     ctx.held_out = loco
     err = relative_errors(loco, t.data).mean()
     fig, ax = plt.subplots(figsize=(5.5, 5))

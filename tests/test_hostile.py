@@ -171,6 +171,22 @@ def test_a_tar_archive_of_runs_reads_as_its_folder_does(tmp_path, monkeypatch):
         read_runs(tmp_path / "cut.zip")
 
 
+def test_runs_of_a_module_qualified_env_are_read_by_the_name_that_names_the_fit(tmp_path):
+    """A hostile round: `advisor calibrate --env mypkg.pointmass:PointMass-v0` wrote runs under
+    that id and a fit named bro-torch/PointMass-v0, whose `report --runs OUT` asked for the runs
+    of 'PointMass-v0' and was refused: "holds no runs for env 'PointMass-v0'; its envs:
+    mypkg.pointmass:PointMass-v0". The name after `module:` now finds them, as the id does."""
+    qualified = "mypkg.pointmass:PointMass-v0"
+    folder = _folder(tmp_path / "f", {name.replace(f"/{ENV}/", f"/{qualified}/"): data
+                                      for name, data in _members(2).items()})
+    by_name, by_id = read_runs(folder, env="PointMass-v0"), read_runs(folder, env=qualified)
+    assert [r.key for r in by_name] == [r.key for r in by_id] and len(by_name) == 2
+    assert {r.env for r in by_name} == {qualified}
+    with pytest.raises(ArchiveError, match=f"holds no runs for env 'other:PointMass-v0'; its "
+                                           f"envs: {qualified}$"):
+        read_runs(folder, env="other:PointMass-v0")  # another module's env of that name
+
+
 def test_an_archive_holding_the_same_run_twice_is_refused_naming_both(tmp_path):
     """Two out-dirs packed in one .tgz (as runs/stage1-h100-2026-11-28.tgz) read as one set
     kept the last copy of each run without a word; now both members are named."""

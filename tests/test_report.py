@@ -325,6 +325,51 @@ def test_runs_a_fit_was_not_made_from_are_named_and_predicted_by_the_fit(data_di
     assert res.exit_code == 0 and "warning" not in res.output  # td draws the runs alone
 
 
+def test_a_calibrate_fit_knows_its_own_runs_by_their_configurations(tmp_path, monkeypatch):
+    """A hostile round: a calibrate fit records no sha256 of its out-dir, so runs it was not
+    made from (a tidy CSV of other widths) were taken for its own: the parity figure refitted
+    the law to them and least squares raised a traceback. Its file records the configurations
+    it was fitted on; other ones are now named, and predicted by the fit as it is."""
+    from calibration import fitting
+
+    own = report.load_context("bro-torch/Pendulum-v1",
+                              Path(__file__).parents[1] / "runs" / "cpu-Pendulum-v1.tgz", n_boot=0)
+    assert own.foreign is None and own.table is not None  # its own out-dir: refitted, no word
+    rows = ["utd,width,batch_size,seed,step,return"]
+    for utd in (1, 2):
+        for width in (96, 256):
+            for seed in (0, 1):
+                rows += [f"{utd},{width},64,{seed},{step},{-1500 + 0.25 * step * utd:.1f}"
+                         for step in range(0, 6001, 500)]
+    csv = tmp_path / "mine.csv"
+    csv.write_text("\n".join(rows) + "\n")
+
+    def never(*args, **kwargs):
+        raise AssertionError("refitted to runs the fit was not made from")
+
+    monkeypatch.setattr(fitting, "leave_one_config_out", never)
+    ctx = report.load_context("bro-torch/Pendulum-v1", csv, n_boot=0)
+    assert ctx.foreign == ("mine.csv is not the run data bro-torch/Pendulum-v1 was made from: 4 "
+                           "of its 4 configurations (utd, params) are not among the 12 the fit "
+                           "was fitted on")
+    assert "on runs it was not made from" in report.figure_parity(ctx).axes[0].get_title()
+
+
+def test_a_refit_that_fails_in_the_parity_figure_is_one_line(data_dir, monkeypatch):
+    from calibration import fitting
+
+    def fails(*args, **kwargs):
+        raise ValueError("Residuals are not finite in the initial point.")
+
+    monkeypatch.setattr(fitting, "leave_one_config_out", fails)
+    ctx = report.load_context("bro/h1-pole-v0", data_dir / "fitted_bs.zip", n_boot=0)
+    with pytest.raises(report.ReportError, match=r"^the parity figure refits bro/h1-pole-v0 "
+                       r"without each configuration of these runs, and a refit failed "
+                       r"\(Residuals are not finite in the initial point.\): are they the runs "
+                       r"it was made from\?$"):
+        report.figure_parity(ctx)
+
+
 def test_plot_says_what_a_budget_does_and_warns_as_recommend_does(tmp_path):
     """A hostile round: `plot batch --compute 1e17` dropped the budget in silence, `plot
     frontier` of an extrapolated budget printed none of recommend's warnings and cut its star
