@@ -227,7 +227,9 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
 
 @click.command()
 @click.option("--env", "env_id", required=True,
-              help="Any gymnasium id with continuous actions, e.g. HalfCheetah-v5.")
+              help="Any gymnasium id with continuous actions, e.g. HalfCheetah-v5; an env of "
+                   "your own as your_module:YourEnv-v0 (the module registers it with "
+                   "gymnasium.register and is importable).")
 @click.option("--algorithm", default="bro-torch", show_default=True,
               help="First half of the fit id written (ALGORITHM/ENV); the default names "
                    "this project's learner, apart from the bro/ fits of published runs.")
@@ -309,11 +311,11 @@ def calibrate(ctx, env_id, algorithm, preset_name, grid_file, steps, seeds, devi
     finished population is saved atomically under --out-dir, which is locked while the command
     runs, and an unfinished one keeps a checkpoint every 2 minutes of training: run the same
     command again to resume after a crash. On a finished out-dir nothing trains: add --prior
-    (or another --fit-out) to refit its runs in seconds. The fit file records the command
-    that reproduces it (with --created filled in). The fit is then checked (exponents not at a
-    bound, B~ near the batch sizes run, better than a log-linear baseline, D_J rising with the
-    target): a failed check is
-    printed (even with --quiet), recorded in the file, and repeated by `advisor recommend`.
+    to refit its runs in seconds (it replaces the fit file there; --fit-out FILE keeps both).
+    The fit file records the command that reproduces it (with --created filled in). The fit
+    is then checked (exponents not at a bound, B~ near the batch sizes run, better than a
+    log-linear baseline, D_J rising with the target): a failed check is printed (even with
+    --quiet), recorded in the file, and repeated by `advisor recommend`.
 
     \b
     Example:

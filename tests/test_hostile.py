@@ -615,6 +615,12 @@ def _big_width_grid(tmp_path) -> str:
      "--preset and --grid both name the grid"),
     (lambda t: ["--env", "InvertedPendulum"], "names no version: give it, e.g. --env "
      "InvertedPendulum-v5"),
+    # a new user's: gymnasium took v1 with a warning, and the fit and clients had no version
+    (lambda t: ["--env", "gymnasium.envs.classic_control:Pendulum"], "names no version: give "
+     "it, e.g. --env gymnasium.envs.classic_control:Pendulum-v1 (the latest)"),
+    (lambda t: ["--env", "PointMass-v0"], "`PointMass` doesn't exist.; an env of your own: "
+     "register it in a module (gymnasium.register(id='Name-v0', entry_point=...)), make the "
+     "module importable (installed, or on PYTHONPATH) and pass --env your_module:Name-v0"),
 ])
 def test_calibrate_refuses_bad_input_before_the_first_unit(case, needle, tmp_path, no_training):
     res = _calibrate(*case(tmp_path), out=tmp_path / "out")

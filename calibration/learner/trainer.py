@@ -205,12 +205,28 @@ def resolve_device(device: str) -> torch.device:
 
 def make_env(env_id: str, seed: int):
     """A gymnasium env with a continuous (Box) action space, seeded."""
+    import warnings
+
     import gymnasium as gym
+    from gymnasium.envs.registration import parse_env_id
 
     try:
-        env = gym.make(env_id)
+        unversioned = parse_env_id(env_id.split(":", 1)[-1])[2] is None
+        with warnings.catch_warnings(record=unversioned):  # its fallback's warning: said below
+            env = gym.make(env_id)
     except gym.error.Error as exc:
-        raise LearnerError(f"unknown or unavailable gymnasium env {env_id!r}: {exc}") from None
+        hint = ("; an env of your own: register it in a module (gymnasium.register(id="
+                "'Name-v0', entry_point=...)), make the module importable (installed, or on "
+                "PYTHONPATH) and pass --env your_module:Name-v0"
+                if isinstance(exc, (gym.error.NameNotFound, gym.error.NamespaceNotFound)) else "")
+        raise LearnerError(f"unknown or unavailable gymnasium env {env_id!r}: {exc}{hint}"
+                           ) from None
+    if unversioned and env.spec is not None and env.spec.version is not None:
+        env.close()  # gymnasium fell back to a version: fits, files and clients need the id
+        module = env_id.split(":", 1)[0] + ":" if ":" in env_id else ""
+        raise LearnerError(f"env id {env_id!r} names no version: give it, e.g. --env "
+                           f"{module}{env.spec.id} (the latest), so that the runs and the fit "
+                           "id say which")
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
         env.close()
