@@ -658,6 +658,19 @@ def test_bf16_reaches_calibrate_and_the_recorded_command(tmp_path, monkeypatch):
     assert "--bf16" not in seen[0][1] and "--bf16" in seen[1][1]
 
 
+def test_steps_may_be_written_as_a_number_that_is_whole(tmp_path, monkeypatch):
+    """A new user's: `--steps 5e3` was "'5e3' is not a valid integer range", where --data 5e5
+    is taken; the command recorded says 5000."""
+    seen = _calibrate_sees("steps", (["--steps", "5e3"], ["--steps", "300"]), tmp_path,
+                           monkeypatch)
+    assert [steps for steps, _ in seen] == [5000, 300] and "--steps 5000" in seen[0][1]
+    for bad, says in (("5.5", "'5.5' is not a whole number of env steps"),
+                      ("0", "must be 1 env step or more, got '0'"),
+                      ("abc", "'abc' is not a number")):
+        assert says in _one_line_exit_2(_calibrate("--env", CAL_ENV, "--steps", bad,
+                                                   out=tmp_path / "o"))
+
+
 def test_the_memory_refusal_says_what_it_needs_and_what_there_is(tmp_path, no_training):
     line = _one_line_exit_2(_calibrate("--env", CAL_ENV, "--steps", str(10**12),
                                        out=tmp_path / "o"))
