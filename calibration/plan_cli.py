@@ -69,7 +69,7 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
                  widths: str | None = None, prior: tuple[str, ...] = (),
                  input_dim: int | None = None, steps: int | None = None,
                  seeds: int | None = None, criterion: str = "D", batch_from_prior: bool = False,
-                 output: str | None = None, fmt: str = "table") -> str:
+                 output: str | None = None, fmt: str = "table", env_id: str | None = None) -> str:
     """Plan `runs` configurations, optionally write them as a grid JSON to `output`, and return
     the text to print. Raises AdvisorError subclasses for user mistakes."""
     # here, not at the top: `advisor --help` loads this module (scipy comes with the design)
@@ -96,7 +96,9 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
         path = write_plan(p, output)  # refuses a plan calibrate could not run (its note says why)
         priors = ("".join(f" --prior {shlex.quote(i)}" for i in prior)  # as given: dmc
                   if few_shot_prior(p) else "")
-        wrote = f"wrote {path}: advisor calibrate --env ENV --grid {path} --out-dir DIR{priors}"
+        env = shlex.quote(env_id) if env_id else "ENV"
+        wrote = (f"wrote {path}: advisor calibrate --env {env} --grid {shlex.quote(str(path))} "
+                 f"--out-dir DIR{priors}")
         if fmt == "table":
             text += "\n" + wrote
         else:  # stdout stays one JSON document; the line goes to stderr
@@ -170,7 +172,7 @@ def plan(runs, preset_name, utds, widths, prior, input_dim, env_id, steps, seeds
         click.echo(plan_command(runs, preset_name=preset_name, utds=utds, widths=widths,
                                 prior=prior, input_dim=input_dim, steps=steps, seeds=seeds,
                                 criterion=criterion, batch_from_prior=batch_from_prior,
-                                output=output, fmt=fmt))
+                                output=output, fmt=fmt, env_id=env_id))
     except AdvisorError as exc:  # the advisor group does the same; standalone use needs it too
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -278,7 +278,7 @@ def test_plan_axes_that_repeat_a_value_say_so():
             res.output
 
 
-def test_plan_counts_params_at_an_envs_input_with_env():
+def test_plan_counts_params_at_an_envs_input_with_env(tmp_path):
     """A hostile tester's: `plan --preset cpu` counted params at 64 inputs (13,908 at width
     32) where Pendulum-v1's critic takes 4 (10,068, as the shipped fit counts them). The env
     is made and checked as calibrate makes it (a second tester's: plan and calibrate differed)."""
@@ -289,9 +289,13 @@ def test_plan_counts_params_at_an_envs_input_with_env():
     group = click.Group("advisor")
     group.add_command(plan_cmd)
     res = CliRunner().invoke(group, ["plan", "--runs", "6", "--preset", "cpu", "--env",
-                                     "Pendulum-v1", "--format", "json"])
+                                     "Pendulum-v1", "--format", "json", "-o",
+                                     str(tmp_path / "g.json")])
     assert res.exit_code == 0, res.output
     runs = json.loads(res.stdout)["runs"]
+    # the command to run next names the env given (a new user's: it said --env ENV)
+    assert res.stderr == (f"wrote {tmp_path / 'g.json'}: advisor calibrate --env Pendulum-v1 "
+                          f"--grid {tmp_path / 'g.json'} --out-dir DIR\n")
     fit = advisor.load_fit("bro-torch/Pendulum-v1")
     assert {r["width"]: r["params"] for r in runs} == {
         w: pytest.approx(float(fit.params(w))) for w in {r["width"] for r in runs}}
