@@ -396,7 +396,9 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
     need = 5 if prior is None else 3
     if n_cfg < need:
         raise CsvError(f"{archive.name} has {n_cfg} (utd, params) configurations; the law needs "
-                       f"at least {need}" + (" (see `advisor plan`)" if prior is None else ""))
+                       f"at least {need}" + (", or 3 with a few-shot fit's --prior dmc (see "
+                                             "`advisor plan --prior dmc`)" if prior is None
+                                             else ""))
     return _finish(table, archive, algorithm, env, name or env, batch=batch, arch=arch,
                    fit_delta=delta or 1e11, notes=notes, method=method, n_boot=n_boot,
                    seed=seed, created=created, command=command, target_range=target_range,

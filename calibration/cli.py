@@ -162,9 +162,10 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
       step    env steps at the evaluation
       return  its mean return; nan or empty: missing (the seed's last
               return is carried forward)
-      width   the critic's hidden width (needs --input-dim, unless params
-              is given too)
-      params  the critic's parameter count, both Q-nets
+      width   the hidden width of a BroNet critic (this project's: 2
+              residual blocks; needs --input-dim, unless params is given)
+      params  the critic's parameter count, both Q-nets (give it for any
+              other critic, e.g. an MLP: widths count as BroNet's)
     Each (utd, params, batch_size) needs 2 or more seeds logging the same
     steps (one may stop earlier; --round-steps aligns drifting ones).
 

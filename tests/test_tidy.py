@@ -181,6 +181,22 @@ def test_runs_that_do_not_learn_say_what_fit_can_do(tmp_path):
     assert "--steps" not in res.output
 
 
+def test_too_few_configs_for_a_free_fit_say_a_few_shot_fit_takes_them(tmp_path):
+    """A new user's: 3 configs gave 'the law needs at least 5 (see advisor plan)', not that
+    `--prior dmc` fits 3 (as `advisor plan` says)."""
+    rows = [[u, n, 256, s, step, -1000 + step * u * n / 1e4 + 5 * s] for u, n in
+            ((1, 1e5), (2, 1e5), (2, 2e5)) for s in (0, 1) for step in range(0, 5001, 500)]
+    path = _write_csv(tmp_path / "three.csv", rows)
+    args = ["fit", str(path), "--algorithm", "a", "--env", "e", "--input-dim", "10", "--n-boot",
+            "0", "-o", str(tmp_path / "f.json")]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and res.output == (
+        "error: three.csv has 3 (utd, params) configurations; the law needs at least 5, or 3 "
+        "with a few-shot fit's --prior dmc (see `advisor plan --prior dmc`)\n")
+    res = CliRunner().invoke(main, [*args, "--prior", "dmc"])
+    assert res.exit_code == 0, res.output
+
+
 def test_an_env_the_archive_lacks_is_named_with_those_it_has(data_dir, tmp_path):
     res = CliRunner().invoke(main, ["fit", str(data_dir / "dmc_bro_ablations.zip"),
                                     "--algorithm", "bro", "--env", "nosuch", "-o",
