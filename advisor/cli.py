@@ -55,6 +55,27 @@ class _Number(click.ParamType):
 NUMBER = _Number()
 
 
+class _Steps(click.ParamType):
+    """Env steps, 1 or more: an integer, or a number that is one (5e3, as budgets are written)."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        try:
+            v = value if isinstance(value, int) else int(str(value))  # exact, however large
+        except ValueError:
+            number = NUMBER.convert(value, param, ctx)
+            if not math.isfinite(number) or number != int(number):
+                self.fail(f"{value!r} is not a whole number of env steps", param, ctx)
+            v = int(number)
+        if v < 1:
+            self.fail(f"must be 1 env step or more, got {value!r}", param, ctx)
+        return v
+
+
+STEPS = _Steps()
+
+
 def fail(message: str, code: int = 2):
     """Print `error: message` on one line to stderr and exit (2: the user's mistake)."""
     click.echo(f"error: {_one_line(message)}", err=True)

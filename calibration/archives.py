@@ -291,6 +291,7 @@ def read_runs(
     runs: dict[tuple, Run] = {}
     where: dict[tuple, str] = {}  # (run, metric) -> the member it was read from
     others: set[str] = set()  # envs of the archive not asked for: named if none is
+    ids: set[str] = set()  # the env ids read: one, where `env` is a name two modules share
     with contextlib.closing(_members(path)) as members:
         for name, load in members:
             if PurePosixPath(name).name.startswith("._"):
@@ -303,6 +304,7 @@ def read_runs(
             if env is not None and env not in (fields["env"], env_name(fields["env"])):
                 others.add(fields["env"])
                 continue
+            ids.add(fields["env"])
             if metric not in metrics:
                 continue
             if not (0 < fields["utd"] < math.inf and 0 < fields["params"] < math.inf
@@ -330,6 +332,10 @@ def read_runs(
             run = runs.setdefault(run.key, run)
             run.steps[metric] = steps
             run.values[metric] = values
+    if env is not None and len(ids) > 1:
+        raise ArchiveError(f"{path} holds runs of {len(ids)} envs named {env!r} "
+                           f"({', '.join(sorted(ids))}): pass the id of one as --env, or a "
+                           "folder of its runs alone")
     if not runs:
         what = f" for env {env!r}" if env else ""
         if others:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import importlib.util
-import math
 import os
 import shlex
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from advisor.cli import NUMBER
+from advisor.cli import NUMBER, STEPS
 from advisor.errors import AdvisorError, OutputError
 from calibration.grid import PRESETS
 from calibration.runner import BACKENDS
@@ -77,24 +76,6 @@ def _step_grid(ctx, param, value):
     if value is not None and not 1 <= value <= MAX_STEP:
         raise click.BadParameter(f"must be 1 to {MAX_STEP:g} env steps, got {value!r}")
     return value
-
-
-class _Steps(click.ParamType):
-    """Env steps, 1 or more: an integer, or a number that is one (5e3 as --data takes it)."""
-
-    name = "integer"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            v = value
-        else:
-            number = NUMBER.convert(value, param, ctx)
-            if not math.isfinite(number) or number != int(number):
-                self.fail(f"{value!r} is not a whole number of env steps", param, ctx)
-            v = int(number)
-        if v < 1:
-            self.fail(f"must be 1 env step or more, got {value!r}", param, ctx)
-        return v
 
 
 def _iso_date(ctx, param, value):
@@ -262,7 +243,7 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
                    "paper-scale axes.")
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
               help="A grid JSON file instead of a preset (see calibration/grid.py: Grid).")
-@click.option("--steps", type=_Steps(),
+@click.option("--steps", type=STEPS,
               help="Env steps per run (overrides the grid's; evaluations every eval_every "
                    "steps as in the grid, lowered to give 10 at least and raised to give the "
                    "grid's number at most; random steps a fifth of the run at most).")

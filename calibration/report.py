@@ -128,7 +128,9 @@ def _foreign(f: Fit, runs: Path) -> str | None:
 def _other_configs(f: Fit, runs: Path, table: DataTable) -> str | None:
     """Why `runs` are not the run data `f` was made from, judged by the configurations (utd,
     params) its file records it was fitted on (schema 4; a calibrate fit records no sha256 of
-    its out-dir): None where they are the table's, or where the file records none."""
+    its out-dir): None where the runs hold every one of them (a calibrate out-dir holds stage
+    1's too, some at other configurations where its grid planned them), or where the file
+    records none."""
     fitted = f.model.domain.runs
     if not fitted:
         return None
@@ -138,11 +140,12 @@ def _other_configs(f: Fit, runs: Path, table: DataTable) -> str | None:
 
     theirs = {key(r.utd, r.params) for r in fitted}
     given = {key(u, n) for u, n in zip(table.utd.tolist(), table.params.tolist())}
-    if given == theirs:
+    if theirs <= given:
         return None
-    return (f"{printable(runs.name)} is not the run data {f.id} was made from: "
-            f"{len(given - theirs)} of its {len(given)} configurations (utd, params) are not "
-            f"among the {len(theirs)} the fit was fitted on")
+    others = len(given - theirs)
+    return (f"{printable(runs.name)} is not the run data {f.id} was made from: they hold "
+            f"{len(given & theirs)} of the {len(theirs)} configurations (utd, params) it was "
+            f"fitted on" + (f", and {others} other{'s' if others > 1 else ''}" if others else ""))
 
 
 def _plt():

@@ -185,6 +185,13 @@ def test_runs_of_a_module_qualified_env_are_read_by_the_name_that_names_the_fit(
     with pytest.raises(ArchiveError, match=f"holds no runs for env 'other:PointMass-v0'; its "
                                            f"envs: {qualified}$"):
         read_runs(folder, env="other:PointMass-v0")  # another module's env of that name
+    _folder(folder, {name.replace(f"/{ENV}/", "/other:PointMass-v0/"): data  # a reviewer's
+                     for name, data in _members(1).items()})
+    with pytest.raises(ArchiveError, match=r"holds runs of 2 envs named 'PointMass-v0' "
+                                           rf"\({qualified}, other:PointMass-v0\): pass the id "
+                                           "of one as --env, or a folder of its runs alone$"):
+        read_runs(folder, env="PointMass-v0")
+    assert len(read_runs(folder, env=qualified)) == 2
 
 
 def test_an_archive_holding_the_same_run_twice_is_refused_naming_both(tmp_path):
@@ -618,7 +625,7 @@ def _big_width_grid(tmp_path) -> str:
     # a new user's: gymnasium took v1 with a warning, and the fit and clients had no version
     (lambda t: ["--env", "gymnasium.envs.classic_control:Pendulum"], "names no version: give "
      "it, e.g. --env gymnasium.envs.classic_control:Pendulum-v1 (the latest)"),
-    (lambda t: ["--env", "PointMass-v0"], "`PointMass` doesn't exist.; an env of your own: "
+    (lambda t: ["--env", "PointMass-v0"], "`PointMass` doesn't exist; an env of your own: "
      "register it in a module (gymnasium.register(id='Name-v0', entry_point=...)), make the "
      "module importable (installed, or on PYTHONPATH) and pass --env your_module:Name-v0"),
 ])
@@ -658,12 +665,51 @@ def test_bf16_reaches_calibrate_and_the_recorded_command(tmp_path, monkeypatch):
     assert "--bf16" not in seen[0][1] and "--bf16" in seen[1][1]
 
 
+def test_make_env_passes_an_envs_warnings_on_and_names_a_module_without_the_id(tmp_path,
+                                                                                 monkeypatch):
+    """A reviewer's: the check of unversioned ids swallowed every warning of an env registered
+    without a version, and `mypkg:Typo-v0` was told to pass `your_module:Name-v0`."""
+    pytest.importorskip("gymnasium")
+    from calibration.learner.trainer import LearnerError, make_env
+
+    (tmp_path / "warny.py").write_text(
+        "import warnings, numpy as np, gymnasium as gym\n"
+        "from gymnasium import spaces\n"
+        "class W(gym.Env):\n"
+        "    def __init__(self, **kw):\n"
+        "        warnings.warn('warny says so')\n"
+        "        self.observation_space = spaces.Box(-1, 1, (2,), np.float32)\n"
+        "        self.action_space = spaces.Box(-1, 1, (1,), np.float32)\n"
+        "    def reset(self, *, seed=None, options=None):\n"
+        "        super().reset(seed=seed)\n"
+        "        return np.zeros(2, np.float32), {}\n"
+        "    def step(self, a):\n"
+        "        return np.zeros(2, np.float32), 0.0, False, False, {}\n"
+        "gym.register('Warny', entry_point=W)\n"
+        "gym.register('WarnyV-v0', entry_point=W)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for env_id in ("warny:Warny", "warny:WarnyV-v0"):
+        with pytest.warns(UserWarning, match="warny says so"):
+            make_env(env_id, 0).close()
+    with pytest.raises(LearnerError, match=r"'warny:WarnyV' names no version: give it, e.g. "
+                                           r"--env warny:WarnyV-v0 \(the latest\)"):
+        make_env("warny:WarnyV", 0)
+    with pytest.raises(LearnerError, match=r"`Typo` doesn't exist; warny was imported, and "
+                                           r"registers no such id \(pass the id its "
+                                           r"gymnasium.register\(id=...\) gives\)$"):
+        make_env("warny:Typo-v0", 0)
+
+
 def test_steps_may_be_written_as_a_number_that_is_whole(tmp_path, monkeypatch):
     """A new user's: `--steps 5e3` was "'5e3' is not a valid integer range", where --data 5e5
     is taken; the command recorded says 5000."""
-    seen = _calibrate_sees("steps", (["--steps", "5e3"], ["--steps", "300"]), tmp_path,
-                           monkeypatch)
-    assert [steps for steps, _ in seen] == [5000, 300] and "--steps 5000" in seen[0][1]
+    seen = _calibrate_sees("steps", (["--steps", "5e3"], ["--steps", "300"],
+                                     ["--steps", str(2**53 + 1)]), tmp_path, monkeypatch)
+    assert [steps for steps, _ in seen] == [5000, 300, 2**53 + 1]  # exact, not via a float
+    assert "--steps 5000" in seen[0][1]
+    res = CliRunner().invoke(main, ["plan", "--runs", "6", "--preset", "cpu", "--steps", "5e3",
+                                    "--format", "json"])
+    assert res.exit_code == 0 and {r["steps"] for r in json.loads(res.stdout)["runs"]} == {5000}
     for bad, says in (("5.5", "'5.5' is not a whole number of env steps"),
                       ("0", "must be 1 env step or more, got '0'"),
                       ("abc", "'abc' is not a number")):

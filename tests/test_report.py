@@ -1,6 +1,7 @@
 """Figures, the HTML report, export, and fits shipped by other packages."""
 
 import base64
+import dataclasses
 import io
 import json
 import re
@@ -349,10 +350,20 @@ def test_a_calibrate_fit_knows_its_own_runs_by_their_configurations(tmp_path, mo
 
     monkeypatch.setattr(fitting, "leave_one_config_out", never)
     ctx = report.load_context("bro-torch/Pendulum-v1", csv, n_boot=0)
-    assert ctx.foreign == ("mine.csv is not the run data bro-torch/Pendulum-v1 was made from: 4 "
-                           "of its 4 configurations (utd, params) are not among the 12 the fit "
-                           "was fitted on")
+    assert ctx.foreign == ("mine.csv is not the run data bro-torch/Pendulum-v1 was made from: "
+                           "they hold 0 of the 12 configurations (utd, params) it was fitted on, "
+                           "and 4 others")
     assert "on runs it was not made from" in report.figure_parity(ctx).axes[0].get_title()
+    # Its own runs with more (a planned grid's stage 1 at other configs) are its own; a part of
+    # them is not what it was made from
+    table = own.table
+    extra = dataclasses.replace(table, utd=np.append(table.utd, 3.0),
+                                params=np.append(table.params, table.params[0]))
+    assert report._other_configs(own.fit, Path("out"), extra) is None
+    part = dataclasses.replace(table, utd=table.utd[:3], params=table.params[:3])
+    assert report._other_configs(own.fit, Path("out"), part) == (
+        "out is not the run data bro-torch/Pendulum-v1 was made from: they hold 3 of the 12 "
+        "configurations (utd, params) it was fitted on")
 
 
 def test_a_refit_that_fails_in_the_parity_figure_is_one_line(data_dir, monkeypatch):

@@ -210,23 +210,31 @@ def make_env(env_id: str, seed: int):
     import gymnasium as gym
     from gymnasium.envs.registration import parse_env_id
 
+    module, colon, name = env_id.partition(":") if ":" in env_id else ("", "", env_id)
     try:
-        unversioned = parse_env_id(env_id.split(":", 1)[-1])[2] is None
-        with warnings.catch_warnings(record=unversioned):  # its fallback's warning: said below
+        with warnings.catch_warnings(record=True) as caught:  # passed on below, unless refused
             env = gym.make(env_id)
     except gym.error.Error as exc:
-        hint = ("; an env of your own: register it in a module (gymnasium.register(id="
-                "'Name-v0', entry_point=...)), make the module importable (installed, or on "
-                "PYTHONPATH) and pass --env your_module:Name-v0"
-                if isinstance(exc, (gym.error.NameNotFound, gym.error.NamespaceNotFound)) else "")
-        raise LearnerError(f"unknown or unavailable gymnasium env {env_id!r}: {exc}{hint}"
-                           ) from None
+        hint = ""
+        if isinstance(exc, (gym.error.NameNotFound, gym.error.NamespaceNotFound)):
+            hint = (f"; {module} was imported, and registers no such id (pass the id its "
+                    "gymnasium.register(id=...) gives)" if colon else
+                    "; an env of your own: register it in a module (gymnasium.register(id="
+                    "'Name-v0', entry_point=...)), make the module importable (installed, or "
+                    "on PYTHONPATH) and pass --env your_module:Name-v0")
+        raise LearnerError(f"unknown or unavailable gymnasium env {env_id!r}: "
+                           f"{str(exc).rstrip('.')}{hint}") from None
+    try:
+        unversioned = parse_env_id(name)[2] is None
+    except gym.error.Error:  # an id gymnasium made but does not parse: nothing to say of it
+        unversioned = False
     if unversioned and env.spec is not None and env.spec.version is not None:
-        env.close()  # gymnasium fell back to a version: fits, files and clients need the id
-        module = env_id.split(":", 1)[0] + ":" if ":" in env_id else ""
+        env.close()  # gymnasium fell back to a version (and warned): the fit needs the id
         raise LearnerError(f"env id {env_id!r} names no version: give it, e.g. --env "
-                           f"{module}{env.spec.id} (the latest), so that the runs and the fit "
-                           "id say which")
+                           f"{module}{colon}{env.spec.id} (the latest), so that the runs and "
+                           "the fit id say which")
+    for w in caught:  # the env's own, and gymnasium's checker's
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
         env.close()
