@@ -90,7 +90,7 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
                                n_boot=n_boot, step_limit=step_limit)
             if np.isfinite(table.data).any():
                 ctx.table = table
-                if ctx.foreign is None:  # no sha256 recorded (a calibrate fit): by its configs
+                if _recorded_sha256(f) is None:  # a calibrate fit's: judged by its configs
                     ctx.foreign = _other_configs(f, Path(runs), table)
                 bs = f.model.batch_size
                 other = sorted({int(b) for b in table.batch_size} - {int(bs.a_b)})
@@ -107,15 +107,20 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
     return ctx
 
 
+def _recorded_sha256(f: Fit):
+    """The match of `source (sha256 HEX)` in f's provenance, or None (a calibrate fit's)."""
+    import re
+
+    return re.fullmatch(r"(.*) \(sha256 ([0-9a-f]{64})\)", f.model.provenance.source)
+
+
 def _foreign(f: Fit, runs: Path) -> str | None:
     """Why `runs` are not the run data `f` was made from, where both are known: its provenance
     records a sha256 (of an archive, or of a folder's .npy files: calibration.build._sha256)
     and that of `runs` differs; else None."""
-    import re
-
     from calibration.build import _sha256
 
-    recorded = re.fullmatch(r"(.*) \(sha256 ([0-9a-f]{64})\)", f.model.provenance.source)
+    recorded = _recorded_sha256(f)
     # a regular file or a folder only (a FIFO would block, /dev/zero never end): read_runs
     # refuses the others in one line
     if recorded is None or not (runs.is_file() or runs.is_dir()) \
