@@ -34,8 +34,10 @@ from calibration.grid import (  # noqa: E402
 from calibration.runner import prepare_out_dir, run_units  # noqa: E402
 
 ENV = "InvertedPendulum-v5"
+# The smoke grid in runs of 300 env steps (60 of them random): the whole pipeline, stages,
+# fit and resume, in about 70 s on 2 cores where the preset's 1,000 steps take about 180.
 CMD = [sys.executable, "-m", "advisor.cli", "calibrate", "--env", ENV, "--preset", "smoke",
-       "--device", "cpu", "--quiet", "--n-boot", "20", "--n-jobs", "2"]
+       "--steps", "300", "--device", "cpu", "--quiet", "--n-boot", "20", "--n-jobs", "2"]
 
 
 def _calibrate(out: Path, timeout=900):
@@ -100,6 +102,9 @@ def test_stage_2_says_what_it_costs_on_this_cpu_at_its_batch_sizes(smoke, tmp_pa
     assert cal._cpu_stage_time(dataclasses.replace(plan, out=out), done, 1) == ""
 
 
+RERUN = ["calibrate", "--env", ENV, "--preset", "smoke", "--steps", "300", "--device", "cpu"]
+
+
 @pytest.mark.slow
 def test_rerun_skips_finished_units(smoke, tmp_path, monkeypatch):
     out, text, name = smoke
@@ -113,15 +118,13 @@ def test_rerun_skips_finished_units(smoke, tmp_path, monkeypatch):
         raise AssertionError("a finished unit was trained again")
 
     monkeypatch.setattr(runner, "run_unit", trained)
-    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--preset", "smoke", "--device",
-                                    "cpu", "--quiet", "--n-boot", "20", "--out-dir", str(copy)])
+    res = CliRunner().invoke(main, [*RERUN, "--quiet", "--n-boot", "20", "--out-dir", str(copy)])
     assert res.exit_code == 0, (res.output, res.exception)
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in logs} == logs
     assert {p: (p.stat().st_mtime_ns, p.read_bytes())
             for p in (copy / "units").glob("*.json")} == markers
     # without --quiet, each stage says that it trains nothing
-    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--preset", "smoke", "--device",
-                                    "cpu", "--n-boot", "20", "--out-dir", str(copy)])
+    res = CliRunner().invoke(main, [*RERUN, "--n-boot", "20", "--out-dir", str(copy)])
     assert res.exit_code == 0, (res.output, res.exception)
     for stage in (1, 2):
         n = sum(p.name.startswith(f"s{stage}_") for p in markers)
@@ -130,15 +133,13 @@ def test_rerun_skips_finished_units(smoke, tmp_path, monkeypatch):
     assert "B~ was fitted by an earlier run" not in text  # the same --n-boot: nothing to say
     # another --n-boot refits D_J with it but keeps B~ (stage 2 trained at its batch sizes):
     # the recorded command would not give this B~ on a new out-dir, and the notes say so
-    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--preset", "smoke", "--device",
-                                    "cpu", "--quiet", "--n-boot", "10", "--out-dir", str(copy)])
+    res = CliRunner().invoke(main, [*RERUN, "--quiet", "--n-boot", "10", "--out-dir", str(copy)])
     assert res.exit_code == 0, (res.output, res.exception)
     notes = advisor.load_fit(str(copy / name)).model.provenance.notes
     assert any(n.startswith("B~ was fitted by an earlier run on this out-dir, with --n-boot 20")
                and n.endswith("fits B~ with --n-boot 10") for n in notes), notes
     (copy / "units" / sorted(markers)[0].name).unlink()
-    res = CliRunner().invoke(main, ["calibrate", "--env", ENV, "--preset", "smoke", "--device",
-                                    "cpu", "--quiet", "--n-boot", "20", "--out-dir", str(copy)])
+    res = CliRunner().invoke(main, [*RERUN, "--quiet", "--n-boot", "20", "--out-dir", str(copy)])
     assert res.exit_code != 0  # the one unit left to train reaches run_unit (patched)
 
 
@@ -231,8 +232,7 @@ def test_a_stop_with_populations_in_threads_is_one_line_not_an_abort(tmp_path, s
     active exception", exit 134. A rerun resumes and finishes (runs of 300 steps: the rerun
     trains all but a unit of the grid)."""
     out = tmp_path / "run"
-    cmd = [*CMD, "--backend", "threads", "--n-jobs", "2", "--steps", "300", "--out-dir",
-           str(out)]
+    cmd = [*CMD, "--backend", "threads", "--n-jobs", "2", "--out-dir", str(out)]
     returncode, err = _stop_after_a_unit(cmd, out, sig)
     assert returncode == code, err[-2000:]
     assert "terminate called" not in err
@@ -953,8 +953,8 @@ def test_an_exponent_the_runs_cannot_determine_gets_a_prior_hint(smoke, tmp_path
     monkeypatch.setattr(cal, "fit_checks", lambda fit, batch_sizes, configs=None: [
         Check("exponents", False, "alpha 8 at its upper bound 8 (20 of 20 targets)")])
     lines = []
-    cal.calibrate(ENV, out_dir=copy, device="cpu", quiet=True, echo=lines.append, n_boot=5,
-                  command="advisor calibrate --env X --out-dir D")
+    cal.calibrate(ENV, out_dir=copy, device="cpu", steps=300, quiet=True, echo=lines.append,
+                  n_boot=5, command="advisor calibrate --env X --out-dir D")
     hints = [line for line in lines if line.startswith("hint: ")]
     free = copy / f"bro-torch-{ENV}.json"
     beside = copy / f"bro-torch-{ENV}-dmc.json"
@@ -963,13 +963,13 @@ def test_an_exponent_the_runs_cannot_determine_gets_a_prior_hint(smoke, tmp_path
         f"--prior dmc --fit-out {beside}"), lines
     lines.clear()  # the refit it names gets no such hint and keeps the free fit
     before = free.read_bytes()
-    cal.calibrate(ENV, out_dir=copy, device="cpu", quiet=False, echo=lines.append, n_boot=5,
-                  prior="dmc", fit_out=beside)
+    cal.calibrate(ENV, out_dir=copy, device="cpu", steps=300, quiet=False, echo=lines.append,
+                  n_boot=5, prior="dmc", fit_out=beside)
     assert not [line for line in lines if line.startswith("hint: ")], lines
     assert free.read_bytes() == before and advisor.load_fit(str(beside)).model.provenance
     lines.clear()  # without --fit-out it says it replaces the free one
-    cal.calibrate(ENV, out_dir=copy, device="cpu", quiet=False, echo=lines.append, n_boot=5,
-                  prior="dmc")
+    cal.calibrate(ENV, out_dir=copy, device="cpu", steps=300, quiet=False, echo=lines.append,
+                  n_boot=5, prior="dmc")
     assert sum("replacing the fit file written earlier" in line for line in lines) == 1, lines
 
 
@@ -1372,8 +1372,8 @@ def test_a_fit_whose_id_the_advisor_lists_says_which_one_fit_names(smoke, tmp_pa
     monkeypatch.setattr(registry, "list_fits", lambda: [f"bro-torch/{ENV}"])
     lines = []
     mine = tmp_path / "mine.json"
-    cal.calibrate(ENV, out_dir=out, device="cpu", preset_name="smoke", n_boot=20, n_jobs=2,
-                  fit_out=mine, echo=lines.append)
+    cal.calibrate(ENV, out_dir=out, device="cpu", preset_name="smoke", steps=300, n_boot=20,
+                  n_jobs=2, fit_out=mine, echo=lines.append)
     notes = [x for x in lines if "is also the id of a fit" in x]
     assert len(notes) == 1 and f"--fit bro-torch/{ENV} names that one" in notes[0], lines
     assert f"(--fit {mine}) to use yours" in notes[0]
