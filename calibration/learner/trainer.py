@@ -212,7 +212,16 @@ def make_env(env_id: str, seed: int):
 
     module, colon, name = env_id.partition(":") if ":" in env_id else ("", "", env_id)
     try:
-        with warnings.catch_warnings(record=True) as caught:  # passed on below, unless refused
+        unversioned = parse_env_id(name)[2] is None
+    except gym.error.Error:  # not an id gymnasium parses: make says what is wrong
+        unversioned = False
+    caught: list = []
+    try:
+        if unversioned:  # gymnasium may fall back to a version, with a warning: refused below
+            # (only here: catch_warnings swaps global state, which threads making envs share)
+            with warnings.catch_warnings(record=True) as caught:
+                env = gym.make(env_id)
+        else:
             env = gym.make(env_id)
     except gym.error.Error as exc:
         hint = ""
@@ -224,16 +233,12 @@ def make_env(env_id: str, seed: int):
                     "on PYTHONPATH) and pass --env your_module:Name-v0")
         raise LearnerError(f"unknown or unavailable gymnasium env {env_id!r}: "
                            f"{str(exc).rstrip('.')}{hint}") from None
-    try:
-        unversioned = parse_env_id(name)[2] is None
-    except gym.error.Error:  # an id gymnasium made but does not parse: nothing to say of it
-        unversioned = False
     if unversioned and env.spec is not None and env.spec.version is not None:
         env.close()  # gymnasium fell back to a version (and warned): the fit needs the id
         raise LearnerError(f"env id {env_id!r} names no version: give it, e.g. --env "
                            f"{module}{colon}{env.spec.id} (the latest), so that the runs and "
                            "the fit id say which")
-    for w in caught:  # the env's own, and gymnasium's checker's
+    for w in caught:  # an unversioned env's own, and gymnasium's checker's: passed on
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
