@@ -54,9 +54,7 @@ KINDS = ("between", "above", "below")
 
 
 def sub_table(t: DataTable, keep: np.ndarray) -> DataTable:
-    return DataTable(t.env, t.utd[keep], t.params[keep], t.batch_size[keep], t.targets,
-                     t.horizon[keep], t.data[keep], t.boot[:, keep], t.n_seeds[keep],
-                     None if t.seed_data is None else t.seed_data[keep], t.seeds_per_column)
+    return t.rows(keep)
 
 
 def refit_without(t: DataTable, held: np.ndarray, **calibrate):

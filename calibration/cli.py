@@ -531,12 +531,15 @@ def report(fit_id, runs, output, compute, data, total, delta, target):
 
 def _warn_foreign(ctx, kind: str | None = None) -> None:
     """The foreign runs' warning, where a figure compares the fit with them (the report's,
-    plot data and parity: not td, which draws the runs alone)."""
+    plot data and parity: not td, which draws the runs alone), and the note of configurations
+    left out."""
     if ctx.foreign and ctx.table is not None and kind in (None, "data", "parity"):
         how = ("" if kind == "data" else
                " (parity: predicted by the fit as it is, nothing refitted)")
         click.echo(f"warning: {ctx.foreign}: the figures compare the fit with these runs{how}",
                    err=True)
+    if ctx.left_out and kind in (None, "data", "parity"):
+        click.echo(f"note: {ctx.left_out}", err=True)
 
 
 @click.command()

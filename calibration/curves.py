@@ -92,6 +92,14 @@ class DataTable:
     seed_data: np.ndarray | None = None
     seeds_per_column: int = 1
 
+    def rows(self, keep: np.ndarray) -> DataTable:
+        """The table of configurations `keep` (a bool mask or indices) only."""
+        return DataTable(self.env, self.utd[keep], self.params[keep], self.batch_size[keep],
+                         self.targets, self.horizon[keep], self.data[keep], self.boot[:, keep],
+                         self.n_seeds[keep],
+                         None if self.seed_data is None else self.seed_data[keep],
+                         self.seeds_per_column)
+
 
 def truncate(run: Run, step_limit: float, metric: str = "return") -> tuple[np.ndarray, np.ndarray]:
     steps, values = run.steps[metric], run.values[metric]

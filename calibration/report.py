@@ -51,6 +51,10 @@ class Context:
     # Set where the runs (a file or folder) are not those whose sha256 the fit records: what
     # is drawn compares the fit with runs it was not made from (parity: the fit as it is).
     foreign: str | None = None
+    # Set where the runs hold configurations besides those a calibrate fit was fitted on (a
+    # planned grid's stage 1): they are left out of the table, so that the parity figure
+    # refits what the fit was made from and its error is the one the fit file records.
+    left_out: str | None = None
     # The parity figure's held-out predictions, computed once per context (a refit per
     # configuration: about a minute for a large archive) and reused by every later figure.
     held_out: np.ndarray | None = field(default=None, repr=False)
@@ -92,6 +96,8 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
                 ctx.table = table
                 if _recorded_sha256(f) is None:  # a calibrate fit's: judged by its configs
                     ctx.foreign = _other_configs(f, Path(runs), table)
+                    if ctx.foreign is None:
+                        ctx.table, ctx.left_out = _fitted_configs(f, table)
                 bs = f.model.batch_size
                 other = sorted({int(b) for b in table.batch_size} - {int(bs.a_b)})
                 if ctx.foreign and bs.kind == "fixed" and other:
@@ -139,18 +145,35 @@ def _other_configs(f: Fit, runs: Path, table: DataTable) -> str | None:
     fitted = f.model.domain.runs
     if not fitted:
         return None
-
-    def key(utd, params):
-        return float(f"{utd:.6g}"), float(f"{params:.6g}")
-
-    theirs = {key(r.utd, r.params) for r in fitted}
-    given = {key(u, n) for u, n in zip(table.utd.tolist(), table.params.tolist())}
+    theirs = {_config_key(r.utd, r.params) for r in fitted}
+    given = {_config_key(u, n) for u, n in zip(table.utd.tolist(), table.params.tolist())}
     if theirs <= given:
         return None
     others = len(given - theirs)
     return (f"{printable(runs.name)} is not the run data {f.id} was made from: they hold "
             f"{len(given & theirs)} of the {len(theirs)} configurations (utd, params) it was "
             f"fitted on" + (f", and {others} other{'s' if others > 1 else ''}" if others else ""))
+
+
+def _fitted_configs(f: Fit, table: DataTable) -> tuple[DataTable, str | None]:
+    """`table` without the configurations `f` was not fitted on (a planned grid's stage 1 holds
+    some that stage 2, which the fit is made from, does not), and a line saying how many were
+    left out (None: none)."""
+    theirs = {_config_key(r.utd, r.params) for r in f.model.domain.runs or ()}
+    keep = np.array([_config_key(u, n) in theirs
+                     for u, n in zip(table.utd.tolist(), table.params.tolist())])
+    if not theirs or keep.all():
+        return table, None
+    n = int((~keep).sum())
+    return table.rows(keep), (f"{n} configuration{'s' if n > 1 else ''} (utd, params) of these "
+                              f"runs {'are' if n > 1 else 'is'} not among the {int(keep.sum())} "
+                              f"{f.id} was fitted on (a planned grid's stage 1) and "
+                              f"{'are' if n > 1 else 'is'} left out of the figures")
+
+
+def _config_key(utd: float, params: float) -> tuple[float, float]:
+    """A configuration as a fit file records it (6 significant digits)."""
+    return float(f"{utd:.6g}"), float(f"{params:.6g}")
 
 
 def _plt():
@@ -622,6 +645,8 @@ def render_report(ctx: Context, missing: list[tuple[str, str]] | None = None,
     if ctx.foreign:
         meta += (f"<p class='note'>{html.escape(ctx.foreign)}: the figures compare the fit "
                  "with these runs, and parity predicts them with the fit as it is.</p>")
+    if ctx.left_out:
+        meta += f"<p class='note'>{html.escape(ctx.left_out)}.</p>"
     style = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;"
              "color:#222}img{max-width:100%;height:auto;border:1px solid #ddd}"
              "h2{font-size:1.1em;margin-top:2em}.note{color:#a33}")

@@ -366,6 +366,33 @@ def test_a_calibrate_fit_knows_its_own_runs_by_their_configurations(tmp_path, mo
         "configurations (utd, params) it was fitted on")
 
 
+def test_configurations_a_calibrate_fit_was_not_fitted_on_are_left_out(monkeypatch, capsys):
+    """A planned grid's out-dir holds stage-1 configurations that its fit (made on stage 2)
+    does not: the parity figure refitted over them too, so its error was not the fit's."""
+    runs = Path(__file__).parents[1] / "runs" / "cpu-Pendulum-v1.tgz"
+    own = report.load_context("bro-torch/Pendulum-v1", runs, n_boot=0)
+    t = own.table
+    extra = dataclasses.replace(
+        t, utd=np.append(t.utd, 3.0), params=np.append(t.params, t.params[0]),
+        batch_size=np.append(t.batch_size, t.batch_size[0]), horizon=np.append(t.horizon, 1e4),
+        data=np.vstack([t.data, t.data[:1]]), boot=np.concatenate([t.boot, t.boot[:, :1]], 1),
+        n_seeds=np.append(t.n_seeds, 2),
+        seed_data=None if t.seed_data is None else np.concatenate([t.seed_data,
+                                                                   t.seed_data[:1]]))
+    monkeypatch.setattr(report, "data_table", lambda *args, **kwargs: extra)
+    ctx = report.load_context("bro-torch/Pendulum-v1", runs, n_boot=0)
+    assert ctx.foreign is None and len(ctx.table.utd) == len(t.utd) == 12
+    assert np.array_equal(ctx.table.data, t.data, equal_nan=True)
+    assert ctx.left_out == ("1 configuration (utd, params) of these runs is not among the 12 "
+                            "bro-torch/Pendulum-v1 was fitted on (a planned grid's stage 1) and "
+                            "is left out of the figures")
+    assert own.left_out is None  # its own runs, nothing more: nothing said
+    from calibration import cli
+
+    cli._warn_foreign(ctx, "parity")
+    assert capsys.readouterr().err == f"note: {ctx.left_out}\n"
+
+
 def test_a_refit_that_fails_in_the_parity_figure_is_one_line(data_dir, monkeypatch):
     from calibration import fitting
 
