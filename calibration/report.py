@@ -272,12 +272,20 @@ def figure_parity(ctx: Context):
                               f"configuration of these runs, and a refit failed ({exc}): are "
                               "they the runs it was made from?") from None
     ctx.held_out = loco
-    err = relative_errors(loco, t.data).mean()
+    # A run whose first logged return is already above a threshold reaches it at step 0: no
+    # point on log axes, and no relative error (runs a fit was made from start below them).
+    at_start = int((t.data <= 0).sum())
+    ok = np.isfinite(t.data) & (t.data > 0)
+    if not ok.any():
+        f = ctx.fit
+        raise ReportError(f"the parity figure has no point to draw: every threshold of {f.id} "
+                          f"({span(f.target_min, f.target_max, '.4g')}) these runs reach, they "
+                          "reach at step 0, with their first return")
+    err = relative_errors(loco, np.where(ok, t.data, np.nan)).mean()
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    ok = np.isfinite(t.data)
     sc = ax.scatter(t.data[ok], loco[ok], c=np.broadcast_to(t.targets, t.data.shape)[ok], s=12,
                     cmap="plasma")
-    lim = np.array([np.nanmin(t.data) / 1.3, np.nanmax(t.data) * 1.3])
+    lim = np.array([t.data[ok].min() / 1.3, t.data[ok].max() * 1.3])
     ax.plot(lim, lim, "k--", lw=1)
     title = (f"{ctx.fit.id}: leave-one-config-out error {100 * err:.1f}%" if not ctx.foreign
              else f"{ctx.fit.id} on runs it was not made from: error {100 * err:.1f}%")
@@ -309,6 +317,9 @@ def figure_parity(ctx: Context):
         held = None if ctx.foreign else pi.coverage.get("leave_one_config_out")
         title += (f"\n80% interval holds {100 * (1 - outside.mean()):.0f}% of these points"
                   + (f"\n({100 * held:.0f}% when no config calibrates its own)" if held else ""))
+    if at_start:
+        title += (f"\n({at_start} point{'s' if at_start > 1 else ''} reached at step 0, "
+                  "before any update, not drawn)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("measured env steps to target")

@@ -5,6 +5,7 @@ import dataclasses
 import io
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -391,6 +392,36 @@ def test_configurations_a_calibrate_fit_was_not_fitted_on_are_left_out(monkeypat
 
     cli._warn_foreign(ctx, "parity")
     assert capsys.readouterr().err == f"note: {ctx.left_out}\n"
+
+
+def test_runs_that_start_above_the_thresholds_are_not_drawn_at_step_0(tmp_path):
+    """A hostile round: runs whose first return passes a threshold reach it at step 0, which
+    log axes cannot show: parity drew an empty figure titled "error inf%", with matplotlib's
+    "no positive values" warning. Those points are now left out and counted; with no other
+    point the figure is not drawn, in one line."""
+    def csv(name, start):
+        rows = ["utd,width,batch_size,seed,step,return"]
+        for utd in (1, 2):
+            for width in (96, 256):
+                rows += [f"{utd},{width},64,{seed},{step},{start(width) + 0.2 * step * utd:.1f}"
+                         for seed in (0, 1) for step in range(0, 6001, 500)]
+        (tmp_path / name).write_text("\n".join(rows) + "\n")
+        return tmp_path / name
+
+    some = report.load_context("bro-torch/Pendulum-v1",
+                               csv("some.csv", lambda w: -100 if w == 96 else -1500), n_boot=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        title = report.figure_parity(some).axes[0].get_title()
+    n = int((some.table.data == 0).sum())
+    assert n > 0 and f"({n} points reached at step 0, before any update, not drawn)" in title
+    assert "inf%" not in title
+    every = report.load_context("bro-torch/Pendulum-v1", csv("all.csv", lambda w: -100),
+                                n_boot=0)
+    with pytest.raises(report.ReportError, match=r"^the parity figure has no point to draw: "
+                       r"every threshold of bro-torch/Pendulum-v1 \(-993.8 to -189.5\) these "
+                       r"runs reach, they reach at step 0, with their first return$"):
+        report.figure_parity(every)
 
 
 def test_a_refit_that_fails_in_the_parity_figure_is_one_line(data_dir, monkeypatch):
