@@ -186,6 +186,61 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
 
 
 @click.command()
+@click.argument("logs", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Where to write the CSV (atomically; default: standard output).")
+@click.option("--env", help="Read the runs of this env only (default: every env, with an env "
+                            "column that advisor fit --env selects).")
+@click.option("--input-dim", type=click.IntRange(1, 100_000),
+              help="The env's obs + action size, where Gymnasium here cannot make it (a custom "
+                   "env): the critic's parameters are counted at it.")
+def tidy(logs, output, env, input_dim):
+    """Turn rl-baselines3-zoo's logs of SAC runs into the tidy CSV that `advisor fit` reads.
+
+    LOGS: the folder rl-zoo's -f / --log-folder named (or its sac/ folder, or one run's). Each
+    run needs evaluations, so train with --eval-freq N (and --eval-episodes K):
+
+    \b
+      for seed in 0 1 2; do
+        python -m rl_zoo3.train --algo sac --env Pendulum-v1 -conf sac.yml \\
+          -f logs --seed $seed --eval-freq 1000 --eval-episodes 5
+      done
+      advisor tidy logs -o runs.csv
+      advisor fit runs.csv --algorithm sb3-sac --env Pendulum-v1 -o fit.json
+
+    \b
+    A row per evaluation: env, utd (gradient_steps / (train_freq * n_envs)),
+    width (where the critic's hidden layers share one), params (the critic,
+    both Q-nets, as SB3 builds MlpPolicy's net_arch or BroNetSACPolicy's
+    critic_width and critic_blocks), batch_size, seed, step, return (the
+    mean over its episodes). Vary utd, width (and batch size) across runs,
+    with 2 or more seeds each. Nothing in the logs is run: policy_kwargs is
+    read as literals only."""
+    from calibration import zoo_logs
+
+    runs, notes = zoo_logs.read_runs(logs, env=env, input_dim=input_dim)
+    text = zoo_logs.tidy_csv(runs)
+    if output:
+        from advisor.files import atomic_write_text
+
+        atomic_write_text(output, text)
+    else:
+        click.echo(text, nl=False)
+    for line in notes:
+        click.echo(f"note: {line}", err=True)
+    for line in zoo_logs.summary(runs):
+        click.echo(line, err=True)
+    envs = sorted({r.env for r in runs})
+    starts = {r.learning_starts for r in runs}
+    random = (f" --random-steps {starts.pop()}" if len(starts) == 1 and None not in starts
+              else "")
+    click.echo(f"{'wrote ' + output if output else 'the CSV is above'}; next: advisor fit "
+               f"{shlex.quote(output) if output else 'RUNS.csv'} --algorithm sb3-sac --env "
+               f"{shlex.quote(envs[0]) if len(envs) == 1 else 'ENV'} -o FIT.json{random}",
+               err=True)
+
+
+@click.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--out-dir", default="fits", show_default=True,
               type=click.Path(file_okay=False))

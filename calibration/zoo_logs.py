@@ -1,0 +1,318 @@
+"""Runs that rl-baselines3-zoo logged, as tidy CSV rows (`advisor tidy LOGS -o runs.csv`).
+
+rl-zoo (`python -m rl_zoo3.train --algo sac --env ENV --eval-freq N ...`) writes a folder per run,
+LOGS/sac/ENV_k/, that holds evaluations.npz (its EvalCallback's: `timesteps`, and `results`, a
+return per evaluation episode) and ENV/config.yml and ENV/args.yml (the hyperparameters and the
+command's arguments, seed included). Each evaluation of a run becomes one row of the tidy CSV
+that `advisor fit` reads (calibration.tidy):
+
+    utd         gradient_steps / (train_freq * n_envs) (gradient_steps -1: one update per
+                env step collected, utd 1)
+    params      the critic's parameters, both Q-nets, counted as Stable-Baselines3 builds it:
+                MlpPolicy's MLP (net_arch's qf layers) or this project's BroNetSACPolicy
+                (critic_width, critic_blocks), at the env's obs + action size
+    width       the critic's hidden width, where its layers share one
+    batch_size, seed, step (the evaluation's env steps), return (the mean of its episodes), env
+
+Nothing read is run: the YAML is read with PyYAML's safe loader, which here takes rl-zoo's
+OrderedDict tag as a mapping and any other Python tag as its name, and `policy_kwargs` (a Python
+expression rl-zoo evaluates) is read as literals, `dict(...)` calls and names only.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from advisor.files import read_limited
+from calibration.archives import ArchiveError
+
+#: SB3's SAC defaults, where config.yml does not set them.
+SAC_DEFAULTS = {"train_freq": 1, "gradient_steps": 1, "batch_size": 256, "n_envs": 1,
+                "learning_starts": 100}
+#: SACPolicy's critic without net_arch: two hidden layers of 256, two Q-nets.
+DEFAULT_NET_ARCH = (256, 256)
+DEFAULT_N_CRITICS = 2
+BRONET_POLICIES = ("advisor.integrations.sb3_bronet.BroNetSACPolicy",
+                   "advisor.integrations.sb3_bronet:BroNetSACPolicy")
+MLP_POLICIES = ("MlpPolicy", "MultiInputPolicy")
+MAX_LOG_BYTES = 64 * 2**20  # an evaluations.npz or a YAML file
+COLUMNS = ("env", "utd", "width", "params", "batch_size", "seed", "step", "return")
+
+
+class ZooLogError(ArchiveError):
+    """rl-zoo logs that cannot be read as runs (no evaluations, an unknown critic, a bad file)."""
+
+
+@dataclass(frozen=True)
+class ZooRun:
+    """One rl-zoo run: its configuration and its evaluations."""
+
+    folder: Path
+    env: str
+    seed: int
+    utd: float
+    batch_size: int
+    params: int
+    width: int | None
+    steps: np.ndarray
+    returns: np.ndarray  # the mean return of each evaluation
+    learning_starts: int | None  # env steps of random actions before learning (SB3's 100)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading what rl-zoo wrote, executing nothing
+
+
+def _yaml(path: Path) -> dict:
+    """config.yml or args.yml: a mapping (rl-zoo dumps an OrderedDict, a Python tag)."""
+    try:
+        import yaml
+    except ImportError:
+        raise ZooLogError("reading rl-zoo logs needs PyYAML: pip install pyyaml") from None
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def python_tag(loader, suffix, node):
+        if suffix == "object/apply:collections.OrderedDict" and isinstance(
+                node, yaml.SequenceNode):
+            (pairs,) = loader.construct_sequence(node, deep=True) or ([],)
+            return {k: v for k, v in pairs}
+        if suffix == "tuple" and isinstance(node, yaml.SequenceNode):
+            return list(loader.construct_sequence(node, deep=True))
+        return f"<python/{suffix}>"  # a class or object rl-zoo dumped: its name, never built
+
+    Loader.add_multi_constructor("tag:yaml.org,2002:python/", python_tag)
+    text = read_limited(path, "rl-zoo file", ZooLogError, limit=MAX_LOG_BYTES)
+    try:
+        value = yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader subclass)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ZooLogError(f"{path} is not YAML rl-zoo wrote: {first}") from None
+    if not isinstance(value, dict):
+        raise ZooLogError(f"{path} is not a mapping of hyperparameters, as rl-zoo writes it")
+    return value
+
+
+def literal(text: str, what: str):
+    """A Python expression of literals, `dict(...)` calls and names (kept as their dotted
+    text, e.g. 'nn.ReLU'), as rl-zoo writes `policy_kwargs`; ZooLogError for anything else."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        raise ZooLogError(f"{what} {text!r} is not a Python expression") from None
+
+    def value(node):
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) \
+                and isinstance(node.operand, ast.Constant) \
+                and isinstance(node.operand.value, (int, float)):
+            return -node.operand.value
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [value(e) for e in node.elts]
+        if isinstance(node, ast.Dict) and None not in node.keys:
+            return {value(k): value(v) for k, v in zip(node.keys, node.values)}
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id == "dict" and not node.args \
+                and all(k.arg is not None for k in node.keywords):
+            return {k.arg: value(k.value) for k in node.keywords}
+        if isinstance(node, (ast.Name, ast.Attribute)):
+            return ast.unparse(node)
+        raise ZooLogError(f"{what} {text!r} holds {ast.unparse(node)!r}: only literals, dict(...) "
+                          "and names are read (nothing in a log is run)")
+
+    return value(tree)
+
+
+def _whole(value, what: str, where: Path, least: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value != int(value) or value < least:
+        raise ZooLogError(f"{where}: {what} must be a whole number of at least {least}, got "
+                          f"{value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------------
+# The configuration of a run
+
+
+def utd_of(config: dict, where: Path) -> float:
+    """Gradient updates per env step of SB3's off-policy loop: each rollout steps n_envs envs
+    train_freq times, then takes gradient_steps updates (-1: as many as transitions)."""
+    freq = config.get("train_freq", SAC_DEFAULTS["train_freq"])
+    if isinstance(freq, (list, tuple)):
+        if len(freq) != 2 or str(freq[1]) not in ("step", "episode"):
+            raise ZooLogError(f"{where}: train_freq {freq!r} is not (n, 'step') or (n, 'episode')")
+        if freq[1] == "episode":
+            raise ZooLogError(f"{where}: train_freq {freq!r} trains once per episode, so its "
+                              "updates per env step vary with episode length: only runs that "
+                              "train every n steps have a utd")
+        freq = freq[0]
+    freq = _whole(freq, "train_freq", where)
+    steps = config.get("gradient_steps", SAC_DEFAULTS["gradient_steps"])
+    n_envs = _whole(config.get("n_envs", SAC_DEFAULTS["n_envs"]), "n_envs", where)
+    if steps == -1:
+        return 1.0
+    return _whole(steps, "gradient_steps (or -1)", where) / (freq * n_envs)
+
+
+def critic_size(config: dict, input_dim: int, where: Path) -> tuple[int, int | None]:
+    """(params, width) of the critic SB3 builds from config.yml's policy and policy_kwargs at
+    obs + action size `input_dim`: both Q-nets; width None where its hidden layers differ."""
+    policy = str(config.get("policy", "MlpPolicy"))
+    kwargs = config.get("policy_kwargs") or {}
+    if isinstance(kwargs, str):
+        kwargs = literal(kwargs, f"{where}: policy_kwargs")
+    if not isinstance(kwargs, dict):
+        raise ZooLogError(f"{where}: policy_kwargs {kwargs!r} is not a dict")
+    n_critics = _whole(kwargs.get("n_critics", DEFAULT_N_CRITICS), "n_critics", where)
+    if policy in BRONET_POLICIES:
+        from advisor.integrations.critic import BroNetShape
+
+        width = _whole(kwargs.get("critic_width", 256), "critic_width", where)
+        blocks = _whole(kwargs.get("critic_blocks", 2), "critic_blocks", where, least=0)
+        return n_critics * BroNetShape(input_dim, blocks, 1).per_qnet(width, 1), width
+    if policy not in MLP_POLICIES:
+        raise ZooLogError(f"{where}: policy {policy!r} builds a critic whose parameters cannot be "
+                          f"counted here; read: {', '.join(MLP_POLICIES + BRONET_POLICIES[:1])} "
+                          "(or log params yourself in a tidy CSV: advisor fit --help)")
+    arch = kwargs.get("net_arch", list(DEFAULT_NET_ARCH))
+    if isinstance(arch, dict):
+        arch = arch.get("qf", list(DEFAULT_NET_ARCH))
+    if not isinstance(arch, list):
+        raise ZooLogError(f"{where}: net_arch {arch!r} is not a list of widths or a dict with qf")
+    layers = [_whole(w, "each width of net_arch", where) for w in arch]
+    sizes = [input_dim, *layers, 1]
+    per_qnet = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return n_critics * per_qnet, (layers[0] if layers and len(set(layers)) == 1 else None)
+
+
+def _input_dim(env: str, given: int | None, where: Path) -> int:
+    if given is not None:
+        return given
+    from advisor.integrations.zoo import env_input_dim
+
+    dim = env_input_dim(env)
+    if dim is None:
+        raise ZooLogError(f"{where}: Gymnasium here cannot make {env}, so its critic's input "
+                          "(obs + action size) is unknown: pass --input-dim N (e.g. 4 for "
+                          "Pendulum-v1: 3 + 1)")
+    return dim
+
+
+def read_run(folder: Path, input_dim: int | None = None) -> ZooRun:
+    """The run rl-zoo logged in `folder` (which holds evaluations.npz)."""
+    configs = sorted(folder.glob("*/config.yml"))
+    if len(configs) != 1:
+        raise ZooLogError(f"{folder} holds {len(configs)} ENV/config.yml files, not one: it is "
+                          "not a run folder as rl-zoo writes it")
+    config = _yaml(configs[0])
+    args_file = configs[0].with_name("args.yml")
+    args = _yaml(args_file) if args_file.is_file() else {}
+    algo = str(args.get("algo", "sac"))
+    if algo != "sac":
+        raise ZooLogError(f"{folder} is an rl-zoo {algo} run: only SAC runs (--algo sac) are read")
+    env = str(args.get("env") or configs[0].parent.name)
+    if "seed" not in args:
+        raise ZooLogError(f"{folder} has no args.yml with the run's seed")
+    seed = _whole(args["seed"], "seed", args_file, least=0)
+    utd = utd_of(config, configs[0])
+    batch_size = _whole(config.get("batch_size", SAC_DEFAULTS["batch_size"]), "batch_size",
+                        configs[0])
+    params, width = critic_size(config, _input_dim(env, input_dim, configs[0]), configs[0])
+    npz = folder / "evaluations.npz"
+    try:
+        with np.load(io.BytesIO(read_limited(npz, "rl-zoo file", ZooLogError,
+                                             limit=MAX_LOG_BYTES)), allow_pickle=False) as data:
+            steps = np.asarray(data["timesteps"], float)
+            results = np.asarray(data["results"], float)
+    except ZooLogError:
+        raise
+    except (KeyError, ValueError, OSError) as exc:
+        raise ZooLogError(f"{npz} is not an EvalCallback's evaluations (timesteps, results): "
+                          f"{exc}") from None
+    if results.ndim != 2 or len(results) != len(steps) or not len(steps):
+        raise ZooLogError(f"{npz} holds {len(steps)} evaluation steps and results of shape "
+                          f"{results.shape}: not one row of episode returns per evaluation")
+    starts = config.get("learning_starts", SAC_DEFAULTS["learning_starts"])
+    starts = starts if isinstance(starts, int) and not isinstance(starts, bool) else None
+    return ZooRun(folder, env, seed, utd, batch_size, int(params), width, steps,
+                  results.mean(axis=1), starts)
+
+
+# --------------------------------------------------------------------------------------------
+# A folder of runs, and the CSV
+
+
+def read_runs(logs: str | Path, env: str | None = None, input_dim: int | None = None
+              ) -> tuple[list[ZooRun], list[str]]:
+    """Every SAC run under `logs` (a log folder, its sac/ folder or one run's), optionally of
+    `env` only, and notes on what was left out (runs with no evaluations)."""
+    logs = Path(logs)
+    if not logs.is_dir():
+        raise ZooLogError(f"{logs} is not a folder of rl-zoo logs (what -f / --log-folder named)")
+    folders = sorted({p.parent for p in logs.rglob("evaluations.npz")})
+    bare = sorted({p.parent.parent for p in logs.rglob("*/config.yml")} - set(folders))
+    notes = []
+    if bare:
+        notes.append(f"{len(bare)} run folder{'s' if len(bare) > 1 else ''} without "
+                     f"evaluations.npz left out (trained with --eval-freq -1?), e.g. {bare[0]}")
+    if not folders:
+        raise ZooLogError(f"{logs} holds no evaluations.npz: train with rl-zoo's --eval-freq N "
+                          "(and --eval-episodes, 5 by default) so that it logs returns"
+                          + (f" ({notes[0]})" if notes else ""))
+    runs = [read_run(f, input_dim) for f in folders]
+    envs = sorted({r.env for r in runs})
+    if env is not None:
+        runs = [r for r in runs if r.env == env]
+        if not runs:
+            raise ZooLogError(f"{logs} holds no run of env {env!r}; its envs: {', '.join(envs)}")
+    if input_dim is not None and env is None and len(envs) > 1:
+        raise ZooLogError(f"--input-dim counts one env's critic, and {logs} holds runs of "
+                          f"{', '.join(envs)}: choose one with --env")
+    seen: dict[tuple, Path] = {}
+    for r in runs:
+        key = (r.env, r.utd, r.params, r.batch_size, r.seed)
+        if key in seen:
+            raise ZooLogError(f"{seen[key]} and {r.folder} are the same configuration with the "
+                              f"same seed {r.seed}: remove one (rl-zoo's --seed picks each run's)")
+        seen[key] = r.folder
+    return runs, notes
+
+
+def tidy_csv(runs: list[ZooRun]) -> str:
+    """The tidy CSV of `runs`: one row per evaluation."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for r in sorted(runs, key=lambda r: (r.env, r.utd, r.params, r.batch_size, r.seed)):
+        for step, ret in zip(r.steps.tolist(), r.returns.tolist()):
+            writer.writerow([r.env, f"{r.utd:.10g}", "" if r.width is None else r.width,
+                             r.params, r.batch_size, r.seed, f"{step:.10g}", repr(ret)])
+    return out.getvalue()
+
+
+def summary(runs: list[ZooRun]) -> list[str]:
+    """A line per env: its configurations and seeds, and those with one seed (advisor fit needs
+    two or more each)."""
+    lines = []
+    for env in sorted({r.env for r in runs}):
+        mine = [r for r in runs if r.env == env]
+        configs: dict[tuple, list[int]] = {}
+        for r in mine:
+            configs.setdefault((r.utd, r.params, r.batch_size), []).append(r.seed)
+        single = [k for k, s in configs.items() if len(s) < 2]
+        lines.append(f"{env}: {len(mine)} run{'s' if len(mine) > 1 else ''}, {len(configs)} "
+                     f"configuration{'s' if len(configs) > 1 else ''} (utd, params, batch size)"
+                     + (f"; {len(single)} with one seed (advisor fit needs 2 or more each), "
+                        f"e.g. utd {single[0][0]:g}, params {single[0][1]:,}, batch size "
+                        f"{single[0][2]}" if single else ""))
+    return lines

@@ -1,0 +1,186 @@
+"""`advisor tidy`: rl-baselines3-zoo's logs of SAC runs as the tidy CSV that `advisor fit` reads.
+rl-zoo itself writes the logs of the first test (two seeds of a few hundred steps on
+Pendulum-v1); the others write its files as it does (yaml.dump of an OrderedDict, np.savez) and
+count critics against Stable-Baselines3's own."""
+import os
+import subprocess
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from advisor.cli import main
+from calibration import zoo_logs
+from calibration.tidy import read_csv_runs
+
+yaml = pytest.importorskip("yaml")
+ROOT = Path(__file__).resolve().parent.parent
+ENV = "Pendulum-v1"
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def write_run(folder: Path, config: dict, args: dict | None = None, env: str = ENV,
+              steps=(100, 200), results=((-1500.0, -1300.0), (-900.0, -700.0))) -> Path:
+    """A run folder as rl-zoo writes it: ENV/config.yml, ENV/args.yml (yaml.dump of
+    OrderedDicts, as exp_manager._save_config) and EvalCallback's evaluations.npz."""
+    (folder / env).mkdir(parents=True)
+    (folder / env / "config.yml").write_text(yaml.dump(OrderedDict(sorted(config.items()))))
+    args = {"algo": "sac", "env": env, "seed": 0, **(args or {})}
+    (folder / env / "args.yml").write_text(yaml.dump(OrderedDict(sorted(args.items()))))
+    np.savez(folder / "evaluations.npz", timesteps=np.array(steps),
+             results=np.array(results), ep_lengths=np.full(np.shape(results), 200))
+    return folder
+
+
+def test_rl_zoo_logs_of_a_generated_file_become_runs_advisor_fit_reads(tmp_path):
+    """The loop a user of rl-zoo closes: the advisor's zoo file, rl-zoo training it with
+    evaluations (two seeds), `advisor tidy` on its logs, and the CSV reader of `advisor fit`."""
+    pytest.importorskip("rl_zoo3")
+    from stable_baselines3 import SAC
+
+    conf = tmp_path / "sac.yml"
+    res = run("recommend", "--fit", "bro-torch/Pendulum-v1", "--data", "3000", "--target", "-900",
+              "--utd", "1", "--format", "zoo", "--env", ENV, "--critic", "bronet")
+    assert res.exit_code == 0, res.output
+    conf.write_text(res.stdout)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "rl_zoo3.train", "--algo", "sac", "--env", ENV, "-conf",
+         str(conf), "-f", str(tmp_path / "logs"), "--seed", str(seed), "--device", "cpu",
+         "--eval-freq", "100", "--eval-episodes", "2", "--verbose", "0", "-params",
+         "n_timesteps:300", "learning_starts:100"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+        for seed in (3, 4)]
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out[-3000:]
+
+    csv = tmp_path / "runs.csv"
+    res = run("tidy", tmp_path / "logs", "-o", csv)
+    assert res.exit_code == 0, res.output
+    assert res.stderr.splitlines()[-1] == (f"wrote {csv}; next: advisor fit {csv} --algorithm "
+                                           f"sb3-sac --env {ENV} -o FIT.json --random-steps 100")
+    (r,) = read_csv_runs(csv, env=ENV)
+    models = [SAC.load(p, device="cpu") for p in sorted((tmp_path / "logs").glob(
+        f"sac/{ENV}_*/{ENV}.zip"))]
+    critic = {sum(p.numel() for p in m.critic.parameters()) for m in models}
+    assert critic == {r.params} and r.utd == 1 and r.n_seeds == 2
+    assert r.batch_size == models[0].batch_size
+    evals = [np.load(p) for p in sorted((tmp_path / "logs").glob("sac/*/evaluations.npz"))]
+    assert list(r.steps["return"]) == [100, 200, 300]
+    means = np.stack([e["results"].mean(axis=1) for e in evals], axis=1)  # (steps, seeds)
+    assert np.allclose(np.sort(r.values["return"], axis=1), np.sort(means, axis=1))
+
+
+@pytest.mark.parametrize("kwargs, built, qf", [
+    (None, None, [256, 256]),  # SACPolicy's default critic
+    ("dict(net_arch=[64, 64])", dict(net_arch=[64, 64]), [64, 64]),
+    ("dict(net_arch=dict(pi=[256, 256], qf=[96, 48, 96]), n_critics=3, activation_fn=nn.Tanh)",
+     "tanh", [96, 48, 96]),
+    # -params policy_kwargs:"dict(...)": rl-zoo evaluates it, and config.yml holds a mapping
+    ({"net_arch": {"pi": [64], "qf": [32, 32]}}, {"net_arch": {"pi": [64], "qf": [32, 32]}},
+     [32, 32]),
+])
+def test_mlp_critics_are_counted_as_sb3_builds_them(kwargs, built, qf, tmp_path):
+    pytest.importorskip("stable_baselines3")
+    import torch.nn as nn
+    from stable_baselines3 import SAC
+
+    if built == "tanh":
+        built = dict(net_arch=dict(pi=[256, 256], qf=[96, 48, 96]), n_critics=3,
+                     activation_fn=nn.Tanh)
+    config = {"batch_size": 64} | ({} if kwargs is None else {"policy_kwargs": kwargs})
+    r = zoo_logs.read_run(write_run(tmp_path / f"{ENV}_1", config))
+    model = SAC("MlpPolicy", ENV, device="cpu", policy_kwargs=built, learning_starts=10**6)
+    assert r.params == sum(p.numel() for p in model.critic.parameters())
+    assert r.width == (qf[0] if len(set(qf)) == 1 else None) and r.batch_size == 64
+
+
+def test_update_to_data_ratio_of_sb3s_loop(tmp_path):
+    where = tmp_path / "config.yml"
+    assert zoo_logs.utd_of({}, where) == 1
+    assert zoo_logs.utd_of({"train_freq": 2, "gradient_steps": 5}, where) == 2.5
+    assert zoo_logs.utd_of({"train_freq": [4, "step"], "gradient_steps": 2, "n_envs": 2},
+                           where) == 0.25
+    assert zoo_logs.utd_of({"train_freq": 8, "gradient_steps": -1, "n_envs": 4}, where) == 1
+    with pytest.raises(zoo_logs.ZooLogError, match="trains once per episode"):
+        zoo_logs.utd_of({"train_freq": [1, "episode"]}, where)
+    with pytest.raises(zoo_logs.ZooLogError, match="gradient_steps .or -1. must be a whole"):
+        zoo_logs.utd_of({"gradient_steps": 0.5}, where)
+
+
+def test_nothing_in_the_logs_is_run(tmp_path):
+    """policy_kwargs is a Python expression rl-zoo evaluates, and its YAML may hold Python
+    tags: both are read as data only."""
+    marker = tmp_path / "ran"
+    code = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    run_dir = write_run(tmp_path / "a" / f"{ENV}_1", {"policy_kwargs": f"dict(x={code})"})
+    res = run("tidy", tmp_path / "a")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1 and not marker.exists()
+    assert "only literals, dict(...) and names are read (nothing in a log is run)" in res.stderr
+    config = run_dir / ENV / "config.yml"
+    config.write_text(f"!!python/object/apply:os.system [\"touch {marker}\"]\n")
+    res = run("tidy", tmp_path / "a")
+    assert res.exit_code == 2 and not marker.exists()
+    assert res.stderr == (f"error: {config} is not a mapping of hyperparameters, as rl-zoo "
+                          "writes it\n")
+    config.write_text("batch_size: 64\nreplay_buffer_class: !!python/name:os.system ''\n")
+    assert run("tidy", tmp_path / "a").exit_code == 0 and not marker.exists()
+
+
+def test_every_input_a_user_can_get_wrong_is_one_line(tmp_path):
+    def error(*args):
+        res = run("tidy", *args)
+        assert res.exit_code == 2 and res.stderr.startswith("error: "), res.output
+        assert res.stderr.count("\n") == 1, res.stderr
+        return res.stderr
+
+    (tmp_path / "empty").mkdir()
+    assert "holds no evaluations.npz: train with rl-zoo's --eval-freq N" in error(
+        tmp_path / "empty")
+    bare = write_run(tmp_path / "bare" / f"{ENV}_1", {})
+    (bare / "evaluations.npz").unlink()
+    assert "1 run folder without evaluations.npz left out (trained with --eval-freq -1?)" in \
+        error(tmp_path / "bare")
+    write_run(tmp_path / "td3" / f"{ENV}_1", {}, args={"algo": "td3"})
+    assert "is an rl-zoo td3 run: only SAC runs (--algo sac) are read" in error(tmp_path / "td3")
+    write_run(tmp_path / "pol" / f"{ENV}_1", {"policy": "mypkg.MyPolicy"})
+    assert "policy 'mypkg.MyPolicy' builds a critic whose parameters cannot be counted" in \
+        error(tmp_path / "pol")
+    write_run(tmp_path / "env" / "My-v0_1", {}, env="My-v0")
+    assert "Gymnasium here cannot make My-v0, so its critic's input (obs + action size) is " \
+           "unknown: pass --input-dim N" in error(tmp_path / "env")
+    assert run("tidy", tmp_path / "env", "--input-dim", "7").exit_code == 0
+    assert "holds no run of env 'Other-v0'; its envs: My-v0" in error(
+        tmp_path / "env", "--env", "Other-v0", "--input-dim", "7")
+    write_run(tmp_path / "twice" / f"{ENV}_1", {})
+    write_run(tmp_path / "twice" / f"{ENV}_2", {})
+    assert "are the same configuration with the same seed 0: remove one" in error(
+        tmp_path / "twice")
+    bad = write_run(tmp_path / "npz" / f"{ENV}_1", {})
+    (bad / "evaluations.npz").write_bytes(b"not a zip")
+    assert "is not an EvalCallback's evaluations (timesteps, results)" in error(tmp_path / "npz")
+    write_run(tmp_path / "shape" / f"{ENV}_1", {}, steps=(100, 200, 300))
+    assert "holds 3 evaluation steps and results of shape (2, 2)" in error(tmp_path / "shape")
+    assert run("tidy", tmp_path / "missing").exit_code == 2
+
+
+def test_runs_of_several_envs_keep_an_env_column_advisor_fit_selects(tmp_path):
+    for seed in (0, 1):
+        write_run(tmp_path / f"{ENV}_{seed + 1}", {"gradient_steps": 2}, args={"seed": seed})
+        write_run(tmp_path / f"My-v0_{seed + 1}", {}, args={"seed": seed}, env="My-v0")
+    res = run("tidy", tmp_path, "--input-dim", "4")
+    assert res.exit_code == 2 and "choose one with --env" in res.stderr
+    res = run("tidy", tmp_path, "--input-dim", "4", "--env", "My-v0", "-o", tmp_path / "my.csv")
+    assert res.exit_code == 0 and "My-v0: 2 runs, 1 configuration" in res.stderr
+    res = run("tidy", tmp_path, "-o", tmp_path / "all.csv")  # My-v0 is not registered here
+    assert res.exit_code == 2 and "cannot make My-v0" in res.stderr
+    (pendulum,) = read_csv_runs(tmp_path / "my.csv", env="My-v0")
+    assert pendulum.utd == 1 and pendulum.n_seeds == 2
