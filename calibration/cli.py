@@ -149,6 +149,7 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
               other critic, e.g. an MLP: widths count as BroNet's)
     Each (utd, params, batch_size) needs 2 or more seeds logging the same
     steps (one may stop earlier; --round-steps aligns drifting ones).
+    rl-baselines3-zoo's logs: `advisor tidy LOGS -o runs.csv` writes one.
 
     The file records the exact command that reproduces it (with --created filled in). A fit
     whose exponents sit at a bound, that predicts held-out configs no better than a log-linear
@@ -640,4 +641,5 @@ def plot(kind, fit_id, runs, output, compute, data, total, delta, target):
     click.echo(f"wrote {rep.save_figure(kind, ctx, output)}", err=True)
 
 
-__all__ = ["AdvisorError", "calibrate", "fit", "plot", "recorded_command", "regenerate", "report"]
+__all__ = ["AdvisorError", "calibrate", "fit", "plot", "recorded_command", "regenerate", "report",
+           "tidy"]

@@ -136,7 +136,7 @@ def test_every_option_the_readme_uses_exists_on_its_command():
             continue
         cmd = main.get_command(ctx, name)
         if cmd is None:
-            if name in {"calibrate", "plan", "report", "plot", "fit", "regenerate"}:
+            if name in {"calibrate", "plan", "report", "plot", "fit", "tidy", "regenerate"}:
                 pytest.importorskip("calibration")
             unknown.append(f"advisor {name}")
             continue
