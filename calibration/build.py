@@ -312,7 +312,7 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
                     random_steps: int | None = None, round_steps: float | None = None) -> Built:
     """A fit from a tidy CSV of any codebase's runs (calibration.tidy)."""
     from calibration.calibrate import choose_targets
-    from calibration.tidy import CsvError, read_csv_runs
+    from calibration.tidy import MIN_CSV_WIDTHS, CsvError, read_csv_runs
 
     params_of = None
     if input_dim is not None:
@@ -333,7 +333,7 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
                            f"below its runs, so they need at least {smallest:,.0f} params "
                            "(width 1's, times that); if the column holds critic widths, name "
                            "it width (or check --input-dim)")
-    elif len(widths) >= 3 and len(pairs) == len(widths):
+    elif len(widths) >= MIN_CSV_WIDTHS and len(pairs) == len(widths):
         w, n = np.array(sorted(pairs), dtype=float).T
         coef = np.polyfit(w, n, 2)
         arch = Architecture(description="critic of the CSV's runs: params(width) fitted to its "
@@ -342,7 +342,7 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
     else:
         raise CsvError(f"cannot tell how critic width maps to params from {archive.name}: give "
                        "--input-dim (BroNet critic), or width and params columns with at least "
-                       "3 widths")
+                       f"{MIN_CSV_WIDTHS} widths")
     targets = (thresholds(*target_range) if target_range
                else choose_targets(runs, remedy=FIT_REMEDY))
     if target_range:

@@ -232,12 +232,10 @@ def tidy(logs, output, env, input_dim):
     for line in zoo_logs.summary(runs):
         click.echo(line, err=True)
     envs = sorted({r.env for r in runs})
-    starts = {r.learning_starts for r in runs}
-    random = (f" --random-steps {starts.pop()}" if len(starts) == 1 and None not in starts
-              else "")
-    click.echo(f"{'wrote ' + output if output else 'the CSV is above'}; next: advisor fit "
-               f"{shlex.quote(output) if output else 'RUNS.csv'} --algorithm sb3-sac --env "
-               f"{shlex.quote(envs[0]) if len(envs) == 1 else 'ENV'} -o FIT.json{random}",
+    where = shlex.quote(output) if output else "RUNS.csv"
+    click.echo(f"{'wrote ' + output if output else 'the CSV is above'}; next: "
+               + (zoo_logs.fit_command(runs, envs[0], where) if len(envs) == 1 else
+                  f"advisor fit {where} --env ENV ... (one fit per env: {', '.join(envs)})"),
                err=True)
 
 

@@ -31,6 +31,9 @@ SIZE_COLUMNS = ("width", "params")
 OPTIONAL_METRICS = ("critic_loss", "validation_critic_loss")
 MAX_CSV_BYTES = 512 * 2**20
 MAX_STEP = 1e15  # env steps: a fit file's horizon at most
+#: Distinct widths, each with one params, from which a fit without --input-dim learns the
+#: critic's params(width), a quadratic (calibration.build).
+MIN_CSV_WIDTHS = 3
 
 
 #: The ranges a fit file's domain allows (advisor.fitfile.Domain), checked row by row.

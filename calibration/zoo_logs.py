@@ -11,7 +11,10 @@ that `advisor fit` reads (calibration.tidy):
     params      the critic's parameters, both Q-nets, counted as Stable-Baselines3 builds it:
                 MlpPolicy's MLP (net_arch's qf layers) or this project's BroNetSACPolicy
                 (critic_width, critic_blocks), at the env's obs + action size
-    width       the critic's hidden width, where its layers share one
+    width       the critic's hidden width, where its layers share one and the env's runs have
+                3 or more widths (a fit without --input-dim then learns the critic's
+                params(width)); empty otherwise (the fit then needs --input-dim, and
+                counts widths as this project's BroNet)
     batch_size, seed, step (the evaluation's env steps), return (the mean of its episodes), env
 
 Nothing read is run: the YAML is read with PyYAML's safe loader, which here takes rl-zoo's
@@ -32,6 +35,7 @@ import numpy as np
 
 from advisor.files import read_limited
 from calibration.archives import ArchiveError
+from calibration.tidy import MIN_CSV_WIDTHS
 
 #: SB3's SAC defaults, where config.yml does not set them.
 SAC_DEFAULTS = {"train_freq": 1, "gradient_steps": 1, "batch_size": 256, "n_envs": 1,
@@ -64,6 +68,7 @@ class ZooRun:
     steps: np.ndarray
     returns: np.ndarray  # the mean return of each evaluation
     learning_starts: int | None  # env steps of random actions before learning (SB3's 100)
+    input_dim: int  # the critic's input, obs + action
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,7 +232,8 @@ def read_run(folder: Path, input_dim: int | None = None) -> ZooRun:
     utd = utd_of(config, configs[0])
     batch_size = _whole(config.get("batch_size", SAC_DEFAULTS["batch_size"]), "batch_size",
                         configs[0])
-    params, width = critic_size(config, _input_dim(env, input_dim, configs[0]), configs[0])
+    input_dim = _input_dim(env, input_dim, configs[0])
+    params, width = critic_size(config, input_dim, configs[0])
     npz = folder / "evaluations.npz"
     try:
         with np.load(io.BytesIO(read_limited(npz, "rl-zoo file", ZooLogError,
@@ -245,7 +251,7 @@ def read_run(folder: Path, input_dim: int | None = None) -> ZooRun:
     starts = config.get("learning_starts", SAC_DEFAULTS["learning_starts"])
     starts = starts if isinstance(starts, int) and not isinstance(starts, bool) else None
     return ZooRun(folder, env, seed, utd, batch_size, int(params), width, steps,
-                  results.mean(axis=1), starts)
+                  results.mean(axis=1), starts, input_dim)
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,16 +294,37 @@ def read_runs(logs: str | Path, env: str | None = None, input_dim: int | None = 
     return runs, notes
 
 
+def with_widths(runs: list[ZooRun], env: str) -> bool:
+    """Whether the CSV gives `env`'s widths: each run's critic has one, each width one params,
+    and there are enough of them for a fit to learn params(width) (calibration.build)."""
+    pairs = {(r.width, r.params) for r in runs if r.env == env}
+    widths = {w for w, _ in pairs}
+    return None not in widths and len(widths) == len(pairs) and len(widths) >= MIN_CSV_WIDTHS
+
+
 def tidy_csv(runs: list[ZooRun]) -> str:
     """The tidy CSV of `runs`: one row per evaluation."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
+    shown = {env: with_widths(runs, env) for env in {r.env for r in runs}}
     for r in sorted(runs, key=lambda r: (r.env, r.utd, r.params, r.batch_size, r.seed)):
         for step, ret in zip(r.steps.tolist(), r.returns.tolist()):
-            writer.writerow([r.env, f"{r.utd:.10g}", "" if r.width is None else r.width,
+            writer.writerow([r.env, f"{r.utd:.10g}", r.width if shown[r.env] else "",
                              r.params, r.batch_size, r.seed, f"{step:.10g}", repr(ret)])
     return out.getvalue()
+
+
+def fit_command(runs: list[ZooRun], env: str, csv_path: str) -> str:
+    """The `advisor fit` command for `env`'s runs in the CSV at `csv_path`."""
+    import shlex
+
+    mine = [r for r in runs if r.env == env]
+    starts = {r.learning_starts for r in mine}
+    return (f"advisor fit {csv_path} --algorithm sb3-sac --env {shlex.quote(env)} -o FIT.json"
+            + ("" if with_widths(runs, env) else f" --input-dim {mine[0].input_dim}")
+            + (f" --random-steps {starts.pop()}" if len(starts) == 1 and None not in starts
+               else ""))
 
 
 def summary(runs: list[ZooRun]) -> list[str]:
@@ -310,9 +337,16 @@ def summary(runs: list[ZooRun]) -> list[str]:
         for r in mine:
             configs.setdefault((r.utd, r.params, r.batch_size), []).append(r.seed)
         single = [k for k, s in configs.items() if len(s) < 2]
+        widths = sorted({r.width for r in mine if r.width is not None})
         lines.append(f"{env}: {len(mine)} run{'s' if len(mine) > 1 else ''}, {len(configs)} "
                      f"configuration{'s' if len(configs) > 1 else ''} (utd, params, batch size)"
                      + (f"; {len(single)} with one seed (advisor fit needs 2 or more each), "
                         f"e.g. utd {single[0][0]:g}, params {single[0][1]:,}, batch size "
-                        f"{single[0][2]}" if single else ""))
+                        f"{single[0][2]}" if single else "")
+                     + ("" if with_widths(runs, env) else
+                        f"; widths left empty ({len(widths)} distinct"
+                        + (", some critics' layers differing" if any(r.width is None for r in mine)
+                           else "") + f", fewer than the {MIN_CSV_WIDTHS} a fit needs to learn "
+                        "params(width)): the fit counts widths as this project's BroNet "
+                        "(--input-dim)"))
     return lines

@@ -66,7 +66,9 @@ def test_rl_zoo_logs_of_a_generated_file_become_runs_advisor_fit_reads(tmp_path)
     res = run("tidy", tmp_path / "logs", "-o", csv)
     assert res.exit_code == 0, res.output
     assert res.stderr.splitlines()[-1] == (f"wrote {csv}; next: advisor fit {csv} --algorithm "
-                                           f"sb3-sac --env {ENV} -o FIT.json --random-steps 100")
+                                           f"sb3-sac --env {ENV} -o FIT.json --input-dim 4 "
+                                           "--random-steps 100")
+    assert "widths left empty (1 distinct, fewer than the 3 a fit needs" in res.stderr
     (r,) = read_csv_runs(csv, env=ENV)
     models = [SAC.load(p, device="cpu") for p in sorted((tmp_path / "logs").glob(
         f"sac/{ENV}_*/{ENV}.zip"))]
@@ -184,3 +186,34 @@ def test_runs_of_several_envs_keep_an_env_column_advisor_fit_selects(tmp_path):
     assert res.exit_code == 2 and "cannot make My-v0" in res.stderr
     (pendulum,) = read_csv_runs(tmp_path / "my.csv", env="My-v0")
     assert pendulum.utd == 1 and pendulum.n_seeds == 2
+
+
+def test_three_widths_give_advisor_fit_the_critics_params_of_width(tmp_path):
+    """With 3 or more MLP widths the CSV gives them, and a fit without --input-dim learns the
+    MLP's params(width) (a quadratic: exact), so it recommends MLP widths."""
+    k = 0
+    for utd in (1, 2):
+        for width in (16, 32, 64):
+            for seed in (0, 1):
+                k += 1
+                steps = np.arange(200, 4001, 200)
+                speed = utd * width ** 0.5 * (1 + 0.05 * seed) / 4000
+                ret = -1500 + 1300 * (1 - np.exp(-steps * speed))
+                write_run(tmp_path / "logs" / f"{ENV}_{k}", {
+                    "gradient_steps": utd, "batch_size": 64, "learning_starts": 150,
+                    "policy_kwargs": f"dict(net_arch=dict(pi=[64, 64], qf=[{width}, {width}]))"},
+                    args={"seed": seed}, steps=steps, results=np.stack([ret, ret + 10], 1))
+    res = run("tidy", tmp_path / "logs", "-o", tmp_path / "runs.csv")
+    assert res.exit_code == 0, res.output
+    command = res.stderr.splitlines()[-1].split("next: ")[1]
+    assert command == (f"advisor fit {tmp_path / 'runs.csv'} --algorithm sb3-sac --env {ENV} "
+                       "-o FIT.json --random-steps 150")
+    res = run(*command.replace("FIT.json", str(tmp_path / "fit.json")).split()[1:],
+              "--n-boot", "0")
+    assert res.exit_code == 0, res.output
+    import advisor
+
+    fit = advisor.load_fit(str(tmp_path / "fit.json"))
+    mlp = {w: 2 * ((4 + 1) * w + (w + 1) * w + (w + 1)) for w in (16, 32, 48, 64)}
+    assert {w: round(float(fit.params(w))) for w in mlp} == mlp
+    assert fit.model.random_steps == 150
