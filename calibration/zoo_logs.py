@@ -35,6 +35,7 @@ import numpy as np
 
 from advisor.files import read_limited
 from calibration.archives import ArchiveError
+from calibration.checks import MIN_AXIS_VALUES
 from calibration.tidy import MIN_CSV_WIDTHS
 
 #: SB3's SAC defaults, where config.yml does not set them.
@@ -348,5 +349,6 @@ def summary(runs: list[ZooRun]) -> list[str]:
                         + (", some critics' layers differing" if any(r.width is None for r in mine)
                            else "") + f", fewer than the {MIN_CSV_WIDTHS} a fit needs to learn "
                         "params(width)): the fit counts widths as this project's BroNet "
-                        "(--input-dim)"))
+                        f"(--input-dim); a free fit needs {MIN_AXIS_VALUES} or more critic sizes "
+                        "anyway (its axes check; advisor plan)"))
     return lines
