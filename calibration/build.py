@@ -16,6 +16,7 @@ from pydantic import ValidationError
 import advisor
 from advisor.errors import AdvisorError, one_line, span
 from advisor.fitfile import (
+    CSV_CRITIC,
     PARAMS_REACH,
     Architecture,
     BatchSizeLaw,
@@ -336,7 +337,7 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
     elif len(widths) >= MIN_CSV_WIDTHS and len(pairs) == len(widths):
         w, n = np.array(sorted(pairs), dtype=float).T
         coef = np.polyfit(w, n, 2)
-        arch = Architecture(description="critic of the CSV's runs: params(width) fitted to its "
+        arch = Architecture(description=f"{CSV_CRITIC}: params(width) fitted to its "
                             "width and params columns", coefficients=[float(c) for c in coef],
                             width_multiple=16 if max(widths) < 256 else 64)
     else:

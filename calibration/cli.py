@@ -193,37 +193,48 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
 @click.option("--env", help="Read the runs of this env only (default: every env, with an env "
                             "column that advisor fit --env selects).")
 @click.option("--input-dim", type=click.IntRange(1, 100_000),
-              help="The env's obs + action size, where Gymnasium here cannot make it (a custom "
-                   "env): the critic's parameters are counted at it.")
+              help="The critic's input size (obs + action) to count its parameters at, in place "
+                   "of the env's as Gymnasium here makes it: needed for an env it cannot make, "
+                   "one named with its module (mod:Env-v0), or one rl-zoo wrapped (env_wrapper, "
+                   "frame_stack).")
 def tidy(logs, output, env, input_dim):
     """Turn rl-baselines3-zoo's logs of SAC runs into the tidy CSV that `advisor fit` reads.
 
     LOGS: the folder rl-zoo's -f / --log-folder named (or its sac/ folder, or one run's). Each
-    run needs evaluations, so train with --eval-freq N (and --eval-episodes K):
+    run needs evaluations, so train with --eval-freq N (and --eval-episodes K), a grid of
+    utd (gradient_steps) and critic width (3 or more of each), 2 or more seeds each:
 
     \b
-      for seed in 0 1 2; do
-        python -m rl_zoo3.train --algo sac --env Pendulum-v1 -conf sac.yml \\
-          -f logs --seed $seed --eval-freq 1000 --eval-episodes 5
-      done
-      advisor tidy logs -o runs.csv
-      advisor fit runs.csv --algorithm sb3-sac --env Pendulum-v1 -o fit.json
+      for utd in 1 2 4; do for width in 64 128 256; do for seed in 0 1; do
+        python -m rl_zoo3.train --algo sac --env Pendulum-v1 -f logs \\
+          --seed $seed --eval-freq 1000 --eval-episodes 5 -params \\
+          n_timesteps:20000 gradient_steps:$utd \\
+          "policy_kwargs:dict(net_arch=dict(pi=[256, 256], qf=[$width, $width]))"
+      done; done; done
+      advisor tidy logs -o runs.csv    # prints the advisor fit command
 
     \b
     A row per evaluation: env, utd (gradient_steps / (train_freq * n_envs)),
-    width (where the critic's hidden layers share one), params (the critic,
-    both Q-nets, as SB3 builds MlpPolicy's net_arch or BroNetSACPolicy's
-    critic_width and critic_blocks), batch_size, seed, step, return (the
-    mean over its episodes). Vary utd, width (and batch size) across runs,
-    with 2 or more seeds each. Nothing in the logs is run: policy_kwargs is
-    read as literals only."""
+    width (where each critic's hidden layers share one, and an env has 3 or
+    more), params (the critic, all its Q-nets, as SB3 builds MlpPolicy's
+    net_arch or BroNetSACPolicy's critic_width and critic_blocks), batch_size,
+    seed, step, return (the mean over its episodes). Runs of other algorithms,
+    and runs without evaluations, are left out with a note. Nothing named in
+    the logs is run or imported: policy_kwargs is read as literals only."""
     from calibration import zoo_logs
 
+    if output == "":
+        raise OutputError("-o is empty: give the CSV's file name (or leave -o out for stdout)")
     runs, notes = zoo_logs.read_runs(logs, env=env, input_dim=input_dim)
     text = zoo_logs.tidy_csv(runs)
     if output:
         from advisor.files import atomic_write_text
 
+        target = os.path.realpath(output)
+        read = next((f for f in zoo_logs.read_files(runs) if os.path.realpath(f) == target), None)
+        if read is not None:
+            raise OutputError(f"-o {output} would replace {read}, a log this command reads; "
+                              "choose another -o")
         atomic_write_text(output, text)
     else:
         click.echo(text, nl=False)
@@ -233,10 +244,14 @@ def tidy(logs, output, env, input_dim):
         click.echo(line, err=True)
     envs = sorted({r.env for r in runs})
     where = shlex.quote(output) if output else "RUNS.csv"
-    click.echo(f"{'wrote ' + output if output else 'the CSV is above'}; next: "
-               + (zoo_logs.fit_command(runs, envs[0], where) if len(envs) == 1 else
-                  f"advisor fit {where} --env ENV ... (one fit per env: {', '.join(envs)})"),
-               err=True)
+    done = f"wrote {output}" if output else "the CSV is above"
+    if len(envs) > 1:
+        click.echo(f"{done}; next: advisor fit {where} --env ENV ... (a fit per env: "
+                   f"{', '.join(envs)})", err=True)
+    elif (why := zoo_logs.not_fittable(runs, envs[0])) is not None:
+        click.echo(f"{done}; advisor fit cannot fit these runs yet: {why}", err=True)
+    else:
+        click.echo(f"{done}; next: {zoo_logs.fit_command(runs, envs[0], where)}", err=True)
 
 
 @click.command()

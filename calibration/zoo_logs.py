@@ -36,6 +36,7 @@ import numpy as np
 from advisor.files import read_limited
 from calibration.archives import ArchiveError
 from calibration.checks import MIN_AXIS_VALUES
+from calibration.curves import seed_mean
 from calibration.tidy import MIN_CSV_WIDTHS
 
 #: SB3's SAC defaults, where config.yml does not set them.
@@ -47,7 +48,8 @@ DEFAULT_N_CRITICS = 2
 BRONET_POLICIES = ("advisor.integrations.sb3_bronet.BroNetSACPolicy",
                    "advisor.integrations.sb3_bronet:BroNetSACPolicy")
 MLP_POLICIES = ("MlpPolicy", "MultiInputPolicy")
-MAX_LOG_BYTES = 64 * 2**20  # an evaluations.npz or a YAML file
+MAX_LOG_BYTES = 64 * 2**20  # an evaluations.npz, unpacked
+MAX_YAML_BYTES = 2**20  # config.yml, args.yml: a few hundred bytes as rl-zoo writes them
 COLUMNS = ("env", "utd", "width", "params", "batch_size", "seed", "step", "return")
 
 
@@ -96,11 +98,12 @@ def _yaml(path: Path) -> dict:
         return f"<python/{suffix}>"  # a class or object rl-zoo dumped: its name, never built
 
     Loader.add_multi_constructor("tag:yaml.org,2002:python/", python_tag)
-    text = read_limited(path, "rl-zoo file", ZooLogError, limit=MAX_LOG_BYTES)
+    text = read_limited(path, "rl-zoo file", ZooLogError, limit=MAX_YAML_BYTES)
     try:
         value = yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader subclass)
     except (yaml.YAMLError, ValueError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else \
+            type(exc).__name__
         raise ZooLogError(f"{path} is not YAML rl-zoo wrote: {first}") from None
     if not isinstance(value, dict):
         raise ZooLogError(f"{path} is not a mapping of hyperparameters, as rl-zoo writes it")
@@ -113,7 +116,7 @@ def literal(text: str, what: str):
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError:
-        raise ZooLogError(f"{what} {text!r} is not a Python expression") from None
+        raise ZooLogError(f"{what} {_short(text)} is not a Python expression") from None
 
     def value(node):
         if isinstance(node, ast.Constant):
@@ -132,8 +135,8 @@ def literal(text: str, what: str):
             return {k.arg: value(k.value) for k in node.keywords}
         if isinstance(node, (ast.Name, ast.Attribute)):
             return ast.unparse(node)
-        raise ZooLogError(f"{what} {text!r} holds {ast.unparse(node)!r}: only literals, dict(...) "
-                          "and names are read (nothing in a log is run)")
+        raise ZooLogError(f"{what} {_short(text)} holds {_short(ast.unparse(node))}: only "
+                          "literals, dict(...) and names are read (nothing in a log is run)")
 
     return value(tree)
 
@@ -142,7 +145,7 @@ def _whole(value, what: str, where: Path, least: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value) or value != int(value) or value < least:
         raise ZooLogError(f"{where}: {what} must be a whole number of at least {least}, got "
-                          f"{value!r}")
+                          f"{_short(value)}")
     return int(value)
 
 
@@ -156,9 +159,10 @@ def utd_of(config: dict, where: Path) -> float:
     freq = config.get("train_freq", SAC_DEFAULTS["train_freq"])
     if isinstance(freq, (list, tuple)):
         if len(freq) != 2 or str(freq[1]) not in ("step", "episode"):
-            raise ZooLogError(f"{where}: train_freq {freq!r} is not (n, 'step') or (n, 'episode')")
+            raise ZooLogError(f"{where}: train_freq {_short(freq)} is not (n, 'step') or "
+                              "(n, 'episode')")
         if freq[1] == "episode":
-            raise ZooLogError(f"{where}: train_freq {freq!r} trains once per episode, so its "
+            raise ZooLogError(f"{where}: train_freq {_short(freq)} trains once per episode, so its "
                               "updates per env step vary with episode length: only runs that "
                               "train every n steps have a utd")
         freq = freq[0]
@@ -173,12 +177,14 @@ def utd_of(config: dict, where: Path) -> float:
 def critic_size(config: dict, input_dim: int, where: Path) -> tuple[int, int | None]:
     """(params, width) of the critic SB3 builds from config.yml's policy and policy_kwargs at
     obs + action size `input_dim`: both Q-nets; width None where its hidden layers differ."""
-    policy = str(config.get("policy", "MlpPolicy"))
+    policy = config.get("policy", "MlpPolicy")
+    if not isinstance(policy, str):
+        raise ZooLogError(f"{where}: policy must be a name, got {_short(policy)}")
     kwargs = config.get("policy_kwargs") or {}
     if isinstance(kwargs, str):
         kwargs = literal(kwargs, f"{where}: policy_kwargs")
     if not isinstance(kwargs, dict):
-        raise ZooLogError(f"{where}: policy_kwargs {kwargs!r} is not a dict")
+        raise ZooLogError(f"{where}: policy_kwargs {_short(kwargs)} is not a dict")
     n_critics = _whole(kwargs.get("n_critics", DEFAULT_N_CRITICS), "n_critics", where)
     if policy in BRONET_POLICIES:
         from advisor.integrations.critic import BroNetShape
@@ -187,72 +193,149 @@ def critic_size(config: dict, input_dim: int, where: Path) -> tuple[int, int | N
         blocks = _whole(kwargs.get("critic_blocks", 2), "critic_blocks", where, least=0)
         return n_critics * BroNetShape(input_dim, blocks, 1).per_qnet(width, 1), width
     if policy not in MLP_POLICIES:
-        raise ZooLogError(f"{where}: policy {policy!r} builds a critic whose parameters cannot be "
-                          f"counted here; read: {', '.join(MLP_POLICIES + BRONET_POLICIES[:1])} "
-                          "(or log params yourself in a tidy CSV: advisor fit --help)")
-    arch = kwargs.get("net_arch", list(DEFAULT_NET_ARCH))
+        raise ZooLogError(f"{where}: policy {_short(policy)} builds a critic whose parameters "
+                          f"cannot be counted here; read: "
+                          f"{', '.join(MLP_POLICIES + BRONET_POLICIES[:1])} (or log params "
+                          "yourself in a tidy CSV: advisor fit --help)")
+    arch = kwargs.get("net_arch")
     if isinstance(arch, dict):
-        arch = arch.get("qf", list(DEFAULT_NET_ARCH))
+        arch = arch.get("qf")
+    arch = list(DEFAULT_NET_ARCH) if arch is None else arch  # SACPolicy's default
     if not isinstance(arch, list):
-        raise ZooLogError(f"{where}: net_arch {arch!r} is not a list of widths or a dict with qf")
+        raise ZooLogError(f"{where}: net_arch {_short(arch)} is not a list of widths or a dict "
+                          "with qf")
     layers = [_whole(w, "each width of net_arch", where) for w in arch]
     sizes = [input_dim, *layers, 1]
     per_qnet = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
     return n_critics * per_qnet, (layers[0] if layers and len(set(layers)) == 1 else None)
 
 
-def _input_dim(env: str, given: int | None, where: Path) -> int:
+def _short(value) -> str:
+    """A value for a message: its repr, bounded (a YAML alias bomb must not print for ever)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = 80
+    r.maxlevel, r.maxlist, r.maxdict = 2, 4, 4
+    text = r.repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+
+def _input_dim(env: str, given: int | None, config: dict, where: Path) -> int:
+    """The critic's input (obs + action) for `env`: `given` (--input-dim), else what Gymnasium
+    here makes of a registered id. An id naming a module (`mod:Env-v0`), or an env rl-zoo
+    wrapped (env_wrapper, frame_stack: the observations change size), needs `given`: the log
+    names code that is never imported here."""
     if given is not None:
         return given
+    wrapped = [k for k in ("env_wrapper", "frame_stack") if config.get(k)]
+    if wrapped:
+        how = ", ".join(f"{k} {_short(config[k])}" for k in wrapped)
+        raise ZooLogError(f"{where}: its env is wrapped ({how}), which can change the "
+                          "observation size: pass --input-dim N, the wrapped obs + action size "
+                          "its critic took in")
+    if ":" in env:
+        raise ZooLogError(f"{where}: env {_short(env)} names a module, which is not imported "
+                          "from a log: pass --input-dim N (the env's obs + action size)")
     from advisor.integrations.zoo import env_input_dim
 
     dim = env_input_dim(env)
     if dim is None:
-        raise ZooLogError(f"{where}: Gymnasium here cannot make {env}, so its critic's input "
-                          "(obs + action size) is unknown: pass --input-dim N (e.g. 4 for "
-                          "Pendulum-v1: 3 + 1)")
+        raise ZooLogError(f"{where}: Gymnasium here cannot make {_short(env)}, so its critic's "
+                          "input (obs + action size) is unknown: pass --input-dim N (e.g. 4 "
+                          "for Pendulum-v1: 3 + 1)")
     return dim
 
 
-def read_run(folder: Path, input_dim: int | None = None) -> ZooRun:
-    """The run rl-zoo logged in `folder` (which holds evaluations.npz)."""
+@dataclass(frozen=True)
+class _Files:
+    """What a run folder's YAML says, before its evaluations are read."""
+
+    folder: Path
+    config_file: Path
+    config: dict
+    args_file: Path
+    args: dict
+    algo: str
+    env: str
+
+
+def _files(folder: Path) -> _Files | None:
+    """The YAML of the run rl-zoo logged in `folder`; None where `folder` holds no
+    ENV/config.yml (an optuna trial's evaluations, say)."""
     configs = sorted(folder.glob("*/config.yml"))
-    if len(configs) != 1:
+    if not configs:
+        return None
+    if len(configs) > 1:
         raise ZooLogError(f"{folder} holds {len(configs)} ENV/config.yml files, not one: it is "
                           "not a run folder as rl-zoo writes it")
     config = _yaml(configs[0])
     args_file = configs[0].with_name("args.yml")
     args = _yaml(args_file) if args_file.is_file() else {}
-    algo = str(args.get("algo", "sac"))
-    if algo != "sac":
-        raise ZooLogError(f"{folder} is an rl-zoo {algo} run: only SAC runs (--algo sac) are read")
-    env = str(args.get("env") or configs[0].parent.name)
-    if "seed" not in args:
-        raise ZooLogError(f"{folder} has no args.yml with the run's seed")
-    seed = _whole(args["seed"], "seed", args_file, least=0)
-    utd = utd_of(config, configs[0])
-    batch_size = _whole(config.get("batch_size", SAC_DEFAULTS["batch_size"]), "batch_size",
-                        configs[0])
-    input_dim = _input_dim(env, input_dim, configs[0])
-    params, width = critic_size(config, input_dim, configs[0])
-    npz = folder / "evaluations.npz"
+    algo, env = args.get("algo", "sac"), args.get("env") or configs[0].parent.name
+    for name, value in (("algo", algo), ("env", env)):
+        if not isinstance(value, str):
+            raise ZooLogError(f"{args_file}: {name} must be a name, got {_short(value)}")
+    return _Files(folder, configs[0], config, args_file, args, algo, env)
+
+
+def _evaluations(npz: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(timesteps, mean return per evaluation) of EvalCallback's evaluations.npz."""
+    import zipfile
+
+    raw = read_limited(npz, "rl-zoo file", ZooLogError, limit=MAX_LOG_BYTES)
+    bad = f"{npz} is not an EvalCallback's evaluations (an .npz of timesteps and results)"
     try:
-        with np.load(io.BytesIO(read_limited(npz, "rl-zoo file", ZooLogError,
-                                             limit=MAX_LOG_BYTES)), allow_pickle=False) as data:
+        data = np.load(io.BytesIO(raw), allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ZooLogError(f"{bad}: it holds one array")
+        with data:
+            size = sum(i.file_size for i in data.zip.infolist())
+            if size > MAX_LOG_BYTES:  # a compressed file can unpack to any size
+                raise ZooLogError(f"{bad}: it unpacks to {size:,} bytes, more than the "
+                                  f"{MAX_LOG_BYTES:,} read")
             steps = np.asarray(data["timesteps"], float)
             results = np.asarray(data["results"], float)
     except ZooLogError:
         raise
-    except (KeyError, ValueError, OSError) as exc:
-        raise ZooLogError(f"{npz} is not an EvalCallback's evaluations (timesteps, results): "
-                          f"{exc}") from None
-    if results.ndim != 2 or len(results) != len(steps) or not len(steps):
-        raise ZooLogError(f"{npz} holds {len(steps)} evaluation steps and results of shape "
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        why = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ZooLogError(f"{bad}: {why}") from None
+    if steps.ndim != 1 or results.ndim != 2 or len(results) != len(steps) or not len(steps) \
+            or not results.shape[1]:
+        raise ZooLogError(f"{npz} holds timesteps of shape {steps.shape} and results of shape "
                           f"{results.shape}: not one row of episode returns per evaluation")
+    if not (np.isfinite(steps).all() and (steps >= 0).all()):
+        raise ZooLogError(f"{npz}: its timesteps must be finite and not negative")
+    if np.isinf(results).any():
+        raise ZooLogError(f"{npz}: a return is infinite (a NaN one is read as missing)")
+    return steps, seed_mean(results)  # NaN episodes (a diverged policy): missing
+
+
+def read_run(folder: Path, input_dim: int | None = None, files: _Files | None = None) -> ZooRun:
+    """The SAC run rl-zoo logged in `folder` (which holds evaluations.npz)."""
+    files = files or _files(folder)
+    if files is None:
+        raise ZooLogError(f"{folder} holds no ENV/config.yml: it is not a run folder as rl-zoo "
+                          "writes it")
+    config, args = files.config, files.args
+    if files.algo != "sac":
+        raise ZooLogError(f"{folder} is an rl-zoo {_short(files.algo)} run: only SAC runs "
+                          "(--algo sac) are read")
+    if "seed" not in args:
+        raise ZooLogError(f"{folder} has no args.yml with the run's seed")
+    seed = _whole(args["seed"], "seed", files.args_file, least=0)
+    utd = utd_of(config, files.config_file)
+    batch_size = _whole(config.get("batch_size", SAC_DEFAULTS["batch_size"]), "batch_size",
+                        files.config_file)
+    input_dim = _input_dim(files.env, input_dim, config, files.config_file)
+    params, width = critic_size(config, input_dim, files.config_file)
+    steps, returns = _evaluations(folder / "evaluations.npz")
     starts = config.get("learning_starts", SAC_DEFAULTS["learning_starts"])
     starts = starts if isinstance(starts, int) and not isinstance(starts, bool) else None
-    return ZooRun(folder, env, seed, utd, batch_size, int(params), width, steps,
-                  results.mean(axis=1), starts, input_dim)
+    return ZooRun(folder, files.env, seed, utd, batch_size, int(params), width, steps, returns,
+                  starts, input_dim)
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,29 +345,45 @@ def read_run(folder: Path, input_dim: int | None = None) -> ZooRun:
 def read_runs(logs: str | Path, env: str | None = None, input_dim: int | None = None
               ) -> tuple[list[ZooRun], list[str]]:
     """Every SAC run under `logs` (a log folder, its sac/ folder or one run's), optionally of
-    `env` only, and notes on what was left out (runs with no evaluations)."""
+    `env` only, and notes on what was left out (runs without evaluations, of other
+    algorithms, evaluations outside a run folder)."""
     logs = Path(logs)
     if not logs.is_dir():
         raise ZooLogError(f"{logs} is not a folder of rl-zoo logs (what -f / --log-folder named)")
     folders = sorted({p.parent for p in logs.rglob("evaluations.npz")})
     bare = sorted({p.parent.parent for p in logs.rglob("*/config.yml")} - set(folders))
     notes = []
-    if bare:
-        notes.append(f"{len(bare)} run folder{'s' if len(bare) > 1 else ''} without "
-                     f"evaluations.npz left out (trained with --eval-freq -1?), e.g. {bare[0]}")
+
+    def note(items, what):
+        if items:
+            notes.append(f"{len(items)} {what} left out, e.g. {items[0]}")
+
+    note(bare, "run folder(s) without evaluations.npz (trained with --eval-freq -1, or "
+               "stopped before its first evaluation)")
     if not folders:
         raise ZooLogError(f"{logs} holds no evaluations.npz: train with rl-zoo's --eval-freq N "
                           "(and --eval-episodes, 5 by default) so that it logs returns"
                           + (f" ({notes[0]})" if notes else ""))
-    runs = [read_run(f, input_dim) for f in folders]
-    envs = sorted({r.env for r in runs})
+    found = [(f, _files(f)) for f in folders]
+    note([f for f, x in found if x is None], "evaluations.npz outside a run folder (no "
+                                             "ENV/config.yml beside it: an optuna trial's?)")
+    found = [x for _, x in found if x is not None]
+    other = [x.folder for x in found if x.algo != "sac"]
+    note(other, "run(s) of other algorithms than SAC")
+    found = [x for x in found if x.algo == "sac"]
+    envs = sorted({x.env for x in found})
+    if not found:
+        raise ZooLogError(f"{logs} holds no SAC run with evaluations (only SAC runs, --algo sac, "
+                          f"are read; {'; '.join(notes)})")
     if env is not None:
-        runs = [r for r in runs if r.env == env]
-        if not runs:
-            raise ZooLogError(f"{logs} holds no run of env {env!r}; its envs: {', '.join(envs)}")
-    if input_dim is not None and env is None and len(envs) > 1:
+        found = [x for x in found if x.env == env]
+        if not found:
+            raise ZooLogError(f"{logs} holds no run of env {_short(env)}; its envs: "
+                              f"{', '.join(map(_short, envs))}")
+    elif input_dim is not None and len(envs) > 1:
         raise ZooLogError(f"--input-dim counts one env's critic, and {logs} holds runs of "
-                          f"{', '.join(envs)}: choose one with --env")
+                          f"{', '.join(map(_short, envs))}: choose one with --env")
+    runs = [read_run(x.folder, input_dim, x) for x in found]
     seen: dict[tuple, Path] = {}
     for r in runs:
         key = (r.env, r.utd, r.params, r.batch_size, r.seed)
@@ -293,6 +392,12 @@ def read_runs(logs: str | Path, env: str | None = None, input_dim: int | None = 
                               f"same seed {r.seed}: remove one (rl-zoo's --seed picks each run's)")
         seen[key] = r.folder
     return runs, notes
+
+
+def read_files(runs: list[ZooRun]) -> list[Path]:
+    """The files `runs` were read from (an output must not replace one)."""
+    return [f for r in runs for f in (r.folder / "evaluations.npz",
+                                      *r.folder.glob("*/config.yml"), *r.folder.glob("*/args.yml"))]
 
 
 def with_widths(runs: list[ZooRun], env: str) -> bool:
@@ -316,8 +421,30 @@ def tidy_csv(runs: list[ZooRun]) -> str:
     return out.getvalue()
 
 
+def not_fittable(runs: list[ZooRun], env: str) -> str | None:
+    """Why `advisor fit` cannot read `env`'s runs from the CSV as they are, or None."""
+    mine = [r for r in runs if r.env == env]
+    dims = {r.input_dim for r in mine}
+    if with_widths(runs, env):
+        return None
+    if len(dims) > 1:
+        why = f"their critics take inputs of sizes {', '.join(map(str, sorted(dims)))}"
+    else:
+        from advisor.fitfile import PARAMS_REACH
+        from calibration.architectures import bronet_architecture
+
+        least = PARAMS_REACH * float(np.polyval(bronet_architecture(min(dims)).coefficients, 1))
+        if min(r.params for r in mine) >= least:
+            return None
+        why = f"whose range needs critics of {least:,.0f} params or more"
+    return (f"it would count their widths as this project's BroNet at one --input-dim, {why}; "
+            f"train {MIN_CSV_WIDTHS} or more widths (each critic's hidden layers of one width) "
+            "and tidy again")
+
+
 def fit_command(runs: list[ZooRun], env: str, csv_path: str) -> str:
-    """The `advisor fit` command for `env`'s runs in the CSV at `csv_path`."""
+    """The `advisor fit` command for `env`'s runs in the CSV at `csv_path` (where
+    `not_fittable` is None)."""
     import shlex
 
     mine = [r for r in runs if r.env == env]

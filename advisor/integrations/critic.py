@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from advisor.errors import ExportError
+from advisor.fitfile import CSV_CRITIC
 
 if TYPE_CHECKING:
     from advisor.fit import Fit
@@ -77,6 +78,12 @@ def bronet_shape(fit: Fit) -> BroNetShape:
         if all(abs(v - round(v)) < 1e-9 and round(v) >= 1 for v in values):
             return BroNetShape(input_dim=round(input_dim), blocks=round(blocks),
                                quantiles=round(quantiles))
+    if arch.description.startswith(CSV_CRITIC):
+        raise ExportError(
+            f"{fit.id} counts the critic of the runs it was fitted on (params(width) = "
+            f"{_poly(c)}, fitted to its CSV's width and params), not a BroNet the exports can "
+            "build: give that critic the recommended width yourself (SB3: policy_kwargs "
+            "net_arch's qf layers), with the rest from json/yaml or the CleanRL flags")
     raise ExportError(
         f"{fit.id} describes a critic that is not a BroNet ({arch.description}: params(width) = "
         f"{_poly(c)}), which Stable-Baselines3 and rl-zoo cannot build; use a bro/ fit, or the "
