@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from advisor.errors import ExportError
-from advisor.fitfile import CSV_CRITIC
 
 if TYPE_CHECKING:
     from advisor.fit import Fit
@@ -78,6 +77,8 @@ def bronet_shape(fit: Fit) -> BroNetShape:
         if all(abs(v - round(v)) < 1e-9 and round(v) >= 1 for v in values):
             return BroNetShape(input_dim=round(input_dim), blocks=round(blocks),
                                quantiles=round(quantiles))
+    from advisor.fitfile import CSV_CRITIC  # here: `advisor --help` loads no numpy
+
     if arch.description.startswith(CSV_CRITIC):
         raise ExportError(
             f"{fit.id} counts the critic of the runs it was fitted on (params(width) = "
