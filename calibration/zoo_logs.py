@@ -100,7 +100,7 @@ def _yaml(path: Path) -> dict:
     Loader.add_multi_constructor("tag:yaml.org,2002:python/", python_tag)
     text = read_limited(path, "rl-zoo file", ZooLogError, limit=MAX_YAML_BYTES)
     try:
-        value = yaml.load(text, Loader=Loader)  # noqa: S506 (a SafeLoader subclass)
+        value = yaml.load(text, Loader=Loader)  # a SafeLoader, with the tags above
     except (yaml.YAMLError, ValueError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else \
             type(exc).__name__
@@ -138,7 +138,10 @@ def literal(text: str, what: str):
         raise ZooLogError(f"{what} {_short(text)} holds {_short(ast.unparse(node))}: only "
                           "literals, dict(...) and names are read (nothing in a log is run)")
 
-    return value(tree)
+    try:
+        return value(tree)
+    except (TypeError, RecursionError):  # a list as a key; nesting past the stack
+        raise ZooLogError(f"{what} {_short(text)} is not a dict of literals") from None
 
 
 def _whole(value, what: str, where: Path, least: int = 1) -> int:
@@ -158,7 +161,7 @@ def utd_of(config: dict, where: Path) -> float:
     train_freq times, then takes gradient_steps updates (-1: as many as transitions)."""
     freq = config.get("train_freq", SAC_DEFAULTS["train_freq"])
     if isinstance(freq, (list, tuple)):
-        if len(freq) != 2 or str(freq[1]) not in ("step", "episode"):
+        if len(freq) != 2 or freq[1] not in ("step", "episode"):
             raise ZooLogError(f"{where}: train_freq {_short(freq)} is not (n, 'step') or "
                               "(n, 'episode')")
         if freq[1] == "episode":

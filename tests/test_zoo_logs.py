@@ -129,6 +129,8 @@ def test_nothing_in_the_logs_is_run(tmp_path):
     res = run("tidy", tmp_path / "a")
     assert res.exit_code == 2 and res.stderr.count("\n") == 1 and not marker.exists()
     assert "only literals, dict(...) and names are read (nothing in a log is run)" in res.stderr
+    with pytest.raises(zoo_logs.ZooLogError, match=r"^kwargs '\{\[1\]: 2\}' is not a dict of "):
+        zoo_logs.literal("{[1]: 2}", "kwargs")  # a list as a key: a TypeError, not a traceback
     config = run_dir / ENV / "config.yml"
     config.write_text(f"!!python/object/apply:os.system [\"touch {marker}\"]\n")
     res = run("tidy", tmp_path / "a")
