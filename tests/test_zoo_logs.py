@@ -72,6 +72,7 @@ def test_rl_zoo_logs_of_a_generated_file_become_runs_advisor_fit_reads(tmp_path)
         "more; train 3 or more widths (each critic's hidden layers of one width) and tidy again")
     assert "widths left empty (1 distinct, fewer than the 3 a fit needs" in res.stderr
     (r,) = read_csv_runs(csv, env=ENV)
+    assert {row.split(",")[5] for row in csv.read_text().splitlines()[1:]} == {"3", "4"}  # seeds
     models = [SAC.load(p, device="cpu") for p in sorted((tmp_path / "logs").glob(
         f"sac/{ENV}_*/{ENV}.zip"))]
     critic = {sum(p.numel() for p in m.critic.parameters()) for m in models}
