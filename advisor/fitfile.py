@@ -334,8 +334,10 @@ class Bootstrap(_Strict):
         return self
 
 
-LogLow = Annotated[float, Field(le=0, ge=-20, allow_inf_nan=False)]
-LogHigh = Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)]
+#: The widest interval offset a fit file holds: e^20, a factor of 5e8 either way.
+MAX_LOG_OFFSET = 20.0
+LogLow = Annotated[float, Field(le=0, ge=-MAX_LOG_OFFSET, allow_inf_nan=False)]
+LogHigh = Annotated[float, Field(ge=0, le=MAX_LOG_OFFSET, allow_inf_nan=False)]
 
 
 def _check_offsets(n: int, low: Sequence[float], high: Sequence[float],

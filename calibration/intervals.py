@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from advisor.fitfile import IntervalBand, PredictionInterval
+from advisor.errors import AdvisorError
+from advisor.fitfile import MAX_LOG_OFFSET, IntervalBand, PredictionInterval
 from calibration.curves import DataTable
 from calibration.fitting import LawFit, Method, fit_laws
 
@@ -447,6 +448,10 @@ class Floor:
                 float(np.interp(level, self.levels, self.log_high)))
 
 
+class IntervalError(AdvisorError):
+    """Runs whose held-out residuals make an interval wider than a fit file holds."""
+
+
 def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.ndarray,
                        refit=None, floor: Floor | None = None, scale_groups: bool = True,
                        pooled: bool = False
@@ -530,6 +535,14 @@ def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.
     else:
         text = (f"{floor.note} (the fit's own residuals are not used below {floor.min_own} "
                 f"configs); {widen_text}")
+    widest = max(float(np.abs(x).max()) for x in (lows, highs, *(seeds or ())))
+    if widest > MAX_LOG_OFFSET:  # the schema's bound: no law of these runs, or no learning
+        raise IntervalError(
+            f"the fit's prediction interval would span a factor of e^{widest:.3g} around its "
+            f"predictions (its runs held out one configuration at a time miss by that much), "
+            f"more than the e^{MAX_LOG_OFFSET:g} a fit file holds: the law does not describe "
+            "these runs; fit runs that learn past the thresholds (longer ones?), or give "
+            "thresholds of your own (--target-range)")
     bands = None
     if banded:
         band = threshold_bands(m)

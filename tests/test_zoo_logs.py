@@ -309,3 +309,16 @@ def test_three_widths_give_advisor_fit_the_critics_params_of_width(tmp_path):
     mlp = {w: 2 * ((4 + 1) * w + (w + 1) * w + (w + 1)) for w in (16, 32, 48, 64)}
     assert {w: round(float(fit.params(w))) for w in mlp} == mlp
     assert fit.model.random_steps == 150
+
+
+def test_runs_no_law_describes_are_one_line_not_a_schema_traceback(tmp_path):
+    """A hostile round's: `advisor tidy` of 18 rl-zoo Pendulum runs of 1,000 steps (too short to
+    learn; tests/data/zoo-pendulum-1000-steps.csv), fitted as tidy printed, gave a pydantic
+    traceback: its held-out residuals reach e^22, past the e^20 a fit file holds."""
+    csv = Path(__file__).parent / "data" / "zoo-pendulum-1000-steps.csv"
+    res = run("fit", csv, "--algorithm", "sb3-sac", "--env", ENV, "-o", tmp_path / "f.json",
+              "--random-steps", "100", "--n-boot", "0")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
+    assert res.stderr.startswith("error: the fit's prediction interval would span a factor of "
+                                 "e^22.4 around its predictions")
+    assert not (tmp_path / "f.json").exists()
