@@ -195,8 +195,9 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
 @click.option("--input-dim", type=click.IntRange(1, 100_000),
               help="The critic's input size (obs + action) to count its parameters at, in place "
                    "of the env's as Gymnasium here makes it: needed for an env it cannot make, "
-                   "one named with its module (mod:Env-v0), or one rl-zoo wrapped (env_wrapper, "
-                   "frame_stack).")
+                   "one named with its module (mod:Env-v0), and runs that change what the "
+                   "critic takes in (env_wrapper, vec_env_wrapper, frame_stack, env_kwargs, a "
+                   "features_extractor_class).")
 def tidy(logs, output, env, input_dim):
     """Turn rl-baselines3-zoo's logs of SAC runs into the tidy CSV that `advisor fit` reads.
 
@@ -215,12 +216,15 @@ def tidy(logs, output, env, input_dim):
 
     \b
     A row per evaluation: env, utd (gradient_steps / (train_freq * n_envs)),
-    width (where each critic's hidden layers share one, and an env has 3 or
-    more), params (the critic, all its Q-nets, as SB3 builds MlpPolicy's
-    net_arch or BroNetSACPolicy's critic_width and critic_blocks), batch_size,
-    seed, step, return (the mean over its episodes). Runs of other algorithms,
-    and runs without evaluations, are left out with a note. Nothing named in
-    the logs is run or imported: policy_kwargs is read as literals only."""
+    width (where an env's critics are of one structure, each with its hidden
+    layers of one width, and it has 3 or more widths), params (the critic,
+    all its Q-nets, as SB3 builds MlpPolicy's net_arch or BroNetSACPolicy's
+    critic_width and critic_blocks), batch_size, seed, step, return (the
+    mean over its episodes). Runs of other algorithms, runs without
+    evaluations and damaged runs of other envs are left out with a note;
+    runs of one configuration that differ in another hyperparameter are
+    refused (a fit would take them for seeds). Nothing named in the logs is
+    run or imported: policy_kwargs is read as literals only."""
     from calibration import zoo_logs
 
     if output == "":
@@ -231,10 +235,10 @@ def tidy(logs, output, env, input_dim):
         from advisor.files import atomic_write_text
 
         target = os.path.realpath(output)
-        read = next((f for f in zoo_logs.read_files(runs) if os.path.realpath(f) == target), None)
-        if read is not None:
-            raise OutputError(f"-o {output} would replace {read}, a log this command reads; "
-                              "choose another -o")
+        log = next((f for f in zoo_logs.log_files(logs) if os.path.realpath(f) == target), None)
+        if log is not None:
+            raise OutputError(f"-o {output} would replace {log}, one of the rl-zoo logs in "
+                              f"{logs}; choose another -o")
         atomic_write_text(output, text)
     else:
         click.echo(text, nl=False)

@@ -28,7 +28,7 @@ import ast
 import csv
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ from advisor.files import read_limited
 from calibration.archives import ArchiveError
 from calibration.checks import MIN_AXIS_VALUES
 from calibration.curves import seed_mean
-from calibration.tidy import MIN_CSV_WIDTHS
+from calibration.tidy import MAX_STEP, MAX_WIDTH, MIN_CSV_WIDTHS
 
 #: SB3's SAC defaults, where config.yml does not set them.
 SAC_DEFAULTS = {"train_freq": 1, "gradient_steps": 1, "batch_size": 256, "n_envs": 1,
@@ -51,6 +51,11 @@ MLP_POLICIES = ("MlpPolicy", "MultiInputPolicy")
 MAX_LOG_BYTES = 64 * 2**20  # an evaluations.npz, unpacked
 MAX_YAML_BYTES = 2**20  # config.yml, args.yml: a few hundred bytes as rl-zoo writes them
 COLUMNS = ("env", "utd", "width", "params", "batch_size", "seed", "step", "return")
+#: config.yml keys that may differ between the seeds of one configuration.
+SEED_FREE = ("n_timesteps",)
+#: rl-zoo's algorithm folders (LOGS/ALGO/ENV_k) other than sac: a damaged run there is left out.
+OTHER_ALGOS = frozenset({"a2c", "ars", "crossq", "ddpg", "dqn", "her", "ppo", "ppo_lstm",
+                         "qrdqn", "td3", "tqc", "trpo"})
 
 
 class ZooLogError(ArchiveError):
@@ -72,6 +77,8 @@ class ZooRun:
     returns: np.ndarray  # the mean return of each evaluation
     learning_starts: int | None  # env steps of random actions before learning (SB3's 100)
     input_dim: int  # the critic's input, obs + action
+    structure: str  # what the critic is besides its width: kind, depth, Q-nets
+    settings: dict = field(compare=False, repr=False)  # config.yml but for SEED_FREE keys
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,11 +151,12 @@ def literal(text: str, what: str):
         raise ZooLogError(f"{what} {_short(text)} is not a dict of literals") from None
 
 
-def _whole(value, what: str, where: Path, least: int = 1) -> int:
+def _whole(value, what: str, where: Path, least: int = 1, most: float = math.inf) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value != int(value) or value < least:
-        raise ZooLogError(f"{where}: {what} must be a whole number of at least {least}, got "
-                          f"{_short(value)}")
+            or not math.isfinite(value) or value != int(value) or not least <= value <= most:
+        upto = "" if most == math.inf else f" and at most {most:,.0f}"
+        raise ZooLogError(f"{where}: {what} must be a whole number of at least {least}{upto}, "
+                          f"got {_short(value)}")
     return int(value)
 
 
@@ -160,6 +168,9 @@ def utd_of(config: dict, where: Path) -> float:
     """Gradient updates per env step of SB3's off-policy loop: each rollout steps n_envs envs
     train_freq times, then takes gradient_steps updates (-1: as many as transitions)."""
     freq = config.get("train_freq", SAC_DEFAULTS["train_freq"])
+    steps = config.get("gradient_steps", SAC_DEFAULTS["gradient_steps"])
+    if steps == -1:  # an update per transition collected, however often it trains
+        return 1.0
     if isinstance(freq, (list, tuple)):
         if len(freq) != 2 or freq[1] not in ("step", "episode"):
             raise ZooLogError(f"{where}: train_freq {_short(freq)} is not (n, 'step') or "
@@ -167,19 +178,17 @@ def utd_of(config: dict, where: Path) -> float:
         if freq[1] == "episode":
             raise ZooLogError(f"{where}: train_freq {_short(freq)} trains once per episode, so its "
                               "updates per env step vary with episode length: only runs that "
-                              "train every n steps have a utd")
+                              "train every n steps, or take gradient_steps -1, have a utd")
         freq = freq[0]
     freq = _whole(freq, "train_freq", where)
-    steps = config.get("gradient_steps", SAC_DEFAULTS["gradient_steps"])
     n_envs = _whole(config.get("n_envs", SAC_DEFAULTS["n_envs"]), "n_envs", where)
-    if steps == -1:
-        return 1.0
     return _whole(steps, "gradient_steps (or -1)", where) / (freq * n_envs)
 
 
-def critic_size(config: dict, input_dim: int, where: Path) -> tuple[int, int | None]:
-    """(params, width) of the critic SB3 builds from config.yml's policy and policy_kwargs at
-    obs + action size `input_dim`: both Q-nets; width None where its hidden layers differ."""
+def critic_size(config: dict, input_dim: int, where: Path) -> tuple[int, int | None, str]:
+    """(params, width, structure) of the critic SB3 builds from config.yml's policy and
+    policy_kwargs at obs + action size `input_dim`: all its Q-nets; width None where its hidden
+    layers differ; structure what else a width does not say (depth, Q-nets)."""
     policy = config.get("policy", "MlpPolicy")
     if not isinstance(policy, str):
         raise ZooLogError(f"{where}: policy must be a name, got {_short(policy)}")
@@ -192,9 +201,11 @@ def critic_size(config: dict, input_dim: int, where: Path) -> tuple[int, int | N
     if policy in BRONET_POLICIES:
         from advisor.integrations.critic import BroNetShape
 
-        width = _whole(kwargs.get("critic_width", 256), "critic_width", where)
-        blocks = _whole(kwargs.get("critic_blocks", 2), "critic_blocks", where, least=0)
-        return n_critics * BroNetShape(input_dim, blocks, 1).per_qnet(width, 1), width
+        width = _whole(kwargs.get("critic_width", 256), "critic_width", where, most=MAX_WIDTH)
+        blocks = _whole(kwargs.get("critic_blocks", 2), "critic_blocks", where, least=0,
+                        most=1000)
+        return (n_critics * BroNetShape(input_dim, blocks, 1).per_qnet(width, 1), width,
+                f"BroNetSACPolicy, {blocks} residual blocks, {n_critics} Q-nets")
     if policy not in MLP_POLICIES:
         raise ZooLogError(f"{where}: policy {_short(policy)} builds a critic whose parameters "
                           f"cannot be counted here; read: "
@@ -207,10 +218,11 @@ def critic_size(config: dict, input_dim: int, where: Path) -> tuple[int, int | N
     if not isinstance(arch, list):
         raise ZooLogError(f"{where}: net_arch {_short(arch)} is not a list of widths or a dict "
                           "with qf")
-    layers = [_whole(w, "each width of net_arch", where) for w in arch]
+    layers = [_whole(w, "each width of net_arch", where, most=MAX_WIDTH) for w in arch]
     sizes = [input_dim, *layers, 1]
     per_qnet = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return n_critics * per_qnet, (layers[0] if layers and len(set(layers)) == 1 else None)
+    return (n_critics * per_qnet, (layers[0] if layers and len(set(layers)) == 1 else None),
+            f"{policy} MLP, {len(layers)} hidden layers, {n_critics} Q-nets")
 
 
 def _short(value) -> str:
@@ -225,19 +237,35 @@ def _short(value) -> str:
 
 
 
-def _input_dim(env: str, given: int | None, config: dict, where: Path) -> int:
+#: Hyperparameters with which rl-zoo changes the env's observations (or SB3 what the critic
+#: takes in): the critic's input is then not the env's obs + action size.
+OBS_CHANGERS = ("env_wrapper", "vec_env_wrapper", "frame_stack", "env_kwargs")
+POLICY_OBS_CHANGERS = ("features_extractor_class", "features_extractor_kwargs")
+
+
+def _obs_changers(config: dict, args: dict) -> str:
+    """What of `config` (and the command's --env-kwargs in `args`) can change the critic's
+    input, as `key value, ...`; empty where nothing does."""
+    kwargs = config.get("policy_kwargs")  # read_run made a string a dict
+    found = [(k, config[k]) for k in OBS_CHANGERS if config.get(k)]
+    found += [("--env-kwargs", args["env_kwargs"])] if args.get("env_kwargs") else []
+    found += [(k, kwargs[k]) for k in POLICY_OBS_CHANGERS
+              if isinstance(kwargs, dict) and kwargs.get(k)]
+    return ", ".join(f"{k} {_short(v)}" for k, v in found)
+
+
+def _input_dim(env: str, given: int | None, config: dict, args: dict, where: Path) -> int:
     """The critic's input (obs + action) for `env`: `given` (--input-dim), else what Gymnasium
-    here makes of a registered id. An id naming a module (`mod:Env-v0`), or an env rl-zoo
-    wrapped (env_wrapper, frame_stack: the observations change size), needs `given`: the log
-    names code that is never imported here."""
+    here makes of a registered id. An id naming a module (`mod:Env-v0`: a log's module is never
+    imported), or a run whose observations rl-zoo or SB3 changed (OBS_CHANGERS), needs
+    `given`."""
     if given is not None:
         return given
-    wrapped = [k for k in ("env_wrapper", "frame_stack") if config.get(k)]
-    if wrapped:
-        how = ", ".join(f"{k} {_short(config[k])}" for k in wrapped)
-        raise ZooLogError(f"{where}: its env is wrapped ({how}), which can change the "
-                          "observation size: pass --input-dim N, the wrapped obs + action size "
-                          "its critic took in")
+    changed = _obs_changers(config, args)
+    if changed:
+        raise ZooLogError(f"{where}: its run sets {changed}, which can change the size of what "
+                          "its critic takes in: pass --input-dim N, the obs + action size it "
+                          "took in")
     if ":" in env:
         raise ZooLogError(f"{where}: env {_short(env)} names a module, which is not imported "
                           "from a log: pass --input-dim N (the env's obs + action size)")
@@ -245,9 +273,9 @@ def _input_dim(env: str, given: int | None, config: dict, where: Path) -> int:
 
     dim = env_input_dim(env)
     if dim is None:
-        raise ZooLogError(f"{where}: Gymnasium here cannot make {_short(env)}, so its critic's "
-                          "input (obs + action size) is unknown: pass --input-dim N (e.g. 4 "
-                          "for Pendulum-v1: 3 + 1)")
+        raise ZooLogError(f"{where}: Gymnasium here does not give {_short(env)}'s critic input "
+                          "(it cannot make the env, or its spaces are not flat boxes): pass "
+                          "--input-dim N, the obs + action size (e.g. 4 for Pendulum-v1: 3 + 1)")
     return dim
 
 
@@ -269,6 +297,16 @@ def _files(folder: Path) -> _Files | None:
     ENV/config.yml (an optuna trial's evaluations, say)."""
     configs = sorted(folder.glob("*/config.yml"))
     if not configs:
+        import os
+
+        try:
+            shut = [d for d in folder.iterdir()
+                    if d.is_dir() and not os.access(d, os.R_OK | os.X_OK)]
+        except OSError as exc:
+            raise ZooLogError(f"{folder} cannot be read: {exc.strerror or exc}") from None
+        if shut:
+            raise ZooLogError(f"{shut[0]} cannot be read (permission denied): rl-zoo keeps a "
+                              "run's config.yml there")
         return None
     if len(configs) > 1:
         raise ZooLogError(f"{folder} holds {len(configs)} ENV/config.yml files, not one: it is "
@@ -298,8 +336,11 @@ def _evaluations(npz: Path) -> tuple[np.ndarray, np.ndarray]:
             if size > MAX_LOG_BYTES:  # a compressed file can unpack to any size
                 raise ZooLogError(f"{bad}: it unpacks to {size:,} bytes, more than the "
                                   f"{MAX_LOG_BYTES:,} read")
-            steps = np.asarray(data["timesteps"], float)
-            results = np.asarray(data["results"], float)
+            steps, results = data["timesteps"], data["results"]
+            if steps.dtype.kind not in "iuf" or results.dtype.kind not in "iuf":
+                raise ZooLogError(f"{bad}: its arrays hold {steps.dtype} and {results.dtype}, "
+                                  "not real numbers")
+            steps, results = np.asarray(steps, float), np.asarray(results, float)
     except ZooLogError:
         raise
     except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -309,8 +350,9 @@ def _evaluations(npz: Path) -> tuple[np.ndarray, np.ndarray]:
             or not results.shape[1]:
         raise ZooLogError(f"{npz} holds timesteps of shape {steps.shape} and results of shape "
                           f"{results.shape}: not one row of episode returns per evaluation")
-    if not (np.isfinite(steps).all() and (steps >= 0).all()):
-        raise ZooLogError(f"{npz}: its timesteps must be finite and not negative")
+    if not (np.isfinite(steps).all() and (steps >= 0).all() and (steps <= MAX_STEP).all()):
+        raise ZooLogError(f"{npz}: its timesteps must be finite, not negative and at most "
+                          f"{MAX_STEP:g}")
     if np.isinf(results).any():
         raise ZooLogError(f"{npz}: a return is infinite (a NaN one is read as missing)")
     return steps, seed_mean(results)  # NaN episodes (a diverged policy): missing
@@ -322,7 +364,10 @@ def read_run(folder: Path, input_dim: int | None = None, files: _Files | None = 
     if files is None:
         raise ZooLogError(f"{folder} holds no ENV/config.yml: it is not a run folder as rl-zoo "
                           "writes it")
-    config, args = files.config, files.args
+    config, args = dict(files.config), files.args
+    if isinstance(config.get("policy_kwargs"), str):  # as rl-zoo writes it: an expression
+        config["policy_kwargs"] = literal(config["policy_kwargs"],
+                                          f"{files.config_file}: policy_kwargs")
     if files.algo != "sac":
         raise ZooLogError(f"{folder} is an rl-zoo {_short(files.algo)} run: only SAC runs "
                           "(--algo sac) are read")
@@ -332,47 +377,93 @@ def read_run(folder: Path, input_dim: int | None = None, files: _Files | None = 
     utd = utd_of(config, files.config_file)
     batch_size = _whole(config.get("batch_size", SAC_DEFAULTS["batch_size"]), "batch_size",
                         files.config_file)
-    input_dim = _input_dim(files.env, input_dim, config, files.config_file)
-    params, width = critic_size(config, input_dim, files.config_file)
+    input_dim = _input_dim(files.env, input_dim, config, args, files.config_file)
+    params, width, structure = critic_size(config, input_dim, files.config_file)
     steps, returns = _evaluations(folder / "evaluations.npz")
     starts = config.get("learning_starts", SAC_DEFAULTS["learning_starts"])
     starts = starts if isinstance(starts, int) and not isinstance(starts, bool) else None
     return ZooRun(folder, files.env, seed, utd, batch_size, int(params), width, steps, returns,
-                  starts, input_dim)
+                  starts, input_dim, structure,
+                  {k: v for k, v in config.items() if k not in SEED_FREE})
 
 
 # --------------------------------------------------------------------------------------------
 # A folder of runs, and the CSV
 
 
+def _walk(logs: Path, names: tuple[str, ...]) -> list[Path]:
+    """Files of these names under `logs`, folder links followed (each folder once: a link loop
+    ends), in a stable order."""
+    import os
+
+    found, seen = [], set()
+    for top, dirs, files in os.walk(logs, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        found += [Path(top) / f for f in sorted(files) if f in names]
+    return found
+
+
+def log_files(logs: str | Path) -> list[Path]:
+    """Every file under `logs` that rl-zoo writes and tidy reads (an output must replace none,
+    read or left out)."""
+    return _walk(Path(logs), ("evaluations.npz", "config.yml", "args.yml"))
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def read_runs(logs: str | Path, env: str | None = None, input_dim: int | None = None
               ) -> tuple[list[ZooRun], list[str]]:
     """Every SAC run under `logs` (a log folder, its sac/ folder or one run's), optionally of
     `env` only, and notes on what was left out (runs without evaluations, of other
-    algorithms, evaluations outside a run folder)."""
+    algorithms, damaged runs of other envs or algorithms, evaluations outside a run folder)."""
     logs = Path(logs)
     if not logs.is_dir():
         raise ZooLogError(f"{logs} is not a folder of rl-zoo logs (what -f / --log-folder named)")
-    folders = sorted({p.parent for p in logs.rglob("evaluations.npz")})
-    bare = sorted({p.parent.parent for p in logs.rglob("*/config.yml")} - set(folders))
+    files = _walk(logs, ("evaluations.npz", "config.yml"))
+    folders = sorted({f.parent for f in files if f.name == "evaluations.npz"})
+    bare = sorted({f.parent.parent for f in files if f.name == "config.yml"} - set(folders))
     notes = []
 
-    def note(items, what):
+    def note(items, one, many):
         if items:
-            notes.append(f"{len(items)} {what} left out, e.g. {items[0]}")
+            notes.append(f"{_plural(len(items), one, many)} left out, e.g. {items[0]}")
 
-    note(bare, "run folder(s) without evaluations.npz (trained with --eval-freq -1, or "
-               "stopped before its first evaluation)")
+    note(bare, "run folder without evaluations.npz (trained with --eval-freq -1, or stopped "
+               "before its first evaluation)", "run folders without evaluations.npz (trained "
+               "with --eval-freq -1, or stopped before their first evaluation)")
     if not folders:
         raise ZooLogError(f"{logs} holds no evaluations.npz: train with rl-zoo's --eval-freq N "
                           "(and --eval-episodes, 5 by default) so that it logs returns"
                           + (f" ({notes[0]})" if notes else ""))
-    found = [(f, _files(f)) for f in folders]
+    found, damaged = [], []
+    for folder in folders:
+        try:
+            found.append((folder, _files(folder)))
+        except ZooLogError:
+            # a damaged run that is not asked for (another env, or another algorithm's folder)
+            try:
+                names = {d.name for d in folder.iterdir() if d.is_dir()}
+            except OSError:
+                names = set()
+            if (env is not None and env not in names) or folder.parent.name in OTHER_ALGOS:
+                damaged.append(folder)
+                continue
+            raise
+    note(damaged, "damaged run of another env or algorithm", "damaged runs of other envs or "
+         "algorithms")
     note([f for f, x in found if x is None], "evaluations.npz outside a run folder (no "
-                                             "ENV/config.yml beside it: an optuna trial's?)")
+         "ENV/config.yml beside it: an optuna trial's?)", "evaluations.npz files outside a "
+         "run folder (no ENV/config.yml beside them: an optuna trial's?)")
     found = [x for _, x in found if x is not None]
-    other = [x.folder for x in found if x.algo != "sac"]
-    note(other, "run(s) of other algorithms than SAC")
+    note([x.folder for x in found if x.algo != "sac"], "run of another algorithm than SAC",
+         "runs of other algorithms than SAC")
     found = [x for x in found if x.algo == "sac"]
     envs = sorted({x.env for x in found})
     if not found:
@@ -387,28 +478,36 @@ def read_runs(logs: str | Path, env: str | None = None, input_dim: int | None = 
         raise ZooLogError(f"--input-dim counts one env's critic, and {logs} holds runs of "
                           f"{', '.join(map(_short, envs))}: choose one with --env")
     runs = [read_run(x.folder, input_dim, x) for x in found]
-    seen: dict[tuple, Path] = {}
+    seen: dict[tuple, ZooRun] = {}
     for r in runs:
-        key = (r.env, r.utd, r.params, r.batch_size, r.seed)
-        if key in seen:
-            raise ZooLogError(f"{seen[key]} and {r.folder} are the same configuration with the "
-                              f"same seed {r.seed}: remove one (rl-zoo's --seed picks each run's)")
-        seen[key] = r.folder
+        first = seen.setdefault((r.env, r.utd, r.params, r.batch_size), r)
+        if first is r:
+            continue
+        if r.seed == first.seed:
+            raise ZooLogError(f"{first.folder} and {r.folder} are the same configuration with "
+                              f"the same seed {r.seed}: remove one (rl-zoo's --seed picks each "
+                              "run's)")
+        differ = sorted(k for k in {*first.settings, *r.settings}
+                        if first.settings.get(k) != r.settings.get(k))
+        if differ:
+            k = differ[0]
+            raise ZooLogError(
+                f"{first.folder} and {r.folder} share utd, critic and batch size but differ in "
+                f"{', '.join(differ)} ({_short(first.settings.get(k))} and "
+                f"{_short(r.settings.get(k))}), so a fit would take them for seeds of one "
+                "configuration: tidy a folder of one setting (or --env)")
     return runs, notes
 
 
-def read_files(runs: list[ZooRun]) -> list[Path]:
-    """The files `runs` were read from (an output must not replace one)."""
-    return [f for r in runs for f in (r.folder / "evaluations.npz",
-                                      *r.folder.glob("*/config.yml"), *r.folder.glob("*/args.yml"))]
-
-
 def with_widths(runs: list[ZooRun], env: str) -> bool:
-    """Whether the CSV gives `env`'s widths: each run's critic has one, each width one params,
-    and there are enough of them for a fit to learn params(width) (calibration.build)."""
-    pairs = {(r.width, r.params) for r in runs if r.env == env}
+    """Whether the CSV gives `env`'s widths: each run's critic has one, all are of one
+    structure (kind, depth, Q-nets), each width has one params, and there are enough of them
+    for a fit to learn params(width) (calibration.build)."""
+    mine = [r for r in runs if r.env == env]
+    pairs = {(r.width, r.params) for r in mine}
     widths = {w for w, _ in pairs}
-    return None not in widths and len(widths) == len(pairs) and len(widths) >= MIN_CSV_WIDTHS
+    return (None not in widths and len(widths) == len(pairs) and len(widths) >= MIN_CSV_WIDTHS
+            and len({r.structure for r in mine}) == 1)
 
 
 def tidy_csv(runs: list[ZooRun]) -> str:

@@ -154,17 +154,17 @@ def test_every_input_a_user_can_get_wrong_is_one_line(tmp_path):
         tmp_path / "empty")
     bare = write_run(tmp_path / "bare" / f"{ENV}_1", {})
     (bare / "evaluations.npz").unlink()
-    assert "1 run folder(s) without evaluations.npz (trained with --eval-freq -1, or stopped " \
-           "before its first evaluation) left out" in error(tmp_path / "bare")
+    assert "(1 run folder without evaluations.npz (trained with --eval-freq -1, or stopped " \
+           "before its first evaluation) left out, e.g." in error(tmp_path / "bare")
     write_run(tmp_path / "td3" / f"{ENV}_1", {}, args={"algo": "td3"})
-    assert "holds no SAC run with evaluations (only SAC runs, --algo sac, are read; 1 run(s) " \
-           "of other algorithms than SAC left out" in error(tmp_path / "td3")
+    assert "holds no SAC run with evaluations (only SAC runs, --algo sac, are read; 1 run " \
+           "of another algorithm than SAC left out" in error(tmp_path / "td3")
     write_run(tmp_path / "pol" / f"{ENV}_1", {"policy": "mypkg.MyPolicy"})
     assert "policy 'mypkg.MyPolicy' builds a critic whose parameters cannot be counted" in \
         error(tmp_path / "pol")
     write_run(tmp_path / "env" / "My-v0_1", {}, env="My-v0")
-    assert "Gymnasium here cannot make 'My-v0', so its critic's input (obs + action size) is " \
-           "unknown: pass --input-dim N" in error(tmp_path / "env")
+    assert "Gymnasium here does not give 'My-v0''s critic input (it cannot make the env, or its " \
+           "spaces are not flat boxes): pass --input-dim N" in error(tmp_path / "env")
     assert run("tidy", tmp_path / "env", "--input-dim", "7").exit_code == 0
     assert "holds no run of env 'Other-v0'; its envs: 'My-v0'" in error(
         tmp_path / "env", "--env", "Other-v0", "--input-dim", "7")
@@ -178,13 +178,17 @@ def test_every_input_a_user_can_get_wrong_is_one_line(tmp_path):
     write_run(tmp_path / "inf" / f"{ENV}_1", {}, results=((-1.0, np.inf), (0.0, 1.0)))
     assert "a return is infinite (a NaN one is read as missing)" in error(tmp_path / "inf")
     write_run(tmp_path / "neg" / f"{ENV}_1", {}, steps=(-100, 200))
-    assert "its timesteps must be finite and not negative" in error(tmp_path / "neg")
+    assert "its timesteps must be finite, not negative and at most 1e+15" in error(
+        tmp_path / "neg")
+    write_run(tmp_path / "wide" / f"{ENV}_1", {"policy_kwargs": "dict(net_arch=[1e23])"})
+    assert "each width of net_arch must be a whole number of at least 1 and at most 1,000,000" \
+        in error(tmp_path / "wide")
     assert run("tidy", tmp_path / "missing").exit_code == 2
     assert "-o is empty" in error(tmp_path / "env", "--input-dim", "7", "-o", "")
     log = tmp_path / "env" / "My-v0_1" / "evaluations.npz"
     before = log.read_bytes()
-    assert f"-o {log} would replace {log}, a log this command reads" in error(
-        tmp_path / "env", "--input-dim", "7", "-o", log)
+    assert f"-o {log} would replace {log}, one of the rl-zoo logs in {tmp_path / 'env'}" in \
+        error(tmp_path / "env", "--input-dim", "7", "-o", log)
     assert log.read_bytes() == before
 
 
@@ -227,8 +231,8 @@ def test_what_a_log_names_is_never_imported_or_grown(tmp_path):
            "--input-dim N" in res.stderr
     write_run(tmp_path / "wrap" / f"{ENV}_1", {"frame_stack": 2})
     res = run("tidy", tmp_path / "wrap")
-    assert res.exit_code == 2 and "its env is wrapped (frame_stack 2), which can change the " \
-                                  "observation size: pass --input-dim N" in res.stderr
+    assert res.exit_code == 2 and "its run sets frame_stack 2, which can change the size of " \
+        "what its critic takes in: pass --input-dim N" in res.stderr
     res = run("tidy", tmp_path / "wrap", "--input-dim", "8")
     mlp = 2 * ((8 + 1) * 256 + 257 * 256 + 257)  # SB3's default critic, 256-256, at input 8
     assert res.exit_code == 0 and f",,{mlp},256," in res.stdout
@@ -251,16 +255,22 @@ def test_other_algorithms_and_stray_evaluations_are_left_out_with_a_note(tmp_pat
     trial = tmp_path / "optuna" / "trial_1"
     trial.mkdir(parents=True)
     (tmp_path / "sac" / f"{ENV}_1" / "evaluations.npz").replace(trial / "evaluations.npz")
-    write_run(tmp_path / "sac" / f"{ENV}_1", {"policy_kwargs": {"net_arch": None}})
+    for seed in (0, 1):
+        write_run(tmp_path / "sac" / f"{ENV}_{seed + 1}", {"policy_kwargs": {"net_arch": None}},
+                  args={"seed": seed})
     write_run(tmp_path / "sac" / "My-v0_1", {}, env="My-v0")  # not made here: --env skips it
     res = run("tidy", tmp_path, "--env", ENV)
     assert res.exit_code == 0, res.output
-    assert "note: 1 run(s) of other algorithms than SAC left out, e.g." in res.stderr
+    assert "note: 1 run of another algorithm than SAC left out, e.g." in res.stderr
     assert "note: 1 evaluations.npz outside a run folder (no ENV/config.yml beside it: an " \
            "optuna trial's?) left out" in res.stderr
     assert f"{ENV}: 2 runs, 1 configuration" in res.stderr
     mlp = 2 * ((4 + 1) * 256 + 257 * 256 + 257)  # net_arch None: SB3's default, 256-256
     assert res.stdout.count(f",,{mlp},256,") == 4
+    td3 = tmp_path / "td3" / f"{ENV}_1" / "evaluations.npz"  # left out, and still not replaced
+    res = run("tidy", tmp_path, "--env", ENV, "-o", td3)
+    assert res.exit_code == 2 and f"-o {td3} would replace {td3}, one of the rl-zoo logs" in \
+        res.stderr
 
 
 def test_runs_of_several_envs_keep_an_env_column_advisor_fit_selects(tmp_path):
@@ -272,7 +282,7 @@ def test_runs_of_several_envs_keep_an_env_column_advisor_fit_selects(tmp_path):
     res = run("tidy", tmp_path, "--input-dim", "4", "--env", "My-v0", "-o", tmp_path / "my.csv")
     assert res.exit_code == 0 and "My-v0: 2 runs, 1 configuration" in res.stderr
     res = run("tidy", tmp_path, "-o", tmp_path / "all.csv")  # My-v0 is not registered here
-    assert res.exit_code == 2 and "cannot make 'My-v0'" in res.stderr
+    assert res.exit_code == 2 and "does not give 'My-v0''s critic input" in res.stderr
     (pendulum,) = read_csv_runs(tmp_path / "my.csv", env="My-v0")
     assert pendulum.utd == 1 and pendulum.n_seeds == 2
 
@@ -322,3 +332,60 @@ def test_runs_no_law_describes_are_one_line_not_a_schema_traceback(tmp_path):
     assert res.stderr.startswith("error: the fit's prediction interval would span a factor of "
                                  "e^22.4 around its predictions")
     assert not (tmp_path / "f.json").exists()
+
+
+def test_links_settings_depths_and_what_changes_the_critics_input(tmp_path):
+    """A second hostile round: linked run folders were skipped unsaid; runs differing in other
+    hyperparameters were merged as seeds; critics of other depths shared a width column; env
+    kwargs, VecEnv wrappers and feature extractors were counted at the bare env's input; a
+    damaged run of another env failed --env; train_freq per episode with gradient_steps -1
+    (utd 1 exactly) was refused."""
+    import os
+
+    real = write_run(tmp_path / "elsewhere" / f"{ENV}_9", {}, args={"seed": 1})
+    write_run(tmp_path / "logs" / f"{ENV}_1", {})
+    os.symlink(real, tmp_path / "logs" / f"{ENV}_2")
+    os.symlink(tmp_path / "logs", tmp_path / "logs" / "loop")  # a link loop ends
+    res = run("tidy", tmp_path / "logs")
+    assert res.exit_code == 0 and f"{ENV}: 2 runs, 1 configuration" in res.stderr, res.output
+
+    write_run(tmp_path / "lr" / f"{ENV}_1", {"learning_rate": 3e-4})
+    write_run(tmp_path / "lr" / f"{ENV}_2", {"learning_rate": 1e-3}, args={"seed": 1})
+    res = run("tidy", tmp_path / "lr")
+    assert res.exit_code == 2 and "share utd, critic and batch size but differ in learning_rate " \
+        "(0.0003 and 0.001), so a fit would take them for seeds of one configuration" in res.stderr
+
+    k = 0
+    for qf in ([32, 32], [64, 64], [128, 128, 128]):
+        for seed in (0, 1):
+            k += 1
+            write_run(tmp_path / "depth" / f"{ENV}_{k}",
+                      {"policy_kwargs": f"dict(net_arch=dict(pi=[64], qf={qf}))"},
+                      args={"seed": seed})
+    res = run("tidy", tmp_path / "depth")
+    assert res.exit_code == 0 and "widths left empty" in res.stderr
+    assert {row.split(",")[2] for row in res.stdout.splitlines()[1:]} == {""}
+
+    for i, (key, value) in enumerate((("env_kwargs", {"exclude_current_positions": False}),
+                                      ("vec_env_wrapper", "VecFrameStack"),
+                                      ("policy_kwargs", "dict(features_extractor_class=Mine)"))):
+        write_run(tmp_path / f"obs{i}" / f"{ENV}_1", {key: value})
+        res = run("tidy", tmp_path / f"obs{i}")
+        assert res.exit_code == 2 and "which can change the size of what its critic takes in: " \
+                                      "pass --input-dim N" in res.stderr, res.output
+    write_run(tmp_path / "obs3" / f"{ENV}_1", {}, args={"env_kwargs": {"a": 1}})
+    assert "its run sets --env-kwargs {'a': 1}" in run("tidy", tmp_path / "obs3").stderr
+
+    write_run(tmp_path / "iso" / f"{ENV}_1", {})
+    other = write_run(tmp_path / "iso" / "MountainCarContinuous-v0_1", {},
+                      env="MountainCarContinuous-v0")
+    (other / "MountainCarContinuous-v0" / "config.yml").write_text("[unclosed\n")
+    res = run("tidy", tmp_path / "iso", "--env", ENV)
+    assert res.exit_code == 0 and "note: 1 damaged run of another env or algorithm left out" in \
+        res.stderr
+    assert run("tidy", tmp_path / "iso").exit_code == 2  # asked for: its damage is an error
+
+    where = tmp_path / "config.yml"
+    assert zoo_logs.utd_of({"train_freq": [1, "episode"], "gradient_steps": -1}, where) == 1
+    with pytest.raises(zoo_logs.ZooLogError, match="or take gradient_steps -1, have a utd"):
+        zoo_logs.utd_of({"train_freq": [1, "episode"], "gradient_steps": 4}, where)
