@@ -355,6 +355,11 @@ def _evaluations(npz: Path) -> tuple[np.ndarray, np.ndarray]:
                           f"{MAX_STEP:g}")
     if np.isinf(results).any():
         raise ZooLogError(f"{npz}: a return is infinite (a NaN one is read as missing)")
+    if (np.diff(steps) <= 0).any():
+        raise ZooLogError(f"{npz}: its timesteps do not increase from one evaluation to the next")
+    if np.isnan(results).all():
+        raise ZooLogError(f"{npz}: every return is NaN (a run that diverged from the start): "
+                          "remove the run")
     return steps, seed_mean(results)  # NaN episodes (a diverged policy): missing
 
 

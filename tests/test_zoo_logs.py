@@ -180,6 +180,11 @@ def test_every_input_a_user_can_get_wrong_is_one_line(tmp_path):
     write_run(tmp_path / "neg" / f"{ENV}_1", {}, steps=(-100, 200))
     assert "its timesteps must be finite, not negative and at most 1e+15" in error(
         tmp_path / "neg")
+    write_run(tmp_path / "dup" / f"{ENV}_1", {}, steps=(100, 100))
+    assert "its timesteps do not increase from one evaluation to the next" in error(
+        tmp_path / "dup")
+    write_run(tmp_path / "nan" / f"{ENV}_1", {}, results=np.full((2, 2), np.nan))
+    assert "every return is NaN (a run that diverged from the start)" in error(tmp_path / "nan")
     write_run(tmp_path / "wide" / f"{ENV}_1", {"policy_kwargs": "dict(net_arch=[1e23])"})
     assert "each width of net_arch must be a whole number of at least 1 and at most 1,000,000" \
         in error(tmp_path / "wide")
