@@ -234,10 +234,12 @@ def tidy(logs, output, env, input_dim):
     if output:
         from advisor.files import atomic_write_text
 
-        target = os.path.realpath(output)
+        target, root = os.path.realpath(output), os.path.realpath(logs)
         log = next((f for f in zoo_logs.log_files(logs) if os.path.realpath(f) == target), None)
+        if log is None and os.path.isfile(target) and target.startswith(root + os.sep):
+            log = Path(output)  # a model, monitor.csv, ...: whatever rl-zoo keeps there
         if log is not None:
-            raise OutputError(f"-o {output} would replace {log}, one of the rl-zoo logs in "
+            raise OutputError(f"-o {output} would replace {log}, a file of the rl-zoo logs in "
                               f"{logs}; choose another -o")
         atomic_write_text(output, text)
     else:

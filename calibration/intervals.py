@@ -542,7 +542,7 @@ def calibrate_interval(table: DataTable, method: Method, laws: LawFit, loco: np.
             f"predictions (its runs held out one configuration at a time miss by that much), "
             f"more than the e^{MAX_LOG_OFFSET:g} a fit file holds: the law does not describe "
             "these runs; fit runs that learn past the thresholds (longer ones?), or give "
-            "thresholds of your own (--target-range)")
+            "thresholds of your own (advisor fit --target-range)")
     bands = None
     if banded:
         band = threshold_bands(m)

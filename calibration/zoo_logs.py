@@ -500,19 +500,34 @@ def read_runs(logs: str | Path, env: str | None = None, input_dim: int | None = 
                 f"{first.folder} and {r.folder} share utd, critic and batch size but differ in "
                 f"{', '.join(differ)} ({_short(first.settings.get(k))} and "
                 f"{_short(r.settings.get(k))}), so a fit would take them for seeds of one "
-                "configuration: tidy a folder of one setting (or --env)")
+                "configuration: tidy a folder of one setting")
     return runs, notes
 
 
-def with_widths(runs: list[ZooRun], env: str) -> bool:
-    """Whether the CSV gives `env`'s widths: each run's critic has one, all are of one
-    structure (kind, depth, Q-nets), each width has one params, and there are enough of them
-    for a fit to learn params(width) (calibration.build)."""
+def no_widths(runs: list[ZooRun], env: str) -> str | None:
+    """Why the CSV gives no widths of `env`'s runs, or None where it does: a fit learns the
+    critic's params(width) from them only where its critics are of one structure (kind,
+    depth, Q-nets), each with its hidden layers of one width, a width has one params, and
+    there are MIN_CSV_WIDTHS widths or more (calibration.build)."""
     mine = [r for r in runs if r.env == env]
-    pairs = {(r.width, r.params) for r in mine}
-    widths = {w for w, _ in pairs}
-    return (None not in widths and len(widths) == len(pairs) and len(widths) >= MIN_CSV_WIDTHS
-            and len({r.structure for r in mine}) == 1)
+    structures = sorted({r.structure for r in mine})
+    if any(r.width is None for r in mine):
+        return "some critics' hidden layers differ in width"
+    if len(structures) > 1:
+        return f"its critics are of {len(structures)} structures ({'; '.join(structures)})"
+    widths = {r.width for r in mine}
+    if len({(r.width, r.params) for r in mine}) > len(widths):
+        return "a width has critics of different params (their inputs differ)"
+    if len(widths) < MIN_CSV_WIDTHS:
+        return (f"{_plural(len(widths), 'width', 'widths')}, fewer than the {MIN_CSV_WIDTHS} "
+                f"a fit learns params(width) from; a free fit needs {MIN_AXIS_VALUES} or more "
+                "critic sizes anyway (its axes check; advisor plan)")
+    return None
+
+
+def with_widths(runs: list[ZooRun], env: str) -> bool:
+    """Whether the CSV gives `env`'s widths (see no_widths)."""
+    return no_widths(runs, env) is None
 
 
 def tidy_csv(runs: list[ZooRun]) -> str:
@@ -532,7 +547,8 @@ def not_fittable(runs: list[ZooRun], env: str) -> str | None:
     """Why `advisor fit` cannot read `env`'s runs from the CSV as they are, or None."""
     mine = [r for r in runs if r.env == env]
     dims = {r.input_dim for r in mine}
-    if with_widths(runs, env):
+    reason = no_widths(runs, env)
+    if reason is None:
         return None
     if len(dims) > 1:
         why = f"their critics take inputs of sizes {', '.join(map(str, sorted(dims)))}"
@@ -544,9 +560,8 @@ def not_fittable(runs: list[ZooRun], env: str) -> str | None:
         if min(r.params for r in mine) >= least:
             return None
         why = f"whose range needs critics of {least:,.0f} params or more"
-    return (f"it would count their widths as this project's BroNet at one --input-dim, {why}; "
-            f"train {MIN_CSV_WIDTHS} or more widths (each critic's hidden layers of one width) "
-            "and tidy again")
+    return (f"it would count their widths as this project's BroNet at one --input-dim, {why} "
+            f"(the CSV gives no widths of their own: {reason})")
 
 
 def fit_command(runs: list[ZooRun], env: str, csv_path: str) -> str:
@@ -572,17 +587,12 @@ def summary(runs: list[ZooRun]) -> list[str]:
         for r in mine:
             configs.setdefault((r.utd, r.params, r.batch_size), []).append(r.seed)
         single = [k for k, s in configs.items() if len(s) < 2]
-        widths = sorted({r.width for r in mine if r.width is not None})
         lines.append(f"{env}: {len(mine)} run{'s' if len(mine) > 1 else ''}, {len(configs)} "
                      f"configuration{'s' if len(configs) > 1 else ''} (utd, params, batch size)"
                      + (f"; {len(single)} with one seed (advisor fit needs 2 or more each), "
                         f"e.g. utd {single[0][0]:g}, params {single[0][1]:,}, batch size "
                         f"{single[0][2]}" if single else "")
-                     + ("" if with_widths(runs, env) else
-                        f"; widths left empty ({len(widths)} distinct"
-                        + (", some critics' layers differing" if any(r.width is None for r in mine)
-                           else "") + f", fewer than the {MIN_CSV_WIDTHS} a fit needs to learn "
-                        "params(width)): the fit counts widths as this project's BroNet "
-                        f"(--input-dim); a free fit needs {MIN_AXIS_VALUES} or more critic sizes "
-                        "anyway (its axes check; advisor plan)"))
+                     + ("" if (why := no_widths(runs, env)) is None else
+                        f"; widths left empty ({why}): the fit counts widths as this project's "
+                        "BroNet (--input-dim)"))
     return lines

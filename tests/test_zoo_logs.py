@@ -69,8 +69,10 @@ def test_rl_zoo_logs_of_a_generated_file_become_runs_advisor_fit_reads(tmp_path)
     assert res.stderr.splitlines()[-1] == (
         f"wrote {csv}; advisor fit cannot fit these runs yet: it would count their widths as "
         "this project's BroNet at one --input-dim, whose range needs critics of 4,460 params or "
-        "more; train 3 or more widths (each critic's hidden layers of one width) and tidy again")
-    assert "widths left empty (1 distinct, fewer than the 3 a fit needs" in res.stderr
+        "more (the CSV gives no widths of their own: 1 width, fewer than the 3 a fit learns "
+        "params(width) from; a free fit needs 3 or more critic sizes anyway (its axes check; "
+        "advisor plan))")
+    assert "widths left empty (1 width, fewer than the 3" in res.stderr
     (r,) = read_csv_runs(csv, env=ENV)
     assert {row.split(",")[5] for row in csv.read_text().splitlines()[1:]} == {"3", "4"}  # seeds
     models = [SAC.load(p, device="cpu") for p in sorted((tmp_path / "logs").glob(
@@ -192,7 +194,7 @@ def test_every_input_a_user_can_get_wrong_is_one_line(tmp_path):
     assert "-o is empty" in error(tmp_path / "env", "--input-dim", "7", "-o", "")
     log = tmp_path / "env" / "My-v0_1" / "evaluations.npz"
     before = log.read_bytes()
-    assert f"-o {log} would replace {log}, one of the rl-zoo logs in {tmp_path / 'env'}" in \
+    assert f"-o {log} would replace {log}, a file of the rl-zoo logs in {tmp_path / 'env'}" in \
         error(tmp_path / "env", "--input-dim", "7", "-o", log)
     assert log.read_bytes() == before
 
@@ -274,8 +276,13 @@ def test_other_algorithms_and_stray_evaluations_are_left_out_with_a_note(tmp_pat
     assert res.stdout.count(f",,{mlp},256,") == 4
     td3 = tmp_path / "td3" / f"{ENV}_1" / "evaluations.npz"  # left out, and still not replaced
     res = run("tidy", tmp_path, "--env", ENV, "-o", td3)
-    assert res.exit_code == 2 and f"-o {td3} would replace {td3}, one of the rl-zoo logs" in \
+    assert res.exit_code == 2 and f"-o {td3} would replace {td3}, a file of the rl-zoo logs" in \
         res.stderr
+    monitor = tmp_path / "sac" / f"{ENV}_1" / "0.monitor.csv"  # not read, but rl-zoo's
+    monitor.write_text("#\n")
+    res = run("tidy", tmp_path, "--env", ENV, "-o", monitor)
+    assert res.exit_code == 2 and "a file of the rl-zoo logs" in res.stderr
+    assert monitor.read_text() == "#\n"
 
 
 def test_runs_of_several_envs_keep_an_env_column_advisor_fit_selects(tmp_path):
@@ -368,7 +375,9 @@ def test_links_settings_depths_and_what_changes_the_critics_input(tmp_path):
                       {"policy_kwargs": f"dict(net_arch=dict(pi=[64], qf={qf}))"},
                       args={"seed": seed})
     res = run("tidy", tmp_path / "depth")
-    assert res.exit_code == 0 and "widths left empty" in res.stderr
+    assert res.exit_code == 0 and "widths left empty (its critics are of 2 structures (" \
+        "MlpPolicy MLP, 2 hidden layers, 2 Q-nets; MlpPolicy MLP, 3 hidden layers, 2 Q-nets))" \
+        in res.stderr
     assert {row.split(",")[2] for row in res.stdout.splitlines()[1:]} == {""}
 
     for i, (key, value) in enumerate((("env_kwargs", {"exclude_current_positions": False}),
