@@ -8,18 +8,21 @@ that `advisor fit` reads (calibration.tidy):
 
     utd         gradient_steps / (train_freq * n_envs) (gradient_steps -1: one update per
                 env step collected, utd 1)
-    params      the critic's parameters, both Q-nets, counted as Stable-Baselines3 builds it:
-                MlpPolicy's MLP (net_arch's qf layers) or this project's BroNetSACPolicy
-                (critic_width, critic_blocks), at the env's obs + action size
-    width       the critic's hidden width, where its layers share one and the env's runs have
-                3 or more widths (a fit without --input-dim then learns the critic's
-                params(width)); empty otherwise (the fit then needs --input-dim, and
-                counts widths as this project's BroNet)
+    params      the critic's parameters, all its Q-nets, counted as Stable-Baselines3 builds
+                it: MlpPolicy's MLP (net_arch's qf layers) or this project's BroNetSACPolicy
+                (critic_width, critic_blocks), at the env's obs + action size (--input-dim
+                where a run changes what the critic takes in: OBS_CHANGERS)
+    width       the critic's hidden width, where an env's critics are of one structure, each
+                with its hidden layers of one width, and there are 3 or more widths (a fit
+                without --input-dim then learns the critic's params(width)); empty otherwise
+                (no_widths says why; the fit then needs --input-dim, and counts widths as
+                this project's BroNet)
     batch_size, seed, step (the evaluation's env steps), return (the mean of its episodes), env
 
-Nothing read is run: the YAML is read with PyYAML's safe loader, which here takes rl-zoo's
-OrderedDict tag as a mapping and any other Python tag as its name, and `policy_kwargs` (a Python
-expression rl-zoo evaluates) is read as literals, `dict(...)` calls and names only.
+Nothing named in a log is run or imported: the YAML is read with PyYAML's safe loader, which
+here takes rl-zoo's OrderedDict tag as a mapping and any other Python tag as its name;
+`policy_kwargs` (a Python expression rl-zoo evaluates) is read as literals, `dict(...)` calls
+and names only; an env id naming a module needs --input-dim.
 """
 
 from __future__ import annotations
