@@ -31,6 +31,7 @@ import ast
 import csv
 import io
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -300,8 +301,6 @@ def _files(folder: Path) -> _Files | None:
     ENV/config.yml (an optuna trial's evaluations, say)."""
     configs = sorted(folder.glob("*/config.yml"))
     if not configs:
-        import os
-
         try:
             shut = [d for d in folder.iterdir()
                     if d.is_dir() and not os.access(d, os.R_OK | os.X_OK)]
@@ -402,8 +401,6 @@ def read_run(folder: Path, input_dim: int | None = None, files: _Files | None = 
 def _walk(logs: Path, names: tuple[str, ...]) -> list[Path]:
     """Files of these names under `logs`, folder links followed (each folder once: a link loop
     ends), in a stable order."""
-    import os
-
     found, seen = [], set()
     for top, dirs, files in os.walk(logs, followlinks=True):
         real = os.path.realpath(top)
