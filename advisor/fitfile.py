@@ -105,11 +105,11 @@ class Prior(_Strict):
     method: str = Field(max_length=2000)
 
 
-#: How a note in `Provenance.notes` starts for each check the fit failed when it was made
-#: (calibration.checks): "fit check FAILED: <check>: <what>"; `recommend` repeats them.
 #: How a fit of a tidy CSV's own width and params columns describes its critic
 #: (calibration.build): no BroNet, so the exports cannot build it.
 CSV_CRITIC = "critic of the CSV's runs"
+#: How a note in `Provenance.notes` starts for each check the fit failed when it was made
+#: (calibration.checks): "fit check FAILED: <check>: <what>"; `recommend` repeats them.
 CHECKS_FAILED_NOTE = "fit check FAILED"
 
 
