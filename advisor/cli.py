@@ -274,10 +274,12 @@ def main() -> None:
                    "--env-id (--format args). Default: the env a fit made by `advisor "
                    "calibrate` was calibrated on; other fits need it for --format zoo.")
 @click.option("--critic", type=click.Choice(CRITIC_CHOICES), default=None,
-              help="Critic of the rl-zoo file: bronet (default: the fit's BroNet, as "
+              help="Critic of the rl-zoo file: bronet (the fit's BroNet, as "
                    "advisor.integrations.sb3_bronet.BroNetSACPolicy) or mlp (MlpPolicy, a plain "
                    "MLP of the same Dense layers). Both have a scalar head instead of the fit's "
-                   "quantiles; the file says how many params that leaves out.")
+                   "quantiles; the file says how many params that leaves out. Default: the fit's "
+                   "own, bronet, or mlp for a fit of plain MLP runs (advisor tidy of rl-zoo "
+                   "MlpPolicy runs), which gets that MLP exactly.")
 @click.option("--within-fitted", is_flag=True,
               help="Search only the fitted utd and params ranges (by default the search "
                    "reaches 4x beyond the fitted utds and 10x beyond the fitted sizes, "
@@ -344,7 +346,11 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, 
                                              delta=delta).items() if v is not None})
     rec = _recommend(budget, fit=fit, target=target, within_fitted=within_fitted, utd=utd,
                      width=width, level=level, clear_of_runs=clear_of_runs)
-    text = format_recommendation(rec, fmt, env_id=env_id, critic=critic or "bronet", fit=fit_id)
+    if fmt == "zoo":
+        from advisor.integrations.critic import resolve_critic
+
+        critic = resolve_critic(rec, critic, fit_id)  # the fit's own where not given
+    text = format_recommendation(rec, fmt, env_id=env_id, critic=critic, fit=fit_id)
     click.echo(text)
     if defaulted is not None:
         _default_env(fit)
@@ -359,7 +365,7 @@ def recommend(fit_id, compute, data, total, delta, target, fmt, env_id, critic, 
         note_lines([f"no --env: CleanRL's script trains its own default --env-id, {trained} "
                     "(sac_continuous_action.py); give --env ENV_ID for another"])
     if fmt in ("args", "zoo"):
-        note_lines([client_note(rec, fmt, critic=critic or "bronet", fit=fit_id,
+        note_lines([client_note(rec, fmt, critic=critic, fit=fit_id,
                                 input_dim=input_dim), *_zoo_protocol(rec, fmt)])
     if trained is not None:
         note_lines(other_task_note(rec.fit, trained, "--env only names the env in the output"
@@ -456,7 +462,7 @@ def note_lines(lines) -> None:
         click.echo(f"note: {_one_line(line)}", err=True)
 
 
-def client_note(rec, fmt: str, *, critic: str = "bronet", fit=None,
+def client_note(rec, fmt: str, *, critic: str | None = None, fit=None,
                 input_dim: int | None = None) -> str:
     """What the client of `fmt` cannot express of `rec` (args: CleanRL; zoo: the critic), its
     critic counted at `input_dim` (the env's obs + action; default: the fit's)."""
@@ -464,9 +470,10 @@ def client_note(rec, fmt: str, *, critic: str = "bronet", fit=None,
         from advisor.integrations.cleanrl import cleanrl_note
 
         return cleanrl_note(rec, fit=fit, input_dim=input_dim)
-    from advisor.integrations.critic import critic_match
+    from advisor.integrations.critic import critic_match, resolve_critic
 
-    return critic_match(rec, critic, fit=fit, input_dim=input_dim).note
+    return critic_match(rec, resolve_critic(rec, critic, fit), fit=fit,
+                        input_dim=input_dim).note
 
 
 def _input_dim(env_id: str | None) -> int | None:
@@ -499,11 +506,12 @@ def _json_safe(x):
     return x
 
 
-def format_recommendation(rec, fmt: str, *, env_id: str | None = None, critic: str = "bronet",
-                          fit=None) -> str:
+def format_recommendation(rec, fmt: str, *, env_id: str | None = None,
+                          critic: str | None = None, fit=None) -> str:
     """The recommendation as text: table; json or yaml (every field, extrapolated and warnings
-    included); zoo (an rl-zoo hyperparameter file for `env_id`); args (CleanRL flags).
-    `fit` (id, path or Fit) is the fit rec came from, for zoo."""
+    included); zoo (an rl-zoo hyperparameter file for `env_id`, with `critic`, default the
+    fit's own); args (CleanRL flags). `fit` (id, path or Fit) is the fit rec came from, for
+    zoo."""
     if fmt == "json":
         return rec.model_dump_json(indent=2)
     if fmt == "yaml":
@@ -771,7 +779,8 @@ def _interval_lines(m) -> list[str]:
               help="Gymnasium env id, the key of the rl-zoo files (--format zoo). Default: "
                    "the env a fit made by `advisor calibrate` was calibrated on.")
 @click.option("--critic", type=click.Choice(CRITIC_CHOICES), default=None,
-              help="Critic of the rl-zoo files (--format zoo): bronet (default) or mlp.")
+              help="Critic of the rl-zoo files (--format zoo): bronet or mlp (default: the "
+                   "fit's own, as for recommend --critic).")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False), default=None,
               help="--format zoo: write one rl-zoo file per budget into this folder.")
 @click.option("--delta", type=NUMBER, default=None,
@@ -879,7 +888,7 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
         fit.interval(d.utd.low, d.params.low, level=level)
         pin = {**pin, "level": level}
     if fmt == "zoo":
-        _export_zoo(fit, values, budgets_, budget_kind, env_id, critic or "bronet", out_dir,
+        _export_zoo(fit, values, budgets_, budget_kind, env_id, critic, out_dir,
                     target, pin)
         if defaulted is not None:
             _default_env(fit)
@@ -982,11 +991,13 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
     from pathlib import Path
 
     from advisor.errors import ExportError
-    from advisor.integrations.critic import bronet_shape, critic_match
+    from advisor.integrations.critic import bronet_shape, critic_match, default_critic, mlp_shape
     from advisor.integrations.zoo import zoo_yaml
     from advisor.recommend import recommend as _recommend
 
-    bronet_shape(fit)  # a critic rl-zoo cannot build fails before any file is written
+    critic = critic or default_critic(fit)  # the fit's own where not given
+    if critic == "bronet" or mlp_shape(fit) is None:
+        bronet_shape(fit)  # a critic rl-zoo cannot build fails before any file is written
     if out_dir is None:  # exactly one budget (checked): the file to stdout
         rec = _recommend(budgets_[0], fit=fit, target=target, **(pin or {}))
         click.echo(zoo_yaml(rec, env_id, critic=critic, fit=fit, input_dim=_input_dim(env_id),

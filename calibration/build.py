@@ -337,6 +337,8 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
     elif len(widths) >= MIN_CSV_WIDTHS and len(pairs) == len(widths):
         w, n = np.array(sorted(pairs), dtype=float).T
         coef = np.polyfit(w, n, 2)
+        if abs(coef[0]) * w[-1] ** 2 <= 1e-9 * n[-1]:  # linear (one hidden layer): its sign
+            coef = np.polyfit(w, n, 1)  # is rounding's, and a schema error when negative
         arch = Architecture(description=f"{CSV_CRITIC}: params(width) fitted to its "
                             "width and params columns", coefficients=[float(c) for c in coef],
                             width_multiple=16 if max(widths) < 256 else 64)

@@ -54,6 +54,7 @@ def test_rl_zoo_logs_of_a_generated_file_become_runs_advisor_fit_reads(tmp_path)
     procs = [subprocess.Popen(
         [sys.executable, "-m", "rl_zoo3.train", "--algo", "sac", "--env", ENV, "-conf",
          str(conf), "-f", str(tmp_path / "logs"), "--seed", str(seed), "--device", "cpu",
+         "--uuid",  # runs started at once would otherwise pick one folder, Pendulum-v1_1
          "--eval-freq", "100", "--eval-episodes", "2", "--verbose", "0", "-params",
          "n_timesteps:300", "learning_starts:100"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
@@ -299,10 +300,17 @@ def test_runs_of_several_envs_keep_an_env_column_advisor_fit_selects(tmp_path):
     assert pendulum.utd == 1 and pendulum.n_seeds == 2
 
 
-def test_three_widths_give_advisor_fit_the_critics_params_of_width(tmp_path):
-    """With 3 or more MLP widths the CSV gives them, and a fit without --input-dim learns the
-    MLP's params(width) (a quadratic: exact), so it recommends MLP widths."""
+@pytest.mark.parametrize("qf, critics, train", [
+    ("[{w}, {w}]", None, True),  # SB3's n_critics default, 2; rl-zoo trains the file
+    ("[{w}]", 3, False),  # one hidden layer: params(width) is linear
+])
+def test_three_widths_give_advisor_fit_the_critics_params_of_width(qf, critics, train, tmp_path):
+    """With 3 or more MLP widths the CSV gives them, a fit without --input-dim learns the
+    MLP's params(width) (a polynomial: exact), and its rl-zoo file builds that MLP at the
+    recommended width: rl-zoo trains it, and SB3's critic has the fit's params."""
     k = 0
+    layers, qnets = qf.count("{w}"), critics or 2
+    extra = "" if critics is None else f", n_critics={critics}"
     for utd in (1, 2):
         for width in (16, 32, 64):
             for seed in (0, 1):
@@ -312,25 +320,57 @@ def test_three_widths_give_advisor_fit_the_critics_params_of_width(tmp_path):
                 ret = -1500 + 1300 * (1 - np.exp(-steps * speed))
                 write_run(tmp_path / "logs" / f"{ENV}_{k}", {
                     "gradient_steps": utd, "batch_size": 64, "learning_starts": 150,
-                    "policy_kwargs": f"dict(net_arch=dict(pi=[64, 64], qf=[{width}, {width}]))"},
+                    "policy_kwargs": "dict(net_arch=dict(pi=[64, 64], qf="
+                                     f"{qf.format(w=width)}){extra})"},
                     args={"seed": seed}, steps=steps, results=np.stack([ret, ret + 10], 1))
     res = run("tidy", tmp_path / "logs", "-o", tmp_path / "runs.csv")
     assert res.exit_code == 0, res.output
     command = res.stderr.splitlines()[-1].split("next: ")[1]
     assert command == (f"advisor fit {tmp_path / 'runs.csv'} --algorithm sb3-sac --env {ENV} "
                        "-o FIT.json --random-steps 150")
-    res = run(*command.replace("FIT.json", str(tmp_path / "fit.json")).split()[1:],
-              "--n-boot", "0")
+    fit_path = tmp_path / "fit.json"
+    res = run(*command.replace("FIT.json", str(fit_path)).split()[1:], "--n-boot", "0")
     assert res.exit_code == 0, res.output
     import advisor
+    from advisor.integrations.critic import MlpShape, mlp_shape
 
-    res = run("recommend", "--fit", tmp_path / "fit.json", "--data", "3000", "--format", "zoo",
-              "--env", ENV)
-    assert res.exit_code == 2 and "counts the critic of the runs it was fitted on" in res.stderr
-    fit = advisor.load_fit(str(tmp_path / "fit.json"))
-    mlp = {w: 2 * ((4 + 1) * w + (w + 1) * w + (w + 1)) for w in (16, 32, 48, 64)}
+    fit = advisor.load_fit(str(fit_path))
+    mlp = {w: qnets * ((4 + 1) * w + (layers - 1) * (w + 1) * w + (w + 1))
+           for w in (16, 32, 48, 64)}
     assert {w: round(float(fit.params(w))) for w in mlp} == mlp
+    assert mlp_shape(fit) == MlpShape(input_dim=4, layers=layers, qnets=qnets)
     assert fit.model.random_steps == 150
+
+    res = run("recommend", "--fit", fit_path, "--data", "3000", "--target", "-400", "--format",
+              "zoo", "--env", ENV, "--critic", "bronet")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
+    assert "critic is a plain MLP" in res.stderr and "--critic mlp" in res.stderr
+    res = run("recommend", "--fit", fit_path, "--data", "3000", "--target", "-400", "--format",
+              "zoo", "--env", ENV, "--width", "48")  # the fit's own critic by default
+    assert res.exit_code == 0, res.output
+    (entry,) = yaml.safe_load(res.stdout).values()
+    rec = advisor.recommend(advisor.Budget(data=3000), fit=str(fit_path), target=-400, width=48)
+    assert rec.width == 48 and round(rec.params) == mlp[48]  # a width none of the runs had
+    assert entry["policy"] == "MlpPolicy" and entry["learning_starts"] == 150
+    assert entry["policy_kwargs"] == (f"dict(net_arch=dict(pi=[256, 256], qf="
+                                      f"{[rec.width] * layers}), n_critics={qnets})")
+    assert f"{rec.params:,.0f} params, 100.0% of the fit's" in res.stderr
+    if not train:
+        return
+    pytest.importorskip("rl_zoo3")
+    from stable_baselines3 import SAC
+
+    (tmp_path / "sac.yml").write_text(res.stdout)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "-m", "rl_zoo3.train", "--algo", "sac", "--env", ENV, "-conf",
+         str(tmp_path / "sac.yml"), "-f", str(tmp_path / "zoo"), "--device", "cpu",
+         "--verbose", "0", "-params", "n_timesteps:200", "learning_starts:100"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    (saved,) = (tmp_path / "zoo").glob(f"sac/{ENV}_*/{ENV}.zip")
+    model = SAC.load(saved, device="cpu")
+    assert sum(p.numel() for p in model.critic.parameters()) == mlp[48]
 
 
 def test_runs_no_law_describes_are_one_line_not_a_schema_traceback(tmp_path):

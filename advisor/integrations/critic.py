@@ -10,6 +10,15 @@ outputs. Both Q-nets together (the fit's `architecture.coefficients`):
 so blocks = c0 / 4, quantiles = c2 / 2 and in = c1 / 2 - 3 - 6 blocks - quantiles (input 70,
 2 blocks, 100 quantiles: 8w^2 + 370w + 200). Stable-Baselines3's SAC learns a scalar Q, so no
 client here builds the quantile head: `CriticMatch` says exactly how many parameters are missing.
+
+A fit of a tidy CSV's own widths (`advisor tidy` of rl-zoo runs of SB3's MlpPolicy) describes
+the runs' critic by its params(width) alone. Where that polynomial is exactly a plain MLP's,
+`qnets` Q-nets of Linear(in -> w), `layers - 1` Linear(w -> w) and Linear(w -> 1):
+
+    params(w) = qnets (layers - 1) w^2 + qnets (in + layers + 1) w + qnets
+
+it is read as that MLP (`MlpShape`), which SB3's MlpPolicy builds (net_arch qf [w] * layers,
+n_critics qnets): the exports give the runs' own critic at the recommended width.
 """
 
 from __future__ import annotations
@@ -59,6 +68,76 @@ class BroNetShape:
         return 1 + 2 * self.blocks
 
 
+@dataclass(frozen=True)
+class MlpShape:
+    """A plain MLP critic read off a CSV fit's params(width): `qnets` Q-nets of `layers` hidden
+    layers of width w on `input_dim` inputs (obs + action), each with a scalar head; what SB3's
+    MlpPolicy builds with net_arch qf [w] * layers and n_critics qnets."""
+
+    input_dim: int
+    layers: int
+    qnets: int
+
+    def per_qnet(self, width: int) -> int:
+        w = width
+        return (self.input_dim + 1) * w + (self.layers - 1) * (w * w + w) + w + 1
+
+    def params(self, width: int) -> int:
+        return self.qnets * self.per_qnet(width)
+
+    @property
+    def hidden_layers(self) -> int:
+        return self.layers
+
+    def describe(self) -> str:
+        return (f"plain MLP, {self.layers} hidden layer{'s' * (self.layers > 1)} x "
+                f"{self.qnets} Q-net{'s' * (self.qnets > 1)}, input {self.input_dim}")
+
+
+#: Largest Q-net count, depth and input an MLP reading accepts (beyond: not an MLP's polynomial).
+_MLP_MOST = 10_000_000
+
+
+def mlp_shape(fit: Fit) -> MlpShape | None:
+    """The plain MLP a CSV fit's params(width) is exactly (see the module docstring), or None
+    (a fit of another critic, or a polynomial no MLP has)."""
+    from advisor.fitfile import CSV_CRITIC  # here: `advisor --help` loads no numpy
+
+    arch = fit.model.architecture
+    if not arch.description.startswith(CSV_CRITIC):
+        return None
+    c = [float(v) for v in arch.coefficients]
+    c = [0.0] * (3 - len(c)) + c if len(c) <= 3 else c
+    if len(c) != 3:
+        return None
+    qnets = round(c[2])
+    if not 1 <= qnets <= _MLP_MOST:
+        return None
+    layers, input_dim = c[0] / qnets + 1, c[1] / qnets - c[0] / qnets - 2
+    values = (c[2], layers, input_dim)
+    if not all(abs(v - round(v)) < 1e-6 * max(1.0, abs(v)) and 1 <= round(v) <= _MLP_MOST
+               for v in values):
+        return None
+    shape = MlpShape(input_dim=round(input_dim), layers=round(layers), qnets=qnets)
+    widths = (1, 16, 256, 4096)  # the polynomial and its reading agree: exactly that MLP
+    if all(math.isclose(shape.params(w), float(fit.params(w)), rel_tol=1e-9, abs_tol=1e-6)
+           for w in widths):
+        return shape
+    return None
+
+
+def default_critic(fit: Fit) -> str:
+    """The critic an export builds when none is named: the fit's own, "mlp" for a fit of MLP
+    runs (`mlp_shape`), "bronet" for every other."""
+    return "mlp" if mlp_shape(fit) is not None else "bronet"
+
+
+def resolve_critic(rec: Recommendation, critic: str | None, fit: Fit | str | None = None
+                   ) -> str:
+    """`critic`, or where None the critic of the fit behind `rec` (default_critic)."""
+    return default_critic(fit_of(rec, fit)) if critic is None else critic
+
+
 def _poly(c: list[float]) -> str:
     terms = [f"{v:g}w^{len(c) - 1 - i}" if len(c) - 1 - i > 1 else
              (f"{v:g}w" if len(c) - 1 - i == 1 else f"{v:g}") for i, v in enumerate(c)]
@@ -79,12 +158,18 @@ def bronet_shape(fit: Fit) -> BroNetShape:
                                quantiles=round(quantiles))
     from advisor.fitfile import CSV_CRITIC  # here: `advisor --help` loads no numpy
 
+    mlp = mlp_shape(fit)
+    if mlp is not None:
+        raise ExportError(
+            f"{fit.id}'s critic is a {mlp.describe()} (params(width) = {_poly(c)}, fitted to "
+            "its runs), not a BroNet: the mlp critic (--critic mlp, SB3's MlpPolicy) builds it")
     if arch.description.startswith(CSV_CRITIC):
         raise ExportError(
             f"{fit.id} counts the critic of the runs it was fitted on (params(width) = "
-            f"{_poly(c)}, fitted to its CSV's width and params), not a BroNet the exports can "
-            "build: give that critic the recommended width yourself (SB3: policy_kwargs "
-            "net_arch's qf layers), with the rest from json/yaml or the CleanRL flags")
+            f"{_poly(c)}, fitted to its CSV's width and params), which is neither a BroNet nor a "
+            "plain MLP the exports can build: give that critic the recommended width yourself "
+            "(SB3: policy_kwargs net_arch's qf layers), with the rest from json/yaml or the "
+            "CleanRL flags")
     raise ExportError(
         f"{fit.id} describes a critic that is not a BroNet ({arch.description}: params(width) = "
         f"{_poly(c)}), which Stable-Baselines3 and rl-zoo cannot build; use a bro/ fit, or the "
@@ -137,6 +222,8 @@ class CriticMatch:
     # The env's own obs + action size where it is known and differs from the fit's: the
     # client's critic is counted at it (what the client builds on that env).
     client_input_dim: int | None = None
+    # The fit's critic, as the note names it: "BroNet", or "MLP" for a fit of MLP runs.
+    fit_critic: str = "BroNet"
 
     @property
     def shortfall(self) -> int:
@@ -154,8 +241,9 @@ class CriticMatch:
         on_env = ("" if self.client_input_dim is None else
                   f" at the env's input {self.client_input_dim} = obs + action")
         return (f"{self.client} critic: {self.structure}; {self.params_client:,} params"
-                f"{on_env}, {100 * self.share:.1f}% of the fit's {self.params_fit:,} (BroNet at "
-                f"width {self.width}, input {self.input_dim} = obs + action): {self.missing}")
+                f"{on_env}, {100 * self.share:.1f}% of the fit's {self.params_fit:,} "
+                f"({self.fit_critic} at width {self.width}, input {self.input_dim} = obs + "
+                f"action): {self.missing}")
 
 
 def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | None = None,
@@ -175,6 +263,9 @@ def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | N
             raise ExportError(f"input_dim is the env's observation + action size, a whole number "
                               f"of at least 1, got {given!r}")
     f = fit_of(rec, fit)
+    mlp = mlp_shape(f)
+    if mlp is not None:
+        return _mlp_match(rec, critic, f, mlp, input_dim)
     shape = bronet_shape(f)
     w, b, q = rec.width, shape.blocks, shape.quantiles
     params_fit = shape.params(w)
@@ -220,5 +311,43 @@ def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | N
                       "sets its width)",
             width=w, input_dim=shape.input_dim, params_fit=params_fit,
             params_client=N_QNETS * per_qnet, client_input_dim=n_in if other else None,
+            missing=f"no flag sets the recommended width {w}")
+    raise ExportError(f"critic must be one of {', '.join(CRITICS)}, got {critic!r}")
+
+
+def _mlp_match(rec: Recommendation, critic: str, fit: Fit, shape: MlpShape,
+               input_dim: int | None) -> CriticMatch:
+    """critic_match for a fit of plain MLP runs: SB3's MlpPolicy builds that MLP exactly."""
+    w = rec.width
+    params_fit = shape.params(w)
+    if abs(params_fit - rec.params) > 1e-6 * rec.params:  # the polynomial and its reading agree
+        raise AssertionError(f"MLP reading of {fit.id} gives {params_fit} params at width {w}, "
+                             f"the fit {rec.params}")
+    other = input_dim is not None and input_dim != shape.input_dim
+    n_in = input_dim if other else shape.input_dim
+    common = dict(width=w, input_dim=shape.input_dim, params_fit=params_fit,
+                  client_input_dim=n_in if other else None, fit_critic="MLP")
+    if critic == "mlp":
+        client = MlpShape(n_in, shape.layers, shape.qnets)
+        return CriticMatch(
+            client="SB3 MlpPolicy",
+            structure=f"plain MLP, {shape.layers} hidden layer{'s' * (shape.layers > 1)} of "
+                      f"width {w} x {shape.qnets} Q-net{'s' * (shape.qnets > 1)}, scalar head "
+                      f"(net_arch qf {[w] * shape.layers}, n_critics {shape.qnets})",
+            params_client=client.params(w), **common,
+            missing=("nothing: the fit's critic as its params(width) reads" if not other else
+                     f"its input layer differs: the fit's runs took {shape.input_dim} inputs, "
+                     f"the env {n_in}") + "; the fit does not record the runs' activation_fn "
+                    "or actor: SB3's defaults here (ReLU, pi 256-256); set your runs' own in "
+                    "policy_kwargs")
+    if critic == "bronet":
+        bronet_shape(fit)  # raises: the fit's critic is an MLP, not a BroNet
+    if critic == "cleanrl":
+        c = CLEANRL_WIDTH
+        return CriticMatch(
+            client="CleanRL sac_continuous_action.py",
+            structure=f"hard-coded {c}-{c} ReLU MLP x {N_QNETS} Q-nets, scalar head (no flag "
+                      "sets its width)",
+            params_client=N_QNETS * MlpShape(n_in, 2, 1).per_qnet(c), **common,
             missing=f"no flag sets the recommended width {w}")
     raise ExportError(f"critic must be one of {', '.join(CRITICS)}, got {critic!r}")

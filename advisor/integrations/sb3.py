@@ -19,9 +19,13 @@ What SB3 can build of the fit's critic (see advisor.integrations.critic):
   "advisor.integrations.sb3_bronet.BroNetSACPolicy" in an rl-zoo file). SAC learns a scalar Q,
   so the 100-quantile head becomes one output: (quantiles - 1)(w + 1) fewer params per Q-net.
 
+A fit of plain MLP runs (`advisor tidy` of rl-zoo's MlpPolicy runs, 3+ widths; see
+advisor.integrations.critic.MlpShape) gets that MLP from critic="mlp", exactly; "bronet" raises
+ExportError there.
+
 `critic_match(rec, critic)` states the structure and the exact shortfall. The actor is SB3's
-default (256-256 MLP): the fits say nothing about it. Fits that are not BroNets (SimbaV2) raise
-ExportError.
+default (256-256 MLP): the fits say nothing about it. Other fits that are not BroNets (SimbaV2)
+raise ExportError.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from advisor.integrations.critic import (
     check_rec,
     critic_match,
     fit_of,
+    mlp_shape,
 )
 
 if TYPE_CHECKING:
@@ -84,10 +89,18 @@ def _most_data(rec: Recommendation) -> float:
 def policy_kwargs(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | None = None
                   ) -> dict[str, Any]:
     """SACPolicy keyword arguments that build the critic: for "mlp" the MlpPolicy's net_arch
-    (actor 256-256, critic the BroNet's Dense layers at rec.width) and n_critics; for "bronet"
-    BroNetSACPolicy's critic_width and critic_blocks."""
+    (actor 256-256, critic the BroNet's Dense layers at rec.width; for a fit of MLP runs, that
+    MLP: critic.mlp_shape) and n_critics; for "bronet" BroNetSACPolicy's critic_width and
+    critic_blocks."""
     _check_critic(critic)
-    shape = bronet_shape(fit_of(rec, fit))
+    f = fit_of(rec, fit)
+    mlp = mlp_shape(f)
+    if mlp is not None:  # a fit of MLP runs: that MLP (a bronet critic raises ExportError)
+        if critic == "bronet":
+            bronet_shape(f)
+        return dict(net_arch=dict(pi=list(ACTOR_NET_ARCH), qf=[rec.width] * mlp.layers),
+                    n_critics=mlp.qnets)
+    shape = bronet_shape(f)
     if critic == "bronet":
         return dict(critic_width=rec.width, critic_blocks=shape.blocks)
     return dict(net_arch=dict(pi=list(ACTOR_NET_ARCH), qf=[rec.width] * shape.hidden_layers),

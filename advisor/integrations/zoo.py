@@ -17,12 +17,13 @@ written so that YAML reads numbers. Comments (which rl-zoo ignores) carry the fi
 predicted data and compute, the interval, whether the configuration is extrapolated, the
 warnings and what the critic lacks.
 
-The critic (see advisor.integrations.sb3): critic="bronet" (default) names
+The critic (see advisor.integrations.sb3): critic="bronet" (default for a BroNet fit) names
 `advisor.integrations.sb3_bronet.BroNetSACPolicy`, which rl-zoo imports by its dotted name (so
 the value-scaling-advisor package must be importable where rl-zoo runs); critic="mlp" uses the
 "MlpPolicy" alias with a plain MLP of the BroNet's Dense layers ("MultiInputPolicy" for an env
 whose observations are a Dict, such as goal envs: `multi_input=True`, which the CLI sets from
-the env; BroNetSACPolicy reads a Dict as MultiInputPolicy does).
+the env; BroNetSACPolicy reads a Dict as MultiInputPolicy does). A fit of plain MLP runs (`advisor
+tidy` of MlpPolicy runs with 3+ widths) gets that MLP: critic="mlp", its default.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.errors import ExportError
 from advisor.integrations import _yaml
-from advisor.integrations.critic import check_rec
+from advisor.integrations.critic import check_rec, resolve_critic
 from advisor.integrations.sb3 import (
     BRONET_POLICY,
     critic_match,
@@ -186,15 +187,17 @@ def _expression(value: Any) -> str:
     return repr(value)
 
 
-def zoo_hyperparams(rec: Recommendation, env_id: str | None = None, *, critic: str = "bronet",
-                    fit: Fit | str | None = None, multi_input: bool = False
-                    ) -> dict[str, dict[str, Any]]:
+def zoo_hyperparams(rec: Recommendation, env_id: str | None = None, *,
+                    critic: str | None = None, fit: Fit | str | None = None,
+                    multi_input: bool = False) -> dict[str, dict[str, Any]]:
     """{env_id: hyperparameters}, as rl-zoo reads the file (policy_kwargs a string);
     `env_id` defaults to the env the fit was calibrated on (rec.env_id; fits of published
-    runs have none: pass one); `multi_input`: the env's observations are a Dict (the mlp
+    runs have none: pass one); `critic` to the fit's own (critic.default_critic: "bronet", or
+    "mlp" for a fit of MLP runs); `multi_input`: the env's observations are a Dict (the mlp
     critic then names SB3's MultiInputPolicy)."""
     check_rec(rec)
     env_id = check_env_id(rec.env_id if env_id is None else env_id)
+    critic = resolve_critic(rec, critic, fit)
     kwargs = policy_kwargs(rec, critic, fit=fit)
     if not (isinstance(multi_input, numbers.Integral) and multi_input in (0, 1)) and not (
             type(multi_input).__module__ == "numpy" and type(multi_input).__name__
@@ -213,16 +216,18 @@ def zoo_hyperparams(rec: Recommendation, env_id: str | None = None, *, critic: s
     }}
 
 
-def zoo_yaml(rec: Recommendation, env_id: str | None = None, *, critic: str = "bronet",
+def zoo_yaml(rec: Recommendation, env_id: str | None = None, *, critic: str | None = None,
              fit: Fit | str | None = None, input_dim: int | None = None,
              multi_input: bool = False) -> str:
     """The text of an rl-zoo hyperparameter file for `env_id` (see the module docstring;
-    default: the env the fit was calibrated on, as zoo_hyperparams);
+    default: the env the fit was calibrated on, as zoo_hyperparams) with `critic` (default: the
+    fit's own, as zoo_hyperparams);
     `input_dim`: the env's obs + action size, at which the critic's params are counted in the
     comments (default: the fit's; the CLI passes `env_input_dim(env_id)`); `multi_input`: as
     zoo_hyperparams (the CLI passes `env_dict_observations(env_id)`)."""
     from advisor.recommend import _UNITS  # not at import: check_env_id stays light
 
+    critic = resolve_critic(rec, critic, fit)
     entry = zoo_hyperparams(rec, env_id, critic=critic, fit=fit, multi_input=multi_input)
     module = split_module(rec.env_id if env_id is None else env_id)[0]
     env_id = next(iter(entry))
