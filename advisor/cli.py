@@ -695,7 +695,7 @@ def show(fit_id):
         f"{m.compute.reference_batch_size:g}"
         f" * utd * params * data FLOPs; delta = {m.delta:.3g} FLOPs/env step",
         f"architecture: {m.architecture.description}; params(width) coefficients "
-        f"{list(m.architecture.coefficients)}",
+        f"{list(m.architecture.coefficients)}" + _mlp_reading(f),
         (f"batch size:   law ({bs.source}): a_B={bs.a_b:.4g} alpha_B={bs.alpha_b:.3g} "
          f"b_B={bs.b_b:.3g} beta_B={bs.beta_b:.3g}" if bs.kind == "law" else
          f"batch size:   fixed at {bs.a_b:g}, the batch size of every run"
@@ -933,6 +933,15 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
                         _entry_key(budget_kind, row[budget_kind])
                         + (" (extrapolated)" if row.get("extrapolated") else "")
                         for row in warned)])
+
+
+def _mlp_reading(fit) -> str:
+    """"; read as ..." for a fit of plain MLP runs (what the zoo export builds), else ""."""
+    from advisor.integrations.critic import mlp_shape
+
+    shape = mlp_shape(fit)
+    return "" if shape is None else (f"; read as a {shape.describe()} (SB3's MlpPolicy: "
+                                     "--format zoo builds it)")
 
 
 def _entry_key(kind: str, value: float) -> str:

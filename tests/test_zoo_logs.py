@@ -339,6 +339,8 @@ def test_three_widths_give_advisor_fit_the_critics_params_of_width(qf, critics, 
            for w in (16, 32, 48, 64)}
     assert {w: round(float(fit.params(w))) for w in mlp} == mlp
     assert mlp_shape(fit) == MlpShape(input_dim=4, layers=layers, qnets=qnets)
+    assert (f"read as a plain MLP, {layers} hidden layer{'s' * (layers > 1)} x {qnets} Q-nets, "
+            "input 4" in run("show", fit_path).stdout)
     assert fit.model.random_steps == 150
 
     res = run("recommend", "--fit", fit_path, "--data", "3000", "--target", "-400", "--format",
