@@ -85,10 +85,6 @@ class MlpShape:
     def params(self, width: int) -> int:
         return self.qnets * self.per_qnet(width)
 
-    @property
-    def hidden_layers(self) -> int:
-        return self.layers
-
     def describe(self) -> str:
         return (f"plain MLP, {self.layers} hidden layer{'s' * (self.layers > 1)} x "
                 f"{self.qnets} Q-net{'s' * (self.qnets > 1)}, input {self.input_dim}")
