@@ -276,10 +276,11 @@ def main() -> None:
 @click.option("--critic", type=click.Choice(CRITIC_CHOICES), default=None,
               help="Critic of the rl-zoo file: bronet (the fit's BroNet, as "
                    "advisor.integrations.sb3_bronet.BroNetSACPolicy) or mlp (MlpPolicy, a plain "
-                   "MLP of the same Dense layers). Both have a scalar head instead of the fit's "
-                   "quantiles; the file says how many params that leaves out. Default: the fit's "
-                   "own, bronet, or mlp for a fit of plain MLP runs (advisor tidy of rl-zoo "
-                   "MlpPolicy runs), which gets that MLP exactly.")
+                   "MLP of the same Dense layers); the file says how many params each leaves "
+                   "out (for the BroNet fits: the quantile head, and LayerNorm for mlp). "
+                   "Default: the fit's own critic: mlp for a fit of plain MLP runs (advisor "
+                   "tidy, or a CSV's critic column), which then gets that MLP exactly; bronet "
+                   "for every other fit.")
 @click.option("--within-fitted", is_flag=True,
               help="Search only the fitted utd and params ranges (by default the search "
                    "reaches 4x beyond the fitted utds and 10x beyond the fitted sizes, "
@@ -809,7 +810,7 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     yaml/json: one entry per budget with `hyperparameters` that Stable-Baselines3 takes as
       SAC(entry["policy"], env, **entry["hyperparameters"]) (a plain MLP critic: MlpPolicy),
       n_timesteps, utd, width, params, the predictions, extrapolated, warnings and `critic`
-      (what that critic lacks of the fit's BroNet) and `notes` (learning_starts where the fit
+      (what that critic lacks of the fit's own) and `notes` (learning_starts where the fit
       does not record its runs' random steps; a run longer than SB3's 1e6-transition
       replay), each note also once on stderr, as are the entries that carry warnings
       (by key: `advisor recommend` prints them). Budgets the fit cannot meet carry `error`

@@ -106,8 +106,13 @@ class Prior(_Strict):
 
 
 #: How a fit of a tidy CSV's own width and params columns describes its critic
-#: (calibration.build): no BroNet, so the exports cannot build it.
+#: (calibration.build): no BroNet, so the exports cannot build it; unless its `critic` column
+#: says what it is (calibration.tidy.CRITIC_KINDS): a plain MLP (SB3's MlpPolicy) or SB3
+#: BroNetSACPolicy's BroNet with a scalar head, which the exports build
+#: (advisor.integrations.critic).
 CSV_CRITIC = "critic of the CSV's runs"
+CSV_MLP = f"{CSV_CRITIC}, a plain MLP"
+CSV_BRONET = f"{CSV_CRITIC}, a BroNet with a scalar head"
 #: How a note in `Provenance.notes` starts for each check the fit failed when it was made
 #: (calibration.checks): "fit check FAILED: <check>: <what>"; `recommend` repeats them.
 CHECKS_FAILED_NOTE = "fit check FAILED"

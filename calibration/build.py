@@ -306,6 +306,54 @@ def _prior_specs(prior) -> tuple[str, ...]:
     return (prior.family,) if prior.family else tuple(prior.ids)
 
 
+def csv_architecture(runs: list, name: str) -> Architecture:
+    """params(width) of a CSV's own critic, from its (width, params) pairs: a quadratic (linear
+    for one hidden layer), with integer coefficients where those give every pair exactly (a
+    count of parameters); what its `critic` column says the critic is (tidy.CRITIC_KINDS) is
+    checked and recorded in the description, for the exports to build it."""
+    from advisor.fitfile import CSV_BRONET, CSV_MLP, MAX_WIDTH
+    from advisor.integrations.critic import bronet_of, mlp_of, poly_text
+    from calibration.tidy import CsvError
+
+    pairs = sorted({(r.width, r.params) for r in runs if r.width is not None})
+    w, n = np.array(pairs, dtype=float).T
+    coef = np.polyfit(w, n, 2)
+    if abs(coef[0]) * w[-1] ** 2 <= 1e-9 * n[-1]:  # linear (one hidden layer): its sign
+        coef = np.polyfit(w, n, 1)  # is rounding's, and a schema error when negative
+    whole = np.round(coef)
+    if np.array_equal(np.polyval(whole, w), n):  # exact in float64: params are counts
+        coef = whole
+    grid = np.geomspace(1.0, MAX_WIDTH, 400)
+    if not (coef[0] > 0 and np.all(np.diff(np.polyval(coef, grid)) > 0)):
+        raise CsvError(f"{name}: params do not grow with width as a critic's do (params(width) "
+                       f"fitted to the width and params columns: {poly_text(coef)}); check "
+                       "the params column (the critic's parameters, all its Q-nets)")
+    kinds = {r.tags.get("critic", "") for r in runs}
+    if len(kinds) > 1:
+        raise CsvError(f"{name}: the critic column names "
+                       f"{' and '.join(repr(k) if k else 'no critic' for k in sorted(kinds))} "
+                       "for one env's runs; a fit learns one critic's params(width)")
+    kind = kinds.pop()
+    coefficients = [float(c) for c in coef]
+    read = {"mlp": (mlp_of, CSV_MLP, "a plain MLP (n Q-nets of L hidden layers on d inputs: "
+                    "n(L-1)w^2 + n(d+L+1)w + n)"),
+            "bronet": (bronet_of, CSV_BRONET, "SB3 BroNetSACPolicy's BroNet (2 Q-nets, scalar "
+                       "head)")}.get(kind)
+    description = CSV_CRITIC
+    if read is not None:
+        reader, description, what = read
+        if reader(coefficients) is None:
+            raise CsvError(f"{name}: the critic column says {kind}, but params(width) = "
+                           f"{poly_text(coef)} (fitted to the width and params columns) is no "
+                           f"critic of {what}; check the params column, or leave the critic "
+                           "column empty (the fit then learns the runs' own critic, which the "
+                           "rl-zoo export cannot build)")
+        description += " (its critic column)"
+    return Architecture(description=f"{description}: params(width) fitted to its width and "
+                        "params columns", coefficients=coefficients,
+                        width_multiple=16 if w[-1] < 256 else 64)
+
+
 def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, n_boot: int,
                     seed: int, created: str | None, command: str | None,
                     target_range: tuple[float, float] | None, delta: float | None,
@@ -335,13 +383,7 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
                            "(width 1's, times that); if the column holds critic widths, name "
                            "it width (or check --input-dim)")
     elif len(widths) >= MIN_CSV_WIDTHS and len(pairs) == len(widths):
-        w, n = np.array(sorted(pairs), dtype=float).T
-        coef = np.polyfit(w, n, 2)
-        if abs(coef[0]) * w[-1] ** 2 <= 1e-9 * n[-1]:  # linear (one hidden layer): its sign
-            coef = np.polyfit(w, n, 1)  # is rounding's, and a schema error when negative
-        arch = Architecture(description=f"{CSV_CRITIC}: params(width) fitted to its "
-                            "width and params columns", coefficients=[float(c) for c in coef],
-                            width_multiple=16 if max(widths) < 256 else 64)
+        arch = csv_architecture(runs, archive.name)
     else:
         raise CsvError(f"cannot tell how critic width maps to params from {archive.name}: give "
                        "--input-dim (BroNet critic), or width and params columns with at least "

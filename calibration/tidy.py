@@ -2,16 +2,19 @@
 
 Columns (header required, any order, extra columns ignored):
     utd, width or params, batch_size, seed, step, return
-    optional: critic_loss, validation_critic_loss, env
+    optional: critic_loss, validation_critic_loss, env, critic
 `step` is env steps at the evaluation, `return` the evaluation return; `width` is the critic
 hidden width (params then come from the fit's architecture), `params` the critic parameter
-count (both Q-nets). Any logger can write it (wandb, TensorBoard and CSV exports: rename the
-columns). The seeds of a configuration log the same steps (one may stop earlier: its last
-return is carried forward, as the published archives do); `round_steps` snaps steps that a
-logger jittered to a common grid. A return of `nan` or an empty one is missing (a diverged or
-stopped seed: its last finite return is carried forward); a seed without any finite return is
-an error. Every problem is one line naming the first bad line of the file (the header is line
-1).
+count (both Q-nets). `critic` says what the runs' critic is, where a fit learns params(width)
+from the width and params columns: `mlp` (a plain MLP, as SB3's MlpPolicy builds) or `bronet`
+(SB3 BroNetSACPolicy's, a scalar head), which the rl-zoo export then builds at the recommended
+width; empty: another critic (CRITIC_KINDS; `advisor tidy` writes it). Any logger can write the
+file (wandb, TensorBoard and CSV exports: rename the columns). The seeds of a configuration log
+the same steps (one may stop earlier: its last return is carried forward, as the published
+archives do); `round_steps` snaps steps that a logger jittered to a common grid. A return of
+`nan` or an empty one is missing (a diverged or stopped seed: its last finite return is carried
+forward); a seed without any finite return is an error. Every problem is one line naming the
+first bad line of the file (the header is line 1).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from advisor.errors import shown
 from advisor.files import read_limited
 from calibration.archives import ArchiveError, Run
 
@@ -34,6 +38,8 @@ MAX_STEP = 1e15  # env steps: a fit file's horizon at most
 #: Distinct widths, each with one params, from which a fit without --input-dim learns the
 #: critic's params(width), a quadratic (calibration.build).
 MIN_CSV_WIDTHS = 3
+#: What the `critic` column may say of the runs' critic (empty: not said).
+CRITIC_KINDS = ("mlp", "bronet")
 
 
 #: The ranges a fit file's domain allows (advisor.fitfile.Domain), checked row by row.
@@ -223,6 +229,7 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
     # config -> seed -> step -> metric values; where each config and seed was first seen
     points: dict[tuple, dict[int, dict[float, tuple]]] = {}
     widths: dict[tuple, tuple[int | None, int]] = {}
+    kinds: dict[tuple, tuple[str, int]] = {}  # config -> (its critic column, first line)
     first_line: dict[tuple, int] = {}
     envs: set[str] = set()
     env_line = 0  # where the first env was named
@@ -288,6 +295,14 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
                                f"{MAX_STEP:g} env steps")
         params, width = _size(row, line, params_of, check_widths)
         key = (utd, params, batch)
+        kind = row.get("critic", "")
+        if kind not in ("", *CRITIC_KINDS):
+            raise CsvError(f"line {line}: critic must be {' or '.join(CRITIC_KINDS)} (or empty: "
+                           f"another critic), got {shown(kind)}")
+        if kinds.setdefault(key, (kind, line))[0] != kind:
+            raise CsvError(f"line {line}: critic {shown(kind)} differs from "
+                           f"{shown(kinds[key][0])} on line {kinds[key][1]} for the same "
+                           f"{_config(key)}")
         first_line.setdefault(key, line)
         seen = widths.setdefault(key, (width, line))
         if seen[0] != width:
@@ -334,7 +349,7 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
             if not any(math.isfinite(v[1]) for v in per.values()):
                 raise CsvError(f"{where}: seed {seed} has no finite return; remove its rows")
         run = Run(layout="csv", env=name, utd=key[0], params=key[1], batch_size=key[2],
-                  width=widths[key][0])
+                  width=widths[key][0], tags={"critic": kinds[key][0]} if kinds[key][0] else {})
         for k, m in enumerate(metrics, start=1):
             arr = np.full((len(steps), len(seeds)), np.nan)
             for j, seed in enumerate(sorted(seeds)):

@@ -17,6 +17,8 @@ that `advisor fit` reads (calibration.tidy):
                 without --input-dim then learns the critic's params(width)); empty otherwise
                 (no_widths says why; the fit then needs --input-dim, and counts widths as
                 this project's BroNet)
+    critic      with the widths: mlp (MlpPolicy's) or bronet (BroNetSACPolicy's), which the
+                fit records and its rl-zoo export builds
     batch_size, seed, step (the evaluation's env steps), return (the mean of its episodes), env
 
 Nothing named in a log is run or imported: the YAML is read with PyYAML's safe loader, which
@@ -52,9 +54,10 @@ DEFAULT_N_CRITICS = 2
 BRONET_POLICIES = ("advisor.integrations.sb3_bronet.BroNetSACPolicy",
                    "advisor.integrations.sb3_bronet:BroNetSACPolicy")
 MLP_POLICIES = ("MlpPolicy", "MultiInputPolicy")
+BRONET_STRUCTURE = "BroNetSACPolicy"  # how a BroNet critic's structure begins
 MAX_LOG_BYTES = 64 * 2**20  # an evaluations.npz, unpacked
 MAX_YAML_BYTES = 2**20  # config.yml, args.yml: a few hundred bytes as rl-zoo writes them
-COLUMNS = ("env", "utd", "width", "params", "batch_size", "seed", "step", "return")
+COLUMNS = ("env", "utd", "width", "params", "critic", "batch_size", "seed", "step", "return")
 #: config.yml keys that may differ between the seeds of one configuration.
 SEED_FREE = ("n_timesteps",)
 #: rl-zoo's algorithm folders (LOGS/ALGO/ENV_k) other than sac: a damaged run there is left out.
@@ -83,6 +86,11 @@ class ZooRun:
     input_dim: int  # the critic's input, obs + action
     structure: str  # what the critic is besides its width: kind, depth, Q-nets
     settings: dict = field(compare=False, repr=False)  # config.yml but for SEED_FREE keys
+
+    @property
+    def critic(self) -> str:
+        """The CSV's critic column (calibration.tidy.CRITIC_KINDS): bronet or mlp."""
+        return "bronet" if self.structure.startswith(BRONET_STRUCTURE) else "mlp"
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,7 +217,7 @@ def critic_size(config: dict, input_dim: int, where: Path) -> tuple[int, int | N
         blocks = _whole(kwargs.get("critic_blocks", 2), "critic_blocks", where, least=0,
                         most=1000)
         return (n_critics * BroNetShape(input_dim, blocks, 1).per_qnet(width, 1), width,
-                f"BroNetSACPolicy, {blocks} residual blocks, {n_critics} Q-nets")
+                f"{BRONET_STRUCTURE}, {blocks} residual blocks, {n_critics} Q-nets")
     if policy not in MLP_POLICIES:
         raise ZooLogError(f"{where}: policy {_short(policy)} builds a critic whose parameters "
                           f"cannot be counted here; read: "
@@ -539,7 +547,8 @@ def tidy_csv(runs: list[ZooRun]) -> str:
     for r in sorted(runs, key=lambda r: (r.env, r.utd, r.params, r.batch_size, r.seed)):
         for step, ret in zip(r.steps.tolist(), r.returns.tolist()):
             writer.writerow([r.env, f"{r.utd:.10g}", r.width if shown[r.env] else "",
-                             r.params, r.batch_size, r.seed, f"{step:.10g}", repr(ret)])
+                             r.params, r.critic if shown[r.env] else "", r.batch_size, r.seed,
+                             f"{step:.10g}", repr(ret)])
     return out.getvalue()
 
 

@@ -585,3 +585,60 @@ def test_params_in_millions_and_a_single_utd_are_flagged_by_the_fit_checks(cheet
     assert any("FAILED: axes" in n for n in one.model.provenance.notes)
     table = [c.name for c in fit_checks(shipped.model, configs=([1, 2, 5], [1e5, 1e6, 1e7]))]
     assert "params" not in table and "axes" not in table
+
+
+def _width_rows(params_of, critic="", widths=(16, 32, 64), utds=(1, 2)):
+    """Rows of learning runs at 3 widths, params_of(width) each, with a critic column."""
+    return [[u, w, params_of(w), critic, 64, s, step,
+             -1500 + 1300 * (1 - np.exp(-step * u * w ** 0.5 * (1 + 0.05 * s) / 4000))]
+            for u in utds for w in widths for s in (0, 1) for step in range(200, 4001, 200)]
+
+
+WIDTH_HEADER = ["utd", "width", "params", "critic", "batch_size", "seed", "step", "return"]
+
+
+@pytest.mark.parametrize("params_of, critic, needle", [
+    # a plain MLP's count and one more param per unit of width: no MLP has it (any critic of
+    # an MLP's form reads as one: a LayerNorm MLP's 2w^2 + 22w + 2 as a plain MLP on 8 inputs)
+    (lambda w: 2 * (5 * w + w * w + w + w + 1) + w, "mlp",
+     "the critic column says mlp, but params(width) = 2w^2 + 15w + 2"),
+    # a plain MLP said to be a BroNet (3 hidden layers would read as one residual block)
+    (lambda w: 2 * (5 * w + 2 * (w * w + w) + w + 1), "bronet", "the critic column says bronet"),
+    (lambda w: 1000 * w - w * w, "", "params do not grow with width as a critic's do"),
+    (lambda w: 6 * w + 1 + (w == 32), "", "params do not grow with width as a critic's do"),
+    (lambda w: 2 * w * w, "lstm", "line 2: critic must be mlp or bronet (or empty: another "
+                                  "critic), got 'lstm'"),
+])
+def test_the_critic_column_is_checked_against_params(params_of, critic, needle, tmp_path):
+    """A hostile tester's: a BroNet with a scalar head has an MLP's params(width), so the fit
+    cannot tell them apart (the exports built the wrong critic), and a concave params(width)
+    was a pydantic traceback; the CSV's critic column says which, and is checked."""
+    path = _write_csv(tmp_path / "w.csv", _width_rows(params_of, critic), WIDTH_HEADER)
+    res = CliRunner().invoke(main, ["fit", str(path), "--algorithm", "a", "--env", "e",
+                                    "--n-boot", "0", "-o", str(tmp_path / "f.json")])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert needle in res.output and "Traceback" not in res.output
+
+
+def test_a_critic_column_of_two_kinds_or_none_is_not_exported_as_either(tmp_path):
+    mlp = lambda w: 2 * (5 * w + w * w + w + w + 1)  # noqa: E731 (2 layers, 2 Q-nets, 4 inputs)
+    rows = _width_rows(mlp, "mlp", utds=(1,)) + _width_rows(mlp, "bronet", utds=(2,))
+    path = _write_csv(tmp_path / "mixed.csv", rows, WIDTH_HEADER)
+    args = ["--algorithm", "a", "--env", "Pendulum-v1", "--n-boot", "0", "-o"]
+    res = CliRunner().invoke(main, ["fit", str(path), *args, str(tmp_path / "f.json")])
+    assert res.exit_code == 2 and "the critic column names 'bronet' and 'mlp'" in res.output
+    rows[len(rows) // 2][3] = "mlp"  # one row of a config says another critic than its others
+    path = _write_csv(tmp_path / "mixed.csv", rows, WIDTH_HEADER)
+    res = CliRunner().invoke(main, ["fit", str(path), *args, str(tmp_path / "f.json")])
+    assert res.exit_code == 2 and res.output == (
+        "error: line 123: critic 'bronet' differs from 'mlp' on line 122 for the same utd 2, "
+        "params 738, batch size 64\n")
+    # no critic column: the runs' own critic, with exact integer coefficients, not exported
+    path = _write_csv(tmp_path / "none.csv", _width_rows(mlp), WIDTH_HEADER)
+    res = CliRunner().invoke(main, ["fit", str(path), *args, str(tmp_path / "f.json")])
+    assert res.exit_code == 0, res.output
+    assert advisor.load_fit(str(tmp_path / "f.json")).model.architecture.coefficients == (
+        2, 14, 2)
+    res = CliRunner().invoke(main, ["recommend", "--fit", str(tmp_path / "f.json"), "--data",
+                                    "3000", "--format", "zoo", "--env", "Pendulum-v1"])
+    assert res.exit_code == 2 and "its CSV did not say what critic that is" in res.output

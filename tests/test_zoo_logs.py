@@ -75,7 +75,9 @@ def test_rl_zoo_logs_of_a_generated_file_become_runs_advisor_fit_reads(tmp_path)
         "advisor plan))")
     assert "widths left empty (1 width, fewer than the 3" in res.stderr
     (r,) = read_csv_runs(csv, env=ENV)
-    assert {row.split(",")[5] for row in csv.read_text().splitlines()[1:]} == {"3", "4"}  # seeds
+    rows = [dict(zip(zoo_logs.COLUMNS, line.split(","))) for line in csv.read_text().splitlines()]
+    assert rows[0] == {c: c for c in zoo_logs.COLUMNS}
+    assert {row["seed"] for row in rows[1:]} == {"3", "4"}
     models = [SAC.load(p, device="cpu") for p in sorted((tmp_path / "logs").glob(
         f"sac/{ENV}_*/{ENV}.zip"))]
     critic = {sum(p.numel() for p in m.critic.parameters()) for m in models}
@@ -243,7 +245,7 @@ def test_what_a_log_names_is_never_imported_or_grown(tmp_path):
         "what its critic takes in: pass --input-dim N" in res.stderr
     res = run("tidy", tmp_path / "wrap", "--input-dim", "8")
     mlp = 2 * ((8 + 1) * 256 + 257 * 256 + 257)  # SB3's default critic, 256-256, at input 8
-    assert res.exit_code == 0 and f",,{mlp},256," in res.stdout
+    assert res.exit_code == 0 and f",,{mlp},,256," in res.stdout
     run_dir = write_run(tmp_path / "bomb" / f"{ENV}_1", {})
     levels = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
         f"{c}: &{c} [{', '.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
@@ -274,7 +276,7 @@ def test_other_algorithms_and_stray_evaluations_are_left_out_with_a_note(tmp_pat
            "optuna trial's?) left out" in res.stderr
     assert f"{ENV}: 2 runs, 1 configuration" in res.stderr
     mlp = 2 * ((4 + 1) * 256 + 257 * 256 + 257)  # net_arch None: SB3's default, 256-256
-    assert res.stdout.count(f",,{mlp},256,") == 4
+    assert res.stdout.count(f",,{mlp},,256,") == 4
     td3 = tmp_path / "td3" / f"{ENV}_1" / "evaluations.npz"  # left out, and still not replaced
     res = run("tidy", tmp_path, "--env", ENV, "-o", td3)
     assert res.exit_code == 2 and f"-o {td3} would replace {td3}, a file of the rl-zoo logs" in \
@@ -300,17 +302,25 @@ def test_runs_of_several_envs_keep_an_env_column_advisor_fit_selects(tmp_path):
     assert pendulum.utd == 1 and pendulum.n_seeds == 2
 
 
-@pytest.mark.parametrize("qf, critics, train", [
-    ("[{w}, {w}]", None, True),  # SB3's n_critics default, 2; rl-zoo trains the file
-    ("[{w}]", 3, False),  # one hidden layer: params(width) is linear
+BRONET = "advisor.integrations.sb3_bronet.BroNetSACPolicy"
+
+
+@pytest.mark.parametrize("policy, kwargs, layers, qnets, train", [
+    ("MlpPolicy", "net_arch=dict(pi=[64, 64], qf=[{w}, {w}])", 2, 2, True),  # rl-zoo trains it
+    ("MlpPolicy", "net_arch=dict(pi=[64, 64], qf=[{w}]), n_critics=3", 1, 3, False),  # linear
+    # one residual block on 4 inputs, scalar head: 4w^2 + 28w + 2, an MLP's form (3 layers on 10)
+    (BRONET, "critic_width={w}, critic_blocks=1", None, None, False),
 ])
-def test_three_widths_give_advisor_fit_the_critics_params_of_width(qf, critics, train, tmp_path):
-    """With 3 or more MLP widths the CSV gives them, a fit without --input-dim learns the
-    MLP's params(width) (a polynomial: exact), and its rl-zoo file builds that MLP at the
-    recommended width: rl-zoo trains it, and SB3's critic has the fit's params."""
+def test_three_widths_give_advisor_fit_the_critics_params_of_width(policy, kwargs, layers,
+                                                                   qnets, train, tmp_path):
+    """With 3 or more widths of one critic the CSV gives them and says which critic it is, a
+    fit without --input-dim learns its params(width) (a polynomial: exact), and its rl-zoo file
+    builds that critic at the recommended width: rl-zoo trains it, and SB3's critic has the
+    fit's params."""
+    import advisor
+    from advisor.integrations.critic import BroNetShape, MlpShape, bronet_shape, mlp_shape
+
     k = 0
-    layers, qnets = qf.count("{w}"), critics or 2
-    extra = "" if critics is None else f", n_critics={critics}"
     for utd in (1, 2):
         for width in (16, 32, 64):
             for seed in (0, 1):
@@ -320,8 +330,7 @@ def test_three_widths_give_advisor_fit_the_critics_params_of_width(qf, critics, 
                 ret = -1500 + 1300 * (1 - np.exp(-steps * speed))
                 write_run(tmp_path / "logs" / f"{ENV}_{k}", {
                     "gradient_steps": utd, "batch_size": 64, "learning_starts": 150,
-                    "policy_kwargs": "dict(net_arch=dict(pi=[64, 64], qf="
-                                     f"{qf.format(w=width)}){extra})"},
+                    "policy": policy, "policy_kwargs": f"dict({kwargs.format(w=width)})"},
                     args={"seed": seed}, steps=steps, results=np.stack([ret, ret + 10], 1))
     res = run("tidy", tmp_path / "logs", "-o", tmp_path / "runs.csv")
     assert res.exit_code == 0, res.output
@@ -331,37 +340,56 @@ def test_three_widths_give_advisor_fit_the_critics_params_of_width(qf, critics, 
     fit_path = tmp_path / "fit.json"
     res = run(*command.replace("FIT.json", str(fit_path)).split()[1:], "--n-boot", "0")
     assert res.exit_code == 0, res.output
-    import advisor
-    from advisor.integrations.critic import MlpShape, mlp_shape
-
     fit = advisor.load_fit(str(fit_path))
-    mlp = {w: qnets * ((4 + 1) * w + (layers - 1) * (w + 1) * w + (w + 1))
-           for w in (16, 32, 48, 64)}
-    assert {w: round(float(fit.params(w))) for w in mlp} == mlp
-    assert mlp_shape(fit) == MlpShape(input_dim=4, layers=layers, qnets=qnets)
-    assert (f"read as a plain MLP, {layers} hidden layer{'s' * (layers > 1)} x {qnets} Q-nets, "
-            "input 4" in run("show", fit_path).stdout)
+    if policy == BRONET:
+        shape, critic = BroNetShape(input_dim=4, blocks=1, quantiles=1), "bronet"
+        counts = {w: shape.params(w) for w in (16, 32, 48, 64)}
+        assert bronet_shape(fit) == shape and mlp_shape(fit) is None
+        assert fit.model.architecture.coefficients == (4, 28, 2)  # exact integers
+    else:
+        shape, critic = MlpShape(input_dim=4, layers=layers, qnets=qnets), "mlp"
+        counts = {w: qnets * ((4 + 1) * w + (layers - 1) * (w + 1) * w + (w + 1))
+                  for w in (16, 32, 48, 64)}
+        assert mlp_shape(fit) == shape
+        assert (f"read as a plain MLP, {layers} hidden layer{'s' * (layers > 1)} x {qnets} "
+                "Q-nets, input 4" in run("show", fit_path).stdout)
+    assert {w: float(fit.params(w)) for w in counts} == counts
     assert fit.model.random_steps == 150
 
+    other = "bronet" if critic == "mlp" else "mlp"
     res = run("recommend", "--fit", fit_path, "--data", "3000", "--target", "-400", "--format",
-              "zoo", "--env", ENV, "--critic", "bronet")
-    assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
-    assert "critic is a plain MLP" in res.stderr and "--critic mlp" in res.stderr
+              "zoo", "--env", ENV, "--critic", other)
+    if critic == "mlp":  # an MLP is no BroNet; the mlp critic of a BroNet fit drops LayerNorm
+        assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
+        assert "critic is a plain MLP" in res.stderr and "--critic mlp" in res.stderr
+    else:
+        assert res.exit_code == 0 and "no LayerNorm" in res.stderr, res.output
     res = run("recommend", "--fit", fit_path, "--data", "3000", "--target", "-400", "--format",
               "zoo", "--env", ENV, "--width", "48")  # the fit's own critic by default
     assert res.exit_code == 0, res.output
     (entry,) = yaml.safe_load(res.stdout).values()
     rec = advisor.recommend(advisor.Budget(data=3000), fit=str(fit_path), target=-400, width=48)
-    assert rec.width == 48 and round(rec.params) == mlp[48]  # a width none of the runs had
-    assert entry["policy"] == "MlpPolicy" and entry["learning_starts"] == 150
-    assert entry["policy_kwargs"] == (f"dict(net_arch=dict(pi=[256, 256], qf="
-                                      f"{[rec.width] * layers}), n_critics={qnets})")
-    assert f"{rec.params:,.0f} params, 100.0% of the fit's" in res.stderr
-    if not train:
-        return
-    pytest.importorskip("rl_zoo3")
+    assert rec.width == 48 and rec.params == counts[48]  # a width none of the runs had
+    assert entry["learning_starts"] == 150
+    if critic == "mlp":
+        assert entry["policy"] == "MlpPolicy" and entry["policy_kwargs"] == (
+            f"dict(net_arch=dict(pi=[256, 256], qf={[48] * layers}), n_critics={qnets})")
+    else:
+        assert entry["policy"] == BRONET
+        assert entry["policy_kwargs"] == "dict(critic_width=48, critic_blocks=1)"
+    assert f"{counts[48]:,} params, 100.0% of the fit's" in res.stderr
+    pytest.importorskip("stable_baselines3")
     from stable_baselines3 import SAC
 
+    if not train:  # SB3 builds the file's critic
+        from advisor.integrations.sb3_bronet import BroNetSACPolicy
+
+        kwargs = zoo_logs.literal(entry["policy_kwargs"], "the file's policy_kwargs")
+        model = SAC(BroNetSACPolicy if critic == "bronet" else "MlpPolicy", ENV, device="cpu",
+                    policy_kwargs=kwargs, learning_starts=10**6)
+        assert sum(p.numel() for p in model.critic.parameters()) == counts[48]
+        return
+    pytest.importorskip("rl_zoo3")
     (tmp_path / "sac.yml").write_text(res.stdout)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run(
@@ -372,7 +400,7 @@ def test_three_widths_give_advisor_fit_the_critics_params_of_width(qf, critics, 
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     (saved,) = (tmp_path / "zoo").glob(f"sac/{ENV}_*/{ENV}.zip")
     model = SAC.load(saved, device="cpu")
-    assert sum(p.numel() for p in model.critic.parameters()) == mlp[48]
+    assert sum(p.numel() for p in model.critic.parameters()) == counts[48]
 
 
 def test_runs_no_law_describes_are_one_line_not_a_schema_traceback(tmp_path):
@@ -445,3 +473,31 @@ def test_links_settings_depths_and_what_changes_the_critics_input(tmp_path):
     assert zoo_logs.utd_of({"train_freq": [1, "episode"], "gradient_steps": -1}, where) == 1
     with pytest.raises(zoo_logs.ZooLogError, match="or take gradient_steps -1, have a utd"):
         zoo_logs.utd_of({"train_freq": [1, "episode"], "gradient_steps": 4}, where)
+
+
+def test_a_hand_edited_critic_no_export_builds_is_one_line(tmp_path):
+    """A hostile tester's: coefficients edited (hash recomputed) into an MLP of a million hidden
+    layers wrote an 8 MB rl-zoo file; a fit whose description says a plain MLP or a BroNet with
+    a scalar head, with a params(width) no such critic the exports build has, is one line."""
+    import json
+
+    import advisor
+    from advisor.fitfile import CSV_BRONET, CSV_MLP, content_hash
+
+    fit = advisor.load_fit("bro-torch/Pendulum-v1")
+    for description, coefficients in ((CSV_MLP, [2e6, 2000010.0, 2.0]),
+                                      (CSV_MLP, [1e6, 6e6, 1e6]),
+                                      (CSV_BRONET, [8.0, 370.0, 200.0])):  # 100 quantiles
+        doc = json.loads(fit.model.model_dump_json())
+        doc["architecture"]["description"] = f"{description} (its critic column): edited"
+        doc["architecture"]["coefficients"] = coefficients
+        doc["domain"]["runs"] = None
+        w = np.array([16.0, 1024.0])
+        low, high = np.polyval(coefficients, w)
+        doc["domain"]["params"] = {"low": low, "high": high}
+        doc["content_hash"] = content_hash(doc)
+        path = tmp_path / "edited.json"
+        path.write_text(json.dumps(doc))
+        res = run("recommend", "--fit", path, "--data", "1e5", "--format", "zoo", "--env", ENV)
+        assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output[-500:]
+        assert "is no such critic the exports build" in res.stderr

@@ -11,14 +11,18 @@ so blocks = c0 / 4, quantiles = c2 / 2 and in = c1 / 2 - 3 - 6 blocks - quantile
 2 blocks, 100 quantiles: 8w^2 + 370w + 200). Stable-Baselines3's SAC learns a scalar Q, so no
 client here builds the quantile head: `CriticMatch` says exactly how many parameters are missing.
 
-A fit of a tidy CSV's own widths (`advisor tidy` of rl-zoo runs of SB3's MlpPolicy) describes
-the runs' critic by its params(width) alone. Where that polynomial is exactly a plain MLP's,
-`qnets` Q-nets of Linear(in -> w), `layers - 1` Linear(w -> w) and Linear(w -> 1):
+A fit of a tidy CSV's own widths describes the runs' critic by its params(width), and by what
+the CSV's `critic` column says it is (`advisor tidy` of rl-zoo runs writes it; the fit's
+architecture description records it, calibration.build checks it): `mlp`, a plain MLP of
+`qnets` Q-nets of Linear(in -> w), `layers - 1` Linear(w -> w) and Linear(w -> 1),
 
     params(w) = qnets (layers - 1) w^2 + qnets (in + layers + 1) w + qnets
 
-it is read as that MLP (`MlpShape`), which SB3's MlpPolicy builds (net_arch qf [w] * layers,
-n_critics qnets): the exports give the runs' own critic at the recommended width.
+read as that MLP (`MlpShape`), which SB3's MlpPolicy builds (net_arch qf [w] * layers,
+n_critics qnets); or `bronet`, SB3 BroNetSACPolicy's BroNet, the polynomial above with one
+quantile. The exports then give the runs' own critic at the recommended width. The polynomial
+alone does not say which: a BroNet with a scalar head has an MLP's form (4w^2 + 28w + 2 is one
+residual block on 4 inputs, and 3 hidden layers on 10).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from advisor.errors import ExportError
+from advisor.errors import ExportError, shown
 
 if TYPE_CHECKING:
     from advisor.fit import Fit
@@ -90,36 +94,56 @@ class MlpShape:
                 f"{self.qnets} Q-net{'s' * (self.qnets > 1)}, input {self.input_dim}")
 
 
-#: Largest Q-net count, depth and input an MLP reading accepts (beyond: not an MLP's polynomial).
-_MLP_MOST = 10_000_000
+#: Most Q-nets and hidden layers an MLP reading accepts, and most inputs (an image, flattened).
+MLP_MOST_QNETS = 100
+MLP_MOST_LAYERS = 100
+MLP_MOST_INPUT = 10**7
+
+
+def _whole(v: float, least: int, most: int) -> int | None:
+    """round(v) where v is that whole number (to float precision) within least-most, else None."""
+    r = round(v)
+    return r if abs(v - r) < 1e-9 * max(1.0, abs(v)) and least <= r <= most else None
+
+
+def mlp_of(coefficients) -> MlpShape | None:
+    """The plain MLP whose params(width) the coefficients are (highest power first; see the
+    module docstring), or None where they are no such MLP's."""
+    c = [float(v) for v in coefficients]
+    if not 2 <= len(c) <= 3:
+        return None
+    c = [0.0] * (3 - len(c)) + c
+    qnets = _whole(c[2], 1, MLP_MOST_QNETS)
+    if qnets is None:
+        return None
+    layers = _whole(c[0] / qnets + 1, 1, MLP_MOST_LAYERS)
+    inputs = _whole(c[1] / qnets - c[0] / qnets - 2, 1, MLP_MOST_INPUT)
+    if layers is None or inputs is None:
+        return None
+    return MlpShape(input_dim=inputs, layers=layers, qnets=qnets)
+
+
+def bronet_of(coefficients, scalar: bool = True) -> BroNetShape | None:
+    """The BroNet double critic whose params(width) the coefficients are (the module
+    docstring), or None; `scalar`: only one with a scalar head (SB3 BroNetSACPolicy's)."""
+    c = [float(v) for v in coefficients]
+    if len(c) != 3:
+        return None
+    blocks = _whole(c[0] / 4, 1, 10**6)
+    quantiles = _whole(c[2] / 2, 1, 1 if scalar else 10**6)
+    if blocks is None or quantiles is None:
+        return None
+    inputs = _whole(c[1] / 2 - 3 - 6 * blocks - quantiles, 1, 10**9)
+    return None if inputs is None else BroNetShape(inputs, blocks, quantiles)
 
 
 def mlp_shape(fit: Fit) -> MlpShape | None:
-    """The plain MLP a CSV fit's params(width) is exactly (see the module docstring), or None
-    (a fit of another critic, or a polynomial no MLP has)."""
-    from advisor.fitfile import CSV_CRITIC  # here: `advisor --help` loads no numpy
+    """The plain MLP of a fit whose CSV's critic column said `mlp` (calibration.build checked
+    that its params(width) is one: see the module docstring), or None for every other fit."""
+    from advisor.fitfile import CSV_MLP  # here: `advisor --help` loads no numpy
 
     arch = fit.model.architecture
-    if not arch.description.startswith(CSV_CRITIC):
-        return None
-    c = [float(v) for v in arch.coefficients]
-    c = [0.0] * (3 - len(c)) + c if len(c) <= 3 else c
-    if len(c) != 3:
-        return None
-    qnets = round(c[2])
-    if not 1 <= qnets <= _MLP_MOST:
-        return None
-    layers, input_dim = c[0] / qnets + 1, c[1] / qnets - c[0] / qnets - 2
-    values = (c[2], layers, input_dim)
-    if not all(abs(v - round(v)) < 1e-6 * max(1.0, abs(v)) and 1 <= round(v) <= _MLP_MOST
-               for v in values):
-        return None
-    shape = MlpShape(input_dim=round(input_dim), layers=round(layers), qnets=qnets)
-    widths = (1, 16, 256, 4096)  # the polynomial and its reading agree: exactly that MLP
-    if all(math.isclose(shape.params(w), float(fit.params(w)), rel_tol=1e-9, abs_tol=1e-6)
-           for w in widths):
-        return shape
-    return None
+    return mlp_of(arch.coefficients) if arch.description.startswith(CSV_MLP) else None
 
 
 def default_critic(fit: Fit) -> str:
@@ -134,7 +158,9 @@ def resolve_critic(rec: Recommendation, critic: str | None, fit: Fit | str | Non
     return default_critic(fit_of(rec, fit)) if critic is None else critic
 
 
-def _poly(c: list[float]) -> str:
+def poly_text(c) -> str:
+    """params(width) as text: 2w^2 + 14w + 2."""
+    c = [float(v) for v in c]
     terms = [f"{v:g}w^{len(c) - 1 - i}" if len(c) - 1 - i > 1 else
              (f"{v:g}w" if len(c) - 1 - i == 1 else f"{v:g}") for i, v in enumerate(c)]
     return " + ".join(terms).replace("+ -", "- ")
@@ -143,32 +169,36 @@ def _poly(c: list[float]) -> str:
 def bronet_shape(fit: Fit) -> BroNetShape:
     """The BroNet a fit describes, read from its architecture; ExportError if it is no BroNet
     (SimbaV2 fits: hyperspherical-normalised blocks no client here can build)."""
+    from advisor.fitfile import CSV_BRONET, CSV_CRITIC, CSV_MLP  # not at import: no numpy
+
     arch = fit.model.architecture
     c = arch.coefficients
-    if "bronet" in arch.description.lower() and len(c) == 3:
-        blocks, quantiles = c[0] / 4, c[2] / 2
-        input_dim = c[1] / 2 - 3 - 6 * blocks - quantiles
-        values = (blocks, quantiles, input_dim)
-        if all(abs(v - round(v)) < 1e-9 and round(v) >= 1 for v in values):
-            return BroNetShape(input_dim=round(input_dim), blocks=round(blocks),
-                               quantiles=round(quantiles))
-    from advisor.fitfile import CSV_CRITIC  # here: `advisor --help` loads no numpy
-
+    if "bronet" in arch.description.lower():
+        shape = bronet_of(c, scalar=arch.description.startswith(CSV_BRONET))
+        if shape is not None:
+            return shape
     mlp = mlp_shape(fit)
     if mlp is not None:
         raise ExportError(
-            f"{fit.id}'s critic is a {mlp.describe()} (params(width) = {_poly(c)}, fitted to "
-            "its runs), not a BroNet: the mlp critic (--critic mlp, SB3's MlpPolicy) builds it")
+            f"{fit.id}'s critic is a {mlp.describe()} (params(width) = {poly_text(c)}, its "
+            "runs'), not a BroNet: the mlp critic (--critic mlp, SB3's MlpPolicy) builds it")
+    if arch.description.startswith((CSV_MLP, CSV_BRONET)):  # only a hand-edited file
+        raise ExportError(
+            f"{fit.id}'s architecture says {arch.description.split(':')[0]}, but its params(width) "
+            f"= {poly_text(c)} is no such critic the exports build (an MLP of at most "
+            f"{MLP_MOST_QNETS} Q-nets and {MLP_MOST_LAYERS} hidden layers; a BroNet of 2 Q-nets "
+            "with a scalar head): remake the fit with advisor fit")
     if arch.description.startswith(CSV_CRITIC):
         raise ExportError(
             f"{fit.id} counts the critic of the runs it was fitted on (params(width) = "
-            f"{_poly(c)}, fitted to its CSV's width and params), which is neither a BroNet nor a "
-            "plain MLP the exports can build: give that critic the recommended width yourself "
-            "(SB3: policy_kwargs net_arch's qf layers), with the rest from json/yaml or the "
-            "CleanRL flags")
+            f"{poly_text(c)}, fitted to its CSV's width and params), and its CSV did not say "
+            "what critic that is (its critic column: mlp or bronet, which advisor tidy writes), "
+            "so no export can build it: give that critic the recommended width yourself (SB3: "
+            "policy_kwargs net_arch's qf layers), with the rest from json/yaml or the CleanRL "
+            "flags")
     raise ExportError(
         f"{fit.id} describes a critic that is not a BroNet ({arch.description}: params(width) = "
-        f"{_poly(c)}), which Stable-Baselines3 and rl-zoo cannot build; use a bro/ fit, or the "
+        f"{poly_text(c)}), which Stable-Baselines3 and rl-zoo cannot build; use a bro/ fit, or the "
         "CleanRL flags or json/yaml, which leave the critic to you")
 
 
@@ -308,7 +338,8 @@ def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | N
             width=w, input_dim=shape.input_dim, params_fit=params_fit,
             params_client=N_QNETS * per_qnet, client_input_dim=n_in if other else None,
             missing=f"no flag sets the recommended width {w}")
-    raise ExportError(f"critic must be one of {', '.join(CRITICS)}, got {critic!r}")
+    raise ExportError(f"critic must be one of {', '.join(CRITICS)} or cleanrl, got "
+                      f"{shown(critic)}")
 
 
 def _mlp_match(rec: Recommendation, critic: str, fit: Fit, shape: MlpShape,
@@ -346,4 +377,5 @@ def _mlp_match(rec: Recommendation, critic: str, fit: Fit, shape: MlpShape,
                       "sets its width)",
             params_client=N_QNETS * MlpShape(n_in, 2, 1).per_qnet(c), **common,
             missing=f"no flag sets the recommended width {w}")
-    raise ExportError(f"critic must be one of {', '.join(CRITICS)}, got {critic!r}")
+    raise ExportError(f"critic must be one of {', '.join(CRITICS)} or cleanrl, got "
+                      f"{shown(critic)}")

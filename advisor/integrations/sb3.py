@@ -115,9 +115,10 @@ def sac_kwargs(rec: Recommendation, *, critic: str = "mlp", fit: Fit | str | Non
     default, 100) and policy_kwargs.
 
     critic="mlp" (default) works with the "MlpPolicy" alias: a plain MLP with the BroNet's
-    Dense layers; critic="bronet" needs `sac_policy("bronet")` (BroNetSACPolicy). Neither has
-    the fit's 100-quantile head; `critic_match(rec, critic).note` says what is missing. `fit`
-    (a Fit, id or path) is needed when rec came from a fit file that is not installed."""
+    Dense layers (for a fit of plain MLP runs, that MLP); critic="bronet" needs
+    `sac_policy("bronet")` (BroNetSACPolicy). Neither has a BroNet fit's 100-quantile head;
+    `critic_match(rec, critic).note` says what is missing. `fit` (a Fit, id or path) is needed
+    when rec came from a fit file that is not installed."""
     check_rec(rec)
     return dict(batch_size=rec.batch_size, learning_rate=rec.learning_rate,
                 train_freq=rec.train_freq, gradient_steps=rec.gradient_steps,
