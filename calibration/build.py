@@ -317,12 +317,11 @@ def csv_architecture(runs: list, name: str) -> Architecture:
 
     pairs = sorted({(r.width, r.params) for r in runs if r.width is not None})
     w, n = np.array(pairs, dtype=float).T
-    coef = np.polyfit(w, n, 2)
-    if abs(coef[0]) * w[-1] ** 2 <= 1e-9 * n[-1]:  # linear (one hidden layer): its sign
-        coef = np.polyfit(w, n, 1)  # is rounding's, and a schema error when negative
-    whole = np.round(coef)
-    if np.array_equal(np.polyval(whole, w), n):  # exact in float64: params are counts
-        coef = whole
+    coef = _whole_polynomial(pairs)
+    if coef is None:  # not counts of a whole polynomial: least squares
+        coef = np.polyfit(w, n, 2)
+        if abs(coef[0]) * w[-1] ** 2 <= 1e-9 * n[-1]:  # linear (one hidden layer): its sign
+            coef = np.polyfit(w, n, 1)  # is rounding's, and a schema error when negative
     grid = np.geomspace(1.0, MAX_WIDTH, 400)
     if not (coef[0] > 0 and np.all(np.diff(np.polyval(coef, grid)) > 0)):
         raise CsvError(f"{name}: params do not grow with width as a critic's do (params(width) "
@@ -352,6 +351,29 @@ def csv_architecture(runs: list, name: str) -> Architecture:
     return Architecture(description=f"{description}: params(width) fitted to its width and "
                         "params columns", coefficients=coefficients,
                         width_multiple=16 if w[-1] < 256 else 64)
+
+
+def _whole_polynomial(pairs) -> np.ndarray | None:
+    """The quadratic (or, with no square term, linear) polynomial with integer coefficients
+    through every (width, params) pair exactly, solved in exact fractions from the first three
+    (least squares in floats loses the constant term at widths of 10^5); None where there is
+    none (params not whole, or not such a polynomial)."""
+    from fractions import Fraction
+
+    try:
+        (x0, y0), (x1, y1), (x2, y2) = [(Fraction(x), Fraction(y)) for x, y in pairs[:3]]
+    except (ValueError, OverflowError):  # fewer than 3, or not finite
+        return None
+    d01, d12 = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)  # divided differences
+    a = (d12 - d01) / (x2 - x0)
+    b = d01 - a * (x0 + x1)
+    c = y0 - a * x0 * x0 - b * x0
+    if any(v.denominator != 1 for v in (a, b, c)):
+        return None
+    a, b, c = int(a), int(b), int(c)
+    if any(a * x * x + b * x + c != y for x, y in pairs):  # exact, in integers
+        return None
+    return np.array([a, b, c] if a else [b, c], dtype=float)
 
 
 def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, n_boot: int,

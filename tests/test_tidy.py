@@ -642,3 +642,19 @@ def test_a_critic_column_of_two_kinds_or_none_is_not_exported_as_either(tmp_path
     res = CliRunner().invoke(main, ["recommend", "--fit", str(tmp_path / "f.json"), "--data",
                                     "3000", "--format", "zoo", "--env", "Pendulum-v1"])
     assert res.exit_code == 2 and "its CSV did not say what critic that is" in res.output
+
+
+def test_very_wide_mlps_keep_exact_params_of_width(tmp_path):
+    """A hostile tester's: at widths up to 65,536 least squares gave the constant term as
+    1.999994, and the critic was no longer read as the MLP it is."""
+    mlp = lambda w: 2 * (5 * w + w * w + w + w + 1)  # noqa: E731 (2 layers, 2 Q-nets, 4 inputs)
+    path = _write_csv(tmp_path / "wide.csv", _width_rows(mlp, "mlp", widths=(16, 4096, 65536),
+                                                         utds=(1, 2, 4)), WIDTH_HEADER)
+    res = CliRunner().invoke(main, ["fit", str(path), "--algorithm", "a", "--env", "e",
+                                    "--n-boot", "0", "-o", str(tmp_path / "f.json")])
+    assert res.exit_code == 0, res.output
+    from advisor.integrations.critic import MlpShape, mlp_shape
+
+    fit = advisor.load_fit(str(tmp_path / "f.json"))
+    assert fit.model.architecture.coefficients == (2, 14, 2)
+    assert mlp_shape(fit) == MlpShape(input_dim=4, layers=2, qnets=2)
