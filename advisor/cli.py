@@ -271,8 +271,10 @@ def main() -> None:
                    "sac_continuous_action.py flags.")
 @click.option("--env", "env_id", metavar="ENV_ID",
               help="Gymnasium env id: the key of the rl-zoo file (--format zoo) or CleanRL's "
-                   "--env-id (--format args). Default: the env a fit made by `advisor "
-                   "calibrate` was calibrated on; other fits need it for --format zoo.")
+                   "--env-id (--format args). Default: the env of the fit's runs, for a fit "
+                   "made by `advisor calibrate`, or by `advisor fit --env` of a CSV that says "
+                   "its runs' critic (`advisor tidy` of rl-zoo runs); other fits need it for "
+                   "--format zoo.")
 @click.option("--critic", type=click.Choice(CRITIC_CHOICES), default=None,
               help="Critic of the rl-zoo file: bronet (the fit's BroNet, as "
                    "advisor.integrations.sb3_bronet.BroNetSACPolicy) or mlp (MlpPolicy, a plain "
@@ -423,11 +425,12 @@ def _write_all(files: dict) -> list:
 
 
 def _default_env(fit) -> str | None:
-    """A calibrated fit's own env, for a client output given no --env (with a note saying so);
-    None for other fits (rl-zoo then needs --env, CleanRL trains its own default)."""
+    """The env of a fit's runs (Fit.env_id), for a client output given no --env (with a note
+    saying so); None for other fits (rl-zoo then needs --env, CleanRL trains its own default)."""
     if fit.env_id is not None:
-        note_lines([f"no --env: the output is for {fit.env_id}, the env {fit.id} was "
-                    "calibrated on (advisor calibrate --env); give --env ENV_ID for another"])
+        how = fit.model.provenance.command.split()[1]  # calibrate or fit (Fit.env_id)
+        note_lines([f"no --env: the output is for {fit.env_id}, the env {fit.id}'s runs were "
+                    f"on (advisor {how} --env); give --env ENV_ID for another"])
     return fit.env_id
 
 
@@ -778,7 +781,7 @@ def _interval_lines(m) -> list[str]:
               help="yaml or json: one entry per budget; zoo: rl-zoo files (--env).")
 @click.option("--env", "env_id", metavar="ENV_ID",
               help="Gymnasium env id, the key of the rl-zoo files (--format zoo). Default: "
-                   "the env a fit made by `advisor calibrate` was calibrated on.")
+                   "the env of the fit's runs, where it records one (as for recommend --env).")
 @click.option("--critic", type=click.Choice(CRITIC_CHOICES), default=None,
               help="Critic of the rl-zoo files (--format zoo): bronet or mlp (default: the "
                    "fit's own, as for recommend --critic).")

@@ -175,15 +175,21 @@ class Fit:
 
     @cached_property  # recommend() asks on every call: parse the command once
     def env_id(self) -> str | None:
-        """The Gymnasium env id the fit was calibrated on (`advisor calibrate --env ID`, as its
-        provenance records the command), or None for a fit of published runs or a CSV."""
+        """The Gymnasium env id the fit's runs were on, as its provenance records the command:
+        `advisor calibrate --env ID`, or `advisor fit X.csv --env ID` of runs whose CSV said
+        their critic (an SB3 policy's: `advisor tidy` of rl-zoo runs writes it, with
+        Gymnasium's ids); None for a fit of published runs or of another CSV."""
         import shlex
+
+        from advisor.fitfile import CSV_BRONET, CSV_MLP
 
         try:
             words = shlex.split(self.model.provenance.command)
         except ValueError:  # an unbalanced quote: not a command calibrate wrote
             return None
-        if words[:2] != ["advisor", "calibrate"] or "--env" not in words[:-1]:
+        sb3_runs = (words[:2] == ["advisor", "fit"]
+                    and self.model.architecture.description.startswith((CSV_MLP, CSV_BRONET)))
+        if not (words[:2] == ["advisor", "calibrate"] or sb3_runs) or "--env" not in words[:-1]:
             return None
         return words[words.index("--env") + 1]
 

@@ -321,9 +321,9 @@ class Recommendation(BaseModel):
     batch_size: int = Field(description="B~ at this utd and width, a multiple of 16.")
     learning_rate: float
     env_id: str | None = Field(
-        default=None, description="The env the fit was calibrated on (advisor calibrate --env), "
-        "which the rl-zoo and CleanRL outputs name when given no other; None for fits of "
-        "published runs.")
+        default=None, description="The env the fit's runs were on (advisor calibrate --env, or "
+        "advisor fit --env of a CSV of SB3 runs that says their critic), which the rl-zoo and "
+        "CleanRL outputs name when given no other; None for fits of published runs.")
     random_steps: int | None = Field(
         default=None, description="Env steps of random actions before the first update, as in "
         "the runs behind the fit (an RL client's learning_starts); None where the fit does not "

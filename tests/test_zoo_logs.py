@@ -365,9 +365,12 @@ def test_three_widths_give_advisor_fit_the_critics_params_of_width(policy, kwarg
     else:
         assert res.exit_code == 0 and "no LayerNorm" in res.stderr, res.output
     res = run("recommend", "--fit", fit_path, "--data", "3000", "--target", "-400", "--format",
-              "zoo", "--env", ENV, "--width", "48")  # the fit's own critic by default
+              "zoo", "--width", "48")  # the fit's own critic and env by default
     assert res.exit_code == 0, res.output
-    (entry,) = yaml.safe_load(res.stdout).values()
+    assert (f"no --env: the output is for {ENV}, the env sb3-sac/{ENV}'s runs were on (advisor "
+            "fit --env)" in res.stderr)
+    ((key, entry),) = yaml.safe_load(res.stdout).items()
+    assert key == ENV
     rec = advisor.recommend(advisor.Budget(data=3000), fit=str(fit_path), target=-400, width=48)
     assert rec.width == 48 and rec.params == counts[48]  # a width none of the runs had
     assert entry["learning_starts"] == 150

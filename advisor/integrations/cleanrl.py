@@ -44,7 +44,7 @@ NOT_EXPRESSIBLE = (
 
 def cleanrl_flags(rec: Recommendation, env_id: str | None = None) -> list[str]:
     """Command-line flags sac_continuous_action.py accepts, in its tyro spelling. `env_id`
-    defaults to the env the fit was calibrated on (rec.env_id); where there is none either
+    defaults to the env of the fit's runs (rec.env_id); where there is none either
     (fits of published runs), no --env-id: the script trains its own default env."""
     check_rec(rec)
     env_id = rec.env_id if env_id is None else env_id

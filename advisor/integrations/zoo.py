@@ -191,7 +191,7 @@ def zoo_hyperparams(rec: Recommendation, env_id: str | None = None, *,
                     critic: str | None = None, fit: Fit | str | None = None,
                     multi_input: bool = False) -> dict[str, dict[str, Any]]:
     """{env_id: hyperparameters}, as rl-zoo reads the file (policy_kwargs a string);
-    `env_id` defaults to the env the fit was calibrated on (rec.env_id; fits of published
+    `env_id` defaults to the env of the fit's runs (rec.env_id; fits of published
     runs have none: pass one); `critic` to the fit's own (critic.default_critic: "bronet", or
     "mlp" for a fit of MLP runs); `multi_input`: the env's observations are a Dict (the mlp
     critic then names SB3's MultiInputPolicy)."""
@@ -220,7 +220,7 @@ def zoo_yaml(rec: Recommendation, env_id: str | None = None, *, critic: str | No
              fit: Fit | str | None = None, input_dim: int | None = None,
              multi_input: bool = False) -> str:
     """The text of an rl-zoo hyperparameter file for `env_id` (see the module docstring;
-    default: the env the fit was calibrated on, as zoo_hyperparams) with `critic` (default: the
+    default: the env of the fit's runs, as zoo_hyperparams) with `critic` (default: the
     fit's own, as zoo_hyperparams);
     `input_dim`: the env's obs + action size, at which the critic's params are counted in the
     comments (default: the fit's; the CLI passes `env_input_dim(env_id)`); `multi_input`: as
