@@ -312,7 +312,13 @@ def csv_architecture(runs: list, name: str) -> Architecture:
     count of parameters); what its `critic` column says the critic is (tidy.CRITIC_KINDS) is
     checked and recorded in the description, for the exports to build it."""
     from advisor.fitfile import CSV_BRONET, CSV_MLP, MAX_WIDTH
-    from advisor.integrations.critic import bronet_of, mlp_of, poly_text
+    from advisor.integrations.critic import (
+        MLP_MOST_LAYERS,
+        MLP_MOST_QNETS,
+        bronet_of,
+        mlp_of,
+        poly_text,
+    )
     from calibration.tidy import CsvError
 
     pairs = sorted({(r.width, r.params) for r in runs if r.width is not None})
@@ -331,22 +337,23 @@ def csv_architecture(runs: list, name: str) -> Architecture:
     if len(kinds) > 1:
         raise CsvError(f"{name}: the critic column names "
                        f"{' and '.join(repr(k) if k else 'no critic' for k in sorted(kinds))} "
-                       "for one env's runs; a fit learns one critic's params(width)")
+                       "for one env's runs, and a fit learns one critic's params(width): give "
+                       "every row of the env the same critic (or none)")
     kind = kinds.pop()
     coefficients = [float(c) for c in coef]
-    read = {"mlp": (mlp_of, CSV_MLP, "a plain MLP (n Q-nets of L hidden layers on d inputs: "
+    read = {"mlp": (mlp_of, CSV_MLP, f"a plain MLP the export builds (n <= {MLP_MOST_QNETS} "
+                    f"Q-nets of L <= {MLP_MOST_LAYERS} hidden layers on d inputs: "
                     "n(L-1)w^2 + n(d+L+1)w + n)"),
-            "bronet": (bronet_of, CSV_BRONET, "SB3 BroNetSACPolicy's BroNet (2 Q-nets, scalar "
-                       "head)")}.get(kind)
+            "bronet": (bronet_of, CSV_BRONET, "the SB3 BroNetSACPolicy the export builds "
+                       "(n_critics 2, critic_blocks 1 or more, a scalar head)")}.get(kind)
     description = CSV_CRITIC
     if read is not None:
         reader, description, what = read
         if reader(coefficients) is None:
             raise CsvError(f"{name}: the critic column says {kind}, but params(width) = "
-                           f"{poly_text(coef)} (fitted to the width and params columns) is no "
-                           f"critic of {what}; check the params column, or leave the critic "
-                           "column empty (the fit then learns the runs' own critic, which the "
-                           "rl-zoo export cannot build)")
+                           f"{poly_text(coef)} (fitted to the width and params columns) is not "
+                           f"{what}; check the params column, or leave the critic column empty "
+                           "(the fit then learns the runs' own critic, which no export builds)")
         description += " (its critic column)"
     return Architecture(description=f"{description}: params(width) fitted to its width and "
                         "params columns", coefficients=coefficients,
@@ -393,6 +400,17 @@ def _build_from_csv(archive: Path, algorithm: str, env: str, *, method: Method, 
     notes = [f"runs from the tidy CSV {archive.name}"]
     pairs = {(r.width, r.params) for r in runs if r.width is not None}
     widths = sorted({w for w, _ in pairs})
+    said = sorted({r.tags["critic"] for r in runs if "critic" in r.tags})  # the critic column
+    if said and (input_dim is not None or not (len(widths) >= MIN_CSV_WIDTHS
+                                               and len(pairs) == len(widths))):
+        raise CsvError(
+            f"{archive.name}: the critic column says {' and '.join(said)}, which a fit records "
+            "only where it learns that critic's params(width) from width and params columns at "
+            f"{MIN_CSV_WIDTHS} or more widths, without --input-dim (which counts widths as "
+            "this project's BroNet, 100 quantiles): "
+            + ("drop --input-dim" if input_dim is not None and len(widths) >= MIN_CSV_WIDTHS
+               else f"log width and params at {MIN_CSV_WIDTHS}+ widths")
+            + ", or leave the critic column empty")
     if input_dim is not None:
         arch = bronet_architecture(input_dim)
         # The trusted range reaches PARAMS_REACH x below the runs, and must hold a width there

@@ -138,7 +138,7 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
     \b
     A tidy CSV (a file ending in .csv): a header, then a row per evaluation:
       utd, width or params, batch_size, seed, step, return
-      optional: env (the rows of --env are read), critic_loss,
+      optional: env (the rows of --env are read), critic, critic_loss,
                 validation_critic_loss
       step    env steps at the evaluation
       return  its mean return; nan or empty: missing (the seed's last
@@ -146,7 +146,11 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
       width   the hidden width of a BroNet critic (this project's: 2
               residual blocks; needs --input-dim, unless params is given)
       params  the critic's parameter count, both Q-nets (give it for any
-              other critic, e.g. an MLP: widths count as BroNet's)
+              other critic, e.g. an MLP: widths alone count as BroNet's)
+      width and params both, at 3+ widths, without --input-dim: the fit
+              learns your critic's params(width) and recommends its widths
+      critic  with those: mlp (a plain MLP, SB3's MlpPolicy) or bronet
+              (SB3 BroNetSACPolicy's), which --format zoo then builds
     Each (utd, params, batch_size) needs 2 or more seeds logging the same
     steps (one may stop earlier; --round-steps aligns drifting ones).
     rl-baselines3-zoo's logs: `advisor tidy LOGS -o runs.csv` writes one.
@@ -219,8 +223,9 @@ def tidy(logs, output, env, input_dim):
     width (where an env's critics are of one structure, each with its hidden
     layers of one width, and it has 3 or more widths), params (the critic,
     all its Q-nets, as SB3 builds MlpPolicy's net_arch or BroNetSACPolicy's
-    critic_width and critic_blocks), batch_size, seed, step, return (the
-    mean over its episodes). Runs of other algorithms, runs without
+    critic_width and critic_blocks), critic (with the widths: mlp or
+    bronet, which the fit records and --format zoo builds), batch_size,
+    seed, step, return (the mean over its episodes). Runs of other algorithms, runs without
     evaluations and damaged runs of other envs are left out with a note;
     runs of one configuration that differ in another hyperparameter are
     refused (a fit would take them for seeds). Nothing named in the logs is

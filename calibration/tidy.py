@@ -295,7 +295,7 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
                                f"{MAX_STEP:g} env steps")
         params, width = _size(row, line, params_of, check_widths)
         key = (utd, params, batch)
-        kind = row.get("critic", "")
+        kind = row.get("critic", "").lower()  # MLP, BroNet: as the project writes them
         if kind not in ("", *CRITIC_KINDS):
             raise CsvError(f"line {line}: critic must be {' or '.join(CRITIC_KINDS)} (or empty: "
                            f"another critic), got {shown(kind)}")

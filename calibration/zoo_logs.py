@@ -54,7 +54,6 @@ DEFAULT_N_CRITICS = 2
 BRONET_POLICIES = ("advisor.integrations.sb3_bronet.BroNetSACPolicy",
                    "advisor.integrations.sb3_bronet:BroNetSACPolicy")
 MLP_POLICIES = ("MlpPolicy", "MultiInputPolicy")
-BRONET_STRUCTURE = "BroNetSACPolicy"  # how a BroNet critic's structure begins
 MAX_LOG_BYTES = 64 * 2**20  # an evaluations.npz, unpacked
 MAX_YAML_BYTES = 2**20  # config.yml, args.yml: a few hundred bytes as rl-zoo writes them
 COLUMNS = ("env", "utd", "width", "params", "critic", "batch_size", "seed", "step", "return")
@@ -87,10 +86,10 @@ class ZooRun:
     structure: str  # what the critic is besides its width: kind, depth, Q-nets
     settings: dict = field(compare=False, repr=False)  # config.yml but for SEED_FREE keys
 
-    @property
-    def critic(self) -> str:
-        """The CSV's critic column (calibration.tidy.CRITIC_KINDS): bronet or mlp."""
-        return "bronet" if self.structure.startswith(BRONET_STRUCTURE) else "mlp"
+    # The CSV's critic column (calibration.tidy.CRITIC_KINDS): mlp or bronet where the rl-zoo
+    # export builds that critic, else empty, and why (critic_size)
+    critic: str = field(default="", compare=False)
+    critic_limit: str | None = field(default=None, compare=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,10 +196,15 @@ def utd_of(config: dict, where: Path) -> float:
     return _whole(steps, "gradient_steps (or -1)", where) / (freq * n_envs)
 
 
-def critic_size(config: dict, input_dim: int, where: Path) -> tuple[int, int | None, str]:
-    """(params, width, structure) of the critic SB3 builds from config.yml's policy and
-    policy_kwargs at obs + action size `input_dim`: all its Q-nets; width None where its hidden
-    layers differ; structure what else a width does not say (depth, Q-nets)."""
+def critic_size(config: dict, input_dim: int, where: Path
+                ) -> tuple[int, int | None, str, str, str | None]:
+    """(params, width, structure, critic, limit) of the critic SB3 builds from config.yml's
+    policy and policy_kwargs at obs + action size `input_dim`: all its Q-nets; width None where
+    its hidden layers differ; structure what else a width does not say (depth, Q-nets); critic
+    the CSV's critic column (mlp or bronet) where the rl-zoo export builds it, else "" and limit
+    says why."""
+    from advisor.integrations.critic import MLP_MOST_LAYERS, MLP_MOST_QNETS
+
     policy = config.get("policy", "MlpPolicy")
     if not isinstance(policy, str):
         raise ZooLogError(f"{where}: policy must be a name, got {_short(policy)}")
@@ -216,8 +220,11 @@ def critic_size(config: dict, input_dim: int, where: Path) -> tuple[int, int | N
         width = _whole(kwargs.get("critic_width", 256), "critic_width", where, most=MAX_WIDTH)
         blocks = _whole(kwargs.get("critic_blocks", 2), "critic_blocks", where, least=0,
                         most=1000)
+        structure = f"BroNetSACPolicy, {blocks} residual blocks, {n_critics} Q-nets"
+        limit = (None if n_critics == 2 and blocks >= 1 else
+                 f"{structure}: the export's BroNetSACPolicy has 2 Q-nets and 1 or more blocks")
         return (n_critics * BroNetShape(input_dim, blocks, 1).per_qnet(width, 1), width,
-                f"{BRONET_STRUCTURE}, {blocks} residual blocks, {n_critics} Q-nets")
+                structure, "" if limit else "bronet", limit)
     if policy not in MLP_POLICIES:
         raise ZooLogError(f"{where}: policy {_short(policy)} builds a critic whose parameters "
                           f"cannot be counted here; read: "
@@ -233,8 +240,12 @@ def critic_size(config: dict, input_dim: int, where: Path) -> tuple[int, int | N
     layers = [_whole(w, "each width of net_arch", where, most=MAX_WIDTH) for w in arch]
     sizes = [input_dim, *layers, 1]
     per_qnet = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+    structure = f"{policy} MLP, {len(layers)} hidden layers, {n_critics} Q-nets"
+    limit = (None if 1 <= len(layers) <= MLP_MOST_LAYERS and n_critics <= MLP_MOST_QNETS else
+             f"{structure}: the export builds MLPs of 1-{MLP_MOST_LAYERS} hidden layers and at "
+             f"most {MLP_MOST_QNETS} Q-nets")
     return (n_critics * per_qnet, (layers[0] if layers and len(set(layers)) == 1 else None),
-            f"{policy} MLP, {len(layers)} hidden layers, {n_critics} Q-nets")
+            structure, "" if limit else "mlp", limit)
 
 
 def _short(value) -> str:
@@ -393,13 +404,13 @@ def read_run(folder: Path, input_dim: int | None = None, files: _Files | None = 
     batch_size = _whole(config.get("batch_size", SAC_DEFAULTS["batch_size"]), "batch_size",
                         files.config_file)
     input_dim = _input_dim(files.env, input_dim, config, args, files.config_file)
-    params, width, structure = critic_size(config, input_dim, files.config_file)
+    params, width, structure, critic, limit = critic_size(config, input_dim, files.config_file)
     steps, returns = _evaluations(folder / "evaluations.npz")
     starts = config.get("learning_starts", SAC_DEFAULTS["learning_starts"])
     starts = starts if isinstance(starts, int) and not isinstance(starts, bool) else None
     return ZooRun(folder, files.env, seed, utd, batch_size, int(params), width, steps, returns,
                   starts, input_dim, structure,
-                  {k: v for k, v in config.items() if k not in SEED_FREE})
+                  {k: v for k, v in config.items() if k not in SEED_FREE}, critic, limit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -603,5 +614,8 @@ def summary(runs: list[ZooRun]) -> list[str]:
                         f"{single[0][2]}" if single else "")
                      + ("" if (why := no_widths(runs, env)) is None else
                         f"; widths left empty ({why}): the fit counts widths as this project's "
-                        "BroNet (--input-dim)"))
+                        "BroNet (--input-dim)")
+                     + ("" if why is not None or mine[0].critic_limit is None else
+                        f"; critic left empty ({mine[0].critic_limit}): the fit learns its "
+                        "params(width), and --format zoo cannot build it"))
     return lines

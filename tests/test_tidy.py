@@ -658,3 +658,24 @@ def test_very_wide_mlps_keep_exact_params_of_width(tmp_path):
     fit = advisor.load_fit(str(tmp_path / "f.json"))
     assert fit.model.architecture.coefficients == (2, 14, 2)
     assert mlp_shape(fit) == MlpShape(input_dim=4, layers=2, qnets=2)
+
+
+def test_a_critic_column_needs_widths_without_input_dim_and_any_case_is_read(tmp_path):
+    """A hostile tester's: with --input-dim (widths counted as this project's BroNet) the
+    critic column was ignored, and its rl-zoo file built a 100-quantile BroNet's Dense layers
+    for MLP runs; "MLP" (as the project writes it) was refused."""
+    mlp = lambda w: 2 * (5 * w + w * w + w + w + 1)  # noqa: E731 (2 layers, 2 Q-nets, 4 inputs)
+    rows = _width_rows(mlp, "MLP")
+    no_width = [[u, n, c, *rest] for u, _, n, c, *rest in rows]
+    header = [h for h in WIDTH_HEADER if h != "width"]
+    args = ["fit", "--algorithm", "a", "--env", "e", "--n-boot", "0", "-o",
+            str(tmp_path / "f.json")]
+    res = CliRunner().invoke(main, [*args, str(_write_csv(tmp_path / "p.csv", no_width, header)),
+                                    "--input-dim", "4"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "the critic column says mlp" in res.output and "log width and params" in res.output
+    res = CliRunner().invoke(main, [*args, str(_write_csv(tmp_path / "w.csv", rows,
+                                                          WIDTH_HEADER))])
+    assert res.exit_code == 0, res.output
+    assert advisor.load_fit(str(tmp_path / "f.json")).model.architecture.description.startswith(
+        "critic of the CSV's runs, a plain MLP")

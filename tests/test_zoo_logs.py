@@ -305,6 +305,23 @@ def test_runs_of_several_envs_keep_an_env_column_advisor_fit_selects(tmp_path):
 BRONET = "advisor.integrations.sb3_bronet.BroNetSACPolicy"
 
 
+def write_grid(logs: Path, policy: str, kwargs: str) -> None:
+    """Runs that learn at utd 1 and 2, critic widths 16, 32 and 64 (`kwargs` formats {w}), two
+    seeds each."""
+    k = 0
+    for utd in (1, 2):
+        for width in (16, 32, 64):
+            for seed in (0, 1):
+                k += 1
+                steps = np.arange(200, 4001, 200)
+                speed = utd * width ** 0.5 * (1 + 0.05 * seed) / 4000
+                ret = -1500 + 1300 * (1 - np.exp(-steps * speed))
+                write_run(logs / f"{ENV}_{k}", {
+                    "gradient_steps": utd, "batch_size": 64, "learning_starts": 150,
+                    "policy": policy, "policy_kwargs": f"dict({kwargs.format(w=width)})"},
+                    args={"seed": seed}, steps=steps, results=np.stack([ret, ret + 10], 1))
+
+
 @pytest.mark.parametrize("policy, kwargs, layers, qnets, train", [
     ("MlpPolicy", "net_arch=dict(pi=[64, 64], qf=[{w}, {w}])", 2, 2, True),  # rl-zoo trains it
     ("MlpPolicy", "net_arch=dict(pi=[64, 64], qf=[{w}]), n_critics=3", 1, 3, False),  # linear
@@ -320,18 +337,7 @@ def test_three_widths_give_advisor_fit_the_critics_params_of_width(policy, kwarg
     import advisor
     from advisor.integrations.critic import BroNetShape, MlpShape, bronet_shape, mlp_shape
 
-    k = 0
-    for utd in (1, 2):
-        for width in (16, 32, 64):
-            for seed in (0, 1):
-                k += 1
-                steps = np.arange(200, 4001, 200)
-                speed = utd * width ** 0.5 * (1 + 0.05 * seed) / 4000
-                ret = -1500 + 1300 * (1 - np.exp(-steps * speed))
-                write_run(tmp_path / "logs" / f"{ENV}_{k}", {
-                    "gradient_steps": utd, "batch_size": 64, "learning_starts": 150,
-                    "policy": policy, "policy_kwargs": f"dict({kwargs.format(w=width)})"},
-                    args={"seed": seed}, steps=steps, results=np.stack([ret, ret + 10], 1))
+    write_grid(tmp_path / "logs", policy, kwargs)
     res = run("tidy", tmp_path / "logs", "-o", tmp_path / "runs.csv")
     assert res.exit_code == 0, res.output
     command = res.stderr.splitlines()[-1].split("next: ")[1]
@@ -504,3 +510,23 @@ def test_a_hand_edited_critic_no_export_builds_is_one_line(tmp_path):
         res = run("recommend", "--fit", path, "--data", "1e5", "--format", "zoo", "--env", ENV)
         assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output[-500:]
         assert "is no such critic the exports build" in res.stderr
+
+
+def test_a_critic_the_export_cannot_build_gets_no_critic_column(tmp_path):
+    """A hostile tester's: BroNetSACPolicy runs with 3 Q-nets were labelled bronet, which the
+    fit then refused ("check the params column"); the column is left empty, and tidy says why."""
+    write_grid(tmp_path / "logs", BRONET, "critic_width={w}, critic_blocks=1, n_critics=3")
+    res = run("tidy", tmp_path / "logs", "-o", tmp_path / "runs.csv")
+    assert res.exit_code == 0, res.output
+    assert ("critic left empty (BroNetSACPolicy, 1 residual blocks, 3 Q-nets: the export's "
+            "BroNetSACPolicy has 2 Q-nets and 1 or more blocks)") in res.stderr
+    rows = [dict(zip(zoo_logs.COLUMNS, line.split(","))) for line in
+            (tmp_path / "runs.csv").read_text().splitlines()[1:]]
+    assert {r["critic"] for r in rows} == {""} and {r["width"] for r in rows} == {"16", "32", "64"}
+    command = res.stderr.splitlines()[-1].split("next: ")[1]
+    fit = tmp_path / "fit.json"
+    res = run(*command.replace("FIT.json", str(fit)).split()[1:], "--n-boot", "0")
+    assert res.exit_code == 0, res.output
+    res = run("recommend", "--fit", fit, "--data", "3000", "--target", "-400", "--format",
+              "zoo", "--env", ENV)
+    assert res.exit_code == 2 and "its CSV did not say what critic that is" in res.stderr

@@ -183,19 +183,21 @@ def bronet_shape(fit: Fit) -> BroNetShape:
             f"{fit.id}'s critic is a {mlp.describe()} (params(width) = {poly_text(c)}, its "
             "runs'), not a BroNet: the mlp critic (--critic mlp, SB3's MlpPolicy) builds it")
     if arch.description.startswith((CSV_MLP, CSV_BRONET)):  # only a hand-edited file
+        what = (f"an MLP of at most {MLP_MOST_QNETS} Q-nets and {MLP_MOST_LAYERS} hidden layers"
+                if arch.description.startswith(CSV_MLP) else
+                "a BroNet of 2 Q-nets, 1 or more residual blocks and a scalar head")
         raise ExportError(
             f"{fit.id}'s architecture says {arch.description.split(':')[0]}, but its params(width) "
-            f"= {poly_text(c)} is no such critic the exports build (an MLP of at most "
-            f"{MLP_MOST_QNETS} Q-nets and {MLP_MOST_LAYERS} hidden layers; a BroNet of 2 Q-nets "
-            "with a scalar head): remake the fit with advisor fit")
+            f"= {poly_text(c)} is no such critic the exports build ({what}): remake the fit with "
+            "advisor fit")
     if arch.description.startswith(CSV_CRITIC):
         raise ExportError(
             f"{fit.id} counts the critic of the runs it was fitted on (params(width) = "
             f"{poly_text(c)}, fitted to its CSV's width and params), and its CSV did not say "
-            "what critic that is (its critic column: mlp or bronet, which advisor tidy writes), "
-            "so no export can build it: give that critic the recommended width yourself (SB3: "
-            "policy_kwargs net_arch's qf layers), with the rest from json/yaml or the CleanRL "
-            "flags")
+            "what critic that is, so no export can build it: give the CSV a critic column (mlp "
+            "or bronet; advisor tidy writes one) and fit again, or give that critic the "
+            "recommended width yourself (SB3: policy_kwargs net_arch's qf layers), with the rest "
+            "from json/yaml or the CleanRL flags")
     raise ExportError(
         f"{fit.id} describes a critic that is not a BroNet ({arch.description}: params(width) = "
         f"{poly_text(c)}), which Stable-Baselines3 and rl-zoo cannot build; use a bro/ fit, or the "
