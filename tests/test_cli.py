@@ -238,8 +238,8 @@ def test_a_calibrated_fit_keys_its_client_output_by_its_own_env_without_env(tmp_
     pytest.importorskip("gymnasium")
     fit = advisor.load_fit("bro-torch/Pendulum-v1")
     assert fit.env_id == "Pendulum-v1" and advisor.load_fit("bro/h1-crawl-v0").env_id is None
-    said = ("note: no --env: the output is for Pendulum-v1, the env bro-torch/Pendulum-v1 was "
-            "calibrated on")
+    said = ("note: no --env: the output is for Pendulum-v1, the env bro-torch/Pendulum-v1's "
+            "runs were on (advisor calibrate --env)")
     res = run("recommend", "--fit", "bro-torch/Pendulum-v1", "--data", "4000", "--format", "zoo")
     assert res.exit_code == 0 and said in res.stderr, res.output
     assert '\n"Pendulum-v1":\n  n_timesteps: ' in res.stdout
