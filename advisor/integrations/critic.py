@@ -316,7 +316,7 @@ def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | N
                      "nothing: the fit's critic has a scalar head too"))
     if critic == "mlp":
         layers = shape.hidden_layers
-        per_qnet = (n_in + 1) * w + (layers - 1) * (w * w + w) + (w + 1)
+        per_qnet = MlpShape(n_in, layers, 1).per_qnet(w)
         ln = 2 * (1 + 2 * b)
         return CriticMatch(
             client="SB3 MlpPolicy",
@@ -331,17 +331,22 @@ def critic_match(rec: Recommendation, critic: str = "mlp", *, fit: Fit | str | N
                      "Q-net") + "; the bronet critic (BroNetSACPolicy) keeps the fit's "
                     "structure")
     if critic == "cleanrl":
-        c = CLEANRL_WIDTH
-        per_qnet = (n_in + 1) * c + (c * c + c) + (c + 1)
-        return CriticMatch(
-            client="CleanRL sac_continuous_action.py",
-            structure=f"hard-coded {c}-{c} ReLU MLP x {N_QNETS} Q-nets, scalar head (no flag "
-                      "sets its width)",
-            width=w, input_dim=shape.input_dim, params_fit=params_fit,
-            params_client=N_QNETS * per_qnet, client_input_dim=n_in if other else None,
-            missing=f"no flag sets the recommended width {w}")
+        return _cleanrl_match(n_in, width=w, input_dim=shape.input_dim, params_fit=params_fit,
+                              client_input_dim=n_in if other else None)
     raise ExportError(f"critic must be one of {', '.join(CRITICS)} or cleanrl, got "
                       f"{shown(critic)}")
+
+
+def _cleanrl_match(n_in: int, **common) -> CriticMatch:
+    """CleanRL's fixed critic on `n_in` inputs against the fit's (`common`: CriticMatch's
+    width, input_dim, params_fit, client_input_dim and fit_critic)."""
+    c = CLEANRL_WIDTH
+    return CriticMatch(
+        client="CleanRL sac_continuous_action.py",
+        structure=f"hard-coded {c}-{c} ReLU MLP x {N_QNETS} Q-nets, scalar head (no flag sets "
+                  "its width)",
+        params_client=N_QNETS * MlpShape(n_in, 2, 1).per_qnet(c), **common,
+        missing=f"no flag sets the recommended width {common['width']}")
 
 
 def _mlp_match(rec: Recommendation, critic: str, fit: Fit, shape: MlpShape,
@@ -372,12 +377,6 @@ def _mlp_match(rec: Recommendation, critic: str, fit: Fit, shape: MlpShape,
     if critic == "bronet":
         bronet_shape(fit)  # raises: the fit's critic is an MLP, not a BroNet
     if critic == "cleanrl":
-        c = CLEANRL_WIDTH
-        return CriticMatch(
-            client="CleanRL sac_continuous_action.py",
-            structure=f"hard-coded {c}-{c} ReLU MLP x {N_QNETS} Q-nets, scalar head (no flag "
-                      "sets its width)",
-            params_client=N_QNETS * MlpShape(n_in, 2, 1).per_qnet(c), **common,
-            missing=f"no flag sets the recommended width {w}")
+        return _cleanrl_match(n_in, **common)
     raise ExportError(f"critic must be one of {', '.join(CRITICS)} or cleanrl, got "
                       f"{shown(critic)}")
