@@ -700,6 +700,44 @@ def test_make_env_passes_an_envs_warnings_on_and_names_a_module_without_the_id(t
         make_env("warny:Typo-v0", 0)
 
 
+def _run_in(folder: Path, code: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_making_a_mujoco_env_leaves_no_mujoco_log_in_the_users_folder(tmp_path):
+    """Noticed in session 36: reading HalfCheetah-v5's size for a zoo file (and calibrating on
+    it) wrote MuJoCo's MUJOCO_LOG.TXT into the folder the command ran in. Each case runs in a
+    fresh process (MuJoCo's warning handler is process-wide) in a folder of its own."""
+    pytest.importorskip("mujoco")
+    pytest.importorskip("gymnasium")
+    env_id = "HalfCheetah-v5"
+    folders = {k: tmp_path / k for k in ("plain", "zoo", "learner", "cli")}
+    for folder in folders.values():
+        folder.mkdir()
+    plain = _run_in(folders["plain"], f"import gymnasium; gymnasium.make({env_id!r}).close()")
+    assert plain.returncode == 0, plain.stderr
+    if not (folders["plain"] / "MUJOCO_LOG.TXT").exists():
+        pytest.skip(f"this MuJoCo makes {env_id} without a warning: nothing to keep out")
+    zoo = _run_in(folders["zoo"], "from advisor.integrations.zoo import env_input_dim; "
+                                  f"print(env_input_dim({env_id!r}))")
+    assert zoo.returncode == 0 and zoo.stdout.split() == ["23"], zoo.stderr
+    assert "WARNING" not in zoo.stdout + zoo.stderr  # the probe only reads the spaces
+    learner = _run_in(folders["learner"],
+                      "from calibration.learner.trainer import VectorEnvs, make_env\n"
+                      f"make_env({env_id!r}, 0).close()\n"
+                      f"VectorEnvs({env_id!r}, [0, 1]).vec.close()\n")
+    assert learner.returncode == 0, learner.stderr
+    # the warning is still said, once, on stderr
+    assert learner.stderr.count("MuJoCo warning: compiler attribute 'settotalmass'") == 1
+    cli = _run_in(folders["cli"], "from advisor.cli import main; main(['recommend', "
+                                  f"'--compute', '1e17', '--format', 'zoo', '--env', {env_id!r}])")
+    assert cli.returncode == 0 and "at the env's input 23 = obs + action" in cli.stderr, cli.stderr
+    for name in ("zoo", "learner", "cli"):
+        assert os.listdir(folders[name]) == [], name
+
+
 def test_steps_may_be_written_as_a_number_that_is_whole(tmp_path, monkeypatch):
     """A new user's: `--steps 5e3` was "'5e3' is not a valid integer range", where --data 5e5
     is taken; the command recorded says 5000."""

@@ -34,6 +34,7 @@ import re
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from advisor import _mujoco
 from advisor.errors import ExportError
 from advisor.integrations import _yaml
 from advisor.integrations.critic import check_rec, resolve_critic
@@ -144,13 +145,13 @@ def _gymnasium_probe(env_id: str) -> tuple[tuple[str, str] | None, int | None, b
                            "output names the env all the same, its action space unchecked and "
                            "a critic's params counted at the fit's input"), None, False
     try:
-        gymnasium.spec(name)
+        spec = gymnasium.spec(name)
     except gymnasium.error.Error as exc:
         return ("warning", f"Gymnasium {gymnasium.__version__} here does not know env id "
                            f"{env_id!r} ({' '.join(str(exc).split())}); the output names it all "
                            "the same, for a codebase that registers it"), None, False
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _mujoco.quiet(spec):  # no MUJOCO_LOG.TXT here
             warnings.simplefilter("ignore")
             env = gymnasium.make(env_id)
     except Exception as exc:  # e.g. Box2D or MuJoCo not installed here

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from advisor import _mujoco
 from advisor.errors import AdvisorError
 from calibration.atomic import atomic_save as _atomic_save
 from calibration.learner import checkpoint
@@ -203,6 +204,24 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def gym_make(env_id: str):
+    """gymnasium.make(env_id), MuJoCo's warnings going to stderr (each once) rather than into
+    a MUJOCO_LOG.TXT in the folder the run started in (advisor._mujoco)."""
+    import importlib
+
+    import gymnasium as gym
+
+    module, _, name = env_id.rpartition(":")
+    try:
+        if module:  # an env of the user's: its module may import MuJoCo
+            importlib.import_module(module)
+        spec = gym.spec(name)
+    except Exception:  # noqa: BLE001 - gym.make says what is wrong with the id
+        spec = None
+    _mujoco.warnings_to_stderr(spec)
+    return gym.make(env_id)
+
+
 def make_env(env_id: str, seed: int):
     """A gymnasium env with a continuous (Box) action space, seeded."""
     import warnings
@@ -220,9 +239,9 @@ def make_env(env_id: str, seed: int):
         if unversioned:  # gymnasium may fall back to a version, with a warning: refused below
             # (only here: catch_warnings swaps global state, which threads making envs share)
             with warnings.catch_warnings(record=True) as caught:
-                env = gym.make(env_id)
+                env = gym_make(env_id)
         else:
-            env = gym.make(env_id)
+            env = gym_make(env_id)
     except gym.error.Error as exc:
         hint = ""
         if isinstance(exc, (gym.error.NameNotFound, gym.error.NamespaceNotFound)):
@@ -276,7 +295,7 @@ class VectorEnvs:
         import gymnasium as gym
 
         make_env(env_id, seeds[0]).close()  # unknown ids and discrete actions fail here
-        fns = [partial(gym.make, env_id) for _ in seeds]
+        fns = [partial(gym_make, env_id) for _ in seeds]
         mode = gym.vector.AutoresetMode.SAME_STEP
         if asynchronous:
             self.vec = gym.vector.AsyncVectorEnv(fns, context="spawn", autoreset_mode=mode)
