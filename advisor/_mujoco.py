@@ -1,7 +1,7 @@
 """MuJoCo's warnings, kept out of the user's folder.
 
 MuJoCo with no warning handler of its own prints each warning and appends it to MUJOCO_LOG.TXT
-in the current folder: making HalfCheetah-v5 (MuJoCo 3.3+) warns that its model's
+in the current folder: making HalfCheetah-v5 (with MuJoCo 4.0) warns that its model's
 'settotalmass' is deprecated, so reading that env's size, or calibrating on it, left a
 MUJOCO_LOG.TXT wherever the command ran. Both places route MuJoCo's warnings through a handler
 here instead. MuJoCo is imported only where the env uses it (its entry point names it, or its
@@ -11,6 +11,7 @@ module imported it); a handler must never raise (MuJoCo aborts the process if it
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Iterator
 
@@ -26,11 +27,13 @@ def _swallow(message: str) -> None:
 
 
 def _to_stderr(message: str) -> None:
-    """Each distinct warning once per process on stderr, as MuJoCo prints it, no file."""
+    """Each kind of warning once per process on stderr, no file. MuJoCo says a simulation
+    warning once per episode, with its time and DOF: the kind is the text without numbers."""
     try:
-        if message not in _SHOWN:
-            _SHOWN.add(message)
-            sys.stderr.write(f"MuJoCo warning: {message}\n")
+        kind = re.sub(r"[-+.0-9eE]*[0-9][-+.0-9eE]*", "#", message)
+        if kind not in _SHOWN:
+            _SHOWN.add(kind)
+            sys.stderr.write(f"MuJoCo warning: {message} (repeats not shown)\n")
     except BaseException:  # noqa: BLE001 - an exception here would abort the process
         pass
 
