@@ -738,6 +738,21 @@ def test_making_a_mujoco_env_leaves_no_mujoco_log_in_the_users_folder(tmp_path):
         assert os.listdir(folders[name]) == [], name
 
 
+def test_mujoco_warnings_on_stderr_say_each_kind_once(capsys, monkeypatch):
+    """MuJoCo says a simulation warning once per episode, its time and DOF in the text: a
+    long unstable run would print one line per episode."""
+    from advisor import _mujoco
+
+    monkeypatch.setattr(_mujoco, "_SHOWN", set())
+    for dof, time_ in ((3, "0.1234"), (5, "12.5"), (3, "1e-3")):
+        _mujoco._to_stderr(f"Nan, Inf or huge value in QACC at DOF {dof}. The simulation is "
+                           f"unstable. Time = {time_}.")
+    _mujoco._to_stderr("another kind")
+    assert capsys.readouterr().err.splitlines() == [
+        "MuJoCo warning: Nan, Inf or huge value in QACC at DOF 3. The simulation is unstable. "
+        "Time = 0.1234. (repeats not shown)", "MuJoCo warning: another kind (repeats not shown)"]
+
+
 def test_steps_may_be_written_as_a_number_that_is_whole(tmp_path, monkeypatch):
     """A new user's: `--steps 5e3` was "'5e3' is not a valid integer range", where --data 5e5
     is taken; the command recorded says 5000."""
