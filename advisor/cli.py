@@ -820,7 +820,8 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
       and a warning on stderr (none met: exit 2); a fit whose critic SB3 cannot build
       (SimbaV2) gives policy null, so that SAC fails rather than build another critic.
     zoo: rl-zoo files are keyed by env id, so each budget needs its own file: with one budget
-      the file goes to stdout; with --out-dir DIR one file per budget, DIR/sac_ENV_KIND_VALUE.yml.
+      the file goes to stdout; with --out-dir DIR one file per budget, DIR/sac_ENV_KIND_VALUE.yml
+      (replacing only files an export wrote: any other file of that name stops it, unwritten).
 
     \b
     Examples:
@@ -1004,6 +1005,7 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
     from pathlib import Path
 
     from advisor.errors import ExportError
+    from advisor.files import check_replaceable
     from advisor.integrations.critic import bronet_shape, critic_match, default_critic, mlp_shape
     from advisor.integrations.zoo import zoo_yaml
     from advisor.recommend import recommend as _recommend
@@ -1038,6 +1040,9 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
         notes = [critic_match(rec, critic, fit=fit, input_dim=_input_dim(env_id)).note,
                  *_zoo_protocol(rec, "zoo")]
         shared_notes.update(dict.fromkeys(n for n in notes if n))
+    for path in files:  # before any file is written
+        check_replaceable(path, b"# advisor: SAC on ", "an rl-zoo file advisor export wrote",
+                          f"-o {out_dir}")
     written = _write_all(files)
     warn_lines(problems)
     note_lines([*shared_notes, *other_task_note(fit.id, env_id)])

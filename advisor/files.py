@@ -1,5 +1,6 @@
 """Reading and writing files safely: size-capped reads of regular files only, JSON with
-one-line errors, and atomic writes, so that a crash never leaves a half-written file.
+one-line errors, atomic writes, so that a crash never leaves a half-written file, and a check
+that an output path holds no file of the user's (check_replaceable).
 
 A regular file (or a new path) is written to a temporary file beside it and renamed into place.
 A symbolic link is followed: its target is replaced, the link stays a link. A path that exists
@@ -58,6 +59,31 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return given
+
+
+def check_replaceable(path: str | os.PathLike, head: bytes, what: str, option: str) -> None:
+    """OutputError unless `path` is new, a device, or a regular file that starts with `head`
+    (one the command wrote before): a user's own file there is never replaced. `what` names
+    such a file, `option` the option that chose the path (for the message)."""
+    try:
+        mode = os.stat(path).st_mode  # follows links, as the write does
+    except FileNotFoundError:
+        return
+    except OSError:  # a loop of links, a name too long: the write says so
+        return
+    if stat.S_ISDIR(mode):
+        raise OutputError(f"{option}: {path} is a folder, where this command writes a file of "
+                          "that name; rename or remove the folder, or choose another -o")
+    if not stat.S_ISREG(mode):
+        return
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(len(head))
+    except OSError:
+        start = b""
+    if start != head:
+        raise OutputError(f"{option}: {path} exists and is not {what}; it is left as it is: "
+                          "choose another path, or remove it first")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -193,7 +193,8 @@ def fit(ctx, archive, algorithm, env, output, n_boot, target_range, delta, input
 @click.command()
 @click.argument("logs", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Where to write the CSV (atomically; default: standard output).")
+              help="Where to write the CSV, a name ending in .csv (atomically; it replaces "
+                   "only a CSV tidy wrote; default: standard output).")
 @click.option("--env", help="Read the runs of this env only (default: every env, with an env "
                             "column that advisor fit --env selects).")
 @click.option("--input-dim", type=click.IntRange(1, 100_000),
@@ -237,7 +238,7 @@ def tidy(logs, output, env, input_dim):
     runs, notes = zoo_logs.read_runs(logs, env=env, input_dim=input_dim)
     text = zoo_logs.tidy_csv(runs)
     if output:
-        from advisor.files import atomic_write_text
+        from advisor.files import atomic_write_text, check_replaceable
 
         target, root = os.path.realpath(output), os.path.realpath(logs)
         log = next((f for f in zoo_logs.log_files(logs) if os.path.realpath(f) == target), None)
@@ -246,6 +247,12 @@ def tidy(logs, output, env, input_dim):
         if log is not None:
             raise OutputError(f"-o {output} would replace {log}, a file of the rl-zoo logs in "
                               f"{logs}; choose another -o")
+        if not output.lower().endswith(".csv"):  # advisor fit reads a tidy CSV by its suffix
+            raise OutputError(f"-o {output}: the CSV's name must end in .csv, as advisor fit "
+                              "reads it, e.g. -o runs.csv")
+        # a file of the user's that is not an earlier tidy CSV is kept
+        check_replaceable(output, ",".join(zoo_logs.COLUMNS).encode(), "a CSV advisor tidy "
+                          "wrote", f"-o {output}")
         atomic_write_text(output, text)
     else:
         click.echo(text, nl=False)

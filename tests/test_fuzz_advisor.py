@@ -678,7 +678,8 @@ def test_an_export_that_fails_midway_leaves_the_folder_as_it_was(tmp_path, monke
     out = tmp_path / "zoo"
     out.mkdir()
     old = out / "sac_Humanoid-v5_compute_1e15.yml"
-    old.write_text("# mine\n")
+    earlier = "# advisor: SAC on Humanoid-v5 from an earlier export\n"  # one it may replace
+    old.write_text(earlier)
     real, calls = advisor.files.atomic_write_text, []
 
     def full_disk(path, text):
@@ -692,7 +693,35 @@ def test_an_export_that_fails_midway_leaves_the_folder_as_it_was(tmp_path, monke
                                "Humanoid-v5", "-o", str(out)])
     assert res.exit_code == 2 and "No space left on device" in res.output, res.output
     assert len(calls) == 3 and sorted(p.name for p in out.iterdir()) == [old.name]
-    assert old.read_text() == "# mine\n"
+    assert old.read_text() == earlier
+
+
+def test_an_export_keeps_a_users_own_file_or_folder_at_a_files_name(tmp_path):
+    """A hostile round: `export -o DIR` replaced a file of the user's named as one of its
+    rl-zoo files (`tidy -o` and `fit -o` refuse that); a folder there read "give a file name",
+    which -o DIR cannot. Nothing is written where one path is refused."""
+    out = tmp_path / "zoo"
+    out.mkdir()
+    mine = out / "sac_Humanoid-v5_compute_1e16.yml"
+    mine.write_text("my notes\n")
+    args = ["export", "bro/h1-crawl-v0", "--budgets", "1e15,1e16", "--format", "zoo", "--env",
+            "Humanoid-v5", "-o", str(out)]
+    res = runner.invoke(main, args)
+    assert res.exit_code == 2 and res.output == (
+        f"error: -o {out}: {mine} exists and is not an rl-zoo file advisor export wrote; it is "
+        "left as it is: choose another path, or remove it first\n")
+    assert mine.read_text() == "my notes\n" and sorted(p.name for p in out.iterdir()) == \
+        [mine.name]
+    mine.unlink()
+    mine.mkdir()
+    res = runner.invoke(main, args)
+    assert res.exit_code == 2 and f"{mine} is a folder, where this command writes a file of " \
+        "that name; rename or remove the folder, or choose another -o" in res.output
+    mine.rmdir()
+    for _ in range(2):  # the second run replaces the first's files
+        res = runner.invoke(main, args)
+        assert res.exit_code == 0 and res.stdout.split() == [
+            str(out / "sac_Humanoid-v5_compute_1e15.yml"), str(mine)], res.output
 
 
 def test_within_fitted_keeps_the_fitted_ranges_when_maximising_the_target():

@@ -288,6 +288,28 @@ def test_other_algorithms_and_stray_evaluations_are_left_out_with_a_note(tmp_pat
     assert monitor.read_text() == "#\n"
 
 
+def test_tidy_keeps_a_users_file_at_o_and_names_a_csv_advisor_fit_reads(tmp_path):
+    """A hostile round: `tidy -o notes.json` replaced a fit file of the user's with the CSV, and
+    `-o out.txt` printed a next command (`advisor fit out.txt`) that advisor fit refuses."""
+    for seed in (0, 1):
+        write_run(tmp_path / "logs" / f"{ENV}_{seed + 1}", {}, args={"seed": seed})
+    mine = tmp_path / "precious.csv"
+    mine.write_text("utd,width,batch_size,seed,step,return\n1,64,256,0,1000,-800\n")
+    res = run("tidy", tmp_path / "logs", "-o", mine)
+    assert res.exit_code == 2 and res.stderr == (
+        f"error: -o {mine}: {mine} exists and is not a CSV advisor tidy wrote; it is left as it "
+        "is: choose another path, or remove it first\n")
+    assert mine.read_text().startswith("utd,width,batch_size")
+    res = run("tidy", tmp_path / "logs", "-o", tmp_path / "out.txt")
+    assert res.exit_code == 2 and "the CSV's name must end in .csv, as advisor fit reads it" \
+        in res.stderr and not (tmp_path / "out.txt").exists()
+    ours = tmp_path / "RUNS.CSV"  # any case, as advisor fit reads it
+    for _ in range(2):  # the second replaces the first: a CSV tidy wrote
+        res = run("tidy", tmp_path / "logs", "-o", ours)
+        assert res.exit_code == 0, res.output
+    assert len(read_csv_runs(ours, env=ENV)) == 1
+
+
 def test_runs_of_several_envs_keep_an_env_column_advisor_fit_selects(tmp_path):
     for seed in (0, 1):
         write_run(tmp_path / f"{ENV}_{seed + 1}", {"gradient_steps": 2}, args={"seed": seed})
