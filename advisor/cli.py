@@ -55,10 +55,13 @@ class _Number(click.ParamType):
 NUMBER = _Number()
 
 
-class _Steps(click.ParamType):
+class Steps(click.ParamType):
     """Env steps, 1 or more: an integer, or a number that is one (5e3, as budgets are written)."""
 
     name = "integer"
+
+    def __init__(self, maximum: int | None = None):
+        self.maximum = maximum  # a run's steps at most (calibration.grid.MAX_STEPS)
 
     def convert(self, value, param, ctx):
         try:
@@ -70,10 +73,12 @@ class _Steps(click.ParamType):
             v = int(number)
         if v < 1:
             self.fail(f"must be 1 env step or more, got {value!r}", param, ctx)
+        if self.maximum is not None and v > self.maximum:
+            self.fail(f"must be at most {self.maximum:.0e} env steps per run, got {value!r}",
+                      param, ctx)
         return v
 
 
-STEPS = _Steps()
 
 
 def fail(message: str, code: int = 2):
@@ -771,9 +776,10 @@ def _interval_lines(m) -> list[str]:
 
 @main.command()
 @click.argument("fit_id")
-@click.option("--budgets", default="1e15,1e16,1e17,1e18", show_default=True,
-              help="Comma-separated budgets: FLOPs for --kind compute or total, env steps for "
-                   "--kind data (e.g. --kind data --budgets 2e5,5e5,1e6).")
+@click.option("--budgets", default=None,
+              help="Comma-separated budgets: FLOPs for --kind compute or total (default "
+                   "1e15,1e16,1e17,1e18), env steps for --kind data (no default: e.g. --kind "
+                   "data --budgets 2e5,5e5,1e6).")
 @click.option("--kind", "budget_kind", type=click.Choice(["compute", "data", "total"]),
               default="compute", show_default=True, help="What the budgets are.")
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json", "zoo"]), default="yaml",
@@ -836,6 +842,11 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
     from advisor.recommend import recommend as _recommend
     from advisor.registry import load_fit
 
+    if budgets is None:
+        if budget_kind == "data":  # FLOPs read as env steps would be a silent nonsense
+            raise click.UsageError("--kind data needs --budgets, in env steps (e.g. --budgets "
+                                   "2e5,5e5,1e6): the default budgets are FLOPs")
+        budgets = "1e15,1e16,1e17,1e18"
     values, loaded, defaulted = [], None, None
     # What the errors echo of the list: its start and end, not a 10 kB line.
     shown = repr(budgets if len(budgets) <= 80 else f"{budgets[:40]}...{budgets[-30:]}")

@@ -314,7 +314,9 @@ class Fit:
         factor = 1.0 if batch_size is None else self._off_batch(utd, params, batch_size)
         pi = self.model.prediction_interval
         if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
-            raise ConfigError(f"level must be a number between 0 and 1, got {shown(level)}")
+            allowed = ("between 0 and 1" if pi is None else  # schema 1: the bootstrap's spread
+                       f"between {pi.levels[0]:g} and {pi.levels[-1]:g}")
+            raise ConfigError(f"level must be a number {allowed}, got {shown(level)}")
         if not isinstance(single_seed, bool):
             raise ConfigError(f"single_seed must be True or False, got {shown(single_seed)}")
         if pi is None:

@@ -462,7 +462,21 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
     # Far from the fitted runs the laws over- and underflow; what that leaves is checked and
     # said in one line (_g4, _check_utd, the interval's warning), not as numpy warnings.
     with np.errstate(all="ignore"):
-        return _recommend(budget, f, target, level, within_fitted, pin=pin, clear=clear_of_runs)
+        try:
+            return _recommend(budget, f, target, level, within_fitted, pin=pin,
+                              clear=clear_of_runs)
+        except InfeasibleBudgetError as exc:
+            if not within_fitted:
+                raise
+            try:  # "every configuration" was every one in the fitted range: say what is beyond
+                beyond = _recommend(budget, f, target, level, False, pin=pin,
+                                    clear=clear_of_runs)
+            except AdvisorError:
+                raise exc from None
+            raise InfeasibleBudgetError(
+                f"within the fitted ranges (within_fitted, --within-fitted): {exc}; beyond them "
+                f"utd {beyond.gradient_steps}/{beyond.train_freq}, width {beyond.width} reaches "
+                f"target {beyond.target:g} within the budget, extrapolated") from None
 
 
 class Pin(NamedTuple):

@@ -16,14 +16,16 @@ from pathlib import Path
 
 import click
 
-from advisor.cli import NUMBER, STEPS
+from advisor.cli import NUMBER, Steps
 from advisor.errors import AdvisorError, OutputError
-from calibration.grid import PRESETS
+from calibration.grid import MAX_STEPS, PRESETS
 from calibration.runner import BACKENDS
 
 #: calibrate.DEVICES, written here so that `advisor --help` need not import numpy
 #: (tests/test_calibrate.py checks the two agree)
 DEVICES = ("auto", "cpu", "cuda")
+
+RUN_STEPS = Steps(maximum=MAX_STEPS)  # a grid's steps per run at most
 
 
 def recorded_command(ctx: click.Context, skip: tuple[str, ...] = ()) -> str:
@@ -330,7 +332,7 @@ def _need_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
                    "paper-scale axes.")
 @click.option("--grid", "grid_file", type=click.Path(dir_okay=False),
               help="A grid JSON file instead of a preset (see calibration/grid.py: Grid).")
-@click.option("--steps", type=STEPS,
+@click.option("--steps", type=RUN_STEPS,
               help="Env steps per run (overrides the grid's; evaluations every eval_every "
                    "steps as in the grid, lowered to give 10 at least and raised to give the "
                    "grid's number at most; random steps a fifth of the run at most).")

@@ -12,9 +12,11 @@ import sys
 
 import click
 
-from advisor.cli import STEPS
+from advisor.cli import Steps
 from advisor.errors import AdvisorError
-from calibration.grid import MAX_WIDTH, PRESETS
+from calibration.grid import MAX_STEPS, MAX_WIDTH, PRESETS
+
+RUN_STEPS = Steps(maximum=MAX_STEPS)  # a grid's steps per run at most
 
 
 def _floats(text: str | None, what: str) -> list[float] | None:
@@ -144,7 +146,7 @@ def _env_input_dim(env_id: str, input_dim: int | None) -> int:
 @click.option("--env", "env_id", metavar="ENV_ID",
               help="Count params at this Gymnasium env's input (obs + action), as calibrate "
                    "will; instead of --input-dim.")
-@click.option("--steps", type=STEPS, help="Env steps per run (5000 or 5e3).")
+@click.option("--steps", type=RUN_STEPS, help="Env steps per run (5000 or 5e3).")
 @click.option("--seeds", type=click.IntRange(2, 1000),
               help="Seeds per configuration (2 at least: the fit bootstraps over seeds).")
 @click.option("--criterion", type=click.Choice(["D", "I"]), default="D", show_default=True,

@@ -45,7 +45,10 @@ NOT_EXPRESSIBLE = (
 def cleanrl_flags(rec: Recommendation, env_id: str | None = None) -> list[str]:
     """Command-line flags sac_continuous_action.py accepts, in its tyro spelling. `env_id`
     defaults to the env of the fit's runs (rec.env_id); where there is none either
-    (fits of published runs), no --env-id: the script trains its own default env."""
+    (fits of published runs), no --env-id: the script trains its own default env. The env's
+    action space is not checked here (that makes the env):
+    `advisor.integrations.zoo.check_env_actions(env_id)` refuses a discrete one, as the CLI
+    does."""
     check_rec(rec)
     env_id = rec.env_id if env_id is None else env_id
     flags = []

@@ -195,7 +195,8 @@ def zoo_hyperparams(rec: Recommendation, env_id: str | None = None, *,
     `env_id` defaults to the env of the fit's runs (rec.env_id; fits of published
     runs have none: pass one); `critic` to the fit's own (critic.default_critic: "bronet", or
     "mlp" for a fit of MLP runs); `multi_input`: the env's observations are a Dict (the mlp
-    critic then names SB3's MultiInputPolicy)."""
+    critic then names SB3's MultiInputPolicy). The env's action space is not checked here
+    (that makes the env): `check_env_actions(env_id)` refuses a discrete one, as the CLI does."""
     check_rec(rec)
     env_id = check_env_id(rec.env_id if env_id is None else env_id)
     critic = resolve_critic(rec, critic, fit)
@@ -225,7 +226,8 @@ def zoo_yaml(rec: Recommendation, env_id: str | None = None, *, critic: str | No
     fit's own, as zoo_hyperparams);
     `input_dim`: the env's obs + action size, at which the critic's params are counted in the
     comments (default: the fit's; the CLI passes `env_input_dim(env_id)`); `multi_input`: as
-    zoo_hyperparams (the CLI passes `env_dict_observations(env_id)`)."""
+    zoo_hyperparams (the CLI passes `env_dict_observations(env_id)`). As there, the env's
+    action space is `check_env_actions(env_id)`'s to check."""
     from advisor.recommend import _UNITS  # not at import: check_env_id stays light
 
     critic = resolve_critic(rec, critic, fit)
