@@ -79,8 +79,6 @@ class Steps(click.ParamType):
         return v
 
 
-
-
 def fail(message: str, code: int = 2):
     """Print `error: message` on one line to stderr and exit (2: the user's mistake)."""
     click.echo(f"error: {_one_line(message)}", err=True)

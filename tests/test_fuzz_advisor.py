@@ -854,3 +854,38 @@ def test_show_says_what_the_bootstrap_resampled():
     assert lines["simbav2/h1-crawl-v0"] == ["bootstrap:    100 resamples of each config's curves "
                                             "(see notes)"]
     assert lines["bro/h1-crawl-v0"] == ["bootstrap:    100 resamples of each config's seeds"]
+
+
+def test_export_of_data_budgets_needs_budgets_in_env_steps():
+    """A hostile round: `export --kind data` without --budgets read the FLOPs defaults as env
+    steps (four entries of 1e15-1e18 env steps, all one configuration)."""
+    res = runner.invoke(main, ["export", "bro/h1-crawl-v0", "--kind", "data", "--format", "json"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+    assert "--kind data needs --budgets, in env steps (e.g. --budgets 2e5,5e5,1e6): the " \
+           "default budgets are FLOPs" in res.output
+    res = runner.invoke(main, ["export", "bro/h1-crawl-v0", "--kind", "total", "--format", "json"])
+    assert res.exit_code == 0 and [e["total"] for e in json.loads(res.stdout)["budgets"]] == \
+        [1e15, 1e16, 1e17, 1e18]
+
+
+def test_within_fitted_infeasibility_says_its_range_and_what_reaches_the_target_beyond():
+    """A hostile round: with within_fitted, "every configuration needs more than 3.3e5 env
+    steps" where `recommend --data 2.6e5` without it answers utd 17/4, width 6464."""
+    free = advisor.recommend(advisor.Budget(data=2.6e5))
+    with pytest.raises(advisor.InfeasibleBudgetError) as caught:
+        advisor.recommend(advisor.Budget(data=2.6e5), within_fitted=True)
+    text = str(caught.value)
+    assert text.startswith("within the fitted ranges (within_fitted, --within-fitted): data "
+                           "budget 2.6e+05 env steps cannot reach target 780")
+    assert text.endswith(f"; beyond them utd {free.gradient_steps}/{free.train_freq}, width "
+                         f"{free.width} reaches target 780 within the budget, extrapolated")
+    assert free.extrapolated and "\n" not in text
+    with pytest.raises(advisor.InfeasibleBudgetError) as caught:  # beyond reaches it no better
+        advisor.recommend(advisor.Budget(data=1e3), within_fitted=True)
+    assert "beyond them" not in str(caught.value)
+
+
+def test_a_level_of_the_wrong_type_is_told_the_levels_the_fit_stores():
+    with pytest.raises(advisor.ConfigError, match=r"^level must be a number between 0.5 and "
+                                                  r"0.95, got '0.8'$"):
+        advisor.recommend(1e17, level="0.8")

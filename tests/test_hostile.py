@@ -757,17 +757,23 @@ def test_steps_may_be_written_as_a_number_that_is_whole(tmp_path, monkeypatch):
     """A new user's: `--steps 5e3` was "'5e3' is not a valid integer range", where --data 5e5
     is taken; the command recorded says 5000."""
     seen = _calibrate_sees("steps", (["--steps", "5e3"], ["--steps", "300"],
-                                     ["--steps", str(2**53 + 1)]), tmp_path, monkeypatch)
-    assert [steps for steps, _ in seen] == [5000, 300, 2**53 + 1]  # exact, not via a float
+                                     ["--steps", "1e12"]), tmp_path, monkeypatch)
+    assert [steps for steps, _ in seen] == [5000, 300, 10**12]  # the most a grid takes
     assert "--steps 5000" in seen[0][1]
     res = CliRunner().invoke(main, ["plan", "--runs", "6", "--preset", "cpu", "--steps", "5e3",
                                     "--format", "json"])
     assert res.exit_code == 0 and {r["steps"] for r in json.loads(res.stdout)["runs"]} == {5000}
     for bad, says in (("5.5", "'5.5' is not a whole number of env steps"),
                       ("0", "must be 1 env step or more, got '0'"),
-                      ("abc", "'abc' is not a number")):
+                      ("abc", "'abc' is not a number"),
+                      # a hostile round's: "grid does not validate: steps: Input should be ..."
+                      (str(2**53 + 1), "must be at most 1e+12 env steps per run, got "
+                                       f"'{2**53 + 1}'")):
         assert says in _one_line_exit_2(_calibrate("--env", CAL_ENV, "--steps", bad,
                                                    out=tmp_path / "o"))
+    res = CliRunner().invoke(main, ["plan", "--runs", "5", "--steps", "1e30", "--input-dim", "23"])
+    assert res.exit_code == 2 and "--steps': must be at most 1e+12 env steps per run, got " \
+        "'1e30'" in res.output
 
 
 def test_the_memory_refusal_says_what_it_needs_and_what_there_is(tmp_path, no_training):
