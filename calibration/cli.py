@@ -522,6 +522,12 @@ def _leave_now_if_threads_train(message: str, code: int) -> None:
 
 
 def _budget_options(f):
+    f = click.option("--clear-of-runs", is_flag=True,
+                     help="Where the fit's runs contradict the marked answer, mark the best "
+                          "configuration clear of them, as recommend --clear-of-runs.")(f)
+    f = click.option("--within-fitted", is_flag=True,
+                     help="Search the marked recommendation inside the fitted utd and "
+                          "critic-size ranges only, as recommend --within-fitted.")(f)
     f = click.option("--target", type=NUMBER,
                      help="Return the marked recommendation reaches, as recommend --target "
                           "(needs a budget option).")(f)
@@ -537,9 +543,12 @@ def _budget_options(f):
     return f
 
 
-def _maybe_budget(compute, data, total, delta=None, target=None):
+def _maybe_budget(compute, data, total, delta=None, target=None, within_fitted=False,
+                  clear_of_runs=False):
     if compute is None and data is None and total is None:
-        for name, given in (("--delta", delta), ("--target", target)):
+        for name, given in (("--delta", delta), ("--target", target),
+                            ("--within-fitted", within_fitted or None),
+                            ("--clear-of-runs", clear_of_runs or None)):
             if given is not None:
                 raise click.UsageError(f"{name} applies to the marked recommendation: give a "
                                        "budget too (--compute, --data or --total)")
@@ -596,7 +605,8 @@ def _report_module():
               type=click.Path(dir_okay=False),
               help="The HTML file to write (one self-contained page, figures inside).")
 @_budget_options
-def report(fit_id, runs, output, compute, data, total, delta, target):
+def report(fit_id, runs, output, compute, data, total, delta, target, within_fitted,
+           clear_of_runs):
     """Write a self-contained HTML report of a fit: laws against runs, parity, frontier, B~,
     TD overfitting, and the recommendation for a budget.
 
@@ -608,8 +618,9 @@ def report(fit_id, runs, output, compute, data, total, delta, target):
     """
     _check_html(output)
     rep = _report_module()
-    ctx = rep.load_context(fit_id, runs, _maybe_budget(compute, data, total, delta, target),
-                           target=target)
+    budget = _maybe_budget(compute, data, total, delta, target, within_fitted, clear_of_runs)
+    ctx = rep.load_context(fit_id, runs, budget, target=target, within_fitted=within_fitted,
+                           clear_of_runs=clear_of_runs)
     _warn_foreign(ctx)
     missing: list[tuple[str, str]] = []
     path = rep.write_report(ctx, output, missing, _drawing_progress())
@@ -642,7 +653,8 @@ def _warn_foreign(ctx, kind: str | None = None) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="PNG, SVG or PDF to create.")
 @_budget_options
-def plot(kind, fit_id, runs, output, compute, data, total, delta, target):
+def plot(kind, fit_id, runs, output, compute, data, total, delta, target, within_fitted,
+         clear_of_runs):
     """Write one figure of the report for FIT_ID.
 
     \b
@@ -662,8 +674,9 @@ def plot(kind, fit_id, runs, output, compute, data, total, delta, target):
           --runs ${ADVISOR_DATA_DIR:-../shared/data}/fitted_bs.zip -o parity.png
     """
     rep = _report_module()
-    budget = _maybe_budget(compute, data, total, delta, target)
-    ctx = rep.load_context(fit_id, runs, budget, target=target)
+    budget = _maybe_budget(compute, data, total, delta, target, within_fitted, clear_of_runs)
+    ctx = rep.load_context(fit_id, runs, budget, target=target, within_fitted=within_fitted,
+                           clear_of_runs=clear_of_runs)
     _warn_foreign(ctx, kind)
     if kind != "frontier" and budget is not None:
         click.echo(f"note: the {kind} figure draws no recommendation: a budget marks one on "

@@ -65,9 +65,10 @@ class Context:
 
 
 def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None = None,
-                 n_boot: int = 30, target: float | None = None) -> Context:
-    """The fit, its runs (if given) and the recommendation for `budget` (at `target`, as
-    recommend's; if given)."""
+                 n_boot: int = 30, target: float | None = None, within_fitted: bool = False,
+                 clear_of_runs: bool = False) -> Context:
+    """The fit, its runs (if given) and the recommendation for `budget` (at `target`, with
+    `within_fitted` and `clear_of_runs`, as recommend's; if given)."""
     f = advisor.load_fit(fit)
     ctx = Context(f, budget=budget)
     source = printable(f.model.provenance.source).split(" (sha256", 1)[0]
@@ -109,7 +110,8 @@ def load_context(fit: str, runs: str | Path | None = None, budget: Budget | None
                 ctx.no_table = (f"no run in {runs} reaches any of the fit's thresholds "
                                 f"({span(f.target_min, f.target_max, '.4g')})")
     if budget is not None:
-        ctx.rec = recommend(budget, fit=f, target=target)
+        ctx.rec = recommend(budget, fit=f, target=target, within_fitted=within_fitted,
+                            clear_of_runs=clear_of_runs)
     return ctx
 
 

@@ -198,6 +198,34 @@ def test_cli_report_and_plot(data_dir, tmp_path):
     assert (tmp_path / "bare.html").read_text().count("Not drawn: ") == 2
 
 
+def test_report_and_plot_take_the_options_their_warnings_name(tmp_path, monkeypatch):
+    """A hostile round: the report's recommendation warned "(--within-fitted, ... searches
+    inside it)", an option `advisor report` did not have; report and plot now take it and
+    --clear-of-runs, as recommend does, and mark what recommend answers with them."""
+    seen = []
+    real = report.recommend
+
+    def spy(*args, **kwargs):
+        seen.append(rec := real(*args, **kwargs))
+        return rec
+
+    monkeypatch.setattr(report, "recommend", spy)
+    runner = CliRunner()
+    res = runner.invoke(main, ["plot", "frontier", "bro/h1-crawl-v0", "--compute", "1e17",
+                               "--within-fitted", "-o", str(tmp_path / "f.png")])
+    assert res.exit_code == 0 and "--within-fitted" not in res.output, res.output
+    inside = advisor.recommend(1e17, within_fitted=True)
+    assert (seen[-1].utd, seen[-1].width) == (inside.utd, inside.width)
+    assert not seen[-1].extrapolated and advisor.recommend(1e17).extrapolated
+    res = runner.invoke(main, ["plot", "frontier", "bro/walker-run", "--data", "7.7e5",
+                               "--clear-of-runs", "-o", str(tmp_path / "c.png")])
+    assert res.exit_code == 0 and "warning: clear_of_runs: the law's answer" in res.output
+    res = runner.invoke(main, ["report", "bro/h1-crawl-v0", "--within-fitted", "-o",
+                               str(tmp_path / "r.html")])
+    assert res.exit_code == 2 and "--within-fitted applies to the marked recommendation: give " \
+        "a budget too" in res.output and not (tmp_path / "r.html").exists()
+
+
 def test_export_lists_one_entry_per_budget():
     """A budget the fit cannot meet keeps its entry, with the error, and is warned about on
     stderr; when none can be met, exit 2 and nothing on stdout."""
