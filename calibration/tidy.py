@@ -96,8 +96,14 @@ def _line_breaks(text: str) -> None:
                        "endings")
 
 
-def _size(row: dict, line: int, params_of, check: bool = True) -> tuple[float, int | None]:
-    """(params, width) of a row; width None where the file has no width column."""
+#: What sets params(width) where `advisor fit` reads a CSV (a row's width and params disagree).
+INPUT_DIM_HINT = "check the critic's input size (--input-dim)"
+
+
+def _size(row: dict, line: int, params_of, check: bool = True,
+          hint: str = INPUT_DIM_HINT) -> tuple[float, int | None]:
+    """(params, width) of a row; width None where the file has no width column; `hint`
+    ends the message where a row's width and params disagree."""
     width = None
     if row.get("width", "") != "":
         width = int(_number(row["width"], "width", line, positive=True, integer=True))
@@ -114,8 +120,7 @@ def _size(row: dict, line: int, params_of, check: bool = True) -> tuple[float, i
             if abs(implied - params) > 0.01 * params:
                 raise CsvError(f"line {line}: width {width} is a critic of {implied:.6g} params "
                                f"for the given input size, but params says {params:.10g}; drop "
-                               "the width column to fit by params alone, or check the critic's "
-                               "input size (--input-dim)")
+                               f"the width column to fit by params alone, or {hint}")
         return params, width
     if width is None:
         raise CsvError(f"line {line}: width and params are both empty")
@@ -160,7 +165,9 @@ def read_fit_csv(path: str | Path, fit) -> list[Run]:
     own = _recorded(command, "--input-dim") is None and source.lower().endswith(".csv")
     return read_csv_runs(path, env=_recorded(command, "--env") or fit.id.split("/", 1)[1],
                          params_of=lambda w: float(fit.params(w)), round_steps=round_steps,
-                         check_widths=not own)
+                         check_widths=not own,
+                         hint=f"check that these are the runs {fit.id} was made from (its "
+                              "critic turns widths into params)")
 
 
 def _shown(width: int | None) -> str:
@@ -173,12 +180,13 @@ def _config(key: tuple) -> str:
 
 
 def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
-                  round_steps: float | None = None, check_widths: bool = True) -> list[Run]:
+                  round_steps: float | None = None, check_widths: bool = True,
+                  hint: str = INPUT_DIM_HINT) -> list[Run]:
     """Runs (one per utd, critic size and batch size) from a tidy CSV.
 
     `params_of(width)` turns widths into critic parameter counts (needed when the CSV has a
     `width` column and no `params`; with both, each row's must agree within 1% unless not
-    `check_widths`). `env` selects
+    `check_widths`; `hint` ends the message where they do not). `env` selects
     rows of that env when the CSV has an `env` column (needed when it names several).
     `round_steps` (1 or more) rounds each step to the nearest multiple of it first.
     Configurations need at least 2 seeds (the fit bootstraps over seeds), which log the same
@@ -293,7 +301,7 @@ def read_csv_runs(path: str | Path, *, env: str | None = None, params_of=None,
             if step > MAX_STEP:
                 raise CsvError(f"line {line}: step {row['step']} rounds to {step:g}, past "
                                f"{MAX_STEP:g} env steps")
-        params, width = _size(row, line, params_of, check_widths)
+        params, width = _size(row, line, params_of, check_widths, hint)
         key = (utd, params, batch)
         kind = row.get("critic", "").lower()  # MLP, BroNet: as the project writes them
         if kind not in ("", *CRITIC_KINDS):

@@ -226,6 +226,20 @@ def test_report_and_plot_take_the_options_their_warnings_name(tmp_path, monkeypa
         "a budget too" in res.output and not (tmp_path / "r.html").exists()
 
 
+def test_a_csv_whose_widths_are_not_the_fits_critic_is_told_so_not_to_pass_input_dim(
+        tmp_path):
+    """A hostile round: `plot parity FIT --runs runs.csv` said "check the critic's input size
+    (--input-dim)", an option plot does not have (the fit's critic counts the widths)."""
+    csv = tmp_path / "runs.csv"
+    csv.write_text("utd,width,params,batch_size,seed,step,return\n"
+                   "1,64,1000,256,0,1000,100\n1,64,1000,256,1,1000,100\n")
+    res = CliRunner().invoke(main, ["plot", "parity", "bro/h1-crawl-v0", "--runs", str(csv),
+                                    "-o", str(tmp_path / "p.png")])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "--input-dim" not in res.output
+    assert res.output.endswith("or check that these are the runs bro/h1-crawl-v0 was made from "
+                               "(its critic turns widths into params)\n")
+
+
 def test_export_lists_one_entry_per_budget():
     """A budget the fit cannot meet keeps its entry, with the error, and is warned about on
     stderr; when none can be met, exit 2 and nothing on stdout."""
