@@ -889,3 +889,15 @@ def test_a_level_of_the_wrong_type_is_told_the_levels_the_fit_stores():
     with pytest.raises(advisor.ConfigError, match=r"^level must be a number between 0.5 and "
                                                   r"0.95, got '0.8'$"):
         advisor.recommend(1e17, level="0.8")
+
+
+def test_export_lines_tell_close_budgets_apart(tmp_path):
+    """A hostile round: budgets 1.23456789e16 and 1.2345678901e16 both had their warnings
+    labelled `compute 1.235e+16:`, while their files were named in full."""
+    res = runner.invoke(main, ["export", "bro/h1-crawl-v0", "--budgets",
+                               "1.23456789e16,1.2345678901e16", "--format", "zoo", "--env",
+                               "Humanoid-v5", "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    labels = {line.split(": ", 2)[1] for line in res.stderr.splitlines()
+              if line.startswith("warning: compute ")}
+    assert labels == {"compute 1.23456789e+16", "compute 1.2345678901e+16"}, res.stderr
