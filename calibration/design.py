@@ -707,20 +707,32 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
         notes.append(f"params assume a BroNet critic with {DEFAULT_INPUT_DIM} inputs "
                      "(--input-dim N or --env ENV_ID; input_dim= in Python)")
     cand_p = np.polyval(poly, cand_w.astype(float))
-    laws = fits or [advisor.load_fit(i) for i in advisor.list_fits()]
+    from calibration.calibrate import MIN_CONFIGS
+    from calibration.prior import MIN_PRIOR_FITS
+
+    ids = [f.id for f in fits]
+    if fits and len(set(ids)) == len(ids) < MIN_PRIOR_FITS and k >= MIN_CONFIGS:
+        # calibrate fits such a grid freely: the design is for that fit, not a few-shot one
+        notes.append(f"the prior's {len(fits)} fits are too few for a few-shot fit (it takes "
+                     f"{MIN_PRIOR_FITS} or more): this design is for the free fit advisor "
+                     "calibrate makes of these runs (run it without --prior)")
+        prior_fits = []
+    else:
+        prior_fits = fits
+    laws = prior_fits or [advisor.load_fit(i) for i in advisor.list_fits()]
     cen = Centring(float(np.log(cand_u.min() * cand_u.max()) / 2),
                    float(np.log(cand_p.min() * cand_p.max()) / 2), 0.0)
     thetas = [fit_theta(f)[0] for f in laws]
-    model = "prior" if fits else "free"
+    model = "prior" if prior_fits else "free"
     if k == n:
         idx = np.arange(n)
         design = f"every configuration of the {shape} grid"
     else:
         idx = optimal_design(k, cand_u, cand_p, thetas, PLAN_THRESHOLDS, cen, model=model,
                              criterion=criterion)
-        design = (f"{criterion}-optimal for a {'few-shot' if fits else 'free'} fit, {k} of "
-                  f"{shape}, averaged over "
-                  f"{len(laws)} {'prior' if fits else 'shipped'} laws")
+        design = (f"{criterion}-optimal for a {'few-shot' if prior_fits else 'free'} fit, {k} "
+                  f"of {shape}, averaged over "
+                  f"{len(laws)} {'prior' if prior_fits else 'shipped'} laws")
     batches: list[int | None] = [None] * n
     if batch_from_prior:
         if not fits:
@@ -732,13 +744,10 @@ def plan(k: int, *, preset_name: str | None = "reduced", grid: Grid | None = Non
     order = sorted(idx, key=lambda i: (cand_w[i], cand_u[i]))
     runs = tuple(PlannedRun(float(cand_u[i]), int(cand_w[i]), round(float(cand_p[i])), batches[i],
                             base.steps, tuple(base.seeds)) for i in order)
-    p = Plan(runs, base, design, model, tuple(f.id for f in fits), tuple(notes))
+    p = Plan(runs, base, design, model, tuple(f.id for f in prior_fits), tuple(notes))
     problem = plan_problem(p)
-    if problem:
+    if problem:  # (a prior too small for calibrate to take was planned as a free fit above)
         notes.append(f"advisor calibrate cannot run this plan: {problem}")
-    elif not few_shot_prior(p):
-        notes.append(f"the prior's {len(set(p.prior))} fits are too few for a few-shot fit: "
-                     "advisor calibrate fits this grid freely (run it without --prior)")
     return Plan(runs, base, design, model, p.prior, tuple(notes))
 
 

@@ -98,7 +98,7 @@ def plan_command(runs: int, *, preset_name: str | None = "reduced", utds: str | 
     if output:
         path = write_plan(p, output)  # refuses a plan calibrate could not run (its note says why)
         priors = ("".join(f" --prior {shlex.quote(i)}" for i in prior)  # as given: dmc
-                  if few_shot_prior(p) else "")
+                  if p.prior and few_shot_prior(p) else "")
         env = shlex.quote(env_id) if env_id else "ENV"
         wrote = (f"wrote {path}: advisor calibrate --env {env} --grid {shlex.quote(str(path))} "
                  f"--out-dir DIR{priors}")

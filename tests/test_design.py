@@ -175,6 +175,20 @@ def test_plan_with_a_family_prior_plans_a_few_shot_fit(tmp_path):
     assert not (tmp_path / "unused.json").exists()
 
 
+def test_a_prior_too_small_for_a_few_shot_fit_plans_the_free_fit_calibrate_makes():
+    """A hostile round: a prior of 2 fits and 5 runs printed "D-optimal for a few-shot fit"
+    (widths 128 and 512 only, which a free fit's axes check refuses) above a note that
+    calibrate fits the grid freely. The design is now the free fit's, as without --prior."""
+    small = D.plan(5, prior=["bro/h1-crawl-v0", "bro/h1-pole-v0"], input_dim=23)
+    free = D.plan(5, input_dim=23)
+    assert small.model == "free" and small.prior == () and small.runs == free.runs
+    assert small.design == free.design and small.design.startswith("D-optimal for a free fit")
+    assert len({r.width for r in small.runs}) == 3
+    assert any("too few for a few-shot fit (it takes 5 or more): this design is for the free "
+               "fit" in n for n in small.notes)
+    assert D.plan_problem(small) is None
+
+
 def test_plan_click_command_on_a_standalone_group(tmp_path):
     group = click.Group("advisor")
     group.add_command(plan_cmd)
@@ -211,7 +225,8 @@ def test_plan_click_command_on_a_standalone_group(tmp_path):
     res = CliRunner().invoke(group, ["plan", "--runs", "5", "--preset", "smoke", "--prior",
                                      "bro/h1-crawl-v0", "--prior", "bro/h1-stand-v0", "-o",
                                      str(tmp_path / "free.json")])
-    assert res.exit_code == 0 and "fits this grid freely" in res.stderr
+    assert res.exit_code == 0 and "this design is for the free fit advisor calibrate makes" \
+        in res.stderr
     assert "--prior" not in res.stdout.splitlines()[-1]
     # The same fit five times, and a family name among fits: as calibrate says.
     res = CliRunner().invoke(group, ["plan", "--runs", "3", *["--prior", "bro/dog-run"] * 5,
