@@ -618,6 +618,7 @@ def report(fit_id, runs, output, compute, data, total, delta, target, within_fit
     """
     _check_html(output)
     rep = _report_module()
+    rep.check_report_output(output)  # before the figures are drawn (a minute)
     budget = _maybe_budget(compute, data, total, delta, target, within_fitted, clear_of_runs)
     ctx = rep.load_context(fit_id, runs, budget, target=target, within_fitted=within_fitted,
                            clear_of_runs=clear_of_runs)

@@ -663,17 +663,32 @@ def render_report(ctx: Context, missing: list[tuple[str, str]] | None = None,
     style = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;"
              "color:#222}img{max-width:100%;height:auto;border:1px solid #ddd}"
              "h2{font-size:1.1em;margin-top:2em}.note{color:#a33}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' "
+    return (f"{REPORT_HEAD}<meta name='viewport' "
             f"content='width=device-width,initial-scale=1'><title>{html.escape(f.id)} fit report"
             f"</title><style>{style}</style></head><body><h1>{html.escape(f.id)}</h1>{meta}{rec}"
             + "".join(sections) + "</body></html>\n")
 
 
+#: How every report page starts: `write_report` replaces only a file that starts so.
+REPORT_HEAD = ("<!doctype html><html><head><meta charset='utf-8'>"
+               "<meta name='generator' content='advisor report'>")
+
+
+def check_report_output(out: str | Path) -> None:
+    """OutputError when `out` holds a file that is not a report page (a page of the user's
+    named report.html, the default): it is kept."""
+    from advisor.files import check_replaceable
+
+    check_replaceable(out, REPORT_HEAD.encode(), "a report advisor report wrote", f"-o {out}")
+
+
 def write_report(ctx: Context, out: str | Path,
                  missing: list[tuple[str, str]] | None = None,
                  progress: Callable[[int, int, str], None] | None = None) -> Path:
-    """Write the report atomically (a link is followed, a device written through); `missing`
-    and `progress` as render_report's."""
+    """Write the report atomically (a link is followed, a device written through; a file
+    that is not a report page is kept: check_report_output); `missing` and `progress` as
+    render_report's."""
     from advisor.files import atomic_write_text
 
+    check_report_output(out)
     return atomic_write_text(out, render_report(ctx, missing, progress))

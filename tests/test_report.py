@@ -240,6 +240,24 @@ def test_a_csv_whose_widths_are_not_the_fits_critic_is_told_so_not_to_pass_input
                                "(its critic turns widths into params)\n")
 
 
+def test_a_report_keeps_a_users_page_at_its_path(tmp_path, monkeypatch):
+    """`-o` defaults to report.html: a page of the user's of that name was replaced. It is now
+    kept (one line, before a minute of drawing); an earlier report is replaced."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "report.html").write_text("<p>my notes</p>\n")
+    res = CliRunner().invoke(main, ["report", "bro/h1-crawl-v0"])
+    assert res.exit_code == 2 and res.output == (
+        "error: -o report.html: report.html exists and is not a report advisor report wrote; it "
+        "is left as it is: choose another path, or remove it first\n")
+    assert (tmp_path / "report.html").read_text() == "<p>my notes</p>\n"
+    earlier = tmp_path / "earlier.html"
+    earlier.write_text(report.REPORT_HEAD + "<title>old</title></head></html>\n")
+    ctx = report.load_context("bro/h1-crawl-v0")
+    monkeypatch.setattr(report, "render_report", lambda *a, **k: report.REPORT_HEAD + "new")
+    report.write_report(ctx, earlier)
+    assert earlier.read_text().endswith("new")
+
+
 def test_export_lists_one_entry_per_budget():
     """A budget the fit cannot meet keeps its entry, with the error, and is warned about on
     stderr; when none can be met, exit 2 and nothing on stdout."""
