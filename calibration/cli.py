@@ -603,7 +603,8 @@ def _report_module():
                    "tidy CSV an `advisor fit` read (.csv).")
 @click.option("-o", "--output", default="report.html", show_default=True,
               type=click.Path(dir_okay=False),
-              help="The HTML file to write (one self-contained page, figures inside).")
+              help="The HTML file to write (one self-contained page, figures inside); it "
+                   "replaces only an earlier report page.")
 @_budget_options
 def report(fit_id, runs, output, compute, data, total, delta, target, within_fitted,
            clear_of_runs):
