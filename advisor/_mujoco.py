@@ -27,13 +27,15 @@ def _swallow(message: str) -> None:
 
 
 def _to_stderr(message: str) -> None:
-    """Each kind of warning once per process on stderr, no file. MuJoCo says a simulation
-    warning once per episode, with its time and DOF: the kind is the text without numbers."""
+    """Each warning once per process on stderr, no file. MuJoCo says a simulation warning
+    once per episode with its time ("... at DOF 3. The simulation is unstable. Time = 0.12."):
+    one at another time is a repeat, one at another DOF is not."""
     try:
-        kind = re.sub(r"[-+.0-9eE]*[0-9][-+.0-9eE]*", "#", message)
+        kind = re.sub(r"Time = [-+.0-9eE]+", "Time = #", message)
         if kind not in _SHOWN:
             _SHOWN.add(kind)
-            sys.stderr.write(f"MuJoCo warning: {message} (repeats not shown)\n")
+            sys.stderr.write(f"MuJoCo warning: {message} (its repeats in this process are not "
+                             "shown)\n")
     except BaseException:  # noqa: BLE001 - an exception here would abort the process
         pass
 
@@ -60,7 +62,7 @@ def quiet(env_spec=None) -> Iterator[None]:
 
 
 def warnings_to_stderr(env_spec=None) -> None:
-    """From now on in this process, MuJoCo's warnings go to stderr (each once), not to
+    """From now on in this process, MuJoCo's warnings go to stderr (_to_stderr), not to
     MUJOCO_LOG.TXT: for envs that step for a whole run. A handler set before is kept."""
     if not _uses_mujoco(env_spec):
         return

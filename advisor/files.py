@@ -61,10 +61,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return given
 
 
-def check_replaceable(path: str | os.PathLike, head: bytes, what: str, option: str) -> None:
-    """OutputError unless `path` is new, a device, or a regular file that starts with `head`
-    (one the command wrote before): a user's own file there is never replaced. `what` names
-    such a file, `option` the option that chose the path (for the message)."""
+def check_replaceable(path: str | os.PathLike, heads: bytes | tuple[bytes, ...], what: str,
+                      option: str) -> None:
+    """OutputError unless `path` is new, a device, or a regular file that starts with one of
+    `heads` (one the command wrote before, in this release or an earlier one): a user's own
+    file there is never replaced. `what` names such a file, `option` the option that chose
+    the path (for the message)."""
+    heads = (heads,) if isinstance(heads, bytes) else heads
     try:
         mode = os.stat(path).st_mode  # follows links, as the write does
     except FileNotFoundError:
@@ -78,10 +81,10 @@ def check_replaceable(path: str | os.PathLike, head: bytes, what: str, option: s
         return
     try:
         with open(path, "rb") as fh:
-            start = fh.read(len(head))
+            start = fh.read(max(map(len, heads)))
     except OSError:
         start = b""
-    if start != head:
+    if not any(start.startswith(head) for head in heads):
         raise OutputError(f"{option}: {path} exists and is not {what}; it is left as it is: "
                           "choose another path, or remove it first")
 

@@ -468,15 +468,19 @@ def recommend(budget: Budget | float, *, fit: str | Fit = DEFAULT_FIT,
         except InfeasibleBudgetError as exc:
             if not within_fitted:
                 raise
-            try:  # "every configuration" was every one in the fitted range: say what is beyond
+            where = f"within the fitted ranges (within_fitted, --within-fitted): {exc}"
+            try:  # its figures are the fitted ranges' minimums: say what is beyond them
                 beyond = _recommend(budget, f, target, level, False, pin=pin,
                                     clear=clear_of_runs)
+            except InfeasibleBudgetError as out:
+                why = str(out).split(f" on {f.id}", 1)[-1].split(": ", 1)[-1]
+                raise InfeasibleBudgetError(f"{where}; beyond them too: {why}") from None
             except AdvisorError:
-                raise exc from None
+                raise InfeasibleBudgetError(where) from None
             raise InfeasibleBudgetError(
-                f"within the fitted ranges (within_fitted, --within-fitted): {exc}; beyond them "
-                f"utd {beyond.gradient_steps}/{beyond.train_freq}, width {beyond.width} reaches "
-                f"target {beyond.target:g} within the budget, extrapolated") from None
+                f"{where}; beyond them utd {beyond.gradient_steps}/{beyond.train_freq}, width "
+                f"{beyond.width} reaches target {beyond.target:g} within the budget, "
+                "extrapolated") from None
 
 
 class Pin(NamedTuple):

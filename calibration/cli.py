@@ -249,12 +249,13 @@ def tidy(logs, output, env, input_dim):
         if log is not None:
             raise OutputError(f"-o {output} would replace {log}, a file of the rl-zoo logs in "
                               f"{logs}; choose another -o")
-        if not output.lower().endswith(".csv"):  # advisor fit reads a tidy CSV by its suffix
+        device = os.path.exists(target) and not os.path.isfile(target)  # /dev/stdout
+        if not device and not output.lower().endswith(".csv"):  # as advisor fit reads it
             raise OutputError(f"-o {output}: the CSV's name must end in .csv, as advisor fit "
-                              "reads it, e.g. -o runs.csv")
-        # a file of the user's that is not an earlier tidy CSV is kept
-        check_replaceable(output, ",".join(zoo_logs.COLUMNS).encode(), "a CSV advisor tidy "
-                          "wrote", f"-o {output}")
+                              "reads it, e.g. -o runs.csv (leave -o out for standard output)")
+        # a file of the user's that is not an earlier tidy CSV (its whole header line) is kept
+        check_replaceable(output, zoo_logs.TIDY_HEADS, "a CSV advisor tidy wrote",
+                          f"-o {output}")
         atomic_write_text(output, text)
     else:
         click.echo(text, nl=False)

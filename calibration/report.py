@@ -669,9 +669,12 @@ def render_report(ctx: Context, missing: list[tuple[str, str]] | None = None,
             + "".join(sections) + "</body></html>\n")
 
 
-#: How every report page starts: `write_report` replaces only a file that starts so.
+#: How every report page starts: `write_report` replaces only a file that starts so, or as
+#: pages did before they carried the generator tag (_EARLIER_HEAD).
 REPORT_HEAD = ("<!doctype html><html><head><meta charset='utf-8'>"
                "<meta name='generator' content='advisor report'>")
+_EARLIER_HEAD = (b"<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' "
+                 b"content='width=device-width,initial-scale=1'><title>")
 
 
 def check_report_output(out: str | Path) -> None:
@@ -679,7 +682,8 @@ def check_report_output(out: str | Path) -> None:
     named report.html, the default): it is kept."""
     from advisor.files import check_replaceable
 
-    check_replaceable(out, REPORT_HEAD.encode(), "a report advisor report wrote", f"-o {out}")
+    check_replaceable(out, (REPORT_HEAD.encode(), _EARLIER_HEAD), "a report advisor report wrote",
+                      f"-o {out}")
 
 
 def write_report(ctx: Context, out: str | Path,

@@ -57,6 +57,10 @@ MLP_POLICIES = ("MlpPolicy", "MultiInputPolicy")
 MAX_LOG_BYTES = 64 * 2**20  # an evaluations.npz, unpacked
 MAX_YAML_BYTES = 2**20  # config.yml, args.yml: a few hundred bytes as rl-zoo writes them
 COLUMNS = ("env", "utd", "width", "params", "critic", "batch_size", "seed", "step", "return")
+#: The header lines tidy has written (before the critic column, too): `tidy -o` replaces only
+#: a file that starts with one.
+TIDY_HEADS = (",".join(COLUMNS).encode() + b"\n",
+              b"env,utd,width,params,batch_size,seed,step,return\n")
 #: config.yml keys that may differ between the seeds of one configuration.
 SEED_FREE = ("n_timesteps",)
 #: rl-zoo's algorithm folders (LOGS/ALGO/ENV_k) other than sac: a damaged run there is left out.

@@ -880,9 +880,17 @@ def test_within_fitted_infeasibility_says_its_range_and_what_reaches_the_target_
     assert text.endswith(f"; beyond them utd {free.gradient_steps}/{free.train_freq}, width "
                          f"{free.width} reaches target 780 within the budget, extrapolated")
     assert free.extrapolated and "\n" not in text
-    with pytest.raises(advisor.InfeasibleBudgetError) as caught:  # beyond reaches it no better
-        advisor.recommend(advisor.Budget(data=1e3), within_fitted=True)
-    assert "beyond them" not in str(caught.value)
+    # A review's: where beyond fails too, the figures were the fitted ranges' minimums alone,
+    # read as the whole trusted range's; now both, each said which
+    with pytest.raises(advisor.InfeasibleBudgetError) as caught:
+        advisor.recommend(advisor.Budget(data=1e5), within_fitted=True)
+    with pytest.raises(advisor.InfeasibleBudgetError) as free_too:
+        advisor.recommend(advisor.Budget(data=1e5))
+    inside, beyond = str(caught.value).split("; beyond them too: ")
+    assert inside.startswith("within the fitted ranges (within_fitted, --within-fitted): data "
+                             "budget 1e+05 env steps cannot reach target 780 on bro/h1-crawl-v0")
+    assert str(free_too.value).endswith(f"on bro/h1-crawl-v0: {beyond}")
+    assert "the highest target this budget reaches is 530.4" in beyond
 
 
 def test_a_level_of_the_wrong_type_is_told_the_levels_the_fit_stores():

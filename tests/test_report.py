@@ -250,12 +250,14 @@ def test_a_report_keeps_a_users_page_at_its_path(tmp_path, monkeypatch):
         "error: -o report.html: report.html exists and is not a report advisor report wrote; it "
         "is left as it is: choose another path, or remove it first\n")
     assert (tmp_path / "report.html").read_text() == "<p>my notes</p>\n"
-    earlier = tmp_path / "earlier.html"
-    earlier.write_text(report.REPORT_HEAD + "<title>old</title></head></html>\n")
     ctx = report.load_context("bro/h1-crawl-v0")
     monkeypatch.setattr(report, "render_report", lambda *a, **k: report.REPORT_HEAD + "new")
-    report.write_report(ctx, earlier)
-    assert earlier.read_text().endswith("new")
+    earlier = tmp_path / "earlier.html"
+    for head in (report.REPORT_HEAD, "<!doctype html><html><head><meta charset='utf-8'><meta "
+                 "name='viewport' content='width=device-width,initial-scale=1'><title>"):
+        earlier.write_text(head + "x fit report</title></head></html>\n")  # (a review's:
+        report.write_report(ctx, earlier)  # pages from before the generator tag, too)
+        assert earlier.read_text().endswith("new")
 
 
 def test_export_lists_one_entry_per_budget():

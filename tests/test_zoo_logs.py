@@ -303,6 +303,15 @@ def test_tidy_keeps_a_users_file_at_o_and_names_a_csv_advisor_fit_reads(tmp_path
     res = run("tidy", tmp_path / "logs", "-o", tmp_path / "out.txt")
     assert res.exit_code == 2 and "the CSV's name must end in .csv, as advisor fit reads it" \
         in res.stderr and not (tmp_path / "out.txt").exists()
+    longer = tmp_path / "longer.csv"  # a review's: a header that starts as tidy's does
+    longer.write_text(",".join(zoo_logs.COLUMNS) + "_std\n1,2\n")
+    res = run("tidy", tmp_path / "logs", "-o", longer)
+    assert res.exit_code == 2 and longer.read_text().endswith("_std\n1,2\n")
+    res = run("tidy", tmp_path / "logs", "-o", "/dev/null")  # a device: no suffix to have
+    assert res.exit_code == 0, res.output
+    earlier = tmp_path / "earlier.csv"  # written by tidy before the critic column
+    earlier.write_text("env,utd,width,params,batch_size,seed,step,return\n")
+    assert run("tidy", tmp_path / "logs", "-o", earlier).exit_code == 0
     ours = tmp_path / "RUNS.CSV"  # any case, as advisor fit reads it
     for _ in range(2):  # the second replaces the first: a CSV tidy wrote
         res = run("tidy", tmp_path / "logs", "-o", ours)
