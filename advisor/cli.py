@@ -834,7 +834,6 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
       advisor export bro/h1-crawl-v0 --budgets 1e16,1e17 --format zoo --env Humanoid-v5 -o zoo/
     """
     from advisor.errors import ExportError
-    from advisor.fit import number_text  # budgets in lines as exactly as in entry keys
     from advisor.integrations import _yaml
     from advisor.integrations.zoo import check_env_actions, check_env_id
     from advisor.recommend import Budget
@@ -914,8 +913,8 @@ def export(fit_id, budgets, budget_kind, fmt, env_id, critic, out_dir, delta, ta
             r = _recommend(budget, fit=fit, target=target, **pin)
         except AdvisorError as exc:
             rows.append({budget_kind: value, "error": str(exc)})
-            problems.append(f"{budget_kind} {number_text(value)} skipped (its entry carries "
-                            f"the error): {exc}")
+            problems.append(f"{budget_kind} {_exact(value)} skipped (its entry carries the error): "
+                            f"{exc}")
             continue
         rows.append({budget_kind: value, **_export_entry(r, fit)})
     if len(problems) == len(rows):
@@ -957,6 +956,13 @@ def _mlp_reading(fit) -> str:
     shape = mlp_shape(fit)
     return "" if shape is None else (f"; read as a {shape.describe()} (SB3's MlpPolicy: "
                                      "--format zoo builds it)")
+
+
+def _exact(value: float) -> str:
+    """A budget in 4 significant digits where they give it back, else in as many as it takes
+    (two budgets' lines must not read alike: 1.23456789e16 and 1.2345678901e16)."""
+    digits = next(d for d in range(4, 18) if float(f"{value:.{d}g}") == value)
+    return f"{value:.{digits}g}"
 
 
 def _entry_key(kind: str, value: float) -> str:
@@ -1016,7 +1022,6 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
 
     from advisor.errors import ExportError
     from advisor.files import check_replaceable
-    from advisor.fit import number_text
     from advisor.integrations.critic import bronet_shape, critic_match, default_critic, mlp_shape
     from advisor.integrations.zoo import zoo_yaml
     from advisor.recommend import recommend as _recommend
@@ -1041,13 +1046,13 @@ def _export_zoo(fit, values, budgets_, kind, env_id, critic, out_dir, target=Non
         try:
             rec = _recommend(budget, fit=fit, target=target, **(pin or {}))
         except AdvisorError as exc:
-            problems.append(f"{kind} {number_text(value)} skipped: {exc}")
+            problems.append(f"{kind} {_exact(value)} skipped: {exc}")
             continue
         path = Path(out_dir) / f"sac_{slug}_{_entry_key(kind, value)}.yml"
         files[path] = zoo_yaml(rec, env_id, critic=critic, fit=fit, input_dim=_input_dim(env_id),
                                multi_input=_dict_obs(env_id))
         # as with one budget: each file's warnings on stderr, named by its budget
-        problems += [f"{kind} {number_text(value)}: {w}" for w in rec.warnings]
+        problems += [f"{kind} {_exact(value)}: {w}" for w in rec.warnings]
         notes = [critic_match(rec, critic, fit=fit, input_dim=_input_dim(env_id)).note,
                  *_zoo_protocol(rec, "zoo")]
         shared_notes.update(dict.fromkeys(n for n in notes if n))
