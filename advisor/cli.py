@@ -959,10 +959,13 @@ def _mlp_reading(fit) -> str:
 
 
 def _exact(value: float) -> str:
-    """A budget in 4 significant digits where they give it back, else in as many as it takes
-    (two budgets' lines must not read alike: 1.23456789e16 and 1.2345678901e16)."""
-    digits = next(d for d in range(4, 18) if float(f"{value:.{d}g}") == value)
-    return f"{value:.{digits}g}"
+    """A budget in 4 significant digits (10, not 1e+01) where they give it back, else as
+    number_text writes it (two budgets' lines must not read alike: 1.23456789e16 and
+    1.2345678901e16)."""
+    from advisor.fit import number_text
+
+    text = f"{value:.4g}"
+    return text if float(text) == value else number_text(value)
 
 
 def _entry_key(kind: str, value: float) -> str:
